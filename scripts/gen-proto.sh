@@ -11,7 +11,7 @@ npx --no-install protoc \
   --plugin=protoc-gen-ts_proto=node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out="$tmp" \
   --ts_proto_opt=outputServices=grpc-js,esModuleInterop=true,importSuffix=.js,forceLong=number,oneof=unions-value,useDate=false,env=node,useOptionals=none,snakeToCamel=true \
-  -I proto proto/ferry/v1/*.proto
+  -I proto proto/ferry/v1/*.proto proto/grpc/health/v1/health.proto
 if [[ "${1:-}" == "--check" ]]; then
   if ! diff -r "$tmp" "$out" >/dev/null; then
     diff -ru "$out" "$tmp" | head -40 >&2 || true

@@ -1,0 +1,68 @@
+/**
+ * Ferry's closed set of error codes. Each code is stable: scripts may match on
+ * it, and it maps to exactly one gRPC status (see grpc-status.ts).
+ */
+export const ErrorCode = {
+  InvalidArgument: 'INVALID_ARGUMENT',
+  NotFound: 'NOT_FOUND',
+  AlreadyExists: 'ALREADY_EXISTS',
+  TokenMalformed: 'TOKEN_MALFORMED',
+  TokenUnknown: 'TOKEN_UNKNOWN',
+  TokenExpired: 'TOKEN_EXPIRED',
+  TokenRevoked: 'TOKEN_REVOKED',
+  TokenExhausted: 'TOKEN_EXHAUSTED',
+  CsrInvalid: 'CSR_INVALID',
+  IdentityClaimed: 'IDENTITY_CLAIMED',
+  Unauthenticated: 'UNAUTHENTICATED',
+  PermissionDenied: 'PERMISSION_DENIED',
+  AgentRevoked: 'AGENT_REVOKED',
+  CaPinMismatch: 'CA_PIN_MISMATCH',
+  Unreachable: 'UNREACHABLE',
+  TlsNameMismatch: 'TLS_NAME_MISMATCH',
+  ClockSkew: 'CLOCK_SKEW',
+  TlsFailed: 'TLS_FAILED',
+  NotEnrolled: 'NOT_ENROLLED',
+  ResourceExhausted: 'RESOURCE_EXHAUSTED',
+  Config: 'CONFIG',
+  Unavailable: 'UNAVAILABLE',
+  DeadlineExceeded: 'DEADLINE_EXCEEDED',
+  Cancelled: 'CANCELLED',
+  Internal: 'INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const allCodes = new Set<string>(Object.values(ErrorCode));
+
+/** True when `s` is one of Ferry's error codes. */
+export function isErrorCode(s: string): s is ErrorCode {
+  return allCodes.has(s);
+}
+
+/**
+ * The one error type that crosses Ferry's boundaries. `message` says what went
+ * wrong and where; `hint` says what the person reading it should do next.
+ */
+export class FerryError extends Error {
+  override readonly name = 'FerryError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** Message and hint, formatted for a person at a terminal. */
+  describe(): string {
+    return this.hint ? `${this.message}\n  hint: ${this.hint}` : this.message;
+  }
+}
+
+/** Wraps anything thrown into a FerryError, keeping FerryErrors as they are. */
+export function asFerryError(err: unknown): FerryError {
+  if (err instanceof FerryError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new FerryError(ErrorCode.Internal, message, undefined, { cause: err });
+}

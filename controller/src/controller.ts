@@ -1,0 +1,179 @@
+import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode, FerryError } from '../../common/src/errors.js';
+import { AdminService } from '../../common/src/gen/ferry/v1/admin.js';
+import { EnrollmentService } from '../../common/src/gen/ferry/v1/enrollment.js';
+import { AgentSessionService } from '../../common/src/gen/ferry/v1/session.js';
+import { HealthCheckResponse_ServingStatus as Serving, HealthService } from '../../common/src/gen/grpc/health/v1/health.js';
+import { serverOptions } from '../../common/src/grpc-options.js';
+import type { Logger } from '../../common/src/log.js';
+import type { ControllerConfig } from './config.js';
+import { ExecCoordinator } from './exec/exec-coordinator.js';
+import { CertificateAuthority } from './pki/ca.js';
+import { adminService } from './services/admin.js';
+import type { ControllerContext } from './services/context.js';
+import { enrollmentService } from './services/enrollment.js';
+import { HealthState } from './services/health.js';
+import { sessionService } from './services/session.js';
+import { SessionRegistry } from './sessions/registry.js';
+import { AgentStore } from './store/agents.js';
+import { AuditLog } from './store/audit.js';
+import { SqliteDb } from './store/db.js';
+import { TokenStore } from './store/tokens.js';
+
+export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
+
+/** A static certificate provider: the server's chain and the CA that client certificates must chain to. */
+function staticProvider(certChainPem: string, keyPem: string, caPem: string): experimental.CertificateProvider {
+  return {
+    addCaCertificateListener: (l) => l({ caCertificate: Buffer.from(caPem) }),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: (l) => l({ certificate: Buffer.from(certChainPem), privateKey: Buffer.from(keyPem) }),
+    removeIdentityCertificateListener: () => undefined,
+  };
+}
+
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flat().filter((i) => i && !i.internal && i.family === 'IPv4').map((i) => i!.address);
+}
+
+function bind(server: Server, addr: string, creds: ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))));
+}
+
+/** Refuses to start over a live controller's socket, removes a stale one. */
+async function clearStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const live = await new Promise<boolean>((resolve) => {
+    const s = netConnect(path, () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+  if (live) {
+    throw new FerryError(ErrorCode.Config, `another controller is already running on ${path}`, 'stop it first, or give this one another --data directory');
+  }
+  unlinkSync(path);
+}
+
+/**
+ * The controller process: CA, store, TLS server for agents and remote
+ * operators, admin socket for local operators. States go
+ * starting → running → draining → stopped; stop() has a deadline.
+ */
+export class Controller {
+  state: ControllerState = 'starting';
+  private constructor(
+    readonly config: ControllerConfig,
+    readonly ctx: ControllerContext,
+    private readonly tlsServer: Server,
+    private readonly adminServer: Server,
+    private readonly health: HealthState,
+    readonly port: number,
+    readonly caCreated: boolean,
+  ) {}
+
+  /** CA pin for join strings and `ferry-agent join`. */
+  get pin(): string {
+    return this.ctx.ca.pin;
+  }
+
+  /** The TLS address agents dial, as host:port. */
+  get address(): string {
+    return this.ctx.joinAddresses()[0]!;
+  }
+
+  static async start(config: ControllerConfig, log: Logger): Promise<Controller> {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(config.dataDir, 0o700);
+    const pki = join(config.dataDir, 'pki');
+    const { ca, created } = await CertificateAuthority.loadOrCreate(pki);
+    const wildcard = /^(0\.0\.0\.0|\[::\]):/.test(config.listen);
+    const sans = [...config.sans, ...(wildcard ? localAddresses() : [])].filter((v, i, a) => a.indexOf(v) === i);
+    const serverCert = await ca.ensureServerCert(pki, sans);
+
+    const db = new SqliteDb(join(config.dataDir, 'ferry.db'));
+    const applied = db.migrate();
+    if (applied) log.info({ applied }, 'store migrated');
+
+    const sessions = new SessionRegistry();
+    let port = 0;
+    const listenHost = config.listen.replace(/:\d+$/, '');
+    const ctx: ControllerContext = {
+      config, log, ca, db, sessions,
+      tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
+      exec: new ExecCoordinator(sessions, log.child({ part: 'exec' })),
+      joinAddresses: () => config.advertise.length > 0
+        ? config.advertise
+        : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
+    };
+
+    const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Admin']);
+    const tlsServer = new Server(serverOptions());
+    tlsServer.addService(EnrollmentService, enrollmentService(ctx));
+    tlsServer.addService(AgentSessionService, sessionService(ctx));
+    tlsServer.addService(AdminService, adminService(ctx, { requireOperatorCert: true }));
+    tlsServer.addService(HealthService, health.service());
+    // Client certificates are requested but not required at the TLS layer:
+    // enrollment has none yet. Each session and remote admin call checks its own.
+    const provider = staticProvider(serverCert.certChainPem, serverCert.keyPem, ca.certPem);
+    const creds = experimental.createCertificateProviderServerCredentials(provider, provider, false);
+    try {
+      port = await bind(tlsServer, config.listen, creds);
+    } catch (err) {
+      await db.close();
+      throw new FerryError(ErrorCode.Config, `cannot listen on ${config.listen}: ${(err as Error).message}`,
+        'pick a free port with --listen, or stop whatever holds this one');
+    }
+
+    const adminServer = new Server(serverOptions());
+    adminServer.addService(AdminService, adminService(ctx, { requireOperatorCert: false }));
+    adminServer.addService(HealthService, health.service());
+    await clearStaleSocket(config.adminSocket);
+    mkdirSync(join(config.adminSocket, '..'), { recursive: true, mode: 0o700 });
+    const oldUmask = process.umask(0o177); // the socket is born 0600: no window where others can connect
+    try {
+      await bind(adminServer, `unix://${config.adminSocket}`, ServerCredentials.createInsecure());
+    } finally {
+      process.umask(oldUmask);
+    }
+    chmodSync(config.adminSocket, 0o600);
+
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, port, created);
+    health.set(Serving.SERVING);
+    c.state = 'running';
+    log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
+    return c;
+  }
+
+  /** Drains sessions and stops both servers; forces them after `deadlineMs`. */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'draining') return;
+    this.state = 'draining';
+    this.health.set(Serving.NOT_SERVING);
+    this.health.endWatches();
+    this.ctx.sessions.closeAll('controller shutting down');
+    const graceful = Promise.all([this.tlsServer, this.adminServer].map((s) =>
+      new Promise<void>((resolve) => s.tryShutdown(() => resolve()))));
+    let timer: NodeJS.Timeout | undefined;
+    const forced = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.ctx.log.warn({ deadlineMs }, 'shutdown deadline passed; closing remaining calls');
+        this.tlsServer.forceShutdown();
+        this.adminServer.forceShutdown();
+        resolve();
+      }, deadlineMs);
+    });
+    await Promise.race([graceful, forced]);
+    clearTimeout(timer);
+    await this.ctx.db.close();
+    try {
+      unlinkSync(this.config.adminSocket);
+    } catch {
+      // already gone
+    }
+    this.state = 'stopped';
+    this.ctx.log.info('controller stopped');
+  }
+}

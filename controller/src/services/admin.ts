@@ -1,0 +1,163 @@
+import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type {
+  AdminServer, AgentInfo, ExecEvent, ExecRequest, TokenInfo,
+} from '../../../common/src/gen/ferry/v1/admin.js';
+import { toServiceError } from '../../../common/src/grpc-status.js';
+import { formatJoinString } from '../../../common/src/join-string.js';
+import { checkLabel, labelsToList, listToLabels, parseSelector } from '../../../common/src/labels.js';
+import type { AgentRecord } from '../store/agents.js';
+import type { TokenRecord } from '../store/tokens.js';
+import { checkCsr } from '../pki/csr.js';
+import type { ControllerContext } from './context.js';
+import { authenticatePeer, type CallWithAuth } from './peer-auth.js';
+
+const MAX_TOKEN_USES = 100_000;
+const RESERVED_PREFIX = 'ferry/';
+
+function tokenInfo(t: TokenRecord): TokenInfo {
+  return {
+    id: t.id, labels: labelsToList(t.labels), maxUses: t.maxUses, uses: t.uses,
+    expiresAtMs: t.expiresAt, createdAtMs: t.createdAt, revokedAtMs: t.revokedAt ?? 0,
+  };
+}
+
+function agentInfo(ctx: ControllerContext, a: AgentRecord): AgentInfo {
+  const live = ctx.sessions.get(a.id);
+  return {
+    id: a.id, hostname: a.hostname, labels: labelsToList(a.labels), connected: Boolean(live),
+    lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, facts: a.facts,
+    enrolledAtMs: a.enrolledAt, revokedAtMs: a.revokedAt ?? 0, certNotAfterMs: a.certNotAfter,
+    peerAddress: live?.peerAddress ?? '',
+  };
+}
+
+/**
+ * The operators' API. With `requireOperatorCert` (the TLS port) every call
+ * must present an operator certificate; on the local Unix socket the
+ * socket's file mode (0600) is the access control.
+ */
+export function adminService(ctx: ControllerContext, opts: { requireOperatorCert: boolean }): AdminServer {
+  const actor = (call: CallWithAuth): string =>
+    opts.requireOperatorCert ? `operator:${authenticatePeer(call, ctx.ca, 'operator').id}` : 'local';
+
+  function unary<Req, Res>(fn: (req: Req, who: string) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+      let who: string;
+      try {
+        who = actor(call);
+      } catch (err) {
+        cb(toServiceError(err));
+        return;
+      }
+      fn(call.request, who).then((res) => cb(null, res), (err) => {
+        if (!(err instanceof FerryError)) ctx.log.error({ err }, 'admin call failed');
+        cb(toServiceError(err));
+      });
+    };
+  }
+
+  async function selectAgents(selector: string, ids: string[] = []): Promise<AgentRecord[]> {
+    const sel = parseSelector(selector);
+    const all = await ctx.agents.list();
+    if (ids.length > 0) {
+      const missing = ids.filter((id) => !all.some((a) => a.id === id));
+      if (missing.length) throw new FerryError(ErrorCode.NotFound, `no enrolled agent with id ${missing.join(', ')}`, 'list agents with `ferry agents ls`');
+      return all.filter((a) => ids.includes(a.id) && sel.matches(a.labels));
+    }
+    return all.filter((a) => sel.matches(a.labels));
+  }
+
+  return {
+    createToken: unary(async (req, who) => {
+      if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
+      if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {
+        throw new FerryError(ErrorCode.InvalidArgument, `token uses must be between 1 and ${MAX_TOKEN_USES}`, 'e.g. --uses 200');
+      }
+      const labels = listToLabels(req.labels);
+      for (const [k, v] of Object.entries(labels)) {
+        checkLabel(k, v);
+        if (k.startsWith(RESERVED_PREFIX)) throw new FerryError(ErrorCode.InvalidArgument, `label ${k}: the ferry/ prefix is reserved`);
+      }
+      const { token, record } = await ctx.tokens.create({ ttlMs: req.ttlMs, maxUses: req.maxUses, labels });
+      await ctx.audit.record(who, 'token.create', record.id, { maxUses: req.maxUses, ttlMs: req.ttlMs, labels });
+      return {
+        token: tokenInfo(record),
+        joinString: formatJoinString({ addresses: ctx.joinAddresses(), token, caPin: ctx.ca.pin }),
+      };
+    }),
+    listTokens: unary(async () => ({ tokens: (await ctx.tokens.list()).map(tokenInfo) })),
+    revokeToken: unary(async (req, who) => {
+      const t = await ctx.tokens.revoke(req.id);
+      await ctx.audit.record(who, 'token.revoke', req.id);
+      return { token: tokenInfo(t) };
+    }),
+    listAgents: unary(async (req) => {
+      const sel = parseSelector(req.selector);
+      const all = await ctx.agents.list(req.includeRevoked);
+      return { agents: all.filter((a) => sel.matches(a.labels)).map((a) => agentInfo(ctx, a)) };
+    }),
+    labelAgents: unary(async (req, who) => {
+      if (!req.selector && req.ids.length === 0) {
+        throw new FerryError(ErrorCode.InvalidArgument, 'name the agents to label by id or --selector', 'use --selector "" explicitly to mean every agent');
+      }
+      for (const l of req.set) checkLabel(l.key, l.value);
+      for (const k of [...req.set.map((l) => l.key), ...req.remove]) {
+        if (k.startsWith(RESERVED_PREFIX)) throw new FerryError(ErrorCode.InvalidArgument, `label ${k}: the ferry/ prefix is reserved`);
+      }
+      const targets = await selectAgents(req.selector, req.ids);
+      for (const a of targets) {
+        const labels = { ...a.labels, ...listToLabels(req.set) };
+        for (const k of req.remove) delete labels[k];
+        await ctx.agents.setLabels(a.id, labels);
+        await ctx.audit.record(who, 'agent.label', a.id, { set: listToLabels(req.set), remove: req.remove });
+      }
+      const updated = await Promise.all(targets.map((a) => ctx.agents.require(a.id)));
+      return { agents: updated.map((a) => agentInfo(ctx, a)) };
+    }),
+    revokeAgent: unary(async (req, who) => {
+      const a = await ctx.agents.revoke(req.id, Date.now());
+      ctx.sessions.get(req.id)?.close('agent revoked by an operator');
+      await ctx.audit.record(who, 'agent.revoke', req.id);
+      return { agent: agentInfo(ctx, a) };
+    }),
+    issueOperatorCert: unary(async (req, who) => {
+      if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(req.name)) {
+        throw new FerryError(ErrorCode.InvalidArgument, `operator name "${req.name}" is invalid`, 'use lowercase letters, digits, . _ -');
+      }
+      const csr = await checkCsr(req.csrPem);
+      const issued = await ctx.ca.issue({ publicKey: csr.publicKey, commonName: req.name, role: 'operator', ttlMs: req.ttlMs || 30 * 86_400_000 });
+      await ctx.db.run('INSERT INTO operators (name, cert_serial, issued_at, not_after) VALUES (?, ?, ?, ?)',
+        [req.name, issued.serial, Date.now(), issued.notAfter.getTime()]);
+      await ctx.audit.record(who, 'operator.cert', req.name, { serial: issued.serial });
+      return { certPem: issued.certPem, caPem: ctx.ca.certPem };
+    }),
+    exec(call: ServerWritableStream<ExecRequest, ExecEvent>) {
+      const fail = (err: unknown) => call.emit('error', toServiceError(err));
+      let who: string;
+      try {
+        who = actor(call);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      const req = call.request;
+      if (req.argv.length === 0 || !req.argv[0]) {
+        fail(new FerryError(ErrorCode.InvalidArgument, 'no command given', 'put the command after --, e.g. ferry exec -- uname -a'));
+        return;
+      }
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      (async () => {
+        const targets = await selectAgents(req.selector);
+        await ctx.audit.record(who, 'exec', req.selector || '*', { argv: req.argv, hosts: targets.length });
+        const summary = await ctx.exec.run(req, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })),
+          (ev) => { if (!abort.signal.aborted) call.write(ev); }, abort.signal);
+        if (!abort.signal.aborted) {
+          call.write({ event: { $case: 'summary', value: summary } });
+          call.end();
+        }
+      })().catch(fail);
+    },
+  };
+}

@@ -1,0 +1,24 @@
+import type { Logger } from '../../../common/src/log.js';
+import type { ControllerConfig } from '../config.js';
+import type { ExecCoordinator } from '../exec/exec-coordinator.js';
+import type { CertificateAuthority } from '../pki/ca.js';
+import type { AgentStore } from '../store/agents.js';
+import type { AuditLog } from '../store/audit.js';
+import type { Db } from '../store/db.js';
+import type { TokenStore } from '../store/tokens.js';
+import type { SessionRegistry } from '../sessions/registry.js';
+
+/** Everything the gRPC services share; built once by the controller at start. */
+export interface ControllerContext {
+  config: ControllerConfig;
+  log: Logger;
+  ca: CertificateAuthority;
+  db: Db;
+  tokens: TokenStore;
+  agents: AgentStore;
+  audit: AuditLog;
+  sessions: SessionRegistry;
+  exec: ExecCoordinator;
+  /** Addresses agents should dial, written into join strings. */
+  joinAddresses(): string[];
+}

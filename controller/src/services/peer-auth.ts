@@ -1,0 +1,40 @@
+import { X509Certificate } from 'node:crypto';
+import type { ServerUnaryCall } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { certIdentity, type CertRole } from '../../../common/src/pki.js';
+import type { CertificateAuthority } from '../pki/ca.js';
+
+/** Who is on the other end of a call, as proven by its client certificate. */
+/** The part of any server call that carries transport identity. */
+export type CallWithAuth = Pick<ServerUnaryCall<unknown, unknown>, 'getAuthContext' | 'getPeer'>;
+
+export interface Peer {
+  id: string;
+  role: CertRole;
+  serial: string;
+  notAfter: number;
+  address: string;
+}
+
+/**
+ * Authenticates a call by its TLS client certificate. grpc-js reports a peer
+ * certificate only when the TLS layer verified it against the CA, so "none"
+ * covers a missing certificate, one from another CA, and an expired one; the
+ * explicit re-check here keeps that true whatever the transport settings.
+ */
+export function authenticatePeer(call: CallWithAuth, ca: CertificateAuthority, role: CertRole): Peer {
+  const raw = call.getAuthContext().sslPeerCertificate?.raw;
+  if (!raw) {
+    throw new FerryError(ErrorCode.Unauthenticated, 'no valid client certificate: it is missing, issued by another CA, or expired',
+      role === 'agent' ? 'enroll this host again with `ferry-agent join <join-string>`' : 'use an operator certificate from `ferry operator cert`');
+  }
+  const cert = new X509Certificate(raw);
+  if (!ca.verifies(cert)) {
+    throw new FerryError(ErrorCode.Unauthenticated, 'client certificate is not valid for this controller\'s CA', 'enroll again against this controller');
+  }
+  const { cn, role: certRole } = certIdentity(cert);
+  if (certRole !== role) {
+    throw new FerryError(ErrorCode.PermissionDenied, `a ${certRole || 'unknown'} certificate cannot be used for ${role} calls`);
+  }
+  return { id: cn, role, serial: cert.serialNumber.toLowerCase(), notAfter: Date.parse(cert.validTo), address: call.getPeer() };
+}

@@ -1,0 +1,73 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { AgentMessage, AgentSessionServer, ControllerMessage } from '../../../common/src/gen/ferry/v1/session.js';
+import { toServiceError } from '../../../common/src/grpc-status.js';
+import { checkCsr } from '../pki/csr.js';
+import { AgentConnection, type ConnectionHooks } from '../sessions/agent-connection.js';
+import type { ControllerContext } from './context.js';
+import { authenticatePeer } from './peer-auth.js';
+
+/**
+ * AgentSession.Connect: authenticates the agent by its certificate, refuses
+ * revoked agents, and hands the stream to an AgentConnection.
+ */
+export function sessionService(ctx: ControllerContext): AgentSessionServer {
+  const hooks: ConnectionHooks = {
+    heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
+    async onHello(conn, hello) {
+      await ctx.agents.seen(conn.agentId, Date.now(), hello.facts, hello.agentVersion);
+      ctx.sessions.attach(conn);
+      ctx.log.info({ agent: conn.agentId, hostname: conn.hostname, peer: conn.peerAddress }, 'agent connected');
+      return ctx.exec.onHello(conn.agentId, hello.openJobs);
+    },
+    async onMessage(conn, m) {
+      switch (m.msg?.$case) {
+        case 'output':
+          ctx.exec.onOutput(conn.agentId, m.msg.value);
+          break;
+        case 'result':
+          ctx.exec.onResult(conn.agentId, m.msg.value);
+          break;
+        case 'renew': {
+          const csr = await checkCsr(m.msg.value.csrPem);
+          const issued = await ctx.ca.issue({ publicKey: csr.publicKey, commonName: conn.agentId, role: 'agent', ttlMs: ctx.config.agentCertTtlMs });
+          await ctx.agents.setCert(conn.agentId, issued.serial, issued.notAfter.getTime());
+          conn.send({ msg: { $case: 'renewed', value: { certPem: issued.certPem, caPem: ctx.ca.certPem } } });
+          ctx.log.info({ agent: conn.agentId, notAfter: issued.notAfter.toISOString() }, 'agent certificate renewed');
+          break;
+        }
+        default:
+          break;
+      }
+    },
+    onClose(conn) {
+      if (ctx.sessions.detach(conn)) {
+        ctx.agents.seen(conn.agentId, Date.now()).catch(() => undefined);
+      }
+    },
+  };
+
+  return {
+    connect(call: ServerDuplexStream<AgentMessage, ControllerMessage>) {
+      const refuse = (err: unknown) => {
+        ctx.log.info({ peer: call.getPeer(), err: (err as Error).message }, 'session refused');
+        call.emit('error', toServiceError(err));
+      };
+      let peer;
+      try {
+        peer = authenticatePeer(call, ctx.ca, 'agent');
+      } catch (err) {
+        refuse(err);
+        return;
+      }
+      ctx.agents.get(peer.id).then((agent) => {
+        if (!agent) throw new FerryError(ErrorCode.Unauthenticated, `agent ${peer.id} is not enrolled here`, 'enroll again with `ferry-agent join`');
+        if (agent.revokedAt !== null) {
+          throw new FerryError(ErrorCode.AgentRevoked, `agent ${peer.id} was revoked by an operator`,
+            'ask the fleet operator; a revoked host must be enrolled again with a new token');
+        }
+        new AgentConnection(call, peer, hooks, ctx.log.child({ agent: peer.id }));
+      }).catch(refuse);
+    },
+  };
+}

@@ -1,0 +1,88 @@
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
+import type { Labels } from '../../../common/src/labels.js';
+import type { Db } from './db.js';
+
+/** An enrolled agent as stored. */
+export interface AgentRecord {
+  id: string;
+  hostname: string;
+  labels: Labels;
+  facts: HostFacts;
+  agentVersion: string;
+  tokenId: string | null;
+  enrolledAt: number;
+  lastSeenAt: number | null;
+  revokedAt: number | null;
+  certSerial: string;
+  certNotAfter: number;
+}
+
+interface AgentRow {
+  id: string; hostname: string; labels: string; facts: string; agent_version: string; token_id: string | null;
+  enrolled_at: number; last_seen_at: number | null; revoked_at: number | null; cert_serial: string; cert_not_after: number;
+}
+
+function fromRow(r: AgentRow): AgentRecord {
+  return {
+    id: r.id, hostname: r.hostname, labels: JSON.parse(r.labels) as Labels, facts: JSON.parse(r.facts) as HostFacts,
+    agentVersion: r.agent_version, tokenId: r.token_id, enrolledAt: Number(r.enrolled_at),
+    lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
+    revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+    certSerial: r.cert_serial, certNotAfter: Number(r.cert_not_after),
+  };
+}
+
+/** Enrolled agents: identity, labels, facts and certificate bookkeeping. */
+export class AgentStore {
+  constructor(private readonly db: Db) {}
+
+  async insert(db: Db, a: Omit<AgentRecord, 'lastSeenAt' | 'revokedAt'>): Promise<void> {
+    await db.run(
+      `INSERT INTO agents (id, hostname, labels, facts, agent_version, token_id, enrolled_at, cert_serial, cert_not_after)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.hostname, JSON.stringify(a.labels), JSON.stringify(a.facts), a.agentVersion, a.tokenId, a.enrolledAt, a.certSerial, a.certNotAfter],
+    );
+  }
+
+  async get(id: string, db: Db = this.db): Promise<AgentRecord | undefined> {
+    const r = await db.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [id]);
+    return r && fromRow(r);
+  }
+
+  async require(id: string): Promise<AgentRecord> {
+    const a = await this.get(id);
+    if (!a) throw new FerryError(ErrorCode.NotFound, `no agent with id ${id}`, 'list agents with `ferry agents ls`');
+    return a;
+  }
+
+  async list(includeRevoked = false): Promise<AgentRecord[]> {
+    const sql = includeRevoked
+      ? 'SELECT * FROM agents ORDER BY hostname, id'
+      : 'SELECT * FROM agents WHERE revoked_at IS NULL ORDER BY hostname, id';
+    return (await this.db.all<AgentRow>(sql)).map(fromRow);
+  }
+
+  async setLabels(id: string, labels: Labels): Promise<void> {
+    await this.db.run('UPDATE agents SET labels = ? WHERE id = ?', [JSON.stringify(labels), id]);
+  }
+
+  async seen(id: string, at: number, facts?: HostFacts, agentVersion?: string): Promise<void> {
+    if (facts && agentVersion !== undefined) {
+      await this.db.run('UPDATE agents SET last_seen_at = ?, facts = ?, agent_version = ?, hostname = ? WHERE id = ?',
+        [at, JSON.stringify(facts), agentVersion, facts.hostname, id]);
+    } else {
+      await this.db.run('UPDATE agents SET last_seen_at = ? WHERE id = ?', [at, id]);
+    }
+  }
+
+  async setCert(id: string, serial: string, notAfter: number): Promise<void> {
+    await this.db.run('UPDATE agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?', [serial, notAfter, id]);
+  }
+
+  async revoke(id: string, at: number): Promise<AgentRecord> {
+    await this.require(id);
+    await this.db.run('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id]);
+    return this.require(id);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Versioned schema changes, applied in order and never edited once released.
+ * Portable SQL only (TEXT, BIGINT, INTEGER; no AUTOINCREMENT, no JSON
+ * operators), so the same list serves the PostgreSQL backend.
+ */
+export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'tokens, agents, operators, audit',
+    sql: `
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  secret_hash TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  max_uses INTEGER NOT NULL,
+  uses INTEGER NOT NULL DEFAULT 0,
+  expires_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  labels TEXT NOT NULL,
+  facts TEXT NOT NULL,
+  agent_version TEXT NOT NULL,
+  token_id TEXT,
+  enrolled_at BIGINT NOT NULL,
+  last_seen_at BIGINT,
+  revoked_at BIGINT,
+  cert_serial TEXT NOT NULL,
+  cert_not_after BIGINT NOT NULL
+);
+CREATE TABLE operators (
+  name TEXT NOT NULL,
+  cert_serial TEXT PRIMARY KEY,
+  issued_at BIGINT NOT NULL,
+  not_after BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+CREATE TABLE audit (
+  id TEXT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at);
+`,
+  },
+];
