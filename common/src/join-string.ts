@@ -15,8 +15,8 @@ const PREFIX = 'ferry://';
  * One line, no spaces, safe to paste into a serial console.
  */
 export function formatJoinString(info: JoinInfo): string {
-  const q = new URLSearchParams({ token: info.token, ca: info.caPin });
-  return `${PREFIX}${info.addresses.join(',')}/?${q.toString()}`;
+  // Tokens and pins use only URL-safe characters, so no escaping is needed.
+  return `${PREFIX}${info.addresses.join(',')}/?token=${info.token}&ca=${info.caPin}`;
 }
 
 /** Decodes a join string, naming the part that is wrong. */

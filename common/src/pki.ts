@@ -101,3 +101,13 @@ export function certIdentity(cert: X509Certificate): { cn: string; role: string 
   );
   return { cn: fields['CN'] ?? '', role: fields['OU'] ?? '' };
 }
+
+/** Rebuilds a key pair from a stored PKCS#8 private key (to sign a renewal CSR with the same key). */
+export async function keyPairFromPem(pem: string): Promise<CryptoKeyPair> {
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', fromPem(pem), EC_ALG, true, ['sign']);
+  const jwk = await webcrypto.subtle.exportKey('jwk', privateKey);
+  delete jwk.d;
+  jwk.key_ops = ['verify'];
+  const publicKey = await webcrypto.subtle.importKey('jwk', jwk, EC_ALG, true, ['verify']);
+  return { privateKey, publicKey };
+}

@@ -26,12 +26,16 @@ import { TokenStore } from './store/tokens.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
 
-/** A static certificate provider: the server's chain and the CA that client certificates must chain to. */
+/**
+ * A static certificate provider: the server's chain and the CA that client
+ * certificates must chain to. Listeners are called on the next tick because
+ * grpc-js registers its watcher only after adding them.
+ */
 function staticProvider(certChainPem: string, keyPem: string, caPem: string): experimental.CertificateProvider {
   return {
-    addCaCertificateListener: (l) => l({ caCertificate: Buffer.from(caPem) }),
+    addCaCertificateListener: (l) => setImmediate(() => l({ caCertificate: Buffer.from(caPem) })),
     removeCaCertificateListener: () => undefined,
-    addIdentityCertificateListener: (l) => l({ certificate: Buffer.from(certChainPem), privateKey: Buffer.from(keyPem) }),
+    addIdentityCertificateListener: (l) => setImmediate(() => l({ certificate: Buffer.from(certChainPem), privateKey: Buffer.from(keyPem) })),
     removeIdentityCertificateListener: () => undefined,
   };
 }
@@ -85,6 +89,8 @@ export class Controller {
   }
 
   static async start(config: ControllerConfig, log: Logger): Promise<Controller> {
+    // Everything the controller writes (store, keys, socket) is owner-only.
+    process.umask(0o077);
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     chmodSync(config.dataDir, 0o700);
     const pki = join(config.dataDir, 'pki');

@@ -77,7 +77,7 @@ export class CertificateAuthority {
       writeFileAtomic(certPath, cert.toString('pem'), 0o644);
       created = true;
     }
-    const certPem = readFileSync(certPath, 'utf8');
+    const certPem = withNewline(readFileSync(certPath, 'utf8'));
     const key = await importPrivateKeyPem(readFileSync(keyPath, 'utf8'));
     const ca = new CertificateAuthority(certPem, new X509Certificate(certPem), key, new x509.X509Certificate(certPem));
     return { ca, created };
@@ -112,7 +112,7 @@ export class CertificateAuthority {
         await x509.AuthorityKeyIdentifierExtension.create(this.peculiarCert),
       ],
     });
-    return { certPem: cert.toString('pem'), serial, notAfter };
+    return { certPem: withNewline(cert.toString('pem')), serial, notAfter };
   }
 
   /** True when `cert` was signed by this CA and is valid at `now`. */
@@ -136,7 +136,7 @@ export class CertificateAuthority {
       const hasAll = names.every((n) => alt.includes(isIP(n) ? `IP Address:${n}` : `DNS:${n}`));
       const fresh = Date.parse(cert.validTo) - Date.now() > 30 * DAY;
       if (hasAll && fresh && this.verifies(cert)) {
-        return { certChainPem: pem + this.certPem, keyPem: readFileSync(keyPath, 'utf8') };
+        return { certChainPem: pemJoin(pem, this.certPem), keyPem: readFileSync(keyPath, 'utf8') };
       }
     }
     const keys = await generateKeyPair();
@@ -151,6 +151,15 @@ export class CertificateAuthority {
     const keyPem = await exportPrivateKeyPem(keys.privateKey);
     writeFileAtomic(keyPath, keyPem, 0o600);
     writeFileAtomic(certPath, issued.certPem, 0o644);
-    return { certChainPem: issued.certPem + this.certPem, keyPem };
+    return { certChainPem: pemJoin(issued.certPem, this.certPem), keyPem };
   }
+}
+
+function withNewline(pem: string): string {
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
+}
+
+/** Concatenates PEM blocks so each starts on its own line (OpenSSL rejects "-----END...-----BEGIN"). */
+function pemJoin(...pems: string[]): string {
+  return pems.map(withNewline).join('');
 }

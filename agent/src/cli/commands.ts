@@ -1,0 +1,134 @@
+import { resolve } from 'node:path';
+import { parseFlags } from '../../../common/src/cli-support.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { Exit } from '../../../common/src/exit-codes.js';
+import { createLogger } from '../../../common/src/log.js';
+import { join } from '../enroll/join.js';
+import { collectFacts } from '../facts.js';
+import { installService } from '../service/unit-file.js';
+import { SessionLoop } from '../session/session-loop.js';
+import { AgentState, defaultStateDir, type RunStatus } from '../state/agent-state.js';
+import { isSea } from 'node:sea';
+
+const stateFlag = { state: { type: 'string' as const } };
+
+function stateOf(v: string | undefined): AgentState {
+  return new AgentState(resolve(v ?? defaultStateDir()));
+}
+
+function out(json: boolean, obj: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(obj)}\n` : text);
+}
+
+export async function cmdJoin(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { ...stateFlag, force: { type: 'boolean' }, json: { type: 'boolean' } });
+  const joinString = positionals[0];
+  if (!joinString || positionals.length > 1) {
+    throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'ferry-agent join \'ferry://host:7443/?token=...&ca=sha256:...\' (quote it: it contains & and ?)');
+  }
+  const state = stateOf(values.state);
+  const identity = await join({ joinString, state, facts: await collectFacts(), force: values.force });
+  const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
+  out(Boolean(values.json), { enrolled: true, agentId: identity.agentId, labels: identity.labels, stateDir: state.dir },
+    `enrolled as ${identity.agentId}\n  labels: ${labels}\n  state:  ${state.dir} (key, certificate and CA, mode 0600)\nnext: run \`ferry-agent install-service\` (or \`ferry-agent run\`) to connect\n`);
+  return Exit.Ok;
+}
+
+export async function cmdRun(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, { ...stateFlag, 'log-level': { type: 'string' } }, false);
+  const state = stateOf(values.state);
+  const { identity } = state.load();
+  const log = createLogger({ name: 'ferry-agent', level: values['log-level'], fd: 1 }).child({ agent: identity.agentId });
+  let since = Date.now();
+  let lastState = '';
+  const loop = new SessionLoop({
+    state, log, facts: collectFacts,
+    onState: (s, d) => {
+      if (s !== lastState) since = Date.now();
+      lastState = s;
+      const st: RunStatus = { pid: process.pid, state: s, controller: d.controller, sinceMs: since, lastError: d.error?.describe() ?? '', updatedMs: Date.now() };
+      state.writeStatus(st);
+    },
+  });
+  // This function is the one owner of signals for the agent process.
+  let stopping = false;
+  const done = new Promise<void>((resolveDone) => {
+    const finish = () => {
+      clearInterval(poll);
+      resolveDone();
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ sig }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = true;
+      log.info({ sig }, 'stopping');
+      void loop.stop(5_000).then(finish);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    const poll = setInterval(() => {
+      if (loop.fatal) void loop.stop(0).then(finish);
+    }, 200);
+  });
+  log.info({ stateDir: state.dir, controllers: identity.addresses }, 'agent starting');
+  loop.start();
+  await done;
+  if (loop.fatal) {
+    log.error({ code: loop.fatal.code, err: loop.fatal.message }, 'the controller refused this agent; not retrying');
+    process.stderr.write(`error: ${loop.fatal.describe()}\n`);
+    return Exit.Revoked;
+  }
+  return Exit.Ok;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function cmdStatus(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, { ...stateFlag, json: { type: 'boolean' } }, false);
+  const json = Boolean(values.json);
+  const state = stateOf(values.state);
+  if (!state.isEnrolled()) {
+    out(json, { enrolled: false, stateDir: state.dir },
+      `not enrolled (no identity in ${state.dir})\nnext: ferry-agent join <join-string from your fleet operator>\n`);
+    return Exit.NotEnrolled;
+  }
+  const { identity } = state.load();
+  const st = state.readStatus();
+  const running = Boolean(st && alive(st.pid) && st.state !== 'stopped');
+  const connected = running && st!.state === 'connected';
+  const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
+  const lines = [
+    `enrolled:   yes, as ${identity.agentId} (since ${new Date(identity.enrolledAtMs).toISOString()})`,
+    `controller: ${identity.addresses.join(', ')} (CA ${identity.caPin})`,
+    `labels:     ${labels}`,
+    running
+      ? `agent:      running (pid ${st!.pid}), ${st!.state} to ${st!.controller} since ${new Date(st!.sinceMs).toISOString()}`
+      : 'agent:      not running (start it: systemctl start ferry-agent, or ferry-agent run)',
+  ];
+  if (running && !connected && st!.lastError) lines.push(`last error: ${st!.lastError}`);
+  out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, running, connected, status: st ?? null },
+    lines.join('\n') + '\n');
+  if (connected) return Exit.Ok;
+  return running ? Exit.Unreachable : Exit.Failure;
+}
+
+export async function cmdInstallService(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, { ...stateFlag, 'unit-dir': { type: 'string' }, 'no-start': { type: 'boolean' }, name: { type: 'string' } }, false);
+  const state = stateOf(values.state);
+  // In the single binary, execPath is the agent itself; in development, node runs this script.
+  const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
+  const path = await installService({
+    command, stateDir: state.dir, unitDir: values['unit-dir'] ?? '/etc/systemd/system', name: values.name ?? 'ferry-agent',
+  }, !values['no-start']);
+  process.stdout.write(`wrote ${path}${values['no-start'] ? '' : '; enabled and started'}\n`);
+  return Exit.Ok;
+}

@@ -1,0 +1,55 @@
+import 'reflect-metadata';
+import { runCli } from '../../../common/src/cli-support.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
+import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
+
+const HELP = `ferry-agent ${FERRY_VERSION} — Ferry's agent: enrolls this host with a controller and runs its jobs.
+
+Usage:
+  ferry-agent join <join-string> [--state DIR] [--force] [--json]
+      Enroll this host. The join string (from your fleet operator, starts with
+      ferry://) holds the controller address, a one-time token and the CA pin.
+      The key is generated here and never leaves this host. The controller's CA
+      is checked against the pin before the token is sent.
+  ferry-agent run [--state DIR] [--log-level LEVEL]
+      Keep a session with the controller: heartbeats, jobs, output, certificate
+      renewal; reconnects by itself. Stops cleanly on SIGTERM. Logs JSON lines.
+  ferry-agent status [--state DIR] [--json]
+      Is this host enrolled, is the agent running and connected, and to what.
+  ferry-agent install-service [--state DIR] [--unit-dir DIR] [--no-start]
+      Write a systemd unit for \`ferry-agent run\`, enable and start it.
+  ferry-agent version
+
+State directory: --state, else $FERRY_AGENT_STATE, else /var/lib/ferry-agent
+(root) or ~/.local/state/ferry-agent. It holds agent.key, agent.crt, ca.crt and
+identity.json, all mode 0600.
+
+Exit codes: 0 ok; 1 failure; 2 usage; 3 not enrolled; 4 revoked (enroll again);
+5 controller unreachable or TLS problem; 6 token refused; 7 CA pin mismatch.
+
+Example (field tech):
+  ferry-agent join 'ferry://10.0.0.5:7443/?token=fy1....&ca=sha256:...'
+  ferry-agent install-service
+  ferry-agent status
+`;
+
+async function main(): Promise<number> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'join': return cmdJoin(rest);
+    case 'run': return cmdRun(rest);
+    case 'status': return cmdStatus(rest);
+    case 'install-service': return cmdInstallService(rest);
+    case 'version': case '--version':
+      process.stdout.write(`${FERRY_VERSION}\n`);
+      return 0;
+    case undefined: case 'help': case '--help': case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      throw new FerryError(ErrorCode.InvalidArgument, `unknown command "${cmd}"`, 'run `ferry-agent --help` to see the commands');
+  }
+}
+
+void runCli(main);

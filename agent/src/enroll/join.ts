@@ -1,0 +1,75 @@
+import { Metadata } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { EnrollmentClient, type EnrollResponse } from '../../../common/src/gen/ferry/v1/enrollment.js';
+import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
+import { clientChannelOptions } from '../../../common/src/grpc-options.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { parseJoinString } from '../../../common/src/join-string.js';
+import { listToLabels } from '../../../common/src/labels.js';
+import { createCsr, exportPrivateKeyPem, generateKeyPair } from '../../../common/src/pki.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
+import { controllerCreds } from '../grpc-creds.js';
+import type { AgentState, Identity } from '../state/agent-state.js';
+import { probeController } from './tls-probe.js';
+
+export interface JoinOptions {
+  joinString: string;
+  state: AgentState;
+  facts: HostFacts;
+  force?: boolean;
+  timeoutMs?: number;
+}
+
+function enrollCall(address: string, caPem: string, req: Parameters<InstanceType<typeof EnrollmentClient>['enroll']>[0], timeoutMs: number): Promise<EnrollResponse> {
+  const client = new EnrollmentClient(address, controllerCreds(caPem), clientChannelOptions());
+  return new Promise<EnrollResponse>((resolve, reject) => {
+    client.enroll(req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      client.close();
+      if (err) reject(fromServiceError(err));
+      else resolve(res);
+    });
+  });
+}
+
+/**
+ * Enrolls this host: checks the controller's CA against the pin before the
+ * token leaves the host, generates the key here, sends token + CSR + facts,
+ * and stores key, certificate and CA with mode 0600. Tries each controller
+ * address in turn when one is unreachable; token errors end it at once.
+ */
+export async function join(opts: JoinOptions): Promise<Identity> {
+  const info = parseJoinString(opts.joinString);
+  if (opts.state.isEnrolled() && !opts.force) {
+    const { identity } = opts.state.load();
+    throw new FerryError(ErrorCode.AlreadyExists, `this host is already enrolled as ${identity.agentId} (state in ${opts.state.dir})`,
+      'to replace that identity, run join again with --force; the old identity stays valid until an operator revokes it');
+  }
+  const keys = await generateKeyPair();
+  const csrPem = await createCsr(keys);
+  let lastErr: FerryError | undefined;
+  for (const address of info.addresses) {
+    let caPem: string;
+    try {
+      ({ caPem } = await probeController(address, { pin: info.caPin }));
+    } catch (err) {
+      lastErr = err as FerryError;
+      if (lastErr.code === ErrorCode.Unreachable) continue;
+      throw lastErr;
+    }
+    let res: EnrollResponse;
+    try {
+      res = await enrollCall(address, caPem, { token: info.token, csrPem, facts: opts.facts, agentVersion: FERRY_VERSION }, opts.timeoutMs ?? 30_000);
+    } catch (err) {
+      lastErr = err as FerryError;
+      if (lastErr.code === ErrorCode.Unavailable) continue;
+      throw lastErr;
+    }
+    const identity: Identity = {
+      agentId: res.agentId, addresses: info.addresses, caPin: info.caPin, labels: listToLabels(res.labels),
+      operatorKeys: res.operatorKeys, enrolledAtMs: Date.now(),
+    };
+    opts.state.saveEnrollment(await exportPrivateKeyPem(keys.privateKey), res.certPem, res.caPem, identity);
+    return identity;
+  }
+  throw lastErr ?? new FerryError(ErrorCode.Unreachable, 'no controller address to try');
+}

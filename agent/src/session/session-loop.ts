@@ -1,0 +1,229 @@
+import { X509Certificate } from 'node:crypto';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
+import {
+  AgentSessionClient, type AgentMessage, type ControllerMessage,
+} from '../../../common/src/gen/ferry/v1/session.js';
+import { clientChannelOptions } from '../../../common/src/grpc-options.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import type { Logger } from '../../../common/src/log.js';
+import { createCsr, keyPairFromPem } from '../../../common/src/pki.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
+import { probeController } from '../enroll/tls-probe.js';
+import { ExecRunner } from '../exec/exec-runner.js';
+import { controllerCreds } from '../grpc-creds.js';
+import type { AgentState } from '../state/agent-state.js';
+import { Backoff } from './backoff.js';
+import { Outbox } from './outbox.js';
+
+export type SessionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopping' | 'stopped';
+
+export interface SessionOptions {
+  state: AgentState;
+  facts: () => Promise<HostFacts>;
+  log: Logger;
+  backoff?: Backoff;
+  /** Renew when less than this fraction of the certificate's lifetime remains. */
+  renewAtFraction?: number;
+  onState?: (s: SessionState, detail: { controller: string; error?: FerryError }) => void;
+}
+
+const WELCOME_TIMEOUT_MS = 15_000;
+
+/**
+ * Keeps one mutually authenticated session to the controller: hello,
+ * heartbeats, job messages, renewal; reconnects with backoff across the
+ * controller's addresses. Owns the exec runner and the outbox, which outlive
+ * any single connection.
+ */
+export class SessionLoop {
+  state: SessionState = 'idle';
+  readonly outbox = new Outbox();
+  readonly runner: ExecRunner;
+  private readonly backoff: Backoff;
+  private current?: { client: InstanceType<typeof AgentSessionClient>; call: ClientDuplexStream<AgentMessage, ControllerMessage> };
+  private wake?: () => void;
+  private addressIndex = 0;
+  private loopDone?: Promise<void>;
+  /** Set when the controller said this agent may not connect (revoked): retrying will not help. */
+  fatal?: FerryError;
+
+  constructor(private readonly opts: SessionOptions) {
+    this.backoff = opts.backoff ?? new Backoff();
+    this.runner = new ExecRunner(this.outbox, opts.log.child({ part: 'exec' }));
+  }
+
+  start(): void {
+    if (this.loopDone) return;
+    this.loopDone = this.loop();
+  }
+
+  /** Cancels running jobs, gives their results `deadlineMs` to reach the controller, then closes. */
+  async stop(deadlineMs = 5_000): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.setState('stopping');
+    this.runner.cancelAll();
+    const until = Date.now() + deadlineMs;
+    while ((this.runner.jobIds().length > 0 || this.outbox.size > 0) && this.current && Date.now() < until) {
+      await sleep(50);
+    }
+    this.current?.call.end();
+    this.current?.client.close();
+    this.wake?.();
+    await this.loopDone;
+    this.setState('stopped');
+  }
+
+  /** Drops the current connection (tests and renewal use it); the loop reconnects. */
+  reconnectNow(): void {
+    this.current?.call.cancel();
+  }
+
+  private isStopping(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
+  }
+
+  private setState(s: SessionState, error?: FerryError): void {
+    this.state = s;
+    const { identity } = this.opts.state.load();
+    this.opts.onState?.(s, { controller: identity.addresses[this.addressIndex % identity.addresses.length]!, error });
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.isStopping()) {
+      const { identity } = this.opts.state.load();
+      const address = identity.addresses[this.addressIndex % identity.addresses.length]!;
+      this.setState('connecting');
+      const err = await this.connectOnce(address);
+      if (this.isStopping()) break;
+      if (err?.code === ErrorCode.AgentRevoked) {
+        this.fatal = err;
+        this.setState('stopping', err);
+        break;
+      }
+      if (err) this.addressIndex++;
+      const delay = err ? this.backoff.next() : 0;
+      this.setState('backoff', err);
+      if (err) this.opts.log.warn({ code: err.code, err: err.message, retryInMs: delay }, 'session to the controller failed');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wake = () => { clearTimeout(t); resolve(); };
+      });
+    }
+  }
+
+  /** One connection, from dial to close. Resolves with why it ended (undefined: ended cleanly to reconnect). */
+  private connectOnce(address: string): Promise<FerryError | undefined> {
+    const loaded = this.opts.state.load();
+    const client = new AgentSessionClient(address, controllerCreds(loaded.caPem, loaded), clientChannelOptions());
+    const call = client.connect();
+    this.current = { client, call };
+    let heartbeat: NodeJS.Timeout | undefined;
+    let welcomeTimer: NodeJS.Timeout | undefined;
+    let lastHeard = Date.now();
+    let renewing = false;
+
+    return new Promise((resolve) => {
+      let settled = false;
+      const finish = (err?: FerryError) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(heartbeat);
+        clearTimeout(welcomeTimer);
+        this.outbox.detach();
+        this.current = undefined;
+        call.cancel();
+        client.close();
+        resolve(err);
+      };
+      const send = (m: AgentMessage) => { if (!settled) call.write(m); };
+
+      call.on('data', (m: ControllerMessage) => {
+        lastHeard = Date.now();
+        switch (m.msg?.$case) {
+          case 'welcome': {
+            clearTimeout(welcomeTimer);
+            const w = m.msg.value;
+            this.backoff.reset();
+            this.setState('connected');
+            this.opts.log.info({ controller: address, version: w.controllerVersion, skewMs: Date.now() - w.serverTimeMs }, 'connected to the controller');
+            this.outbox.attach(send, w.acked);
+            const every = Math.max(100, w.heartbeatIntervalMs || 15_000);
+            heartbeat = setInterval(() => {
+              if (Date.now() - lastHeard > 3 * every) {
+                finish(new FerryError(ErrorCode.Unavailable, `no word from the controller at ${address} for ${3 * every} ms`));
+                return;
+              }
+              send({ msg: { $case: 'heartbeat', value: { timeMs: Date.now() } } });
+              if (!renewing && this.needsRenewal(loaded.certPem)) {
+                renewing = true;
+                void this.requestRenewal(loaded.keyPem, send);
+              }
+            }, every);
+            if (this.needsRenewal(loaded.certPem)) {
+              renewing = true;
+              void this.requestRenewal(loaded.keyPem, send);
+            }
+            break;
+          }
+          case 'execStart':
+            this.runner.start(m.msg.value);
+            break;
+          case 'execCancel':
+            this.runner.cancel(m.msg.value.jobId);
+            break;
+          case 'ack':
+            this.outbox.ack(m.msg.value.jobId, m.msg.value.seq);
+            break;
+          case 'renewed':
+            this.opts.state.saveCert(m.msg.value.certPem);
+            this.opts.log.info({ notAfter: new X509Certificate(m.msg.value.certPem).validTo }, 'certificate renewed; reconnecting with it');
+            finish();
+            break;
+          default:
+            break;
+        }
+      });
+      call.on('error', (e) => {
+        void this.diagnose(address, loaded.caPem, fromServiceError(e)).then(finish);
+      });
+      call.on('end', () => finish(new FerryError(ErrorCode.Unavailable, `the controller at ${address} closed the session`)));
+
+      welcomeTimer = setTimeout(() => finish(new FerryError(ErrorCode.Unavailable, `no welcome from ${address} within ${WELCOME_TIMEOUT_MS} ms`)), WELCOME_TIMEOUT_MS);
+      void this.opts.facts().then((facts) => send({
+        msg: {
+          $case: 'hello',
+          value: { agentVersion: FERRY_VERSION, facts, openJobs: [...new Set([...this.runner.jobIds(), ...this.outbox.jobIds()])] },
+        },
+      }));
+    });
+  }
+
+  private needsRenewal(certPem: string): boolean {
+    const c = new X509Certificate(certPem);
+    const from = Date.parse(c.validFrom);
+    const to = Date.parse(c.validTo);
+    return to - Date.now() < (to - from) * (this.opts.renewAtFraction ?? 1 / 3);
+  }
+
+  private async requestRenewal(keyPem: string, send: (m: AgentMessage) => void): Promise<void> {
+    const csrPem = await createCsr(await keyPairFromPem(keyPem));
+    send({ msg: { $case: 'renew', value: { csrPem } } });
+  }
+
+  /** Replaces a bare "unavailable" with the specific reason, found by probing the controller. */
+  private async diagnose(address: string, caPem: string, err: FerryError): Promise<FerryError> {
+    if (err.code !== ErrorCode.Unavailable || this.state === 'stopping') return err;
+    try {
+      await probeController(address, { caPem });
+      return err;
+    } catch (probeErr) {
+      return probeErr as FerryError;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

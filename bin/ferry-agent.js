@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../build/agent/src/cli/main.js";

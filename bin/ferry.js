@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+import "../build/controller/src/cli/main.js";

@@ -1,0 +1,81 @@
+import { credentials, Metadata, type ClientReadableStream } from '@grpc/grpc-js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { AdminClient, type ExecEvent, type ExecRequest } from '../../../common/src/gen/ferry/v1/admin.js';
+import { clientChannelOptions } from '../../../common/src/grpc-options.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { defaultDataDir } from '../config.js';
+
+/** How the CLI reaches the controller's admin API. */
+export interface AdminTarget {
+  data?: string;
+  adminSocket?: string;
+  controller?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+}
+
+export const adminFlags = {
+  data: { type: 'string' as const },
+  'admin-socket': { type: 'string' as const },
+  controller: { type: 'string' as const },
+  cert: { type: 'string' as const },
+  key: { type: 'string' as const },
+  ca: { type: 'string' as const },
+};
+
+type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: unknown, res: Res) => void) => unknown;
+
+/**
+ * A connected admin client. Local by default (the Unix socket in the data
+ * directory); remote with --controller and an operator certificate.
+ */
+export class Admin {
+  private constructor(readonly client: InstanceType<typeof AdminClient>, private readonly where: string) {}
+
+  static connect(t: AdminTarget, env: NodeJS.ProcessEnv = process.env): Admin {
+    const remote = t.controller ?? env['FERRY_CONTROLLER'];
+    if (remote) {
+      const files = { cert: t.cert ?? env['FERRY_CERT'], key: t.key ?? env['FERRY_KEY'], ca: t.ca ?? env['FERRY_CA'] };
+      const missing = Object.entries(files).filter(([, v]) => !v).map(([k]) => `--${k}`);
+      if (missing.length) {
+        throw new FerryError(ErrorCode.InvalidArgument, `remote admin needs ${missing.join(', ')}`, 'get an operator certificate with `ferry operator cert NAME --out DIR` on the controller host');
+      }
+      const creds = credentials.createSsl(readFileSync(files.ca!), readFileSync(files.key!), readFileSync(files.cert!));
+      return new Admin(new AdminClient(remote, creds, clientChannelOptions()), remote);
+    }
+    const sock = t.adminSocket ?? env['FERRY_ADMIN_SOCKET'] ?? join(t.data ?? env['FERRY_DATA'] ?? defaultDataDir(), 'admin.sock');
+    if (!existsSync(sock)) {
+      throw new FerryError(ErrorCode.Unreachable, `no controller admin socket at ${sock}`,
+        'is the controller running? point at its data directory with --data DIR (or FERRY_DATA), or use --controller host:port with an operator certificate');
+    }
+    return new Admin(new AdminClient(`unix://${sock}`, credentials.createInsecure(), clientChannelOptions()), sock);
+  }
+
+  /** Calls a unary method and maps errors through the one error boundary. */
+  call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      method.call(this.client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) reject(this.explain(fromServiceError(err)));
+        else resolve(res);
+      });
+    });
+  }
+
+  exec(req: ExecRequest): ClientReadableStream<ExecEvent> {
+    return this.client.exec(req);
+  }
+
+  explain(e: FerryError): FerryError {
+    if (e.code === ErrorCode.Unavailable) {
+      return new FerryError(ErrorCode.Unreachable, `cannot reach the controller at ${this.where}: ${e.message}`, 'is the controller running?');
+    }
+    return e;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

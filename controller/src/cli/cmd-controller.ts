@@ -1,0 +1,41 @@
+import { parseFlags } from '../../../common/src/cli-support.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { Exit } from '../../../common/src/exit-codes.js';
+import { createLogger } from '../../../common/src/log.js';
+import { loadControllerConfig } from '../config.js';
+import { Controller } from '../controller.js';
+
+/** `ferry controller start`: runs until SIGTERM/SIGINT, then drains with a deadline. */
+export async function cmdController(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'start') throw new FerryError(ErrorCode.InvalidArgument, `unknown controller command "${sub ?? ''}"`, 'use `ferry controller start`');
+  const { values } = parseFlags(rest, {
+    data: { type: 'string' }, listen: { type: 'string' }, san: { type: 'string', multiple: true },
+    advertise: { type: 'string', multiple: true }, 'admin-socket': { type: 'string' }, config: { type: 'string' },
+    heartbeat: { type: 'string' }, 'agent-cert-ttl': { type: 'string' }, 'log-level': { type: 'string' },
+  }, false);
+  const { config: configFile, ...flags } = values;
+  const cfg = loadControllerConfig(flags, configFile);
+  const log = createLogger({ name: 'ferry-controller', level: cfg.logLevel, fd: 1 });
+  const c = await Controller.start(cfg, log);
+  process.stderr.write(
+    `Ferry controller ${c.caCreated ? 'initialised and ' : ''}running\n` +
+    `  agents dial:  ${c.ctx.joinAddresses().join(', ')}\n` +
+    `  admin socket: ${cfg.adminSocket}\n` +
+    `  CA pin:       ${c.pin}\n` +
+    `next: ferry token create --data ${cfg.dataDir} --ttl 2h --uses 10 --label site=...\n`,
+  );
+  // The one owner of signals in the controller process.
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      log.info({ sig }, 'shutting down');
+      void c.stop(10_000).then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  return Exit.Ok;
+}

@@ -1,0 +1,95 @@
+import { parseFlags } from '../../../common/src/cli-support.js';
+import { formatDuration, parseDuration } from '../../../common/src/duration.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { Exit } from '../../../common/src/exit-codes.js';
+import type { ExecEvent, ExecHostFinished, ExecSummary } from '../../../common/src/gen/ferry/v1/admin.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { table } from '../../../common/src/table.js';
+import { Admin, adminFlags } from './admin-client.js';
+
+function outcome(f: ExecHostFinished): string {
+  if (f.offline) return 'offline';
+  if (f.cancelled) return 'cancelled';
+  if (f.timedOut) return 'timed out';
+  if (f.error) return 'error';
+  return f.exitCode === 0 ? 'ok' : 'failed';
+}
+
+/**
+ * `ferry exec [--selector S] [--timeout 30s] [--concurrency N] [--json] -- argv...`:
+ * streams every host's output live, prefixed by host, then a summary. Exits 1
+ * if any host failed, timed out or was offline.
+ */
+export async function cmdExec(args: string[]): Promise<number> {
+  const dash = args.indexOf('--');
+  if (dash < 0 || dash === args.length - 1) {
+    throw new FerryError(ErrorCode.InvalidArgument, 'no command given', 'put the command after --, e.g. ferry exec --selector role=edge -- uname -a');
+  }
+  const { values } = parseFlags(args.slice(0, dash), {
+    ...adminFlags, selector: { type: 'string', short: 'l' }, timeout: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'boolean' },
+  }, false);
+  const argv = args.slice(dash + 1);
+  const concurrency = Number(values.concurrency ?? '0');
+  if (!Number.isInteger(concurrency) || concurrency < 0) throw new FerryError(ErrorCode.InvalidArgument, `--concurrency "${values.concurrency}" is not a whole number`);
+  const admin = Admin.connect(values);
+  const finished: ExecHostFinished[] = [];
+  // Hosts are named by hostname; where two share one, the agent id tells them apart.
+  const idsByHost = new Map<string, Set<string>>();
+  const name = (agentId: string, hostname: string) =>
+    (idsByHost.get(hostname)?.size ?? 0) > 1 ? `${hostname}[${agentId}]` : hostname;
+  let summary: ExecSummary | undefined;
+  const stream = admin.exec({
+    selector: values.selector ?? '', argv, timeoutMs: values.timeout ? parseDuration(values.timeout, '--timeout') : 0,
+    concurrency, env: {}, cwd: '',
+  });
+  // Ctrl-C cancels the command on every host (the controller sends the cancels).
+  const onInt = () => stream.cancel();
+  process.once('SIGINT', onInt);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (ev: ExecEvent) => {
+        if (values.json) process.stdout.write(JSON.stringify(ev.event) + '\n');
+        switch (ev.event?.$case) {
+          case 'started': {
+            const { hostname, agentId } = ev.event.value;
+            idsByHost.set(hostname, (idsByHost.get(hostname) ?? new Set()).add(agentId));
+            break;
+          }
+          case 'line': {
+            const l = ev.event.value;
+            if (!values.json) (l.stderr ? process.stderr : process.stdout).write(`${name(l.agentId, l.hostname)} | ${l.line}\n`);
+            break;
+          }
+          case 'finished':
+            finished.push(ev.event.value);
+            break;
+          case 'summary':
+            summary = ev.event.value;
+            break;
+          default:
+            break;
+        }
+      });
+      stream.on('error', (e) => reject(admin.explain(fromServiceError(e))));
+      stream.on('end', () => resolve());
+    });
+  } finally {
+    process.off('SIGINT', onInt);
+    admin.close();
+  }
+  if (!summary) throw new FerryError(ErrorCode.Unavailable, 'the controller ended the exec stream without a summary');
+  if (!values.json) {
+    if (summary.matched === 0) {
+      process.stderr.write(`no agent matches selector "${values.selector ?? ''}" (see: ferry agents ls)\n`);
+    } else {
+      process.stderr.write('\n' + table([
+        ['HOST', 'RESULT', 'EXIT', 'TIME', 'DETAIL'],
+        ...finished.sort((a, b) => a.hostname.localeCompare(b.hostname)).map((f) => [
+          name(f.agentId, f.hostname), outcome(f), f.offline ? '-' : String(f.exitCode), f.offline ? '-' : formatDuration(f.durationMs), f.error || f.signal,
+        ]),
+      ]));
+      process.stderr.write(`${summary.matched} host(s): ${summary.succeeded} ok, ${summary.failed} failed, ${summary.offline} offline\n`);
+    }
+  }
+  return summary.matched > 0 && summary.failed === 0 && summary.offline === 0 ? Exit.Ok : Exit.Failure;
+}

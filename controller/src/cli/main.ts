@@ -1,0 +1,84 @@
+import 'reflect-metadata';
+import { runCli } from '../../../common/src/cli-support.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
+import { cmdAgents } from './cmd-agents.js';
+import { cmdController } from './cmd-controller.js';
+import { cmdExec } from './cmd-exec.js';
+import { cmdOperator } from './cmd-operator.js';
+import { cmdToken } from './cmd-token.js';
+
+const HELP = `ferry ${FERRY_VERSION} — install and upgrade software on fleets of air-gapped hosts.
+
+The controller:
+  ferry controller start [--data DIR] [--listen HOST:PORT] [--san NAME ...]
+                         [--advertise HOST:PORT ...] [--config FILE]
+      First start creates the CA, the server certificate (for --san names and
+      this host's addresses) and the store, then prints the CA pin. Settings:
+      defaults < --config YAML < FERRY_* environment < flags.
+
+Enrolling hosts:
+  ferry token create --ttl 2h --uses 200 --label site=plant-7 --label role=edge
+      Prints one join string (address + token + CA pin) for field techs:
+      on each host, ferry-agent join '<join string>'. The secret is stored only
+      as a hash and shown only now.
+  ferry token ls | ferry token revoke ID
+
+The fleet:
+  ferry agents ls [--selector site=plant-7,role!=cloud] [--all] [--json]
+  ferry agents label [ID ...] [--selector S] key=value ... [--remove key]
+  ferry agents revoke ID
+
+Running a command everywhere:
+  ferry exec --selector role=edge [--timeout 30s] [--concurrency N] [--json] -- uname -a
+      Streams each host's output live as "host | line", then a summary.
+
+Remote admin:
+  ferry operator cert NAME --out DIR
+  ferry --controller HOST:PORT --cert F --key F --ca F <command> ...
+      (also FERRY_CONTROLLER, FERRY_CERT, FERRY_KEY, FERRY_CA)
+
+Every admin command talks to the controller's local socket DATA/admin.sock;
+pick DATA with --data or FERRY_DATA (default /var/lib/ferry as root).
+Selectors: key=value, key!=value, key, !key, comma-separated (all must hold).
+Exit codes: 0 ok; 1 failure (e.g. a host failed); 2 usage; 5 controller unreachable.
+`;
+
+/** Global connection flags may come before the command; move them after it. */
+function hoistGlobals(argv: string[]): string[] {
+  const globals = new Set(['--data', '--admin-socket', '--controller', '--cert', '--key', '--ca']);
+  const lifted: string[] = [];
+  let i = 0;
+  while (i < argv.length && globals.has(argv[i]!)) {
+    lifted.push(argv[i]!, argv[i + 1] ?? '');
+    i += 2;
+  }
+  const rest = argv.slice(i);
+  // Keep `ferry exec ... -- argv` intact: globals go before the "--".
+  const dash = rest.indexOf('--');
+  const at = rest[0] === 'exec' ? (dash < 0 ? rest.length : dash) : rest.length;
+  const cmdLen = rest[0] === 'exec' ? 1 : 2;
+  return [...rest.slice(0, cmdLen), ...lifted, ...rest.slice(cmdLen, at), ...rest.slice(at)];
+}
+
+async function main(): Promise<number> {
+  const argv = hoistGlobals(process.argv.slice(2));
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'controller': return cmdController(rest);
+    case 'token': return cmdToken(rest);
+    case 'agents': return cmdAgents(rest);
+    case 'exec': return cmdExec(rest);
+    case 'operator': return cmdOperator(rest);
+    case 'version': case '--version':
+      process.stdout.write(`${FERRY_VERSION}\n`);
+      return 0;
+    case undefined: case 'help': case '--help': case '-h':
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      throw new FerryError(ErrorCode.InvalidArgument, `unknown command "${cmd}"`, 'run `ferry --help`');
+  }
+}
+
+void runCli(main);
