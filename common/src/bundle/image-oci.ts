@@ -58,7 +58,8 @@ function descriptors(doc: unknown, key: 'manifests' | 'layers', where: string): 
 
 /** True for buildkit attestation manifests, which sit in an index next to the real platforms. */
 function isAttestation(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || (d.platform?.os === 'unknown' && d.platform.architecture === 'unknown');
+  if (d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') return true;
+  return d.platform?.os === 'unknown' && d.platform.architecture === 'unknown';
 }
 
 /** Images in an OCI layout, de-duplicated by manifest digest (refs merged). */

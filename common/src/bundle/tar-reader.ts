@@ -1,7 +1,8 @@
 /**
- * Minimal streaming tar reader: ustar, pax extended headers (`x`; `g` is parsed and ignored)
- * and GNU long names (`L`/`K`), base-256 sizes. Push-based and allocation-light, so multi-GiB
- * image tars can be inspected straight from a file stream without touching the disk.
+ * Minimal streaming tar reader: ustar and v7, pax extended headers (`x`, Solaris `X`; `g` is
+ * parsed and ignored), GNU long names (`L`/`K`), old-GNU sparse entries (stored fragments are
+ * reported as the data, not expanded), base-256 sizes. Push-based and allocation-light, so
+ * multi-GiB image tars can be inspected straight from a file stream without touching the disk.
  *
  * Strict on purpose: bad checksums, truncation, unsafe names and escaping links are errors,
  * never warnings, because the inputs come from outside the trust boundary.
@@ -65,6 +66,8 @@ export class TarReader {
   private meta: Buffer[] = [];
   private pending: Pending = {};
   private offset = 0;
+  /** Old-GNU sparse entry waiting for its extension headers to pass (they precede the data). */
+  private sparse: TarEntry | undefined;
 
   constructor(private readonly onEntry: TarEntryHandler) {}
 
@@ -106,7 +109,8 @@ export class TarReader {
   end(): void {
     if (this.state === 'done' || (this.state === 'zero' && this.hdrFill === 0)) return;
     const inHeader = this.state === 'header' || this.state === 'zero';
-    const where = this.state === 'header' && this.hdrFill === 0 ? 'without an end-of-archive marker' : `inside ${inHeader ? 'a header' : 'an entry'}`;
+    const where =
+      this.state === 'header' && this.hdrFill === 0 ? 'without an end-of-archive marker' : `inside ${inHeader ? 'a header' : 'an entry'}`;
     throw new TarTruncatedError(`tar archive ends ${where} at byte ${this.offset + this.hdrFill}`);
   }
 
@@ -119,11 +123,16 @@ export class TarReader {
       return;
     }
     if (this.state === 'zero') throw new TarMalformedError(`tar data after end-of-archive block at byte ${this.offset}`);
+    if (this.sparse) {
+      // Sparse extension block: no checksum, just more map entries; byte 504 says if more follow.
+      if (h[504] === 0) this.startEntry(this.sparse);
+      return;
+    }
     verifyChecksum(h, this.offset);
 
     const typeflag = String.fromCharCode(h[156]!);
     const rawSize = parseNumeric(h, 124, 12, 'size', this.offset);
-    if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
+    if (typeflag === 'x' || typeflag === 'X' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
       if (rawSize > MAX_META) throw new TarMalformedError(`tar ${typeflag} record of ${rawSize} bytes exceeds ${MAX_META}`);
       this.metaType = typeflag;
       this.meta = [];
@@ -137,13 +146,22 @@ export class TarReader {
     const prefix = magic === 'ustar\0' ? cstr(h, 345, 155) : '';
     const rawName = p.path ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100));
     const name = normalizeEntryName(rawName);
-    const type = TYPES[typeflag] ?? 'other';
+    // Pre-POSIX archives mark directories only by a trailing slash on a regular-file entry.
+    const type = (typeflag === '0' || typeflag === '\0') && rawName.endsWith('/') ? 'directory' : (TYPES[typeflag] ?? 'other');
     const size = HEADER_ONLY.has(typeflag) ? 0 : (p.size ?? rawSize);
     const linkname = p.linkpath ?? cstr(h, 157, 100);
     const entry: TarEntry = { name, type, typeflag, size, mode: parseNumeric(h, 100, 8, 'mode', this.offset), linkname };
     if (type === 'symlink' || type === 'hardlink') entry.linkTarget = resolveLinkTarget(name, linkname, type);
+    // Old GNU sparse ('S'): the data is the stored fragments; its map may spill into extension
+    // headers (flag at byte 482) that sit between this header and the data.
+    if (typeflag === 'S' && h[482] !== 0) this.sparse = entry;
+    else this.startEntry(entry);
+  }
+
+  private startEntry(entry: TarEntry): void {
+    this.sparse = undefined;
     this.sink = this.onEntry(entry);
-    this.beginData(size, 'data');
+    this.beginData(entry.size, 'data');
   }
 
   private beginData(size: number, state: 'data' | 'meta'): void {
@@ -162,6 +180,7 @@ export class TarReader {
   }
 
   private applyMeta(body: Buffer): void {
+    // 'X' is Solaris tar's name for a pax extended header.
     if (this.metaType === 'L') this.pending.path = cstr(body, 0, body.length, 'utf8');
     else if (this.metaType === 'K') this.pending.linkpath = cstr(body, 0, body.length, 'utf8');
     else {

@@ -151,7 +151,8 @@ export function makeOciLayout(
     const layers = img.layers.map(makeLayer);
     const layerDescs = layers.map((l) => ({ mediaType: GZ_LAYER, ...add(l.gz) }));
     const cfg = add(configFor(img, layers.map((l) => l.diffId)));
-    const manifest = add(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers: layerDescs })));
+    const config = { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg };
+    const manifest = add(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: layerDescs })));
     expected.push({
       refs: opts.multiPlatform ? (images[0]!.ref ? [images[0]!.ref] : []) : img.ref ? [img.ref] : [],
       platform: platformOf(img),
@@ -173,7 +174,13 @@ export function makeOciLayout(
         : { annotations: { 'org.opencontainers.image.ref.name': ref } };
   let top: object[];
   if (opts.multiPlatform) {
-    const attestation = { mediaType: OCI_MANIFEST, digest: `sha256:${sha('not in the tar')}`, size: 1, platform: { architecture: 'unknown', os: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } };
+    const attestation = {
+      mediaType: OCI_MANIFEST,
+      digest: `sha256:${sha('not in the tar')}`,
+      size: 1,
+      platform: { architecture: 'unknown', os: 'unknown' },
+      annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+    };
     const index = add(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...manifests, attestation] })));
     top = [{ mediaType: OCI_INDEX, ...index, ...annotate(images[0]?.ref) }];
   } else {
