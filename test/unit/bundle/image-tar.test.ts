@@ -211,6 +211,14 @@ describe('bundle/image-tar', () => {
       await assert.rejects(inspect(makeTar([...oci.entries, { name: 'blobs/sha256/not-a-digest', data: 'b' }])), rejectsWith('IMAGE_BLOB_DIGEST_MISMATCH'));
     });
 
+    it('sha512 blobs are verified too', async () => {
+      const sha512 = (b: string) => createHash('sha512').update(b).digest('hex');
+      const good: TarSpec = { name: `blobs/sha512/${sha512('x')}`, data: 'x' };
+      assert.equal((await inspect(makeTar([...oci.entries, good]))).images.length, 1);
+      const bad: TarSpec = { name: `blobs/sha512/${sha512('x')}`, data: 'y' };
+      await assert.rejects(inspect(makeTar([...oci.entries, bad])), rejectsWith('IMAGE_BLOB_DIGEST_MISMATCH'));
+    });
+
     it('a blob that is a link to other content is IMAGE_BLOB_DIGEST_MISMATCH', async () => {
       const tampered = [...without(oci.entries, layer0), { name: layer0, type: 'symlink', linkname: '../../oci-layout' }];
       await assert.rejects(inspect(makeTar(tampered)), rejectsWith('IMAGE_BLOB_DIGEST_MISMATCH'));
