@@ -1,0 +1,175 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { statSync, existsSync, readFileSync } from 'node:fs';
+import { X509Certificate, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { join } from '../../agent/src/enroll/join.js';
+import { AgentState } from '../../agent/src/state/agent-state.js';
+import { ErrorCode, FerryError } from '../../common/src/errors.js';
+import { formatJoinString } from '../../common/src/join-string.js';
+import { EC_ALG, generateKeyPair } from '../../common/src/pki.js';
+import type { Controller } from '../../controller/src/controller.js';
+import { cleanup, enrollAgent, fakeFacts, joinString, startController, tempDir, type TestAgent } from '../support/fixtures.js';
+
+async function expectJoinError(c: Controller, js: string, code: ErrorCode, re: RegExp): Promise<void> {
+  const state = new AgentState(tempDir('ferry-agent-'));
+  const before = (await c.ctx.agents.list()).length;
+  await assert.rejects(join({ joinString: js, state, facts: fakeFacts('h') }), (e: FerryError) => {
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, re);
+    assert.ok(e.hint, 'every refusal tells the field tech what to do next');
+    return true;
+  });
+  assert.equal(state.isEnrolled(), false, 'nothing enrolled on the host');
+  assert.equal(existsSync(state.keyPath), false, 'no key left behind');
+  assert.equal((await c.ctx.agents.list()).length, before, 'nothing enrolled on the controller');
+}
+
+describe('enrollment', function () {
+  let c: Controller;
+  const agents: TestAgent[] = [];
+  before(async () => { c = await startController(); });
+  after(async () => cleanup(c, agents));
+
+  it('issues a certificate for a host-generated key and stores it with mode 0600', async () => {
+    const a = await enrollAgent(c, 'edge-1', { labels: { site: 'plant-7', role: 'edge' }, start: false });
+    agents.push(a);
+    for (const p of [a.state.keyPath, a.state.certPath, a.state.caPath, a.state.identityPath]) {
+      assert.equal(statSync(p).mode & 0o777, 0o600, p);
+    }
+    assert.equal(statSync(a.state.dir).mode & 0o777, 0o700);
+    const cert = new X509Certificate(readFileSync(a.state.certPath));
+    assert.match(cert.subject, new RegExp(`CN=${a.id}`));
+    assert.match(cert.subject, /OU=agent/);
+    assert.equal(cert.ca, false);
+    assert.equal(cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(readFileSync(a.state.keyPath))), true);
+    const rec = await c.ctx.agents.require(a.id);
+    assert.equal(rec.labels['site'], 'plant-7');
+    assert.equal(rec.labels['role'], 'edge');
+    assert.equal(rec.labels['ferry/id'], a.id);
+    assert.equal(rec.hostname, 'edge-1');
+    // The controller stores only a hash of the token secret.
+    const rows = await c.ctx.db.all<{ secret_hash: string }>('SELECT secret_hash FROM tokens');
+    assert.ok(rows.every((r) => /^[0-9a-f]{64}$/.test(r.secret_hash)));
+  });
+
+  it('refuses expired, revoked, used-up, unknown and malformed tokens with distinct messages', async () => {
+    const expired = await joinString(c, { ttlMs: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    await expectJoinError(c, expired, ErrorCode.TokenExpired, /expired at/);
+
+    const revoked = await joinString(c);
+    const id = /token=fy1\.([a-z2-7]+)\./.exec(revoked)![1]!;
+    await c.ctx.tokens.revoke(id);
+    await expectJoinError(c, revoked, ErrorCode.TokenRevoked, /was revoked/);
+
+    const once = await joinString(c, { uses: 1 });
+    agents.push(await enrollAgent(c, 'once', { js: once, start: false }));
+    await expectJoinError(c, once, ErrorCode.TokenExhausted, /used all 1 times/);
+
+    const unknown = formatJoinString({ addresses: [`127.0.0.1:${c.port}`], token: `fy1.aaaaaaaaaa.${'B'.repeat(43)}`, caPin: c.pin });
+    await expectJoinError(c, unknown, ErrorCode.TokenUnknown, /does not know this token/);
+
+    const wrongSecret = once.replace(/token=(fy1\.[a-z2-7]+\.)[^&]+/, `token=$1${'C'.repeat(43)}`);
+    await expectJoinError(c, wrongSecret, ErrorCode.TokenUnknown, /does not know this token/);
+
+    const malformed = formatJoinString({ addresses: [`127.0.0.1:${c.port}`], token: 'fy1.short', caPin: c.pin });
+    await expectJoinError(c, malformed, ErrorCode.TokenMalformed, /malformed/);
+  });
+
+  it('refuses a controller whose CA does not match the pin before the token leaves the host', async () => {
+    const js = await joinString(c);
+    const id = /token=fy1\.([a-z2-7]+)\./.exec(js)![1]!;
+    const wrong = js.replace(/ca=sha256:[0-9a-f]+/, `ca=sha256:${'0'.repeat(64)}`);
+    await expectJoinError(c, wrong, ErrorCode.CaPinMismatch, /may be intercepted.*NOT sent/);
+    assert.equal((await c.ctx.tokens.get(id))!.uses, 0, 'the token was never presented');
+  });
+
+  it('gives 200 concurrent enrollments on a 200-use token exactly 200 identities', async function () {
+    this.timeout(120_000);
+    const js = await joinString(c, { uses: 200 });
+    const results = await Promise.allSettled(Array.from({ length: 201 }, (_, i) =>
+      join({ joinString: js, state: new AgentState(tempDir('ferry-agent-')), facts: fakeFacts(`bulk-${i}`) })));
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(ok.length, 200);
+    assert.equal(refused.length, 1);
+    assert.equal((refused[0]!.reason as FerryError).code, ErrorCode.TokenExhausted);
+    const id = /token=fy1\.([a-z2-7]+)\./.exec(js)![1]!;
+    assert.equal((await c.ctx.tokens.get(id))!.uses, 200);
+    assert.equal((await c.ctx.agents.list()).filter((a) => a.hostname.startsWith('bulk-')).length, 200);
+  });
+});
+
+describe('enrollment: hostile certificate requests', () => {
+  let c: Controller;
+  const agents: TestAgent[] = [];
+  before(async () => { c = await startController(); });
+  after(async () => cleanup(c, agents));
+
+  async function enrollRaw(csrPem: string): Promise<FerryError> {
+    const { EnrollmentClient } = await import('../../common/src/gen/ferry/v1/enrollment.js');
+    const { controllerCreds } = await import('../../agent/src/grpc-creds.js');
+    const { fromServiceError } = await import('../../common/src/grpc-status.js');
+    const js = await joinString(c);
+    const token = /token=([^&]+)/.exec(js)![1]!;
+    const client = new EnrollmentClient(`127.0.0.1:${c.port}`, controllerCreds(c.ctx.ca.certPem));
+    try {
+      return await new Promise((resolve, reject) => client.enroll({ token, csrPem, facts: fakeFacts('evil'), agentVersion: 'x' }, (err) =>
+        err ? resolve(fromServiceError(err)) : reject(new Error('enrollment unexpectedly succeeded'))));
+    } finally {
+      client.close();
+    }
+  }
+
+  it('refuses a CSR whose signature does not verify', async () => {
+    const keys = await generateKeyPair();
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys, signingAlgorithm: EC_ALG });
+    const der = Buffer.from(csr.rawData);
+    der[der.length - 5] ^= 0xff; // flip a bit inside the signature
+    const pem = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const e = await enrollRaw(pem);
+    assert.equal(e.code, ErrorCode.CsrInvalid);
+    assert.match(e.message, /signature does not verify/);
+  });
+
+  it('refuses a CSR that asks to be a CA', async () => {
+    const keys = await generateKeyPair();
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: 'CN=x', keys, signingAlgorithm: EC_ALG, extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+    });
+    const e = await enrollRaw(csr.toString('pem'));
+    assert.equal(e.code, ErrorCode.CsrInvalid);
+    assert.match(e.message, /CA:true/);
+  });
+
+  it("refuses a CSR that claims another agent's identity", async () => {
+    const victim = await enrollAgent(c, 'victim', { start: false });
+    agents.push(victim);
+    const keys = await generateKeyPair();
+    const byCn = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${victim.id}`, keys, signingAlgorithm: EC_ALG });
+    const e1 = await enrollRaw(byCn.toString('pem'));
+    assert.equal(e1.code, ErrorCode.IdentityClaimed);
+    assert.match(e1.message, new RegExp(victim.id));
+    const bySan = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: 'CN=innocent', keys, signingAlgorithm: EC_ALG,
+      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:ferry:agent:${victim.id}` }])],
+    });
+    const e2 = await enrollRaw(bySan.toString('pem'));
+    assert.equal(e2.code, ErrorCode.IdentityClaimed);
+  });
+
+  it('refuses a non-P-256 key', async () => {
+    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=x', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' } });
+    const e = await enrollRaw(csr.toString('pem'));
+    assert.equal(e.code, ErrorCode.CsrInvalid);
+    assert.match(e.message, /P-256/);
+  });
+
+  it('answers an oversized request with RESOURCE_EXHAUSTED and keeps serving', async () => {
+    const e = await enrollRaw('x'.repeat(5 * 1024 * 1024));
+    assert.equal(e.code, ErrorCode.ResourceExhausted);
+    agents.push(await enrollAgent(c, 'after-big', { start: false }));
+  });
+});

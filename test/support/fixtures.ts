@@ -1,0 +1,76 @@
+import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as pathJoin } from 'node:path';
+import { join } from '../../agent/src/enroll/join.js';
+import { SessionLoop } from '../../agent/src/session/session-loop.js';
+import { AgentState } from '../../agent/src/state/agent-state.js';
+import { Backoff } from '../../agent/src/session/backoff.js';
+import type { HostFacts } from '../../common/src/gen/ferry/v1/common.js';
+import { formatJoinString } from '../../common/src/join-string.js';
+import { silentLogger } from '../../common/src/log.js';
+import { loadControllerConfig, type RawConfig } from '../../controller/src/config.js';
+import { Controller } from '../../controller/src/controller.js';
+
+/** A temp directory removed by cleanup(). */
+export function tempDir(prefix = 'ferry-test-'): string {
+  return mkdtempSync(pathJoin(tmpdir(), prefix));
+}
+
+/** Fixed facts so tests do not spend time probing the machine. */
+export function fakeFacts(hostname: string): HostFacts {
+  return {
+    hostname, os: 'Debian GNU/Linux', osRelease: '12', kernel: '6.1.0', arch: 'x64', cpus: 2, memoryBytes: 1 << 30,
+    disks: [], interfaces: [], tools: [{ name: 'systemd', present: true, version: '252' }], bootTimeMs: 0,
+  };
+}
+
+/** A real controller on 127.0.0.1:0 with its own data directory. */
+export async function startController(flags: RawConfig = {}, dataDir = tempDir()): Promise<Controller> {
+  const cfg = loadControllerConfig({ data: dataDir, listen: '127.0.0.1:0', heartbeat: '1s', ...flags }, undefined, {});
+  return Controller.start(cfg, silentLogger());
+}
+
+/** A join string for a fresh token on `c`. */
+export async function joinString(c: Controller, opts: { uses?: number; ttlMs?: number; labels?: Record<string, string> } = {}): Promise<string> {
+  const { token } = await c.ctx.tokens.create({ ttlMs: opts.ttlMs ?? 3_600_000, maxUses: opts.uses ?? 1, labels: opts.labels ?? {} });
+  return formatJoinString({ addresses: [`127.0.0.1:${c.port}`], token, caPin: c.pin });
+}
+
+export interface TestAgent {
+  id: string;
+  state: AgentState;
+  loop: SessionLoop;
+  hostname: string;
+}
+
+/** Enrolls an agent in a temp state dir (real key, CSR, TLS) and optionally starts its session. */
+export async function enrollAgent(c: Controller, hostname: string, opts: { labels?: Record<string, string>; start?: boolean; js?: string } = {}): Promise<TestAgent> {
+  const state = new AgentState(tempDir('ferry-agent-'));
+  const identity = await join({ joinString: opts.js ?? (await joinString(c, { labels: opts.labels })), state, facts: fakeFacts(hostname) });
+  const loop = new SessionLoop({
+    state, facts: async () => fakeFacts(hostname), log: silentLogger(), backoff: new Backoff(50, 500),
+  });
+  if (opts.start !== false) loop.start();
+  return { id: identity.agentId, state, loop, hostname };
+}
+
+/** Polls `cond` until true or throws after `ms`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** Stops agents and the controller and removes their directories. */
+export async function cleanup(c: Controller | undefined, agents: TestAgent[] = []): Promise<void> {
+  await Promise.all(agents.map((a) => a.loop.stop(500)));
+  for (const a of agents) rmSync(a.state.dir, { recursive: true, force: true });
+  if (c) {
+    await c.stop(1_000);
+    rmSync(c.config.dataDir, { recursive: true, force: true });
+  }
+}

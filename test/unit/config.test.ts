@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadControllerConfig } from '../../controller/src/config.js';
+
+describe('controller config layering', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-cfg-'));
+  const file = join(dir, 'ferry.yaml');
+
+  it('applies defaults < file < env < flags', () => {
+    writeFileSync(file, 'listen: 0.0.0.0:9000\nheartbeat: 20s\nlog-level: warn\ndata: /tmp/from-file\n');
+    const cfg = loadControllerConfig({ listen: '127.0.0.1:9002' }, file, { FERRY_HEARTBEAT: '5s', FERRY_LISTEN: '127.0.0.1:9001' });
+    assert.equal(cfg.listen, '127.0.0.1:9002');
+    assert.equal(cfg.heartbeatIntervalMs, 5000);
+    assert.equal(cfg.logLevel, 'warn');
+    assert.equal(cfg.dataDir, '/tmp/from-file');
+    assert.equal(cfg.adminSocket, '/tmp/from-file/admin.sock');
+    assert.equal(cfg.agentCertTtlMs, 72 * 3_600_000);
+    assert.ok(cfg.sans.includes('127.0.0.1') && cfg.sans.includes('localhost'));
+  });
+
+  it('reports every problem at once', () => {
+    writeFileSync(file, 'listen: nope\ncolour: blue\n');
+    assert.throws(() => loadControllerConfig({ heartbeat: 'soon', 'log-level': 'loud' }, file, {}), (e: Error) => {
+      for (const part of ['listen "nope"', 'unknown setting "colour"', 'heartbeat "soon"', 'log-level "loud"']) {
+        assert.ok(e.message.includes(part), `missing ${part} in: ${e.message}`);
+      }
+      return true;
+    });
+  });
+});
