@@ -188,7 +188,10 @@ export class SessionLoop {
       call.on('error', (e) => {
         void this.diagnose(address, loaded.caPem, fromServiceError(e)).then(finish);
       });
-      call.on('end', () => finish(new FerryError(ErrorCode.Unavailable, `the controller at ${address} closed the session`)));
+      // 'end' can come before 'error'; the final status decides how the session ended.
+      call.on('status', (st) => {
+        if (st.code === 0) finish(new FerryError(ErrorCode.Unavailable, `the controller at ${address} closed the session`));
+      });
 
       welcomeTimer = setTimeout(() => finish(new FerryError(ErrorCode.Unavailable, `no welcome from ${address} within ${WELCOME_TIMEOUT_MS} ms`)), WELCOME_TIMEOUT_MS);
       void this.opts.facts().then((facts) => send({

@@ -99,7 +99,9 @@ export class CertificateAuthority {
       serialNumber: serial,
       subject: `CN=${req.commonName}, OU=${req.role}, O=Ferry`,
       issuer: this.peculiarCert.subject,
-      notBefore: new Date(now - BACKDATE_MS),
+      // Short-lived certificates get a proportionally short backdate, so that
+      // "a third of the lifetime left" still means what it says.
+      notBefore: new Date(now - Math.min(BACKDATE_MS, req.ttlMs / 4)),
       notAfter,
       signingAlgorithm: EC_ALG,
       publicKey: req.publicKey,
@@ -112,7 +114,9 @@ export class CertificateAuthority {
         await x509.AuthorityKeyIdentifierExtension.create(this.peculiarCert),
       ],
     });
-    return { certPem: withNewline(cert.toString('pem')), serial, notAfter };
+    const certPem = withNewline(cert.toString('pem'));
+    // Record the serial as TLS reports it (node drops leading zero bytes), so lookups match.
+    return { certPem, serial: new X509Certificate(certPem).serialNumber.toLowerCase(), notAfter };
   }
 
   /** True when `cert` was signed by this CA and is valid at `now`. */
