@@ -7,11 +7,12 @@
 // FERRY_AGENT_ENTRY=<file> builds from another entry (to exercise this test
 // itself against a stand-in CLI); the build script notices the entry change.
 import assert from 'node:assert/strict';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cleanup, joinString, startController, waitFor } from '../support/fixtures.js';
 
 const BUILD_TIMEOUT_MS = 10 * 60_000;
 const RUN_TIMEOUT_MS = 30_000;
@@ -125,5 +126,41 @@ describe('agent single executable (dist/ferry-agent)', function () {
     const r = nodeless([binary, 'status', '--state', state]);
     assert.equal(r.status, 3, output(r));
     assert.match(`${r.stdout}\n${r.stderr}`, /not enrolled/i, output(r));
+  });
+
+  /** Like nodeless(), without blocking the event loop (the controller runs in this process). */
+  function nodelessAsync(argv: string[]): Promise<SpawnSyncReturns<string>> {
+    return new Promise((resolve) => {
+      const p = spawn('/usr/bin/env', ['-i', `PATH=${path}`, ...argv], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      p.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, pid: p.pid ?? 0, output: [] }));
+    });
+  }
+
+  it('joins, runs a session, reports status and exits cleanly on SIGTERM', async () => {
+    const c = await startController();
+    const state = join(tmp, 'enrolled');
+    try {
+      const j = await nodelessAsync([binary, 'join', await joinString(c, { labels: { role: 'edge' } }), '--state', state]);
+      assert.equal(j.status, 0, output(j));
+      assert.match(j.stdout, /enrolled as ag-/);
+      const run = spawn('/usr/bin/env', ['-i', `PATH=${path}`, binary, 'run', '--state', state], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+      let log = '';
+      run.stdout.on('data', (d: Buffer) => { log += d.toString(); });
+      const exited = new Promise<number | null>((resolve) => run.on('exit', (code) => resolve(code)));
+      await waitFor(() => c.ctx.sessions.size === 1, 15_000, 'binary agent connected');
+      const st = await nodelessAsync([binary, 'status', '--state', state]);
+      assert.equal(st.status, 0, output(st));
+      assert.match(st.stdout, /running \(pid \d+\), connected/);
+      run.kill('SIGTERM');
+      assert.equal(await exited, 0, log);
+      assert.match(log, /"msg":"stopping"/);
+      await waitFor(() => c.ctx.sessions.size === 0, 5_000, 'session closed');
+    } finally {
+      await cleanup(c);
+    }
   });
 });
