@@ -11,7 +11,7 @@ import {
   Cluster, FABRIC_IP, ensurePrereqs, writeDockerArchive, writeOciArchive,
   type FabricProcess, type Host, type ImageSpec,
 } from './harness/index.js';
-import { run } from './harness/proc.js';
+import { run, waitFor } from './harness/proc.js';
 
 const PORT = 7777;
 /** Tiny TCP server for the fabric: answers each connection with the peer's address. */
@@ -155,6 +155,22 @@ describe('e2e harness: simulated hosts', function () {
     assert.equal(back.stdout.trim(), h2.ip, back.stderr);
     const rules = (await cluster!.fabricExec(['iptables', '-S', 'OUTPUT'])).stdout;
     assert.doesNotMatch(rules, /REJECT/, 'reset rule left behind');
+  });
+
+  it('powers a host off cleanly even while a command runs inside it', async () => {
+    const h2 = cluster!.host('h2');
+    // Several at once: whether nsenter catches its child stopped by systemd is a race.
+    const inFlight = [1, 2, 3, 4, 5, 6].map((i) => h2.exec(i % 2 ? ['sleep', '60'] : ['bash', '-c', 'read -r x'], { timeoutMs: 70_000 }));
+    await waitFor('commands inside h2', async () => (await h2.exec(['pgrep', '-c', '-x', 'sleep'])).stdout.trim() === '3', 5000);
+    const t0 = Date.now();
+    await h2.stop(15_000);
+    const ms = Date.now() - t0;
+    console.log(`      h2 graceful stop with a command in flight: ${ms} ms`);
+    assert.equal(h2.exitStatus, 0, 'not a clean poweroff (hard-killed after timeout?)');
+    assert.ok(ms < 5000, `stop took ${ms} ms`);
+    for (const r of await Promise.all(inFlight)) assert.notEqual(r.exitCode, 0);
+    cluster!.rememberHostPids(h2, await h2.boot());
+    assert.equal((await connect(h2)).stdout.trim(), h2.ip);
   });
 
   it('keeps a host\'s files across hard kill, offline writes and reboot', async () => {

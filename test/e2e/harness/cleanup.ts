@@ -12,7 +12,7 @@ import { join, resolve, sep } from 'node:path';
 import { cgroupTreePids, removeCgroupTree } from './cgroups.js';
 import { unmountNsDir } from './fabric.js';
 import { readLauncherPid } from './host-files.js';
-import { allPids, childrenOf, pidAlive, signal, sleepSync, startTimeOf } from './proc.js';
+import { allPids, childrenOf, nsLink, pidAlive, releaseStoppedNsenters, signal, sleepSync, startTimeOf } from './proc.js';
 import type { HostSpec } from './host.js';
 
 /** Default parent of all cluster directories; override with FERRY_HOSTS_DIR. */
@@ -94,6 +94,9 @@ export function teardownSync(s: ClusterState): string[] {
     const pids = s.hosts.flatMap(hostPids).filter((p) => pidAlive(p));
     if (pids.length === 0 && !s.fabricPids.some(recordAlive)) break;
     for (const p of pids) signal(p, 'SIGKILL');
+    // A dying host PID 1 waits for every process of its namespace to be reaped, including
+    // children of a stopped nsenter outside it (see Host.exec): resume those.
+    for (const ns of new Set(pids.map((p) => nsLink(p, 'pid')))) if (ns) releaseStoppedNsenters(ns);
     sleepSync(100);
   }
   // 2. Namespace files (the only mounts the harness makes in the machine's mount namespace).

@@ -13,13 +13,13 @@
  * by themselves when the host stops; nothing is mounted in the machine's namespace per host.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupTreePids, memoryBytes } from './cgroups.js';
-import { FABRIC_IP, type Fabric } from './fabric.js';
-import { commOf, childrenOf, innermostPid, pidAlive, run, shQuote, signal, sleep, sleepSync, startTimeOf, waitFor, type ExecResult } from './proc.js';
-import { HOST_PATH, defaultMasks, offlineScript, readLauncherPid, writeFileScript } from './host-files.js';
+import type { Fabric } from './fabric.js';
+import { childrenOf, nsLink, pidAlive, releaseStoppedNsenters, run, signal, sleep, sleepSync, startTimeOf, waitFor, type ExecResult } from './proc.js';
+import { execInHost, execInteractiveInHost, findPid1, nudgeShutdown, type HostExecOptions } from './host-exec.js';
+import { HOST_PATH, launcherScript, offlineScript, readLauncherPid, seedHost, writeFileScript } from './host-files.js';
 
 /** Serializable description of a host (kept in the cluster's state file for re-attaching). */
 export interface HostSpec {
@@ -38,18 +38,6 @@ export interface HostSpec {
   hideDir: string;
 }
 
-/** Options for {@link Host.exec}. */
-export interface HostExecOptions {
-  input?: string | Buffer;
-  inputFile?: string;
-  /** Kills the command inside the host after this long (default 60 s). */
-  timeoutMs?: number;
-  /** Extra environment on top of a clean root environment (PATH, HOME=/root, LANG=C.UTF-8). */
-  env?: Record<string, string>;
-  /** Working directory inside the host (default /). */
-  cwd?: string;
-}
-
 /** What {@link Host.waitBooted} found. */
 export interface BootState {
   /** `running` or `degraded` (some unit failed; `failedUnits` says which). */
@@ -62,8 +50,8 @@ export interface BootState {
 /** systemd's "poweroff" signal is SIGRTMIN+4; glibc's SIGRTMIN is 34, and Node has no name for it. */
 const SIGRTMIN_PLUS_4 = 38;
 
-/** The `--reboot` exit status of systemd-nspawn; the launcher loops on it like a real machine. */
-export const NSPAWN_REBOOT_EXIT = 133;
+export { NSPAWN_REBOOT_EXIT } from './host-files.js';
+export type { HostExecOptions } from './host-exec.js';
 
 /** One simulated host. Create hosts through {@link Cluster}; this class does not own the fabric. */
 export class Host {
@@ -86,29 +74,9 @@ export class Host {
   get workDir(): string { return join(this.dir, 'work'); }
   get rootDir(): string { return join(this.dir, 'root'); }
 
-  /**
-   * Creates the host's directories and seeds its upper layer before first boot: hostname,
-   * hosts, a fresh machine-id (shared machine-ids confuse journald and D-Bus), resolv.conf
-   * pointing at the bridge (an unreachable resolver makes every lookup hang ~20 s; the bridge
-   * refuses port 53 at once), and /dev/null masks for units a test host must not run.
-   */
+  /** Creates the host's directories and seeds its upper layer before first boot (see {@link seedHost}). */
   prepare(extraMasks: readonly string[] = []): void {
-    for (const d of ['upper/etc/systemd/system', 'work', 'root', 'containerd']) {
-      mkdirSync(join(this.dir, d), { recursive: true });
-    }
-    const etc = join(this.upperDir, 'etc');
-    writeFileSync(join(etc, 'hostname'), `${this.name}\n`);
-    writeFileSync(join(etc, 'hosts'),
-      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${this.ip}\t${this.name}\n${FABRIC_IP}\tfabric\n`);
-    writeFileSync(join(etc, 'machine-id'), `${randomBytes(16).toString('hex')}\n`);
-    writeFileSync(join(etc, 'resolv.conf'), `nameserver ${FABRIC_IP}\noptions timeout:1 attempts:1\n`);
-    for (const unit of [...defaultMasks(), ...extraMasks]) {
-      try {
-        symlinkSync('/dev/null', join(etc, 'systemd/system', unit));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-    }
+    seedHost(this.spec, extraMasks);
   }
 
   /** True while the launcher (and so the host) is alive. */
@@ -124,7 +92,7 @@ export class Host {
    */
   async boot(opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<BootState | undefined> {
     if (this.running) throw new Error(`${this.name} is already running`);
-    const script = this.launcherScript();
+    const script = launcherScript(this.spec);
     const scriptPath = join(this.dir, 'launch.sh');
     writeFileSync(scriptPath, script, { mode: 0o755 });
     const log = openSync(join(this.dir, 'console.log'), 'a');
@@ -154,18 +122,9 @@ export class Host {
     const c = this.pid1Cache;
     if (c && startTimeOf(c.pid) === c.start && pidAlive(c.pid)) return c.pid;
     this.pid1Cache = undefined;
-    const launcher = readLauncherPid(this.dir);
-    if (!pidAlive(launcher)) return undefined;
-    for (const nspawn of childrenOf(launcher!)) {
-      if (commOf(nspawn) !== 'systemd-nspawn') continue;
-      for (const pid of childrenOf(nspawn)) {
-        if (innermostPid(pid) === 1) {
-          this.pid1Cache = { pid, start: startTimeOf(pid) ?? 0 };
-          return pid;
-        }
-      }
-    }
-    return undefined;
+    const pid = findPid1(readLauncherPid(this.dir));
+    if (pid) this.pid1Cache = { pid, start: startTimeOf(pid) ?? 0 };
+    return pid;
   }
 
   /**
@@ -197,25 +156,14 @@ export class Host {
   }
 
   /**
-   * Runs `argv` inside the host (all of its namespaces, via nsenter) with a clean root
-   * environment. Never throws for a non-zero exit. The timeout is enforced *inside* the host
-   * with timeout(1), because killing nsenter would orphan the command in the host.
+   * Runs `argv` inside the host (all of its namespaces) with a clean root environment.
+   * Never throws for a non-zero exit; see {@link execInHost} for how timeouts and shutdown
+   * interact with it.
    */
   async exec(argv: readonly string[], opts: HostExecOptions = {}): Promise<ExecResult> {
     const pid = this.pid1();
     if (!pid) throw new Error(`${this.name} is not running`);
-    const timeoutMs = opts.timeoutMs ?? 60_000;
-    const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
-    const env = { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', TERM: 'dumb', ...opts.env };
-    const cwd = opts.cwd ? ['env', '-C', opts.cwd] : [];
-    const r = await run(['nsenter', '-t', String(pid), '-a', '--', ...cwd, 'timeout', '-k', '2', String(secs), ...argv], {
-      env,
-      timeoutMs: timeoutMs + 10_000,
-      ...(opts.input !== undefined ? { input: opts.input } : {}),
-      ...(opts.inputFile !== undefined ? { inputFile: opts.inputFile } : {}),
-    });
-    // timeout(1) exits 124 when it had to kill the command (a command's own 124 reads the same).
-    return { ...r, timedOut: r.timedOut || r.exitCode === 124 };
+    return execInHost(pid, argv, opts);
   }
 
   /** {@link exec} that throws unless the command exits 0; returns stdout. */
@@ -231,12 +179,7 @@ export class Host {
   execInteractive(argv: readonly string[]): Promise<number> {
     const pid = this.pid1();
     if (!pid) return Promise.reject(new Error(`${this.name} is not running`));
-    const env = { PATH: HOST_PATH, HOME: '/root', LANG: 'C.UTF-8', TERM: process.env.TERM ?? 'dumb' };
-    const child = spawn('nsenter', ['-t', String(pid), '-a', '--', ...argv], { stdio: 'inherit', env });
-    return new Promise((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 15)));
-    });
+    return execInteractiveInHost(pid, argv);
   }
 
   /** `systemctl ARGS...` inside the host. */
@@ -335,7 +278,11 @@ export class Host {
     this.bootStartedAt = Date.now();
     // systemctl may be killed as the host goes down; its exit code means nothing here.
     await this.exec(['systemctl', 'reboot'], { timeoutMs: 10_000 }).catch(() => undefined);
-    await waitFor(`${this.name} to go down for reboot`, () => !pidAlive(old) || startTimeOf(old) !== oldStart, timeoutMs);
+    const pidNs = nsLink(old, 'pid');
+    await waitFor(`${this.name} to go down for reboot`, () => {
+      nudgeShutdown(old, pidNs);
+      return !pidAlive(old) || startTimeOf(old) !== oldStart;
+    }, timeoutMs);
     return this.waitBooted(timeoutMs);
   }
 
@@ -354,10 +301,24 @@ export class Host {
   /** Synchronous kill of everything this host runs (exit handler and last-resort cleanup). */
   killSync(): void {
     const launcher = readLauncherPid(this.dir);
-    const pids = [this.pid1(), ...(launcher ? childrenOf(launcher) : []), launcher];
+    const pid1 = this.pid1();
+    const pidNs = pid1 ? nsLink(pid1, 'pid') : undefined;
+    const pids = [pid1, ...(launcher ? childrenOf(launcher) : []), launcher];
     for (const p of pids) signal(p, 'SIGKILL');
     for (const d of this.spec.cgroupDirs) for (const p of cgroupTreePids(d)) signal(p, 'SIGKILL');
-    for (let i = 0; i < 100 && pids.some((p) => pidAlive(p)); i++) sleepSync(50);
+    for (let i = 0; i < 100 && pids.some((p) => pidAlive(p)); i++) {
+      if (pidNs) releaseStoppedNsenters(pidNs); // else a dying PID 1 may wait for them forever
+      sleepSync(50);
+    }
+  }
+
+  /** Exit status of the host's last systemd-nspawn run (0 = clean poweroff), if it has stopped. */
+  get exitStatus(): number | undefined {
+    try {
+      return Number(readFileSync(join(this.dir, 'exit-status'), 'utf8').trim());
+    } catch {
+      return undefined;
+    }
   }
 
   /** Last lines of the host's console (systemd's boot messages), for error messages. */
@@ -372,7 +333,12 @@ export class Host {
   }
 
   private async waitDown(timeoutMs: number): Promise<void> {
-    await waitFor(`${this.name} to stop`, () => !this.running, timeoutMs, 50);
+    const pid1 = this.pid1Cache?.pid;
+    const pidNs = pid1 ? nsLink(pid1, 'pid') : undefined;
+    await waitFor(`${this.name} to stop`, () => {
+      if (pid1) nudgeShutdown(pid1, pidNs);
+      return !this.running;
+    }, timeoutMs, 50);
     this.pid1Cache = undefined;
   }
 
@@ -393,37 +359,5 @@ export class Host {
     });
     this.offlineQueue = next.catch(() => undefined);
     return next;
-  }
-
-  private launcherScript(): string {
-    const q = shQuote;
-    const r = this.rootDir;
-    const nspawn = [
-      'systemd-nspawn', '--boot', `--machine=${this.name}`, '--register=no', '--keep-unit',
-      `--directory=${r}`, `--network-namespace-path=${this.spec.nsFile}`,
-      `--bind=${join(this.dir, 'containerd')}:/var/lib/containerd`,
-      // Without all capabilities iptables inside fails with "you must be root".
-      '--capability=all', '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=read-only',
-    ].map(q).join(' ');
-    return [
-      '#!/bin/sh',
-      `# Generated by the Ferry test harness: launcher of host ${this.name}. Safe to read, do not edit.`,
-      'set -eu',
-      // Own cgroups first, before nspawn exists, so everything the host starts lands there.
-      ...this.spec.cgroupDirs.map((d) => `echo $$ > ${q(join(d, 'cgroup.procs'))}`),
-      `exec unshare --mount --propagation private /bin/sh -eu -c ${q([
-        'mount -t tmpfs -o mode=0755 tmpfs /run',
-        `mount -t overlay overlay -o ${q(`lowerdir=/,upperdir=${this.upperDir},workdir=${this.workDir}`)} ${q(r)}`,
-        // The lower layer is the machine's /, which contains every host's upper dir: hide them.
-        `mount -t tmpfs -o mode=0755,size=64k tmpfs ${q(r + this.spec.hideDir)}`,
-        'while :; do',
-        '  rc=0',
-        `  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network ${nspawn} || rc=$?`,
-        `  echo "$rc" > ${q(join(this.dir, 'exit-status'))}`,
-        `  [ "$rc" -eq ${NSPAWN_REBOOT_EXIT} ] || exit "$rc"`,
-        'done',
-      ].join('\n'))}`,
-      '',
-    ].join('\n');
   }
 }

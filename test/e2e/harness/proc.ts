@@ -7,7 +7,7 @@
  * failed" is very often the thing a test wants to assert.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { execa } from 'execa';
 
 /** Result of one finished command. `exitCode` is 128+signal when it was killed. */
@@ -187,6 +187,32 @@ export function startTimeOf(pid: number): number | undefined {
     return Number(fields[19]); // field 22 of stat; fields[0] here is field 3
   } catch {
     return undefined;
+  }
+}
+
+/** A namespace link of a process, e.g. "pid:[4026532392]", or undefined when it is gone. */
+export function nsLink(pid: number, kind: 'pid' | 'pid_for_children' | 'net' | 'mnt'): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resumes stopped processes that live outside PID namespace `pidNs` but fork into it — the
+ * waiting half of a forking `nsenter` (e.g. an interactive `hosts-cli exec`). See Host.exec
+ * for why they stop; resumed, they reap their child and exit, and the namespace can die.
+ */
+export function releaseStoppedNsenters(pidNs: string): void {
+  for (const pid of allPids()) {
+    if (nsLink(pid, 'pid_for_children') !== pidNs || nsLink(pid, 'pid') === pidNs) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T') signal(pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
   }
 }
 

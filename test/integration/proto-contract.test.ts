@@ -1,0 +1,97 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Controller } from '../../controller/src/controller.js';
+import { createCsr, exportPrivateKeyPem, generateKeyPair } from '../../common/src/pki.js';
+import { cleanup, enrollAgent, startController, waitFor, type TestAgent } from '../support/fixtures.js';
+
+// An independent client of the published contract: the .proto files loaded
+// at run time with @grpc/proto-loader, not the generated TypeScript.
+function protoRoot(): string {
+  for (let d = dirname(fileURLToPath(import.meta.url)); dirname(d) !== d; d = dirname(d)) {
+    if (existsSync(join(d, 'proto', 'ferry', 'v1', 'admin.proto'))) return join(d, 'proto');
+  }
+  throw new Error('proto/ not found');
+}
+
+const def = protoLoader.loadSync(['ferry/v1/admin.proto', 'ferry/v1/enrollment.proto', 'grpc/health/v1/health.proto'], {
+  includeDirs: [protoRoot()], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true,
+});
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const pkg = grpc.loadPackageDefinition(def) as any;
+
+function unary<T>(client: grpc.Client, method: string, req: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    (client as unknown as Record<string, (r: unknown, cb: (e: grpc.ServiceError | null, r: T) => void) => void>)[method]!(req, (e, r) => (e ? reject(e) : resolve(r)));
+  });
+}
+
+describe('published contract (proto-loader client)', function () {
+  this.timeout(30_000);
+  let c: Controller;
+  const agents: TestAgent[] = [];
+  before(async () => { c = await startController(); });
+  after(async () => cleanup(c, agents));
+
+  it('creates a token and lists agents over the admin socket', async () => {
+    const admin = new pkg.ferry.v1.Admin(`unix://${c.config.adminSocket}`, grpc.credentials.createInsecure());
+    const res = await unary<{ join_string: string; token: { max_uses: number } }>(admin, 'CreateToken', {
+      ttl_ms: 60_000, max_uses: 3, labels: [{ key: 'site', value: 'plant-7' }],
+    });
+    assert.match(res.join_string, /^ferry:\/\/127\.0\.0\.1:\d+\/\?token=fy1\./);
+    assert.equal(res.token.max_uses, 3);
+    const a = await enrollAgent(c, 'contract-1', { js: res.join_string });
+    agents.push(a);
+    await waitFor(() => a.loop.state === 'connected', 5000, 'connected');
+    const list = await unary<{ agents: Array<{ id: string; connected: boolean; labels: Array<{ key: string; value: string }> }> }>(
+      admin, 'ListAgents', { selector: 'site=plant-7' });
+    assert.equal(list.agents.length, 1);
+    assert.equal(list.agents[0]!.id, a.id);
+    assert.equal(list.agents[0]!.connected, true);
+    const bad = await unary(admin, 'ListAgents', { selector: 'bad key' }).catch((e: grpc.ServiceError) => e);
+    assert.equal((bad as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT);
+    assert.equal((bad as grpc.ServiceError).metadata.get('ferry-code')[0], 'INVALID_ARGUMENT');
+    admin.close();
+  });
+
+  it('serves grpc.health.v1 on the TLS port and the admin socket', async () => {
+    const tls = new pkg.grpc.health.v1.Health(`127.0.0.1:${c.port}`, grpc.credentials.createSsl(Buffer.from(c.ctx.ca.certPem)));
+    assert.deepEqual(await unary(tls, 'Check', { service: '' }), { status: 'SERVING' });
+    assert.deepEqual(await unary(tls, 'Check', { service: 'ferry.v1.AgentSession' }), { status: 'SERVING' });
+    const unknown = await unary(tls, 'Check', { service: 'nope' }).catch((e: grpc.ServiceError) => e);
+    assert.equal((unknown as grpc.ServiceError).code, grpc.status.NOT_FOUND);
+    tls.close();
+  });
+
+  it('refuses the admin API on the TLS port without an operator certificate, and serves it with one', async () => {
+    const anon = new pkg.ferry.v1.Admin(`127.0.0.1:${c.port}`, grpc.credentials.createSsl(Buffer.from(c.ctx.ca.certPem)));
+    const e = await unary(anon, 'ListTokens', {}).catch((err: grpc.ServiceError) => err);
+    assert.equal((e as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED);
+    anon.close();
+
+    const local = new pkg.ferry.v1.Admin(`unix://${c.config.adminSocket}`, grpc.credentials.createInsecure());
+    const keys = await generateKeyPair();
+    const issued = await unary<{ cert_pem: string; ca_pem: string }>(local, 'IssueOperatorCert', { name: 'alice', csr_pem: await createCsr(keys, 'alice') });
+    local.close();
+    const op = new pkg.ferry.v1.Admin(`127.0.0.1:${c.port}`, grpc.credentials.createSsl(
+      Buffer.from(issued.ca_pem), Buffer.from(await exportPrivateKeyPem(keys.privateKey)), Buffer.from(issued.cert_pem)));
+    const tokens = await unary<{ tokens: unknown[] }>(op, 'ListTokens', {});
+    assert.ok(tokens.tokens.length >= 1);
+    op.close();
+    const audit = await c.ctx.audit.list();
+    assert.ok(audit.some((r) => r.actor === 'local' && r.action === 'operator.cert' && r.subject === 'alice'));
+  });
+
+  it('refuses an agent certificate on the admin API', async () => {
+    const a = agents[0]!;
+    const { keyPem, certPem, caPem } = a.state.load();
+    const client = new pkg.ferry.v1.Admin(`127.0.0.1:${c.port}`, grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(keyPem), Buffer.from(certPem)));
+    const e = await unary(client, 'ListAgents', {}).catch((err: grpc.ServiceError) => err);
+    assert.equal((e as grpc.ServiceError).code, grpc.status.PERMISSION_DENIED);
+    client.close();
+  });
+});
