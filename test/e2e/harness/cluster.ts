@@ -58,7 +58,13 @@ function installExitHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   process.on('exit', () => {
-    for (const c of live) c.destroySync();
+    for (const c of live) {
+      try {
+        c.destroySync();
+      } catch (e) {
+        process.stderr.write(`ferry hosts harness: ${String(e)}\n`);
+      }
+    }
   });
   const onSignal = (sig: NodeJS.Signals, code: number) => {
     process.once(sig, () => {
