@@ -28,6 +28,20 @@ export const ErrorCode = {
   DeadlineExceeded: 'DEADLINE_EXCEEDED',
   Cancelled: 'CANCELLED',
   Internal: 'INTERNAL',
+  // Bundles: chunking, chunk store, image tars (see common/src/bundle/errors.ts).
+  ChunkerInvalidOptions: 'CHUNKER_INVALID_OPTIONS',
+  DigestInvalid: 'DIGEST_INVALID',
+  ChunkDigestMismatch: 'CHUNK_DIGEST_MISMATCH',
+  ChunkNotFound: 'CHUNK_NOT_FOUND',
+  ChunkCorrupt: 'CHUNK_CORRUPT',
+  TarTruncated: 'TAR_TRUNCATED',
+  TarMalformed: 'TAR_MALFORMED',
+  TarPathEscape: 'TAR_PATH_ESCAPE',
+  TarLinkEscape: 'TAR_LINK_ESCAPE',
+  ImageFormatUnknown: 'IMAGE_FORMAT_UNKNOWN',
+  ImageMetadataInvalid: 'IMAGE_METADATA_INVALID',
+  ImageBlobDigestMismatch: 'IMAGE_BLOB_DIGEST_MISMATCH',
+  ImageBlobMissing: 'IMAGE_BLOB_MISSING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -44,7 +58,6 @@ export function isErrorCode(s: string): s is ErrorCode {
  * wrong and where; `hint` says what the person reading it should do next.
  */
 export class FerryError extends Error {
-  override readonly name = 'FerryError';
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -52,6 +65,7 @@ export class FerryError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+    this.name = new.target.name;
   }
 
   /** Message and hint, formatted for a person at a terminal. */

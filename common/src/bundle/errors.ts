@@ -1,14 +1,13 @@
 /**
  * Typed errors for the bundle library (chunking, chunk store, image-tar inspection).
- *
- * Every error carries a stable machine-readable `code` (safe to match on in callers, logs and
- * tests; messages may change) and a `hint` telling the operator what to do next. This module is
- * deliberately self-contained so it can be folded into a project-wide error module later
- * without changing the codes.
+ * They are FerryErrors with codes from the project-wide set, so they cross the
+ * gRPC boundary like any other error; messages may change, codes never do.
  */
 
-/** All codes produced by this library. Stable: never renamed, only added. */
-export type BundleErrorCode =
+import { FerryError, type ErrorCode } from '../errors.js';
+
+/** The codes produced by this library: a subset of Ferry's closed ErrorCode set. */
+export type BundleErrorCode = Extract<ErrorCode,
   | 'CHUNKER_INVALID_OPTIONS'
   | 'DIGEST_INVALID'
   | 'CHUNK_DIGEST_MISMATCH'
@@ -21,25 +20,18 @@ export type BundleErrorCode =
   | 'IMAGE_FORMAT_UNKNOWN'
   | 'IMAGE_METADATA_INVALID'
   | 'IMAGE_BLOB_DIGEST_MISMATCH'
-  | 'IMAGE_BLOB_MISSING';
+  | 'IMAGE_BLOB_MISSING'>;
 
 /** Base class: `err instanceof BundleError` catches everything thrown by this library on purpose. */
-export class BundleError extends Error {
-  /** Stable identifier, e.g. `'TAR_TRUNCATED'`. */
-  readonly code: BundleErrorCode;
-  /** Operator-facing next step. */
-  readonly hint: string;
+export class BundleError extends FerryError {
+  declare readonly code: BundleErrorCode;
+  declare readonly hint: string;
 
   constructor(code: BundleErrorCode, message: string, hint: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.hint = hint;
-    // Subclass name rather than "Error" in stack traces and util.inspect output.
-    this.name = new.target.name;
+    super(code, message, hint, options);
   }
 }
 
-/** Chunker parameters are inconsistent (e.g. min > avg or non-power-of-two average). */
 export class ChunkerOptionsError extends BundleError {
   constructor(message: string) {
     super('CHUNKER_INVALID_OPTIONS', message, 'Use min <= avg <= max, avg a power of two, min >= 64 bytes.');
