@@ -42,6 +42,10 @@ export const ErrorCode = {
   ImageMetadataInvalid: 'IMAGE_METADATA_INVALID',
   ImageBlobDigestMismatch: 'IMAGE_BLOB_DIGEST_MISMATCH',
   ImageBlobMissing: 'IMAGE_BLOB_MISSING',
+  SignatureInvalid: 'SIGNATURE_INVALID',
+  BundleInvalid: 'BUNDLE_INVALID',
+  LintFailed: 'LINT_FAILED',
+  DiskFull: 'DISK_FULL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
