@@ -2,6 +2,8 @@ import type { ChannelOptions } from '@grpc/grpc-js';
 
 /** Largest control message either side accepts; larger ones get RESOURCE_EXHAUSTED. */
 export const MAX_CONTROL_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** A chunk (at most 4 MiB, FastCDC's maximum) plus its digest and framing. */
+export const MAX_CHUNK_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
 /**
  * Channel options shared by every Ferry client. The flow-control window is
@@ -26,8 +28,9 @@ export function clientChannelOptions(extra: ChannelOptions = {}): ChannelOptions
 /** Server options matching clientChannelOptions. */
 export function serverOptions(extra: ChannelOptions = {}): ChannelOptions {
   return {
-    'grpc.max_receive_message_length': MAX_CONTROL_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_CONTROL_MESSAGE_BYTES,
+    // Servers receive uploaded chunks and send chunks to agents.
+    'grpc.max_receive_message_length': MAX_CHUNK_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_CHUNK_MESSAGE_BYTES,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,

@@ -12,6 +12,10 @@ import { serverOptions } from '../../common/src/grpc-options.js';
 import type { Logger } from '../../common/src/log.js';
 import type { ControllerConfig } from './config.js';
 import { ExecCoordinator } from './exec/exec-coordinator.js';
+import { BundleStore } from './bundles/bundle-store.js';
+import { PrefetchCoordinator } from './bundles/prefetch.js';
+import { ChunksService } from '../../common/src/gen/ferry/v1/chunks.js';
+import { chunksService } from './services/chunks.js';
 import { CertificateAuthority } from './pki/ca.js';
 import { adminService } from './services/admin.js';
 import type { ControllerContext } from './services/context.js';
@@ -106,7 +110,9 @@ export class Controller {
     const sessions = new SessionRegistry();
     let port = 0;
     const listenHost = config.listen.replace(/:\d+$/, '');
+    const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
     const ctx: ControllerContext = {
+      bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
       exec: new ExecCoordinator(sessions, log.child({ part: 'exec' })),
@@ -115,10 +121,11 @@ export class Controller {
         : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
     };
 
-    const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Admin']);
+    const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin']);
     const tlsServer = new Server(serverOptions());
     tlsServer.addService(EnrollmentService, enrollmentService(ctx));
     tlsServer.addService(AgentSessionService, sessionService(ctx));
+    tlsServer.addService(ChunksService, chunksService(ctx));
     tlsServer.addService(AdminService, adminService(ctx, { requireOperatorCert: true }));
     tlsServer.addService(HealthService, health.service());
     // Client certificates are requested but not required at the TLS layer:

@@ -14,7 +14,7 @@ import { cleanup, enrollAgent, fakeFacts, startController, waitFor, type TestAge
 function rawSession(c: Controller, identity?: { keyPem: string; certPem: string }): Promise<FerryError> {
   const client = new AgentSessionClient(`127.0.0.1:${c.port}`, controllerCreds(c.ctx.ca.certPem, identity));
   const call = client.connect();
-  call.write({ msg: { $case: 'hello', value: { agentVersion: 't', facts: fakeFacts('raw'), openJobs: [] } } });
+  call.write({ msg: { $case: 'hello', value: { agentVersion: 't', facts: fakeFacts('raw'), openJobs: [], bundles: [] } } });
   return new Promise((resolve, reject) => {
     call.on('data', () => reject(new Error('the controller answered an unauthenticated session')));
     call.on('error', (e) => { client.close(); resolve(fromServiceError(e)); });

@@ -197,7 +197,7 @@ export class SessionLoop {
       void this.opts.facts().then((facts) => send({
         msg: {
           $case: 'hello',
-          value: { agentVersion: FERRY_VERSION, facts, openJobs: [...new Set([...this.runner.jobIds(), ...this.outbox.jobIds()])] },
+          value: { agentVersion: FERRY_VERSION, facts, openJobs: [...new Set([...this.runner.jobIds(), ...this.outbox.jobIds()])], bundles: [] },
         },
       }));
     });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { AdminClient, type ExecEvent, type ExecRequest } from '../../../common/src/gen/ferry/v1/admin.js';
-import { clientChannelOptions } from '../../../common/src/grpc-options.js';
+import { clientChannelOptions, MAX_CHUNK_MESSAGE_BYTES } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { defaultDataDir } from '../config.js';
 
@@ -26,6 +26,9 @@ export const adminFlags = {
   ca: { type: 'string' as const },
 };
 
+/** Operators upload chunks of up to 4 MiB. */
+const CHUNK_OPTS = { 'grpc.max_send_message_length': MAX_CHUNK_MESSAGE_BYTES };
+
 type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: unknown, res: Res) => void) => unknown;
 
 /**
@@ -44,14 +47,14 @@ export class Admin {
         throw new FerryError(ErrorCode.InvalidArgument, `remote admin needs ${missing.join(', ')}`, 'get an operator certificate with `ferry operator cert NAME --out DIR` on the controller host');
       }
       const creds = credentials.createSsl(readFileSync(files.ca!), readFileSync(files.key!), readFileSync(files.cert!));
-      return new Admin(new AdminClient(remote, creds, clientChannelOptions()), remote);
+      return new Admin(new AdminClient(remote, creds, clientChannelOptions(CHUNK_OPTS)), remote);
     }
     const sock = t.adminSocket ?? env['FERRY_ADMIN_SOCKET'] ?? join(t.data ?? env['FERRY_DATA'] ?? defaultDataDir(), 'admin.sock');
     if (!existsSync(sock)) {
       throw new FerryError(ErrorCode.Unreachable, `no controller admin socket at ${sock}`,
         'is the controller running? point at its data directory with --data DIR (or FERRY_DATA), or use --controller host:port with an operator certificate');
     }
-    return new Admin(new AdminClient(`unix://${sock}`, credentials.createInsecure(), clientChannelOptions()), sock);
+    return new Admin(new AdminClient(`unix://${sock}`, credentials.createInsecure(), clientChannelOptions(CHUNK_OPTS)), sock);
   }
 
   /** Calls a unary method and maps errors through the one error boundary. */

@@ -11,6 +11,7 @@ import type { TokenRecord } from '../store/tokens.js';
 import { checkCsr } from '../pki/csr.js';
 import type { ControllerContext } from './context.js';
 import { authenticatePeer, type CallWithAuth } from './peer-auth.js';
+import { bundleHandlers } from './admin-bundles.js';
 
 const MAX_TOKEN_USES = 100_000;
 const RESERVED_PREFIX = 'ferry/';
@@ -22,13 +23,14 @@ function tokenInfo(t: TokenRecord): TokenInfo {
   };
 }
 
-function agentInfo(ctx: ControllerContext, a: AgentRecord): AgentInfo {
+function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, string[]> = new Map()): AgentInfo {
   const live = ctx.sessions.get(a.id);
   return {
     id: a.id, hostname: a.hostname, labels: labelsToList(a.labels), connected: Boolean(live),
     lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, facts: a.facts,
     enrolledAtMs: a.enrolledAt, revokedAtMs: a.revokedAt ?? 0, certNotAfterMs: a.certNotAfter,
     peerAddress: live?.peerAddress ?? '',
+    bundles: held.get(a.id) ?? [],
   };
 }
 
@@ -69,6 +71,7 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
   }
 
   return {
+    ...bundleHandlers(ctx, { actor, unary, selectAgents: (s) => selectAgents(s) }),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
       if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {
@@ -95,7 +98,8 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
     listAgents: unary(async (req) => {
       const sel = parseSelector(req.selector);
       const all = await ctx.agents.list(req.includeRevoked);
-      return { agents: all.filter((a) => sel.matches(a.labels)).map((a) => agentInfo(ctx, a)) };
+      const held = await ctx.prefetch.heldNames();
+      return { agents: all.filter((a) => sel.matches(a.labels)).map((a) => agentInfo(ctx, a, held)) };
     }),
     labelAgents: unary(async (req, who) => {
       if (!req.selector && req.ids.length === 0) {

@@ -1,4 +1,6 @@
 import type { Logger } from '../../../common/src/log.js';
+import type { BundleStore } from '../bundles/bundle-store.js';
+import type { PrefetchCoordinator } from '../bundles/prefetch.js';
 import type { ControllerConfig } from '../config.js';
 import type { ExecCoordinator } from '../exec/exec-coordinator.js';
 import type { CertificateAuthority } from '../pki/ca.js';
@@ -19,6 +21,8 @@ export interface ControllerContext {
   audit: AuditLog;
   sessions: SessionRegistry;
   exec: ExecCoordinator;
+  bundles: BundleStore;
+  prefetch: PrefetchCoordinator;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
 }

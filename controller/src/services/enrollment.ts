@@ -68,6 +68,6 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string):
   ctx.log.info({ agent: id, hostname: req.facts.hostname, peer }, 'agent enrolled');
   return {
     agentId: id, certPem: issued.certPem, caPem: ctx.ca.certPem, labels: labelsToList(labels),
-    operatorKeys: [], serverTimeMs: Date.now(),
+    operatorKeys: (await ctx.bundles.keys()).map((k) => k.publicPem), serverTimeMs: Date.now(),
   };
 }

@@ -18,7 +18,9 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
       await ctx.agents.seen(conn.agentId, Date.now(), hello.facts, hello.agentVersion);
       ctx.sessions.attach(conn);
       ctx.log.info({ agent: conn.agentId, hostname: conn.hostname, peer: conn.peerAddress }, 'agent connected');
-      return ctx.exec.onHello(conn.agentId, hello.openJobs);
+      const acked = ctx.exec.onHello(conn.agentId, hello.openJobs);
+      await ctx.prefetch.onHello(conn.agentId, hello.bundles);
+      return acked;
     },
     async onMessage(conn, m) {
       switch (m.msg?.$case) {
@@ -27,6 +29,9 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
           break;
         case 'result':
           ctx.exec.onResult(conn.agentId, m.msg.value);
+          break;
+        case 'bundleProgress':
+          await ctx.prefetch.onProgress(conn.agentId, m.msg.value);
           break;
         case 'renew': {
           const csr = await checkCsr(m.msg.value.csrPem);

@@ -49,4 +49,36 @@ CREATE TABLE audit (
 CREATE INDEX audit_at ON audit (at);
 `,
   },
+  {
+    version: 2,
+    name: 'signing keys, bundles, bundles held by agents',
+    sql: `
+CREATE TABLE signing_keys (
+  key_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  public_pem TEXT NOT NULL,
+  added_at BIGINT NOT NULL
+);
+CREATE TABLE bundles (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  signed_manifest TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  size_bytes BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  UNIQUE (name, version)
+);
+CREATE TABLE agent_bundles (
+  agent_id TEXT NOT NULL,
+  bundle_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  bytes_done BIGINT NOT NULL,
+  bytes_total BIGINT NOT NULL,
+  error TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (agent_id, bundle_id)
+);
+`,
+  },
 ];

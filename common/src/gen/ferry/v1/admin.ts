@@ -13,6 +13,8 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -20,11 +22,104 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { HostFacts, Label } from "./common.js";
+import { ChunkData, HostFacts, Label, SignedManifest } from "./common.js";
+import { BundleState, bundleStateFromJSON, bundleStateToJSON } from "./session.js";
 
 export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/admin.proto";
+
+export interface AddSigningKeyRequest {
+  publicPem: string;
+  name: string;
+}
+
+export interface SigningKeyInfo {
+  keyId: string;
+  name: string;
+  publicPem: string;
+  addedAtMs: number;
+}
+
+export interface ListSigningKeysRequest {
+}
+
+export interface ListSigningKeysResponse {
+  keys: SigningKeyInfo[];
+}
+
+export interface MissingChunksRequest {
+  digests: string[];
+}
+
+export interface MissingChunksResponse {
+  missing: string[];
+}
+
+export interface UploadChunksResponse {
+  stored: number;
+  bytes: number;
+}
+
+export interface CommitBundleRequest {
+  signed: SignedManifest | undefined;
+}
+
+export interface BundleInfo {
+  bundleId: string;
+  name: string;
+  version: string;
+  arch: string[];
+  files: number;
+  images: number;
+  sizeBytes: number;
+  chunks: number;
+  keyId: string;
+  createdAtMs: number;
+  imageRefs: string[];
+}
+
+export interface ListBundlesRequest {
+}
+
+export interface ListBundlesResponse {
+  bundles: BundleInfo[];
+}
+
+export interface GetBundleRequest {
+  name: string;
+  version: string;
+}
+
+export interface GetBundleResponse {
+  info: BundleInfo | undefined;
+  signed: SignedManifest | undefined;
+}
+
+export interface RemoveBundleResponse {
+  removed: BundleInfo | undefined;
+  chunksDeleted: number;
+  bytesFreed: number;
+}
+
+export interface PrefetchRequest {
+  name: string;
+  version: string;
+  selector: string;
+}
+
+export interface PrefetchEvent {
+  agentId: string;
+  hostname: string;
+  state: BundleState;
+  bytesDone: number;
+  bytesTotal: number;
+  bytesFetched: number;
+  error: string;
+  offline: boolean;
+  /** the last event of the whole prefetch */
+  final: boolean;
+}
 
 export interface TokenInfo {
   id: string;
@@ -78,6 +173,8 @@ export interface AgentInfo {
   revokedAtMs: number;
   certNotAfterMs: number;
   peerAddress: string;
+  /** name:version of bundles staged on the host */
+  bundles: string[];
 }
 
 export interface ListAgentsRequest {
@@ -174,6 +271,1628 @@ export interface ExecSummary {
   failed: number;
   offline: number;
 }
+
+function createBaseAddSigningKeyRequest(): AddSigningKeyRequest {
+  return { publicPem: "", name: "" };
+}
+
+export const AddSigningKeyRequest: MessageFns<AddSigningKeyRequest> = {
+  encode(message: AddSigningKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.publicPem !== "") {
+      writer.uint32(10).string(message.publicPem);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddSigningKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddSigningKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.publicPem = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddSigningKeyRequest {
+    return {
+      publicPem: isSet(object.publicPem)
+        ? globalThis.String(object.publicPem)
+        : isSet(object.public_pem)
+        ? globalThis.String(object.public_pem)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: AddSigningKeyRequest): unknown {
+    const obj: any = {};
+    if (message.publicPem !== "") {
+      obj.publicPem = message.publicPem;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddSigningKeyRequest>, I>>(base?: I): AddSigningKeyRequest {
+    return AddSigningKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddSigningKeyRequest>, I>>(object: I): AddSigningKeyRequest {
+    const message = createBaseAddSigningKeyRequest();
+    message.publicPem = object.publicPem ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSigningKeyInfo(): SigningKeyInfo {
+  return { keyId: "", name: "", publicPem: "", addedAtMs: 0 };
+}
+
+export const SigningKeyInfo: MessageFns<SigningKeyInfo> = {
+  encode(message: SigningKeyInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.publicPem !== "") {
+      writer.uint32(26).string(message.publicPem);
+    }
+    if (message.addedAtMs !== 0) {
+      writer.uint32(32).int64(message.addedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SigningKeyInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSigningKeyInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.publicPem = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.addedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SigningKeyInfo {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      publicPem: isSet(object.publicPem)
+        ? globalThis.String(object.publicPem)
+        : isSet(object.public_pem)
+        ? globalThis.String(object.public_pem)
+        : "",
+      addedAtMs: isSet(object.addedAtMs)
+        ? globalThis.Number(object.addedAtMs)
+        : isSet(object.added_at_ms)
+        ? globalThis.Number(object.added_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: SigningKeyInfo): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.publicPem !== "") {
+      obj.publicPem = message.publicPem;
+    }
+    if (message.addedAtMs !== 0) {
+      obj.addedAtMs = Math.round(message.addedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SigningKeyInfo>, I>>(base?: I): SigningKeyInfo {
+    return SigningKeyInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SigningKeyInfo>, I>>(object: I): SigningKeyInfo {
+    const message = createBaseSigningKeyInfo();
+    message.keyId = object.keyId ?? "";
+    message.name = object.name ?? "";
+    message.publicPem = object.publicPem ?? "";
+    message.addedAtMs = object.addedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseListSigningKeysRequest(): ListSigningKeysRequest {
+  return {};
+}
+
+export const ListSigningKeysRequest: MessageFns<ListSigningKeysRequest> = {
+  encode(_: ListSigningKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSigningKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSigningKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListSigningKeysRequest {
+    return {};
+  },
+
+  toJSON(_: ListSigningKeysRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSigningKeysRequest>, I>>(base?: I): ListSigningKeysRequest {
+    return ListSigningKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSigningKeysRequest>, I>>(_: I): ListSigningKeysRequest {
+    const message = createBaseListSigningKeysRequest();
+    return message;
+  },
+};
+
+function createBaseListSigningKeysResponse(): ListSigningKeysResponse {
+  return { keys: [] };
+}
+
+export const ListSigningKeysResponse: MessageFns<ListSigningKeysResponse> = {
+  encode(message: ListSigningKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      SigningKeyInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSigningKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSigningKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(SigningKeyInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSigningKeysResponse {
+    return {
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => SigningKeyInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListSigningKeysResponse): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => SigningKeyInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSigningKeysResponse>, I>>(base?: I): ListSigningKeysResponse {
+    return ListSigningKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSigningKeysResponse>, I>>(object: I): ListSigningKeysResponse {
+    const message = createBaseListSigningKeysResponse();
+    message.keys = object.keys?.map((e) => SigningKeyInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMissingChunksRequest(): MissingChunksRequest {
+  return { digests: [] };
+}
+
+export const MissingChunksRequest: MessageFns<MissingChunksRequest> = {
+  encode(message: MissingChunksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.digests) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MissingChunksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMissingChunksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digests.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MissingChunksRequest {
+    return {
+      digests: globalThis.Array.isArray(object?.digests) ? object.digests.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: MissingChunksRequest): unknown {
+    const obj: any = {};
+    if (message.digests?.length) {
+      obj.digests = message.digests;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MissingChunksRequest>, I>>(base?: I): MissingChunksRequest {
+    return MissingChunksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MissingChunksRequest>, I>>(object: I): MissingChunksRequest {
+    const message = createBaseMissingChunksRequest();
+    message.digests = object.digests?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseMissingChunksResponse(): MissingChunksResponse {
+  return { missing: [] };
+}
+
+export const MissingChunksResponse: MessageFns<MissingChunksResponse> = {
+  encode(message: MissingChunksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.missing) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MissingChunksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMissingChunksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.missing.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MissingChunksResponse {
+    return {
+      missing: globalThis.Array.isArray(object?.missing) ? object.missing.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: MissingChunksResponse): unknown {
+    const obj: any = {};
+    if (message.missing?.length) {
+      obj.missing = message.missing;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MissingChunksResponse>, I>>(base?: I): MissingChunksResponse {
+    return MissingChunksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MissingChunksResponse>, I>>(object: I): MissingChunksResponse {
+    const message = createBaseMissingChunksResponse();
+    message.missing = object.missing?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseUploadChunksResponse(): UploadChunksResponse {
+  return { stored: 0, bytes: 0 };
+}
+
+export const UploadChunksResponse: MessageFns<UploadChunksResponse> = {
+  encode(message: UploadChunksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.stored !== 0) {
+      writer.uint32(8).uint32(message.stored);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(16).uint64(message.bytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadChunksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadChunksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.stored = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadChunksResponse {
+    return {
+      stored: isSet(object.stored) ? globalThis.Number(object.stored) : 0,
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+    };
+  },
+
+  toJSON(message: UploadChunksResponse): unknown {
+    const obj: any = {};
+    if (message.stored !== 0) {
+      obj.stored = Math.round(message.stored);
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadChunksResponse>, I>>(base?: I): UploadChunksResponse {
+    return UploadChunksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadChunksResponse>, I>>(object: I): UploadChunksResponse {
+    const message = createBaseUploadChunksResponse();
+    message.stored = object.stored ?? 0;
+    message.bytes = object.bytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseCommitBundleRequest(): CommitBundleRequest {
+  return { signed: undefined };
+}
+
+export const CommitBundleRequest: MessageFns<CommitBundleRequest> = {
+  encode(message: CommitBundleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signed !== undefined) {
+      SignedManifest.encode(message.signed, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CommitBundleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommitBundleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signed = SignedManifest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CommitBundleRequest {
+    return { signed: isSet(object.signed) ? SignedManifest.fromJSON(object.signed) : undefined };
+  },
+
+  toJSON(message: CommitBundleRequest): unknown {
+    const obj: any = {};
+    if (message.signed !== undefined) {
+      obj.signed = SignedManifest.toJSON(message.signed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CommitBundleRequest>, I>>(base?: I): CommitBundleRequest {
+    return CommitBundleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CommitBundleRequest>, I>>(object: I): CommitBundleRequest {
+    const message = createBaseCommitBundleRequest();
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedManifest.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBundleInfo(): BundleInfo {
+  return {
+    bundleId: "",
+    name: "",
+    version: "",
+    arch: [],
+    files: 0,
+    images: 0,
+    sizeBytes: 0,
+    chunks: 0,
+    keyId: "",
+    createdAtMs: 0,
+    imageRefs: [],
+  };
+}
+
+export const BundleInfo: MessageFns<BundleInfo> = {
+  encode(message: BundleInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    for (const v of message.arch) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.files !== 0) {
+      writer.uint32(40).uint32(message.files);
+    }
+    if (message.images !== 0) {
+      writer.uint32(48).uint32(message.images);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(56).uint64(message.sizeBytes);
+    }
+    if (message.chunks !== 0) {
+      writer.uint32(64).uint32(message.chunks);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(74).string(message.keyId);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(80).int64(message.createdAtMs);
+    }
+    for (const v of message.imageRefs) {
+      writer.uint32(90).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BundleInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBundleInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.arch.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.files = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.images = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.chunks = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.imageRefs.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BundleInfo {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      arch: globalThis.Array.isArray(object?.arch) ? object.arch.map((e: any) => globalThis.String(e)) : [],
+      files: isSet(object.files) ? globalThis.Number(object.files) : 0,
+      images: isSet(object.images) ? globalThis.Number(object.images) : 0,
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      chunks: isSet(object.chunks) ? globalThis.Number(object.chunks) : 0,
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      imageRefs: globalThis.Array.isArray(object?.imageRefs)
+        ? object.imageRefs.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.image_refs)
+        ? object.image_refs.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BundleInfo): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.arch?.length) {
+      obj.arch = message.arch;
+    }
+    if (message.files !== 0) {
+      obj.files = Math.round(message.files);
+    }
+    if (message.images !== 0) {
+      obj.images = Math.round(message.images);
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.chunks !== 0) {
+      obj.chunks = Math.round(message.chunks);
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.imageRefs?.length) {
+      obj.imageRefs = message.imageRefs;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BundleInfo>, I>>(base?: I): BundleInfo {
+    return BundleInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BundleInfo>, I>>(object: I): BundleInfo {
+    const message = createBaseBundleInfo();
+    message.bundleId = object.bundleId ?? "";
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.arch = object.arch?.map((e) => e) || [];
+    message.files = object.files ?? 0;
+    message.images = object.images ?? 0;
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.chunks = object.chunks ?? 0;
+    message.keyId = object.keyId ?? "";
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.imageRefs = object.imageRefs?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseListBundlesRequest(): ListBundlesRequest {
+  return {};
+}
+
+export const ListBundlesRequest: MessageFns<ListBundlesRequest> = {
+  encode(_: ListBundlesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBundlesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBundlesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListBundlesRequest {
+    return {};
+  },
+
+  toJSON(_: ListBundlesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListBundlesRequest>, I>>(base?: I): ListBundlesRequest {
+    return ListBundlesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListBundlesRequest>, I>>(_: I): ListBundlesRequest {
+    const message = createBaseListBundlesRequest();
+    return message;
+  },
+};
+
+function createBaseListBundlesResponse(): ListBundlesResponse {
+  return { bundles: [] };
+}
+
+export const ListBundlesResponse: MessageFns<ListBundlesResponse> = {
+  encode(message: ListBundlesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.bundles) {
+      BundleInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListBundlesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListBundlesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundles.push(BundleInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListBundlesResponse {
+    return {
+      bundles: globalThis.Array.isArray(object?.bundles) ? object.bundles.map((e: any) => BundleInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListBundlesResponse): unknown {
+    const obj: any = {};
+    if (message.bundles?.length) {
+      obj.bundles = message.bundles.map((e) => BundleInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListBundlesResponse>, I>>(base?: I): ListBundlesResponse {
+    return ListBundlesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListBundlesResponse>, I>>(object: I): ListBundlesResponse {
+    const message = createBaseListBundlesResponse();
+    message.bundles = object.bundles?.map((e) => BundleInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetBundleRequest(): GetBundleRequest {
+  return { name: "", version: "" };
+}
+
+export const GetBundleRequest: MessageFns<GetBundleRequest> = {
+  encode(message: GetBundleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBundleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBundleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBundleRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+    };
+  },
+
+  toJSON(message: GetBundleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBundleRequest>, I>>(base?: I): GetBundleRequest {
+    return GetBundleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBundleRequest>, I>>(object: I): GetBundleRequest {
+    const message = createBaseGetBundleRequest();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    return message;
+  },
+};
+
+function createBaseGetBundleResponse(): GetBundleResponse {
+  return { info: undefined, signed: undefined };
+}
+
+export const GetBundleResponse: MessageFns<GetBundleResponse> = {
+  encode(message: GetBundleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.info !== undefined) {
+      BundleInfo.encode(message.info, writer.uint32(10).fork()).join();
+    }
+    if (message.signed !== undefined) {
+      SignedManifest.encode(message.signed, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBundleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBundleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.info = BundleInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signed = SignedManifest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBundleResponse {
+    return {
+      info: isSet(object.info) ? BundleInfo.fromJSON(object.info) : undefined,
+      signed: isSet(object.signed) ? SignedManifest.fromJSON(object.signed) : undefined,
+    };
+  },
+
+  toJSON(message: GetBundleResponse): unknown {
+    const obj: any = {};
+    if (message.info !== undefined) {
+      obj.info = BundleInfo.toJSON(message.info);
+    }
+    if (message.signed !== undefined) {
+      obj.signed = SignedManifest.toJSON(message.signed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBundleResponse>, I>>(base?: I): GetBundleResponse {
+    return GetBundleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBundleResponse>, I>>(object: I): GetBundleResponse {
+    const message = createBaseGetBundleResponse();
+    message.info = (object.info !== undefined && object.info !== null)
+      ? BundleInfo.fromPartial(object.info)
+      : undefined;
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedManifest.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRemoveBundleResponse(): RemoveBundleResponse {
+  return { removed: undefined, chunksDeleted: 0, bytesFreed: 0 };
+}
+
+export const RemoveBundleResponse: MessageFns<RemoveBundleResponse> = {
+  encode(message: RemoveBundleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.removed !== undefined) {
+      BundleInfo.encode(message.removed, writer.uint32(10).fork()).join();
+    }
+    if (message.chunksDeleted !== 0) {
+      writer.uint32(16).uint32(message.chunksDeleted);
+    }
+    if (message.bytesFreed !== 0) {
+      writer.uint32(24).uint64(message.bytesFreed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveBundleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveBundleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.removed = BundleInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.chunksDeleted = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesFreed = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveBundleResponse {
+    return {
+      removed: isSet(object.removed) ? BundleInfo.fromJSON(object.removed) : undefined,
+      chunksDeleted: isSet(object.chunksDeleted)
+        ? globalThis.Number(object.chunksDeleted)
+        : isSet(object.chunks_deleted)
+        ? globalThis.Number(object.chunks_deleted)
+        : 0,
+      bytesFreed: isSet(object.bytesFreed)
+        ? globalThis.Number(object.bytesFreed)
+        : isSet(object.bytes_freed)
+        ? globalThis.Number(object.bytes_freed)
+        : 0,
+    };
+  },
+
+  toJSON(message: RemoveBundleResponse): unknown {
+    const obj: any = {};
+    if (message.removed !== undefined) {
+      obj.removed = BundleInfo.toJSON(message.removed);
+    }
+    if (message.chunksDeleted !== 0) {
+      obj.chunksDeleted = Math.round(message.chunksDeleted);
+    }
+    if (message.bytesFreed !== 0) {
+      obj.bytesFreed = Math.round(message.bytesFreed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveBundleResponse>, I>>(base?: I): RemoveBundleResponse {
+    return RemoveBundleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveBundleResponse>, I>>(object: I): RemoveBundleResponse {
+    const message = createBaseRemoveBundleResponse();
+    message.removed = (object.removed !== undefined && object.removed !== null)
+      ? BundleInfo.fromPartial(object.removed)
+      : undefined;
+    message.chunksDeleted = object.chunksDeleted ?? 0;
+    message.bytesFreed = object.bytesFreed ?? 0;
+    return message;
+  },
+};
+
+function createBasePrefetchRequest(): PrefetchRequest {
+  return { name: "", version: "", selector: "" };
+}
+
+export const PrefetchRequest: MessageFns<PrefetchRequest> = {
+  encode(message: PrefetchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.selector !== "") {
+      writer.uint32(26).string(message.selector);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrefetchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrefetchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.selector = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrefetchRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+    };
+  },
+
+  toJSON(message: PrefetchRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.selector !== "") {
+      obj.selector = message.selector;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrefetchRequest>, I>>(base?: I): PrefetchRequest {
+    return PrefetchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrefetchRequest>, I>>(object: I): PrefetchRequest {
+    const message = createBasePrefetchRequest();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.selector = object.selector ?? "";
+    return message;
+  },
+};
+
+function createBasePrefetchEvent(): PrefetchEvent {
+  return {
+    agentId: "",
+    hostname: "",
+    state: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesFetched: 0,
+    error: "",
+    offline: false,
+    final: false,
+  };
+}
+
+export const PrefetchEvent: MessageFns<PrefetchEvent> = {
+  encode(message: PrefetchEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(32).uint64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(40).uint64(message.bytesTotal);
+    }
+    if (message.bytesFetched !== 0) {
+      writer.uint32(48).uint64(message.bytesFetched);
+    }
+    if (message.error !== "") {
+      writer.uint32(58).string(message.error);
+    }
+    if (message.offline !== false) {
+      writer.uint32(64).bool(message.offline);
+    }
+    if (message.final !== false) {
+      writer.uint32(72).bool(message.final);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrefetchEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrefetchEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.bytesFetched = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.offline = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.final = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrefetchEvent {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      state: isSet(object.state) ? bundleStateFromJSON(object.state) : 0,
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      bytesFetched: isSet(object.bytesFetched)
+        ? globalThis.Number(object.bytesFetched)
+        : isSet(object.bytes_fetched)
+        ? globalThis.Number(object.bytes_fetched)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      offline: isSet(object.offline) ? globalThis.Boolean(object.offline) : false,
+      final: isSet(object.final) ? globalThis.Boolean(object.final) : false,
+    };
+  },
+
+  toJSON(message: PrefetchEvent): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.state !== 0) {
+      obj.state = bundleStateToJSON(message.state);
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.bytesFetched !== 0) {
+      obj.bytesFetched = Math.round(message.bytesFetched);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.offline !== false) {
+      obj.offline = message.offline;
+    }
+    if (message.final !== false) {
+      obj.final = message.final;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PrefetchEvent>, I>>(base?: I): PrefetchEvent {
+    return PrefetchEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PrefetchEvent>, I>>(object: I): PrefetchEvent {
+    const message = createBasePrefetchEvent();
+    message.agentId = object.agentId ?? "";
+    message.hostname = object.hostname ?? "";
+    message.state = object.state ?? 0;
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.bytesFetched = object.bytesFetched ?? 0;
+    message.error = object.error ?? "";
+    message.offline = object.offline ?? false;
+    message.final = object.final ?? false;
+    return message;
+  },
+};
 
 function createBaseTokenInfo(): TokenInfo {
   return { id: "", labels: [], maxUses: 0, uses: 0, expiresAtMs: 0, createdAtMs: 0, revokedAtMs: 0 };
@@ -826,6 +2545,7 @@ function createBaseAgentInfo(): AgentInfo {
     revokedAtMs: 0,
     certNotAfterMs: 0,
     peerAddress: "",
+    bundles: [],
   };
 }
 
@@ -863,6 +2583,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.peerAddress !== "") {
       writer.uint32(90).string(message.peerAddress);
+    }
+    for (const v of message.bundles) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -968,6 +2691,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.peerAddress = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.bundles.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1017,6 +2748,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : isSet(object.peer_address)
         ? globalThis.String(object.peer_address)
         : "",
+      bundles: globalThis.Array.isArray(object?.bundles)
+        ? object.bundles.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1055,6 +2789,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.peerAddress !== "") {
       obj.peerAddress = message.peerAddress;
     }
+    if (message.bundles?.length) {
+      obj.bundles = message.bundles;
+    }
     return obj;
   },
 
@@ -1076,6 +2813,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.revokedAtMs = object.revokedAtMs ?? 0;
     message.certNotAfterMs = object.certNotAfterMs ?? 0;
     message.peerAddress = object.peerAddress ?? "";
+    message.bundles = object.bundles?.map((e) => e) || [];
     return message;
   },
 };
@@ -2794,6 +4532,101 @@ export const AdminService = {
     responseSerialize: (value: ExecEvent): Buffer => Buffer.from(ExecEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExecEvent => ExecEvent.decode(value),
   },
+  /**
+   * Operator signing keys the fleet trusts for bundles and plans. Agents pin
+   * the set they are given at enrollment.
+   */
+  addSigningKey: {
+    path: "/ferry.v1.Admin/AddSigningKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddSigningKeyRequest): Buffer => Buffer.from(AddSigningKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddSigningKeyRequest => AddSigningKeyRequest.decode(value),
+    responseSerialize: (value: SigningKeyInfo): Buffer => Buffer.from(SigningKeyInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SigningKeyInfo => SigningKeyInfo.decode(value),
+  },
+  listSigningKeys: {
+    path: "/ferry.v1.Admin/ListSigningKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSigningKeysRequest): Buffer =>
+      Buffer.from(ListSigningKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSigningKeysRequest => ListSigningKeysRequest.decode(value),
+    responseSerialize: (value: ListSigningKeysResponse): Buffer =>
+      Buffer.from(ListSigningKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSigningKeysResponse => ListSigningKeysResponse.decode(value),
+  },
+  /**
+   * Bundle upload: ask which chunks are missing, send only those, then commit
+   * the signed manifest (which must reference only chunks the controller holds).
+   */
+  missingChunks: {
+    path: "/ferry.v1.Admin/MissingChunks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MissingChunksRequest): Buffer => Buffer.from(MissingChunksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MissingChunksRequest => MissingChunksRequest.decode(value),
+    responseSerialize: (value: MissingChunksResponse): Buffer =>
+      Buffer.from(MissingChunksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MissingChunksResponse => MissingChunksResponse.decode(value),
+  },
+  uploadChunks: {
+    path: "/ferry.v1.Admin/UploadChunks" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ChunkData): Buffer => Buffer.from(ChunkData.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ChunkData => ChunkData.decode(value),
+    responseSerialize: (value: UploadChunksResponse): Buffer =>
+      Buffer.from(UploadChunksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UploadChunksResponse => UploadChunksResponse.decode(value),
+  },
+  commitBundle: {
+    path: "/ferry.v1.Admin/CommitBundle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CommitBundleRequest): Buffer => Buffer.from(CommitBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CommitBundleRequest => CommitBundleRequest.decode(value),
+    responseSerialize: (value: BundleInfo): Buffer => Buffer.from(BundleInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BundleInfo => BundleInfo.decode(value),
+  },
+  listBundles: {
+    path: "/ferry.v1.Admin/ListBundles" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListBundlesRequest): Buffer => Buffer.from(ListBundlesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListBundlesRequest => ListBundlesRequest.decode(value),
+    responseSerialize: (value: ListBundlesResponse): Buffer => Buffer.from(ListBundlesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListBundlesResponse => ListBundlesResponse.decode(value),
+  },
+  getBundle: {
+    path: "/ferry.v1.Admin/GetBundle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBundleRequest): Buffer => Buffer.from(GetBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBundleRequest => GetBundleRequest.decode(value),
+    responseSerialize: (value: GetBundleResponse): Buffer => Buffer.from(GetBundleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetBundleResponse => GetBundleResponse.decode(value),
+  },
+  removeBundle: {
+    path: "/ferry.v1.Admin/RemoveBundle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBundleRequest): Buffer => Buffer.from(GetBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBundleRequest => GetBundleRequest.decode(value),
+    responseSerialize: (value: RemoveBundleResponse): Buffer =>
+      Buffer.from(RemoveBundleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveBundleResponse => RemoveBundleResponse.decode(value),
+  },
+  /** Stages a bundle on matching connected hosts and streams their progress. */
+  prefetch: {
+    path: "/ferry.v1.Admin/Prefetch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PrefetchRequest): Buffer => Buffer.from(PrefetchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PrefetchRequest => PrefetchRequest.decode(value),
+    responseSerialize: (value: PrefetchEvent): Buffer => Buffer.from(PrefetchEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PrefetchEvent => PrefetchEvent.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -2809,6 +4642,24 @@ export interface AdminServer extends UntypedServiceImplementation {
    * Cancelling the call cancels the command on every host.
    */
   exec: handleServerStreamingCall<ExecRequest, ExecEvent>;
+  /**
+   * Operator signing keys the fleet trusts for bundles and plans. Agents pin
+   * the set they are given at enrollment.
+   */
+  addSigningKey: handleUnaryCall<AddSigningKeyRequest, SigningKeyInfo>;
+  listSigningKeys: handleUnaryCall<ListSigningKeysRequest, ListSigningKeysResponse>;
+  /**
+   * Bundle upload: ask which chunks are missing, send only those, then commit
+   * the signed manifest (which must reference only chunks the controller holds).
+   */
+  missingChunks: handleUnaryCall<MissingChunksRequest, MissingChunksResponse>;
+  uploadChunks: handleClientStreamingCall<ChunkData, UploadChunksResponse>;
+  commitBundle: handleUnaryCall<CommitBundleRequest, BundleInfo>;
+  listBundles: handleUnaryCall<ListBundlesRequest, ListBundlesResponse>;
+  getBundle: handleUnaryCall<GetBundleRequest, GetBundleResponse>;
+  removeBundle: handleUnaryCall<GetBundleRequest, RemoveBundleResponse>;
+  /** Stages a bundle on matching connected hosts and streams their progress. */
+  prefetch: handleServerStreamingCall<PrefetchRequest, PrefetchEvent>;
 }
 
 export interface AdminClient extends Client {
@@ -2923,6 +4774,142 @@ export interface AdminClient extends Client {
    */
   exec(request: ExecRequest, options?: Partial<CallOptions>): ClientReadableStream<ExecEvent>;
   exec(request: ExecRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<ExecEvent>;
+  /**
+   * Operator signing keys the fleet trusts for bundles and plans. Agents pin
+   * the set they are given at enrollment.
+   */
+  addSigningKey(
+    request: AddSigningKeyRequest,
+    callback: (error: ServiceError | null, response: SigningKeyInfo) => void,
+  ): ClientUnaryCall;
+  addSigningKey(
+    request: AddSigningKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SigningKeyInfo) => void,
+  ): ClientUnaryCall;
+  addSigningKey(
+    request: AddSigningKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SigningKeyInfo) => void,
+  ): ClientUnaryCall;
+  listSigningKeys(
+    request: ListSigningKeysRequest,
+    callback: (error: ServiceError | null, response: ListSigningKeysResponse) => void,
+  ): ClientUnaryCall;
+  listSigningKeys(
+    request: ListSigningKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSigningKeysResponse) => void,
+  ): ClientUnaryCall;
+  listSigningKeys(
+    request: ListSigningKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSigningKeysResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Bundle upload: ask which chunks are missing, send only those, then commit
+   * the signed manifest (which must reference only chunks the controller holds).
+   */
+  missingChunks(
+    request: MissingChunksRequest,
+    callback: (error: ServiceError | null, response: MissingChunksResponse) => void,
+  ): ClientUnaryCall;
+  missingChunks(
+    request: MissingChunksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MissingChunksResponse) => void,
+  ): ClientUnaryCall;
+  missingChunks(
+    request: MissingChunksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MissingChunksResponse) => void,
+  ): ClientUnaryCall;
+  uploadChunks(
+    callback: (error: ServiceError | null, response: UploadChunksResponse) => void,
+  ): ClientWritableStream<ChunkData>;
+  uploadChunks(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UploadChunksResponse) => void,
+  ): ClientWritableStream<ChunkData>;
+  uploadChunks(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadChunksResponse) => void,
+  ): ClientWritableStream<ChunkData>;
+  uploadChunks(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadChunksResponse) => void,
+  ): ClientWritableStream<ChunkData>;
+  commitBundle(
+    request: CommitBundleRequest,
+    callback: (error: ServiceError | null, response: BundleInfo) => void,
+  ): ClientUnaryCall;
+  commitBundle(
+    request: CommitBundleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BundleInfo) => void,
+  ): ClientUnaryCall;
+  commitBundle(
+    request: CommitBundleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BundleInfo) => void,
+  ): ClientUnaryCall;
+  listBundles(
+    request: ListBundlesRequest,
+    callback: (error: ServiceError | null, response: ListBundlesResponse) => void,
+  ): ClientUnaryCall;
+  listBundles(
+    request: ListBundlesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListBundlesResponse) => void,
+  ): ClientUnaryCall;
+  listBundles(
+    request: ListBundlesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListBundlesResponse) => void,
+  ): ClientUnaryCall;
+  getBundle(
+    request: GetBundleRequest,
+    callback: (error: ServiceError | null, response: GetBundleResponse) => void,
+  ): ClientUnaryCall;
+  getBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetBundleResponse) => void,
+  ): ClientUnaryCall;
+  getBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetBundleResponse) => void,
+  ): ClientUnaryCall;
+  removeBundle(
+    request: GetBundleRequest,
+    callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
+  ): ClientUnaryCall;
+  removeBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
+  ): ClientUnaryCall;
+  removeBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
+  ): ClientUnaryCall;
+  /** Stages a bundle on matching connected hosts and streams their progress. */
+  prefetch(request: PrefetchRequest, options?: Partial<CallOptions>): ClientReadableStream<PrefetchEvent>;
+  prefetch(
+    request: PrefetchRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<PrefetchEvent>;
 }
 
 export const AdminClient = makeGenericClientConstructor(AdminService, "ferry.v1.Admin") as unknown as {

@@ -54,6 +54,22 @@ export interface Label {
   value: string;
 }
 
+/**
+ * A bundle manifest as shipped: the exact signed bytes (canonical JSON of
+ * ferry.bundle/v1), the ed25519 signature over them, and the signing key's id.
+ */
+export interface SignedManifest {
+  manifest: string;
+  signature: string;
+  keyId: string;
+}
+
+/** Bytes of one content-addressed chunk (sha256 hex of data). */
+export interface ChunkData {
+  digest: string;
+  data: Buffer;
+}
+
 function createBaseHostFacts(): HostFacts {
   return {
     hostname: "",
@@ -730,6 +746,204 @@ export const Label: MessageFns<Label> = {
     return message;
   },
 };
+
+function createBaseSignedManifest(): SignedManifest {
+  return { manifest: "", signature: "", keyId: "" };
+}
+
+export const SignedManifest: MessageFns<SignedManifest> = {
+  encode(message: SignedManifest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.manifest !== "") {
+      writer.uint32(10).string(message.manifest);
+    }
+    if (message.signature !== "") {
+      writer.uint32(18).string(message.signature);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedManifest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedManifest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.manifest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SignedManifest {
+    return {
+      manifest: isSet(object.manifest) ? globalThis.String(object.manifest) : "",
+      signature: isSet(object.signature) ? globalThis.String(object.signature) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SignedManifest): unknown {
+    const obj: any = {};
+    if (message.manifest !== "") {
+      obj.manifest = message.manifest;
+    }
+    if (message.signature !== "") {
+      obj.signature = message.signature;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SignedManifest>, I>>(base?: I): SignedManifest {
+    return SignedManifest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SignedManifest>, I>>(object: I): SignedManifest {
+    const message = createBaseSignedManifest();
+    message.manifest = object.manifest ?? "";
+    message.signature = object.signature ?? "";
+    message.keyId = object.keyId ?? "";
+    return message;
+  },
+};
+
+function createBaseChunkData(): ChunkData {
+  return { digest: "", data: Buffer.alloc(0) };
+}
+
+export const ChunkData: MessageFns<ChunkData> = {
+  encode(message: ChunkData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkData {
+    return {
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ChunkData): unknown {
+    const obj: any = {};
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChunkData>, I>>(base?: I): ChunkData {
+    return ChunkData.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChunkData>, I>>(object: I): ChunkData {
+    const message = createBaseChunkData();
+    message.digest = object.digest ?? "";
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

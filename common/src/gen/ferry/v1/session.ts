@@ -17,11 +17,56 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { HostFacts } from "./common.js";
+import { HostFacts, SignedManifest } from "./common.js";
 
 export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/session.proto";
+
+export enum BundleState {
+  BUNDLE_STATE_UNSPECIFIED = 0,
+  BUNDLE_STATE_FETCHING = 1,
+  BUNDLE_STATE_READY = 2,
+  BUNDLE_STATE_FAILED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function bundleStateFromJSON(object: any): BundleState {
+  switch (object) {
+    case 0:
+    case "BUNDLE_STATE_UNSPECIFIED":
+      return BundleState.BUNDLE_STATE_UNSPECIFIED;
+    case 1:
+    case "BUNDLE_STATE_FETCHING":
+      return BundleState.BUNDLE_STATE_FETCHING;
+    case 2:
+    case "BUNDLE_STATE_READY":
+      return BundleState.BUNDLE_STATE_READY;
+    case 3:
+    case "BUNDLE_STATE_FAILED":
+      return BundleState.BUNDLE_STATE_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return BundleState.UNRECOGNIZED;
+  }
+}
+
+export function bundleStateToJSON(object: BundleState): string {
+  switch (object) {
+    case BundleState.BUNDLE_STATE_UNSPECIFIED:
+      return "BUNDLE_STATE_UNSPECIFIED";
+    case BundleState.BUNDLE_STATE_FETCHING:
+      return "BUNDLE_STATE_FETCHING";
+    case BundleState.BUNDLE_STATE_READY:
+      return "BUNDLE_STATE_READY";
+    case BundleState.BUNDLE_STATE_FAILED:
+      return "BUNDLE_STATE_FAILED";
+    case BundleState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 export enum OutputStream {
   OUTPUT_STREAM_UNSPECIFIED = 0,
@@ -69,6 +114,7 @@ export interface AgentMessage {
     | { $case: "output"; value: ExecOutput }
     | { $case: "result"; value: ExecResult }
     | { $case: "renew"; value: RenewRequest }
+    | { $case: "bundleProgress"; value: BundleProgress }
     | undefined;
 }
 
@@ -80,6 +126,7 @@ export interface ControllerMessage {
     | { $case: "execCancel"; value: ExecCancel }
     | { $case: "ack"; value: Ack }
     | { $case: "renewed"; value: RenewResponse }
+    | { $case: "bundleStage"; value: BundleStage }
     | undefined;
 }
 
@@ -90,6 +137,34 @@ export interface Hello {
     | undefined;
   /** Jobs the agent still runs or still holds unacknowledged output for. */
   openJobs: string[];
+  /** Bundles fully staged on this host (verified, assembled). */
+  bundles: HeldBundle[];
+}
+
+export interface HeldBundle {
+  bundleId: string;
+  name: string;
+  version: string;
+}
+
+/**
+ * Stage a bundle on this host: verify its manifest against the operator keys
+ * pinned at enrollment, fetch the chunks it lacks, assemble its files.
+ */
+export interface BundleStage {
+  bundleId: string;
+  signed: SignedManifest | undefined;
+}
+
+export interface BundleProgress {
+  bundleId: string;
+  state: BundleState;
+  bytesDone: number;
+  bytesTotal: number;
+  /** moved over the network (the rest came from the local cache) */
+  bytesFetched: number;
+  error: string;
+  errorCode: string;
 }
 
 export interface Welcome {
@@ -187,6 +262,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "renew":
         RenewRequest.encode(message.msg.value, writer.uint32(42).fork()).join();
         break;
+      case "bundleProgress":
+        BundleProgress.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -244,6 +322,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "renew", value: RenewRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.msg = { $case: "bundleProgress", value: BundleProgress.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -268,6 +354,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "result", value: ExecResult.fromJSON(object.result) }
         : isSet(object.renew)
         ? { $case: "renew", value: RenewRequest.fromJSON(object.renew) }
+        : isSet(object.bundleProgress)
+        ? { $case: "bundleProgress", value: BundleProgress.fromJSON(object.bundleProgress) }
+        : isSet(object.bundle_progress)
+        ? { $case: "bundleProgress", value: BundleProgress.fromJSON(object.bundle_progress) }
         : undefined,
     };
   },
@@ -284,6 +374,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.result = ExecResult.toJSON(message.msg.value);
     } else if (message.msg?.$case === "renew") {
       obj.renew = RenewRequest.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "bundleProgress") {
+      obj.bundleProgress = BundleProgress.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -324,6 +416,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "bundleProgress": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "bundleProgress", value: BundleProgress.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -353,6 +451,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         break;
       case "renewed":
         RenewResponse.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
+      case "bundleStage":
+        BundleStage.encode(message.msg.value, writer.uint32(58).fork()).join();
         break;
     }
     return writer;
@@ -419,6 +520,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "renewed", value: RenewResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "bundleStage", value: BundleStage.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -449,6 +558,10 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "ack", value: Ack.fromJSON(object.ack) }
         : isSet(object.renewed)
         ? { $case: "renewed", value: RenewResponse.fromJSON(object.renewed) }
+        : isSet(object.bundleStage)
+        ? { $case: "bundleStage", value: BundleStage.fromJSON(object.bundleStage) }
+        : isSet(object.bundle_stage)
+        ? { $case: "bundleStage", value: BundleStage.fromJSON(object.bundle_stage) }
         : undefined,
     };
   },
@@ -467,6 +580,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.ack = Ack.toJSON(message.msg.value);
     } else if (message.msg?.$case === "renewed") {
       obj.renewed = RenewResponse.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "bundleStage") {
+      obj.bundleStage = BundleStage.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -513,13 +628,19 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         }
         break;
       }
+      case "bundleStage": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "bundleStage", value: BundleStage.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseHello(): Hello {
-  return { agentVersion: "", facts: undefined, openJobs: [] };
+  return { agentVersion: "", facts: undefined, openJobs: [], bundles: [] };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -532,6 +653,9 @@ export const Hello: MessageFns<Hello> = {
     }
     for (const v of message.openJobs) {
       writer.uint32(26).string(v!);
+    }
+    for (const v of message.bundles) {
+      HeldBundle.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -573,6 +697,14 @@ export const Hello: MessageFns<Hello> = {
             message.openJobs.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.bundles.push(HeldBundle.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -598,6 +730,7 @@ export const Hello: MessageFns<Hello> = {
         : globalThis.Array.isArray(object?.open_jobs)
         ? object.open_jobs.map((e: any) => globalThis.String(e))
         : [],
+      bundles: globalThis.Array.isArray(object?.bundles) ? object.bundles.map((e: any) => HeldBundle.fromJSON(e)) : [],
     };
   },
 
@@ -612,6 +745,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.openJobs?.length) {
       obj.openJobs = message.openJobs;
     }
+    if (message.bundles?.length) {
+      obj.bundles = message.bundles.map((e) => HeldBundle.toJSON(e));
+    }
     return obj;
   },
 
@@ -625,6 +761,388 @@ export const Hello: MessageFns<Hello> = {
       ? HostFacts.fromPartial(object.facts)
       : undefined;
     message.openJobs = object.openJobs?.map((e) => e) || [];
+    message.bundles = object.bundles?.map((e) => HeldBundle.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseHeldBundle(): HeldBundle {
+  return { bundleId: "", name: "", version: "" };
+}
+
+export const HeldBundle: MessageFns<HeldBundle> = {
+  encode(message: HeldBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HeldBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeldBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HeldBundle {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+    };
+  },
+
+  toJSON(message: HeldBundle): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HeldBundle>, I>>(base?: I): HeldBundle {
+    return HeldBundle.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HeldBundle>, I>>(object: I): HeldBundle {
+    const message = createBaseHeldBundle();
+    message.bundleId = object.bundleId ?? "";
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    return message;
+  },
+};
+
+function createBaseBundleStage(): BundleStage {
+  return { bundleId: "", signed: undefined };
+}
+
+export const BundleStage: MessageFns<BundleStage> = {
+  encode(message: BundleStage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    if (message.signed !== undefined) {
+      SignedManifest.encode(message.signed, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BundleStage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBundleStage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signed = SignedManifest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BundleStage {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      signed: isSet(object.signed) ? SignedManifest.fromJSON(object.signed) : undefined,
+    };
+  },
+
+  toJSON(message: BundleStage): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.signed !== undefined) {
+      obj.signed = SignedManifest.toJSON(message.signed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BundleStage>, I>>(base?: I): BundleStage {
+    return BundleStage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BundleStage>, I>>(object: I): BundleStage {
+    const message = createBaseBundleStage();
+    message.bundleId = object.bundleId ?? "";
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedManifest.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBundleProgress(): BundleProgress {
+  return { bundleId: "", state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: "", errorCode: "" };
+}
+
+export const BundleProgress: MessageFns<BundleProgress> = {
+  encode(message: BundleProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(24).uint64(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      writer.uint32(32).uint64(message.bytesTotal);
+    }
+    if (message.bytesFetched !== 0) {
+      writer.uint32(40).uint64(message.bytesFetched);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(58).string(message.errorCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BundleProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBundleProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytesFetched = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BundleProgress {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      state: isSet(object.state) ? bundleStateFromJSON(object.state) : 0,
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : 0,
+      bytesFetched: isSet(object.bytesFetched)
+        ? globalThis.Number(object.bytesFetched)
+        : isSet(object.bytes_fetched)
+        ? globalThis.Number(object.bytes_fetched)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+    };
+  },
+
+  toJSON(message: BundleProgress): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.state !== 0) {
+      obj.state = bundleStateToJSON(message.state);
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== 0) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.bytesFetched !== 0) {
+      obj.bytesFetched = Math.round(message.bytesFetched);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BundleProgress>, I>>(base?: I): BundleProgress {
+    return BundleProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BundleProgress>, I>>(object: I): BundleProgress {
+    const message = createBaseBundleProgress();
+    message.bundleId = object.bundleId ?? "";
+    message.state = object.state ?? 0;
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? 0;
+    message.bytesFetched = object.bytesFetched ?? 0;
+    message.error = object.error ?? "";
+    message.errorCode = object.errorCode ?? "";
     return message;
   },
 };

@@ -1,0 +1,123 @@
+import { BundleState, type BundleProgress, type HeldBundle } from '../../../common/src/gen/ferry/v1/session.js';
+import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { Db } from '../store/db.js';
+import type { SessionRegistry } from '../sessions/registry.js';
+import type { BundleStore, StoredBundle } from './bundle-store.js';
+
+const STATE_NAMES: Record<number, string> = {
+  [BundleState.BUNDLE_STATE_FETCHING]: 'fetching',
+  [BundleState.BUNDLE_STATE_READY]: 'ready',
+  [BundleState.BUNDLE_STATE_FAILED]: 'failed',
+};
+
+type Listener = (p: BundleProgress) => void;
+
+/**
+ * Stages bundles on agents and tracks which host holds what. A stage that a
+ * dropped link interrupted is sent again when the agent says hello, and the
+ * agent resumes from its staging cache, so nothing verified is fetched twice.
+ */
+export class PrefetchCoordinator {
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly lastWrite = new Map<string, number>();
+
+  constructor(private readonly db: Db, private readonly sessions: SessionRegistry, private readonly bundles: BundleStore, private readonly log: Logger) {}
+
+  /** Bundles (name:version) each agent holds, for `ferry agents ls`. */
+  async heldNames(): Promise<Map<string, string[]>> {
+    const rows = await this.db.all<{ agent_id: string; name: string; version: string }>(
+      `SELECT ab.agent_id, b.name, b.version FROM agent_bundles ab JOIN bundles b ON b.id = ab.bundle_id
+       WHERE ab.state = 'ready' ORDER BY b.name, b.version`);
+    const out = new Map<string, string[]>();
+    for (const r of rows) out.set(r.agent_id, [...(out.get(r.agent_id) ?? []), `${r.name}:${r.version}`]);
+    return out;
+  }
+
+  async isHeld(agentId: string, bundleId: string): Promise<boolean> {
+    return Boolean(await this.db.get('SELECT 1 AS x FROM agent_bundles WHERE agent_id = ? AND bundle_id = ? AND state = ?', [agentId, bundleId, 'ready']));
+  }
+
+  /** Hello: record what the agent holds, and resend stages it did not finish. */
+  async onHello(agentId: string, held: HeldBundle[]): Promise<void> {
+    const now = Date.now();
+    const heldIds = new Set(held.map((h) => h.bundleId));
+    const rows = await this.db.all<{ bundle_id: string; state: string }>('SELECT bundle_id, state FROM agent_bundles WHERE agent_id = ?', [agentId]);
+    for (const r of rows) {
+      if (r.state === 'ready' && !heldIds.has(r.bundle_id)) await this.db.run('DELETE FROM agent_bundles WHERE agent_id = ? AND bundle_id = ?', [agentId, r.bundle_id]);
+    }
+    for (const h of held) {
+      if (!(await this.bundles.byId(h.bundleId))) continue; // staged from a bundle since removed here
+      await this.upsert(agentId, h.bundleId, 'ready', 0, 0, '', now);
+    }
+    for (const r of rows.filter((x) => x.state === 'fetching' && !heldIds.has(x.bundle_id))) {
+      const b = await this.bundles.byId(r.bundle_id);
+      if (b) this.sendStage(agentId, b);
+    }
+  }
+
+  async onProgress(agentId: string, p: BundleProgress): Promise<void> {
+    const key = `${agentId}/${p.bundleId}`;
+    const state = STATE_NAMES[p.state] ?? 'fetching';
+    // Progress arrives a few times a second; the store needs state changes and an occasional update.
+    const last = this.lastWrite.get(key) ?? 0;
+    if (state !== 'fetching' || Date.now() - last > 2000) {
+      this.lastWrite.set(key, Date.now());
+      await this.upsert(agentId, p.bundleId, state, p.bytesDone, p.bytesTotal, p.error, Date.now());
+    }
+    for (const l of this.listeners.get(key) ?? []) l(p);
+  }
+
+  /** Stages `bundle` on `targets`, streaming progress until every host is ready, failed or offline. */
+  async run(bundle: StoredBundle, targets: Array<{ agentId: string; hostname: string }>, sink: (ev: PrefetchEvent) => void, signal: AbortSignal): Promise<void> {
+    const total = bundle.manifest.files.reduce((n, f) => n + f.size, 0);
+    const base = (t: { agentId: string; hostname: string }): PrefetchEvent => ({
+      agentId: t.agentId, hostname: t.hostname, state: BundleState.BUNDLE_STATE_FETCHING, bytesDone: 0, bytesTotal: total,
+      bytesFetched: 0, error: '', offline: false, final: false,
+    });
+    const release = this.bundles.lease(bundle.id);
+    try {
+      await Promise.all(targets.map(async (t) => {
+        if (!this.sessions.get(t.agentId)) {
+          sink({ ...base(t), state: BundleState.BUNDLE_STATE_FAILED, offline: true, error: 'not connected' });
+          return;
+        }
+        if (await this.isHeld(t.agentId, bundle.id)) {
+          sink({ ...base(t), state: BundleState.BUNDLE_STATE_READY, bytesDone: total });
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          const key = `${t.agentId}/${bundle.id}`;
+          const l: Listener = (p) => {
+            sink({ ...base(t), state: p.state, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total, bytesFetched: p.bytesFetched, error: p.error });
+            if (p.state === BundleState.BUNDLE_STATE_READY || p.state === BundleState.BUNDLE_STATE_FAILED) done();
+          };
+          const done = () => {
+            this.listeners.get(key)?.delete(l);
+            signal.removeEventListener('abort', done);
+            resolve();
+          };
+          this.listeners.set(key, (this.listeners.get(key) ?? new Set()).add(l));
+          signal.addEventListener('abort', done, { once: true });
+          void this.upsert(t.agentId, bundle.id, 'fetching', 0, total, '', Date.now()).then(() => this.sendStage(t.agentId, bundle));
+        });
+      }));
+    } finally {
+      release();
+    }
+  }
+
+  private sendStage(agentId: string, b: StoredBundle): void {
+    this.log.info({ agent: agentId, bundle: `${b.manifest.name}:${b.manifest.version}` }, 'staging bundle');
+    this.sessions.get(agentId)?.send({ msg: { $case: 'bundleStage', value: { bundleId: b.id, signed: b.signed } } });
+  }
+
+  private async upsert(agentId: string, bundleId: string, state: string, done: number, total: number, error: string, at: number): Promise<void> {
+    const res = await this.db.run('UPDATE agent_bundles SET state = ?, bytes_done = ?, bytes_total = ?, error = ?, updated_at = ? WHERE agent_id = ? AND bundle_id = ?',
+      [state, done, total, error, at, agentId, bundleId]);
+    if (res.changes === 0) {
+      await this.db.run('INSERT INTO agent_bundles (agent_id, bundle_id, state, bytes_done, bytes_total, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [agentId, bundleId, state, done, total, error, at]);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { BundleInfo } from '../../../common/src/gen/ferry/v1/admin.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import type { SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { ProgressBar } from '../../../common/src/progress.js';
+import type { Admin } from './admin-client.js';
+
+/** Where the pusher gets chunk bytes: the original files, or a bundle archive. */
+export type ChunkReader = (digest: string) => Promise<Buffer>;
+
+export interface PushResult {
+  info: BundleInfo;
+  chunksTotal: number;
+  chunksSent: number;
+  bytesSent: number;
+}
+
+const BATCH = 5000;
+
+/**
+ * Pushes a signed bundle: asks the controller which chunks it lacks, uploads
+ * only those (one stream, honouring backpressure), then commits the manifest.
+ * Re-running after an interruption sends only what is still missing.
+ */
+export async function pushBundle(admin: Admin, signed: SignedManifest, read: ChunkReader, opts: { progress?: boolean } = {}): Promise<PushResult> {
+  const manifest = JSON.parse(signed.manifest) as { files: Array<{ chunks: Array<{ digest: string; size: number }> }>; name: string; version: string };
+  const sizes = new Map<string, number>();
+  for (const f of manifest.files) for (const c of f.chunks) sizes.set(c.digest, c.size);
+  const all = [...sizes.keys()];
+  const missing: string[] = [];
+  for (let i = 0; i < all.length; i += BATCH) {
+    missing.push(...(await admin.call(admin.client.missingChunks, { digests: all.slice(i, i + BATCH) })).missing);
+  }
+  const toSend = missing.reduce((n, d) => n + sizes.get(d)!, 0);
+  const bar = new ProgressBar(`push ${manifest.name}:${manifest.version}`, toSend, process.stderr, opts.progress !== false);
+  let sent = 0;
+  if (missing.length > 0) {
+    await new Promise<void>((resolve, reject) => {
+      const call = admin.client.uploadChunks((err) => (err ? reject(admin.explain(fromServiceError(err))) : resolve()));
+      (async () => {
+        for (const digest of missing) {
+          const data = await read(digest);
+          if (!call.write({ digest, data })) await new Promise<void>((r) => call.once('drain', () => r()));
+          sent += data.length;
+          bar.update(sent);
+        }
+        call.end();
+      })().catch((err) => {
+        call.cancel();
+        reject(err instanceof FerryError ? err : new FerryError(ErrorCode.Internal, String(err)));
+      });
+    });
+  }
+  bar.finish(sent, `${missing.length} of ${all.length} chunks sent`);
+  const info = await admin.call(admin.client.commitBundle, { signed });
+  return { info, chunksTotal: all.length, chunksSent: missing.length, bytesSent: sent };
+}

@@ -1,0 +1,92 @@
+import type { ServerReadableStream, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type {
+  AdminServer, PrefetchEvent, PrefetchRequest, UploadChunksResponse,
+} from '../../../common/src/gen/ferry/v1/admin.js';
+import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
+import { toServiceError } from '../../../common/src/grpc-status.js';
+import { bundleInfo } from '../bundles/bundle-store.js';
+import type { AgentRecord } from '../store/agents.js';
+import type { CallWithAuth } from './peer-auth.js';
+import type { ControllerContext } from './context.js';
+
+/** What the admin service shares with its bundle handlers. */
+export interface AdminKit {
+  actor(call: CallWithAuth): string;
+  unary<Req, Res>(fn: (req: Req, who: string) => Promise<Res>): (call: import('@grpc/grpc-js').ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+  selectAgents(selector: string): Promise<AgentRecord[]>;
+}
+
+type BundleHandlers = Pick<AdminServer, 'addSigningKey' | 'listSigningKeys' | 'missingChunks' | 'uploadChunks' | 'commitBundle'
+  | 'listBundles' | 'getBundle' | 'removeBundle' | 'prefetch'>;
+
+/** Signing keys, bundle upload (only missing chunks), listing, removal with chunk collection, prefetch. */
+export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHandlers {
+  return {
+    addSigningKey: kit.unary(async (req, who) => {
+      const k = await ctx.bundles.addKey(req.publicPem, req.name || 'operator');
+      await ctx.audit.record(who, 'key.add', k.keyId, { name: k.name });
+      return k;
+    }),
+    listSigningKeys: kit.unary(async () => ({ keys: await ctx.bundles.keys() })),
+    missingChunks: kit.unary(async (req) => ({ missing: await ctx.bundles.missing(req.digests) })),
+    uploadChunks(call: ServerReadableStream<ChunkData, UploadChunksResponse>, cb: sendUnaryData<UploadChunksResponse>) {
+      try {
+        kit.actor(call);
+      } catch (err) {
+        cb(toServiceError(err));
+        return;
+      }
+      let stored = 0;
+      let bytes = 0;
+      let failed = false;
+      let chain = Promise.resolve();
+      call.on('data', (c: ChunkData) => {
+        // Verify and store in order; pause the stream while a put is on disk.
+        call.pause();
+        chain = chain.then(async () => {
+          if (failed) return;
+          if (await ctx.bundles.chunks.put(c.digest, c.data)) {
+            stored++;
+            bytes += c.data.length;
+          }
+        }).catch((err) => {
+          failed = true;
+          cb(toServiceError(err));
+        }).finally(() => call.resume());
+      });
+      call.on('end', () => { void chain.then(() => { if (!failed) cb(null, { stored, bytes }); }); });
+    },
+    commitBundle: kit.unary(async (req, who) => {
+      if (!req.signed) throw new FerryError(ErrorCode.InvalidArgument, 'no signed manifest');
+      const b = await ctx.bundles.commit(req.signed);
+      await ctx.audit.record(who, 'bundle.push', `${b.manifest.name}:${b.manifest.version}`, { id: b.id, keyId: b.signed.keyId });
+      return bundleInfo(b);
+    }),
+    listBundles: kit.unary(async () => ({ bundles: (await ctx.bundles.list()).map(bundleInfo) })),
+    getBundle: kit.unary(async (req) => {
+      const b = await ctx.bundles.require(req.name, req.version);
+      return { info: bundleInfo(b), signed: b.signed };
+    }),
+    removeBundle: kit.unary(async (req, who) => {
+      const r = await ctx.bundles.remove(req.name, req.version);
+      await ctx.audit.record(who, 'bundle.rm', `${req.name}:${req.version}`, { chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed });
+      return { removed: bundleInfo(r.removed), chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed };
+    }),
+    prefetch(call: ServerWritableStream<PrefetchRequest, PrefetchEvent>) {
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      (async () => {
+        const who = kit.actor(call);
+        const b = await ctx.bundles.require(call.request.name, call.request.version);
+        const targets = await kit.selectAgents(call.request.selector);
+        await ctx.audit.record(who, 'bundle.prefetch', `${b.manifest.name}:${b.manifest.version}`, { selector: call.request.selector, hosts: targets.length });
+        await ctx.prefetch.run(b, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!abort.signal.aborted) call.write(ev); }, abort.signal);
+        if (!abort.signal.aborted) {
+          call.write({ agentId: '', hostname: '', state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: '', offline: false, final: true });
+          call.end();
+        }
+      })().catch((err) => call.emit('error', toServiceError(err)));
+    },
+  };
+}
