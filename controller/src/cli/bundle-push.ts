@@ -24,6 +24,13 @@ const BATCH = 5000;
  */
 export async function pushBundle(admin: Admin, signed: SignedManifest, read: ChunkReader, opts: { progress?: boolean } = {}): Promise<PushResult> {
   const manifest = JSON.parse(signed.manifest) as { files: Array<{ chunks: Array<{ digest: string; size: number }> }>; name: string; version: string };
+  // Fail before moving any bytes if the controller would refuse the signature anyway.
+  const { keys } = await admin.call(admin.client.listSigningKeys, {});
+  if (!keys.some((k) => k.keyId === signed.keyId)) {
+    throw new FerryError(ErrorCode.SignatureInvalid,
+      keys.length === 0 ? 'the controller trusts no signing key yet' : `the controller does not trust ${signed.keyId}, the key this bundle is signed with`,
+      'add the public key first: `ferry key add operator.pub` (hosts enrolled afterwards pin it)');
+  }
   const sizes = new Map<string, number>();
   for (const f of manifest.files) for (const c of f.chunks) sizes.set(c.digest, c.size);
   const all = [...sizes.keys()];

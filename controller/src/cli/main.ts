@@ -7,6 +7,8 @@ import { cmdController } from './cmd-controller.js';
 import { cmdExec } from './cmd-exec.js';
 import { cmdOperator } from './cmd-operator.js';
 import { cmdToken } from './cmd-token.js';
+import { cmdKey } from './cmd-key.js';
+import { cmdBundleAdmin } from './cmd-bundle.js';
 
 const HELP = `ferry ${FERRY_VERSION} — install and upgrade software on fleets of air-gapped hosts.
 
@@ -32,6 +34,15 @@ The fleet:
 Running a command everywhere:
   ferry exec --selector role=edge [--timeout 30s] [--concurrency N] [--json] -- uname -a
       Streams each host's output live as "host | line", then a summary.
+
+Signing keys and bundles:
+  ferry key gen [--out operator]          ed25519 key pair here (operator.key stays here)
+  ferry key add operator.pub              the fleet trusts it (hosts pin keys at enrollment)
+  ferry key ls
+  ferry bundle ls | show NAME:VERSION | rm NAME:VERSION
+  ferry bundle prefetch NAME:VERSION --selector role=edge
+      Stage a bundle on matching hosts ahead of a rollout: each host fetches
+      only the chunks it lacks, verifies them, and assembles the files.
 
 Remote admin:
   ferry operator cert NAME --out DIR
@@ -70,6 +81,8 @@ async function main(): Promise<number> {
     case 'agents': return cmdAgents(rest);
     case 'exec': return cmdExec(rest);
     case 'operator': return cmdOperator(rest);
+    case 'key': return cmdKey(rest);
+    case 'bundle': return cmdBundleAdmin(rest[0] ?? '', rest.slice(1));
     case 'version': case '--version':
       process.stdout.write(`${FERRY_VERSION}\n`);
       return 0;

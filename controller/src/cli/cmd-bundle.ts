@@ -1,0 +1,106 @@
+import { parseFlags } from '../../../common/src/cli-support.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { Exit } from '../../../common/src/exit-codes.js';
+import { BundleState } from '../../../common/src/gen/ferry/v1/session.js';
+import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { bytes, table } from '../../../common/src/table.js';
+import { Admin, adminFlags } from './admin-client.js';
+
+/** NAME:VERSION → [name, version]. */
+export function parseRef(ref: string | undefined): [string, string] {
+  const m = /^([^:]+):(.+)$/.exec(ref ?? '');
+  if (!m) throw new FerryError(ErrorCode.InvalidArgument, `"${ref ?? ''}" is not NAME:VERSION`, 'e.g. kubeedge-edge:1.22.0 (see ferry bundle ls)');
+  return [m[1]!, m[2]!];
+}
+
+/** `ferry bundle ls | show | rm | prefetch` (build, push and lint live in cmd-bundle-build.ts). */
+export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(rest, { ...adminFlags, json: { type: 'boolean' }, selector: { type: 'string', short: 'l' } });
+  const admin = Admin.connect(values);
+  try {
+    switch (sub) {
+      case 'ls': {
+        const { bundles } = await admin.call(admin.client.listBundles, {});
+        process.stdout.write(values.json ? JSON.stringify(bundles) + '\n' : table([
+          ['NAME', 'VERSION', 'ARCH', 'FILES', 'IMAGES', 'SIZE', 'SIGNED BY', 'ID'],
+          ...bundles.map((b) => [b.name, b.version, b.arch.join(','), String(b.files), String(b.images), bytes(b.sizeBytes), b.keyId, b.bundleId.slice(0, 12)]),
+        ]));
+        return Exit.Ok;
+      }
+      case 'show': {
+        const [name, version] = parseRef(positionals[0]);
+        const { info, signed } = await admin.call(admin.client.getBundle, { name, version });
+        const m = JSON.parse(signed!.manifest) as { files: Array<{ path: string; size: number; mode: number }>; images: Array<{ file: string; refs: string[]; platform: { os: string; architecture: string } }>; rewrites: Array<{ from: string; to: string }> };
+        if (values.json) {
+          process.stdout.write(JSON.stringify({ info, manifest: m }) + '\n');
+          return Exit.Ok;
+        }
+        process.stdout.write(`${info!.name}:${info!.version}  id ${info!.bundleId}\nsigned by ${info!.keyId}, ${bytes(info!.sizeBytes)} in ${info!.files} files, ${info!.chunks} chunks\n\nimages:\n`);
+        process.stdout.write(table([['REF', 'PLATFORM', 'FILE'], ...m.images.flatMap((i) => i.refs.map((r) => [r, `${i.platform.os}/${i.platform.architecture}`, i.file]))]));
+        process.stdout.write('\nfiles:\n' + table([['PATH', 'MODE', 'SIZE'], ...m.files.map((f) => [f.path, f.mode.toString(8).padStart(4, '0'), bytes(f.size)])]));
+        if (m.rewrites.length) process.stdout.write('\nregistry rewrites:\n' + m.rewrites.map((r) => `  ${r.from} -> ${r.to}\n`).join(''));
+        return Exit.Ok;
+      }
+      case 'rm': {
+        const [name, version] = parseRef(positionals[0]);
+        const r = await admin.call(admin.client.removeBundle, { name, version });
+        process.stdout.write(values.json ? JSON.stringify(r) + '\n' : `removed ${name}:${version}; collected ${r.chunksDeleted} unreferenced chunks (${bytes(r.bytesFreed)})\n`);
+        return Exit.Ok;
+      }
+      case 'prefetch':
+        return await prefetch(admin, positionals[0], values.selector ?? '', Boolean(values.json));
+      default:
+        throw new FerryError(ErrorCode.InvalidArgument, `unknown bundle command "${sub}"`, 'use build, push, lint, ls, show, rm or prefetch');
+    }
+  } finally {
+    admin.close();
+  }
+}
+
+const STATE: Record<number, string> = { [BundleState.BUNDLE_STATE_FETCHING]: 'fetching', [BundleState.BUNDLE_STATE_READY]: 'ready', [BundleState.BUNDLE_STATE_FAILED]: 'failed' };
+
+async function prefetch(admin: Admin, ref: string | undefined, selector: string, json: boolean): Promise<number> {
+  const [name, version] = parseRef(ref);
+  const last = new Map<string, PrefetchEvent>();
+  const tty = Boolean(process.stderr.isTTY) && !json;
+  let lastDraw = 0;
+  const draw = (force = false) => {
+    const evs = [...last.values()];
+    const total = evs.reduce((n, e) => n + e.bytesTotal, 0);
+    const done = evs.reduce((n, e) => n + e.bytesDone, 0);
+    const ready = evs.filter((e) => e.state === BundleState.BUNDLE_STATE_READY).length;
+    const failed = evs.filter((e) => e.state === BundleState.BUNDLE_STATE_FAILED).length;
+    const pct = total ? Math.floor((done / total) * 100) : 0;
+    const line = `prefetch ${name}:${version}: ${ready} ready, ${failed} failed, ${evs.length - ready - failed} fetching — ${pct}% of ${bytes(total)}`;
+    if (tty) process.stderr.write(`\r${line}\x1b[K`);
+    else if (force || Date.now() - lastDraw > 5000) { process.stderr.write(line + '\n'); lastDraw = Date.now(); }
+  };
+  const stream = admin.client.prefetch({ name, version, selector });
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (ev: PrefetchEvent) => {
+      if (json) process.stdout.write(JSON.stringify({ ...ev, state: STATE[ev.state] ?? '' }) + '\n');
+      if (ev.final) return;
+      const prev = last.get(ev.agentId);
+      last.set(ev.agentId, ev);
+      if (!json && !tty && prev?.state !== ev.state && ev.state !== BundleState.BUNDLE_STATE_FETCHING) {
+        process.stderr.write(`${ev.hostname}: ${STATE[ev.state]}${ev.error ? ` — ${ev.error}` : ''} (${bytes(ev.bytesFetched)} over the network)\n`);
+      }
+      if (!json) draw();
+    });
+    stream.on('error', (e) => reject(admin.explain(fromServiceError(e))));
+    stream.on('end', () => resolve());
+  });
+  if (!json) {
+    draw(true);
+    if (tty) process.stderr.write('\n');
+    const rows = [...last.values()].sort((a, b) => a.hostname.localeCompare(b.hostname));
+    process.stdout.write(table([['HOST', 'STATE', 'FETCHED', 'SIZE', 'DETAIL'],
+      ...rows.map((e) => [e.hostname, e.offline ? 'offline' : STATE[e.state] ?? '?', bytes(e.bytesFetched), bytes(e.bytesTotal), e.error])]));
+  }
+  if (last.size === 0) {
+    process.stderr.write(`no agent matches selector "${selector}"\n`);
+    return Exit.Failure;
+  }
+  return [...last.values()].every((e) => e.state === BundleState.BUNDLE_STATE_READY) ? Exit.Ok : Exit.Failure;
+}

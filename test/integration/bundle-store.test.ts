@@ -1,0 +1,130 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { utimesSync, writeFileSync } from 'node:fs';
+import { generateSigningKey } from '../../common/src/bundle/manifest.js';
+import { ErrorCode, FerryError } from '../../common/src/errors.js';
+import { ChunksClient } from '../../common/src/gen/ferry/v1/chunks.js';
+import { clientChannelOptions } from '../../common/src/grpc-options.js';
+import { fromServiceError } from '../../common/src/grpc-status.js';
+import { controllerCreds } from '../../agent/src/grpc-creds.js';
+import { Admin } from '../../controller/src/cli/admin-client.js';
+import { pushBundle } from '../../controller/src/cli/bundle-push.js';
+import type { Controller } from '../../controller/src/controller.js';
+import { memBundle, randomFile } from '../support/bundles.js';
+import { cleanup, enrollAgent, startController, type TestAgent } from '../support/fixtures.js';
+
+describe('bundles on the controller', function () {
+  this.timeout(60_000);
+  let c: Controller;
+  let admin: Admin;
+  const agents: TestAgent[] = [];
+  const key = generateSigningKey();
+  const files = { 'bin/edgecore': randomFile(3), 'images/a.tar': randomFile(5), 'manifests/x.yaml': Buffer.from('kind: ConfigMap\n') };
+
+  before(async () => {
+    c = await startController();
+    admin = Admin.connect({ adminSocket: c.config.adminSocket });
+  });
+  after(async () => { admin.close(); await cleanup(c, agents); });
+
+  it('refuses bundles until a signing key is trusted, then pins keys for agents enrolled later', async () => {
+    const b = memBundle('edge', '1.0.0', files, key.privatePem);
+    await assert.rejects(pushBundle(admin, b.signed, async (d) => b.chunks.get(d)!, { progress: false }),
+      (e: FerryError) => e.code === ErrorCode.SignatureInvalid && /trusts no signing key/.test(e.message));
+    const k = await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
+    assert.equal(k.keyId, key.keyId);
+    const a = await enrollAgent(c, 'edge-1', { start: false });
+    agents.push(a);
+    assert.deepEqual(a.state.load().identity.operatorKeys, [key.publicPem]);
+  });
+
+  it('uploads only missing chunks, and a new version moves only what changed', async () => {
+    const v1 = memBundle('edge', '1.0.0', files, key.privatePem);
+    const r1 = await pushBundle(admin, v1.signed, async (d) => v1.chunks.get(d)!, { progress: false });
+    assert.equal(r1.chunksSent, r1.chunksTotal);
+    assert.equal(r1.info.files, 3);
+    const again = await pushBundle(admin, v1.signed, async (d) => v1.chunks.get(d)!, { progress: false });
+    assert.equal(again.chunksSent, 0, 'a re-push sends nothing');
+    const changed = randomFile(1);
+    const v2 = memBundle('edge', '1.1.0', { ...files, 'bin/edgecore': changed }, key.privatePem);
+    const r2 = await pushBundle(admin, v2.signed, async (d) => v2.chunks.get(d)!, { progress: false });
+    assert.ok(r2.bytesSent <= changed.length * 1.1, `sent ${r2.bytesSent} for ${changed.length} changed bytes`);
+    const { bundles } = await admin.call(admin.client.listBundles, {});
+    assert.deepEqual(bundles.map((b) => `${b.name}:${b.version}`), ['edge:1.0.0', 'edge:1.1.0']);
+  });
+
+  it('refuses tampered, foreign-signed and incomplete bundles, and same name:version with other content', async () => {
+    const b = memBundle('edge', '2.0.0', files, key.privatePem);
+    const tampered = { ...b.signed, manifest: b.signed.manifest.replace('"edge"', '"edgx"') };
+    await assert.rejects(admin.call(admin.client.commitBundle, { signed: tampered }), (e: FerryError) => e.code === ErrorCode.SignatureInvalid && /altered/.test(e.message));
+    const foreign = memBundle('edge', '2.0.0', files, generateSigningKey().privatePem);
+    await assert.rejects(admin.call(admin.client.commitBundle, { signed: foreign.signed }), (e: FerryError) => /does not trust/.test(e.message));
+    const fresh = memBundle('edge', '3.0.0', { 'bin/new': randomFile(1) }, key.privatePem);
+    await assert.rejects(admin.call(admin.client.commitBundle, { signed: fresh.signed }), (e: FerryError) => e.code === ErrorCode.BundleInvalid && /not on the controller/.test(e.message));
+    const clash = memBundle('edge', '1.0.0', { 'x': Buffer.from('other') }, key.privatePem);
+    await assert.rejects(pushBundle(admin, clash.signed, async (d) => clash.chunks.get(d)!, { progress: false }), (e: FerryError) => e.code === ErrorCode.AlreadyExists);
+  });
+
+  it('refuses a manifest whose paths escape the bundle', async () => {
+    const b = memBundle('evil', '1.0.0', { '../../etc/passwd': Buffer.from('root::0:0\n') }, key.privatePem);
+    await assert.rejects(pushBundle(admin, b.signed, async (d) => b.chunks.get(d)!, { progress: false }),
+      (e: FerryError) => e.code === ErrorCode.BundleInvalid && /not a normalised relative path/.test(e.message));
+  });
+
+  it('serves chunks to agents only, verifying them on the way out', async () => {
+    const v1 = memBundle('edge', '1.0.0', files, key.privatePem);
+    const { keyPem, certPem, caPem } = agents[0]!.state.load();
+    const client = new ChunksClient(`127.0.0.1:${c.port}`, controllerCreds(caPem, { keyPem, certPem }), clientChannelOptions({ 'grpc.max_receive_message_length': 16 << 20 }));
+    const fetch = (digests: string[]) => new Promise<Map<string, Buffer>>((resolve, reject) => {
+      const out = new Map<string, Buffer>();
+      const s = client.fetch({ digests });
+      s.on('data', (d: { digest: string; data: Buffer }) => out.set(d.digest, d.data));
+      s.on('error', (e) => reject(fromServiceError(e)));
+      s.on('end', () => resolve(out));
+    });
+    const digests = [...v1.chunks.keys()];
+    const got = await fetch(digests);
+    for (const d of digests) assert.ok(got.get(d)!.equals(v1.chunks.get(d)!));
+    // A faulty controller disk: the chunk no longer matches its digest.
+    writeFileSync(c.ctx.bundles.chunks.pathOf(digests[0]!), Buffer.from('bit rot'));
+    await assert.rejects(fetch([digests[0]!]), (e: FerryError) => e.code === ErrorCode.ChunkCorrupt);
+    await assert.rejects(fetch(['ab'.repeat(32)]), (e: FerryError) => e.code === ErrorCode.ChunkNotFound);
+    client.close();
+    const anon = new ChunksClient(`127.0.0.1:${c.port}`, controllerCreds(caPem));
+    await assert.rejects(new Promise((res, rej) => { const s = anon.fetch({ digests }); s.on('data', res); s.on('error', (e) => rej(fromServiceError(e))); }),
+      (e: FerryError) => e.code === ErrorCode.Unauthenticated);
+    anon.close();
+  });
+
+  it('removes a bundle and collects only chunks nothing else references (and not fresh uploads)', async () => {
+    // The corrupt chunk was dropped when it was detected; pushing again repairs the controller.
+    const repair = memBundle('edge', '1.0.0', files, key.privatePem);
+    assert.equal((await pushBundle(admin, repair.signed, async (d) => repair.chunks.get(d)!, { progress: false })).chunksSent, 1);
+    const before = await c.ctx.bundles.chunks.stats();
+    const r = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.1.0' });
+    assert.equal(r.removed!.version, '1.1.0');
+    // Chunks uploaded within the last hour may belong to a push still in flight: kept.
+    assert.equal(r.chunksDeleted, 0);
+    assert.equal((await c.ctx.bundles.chunks.stats()).count, before.count);
+
+    // An hour later, a bundle whose chunks are partly shared is collected down to the shared part.
+    const v3 = memBundle('edge', '1.2.0', { ...files, 'bin/edgecore': randomFile(2) }, key.privatePem);
+    await pushBundle(admin, v3.signed, async (d) => v3.chunks.get(d)!, { progress: false });
+    const old = new Date(Date.now() - 2 * 3_600_000);
+    for await (const d of c.ctx.bundles.chunks.list()) utimesSync(c.ctx.bundles.chunks.pathOf(d), old, old);
+    const v1 = memBundle('edge', '1.0.0', files, key.privatePem);
+    const only3 = [...v3.chunks.keys()].filter((d) => !v1.chunks.has(d));
+    const r3 = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.2.0' });
+    assert.ok(r3.chunksDeleted >= only3.length, `deleted ${r3.chunksDeleted}, expected at least ${only3.length}`);
+    for (const d of only3) assert.equal(await c.ctx.bundles.chunks.has(d), false);
+    for (const d of v1.chunks.keys()) assert.equal(await c.ctx.bundles.chunks.has(d), true, 'a chunk still referenced by 1.0.0 was collected');
+  });
+
+  it('keeps the chunks of a bundle being served while it is removed', async () => {
+    const v1 = await c.ctx.bundles.require('edge', '1.0.0');
+    const release = c.ctx.bundles.lease(v1.id);
+    await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.0.0' });
+    for (const f of v1.manifest.files) for (const ch of f.chunks) assert.equal(await c.ctx.bundles.chunks.has(ch.digest), true);
+    release();
+  });
+});
