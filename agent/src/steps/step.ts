@@ -1,0 +1,33 @@
+import type { StepOutcome } from '../../../common/src/plan/types.js';
+
+/** What every step executor gets from the job runner. */
+export interface StepContext {
+  /** Check mode: report what would change (with a diff) and change nothing. */
+  check: boolean;
+  /** Plan parameters after defaults, with `{{ }}` already expanded into args by the runner. */
+  params: Record<string, unknown>;
+  /** Host facts and labels, for templates and conditions. */
+  facts: Record<string, unknown>;
+  labels: Record<string, string>;
+  /** Directory of a staged bundle's files by the plan's `as` name; throws a clear error if it is not staged. */
+  bundleDir(as: string): string;
+  /** Where a step may keep backups and scratch files that survive a reboot. */
+  stateDir: string;
+  /** Streams one line of output for the controller (stdout or stderr of a command, or a note). */
+  output(line: string, stream?: 'stdout' | 'stderr'): void;
+  /** Aborted on cancel or timeout; executors pass it to every child process (whole process group). */
+  signal: AbortSignal;
+  /** Root under which absolute host paths live (normally "/"; tests point it elsewhere). */
+  root: string;
+}
+
+/**
+ * One step type on the host. Its args were parsed by the type's schema in
+ * common/src/plan/steps/ (shared with the controller's plan validation).
+ * `run` is idempotent: a second run changes nothing and reports `unchanged`;
+ * in check mode it changes nothing and reports what would change.
+ */
+export interface StepExecutor<A> {
+  readonly type: string;
+  run(args: A, ctx: StepContext): Promise<StepOutcome>;
+}
