@@ -115,6 +115,8 @@ export interface AgentMessage {
     | { $case: "result"; value: ExecResult }
     | { $case: "renew"; value: RenewRequest }
     | { $case: "bundleProgress"; value: BundleProgress }
+    | { $case: "stepEvent"; value: StepEvent }
+    | { $case: "jobResult"; value: JobResult }
     | undefined;
 }
 
@@ -127,6 +129,7 @@ export interface ControllerMessage {
     | { $case: "ack"; value: Ack }
     | { $case: "renewed"; value: RenewResponse }
     | { $case: "bundleStage"; value: BundleStage }
+    | { $case: "jobStart"; value: JobStart }
     | undefined;
 }
 
@@ -240,6 +243,77 @@ export interface RenewResponse {
   caPem: string;
 }
 
+/**
+ * A plan as shipped: the exact YAML that was signed, the ed25519 signature
+ * over it, and the signing key's id. Agents verify it against the operator
+ * keys pinned at enrollment before running anything.
+ */
+export interface SignedPlan {
+  plan: string;
+  signature: string;
+  keyId: string;
+  /** file name for messages (plan.yaml:12:3) */
+  file: string;
+}
+
+export interface JobBundle {
+  as: string;
+  bundleId: string;
+  signed: SignedManifest | undefined;
+}
+
+/**
+ * Run a plan on this host. Cancel with ExecCancel (same job id space).
+ * Output lines travel as ExecOutput, step events and the result share the
+ * job's sequence numbers, so they are acknowledged and resent like exec output.
+ */
+export interface JobStart {
+  jobId: string;
+  plan: SignedPlan | undefined;
+  params: { [key: string]: string };
+  bundles: JobBundle[];
+  check: boolean;
+}
+
+export interface JobStart_ParamsEntry {
+  key: string;
+  value: string;
+}
+
+export interface StepEvent {
+  jobId: string;
+  seq: number;
+  /** 0-based */
+  stepIndex: number;
+  stepCount: number;
+  stepId: string;
+  /** false: the step started */
+  finished: boolean;
+  /** changed | unchanged | skipped | failed (when finished) */
+  status: string;
+  diff: string;
+  message: string;
+  errorCode: string;
+  attempt: number;
+  /** started again after the agent or host restarted mid-step */
+  resumed: boolean;
+  durationMs: number;
+  timeMs: number;
+}
+
+export interface JobResult {
+  jobId: string;
+  seq: number;
+  /** succeeded | failed | cancelled */
+  status: string;
+  failedStep: string;
+  message: string;
+  durationMs: number;
+  changed: number;
+  unchanged: number;
+  skipped: number;
+}
+
 function createBaseAgentMessage(): AgentMessage {
   return { msg: undefined };
 }
@@ -264,6 +338,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         break;
       case "bundleProgress":
         BundleProgress.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
+      case "stepEvent":
+        StepEvent.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "jobResult":
+        JobResult.encode(message.msg.value, writer.uint32(66).fork()).join();
         break;
     }
     return writer;
@@ -330,6 +410,22 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "bundleProgress", value: BundleProgress.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "stepEvent", value: StepEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "jobResult", value: JobResult.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -358,6 +454,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "bundleProgress", value: BundleProgress.fromJSON(object.bundleProgress) }
         : isSet(object.bundle_progress)
         ? { $case: "bundleProgress", value: BundleProgress.fromJSON(object.bundle_progress) }
+        : isSet(object.stepEvent)
+        ? { $case: "stepEvent", value: StepEvent.fromJSON(object.stepEvent) }
+        : isSet(object.step_event)
+        ? { $case: "stepEvent", value: StepEvent.fromJSON(object.step_event) }
+        : isSet(object.jobResult)
+        ? { $case: "jobResult", value: JobResult.fromJSON(object.jobResult) }
+        : isSet(object.job_result)
+        ? { $case: "jobResult", value: JobResult.fromJSON(object.job_result) }
         : undefined,
     };
   },
@@ -376,6 +480,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.renew = RenewRequest.toJSON(message.msg.value);
     } else if (message.msg?.$case === "bundleProgress") {
       obj.bundleProgress = BundleProgress.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "stepEvent") {
+      obj.stepEvent = StepEvent.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "jobResult") {
+      obj.jobResult = JobResult.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -422,6 +530,18 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "stepEvent": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "stepEvent", value: StepEvent.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "jobResult": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "jobResult", value: JobResult.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -454,6 +574,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         break;
       case "bundleStage":
         BundleStage.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "jobStart":
+        JobStart.encode(message.msg.value, writer.uint32(66).fork()).join();
         break;
     }
     return writer;
@@ -528,6 +651,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "bundleStage", value: BundleStage.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "jobStart", value: JobStart.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -562,6 +693,10 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "bundleStage", value: BundleStage.fromJSON(object.bundleStage) }
         : isSet(object.bundle_stage)
         ? { $case: "bundleStage", value: BundleStage.fromJSON(object.bundle_stage) }
+        : isSet(object.jobStart)
+        ? { $case: "jobStart", value: JobStart.fromJSON(object.jobStart) }
+        : isSet(object.job_start)
+        ? { $case: "jobStart", value: JobStart.fromJSON(object.job_start) }
         : undefined,
     };
   },
@@ -582,6 +717,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.renewed = RenewResponse.toJSON(message.msg.value);
     } else if (message.msg?.$case === "bundleStage") {
       obj.bundleStage = BundleStage.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "jobStart") {
+      obj.jobStart = JobStart.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -631,6 +768,12 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       case "bundleStage": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "bundleStage", value: BundleStage.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "jobStart": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "jobStart", value: JobStart.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -2283,6 +2426,1027 @@ export const RenewResponse: MessageFns<RenewResponse> = {
     const message = createBaseRenewResponse();
     message.certPem = object.certPem ?? "";
     message.caPem = object.caPem ?? "";
+    return message;
+  },
+};
+
+function createBaseSignedPlan(): SignedPlan {
+  return { plan: "", signature: "", keyId: "", file: "" };
+}
+
+export const SignedPlan: MessageFns<SignedPlan> = {
+  encode(message: SignedPlan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.plan !== "") {
+      writer.uint32(10).string(message.plan);
+    }
+    if (message.signature !== "") {
+      writer.uint32(18).string(message.signature);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    if (message.file !== "") {
+      writer.uint32(34).string(message.file);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedPlan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedPlan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.plan = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.file = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SignedPlan {
+    return {
+      plan: isSet(object.plan) ? globalThis.String(object.plan) : "",
+      signature: isSet(object.signature) ? globalThis.String(object.signature) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      file: isSet(object.file) ? globalThis.String(object.file) : "",
+    };
+  },
+
+  toJSON(message: SignedPlan): unknown {
+    const obj: any = {};
+    if (message.plan !== "") {
+      obj.plan = message.plan;
+    }
+    if (message.signature !== "") {
+      obj.signature = message.signature;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.file !== "") {
+      obj.file = message.file;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SignedPlan>, I>>(base?: I): SignedPlan {
+    return SignedPlan.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SignedPlan>, I>>(object: I): SignedPlan {
+    const message = createBaseSignedPlan();
+    message.plan = object.plan ?? "";
+    message.signature = object.signature ?? "";
+    message.keyId = object.keyId ?? "";
+    message.file = object.file ?? "";
+    return message;
+  },
+};
+
+function createBaseJobBundle(): JobBundle {
+  return { as: "", bundleId: "", signed: undefined };
+}
+
+export const JobBundle: MessageFns<JobBundle> = {
+  encode(message: JobBundle, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.as !== "") {
+      writer.uint32(10).string(message.as);
+    }
+    if (message.bundleId !== "") {
+      writer.uint32(18).string(message.bundleId);
+    }
+    if (message.signed !== undefined) {
+      SignedManifest.encode(message.signed, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobBundle {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobBundle();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.as = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signed = SignedManifest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobBundle {
+    return {
+      as: isSet(object.as) ? globalThis.String(object.as) : "",
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      signed: isSet(object.signed) ? SignedManifest.fromJSON(object.signed) : undefined,
+    };
+  },
+
+  toJSON(message: JobBundle): unknown {
+    const obj: any = {};
+    if (message.as !== "") {
+      obj.as = message.as;
+    }
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.signed !== undefined) {
+      obj.signed = SignedManifest.toJSON(message.signed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobBundle>, I>>(base?: I): JobBundle {
+    return JobBundle.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobBundle>, I>>(object: I): JobBundle {
+    const message = createBaseJobBundle();
+    message.as = object.as ?? "";
+    message.bundleId = object.bundleId ?? "";
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedManifest.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseJobStart(): JobStart {
+  return { jobId: "", plan: undefined, params: {}, bundles: [], check: false };
+}
+
+export const JobStart: MessageFns<JobStart> = {
+  encode(message: JobStart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.plan !== undefined) {
+      SignedPlan.encode(message.plan, writer.uint32(18).fork()).join();
+    }
+    globalThis.Object.entries(message.params).forEach(([key, value]: [string, string]) => {
+      JobStart_ParamsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    for (const v of message.bundles) {
+      JobBundle.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.check !== false) {
+      writer.uint32(40).bool(message.check);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobStart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobStart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.plan = SignedPlan.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = JobStart_ParamsEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.params[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.bundles.push(JobBundle.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.check = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobStart {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      plan: isSet(object.plan) ? SignedPlan.fromJSON(object.plan) : undefined,
+      params: isObject(object.params)
+        ? (globalThis.Object.entries(object.params) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      bundles: globalThis.Array.isArray(object?.bundles) ? object.bundles.map((e: any) => JobBundle.fromJSON(e)) : [],
+      check: isSet(object.check) ? globalThis.Boolean(object.check) : false,
+    };
+  },
+
+  toJSON(message: JobStart): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.plan !== undefined) {
+      obj.plan = SignedPlan.toJSON(message.plan);
+    }
+    if (message.params) {
+      const entries = globalThis.Object.entries(message.params) as [string, string][];
+      if (entries.length > 0) {
+        obj.params = {};
+        entries.forEach(([k, v]) => {
+          obj.params[k] = v;
+        });
+      }
+    }
+    if (message.bundles?.length) {
+      obj.bundles = message.bundles.map((e) => JobBundle.toJSON(e));
+    }
+    if (message.check !== false) {
+      obj.check = message.check;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobStart>, I>>(base?: I): JobStart {
+    return JobStart.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobStart>, I>>(object: I): JobStart {
+    const message = createBaseJobStart();
+    message.jobId = object.jobId ?? "";
+    message.plan = (object.plan !== undefined && object.plan !== null)
+      ? SignedPlan.fromPartial(object.plan)
+      : undefined;
+    message.params = (globalThis.Object.entries(object.params ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.bundles = object.bundles?.map((e) => JobBundle.fromPartial(e)) || [];
+    message.check = object.check ?? false;
+    return message;
+  },
+};
+
+function createBaseJobStart_ParamsEntry(): JobStart_ParamsEntry {
+  return { key: "", value: "" };
+}
+
+export const JobStart_ParamsEntry: MessageFns<JobStart_ParamsEntry> = {
+  encode(message: JobStart_ParamsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobStart_ParamsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobStart_ParamsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobStart_ParamsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: JobStart_ParamsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobStart_ParamsEntry>, I>>(base?: I): JobStart_ParamsEntry {
+    return JobStart_ParamsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobStart_ParamsEntry>, I>>(object: I): JobStart_ParamsEntry {
+    const message = createBaseJobStart_ParamsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseStepEvent(): StepEvent {
+  return {
+    jobId: "",
+    seq: 0,
+    stepIndex: 0,
+    stepCount: 0,
+    stepId: "",
+    finished: false,
+    status: "",
+    diff: "",
+    message: "",
+    errorCode: "",
+    attempt: 0,
+    resumed: false,
+    durationMs: 0,
+    timeMs: 0,
+  };
+}
+
+export const StepEvent: MessageFns<StepEvent> = {
+  encode(message: StepEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint64(message.seq);
+    }
+    if (message.stepIndex !== 0) {
+      writer.uint32(24).uint32(message.stepIndex);
+    }
+    if (message.stepCount !== 0) {
+      writer.uint32(32).uint32(message.stepCount);
+    }
+    if (message.stepId !== "") {
+      writer.uint32(42).string(message.stepId);
+    }
+    if (message.finished !== false) {
+      writer.uint32(48).bool(message.finished);
+    }
+    if (message.status !== "") {
+      writer.uint32(58).string(message.status);
+    }
+    if (message.diff !== "") {
+      writer.uint32(66).string(message.diff);
+    }
+    if (message.message !== "") {
+      writer.uint32(74).string(message.message);
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(82).string(message.errorCode);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(88).uint32(message.attempt);
+    }
+    if (message.resumed !== false) {
+      writer.uint32(96).bool(message.resumed);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(104).uint64(message.durationMs);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(112).int64(message.timeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StepEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStepEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stepIndex = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.stepCount = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.stepId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.finished = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.diff = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.resumed = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.durationMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StepEvent {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      stepIndex: isSet(object.stepIndex)
+        ? globalThis.Number(object.stepIndex)
+        : isSet(object.step_index)
+        ? globalThis.Number(object.step_index)
+        : 0,
+      stepCount: isSet(object.stepCount)
+        ? globalThis.Number(object.stepCount)
+        : isSet(object.step_count)
+        ? globalThis.Number(object.step_count)
+        : 0,
+      stepId: isSet(object.stepId)
+        ? globalThis.String(object.stepId)
+        : isSet(object.step_id)
+        ? globalThis.String(object.step_id)
+        : "",
+      finished: isSet(object.finished) ? globalThis.Boolean(object.finished) : false,
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      diff: isSet(object.diff) ? globalThis.String(object.diff) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      resumed: isSet(object.resumed) ? globalThis.Boolean(object.resumed) : false,
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      timeMs: isSet(object.timeMs)
+        ? globalThis.Number(object.timeMs)
+        : isSet(object.time_ms)
+        ? globalThis.Number(object.time_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: StepEvent): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.stepIndex !== 0) {
+      obj.stepIndex = Math.round(message.stepIndex);
+    }
+    if (message.stepCount !== 0) {
+      obj.stepCount = Math.round(message.stepCount);
+    }
+    if (message.stepId !== "") {
+      obj.stepId = message.stepId;
+    }
+    if (message.finished !== false) {
+      obj.finished = message.finished;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.diff !== "") {
+      obj.diff = message.diff;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.resumed !== false) {
+      obj.resumed = message.resumed;
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.timeMs !== 0) {
+      obj.timeMs = Math.round(message.timeMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StepEvent>, I>>(base?: I): StepEvent {
+    return StepEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StepEvent>, I>>(object: I): StepEvent {
+    const message = createBaseStepEvent();
+    message.jobId = object.jobId ?? "";
+    message.seq = object.seq ?? 0;
+    message.stepIndex = object.stepIndex ?? 0;
+    message.stepCount = object.stepCount ?? 0;
+    message.stepId = object.stepId ?? "";
+    message.finished = object.finished ?? false;
+    message.status = object.status ?? "";
+    message.diff = object.diff ?? "";
+    message.message = object.message ?? "";
+    message.errorCode = object.errorCode ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.resumed = object.resumed ?? false;
+    message.durationMs = object.durationMs ?? 0;
+    message.timeMs = object.timeMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseJobResult(): JobResult {
+  return {
+    jobId: "",
+    seq: 0,
+    status: "",
+    failedStep: "",
+    message: "",
+    durationMs: 0,
+    changed: 0,
+    unchanged: 0,
+    skipped: 0,
+  };
+}
+
+export const JobResult: MessageFns<JobResult> = {
+  encode(message: JobResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint64(message.seq);
+    }
+    if (message.status !== "") {
+      writer.uint32(26).string(message.status);
+    }
+    if (message.failedStep !== "") {
+      writer.uint32(34).string(message.failedStep);
+    }
+    if (message.message !== "") {
+      writer.uint32(42).string(message.message);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(48).uint64(message.durationMs);
+    }
+    if (message.changed !== 0) {
+      writer.uint32(56).uint32(message.changed);
+    }
+    if (message.unchanged !== 0) {
+      writer.uint32(64).uint32(message.unchanged);
+    }
+    if (message.skipped !== 0) {
+      writer.uint32(72).uint32(message.skipped);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.failedStep = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.durationMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.changed = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.unchanged = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.skipped = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobResult {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      failedStep: isSet(object.failedStep)
+        ? globalThis.String(object.failedStep)
+        : isSet(object.failed_step)
+        ? globalThis.String(object.failed_step)
+        : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      changed: isSet(object.changed) ? globalThis.Number(object.changed) : 0,
+      unchanged: isSet(object.unchanged) ? globalThis.Number(object.unchanged) : 0,
+      skipped: isSet(object.skipped) ? globalThis.Number(object.skipped) : 0,
+    };
+  },
+
+  toJSON(message: JobResult): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.failedStep !== "") {
+      obj.failedStep = message.failedStep;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.changed !== 0) {
+      obj.changed = Math.round(message.changed);
+    }
+    if (message.unchanged !== 0) {
+      obj.unchanged = Math.round(message.unchanged);
+    }
+    if (message.skipped !== 0) {
+      obj.skipped = Math.round(message.skipped);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobResult>, I>>(base?: I): JobResult {
+    return JobResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobResult>, I>>(object: I): JobResult {
+    const message = createBaseJobResult();
+    message.jobId = object.jobId ?? "";
+    message.seq = object.seq ?? 0;
+    message.status = object.status ?? "";
+    message.failedStep = object.failedStep ?? "";
+    message.message = object.message ?? "";
+    message.durationMs = object.durationMs ?? 0;
+    message.changed = object.changed ?? 0;
+    message.unchanged = object.unchanged ?? 0;
+    message.skipped = object.skipped ?? 0;
     return message;
   },
 };
