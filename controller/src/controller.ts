@@ -14,6 +14,8 @@ import type { ControllerConfig } from './config.js';
 import { ExecCoordinator } from './exec/exec-coordinator.js';
 import { BundleStore } from './bundles/bundle-store.js';
 import { PrefetchCoordinator } from './bundles/prefetch.js';
+import { JobCoordinator } from './jobs/job-coordinator.js';
+import { PlanStore } from './plans/plan-store.js';
 import { ChunksService } from '../../common/src/gen/ferry/v1/chunks.js';
 import { chunksService } from './services/chunks.js';
 import { CertificateAuthority } from './pki/ca.js';
@@ -113,6 +115,8 @@ export class Controller {
     const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
     const ctx: ControllerContext = {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
+      jobs: new JobCoordinator(db, sessions, log.child({ part: 'jobs' })),
+      plans: new PlanStore(db, bundles),
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
       exec: new ExecCoordinator(sessions, log.child({ part: 'exec' })),

@@ -2,24 +2,20 @@ import type { AgentMessage, JobStart } from '../../../common/src/gen/ferry/v1/se
 import { OutputStream } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { Plan, StepOutcome } from '../../../common/src/plan/types.js';
+import { parsePlan } from '../../../common/src/plan/parse.js';
+import { formatProblems } from '../../../common/src/plan/plan-problems.js';
+import { resolveParams } from '../../../common/src/plan/expand-params.js';
 import { verifyPlan } from '../../../common/src/plan/signed-plan.js';
-import { asFerryError } from '../../../common/src/errors.js';
+import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Outbox } from '../session/outbox.js';
 import type { StepContext } from '../steps/step.js';
 import type { JobStore } from './job-store.js';
 import { runStep, type StepRunDeps } from './step-attempts.js';
 
-/** Turns a signed plan's text into a plan and its parameters; provided by common/src/plan. */
-export interface PlanLoader {
-  load(text: string, file: string): Plan;
-  params(plan: Plan, given: Record<string, string>): Record<string, unknown>;
-}
-
 export interface JobRunnerDeps extends StepRunDeps {
   store: JobStore;
   outbox: Outbox;
   log: Logger;
-  loader: PlanLoader;
   trustedKeys(): readonly string[];
   /** Makes sure the job's bundles are staged; returns alias → files directory. */
   bundles(job: JobStart, signal: AbortSignal): Promise<Record<string, string>>;
@@ -42,6 +38,7 @@ const MAX_LINES_PER_STEP = 10_000;
 export class JobRunner {
   private readonly running = new Map<string, AbortController>();
   private readonly seqs = new Map<string, number>();
+  private suspending = false;
 
   constructor(private readonly d: JobRunnerDeps) {}
 
@@ -75,8 +72,16 @@ export class JobRunner {
     this.running.get(jobId)?.abort(new Error('cancelled by the controller'));
   }
 
-  cancelAll(): void {
-    for (const id of this.running.keys()) this.cancel(id);
+  /**
+   * Agent shutdown: stop running steps without finishing their jobs, so the
+   * journal still shows the step as started and the next agent start resumes
+   * it. Resolves when every job has stopped.
+   */
+  async suspendAll(): Promise<void> {
+    this.suspending = true;
+    for (const ac of this.running.values()) ac.abort(new Error('agent shutting down'));
+    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 20));
+    this.d.store.close();
   }
 
   /** The controller acknowledged up to `seq`; a finished job that is fully acknowledged is retired. */
@@ -122,10 +127,13 @@ export class JobRunner {
     let bundleDirs: Record<string, string>;
     try {
       const text = verifyPlan(job.plan!, this.d.trustedKeys());
-      plan = this.d.loader.load(text, job.plan!.file);
-      params = this.d.loader.params(plan, job.params);
+      const parsed = parsePlan(text, job.plan!.file, { schemas: this.d.schemas });
+      if (!parsed.plan) throw new FerryError(ErrorCode.InvalidArgument, `plan ${job.plan!.file} is invalid on this agent:\n${formatProblems(parsed.problems)}`, 'this agent may be older than the controller; upgrade it');
+      plan = parsed.plan;
+      params = resolveParams(plan, job.params);
       bundleDirs = await this.d.bundles(job, signal);
     } catch (err) {
+      if (this.suspending) return;
       finish(signal.aborted ? 'cancelled' : 'failed', asFerryError(err).describe());
       return;
     }
@@ -169,6 +177,7 @@ export class JobRunner {
         },
       };
       const outcome: StepOutcome = await runStep(step, ctx, signal, this.d, { plan, params, bundleDirs, facts, labels: ctx.labels });
+      if (this.suspending) return; // not done: the next agent start re-runs this step
       if (dropped > 0) ctx.output(`[ferry: step output truncated after ${MAX_LINES_PER_STEP} lines; ${dropped} more lines dropped]`, 'stderr');
       this.d.store.record(id, { t: 'done', i, status: outcome.status, at: Date.now() });
       if (outcome.status in counts) counts[outcome.status as keyof typeof counts]++;

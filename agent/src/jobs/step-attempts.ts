@@ -3,8 +3,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asFerryError } from '../../../common/src/errors.js';
 import { formatDuration } from '../../../common/src/duration.js';
+import { expandStep } from '../../../common/src/plan/expand-step.js';
 import type { StepSchema } from '../../../common/src/plan/step-schema.js';
-import type { Plan, PlanStep, StepOutcome, WhenCondition } from '../../../common/src/plan/types.js';
+import type { Plan, PlanStep, StepOutcome } from '../../../common/src/plan/types.js';
+import { matchesWhen } from '../../../common/src/plan/when.js';
 import type { StepContext, StepExecutor } from '../steps/step.js';
 
 /** Values templates may refer to while a step's args are expanded. */
@@ -16,11 +18,10 @@ export interface StepScope {
   labels: Record<string, string>;
 }
 
+/** Step types this agent can run (tests pass their own). */
 export interface StepRunDeps {
   executors: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas: ReadonlyMap<string, StepSchema<unknown>>;
-  expand(args: Record<string, unknown>, scope: StepScope, stepId: string): Record<string, unknown>;
-  matchesWhen(when: WhenCondition, labels: Record<string, string>, facts: Record<string, unknown>): boolean;
 }
 
 function failed(message: string, errorCode?: string): StepOutcome {
@@ -38,17 +39,18 @@ async function guardPasses(argv: string[], signal: AbortSignal): Promise<boolean
  * whatever goes wrong becomes a failed outcome whose message says what and
  * where, so the job records it and stops.
  */
-export async function runStep(step: PlanStep, base: Omit<StepContext, 'signal'>, jobSignal: AbortSignal, deps: StepRunDeps, scope: StepScope): Promise<StepOutcome> {
-  if (step.when && !deps.matchesWhen(step.when, scope.labels, scope.facts)) {
+export async function runStep(planStep: PlanStep, base: Omit<StepContext, 'signal'>, jobSignal: AbortSignal, deps: StepRunDeps, scope: StepScope): Promise<StepOutcome> {
+  if (planStep.when && !matchesWhen(planStep.when, scope.labels, scope.facts)) {
     return { status: 'skipped', message: 'condition (when) does not match this host' };
   }
-  const executor = deps.executors.get(step.type);
-  const schema = deps.schemas.get(step.type);
-  if (!executor || !schema) return failed(`this agent has no step type "${step.type}"`, 'STEP_UNKNOWN_TYPE');
+  const executor = deps.executors.get(planStep.type);
+  const schema = deps.schemas.get(planStep.type);
+  if (!executor || !schema) return failed(`this agent has no step type "${planStep.type}"`, 'STEP_UNKNOWN_TYPE');
   let args: unknown;
+  let step: PlanStep;
   try {
-    const expanded = deps.expand(step.args, scope, step.id);
-    const parsed = schema.parse(expanded);
+    step = expandStep(planStep, { params: scope.params, facts: scope.facts, labels: scope.labels, bundleDir: (a) => scope.bundleDirs[a] });
+    const parsed = schema.parse(step.args);
     if (!parsed.args) return failed(parsed.problems.map((p) => `${p.path ? `${p.path}: ` : ''}${p.message}`).join('; '), 'STEP_INVALID_ARGS');
     args = parsed.args;
   } catch (err) {

@@ -11,11 +11,12 @@ import type { Logger } from '../../../common/src/log.js';
 import { createCsr, keyPairFromPem } from '../../../common/src/pki.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
 import { probeController } from '../enroll/tls-probe.js';
-import { ExecRunner } from '../exec/exec-runner.js';
 import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState } from '../state/agent-state.js';
 import { Backoff } from './backoff.js';
-import { Outbox } from './outbox.js';
+import { AgentWork } from './agent-work.js';
+import type { StepExecutor } from '../steps/step.js';
+import type { StepSchema } from '../../../common/src/plan/step-schema.js';
 
 export type SessionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopping' | 'stopped';
 
@@ -27,6 +28,10 @@ export interface SessionOptions {
   /** Renew when less than this fraction of the certificate's lifetime remains. */
   renewAtFraction?: number;
   onState?: (s: SessionState, detail: { controller: string; error?: FerryError }) => void;
+  /** Root for step executors' absolute paths (tests); "/" on a real host. */
+  root?: string;
+  executors?: ReadonlyMap<string, StepExecutor<unknown>>;
+  schemas?: ReadonlyMap<string, StepSchema<unknown>>;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -39,8 +44,7 @@ const WELCOME_TIMEOUT_MS = 15_000;
  */
 export class SessionLoop {
   state: SessionState = 'idle';
-  readonly outbox = new Outbox();
-  readonly runner: ExecRunner;
+  readonly work: AgentWork;
   private readonly backoff: Backoff;
   private current?: { client: InstanceType<typeof AgentSessionClient>; call: ClientDuplexStream<AgentMessage, ControllerMessage> };
   private wake?: () => void;
@@ -51,21 +55,36 @@ export class SessionLoop {
 
   constructor(private readonly opts: SessionOptions) {
     this.backoff = opts.backoff ?? new Backoff();
-    this.runner = new ExecRunner(this.outbox, opts.log.child({ part: 'exec' }));
+    this.work = new AgentWork({
+      state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, executors: opts.executors, schemas: opts.schemas,
+      address: () => this.currentAddress(),
+      sendNow: (m) => this.current?.call.write(m),
+    });
+  }
+
+  /** Messages awaiting acknowledgement (also used by tests). */
+  get outbox() {
+    return this.work.outbox;
   }
 
   start(): void {
     if (this.loopDone) return;
+    this.work.resume();
     this.loopDone = this.loop();
+  }
+
+  private currentAddress(): string {
+    const { identity } = this.opts.state.load();
+    return identity.addresses[this.addressIndex % identity.addresses.length]!;
   }
 
   /** Cancels running jobs, gives their results `deadlineMs` to reach the controller, then closes. */
   async stop(deadlineMs = 5_000): Promise<void> {
     if (this.state === 'stopped') return;
     this.setState('stopping');
-    this.runner.cancelAll();
+    await this.work.stop();
     const until = Date.now() + deadlineMs;
-    while ((this.runner.jobIds().length > 0 || this.outbox.size > 0) && this.current && Date.now() < until) {
+    while (this.work.busy() && this.current && Date.now() < until) {
       await sleep(50);
     }
     this.current?.call.end();
@@ -167,21 +186,13 @@ export class SessionLoop {
             }
             break;
           }
-          case 'execStart':
-            this.runner.start(m.msg.value);
-            break;
-          case 'execCancel':
-            this.runner.cancel(m.msg.value.jobId);
-            break;
-          case 'ack':
-            this.outbox.ack(m.msg.value.jobId, m.msg.value.seq);
-            break;
           case 'renewed':
             this.opts.state.saveCert(m.msg.value.certPem);
             this.opts.log.info({ notAfter: new X509Certificate(m.msg.value.certPem).validTo }, 'certificate renewed; reconnecting with it');
             finish();
             break;
           default:
+            this.work.handle(m);
             break;
         }
       });
@@ -197,7 +208,7 @@ export class SessionLoop {
       void this.opts.facts().then((facts) => send({
         msg: {
           $case: 'hello',
-          value: { agentVersion: FERRY_VERSION, facts, openJobs: [...new Set([...this.runner.jobIds(), ...this.outbox.jobIds()])], bundles: [] },
+          value: { agentVersion: FERRY_VERSION, facts, openJobs: this.work.openJobs(), bundles: this.work.held() },
         },
       }));
     });

@@ -9,6 +9,7 @@ import { cmdOperator } from './cmd-operator.js';
 import { cmdToken } from './cmd-token.js';
 import { cmdKey } from './cmd-key.js';
 import { cmdBundleAdmin } from './cmd-bundle.js';
+import { cmdPlan, cmdRun } from './cmd-plan.js';
 
 const HELP = `ferry ${FERRY_VERSION} — install and upgrade software on fleets of air-gapped hosts.
 
@@ -44,6 +45,14 @@ Signing keys and bundles:
       Stage a bundle on matching hosts ahead of a rollout: each host fetches
       only the chunks it lacks, verifies them, and assembles the files.
 
+Plans:
+  ferry plan validate plan.yaml           every problem at once, as file:line:col
+  ferry plan push plan.yaml --key operator.key
+  ferry plan ls | ferry plan show NAME
+  ferry run NAME --selector role=edge [--param k=v ...] [--check] [--concurrency N]
+      Runs the plan now on matching hosts; --check shows what would change
+      (diffs) and changes nothing. Exit 1 if any host failed.
+
 Remote admin:
   ferry operator cert NAME --out DIR
   ferry --controller HOST:PORT --cert F --key F --ca F <command> ...
@@ -68,7 +77,7 @@ function hoistGlobals(argv: string[]): string[] {
   // Keep `ferry exec ... -- argv` intact: globals go before the "--".
   const dash = rest.indexOf('--');
   const at = rest[0] === 'exec' ? (dash < 0 ? rest.length : dash) : rest.length;
-  const cmdLen = rest[0] === 'exec' ? 1 : 2;
+  const cmdLen = rest[0] === 'exec' || rest[0] === 'run' ? 1 : 2;
   return [...rest.slice(0, cmdLen), ...lifted, ...rest.slice(cmdLen, at), ...rest.slice(at)];
 }
 
@@ -82,6 +91,8 @@ async function main(): Promise<number> {
     case 'exec': return cmdExec(rest);
     case 'operator': return cmdOperator(rest);
     case 'key': return cmdKey(rest);
+    case 'plan': return cmdPlan(rest);
+    case 'run': return cmdRun(rest);
     case 'bundle': return cmdBundleAdmin(rest[0] ?? '', rest.slice(1));
     case 'version': case '--version':
       process.stdout.write(`${FERRY_VERSION}\n`);

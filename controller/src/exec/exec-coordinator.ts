@@ -96,8 +96,10 @@ export class ExecCoordinator {
   }
 
   /** The sequence numbers held for jobs an agent reports open; unknown jobs are cancelled. */
-  onHello(agentId: string, openJobs: string[]): Array<{ jobId: string; seq: number }> {
+  onHello(agentId: string, allOpenJobs: string[]): Array<{ jobId: string; seq: number }> {
     const acked: Array<{ jobId: string; seq: number }> = [];
+    // Plan jobs ("j-...") belong to the job coordinator.
+    const openJobs = allOpenJobs.filter((id) => id.startsWith('x-'));
     for (const jobId of openJobs) {
       const job = this.jobs.get(jobId);
       if (job && job.target.agentId === agentId) {

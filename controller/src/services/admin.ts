@@ -12,6 +12,7 @@ import { checkCsr } from '../pki/csr.js';
 import type { ControllerContext } from './context.js';
 import { authenticatePeer, type CallWithAuth } from './peer-auth.js';
 import { bundleHandlers } from './admin-bundles.js';
+import { planHandlers } from './admin-plans.js';
 
 const MAX_TOKEN_USES = 100_000;
 const RESERVED_PREFIX = 'ferry/';
@@ -72,6 +73,7 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
 
   return {
     ...bundleHandlers(ctx, { actor, unary, selectAgents: (s) => selectAgents(s) }),
+    ...planHandlers(ctx, { actor, unary, selectAgents: (s) => selectAgents(s) }),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
       if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {

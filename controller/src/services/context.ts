@@ -1,6 +1,8 @@
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
+import type { JobCoordinator } from '../jobs/job-coordinator.js';
+import type { PlanStore } from '../plans/plan-store.js';
 import type { ControllerConfig } from '../config.js';
 import type { ExecCoordinator } from '../exec/exec-coordinator.js';
 import type { CertificateAuthority } from '../pki/ca.js';
@@ -23,6 +25,8 @@ export interface ControllerContext {
   exec: ExecCoordinator;
   bundles: BundleStore;
   prefetch: PrefetchCoordinator;
+  jobs: JobCoordinator;
+  plans: PlanStore;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
 }

@@ -19,13 +19,22 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
       ctx.sessions.attach(conn);
       ctx.log.info({ agent: conn.agentId, hostname: conn.hostname, peer: conn.peerAddress }, 'agent connected');
       const acked = ctx.exec.onHello(conn.agentId, hello.openJobs);
+      acked.push(...(await ctx.jobs.onHello(conn.agentId, hello.openJobs)));
       await ctx.prefetch.onHello(conn.agentId, hello.bundles);
       return acked;
     },
     async onMessage(conn, m) {
       switch (m.msg?.$case) {
         case 'output':
-          ctx.exec.onOutput(conn.agentId, m.msg.value);
+          if (!(await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { output: m.msg.value }))) {
+            ctx.exec.onOutput(conn.agentId, m.msg.value);
+          }
+          break;
+        case 'stepEvent':
+          await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { step: m.msg.value });
+          break;
+        case 'jobResult':
+          await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { result: m.msg.value });
           break;
         case 'result':
           ctx.exec.onResult(conn.agentId, m.msg.value);

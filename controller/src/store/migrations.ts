@@ -81,4 +81,48 @@ CREATE TABLE agent_bundles (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'plans, jobs, per-host job state and output',
+    sql: `
+CREATE TABLE plans (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  signed_plan TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX plans_name ON plans (name, created_at);
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY,
+  plan_id TEXT NOT NULL,
+  params TEXT NOT NULL,
+  check_mode INTEGER NOT NULL,
+  created_at BIGINT NOT NULL,
+  created_by TEXT NOT NULL
+);
+CREATE TABLE job_hosts (
+  host_job_id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  state TEXT NOT NULL,
+  next_seq BIGINT NOT NULL,
+  step_index INTEGER NOT NULL,
+  step_count INTEGER NOT NULL,
+  step_id TEXT NOT NULL,
+  message TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX job_hosts_agent ON job_hosts (agent_id, state);
+CREATE TABLE job_events (
+  host_job_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  body TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  PRIMARY KEY (host_job_id, seq)
+);
+`,
+  },
 ];

@@ -23,11 +23,82 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { ChunkData, HostFacts, Label, SignedManifest } from "./common.js";
-import { BundleState, bundleStateFromJSON, bundleStateToJSON } from "./session.js";
+import { BundleState, bundleStateFromJSON, bundleStateToJSON, JobResult, SignedPlan, StepEvent } from "./session.js";
 
 export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/admin.proto";
+
+export interface PushPlanRequest {
+  signed: SignedPlan | undefined;
+}
+
+export interface PlanInfo {
+  id: string;
+  name: string;
+  description: string;
+  steps: number;
+  /** name:version */
+  bundles: string[];
+  keyId: string;
+  createdAtMs: number;
+  params: string[];
+}
+
+export interface ListPlansRequest {
+}
+
+export interface ListPlansResponse {
+  plans: PlanInfo[];
+}
+
+export interface GetPlanRequest {
+  name: string;
+}
+
+export interface GetPlanResponse {
+  info: PlanInfo | undefined;
+  signed: SignedPlan | undefined;
+}
+
+export interface RunPlanRequest {
+  plan: string;
+  params: { [key: string]: string };
+  selector: string;
+  check: boolean;
+  concurrency: number;
+}
+
+export interface RunPlanRequest_ParamsEntry {
+  key: string;
+  value: string;
+}
+
+export interface JobEvent {
+  agentId: string;
+  hostname: string;
+  event:
+    | //
+    /** the host's job id */
+    { $case: "started"; value: string }
+    | { $case: "line"; value: ExecLine }
+    | { $case: "step"; value: StepEvent }
+    | { $case: "result"; value: JobResult }
+    | //
+    /** why the host was not run */
+    { $case: "offline"; value: string }
+    | { $case: "summary"; value: JobSummary }
+    | undefined;
+}
+
+export interface JobSummary {
+  jobId: string;
+  matched: number;
+  succeeded: number;
+  failed: number;
+  offline: number;
+  changedSteps: number;
+}
 
 export interface AddSigningKeyRequest {
   publicPem: string;
@@ -271,6 +342,1163 @@ export interface ExecSummary {
   failed: number;
   offline: number;
 }
+
+function createBasePushPlanRequest(): PushPlanRequest {
+  return { signed: undefined };
+}
+
+export const PushPlanRequest: MessageFns<PushPlanRequest> = {
+  encode(message: PushPlanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signed !== undefined) {
+      SignedPlan.encode(message.signed, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushPlanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushPlanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signed = SignedPlan.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushPlanRequest {
+    return { signed: isSet(object.signed) ? SignedPlan.fromJSON(object.signed) : undefined };
+  },
+
+  toJSON(message: PushPlanRequest): unknown {
+    const obj: any = {};
+    if (message.signed !== undefined) {
+      obj.signed = SignedPlan.toJSON(message.signed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PushPlanRequest>, I>>(base?: I): PushPlanRequest {
+    return PushPlanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PushPlanRequest>, I>>(object: I): PushPlanRequest {
+    const message = createBasePushPlanRequest();
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedPlan.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePlanInfo(): PlanInfo {
+  return { id: "", name: "", description: "", steps: 0, bundles: [], keyId: "", createdAtMs: 0, params: [] };
+}
+
+export const PlanInfo: MessageFns<PlanInfo> = {
+  encode(message: PlanInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    if (message.steps !== 0) {
+      writer.uint32(32).uint32(message.steps);
+    }
+    for (const v of message.bundles) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(50).string(message.keyId);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(56).int64(message.createdAtMs);
+    }
+    for (const v of message.params) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PlanInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePlanInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.steps = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.bundles.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.params.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PlanInfo {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      steps: isSet(object.steps) ? globalThis.Number(object.steps) : 0,
+      bundles: globalThis.Array.isArray(object?.bundles) ? object.bundles.map((e: any) => globalThis.String(e)) : [],
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      params: globalThis.Array.isArray(object?.params) ? object.params.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: PlanInfo): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.steps !== 0) {
+      obj.steps = Math.round(message.steps);
+    }
+    if (message.bundles?.length) {
+      obj.bundles = message.bundles;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.params?.length) {
+      obj.params = message.params;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PlanInfo>, I>>(base?: I): PlanInfo {
+    return PlanInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PlanInfo>, I>>(object: I): PlanInfo {
+    const message = createBasePlanInfo();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.description = object.description ?? "";
+    message.steps = object.steps ?? 0;
+    message.bundles = object.bundles?.map((e) => e) || [];
+    message.keyId = object.keyId ?? "";
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.params = object.params?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseListPlansRequest(): ListPlansRequest {
+  return {};
+}
+
+export const ListPlansRequest: MessageFns<ListPlansRequest> = {
+  encode(_: ListPlansRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPlansRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPlansRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListPlansRequest {
+    return {};
+  },
+
+  toJSON(_: ListPlansRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPlansRequest>, I>>(base?: I): ListPlansRequest {
+    return ListPlansRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPlansRequest>, I>>(_: I): ListPlansRequest {
+    const message = createBaseListPlansRequest();
+    return message;
+  },
+};
+
+function createBaseListPlansResponse(): ListPlansResponse {
+  return { plans: [] };
+}
+
+export const ListPlansResponse: MessageFns<ListPlansResponse> = {
+  encode(message: ListPlansResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.plans) {
+      PlanInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPlansResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPlansResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.plans.push(PlanInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPlansResponse {
+    return { plans: globalThis.Array.isArray(object?.plans) ? object.plans.map((e: any) => PlanInfo.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListPlansResponse): unknown {
+    const obj: any = {};
+    if (message.plans?.length) {
+      obj.plans = message.plans.map((e) => PlanInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPlansResponse>, I>>(base?: I): ListPlansResponse {
+    return ListPlansResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPlansResponse>, I>>(object: I): ListPlansResponse {
+    const message = createBaseListPlansResponse();
+    message.plans = object.plans?.map((e) => PlanInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGetPlanRequest(): GetPlanRequest {
+  return { name: "" };
+}
+
+export const GetPlanRequest: MessageFns<GetPlanRequest> = {
+  encode(message: GetPlanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPlanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPlanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPlanRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: GetPlanRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPlanRequest>, I>>(base?: I): GetPlanRequest {
+    return GetPlanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPlanRequest>, I>>(object: I): GetPlanRequest {
+    const message = createBaseGetPlanRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPlanResponse(): GetPlanResponse {
+  return { info: undefined, signed: undefined };
+}
+
+export const GetPlanResponse: MessageFns<GetPlanResponse> = {
+  encode(message: GetPlanResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.info !== undefined) {
+      PlanInfo.encode(message.info, writer.uint32(10).fork()).join();
+    }
+    if (message.signed !== undefined) {
+      SignedPlan.encode(message.signed, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPlanResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPlanResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.info = PlanInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signed = SignedPlan.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPlanResponse {
+    return {
+      info: isSet(object.info) ? PlanInfo.fromJSON(object.info) : undefined,
+      signed: isSet(object.signed) ? SignedPlan.fromJSON(object.signed) : undefined,
+    };
+  },
+
+  toJSON(message: GetPlanResponse): unknown {
+    const obj: any = {};
+    if (message.info !== undefined) {
+      obj.info = PlanInfo.toJSON(message.info);
+    }
+    if (message.signed !== undefined) {
+      obj.signed = SignedPlan.toJSON(message.signed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPlanResponse>, I>>(base?: I): GetPlanResponse {
+    return GetPlanResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPlanResponse>, I>>(object: I): GetPlanResponse {
+    const message = createBaseGetPlanResponse();
+    message.info = (object.info !== undefined && object.info !== null) ? PlanInfo.fromPartial(object.info) : undefined;
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedPlan.fromPartial(object.signed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRunPlanRequest(): RunPlanRequest {
+  return { plan: "", params: {}, selector: "", check: false, concurrency: 0 };
+}
+
+export const RunPlanRequest: MessageFns<RunPlanRequest> = {
+  encode(message: RunPlanRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.plan !== "") {
+      writer.uint32(10).string(message.plan);
+    }
+    globalThis.Object.entries(message.params).forEach(([key, value]: [string, string]) => {
+      RunPlanRequest_ParamsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.selector !== "") {
+      writer.uint32(26).string(message.selector);
+    }
+    if (message.check !== false) {
+      writer.uint32(32).bool(message.check);
+    }
+    if (message.concurrency !== 0) {
+      writer.uint32(40).uint32(message.concurrency);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunPlanRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunPlanRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.plan = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = RunPlanRequest_ParamsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.params[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.selector = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.check = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.concurrency = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunPlanRequest {
+    return {
+      plan: isSet(object.plan) ? globalThis.String(object.plan) : "",
+      params: isObject(object.params)
+        ? (globalThis.Object.entries(object.params) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+      check: isSet(object.check) ? globalThis.Boolean(object.check) : false,
+      concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
+    };
+  },
+
+  toJSON(message: RunPlanRequest): unknown {
+    const obj: any = {};
+    if (message.plan !== "") {
+      obj.plan = message.plan;
+    }
+    if (message.params) {
+      const entries = globalThis.Object.entries(message.params) as [string, string][];
+      if (entries.length > 0) {
+        obj.params = {};
+        entries.forEach(([k, v]) => {
+          obj.params[k] = v;
+        });
+      }
+    }
+    if (message.selector !== "") {
+      obj.selector = message.selector;
+    }
+    if (message.check !== false) {
+      obj.check = message.check;
+    }
+    if (message.concurrency !== 0) {
+      obj.concurrency = Math.round(message.concurrency);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunPlanRequest>, I>>(base?: I): RunPlanRequest {
+    return RunPlanRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunPlanRequest>, I>>(object: I): RunPlanRequest {
+    const message = createBaseRunPlanRequest();
+    message.plan = object.plan ?? "";
+    message.params = (globalThis.Object.entries(object.params ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.selector = object.selector ?? "";
+    message.check = object.check ?? false;
+    message.concurrency = object.concurrency ?? 0;
+    return message;
+  },
+};
+
+function createBaseRunPlanRequest_ParamsEntry(): RunPlanRequest_ParamsEntry {
+  return { key: "", value: "" };
+}
+
+export const RunPlanRequest_ParamsEntry: MessageFns<RunPlanRequest_ParamsEntry> = {
+  encode(message: RunPlanRequest_ParamsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunPlanRequest_ParamsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunPlanRequest_ParamsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunPlanRequest_ParamsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RunPlanRequest_ParamsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RunPlanRequest_ParamsEntry>, I>>(base?: I): RunPlanRequest_ParamsEntry {
+    return RunPlanRequest_ParamsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RunPlanRequest_ParamsEntry>, I>>(object: I): RunPlanRequest_ParamsEntry {
+    const message = createBaseRunPlanRequest_ParamsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseJobEvent(): JobEvent {
+  return { agentId: "", hostname: "", event: undefined };
+}
+
+export const JobEvent: MessageFns<JobEvent> = {
+  encode(message: JobEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    switch (message.event?.$case) {
+      case "started":
+        writer.uint32(26).string(message.event.value);
+        break;
+      case "line":
+        ExecLine.encode(message.event.value, writer.uint32(34).fork()).join();
+        break;
+      case "step":
+        StepEvent.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
+      case "result":
+        JobResult.encode(message.event.value, writer.uint32(50).fork()).join();
+        break;
+      case "offline":
+        writer.uint32(58).string(message.event.value);
+        break;
+      case "summary":
+        JobSummary.encode(message.event.value, writer.uint32(66).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "started", value: reader.string() };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "line", value: ExecLine.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "step", value: StepEvent.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "result", value: JobResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.event = { $case: "offline", value: reader.string() };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.event = { $case: "summary", value: JobSummary.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobEvent {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      event: isSet(object.started)
+        ? { $case: "started", value: globalThis.String(object.started) }
+        : isSet(object.line)
+        ? { $case: "line", value: ExecLine.fromJSON(object.line) }
+        : isSet(object.step)
+        ? { $case: "step", value: StepEvent.fromJSON(object.step) }
+        : isSet(object.result)
+        ? { $case: "result", value: JobResult.fromJSON(object.result) }
+        : isSet(object.offline)
+        ? { $case: "offline", value: globalThis.String(object.offline) }
+        : isSet(object.summary)
+        ? { $case: "summary", value: JobSummary.fromJSON(object.summary) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: JobEvent): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.event?.$case === "started") {
+      obj.started = message.event.value;
+    } else if (message.event?.$case === "line") {
+      obj.line = ExecLine.toJSON(message.event.value);
+    } else if (message.event?.$case === "step") {
+      obj.step = StepEvent.toJSON(message.event.value);
+    } else if (message.event?.$case === "result") {
+      obj.result = JobResult.toJSON(message.event.value);
+    } else if (message.event?.$case === "offline") {
+      obj.offline = message.event.value;
+    } else if (message.event?.$case === "summary") {
+      obj.summary = JobSummary.toJSON(message.event.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobEvent>, I>>(base?: I): JobEvent {
+    return JobEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobEvent>, I>>(object: I): JobEvent {
+    const message = createBaseJobEvent();
+    message.agentId = object.agentId ?? "";
+    message.hostname = object.hostname ?? "";
+    switch (object.event?.$case) {
+      case "started": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "started", value: object.event.value };
+        }
+        break;
+      }
+      case "line": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "line", value: ExecLine.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "step": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "step", value: StepEvent.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "result": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "result", value: JobResult.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "offline": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "offline", value: object.event.value };
+        }
+        break;
+      }
+      case "summary": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "summary", value: JobSummary.fromPartial(object.event.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseJobSummary(): JobSummary {
+  return { jobId: "", matched: 0, succeeded: 0, failed: 0, offline: 0, changedSteps: 0 };
+}
+
+export const JobSummary: MessageFns<JobSummary> = {
+  encode(message: JobSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.matched !== 0) {
+      writer.uint32(16).uint32(message.matched);
+    }
+    if (message.succeeded !== 0) {
+      writer.uint32(24).uint32(message.succeeded);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(32).uint32(message.failed);
+    }
+    if (message.offline !== 0) {
+      writer.uint32(40).uint32(message.offline);
+    }
+    if (message.changedSteps !== 0) {
+      writer.uint32(48).uint32(message.changedSteps);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.matched = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.succeeded = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failed = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.offline = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.changedSteps = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobSummary {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      matched: isSet(object.matched) ? globalThis.Number(object.matched) : 0,
+      succeeded: isSet(object.succeeded) ? globalThis.Number(object.succeeded) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+      offline: isSet(object.offline) ? globalThis.Number(object.offline) : 0,
+      changedSteps: isSet(object.changedSteps)
+        ? globalThis.Number(object.changedSteps)
+        : isSet(object.changed_steps)
+        ? globalThis.Number(object.changed_steps)
+        : 0,
+    };
+  },
+
+  toJSON(message: JobSummary): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.matched !== 0) {
+      obj.matched = Math.round(message.matched);
+    }
+    if (message.succeeded !== 0) {
+      obj.succeeded = Math.round(message.succeeded);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    if (message.offline !== 0) {
+      obj.offline = Math.round(message.offline);
+    }
+    if (message.changedSteps !== 0) {
+      obj.changedSteps = Math.round(message.changedSteps);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobSummary>, I>>(base?: I): JobSummary {
+    return JobSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobSummary>, I>>(object: I): JobSummary {
+    const message = createBaseJobSummary();
+    message.jobId = object.jobId ?? "";
+    message.matched = object.matched ?? 0;
+    message.succeeded = object.succeeded ?? 0;
+    message.failed = object.failed ?? 0;
+    message.offline = object.offline ?? 0;
+    message.changedSteps = object.changedSteps ?? 0;
+    return message;
+  },
+};
 
 function createBaseAddSigningKeyRequest(): AddSigningKeyRequest {
   return { publicPem: "", name: "" };
@@ -4627,6 +5855,47 @@ export const AdminService = {
     responseSerialize: (value: PrefetchEvent): Buffer => Buffer.from(PrefetchEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): PrefetchEvent => PrefetchEvent.decode(value),
   },
+  /** Plans: validated (every problem with file:line:col) and signature-checked on push. */
+  pushPlan: {
+    path: "/ferry.v1.Admin/PushPlan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PushPlanRequest): Buffer => Buffer.from(PushPlanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushPlanRequest => PushPlanRequest.decode(value),
+    responseSerialize: (value: PlanInfo): Buffer => Buffer.from(PlanInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PlanInfo => PlanInfo.decode(value),
+  },
+  listPlans: {
+    path: "/ferry.v1.Admin/ListPlans" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPlansRequest): Buffer => Buffer.from(ListPlansRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPlansRequest => ListPlansRequest.decode(value),
+    responseSerialize: (value: ListPlansResponse): Buffer => Buffer.from(ListPlansResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPlansResponse => ListPlansResponse.decode(value),
+  },
+  getPlan: {
+    path: "/ferry.v1.Admin/GetPlan" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPlanRequest): Buffer => Buffer.from(GetPlanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPlanRequest => GetPlanRequest.decode(value),
+    responseSerialize: (value: GetPlanResponse): Buffer => Buffer.from(GetPlanResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPlanResponse => GetPlanResponse.decode(value),
+  },
+  /**
+   * Runs a plan now on matching connected hosts and streams what happens.
+   * Leaving the call does not stop the job: hosts finish and report to the store.
+   */
+  runPlan: {
+    path: "/ferry.v1.Admin/RunPlan" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: RunPlanRequest): Buffer => Buffer.from(RunPlanRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunPlanRequest => RunPlanRequest.decode(value),
+    responseSerialize: (value: JobEvent): Buffer => Buffer.from(JobEvent.encode(value).finish()),
+    responseDeserialize: (value: Buffer): JobEvent => JobEvent.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -4660,6 +5929,15 @@ export interface AdminServer extends UntypedServiceImplementation {
   removeBundle: handleUnaryCall<GetBundleRequest, RemoveBundleResponse>;
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch: handleServerStreamingCall<PrefetchRequest, PrefetchEvent>;
+  /** Plans: validated (every problem with file:line:col) and signature-checked on push. */
+  pushPlan: handleUnaryCall<PushPlanRequest, PlanInfo>;
+  listPlans: handleUnaryCall<ListPlansRequest, ListPlansResponse>;
+  getPlan: handleUnaryCall<GetPlanRequest, GetPlanResponse>;
+  /**
+   * Runs a plan now on matching connected hosts and streams what happens.
+   * Leaving the call does not stop the job: hosts finish and report to the store.
+   */
+  runPlan: handleServerStreamingCall<RunPlanRequest, JobEvent>;
 }
 
 export interface AdminClient extends Client {
@@ -4910,6 +6188,58 @@ export interface AdminClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<PrefetchEvent>;
+  /** Plans: validated (every problem with file:line:col) and signature-checked on push. */
+  pushPlan(
+    request: PushPlanRequest,
+    callback: (error: ServiceError | null, response: PlanInfo) => void,
+  ): ClientUnaryCall;
+  pushPlan(
+    request: PushPlanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PlanInfo) => void,
+  ): ClientUnaryCall;
+  pushPlan(
+    request: PushPlanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PlanInfo) => void,
+  ): ClientUnaryCall;
+  listPlans(
+    request: ListPlansRequest,
+    callback: (error: ServiceError | null, response: ListPlansResponse) => void,
+  ): ClientUnaryCall;
+  listPlans(
+    request: ListPlansRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPlansResponse) => void,
+  ): ClientUnaryCall;
+  listPlans(
+    request: ListPlansRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPlansResponse) => void,
+  ): ClientUnaryCall;
+  getPlan(
+    request: GetPlanRequest,
+    callback: (error: ServiceError | null, response: GetPlanResponse) => void,
+  ): ClientUnaryCall;
+  getPlan(
+    request: GetPlanRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPlanResponse) => void,
+  ): ClientUnaryCall;
+  getPlan(
+    request: GetPlanRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPlanResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Runs a plan now on matching connected hosts and streams what happens.
+   * Leaving the call does not stop the job: hosts finish and report to the store.
+   */
+  runPlan(request: RunPlanRequest, options?: Partial<CallOptions>): ClientReadableStream<JobEvent>;
+  runPlan(request: RunPlanRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<JobEvent>;
 }
 
 export const AdminClient = makeGenericClientConstructor(AdminService, "ferry.v1.Admin") as unknown as {

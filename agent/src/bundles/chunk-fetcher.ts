@@ -1,0 +1,151 @@
+/**
+ * Fetches missing chunks from a {@link ChunkSource} into the staging store:
+ * batched, several calls in flight, rate-limited, every chunk verified before
+ * it is stored, transient link failures retried while progress is being made.
+ */
+import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
+import { ChunkDigestMismatchError } from '../../../common/src/bundle/errors.js';
+import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { ChunkSource } from './chunk-source.js';
+import { sleep, type TokenBucket } from './token-bucket.js';
+
+/** Chunks per call: big enough to amortise a call, small enough that a retry repeats little. */
+export const BATCH_CHUNKS = 16;
+/**
+ * Bytes per call. grpc-js buffers up to 16 messages per call whatever the
+ * consumer does, so capping what one call may deliver caps memory at
+ * concurrency × this, not concurrency × 16 × 4 MiB.
+ */
+export const BATCH_BYTES = 16 * 1024 * 1024;
+/** Errors worth another call: the link or the controller blinked, the data is fine. */
+const TRANSIENT = new Set<string>([ErrorCode.Unavailable, ErrorCode.DeadlineExceeded]);
+
+/** A chunk to fetch, with the size the manifest gives it. */
+export interface WantedChunk {
+  digest: string;
+  size: number;
+}
+
+/** Options of {@link fetchChunks}. */
+export interface FetchChunksOptions {
+  source: ChunkSource;
+  staging: ChunkStore;
+  bucket: TokenBucket;
+  /** Calls in flight. */
+  concurrency: number;
+  signal: AbortSignal;
+  /** Called once per chunk after it was verified and stored. */
+  onStored: (digest: string, size: number) => void;
+  log: Logger;
+  /** Consecutive failed attempts of one batch, without any chunk gained, before giving up. */
+  retries?: number;
+  /** First retry delay; doubles per attempt up to 8 s. */
+  retryDelayMs?: number;
+}
+
+/** Split into batches of at most BATCH_CHUNKS chunks and (unless a single chunk is larger) BATCH_BYTES bytes. */
+export function batches(chunks: WantedChunk[]): WantedChunk[][] {
+  const out: WantedChunk[][] = [];
+  let cur: WantedChunk[] = [];
+  let bytes = 0;
+  for (const c of chunks) {
+    if (cur.length > 0 && (cur.length >= BATCH_CHUNKS || bytes + c.size > BATCH_BYTES)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(c);
+    bytes += c.size;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/**
+ * Fetch every chunk in `wanted` into `staging`. Resolves when all are stored;
+ * on the first fatal error, stops the other calls and rejects with it. Chunks
+ * stored before a failure stay stored: they are verified, and the next
+ * attempt skips them.
+ */
+export async function fetchChunks(wanted: WantedChunk[], opts: FetchChunksOptions): Promise<void> {
+  const queue = batches(wanted);
+  // One failing worker stops the rest; an outside abort stops everyone.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  opts.signal.addEventListener('abort', onAbort, { once: true });
+  let firstError: unknown;
+  const worker = async () => {
+    for (let b = queue.shift(); b && !stop.signal.aborted; b = queue.shift()) {
+      try {
+        await fetchBatch(b, opts, stop.signal);
+      } catch (e) {
+        firstError ??= e;
+        stop.abort();
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, queue.length)) }, worker));
+  } finally {
+    opts.signal.removeEventListener('abort', onAbort);
+  }
+  if (opts.signal.aborted) throw new FerryError(ErrorCode.Cancelled, 'chunk fetch was cancelled', 'start staging again to resume');
+  if (firstError !== undefined) throw firstError;
+}
+
+async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal: AbortSignal): Promise<void> {
+  const pending = new Map(batch.map((c) => [c.digest, c.size]));
+  const retries = opts.retries ?? 5;
+  let failures = 0;
+  while (pending.size > 0) {
+    const before = pending.size;
+    try {
+      for await (const { digest, data } of opts.source.fetch([...pending.keys()], signal)) {
+        const size = pending.get(digest);
+        if (size === undefined) {
+          throw new FerryError(ErrorCode.ChunkDigestMismatch, `the chunk source sent chunk ${String(digest).slice(0, 80)}, which was not requested (or sent it twice)`,
+            'the controller is misbehaving; check its version and logs');
+        }
+        // The rate cap counts bytes as they are taken off the stream: with
+        // backpressure, waiting here is what slows the sender.
+        await opts.bucket.take(data.length, signal);
+        await storeVerified(opts.staging, digest, size, data);
+        pending.delete(digest);
+        opts.onStored(digest, size);
+      }
+      if (pending.size > 0) {
+        throw new FerryError(ErrorCode.Unavailable, `the chunk stream ended after ${batch.length - pending.size} of ${batch.length} chunks`,
+          'the controller ended the call early; staging retries, then resumes on the next attempt');
+      }
+    } catch (e) {
+      const fe = asFerryError(e);
+      if (signal.aborted || !TRANSIENT.has(fe.code)) throw fe;
+      // Progress resets the count: a flaky link that keeps moving data is not a failure.
+      failures = pending.size < before ? 1 : failures + 1;
+      if (failures > retries) throw fe;
+      const delay = Math.min(8000, (opts.retryDelayMs ?? 500) * 2 ** (failures - 1));
+      opts.log.warn({ code: fe.code, err: fe.message, remaining: pending.size, retryInMs: delay }, 'chunk fetch failed; retrying');
+      await sleep(delay, signal);
+    }
+  }
+}
+
+/** Verify and store; a mismatch is the source's fault and nothing is written. */
+async function storeVerified(staging: ChunkStore, digest: string, size: number, data: Buffer): Promise<void> {
+  try {
+    await staging.put(digest, data); // hashes before writing; throws on mismatch
+  } catch (e) {
+    if (e instanceof ChunkDigestMismatchError) {
+      throw new FerryError(ErrorCode.ChunkDigestMismatch,
+        `chunk ${digest} from the controller hashes to ${e.actual} (${data.length} bytes); it was refused and not stored`,
+        'the controller\'s copy is corrupt or was tampered with: check the controller log for corrupt chunks and push the bundle again (`ferry bundle push`)', { cause: e });
+    }
+    throw e;
+  }
+  if (data.length !== size) {
+    // The bytes are genuine (they hash right), so the signed manifest is what is wrong.
+    throw new FerryError(ErrorCode.BundleInvalid, `chunk ${digest} is ${data.length} bytes but the manifest says ${size}`,
+      'the manifest is inconsistent: rebuild the bundle with `ferry bundle build` and push it again');
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * {@link ChunkSource} over the controller's `Chunks.Fetch` server stream.
+ *
+ * One client (one HTTP/2 channel) serves every call: the bundle cache keeps
+ * several calls in flight on it, which fills a long-fat link better than one
+ * stream while sharing a single TLS session.
+ */
+import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
+import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
+import { clientChannelOptions } from '../../../common/src/grpc-options.js';
+import { fromServiceError } from '../../../common/src/grpc-status.js';
+import type { ChunkSource, FetchedChunk } from './chunk-source.js';
+
+/**
+ * Largest message accepted on chunk calls. Chunks are at most 4 MiB (the
+ * chunker's maximum); the headroom lets a controller built with a larger
+ * chunker maximum still be read instead of failing with RESOURCE_EXHAUSTED.
+ */
+export const CHUNK_CALL_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Hints for the transport failures a field tech is most likely to see. */
+const HINTS: Partial<Record<string, string>> = {
+  [ErrorCode.Unavailable]: 'the link to the controller dropped; staging resumes where it stopped once it is back (verified chunks are kept)',
+  [ErrorCode.DeadlineExceeded]: 'the controller did not answer in time; staging resumes where it stopped on the next attempt',
+  [ErrorCode.NotFound]: 'the controller no longer holds this bundle\'s chunks; push the bundle to the controller again',
+};
+
+/** See module comment. */
+export class GrpcChunkSource implements ChunkSource {
+  /**
+   * Dial `address` (host:port) with the agent's mTLS credentials
+   * (see `controllerCreds`). `channelOptions` are merged over Ferry's client
+   * defaults and the raised receive limit. `close()` closes the channel.
+   */
+  static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}): GrpcChunkSource {
+    const client = new ChunksClient(address, creds, clientChannelOptions({
+      'grpc.max_receive_message_length': CHUNK_CALL_MAX_MESSAGE_BYTES,
+      ...channelOptions,
+    }));
+    return new GrpcChunkSource(client, address, true);
+  }
+
+  /**
+   * Use an existing client. It must allow messages of at least 4 MiB
+   * (see {@link CHUNK_CALL_MAX_MESSAGE_BYTES}); `close()` leaves it open
+   * unless `ownsClient`.
+   */
+  constructor(
+    private readonly client: ChunksClient,
+    /** Shown in error messages, so a field tech knows which controller failed. */
+    readonly address: string = client.getChannel().getTarget(),
+    private readonly ownsClient = false,
+  ) {}
+
+  /**
+   * One `Chunks.Fetch` call for `digests`. The stream is consumed pull-wise:
+   * grpc-js asks HTTP/2 for the next message only when its (16-message)
+   * buffer drains, so callers bound memory by how much they request per call.
+   */
+  async *fetch(digests: string[], signal: AbortSignal): AsyncGenerator<FetchedChunk> {
+    if (signal.aborted) throw cancelled(this.address);
+    const call = this.client.fetch({ digests });
+    const onAbort = () => call.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const msg of call as AsyncIterable<ChunkData>) yield { digest: msg.digest, data: msg.data };
+    } catch (err) {
+      if (signal.aborted) throw cancelled(this.address);
+      const fe = fromServiceError(err);
+      throw new FerryError(fe.code, `fetching ${digests.length} chunk(s) from the controller at ${this.address}: ${fe.message}`,
+        fe.hint ?? HINTS[fe.code], { cause: err });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      // Ends the call if the consumer stopped early (error elsewhere, abort);
+      // a no-op once the server has sent its status.
+      call.cancel();
+    }
+  }
+
+  /** Close the channel if this source opened it. */
+  close(): void {
+    if (this.ownsClient) this.client.close();
+  }
+}
+
+function cancelled(address: string): FerryError {
+  return new FerryError(ErrorCode.Cancelled, `chunk fetch from ${address} was cancelled`, 'staging resumes where it stopped when it is started again');
+}

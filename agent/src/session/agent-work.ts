@@ -1,0 +1,118 @@
+import { join } from 'node:path';
+import type { ControllerMessage, HeldBundle, JobStart, AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
+import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/log.js';
+import { STEP_SCHEMAS } from '../../../common/src/plan/step-registry.js';
+import type { StepSchema } from '../../../common/src/plan/step-schema.js';
+import { BundleCache } from '../bundles/bundle-cache.js';
+import { BundleStager } from '../bundles/stager.js';
+import { ExecRunner } from '../exec/exec-runner.js';
+import { JobRunner } from '../jobs/job-runner.js';
+import { JobStore } from '../jobs/job-store.js';
+import { STEP_EXECUTORS } from '../steps/registry.js';
+import type { StepExecutor } from '../steps/step.js';
+import type { AgentState } from '../state/agent-state.js';
+import { Outbox } from './outbox.js';
+
+export interface AgentWorkOptions {
+  state: AgentState;
+  log: Logger;
+  facts: () => Promise<HostFacts>;
+  /** The controller address currently in use (chunks are fetched from it). */
+  address: () => string;
+  /** Sends an ephemeral message if connected (progress); dropped otherwise. */
+  sendNow: (m: AgentMessage) => void;
+  root?: string;
+  executors?: ReadonlyMap<string, StepExecutor<unknown>>;
+  schemas?: ReadonlyMap<string, StepSchema<unknown>>;
+}
+
+/**
+ * Everything the agent does for the controller, independent of any one
+ * connection: ad-hoc commands, plan jobs, bundle staging, and the outbox of
+ * messages awaiting acknowledgement. The session loop feeds it messages and
+ * attaches the outbox when connected.
+ */
+export class AgentWork {
+  readonly outbox = new Outbox();
+  readonly exec: ExecRunner;
+  readonly jobs: JobRunner;
+  readonly bundles: BundleCache;
+  private readonly stager: BundleStager;
+
+  constructor(private readonly o: AgentWorkOptions) {
+    this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
+    this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
+    this.stager = new BundleStager(this.bundles, o.state, o.address, o.log.child({ part: 'stage' }));
+    this.jobs = new JobRunner({
+      store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
+      executors: o.executors ?? STEP_EXECUTORS, schemas: o.schemas ?? STEP_SCHEMAS,
+      trustedKeys: () => o.state.load().identity.operatorKeys,
+      bundles: (job, signal) => this.jobBundles(job, signal),
+      facts: async () => (await o.facts()) as unknown as Record<string, unknown>,
+      labels: () => o.state.load().identity.labels,
+      stateDir: join(o.state.dir, 'steps'), root: o.root ?? '/',
+    });
+  }
+
+  /** Picks up where a previous agent process stopped: unacknowledged messages and unfinished jobs. */
+  resume(): void {
+    this.jobs.resumeAll();
+  }
+
+  handle(m: ControllerMessage): void {
+    switch (m.msg?.$case) {
+      case 'execStart':
+        this.exec.start(m.msg.value);
+        break;
+      case 'execCancel':
+        this.exec.cancel(m.msg.value.jobId);
+        this.jobs.cancel(m.msg.value.jobId);
+        break;
+      case 'jobStart':
+        this.jobs.start(m.msg.value);
+        break;
+      case 'bundleStage':
+        this.stager.stage(m.msg.value, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } })).catch(() => undefined);
+        break;
+      case 'ack':
+        this.outbox.ack(m.msg.value.jobId, m.msg.value.seq);
+        this.jobs.acked(m.msg.value.jobId, m.msg.value.seq);
+        break;
+      default:
+        break;
+    }
+  }
+
+  openJobs(): string[] {
+    return [...new Set([...this.exec.jobIds(), ...this.jobs.jobIds(), ...this.outbox.jobIds()])];
+  }
+
+  held(): HeldBundle[] {
+    return this.bundles.held();
+  }
+
+  busy(): boolean {
+    return this.exec.jobIds().length > 0 || this.outbox.size > 0;
+  }
+
+  /** Shutdown: ad-hoc commands are cancelled (their results still go out); plan jobs are suspended to resume next start. */
+  async stop(): Promise<void> {
+    this.exec.cancelAll();
+    await this.jobs.suspendAll();
+  }
+
+  /** A job's bundles, staged on demand when a prefetch did not already do it. */
+  private async jobBundles(job: JobStart, signal: AbortSignal): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const b of job.bundles) {
+      if (!this.bundles.isHeld(b.bundleId)) {
+        if (!b.signed) throw new FerryError(ErrorCode.BundleInvalid, `job ${job.jobId} names bundle ${b.as} without its manifest`);
+        await this.stager.stage({ bundleId: b.bundleId, signed: b.signed }, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } }), signal);
+      }
+      out[b.as] = this.bundles.filesDir(b.bundleId);
+    }
+    return out;
+  }
+}
