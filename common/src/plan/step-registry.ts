@@ -1,3 +1,9 @@
+import { assertSchema } from './steps/assert.js';
+import { execSchema } from './steps/exec.js';
+import { fileInstallSchema } from './steps/file-install.js';
+import { templateRenderSchema } from './steps/template-render.js';
+import { waitForSchema } from './steps/wait-for.js';
+import { yamlEditSchema } from './steps/yaml-edit.js';
 import type { StepSchema } from './step-schema.js';
 
 /**
@@ -6,6 +12,12 @@ import type { StepSchema } from './step-schema.js';
  */
 const schemas: Array<StepSchema<unknown>> = [
   // step schemas: keep this list sorted by type name, one import per line above
+  assertSchema,
+  execSchema,
+  fileInstallSchema,
+  templateRenderSchema,
+  waitForSchema,
+  yamlEditSchema,
 ];
 
 export const STEP_SCHEMAS: ReadonlyMap<string, StepSchema<unknown>> = new Map(schemas.map((s) => [s.type, s]));
