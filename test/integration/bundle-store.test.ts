@@ -8,7 +8,7 @@ import { clientChannelOptions } from '../../common/src/grpc-options.js';
 import { fromServiceError } from '../../common/src/grpc-status.js';
 import { controllerCreds } from '../../agent/src/grpc-creds.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
-import { pushBundle } from '../../controller/src/cli/bundle-push.js';
+import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
 import { cleanup, enrollAgent, startController, type TestAgent } from '../support/fixtures.js';
@@ -29,7 +29,7 @@ describe('bundles on the controller', function () {
 
   it('refuses bundles until a signing key is trusted, then pins keys for agents enrolled later', async () => {
     const b = memBundle('edge', '1.0.0', files, key.privatePem);
-    await assert.rejects(pushBundle(admin, b.signed, async (d) => b.chunks.get(d)!, { progress: false }),
+    await assert.rejects(pushBundle(admin, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false }),
       (e: FerryError) => e.code === ErrorCode.SignatureInvalid && /trusts no signing key/.test(e.message));
     const k = await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
     assert.equal(k.keyId, key.keyId);
@@ -40,14 +40,14 @@ describe('bundles on the controller', function () {
 
   it('uploads only missing chunks, and a new version moves only what changed', async () => {
     const v1 = memBundle('edge', '1.0.0', files, key.privatePem);
-    const r1 = await pushBundle(admin, v1.signed, async (d) => v1.chunks.get(d)!, { progress: false });
+    const r1 = await pushBundle(admin, v1.signed, byDigest(async (d) => v1.chunks.get(d)!), { progress: false });
     assert.equal(r1.chunksSent, r1.chunksTotal);
     assert.equal(r1.info.files, 3);
-    const again = await pushBundle(admin, v1.signed, async (d) => v1.chunks.get(d)!, { progress: false });
+    const again = await pushBundle(admin, v1.signed, byDigest(async (d) => v1.chunks.get(d)!), { progress: false });
     assert.equal(again.chunksSent, 0, 'a re-push sends nothing');
     const changed = randomFile(1);
     const v2 = memBundle('edge', '1.1.0', { ...files, 'bin/edgecore': changed }, key.privatePem);
-    const r2 = await pushBundle(admin, v2.signed, async (d) => v2.chunks.get(d)!, { progress: false });
+    const r2 = await pushBundle(admin, v2.signed, byDigest(async (d) => v2.chunks.get(d)!), { progress: false });
     assert.ok(r2.bytesSent <= changed.length * 1.1, `sent ${r2.bytesSent} for ${changed.length} changed bytes`);
     const { bundles } = await admin.call(admin.client.listBundles, {});
     assert.deepEqual(bundles.map((b) => `${b.name}:${b.version}`), ['edge:1.0.0', 'edge:1.1.0']);
@@ -62,12 +62,12 @@ describe('bundles on the controller', function () {
     const fresh = memBundle('edge', '3.0.0', { 'bin/new': randomFile(1) }, key.privatePem);
     await assert.rejects(admin.call(admin.client.commitBundle, { signed: fresh.signed }), (e: FerryError) => e.code === ErrorCode.BundleInvalid && /not on the controller/.test(e.message));
     const clash = memBundle('edge', '1.0.0', { 'x': Buffer.from('other') }, key.privatePem);
-    await assert.rejects(pushBundle(admin, clash.signed, async (d) => clash.chunks.get(d)!, { progress: false }), (e: FerryError) => e.code === ErrorCode.AlreadyExists);
+    await assert.rejects(pushBundle(admin, clash.signed, byDigest(async (d) => clash.chunks.get(d)!), { progress: false }), (e: FerryError) => e.code === ErrorCode.AlreadyExists);
   });
 
   it('refuses a manifest whose paths escape the bundle', async () => {
     const b = memBundle('evil', '1.0.0', { '../../etc/passwd': Buffer.from('root::0:0\n') }, key.privatePem);
-    await assert.rejects(pushBundle(admin, b.signed, async (d) => b.chunks.get(d)!, { progress: false }),
+    await assert.rejects(pushBundle(admin, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false }),
       (e: FerryError) => e.code === ErrorCode.BundleInvalid && /not a normalised relative path/.test(e.message));
   });
 
@@ -99,7 +99,7 @@ describe('bundles on the controller', function () {
   it('removes a bundle and collects only chunks nothing else references (and not fresh uploads)', async () => {
     // The corrupt chunk was dropped when it was detected; pushing again repairs the controller.
     const repair = memBundle('edge', '1.0.0', files, key.privatePem);
-    assert.equal((await pushBundle(admin, repair.signed, async (d) => repair.chunks.get(d)!, { progress: false })).chunksSent, 1);
+    assert.equal((await pushBundle(admin, repair.signed, byDigest(async (d) => repair.chunks.get(d)!), { progress: false })).chunksSent, 1);
     const before = await c.ctx.bundles.chunks.stats();
     const r = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.1.0' });
     assert.equal(r.removed!.version, '1.1.0');
@@ -109,7 +109,7 @@ describe('bundles on the controller', function () {
 
     // An hour later, a bundle whose chunks are partly shared is collected down to the shared part.
     const v3 = memBundle('edge', '1.2.0', { ...files, 'bin/edgecore': randomFile(2) }, key.privatePem);
-    await pushBundle(admin, v3.signed, async (d) => v3.chunks.get(d)!, { progress: false });
+    await pushBundle(admin, v3.signed, byDigest(async (d) => v3.chunks.get(d)!), { progress: false });
     const old = new Date(Date.now() - 2 * 3_600_000);
     for await (const d of c.ctx.bundles.chunks.list()) utimesSync(c.ctx.bundles.chunks.pathOf(d), old, old);
     const v1 = memBundle('edge', '1.0.0', files, key.privatePem);

@@ -6,7 +6,7 @@ import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import type { PrefetchEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import { BundleState } from '../../common/src/gen/ferry/v1/session.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
-import { pushBundle } from '../../controller/src/cli/bundle-push.js';
+import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile, type MemBundle } from '../support/bundles.js';
 import { cleanup, enrollAgent, startController, waitFor, type TestAgent } from '../support/fixtures.js';
@@ -40,7 +40,7 @@ describe('bundle prefetch to agents', function () {
 
   it('stages a bundle on every matching host with identical files and modes', async () => {
     const v1 = memBundle('edge', '1.0.0', files, key.privatePem);
-    await pushBundle(admin, v1.signed, async (d) => v1.chunks.get(d)!, { progress: false });
+    await pushBundle(admin, v1.signed, byDigest(async (d) => v1.chunks.get(d)!), { progress: false });
     const res = await prefetch(v1, 'role=edge');
     assert.equal(res.size, 2);
     for (const a of agents) {
@@ -62,7 +62,7 @@ describe('bundle prefetch to agents', function () {
     for (const ev of again.values()) assert.equal(ev.bytesFetched, 0);
     const changed = randomFile(2);
     const v2 = memBundle('edge', '1.1.0', { ...files, 'bin/edgecore': changed }, key.privatePem);
-    await pushBundle(admin, v2.signed, async (d) => v2.chunks.get(d)!, { progress: false });
+    await pushBundle(admin, v2.signed, byDigest(async (d) => v2.chunks.get(d)!), { progress: false });
     const up = await prefetch(v2);
     for (const ev of up.values()) {
       assert.equal(ev.state, BundleState.BUNDLE_STATE_READY, ev.error);
@@ -83,7 +83,7 @@ describe('bundle prefetch to agents', function () {
     const rogue = generateSigningKey();
     await admin.call(admin.client.addSigningKey, { publicPem: rogue.publicPem, name: 'added-later' });
     const b = memBundle('rogue', '1.0.0', { 'bin/x': randomFile(1) }, rogue.privatePem);
-    await pushBundle(admin, b.signed, async (d) => b.chunks.get(d)!, { progress: false });
+    await pushBundle(admin, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
     const res = await prefetch(b, 'role=edge');
     for (const a of agents) {
       const ev = res.get(a.id)!;

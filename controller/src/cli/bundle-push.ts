@@ -5,8 +5,18 @@ import type { SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { ProgressBar } from '../../../common/src/progress.js';
 import type { Admin } from './admin-client.js';
 
-/** Where the pusher gets chunk bytes: the original files, or a bundle archive. */
-export type ChunkReader = (digest: string) => Promise<Buffer>;
+/**
+ * Where the pusher gets chunk bytes: given the digests the controller lacks,
+ * yields each of them once (from the original files, or a bundle archive).
+ */
+export type ChunkReader = (missing: ReadonlySet<string>) => AsyncIterable<{ digest: string; data: Buffer }>;
+
+/** A reader for chunks available by digest (files on disk, or memory). */
+export function byDigest(read: (digest: string) => Promise<Buffer>): ChunkReader {
+  return async function* (missing) {
+    for (const digest of missing) yield { digest, data: await read(digest) };
+  };
+}
 
 export interface PushResult {
   info: BundleInfo;
@@ -45,12 +55,14 @@ export async function pushBundle(admin: Admin, signed: SignedManifest, read: Chu
     await new Promise<void>((resolve, reject) => {
       const call = admin.client.uploadChunks((err) => (err ? reject(admin.explain(fromServiceError(err))) : resolve()));
       (async () => {
-        for (const digest of missing) {
-          const data = await read(digest);
+        const wanted = new Set(missing);
+        for await (const { digest, data } of read(wanted)) {
+          if (!wanted.delete(digest)) continue;
           if (!call.write({ digest, data })) await new Promise<void>((r) => call.once('drain', () => r()));
           sent += data.length;
           bar.update(sent);
         }
+        if (wanted.size > 0) throw new FerryError(ErrorCode.BundleInvalid, `${wanted.size} chunks the manifest lists are not in the source (first: ${[...wanted][0]})`, 'rebuild the bundle');
         call.end();
       })().catch((err) => {
         call.cancel();

@@ -9,6 +9,7 @@ import { cmdOperator } from './cmd-operator.js';
 import { cmdToken } from './cmd-token.js';
 import { cmdKey } from './cmd-key.js';
 import { cmdBundleAdmin } from './cmd-bundle.js';
+import { cmdBundleBuild } from './cmd-bundle-build.js';
 import { cmdPlan, cmdRun } from './cmd-plan.js';
 
 const HELP = `ferry ${FERRY_VERSION} — install and upgrade software on fleets of air-gapped hosts.
@@ -40,6 +41,12 @@ Signing keys and bundles:
   ferry key gen [--out operator]          ed25519 key pair here (operator.key stays here)
   ferry key add operator.pub              the fleet trusts it (hosts pin keys at enrollment)
   ferry key ls
+  ferry bundle lint DIR|NAME:VERSION      every image referenced is inside; nothing reaches the internet
+  ferry bundle push DIR --name N --version V --arch amd64 --key operator.key
+      Lints (findings block unless --force), chunks, signs and uploads only the
+      chunks the controller lacks. DIR is an offline package (images/*.tar, bin/,
+      crds/, manifests/, helm-charts/, meta/, optional ferry-bundle.yaml).
+  ferry bundle build DIR -o FILE.ferry ... then, across the air gap, ferry bundle push FILE.ferry
   ferry bundle ls | show NAME:VERSION | rm NAME:VERSION
   ferry bundle prefetch NAME:VERSION --selector role=edge
       Stage a bundle on matching hosts ahead of a rollout: each host fetches
@@ -93,7 +100,8 @@ async function main(): Promise<number> {
     case 'key': return cmdKey(rest);
     case 'plan': return cmdPlan(rest);
     case 'run': return cmdRun(rest);
-    case 'bundle': return cmdBundleAdmin(rest[0] ?? '', rest.slice(1));
+    case 'bundle':
+      return ['build', 'push', 'lint'].includes(rest[0] ?? '') ? cmdBundleBuild(rest[0]!, rest.slice(1)) : cmdBundleAdmin(rest[0] ?? '', rest.slice(1));
     case 'version': case '--version':
       process.stdout.write(`${FERRY_VERSION}\n`);
       return 0;

@@ -6,6 +6,7 @@ import type {
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import { bundleInfo } from '../bundles/bundle-store.js';
+import { lintStoredBundle } from '../bundles/bundle-lint.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { CallWithAuth } from './peer-auth.js';
 import type { ControllerContext } from './context.js';
@@ -18,7 +19,7 @@ export interface AdminKit {
 }
 
 type BundleHandlers = Pick<AdminServer, 'addSigningKey' | 'listSigningKeys' | 'missingChunks' | 'uploadChunks' | 'commitBundle'
-  | 'listBundles' | 'getBundle' | 'removeBundle' | 'prefetch'>;
+  | 'listBundles' | 'getBundle' | 'removeBundle' | 'prefetch' | 'lintBundle'>;
 
 /** Signing keys, bundle upload (only missing chunks), listing, removal with chunk collection, prefetch. */
 export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHandlers {
@@ -72,6 +73,11 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
       const r = await ctx.bundles.remove(req.name, req.version);
       await ctx.audit.record(who, 'bundle.rm', `${req.name}:${req.version}`, { chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed });
       return { removed: bundleInfo(r.removed), chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed };
+    }),
+    lintBundle: kit.unary(async (req) => {
+      const b = await ctx.bundles.require(req.name, req.version);
+      const findings = await lintStoredBundle(ctx.bundles, b);
+      return { findings: findings.map((f) => ({ ...f, hint: f.hint ?? '' })) };
     }),
     prefetch(call: ServerWritableStream<PrefetchRequest, PrefetchEvent>) {
       const abort = new AbortController();

@@ -343,6 +343,21 @@ export interface ExecSummary {
   offline: number;
 }
 
+export interface LintFinding {
+  /** error | warning */
+  severity: string;
+  rule: string;
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+  hint: string;
+}
+
+export interface LintBundleResponse {
+  findings: LintFinding[];
+}
+
 function createBasePushPlanRequest(): PushPlanRequest {
   return { signed: undefined };
 }
@@ -5676,6 +5691,242 @@ export const ExecSummary: MessageFns<ExecSummary> = {
   },
 };
 
+function createBaseLintFinding(): LintFinding {
+  return { severity: "", rule: "", file: "", line: 0, col: 0, message: "", hint: "" };
+}
+
+export const LintFinding: MessageFns<LintFinding> = {
+  encode(message: LintFinding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.severity !== "") {
+      writer.uint32(10).string(message.severity);
+    }
+    if (message.rule !== "") {
+      writer.uint32(18).string(message.rule);
+    }
+    if (message.file !== "") {
+      writer.uint32(26).string(message.file);
+    }
+    if (message.line !== 0) {
+      writer.uint32(32).uint32(message.line);
+    }
+    if (message.col !== 0) {
+      writer.uint32(40).uint32(message.col);
+    }
+    if (message.message !== "") {
+      writer.uint32(50).string(message.message);
+    }
+    if (message.hint !== "") {
+      writer.uint32(58).string(message.hint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LintFinding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLintFinding();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.severity = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.file = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.line = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.col = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.hint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LintFinding {
+    return {
+      severity: isSet(object.severity) ? globalThis.String(object.severity) : "",
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      file: isSet(object.file) ? globalThis.String(object.file) : "",
+      line: isSet(object.line) ? globalThis.Number(object.line) : 0,
+      col: isSet(object.col) ? globalThis.Number(object.col) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      hint: isSet(object.hint) ? globalThis.String(object.hint) : "",
+    };
+  },
+
+  toJSON(message: LintFinding): unknown {
+    const obj: any = {};
+    if (message.severity !== "") {
+      obj.severity = message.severity;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.file !== "") {
+      obj.file = message.file;
+    }
+    if (message.line !== 0) {
+      obj.line = Math.round(message.line);
+    }
+    if (message.col !== 0) {
+      obj.col = Math.round(message.col);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.hint !== "") {
+      obj.hint = message.hint;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LintFinding>, I>>(base?: I): LintFinding {
+    return LintFinding.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LintFinding>, I>>(object: I): LintFinding {
+    const message = createBaseLintFinding();
+    message.severity = object.severity ?? "";
+    message.rule = object.rule ?? "";
+    message.file = object.file ?? "";
+    message.line = object.line ?? 0;
+    message.col = object.col ?? 0;
+    message.message = object.message ?? "";
+    message.hint = object.hint ?? "";
+    return message;
+  },
+};
+
+function createBaseLintBundleResponse(): LintBundleResponse {
+  return { findings: [] };
+}
+
+export const LintBundleResponse: MessageFns<LintBundleResponse> = {
+  encode(message: LintBundleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.findings) {
+      LintFinding.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LintBundleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLintBundleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.findings.push(LintFinding.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LintBundleResponse {
+    return {
+      findings: globalThis.Array.isArray(object?.findings)
+        ? object.findings.map((e: any) => LintFinding.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LintBundleResponse): unknown {
+    const obj: any = {};
+    if (message.findings?.length) {
+      obj.findings = message.findings.map((e) => LintFinding.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LintBundleResponse>, I>>(base?: I): LintBundleResponse {
+    return LintBundleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LintBundleResponse>, I>>(object: I): LintBundleResponse {
+    const message = createBaseLintBundleResponse();
+    message.findings = object.findings?.map((e) => LintFinding.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * Operators' API. Served on the controller's local Unix socket (mode 0600) and,
  * for holders of an operator client certificate, on the TLS port.
@@ -5845,6 +6096,16 @@ export const AdminService = {
       Buffer.from(RemoveBundleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveBundleResponse => RemoveBundleResponse.decode(value),
   },
+  /** Lints a stored bundle for offline completeness (same rules as `ferry bundle lint DIR`). */
+  lintBundle: {
+    path: "/ferry.v1.Admin/LintBundle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBundleRequest): Buffer => Buffer.from(GetBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBundleRequest => GetBundleRequest.decode(value),
+    responseSerialize: (value: LintBundleResponse): Buffer => Buffer.from(LintBundleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LintBundleResponse => LintBundleResponse.decode(value),
+  },
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch: {
     path: "/ferry.v1.Admin/Prefetch" as const,
@@ -5927,6 +6188,8 @@ export interface AdminServer extends UntypedServiceImplementation {
   listBundles: handleUnaryCall<ListBundlesRequest, ListBundlesResponse>;
   getBundle: handleUnaryCall<GetBundleRequest, GetBundleResponse>;
   removeBundle: handleUnaryCall<GetBundleRequest, RemoveBundleResponse>;
+  /** Lints a stored bundle for offline completeness (same rules as `ferry bundle lint DIR`). */
+  lintBundle: handleUnaryCall<GetBundleRequest, LintBundleResponse>;
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch: handleServerStreamingCall<PrefetchRequest, PrefetchEvent>;
   /** Plans: validated (every problem with file:line:col) and signature-checked on push. */
@@ -6180,6 +6443,22 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
+  ): ClientUnaryCall;
+  /** Lints a stored bundle for offline completeness (same rules as `ferry bundle lint DIR`). */
+  lintBundle(
+    request: GetBundleRequest,
+    callback: (error: ServiceError | null, response: LintBundleResponse) => void,
+  ): ClientUnaryCall;
+  lintBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LintBundleResponse) => void,
+  ): ClientUnaryCall;
+  lintBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LintBundleResponse) => void,
   ): ClientUnaryCall;
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch(request: PrefetchRequest, options?: Partial<CallOptions>): ClientReadableStream<PrefetchEvent>;
