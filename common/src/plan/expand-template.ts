@@ -5,7 +5,8 @@
  *
  * ```
  * {{ params.name }}          a plan parameter (typed: int, bool, list, map, string)
- * {{ facts.os.id }}          a host fact, dotted path into nested facts
+ * {{ facts.os.id }}          a host fact, dotted path into nested facts;
+ *                            list items as facts.ips[0] or facts.ips.0
  * {{ labels.site }}          a host label; everything after "labels." is the key,
  *                            so {{ labels.topology.kubernetes.io/zone }} works
  * {{ bundles.kubeedge }}     the directory where that bundle is unpacked on the host
@@ -47,12 +48,14 @@ export interface ScannedTemplate {
   templated: boolean;
   /** Malformed expressions, one message each. */
   errors: string[];
+  /** Bodies of `{{ … }}` left as written (not ours), trimmed: lets validation spot `{{ version }}` meant as a param. */
+  foreign: string[];
 }
 
 const NAME: Record<TemplateRoot, RegExp> = {
   params: /^[A-Za-z_][A-Za-z0-9_-]*$/,
   bundles: /^[A-Za-z_][A-Za-z0-9_-]*$/,
-  facts: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+  facts: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+|\[\d+\])*$/,
   labels: /^[A-Za-z0-9._/-]+$/,
 };
 
@@ -63,6 +66,7 @@ const DEFAULT_FILTER = /^default\s*\(\s*(?:"([^"]*)"|'([^']*)')\s*\)$/;
 export function scanTemplate(s: string): ScannedTemplate {
   const parts: TemplatePart[] = [];
   const errors: string[] = [];
+  const foreign: string[] = [];
   let templated = false;
   let last = 0;
   const text = (t: string) => {
@@ -86,10 +90,11 @@ export function scanTemplate(s: string): ScannedTemplate {
       if (ref) parts.push({ ref });
     } else {
       text(m[0]); // not ours: someone else's template syntax, kept verbatim
+      foreign.push(body);
     }
   }
   text(s.slice(last));
-  return { parts, templated, errors };
+  return { parts, templated, errors, foreign };
 }
 
 function parseExpr(body: string, source: string, errors: string[]): TemplateRef | undefined {

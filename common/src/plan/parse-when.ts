@@ -4,7 +4,7 @@
  * ```yaml
  * when:
  *   labels: { role: edge, site: plant-7 }     # every label must equal
- *   facts:  { os.id: ubuntu, arch: arm64 }    # every fact (dotted path) must equal, compared as text
+ *   facts:  { os.id: ubuntu, arch: arm64 }    # every fact (dotted path, ips[0] for list items) must equal, as text
  * ```
  */
 import type { Node } from 'yaml';
@@ -13,7 +13,7 @@ import { didYouMean } from './plan-suggest.js';
 import type { WhenCondition } from './types.js';
 
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62}[A-Za-z0-9])?$/;
-const FACT_PATH = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const FACT_PATH = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+|\[\d+\])*$/;
 const WHEN_KEYS = ['labels', 'facts'];
 
 function pairs(src: PlanSource, node: Node | null, what: 'labels' | 'facts'): Record<string, string> | undefined {

@@ -25,42 +25,38 @@
  *     type: image.import
  *     args:                           # checked by the step type's schema
  *       bundle: edge                  # a declared alias
- *       images: ["{{ bundles.edge }}/images/docker.io-kubeedge-edgemesh-agent-v1.17.0.tar"]
+ *       images: [images/docker.io-kubeedge-edgemesh-agent-v1.17.0.tar]
  *     timeout: 10m                    # default 5m
  *     retries: 2                      # default 0
  *     retryDelay: 10s                 # default 5s
  *
- *   - id: enable-edge-stream
- *     type: yaml.edit
+ *   - id: keadm-join
+ *     type: exec
  *     args:
- *       path: /etc/kubeedge/config/edgecore.yaml
- *       backup: true
- *       set:
- *         - { path: modules.edgeStream.enable, value: true }
- *         - { path: modules.edgeStream.server, value: "{{ params.cloudcore_ip }}:{{ params.stream_port }}" }
- *     when:                           # every label and fact must match, else the step is skipped
+ *       argv: ["{{ bundles.edge }}/bin/keadm", join, "--cloudcore-ipport={{ params.cloudcore_ip }}:10000",
+ *              "--kubeedge-version=v{{ params.kubeedge_version }}", "--edgenode-name={{ facts.hostname }}"]
+ *     # guards, run on the host first. creates: PATH skips (unchanged) when PATH exists;
+ *     # unless: CMD skips (unchanged) when CMD exits 0; a string runs with /bin/sh -c, a list is argv
+ *     unless: test -s /etc/kubeedge/config/edgecore.yaml && systemctl is-enabled --quiet edgecore
+ *     when:                           # every label and fact must match, else skipped
  *       labels: { role: edge }
  *       facts: { os.id: ubuntu }
  *
+ *   - id: enable-edge-stream
+ *     type: yaml.edit
+ *     args:
+ *       file: /etc/kubeedge/config/edgecore.yaml
+ *       set:
+ *         - { path: modules.edgeStream.enable, value: true }
+ *         - { path: modules.edgeStream.server, value: "{{ params.cloudcore_ip }}:{{ params.stream_port }}" }
+ *
  *   - id: restart-edgecore
  *     type: systemd.unit
- *     args: { unit: edgecore.service, restart: true }
- *
- *   - id: stream-dnat
- *     type: exec
- *     args:
- *       argv: [iptables, -t, nat, -A, OUTPUT, -p, tcp, --dport, "10350", -j, DNAT,
- *              --to-destination, "{{ params.cloudcore_ip }}:{{ params.stream_port }}"]
- *     unless: iptables -t nat -C OUTPUT -p tcp --dport 10350 -j DNAT --to-destination {{ params.cloudcore_ip }}:{{ params.stream_port }}
- *     # guards, run on the host before the step:
- *     #   creates: /path       skip (unchanged) when the path exists
- *     #   unless: cmd          skip (unchanged) when the command exits 0
- *     #   onlyIf: cmd          run only when the command exits 0
- *     # a command is an argv list ([test, -f, /x]) or a string run by /bin/sh -c
+ *     args: { name: edgecore.service, state: restarted }
+ *     onlyIf: [test, -f, /etc/kubeedge/config/edgecore.yaml]   # guard: run only when this exits 0
  * ```
  *
- * (Step args above are illustrative: each step type's schema module in
- * ./steps/ defines its own.)
+ * (Each step type's args are defined by its schema module in ./steps/.)
  *
  * Rules worth knowing:
  * - Unknown keys anywhere (top level, steps, params, bundles, when, args) are

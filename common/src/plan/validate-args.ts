@@ -66,7 +66,8 @@ function within(path: string, base: string): boolean {
  * unknown arguments at their key, bad values at the value, missing ones at
  * the mapping that lacks them (or at `anchor`, the step's `type`, when the
  * step has no `args:` at all). Problems under templated strings are left to
- * the agent, which parses the args again once the templates are expanded.
+ * the agent, which parses the args again once the templates are expanded
+ * (except unknown arguments: a misspelt key is wrong whatever its value).
  */
 export function validateArgs(
   src: PlanSource,
@@ -85,11 +86,14 @@ export function validateArgs(
     return;
   }
   for (const p of problems) {
-    if ([...templated].some((t) => within(p.path, t))) continue;
+    // An unknown key is wrong whatever its value; other problems under a
+    // template depend on the value, known only on the host.
+    const unknownKey = p.message.startsWith('unknown argument');
+    if (!unknownKey && [...templated].some((t) => within(p.path, t))) continue;
     const where = p.path === '' ? argsNode : (() => {
       const l = locate(src, argsNode, p.path);
       if (!l.exact) return l.node;
-      if (p.message.startsWith('unknown argument') || src.isNull(l.node)) return l.key ?? l.node;
+      if (unknownKey || src.isNull(l.node)) return l.key ?? l.node;
       return l.node;
     })();
     src.problem(where ?? anchor, p.path ? `args.${p.path}: ${p.message}` : `args: ${p.message}`);

@@ -28,6 +28,12 @@ function checkString(src: PlanSource, node: Node, s: string, scope: RefScope): b
     if (root === 'params' && !scope.params.has(name)) src.problem(node, `${p.ref.source}: ${declare('param', name, scope.params)}`);
     if (root === 'bundles' && !scope.bundles.has(name)) src.problem(node, `${p.ref.source}: ${declare('bundle', name, scope.bundles)}`);
   }
+  // `{{ version }}` is left alone as another tool's syntax, but when it names
+  // a declared param or bundle it is almost surely a forgotten root.
+  for (const body of t.foreign) {
+    const root = scope.params.has(body) ? 'params' : scope.bundles.has(body) ? 'bundles' : undefined;
+    if (root) src.problem(node, `{{ ${body} }} is not expanded; write {{ ${root}.${body} }}`);
+  }
   return t.templated;
 }
 

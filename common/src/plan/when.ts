@@ -8,12 +8,13 @@ import type { WhenCondition } from './types.js';
 
 /**
  * The value at a dotted path in nested host facts (`os.id`,
- * `disks.0.size`); undefined when any part is missing. Own properties only,
- * so a path like `constructor` never reaches into the prototype.
+ * `disks.0.size` or `disks[0].size`); undefined when any part is missing.
+ * Own properties only, so a path like `constructor` never reaches into the
+ * prototype.
  */
 export function factAt(facts: unknown, path: string): unknown {
   let cur: unknown = facts;
-  for (const part of path.split('.')) {
+  for (const part of path.replace(/\[(\d+)\]/g, '.$1').split('.')) {
     if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }

@@ -18,6 +18,7 @@ describe('plan templates: expansion', () => {
     const r = expandString('{{ bundles.kubeedge }}/bin/keadm --version=v{{params.version}} --host={{ facts.hostname }}.{{ facts.os.id }} --site={{ labels.site }}:{{ params.port }}', ctx);
     assert.deepEqual(r, { value: '/var/lib/ferry/bundles/kubeedge-1.22.0/bin/keadm --version=v1.22.0 --host=edge-01.ubuntu --site=plant-7:10003', errors: [] });
     assert.deepEqual(expandString('zone={{ labels.topology.kubernetes.io/zone }}', ctx).value, 'zone=z1');
+    assert.equal(expandString('{{ facts.ips[1] }}/{{ facts.ips.0 }}', { ...ctx, facts: { ips: ['10.0.0.1', '10.0.0.2'] } }).value, '10.0.0.2/10.0.0.1');
   });
 
   it('keeps the value\'s type when a string is exactly one expression', () => {

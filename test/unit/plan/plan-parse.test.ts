@@ -27,33 +27,35 @@ steps:
     type: image.import
     args:
       bundle: edge
-      images: ["{{ bundles.edge }}/images/docker.io-kubeedge-edgemesh-agent-v1.17.0.tar"]
+      images: [images/docker.io-kubeedge-edgemesh-agent-v1.17.0.tar]
     timeout: 10m
     retries: 2
     retryDelay: 10s
 
-  - id: enable-edge-stream
-    type: yaml.edit
+  - id: keadm-join
+    type: exec
     args:
-      path: /etc/kubeedge/config/edgecore.yaml
-      backup: true
-      set:
-        - { path: modules.edgeStream.enable, value: true }
-        - { path: modules.edgeStream.server, value: "{{ params.cloudcore_ip }}:{{ params.stream_port }}" }
+      argv: ["{{ bundles.edge }}/bin/keadm", join, "--cloudcore-ipport={{ params.cloudcore_ip }}:10000",
+             "--kubeedge-version=v{{ params.kubeedge_version }}", "--edgenode-name={{ facts.hostname }}"]
+    # guards, run on the host first. creates: PATH skips (unchanged) when PATH exists;
+    # unless: CMD skips (unchanged) when CMD exits 0; a string runs with /bin/sh -c, a list is argv
+    unless: test -s /etc/kubeedge/config/edgecore.yaml && systemctl is-enabled --quiet edgecore
     when:
       labels: { role: edge }
       facts: { os.id: ubuntu }
 
+  - id: enable-edge-stream
+    type: yaml.edit
+    args:
+      file: /etc/kubeedge/config/edgecore.yaml
+      set:
+        - { path: modules.edgeStream.enable, value: true }
+        - { path: modules.edgeStream.server, value: "{{ params.cloudcore_ip }}:{{ params.stream_port }}" }
+
   - id: restart-edgecore
     type: systemd.unit
-    args: { unit: edgecore.service, restart: true }
-
-  - id: stream-dnat
-    type: exec
-    args:
-      argv: [iptables, -t, nat, -A, OUTPUT, -p, tcp, --dport, "10350", -j, DNAT,
-             --to-destination, "{{ params.cloudcore_ip }}:{{ params.stream_port }}"]
-    unless: iptables -t nat -C OUTPUT -p tcp --dport 10350 -j DNAT --to-destination {{ params.cloudcore_ip }}:{{ params.stream_port }}
+    args: { name: edgecore.service, state: restarted }
+    onlyIf: [test, -f, /etc/kubeedge/config/edgecore.yaml]
 `;
 
 const opts = { schemas: TEST_SCHEMAS };
@@ -92,15 +94,14 @@ describe('plan parsing: a valid plan', () => {
     assert.deepEqual(plan.bundles, [{ as: 'edge', name: 'kubeedge-edge', version: '1.22.0' }]);
     assert.deepEqual(plan.steps.map((s) => [s.id, s.type, s.timeoutMs, s.retries, s.retryDelayMs, s.pos.line, s.pos.col]), [
       ['import-images', 'image.import', 600_000, 2, 10_000, 17, 5],
-      ['enable-edge-stream', 'yaml.edit', 300_000, 0, 5_000, 26, 5],
-      ['restart-edgecore', 'systemd.unit', 300_000, 0, 5_000, 38, 5],
-      ['stream-dnat', 'exec', 300_000, 0, 5_000, 42, 5],
+      ['keadm-join', 'exec', 300_000, 0, 5_000, 26, 5],
+      ['enable-edge-stream', 'yaml.edit', 300_000, 0, 5_000, 38, 5],
+      ['restart-edgecore', 'systemd.unit', 300_000, 0, 5_000, 46, 5],
     ]);
     assert.equal(plan.steps[0]!.pos.file, 'edge.yaml');
     // Args are kept as written (templates unexpanded): they are expanded per host.
-    assert.deepEqual(plan.steps[1]!.args, {
-      path: '/etc/kubeedge/config/edgecore.yaml',
-      backup: true,
+    assert.deepEqual(plan.steps[2]!.args, {
+      file: '/etc/kubeedge/config/edgecore.yaml',
       set: [
         { path: 'modules.edgeStream.enable', value: true },
         { path: 'modules.edgeStream.server', value: '{{ params.cloudcore_ip }}:{{ params.stream_port }}' },
@@ -108,7 +109,8 @@ describe('plan parsing: a valid plan', () => {
     });
     assert.deepEqual(plan.steps[1]!.when, { labels: { role: 'edge' }, facts: { 'os.id': 'ubuntu' } });
     assert.equal(plan.steps[0]!.when, undefined);
-    assert.deepEqual(plan.steps[3]!.guards.unless?.slice(0, 2), ['/bin/sh', '-c']);
+    assert.deepEqual(plan.steps[1]!.guards, { unless: ['/bin/sh', '-c', 'test -s /etc/kubeedge/config/edgecore.yaml && systemctl is-enabled --quiet edgecore'] });
+    assert.deepEqual(plan.steps[3]!.guards, { onlyIf: ['test', '-f', '/etc/kubeedge/config/edgecore.yaml'] });
   });
 
   it('round-trips: the plan written back in the long forms parses to the same plan', () => {
@@ -132,7 +134,7 @@ steps:
     onlyIf: [test, -d, /var/lib/rancher]
   - id: restart
     type: systemd.unit
-    args: { unit: k3s.service, restart: true, waitActive: 60 }
+    args: { name: k3s.service, state: restarted, waitActive: 60 }
     when: *cloud
 `, 'k3s.yaml', opts);
     assert.deepEqual(plan.bundles, [
@@ -153,7 +155,7 @@ params:
 steps:
   - id: unit
     type: yaml.edit
-    args: { path: /etc/x.yaml, set: [{ path: mode, value: 0755 }, { path: v, value: 1.10 }, { path: n, value: 7 }] }
+    args: { file: /etc/x.yaml, set: [{ path: mode, value: 0755 }, { path: v, value: 1.10 }, { path: n, value: 7 }] }
 `, 'modes.yaml', opts);
     assert.deepEqual(plan.params.map((p) => [p.name, p.type, p.default]), [['version', 'string', '1.10'], ['count', 'int', 3]]);
     assert.deepEqual(plan.steps[0]!.args.set, [{ path: 'mode', value: '0755' }, { path: 'v', value: '1.10' }, { path: 'n', value: 7 }]);
@@ -168,7 +170,7 @@ params:
 steps:
   - id: unit
     type: systemd.unit
-    args: { unit: edgecore.service, waitActive: "{{ params.wait }}" }
+    args: { name: edgecore.service, waitActive: "{{ params.wait }}" }
   - id: images
     type: image.import
     args: { images: "{{ params.images }}" }
@@ -177,9 +179,14 @@ steps:
     args: { argv: [docker, inspect, -f, "{{.Id}}", "{{ .Values.image }}", 'x{{ "{{" }}y'] }
   - id: content
     type: yaml.edit
-    args: { path: /etc/x.yaml, set: [{ path: a, value: { bundle: not-an-alias } }] }
+    args: { file: /etc/x.yaml, set: [{ path: a, value: { bundle: not-an-alias } }] }
 `, 'deferred.yaml', opts);
     assert.equal(plan.steps.length, 4);
+  });
+
+  it('still reports a misspelt arg whose value is a template', () => {
+    const { problems } = parsePlan('name: x\nparams: { w: 5 }\nsteps:\n  - id: a\n    type: systemd.unit\n    args: { name: x.service, waitActve: "{{ params.w }}" }\n', 'x.yaml', opts);
+    assert.deepEqual(problems, [{ file: 'x.yaml', line: 6, col: 30, message: 'args.waitActve: unknown argument "waitActve"' }]);
   });
 
   it('uses the registered step types by default', () => {

@@ -42,14 +42,14 @@ const MANY_MISTAKES = `
 17     timeout: 5x
 18     retries: -1
 19     args:
-20       unit: edgecore
+20       name: edgecore
 21       restrat: true
 22       waitActive: 9000
 23   - id: edit
 24     type: yaml.edit
 25     tiemout: 30s
 26     args:
-27       path: /etc/kubeedge/config/edgecore.yaml
+27       file: /etc/kubeedge/config/edgecore.yaml
 28       set:
 29         - { path: a.b, value: 1 }
 30         - { path: c }
@@ -57,7 +57,7 @@ const MANY_MISTAKES = `
 32   - id: use-refs
 33     type: exec
 34     args:
-35       argv: ["{{ bundles.kubeedge }}/bin/keadm", "--version={{ params.versoin }}", "{{ param.x }}"]
+35       argv: ["{{ bundles.kubeedge }}/bin/keadm", "--version={{ params.versoin }}", "{{ param.x }}", "{{ version }}"]
 36     creates: "{{ bundles.k3s }}/done"
 37     when: { labels: { site: a }, fact: {} }
 38   - id: bundle-arg
@@ -93,6 +93,7 @@ describe('plan parsing: many mistakes at once', () => {
       ['35:14', '{{ bundles.kubeedge }}: undeclared bundle "kubeedge"; declare it under bundles:'],
       ['35:50', '{{ params.versoin }}: undeclared param "versoin" (did you mean "version"?)'],
       ['35:84', '{{ param.x }}: unknown template root "param" (did you mean "params"?)'],
+      ['35:101', '{{ version }} is not expanded; write {{ params.version }}'],
       ['37:34', 'unknown key "fact" in when (did you mean "facts"?)'],
       ['40:14', 'timeout needs a unit, e.g. 30s'],
       ['41:21', 'undeclared bundle "edgemesh"; declare it under bundles:'],

@@ -20,7 +20,7 @@ describe('plan when: matchesWhen', () => {
   });
 
   it('compares facts as text, so numbers and booleans written in a plan match', () => {
-    assert.equal(matchesWhen({ facts: { cores: '4', systemd: 'true', 'disks.0.size': '100' } }, labels, facts), true);
+    assert.equal(matchesWhen({ facts: { cores: '4', systemd: 'true', 'disks.0.size': '100', 'disks[0].size': '100' } }, labels, facts), true);
     assert.equal(matchesWhen({ facts: { 'os.version': '22.4' } }, labels, facts), false);
   });
 
