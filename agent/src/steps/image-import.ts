@@ -127,7 +127,8 @@ async function importImages(args: ImageImportArgs, ctx: StepContext): Promise<St
     }
   } catch (err) {
     // Only names this run could have made are removed: kubelet may pull other images meanwhile.
-    const ours = new Set([...toImport.flatMap((t) => t.images.flatMap((i) => [...i.refs, ...imageRefs(i)])), ...missingTags.map((t) => t.dst)]);
+    // In k8s.io, containerd's CRI plugin adds a "sha256:<config digest>" image-ID ref per image.
+    const ours = new Set([...toImport.flatMap((t) => t.images.flatMap((i) => [...i.refs, ...imageRefs(i), i.configDigest])), ...missingTags.map((t) => t.dst)]);
     const undo = await rollBack(ctx, args, before, backups, ours);
     if (err instanceof StepError) throw new StepError(err.code, `${err.message}; ${undo}`, err.hint, err.details);
     throw err;
@@ -150,7 +151,12 @@ async function rollBack(ctx: StepContext, args: ImageImportArgs, before: Readonl
     await ctr.remove(created);
     for (const [ref, b] of backups) if (now.get(ref) !== before.get(ref)) await ctr.tag(b, ref);
     await ctr.remove([...backups.values()]);
-    return created.length || backups.size ? `rolled back: removed ${created.length} new ref(s), restored ${backups.size} saved ref(s)` : 'containerd\'s image list was not changed';
+    // The CRI plugin adds its ID refs from events, a moment after ctr made the image: look again.
+    await new Promise((r) => setTimeout(r, 500));
+    const late = [...(await ctr.list()).keys()].filter((r) => !before.has(r) && ours.has(r));
+    await ctr.remove(late);
+    const removed = created.length + late.length;
+    return removed || backups.size ? `rolled back: removed ${removed} new ref(s), restored ${backups.size} saved ref(s)` : 'containerd\'s image list was not changed';
   } catch (err) {
     return `ROLLBACK INCOMPLETE (${(err as Error).message}); compare \`ctr -n ${args.namespace} images ls\` with what you expect`;
   }

@@ -53,14 +53,21 @@ class Tables {
     return runCommand(this.ctx, this.argv(cmd), { stream: false, tool: this.bin, installHint: INSTALL_HINT });
   }
 
+  /**
+   * The chain must exist. Read from the whole table's `-S` (`-P` built-in, `-N` user chains):
+   * `-S CHAIN` on a missing chain says "No chain/target/match" with the legacy backend but
+   * "chain ... is incompatible, use 'nft' tool" with iptables-nft 1.8.9.
+   */
   async requireChain(): Promise<void> {
-    const r = await this.run(['-S', this.args.chain]);
-    if (r.exitCode === 0) return;
-    if (/no chain|does not exist|doesn't exist/i.test(r.stderr)) {
-      throw new StepError(StepCode.InputMissing, `chain ${this.args.chain} does not exist in table ${this.args.table} on this host`,
-        'check the chain name (nat has PREROUTING, INPUT, OUTPUT, POSTROUTING) or create the chain in an earlier step');
+    const r = await this.run(['-S']);
+    if (r.exitCode !== 0) {
+      throw commandError(r, `${this.bin} cannot list table ${this.args.table}`, 'the agent must run as root with CAP_NET_ADMIN; check the kernel has netfilter support');
     }
-    throw commandError(r, `${this.bin} cannot list table ${this.args.table}`, 'the agent must run as root with CAP_NET_ADMIN; check the kernel has netfilter support');
+    const chains = r.stdout.split('\n').map((l) => /^-[PN] (\S+)/.exec(l)?.[1]).filter(Boolean);
+    if (!chains.includes(this.args.chain)) {
+      throw new StepError(StepCode.InputMissing, `chain ${this.args.chain} does not exist in table ${this.args.table} on this host (chains: ${chains.join(', ')})`,
+        'check the chain name or create the chain in an earlier step');
+    }
   }
 
   /** `-C`: exit 0 present, 1 with "Bad rule" absent; anything else is a bad rule or a broken iptables. */

@@ -116,7 +116,8 @@ async function runUnit(args: SystemdUnitArgs, ctx: StepContext): Promise<StepOut
     const evidence = await failureEvidence(ctx, unit);
     const undo = await rollBack(ctx, unit, changes, before, enabledDone, actionDone);
     const base = err instanceof StepError ? err : new StepError(StepCode.Cancelled, `${unit}: cancelled`);
-    throw new StepError(base.code, `${unit}: ${base.message}; ${undo}`, base.hint, [base.details, evidence].filter(Boolean).join('\n'));
+    const what = base.message.startsWith(unit) ? base.message : `${unit}: ${base.message}`;
+    throw new StepError(base.code, `${what}; ${undo}`, base.hint, [base.details, evidence].filter(Boolean).join('\n'));
   }
   const changed = changes.length > 0 || enabledDone !== undefined || actionDone !== undefined;
   if (!changed) {

@@ -1,3 +1,8 @@
+import { imageImportSchema } from './steps/image-import.js';
+import { iptablesRuleSchema } from './steps/iptables-rule.js';
+import { kubectlApplySchema } from './steps/kubectl-apply.js';
+import { kubectlPatchSchema } from './steps/kubectl-patch.js';
+import { systemdUnitSchema } from './steps/systemd-unit.js';
 import { assertSchema } from './steps/assert.js';
 import { execSchema } from './steps/exec.js';
 import { fileInstallSchema } from './steps/file-install.js';
@@ -15,6 +20,11 @@ const schemas: Array<StepSchema<unknown>> = [
   assertSchema,
   execSchema,
   fileInstallSchema,
+  imageImportSchema,
+  iptablesRuleSchema,
+  kubectlApplySchema,
+  kubectlPatchSchema,
+  systemdUnitSchema,
   templateRenderSchema,
   waitForSchema,
   yamlEditSchema,

@@ -93,7 +93,7 @@ export async function runOk(ctx: RunContext, argv: readonly string[], what: stri
 export function commandError(r: RunResult, what: string, hint: string, code: string = StepCode.CommandFailed): StepError {
   const said = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-20).join('\n');
   const how = r.timedOut ? 'timed out' : `exit ${r.exitCode}`;
-  return new StepError(code, `${what}: \`${shellQuote(r.argv)}\` failed (${how}): ${firstLine(said)}`, hint,
+  return new StepError(code, `${what}: \`${shellQuote(r.argv)}\` failed (${how}): ${keyLine(said)}`, hint,
     said.includes('\n') ? said : undefined);
 }
 
@@ -102,8 +102,13 @@ export function shellQuote(argv: readonly string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
-function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim()) ?? '(no output)';
+/** Usage hints and info-level log lines that never say what went wrong. */
+const NOISE = /^(Try `|See "systemctl status|time="[^"]*" level=(info|debug|warning))/;
+
+/** The line that says what went wrong: tools print the fatal error last, after log noise. */
+function keyLine(s: string): string {
+  const lines = s.split('\n').filter((l) => l.trim());
+  return lines.filter((l) => !NOISE.test(l)).pop() ?? lines[0] ?? '(no output)';
 }
 
 function signalGroup(pid: number, sig: NodeJS.Signals): void {
