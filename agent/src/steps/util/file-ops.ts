@@ -50,7 +50,8 @@ export async function writeAtomic(path: string, data: Buffer | string | { copyFr
   try {
     try {
       if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
-      else await pipeline(createReadStream(data.copyFrom), fh.createWriteStream({ autoClose: false }));
+      // writeFile writes every byte from the current position (write() may write fewer).
+      else for await (const chunk of createReadStream(data.copyFrom)) await fh.writeFile(chunk as Buffer);
       await fh.chown(attrs.uid, attrs.gid); // before chmod: chown clears setuid/setgid bits
       await fh.chmod(attrs.mode);
       await fh.sync();

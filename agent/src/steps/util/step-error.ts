@@ -29,7 +29,9 @@ export class StepError extends Error {
 /** The failed outcome for anything thrown, keeping codes and hints. */
 export function failedOutcome(err: unknown): StepOutcome {
   if (err instanceof StepError || err instanceof FerryError) {
-    return { status: 'failed', message: err.hint ? `${err.message}; ${err.hint}` : err.message, errorCode: err.code };
+    // The hint goes on the first line; quoted command output, if any, follows it.
+    const [first, ...rest] = err.message.split('\n');
+    return { status: 'failed', message: [err.hint ? `${first}; ${err.hint}` : first, ...rest].join('\n'), errorCode: err.code };
   }
   const e = err as NodeJS.ErrnoException;
   // Plain file-system errors still say which path, and common ones get advice.

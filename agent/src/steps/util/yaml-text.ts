@@ -82,7 +82,10 @@ export function parsesTo(text: string, expected: unknown[]): boolean {
 export function writeBack(original: string, before: string, docs: Document[], opts: ToStringOptions, what: string): { text: string; relaid: boolean } {
   const after = render(docs, opts);
   const expected = docs.map((d) => d.toJS());
-  const merged = merge3(before, original, after);
+  // Renders always end in a newline; merge with one so the last original line lines up, then take it off again.
+  const noEol = original !== '' && !original.endsWith('\n');
+  let merged = merge3(before, noEol ? `${original}\n` : original, after);
+  if (noEol && merged.endsWith(`${original.slice(original.lastIndexOf('\n') + 1)}\n`)) merged = merged.slice(0, -1);
   if (parsesTo(merged, expected)) return { text: merged, relaid: false };
   if (parsesTo(after, expected)) return { text: after, relaid: true };
   throw new StepError(StepCode.ResultInvalid, `refusing to write ${what}: the edited YAML does not read back as the intended content`,
