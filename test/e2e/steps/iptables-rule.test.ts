@@ -112,6 +112,16 @@ describe('e2e steps: iptables.rule on a simulated host', function () {
     assert.equal((await runStep(h, 'iptables.rule', dnat({ state: 'absent' }))).outcome.status, 'unchanged');
   });
 
+  it('drives ip6tables for family: ipv6', async () => {
+    const v6 = { family: 'ipv6', chain: 'INPUT', rule: ['-p', 'tcp', '--dport', '10350', '-j', 'ACCEPT'], comment: 'ferry: v6' };
+    const r = await runStep(h, 'iptables.rule', v6);
+    assert.equal(r.outcome.status, 'changed', r.outcome.message);
+    assert.match(r.outcome.diff!, /^\+ ip6tables -w 10 -t filter -A INPUT /);
+    assert.match(await h.execOk(['ip6tables', '-S', 'INPUT']), /--dport 10350 -m comment --comment "ferry: v6" -j ACCEPT/);
+    assert.doesNotMatch(await h.execOk(['iptables', '-S', 'INPUT']), /ferry: v6/);
+    assert.equal((await runStep(h, 'iptables.rule', v6)).outcome.status, 'unchanged');
+  });
+
   it('fails clearly on a missing chain or a bad rule, changing nothing', async () => {
     const before = await h.execOk(['iptables-save']);
     const chain = await runStep(h, 'iptables.rule', dnat({ chain: 'KUBE-NOPE' }));
