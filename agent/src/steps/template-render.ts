@@ -1,7 +1,10 @@
 /**
- * `template.render` on the host: fills a template with plan params, host
- * facts and labels, then installs the result like file.install (unchanged
- * when the rendered bytes, mode and owner already match).
+ * `template.render` on the host: fills a bundle template with plan params,
+ * host facts, labels and bundle directories, then installs the result like
+ * file.install (unchanged when the rendered bytes, mode and owner already
+ * match). An inline `template` arrives already expanded by the job runner
+ * (it expands every arg), so it is written as given — expanding it twice
+ * would undo escapes such as {{ "{{" }}.
  */
 import { readFile } from 'node:fs/promises';
 import type { TemplateRenderArgs } from '../../../common/src/plan/steps/template-render.js';
@@ -12,10 +15,10 @@ import { runGuarded } from './util/step-error.js';
 import { renderTemplate } from './util/template.js';
 
 async function render(args: TemplateRenderArgs, ctx: StepContext) {
+  if ('content' in args.source) return installFile(ctx, args.dest, { bytes: Buffer.from(args.source.content, 'utf8') }, args);
   const src = await sourceContent(ctx, args.source);
   const text = 'bytes' in src ? src.bytes.toString('utf8') : await readFile(src.file, 'utf8');
-  const where = 'content' in args.source ? 'inline template' : `${args.source.bundle}:${args.source.src}`;
-  const out = renderTemplate(text, { params: ctx.params, facts: ctx.facts, labels: ctx.labels }, where);
+  const out = renderTemplate(text, ctx, `${args.source.bundle}:${args.source.src}`);
   return installFile(ctx, args.dest, { bytes: Buffer.from(out, 'utf8') }, args);
 }
 

@@ -1,48 +1,37 @@
 /**
- * The template language of template.render: `{{ params.x }}`,
- * `{{ facts.os.release }}`, `{{ labels.site }}`, `{{ facts.ips[0] }}`. Only
- * lookups — no expressions, filters or code — so rendering cannot run
- * anything. Missing values are errors (a config with an empty hole is worse
- * than a failed step). `{{ ... }}` that does not start with a name (Helm's
- * `{{ .Values.x }}`, `{{- if }}`) is left as written.
+ * Rendering template files for template.render with the plan's own template
+ * language (common/src/plan/expand-template.ts), so a template in a bundle
+ * reads exactly like a templated arg: `{{ params.x }}`, `{{ facts.os.id }}`,
+ * `{{ labels.site }}`, `{{ bundles.kubeedge }}`, `| default("…")`. Lookups
+ * only, no code. Other `{{ … }}` (Helm's `{{ .Values.x }}`) stay as written.
+ * Missing values are errors with line:col: a config with a hole in it is
+ * worse than a failed step.
  */
-import { parseYamlPath } from '../../../../common/src/plan/steps/yaml-edit.js';
-import { TEMPLATE_ROOTS } from '../../../../common/src/plan/steps/template-render.js';
+import { expandString } from '../../../../common/src/plan/expand-template.js';
+import type { StepContext } from '../step.js';
 import { StepCode, StepError } from './step-error.js';
-
-export type TemplateVars = Record<(typeof TEMPLATE_ROOTS)[number], unknown>;
 
 function lineCol(text: string, offset: number): string {
   const before = text.slice(0, offset);
-  const line = before.split('\n').length;
-  return `${line}:${offset - before.lastIndexOf('\n')}`;
+  return `${before.split('\n').length}:${offset - before.lastIndexOf('\n')}`;
 }
 
-function fail(where: string, text: string, offset: number, message: string, hint: string): never {
-  throw new StepError(StepCode.TemplateInvalid, `${where}:${lineCol(text, offset)}: ${message}`, hint);
-}
-
-/** Renders `text`; `where` names the template in messages (bundle path or "inline template"). */
-export function renderTemplate(text: string, vars: TemplateVars, where: string): string {
-  return text.replace(/\{\{([\s\S]*?)\}\}/g, (whole, inner: string, offset: number) => {
-    const expr = inner.trim();
-    if (!/^[A-Za-z_]/.test(expr)) return whole;
-    let path: Array<string | number>;
-    try {
-      path = parseYamlPath(expr);
-    } catch (e) {
-      return fail(where, text, offset, `cannot read {{ ${expr} }}: ${(e as Error).message}`, 'write lookups like {{ params.cloudcoreIP }} or {{ facts.hostname }}');
-    }
-    const [root, ...rest] = path;
-    if (!(TEMPLATE_ROOTS as readonly unknown[]).includes(root)) {
-      return fail(where, text, offset, `unknown name "${String(root)}" in {{ ${expr} }}`, `start lookups with ${TEMPLATE_ROOTS.join('., ')}.`);
-    }
-    let v: unknown = vars[root as keyof TemplateVars];
-    for (const seg of rest) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[seg] : undefined;
-    if (v === undefined || v === null) {
-      return fail(where, text, offset, `{{ ${expr} }} has no value on this host`,
-        root === 'params' ? 'set the parameter in the plan or rollout' : `check the name against this host's ${String(root)} (ferry agent show)`);
-    }
-    return typeof v === 'object' ? JSON.stringify(v) : String(v);
+/** Renders `text` for this host; `where` names the template in messages (e.g. "cloud:templates/app.conf"). */
+export function renderTemplate(text: string, ctx: Pick<StepContext, 'params' | 'facts' | 'labels' | 'bundleDir'>, where: string): string {
+  const r = expandString(text, {
+    params: ctx.params, facts: ctx.facts, labels: ctx.labels,
+    bundleDir: (as) => { try { return ctx.bundleDir(as); } catch { return undefined; } },
   });
+  if (r.errors.length) {
+    // Errors start with the expression as written; find it in the text to say where it is.
+    const located = r.errors.map((e) => {
+      const expr = /^\{\{[\s\S]*?\}\}/.exec(e)?.[0];
+      const at = expr ? text.indexOf(expr) : -1;
+      return at >= 0 ? `${where}:${lineCol(text, at)}: ${e}` : `${where}: ${e}`;
+    });
+    throw new StepError(StepCode.TemplateInvalid, located.join('\n'),
+      'declare the param or pass it with the rollout, label the host, or add | default("…") to the template');
+  }
+  const v = r.value;
+  return typeof v === 'string' ? v : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
 }

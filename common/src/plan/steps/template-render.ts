@@ -1,8 +1,11 @@
 /**
- * `template.render`: fill a small template with plan params, host facts and
- * labels, and install the result like `file.install`. The syntax is only
- * `{{ params.x }}`, `{{ facts.os.release }}`, `{{ labels.site }}` — lookups,
- * never code — so a plan cannot run anything through a template.
+ * `template.render`: fill a template file from a bundle with plan params,
+ * host facts, labels and bundle directories, and install the result like
+ * `file.install`. The language is the plan's own (common/src/plan/
+ * expand-template.ts): `{{ params.x }}`, `{{ facts.os.id }}`,
+ * `{{ labels.site }}`, `{{ bundles.kubeedge }}`, `| default("…")` — lookups,
+ * never code. An inline `template` is a plan string like any other arg, so the
+ * job runner has already expanded it for this host; the agent writes it as is.
  */
 import { schema } from '../step-schema.js';
 import { readAbsPath, readFileAttrs, readFileSource, type FileAttrs, type FileSource } from './file-install.js';
@@ -13,9 +16,6 @@ export interface TemplateRenderArgs extends FileAttrs {
   /** Absolute host path of the rendered file. */
   dest: string;
 }
-
-/** Roots a template expression may start with. */
-export const TEMPLATE_ROOTS = ['params', 'facts', 'labels'] as const;
 
 /** Schema for `template.render`. */
 export const templateRenderSchema = schema<TemplateRenderArgs>(
