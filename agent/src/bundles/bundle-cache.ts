@@ -15,7 +15,7 @@
  * 6. drop this bundle's staging chunks no other running stage needs.
  */
 import { existsSync } from 'node:fs';
-import { readFile, rm, unlink } from 'node:fs/promises';
+import { readFile, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { assertSha256Hex } from '../../../common/src/bundle/digest.js';
@@ -41,7 +41,7 @@ export interface StageOptions {
   trustedKeys: readonly string[];
   /** Where missing chunks come from (the controller, via GrpcChunkSource). */
   source: ChunkSource;
-  /** Fetch calls in flight (default 4), each asking for up to 16 chunks / 16 MiB. */
+  /** Fetch calls in flight (default 4), each asking for up to 16 chunks / 8 MiB. */
   concurrency?: number;
   /** Cap on fetched bytes per second across all calls; 0 or absent = unlimited. */
   bandwidthBytesPerSec?: number;
@@ -156,12 +156,12 @@ export class BundleCache {
    * that were abandoned (a bundle the controller no longer wants). Those
    * stages would then refetch them if started again.
    */
-  async pruneStaging(): Promise<{ removed: number; bytes: number }> {
+  async prune(): Promise<{ removed: number; bytes: number }> {
     let removed = 0;
     let bytes = 0;
     for await (const d of this.staging.list()) {
       if (this.neededByRunning(d)) continue;
-      const size = await readFile(this.staging.pathOf(d)).then((b) => b.length, () => 0);
+      const size = await stat(this.staging.pathOf(d)).then((st) => st.size, () => 0);
       if (await this.staging.remove(d)) {
         removed++;
         bytes += size;
@@ -229,21 +229,29 @@ export class BundleCache {
       };
       await fetchChunks(missing, fetchOpts);
 
+      // Chunks that turn out unusable during assembly are fetched late; they
+      // count as fetched, and no longer as reused if they were planned so.
+      const refetch = (chunks: WantedChunk[]) => fetchChunks(chunks, {
+        ...fetchOpts,
+        onStored: (digest, size) => {
+          fetched += size;
+          if (!planned.has(digest)) reused -= size;
+        },
+      });
       // Assemble. Staged chunks are read without re-hashing: the whole-file
       // sha256 catches any rot, and then the culprit chunks are found below.
       const readChunk = async (digest: string, size: number): Promise<Buffer> => {
         const staged = await readFile(this.staging.pathOf(digest)).catch(() => undefined);
         if (staged?.length === size) return staged;
+        if (staged) await this.staging.remove(digest); // truncated: evict, or put() would keep it
         const local = await index.read(digest);
         if (local) return local;
         // Gone since planning (another bundle removed, staging pruned): fetch it now.
-        this.log.warn({ bundleId: id, digest }, 'a planned local chunk is gone; fetching it');
-        await fetchChunks([{ digest, size }], { ...fetchOpts, onStored: () => { fetched += size; } });
-        if (!planned.has(digest)) reused -= size;
+        this.log.warn({ bundleId: id, digest }, 'a planned local chunk is gone or damaged; fetching it');
+        await refetch([{ digest, size }]);
         return readFile(this.staging.pathOf(digest));
       };
       const dirs = new Set<string>([filesDir]);
-      const refetch = (chunks: WantedChunk[]) => fetchChunks(chunks, fetchOpts);
       for (const f of m.files) {
         await this.assembleChecked(filesDir, f, readChunk, signal, refetch);
         for (let d = dirname(join(filesDir, f.path)); d.length > filesDir.length; d = dirname(d)) dirs.add(d);

@@ -13,11 +13,13 @@ import { sleep, type TokenBucket } from './token-bucket.js';
 /** Chunks per call: big enough to amortise a call, small enough that a retry repeats little. */
 export const BATCH_CHUNKS = 16;
 /**
- * Bytes per call. grpc-js buffers up to 16 messages per call whatever the
- * consumer does, so capping what one call may deliver caps memory at
- * concurrency × this, not concurrency × 16 × 4 MiB.
+ * Bytes per call. grpc-js buffers up to 16 received messages per call
+ * whatever the consumer does, so capping what one call may deliver caps that
+ * buffer at concurrency × this instead of concurrency × 16 × 4 MiB. Measured
+ * staging 1 GiB over gRPC with 4 calls: peak agent RSS 166 MiB at 16 MiB,
+ * 139 MiB at 8 MiB (1 MiB chunks), with no loss of throughput.
  */
-export const BATCH_BYTES = 16 * 1024 * 1024;
+export const BATCH_BYTES = 8 * 1024 * 1024;
 /** Errors worth another call: the link or the controller blinked, the data is fine. */
 const TRANSIENT = new Set<string>([ErrorCode.Unavailable, ErrorCode.DeadlineExceeded]);
 
