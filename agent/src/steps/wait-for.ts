@@ -25,6 +25,8 @@ interface Probe { ok: boolean; detail: string }
 
 /** No single probe may take longer than this, so the overall timeout stays honest. */
 const PROBE_MAX_MS = 10_000;
+/** Every probe gets at least this long, so the last one before the deadline is not starved into a meaningless failure. */
+const PROBE_MIN_MS = 500;
 
 function describe(c: WaitCondition): string {
   switch (c.kind) {
@@ -91,7 +93,7 @@ async function waitFor(args: WaitForArgs, ctx: StepContext): Promise<StepOutcome
   for (let n = 1; ; n++) {
     if (ctx.signal.aborted) throw cancelled();
     const left = args.timeoutMs - (Date.now() - start);
-    const p = await probe(args.condition, ctx, Math.max(1, Math.min(PROBE_MAX_MS, left)));
+    const p = await probe(args.condition, ctx, Math.max(PROBE_MIN_MS, Math.min(PROBE_MAX_MS, left)));
     if (ctx.signal.aborted) throw cancelled();
     if (p.ok) {
       return n === 1
