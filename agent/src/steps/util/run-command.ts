@@ -15,6 +15,7 @@ const STREAM_GRACE_MS = 1_000;
 /** Output kept per stream for the result (the rest is still streamed). */
 const CAPTURE_BYTES = 1024 * 1024;
 
+/** How to run a command: cancellation, timeout, environment, and where lines go. */
 export interface RunOptions {
   signal: AbortSignal;
   timeoutMs?: number;
@@ -24,6 +25,7 @@ export interface RunOptions {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
 }
 
+/** What a command did. */
 export interface RunResult {
   /** Undefined when the command did not start or was killed by a signal. */
   exitCode?: number;

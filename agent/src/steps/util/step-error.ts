@@ -16,6 +16,7 @@ export const StepCode = {
   TemplateInvalid: 'STEP_TEMPLATE_INVALID',
 } as const;
 
+/** Codes a StepError may carry. */
 export type StepErrorCode = ErrorCode | (typeof StepCode)[keyof typeof StepCode];
 
 /** An executor failure: `message` says what and where, `hint` what to do next. */

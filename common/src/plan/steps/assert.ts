@@ -7,6 +7,7 @@
 import { schema, type ArgReader } from '../step-schema.js';
 import { readCommand, readDuration, type Command } from './exec.js';
 
+/** Parsed args of `assert`. */
 export interface AssertArgs {
   command: Command;
   /** Every string must appear in the output. */

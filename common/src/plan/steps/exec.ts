@@ -10,6 +10,7 @@ import { readAbsPath } from './file-install.js';
 /** A command: an argv list run without a shell, or a string run by `/bin/sh -c`. */
 export type Command = { argv: string[] } | { shell: string };
 
+/** Parsed args of `exec`. */
 export interface ExecArgs {
   command: Command;
   /** Extra environment variables (added to the agent's environment). */

@@ -21,6 +21,7 @@ export interface FileAttrs {
   backup: boolean;
 }
 
+/** Parsed args of `file.install`. */
 export interface FileInstallArgs extends FileAttrs {
   source: FileSource;
   /** Absolute host path. */

@@ -10,6 +10,7 @@
 import { schema } from '../step-schema.js';
 import { readAbsPath, readFileAttrs, readFileSource, type FileAttrs, type FileSource } from './file-install.js';
 
+/** Parsed args of `template.render`. */
 export interface TemplateRenderArgs extends FileAttrs {
   /** The template: a bundle file, or inline text (`{ content }` holds the `template` arg). */
   source: FileSource;

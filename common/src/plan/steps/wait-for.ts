@@ -9,12 +9,14 @@ import { schema, type ArgReader } from '../step-schema.js';
 import { readAbsPath } from './file-install.js';
 import { readCommand, readDuration, type Command } from './exec.js';
 
+/** The one thing a `wait.for` step waits for. */
 export type WaitCondition =
   | { kind: 'tcp'; host: string; port: number }
   | { kind: 'http'; url: string; /** Accepted statuses; undefined means any 2xx. */ status?: number[]; /** Skip TLS verification (self-signed health endpoints). */ insecure: boolean }
   | { kind: 'command'; command: Command }
   | { kind: 'file'; path: string };
 
+/** Parsed args of `wait.for`. */
 export interface WaitForArgs {
   condition: WaitCondition;
   /** Give up (failed) after this long; default 60s. */

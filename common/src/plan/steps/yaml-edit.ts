@@ -10,6 +10,7 @@ import { readAbsPath } from './file-install.js';
 /** A path into a YAML document: mapping keys and sequence indexes. */
 export type YamlPath = Array<string | number>;
 
+/** Parsed args of `yaml.edit`. */
 export interface YamlEditArgs {
   /** Absolute host path of the YAML file (or of the ConfigMap manifest). */
   file: string;
