@@ -23,7 +23,12 @@ import { TarReader } from './tar-reader.js';
 
 const BLOCK = 512;
 /** Manifests are small JSON; a bigger first entry is not a bundle (and must not be buffered). */
-const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+/**
+ * Chunks are ≤ 4 MiB (FastCDC defaults); a manifest declaring a huge one would make the reader
+ * allocate it, so anything above this is refused as damaged or hostile.
+ */
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 const MANIFEST_ENTRY = 'manifest.json';
 const CHUNK_ENTRY = /^chunks\/([0-9a-f]{64})$/;
 
@@ -50,7 +55,7 @@ function header(name: string, size: number): Buffer {
   h.write('0000644\0', 100, 'latin1');
   h.write('0000000\0', 108, 'latin1');
   h.write('0000000\0', 116, 'latin1');
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124, 'latin1'); // < 8 GiB: checked by the caller
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124, 'latin1'); // sizes are ≤ 64 MiB (checked), far below ustar's 8 GiB
   h.write('00000000000\0', 136, 'latin1');
   h.write('0', 156, 'latin1');
   h.write('ustar\x0000', 257, 'latin1');
@@ -90,7 +95,7 @@ function parseManifest(text: string, where: string): BundleManifest {
   for (const f of m.files) {
     assertSafeBundlePath(f.path);
     for (const c of f.chunks) {
-      if (!isSha256Hex(c.digest) || !Number.isSafeInteger(c.size) || c.size < 0 || c.size >= 8 * 1024 ** 3) {
+      if (!isSha256Hex(c.digest) || !Number.isSafeInteger(c.size) || c.size < 0 || c.size > MAX_CHUNK_BYTES) {
         throw new FerryError(ErrorCode.BundleInvalid, `${where}: ${f.path} has an invalid chunk entry`, 'the manifest is damaged or hostile; rebuild the bundle');
       }
     }
@@ -106,6 +111,9 @@ function parseManifest(text: string, where: string): BundleManifest {
 export async function writeBundleArchive(signed: SignedManifest, dir: string, outPath: string): Promise<{ bytes: number; chunks: number }> {
   const manifestJson = Buffer.from(JSON.stringify(signed));
   const m = parseManifest(signed.manifest, outPath);
+  if (manifestJson.length > MAX_MANIFEST_BYTES) {
+    throw new FerryError(ErrorCode.BundleInvalid, `the manifest is ${manifestJson.length} bytes, more than readers accept (${MAX_MANIFEST_BYTES})`, 'split the package into several bundles');
+  }
   const total = archiveSize(manifestJson.length, m);
   const outDir = dirname(outPath);
   const fs = await statfs(outDir).catch(() => undefined);
@@ -114,7 +122,9 @@ export async function writeBundleArchive(signed: SignedManifest, dir: string, ou
       'free space there or write the archive elsewhere with -o');
   }
   const tmp = join(outDir, `.${basename(outPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fh = await open(tmp, 'wx', 0o644);
+  const fh = await open(tmp, 'wx', 0o644).catch((e: NodeJS.ErrnoException) => {
+    throw fsError(e, `cannot create ${outPath}`, 'write the archive to an existing, writable directory (-o)');
+  });
   let written = 0;
   let count = 0;
   const write = async (...bufs: Buffer[]) => {
@@ -174,6 +184,14 @@ async function readExactly(fh: import('node:fs/promises').FileHandle, size: numb
     got += bytesRead;
   }
   return buf;
+}
+
+const isFsError = (e: unknown): e is NodeJS.ErrnoException => typeof (e as NodeJS.ErrnoException)?.syscall === 'string';
+
+/** A file-system error as a FerryError that says which file and what to do. */
+function fsError(e: NodeJS.ErrnoException, what: string, hint: string): FerryError {
+  const code = e.code === 'ENOENT' ? ErrorCode.NotFound : e.code === 'EACCES' || e.code === 'EPERM' ? ErrorCode.PermissionDenied : ErrorCode.InvalidArgument;
+  return new FerryError(code, `${what}: ${e.code ?? e.message}`, hint, { cause: e });
 }
 
 /** Prefix an archive path onto a reader error, keeping its code and hint. */
@@ -256,6 +274,7 @@ export async function readBundleArchive(path: string, opts: { trustedKeys?: read
     }
   } catch (e) {
     stream.destroy();
+    if (isFsError(e)) throw fsError(e, `cannot read ${path}`, 'pass the .ferry file written by `ferry bundle build -o`');
     if (entries === 0 && e instanceof FerryError && e.code === ErrorCode.TarMalformed) {
       throw new FerryError(ErrorCode.BundleInvalid, `${path} is not a Ferry bundle archive (not a tar file: ${e.message})`,
         'pass the .ferry file written by `ferry bundle build -o`', { cause: e });

@@ -145,6 +145,11 @@ describe('bundle/archive', () => {
     await rm(join(out, 'hostile.ferry'));
   });
 
+  it('missing files and directories are FerryErrors naming the path', async () => {
+    await assert.rejects(readBundleArchive(join(out, 'nope.ferry')), rejectsWith('NOT_FOUND', /nope\.ferry: ENOENT/));
+    await assert.rejects(writeBundleArchive(signed, src, join(out, 'no-dir', 'x.ferry')), rejectsWith('NOT_FOUND', /cannot create .*no-dir\/x\.ferry: ENOENT/));
+  });
+
   it('with trusted keys, a tampered or foreign-signed manifest is refused before any chunk', async () => {
     const path = join(out, 'tampered.ferry');
     const forged = { ...signed, manifest: signed.manifest.replace('"kubeedge"', '"evil"') };

@@ -164,6 +164,14 @@ kubectl set image deployment/web web=sea.hub:5000/web:2
       assert.match(f[0]!.message, /^`crictl pull registry\.k8s\.io\/pause:3\.10` pulls from registry\.k8s\.io/);
     });
 
+    it('crictl pulls go through rewrite rules (containerd mirrors); docker pulls do not', async () => {
+      const f = await lint({
+        'ferry-bundle.yaml': 'rewrites: [{from: docker.io/sealerio/, to: sea.hub:5000/sealerio/}]\n',
+        'a.sh': 'crictl pull sealerio/lvscare:v1.1.3-beta.8\ndocker pull sealerio/lvscare:v1.1.3-beta.8\n',
+      }, ['sea.hub:5000/sealerio/lvscare:v1.1.3-beta.8']);
+      assert.deepEqual(brief(f), ['a.sh:2:1 network-command']);
+    });
+
     it('curl/wget/helm repo add/pip/apt-get/apk reach the internet unless the target is inside the site', async () => {
       const f = await lint({ 'setup.sh': `#!/bin/sh
 curl -fsSL http://127.0.0.1:8080/healthz

@@ -3,6 +3,7 @@
  * against the bundle later, and findings they can decide on the spot (network access).
  */
 import type { Finding, Position } from './findings.js';
+import type { CompiledRewrite } from './image-ref.js';
 import { LineIndex, type UrlHit, findUrls } from './network.js';
 
 /** An image reference found in the bundle's files. */
@@ -35,7 +36,11 @@ export class LintCollector {
   readonly images: ImageUse[] = [];
   readonly findings: Finding[] = [];
 
-  constructor(readonly isInternal: (hostPort: string) => boolean) {}
+  constructor(
+    readonly isInternal: (hostPort: string) => boolean,
+    /** The bundle's rewrite rules (CRI pulls go through them; `docker pull` does not). */
+    readonly rewrites: readonly CompiledRewrite[] = [],
+  ) {}
 
   /** Record an image reference (checked against the bundle at the end). */
   image(ref: string, pos: Position, via?: string): void {

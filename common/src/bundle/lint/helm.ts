@@ -38,7 +38,8 @@ export function chartRoots(paths: readonly string[]): string[] {
 /** Read a packaged chart's text members; nested `charts/*.tgz` become `outer.tgz!/…` paths. */
 export async function readChartArchive(absPath: string, display: string): Promise<TextFile[]> {
   if ((await stat(absPath)).size > MAX_ARCHIVE) return [];
-  return membersOf(await readFile(absPath), display, '');
+  // Member paths carry the archive path, so they never mix with a chart directory's files.
+  return membersOf(await readFile(absPath), display, `${display}!/`);
 }
 
 function membersOf(gz: Buffer, display: string, prefix: string): TextFile[] {

@@ -48,8 +48,8 @@ export async function lintBundle(dir: string, opts: LintOptions = {}): Promise<F
   const loaded = opts.config ? { config: opts.config, problems: [] } : await loadBundleConfig(dir);
   const config = loaded.config;
   const rules = config.rewrites.map(compileRewrite).filter((r): r is CompiledRewrite => typeof r !== 'string');
-  const c = new LintCollector(internalHostMatcher([...config.lint.internalHosts, ...(opts.internalHosts ?? []), ...rewriteTargetHosts(rules)]));
-  for (const p of loaded.problems) c.add({ severity: 'error', rule: 'config-invalid', ...p, hint: 'see the ferry-bundle.yaml reference at the top of bundle-config.ts' });
+  const c = new LintCollector(internalHostMatcher([...config.lint.internalHosts, ...(opts.internalHosts ?? []), ...rewriteTargetHosts(rules)]), rules);
+  for (const p of loaded.problems) c.add({ severity: 'error', rule: 'config-invalid', ...p, hint: 'fix ferry-bundle.yaml; `ferry bundle build` refuses a bundle whose config has problems' });
 
   const entries = await walkBundle(dir);
   const images = opts.manifest?.images ?? (await inspectBundleImages(entries));

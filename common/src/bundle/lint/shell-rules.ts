@@ -4,7 +4,7 @@
  * here-documents are already handled.
  */
 import type { LintCollector, SourceText } from './collector.js';
-import { parseImageRef } from './image-ref.js';
+import { parseImageRef, rewriteImageRef } from './image-ref.js';
 import { findUrls } from './network.js';
 import { type ShellCommand, type ShellScan, type ShellWord, scanShell } from './shell-scan.js';
 
@@ -108,7 +108,10 @@ export function lintCommands(src: SourceText, c: LintCollector, scan: ShellScan)
       const target = positionals(argv, pullAt + 1)[0];
       if (!target) continue;
       useImage(target);
-      const ref = target.expand ? undefined : parseImageRef(target.text);
+      // crictl pulls through the CRI, so containerd's mirror config — what rewrite rules
+      // describe — applies; docker/nerdctl/ctr pull straight from the registry named.
+      const parsed = target.expand ? undefined : parseImageRef(target.text);
+      const ref = parsed && name === 'crictl' ? rewriteImageRef(parsed, c.rewrites) : parsed;
       if (ref && !c.isInternal(ref.domain)) {
         network(argv[0]!, `\`${argv.slice(0, pullAt).map((w) => w.text).join(' ')} pull ${target.text}\` pulls from ${ref.domain}`,
           `import the image from the bundle instead (plan step image.import, or \`ctr -n k8s.io images import images/….tar\`), or pull from a registry inside the site`);

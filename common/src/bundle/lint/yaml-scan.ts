@@ -71,7 +71,7 @@ export function lintYaml(src: SourceText, c: LintCollector, mode: YamlMode, opts
   if (!parsed) return undefined;
   const at = (n: Node) => ({ file: src.file, ...parsed.lc.linePos(n.range?.[0] ?? 0) });
   const use = (ref: string, n: Node) => {
-    if (/\{\{|\$\{|\$[A-Za-z_]/.test(ref)) c.unresolved(ref, at(n), 'it contains a template or variable');
+    if (/\{\{|\$\{|\$[A-Za-z_]|%\{/.test(ref)) c.unresolved(ref, at(n), 'it contains a template or variable');
     else if (ref.trim() !== '') c.image(ref.trim(), at(n));
   };
 
