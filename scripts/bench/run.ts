@@ -3,7 +3,12 @@
  * writes a table):
  *
  *   node build/scripts/bench/run.js [--agents 500] [--procs 2] [--rounds 5]
- *                                   [--out bench-results] [--timeout-min M] [--profile] [--keep]
+ *                                   [--out bench-results] [--timeout-min M] [--join-timeout-ms MS]
+ *                                   [--profile] [--keep]
+ *
+ * --profile samples the enrollment controller's CPU and diffs heap snapshots
+ * without and with the sessions (the heap diff also runs by itself when the
+ * memory goal is missed); --keep keeps the temp directory.
  *
  * 1. Enrollment: N simulated agents (the real agent code, in `--procs` child
  *    processes) join one controller at once; rate = N / wall time of all joins,
@@ -25,7 +30,7 @@
  * end, also on failure or Ctrl-C.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,6 +38,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { ExecEvent } from '../../common/src/gen/ferry/v1/admin.js';
+import { summarizeCpuProfile, type CpuSummary } from './cpuprof.js';
 import { heapGrowth, summarizeSnapshot, type HeapGrowth } from './heap.js';
 import { fdLimit, procCpuMs, Rpc, sleep, stats, withTimeout, type ProcMem, type Stats } from './lib.js';
 
@@ -154,10 +160,10 @@ class ControllerProc {
     return this.proc.pid!;
   }
 
-  static async start(dataDir: string, listen: string, logName: string): Promise<ControllerProc> {
+  static async start(dataDir: string, listen: string, logName: string, nodeArgs: string[] = []): Promise<ControllerProc> {
     const log = openSync(join(LOGS, logName), 'w');
     const proc = spawnNode([
-      '--expose-gc', '--import', pathToFileURL(join(here, 'controller-probe.js')).href,
+      '--expose-gc', ...nodeArgs, '--import', pathToFileURL(join(here, 'controller-probe.js')).href,
       FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen,
     ], N * 2 + 512, ['ignore', log, 'pipe', 'ipc']);
     closeSync(log);
@@ -406,7 +412,7 @@ const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const pct = (s: Stats) => `p50 ${ms(s.p50)} · p99 ${ms(s.p99)} · max ${ms(s.max)}`;
 
-function markdown(meta: Record<string, unknown>, profile?: { growth: HeapGrowth[]; n: number }): string {
+function markdown(meta: Record<string, unknown>, profile?: { growth: HeapGrowth[]; n: number }, cpu?: CpuSummary & { enrollments: number }): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   const lines = [
     `# Ferry foundation benchmark — ${N} agents`,
@@ -424,6 +430,15 @@ function markdown(meta: Record<string, unknown>, profile?: { growth: HeapGrowth[
     lines.push(`## Where the controller's heap goes per session (V8 heap snapshots without and with ${profile.n} sessions; native objects count only the memory Node reports to V8)`, '',
       '| Object group (self size) | Count / session | Bytes / session |', '|---|---|---|',
       ...profile.growth.map((g) => `| ${esc(g.what)} | ${(g.countDelta / profile.n).toFixed(2)} | ${(g.bytesDelta / profile.n).toFixed(0)} |`), '');
+  }
+  if (cpu) {
+    const per = (x: number) => (x / Math.max(1, cpu.enrollments)).toFixed(2);
+    const share = (x: number) => `${((x / cpu.busyMs) * 100).toFixed(0)}%`;
+    lines.push(`## Where the controller's CPU goes during enrollment (${cpu.windowed ? 'samples from the concurrent joins' : 'whole process life'}: ${(cpu.busyMs / 1000).toFixed(1)} s busy on the main thread for ${cpu.enrollments} enrollments)`, '',
+      '| Area (self time) | ms / enrollment | Share |', '|---|---|---|',
+      ...cpu.byArea.map((a) => `| ${esc(a.what)} | ${per(a.ms)} | ${share(a.ms)} |`), '',
+      '| Function (self time) | ms / enrollment | Share |', '|---|---|---|',
+      ...cpu.byFunction.map((f) => `| ${esc(f.what)} | ${per(f.ms)} | ${share(f.ms)} |`), '');
   }
   if (notes.length) lines.push('## Notes', '', ...notes.map((n) => `- ${n}`), '');
   return lines.join('\n');
@@ -451,7 +466,10 @@ async function main(): Promise<number> {
 
   // ---- 1. enrollment ----
   progress(`starting the controller (data ${dataDir})`);
-  let ctl = await ControllerProc.start(dataDir, '127.0.0.1:0', 'controller-enroll.log');
+  // With --profile, the enrollment controller samples its CPU; the profile is written when it stops.
+  const cpuProfDir = join(tmp, 'cpuprof');
+  let ctl = await ControllerProc.start(dataDir, '127.0.0.1:0', 'controller-enroll.log',
+    opt.profile ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []);
   const port = ctl.port;
   const address = `127.0.0.1:${port}`;
   await sleep(1_000);
@@ -472,8 +490,10 @@ async function main(): Promise<number> {
   const cpuCtl0 = ctl.cpuMs();
   const cpuFleet0 = fleet.cpuMs();
   const tJoin = performance.now();
+  const joinFromUs = Number(process.hrtime.bigint() / 1000n);
   const joins = await fleet.all<Concurrent & { ok: number }>('join', { joinString, timeoutMs: JOIN_TIMEOUT_MS }, JOIN_TIMEOUT_MS + 180_000);
   const enrollWallMs = performance.now() - tJoin;
+  const joinToUs = Number(process.hrtime.bigint() / 1000n);
   const ctlEnrollCpu = ctl.cpuMs() - cpuCtl0;
   const fleetEnrollCpu = fleet.cpuMs() - cpuFleet0;
   const enrolled = joins.reduce((s, j) => s + j.ok, 0);
@@ -507,6 +527,17 @@ async function main(): Promise<number> {
   progress('restarting the controller on the same port for a clean session baseline');
   admin.close();
   await ctl.stop();
+  let cpuProfile: (CpuSummary & { enrollments: number }) | undefined;
+  if (opt.profile) {
+    const file = existsSync(cpuProfDir) ? readdirSync(cpuProfDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+    if (file) {
+      cpuProfile = { ...summarizeCpuProfile(join(cpuProfDir, file), 15, { fromUs: joinFromUs, toUs: joinToUs }), enrollments: enrolled };
+      if (!cpuProfile.windowed) notes.push('the CPU profile could not be cut to the enrollment window; it covers the controller\'s whole life, start-up included');
+      raw['enrollCpuProfile'] = cpuProfile;
+    } else {
+      notes.push('the enrollment controller wrote no CPU profile');
+    }
+  }
   ctl = await ControllerProc.start(dataDir, address, 'controller-sessions.log');
   admin = Admin.connect({ data: dataDir });
   const baseSettled = await settledMem((gc) => ctl.mem(gc));
@@ -679,7 +710,7 @@ async function main(): Promise<number> {
     `Per-session memory = (controller VmRSS with the sessions − VmRSS of the freshly restarted controller) / sessions, each taken after ${SETTLE_MS / 1000} s of quiet and forced GCs repeated until RSS holds still; the controller is restarted after enrollment so that enrollment garbage is not counted. The same procedure measures the HTTP/2 peer.`,
     'Fan-out latency is measured in the operator process: from the ExecRequest being sent to the first `line` event of each host; every host spawns a real `echo` process.',
   );
-  const md = markdown(meta, profile);
+  const md = markdown(meta, profile, cpuProfile);
   writeFileSync(join(OUT, 'foundation.md'), md);
   writeFileSync(join(OUT, 'foundation.json'), JSON.stringify({ meta, goals: { enrollSeconds: GOAL_ENROLL_S, sessionKiB: GOAL_SESSION_KIB }, rows, notes, raw }, null, 2) + '\n');
   process.stdout.write(md + '\n');
