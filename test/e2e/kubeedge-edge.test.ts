@@ -6,67 +6,27 @@
  * own verification commands pass; a second run changes nothing.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cluster, FABRIC_IP, ensurePrereqs, writeDockerArchive, writeOciArchive, type FabricProcess } from './harness/index.js';
-import { repoRoot, run } from '../support/proc.js';
-import { waitFor } from '../support/fixtures.js';
-
-const PORT = 7443;
+import { FABRIC_IP, writeDockerArchive, writeOciArchive, type Cluster } from './harness/index.js';
+import { startFleet, type Fleet } from './support/fleet.js';
 
 describe('e2e: kubeedge-edge reference plan on simulated hosts', function () {
   this.timeout(600_000);
-  const root = repoRoot();
-  const binary = join(root, 'dist', 'ferry-agent');
-  const ferryBin = join(root, 'bin', 'ferry.js');
-  const tmp = mkdtempSync(join(tmpdir(), 'ferry-kedge-'));
+  let fleet: Fleet;
   let cluster: Cluster | undefined;
-  let controller: FabricProcess | undefined;
-  let data = '';
-  const ferry = async (...args: string[]) => {
-    const r = await run([process.execPath, ferryBin, '--data', data, ...args], { timeoutMs: 300_000 });
-    return r;
-  };
-  const ok = async (...args: string[]) => {
-    const r = await ferry(...args);
-    assert.equal(r.code, 0, `ferry ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
-    return r;
-  };
+  let tmp = '';
+  let root = '';
+  const ok = (...args: string[]) => fleet.ok(...args);
 
   before(async function () {
-    const pre = await ensurePrereqs({ log: (m) => console.log(`      prereqs: ${m}`) });
-    if (!pre.ok) {
-      console.log(`      SKIP kubeedge-edge e2e: ${pre.skipReason}`);
-      this.skip();
-    }
-    const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-agent.mjs'), '--if-stale'], { cwd: root, encoding: 'utf8' });
-    assert.equal(build.status, 0, build.stderr);
-    cluster = await Cluster.create({ hosts: 2, name: 'kedge' });
-    await Promise.all(cluster.hosts.map((h) => h.enableContainerd()));
-    data = join(cluster.dir, 'controller');
-    controller = cluster.runInFabric([process.execPath, ferryBin, 'controller', 'start', '--data', data, '--listen', `${FABRIC_IP}:${PORT}`, '--heartbeat', '2s']);
-    await controller.waitForOutput(/CA pin:/, 30_000);
-    // The signing key is trusted before hosts enroll: they pin the keys they are given.
-    await ok('key', 'gen', '--out', join(tmp, 'op'));
-    await ok('key', 'add', join(tmp, 'op.pub'), '--name', 'ops');
-    const js = (await ok('token', 'create', '--ttl', '10m', '--uses', '2', '--label', 'role=edge')).stdout.trim();
-    for (const h of cluster.hosts) {
-      await h.copyIn(binary, '/usr/local/bin/ferry-agent', 0o755);
-      assert.equal((await h.exec(['/usr/local/bin/ferry-agent', 'join', js])).exitCode, 0);
-      assert.equal((await h.exec(['/usr/local/bin/ferry-agent', 'install-service'])).exitCode, 0);
-    }
-    await waitFor(async () => {
-      const ls = JSON.parse((await ferry('agents', 'ls', '--json')).stdout || '[]') as Array<{ connected: boolean }>;
-      return ls.filter((a) => a.connected).length === 2;
-    }, 30_000, 'agents connected');
+    const f = await startFleet({ hosts: 2, name: 'kedge', labels: ['role=edge'], containerd: true });
+    if (!f) this.skip();
+    fleet = f!;
+    ({ cluster, tmp, root } = fleet);
   });
 
-  after(async () => {
-    await cluster?.destroy({ graceful: false });
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  after(async () => fleet?.destroy());
 
   it('pushes the offline package (lint passes) and the signed plan', async () => {
     const pkg = join(tmp, 'package');
