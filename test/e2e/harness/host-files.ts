@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { FABRIC_IP } from './fabric.js';
 import { shQuote, startTimeOf } from './proc.js';
 import type { HostSpec } from './host.js';
@@ -122,6 +123,9 @@ export function seedHost(spec: HostSpec, extraMasks: readonly string[] = []): vo
  * and the overlay, hides the harness directory, and runs systemd-nspawn — again whenever it
  * exits 133 (reboot). nspawn flags are the ones measured to work (see HOSTS.md).
  */
+/** The repository this harness runs from (build/test/e2e/harness/ → four levels up). */
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+
 export function launcherScript(spec: HostSpec): string {
   const q = shQuote;
   const root = join(spec.dir, 'root');
@@ -131,6 +135,9 @@ export function launcherScript(spec: HostSpec): string {
     '--keep-unit',
     `--directory=${root}`, `--network-namespace-path=${spec.nsFile}`,
     `--bind=${join(spec.dir, 'containerd')}:/var/lib/containerd`,
+    // nspawn puts a tmpfs on /tmp: a checkout under /tmp (CI clones may live there)
+    // would vanish inside hosts, and tests run build/ code in them. Bind it back, read-only.
+    `--bind-ro=${REPO_ROOT}`,
     // Without all capabilities iptables inside fails with "you must be root".
     '--capability=all', '--resolv-conf=off', '--timezone=off', '--link-journal=no', '--console=read-only',
   ].map(q).join(' ');
