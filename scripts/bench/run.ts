@@ -300,6 +300,8 @@ interface Round {
   via: 'admin-api' | 'cli';
   firstLineMs: number[];
   summaryMs: number;
+  /** Send → the last host's `started` event, which the controller emits as it sends that host's execStart. */
+  dispatchMs?: number;
   summary?: { matched: number; succeeded: number; failed: number; offline: number };
   controllerCpuMs: number;
   /** Per host, from the agent side (ms): send → execStart at the agent, → spawn returned, → first line produced; first line produced → seen by the operator. */
@@ -315,6 +317,7 @@ async function execRound(admin: Admin, ctl: ControllerProc, fleet: Fleet): Promi
   const first = new Map<string, number>();
   const firstEpoch = new Map<string, number>();
   let summaryMs = Number.NaN;
+  let dispatchMs = Number.NaN;
   let summary: Round['summary'];
   const sentEpoch = epochNow();
   const t0 = performance.now();
@@ -323,6 +326,7 @@ async function execRound(admin: Admin, ctl: ControllerProc, fleet: Fleet): Promi
     await withTimeout(new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: ExecEvent) => {
         const now = performance.now() - t0;
+        if (ev.event?.$case === 'started') dispatchMs = now;
         if (ev.event?.$case === 'line' && !first.has(ev.event.value.agentId)) {
           first.set(ev.event.value.agentId, now);
           firstEpoch.set(ev.event.value.agentId, epochNow());
@@ -353,7 +357,7 @@ async function execRound(admin: Admin, ctl: ControllerProc, fleet: Fleet): Promi
       if (seen !== undefined) breakdown.back.push(seen - t.firstLine);
     }
   }
-  return { via: 'admin-api', firstLineMs: [...first.values()], summaryMs, summary, controllerCpuMs: cpu, breakdown };
+  return { via: 'admin-api', firstLineMs: [...first.values()], summaryMs, dispatchMs, summary, controllerCpuMs: cpu, breakdown };
 }
 
 /** One round through the real `ferry exec --json` CLI; times include its start-up. */
@@ -603,7 +607,9 @@ async function main(): Promise<number> {
   raw['fanout'] = { rounds, firstLine: fan, summary: fanSummary, cli: { firstLine: cliStats, summaryMs: cli.summaryMs, summary: cli.summary } };
   row(`exec fan-out to ${stillConnected}: send → host's first line (${apiRounds.length} rounds, admin API)`, `${pct(fan)}`, { value: fan.p99, unit: 'ms' });
   const bd = (k: keyof NonNullable<Round['breakdown']>) => stats(apiRounds.flatMap((r) => r.breakdown?.[k] ?? []));
-  row('… of which: send → execStart at the agent (admin call, store query, dispatch, delivery)', pct(bd('toAgent')));
+  const dispatch = stats(apiRounds.map((r) => r.dispatchMs ?? Number.NaN).filter(Number.isFinite));
+  row(`… controller dispatch: send → \`started\` event of the last of ${stillConnected} hosts (execStart written to every session)`, `median ${ms(dispatch.p50)} · worst ${ms(dispatch.max)}`);
+  row('… of which: send → execStart handled by the agent (dispatch, delivery, and waiting behind the other agents of its process)', pct(bd('toAgent')));
   row('… of which: execStart → first line produced at the agent (spawn queued behind the other agents of its process)', `${pct(bd('toFirstLine'))} (spawn() call alone: p50 ${ms(bd('spawn').p50)})`);
   row('… of which: first line at the agent → at the operator (outbox, session, controller, admin stream)', pct(bd('back')));
   row('… send → last host\'s first line / → summary (all hosts finished)', `median ${ms(lastFirstLine.p50)} / ${ms(fanSummary.p50)} · worst ${ms(lastFirstLine.max)} / ${ms(fanSummary.max)}`);

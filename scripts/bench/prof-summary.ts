@@ -1,0 +1,98 @@
+/**
+ * Sums a V8 CPU profile (from `node --cpu-prof` or the inspector) by self
+ * time, grouped into the buckets that matter on a data path: hashing, TLS
+ * and other native work, gRPC / HTTP/2 framing, protobuf, file system, GC,
+ * Ferry's own code. Samples outside an optional monotonic-clock window (µs,
+ * what process.hrtime and V8's profile timestamps both read on Linux) are
+ * left out.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface CpuProfile {
+  startTime: number;
+  endTime: number;
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  /** Sampled non-idle time on the main thread, ms. */
+  busyMs: number;
+  /** Sampled wall time in the window, ms. */
+  spanMs: number;
+  windowed: boolean;
+  byBucket: Array<{ what: string; ms: number }>;
+  byFunction: Array<{ what: string; ms: number }>;
+}
+
+function bucket(fn: string, url: string): string {
+  if (fn === '(garbage collector)') return 'GC';
+  if (fn === '(program)') return 'native, outside JS (OpenSSL TLS, libuv, V8)';
+  if (url.includes('node:internal/crypto/hash')) return 'sha256 (crypto Hash)';
+  if (/@grpc\/grpc-js/.test(url)) return 'grpc-js (framing, calls, streams)';
+  if (/@bufbuild\/protobuf|gen\/ferry/.test(url)) return 'protobuf encode/decode';
+  if (/node:internal\/http2|node:http2/.test(url)) return 'node http2';
+  if (/node:internal\/(tls|stream_base_commons)|node:_tls|node:tls/.test(url)) return 'node tls / socket writes';
+  if (/node:internal\/fs|node:fs/.test(url)) return 'node fs (main-thread part)';
+  if (/node:internal\/streams|node:stream/.test(url)) return 'node streams';
+  if (/node:internal\/buffer|node:buffer/.test(url)) return 'Buffer copies/allocs';
+  if (/\/build\/(common|agent|controller)\//.test(url)) return `ferry ${/\/build\/([^/]+\/src\/[^/]+)/.exec(url)?.[1] ?? 'code'}`;
+  if (url.startsWith('node:')) return `node:${url.replace(/^node:(internal\/)?/, '').split('/')[0]}`;
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm) return nm[1]!;
+  return fn || '(native)';
+}
+
+function shortUrl(url: string): string {
+  const nm = /node_modules\/(.*)$/.exec(url);
+  if (nm) return nm[1]!;
+  const b = /\/build\/(.*)$/.exec(url);
+  if (b) return b[1]!;
+  return url.replace(/^file:\/\//, '');
+}
+
+export function summarizeProfile(p: CpuProfile | string, top = 12, window?: { fromUs: number; toUs: number }): ProfileSummary {
+  const prof: CpuProfile = typeof p === 'string' ? JSON.parse(readFileSync(p, 'utf8')) as CpuProfile : p;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  const windowed = window !== undefined && window.fromUs < prof.endTime && window.toUs > prof.startTime;
+  let t = prof.startTime;
+  let spanUs = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    const d = prof.timeDeltas[i] ?? 0;
+    t += d;
+    if (windowed && (t < window.fromUs || t > window.toUs)) continue;
+    spanUs += d;
+    self.set(prof.samples[i]!, (self.get(prof.samples[i]!) ?? 0) + d / 1000);
+  }
+  const buckets = new Map<string, number>();
+  const fns = new Map<string, number>();
+  let busyMs = 0;
+  for (const [id, ms] of self) {
+    const cf = byId.get(id)?.callFrame;
+    if (!cf || cf.functionName === '(idle)') continue;
+    busyMs += ms;
+    const b = bucket(cf.functionName, cf.url);
+    buckets.set(b, (buckets.get(b) ?? 0) + ms);
+    const f = cf.url ? `${cf.functionName || '(anonymous)'} (${shortUrl(cf.url)}:${cf.lineNumber + 1})` : cf.functionName;
+    fns.set(f, (fns.get(f) ?? 0) + ms);
+  }
+  const sorted = (m: Map<string, number>) => [...m].map(([what, ms]) => ({ what, ms })).sort((a, b) => b.ms - a.ms).slice(0, top);
+  return { busyMs, spanMs: spanUs / 1000, windowed, byBucket: sorted(buckets), byFunction: sorted(fns) };
+}
+
+/** Markdown tables for a summary; shares are of the window's wall time (one core = 100%). */
+export function profileMarkdown(title: string, s: ProfileSummary): string[] {
+  const esc = (x: string) => x.replace(/\|/g, '\\|');
+  const share = (ms: number) => `${((ms / Math.max(1, s.spanMs)) * 100).toFixed(1)}%`;
+  return [
+    `### ${title}`, '',
+    `Main thread busy ${(s.busyMs / 1000).toFixed(2)} s of ${(s.spanMs / 1000).toFixed(2)} s sampled (${share(s.busyMs)})${s.windowed ? '' : ' — whole profile, the window did not fit'}. ` +
+      'Work on libuv\'s thread pool (file writes, fsync) is not on the main thread and does not show here.', '',
+    '| Bucket (self time) | ms | Share of wall |', '|---|---|---|',
+    ...s.byBucket.map((b) => `| ${esc(b.what)} | ${b.ms.toFixed(0)} | ${share(b.ms)} |`), '',
+    '| Function (self time) | ms | Share of wall |', '|---|---|---|',
+    ...s.byFunction.map((f) => `| ${esc(f.what)} | ${f.ms.toFixed(0)} | ${share(f.ms)} |`), '',
+  ];
+}

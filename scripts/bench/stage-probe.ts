@@ -1,0 +1,148 @@
+/**
+ * Child process of the bundles suite for finding where staging time goes.
+ * It holds an enrolled agent's identity (certificate from a real
+ * `ferry-agent join`) and talks to the real controller over mTLS, like the
+ * agent does, but runs the pieces one at a time:
+ *
+ * - `stage`: the product path (BundleCache.stage with GrpcChunkSource,
+ *   4 calls in flight), with the time the last chunk arrived recorded, so
+ *   fetch (+ verify + ChunkStore.put with fsync) and assembly (read staged
+ *   chunks, hash, write, fsync, rename) are timed apart; optionally CPU
+ *   profiled through the inspector;
+ * - `fetch`: the same batches and concurrency as the product, but the
+ *   chunks are only received (`discard`), received and hashed (`verify`),
+ *   or hashed and written without fsync (`nosync`).
+ *
+ * Driven by bundles.ts over IPC (lib.ts Rpc); exits with its parent.
+ */
+import { Session } from 'node:inspector/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BundleCache } from '../../agent/src/bundles/bundle-cache.js';
+import { batches, type WantedChunk } from '../../agent/src/bundles/chunk-fetcher.js';
+import type { ChunkSource, FetchedChunk } from '../../agent/src/bundles/chunk-source.js';
+import { GrpcChunkSource } from '../../agent/src/bundles/grpc-chunk-source.js';
+import { controllerCreds } from '../../agent/src/grpc-creds.js';
+import { AgentState } from '../../agent/src/state/agent-state.js';
+import type { BundleManifest, SignedManifest } from '../../common/src/bundle/manifest.js';
+import { silentLogger } from '../../common/src/log.js';
+import { procMem, serveRpc } from './lib.js';
+import { summarizeProfile, type CpuProfile, type ProfileSummary } from './prof-summary.js';
+
+let source: GrpcChunkSource | undefined;
+let trusted: string[] = [];
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+function distinct(signed: SignedManifest): WantedChunk[] {
+  const m = JSON.parse(signed.manifest) as BundleManifest;
+  const seen = new Map<string, number>();
+  for (const f of m.files) for (const c of f.chunks) seen.set(c.digest, c.size);
+  return [...seen].map(([digest, size]) => ({ digest, size }));
+}
+
+async function withProfile<T>(on: boolean, fn: () => Promise<T>): Promise<{ result: T; profile?: ProfileSummary }> {
+  if (!on) return { result: await fn() };
+  const s = new Session();
+  s.connect();
+  await s.post('Profiler.enable');
+  await s.post('Profiler.start');
+  try {
+    const result = await fn();
+    const { profile } = await s.post('Profiler.stop') as { profile: CpuProfile };
+    return { result, profile: summarizeProfile(profile, 14) };
+  } finally {
+    s.disconnect();
+  }
+}
+
+serveRpc({
+  init(args: { stateDir: string; address: string }) {
+    const loaded = new AgentState(args.stateDir).load();
+    trusted = loaded.identity.operatorKeys;
+    source = GrpcChunkSource.connect(args.address, controllerCreds(loaded.caPem, loaded));
+    return { agentId: loaded.identity.agentId, pid: process.pid };
+  },
+
+  /** The product's staging path, timed in two phases. */
+  async stage(args: { signed: SignedManifest; cacheDir: string; profile: boolean }) {
+    let lastChunkAt = 0;
+    let firstChunkAt = 0;
+    let cpuAtLastChunk = 0;
+    const timed: ChunkSource = {
+      async *fetch(digests: string[], signal: AbortSignal): AsyncGenerator<FetchedChunk> {
+        for await (const c of source!.fetch(digests, signal)) {
+          const now = performance.now();
+          firstChunkAt ||= now;
+          lastChunkAt = now;
+          cpuAtLastChunk = cpuMs();
+          yield c;
+        }
+      },
+    };
+    const cache = new BundleCache(args.cacheDir, silentLogger());
+    const cpu0 = cpuMs();
+    const t0 = performance.now();
+    const { result, profile } = await withProfile(args.profile, () => cache.stage(args.signed, { trustedKeys: trusted, source: timed }));
+    const t1 = performance.now();
+    const cpu1 = cpuMs();
+    await rm(args.cacheDir, { recursive: true, force: true });
+    return {
+      wallMs: t1 - t0, firstChunkMs: firstChunkAt - t0, fetchMs: lastChunkAt - t0, assembleMs: t1 - lastChunkAt,
+      cpuMs: cpu1 - cpu0, fetchCpuMs: cpuAtLastChunk - cpu0, assembleCpuMs: cpu1 - cpuAtLastChunk, bytesFetched: result.bytesFetched, profile, hwmKiB: procMem(process.pid).vmHwmKiB,
+    };
+  },
+
+  /** Only the fetch, with less done per chunk than the product does. */
+  async fetch(args: { signed: SignedManifest; mode: 'discard' | 'verify' | 'nosync'; dir: string; concurrency: number }) {
+    const queue = batches(distinct(args.signed));
+    let bytes = 0;
+    const known = new Set<string>();
+    const cpu0 = cpuMs();
+    const t0 = performance.now();
+    const signal = new AbortController().signal;
+    const worker = async () => {
+      for (let b = queue.shift(); b; b = queue.shift()) {
+        for await (const { digest, data } of source!.fetch(b.map((c) => c.digest), signal)) {
+          bytes += data.length;
+          if (args.mode === 'discard') continue;
+          const actual = createHash('sha256').update(data).digest('hex');
+          if (actual !== digest) throw new Error(`chunk ${digest} hashes to ${actual}`);
+          if (args.mode === 'verify') continue;
+          const shard = join(args.dir, digest.slice(0, 2));
+          if (!known.has(shard)) {
+            await mkdir(shard, { recursive: true });
+            known.add(shard);
+          }
+          const tmp = join(shard, `.tmp-${randomBytes(6).toString('hex')}`);
+          const fh = await open(tmp, 'wx');
+          try {
+            await fh.writeFile(data);
+          } finally {
+            await fh.close();
+          }
+          await rename(tmp, join(shard, digest));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: args.concurrency }, worker));
+    const wallMs = performance.now() - t0;
+    const cpu = cpuMs() - cpu0;
+    await rm(args.dir, { recursive: true, force: true });
+    return { wallMs, cpuMs: cpu, bytes };
+  },
+
+  mem() {
+    return procMem(process.pid);
+  },
+
+  exit() {
+    source?.close();
+    setTimeout(() => process.exit(0), 50);
+    return {};
+  },
+}, () => process.exit(0));
