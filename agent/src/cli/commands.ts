@@ -35,14 +35,16 @@ export async function cmdJoin(args: string[]): Promise<number> {
 }
 
 export async function cmdRun(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { ...stateFlag, 'log-level': { type: 'string' } }, false);
+  const { values } = parseFlags(args, { ...stateFlag, 'log-level': { type: 'string' }, bandwidth: { type: 'string' } }, false);
+  const rate = values.bandwidth ?? process.env['FERRY_AGENT_BANDWIDTH'];
+  const bandwidthBytesPerSec = rate ? parseRate(rate) : 0;
   const state = stateOf(values.state);
   const { identity } = state.load();
   const log = createLogger({ name: 'ferry-agent', level: values['log-level'], fd: 1 }).child({ agent: identity.agentId });
   let since = Date.now();
   let lastState = '';
   const loop = new SessionLoop({
-    state, log, facts: collectFacts,
+    state, log, facts: collectFacts, bandwidthBytesPerSec,
     onState: (s, d) => {
       if (s !== lastState) since = Date.now();
       lastState = s;
@@ -131,4 +133,12 @@ export async function cmdInstallService(args: string[]): Promise<number> {
   }, !values['no-start']);
   process.stdout.write(`wrote ${path}${values['no-start'] ? '' : '; enabled and started'}\n`);
   return Exit.Ok;
+}
+
+/** "2M", "500K", "1.5G" or plain bytes → bytes per second (binary units). */
+export function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.trim());
+  if (!m) throw new FerryError(ErrorCode.InvalidArgument, `bandwidth "${text}" is not a rate`, 'write it like 512K, 2M or 1G (bytes per second)');
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Math.round(Number(m[1]) * unit);
 }

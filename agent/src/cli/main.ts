@@ -12,9 +12,12 @@ Usage:
       ferry://) holds the controller address, a one-time token and the CA pin.
       The key is generated here and never leaves this host. The controller's CA
       is checked against the pin before the token is sent.
-  ferry-agent run [--state DIR] [--log-level LEVEL]
-      Keep a session with the controller: heartbeats, jobs, output, certificate
-      renewal; reconnects by itself. Stops cleanly on SIGTERM. Logs JSON lines.
+  ferry-agent run [--state DIR] [--log-level LEVEL] [--bandwidth 2M]
+      Keep a session with the controller: heartbeats, jobs, bundle staging,
+      output, certificate renewal; reconnects by itself. Stops cleanly on
+      SIGTERM (plan jobs resume at the interrupted step next start). Logs JSON
+      lines. --bandwidth (or FERRY_AGENT_BANDWIDTH) caps bundle downloads in
+      bytes per second, for thin WAN links.
   ferry-agent status [--state DIR] [--json]
       Is this host enrolled, is the agent running and connected, and to what.
   ferry-agent install-service [--state DIR] [--unit-dir DIR] [--no-start]

@@ -24,6 +24,8 @@ export interface AgentWorkOptions {
   /** Sends an ephemeral message if connected (progress); dropped otherwise. */
   sendNow: (m: AgentMessage) => void;
   root?: string;
+  /** Cap on bundle bytes per second from the controller (thin WAN links); 0 = unlimited. */
+  bandwidthBytesPerSec?: number;
   executors?: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
 }
@@ -44,7 +46,7 @@ export class AgentWork {
   constructor(private readonly o: AgentWorkOptions) {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
-    this.stager = new BundleStager(this.bundles, o.state, o.address, o.log.child({ part: 'stage' }));
+    this.stager = new BundleStager(this.bundles, o.state, o.address, o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
     this.jobs = new JobRunner({
       store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
       executors: o.executors ?? STEP_EXECUTORS, schemas: o.schemas ?? STEP_SCHEMAS,

@@ -30,6 +30,8 @@ export interface SessionOptions {
   onState?: (s: SessionState, detail: { controller: string; error?: FerryError }) => void;
   /** Root for step executors' absolute paths (tests); "/" on a real host. */
   root?: string;
+  /** Cap on bundle bytes per second (0 = unlimited). */
+  bandwidthBytesPerSec?: number;
   executors?: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
 }
@@ -56,7 +58,7 @@ export class SessionLoop {
   constructor(private readonly opts: SessionOptions) {
     this.backoff = opts.backoff ?? new Backoff();
     this.work = new AgentWork({
-      state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, executors: opts.executors, schemas: opts.schemas,
+      state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
       address: () => this.currentAddress(),
       sendNow: (m) => this.current?.call.write(m),
     });
