@@ -43,6 +43,7 @@ export class Nginx {
     writeFileSync(join(prefix, 'nginx.conf'), `# ferry bench: private, foreground, 127.0.0.1 only
 daemon off;
 master_process on;
+${process.getuid?.() === 0 ? '# as root, workers would run as nobody and could not read the private temp dir\nuser root;\n' : ''}
 worker_processes ${workers};
 pid ${join(prefix, 'nginx.pid')};
 error_log ${join(prefix, 'error.log')} warn;

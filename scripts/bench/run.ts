@@ -29,7 +29,7 @@
  * 127.0.0.1 is used. Every child process and temp directory is removed at the
  * end, also on failure or Ctrl-C.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,10 +41,15 @@ import type { ExecEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import { summarizeCpuProfile, type CpuSummary } from './cpuprof.js';
 import { heapGrowth, summarizeSnapshot, type HeapGrowth } from './heap.js';
 import { fdLimit, procCpuMs, Rpc, sleep, stats, withTimeout, type ProcMem, type Stats } from './lib.js';
+import { dispatchSuite } from './suites.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/scripts/bench
 const repo = resolve(here, '../../..');
 const FERRY = join(repo, 'bin/ferry.js');
+
+// `--suite bundles|steps`, and no --suite at all (every suite), are run by
+// suites.ts and never return; `--suite foundation` (and --quick) comes back here.
+await dispatchSuite();
 
 // ---- options ---------------------------------------------------------------
 
@@ -421,6 +426,8 @@ function markdown(meta: Record<string, unknown>, profile?: { growth: HeapGrowth[
   const lines = [
     `# Ferry foundation benchmark — ${N} agents`,
     '',
+    `Source: ${meta['source']}`,
+    '',
     `${meta['date']} · node ${meta['node']} · ${meta['cpus']} CPU(s) (${meta['cpuModel']}) · ${meta['memGiB']} GiB RAM · ` +
       `load average before/after ${meta['loadBefore']} / ${meta['loadAfter']} · open-files limit ${meta['fdLimit']} · ` +
       `${PROCS} agent process(es) · ${ROUNDS} fan-out round(s)`,
@@ -450,13 +457,24 @@ function markdown(meta: Record<string, unknown>, profile?: { growth: HeapGrowth[
 
 // ---- the run ------------------------------------------------------------------------
 
+/** Which code was measured: commit, and whether the work tree differed from it. */
+function sourceVersion(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${changed ? ` + ${changed} uncommitted file change(s)` : ''}`;
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
 async function main(): Promise<number> {
   mkdirSync(LOGS, { recursive: true });
   const fd = fdLimit();
   const meta: Record<string, unknown> = {
     date: new Date().toISOString(), node: process.versions.node, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? '?',
     memGiB: (totalmem() / 2 ** 30).toFixed(1), loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '),
-    fdLimit: `${fd.soft}/${fd.hard}`, agents: N, procs: PROCS, rounds: ROUNDS, tmp,
+    fdLimit: `${fd.soft}/${fd.hard}`, agents: N, procs: PROCS, rounds: ROUNDS, tmp, source: sourceVersion(),
   };
   if (N < 200) notes.push(`with only ${N} agents, the RSS deltas per session are within the noise of V8's heap sizing (a few MiB); use the default 500 for memory figures`);
   if (fd.soft < N * 2 + 512) {

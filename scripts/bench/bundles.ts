@@ -1,0 +1,418 @@
+/**
+ * Bundles benchmark suite (`node build/scripts/bench/run.js --suite bundles [--quick]`;
+ * not a test: it asserts nothing and writes a table to bench-results/bundles.md + .json):
+ *
+ * 1. Ingest: build (walk, FastCDC, sha256, image inspection) + sign + push a
+ *    ~1 GiB offline package (6 image tars of incompressible layers, 3
+ *    binaries) to the real controller, beside this machine's single-core
+ *    SHA-256 throughput measured in the same run.
+ * 2. Distribution: the bundle staged on 1, 8 and 32 real agents
+ *    (`ferry-agent run`, one process each, own state and cache dir) with a
+ *    prefetch through the admin API (what `ferry bundle prefetch` does),
+ *    beside nginx serving the same files over HTTPS to as many concurrent
+ *    curl clients; aggregate MiB/s, CPU and disk traffic of each.
+ * 3. Upgrade dedupe: version B with one image tar changed (one layer of it
+ *    new, the layer above it re-stamped) staged on the agent holding A;
+ *    bytes fetched / bytes that changed.
+ * 4. Agent peak RSS (VmHWM of the `ferry-agent run` process) while staging.
+ * 5. When distribution misses its goal (or with --profile): where the time
+ *    goes — the staging pieces run one at a time in a probe process with an
+ *    enrolled agent's identity, CPU profiles of the probe and the controller.
+ *
+ * Options: --quick (≈64 MiB package, 1 and 4 agents), --agents 1,8,32,
+ * --out DIR, --keep (temp dir), --profile, --timeout-min M.
+ * Everything runs on 127.0.0.1; every child process and temp dir is removed
+ * at the end, also on failure or Ctrl-C.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
+import { buildManifest, locateChunks, readChunk } from '../../common/src/bundle/builder.js';
+import { generateSigningKey, signManifest } from '../../common/src/bundle/manifest.js';
+import type { PrefetchEvent } from '../../common/src/gen/ferry/v1/admin.js';
+import { BundleState } from '../../common/src/gen/ferry/v1/session.js';
+import { Admin } from '../../controller/src/cli/admin-client.js';
+import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
+import {
+  AgentProc, ControllerProc, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
+  runSuite, sysDelta, sysSnap, waitConnected, type Enrolled, type SysDelta,
+} from './kit.js';
+import { Rpc, sleep, withTimeout } from './lib.js';
+import { Nginx, curlRound, nginxInstalled, type CurlRound } from './nginx.js';
+import { changedTarBytes, listFiles, packageSpec, writePackage, writeUpgrade } from './pkg.js';
+import { profileMarkdown, summarizeProfile, type ProfileSummary } from './prof-summary.js';
+
+const SUITE = 'bundles';
+const log = (m: string) => progress(SUITE, m);
+
+const GOAL_VS_NGINX = 0.9;
+const GOAL_DEDUPE = 1.1;
+const GOAL_RSS_MIB = 150;
+/** Disk kept free beyond what a distribution round needs (other work shares this disk). */
+const DISK_RESERVE = 6 * GiB;
+
+interface PrefetchResult {
+  wallMs: number;
+  perAgent: Map<string, { firstMs: number; readyMs: number; state: string; bytesFetched: number; error: string }>;
+}
+
+/** Prefetch through the admin API (what `ferry bundle prefetch --json` streams); resolves when the controller ends the stream. */
+async function prefetch(admin: Admin, name: string, version: string, selector: string, timeoutMs: number): Promise<PrefetchResult> {
+  const perAgent: PrefetchResult['perAgent'] = new Map();
+  const t0 = performance.now();
+  const stream = admin.client.prefetch({ name, version, selector });
+  try {
+    await withTimeout(new Promise<void>((res, rej) => {
+      stream.on('data', (ev: PrefetchEvent) => {
+        if (ev.final) return;
+        const now = performance.now() - t0;
+        const a = perAgent.get(ev.agentId) ?? { firstMs: now, readyMs: Number.NaN, state: 'fetching', bytesFetched: 0, error: '' };
+        if (ev.state === BundleState.BUNDLE_STATE_READY) { a.state = 'ready'; a.readyMs = now; a.bytesFetched = ev.bytesFetched; }
+        if (ev.state === BundleState.BUNDLE_STATE_FAILED) { a.state = ev.offline ? 'offline' : 'failed'; a.readyMs = now; a.error = ev.error; }
+        perAgent.set(ev.agentId, a);
+      });
+      stream.on('error', rej);
+      stream.on('end', res);
+    }), timeoutMs, `prefetch ${name}:${version} to ${selector}`);
+  } catch (e) {
+    stream.cancel();
+    throw e;
+  }
+  return { wallMs: performance.now() - t0, perAgent };
+}
+
+/** Single-core SHA-256 throughput with node's crypto, `total` bytes fed in `update`s of `piece` bytes; best of `tries`. */
+function sha256Throughput(total: number, piece: number, tries = 3): number {
+  const buf = Buffer.alloc(16 * MiB, 0x5a);
+  for (let i = 0; i < buf.length; i += 4096) buf.writeUInt32LE(i * 2654435761 >>> 0, i);
+  let best = 0;
+  for (let t = 0; t < tries; t++) {
+    const h = createHash('sha256');
+    const t0 = performance.now();
+    for (let done = 0; done < total;) {
+      for (let off = 0; off < buf.length && done < total; off += piece, done += piece) h.update(buf.subarray(off, off + piece));
+    }
+    h.digest();
+    best = Math.max(best, rate(total, performance.now() - t0));
+  }
+  return best;
+}
+
+/** Resets a process's VmHWM to its current RSS (Linux clear_refs 5); false if not allowed. */
+function resetHwm(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values: opt } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      agents: { type: 'string' },
+      out: { type: 'string', default: join(REPO, 'bench-results') },
+      keep: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      'timeout-min': { type: 'string' },
+    },
+    strict: true,
+  });
+  const quick = Boolean(opt.quick);
+  const groups = (opt.agents ?? (quick ? '1,4' : '1,8,32')).split(',').map(Number);
+  if (groups.some((n) => !Number.isInteger(n) || n < 1 || n > 64) || groups[0] !== 1) {
+    process.stderr.write('--agents: a comma-separated list of 1..64 starting with 1 (the 1-agent round also measures RSS and dedupe), e.g. 1,8,32\n');
+    return 2;
+  }
+  const OUT = resolve(opt.out!);
+  const LOGS = join(OUT, 'bundles-logs');
+  rmSync(LOGS, { recursive: true, force: true });
+  mkdirSync(LOGS, { recursive: true });
+  const j = new Janitor(SUITE, Boolean(opt.keep));
+  return runSuite(j, Number(opt['timeout-min'] ?? (quick ? 15 : 120)), () => suite(j, { quick, groups, OUT, LOGS, profile: Boolean(opt.profile) }));
+}
+
+async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: string; LOGS: string; profile: boolean }): Promise<number> {
+  const { quick, groups, OUT, LOGS } = o;
+  const tmp = j.tempDir('ferry-bench-bundles-');
+  const spec = packageSpec(quick ? 'quick' : 'full');
+  const rep = new Report(SUITE, `Ferry bundles benchmark — ${quick ? 'quick run' : 'full run'}`, { mode: quick ? '--quick' : 'full', groups, tmp });
+  const raw = rep.raw;
+
+  // ---- the package ----
+  const pkgA = join(tmp, 'pkg-a');
+  log('writing the offline package (version A)');
+  const tGen = performance.now();
+  const total = writePackage(pkgA, spec);
+  const files = listFiles(pkgA);
+  log(`package A: ${fmtMiB(total)} in ${files.length} files (${fmtMs(performance.now() - tGen)})`);
+  raw['package'] = { bytes: total, files, spec };
+
+  // ---- SHA-256 of this machine ----
+  const hashTotal = quick ? 256 * MiB : GiB;
+  const sha64k = sha256Throughput(hashTotal, 64 * 1024);
+  const sha1m = sha256Throughput(hashTotal, MiB);
+  const shaRate = Math.max(sha64k, sha1m);
+  log(`sha256: ${sha64k.toFixed(0)} MiB/s (64 KiB updates), ${sha1m.toFixed(0)} MiB/s (1 MiB updates)`);
+  raw['sha256'] = { updates64KiB: sha64k, updates1MiB: sha1m };
+
+  // ---- controller and signing key ----
+  const dataDir = join(tmp, 'controller');
+  let ctl = await ControllerProc.start(j, dataDir, '127.0.0.1:0', join(LOGS, 'controller.log'));
+  const admin = Admin.connect({ data: dataDir });
+  j.onCleanup(() => admin.close());
+  log(`controller pid ${ctl.pid} on ${ctl.address}`);
+  const key = generateSigningKey();
+  writeFileSync(join(tmp, 'op.key'), key.privatePem, { mode: 0o600 });
+  writeFileSync(join(tmp, 'op.pub'), key.publicPem);
+  // Before any agent enrolls: agents pin the keys they are given at enrollment.
+  await ferry(j, dataDir, ['key', 'add', join(tmp, 'op.pub'), '--name', 'bench', '--json']);
+
+  // ---- 1. ingest ----
+  log('ingest: build + sign + push version A');
+  const s0 = sysSnap();
+  const tB0 = performance.now();
+  const manifestA = await buildManifest(pkgA, { name: 'bench-pkg', version: '1.0' });
+  const buildMs = performance.now() - tB0;
+  const signedA = signManifest(manifestA, key.privatePem);
+  const locsA = locateChunks(manifestA, pkgA);
+  const ctlCpu0 = ctl.cpuMs();
+  const tP0 = performance.now();
+  const pushA = await pushBundle(admin, signedA, byDigest((d) => readChunk(pkgA, locsA.get(d)!, d)), { progress: false });
+  const pushMs = performance.now() - tP0;
+  const pushCtlCpu = ctl.cpuMs() - ctlCpu0;
+  const ingestSys = sysDelta(s0, sysSnap());
+  const ingestMs = buildMs + pushMs;
+  const ingestRate = rate(total, ingestMs);
+  const chunksA = new Set(manifestA.files.flatMap((f) => f.chunks.map((c) => c.digest))).size;
+  raw['ingest'] = { buildMs, pushMs, push: pushA, controllerCpuMsDuringPush: pushCtlCpu, sys: ingestSys, chunks: chunksA };
+  log(`ingest: build ${fmtMs(buildMs)}, push ${fmtMs(pushMs)} → ${ingestRate.toFixed(0)} MiB/s`);
+  rep.row({
+    metric: `Ingest: build + sign + push ${fmtMiB(total)} (${files.length} files, ${chunksA} chunks) to the controller`,
+    goal: 'no number given; beside SHA-256', measured: `${ingestRate.toFixed(0)} MiB/s (${fmtMs(ingestMs)})`,
+    ratio: `${(ingestRate / shaRate).toFixed(2)}× SHA-256`, value: ingestRate, unit: 'MiB/s',
+  });
+  rep.row({ metric: '… this machine\'s SHA-256, one core (node crypto, 64 KiB / 1 MiB updates)', measured: `${sha64k.toFixed(0)} / ${sha1m.toFixed(0)} MiB/s` });
+  rep.row({ metric: '… of which build (walk, FastCDC, sha256 per chunk and per file, image inspection)', measured: `${fmtRate(total, buildMs)} (${fmtMs(buildMs)})`, ratio: `${(rate(total, buildMs) / shaRate).toFixed(2)}× SHA-256` });
+  rep.row({
+    metric: '… of which push (read + re-verify each chunk, upload over the admin socket, controller verifies + stores with fsync)',
+    measured: `${fmtRate(total, pushMs)} (${fmtMs(pushMs)}); controller CPU ${fmtMs(pushCtlCpu)}`, ratio: `${(rate(total, pushMs) / shaRate).toFixed(2)}× SHA-256`,
+  });
+
+  // ---- 2 + 4. distribution and agent RSS ----
+  const ngxOk = nginxInstalled();
+  let ngx: Nginx | undefined;
+  if (ngxOk) {
+    ngx = await Nginx.start(j, join(tmp, 'nginx'), pkgA, 2);
+    log(`nginx pid ${ngx.pid} on 127.0.0.1:${ngx.port} (2 workers)`);
+  } else {
+    rep.notes.push('nginx is not installed (`apt-get install nginx`): the distribution rounds have no peer and no ratio');
+  }
+  let d1: { agent: AgentProc; enrolled: Enrolled } | undefined;
+  const dist: Array<Record<string, unknown>> = [];
+  let worstVsNginx = Number.POSITIVE_INFINITY;
+  for (const n of groups) {
+    const need = n * total * 2.05 + 2 * GiB;
+    const free = freeDiskBytes(tmp);
+    if (need > free - DISK_RESERVE) {
+      rep.row({ metric: `Distribution to ${n} agents`, goal: `≥ ${GOAL_VS_NGINX}× nginx`, measured: `not run: needs ${(need / GiB).toFixed(1)} GiB of disk (staging + assembled copy per agent), ${(free / GiB).toFixed(1)} GiB free, ${(DISK_RESERVE / GiB).toFixed(0)} GiB kept in reserve`, result: 'FAIL' });
+      continue;
+    }
+    log(`distribution: ${n} agent(s)`);
+    const { joinString } = await admin.call(admin.client.createToken, { ttlMs: 3_600_000, maxUses: n, labels: [{ key: 'group', value: `d${n}` }] });
+    const stateDirs = Array.from({ length: n }, (_, i) => join(tmp, 'agents', `d${n}-${String(i).padStart(2, '0')}`));
+    const enrolled = await enrollAgents(j, joinString, stateDirs);
+    const agents = enrolled.map((e, i) => AgentProc.start(j, e, join(LOGS, `agent-d${n}-${String(i).padStart(2, '0')}.log`)));
+    await waitConnected(admin, enrolled.map((e) => e.agentId), 60_000);
+    await sleep(1_000);
+    const rssBefore = agents.map((a) => a.mem().rss);
+    const cpuA0 = agents.map((a) => a.cpuMs());
+    const cpuC0 = ctl.cpuMs();
+    const sA = sysSnap();
+    const r = await prefetch(admin, 'bench-pkg', '1.0', `group=d${n}`, 120_000 + (n * total) / (20 * MiB) * 1000);
+    const sys = sysDelta(sA, sysSnap());
+    const ctlCpu = ctl.cpuMs() - cpuC0;
+    const agentCpu = agents.reduce((s, a, i) => s + a.cpuMs() - cpuA0[i]!, 0);
+    const mems = agents.map((a) => a.mem());
+    const ready = [...r.perAgent.values()].filter((a) => a.state === 'ready');
+    const failed = [...r.perAgent.values()].filter((a) => a.state !== 'ready');
+    const ferryRate = rate(n * total, r.wallMs);
+    const hwmMax = Math.max(...mems.map((m) => m.hwm));
+    log(`  Ferry: ${ready.length}/${n} ready in ${fmtMs(r.wallMs)} → ${ferryRate.toFixed(0)} MiB/s aggregate; agent VmHWM max ${fmtMiB(hwmMax)}`);
+
+    let peer: CurlRound | undefined;
+    let peerDisk: CurlRound | undefined;
+    let peerSys: SysDelta | undefined;
+    let peerDiskSys: SysDelta | undefined;
+    if (ngx) {
+      const sN = sysSnap();
+      peer = await curlRound(j, ngx, files, n, 600_000);
+      peerSys = sysDelta(sN, sysSnap());
+      log(`  nginx → curl (/dev/null): ${peer.ok}/${n} ok in ${fmtMs(peer.wallMs)} → ${rate(peer.bytes, peer.wallMs).toFixed(0)} MiB/s`);
+      if (freeDiskBytes(tmp) - n * total > DISK_RESERVE) {
+        const sD = sysSnap();
+        peerDisk = await curlRound(j, ngx, files, n, 900_000, join(tmp, 'curl-out'));
+        peerDiskSys = sysDelta(sD, sysSnap());
+        rmSync(join(tmp, 'curl-out'), { recursive: true, force: true });
+        log(`  nginx → curl (to files): ${peerDisk.ok}/${n} ok in ${fmtMs(peerDisk.wallMs)} → ${rate(peerDisk.bytes, peerDisk.wallMs).toFixed(0)} MiB/s`);
+      }
+    }
+    const peerRate = peer && peer.ok === n ? rate(peer.bytes, peer.wallMs) : Number.NaN;
+    const vs = ferryRate / peerRate;
+    if (Number.isFinite(vs)) worstVsNginx = Math.min(worstVsNginx, vs);
+    const perAgentMs = ready.map((a) => a.readyMs - a.firstMs);
+    const gib = (n * total) / GiB;
+    dist.push({
+      agents: n, wallMs: r.wallMs, ready: ready.length, failed: failed.map((f) => ({ state: f.state, error: f.error })), perAgentReadyMs: perAgentMs,
+      bytesFetched: ready.map((a) => a.bytesFetched), controllerCpuMs: ctlCpu, agentsCpuMs: agentCpu, rssBefore, vmHwm: mems.map((m) => m.hwm), sys,
+      nginx: peer, nginxSys: peerSys, nginxToDisk: peerDisk, nginxToDiskSys: peerDiskSys,
+    });
+    rep.row({
+      metric: `Distribution: ${fmtMiB(total)} to ${n} agent${n > 1 ? 's' : ''} at once (aggregate)`, goal: `≥ ${GOAL_VS_NGINX}× nginx`,
+      measured: `Ferry ${ferryRate.toFixed(0)} MiB/s (${fmtMs(r.wallMs)}, ${ready.length}/${n} ready) · nginx ${Number.isFinite(peerRate) ? `${peerRate.toFixed(0)} MiB/s (${fmtMs(peer!.wallMs)})` : 'n/a'}`,
+      ratio: Number.isFinite(vs) ? `${vs.toFixed(2)}×` : '—', result: ready.length === n && vs >= GOAL_VS_NGINX ? 'PASS' : 'FAIL', value: ferryRate, unit: 'MiB/s',
+    });
+    rep.row({
+      metric: `… ${n} agent(s): CPU per GiB delivered, Ferry (controller + agents) vs nginx + curl; machine CPU busy / iowait; disk written`,
+      measured: `Ferry ${((ctlCpu + agentCpu) / 1000 / gib).toFixed(2)} CPU-s/GiB (controller ${(ctlCpu / 1000 / gib).toFixed(2)}, agents ${(agentCpu / 1000 / gib).toFixed(2)}), ` +
+        `${sys.busyPct.toFixed(0)}% / ${sys.iowaitPct.toFixed(0)}%, ${fmtMiB(sys.diskWrittenBytes, 0)} written` +
+        (peer && peerSys ? ` · nginx ${((peer.nginxCpuMs + peer.curlCpuMs) / 1000 / gib).toFixed(2)} CPU-s/GiB (nginx ${(peer.nginxCpuMs / 1000 / gib).toFixed(2)}, curl ${(peer.curlCpuMs / 1000 / gib).toFixed(2)}), ${peerSys.busyPct.toFixed(0)}% / ${peerSys.iowaitPct.toFixed(0)}%` : ''),
+    });
+    if (peerDisk && peerDiskSys) {
+      rep.row({
+        metric: `… peer for context: nginx → ${n} curl writing each file to disk (no fsync)`,
+        measured: `${rate(peerDisk.bytes, peerDisk.wallMs).toFixed(0)} MiB/s (${fmtMs(peerDisk.wallMs)}, ${peerDisk.ok}/${n} ok), ${peerDiskSys.busyPct.toFixed(0)}% / ${peerDiskSys.iowaitPct.toFixed(0)}%, ${fmtMiB(peerDiskSys.diskWrittenBytes, 0)} written`,
+        ratio: `Ferry is ${(ferryRate / rate(peerDisk.bytes, peerDisk.wallMs)).toFixed(2)}×`,
+      });
+    }
+    if (n > 1) {
+      const s = [...perAgentMs].sort((a, b) => a - b);
+      rep.row({ metric: `… ${n} agents: per-agent stage time (prefetch sent → ready) min / median / max`, measured: `${fmtMs(s[0]!)} / ${fmtMs(s[Math.floor(s.length / 2)]!)} / ${fmtMs(s[s.length - 1]!)}` });
+    }
+    rep.row({
+      metric: `Agent peak RSS while staging ${fmtMiB(total)} (VmHWM of \`ferry-agent run\`, ${n} agent${n > 1 ? 's' : ''}, max)`, goal: `< ${GOAL_RSS_MIB} MiB`,
+      measured: `${fmtMiB(hwmMax)} (RSS before staging ${fmtMiB(Math.max(...rssBefore))})`, ratio: `${(hwmMax / MiB / GOAL_RSS_MIB).toFixed(2)}× goal`,
+      result: hwmMax < GOAL_RSS_MIB * MiB ? 'PASS' : 'FAIL', value: hwmMax / MiB, unit: 'MiB',
+    });
+    if (failed.length) rep.notes.push(`${n} agents: ${failed.length} did not become ready: ${JSON.stringify(failed.slice(0, 3))}`);
+
+    if (n === groups[0] && n === 1) {
+      d1 = { agent: agents[0]!, enrolled: enrolled[0]! }; // keeps bundle A for the upgrade
+    } else {
+      await Promise.all(agents.map((a) => a.stop()));
+      for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
+    }
+  }
+  raw['distribution'] = dist;
+
+  // ---- 3. upgrade dedupe ----
+  if (d1) {
+    log('upgrade: version B with one image tar changed, staged on the agent holding A');
+    const pkgB = join(tmp, 'pkg-b');
+    const { changedFile } = writeUpgrade(pkgA, pkgB, spec, 3);
+    const changed = changedTarBytes(readFileSync(join(pkgA, changedFile)), readFileSync(join(pkgB, changedFile)));
+    const manifestB = await buildManifest(pkgB, { name: 'bench-pkg', version: '2.0' });
+    const signedB = signManifest(manifestB, key.privatePem);
+    const locsB = locateChunks(manifestB, pkgB);
+    const pushB = await pushBundle(admin, signedB, byDigest((d) => readChunk(pkgB, locsB.get(d)!, d)), { progress: false });
+    const hwmReset = resetHwm(d1.agent.pid);
+    const r = await prefetch(admin, 'bench-pkg', '2.0', 'group=d1', 300_000);
+    const a = [...r.perAgent.values()][0];
+    const fetched = a?.state === 'ready' ? a.bytesFetched : Number.NaN;
+    const ratio = fetched / changed;
+    const hwmB = d1.agent.mem().hwm;
+    const changedFileSize = manifestB.files.find((f) => f.path === changedFile)!.size;
+    raw['upgrade'] = { changedFile, changedBytes: changed, changedFileSize, push: pushB, stage: a, wallMs: r.wallMs, hwmAfterB: hwmB, hwmReset };
+    log(`  fetched ${fmtMiB(fetched)} for ${fmtMiB(changed)} changed → ${ratio.toFixed(3)}`);
+    rep.row({
+      metric: `Upgrade A → B on an agent holding A: bytes fetched / bytes changed (1 of ${spec.images} image tars: one ${fmtMiB(spec.layerBytes[1]!, 0)} layer new, the layer above re-stamped)`,
+      goal: `≤ ${GOAL_DEDUPE}`, measured: `${fmtMiB(fetched, 2)} fetched for ${fmtMiB(changed, 2)} changed (staged in ${fmtMs(r.wallMs)})`,
+      ratio: ratio.toFixed(3), result: ratio <= GOAL_DEDUPE ? 'PASS' : 'FAIL', value: ratio,
+    });
+    rep.row({
+      metric: '… the same upgrade on the push side: bytes uploaded to the controller / bytes changed',
+      measured: `${fmtMiB(pushB.bytesSent, 2)} in ${pushB.chunksSent} of ${pushB.chunksTotal} chunks`, ratio: (pushB.bytesSent / changed).toFixed(3),
+    });
+    rep.row({ metric: '… agent VmHWM while staging B (peak reset before the stage)', measured: hwmReset ? fmtMiB(hwmB) : `${fmtMiB(hwmB)} (could not reset the peak: lifetime peak)` });
+    await d1.agent.stop();
+  }
+
+  // ---- 5. where the time goes ----
+  if (o.profile || worstVsNginx < GOAL_VS_NGINX) {
+    log('profiling: staging pieces one at a time in a probe process, then CPU profiles');
+    const { joinString } = await admin.call(admin.client.createToken, { ttlMs: 3_600_000, maxUses: 1, labels: [{ key: 'group', value: 'probe' }] });
+    const [probeId] = await enrollAgents(j, joinString, [join(tmp, 'agents', 'probe')]);
+    const plog = openSync(join(LOGS, 'probe.log'), 'w');
+    const probeProc: ChildProcess = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/stage-probe.js')], { stdio: ['ignore', plog, plog, 'ipc'] });
+    closeSync(plog);
+    const probe = new Rpc(probeProc, 'probe');
+    await probe.call('init', { stateDir: probeId!.stateDir, address: ctl.address });
+    const passes: Array<Record<string, unknown>> = [];
+    const pass = async (label: string, cmd: string, args: Record<string, unknown>) => {
+      const c0 = ctl.cpuMs();
+      const s = sysSnap();
+      const res = await probe.call<Record<string, number>>(cmd, { signed: signedA, ...args }, 900_000);
+      const sys = sysDelta(s, sysSnap());
+      const p = { label, ...res, controllerCpuMs: ctl.cpuMs() - c0, sys };
+      passes.push(p);
+      log(`  ${label}: ${fmtMs(res['wallMs']!)} → ${fmtRate(total, res['wallMs']!)}`);
+      return p;
+    };
+    await pass('fetch only (4 calls in flight, chunks dropped)', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 4 });
+    await pass('fetch + sha256 verify', 'fetch', { mode: 'verify', dir: join(tmp, 'probe-x'), concurrency: 4 });
+    await pass('fetch + verify + write chunk files without fsync', 'fetch', { mode: 'nosync', dir: join(tmp, 'probe-x'), concurrency: 4 });
+    await pass('fetch only, 1 call in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 1 });
+    await pass('fetch only, 8 calls in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 8 });
+
+    // The product path, with the controller restarted under --cpu-prof and the probe profiled through the inspector.
+    admin.close();
+    const profDir = join(tmp, 'cpuprof');
+    await ctl.stop();
+    ctl = await ControllerProc.start(j, dataDir, ctl.address, join(LOGS, 'controller-profiled.log'), ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    await sleep(1_000);
+    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const staged = await pass('product stage (BundleCache + GrpcChunkSource: fetch, verify, put with fsync, assemble)', 'stage', { cacheDir: join(tmp, 'probe-cache'), profile: true });
+    const toUs = Number(process.hrtime.bigint() / 1000n);
+    await probe.call('exit', {}, 5_000).catch(() => undefined);
+    await j.stop(probeProc, 5_000);
+    await ctl.stop();
+    const profFile = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+    const ctlProfile: ProfileSummary | undefined = profFile ? summarizeProfile(join(profDir, profFile), 14, { fromUs, toUs }) : undefined;
+    raw['profile'] = { passes, controllerProfile: ctlProfile };
+
+    const gibT = total / GiB;
+    const sec = ['## Where the time goes (one agent identity, the real controller, the same bundle)', '',
+      'Each pass moves the whole bundle once from the controller over mTLS gRPC (`Chunks.Fetch`, batches of ≤ 16 chunks / 8 MiB, the product\'s batching).', '',
+      '| Pass | Wall | MiB/s | Agent-side CPU-s/GiB | Controller CPU-s/GiB | Machine CPU busy / iowait | Disk written |', '|---|---|---|---|---|---|---|',
+      ...passes.map((p) => {
+        const sys = p['sys'] as SysDelta;
+        return `| ${p['label']} | ${fmtMs(p['wallMs'] as number)} | ${rate(total, p['wallMs'] as number).toFixed(0)} | ${((p['cpuMs'] as number) / 1000 / gibT).toFixed(2)} | ` +
+          `${((p['controllerCpuMs'] as number) / 1000 / gibT).toFixed(2)} | ${sys.busyPct.toFixed(0)}% / ${sys.iowaitPct.toFixed(0)}% | ${fmtMiB(sys.diskWrittenBytes, 0)} |`;
+      }), ''];
+    const st = staged as unknown as Record<string, number>;
+    sec.push(`Product stage split: first chunk after ${fmtMs(st['firstChunkMs']!)}; fetch + verify + put (fsync per chunk) until the last chunk ${fmtMs(st['fetchMs']!)} ` +
+      `(${fmtRate(total, st['fetchMs']!)}, ${(st['fetchCpuMs']! / 1000).toFixed(2)} CPU-s); assembly (read staged chunks, sha256 per file, write, fsync, rename) ${fmtMs(st['assembleMs']!)} ` +
+      `(${fmtRate(total, st['assembleMs']!)}, ${(st['assembleCpuMs']! / 1000).toFixed(2)} CPU-s); probe VmHWM ${fmtMiB(st['hwmKiB']! * 1024)}.`, '');
+    const probeProfile = (staged as { profile?: ProfileSummary }).profile;
+    if (probeProfile) sec.push(...profileMarkdown('Agent side (probe) main thread during the product stage', probeProfile));
+    if (ctlProfile) sec.push(...profileMarkdown('Controller main thread during the product stage', ctlProfile));
+    rep.sections.push(...sec);
+  }
+
+  if (ngx) await ngx.stop();
+  rep.notes.push(
+    'All traffic is on 127.0.0.1; the controller, every agent, nginx and the curl clients share this machine\'s cores and one disk, so these are ratios on one box, not link speeds.',
+    'Ferry\'s distribution time is from the prefetch request to the last agent\'s "ready": fetch over mTLS gRPC, sha256 of every chunk on the controller (re-verified as read) and on the agent, chunk files written with fsync, then every file assembled (read, sha256, written, fsync, renamed). nginx + curl -o /dev/null moves the same files over HTTPS and writes nothing; the "to disk" peer writes each file once without fsync.',
+    'The package was written (and fsynced) just before the run, so the controller\'s chunk store and the package files are read from the page cache by both sides.',
+    'Bytes changed in the upgrade count, per tar entry of the changed image, its 512-byte header unless version A has the same header, and its data unless version A has the same data anywhere in that tar.',
+  );
+  const md = rep.write(OUT);
+  process.stdout.write(md + '\n');
+  log(`wrote ${join(OUT, 'bundles.md')} and bundles.json; logs in ${LOGS}`);
+  return 0;
+}
