@@ -38,6 +38,8 @@ const MAX_LINES_PER_STEP = 10_000;
 export class JobRunner {
   private readonly running = new Map<string, AbortController>();
   private readonly seqs = new Map<string, number>();
+  /** Jobs whose result is journaled: they retire once the controller has acknowledged everything. */
+  private readonly finished = new Set<string>();
   private suspending = false;
 
   constructor(private readonly d: JobRunnerDeps) {}
@@ -54,7 +56,8 @@ export class JobRunner {
       for (const m of messages) this.d.outbox.push(job.jobId, m.seq, m.msg);
       const finished = this.d.store.journal(job.jobId).some((e) => e.t === 'result');
       if (finished) {
-        if (messages.length === 0) this.d.store.retire(job.jobId);
+        this.finished.add(job.jobId);
+        if (messages.length === 0) this.retire(job.jobId);
       } else {
         this.launch(job, true);
       }
@@ -88,10 +91,15 @@ export class JobRunner {
   acked(jobId: string, seq: number): void {
     if (!this.seqs.has(jobId)) return;
     this.d.store.ack(jobId, seq);
-    if (!this.running.has(jobId) && seq >= (this.seqs.get(jobId) ?? 0)) {
-      this.seqs.delete(jobId);
-      this.d.store.retire(jobId);
-    }
+    // Only a finished job retires: a suspended one (agent shutting down) must
+    // survive for the next start to resume it, even if all it said is acked.
+    if (this.finished.has(jobId) && seq >= (this.seqs.get(jobId) ?? 0)) this.retire(jobId);
+  }
+
+  private retire(jobId: string): void {
+    this.seqs.delete(jobId);
+    this.finished.delete(jobId);
+    this.d.store.retire(jobId);
   }
 
   private emit(jobId: string, build: (seq: number) => AgentMessage['msg'], sync = false): void {
@@ -117,6 +125,7 @@ export class JobRunner {
     const counts = { changed: 0, unchanged: 0, skipped: 0 };
     const finish = (status: string, message: string, failedStep = '') => {
       this.d.store.record(id, { t: 'result', status, at: Date.now() });
+      this.finished.add(id);
       this.emit(id, (seq) => ({ $case: 'jobResult', value: {
         jobId: id, seq, status, failedStep, message, durationMs: Date.now() - started, ...counts,
       } }), true);

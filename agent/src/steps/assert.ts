@@ -9,7 +9,7 @@ import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { runStepCommand } from './exec.js';
 import { commandText, tail } from './util/run-command.js';
-import { runGuarded, StepCode, StepError } from './util/step-error.js';
+import { guarded, StepCode, StepError } from './step-error.js';
 
 /** Longest actual output quoted in a failure message. */
 const SHOW_CHARS = 4_000;
@@ -42,5 +42,5 @@ async function check(args: AssertArgs, ctx: StepContext): Promise<StepOutcome> {
 /** The `assert` executor. */
 export const assertExecutor: StepExecutor<AssertArgs> = {
   type: 'assert',
-  run: (args, ctx) => runGuarded(() => check(args, ctx)),
+  run: (args, ctx) => guarded(ctx.signal, () => check(args, ctx)),
 };

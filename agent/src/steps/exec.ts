@@ -12,7 +12,7 @@ import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { hostPath } from './util/host-path.js';
 import { commandText, runCommand, tail, type RunResult } from './util/run-command.js';
-import { runGuarded, StepCode, StepError } from './util/step-error.js';
+import { guarded, StepCode, StepError } from './step-error.js';
 
 /** Options shared by the command and its guards. */
 export interface CommandEnv { env?: Record<string, string>; cwd?: string; timeoutMs?: number }
@@ -81,5 +81,5 @@ async function exec(args: ExecArgs, ctx: StepContext): Promise<StepOutcome> {
 /** The `exec` executor. */
 export const execExecutor: StepExecutor<ExecArgs> = {
   type: 'exec',
-  run: (args, ctx) => runGuarded(() => exec(args, ctx)),
+  run: (args, ctx) => guarded(ctx.signal, () => exec(args, ctx)),
 };

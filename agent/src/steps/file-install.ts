@@ -9,7 +9,7 @@ import type { FileInstallArgs, FileSource } from '../../../common/src/plan/steps
 import type { StepContext, StepExecutor } from './step.js';
 import { bundleFile } from './util/host-path.js';
 import { installFile, type NewContent } from './util/install-file.js';
-import { runGuarded, StepError } from './util/step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 /** Where a FileSource's bytes are on this host; a bundle file must exist and be a regular file. */
 export async function sourceContent(ctx: StepContext, source: FileSource): Promise<NewContent> {
@@ -26,5 +26,5 @@ export async function sourceContent(ctx: StepContext, source: FileSource): Promi
 /** The `file.install` executor. */
 export const fileInstallExecutor: StepExecutor<FileInstallArgs> = {
   type: 'file.install',
-  run: (args, ctx) => runGuarded(async () => installFile(ctx, args.dest, await sourceContent(ctx, args.source), args)),
+  run: (args, ctx) => guarded(ctx.signal, async () => installFile(ctx, args.dest, await sourceContent(ctx, args.source), args)),
 };

@@ -18,7 +18,7 @@ import { Ctr } from './sys/ctr.js';
 import { imagePresent, imageRefs, lookup, refPresent } from './sys/image-presence.js';
 import { rewriteRef } from './sys/image-ref.js';
 import { resolveBundleFiles, resolveHostFiles, type ResolvedFile } from './sys/paths.js';
-import { guarded, StepCode, StepError } from './sys/step-error.js';
+import { guarded, StepCode, StepError } from './step-error.js';
 
 interface Tar { file: ResolvedFile; images: ImageInfo[]; present: boolean }
 interface Tag { src: string; dst: string; image: ImageInfo }

@@ -12,7 +12,7 @@ import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { readTextIfExists, unifiedDiff, writeTextAtomic } from './sys/files.js';
 import { commandError, runCommand, runOk, shellQuote, type RunContext } from './sys/run.js';
-import { guarded, StepCode, StepError } from './sys/step-error.js';
+import { guarded, StepCode, StepError } from './step-error.js';
 
 /** How many copies of one rule `absent` removes at most (a loop guard, not a real limit). */
 const MAX_COPIES = 100;

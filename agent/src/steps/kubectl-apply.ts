@@ -14,7 +14,7 @@ import type { StepContext, StepExecutor } from './step.js';
 import { kubectl, kubectlBase, kubectlError, parseChanges, requireKubeconfig, runWaits, waitArgv } from './sys/kubectl.js';
 import { resolveBundleFiles } from './sys/paths.js';
 import { shellQuote } from './sys/run.js';
-import { guarded, StepCode, StepError } from './sys/step-error.js';
+import { guarded, StepCode, StepError } from './step-error.js';
 
 /** The kubectl invocations for an apply: `diff` first, then `apply`, with stdin for an inline manifest. */
 export interface ApplyCommands {

@@ -11,7 +11,7 @@ import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { kubectl, kubectlBase, kubectlError, parseChanges, requireKubeconfig, runWaits } from './sys/kubectl.js';
 import { shellQuote } from './sys/run.js';
-import { guarded } from './sys/step-error.js';
+import { guarded } from './step-error.js';
 
 /** The exact kubectl patch argv (check mode adds --dry-run=server). */
 export function patchArgv(args: KubectlPatchArgs, check: boolean): string[] {

@@ -15,7 +15,7 @@ import type { StepContext, StepExecutor } from './step.js';
 import { readTextIfExists, restoreText, unifiedDiff, writeTextAtomic } from './sys/files.js';
 import { resolveBundleFiles } from './sys/paths.js';
 import { failureEvidence, healthCheck, probeUnit, systemctl, waitActive, type UnitProbe } from './sys/systemctl.js';
-import { guarded, StepCode, StepError } from './sys/step-error.js';
+import { guarded, StepCode, StepError } from './step-error.js';
 
 interface FileChange { path: string; label: string; old?: string; next: string }
 type StateAction = 'start' | 'restart' | 'reload' | 'stop' | undefined;

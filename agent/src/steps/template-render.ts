@@ -11,7 +11,7 @@ import type { TemplateRenderArgs } from '../../../common/src/plan/steps/template
 import type { StepContext, StepExecutor } from './step.js';
 import { sourceContent } from './file-install.js';
 import { installFile } from './util/install-file.js';
-import { runGuarded } from './util/step-error.js';
+import { guarded } from './step-error.js';
 import { renderTemplate } from './util/template.js';
 
 async function render(args: TemplateRenderArgs, ctx: StepContext) {
@@ -25,5 +25,5 @@ async function render(args: TemplateRenderArgs, ctx: StepContext) {
 /** The `template.render` executor. */
 export const templateRenderExecutor: StepExecutor<TemplateRenderArgs> = {
   type: 'template.render',
-  run: (args, ctx) => runGuarded(() => render(args, ctx)),
+  run: (args, ctx) => guarded(ctx.signal, () => render(args, ctx)),
 };

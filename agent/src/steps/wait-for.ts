@@ -18,7 +18,7 @@ import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { hostPath } from './util/host-path.js';
 import { commandText, runCommand } from './util/run-command.js';
-import { runGuarded, StepError } from './util/step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 /** One probe's verdict; `detail` says why not, for the timeout message. */
 interface Probe { ok: boolean; detail: string }
@@ -118,5 +118,5 @@ async function waitFor(args: WaitForArgs, ctx: StepContext): Promise<StepOutcome
 /** The `wait.for` executor. */
 export const waitForExecutor: StepExecutor<WaitForArgs> = {
   type: 'wait.for',
-  run: (args, ctx) => runGuarded(() => waitFor(args, ctx)),
+  run: (args, ctx) => guarded(ctx.signal, () => waitFor(args, ctx)),
 };

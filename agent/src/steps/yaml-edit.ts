@@ -14,7 +14,7 @@ import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { makeBackup, statIfExists, writeAtomic } from './util/file-ops.js';
 import { hostPath, realTarget, showHost } from './util/host-path.js';
-import { runGuarded, StepError } from './util/step-error.js';
+import { guarded, StepError } from './step-error.js';
 import { unifiedDiff } from './util/text-diff.js';
 import { describeNode, TreeEditor, type TreeChange } from './util/yaml-tree.js';
 import { parseYaml, render, styleOf, writeBack } from './util/yaml-text.js';
@@ -118,5 +118,5 @@ function summarize(changes: TreeChange[]): string {
 /** The `yaml.edit` executor. */
 export const yamlEditExecutor: StepExecutor<YamlEditArgs> = {
   type: 'yaml.edit',
-  run: (args, ctx) => runGuarded(() => editYaml(args, ctx)),
+  run: (args, ctx) => guarded(ctx.signal, () => editYaml(args, ctx)),
 };

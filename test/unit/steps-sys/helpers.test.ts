@@ -13,7 +13,7 @@ import { normalizeRef, rewriteRef } from '../../../agent/src/steps/sys/image-ref
 import { kubectlSaid, parseChanges } from '../../../agent/src/steps/sys/kubectl.js';
 import { expandGlob, resolveBundleFiles } from '../../../agent/src/steps/sys/paths.js';
 import { commandError, runCommand } from '../../../agent/src/steps/sys/run.js';
-import { StepError } from '../../../agent/src/steps/sys/step-error.js';
+import { StepError } from '../../../agent/src/steps/step-error.js';
 
 describe('steps/sys: unified diff', () => {
   it('shows hunks with context, new files and equal texts', () => {

@@ -46,7 +46,7 @@ describe('assert', () => {
     const gone = await assertExecutor.run(args({ command: [ctr, '-n', 'k8s.io', 'images', 'ls'], contains: 'edgemesh-agent' }), t.ctx);
     assert.equal(gone.status, 'failed');
     assert.equal(gone.errorCode, 'STEP_ASSERT_FAILED');
-    assert.match(gone.message, /^assertion failed for `.*ctr -n k8s\.io images ls`: stdout does not contain "edgemesh-agent"; what it verifies/);
+    assert.match(gone.message, /^assertion failed for `.*ctr -n k8s\.io images ls`: stdout does not contain "edgemesh-agent"\. Next: what it verifies/);
     assert.match(gone.message, /\nactual stdout:\nREF TYPE DIGEST SIZE PLATFORMS LABELS\ndocker\.io\/library\/eclipse-mosquitto:2\.0 /);
     const grep = await assertExecutor.run(args({ command: `${ctr} -n k8s.io images ls | grep edgemesh` }), t.ctx);
     assert.match(grep.message, /exit code 1, expected 0[^\n]*\nactual stdout: \(empty\)$/);

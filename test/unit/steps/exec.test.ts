@@ -79,7 +79,7 @@ describe('exec', () => {
     const out = await execExecutor.run(args({ shell: 'echo "image not found: edgemesh" >&2; exit 2' }), t.ctx);
     assert.equal(out.status, 'failed');
     assert.equal(out.errorCode, 'STEP_EXIT_CODE');
-    assert.match(out.message, /^`echo .*; exit 2` exited 2 \(expected exit 0\); fix the cause[^\n]*\nlast output:\nimage not found: edgemesh$/);
+    assert.match(out.message, /^`echo .*; exit 2` exited 2 \(expected exit 0\)\. Next: fix the cause[^\n]*\nlast output:\nimage not found: edgemesh$/);
   });
 
   it('is idempotent with creates: runs once, then unchanged', async () => {
@@ -116,7 +116,7 @@ describe('exec', () => {
     const out = await execExecutor.run(args({ argv: ['keadm-not-installed', 'init'] }), t.ctx);
     assert.equal(out.status, 'failed');
     assert.equal(out.errorCode, 'NOT_FOUND');
-    assert.match(out.message, /command not found: keadm-not-installed \(running `keadm-not-installed init`\); install it/);
+    assert.match(out.message, /command not found: keadm-not-installed \(running `keadm-not-installed init`\)\. Next: install it/);
   });
 
   it('times out, killing the whole process group', async () => {
@@ -124,7 +124,7 @@ describe('exec', () => {
     const out = await execExecutor.run(args({ shell: 'sleep 300 & echo $!; sleep 300', timeout: '300ms' }), t.ctx);
     assert.equal(out.status, 'failed');
     assert.equal(out.errorCode, 'DEADLINE_EXCEEDED');
-    assert.match(out.message, /timed out after 300ms; raise "timeout"/);
+    assert.match(out.message, /timed out after 300ms\. Next: raise "timeout"/);
     assert.ok(Date.now() - started < 5000);
     assert.ok(await processGone(Number(t.lines[0]!.line)), 'background child killed');
   });

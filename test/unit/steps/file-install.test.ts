@@ -102,7 +102,7 @@ describe('file.install', () => {
   it('fails clearly for a missing bundle file, an unstaged bundle, or a directory at dest', async () => {
     const missing = await fileInstallExecutor.run(args({ bundle: 'edge', src: 'bin/cloudcore', dest: '/x' }), t.ctx);
     assert.equal(missing.errorCode, 'NOT_FOUND');
-    assert.match(missing.message, /bundle "edge" has no file bin\/cloudcore; check "src"/);
+    assert.match(missing.message, /bundle "edge" has no file bin\/cloudcore\. Next: check "src"/);
     const unstaged = await fileInstallExecutor.run(args({ bundle: 'cloud', src: 'bin/x', dest: '/x' }), t.ctx);
     assert.equal(unstaged.status, 'failed');
     assert.match(unstaged.message, /bundle "cloud" is not staged/);

@@ -65,7 +65,7 @@ describe('template.render', () => {
     template('t/a.conf', 'a: 1\nb: {{ params.token }}\n');
     const missing = await templateRenderExecutor.run(args({ bundle: 'cloud', src: 't/a.conf', dest: '/x.conf' }), t.ctx);
     assert.equal(missing.errorCode, 'STEP_TEMPLATE_INVALID');
-    assert.match(missing.message, /^cloud:t\/a\.conf:2:4: \{\{ params\.token \}\}: unknown param "token".*; declare the param/);
+    assert.match(missing.message, /^cloud:t\/a\.conf:2:4: \{\{ params\.token \}\}: unknown param "token".*\. Next: declare the param/);
     template('t/b.conf', '{{ param.x }}');
     const unknown = await templateRenderExecutor.run(args({ bundle: 'cloud', src: 't/b.conf', dest: '/x.conf' }), t.ctx);
     assert.match(unknown.message, /^cloud:t\/b\.conf:1:1: \{\{ param\.x \}\}: unknown template root "param"/);

@@ -78,7 +78,7 @@ describe('wait.for', () => {
     const out = await waitForExecutor.run(args({ tcp: `127.0.0.1:${port}`, interval: '50ms', timeout: '300ms' }), t.ctx);
     assert.equal(out.status, 'failed');
     assert.equal(out.errorCode, 'DEADLINE_EXCEEDED');
-    assert.match(out.message, /timed out after \d+ms waiting for tcp 127\.0\.0\.1:\d+ \(\d+ probes; last: connect ECONNREFUSED .*\); check that the service started/);
+    assert.match(out.message, /timed out after \d+ms waiting for tcp 127\.0\.0\.1:\d+ \(\d+ probes; last: connect ECONNREFUSED .*\)\. Next: check that the service started/);
   });
 
   it('waits for a local HTTP endpoint to answer an accepted status', async () => {

@@ -120,7 +120,7 @@ describe('yaml.edit on edgecore.yaml (seed 004)', () => {
     const out = await yamlEditExecutor.run(seed004(), t.ctx);
     assert.equal(out.status, 'failed');
     assert.equal(out.errorCode, 'NOT_FOUND');
-    assert.match(out.message, /\/etc\/kubeedge\/config\/edgecore\.yaml does not exist; .*never creates/);
+    assert.match(out.message, /\/etc\/kubeedge\/config\/edgecore\.yaml does not exist\. Next: .*never creates/);
     assert.equal(existsSync(t.at(EDGECORE)), false);
   });
 

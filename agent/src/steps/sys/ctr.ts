@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { commandError, runCommand, runOk, type RunContext } from './run.js';
-import { StepCode, StepError } from './step-error.js';
+import { StepCode, StepError } from '../step-error.js';
 
 export const DEFAULT_CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 export const K3S_CONTAINERD_SOCKET = '/run/k3s/containerd/containerd.sock';

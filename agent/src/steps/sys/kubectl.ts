@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubectlTarget, KubectlWait } from '../../../../common/src/plan/steps/kubectl-apply.js';
 import { runCommand, shellQuote, type RunContext, type RunResult } from './run.js';
-import { section, StepCode, StepError } from './step-error.js';
+import { section, StepCode, StepError } from '../step-error.js';
 
 /** `kubectl` (or `k3s kubectl`) with the target's --kubeconfig, --context and -n. */
 export function kubectlBase(t: KubectlTarget): string[] {

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
 import type { StepContext } from '../step.js';
-import { StepCode, StepError } from './step-error.js';
+import { StepCode, StepError } from '../step-error.js';
 
 /** A resolved input file: the host path to open and how the plan named it (for messages). */
 export interface ResolvedFile {

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { StepContext } from '../step.js';
-import { StepCode, StepError, throwIfAborted } from './step-error.js';
+import { StepCode, StepError, throwIfAborted, type StepErrorCode } from '../step-error.js';
 
 /** What {@link runCommand} needs from the step context. */
 export type RunContext = Pick<StepContext, 'signal' | 'output'>;
@@ -90,7 +90,7 @@ export async function runOk(ctx: RunContext, argv: readonly string[], what: stri
 }
 
 /** A StepError for a failed command: the summary, the exact argv, and the tool's own words. */
-export function commandError(r: RunResult, what: string, hint: string, code: string = StepCode.CommandFailed): StepError {
+export function commandError(r: RunResult, what: string, hint: string, code: StepErrorCode = StepCode.CommandFailed): StepError {
   const said = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-20).join('\n');
   const how = r.timedOut ? 'timed out' : `exit ${r.exitCode}`;
   return new StepError(code, `${what}: \`${shellQuote(r.argv)}\` failed (${how}): ${keyLine(said)}`, hint,

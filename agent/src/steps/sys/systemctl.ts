@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCommand, runOk, type RunContext } from './run.js';
-import { section, StepCode, StepError, throwIfAborted } from './step-error.js';
+import { section, StepCode, StepError, throwIfAborted } from '../step-error.js';
 
 /** The properties of `systemctl show` the executor decides on. */
 export interface UnitProbe {

@@ -6,7 +6,7 @@ import { posix, join, relative, isAbsolute } from 'node:path';
 import { realpath } from 'node:fs/promises';
 import { ErrorCode } from '../../../../common/src/errors.js';
 import type { StepContext } from '../step.js';
-import { StepError } from './step-error.js';
+import { StepError } from '../step-error.js';
 
 /** Where absolute host path `p` is for this agent. Normalising first keeps `..` from leaving the root. */
 export function hostPath(ctx: Pick<StepContext, 'root'>, p: string): string {

@@ -13,7 +13,7 @@ import type { StepContext } from '../step.js';
 import { fmtMode, makeBackup, sha256, sha256File, statIfExists, writeAtomic } from './file-ops.js';
 import { hostPath, realTarget, showHost } from './host-path.js';
 import { resolveGid, resolveUid } from './principals.js';
-import { StepError } from './step-error.js';
+import { StepError } from '../step-error.js';
 import { unifiedDiff } from './text-diff.js';
 
 /** New content: bytes in memory, or a (possibly large) file to copy. */

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../../../../common/src/errors.js';
-import { StepError } from './step-error.js';
+import { StepError } from '../step-error.js';
 
 function lookup(root: string, db: 'passwd' | 'group', name: string): number | undefined {
   try {

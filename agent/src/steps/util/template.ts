@@ -9,7 +9,7 @@
  */
 import { expandString } from '../../../../common/src/plan/expand-template.js';
 import type { StepContext } from '../step.js';
-import { StepCode, StepError } from './step-error.js';
+import { StepCode, StepError } from '../step-error.js';
 
 function lineCol(text: string, offset: number): string {
   const before = text.slice(0, offset);

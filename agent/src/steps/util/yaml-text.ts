@@ -9,7 +9,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { isMap, isSeq, isScalar, LineCounter, parseAllDocuments, visit, type Document, type ToStringOptions } from 'yaml';
 import type { PosFn } from './yaml-tree.js';
-import { StepCode, StepError } from './step-error.js';
+import { StepCode, StepError } from '../step-error.js';
 import { merge3 } from './text-diff.js';
 
 /** A parsed YAML stream and where its offsets are. */

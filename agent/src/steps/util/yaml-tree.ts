@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type YAMLMap, type YAMLSeq } from 'yaml';
 import { formatYamlPath, type YamlPath } from '../../../../common/src/plan/steps/yaml-edit.js';
-import { StepCode, StepError } from './step-error.js';
+import { StepCode, StepError } from '../step-error.js';
 
 /** Says where a source offset is, e.g. "/etc/kubeedge/config/edgecore.yaml:12:13". */
 export type PosFn = (offset: number) => string;
