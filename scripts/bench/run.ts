@@ -1,8 +1,8 @@
 /**
- * Foundation benchmark (`npm run bench`; not a test, it asserts nothing and
- * writes a table):
+ * Foundation benchmark (not a test, it asserts nothing and writes a table).
+ * `npm run bench` runs every suite (suites.ts); this one alone, with its options:
  *
- *   node build/scripts/bench/run.js [--agents 500] [--procs 2] [--rounds 5]
+ *   node build/scripts/bench/run.js --suite foundation [--agents 500] [--procs 2] [--rounds 5]
  *                                   [--out bench-results] [--timeout-min M] [--join-timeout-ms MS]
  *                                   [--profile] [--keep]
  *
@@ -70,7 +70,7 @@ const N = Number(opt.agents);
 const ROUNDS = Number(opt.rounds);
 const PROCS = Math.max(1, Math.min(N, Number(opt.procs ?? (N >= 100 ? 2 : 1))));
 if (!Number.isInteger(N) || N < 1 || N > 5000 || !Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50 || !Number.isInteger(PROCS)) {
-  process.stderr.write('usage: run.js [--agents 1..5000] [--procs P] [--rounds 1..50] [--out DIR] [--timeout-min M] [--join-timeout-ms MS] [--profile] [--keep]\n');
+  process.stderr.write('usage: run.js --suite foundation [--agents 1..5000] [--procs P] [--rounds 1..50] [--out DIR] [--timeout-min M] [--join-timeout-ms MS] [--profile] [--keep]\n');
   process.exit(2);
 }
 const TIMEOUT_MIN = Number(opt['timeout-min'] ?? Math.ceil(6 + N / 50));
