@@ -101,6 +101,28 @@ describe('enrollment', function () {
   });
 });
 
+describe('enrollment under overload', function () {
+  this.timeout(180_000);
+  let c: Controller;
+  before(async () => { c = await startController(); });
+  after(async () => cleanup(c));
+
+  it('never spends a token use on a request its caller gave up on', async () => {
+    // Short deadlines against a flooded controller: some calls expire in the queue.
+    // Whatever happens, uses spent == agents recorded == hosts holding an identity.
+    const js = await joinString(c, { uses: 150 });
+    const states = Array.from({ length: 150 }, () => new AgentState(tempDir('ferry-agent-')));
+    await Promise.allSettled(states.map((state, i) => join({ joinString: js, state, facts: fakeFacts(`flood-${i}`), timeoutMs: 1500 })));
+    const id = /token=fy1\.([a-z2-7]+)\./.exec(js)![1]!;
+    const uses = (await c.ctx.tokens.get(id))!.uses;
+    const recorded = (await c.ctx.agents.list()).filter((a) => a.hostname.startsWith('flood-')).length;
+    const enrolled = states.filter((s) => s.isEnrolled()).length;
+    assert.equal(recorded, uses);
+    assert.equal(enrolled, uses, `${enrolled} hosts enrolled but ${uses} uses spent`);
+    assert.ok(enrolled > 0);
+  });
+});
+
 describe('enrollment: hostile certificate requests', () => {
   let c: Controller;
   const agents: TestAgent[] = [];

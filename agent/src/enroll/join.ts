@@ -12,6 +12,9 @@ import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState, Identity } from '../state/agent-state.js';
 import { probeController } from './tls-probe.js';
 
+/** Tries per controller address when it answers UNAVAILABLE (busy) or times out. */
+const JOIN_ATTEMPTS = 5;
+
 export interface JoinOptions {
   joinString: string;
   state: AgentState;
@@ -56,14 +59,18 @@ export async function join(opts: JoinOptions): Promise<Identity> {
       if (lastErr.code === ErrorCode.Unreachable) continue;
       throw lastErr;
     }
-    let res: EnrollResponse;
-    try {
-      res = await enrollCall(address, caPem, { token: info.token, csrPem, facts: opts.facts, agentVersion: FERRY_VERSION }, opts.timeoutMs ?? 30_000);
-    } catch (err) {
-      lastErr = err as FerryError;
-      if (lastErr.code === ErrorCode.Unavailable) continue;
-      throw lastErr;
+    let res: EnrollResponse | undefined;
+    // A busy controller answers UNAVAILABLE without using the token: retry with backoff.
+    for (let attempt = 0; attempt < JOIN_ATTEMPTS && !res; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(8_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+      try {
+        res = await enrollCall(address, caPem, { token: info.token, csrPem, facts: opts.facts, agentVersion: FERRY_VERSION }, opts.timeoutMs ?? 30_000);
+      } catch (err) {
+        lastErr = err as FerryError;
+        if (lastErr.code !== ErrorCode.Unavailable && lastErr.code !== ErrorCode.DeadlineExceeded) throw lastErr;
+      }
     }
+    if (!res) continue;
     const identity: Identity = {
       agentId: res.agentId, addresses: info.addresses, caPin: info.caPin, labels: listToLabels(res.labels),
       operatorKeys: res.operatorKeys, enrolledAtMs: Date.now(),

@@ -9,6 +9,8 @@ import type { Outbox } from '../session/outbox.js';
 const MAX_LINE_BYTES = 16 * 1024;
 /** Lines per job kept for the controller; beyond this a single marker says how many were dropped. */
 const MAX_LINES_PER_JOB = 100_000;
+/** Job ids remembered to ignore resent starts (bounded: the agent runs for months). */
+const MAX_REMEMBERED_JOBS = 10_000;
 /** After SIGTERM, how long a process group gets before SIGKILL. */
 const KILL_GRACE_MS = 5_000;
 
@@ -39,6 +41,8 @@ export class ExecRunner {
     // A job id runs at most once per agent process, even if the start is resent.
     if (this.seen.has(job.jobId)) return;
     this.seen.add(job.jobId);
+    // A resent start arrives within one reconnect; the oldest ids can go.
+    if (this.seen.size > MAX_REMEMBERED_JOBS) this.seen.delete(this.seen.values().next().value!);
     let seq = 0;
     let lines = 0;
     let dropped = 0;

@@ -6,6 +6,8 @@ import { toServiceError } from '../../../common/src/grpc-status.js';
 import { labelsToList, type Labels } from '../../../common/src/labels.js';
 import { checkCsr } from '../pki/csr.js';
 import type { ControllerContext } from './context.js';
+import { Semaphore } from '../../../common/src/semaphore.js';
+import { cpus } from 'node:os';
 
 function newAgentId(): string {
   return `ag-${randomBytes(6).toString('hex')}`;
@@ -23,9 +25,26 @@ function labelValue(s: string): string {
  * never costs a use and a used token always leaves an agent behind.
  */
 export function enrollmentService(ctx: ControllerContext): EnrollmentServer {
+  // CSR checks and signing are CPU-bound: a few at a time finish sooner than
+  // hundreds interleaved, and a queued request whose caller has given up is
+  // dropped before it costs a token use (it would orphan the use otherwise).
+  const slots = new Semaphore(Math.max(2, cpus().length * 2));
   return {
     enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: sendUnaryData<EnrollResponse>) {
-      enroll(ctx, call.request, call.getPeer()).then(
+      const d = call.getDeadline();
+      const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : Number.POSITIVE_INFINITY;
+      const alive = () => !call.cancelled && Date.now() < deadline - 250;
+      const busy = new FerryError(ErrorCode.Unavailable, 'the controller is busy enrolling other hosts and could not take this request in time; nothing was used',
+        'retry in a moment (ferry-agent join retries by itself)');
+      (async () => {
+        if (!(await slots.acquire(deadline - 250))) throw busy;
+        try {
+          if (!alive()) throw busy;
+          return await enroll(ctx, call.request, call.getPeer(), alive);
+        } finally {
+          slots.release();
+        }
+      })().then(
         (res) => callback(null, res),
         (err) => {
           ctx.log.info({ peer: call.getPeer(), code: (err as FerryError).code, err: (err as Error).message }, 'enrollment refused');
@@ -36,7 +55,7 @@ export function enrollmentService(ctx: ControllerContext): EnrollmentServer {
   };
 }
 
-async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string): Promise<EnrollResponse> {
+async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, alive: () => boolean): Promise<EnrollResponse> {
   if (!req.token) throw new FerryError(ErrorCode.TokenMalformed, 'no token in the enrollment request', 'run `ferry-agent join <join-string>`');
   if (!req.facts?.hostname) throw new FerryError(ErrorCode.InvalidArgument, 'enrollment request carries no host facts');
   const csr = await checkCsr(req.csrPem);
@@ -51,6 +70,8 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string):
   const issued = await ctx.ca.issue({ publicKey: csr.publicKey, commonName: id, role: 'agent', ttlMs: ctx.config.agentCertTtlMs });
   const now = Date.now();
   const labels: Labels = await ctx.db.tx(async (db) => {
+    // Checked inside the transaction: a caller that gave up must not cost a use.
+    if (!alive()) throw new FerryError(ErrorCode.Unavailable, 'the enrollment request expired before it was recorded; nothing was used', 'retry ferry-agent join');
     const token = await ctx.tokens.consume(db, req.token, now);
     const l: Labels = {
       ...token.labels,
