@@ -16,6 +16,9 @@ import { BundleStore } from './bundles/bundle-store.js';
 import { PrefetchCoordinator } from './bundles/prefetch.js';
 import { JobCoordinator } from './jobs/job-coordinator.js';
 import { PlanStore } from './plans/plan-store.js';
+import { RolloutsService } from '../../common/src/gen/ferry/v1/rollouts.js';
+import { rolloutsService } from './rollouts/rollout-service.js';
+import { RolloutScheduler } from './rollouts/scheduler.js';
 import { ChunksService } from '../../common/src/gen/ferry/v1/chunks.js';
 import { chunksService } from './services/chunks.js';
 import { CertificateAuthority } from './pki/ca.js';
@@ -117,6 +120,7 @@ export class Controller {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
       jobs: new JobCoordinator(db, sessions, log.child({ part: 'jobs' })),
       plans: new PlanStore(db, bundles),
+      rollouts: undefined as unknown as RolloutScheduler, // set below: it needs the context itself
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
       exec: new ExecCoordinator(sessions, log.child({ part: 'exec' })),
@@ -125,12 +129,18 @@ export class Controller {
         : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
     };
 
-    const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin']);
+    ctx.rollouts = new RolloutScheduler(ctx);
+    // Before any agent can connect: running hosts are re-attached to their
+    // stored jobs first, so results that arrive on reconnect reach them.
+    await ctx.rollouts.start();
+
+    const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
     const tlsServer = new Server(serverOptions());
     tlsServer.addService(EnrollmentService, enrollmentService(ctx));
     tlsServer.addService(AgentSessionService, sessionService(ctx));
     tlsServer.addService(ChunksService, chunksService(ctx));
     tlsServer.addService(AdminService, adminService(ctx, { requireOperatorCert: true }));
+    tlsServer.addService(RolloutsService, rolloutsService(ctx, ctx.rollouts, { requireOperatorCert: true }));
     tlsServer.addService(HealthService, health.service());
     // Client certificates are requested but not required at the TLS layer:
     // enrollment has none yet. Each session and remote admin call checks its own.
@@ -139,6 +149,7 @@ export class Controller {
     try {
       port = await bind(tlsServer, config.listen, creds);
     } catch (err) {
+      await ctx.rollouts.stop();
       await db.close();
       throw new FerryError(ErrorCode.Config, `cannot listen on ${config.listen}: ${(err as Error).message}`,
         'pick a free port with --listen, or stop whatever holds this one');
@@ -146,6 +157,7 @@ export class Controller {
 
     const adminServer = new Server(serverOptions());
     adminServer.addService(AdminService, adminService(ctx, { requireOperatorCert: false }));
+    adminServer.addService(RolloutsService, rolloutsService(ctx, ctx.rollouts, { requireOperatorCert: false }));
     adminServer.addService(HealthService, health.service());
     await clearStaleSocket(config.adminSocket);
     mkdirSync(join(config.adminSocket, '..'), { recursive: true, mode: 0o700 });
@@ -184,6 +196,7 @@ export class Controller {
     });
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
+    await this.ctx.rollouts.stop();
     await this.ctx.db.close();
     try {
       unlinkSync(this.config.adminSocket);

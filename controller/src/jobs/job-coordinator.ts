@@ -17,6 +17,25 @@ interface HostJob {
   done?: (r: JobResult | undefined, offline?: string) => void;
 }
 
+/** Callbacks for one host's job: every event, and the result once. */
+export interface HostJobHooks {
+  sink?: (ev: JobEvent) => void;
+  done?: (r: JobResult | undefined) => void;
+}
+
+/** A host job as stored in job_hosts. */
+export interface HostJobRow {
+  host_job_id: string;
+  job_id: string;
+  agent_id: string;
+  state: string;
+  next_seq: number;
+  step_index: number;
+  step_count: number;
+  step_id: string;
+  message: string;
+}
+
 export interface RunJobRequest {
   planId: string;
   signed: SignedPlan;
@@ -76,14 +95,62 @@ export class JobCoordinator {
   }
 
   private async dispatch(jobId: string, req: RunJobRequest, t: { agentId: string; hostname: string }, sink: (ev: JobEvent) => void, done: (r: JobResult | undefined) => void): Promise<void> {
-    const hostJobId = `${jobId}-${t.agentId}`;
-    const start: JobStart = { jobId: hostJobId, plan: req.signed, params: req.params, bundles: req.bundles, check: req.check };
+    await this.startHost(jobId, `${jobId}-${t.agentId}`, req, t, { sink, done: (r) => done(r) });
+  }
+
+  /** The JobStart an agent is sent for one host's part of a job. */
+  jobStart(hostJobId: string, req: Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>): JobStart {
+    return { jobId: hostJobId, plan: req.signed, params: req.params, bundles: req.bundles, check: req.check };
+  }
+
+  /** Records a job (the row host jobs belong to) without starting any host; rollouts start hosts one by one. */
+  async createJob(jobId: string, req: Omit<RunJobRequest, 'concurrency'>): Promise<void> {
+    await this.db.run('INSERT INTO jobs (id, plan_id, params, check_mode, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)',
+      [jobId, req.planId, JSON.stringify(req.params), req.check ? 1 : 0, Date.now(), req.createdBy]);
+  }
+
+  /**
+   * Starts one host's part of job `jobId` as `hostJobId` (must start with
+   * "j-" and be new: agents never run a job id twice). `hooks.done` is
+   * called once with the result, also when the job is found lost.
+   */
+  async startHost(jobId: string, hostJobId: string, req: Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>,
+    t: { agentId: string; hostname: string }, hooks: HostJobHooks): Promise<void> {
+    const start = this.jobStart(hostJobId, req);
     await this.db.run(`INSERT INTO job_hosts (host_job_id, job_id, agent_id, hostname, state, next_seq, step_index, step_count, step_id, message, updated_at)
       VALUES (?, ?, ?, ?, 'dispatched', 1, 0, 0, '', '', ?)`, [hostJobId, jobId, t.agentId, t.hostname, Date.now()]);
-    const hj: HostJob = { hostJobId, jobId, agentId: t.agentId, hostname: t.hostname, nextSeq: 1, start, sink, done: (r) => done(r) };
+    const hj: HostJob = { hostJobId, jobId, agentId: t.agentId, hostname: t.hostname, nextSeq: 1, start, sink: hooks.sink, done: (r) => hooks.done?.(r) };
     this.live.set(hostJobId, hj);
-    sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'started', value: hostJobId } });
+    hooks.sink?.({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'started', value: hostJobId } });
     this.sessions.get(t.agentId)?.send({ msg: { $case: 'jobStart', value: start } });
+  }
+
+  /**
+   * Re-attaches callbacks to a host job recorded before a controller
+   * restart, so its result (arriving when the agent reconnects) reaches the
+   * caller. A start still marked undelivered is sent again if the agent is
+   * connected (the agent ignores a job id it already has). Returns the
+   * stored row; when it is already finished, `done` is NOT called — the
+   * caller reads the state from the row.
+   */
+  async attach(hostJobId: string, t: { agentId: string; hostname: string }, start: JobStart, hooks: HostJobHooks): Promise<HostJobRow | undefined> {
+    const row = await this.hostJob(hostJobId);
+    if (!row || TERMINAL.has(row.state)) return row;
+    this.live.set(hostJobId, { hostJobId, jobId: row.job_id, agentId: t.agentId, hostname: t.hostname, nextSeq: Number(row.next_seq), start, sink: hooks.sink, done: (r) => hooks.done?.(r) });
+    if (row.state === 'dispatched') this.sessions.get(t.agentId)?.send({ msg: { $case: 'jobStart', value: start } });
+    return row;
+  }
+
+  /** One host job's stored state. */
+  async hostJob(hostJobId: string): Promise<HostJobRow | undefined> {
+    return this.db.get<HostJobRow>('SELECT host_job_id, job_id, agent_id, state, next_seq, step_index, step_count, step_id, message FROM job_hosts WHERE host_job_id = ?', [hostJobId]);
+  }
+
+  /** Agents with a plan job not yet finished (agent id → host job id): a host runs one plan job at a time. */
+  async busyAgents(): Promise<Map<string, string>> {
+    const rows = await this.db.all<{ agent_id: string; host_job_id: string }>(
+      `SELECT agent_id, host_job_id FROM job_hosts WHERE state IN ('dispatched', 'running')`);
+    return new Map(rows.map((r) => [r.agent_id, r.host_job_id]));
   }
 
   /** Acks for the agent's open plan jobs; resends starts it never got; marks lost ones. */
@@ -98,6 +165,9 @@ export class JobCoordinator {
       } else if (r.state === 'dispatched') {
         const hj = this.live.get(r.host_job_id);
         if (hj) this.sessions.get(agentId)?.send({ msg: { $case: 'jobStart', value: hj.start } });
+        // Recorded before a controller restart and never received: nothing
+        // here can resend it (the start lived in memory), and it did not run.
+        else await this.finishHost(r.host_job_id, agentId, 'lost', 'the controller restarted before this host received the job; it did not run');
       } else {
         await this.finishHost(r.host_job_id, agentId, 'lost', 'the agent no longer knows this job (its state was lost); it was not re-run');
       }

@@ -3,6 +3,7 @@ import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
 import type { JobCoordinator } from '../jobs/job-coordinator.js';
 import type { PlanStore } from '../plans/plan-store.js';
+import type { RolloutScheduler } from '../rollouts/scheduler.js';
 import type { ControllerConfig } from '../config.js';
 import type { ExecCoordinator } from '../exec/exec-coordinator.js';
 import type { CertificateAuthority } from '../pki/ca.js';
@@ -27,6 +28,8 @@ export interface ControllerContext {
   prefetch: PrefetchCoordinator;
   jobs: JobCoordinator;
   plans: PlanStore;
+  /** Staged rollouts (controller/src/rollouts/). */
+  rollouts: RolloutScheduler;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
 }

@@ -125,4 +125,66 @@ CREATE TABLE job_events (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'rollouts: waves, per-host state, events',
+    sql: `
+CREATE TABLE rollouts (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  plan_id TEXT NOT NULL,
+  plan_name TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  spec_text TEXT NOT NULL,
+  bundles TEXT NOT NULL,
+  wave_sizes TEXT NOT NULL,
+  state TEXT NOT NULL,
+  paused INTEGER NOT NULL,
+  pause_reason TEXT NOT NULL,
+  current_wave INTEGER NOT NULL,
+  gate_until BIGINT,
+  created_at BIGINT NOT NULL,
+  created_by TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  finished_at BIGINT
+);
+CREATE INDEX rollouts_state ON rollouts (state);
+CREATE TABLE rollout_hosts (
+  rollout_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  wave INTEGER NOT NULL,
+  ord INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  host_job_id TEXT,
+  eligible_at BIGINT,
+  message TEXT NOT NULL,
+  started_at BIGINT,
+  finished_at BIGINT,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (rollout_id, agent_id)
+);
+CREATE TABLE rollout_waves (
+  rollout_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  started_at BIGINT,
+  finished_at BIGINT,
+  PRIMARY KEY (rollout_id, idx)
+);
+CREATE TABLE rollout_events (
+  rollout_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  at BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  PRIMARY KEY (rollout_id, seq)
+);
+`,
+  },
 ];

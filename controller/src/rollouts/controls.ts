@@ -1,0 +1,134 @@
+/**
+ * Operator actions on a rollout. Each is serialised with the scheduler's
+ * own changes, recorded as a rollout event, and audited (who, what, why).
+ */
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { ActiveRollout } from './active-rollout.js';
+import { HOST_TERMINAL, ROLLOUT_TERMINAL } from './model.js';
+import type { StoredRollout } from './rollout-store.js';
+import type { RolloutScheduler } from './scheduler.js';
+
+function notFound(id: string): FerryError {
+  return new FerryError(ErrorCode.NotFound, `no rollout ${id}`, 'list rollouts with `ferry rollout ls`');
+}
+
+/** The live rollout, or an error saying why an action does not apply to a finished one. */
+async function live(s: RolloutScheduler, id: string, action: string): Promise<ActiveRollout> {
+  const a = s.get(id);
+  if (a && !ROLLOUT_TERMINAL.has(a.model.state)) return a;
+  const stored = a?.stored ?? (await s.store.load(id));
+  if (!stored) throw notFound(id);
+  throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is ${stored.model.state}; there is nothing to ${action}`,
+    stored.model.state === 'failed' ? `\`ferry rollout retry ${id}\` runs its failed hosts again` : undefined);
+}
+
+async function act(s: RolloutScheduler, id: string, who: string, action: string, fn: (a: ActiveRollout) => Promise<string>, detail: Record<string, unknown> = {}): Promise<StoredRollout> {
+  const stored = await s.serial(async () => {
+    const a = await live(s, id, action);
+    const message = await fn(a);
+    await a.event(action, `${message} (by ${who})`);
+    return a.stored;
+  });
+  await s.ctx.audit.record(who, `rollout.${action}`, id, detail);
+  s.kick();
+  return stored;
+}
+
+/** No new host starts and no wave begins; running hosts finish. */
+export function pauseRollout(s: RolloutScheduler, id: string, who: string, reason: string): Promise<StoredRollout> {
+  return act(s, id, who, 'paused', async (a) => {
+    if (a.model.state === 'aborting') throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is aborting`);
+    a.model.paused = true;
+    a.model.pauseReason = reason || `paused by ${who}`;
+    await s.store.saveRollout(a.model);
+    return a.model.pauseReason;
+  }, { reason });
+}
+
+/**
+ * Clears a pause. Offline timers of hosts waiting in the current wave start
+ * again from now: time spent paused is not time spent waiting for them.
+ * A rollout paused by its error budget pauses again at the next failure.
+ */
+export function resumeRollout(s: RolloutScheduler, id: string, who: string): Promise<StoredRollout> {
+  return act(s, id, who, 'resumed', async (a) => {
+    if (!a.model.paused) throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is not paused`);
+    const was = a.model.pauseReason;
+    a.model.paused = false;
+    a.model.pauseReason = '';
+    const now = Date.now();
+    await a.updateHosts(a.model.hosts.filter((h) => h.wave <= a.model.currentWave && (h.state === 'pending' || h.state === 'ready')), { eligibleAt: now }, true);
+    await s.store.saveRollout(a.model);
+    return `resumed (was: ${was})`;
+  });
+}
+
+/** Hosts not started are cancelled; running hosts' jobs are cancelled; the rollout ends aborted once they stop. */
+export function abortRollout(s: RolloutScheduler, id: string, who: string, reason: string): Promise<StoredRollout> {
+  return act(s, id, who, 'abort', async (a) => {
+    if (a.model.state === 'aborting') throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is already aborting`);
+    await s.abortNow(a, reason || `aborted by ${who}`);
+    return reason || 'aborted';
+  }, { reason });
+}
+
+/** Lets the next wave begin now (after an approval gate, or skipping a wait). */
+export function approveRollout(s: RolloutScheduler, id: string, who: string): Promise<StoredRollout> {
+  return act(s, id, who, 'approved', async (a) => {
+    const m = a.model;
+    if (m.state !== 'awaiting-approval' && m.state !== 'waiting') {
+      throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is ${m.state}${m.paused ? ' (paused)' : ''}, not waiting between waves`,
+        m.paused ? `resume it with \`ferry rollout resume ${id}\`` : undefined);
+    }
+    const next = m.currentWave + 1;
+    await s.beginWave(a, next);
+    return `wave ${next + 1} approved`;
+  });
+}
+
+/**
+ * Runs failed hosts (all, or those named) again as a new attempt with a new
+ * job id, in their own wave's place. A failed rollout becomes running again.
+ * Aborted rollouts are final. The pause flag is left as it is.
+ */
+export async function retryRollout(s: RolloutScheduler, id: string, who: string, names: string[]): Promise<StoredRollout> {
+  const stored = await s.serial(async () => {
+    const a = s.get(id) ?? (await s.store.load(id).then((r) => (r && r.model.state === 'failed' ? s.activate(id, r) : undefined)));
+    if (!a) {
+      const r = await s.store.load(id);
+      if (!r) throw notFound(id);
+      throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is ${r.model.state}; only failed hosts of a failed or unfinished rollout can be retried`,
+        r.model.state === 'aborted' ? 'an aborted rollout is final: create a new one' : undefined);
+    }
+    const m = a.model;
+    if (m.state === 'aborting' || m.state === 'aborted') throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is ${m.state}; an aborted rollout is final`);
+    const failed = m.hosts.filter((h) => h.state === 'failed');
+    const chosen = names.length === 0 ? failed : names.map((n) => {
+      const h = m.hosts.find((x) => x.agentId === n || x.hostname === n);
+      if (!h) throw new FerryError(ErrorCode.NotFound, `host ${n} is not a target of rollout ${id}`);
+      if (h.state !== 'failed') throw new FerryError(ErrorCode.InvalidArgument, `host ${n} is ${h.state}; only failed hosts are retried`);
+      return h;
+    });
+    if (chosen.length === 0) throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} has no failed hosts`);
+    const now = Date.now();
+    for (const h of chosen) {
+      Object.assign(h, { state: 'pending', attempt: h.attempt + 1, hostJobId: null, eligibleAt: h.wave <= m.currentWave ? now : null,
+        message: `retry ${h.attempt + 1} requested by ${who}`, startedAt: null, finishedAt: null });
+    }
+    await a.updateHosts(chosen, {});
+    if (m.state === 'failed') {
+      m.state = 'running';
+      await a.save(`running again to retry ${chosen.length} host(s)`);
+    }
+    await a.event('retried', `${chosen.length} host(s): ${chosen.map((h) => h.hostname).join(', ')} (by ${who})`);
+    return { stored: a.stored, hosts: chosen.map((h) => h.hostname) };
+  });
+  await s.ctx.audit.record(who, 'rollout.retry', id, { hosts: stored.hosts });
+  s.kick();
+  return stored.stored;
+}
+
+/** True when nothing more will happen to the rollout (watch ends). */
+export function settled(r: StoredRollout): boolean {
+  return ROLLOUT_TERMINAL.has(r.model.state) && r.model.hosts.every((h) => HOST_TERMINAL.has(h.state));
+}

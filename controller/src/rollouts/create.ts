@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
+import { parseSelector } from '../../../common/src/labels.js';
+import { resolveParams } from '../../../common/src/plan/expand-params.js';
+import { formatProblems } from '../../../common/src/plan/plan-problems.js';
+import type { ControllerContext } from '../services/context.js';
+import type { AgentRecord } from '../store/agents.js';
+import type { DispatchInfo } from './active-rollout.js';
+import type { HostModel } from './model.js';
+import type { StoredRollout } from './rollout-store.js';
+import { parseRolloutSpec, type RolloutTargets } from './spec.js';
+import { assignWaves, waveSizes } from './waves.js';
+
+/**
+ * The targets of a rollout, in start order: explicit `hosts` first, in the
+ * order written (so a named canary is the first wave's host), then selector
+ * matches by hostname; minus `exclude`. Hosts and excludes name an agent by
+ * id or hostname; a name that matches nothing (or two agents) is an error:
+ * a typo in `exclude` must not put a host in the rollout.
+ */
+export function resolveTargets(agents: readonly AgentRecord[], t: RolloutTargets): AgentRecord[] {
+  const byName = (name: string, what: string): AgentRecord => {
+    const byId = agents.find((a) => a.id === name);
+    if (byId) return byId;
+    const named = agents.filter((a) => a.hostname === name);
+    if (named.length === 1) return named[0]!;
+    if (named.length > 1) {
+      throw new FerryError(ErrorCode.InvalidArgument, `${what} "${name}" names ${named.length} agents (${named.map((a) => a.id).join(', ')})`, 'use the agent id instead');
+    }
+    throw new FerryError(ErrorCode.NotFound, `${what} "${name}" is not an enrolled agent (by id or hostname)`, 'list agents with `ferry agents ls`');
+  };
+  const out = new Map<string, AgentRecord>();
+  for (const h of t.hosts) {
+    const a = byName(h, 'targets.hosts');
+    out.set(a.id, a);
+  }
+  if (t.selector !== null) {
+    const sel = parseSelector(t.selector);
+    const matched = agents.filter((a) => sel.matches(a.labels))
+      .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id));
+    for (const a of matched) if (!out.has(a.id)) out.set(a.id, a);
+  }
+  for (const x of t.exclude) out.delete(byName(x, 'targets.exclude').id);
+  return [...out.values()];
+}
+
+/** The signed plan a rollout was created with (an exact version, not the latest of its name). */
+async function signedPlan(ctx: ControllerContext, planId: string): Promise<SignedPlan> {
+  const r = await ctx.db.get<{ signed_plan: string }>('SELECT signed_plan FROM plans WHERE id = ?', [planId]);
+  if (!r) throw new FerryError(ErrorCode.NotFound, `plan version ${planId} is no longer on the controller`);
+  return JSON.parse(r.signed_plan) as SignedPlan;
+}
+
+/** What hosts are sent, rebuilt from the store (after a restart). */
+export async function dispatchInfo(ctx: ControllerContext, s: StoredRollout): Promise<DispatchInfo> {
+  const bundles: JobBundle[] = [];
+  for (const b of s.bundles) {
+    // A bundle removed since: the job still names it; hosts that staged it run, others fail clearly.
+    const stored = await ctx.bundles.byId(b.bundleId);
+    bundles.push({ as: b.as, bundleId: b.bundleId, signed: stored?.signed });
+  }
+  return { signed: await signedPlan(ctx, s.planId), params: s.spec.params, bundles };
+}
+
+/**
+ * Validates a spec against the controller (plan, params, bundles, targets)
+ * and builds the new rollout: targets in order, assigned to waves, all
+ * pending (prefetching when the spec asks for it and the plan has bundles).
+ */
+export async function buildRollout(ctx: ControllerContext, specText: string, file: string, who: string): Promise<{ stored: StoredRollout; dispatch: DispatchInfo }> {
+  const { spec, problems } = parseRolloutSpec(specText, file);
+  if (!spec) throw new FerryError(ErrorCode.InvalidArgument, `rollout spec ${file} is invalid:\n${formatProblems(problems)}`, 'fix every problem listed and create it again');
+  const p = await ctx.plans.require(spec.plan);
+  resolveParams(p.plan, spec.params); // refuse bad params before anything is stored
+  const bundles: JobBundle[] = [];
+  for (const b of p.plan.bundles) {
+    const stored = await ctx.bundles.require(b.name, b.version);
+    bundles.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
+  }
+  const targets = resolveTargets(await ctx.agents.list(), spec.targets);
+  if (targets.length === 0) {
+    throw new FerryError(ErrorCode.InvalidArgument, `no enrolled agent matches the rollout's targets`, 'check targets.selector and targets.hosts against `ferry agents ls`');
+  }
+  const sizes = waveSizes(spec.strategy.waves, targets.length);
+  const waves = assignWaves(sizes);
+  const prefetch = spec.strategy.prefetch && bundles.length > 0;
+  const id = `ro-${randomBytes(4).toString('hex')}`;
+  const now = Date.now();
+  const hosts: HostModel[] = targets.map((a, i) => ({
+    agentId: a.id, hostname: a.hostname, wave: waves[i]!, order: i, state: prefetch ? 'prefetching' : 'pending', attempt: 1,
+    hostJobId: null, eligibleAt: null, message: '', startedAt: null, finishedAt: null,
+  }));
+  return {
+    stored: {
+      model: { id, state: prefetch ? 'prefetching' : 'running', paused: false, pauseReason: '', currentWave: -1, gateUntil: null, waveSizes: sizes, strategy: spec.strategy, hosts },
+      name: spec.name, spec, specText, planId: p.id, planName: p.plan.name, jobId: `j-${id}`,
+      bundles: bundles.map((b) => ({ as: b.as, bundleId: b.bundleId })), createdAt: now, createdBy: who, updatedAt: now, finishedAt: null,
+    },
+    dispatch: { signed: p.signed, params: spec.params, bundles },
+  };
+}

@@ -1,0 +1,127 @@
+import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
+import { OutputStream, type ExecOutput, type JobResult, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
+import { toServiceError } from '../../../common/src/grpc-status.js';
+import type { ControllerContext } from '../services/context.js';
+import { authenticatePeer, type CallWithAuth } from '../services/peer-auth.js';
+import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
+import type { StoredRollout } from './rollout-store.js';
+import type { RolloutScheduler } from './scheduler.js';
+import { eventMessage, rolloutInfo, snapshot } from './snapshot.js';
+
+/** Snapshots during a watch are sent at most this often (events go out at once). */
+const SNAPSHOT_EVERY_MS = 250;
+
+async function find(s: RolloutScheduler, id: string): Promise<StoredRollout> {
+  const r = s.get(id)?.stored ?? (await s.store.load(id));
+  if (!r) throw new FerryError(ErrorCode.NotFound, `no rollout ${id}`, 'list rollouts with `ferry rollout ls`');
+  return r;
+}
+
+/** One line of `ferry rollout logs` from a stored job event. */
+function logLine(attempt: number, hostJobId: string, e: { kind: string; body: string; at: number }): RolloutLogLine {
+  const base = { attempt, hostJobId, atMs: e.at, kind: e.kind, stderr: false };
+  if (e.kind === 'output') {
+    const o = JSON.parse(e.body) as ExecOutput;
+    return { ...base, stderr: o.stream === OutputStream.OUTPUT_STREAM_STDERR, text: o.line };
+  }
+  if (e.kind === 'step') {
+    const st = JSON.parse(e.body) as StepEvent;
+    const where = `[${st.stepIndex + 1}/${st.stepCount}] ${st.stepId}`;
+    return { ...base, text: st.finished ? `${where}: ${st.status}${st.message ? ` — ${st.message}` : ''}` : `${where}: started${st.resumed ? ' (resumed after a restart)' : ''}` };
+  }
+  const r = JSON.parse(e.body) as JobResult;
+  return { ...base, text: `result: ${r.status}${r.failedStep ? ` at step ${r.failedStep}` : ''}${r.message ? ` — ${r.message}` : ''}` };
+}
+
+/**
+ * The Rollouts API. With `requireOperatorCert` (the TLS port) every call
+ * must present an operator certificate; on the local Unix socket the
+ * socket's file mode is the access control (as for Admin).
+ */
+export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opts: { requireOperatorCert: boolean }): RolloutsServer {
+  const actor = (call: CallWithAuth): string => (opts.requireOperatorCert ? `operator:${authenticatePeer(call, ctx.ca, 'operator').id}` : 'local');
+  function unary<Req, Res>(fn: (req: Req, who: string) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+      let who: string;
+      try {
+        who = actor(call);
+      } catch (err) {
+        cb(toServiceError(err));
+        return;
+      }
+      fn(call.request, who).then((res) => cb(null, res), (err: unknown) => {
+        if (!(err instanceof FerryError)) ctx.log.error({ err }, 'rollout call failed');
+        cb(toServiceError(err));
+      });
+    };
+  }
+
+  return {
+    create: unary(async (req, who) => rolloutInfo(await s.create(req.spec, req.file || 'rollout.yaml', who))),
+    list: unary(async (req) => {
+      const ids = await s.store.ids(req.limit || 50);
+      return { rollouts: await Promise.all(ids.map(async (id) => rolloutInfo(await find(s, id)))) };
+    }),
+    get: unary(async (req) => snapshot(await find(s, req.id), s.store, ctx.sessions)),
+    pause: unary(async (req, who) => rolloutInfo(await pauseRollout(s, req.id, who, req.reason))),
+    resume: unary(async (req, who) => rolloutInfo(await resumeRollout(s, req.id, who))),
+    abort: unary(async (req, who) => rolloutInfo(await abortRollout(s, req.id, who, req.reason))),
+    approve: unary(async (req, who) => rolloutInfo(await approveRollout(s, req.id, who))),
+    retry: unary(async (req, who) => rolloutInfo(await retryRollout(s, req.id, who, req.hosts))),
+    logs: unary(async (req) => {
+      const r = await find(s, req.id);
+      const h = r.model.hosts.find((x) => x.agentId === req.host || x.hostname === req.host);
+      if (!h) throw new FerryError(ErrorCode.NotFound, `host ${req.host} is not a target of rollout ${req.id}`, `see \`ferry rollout show ${req.id}\``);
+      const lines: RolloutLogLine[] = [];
+      for (let attempt = 1; attempt <= h.attempt; attempt++) {
+        if (req.attempt && req.attempt !== attempt) continue;
+        const hostJobId = `${r.jobId}-${h.agentId}-${attempt}`;
+        for (const e of await s.store.jobEvents(hostJobId)) lines.push(logLine(attempt, hostJobId, e));
+      }
+      return { lines };
+    }),
+    watch(call: ServerWritableStream<RolloutRequest, RolloutUpdate>) {
+      let closed = false;
+      let dirty = false;
+      let timer: NodeJS.Timeout | undefined;
+      let unsubscribe: () => void = () => undefined;
+      const end = () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(timer);
+        unsubscribe();
+        call.end();
+      };
+      const send = async () => {
+        dirty = false;
+        const r = await find(s, call.request.id);
+        if (closed) return;
+        call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions) } });
+        if (settled(r)) end();
+      };
+      const fail = (err: unknown) => {
+        if (closed) return;
+        closed = true;
+        clearInterval(timer);
+        unsubscribe();
+        call.emit('error', toServiceError(err));
+      };
+      call.on('cancelled', () => { closed = true; clearInterval(timer); unsubscribe(); });
+      try {
+        actor(call);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      unsubscribe = s.subscribe((id, ev) => {
+        if (id !== call.request.id || closed) return;
+        if (ev) call.write({ update: { $case: 'event', value: eventMessage(ev) } });
+        dirty = true;
+      });
+      timer = setInterval(() => { if (dirty && !closed) send().catch(fail); }, SNAPSHOT_EVERY_MS);
+      send().catch(fail);
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateSigningKey } from '../../common/src/bundle/manifest.js';
+import { ErrorCode, type FerryError } from '../../common/src/errors.js';
+import type { RolloutSnapshot, RolloutUpdate } from '../../common/src/gen/ferry/v1/rollouts.js';
+import { fromServiceError } from '../../common/src/grpc-status.js';
+import { silentLogger } from '../../common/src/log.js';
+import { signPlan } from '../../common/src/plan/signed-plan.js';
+import { SessionLoop } from '../../agent/src/session/session-loop.js';
+import { Backoff } from '../../agent/src/session/backoff.js';
+import { Admin } from '../../controller/src/cli/admin-client.js';
+import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
+import type { Controller } from '../../controller/src/controller.js';
+import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+
+/** Each host appends its name to OUT/<hostname>.runs once per run; hosts labelled fail=yes fail at step "boom". */
+const PLAN = (out: string) => `name: tiny
+params:
+  pause: "0.05"
+steps:
+  - id: one
+    type: exec
+    args: { argv: [sh, -c, "echo run >> ${out}/{{ facts.hostname }}.runs; echo hello from {{ facts.hostname }}"] }
+  - id: boom
+    type: exec
+    args: { argv: [sh, -c, "echo boom on {{ facts.hostname }} >&2; exit 3"] }
+    when: { labels: { fail: "yes" } }
+  - id: two
+    type: exec
+    args: { argv: [sleep, "{{ params.pause }}"] }
+`;
+
+describe('rollouts on in-process agents (small fleet)', function () {
+  this.timeout(120_000);
+  let c: Controller;
+  let admin: Admin;
+  let ro: Rollouts;
+  const agents: TestAgent[] = [];
+  const key = generateSigningKey();
+  const out = tempDir('ferry-rollout-out-');
+
+  async function addAgent(name: string, labels: Record<string, string>): Promise<TestAgent> {
+    const a = await enrollAgent(c, name, { start: false, labels });
+    const root = tempDir('ferry-root-');
+    a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(name), log: silentLogger(), backoff: new Backoff(50, 500), root });
+    a.loop.start();
+    agents.push(a);
+    return a;
+  }
+
+  const runs = (host: string): number => (existsSync(join(out, `${host}.runs`)) ? readFileSync(join(out, `${host}.runs`), 'utf8').trim().split('\n').length : 0);
+
+  async function finished(id: string, ms = 60_000): Promise<RolloutSnapshot> {
+    let snap: RolloutSnapshot | undefined;
+    await waitFor(async () => {
+      snap = await ro.call(ro.client.get, { id });
+      return ['succeeded', 'failed', 'aborted'].includes(snap.info!.state);
+    }, ms, `rollout ${id} to finish`);
+    return snap!;
+  }
+
+  before(async () => {
+    c = await startController();
+    admin = Admin.connect({ adminSocket: c.config.adminSocket });
+    ro = new Rollouts(admin);
+    await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
+    await admin.call(admin.client.pushPlan, { signed: signPlan(PLAN(out), 'tiny.yaml', key.privatePem) });
+    for (let i = 0; i < 6; i++) await addAgent(`s-${i}`, { role: 'edge', ...(i === 4 ? { fail: 'yes' } : {}) });
+    await waitFor(() => agents.every((a) => a.loop.state === 'connected'), 10_000, 'connected');
+  });
+  after(async () => { admin.close(); await cleanup(c, agents); rmSync(out, { recursive: true, force: true }); });
+
+  it('runs waves in order, streams a watch, and ends failed with one failed host within budget', async () => {
+    const spec = `plan: tiny
+targets: { selector: role=edge, hosts: [s-5] }
+strategy:
+  waves: [1, "50%", "100%"]
+  errorBudget: 1
+`;
+    const info = await ro.call(ro.client.create, { spec, file: 'r.yaml' });
+    assert.equal(info.hosts, 6);
+    const updates: RolloutUpdate[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const w = ro.client.watch({ id: info.id });
+      w.on('data', (u: RolloutUpdate) => updates.push(u));
+      w.on('error', (e) => reject(fromServiceError(e)));
+      w.on('end', () => resolve());
+    });
+    const snap = await finished(info.id);
+    assert.equal(snap.info!.state, 'failed', JSON.stringify(snap.hosts.map((h) => [h.hostname, h.state, h.message])));
+    assert.deepEqual(snap.waves.map((w) => w.size), [1, 2, 3]);
+    assert.equal(snap.hosts[0]!.hostname, 's-5', 'explicit hosts come first: the canary');
+    const failed = snap.hosts.filter((h) => h.state === 'failed');
+    assert.deepEqual(failed.map((h) => h.hostname), ['s-4']);
+    assert.equal(failed[0]!.stepId, 'boom');
+    assert.match(failed[0]!.message, /step boom/);
+    assert.ok(failed[0]!.lastLines.some((l) => l.includes('boom on s-4')), JSON.stringify(failed[0]));
+    for (let i = 0; i < 6; i++) assert.equal(runs(`s-${i}`), 1, `s-${i} ran once`);
+    // Waves started in order: every host of wave n started after every host of wave n-1 finished.
+    for (const h of snap.hosts) {
+      for (const p of snap.hosts.filter((x) => x.wave < h.wave)) assert.ok(p.finishedAtMs <= h.startedAtMs, `${p.hostname} before ${h.hostname}`);
+    }
+    const events = updates.filter((u) => u.update?.$case === 'event').map((u) => (u.update as { value: { kind: string } }).value.kind);
+    assert.ok(events.includes('wave-started') && events.includes('finished'), events.join(','));
+    assert.equal(updates.at(-1)!.update?.$case, 'snapshot');
+
+    const logs = await ro.call(ro.client.logs, { id: info.id, host: 's-4', attempt: 0 });
+    assert.ok(logs.lines.some((l) => l.stderr && l.text === 'boom on s-4'), JSON.stringify(logs.lines));
+    assert.ok(logs.lines.some((l) => l.kind === 'result' && /failed/.test(l.text)));
+  });
+
+  it('retries a failed host as a new attempt; it runs once more', async () => {
+    const { rollouts } = await ro.call(ro.client.list, { limit: 1 });
+    const id = rollouts[0]!.id;
+    const r = await ro.call(ro.client.retry, { id, reason: '', hosts: ['s-4'] });
+    assert.equal(r.state, 'running');
+    const snap = await finished(id);
+    const h = snap.hosts.find((x) => x.hostname === 's-4')!;
+    assert.equal(h.attempt, 2);
+    assert.equal(h.state, 'failed'); // still labelled fail=yes
+    assert.equal(runs('s-4'), 2);
+    assert.equal(runs('s-0'), 1);
+    await assert.rejects(ro.call(ro.client.retry, { id, reason: '', hosts: ['s-0'] }), (e: FerryError) => e.code === ErrorCode.InvalidArgument && /only failed hosts/.test(e.message));
+  });
+
+  it('refuses a bad spec with every problem at file:line:col', async () => {
+    await assert.rejects(ro.call(ro.client.create, { spec: 'plan: tiny\ntargets: { selector: role=edge }\nstrategy: { waves: [0] }\n', file: 'bad.yaml' }),
+      (e: FerryError) => e.code === ErrorCode.InvalidArgument && /bad\.yaml:3:21: strategy\.waves\[0\]/.test(e.message));
+    await assert.rejects(ro.call(ro.client.create, { spec: 'plan: tiny\ntargets: { selector: role=edge, exclude: [nope] }\n', file: 'r.yaml' }),
+      (e: FerryError) => e.code === ErrorCode.NotFound && /targets\.exclude "nope"/.test(e.message));
+  });
+});
