@@ -81,7 +81,8 @@ export class BundleCache {
   /** `dir` is created on the first stage. */
   constructor(dir: string, private readonly log: Logger) {
     this.layout = new BundleLayout(dir);
-    this.staging = new ChunkStore(this.layout.stagingDir);
+    // Staged chunks are checked again by the whole-file digest at assembly: no fsync per chunk.
+    this.staging = new ChunkStore(this.layout.stagingDir, { durable: false });
   }
 
   /** Absolute root of the cache. */

@@ -42,8 +42,14 @@ export class ChunkStore {
   private readonly base: string;
   private readonly knownShards = new Set<string>();
 
-  /** Does not touch the disk; directories are created on first `put`. */
-  constructor(root: string) {
+  /**
+   * Does not touch the disk; directories are created on first `put`.
+   * `durable: false` skips the fsyncs of `put`: for a cache whose every chunk
+   * is verified again before use (the agent's staging area, checked by the
+   * whole-file digest at assembly), one fsync per chunk costs more than the
+   * rare refetch after a power cut.
+   */
+  constructor(root: string, private readonly opts: { durable?: boolean } = {}) {
     this.root = resolve(root);
     this.base = join(this.root, 'sha256');
   }
@@ -90,7 +96,7 @@ export class ChunkStore {
       try {
         await fh.writeFile(bytes);
         await fh.chmod(FILE_MODE); // open()'s mode is filtered by umask; be exact
-        await fh.sync();
+        if (this.opts.durable !== false) await fh.sync();
       } finally {
         await fh.close();
       }
@@ -99,7 +105,7 @@ export class ChunkStore {
       await unlink(tmp).catch(() => undefined);
       throw e;
     }
-    await fsyncDir(shard);
+    if (this.opts.durable !== false) await fsyncDir(shard);
     return true;
   }
 
