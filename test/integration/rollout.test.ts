@@ -14,6 +14,7 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { repoRoot, run } from '../support/proc.js';
 
 /** Each host appends its name to OUT/<hostname>.runs once per run; hosts labelled fail=yes fail at step "boom". */
 const PLAN = (out: string) => `name: tiny
@@ -55,7 +56,7 @@ describe('rollouts on in-process agents (small fleet)', function () {
   async function finished(id: string, ms = 60_000): Promise<RolloutSnapshot> {
     let snap: RolloutSnapshot | undefined;
     await waitFor(async () => {
-      snap = await ro.call(ro.client.get, { id });
+      snap = await ro.call(ro.client.get, { id, afterSeq: 0 });
       return ['succeeded', 'failed', 'aborted'].includes(snap.info!.state);
     }, ms, `rollout ${id} to finish`);
     return snap!;
@@ -83,7 +84,7 @@ strategy:
     assert.equal(info.hosts, 6);
     const updates: RolloutUpdate[] = [];
     await new Promise<void>((resolve, reject) => {
-      const w = ro.client.watch({ id: info.id });
+      const w = ro.client.watch({ id: info.id, afterSeq: 0 });
       w.on('data', (u: RolloutUpdate) => updates.push(u));
       w.on('error', (e) => reject(fromServiceError(e)));
       w.on('end', () => resolve());
@@ -130,5 +131,38 @@ strategy:
       (e: FerryError) => e.code === ErrorCode.InvalidArgument && /bad\.yaml:3:21: strategy\.waves\[0\]/.test(e.message));
     await assert.rejects(ro.call(ro.client.create, { spec: 'plan: tiny\ntargets: { selector: role=edge, exclude: [nope] }\n', file: 'r.yaml' }),
       (e: FerryError) => e.code === ErrorCode.NotFound && /targets\.exclude "nope"/.test(e.message));
+  });
+
+  it('drives the same through the ferry CLI: create --watch, ls, show, logs, watch --json, exit codes', async () => {
+    const ferry = (...args: string[]) => run([process.execPath, join(repoRoot(), 'bin', 'ferry.js'), '--data', c.config.dataDir, ...args], { timeoutMs: 60_000 });
+    const ok = await ferry('rollout', 'create', '--plan', 'tiny', '--selector', 'role=edge', '--exclude', 's-4', '--waves', '2,100%', '--max-concurrency', '2', '--watch');
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const id = /created rollout (ro-[0-9a-f]+)/.exec(ok.stdout)![1]!;
+    assert.match(ok.stdout, /wave-started: wave 1 of 2 started: 2 hosts/);
+    assert.match(ok.stdout, /s-0: succeeded/);
+    assert.match(ok.stdout, /finished: succeeded: 5 succeeded, 0 failed/);
+    assert.match((await ferry('rollout', 'ls')).stdout, new RegExp(`${id}\\s+tiny\\s+tiny\\s+succeeded\\s+2/2\\s+5\\s+5\\s+0`));
+    const show = await ferry('rollout', 'show', id);
+    assert.match(show.stdout, /wave 1 +\[#+\] 2\/2/);
+    assert.match(show.stdout, /s-3 +2 +succeeded +1/);
+    const logs = await ferry('rollout', 'logs', id, '--host', 's-0');
+    assert.match(logs.stdout, /\| hello from s-0/);
+    assert.match(logs.stdout, /\[3\/3\] two: changed/);
+    const json = await ferry('rollout', 'watch', id, '--json');
+    assert.equal(json.code, 0);
+    assert.deepEqual(JSON.parse(json.stdout.trim().split('\n').at(-1)!), { type: 'result', id, state: 'succeeded', paused: false, pauseReason: '', counts: { succeeded: 5 } });
+
+    // Budget 0 (the default) and onFailure pause (the default): the failing host pauses the rollout.
+    const bad = await ferry('rollout', 'create', '--plan', 'tiny', '--host', 's-4', '--host', 's-0', '--max-concurrency', '1', '--json', '--watch', '--exit-on-pause');
+    assert.equal(bad.code, 8, bad.stdout + bad.stderr);
+    const badLines = bad.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; kind?: string; message?: string; id?: string });
+    assert.ok(badLines.some((l) => l.kind === 'budget-exceeded' && /1 of 2 hosts failed, the rollout allows 0/.test(l.message!)), bad.stdout);
+    const badId = badLines.at(-1)!.id!;
+    assert.equal(runs('s-0'), 2, 's-0 did not start while paused (it ran once in each earlier rollout)');
+    assert.equal((await ferry('rollout', 'abort', badId, '--reason', 'enough')).code, 0);
+    const after = await ferry('rollout', 'watch', badId);
+    assert.equal(after.code, 1, after.stdout);
+    assert.match(after.stdout, /s-0 +1 +cancelled/);
+    assert.equal((await ferry('rollout', 'approve', badId)).code, 2);
   });
 });

@@ -17,6 +17,11 @@ export class Rollouts {
     this.client = new RolloutsClient('unused', credentials.createInsecure(), { channelOverride: admin.client.getChannel() });
   }
 
+  /** A stream's error, through the one error boundary. */
+  explain(err: unknown): Error {
+    return this.admin.explain(fromServiceError(err));
+  }
+
   call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
     return new Promise((resolve, reject) => {
       method.call(this.client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {

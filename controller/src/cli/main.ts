@@ -11,6 +11,7 @@ import { cmdKey } from './cmd-key.js';
 import { cmdBundleAdmin } from './cmd-bundle.js';
 import { cmdBundleBuild } from './cmd-bundle-build.js';
 import { cmdPlan, cmdRun } from './cmd-plan.js';
+import { cmdRollout } from './cmd-rollout.js';
 
 const HELP = `ferry ${FERRY_VERSION} — install and upgrade software on fleets of air-gapped hosts.
 
@@ -60,6 +61,23 @@ Plans:
       Runs the plan now on matching hosts; --check shows what would change
       (diffs) and changes nothing. Exit 1 if any host failed.
 
+Staged rollouts (docs/rollouts.md):
+  ferry rollout create -f rollout.yaml [--watch]
+  ferry rollout create --plan NAME --selector role=edge [--host H ...] [--exclude H ...]
+        [--param k=v ...] [--waves 1,10%,100%] [--max-concurrency N|P%]
+        [--error-budget N|P%] [--wave-error-budget N|P%] [--on-failure pause|abort|continue]
+        [--wait 30s | --approval] [--offline-timeout 5m] [--offline fail|skip] [--prefetch]
+      Waves are cumulative shares of the targets; the error budget is exceeded
+      when failures are MORE than it allows. Prints the rollout id.
+  ferry rollout ls | show ID | logs ID --host H [--attempt N]
+  ferry rollout pause ID [--reason TEXT] | resume ID | abort ID [--reason TEXT]
+  ferry rollout approve ID                next wave (after approval: true, or skip a wait)
+  ferry rollout retry ID [--host H ...]   failed hosts run again (a new attempt)
+  ferry rollout watch ID [--json] [--exit-on-pause]
+      Live waves, counts, failing hosts and ETA; plain lines when not a
+      terminal; --json: one event per line. Exit 0 succeeded, 1 failed or
+      aborted, 8 paused or waiting for approval (with --exit-on-pause).
+
 Remote admin:
   ferry operator cert NAME --out DIR
   ferry --controller HOST:PORT --cert F --key F --ca F <command> ...
@@ -100,6 +118,7 @@ async function main(): Promise<number> {
     case 'key': return cmdKey(rest);
     case 'plan': return cmdPlan(rest);
     case 'run': return cmdRun(rest);
+    case 'rollout': return cmdRollout(rest);
     case 'bundle':
       return ['build', 'push', 'lint'].includes(rest[0] ?? '') ? cmdBundleBuild(rest[0]!, rest.slice(1)) : cmdBundleAdmin(rest[0] ?? '', rest.slice(1));
     case 'version': case '--version':

@@ -6,7 +6,7 @@ import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { ControllerContext } from '../services/context.js';
 import { authenticatePeer, type CallWithAuth } from '../services/peer-auth.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
-import type { StoredRollout } from './rollout-store.js';
+import type { RolloutEventRecord, StoredRollout } from './rollout-store.js';
 import type { RolloutScheduler } from './scheduler.js';
 import { eventMessage, rolloutInfo, snapshot } from './snapshot.js';
 
@@ -115,13 +115,32 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
         fail(err);
         return;
       }
+      // Live events are held back until the stored history is replayed, then deduplicated by seq.
+      let replayed = false;
+      let lastSeq = call.request.afterSeq;
+      const held: RolloutEventRecord[] = [];
+      const write = (ev: RolloutEventRecord) => {
+        if (ev.seq <= lastSeq) return;
+        lastSeq = ev.seq;
+        call.write({ update: { $case: 'event', value: eventMessage(ev) } });
+      };
       unsubscribe = s.subscribe((id, ev) => {
         if (id !== call.request.id || closed) return;
-        if (ev) call.write({ update: { $case: 'event', value: eventMessage(ev) } });
+        if (ev) {
+          if (replayed) write(ev);
+          else held.push(ev);
+        }
         dirty = true;
       });
       timer = setInterval(() => { if (dirty && !closed) send().catch(fail); }, SNAPSHOT_EVERY_MS);
-      send().catch(fail);
+      (async () => {
+        const r = await find(s, call.request.id);
+        call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions) } });
+        for (const ev of await s.store.events(call.request.id, lastSeq)) if (!closed) write(ev);
+        replayed = true;
+        for (const ev of held.splice(0)) if (!closed) write(ev);
+        if (settled(r)) await send();
+      })().catch(fail);
     },
   };
 }

@@ -42,6 +42,11 @@ export interface ListRolloutsResponse {
 
 export interface RolloutRequest {
   id: string;
+  /**
+   * Watch: stored events with a larger seq are replayed after the first
+   * snapshot, then live ones follow (0 = the whole history).
+   */
+  afterSeq: number;
 }
 
 export interface RolloutActionRequest {
@@ -387,13 +392,16 @@ export const ListRolloutsResponse: MessageFns<ListRolloutsResponse> = {
 };
 
 function createBaseRolloutRequest(): RolloutRequest {
-  return { id: "" };
+  return { id: "", afterSeq: 0 };
 }
 
 export const RolloutRequest: MessageFns<RolloutRequest> = {
   encode(message: RolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
+    }
+    if (message.afterSeq !== 0) {
+      writer.uint32(16).uint64(message.afterSeq);
     }
     return writer;
   },
@@ -419,6 +427,14 @@ export const RolloutRequest: MessageFns<RolloutRequest> = {
             message.id = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.afterSeq = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -432,13 +448,23 @@ export const RolloutRequest: MessageFns<RolloutRequest> = {
   },
 
   fromJSON(object: any): RolloutRequest {
-    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      afterSeq: isSet(object.afterSeq)
+        ? globalThis.Number(object.afterSeq)
+        : isSet(object.after_seq)
+        ? globalThis.Number(object.after_seq)
+        : 0,
+    };
   },
 
   toJSON(message: RolloutRequest): unknown {
     const obj: any = {};
     if (message.id !== "") {
       obj.id = message.id;
+    }
+    if (message.afterSeq !== 0) {
+      obj.afterSeq = Math.round(message.afterSeq);
     }
     return obj;
   },
@@ -449,6 +475,7 @@ export const RolloutRequest: MessageFns<RolloutRequest> = {
   fromPartial<I extends Exact<DeepPartial<RolloutRequest>, I>>(object: I): RolloutRequest {
     const message = createBaseRolloutRequest();
     message.id = object.id ?? "";
+    message.afterSeq = object.afterSeq ?? 0;
     return message;
   },
 };

@@ -1,0 +1,86 @@
+import { formatDuration } from '../../../common/src/duration.js';
+import type { HostCount, RolloutEvent, RolloutHost, RolloutInfo, RolloutSnapshot } from '../../../common/src/gen/ferry/v1/rollouts.js';
+import { ago, table } from '../../../common/src/table.js';
+
+/** Host states in the order people read them. */
+const ORDER = ['running', 'prefetching', 'ready', 'pending', 'succeeded', 'failed', 'skipped', 'cancelled'];
+const MAX_LISTED = 8;
+
+export function countsText(counts: readonly HostCount[]): string {
+  return [...counts].sort((a, b) => ORDER.indexOf(a.state) - ORDER.indexOf(b.state)).map((c) => `${c.count} ${c.state}`).join(' · ') || 'no hosts';
+}
+
+const done = (counts: readonly HostCount[]) => counts.filter((c) => ['succeeded', 'failed', 'skipped', 'cancelled'].includes(c.state)).reduce((n, c) => n + c.count, 0);
+
+/** "running, wave 2/3", "paused (error budget exceeded …)", "awaiting approval for wave 3". */
+export function stateText(i: RolloutInfo): string {
+  const wave = i.currentWave >= 0 ? `, wave ${i.currentWave + 1}/${i.waveCount}` : '';
+  if (i.paused) return `PAUSED${wave} — ${i.pauseReason}`;
+  if (i.state === 'awaiting-approval') return `waiting for approval of wave ${i.currentWave + 2}/${i.waveCount} (ferry rollout approve ${i.id})`;
+  if (i.state === 'waiting') return `waiting until ${new Date(i.gateUntilMs).toISOString()} for wave ${i.currentWave + 2}/${i.waveCount}`;
+  if (i.state === 'aborting') return `aborting — ${i.pauseReason}`;
+  return `${i.state}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : wave}`;
+}
+
+export function bar(n: number, total: number, width = 30): string {
+  const fill = total > 0 ? Math.round((n / total) * width) : width;
+  return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
+}
+
+/** Where a host is: "step 3/7 restart-edgecore", or its message. */
+export function hostDetail(h: RolloutHost): string {
+  const step = h.stepCount > 0 ? `step ${h.stepIndex + 1}/${h.stepCount} ${h.stepId}` : '';
+  if (h.state === 'running') return `${step || 'starting'}${h.connected ? '' : ' (agent offline: its result arrives when it reconnects)'}`;
+  if (h.state === 'failed') return `${h.stepId && h.stepCount ? `at step ${h.stepIndex + 1}/${h.stepCount} ${h.stepId}: ` : ''}${h.message}`;
+  return h.message;
+}
+
+/** The watch screen: header, one bar per wave, counts, failing hosts with their last lines, running hosts. */
+export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = true): string[] {
+  const i = s.info!;
+  const eta = s.etaMs >= 0 ? `ETA ${formatDuration(s.etaMs)}${s.etaNote ? ` (${s.etaNote})` : ''}` : `ETA ? (${s.etaNote})`;
+  const lines = [`rollout ${i.id} ${i.name} (plan ${i.plan}) — ${stateText(i)}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : ` · ${eta}`}`, `  ${i.strategy}`];
+  for (const w of s.waves) {
+    const took = w.startedAtMs ? ` ${formatDuration((w.finishedAtMs || now) - w.startedAtMs)}` : '';
+    lines.push(`wave ${String(w.index + 1).padEnd(2)} ${bar(done(w.counts), w.size)} ${`${done(w.counts)}/${w.size}`.padEnd(9)} ${w.state.padEnd(7)} ${countsText(w.counts)}${took}`);
+  }
+  lines.push(`hosts: ${countsText(i.counts)}`);
+  const failing = s.hosts.filter((h) => h.state === 'failed');
+  if (failing.length) {
+    lines.push(`failing (${failing.length}):`);
+    for (const h of failing.slice(0, MAX_LISTED)) {
+      lines.push(`  ${h.hostname}: ${hostDetail(h)}`);
+      for (const l of h.lastLines.slice(-3)) lines.push(`    | ${l}`);
+    }
+    if (failing.length > MAX_LISTED) lines.push(`  … and ${failing.length - MAX_LISTED} more (ferry rollout show ${i.id})`);
+  }
+  const running = s.hosts.filter((h) => h.state === 'running');
+  if (running.length && listRunning) {
+    lines.push(`running (${running.length}):`);
+    for (const h of running.slice(0, MAX_LISTED)) lines.push(`  ${h.hostname}: ${hostDetail(h)}`);
+    if (running.length > MAX_LISTED) lines.push(`  … and ${running.length - MAX_LISTED} more`);
+  }
+  return lines;
+}
+
+/** One event as a plain line for logs and pipes. */
+export function eventLine(e: RolloutEvent): string {
+  const t = new Date(e.atMs).toISOString().slice(11, 19);
+  if (e.kind === 'host') return `${t} ${e.hostname}: ${e.state}${e.message ? ` — ${e.message}` : ''}`;
+  return `${t} ${e.kind}${e.message ? `: ${e.message}` : ''}`;
+}
+
+/** `ferry rollout ls`. */
+export function listTable(rs: readonly RolloutInfo[], now = Date.now()): string {
+  return table([['ID', 'NAME', 'PLAN', 'STATE', 'WAVE', 'HOSTS', 'DONE', 'FAILED', 'CREATED'],
+    ...rs.map((r) => [r.id, r.name, r.plan, r.paused ? `paused (${r.state})` : r.state, r.currentWave >= 0 ? `${r.currentWave + 1}/${r.waveCount}` : `-/${r.waveCount}`,
+      String(r.hosts), String(done(r.counts)), String(r.counts.find((c) => c.state === 'failed')?.count ?? 0), ago(r.createdAtMs, now)])]);
+}
+
+/** `ferry rollout show`: the frame, then every host. */
+export function showText(s: RolloutSnapshot): string {
+  const head = renderFrame(s, Date.now(), false).join('\n');
+  const hosts = table([['HOST', 'WAVE', 'STATE', 'TRY', 'DETAIL'],
+    ...s.hosts.map((h) => [h.hostname, String(h.wave + 1), h.state, String(h.attempt), hostDetail(h)])]);
+  return `${head}\n\n${hosts}`;
+}

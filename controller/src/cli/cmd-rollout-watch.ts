@@ -1,0 +1,66 @@
+import { Exit } from '../../../common/src/exit-codes.js';
+import type { RolloutEvent, RolloutSnapshot, RolloutUpdate } from '../../../common/src/gen/ferry/v1/rollouts.js';
+import type { Rollouts } from './cmd-rollout-client.js';
+import { eventLine, renderFrame, showText } from './cmd-rollout-render.js';
+
+/** `watch --exit-on-pause`: the rollout is paused or waits for an approval (a person must act). */
+export const EXIT_PAUSED = 8;
+
+/** The exit code for a rollout's outcome: 0 succeeded, 1 failed or aborted. */
+export function outcomeCode(state: string): number {
+  return state === 'succeeded' ? Exit.Ok : Exit.Failure;
+}
+
+/**
+ * Follows a rollout until it finishes. On a terminal: the frame (waves with
+ * bars, counts, failing hosts with their last lines, running hosts, ETA)
+ * redrawn in place. Otherwise: one plain line per event. With --json: one
+ * JSON object per event, then {"type":"result"}. Exit code: the outcome.
+ */
+export async function watchRollout(ro: Rollouts, id: string, opts: { json: boolean; exitOnPause: boolean }, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const tty = Boolean(out.isTTY) && !opts.json;
+  let last: RolloutSnapshot | undefined;
+  let drawn = 0;
+  const draw = (s: RolloutSnapshot) => {
+    const lines = renderFrame(s);
+    // Move to the start of the previous frame and clear below it, then draw.
+    out.write(`${drawn ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
+    drawn = lines.length;
+  };
+  const stream = ro.client.watch({ id, afterSeq: 0 });
+  let pausedExit = false;
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (u: RolloutUpdate) => {
+      if (u.update?.$case === 'snapshot') {
+        const first = !last;
+        last = u.update.value;
+        if (tty) draw(last);
+        else if (first && !opts.json) out.write(`${renderFrame(last).join('\n')}\n`);
+        const i = last.info!;
+        if (opts.exitOnPause && (i.paused || i.state === 'awaiting-approval')) {
+          pausedExit = true;
+          stream.cancel();
+          resolve();
+        }
+      } else if (u.update?.$case === 'event') {
+        const e: RolloutEvent = u.update.value;
+        if (opts.json) out.write(JSON.stringify({ type: 'event', ...e }) + '\n');
+        else if (!tty) out.write(eventLine(e) + '\n');
+      }
+    });
+    stream.on('error', (e) => {
+      if (pausedExit) return;
+      reject(ro.explain(e));
+    });
+    stream.on('end', () => resolve());
+  });
+  if (!last) return Exit.Failure;
+  const i = last.info!;
+  if (opts.json) {
+    out.write(JSON.stringify({ type: 'result', id: i.id, state: i.state, paused: i.paused, pauseReason: i.pauseReason, counts: Object.fromEntries(i.counts.map((c) => [c.state, c.count])) }) + '\n');
+  } else if (!tty) {
+    out.write(`\n${showText(last)}`);
+  }
+  if (pausedExit) return EXIT_PAUSED;
+  return outcomeCode(i.state);
+}
