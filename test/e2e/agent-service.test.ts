@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, FABRIC_IP, ensurePrereqs, type FabricProcess, type Host } from './harness/index.js';
-import { repoRoot, run } from '../support/proc.js';
+import { daemon, repoRoot, run } from '../support/proc.js';
 import { waitFor } from '../support/fixtures.js';
 
 const PORT = 7443;
@@ -83,14 +83,15 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
   it('loses no output when a host\'s cable is cut mid-command', async () => {
     const h: Host = cluster!.hosts[0]!;
     const n = 40;
-    const p = ferry('exec', '--selector', `ferry/hostname=${h.name}`, '--timeout', '90s', '--',
-      'sh', '-c', `i=1; while [ $i -le ${n} ]; do echo line-$i; i=$((i+1)); sleep 0.1; done`);
-    await new Promise((r) => setTimeout(r, 1000));
+    const cli = daemon([process.execPath, ferryBin, '--data', data, 'exec', '--selector', `ferry/hostname=${h.name}`, '--timeout', '90s', '--',
+      'sh', '-c', `i=1; while [ $i -le ${n} ]; do echo line-$i; i=$((i+1)); sleep 0.1; done`]);
+    // Cut only once the command is surely running on the host (its first lines arrived).
+    await waitFor(() => cli.out().includes('line-3'), 30_000, 'the command running on the host');
     await h.cutCable();
     await new Promise((r) => setTimeout(r, 4500)); // past 3 heartbeats: both sides drop the session
     await h.restoreCable();
-    const r = await p;
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await cli.exited, 0, cli.out());
+    const r = { stdout: cli.out() };
     const lines = r.stdout.split('\n').filter((l) => l.includes('line-')).map((l) => l.split(' | ')[1]);
     assert.deepEqual(lines, Array.from({ length: n }, (_, i) => `line-${i + 1}`));
     // The session really dropped and came back (not just slowed down).

@@ -7,8 +7,8 @@
  * for, so they report skipped — stated, not faked.
  */
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { FABRIC_IP, writeOciArchive, type Host } from './harness/index.js';
 import { startFleet, type Fleet } from './support/fleet.js';
 
@@ -36,6 +36,7 @@ describe('e2e: kubeedge-cloud reference plan on a simulated host', function () {
     const pkg = join(fleet.tmp, 'package');
     cpSync(join(fleet.root, 'examples', 'kubeedge-cloud', 'package'), pkg, { recursive: true });
     for (const [file, ref] of IMAGES) {
+      mkdirSync(dirname(join(pkg, 'images', file)), { recursive: true }); // git keeps no empty directories
       writeOciArchive(join(pkg, 'images', file), { ref, layers: [[{ path: `opt/${file.replace(/[/.]/g, '-')}`, content: `${ref}\n` }]] });
     }
     await fleet.ok('bundle', 'push', pkg, '--key', fleet.key);

@@ -6,7 +6,7 @@
  * own verification commands pass; a second run changes nothing.
  */
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
+import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FABRIC_IP, writeDockerArchive, writeOciArchive, type Cluster } from './harness/index.js';
 import { startFleet, type Fleet } from './support/fleet.js';
@@ -31,6 +31,7 @@ describe('e2e: kubeedge-edge reference plan on simulated hosts', function () {
   it('pushes the offline package (lint passes) and the signed plan', async () => {
     const pkg = join(tmp, 'package');
     cpSync(join(root, 'examples', 'kubeedge-edge', 'package'), pkg, { recursive: true });
+    mkdirSync(join(pkg, 'images'), { recursive: true }); // git keeps no empty directories
     writeOciArchive(join(pkg, 'images', 'docker.io-kubeedge-edgemesh-agent-v1.17.0.tar'), {
       ref: 'docker.io/kubeedge/edgemesh-agent:v1.17.0',
       layers: [[{ path: 'usr/local/bin/edgemesh-agent', content: '#!/bin/sh\necho edgemesh-agent stand-in\n', mode: 0o755 }]],
