@@ -10,7 +10,7 @@
  * run on the host and takes a few seconds, so the test can act mid-step.
  */
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FABRIC_IP, writeDockerArchive, writeOciArchive, type FabricProcess } from './harness/index.js';
 import { CONTROLLER_PORT, startFleet, type Fleet } from './support/fleet.js';
@@ -52,6 +52,7 @@ describe('e2e: staged rollout of kubeedge-edge on 6 simulated hosts', function (
   it('pushes the offline package and the plan', async () => {
     const pkg = join(fleet.tmp, 'package');
     cpSync(join(fleet.root, 'examples', 'kubeedge-edge', 'package'), pkg, { recursive: true });
+    mkdirSync(join(pkg, 'images'), { recursive: true }); // the image tars are built here, not kept in git
     writeOciArchive(join(pkg, 'images', 'docker.io-kubeedge-edgemesh-agent-v1.17.0.tar'), {
       ref: 'docker.io/kubeedge/edgemesh-agent:v1.17.0',
       layers: [[{ path: 'usr/local/bin/edgemesh-agent', content: '#!/bin/sh\necho edgemesh-agent stand-in\n', mode: 0o755 }]],

@@ -27,12 +27,13 @@ export function bar(n: number, total: number, width = 30): string {
   return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
 }
 
-/** Where a host is: "step 3/7 restart-edgecore", or its message. */
+/** Where a host is: "step 3/7 restart-edgecore", or its message (first line: details are in `ferry rollout logs`). */
 export function hostDetail(h: RolloutHost): string {
+  const first = h.message.split('\n')[0]!;
   const step = h.stepCount > 0 ? `step ${h.stepIndex + 1}/${h.stepCount} ${h.stepId}` : '';
   if (h.state === 'running') return `${step || 'starting'}${h.connected ? '' : ' (agent offline: its result arrives when it reconnects)'}`;
-  if (h.state === 'failed') return `${h.stepId && h.stepCount ? `at step ${h.stepIndex + 1}/${h.stepCount} ${h.stepId}: ` : ''}${h.message}`;
-  return h.message;
+  if (h.state === 'failed') return `${h.stepId && h.stepCount ? `at step ${h.stepIndex + 1}/${h.stepCount} ${h.stepId}: ` : ''}${first}`;
+  return first;
 }
 
 /** The watch screen: header, one bar per wave, counts, failing hosts with their last lines, running hosts. */

@@ -22,7 +22,9 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
   let last: RolloutSnapshot | undefined;
   let drawn = 0;
   const draw = (s: RolloutSnapshot) => {
-    const lines = renderFrame(s);
+    // One terminal row per line, so the frame can be redrawn in place: cut at the width.
+    const width = Math.max(40, out.columns || 120);
+    const lines = renderFrame(s).map((l) => (l.length > width ? `${l.slice(0, width - 1)}…` : l));
     // Move to the start of the previous frame and clear below it, then draw.
     out.write(`${drawn ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
     drawn = lines.length;

@@ -140,7 +140,8 @@ export class RolloutScheduler {
       sink: (ev) => { if (ev.event?.$case === 'step') this.emit(a.id); },
       done: (r: JobResult | undefined) => {
         const status = r?.status ?? 'failed';
-        const message = status === 'failed' && r?.failedStep ? `step ${r.failedStep}: ${r.message}` : (r?.message ?? '');
+        // Name the failing step unless the agent's message already does.
+        const message = status === 'failed' && r?.failedStep && !r.message.includes(r.failedStep) ? `step ${r.failedStep}: ${r.message}` : (r?.message ?? '');
         void this.serial(() => this.hostFinished(a, h.agentId, hostJobId, status, message));
       },
     };
