@@ -187,4 +187,11 @@ CREATE TABLE rollout_events (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'job_hosts by state (the rollout scheduler asks which hosts are busy on every pass)',
+    sql: `
+CREATE INDEX job_hosts_state ON job_hosts (state);
+`,
+  },
 ];
