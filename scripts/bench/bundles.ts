@@ -25,7 +25,7 @@
  * at the end, also on failure or Ctrl-C.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
@@ -36,13 +36,14 @@ import { BundleState } from '../../common/src/gen/ferry/v1/session.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import {
-  AgentProc, ControllerProc, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
+  AgentProc, ControllerProc, cpuMsOf, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
   runSuite, sysDelta, sysSnap, waitConnected, type Enrolled, type SysDelta,
 } from './kit.js';
 import { Rpc, sleep, withTimeout } from './lib.js';
 import { Nginx, curlRound, nginxInstalled, type CurlRound } from './nginx.js';
-import { changedTarBytes, listFiles, packageSpec, writePackage, writeUpgrade } from './pkg.js';
+import { changedTarBytes, listFiles, packageSpec, seededBytes, writePackage, writeUpgrade } from './pkg.js';
 import { profileMarkdown, summarizeProfile, type ProfileSummary } from './prof-summary.js';
+import { serializeMicro } from './serialize-micro.js';
 
 const SUITE = 'bundles';
 const log = (m: string) => progress(SUITE, m);
@@ -213,100 +214,157 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
   } else {
     rep.notes.push('nginx is not installed (`apt-get install nginx`): the distribution rounds have no peer and no ratio');
   }
-  let d1: { agent: AgentProc; enrolled: Enrolled } | undefined;
+  /** CPU the rest of the machine used in a window: all cores' busy time minus what our processes used, in cores. */
+  const others = (sys: SysDelta, ownCpuMs: number) => Math.max(0, sys.busyCpuMs - ownCpuMs) / sys.wallMs;
+  let d1: { agent: AgentProc; enrolled: Enrolled; label: string } | undefined;
   const dist: Array<Record<string, unknown>> = [];
   let worstVsNginx = Number.POSITIVE_INFINITY;
+  let round = 0;
   for (const n of groups) {
-    const need = n * total * 2.05 + 2 * GiB;
-    const free = freeDiskBytes(tmp);
-    if (need > free - DISK_RESERVE) {
-      rep.row({ metric: `Distribution to ${n} agents`, goal: `≥ ${GOAL_VS_NGINX}× nginx`, measured: `not run: needs ${(need / GiB).toFixed(1)} GiB of disk (staging + assembled copy per agent), ${(free / GiB).toFixed(1)} GiB free, ${(DISK_RESERVE / GiB).toFixed(0)} GiB kept in reserve`, result: 'FAIL' });
-      continue;
-    }
-    log(`distribution: ${n} agent(s)`);
-    const { joinString } = await admin.call(admin.client.createToken, { ttlMs: 3_600_000, maxUses: n, labels: [{ key: 'group', value: `d${n}` }] });
-    const stateDirs = Array.from({ length: n }, (_, i) => join(tmp, 'agents', `d${n}-${String(i).padStart(2, '0')}`));
-    const enrolled = await enrollAgents(j, joinString, stateDirs);
-    const agents = enrolled.map((e, i) => AgentProc.start(j, e, join(LOGS, `agent-d${n}-${String(i).padStart(2, '0')}.log`)));
-    await waitConnected(admin, enrolled.map((e) => e.agentId), 60_000);
-    await sleep(1_000);
-    const rssBefore = agents.map((a) => a.mem().rss);
-    const cpuA0 = agents.map((a) => a.cpuMs());
-    const cpuC0 = ctl.cpuMs();
-    const sA = sysSnap();
-    const r = await prefetch(admin, 'bench-pkg', '1.0', `group=d${n}`, 120_000 + (n * total) / (20 * MiB) * 1000);
-    const sys = sysDelta(sA, sysSnap());
-    const ctlCpu = ctl.cpuMs() - cpuC0;
-    const agentCpu = agents.reduce((s, a, i) => s + a.cpuMs() - cpuA0[i]!, 0);
-    const mems = agents.map((a) => a.mem());
-    const ready = [...r.perAgent.values()].filter((a) => a.state === 'ready');
-    const failed = [...r.perAgent.values()].filter((a) => a.state !== 'ready');
-    const ferryRate = rate(n * total, r.wallMs);
-    const hwmMax = Math.max(...mems.map((m) => m.hwm));
-    log(`  Ferry: ${ready.length}/${n} ready in ${fmtMs(r.wallMs)} → ${ferryRate.toFixed(0)} MiB/s aggregate; agent VmHWM max ${fmtMiB(hwmMax)}`);
-
-    let peer: CurlRound | undefined;
-    let peerDisk: CurlRound | undefined;
-    let peerSys: SysDelta | undefined;
-    let peerDiskSys: SysDelta | undefined;
-    if (ngx) {
-      const sN = sysSnap();
-      peer = await curlRound(j, ngx, files, n, 600_000);
-      peerSys = sysDelta(sN, sysSnap());
-      log(`  nginx → curl (/dev/null): ${peer.ok}/${n} ok in ${fmtMs(peer.wallMs)} → ${rate(peer.bytes, peer.wallMs).toFixed(0)} MiB/s`);
-      if (freeDiskBytes(tmp) - n * total > DISK_RESERVE) {
-        const sD = sysSnap();
-        peerDisk = await curlRound(j, ngx, files, n, 900_000, join(tmp, 'curl-out'));
-        peerDiskSys = sysDelta(sD, sysSnap());
-        rmSync(join(tmp, 'curl-out'), { recursive: true, force: true });
-        log(`  nginx → curl (to files): ${peerDisk.ok}/${n} ok in ${fmtMs(peerDisk.wallMs)} → ${rate(peerDisk.bytes, peerDisk.wallMs).toFixed(0)} MiB/s`);
+    // Each agent holds its chunks in staging and the assembled files at the end of a stage.
+    const fits = (bytes: number) => n * bytes * 2.05 + 2 * GiB <= freeDiskBytes(tmp) - DISK_RESERVE;
+    let bundle = { version: '1.0', files, bytes: total, subset: '' };
+    if (!fits(total)) {
+      // The largest prefix of the images (with the binaries and manifests) that fits: same files, fewer of them.
+      const images = files.filter((f) => f.startsWith('images/'));
+      const rest = files.filter((f) => !f.startsWith('images/'));
+      const size = (fs: string[]) => fs.reduce((s, f) => s + manifestA.files.find((x) => x.path === f)!.size, 0);
+      let k = images.length - 1;
+      while (k > 0 && !fits(size([...rest, ...images.slice(0, k)]))) k--;
+      const sub = [...rest, ...images.slice(0, k)].sort();
+      if (k === 0 || size(sub) < total / 4) {
+        rep.row({ metric: `Distribution to ${n} agents`, goal: `≥ ${GOAL_VS_NGINX}× nginx`, measured: `not run: ${n} × 2 × ${fmtMiB(total, 0)} does not fit the free disk (${(freeDiskBytes(tmp) / GiB).toFixed(1)} GiB, ${(DISK_RESERVE / GiB).toFixed(0)} GiB kept in reserve)`, result: 'FAIL' });
+        continue;
       }
+      const dir = join(tmp, `pkg-sub-${n}`);
+      for (const f of sub) {
+        mkdirSync(join(dir, f, '..'), { recursive: true });
+        linkSync(join(pkgA, f), join(dir, f));
+      }
+      const version = `1.0-sub${k}`;
+      const m = await buildManifest(dir, { name: 'bench-pkg', version });
+      const locs = locateChunks(m, dir);
+      await pushBundle(admin, signManifest(m, key.privatePem), byDigest((d) => readChunk(dir, locs.get(d)!, d)), { progress: false });
+      bundle = { version, files: sub, bytes: size(sub), subset: `${k} of ${images.length} image tars + binaries (${fmtMiB(size(sub), 0)}): ${n} × 2 × ${fmtMiB(total, 0)} would not fit the free disk` };
+      rep.notes.push(`Distribution to ${n} agents used bundle bench-pkg:${version}, ${bundle.subset}; nginx served the same ${sub.length} files.`);
     }
-    const peerRate = peer && peer.ok === n ? rate(peer.bytes, peer.wallMs) : Number.NaN;
-    const vs = ferryRate / peerRate;
+    const repeats = n === 1 && !quick ? 3 : 1;
+    const ferryRuns: Array<{ wallMs: number; rate: number }> = [];
+    const nginxRuns: CurlRound[] = [];
+    let last: Record<string, unknown> = {};
+    for (let rep1 = 0; rep1 < repeats; rep1++) {
+      const label = `d${n}-${++round}`;
+      log(`distribution: ${n} agent(s)${repeats > 1 ? `, run ${rep1 + 1}/${repeats} (fresh agent)` : ''}${bundle.subset ? `, subset ${fmtMiB(bundle.bytes, 0)}` : ''}`);
+      const { joinString } = await admin.call(admin.client.createToken, { ttlMs: 3_600_000, maxUses: n, labels: [{ key: 'group', value: label }] });
+      const stateDirs = Array.from({ length: n }, (_, i) => join(tmp, 'agents', `${label}-${String(i).padStart(2, '0')}`));
+      const enrolled = await enrollAgents(j, joinString, stateDirs);
+      const agents = enrolled.map((e, i) => AgentProc.start(j, e, join(LOGS, `agent-${label}-${String(i).padStart(2, '0')}.log`)));
+      await waitConnected(admin, enrolled.map((e) => e.agentId), 60_000);
+      await sleep(1_000);
+      const rssBefore = agents.map((a) => a.mem().rss);
+      const cpuA0 = agents.map((a) => a.cpuMs());
+      const cpuC0 = ctl.cpuMs();
+      const sA = sysSnap();
+      const r = await prefetch(admin, 'bench-pkg', bundle.version, `group=${label}`, 120_000 + (n * bundle.bytes) / (10 * MiB) * 1000);
+      const sys = sysDelta(sA, sysSnap());
+      const ctlCpu = ctl.cpuMs() - cpuC0;
+      const agentCpu = agents.reduce((s, a, i) => s + a.cpuMs() - cpuA0[i]!, 0);
+      const mems = agents.map((a) => a.mem());
+      const ready = [...r.perAgent.values()].filter((a) => a.state === 'ready');
+      const failed = [...r.perAgent.values()].filter((a) => a.state !== 'ready');
+      const ferryRate = rate(n * bundle.bytes, r.wallMs);
+      const hwmMax = Math.max(...mems.map((m) => m.hwm));
+      ferryRuns.push({ wallMs: r.wallMs, rate: ferryRate });
+      log(`  Ferry: ${ready.length}/${n} ready in ${fmtMs(r.wallMs)} → ${ferryRate.toFixed(0)} MiB/s aggregate; agent VmHWM max ${fmtMiB(hwmMax)}; other load ${others(sys, ctlCpu + agentCpu).toFixed(2)} cores`);
+
+      // Free the disk before the peer runs: 32 agents hold 2 copies of the bundle each.
+      const keepForUpgrade = n === 1 && rep1 === repeats - 1;
+      if (keepForUpgrade) {
+        d1 = { agent: agents[0]!, enrolled: enrolled[0]!, label }; // keeps bundle A for the upgrade
+      } else {
+        await Promise.all(agents.map((a) => a.stop()));
+        for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
+      }
+
+      let peer: CurlRound | undefined;
+      let peerDisk: CurlRound | undefined;
+      let peerSys: SysDelta | undefined;
+      let peerDiskSys: SysDelta | undefined;
+      if (ngx) {
+        const sN = sysSnap();
+        peer = await curlRound(j, ngx, bundle.files, n, 600_000);
+        peerSys = sysDelta(sN, sysSnap());
+        nginxRuns.push(peer);
+        log(`  nginx → curl (/dev/null): ${peer.ok}/${n} ok in ${fmtMs(peer.wallMs)} → ${rate(peer.bytes, peer.wallMs).toFixed(0)} MiB/s; other load ${others(peerSys, peer.nginxCpuMs + peer.curlCpuMs).toFixed(2)} cores`);
+        if (rep1 === repeats - 1 && freeDiskBytes(tmp) - n * bundle.bytes > DISK_RESERVE) {
+          const sD = sysSnap();
+          peerDisk = await curlRound(j, ngx, bundle.files, n, 900_000, join(tmp, 'curl-out'));
+          peerDiskSys = sysDelta(sD, sysSnap());
+          rmSync(join(tmp, 'curl-out'), { recursive: true, force: true });
+          log(`  nginx → curl (to files): ${peerDisk.ok}/${n} ok in ${fmtMs(peerDisk.wallMs)} → ${rate(peerDisk.bytes, peerDisk.wallMs).toFixed(0)} MiB/s`);
+        }
+      }
+      if (failed.length) rep.notes.push(`${n} agents: ${failed.length} did not become ready: ${JSON.stringify(failed.slice(0, 3))}`);
+      last = {
+        agents: n, label, bundle: { version: bundle.version, bytes: bundle.bytes, subset: bundle.subset }, wallMs: r.wallMs, ready: ready.length,
+        failed: failed.map((f) => ({ state: f.state, error: f.error })), perAgentReadyMs: ready.map((a) => a.readyMs - a.firstMs),
+        bytesFetched: ready.map((a) => a.bytesFetched), controllerCpuMs: ctlCpu, agentsCpuMs: agentCpu, rssBefore, vmHwm: mems.map((m) => m.hwm), sys,
+        otherLoadCores: others(sys, ctlCpu + agentCpu), nginx: peer, nginxSys: peerSys, nginxOtherLoadCores: peer && peerSys ? others(peerSys, peer.nginxCpuMs + peer.curlCpuMs) : undefined,
+        nginxToDisk: peerDisk, nginxToDiskSys: peerDiskSys,
+      };
+      dist.push(last);
+    }
+
+    // Rows: the best of the repeats on each side (other work on the machine only ever slows a run down).
+    const best = ferryRuns.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const okPeers = nginxRuns.filter((p) => p.ok === n);
+    const bestPeer = okPeers.length ? okPeers.reduce((a, b) => (rate(b.bytes, b.wallMs) > rate(a.bytes, a.wallMs) ? b : a)) : undefined;
+    const peerRate = bestPeer ? rate(bestPeer.bytes, bestPeer.wallMs) : Number.NaN;
+    const vs = best.rate / peerRate;
     if (Number.isFinite(vs)) worstVsNginx = Math.min(worstVsNginx, vs);
-    const perAgentMs = ready.map((a) => a.readyMs - a.firstMs);
-    const gib = (n * total) / GiB;
-    dist.push({
-      agents: n, wallMs: r.wallMs, ready: ready.length, failed: failed.map((f) => ({ state: f.state, error: f.error })), perAgentReadyMs: perAgentMs,
-      bytesFetched: ready.map((a) => a.bytesFetched), controllerCpuMs: ctlCpu, agentsCpuMs: agentCpu, rssBefore, vmHwm: mems.map((m) => m.hwm), sys,
-      nginx: peer, nginxSys: peerSys, nginxToDisk: peerDisk, nginxToDiskSys: peerDiskSys,
-    });
+    const rdy = last['ready'] as number;
+    const what = bundle.subset ? `${fmtMiB(bundle.bytes)} (subset, see notes)` : fmtMiB(bundle.bytes);
+    const runsTxt = (xs: number[]) => (xs.length > 1 ? ` (best of ${xs.length}: ${xs.map((x) => x.toFixed(0)).join(', ')})` : '');
     rep.row({
-      metric: `Distribution: ${fmtMiB(total)} to ${n} agent${n > 1 ? 's' : ''} at once (aggregate)`, goal: `≥ ${GOAL_VS_NGINX}× nginx`,
-      measured: `Ferry ${ferryRate.toFixed(0)} MiB/s (${fmtMs(r.wallMs)}, ${ready.length}/${n} ready) · nginx ${Number.isFinite(peerRate) ? `${peerRate.toFixed(0)} MiB/s (${fmtMs(peer!.wallMs)})` : 'n/a'}`,
-      ratio: Number.isFinite(vs) ? `${vs.toFixed(2)}×` : '—', result: ready.length === n && vs >= GOAL_VS_NGINX ? 'PASS' : 'FAIL', value: ferryRate, unit: 'MiB/s',
+      metric: `Distribution: ${what} to ${n} agent${n > 1 ? 's' : ''} at once (aggregate)`, goal: `≥ ${GOAL_VS_NGINX}× nginx`,
+      measured: `Ferry ${best.rate.toFixed(0)} MiB/s (${fmtMs(best.wallMs)})${runsTxt(ferryRuns.map((x) => x.rate))} · nginx ${Number.isFinite(peerRate) ? `${peerRate.toFixed(0)} MiB/s (${fmtMs(bestPeer!.wallMs)})${runsTxt(okPeers.map((p) => rate(p.bytes, p.wallMs)))}` : 'n/a'}`,
+      ratio: Number.isFinite(vs) ? `${vs.toFixed(2)}×` : '—', result: rdy === n && vs >= GOAL_VS_NGINX ? 'PASS' : 'FAIL', value: best.rate, unit: 'MiB/s',
     });
+    const sys = last['sys'] as SysDelta;
+    const ctlCpu = last['controllerCpuMs'] as number;
+    const agentCpu = last['agentsCpuMs'] as number;
+    const peer = last['nginx'] as CurlRound | undefined;
+    const peerSys = last['nginxSys'] as SysDelta | undefined;
+    const gib = (n * bundle.bytes) / GiB;
     rep.row({
-      metric: `… ${n} agent(s): CPU per GiB delivered, Ferry (controller + agents) vs nginx + curl; machine CPU busy / iowait; disk written`,
+      metric: `… ${n} agent(s): CPU per GiB delivered, Ferry (controller + agents) vs nginx + curl; machine CPU busy / iowait; disk written; other work on the machine`,
       measured: `Ferry ${((ctlCpu + agentCpu) / 1000 / gib).toFixed(2)} CPU-s/GiB (controller ${(ctlCpu / 1000 / gib).toFixed(2)}, agents ${(agentCpu / 1000 / gib).toFixed(2)}), ` +
-        `${sys.busyPct.toFixed(0)}% / ${sys.iowaitPct.toFixed(0)}%, ${fmtMiB(sys.diskWrittenBytes, 0)} written` +
-        (peer && peerSys ? ` · nginx ${((peer.nginxCpuMs + peer.curlCpuMs) / 1000 / gib).toFixed(2)} CPU-s/GiB (nginx ${(peer.nginxCpuMs / 1000 / gib).toFixed(2)}, curl ${(peer.curlCpuMs / 1000 / gib).toFixed(2)}), ${peerSys.busyPct.toFixed(0)}% / ${peerSys.iowaitPct.toFixed(0)}%` : ''),
+        `${sys.busyPct.toFixed(0)}% / ${sys.iowaitPct.toFixed(0)}%, ${fmtMiB(sys.diskWrittenBytes, 0)} written, others ${(last['otherLoadCores'] as number).toFixed(2)} cores` +
+        (peer && peerSys ? ` · nginx ${((peer.nginxCpuMs + peer.curlCpuMs) / 1000 / gib).toFixed(2)} CPU-s/GiB (nginx ${(peer.nginxCpuMs / 1000 / gib).toFixed(2)}, curl ${(peer.curlCpuMs / 1000 / gib).toFixed(2)}), ${peerSys.busyPct.toFixed(0)}% / ${peerSys.iowaitPct.toFixed(0)}%, others ${(last['nginxOtherLoadCores'] as number).toFixed(2)} cores` : ''),
+      ratio: peer ? `${(((ctlCpu + agentCpu) / 1000 / gib) / ((peer.nginxCpuMs + peer.curlCpuMs) / 1000 / gib)).toFixed(1)}× nginx's CPU` : '—',
     });
+    const peerDisk = last['nginxToDisk'] as CurlRound | undefined;
+    const peerDiskSys = last['nginxToDiskSys'] as SysDelta | undefined;
     if (peerDisk && peerDiskSys) {
       rep.row({
-        metric: `… peer for context: nginx → ${n} curl writing each file to disk (no fsync)`,
+        metric: `… peer for context: nginx → ${n} curl writing each file to disk once (no fsync)`,
         measured: `${rate(peerDisk.bytes, peerDisk.wallMs).toFixed(0)} MiB/s (${fmtMs(peerDisk.wallMs)}, ${peerDisk.ok}/${n} ok), ${peerDiskSys.busyPct.toFixed(0)}% / ${peerDiskSys.iowaitPct.toFixed(0)}%, ${fmtMiB(peerDiskSys.diskWrittenBytes, 0)} written`,
-        ratio: `Ferry is ${(ferryRate / rate(peerDisk.bytes, peerDisk.wallMs)).toFixed(2)}×`,
+        ratio: `Ferry is ${(best.rate / rate(peerDisk.bytes, peerDisk.wallMs)).toFixed(2)}×`,
       });
     }
-    if (n > 1) {
+    const perAgentMs = last['perAgentReadyMs'] as number[];
+    if (n > 1 && perAgentMs.length) {
       const s = [...perAgentMs].sort((a, b) => a - b);
       rep.row({ metric: `… ${n} agents: per-agent stage time (prefetch sent → ready) min / median / max`, measured: `${fmtMs(s[0]!)} / ${fmtMs(s[Math.floor(s.length / 2)]!)} / ${fmtMs(s[s.length - 1]!)}` });
     }
+    const hwms = dist.filter((d) => d['agents'] === n).flatMap((d) => d['vmHwm'] as number[]);
+    const hwmMax = Math.max(...hwms);
+    const rssBefore = Math.max(...dist.filter((d) => d['agents'] === n).flatMap((d) => d['rssBefore'] as number[]));
     rep.row({
-      metric: `Agent peak RSS while staging ${fmtMiB(total)} (VmHWM of \`ferry-agent run\`, ${n} agent${n > 1 ? 's' : ''}, max)`, goal: `< ${GOAL_RSS_MIB} MiB`,
-      measured: `${fmtMiB(hwmMax)} (RSS before staging ${fmtMiB(Math.max(...rssBefore))})`, ratio: `${(hwmMax / MiB / GOAL_RSS_MIB).toFixed(2)}× goal`,
+      metric: `Agent peak RSS while staging ${what} (VmHWM of \`ferry-agent run\`, ${n} agent${n > 1 ? 's' : ''} at once${repeats > 1 ? `, ${repeats} runs` : ''}, max)`, goal: `< ${GOAL_RSS_MIB} MiB`,
+      measured: `${fmtMiB(hwmMax)} (RSS before staging ${fmtMiB(rssBefore)})`, ratio: `${(hwmMax / MiB / GOAL_RSS_MIB).toFixed(2)}× goal`,
       result: hwmMax < GOAL_RSS_MIB * MiB ? 'PASS' : 'FAIL', value: hwmMax / MiB, unit: 'MiB',
     });
-    if (failed.length) rep.notes.push(`${n} agents: ${failed.length} did not become ready: ${JSON.stringify(failed.slice(0, 3))}`);
-
-    if (n === groups[0] && n === 1) {
-      d1 = { agent: agents[0]!, enrolled: enrolled[0]! }; // keeps bundle A for the upgrade
-    } else {
-      await Promise.all(agents.map((a) => a.stop()));
-      for (const d of stateDirs) rmSync(d, { recursive: true, force: true });
-    }
   }
   raw['distribution'] = dist;
 
@@ -321,7 +379,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
     const locsB = locateChunks(manifestB, pkgB);
     const pushB = await pushBundle(admin, signedB, byDigest((d) => readChunk(pkgB, locsB.get(d)!, d)), { progress: false });
     const hwmReset = resetHwm(d1.agent.pid);
-    const r = await prefetch(admin, 'bench-pkg', '2.0', 'group=d1', 300_000);
+    const r = await prefetch(admin, 'bench-pkg', '2.0', `group=${d1.label}`, 300_000);
     const a = [...r.perAgent.values()][0];
     const fetched = a?.state === 'ready' ? a.bytesFetched : Number.NaN;
     const ratio = fetched / changed;
@@ -344,70 +402,126 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
 
   // ---- 5. where the time goes ----
   if (o.profile || worstVsNginx < GOAL_VS_NGINX) {
-    log('profiling: staging pieces one at a time in a probe process, then CPU profiles');
+    log('profiling: the controller restarted under --cpu-prof; staging pieces one at a time in a probe process');
     const { joinString } = await admin.call(admin.client.createToken, { ttlMs: 3_600_000, maxUses: 1, labels: [{ key: 'group', value: 'probe' }] });
     const [probeId] = await enrollAgents(j, joinString, [join(tmp, 'agents', 'probe')]);
+    admin.close();
+    const profDir = join(tmp, 'cpuprof');
+    await ctl.stop();
+    ctl = await ControllerProc.start(j, dataDir, ctl.address, join(LOGS, 'controller-profiled.log'), ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    const admin2 = Admin.connect({ data: dataDir });
+    j.onCleanup(() => admin2.close());
     const plog = openSync(join(LOGS, 'probe.log'), 'w');
     const probeProc: ChildProcess = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/stage-probe.js')], { stdio: ['ignore', plog, plog, 'ipc'] });
     closeSync(plog);
     const probe = new Rpc(probeProc, 'probe');
     await probe.call('init', { stateDir: probeId!.stateDir, address: ctl.address });
-    const passes: Array<Record<string, unknown>> = [];
-    const pass = async (label: string, cmd: string, args: Record<string, unknown>) => {
-      const c0 = ctl.cpuMs();
-      const s = sysSnap();
-      const res = await probe.call<Record<string, number>>(cmd, { signed: signedA, ...args }, 900_000);
-      const sys = sysDelta(s, sysSnap());
-      const p = { label, ...res, controllerCpuMs: ctl.cpuMs() - c0, sys };
-      passes.push(p);
-      log(`  ${label}: ${fmtMs(res['wallMs']!)} → ${fmtRate(total, res['wallMs']!)}`);
-      return p;
-    };
-    await pass('fetch only (4 calls in flight, chunks dropped)', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 4 });
-    await pass('fetch + sha256 verify', 'fetch', { mode: 'verify', dir: join(tmp, 'probe-x'), concurrency: 4 });
-    await pass('fetch + verify + write chunk files without fsync', 'fetch', { mode: 'nosync', dir: join(tmp, 'probe-x'), concurrency: 4 });
-    await pass('fetch only, 1 call in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 1 });
-    await pass('fetch only, 8 calls in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 8 });
-
-    // The product path, with the controller restarted under --cpu-prof and the probe profiled through the inspector.
-    admin.close();
-    const profDir = join(tmp, 'cpuprof');
-    await ctl.stop();
-    ctl = await ControllerProc.start(j, dataDir, ctl.address, join(LOGS, 'controller-profiled.log'), ['--cpu-prof', '--cpu-prof-dir', profDir]);
     await sleep(1_000);
-    const fromUs = Number(process.hrtime.bigint() / 1000n);
-    const staged = await pass('product stage (BundleCache + GrpcChunkSource: fetch, verify, put with fsync, assemble)', 'stage', { cacheDir: join(tmp, 'probe-cache'), profile: true });
-    const toUs = Number(process.hrtime.bigint() / 1000n);
+
+    const passes: Array<Record<string, unknown>> = [];
+    const tries = quick ? 1 : 2;
+    const usNow = () => Number(process.hrtime.bigint() / 1000n);
+    /** Runs a pass `tries` times and keeps the fastest (other work on the machine only slows a pass down). */
+    const pass = async (label: string, cmd: string, args: Record<string, unknown>, serverPid = ctl.pid, times = tries) => {
+      let best: Record<string, unknown> | undefined;
+      for (let t = 0; t < times; t++) {
+        const c0 = cpuMsOf(serverPid);
+        const s = sysSnap();
+        const fromUs = usNow();
+        const res = await probe.call<Record<string, number>>(cmd, { signed: signedA, ...args }, 900_000);
+        const toUs = usNow();
+        const sys = sysDelta(s, sysSnap());
+        const serverCpuMs = cpuMsOf(serverPid) - c0;
+        const p: Record<string, unknown> & { otherCores: number } = { label, ...res, controllerCpuMs: serverCpuMs, sys, otherCores: Math.max(0, sys.busyCpuMs - serverCpuMs - res['cpuMs']!) / sys.wallMs, fromUs, toUs };
+        log(`  ${label}: ${fmtMs(res['wallMs']!)} → ${fmtRate(total, res['wallMs']!)} (other load ${(p.otherCores).toFixed(2)} cores)`);
+        if (!best || (p['wallMs'] as number) < (best['wallMs'] as number)) best = p;
+      }
+      passes.push(best!);
+      return best!;
+    };
+    // First, in the fresh probe process (so its memory reads like a fresh agent's): the product path, profiled on both sides.
+    const staged = await pass('product stage (BundleCache + GrpcChunkSource: fetch, verify, ChunkStore.put into staging, assemble), both sides profiled', 'stage', { cacheDir: join(tmp, 'probe-cache'), profile: true }, ctl.pid, 1);
+    // The plain-Node peer: node:http2 over TLS serving the same files, in its own process.
+    if (ngx) {
+      const hlog = openSync(join(LOGS, 'h2-peer.log'), 'w');
+      const hp = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/h2-peer.js')], { stdio: ['ignore', hlog, hlog, 'ipc'] });
+      closeSync(hlog);
+      const rpc = new Rpc(hp, 'h2-peer');
+      const { port } = await rpc.call<{ port: number }>('start', { root: pkgA, keyPath: join(ngx.prefix, 'key.pem'), certPath: join(ngx.prefix, 'cert.pem') });
+      await pass('plain node:http2 + TLS, same files, 4 streams, bytes dropped (peer: no gRPC, no protobuf, no hashing, no disk)', 'h2fetch', { port, files, concurrency: 4 }, hp.pid!);
+      await rpc.call('exit', {}, 5_000).catch(() => undefined);
+      await j.stop(hp, 5_000);
+    }
+    await pass('Ferry fetch only (Chunks.Fetch, 4 calls in flight, chunks dropped)', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 4 });
+    await pass('… 1 call in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 1 });
+    await pass('… 8 calls in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 8 });
+    await pass('fetch + sha256 verify', 'fetch', { mode: 'verify', dir: join(tmp, 'probe-x'), concurrency: 4 });
+    await pass('fetch + verify + write chunk files (plain write + rename, no fsync, no chmod/stat)', 'fetch', { mode: 'nosync', dir: join(tmp, 'probe-x'), concurrency: 4 });
     await probe.call('exit', {}, 5_000).catch(() => undefined);
     await j.stop(probeProc, 5_000);
+
+    // The upload path, profiled: a version C whose only new bytes are one fresh file.
+    const pkgC = join(tmp, 'pkg-c');
+    const newBytes = quick ? 16 * MiB : 256 * MiB;
+    for (const f of files) {
+      mkdirSync(join(pkgC, f, '..'), { recursive: true });
+      linkSync(join(pkgA, f), join(pkgC, f));
+    }
+    writeFileSync(join(pkgC, 'bin', 'ferry-tool-new'), seededBytes(newBytes, 'ingest-profile'), { mode: 0o755 });
+    const manifestC = await buildManifest(pkgC, { name: 'bench-pkg', version: '3.0' });
+    const locsC = locateChunks(manifestC, pkgC);
+    const c0 = ctl.cpuMs();
+    const pushFromUs = usNow();
+    const tC = performance.now();
+    const pushC = await pushBundle(admin2, signManifest(manifestC, key.privatePem), byDigest((d) => readChunk(pkgC, locsC.get(d)!, d)), { progress: false });
+    const pushCMs = performance.now() - tC;
+    const pushToUs = usNow();
+    const pushCCpu = ctl.cpuMs() - c0;
+    admin2.close();
     await ctl.stop();
     const profFile = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-    const ctlProfile: ProfileSummary | undefined = profFile ? summarizeProfile(join(profDir, profFile), 14, { fromUs, toUs }) : undefined;
-    raw['profile'] = { passes, controllerProfile: ctlProfile };
+    const ctlProfile: ProfileSummary | undefined = profFile ? summarizeProfile(join(profDir, profFile), 14, { fromUs: staged['fromUs'] as number, toUs: staged['toUs'] as number }) : undefined;
+    const pushProfile: ProfileSummary | undefined = profFile ? summarizeProfile(join(profDir, profFile), 14, { fromUs: pushFromUs, toUs: pushToUs }) : undefined;
+    raw['profile'] = { passes, controllerProfile: ctlProfile, push: { ...pushC, ms: pushCMs, controllerCpuMs: pushCCpu, profile: pushProfile } };
 
     const gibT = total / GiB;
     const sec = ['## Where the time goes (one agent identity, the real controller, the same bundle)', '',
-      'Each pass moves the whole bundle once from the controller over mTLS gRPC (`Chunks.Fetch`, batches of ≤ 16 chunks / 8 MiB, the product\'s batching).', '',
-      '| Pass | Wall | MiB/s | Agent-side CPU-s/GiB | Controller CPU-s/GiB | Machine CPU busy / iowait | Disk written |', '|---|---|---|---|---|---|---|',
+      'Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: `Chunks.Fetch`, batches of ≤ 16 chunks / 8 MiB, the product\'s batching; the controller reads and re-verifies each chunk). ' +
+        `Best of ${tries} tries per pass but the first. "Server" is the controller (running under --cpu-prof, ~1-2% overhead), or the plain-Node peer. CPU is user + system of the whole process, all threads.`, '',
+      '| Pass | Wall | MiB/s | Client/agent CPU-s/GiB | Server CPU-s/GiB | Machine CPU busy / iowait | Other work (cores) | Disk written |', '|---|---|---|---|---|---|---|---|',
       ...passes.map((p) => {
         const sys = p['sys'] as SysDelta;
         return `| ${p['label']} | ${fmtMs(p['wallMs'] as number)} | ${rate(total, p['wallMs'] as number).toFixed(0)} | ${((p['cpuMs'] as number) / 1000 / gibT).toFixed(2)} | ` +
-          `${((p['controllerCpuMs'] as number) / 1000 / gibT).toFixed(2)} | ${sys.busyPct.toFixed(0)}% / ${sys.iowaitPct.toFixed(0)}% | ${fmtMiB(sys.diskWrittenBytes, 0)} |`;
+          `${((p['controllerCpuMs'] as number) / 1000 / gibT).toFixed(2)} | ${sys.busyPct.toFixed(0)}% / ${sys.iowaitPct.toFixed(0)}% | ${(p['otherCores'] as number).toFixed(2)} | ${fmtMiB(sys.diskWrittenBytes, 0)} |`;
       }), ''];
     const st = staged as unknown as Record<string, number>;
-    sec.push(`Product stage split: first chunk after ${fmtMs(st['firstChunkMs']!)}; fetch + verify + put (fsync per chunk) until the last chunk ${fmtMs(st['fetchMs']!)} ` +
+    const mb = staged['memBefore'] as Record<string, number> | undefined;
+    const mp = staged['memPeak'] as Record<string, number> | undefined;
+    sec.push(`Product stage split: first chunk after ${fmtMs(st['firstChunkMs']!)}; fetch + verify + ChunkStore.put into staging until the last chunk ${fmtMs(st['fetchMs']!)} ` +
       `(${fmtRate(total, st['fetchMs']!)}, ${(st['fetchCpuMs']! / 1000).toFixed(2)} CPU-s); assembly (read staged chunks, sha256 per file, write, fsync, rename) ${fmtMs(st['assembleMs']!)} ` +
-      `(${fmtRate(total, st['assembleMs']!)}, ${(st['assembleCpuMs']! / 1000).toFixed(2)} CPU-s); probe VmHWM ${fmtMiB(st['hwmKiB']! * 1024)}.`, '');
+      `(${fmtRate(total, st['assembleMs']!)}, ${(st['assembleCpuMs']! / 1000).toFixed(2)} CPU-s).`, '');
+    if (mb && mp) {
+      sec.push(`Probe memory during the product stage (a fresh process with the agent's bundle code; process.memoryUsage every 100 ms, before → peak): RSS ${fmtMiB(mb['rss']!)} → ${fmtMiB(mp['rss']!)} (VmHWM ${fmtMiB(st['hwmKiB']! * 1024)}), ` +
+        `JS heap used ${fmtMiB(mb['heapUsed']!)} → ${fmtMiB(mp['heapUsed']!)} (heap total ${fmtMiB(mb['heapTotal']!)} → ${fmtMiB(mp['heapTotal']!)}), ` +
+        `external ${fmtMiB(mb['external']!)} → ${fmtMiB(mp['external']!)}, of which ArrayBuffers (chunk Buffers) ${fmtMiB(mb['arrayBuffers']!)} → ${fmtMiB(mp['arrayBuffers']!)}.`, '');
+    }
+    const ser = serializeMicro(quick ? 256 * MiB : GiB);
+    raw['serialize'] = ser;
+    sec.push(`Serializing Chunks.Fetch responses on the controller (in-process, 1 MiB chunks, including grpc-js's framing copy): the generated ts-proto path costs ${ser.generatedMsPerGiB.toFixed(0)} ms per GiB ` +
+      `(BinaryWriter doubles from 128 bytes to a zero-filled buffer twice the chunk, \`finish()\` copies, \`Buffer.from\` copies, grpc-js copies); a hand-written serializer (header + data in one Buffer.concat) costs ${ser.oneCopyMsPerGiB.toFixed(0)} ms per GiB` +
+      `${ser.identical ? ' for identical bytes' : ' (BYTES DIFFER: check serialize-micro.ts)'}; SHA-256 of a GiB is ${(1024 / shaRate * 1000).toFixed(0)} ms here.`, '');
     const probeProfile = (staged as { profile?: ProfileSummary }).profile;
     if (probeProfile) sec.push(...profileMarkdown('Agent side (probe) main thread during the product stage', probeProfile));
     if (ctlProfile) sec.push(...profileMarkdown('Controller main thread during the product stage', ctlProfile));
+    sec.push(`Upload path: pushing ${fmtMiB(pushC.bytesSent)} of new chunks (${pushC.chunksSent} chunks) took ${fmtMs(pushCMs)} (${fmtRate(pushC.bytesSent, pushCMs)}), controller CPU ${((pushCCpu / 1000) / (pushC.bytesSent / GiB)).toFixed(2)} CPU-s/GiB.`, '');
+    if (pushProfile) sec.push(...profileMarkdown('Controller main thread while receiving a push (admin socket, UploadChunks)', pushProfile));
     rep.sections.push(...sec);
   }
 
   if (ngx) await ngx.stop();
   rep.notes.push(
     'All traffic is on 127.0.0.1; the controller, every agent, nginx and the curl clients share this machine\'s cores and one disk, so these are ratios on one box, not link speeds.',
-    'Ferry\'s distribution time is from the prefetch request to the last agent\'s "ready": fetch over mTLS gRPC, sha256 of every chunk on the controller (re-verified as read) and on the agent, chunk files written with fsync, then every file assembled (read, sha256, written, fsync, renamed). nginx + curl -o /dev/null moves the same files over HTTPS and writes nothing; the "to disk" peer writes each file once without fsync.',
+    'Ferry\'s distribution time is from the prefetch request to the last agent\'s "ready": fetch over mTLS gRPC, sha256 of every chunk on the controller (re-verified as read) and on the agent, each chunk written to the agent\'s staging store (ChunkStore.put), then every file assembled (staged chunks read, sha256 of the file, written, fsync, renamed). nginx + curl -o /dev/null moves the same files over HTTPS and writes nothing; the "to disk" peer writes each file once without fsync.',
     'The package was written (and fsynced) just before the run, so the controller\'s chunk store and the package files are read from the page cache by both sides.',
     'Bytes changed in the upgrade count, per tar entry of the changed image, its 512-byte header unless version A has the same header, and its data unless version A has the same data anywhere in that tar.',
   );

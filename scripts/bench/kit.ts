@@ -8,7 +8,7 @@
  * Only processes started here are ever signalled, by their pid; only
  * 127.0.0.1 is used.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { createServer } from 'node:net';
@@ -283,6 +283,20 @@ export async function waitConnected(admin: Admin, ids: string[], timeoutMs: numb
 
 // ---- results -------------------------------------------------------------------------
 
+/**
+ * Which code was measured: HEAD and how many tracked files differ from it
+ * (build/ is compiled from the work tree, which others may be editing).
+ */
+export function sourceVersion(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${changed ? ` + ${changed} uncommitted file change(s)` : ''}`;
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
 export interface Row {
   metric: string;
   goal: string;
@@ -303,7 +317,7 @@ export class Report {
   constructor(readonly suite: string, readonly title: string, extra: Record<string, unknown>) {
     this.meta = {
       date: new Date().toISOString(), node: process.versions.node, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? '?',
-      memGiB: (totalmem() / GiB).toFixed(1), loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '), ...extra,
+      memGiB: (totalmem() / GiB).toFixed(1), loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '), source: sourceVersion(), ...extra,
     };
   }
 
@@ -314,8 +328,9 @@ export class Report {
   markdown(): string {
     const esc = (s: string) => s.replace(/\|/g, '\\|');
     const m = this.meta;
+    const src = m['source'] === m['sourceAfter'] ? `Source: ${m['source']}` : `Source: ${m['source']} at the start, ${m['sourceAfter']} at the end (the tree changed during the run)`;
     return [
-      `# ${this.title}`, '',
+      `# ${this.title}`, '', src, '',
       `${m['date']} · node ${m['node']} · ${m['cpus']} CPU(s) (${m['cpuModel']}) · ${m['memGiB']} GiB RAM · load average before/after ${m['loadBefore']} / ${m['loadAfter']}` +
         (m['mode'] ? ` · ${m['mode']}` : ''), '',
       '| Metric | Goal | Measured | Ratio | Result |', '|---|---|---|---|---|',
@@ -327,6 +342,7 @@ export class Report {
 
   write(outDir: string): string {
     this.meta['loadAfter'] = loadavg().map((l) => l.toFixed(2)).join(' ');
+    this.meta['sourceAfter'] = sourceVersion();
     mkdirSync(outDir, { recursive: true });
     const md = this.markdown();
     writeFileSync(join(outDir, `${this.suite}.md`), md);
@@ -387,7 +403,15 @@ export function sysSnap(): SysSnap {
   return { t: performance.now(), cpu, readBytes, writtenBytes };
 }
 
-export interface SysDelta { wallMs: number; busyPct: number; iowaitPct: number; diskReadBytes: number; diskWrittenBytes: number }
+export interface SysDelta {
+  wallMs: number;
+  busyPct: number;
+  iowaitPct: number;
+  /** CPU ms used on all cores by everything (USER_HZ = 100). */
+  busyCpuMs: number;
+  diskReadBytes: number;
+  diskWrittenBytes: number;
+}
 
 /** Machine CPU use (all cores = 100%) and disk traffic between two snapshots. */
 export function sysDelta(a: SysSnap, b: SysSnap): SysDelta {
@@ -395,7 +419,7 @@ export function sysDelta(a: SysSnap, b: SysSnap): SysDelta {
   const total = d.slice(0, 8).reduce((s, x) => s + x, 0) || 1;
   const idle = (d[3] ?? 0) + (d[4] ?? 0);
   return {
-    wallMs: b.t - a.t, busyPct: ((total - idle) / total) * 100, iowaitPct: ((d[4] ?? 0) / total) * 100,
+    wallMs: b.t - a.t, busyPct: ((total - idle) / total) * 100, iowaitPct: ((d[4] ?? 0) / total) * 100, busyCpuMs: (total - idle) * 10,
     diskReadBytes: b.readBytes - a.readBytes, diskWrittenBytes: b.writtenBytes - a.writtenBytes,
   };
 }

@@ -22,6 +22,7 @@ export interface ProfileSummary {
   /** Sampled wall time in the window, ms. */
   spanMs: number;
   windowed: boolean;
+  windowAsked: boolean;
   byBucket: Array<{ what: string; ms: number }>;
   byFunction: Array<{ what: string; ms: number }>;
 }
@@ -29,7 +30,9 @@ export interface ProfileSummary {
 function bucket(fn: string, url: string): string {
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)') return 'native, outside JS (OpenSSL TLS, libuv, V8)';
-  if (url.includes('node:internal/crypto/hash')) return 'sha256 (crypto Hash)';
+  if (url.includes('node:internal/crypto/hash') || (!url && /^(update|digest)$/.test(fn))) return 'sha256 (crypto Hash)';
+  // Native bindings show without a url in inspector profiles.
+  if (!url && /^(read|readFileHandle|writeBuffer|writeBuffers|writeString|open|openFileHandle|close|fstat|stat|lstat|fsync|fdatasync|mkdir|rename|unlink|readdir|chmod|fchmod)$/.test(fn)) return 'fs calls (main-thread part)';
   if (/@grpc\/grpc-js/.test(url)) return 'grpc-js (framing, calls, streams)';
   if (/@bufbuild\/protobuf|gen\/ferry/.test(url)) return 'protobuf encode/decode';
   if (/node:internal\/http2|node:http2/.test(url)) return 'node http2';
@@ -79,7 +82,7 @@ export function summarizeProfile(p: CpuProfile | string, top = 12, window?: { fr
     fns.set(f, (fns.get(f) ?? 0) + ms);
   }
   const sorted = (m: Map<string, number>) => [...m].map(([what, ms]) => ({ what, ms })).sort((a, b) => b.ms - a.ms).slice(0, top);
-  return { busyMs, spanMs: spanUs / 1000, windowed, byBucket: sorted(buckets), byFunction: sorted(fns) };
+  return { busyMs, spanMs: spanUs / 1000, windowed, windowAsked: window !== undefined, byBucket: sorted(buckets), byFunction: sorted(fns) };
 }
 
 /** Markdown tables for a summary; shares are of the window's wall time (one core = 100%). */
@@ -88,7 +91,7 @@ export function profileMarkdown(title: string, s: ProfileSummary): string[] {
   const share = (ms: number) => `${((ms / Math.max(1, s.spanMs)) * 100).toFixed(1)}%`;
   return [
     `### ${title}`, '',
-    `Main thread busy ${(s.busyMs / 1000).toFixed(2)} s of ${(s.spanMs / 1000).toFixed(2)} s sampled (${share(s.busyMs)})${s.windowed ? '' : ' — whole profile, the window did not fit'}. ` +
+    `Main thread busy ${(s.busyMs / 1000).toFixed(2)} s of ${(s.spanMs / 1000).toFixed(2)} s sampled (${share(s.busyMs)})${s.windowed || !s.windowAsked ? '' : ' — whole profile, the window did not fit'}. ` +
       'Work on libuv\'s thread pool (file writes, fsync) is not on the main thread and does not show here.', '',
     '| Bucket (self time) | ms | Share of wall |', '|---|---|---|',
     ...s.byBucket.map((b) => `| ${esc(b.what)} | ${b.ms.toFixed(0)} | ${share(b.ms)} |`), '',

@@ -11,11 +11,13 @@
  *   profiled through the inspector;
  * - `fetch`: the same batches and concurrency as the product, but the
  *   chunks are only received (`discard`), received and hashed (`verify`),
- *   or hashed and written without fsync (`nosync`).
+ *   or hashed and written without fsync (`nosync`);
+ * - `h2fetch`: the client of the plain node:http2 peer (h2-peer.ts).
  *
  * Driven by bundles.ts over IPC (lib.ts Rpc); exits with its parent.
  */
 import { Session } from 'node:inspector/promises';
+import { connect as h2connect } from 'node:http2';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -73,27 +75,40 @@ serveRpc({
     let lastChunkAt = 0;
     let firstChunkAt = 0;
     let cpuAtLastChunk = 0;
+    let cpuSampledAt = 0;
     const timed: ChunkSource = {
       async *fetch(digests: string[], signal: AbortSignal): AsyncGenerator<FetchedChunk> {
         for await (const c of source!.fetch(digests, signal)) {
           const now = performance.now();
           firstChunkAt ||= now;
+          // process.cpuUsage() is a syscall: sample it every 100 ms (the last one lands at most 100 ms early).
+          if (now - cpuSampledAt > 100) {
+            cpuAtLastChunk = cpuMs();
+            cpuSampledAt = now;
+          }
           lastChunkAt = now;
-          cpuAtLastChunk = cpuMs();
           yield c;
         }
       },
     };
     const cache = new BundleCache(args.cacheDir, silentLogger());
+    // Peaks of what makes up the RSS, sampled every 100 ms (memoryUsage() is not free).
+    const peak = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], m[k]);
+    }, 100);
+    const before = process.memoryUsage();
     const cpu0 = cpuMs();
     const t0 = performance.now();
-    const { result, profile } = await withProfile(args.profile, () => cache.stage(args.signed, { trustedKeys: trusted, source: timed }));
+    const { result, profile } = await withProfile(args.profile, () => cache.stage(args.signed, { trustedKeys: trusted, source: timed })).finally(() => clearInterval(sampler));
     const t1 = performance.now();
     const cpu1 = cpuMs();
     await rm(args.cacheDir, { recursive: true, force: true });
     return {
       wallMs: t1 - t0, firstChunkMs: firstChunkAt - t0, fetchMs: lastChunkAt - t0, assembleMs: t1 - lastChunkAt,
       cpuMs: cpu1 - cpu0, fetchCpuMs: cpuAtLastChunk - cpu0, assembleCpuMs: cpu1 - cpuAtLastChunk, bytesFetched: result.bytesFetched, profile, hwmKiB: procMem(process.pid).vmHwmKiB,
+      memBefore: before, memPeak: peak,
     };
   },
 
@@ -134,6 +149,32 @@ serveRpc({
     const cpu = cpuMs() - cpu0;
     await rm(args.dir, { recursive: true, force: true });
     return { wallMs, cpuMs: cpu, bytes };
+  },
+
+  /** The plain-Node peer's client: every file once over one HTTP/2 + TLS connection, `concurrency` streams at a time, bytes dropped. */
+  async h2fetch(args: { port: number; files: string[]; concurrency: number }) {
+    const session = h2connect(`https://127.0.0.1:${args.port}`, { rejectUnauthorized: false });
+    const queue = [...args.files];
+    let bytes = 0;
+    const cpu0 = cpuMs();
+    const t0 = performance.now();
+    try {
+      await Promise.all(Array.from({ length: args.concurrency }, async () => {
+        for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+          await new Promise<void>((res, rej) => {
+            const req = session.request({ ':path': `/${f.split('/').map(encodeURIComponent).join('/')}` });
+            req.on('response', (h) => { if (h[':status'] !== 200) rej(new Error(`${f}: HTTP ${h[':status']}`)); });
+            req.on('data', (d: Buffer) => { bytes += d.length; });
+            req.on('end', res);
+            req.on('error', rej);
+            req.end();
+          });
+        }
+      }));
+    } finally {
+      session.close();
+    }
+    return { wallMs: performance.now() - t0, cpuMs: cpuMs() - cpu0, bytes };
   },
 
   mem() {

@@ -21,7 +21,7 @@
  * containerd) and temp dir is removed at the end, also on failure or Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -68,6 +68,25 @@ function spawnTrue(): Promise<void> {
     c.once('error', rej);
     c.once('exit', (code) => (code === 0 ? res() : rej(new Error(`true exited ${code}`))));
   });
+}
+
+/** What the agent's job journal does per record: open, append a line, fsyncSync, close (ms each, median of n). */
+function journalAppendMs(dir: string, n: number): number {
+  const file = join(dir, 'journal-micro.jsonl');
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const fd = openSync(file, 'a', 0o600);
+    try {
+      appendFileSync(fd, JSON.stringify({ t: 'start', i, attempt: 1, at: Date.now() }) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    times.push(performance.now() - t0);
+  }
+  rmSync(file, { force: true });
+  return stats(times).p50;
 }
 
 async function timeSeq(n: number, fn: () => Promise<unknown>): Promise<number> {
@@ -252,6 +271,12 @@ async function suite(j: Janitor, o: { quick: boolean; rounds: number; OUT: strin
   rep.row({
     metric: `… where it goes (${N}-step plan): inside the steps (agent's durationMs sum) / agent job total / operator wall`,
     measured: `${fmtMs(inStep)} / ${fmtMs(agentJob)} / ${fmtMs(w50)} → ${fmtMs((agentJob - inStep) / N)} per step between steps on the agent, ${fmtMs(w50 - agentJob)} outside the agent's job`,
+  });
+  const fsyncMs = journalAppendMs(tmp, 100);
+  raw['journalAppendFsyncMs'] = fsyncMs;
+  rep.row({
+    metric: '… for scale: one synchronous journal append + fsyncSync on this disk (the agent does 4 per step on its main thread: journal start/done, step event start/finish)',
+    measured: `${fmtMs(fsyncMs)} each → ${fmtMs(4 * fsyncMs)} per step`,
   });
   rep.row({ metric: `Per-step overhead: plan of ${N} \`assert\` steps of \`true\`, wall time / ${N}`, measured: `${fmtMs(a50 / N)} per step (${fmtMs(a50)})`, ratio: `${(a50 / sp).toFixed(1)}× spawn` });
 
