@@ -10,13 +10,13 @@ import { waveConcurrency } from './waves.js';
 
 export interface World {
   now: number;
-  /**
-   * When this controller started scheduling: an offline host's wait is
-   * counted from here at the earliest, since while the controller was down
-   * no host could connect.
-   */
-  since: number;
   connected(agentId: string): boolean;
+  /**
+   * Since when a disconnected agent has been seen offline by this
+   * controller: when its session dropped, or when the controller started
+   * (while it was down no host could connect).
+   */
+  offlineSince(agentId: string): number;
   /** Why the host cannot start now (another rollout's or job's work on it), or undefined. */
   busy(agentId: string): string | undefined;
 }
@@ -59,7 +59,8 @@ export function decide(r: RolloutModel, w: World): Action[] {
       continue;
     }
     if (!w.connected(h.agentId)) {
-      const since = Math.max(h.eligibleAt ?? w.now, w.since);
+      // Offline time counts only while the host is wanted: from its wave (or retry, or resume) and from its disconnect.
+      const since = Math.max(h.eligibleAt ?? w.now, w.offlineSince(h.agentId));
       if (w.now - since >= s.offlineTimeoutMs) {
         offline = true;
         actions.push({ kind: 'offline', agentId: h.agentId, to: s.offline === 'skip' ? 'skipped' : 'failed',

@@ -30,6 +30,8 @@ export class RolloutScheduler {
   private readonly listeners = new Set<RolloutListener>();
   private chain: Promise<unknown> = Promise.resolve();
   private since = Date.now();
+  /** Agents whose session dropped while this controller ran, and when. */
+  private readonly downSince = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private kicked = false;
   private stopped = false;
@@ -53,7 +55,10 @@ export class RolloutScheduler {
       await this.activate(id).catch((err: unknown) => this.ctx.log.error({ err, rollout: id }, 'cannot resume rollout'));
     }
     this.unsubscribe = this.ctx.sessions.onChange((agentId, up) => {
-      if (up) this.onAgentUp(agentId);
+      if (up) {
+        this.downSince.delete(agentId);
+        this.onAgentUp(agentId);
+      } else this.downSince.set(agentId, Date.now());
       this.kick();
     });
     this.timer = setInterval(() => this.kick(), TICK_MS);
@@ -220,8 +225,9 @@ export class RolloutScheduler {
     for (const a of [...this.active.values()]) {
       for (let pass = 0; pass < 50; pass++) {
         const w: World = {
-          now: Date.now(), since: this.since,
+          now: Date.now(),
           connected: (id) => Boolean(this.ctx.sessions.get(id)),
+          offlineSince: (id) => this.downSince.get(id) ?? this.since,
           busy: (id) => {
             const job = busy.get(id);
             if (!job) return undefined;

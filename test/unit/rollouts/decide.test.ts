@@ -108,6 +108,15 @@ describe('rollout scheduling decisions', () => {
     apply(r, decide(r, world({ now: 0 })), 0);
     assert.deepEqual(kinds(decide(r, world({ now: 100_000, since: 90_000, offline: ['h0'] }))), ['hold:h0']);
   });
+  it('counts offline time from the disconnect: a host that waited long for a slot is not failed by a brief drop', () => {
+    const r = model([3], { maxConcurrency: { count: 1 }, offlineTimeoutMs: 60_000 });
+    apply(r, decide(r, world({ now: 0 })), 0);
+    apply(r, decide(r, world({ now: 0 })), 0);
+    finishHost(r, 'h0', 'succeeded');
+    // h1 has been eligible for 10 minutes; its agent dropped 5 s ago.
+    assert.deepEqual(kinds(decide(r, world({ now: 600_000, offline: ['h1'], downAt: { h1: 595_000 } }))), ['hold:h1', 'start:h2']);
+    assert.deepEqual(decide(r, world({ now: 655_000, offline: ['h1'], downAt: { h1: 595_000 } })).map((a) => a.kind), ['offline', 'start']);
+  });
   it('an offline host does not take a concurrency slot', () => {
     const r = model([3], { maxConcurrency: { count: 1 } });
     apply(r, decide(r, world()));

@@ -13,9 +13,10 @@ export function model(sizes: number[], strategy: Partial<Strategy> = {}): Rollou
   return { id: 'ro-test', state: 'running', paused: false, pauseReason: '', currentWave: -1, gateUntil: null, waveSizes: sizes, strategy: { ...DEFAULT_STRATEGY, ...strategy }, hosts };
 }
 
-export function world(opts: Omit<Partial<World>, 'busy'> & { offline?: string[]; busy?: Record<string, string> } = {}): World {
+export function world(opts: Omit<Partial<World>, 'busy'> & { offline?: string[]; busy?: Record<string, string>; since?: number; downAt?: Record<string, number> } = {}): World {
   return {
-    now: opts.now ?? 1_000_000, since: opts.since ?? 0,
+    now: opts.now ?? 1_000_000,
+    offlineSince: opts.offlineSince ?? ((id) => opts.downAt?.[id] ?? opts.since ?? 0),
     connected: opts.connected ?? ((id) => !(opts.offline ?? []).includes(id)),
     busy: (id) => opts.busy?.[id],
   };
