@@ -11,6 +11,8 @@ import { defaultDataDir } from '../config.js';
 export interface AdminTarget {
   data?: string;
   adminSocket?: string;
+  /** The same, as parsed from the --admin-socket flag. */
+  'admin-socket'?: string;
   controller?: string;
   cert?: string;
   key?: string;
@@ -49,7 +51,7 @@ export class Admin {
       const creds = credentials.createSsl(readFileSync(files.ca!), readFileSync(files.key!), readFileSync(files.cert!));
       return new Admin(new AdminClient(remote, creds, clientChannelOptions(CHUNK_OPTS)), remote);
     }
-    const sock = t.adminSocket ?? env['FERRY_ADMIN_SOCKET'] ?? join(t.data ?? env['FERRY_DATA'] ?? defaultDataDir(), 'admin.sock');
+    const sock = t.adminSocket ?? t['admin-socket'] ?? env['FERRY_ADMIN_SOCKET'] ?? join(t.data ?? env['FERRY_DATA'] ?? defaultDataDir(), 'admin.sock');
     if (!existsSync(sock)) {
       throw new FerryError(ErrorCode.Unreachable, `no controller admin socket at ${sock}`,
         'is the controller running? point at its data directory with --data DIR (or FERRY_DATA), or use --controller host:port with an operator certificate');
