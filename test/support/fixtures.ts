@@ -27,7 +27,7 @@ export function fakeFacts(hostname: string): HostFacts {
 
 /** A real controller on 127.0.0.1:0 with its own data directory. */
 export async function startController(flags: RawConfig = {}, dataDir = tempDir()): Promise<Controller> {
-  const cfg = loadControllerConfig({ data: dataDir, listen: '127.0.0.1:0', heartbeat: '1s', ...flags }, undefined, {});
+  const cfg = loadControllerConfig({ data: dataDir, listen: '127.0.0.1:0', heartbeat: '5s', ...flags }, undefined, {});
   return Controller.start(cfg, silentLogger());
 }
 
