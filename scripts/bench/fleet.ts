@@ -12,10 +12,12 @@ import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join as pathJoin } from 'node:path';
 import { createInterface } from 'node:readline';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { join } from '../../agent/src/enroll/join.js';
 import { collectFacts } from '../../agent/src/facts.js';
 import type { ExecRunner } from '../../agent/src/exec/exec-runner.js';
+import type { JobRunner } from '../../agent/src/jobs/job-runner.js';
 import type { Outbox } from '../../agent/src/session/outbox.js';
 import { SessionLoop, type SessionState } from '../../agent/src/session/session-loop.js';
 import { AgentState } from '../../agent/src/state/agent-state.js';
@@ -35,6 +37,7 @@ interface SimAgent {
 }
 
 let agents: SimAgent[] = [];
+let lag: IntervalHistogram | undefined;
 const log = silentLogger();
 const h2Held: Array<{ session: ClientHttp2Session; stream: ClientHttp2Stream }> = [];
 const tlsHeld: TLSSocket[] = [];
@@ -51,9 +54,17 @@ const now = () => performance.timeOrigin + performance.now();
 interface JobTimes { arrived: number; spawned?: number; firstLine?: number }
 const jobTimes = new Map<string, JobTimes>();
 
+/**
+ * Per plan job (rollout host jobs), when the agent code reported its first
+ * step started and its result: the moment the step event / result was handed
+ * to the outbox.
+ */
+interface PlanTimes { arrived?: number; firstStep?: number; result?: number; status?: string; steps: number }
+const planTimes = new Map<string, PlanTimes>();
+
 interface Wrappable {
   runner?: ExecRunner;
-  work?: { exec: ExecRunner; outbox: Outbox };
+  work?: { exec: ExecRunner; outbox: Outbox; jobs?: JobRunner };
   outbox?: Outbox;
 }
 
@@ -70,10 +81,30 @@ function instrument(loop: SessionLoop): void {
     start(job);
     t.spawned = now();
   };
+  const jobs = l.work?.jobs;
+  if (jobs) {
+    const startJob = jobs.start.bind(jobs);
+    jobs.start = (job) => {
+      if (!planTimes.has(job.jobId)) planTimes.set(job.jobId, { arrived: now(), steps: 0 });
+      startJob(job);
+    };
+  }
   const push = outbox.push.bind(outbox);
   outbox.push = (jobId, seq, msg) => {
     const t = jobTimes.get(jobId);
     if (t && t.firstLine === undefined && msg.msg?.$case === 'output') t.firstLine = now();
+    const m = msg.msg;
+    if (m?.$case === 'stepEvent' || m?.$case === 'jobResult') {
+      let p = planTimes.get(jobId);
+      if (!p) planTimes.set(jobId, (p = { steps: 0 }));
+      if (m.$case === 'stepEvent' && !m.value.finished) {
+        p.firstStep ??= now();
+        p.steps++;
+      } else if (m.$case === 'jobResult') {
+        p.result ??= now();
+        p.status = m.value.status;
+      }
+    }
     push(jobId, seq, msg);
   };
 }
@@ -138,7 +169,7 @@ serveRpc({
   },
 
   /** Starts a session loop per enrolled agent; resolves when all are connected or at the deadline. */
-  async sessionsStart(args: { timeoutMs: number }) {
+  async sessionsStart(args: { timeoutMs: number; root?: string }) {
     const t0 = performance.now();
     const connectMs: number[] = [];
     for (const a of agents) {
@@ -148,6 +179,7 @@ serveRpc({
         state: a.state,
         facts: () => Promise.resolve(a.facts),
         log,
+        root: args.root,
         onState: (s: SessionState) => {
           if (s === 'connected' && a.connectedAt === undefined) {
             a.connectedAt = performance.now();
@@ -173,6 +205,31 @@ serveRpc({
   jobTimes() {
     const out = Object.fromEntries(jobTimes);
     jobTimes.clear();
+    return out;
+  },
+
+  /** Starts measuring this process's event-loop delay (how long ready work waits here). */
+  lagStart() {
+    lag?.disable();
+    lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
+    return {};
+  },
+
+  /** Event-loop delay since lagStart, in ms. */
+  lagStop() {
+    if (!lag) return {};
+    lag.disable();
+    const ms = (ns: number) => ns / 1e6;
+    const r = { p50: ms(lag.percentile(50)), p99: ms(lag.percentile(99)), max: ms(lag.max) };
+    lag = undefined;
+    return r;
+  },
+
+  /** Plan-job timings recorded since the last call (and forgets them). */
+  planTimes() {
+    const out = Object.fromEntries(planTimes);
+    planTimes.clear();
     return out;
   },
 

@@ -1,15 +1,16 @@
 /**
  * Suite selection for `npm run bench` (build/scripts/bench/run.js):
  *
- *   run.js                         every suite, one child process each: foundation, bundles, steps
+ *   run.js                         every suite, one child process each: foundation, bundles, steps, rollouts
  *   run.js --suite foundation      the foundation benchmark (run.ts itself)
  *   run.js --suite bundles         ingest, distribution vs nginx, upgrade dedupe, agent RSS (bundles.ts)
  *   run.js --suite steps           per-step overhead, image.import vs ctr (steps.ts)
+ *   run.js --suite rollouts        a 500-host rollout of a no-op plan: wall, CPU per host-step, latency (rollouts.ts)
  *   run.js [--suite S] --quick     a small run of the same
  *
  * Options shared by all suites: --out DIR, --keep, --profile, --timeout-min M.
  * Options of one suite go to that suite (foundation: --agents --procs
- * --rounds --join-timeout-ms; bundles: --agents 1,8,32; steps: --rounds).
+ * --rounds --join-timeout-ms; bundles: --agents 1,8,32; steps: --rounds; rollouts: --agents --procs --steps).
  * Without --suite, only the shared options are passed on.
  *
  * This module has no side effects when imported; run.ts calls
@@ -18,7 +19,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const SUITES = ['foundation', 'bundles', 'steps'] as const;
+export const SUITES = ['foundation', 'bundles', 'steps', 'rollouts'] as const;
 type Suite = (typeof SUITES)[number];
 
 /** What `--quick` means for the foundation benchmark, unless given explicitly. */
@@ -82,8 +83,9 @@ export async function dispatchSuite(): Promise<void> {
     process.argv = [process.argv[0]!, process.argv[1]!, ...quickArgs, ...rest];
     return;
   }
-  if (suite === 'bundles' || suite === 'steps') {
-    const mod = (suite === 'bundles' ? await import('./bundles.js') : await import('./steps.js')) as { main(argv: string[]): Promise<number> };
+  if (suite === 'bundles' || suite === 'steps' || suite === 'rollouts') {
+    const load = { bundles: () => import('./bundles.js'), steps: () => import('./steps.js'), rollouts: () => import('./rollouts.js') }[suite];
+    const mod = (await load()) as { main(argv: string[]): Promise<number> };
     process.exit(await mod.main([...(q.present ? ['--quick'] : []), ...rest]));
   }
   // Every suite, each in a process of its own, one after the other.
