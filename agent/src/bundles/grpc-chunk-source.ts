@@ -7,7 +7,8 @@
  */
 import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
+import type { ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
+import { FastChunksClient } from '../../../common/src/grpc-chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { clientChannelOptions } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
@@ -35,7 +36,7 @@ export class GrpcChunkSource implements ChunkSource {
    * defaults and the raised receive limit. `close()` closes the channel.
    */
   static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}): GrpcChunkSource {
-    const client = new ChunksClient(address, creds, clientChannelOptions({
+    const client = new FastChunksClient(address, creds, clientChannelOptions({
       'grpc.max_receive_message_length': CHUNK_CALL_MAX_MESSAGE_BYTES,
       ...channelOptions,
     }));

@@ -2,7 +2,8 @@ import { credentials, Metadata, type ClientReadableStream } from '@grpc/grpc-js'
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { AdminClient, type ExecEvent, type ExecRequest } from '../../../common/src/gen/ferry/v1/admin.js';
+import type { AdminClient, ExecEvent, ExecRequest } from '../../../common/src/gen/ferry/v1/admin.js';
+import { FastAdminClient } from '../../../common/src/grpc-chunks.js';
 import { clientChannelOptions, MAX_CHUNK_MESSAGE_BYTES } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { defaultDataDir } from '../config.js';
@@ -49,14 +50,14 @@ export class Admin {
         throw new FerryError(ErrorCode.InvalidArgument, `remote admin needs ${missing.join(', ')}`, 'get an operator certificate with `ferry operator cert NAME --out DIR` on the controller host');
       }
       const creds = credentials.createSsl(readFileSync(files.ca!), readFileSync(files.key!), readFileSync(files.cert!));
-      return new Admin(new AdminClient(remote, creds, clientChannelOptions(CHUNK_OPTS)), remote);
+      return new Admin(new FastAdminClient(remote, creds, clientChannelOptions(CHUNK_OPTS)), remote);
     }
     const sock = t.adminSocket ?? t['admin-socket'] ?? env['FERRY_ADMIN_SOCKET'] ?? join(t.data ?? env['FERRY_DATA'] ?? defaultDataDir(), 'admin.sock');
     if (!existsSync(sock)) {
       throw new FerryError(ErrorCode.Unreachable, `no controller admin socket at ${sock}`,
         'is the controller running? point at its data directory with --data DIR (or FERRY_DATA), or use --controller host:port with an operator certificate');
     }
-    return new Admin(new AdminClient(`unix://${sock}`, credentials.createInsecure(), clientChannelOptions(CHUNK_OPTS)), sock);
+    return new Admin(new FastAdminClient(`unix://${sock}`, credentials.createInsecure(), clientChannelOptions(CHUNK_OPTS)), sock);
   }
 
   /** Calls a unary method and maps errors through the one error boundary. */
