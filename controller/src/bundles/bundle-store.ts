@@ -6,6 +6,7 @@ import type { SignedManifest as WireSigned } from '../../../common/src/gen/ferry
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { bundleId, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifestPaths } from '../../../common/src/bundle/manifest-paths.js';
+import { ServedChunks } from './served-chunks.js';
 import type { Db } from '../store/db.js';
 
 interface BundleRow {
@@ -41,11 +42,14 @@ export function bundleInfo(b: StoredBundle): BundleInfo {
  */
 export class BundleStore {
   readonly chunks: ChunkStore;
+  /** Reads chunks for agents (Chunks.Fetch), hashing each once per process; see served-chunks.ts. */
+  readonly served: ServedChunks;
   /** Bundles being served right now: their chunks survive garbage collection even if the bundle is removed. */
   private readonly leases = new Map<string, number>();
 
   constructor(private readonly db: Db, chunkDir: string) {
     this.chunks = new ChunkStore(chunkDir);
+    this.served = new ServedChunks(this.chunks);
   }
 
   async addKey(publicPem: string, name: string): Promise<SigningKeyInfo> {

@@ -1,4 +1,5 @@
 import { BundleState, type BundleProgress, type HeldBundle } from '../../../common/src/gen/ferry/v1/session.js';
+import { ErrorCode } from '../../../common/src/errors.js';
 import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { Db } from '../store/db.js';
@@ -64,6 +65,13 @@ export class PrefetchCoordinator {
     if (state !== 'fetching' || Date.now() - last > 2000) {
       this.lastWrite.set(key, Date.now());
       await this.upsert(agentId, p.bundleId, state, p.bytesDone, p.bytesTotal, p.error, Date.now());
+    }
+    // The agent found a chunk that does not hash to its digest: the controller
+    // serves chunks it verified once without hashing them again, so hash
+    // every chunk again on its next serve; the bad one is then dropped (DATA_LOSS).
+    if (p.state === BundleState.BUNDLE_STATE_FAILED && p.errorCode === ErrorCode.ChunkDigestMismatch) {
+      this.log.warn({ agent: agentId, bundleId: p.bundleId, err: p.error }, 'an agent received a corrupt chunk; chunks are verified again on their next serve');
+      this.bundles.served.forget();
     }
     for (const l of this.listeners.get(key) ?? []) l(p);
   }

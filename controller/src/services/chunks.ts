@@ -4,32 +4,61 @@ import type { ChunksServer, FetchChunksRequest } from '../../../common/src/gen/f
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { ControllerContext } from './context.js';
-import { authenticatePeer } from './peer-auth.js';
+import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
 
 /** Most chunks one call may ask for; agents batch and keep several calls in flight. */
 const MAX_DIGESTS_PER_CALL = 256;
+/**
+ * Bytes one call may have queued in grpc-js/HTTP/2 before it waits. The
+ * stream's own limit counts messages (16), which for 4 MiB chunks is 64 MiB
+ * per call; a byte cap keeps the controller's memory flat with many agents.
+ */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** Parsed client certificates remembered (an agent makes a call per batch, each re-presenting the same certificate). */
+const MAX_CACHED_PEERS = 4096;
 
 /**
- * Chunks.Fetch: streams chunk bytes to enrolled agents. Each chunk is
- * re-verified as it is read, so a faulty disk on the controller ends the call
- * with DATA_LOSS instead of sending bad bytes; writes wait for the stream to
- * drain, so a slow link never makes the controller buffer a bundle in memory.
+ * Chunks.Fetch: streams chunk bytes to enrolled agents. Chunks are read
+ * straight into their wire messages and hashed once per controller process
+ * (see bundles/served-chunks.ts): a chunk that no longer matches its digest
+ * ends the call with DATA_LOSS and is dropped. Writes wait while a call has
+ * more than MAX_QUEUED_BYTES queued, so a slow link never makes the
+ * controller buffer a bundle in memory.
  */
 export function chunksService(ctx: ControllerContext): ChunksServer {
+  const authenticate = peerCache(ctx);
   return {
     fetch(call: ServerWritableStream<FetchChunksRequest, ChunkData>) {
       (async () => {
-        const peer = authenticatePeer(call, ctx.ca, 'agent');
+        const peer = authenticate(call);
+        // Looked up per call (not cached) so a revoked agent is refused at its next batch.
         const agent = await ctx.agents.get(peer.id);
         if (!agent || agent.revokedAt !== null) throw new FerryError(ErrorCode.AgentRevoked, `agent ${peer.id} may not fetch chunks`);
         const digests = call.request.digests;
         if (digests.length > MAX_DIGESTS_PER_CALL) {
           throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
         }
-        for (const digest of digests) {
-          if (call.cancelled) return;
-          const data = await ctx.bundles.chunks.get(digest);
-          if (!call.write({ digest, data })) await new Promise<void>((r) => call.once('drain', () => r()));
+        let queued = 0;
+        let wake: (() => void) | undefined;
+        const onGone = () => wake?.(); // a cancelled call may never run its write callbacks
+        call.on('cancelled', onGone);
+        call.on('close', onGone);
+        try {
+          for (const digest of digests) {
+            if (call.cancelled) return;
+            const msg = await ctx.bundles.served.read(digest);
+            const n = msg.wire.length;
+            queued += n;
+            call.write(msg, () => {
+              queued -= n;
+              if (queued <= MAX_QUEUED_BYTES) wake?.();
+            });
+            if (queued > MAX_QUEUED_BYTES && !call.cancelled) await new Promise<void>((r) => { wake = r; });
+            wake = undefined;
+          }
+        } finally {
+          call.off('cancelled', onGone);
+          call.off('close', onGone);
         }
         call.end();
       })().catch((err) => {
@@ -38,5 +67,25 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
         call.emit('error', toServiceError(err));
       });
     },
+  };
+}
+
+/**
+ * authenticatePeer, remembered per certificate: parsing the X.509
+ * certificate and checking it against the CA on every call showed in the
+ * profile. The same DER bytes always give the same answer (the TLS layer
+ * still checks validity dates on every connection).
+ */
+function peerCache(ctx: ControllerContext): (call: CallWithAuth) => Peer {
+  const peers = new Map<string, Peer>();
+  return (call) => {
+    const raw = call.getAuthContext().sslPeerCertificate?.raw;
+    const key = raw?.toString('base64');
+    const hit = key === undefined ? undefined : peers.get(key);
+    if (hit) return { ...hit, address: call.getPeer() };
+    const peer = authenticatePeer(call, ctx.ca, 'agent');
+    if (peers.size >= MAX_CACHED_PEERS) peers.clear();
+    if (key !== undefined) peers.set(key, peer);
+    return peer;
   };
 }

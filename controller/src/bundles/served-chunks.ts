@@ -1,0 +1,89 @@
+/**
+ * Reads chunks for `Chunks.Fetch`, straight into their wire messages.
+ *
+ * Verification policy: every chunk in the store was hashed when it was
+ * written (ChunkStore.put), and every agent hashes every chunk it receives
+ * before it counts. Re-hashing on every read (once per agent per chunk) was
+ * the largest single cost of serving a bundle, so a chunk is hashed the first
+ * time this process serves it, and again only if its file is seen to change
+ * (a different size). That still catches a chunk that rotted while the
+ * controller was down, or was rewritten, with DATA_LOSS and the chunk
+ * dropped, as before. Rot of the same size after the first serve is caught
+ * by the agent (CHUNK_DIGEST_MISMATCH naming the chunk); the prefetch
+ * coordinator then calls {@link ServedChunks.forget}, so the next serve
+ * hashes again, finds the bad chunk, drops it and reports DATA_LOSS, and a
+ * push repairs it.
+ *
+ * Reads use the callback fs API (no FileHandle promise per step) and read
+ * the file into an {@link EncodedChunkData}: one open, one read, one close
+ * for a chunk already verified (its size is known), plus an fstat the first
+ * time.
+ */
+import { close, fstat, open, read } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
+import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
+import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
+
+/** Bound on remembered sizes; past it the memory starts over (chunks are then hashed once more). */
+const MAX_REMEMBERED = 1_000_000;
+
+/** See module comment. One per chunk store. */
+export class ServedChunks {
+  /** Digest → size of chunks hashed and found intact by this process. */
+  private readonly verified = new Map<string, number>();
+
+  constructor(private readonly store: ChunkStore) {}
+
+  /**
+   * The chunk as a ready-to-send ChunkData message. Throws ChunkNotFoundError,
+   * or ChunkCorruptError after removing a chunk that no longer matches its digest.
+   */
+  async read(digest: string): Promise<EncodedChunkData> {
+    const path = this.store.pathOf(digest); // validates the digest
+    let fd: number;
+    try {
+      fd = await new Promise<number>((res, rej) => open(path, 'r', (e, f) => (e ? rej(e) : res(f))));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ChunkNotFoundError(digest);
+      throw e;
+    }
+    try {
+      const known = this.verified.get(digest);
+      if (known !== undefined) {
+        const msg = new EncodedChunkData(digest, known);
+        if ((await readFully(fd, msg.data)) === known) return msg;
+        this.verified.delete(digest); // shorter than when it was verified: check it properly
+      }
+      const size = await new Promise<number>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
+      const msg = new EncodedChunkData(digest, size);
+      const got = await readFully(fd, msg.data);
+      const actual = createHash('sha256').update(msg.data.subarray(0, got)).digest('hex');
+      if (got !== size || actual !== digest) {
+        await this.store.remove(digest);
+        throw new ChunkCorruptError(digest, actual);
+      }
+      if (this.verified.size >= MAX_REMEMBERED) this.verified.clear();
+      this.verified.set(digest, size);
+      return msg;
+    } finally {
+      close(fd, () => undefined);
+    }
+  }
+
+  /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */
+  forget(): void {
+    this.verified.clear();
+  }
+}
+
+/** Read from offset 0 until `buf` is full or the file ends; returns the bytes read. */
+async function readFully(fd: number, buf: Buffer): Promise<number> {
+  let got = 0;
+  while (got < buf.length) {
+    const n = await new Promise<number>((res, rej) => read(fd, buf, got, buf.length - got, got, (e, b) => (e ? rej(e) : res(b))));
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
