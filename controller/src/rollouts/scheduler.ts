@@ -305,5 +305,6 @@ export class RolloutScheduler {
     for (const h of hosts) {
       await this.ctx.jobs.startHost(a.stored.jobId, h.hostJobId!, { ...a.dispatch, check: false }, h, this.hooks(a, h));
     }
+    this.ctx.log.info({ rollout: a.id, hosts: hosts.length, dispatchMs: Date.now() - now }, 'rollout hosts started');
   }
 }
