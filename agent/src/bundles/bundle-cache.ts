@@ -6,31 +6,35 @@
  * Staging order, and why:
  * 1. verify the signature, then the paths and modes: a foreign or hostile
  *    manifest must not cause a single byte to be written;
- * 2. plan: every distinct chunk is either in staging (an earlier, interrupted
- *    stage), inside the files of another complete bundle (an upgrade), or
- *    missing; only missing ones cross the link;
- * 3. check free space for the fetch plus the assembled files;
- * 4. fetch into staging (verified, durable: a kill loses nothing verified);
- * 5. assemble every file atomically, then write manifest.json;
- * 6. drop this bundle's staging chunks no other running stage needs.
+ * 2. plan from the stage journal: every chunk is either already written in
+ *    this bundle's part files (an earlier, interrupted stage), inside the
+ *    files of another complete bundle (an upgrade), or missing; only missing
+ *    ones cross the link;
+ * 3. check free space for the bytes still to write;
+ * 4. copy local chunks and fetch the missing ones, each verified and written
+ *    straight into the part files at its offsets (part-files.ts); each file
+ *    is checked against its sha256, fsynced and renamed as soon as it is
+ *    complete;
+ * 5. write manifest.json, then remove the part files' directory.
  */
 import { existsSync } from 'node:fs';
-import { readFile, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { assertSha256Hex } from '../../../common/src/bundle/digest.js';
-import { bundleId as bundleIdOf, verifyManifest, type BundleFile, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { bundleId as bundleIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { HeldBundle } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import { BundleLayout } from './bundle-layout.js';
 import type { ChunkSource } from './chunk-source.js';
-import { fetchChunks, type WantedChunk } from './chunk-fetcher.js';
+import { fetchChunks } from './chunk-fetcher.js';
 import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
-import { AssembledFileMismatchError, assembleFile, fsyncDir, mkdirExact, removeTempFiles, writeFileAtomic, type ReadChunk } from './file-assembler.js';
+import { fsyncDir, mkdirExact, writeFileAtomic } from './file-assembler.js';
 import { LocalChunkIndex } from './local-chunks.js';
 import { checkManifest } from './manifest-checks.js';
+import { PartFiles } from './part-files.js';
 import { ProgressThrottle, type StageProgress } from './progress.js';
+import { StageJournal } from './stage-journal.js';
 import { TokenBucket } from './token-bucket.js';
 
 export type { StageProgress } from './progress.js';
@@ -64,25 +68,22 @@ export interface StageResult {
   bundleId: string;
   /** Chunk bytes moved over the network by this call. */
   bytesFetched: number;
-  /** Bytes of distinct chunks found on this host (staging or other bundles) instead of fetched. */
+  /** Bytes of distinct chunks found on this host (an interrupted stage's part files, or other bundles) instead of fetched. */
   bytesReused: number;
 }
 
 /** See module comment. One instance per cache directory per process. */
 export class BundleCache {
   private readonly layout: BundleLayout;
-  private readonly staging: ChunkStore;
   /** Per bundle id: the tail of the queue of operations on it (stage, remove). */
   private readonly locks = new Map<string, Promise<void>>();
-  /** Chunks each running stage still needs, so no stage cleans up under another's feet. */
-  private readonly running = new Map<string, ReadonlySet<string>>();
-  private sweptStaging = false;
+  /** Bundles being staged right now, so prune() leaves their part files alone. */
+  private readonly running = new Set<string>();
+  private sweptLegacy = false;
 
   /** `dir` is created on the first stage. */
   constructor(dir: string, private readonly log: Logger) {
     this.layout = new BundleLayout(dir);
-    // Staged chunks are checked again by the whole-file digest at assembly: no fsync per chunk.
-    this.staging = new ChunkStore(this.layout.stagingDir, { durable: false });
   }
 
   /** Absolute root of the cache. */
@@ -153,20 +154,23 @@ export class BundleCache {
   }
 
   /**
-   * Delete staging chunks no running stage needs: the leftovers of stages
-   * that were abandoned (a bundle the controller no longer wants). Those
-   * stages would then refetch them if started again.
+   * Delete the part files of stages that are neither running nor complete:
+   * the leftovers of stages that were abandoned (a bundle the controller no
+   * longer wants). Those stages would fetch everything again if restarted.
+   * Returns how many stages were dropped and the bytes freed.
    */
   async prune(): Promise<{ removed: number; bytes: number }> {
     let removed = 0;
     let bytes = 0;
-    for await (const d of this.staging.list()) {
-      if (this.neededByRunning(d)) continue;
-      const size = await stat(this.staging.pathOf(d)).then((st) => st.size, () => 0);
-      if (await this.staging.remove(d)) {
+    const ids = await readdir(this.layout.bundlesDir).catch(() => [] as string[]);
+    for (const id of ids) {
+      const parts = this.layout.partsDir(id);
+      if (this.running.has(id) || this.locks.has(id) || !existsSync(parts)) continue;
+      await this.serialise(id, async () => {
+        for (const f of await readdir(parts)) bytes += await stat(join(parts, f)).then((st) => st.blocks * 512, () => 0);
+        await rm(existsSync(this.layout.manifestPath(id)) ? parts : this.layout.bundleDir(id), { recursive: true, force: true });
         removed++;
-        bytes += size;
-      }
+      });
     }
     return { removed, bytes };
   }
@@ -175,13 +179,7 @@ export class BundleCache {
     const label = `${m.name}:${m.version} (${id.slice(0, 12)})`;
     const signal = opts.signal ?? new AbortController().signal;
     const sizes = new Map<string, number>(); // distinct chunks
-    const occurrence = new Map<string, number>(); // bytes a chunk contributes to files, duplicates included
-    for (const f of m.files) {
-      for (const c of f.chunks) {
-        sizes.set(c.digest, c.size);
-        occurrence.set(c.digest, (occurrence.get(c.digest) ?? 0) + c.size);
-      }
-    }
+    for (const f of m.files) for (const c of f.chunks) sizes.set(c.digest, c.size);
     const uniqueBytes = sum(sizes.values());
     const bytesTotal = sum(m.files.map((f) => f.size));
     const progress = new ProgressThrottle(opts.onProgress, (e) => this.log.warn({ err: String(e) }, 'bundle progress callback threw'));
@@ -191,77 +189,98 @@ export class BundleCache {
     }
 
     const filesDir = this.layout.filesDir(id);
+    const partsDir = this.layout.partsDir(id);
     let fetched = 0;
-    let done = 0;
+    let reused = 0;
     const started = performance.now();
-    this.running.set(id, new Set(sizes.keys()));
+    this.running.add(id);
+    let journal: StageJournal | undefined;
+    let parts: PartFiles | undefined;
     try {
       await mkdirExact(filesDir);
-      if (!this.sweptStaging) {
-        await this.staging.sweepTempFiles();
-        this.sweptStaging = true;
+      await mkdirExact(partsDir);
+      if (!this.sweptLegacy) {
+        // Agents before part files kept verified chunks in DIR/staging; nothing reads them any more.
+        await rm(join(this.layout.root, 'staging'), { recursive: true, force: true });
+        this.sweptLegacy = true;
       }
-      await removeTempFiles(filesDir, new Set(m.files.map((f) => f.path)));
+      const opened = await StageJournal.open(this.layout.journalPath(id));
+      journal = opened.journal;
+      const dirs = new Set<string>([filesDir]);
+      parts = await PartFiles.open(partsDir, filesDir, m.files, journal, opened.state, (f) => {
+        for (let d = dirname(join(filesDir, f.path)); d.length > filesDir.length; d = dirname(d)) dirs.add(d);
+      });
+      const p = parts;
 
-      // Plan. Chunks in other bundles' files are only listed here; their bytes are verified when read.
+      // Plan. Chunks in other bundles' files (or written in another part file
+      // of this one) are only listed here; their bytes are verified when read.
       const others = this.layout.complete().filter((b) => b.bundleId !== id);
       const index = new LocalChunkIndex(others, (b) => this.layout.filesDir(b));
-      const missing: WantedChunk[] = [];
-      for (const [digest, size] of sizes) {
-        if ((await this.staging.has(digest)) || index.has(digest)) done += occurrence.get(digest)!;
-        else missing.push({ digest, size });
+      const wanted = p.pendingChunks();
+      for (const c of wanted) {
+        const own = p.writtenPlace(c.digest);
+        if (own) index.add(c.digest, { ...own, size: c.size });
       }
-      const planned = new Set(missing.map((c) => c.digest));
-      let reused = uniqueBytes - sum(missing.map((c) => c.size));
-      const toFetch = uniqueBytes - reused;
-      await ensureFreeSpace(this.layout.root, toFetch + bytesTotal, 'the chunks to fetch and the assembled files', opts.statfs);
-      this.log.info({ bundleId: id, bundle: `${m.name}:${m.version}`, files: m.files.length, bytesTotal, toFetch, reused }, 'staging bundle');
-      progress.update({ bytesDone: done, bytesTotal, bytesFetched: 0 });
+      const local = wanted.filter((c) => index.has(c.digest));
+      const remote = wanted.filter((c) => !index.has(c.digest));
+      reused = uniqueBytes - sum(remote.map((c) => c.size));
+      await ensureFreeSpace(this.layout.root, p.pendingBytes(), 'the files still to assemble', opts.statfs);
+      this.log.info({ bundleId: id, bundle: `${m.name}:${m.version}`, files: m.files.length, bytesTotal, toFetch: uniqueBytes - reused, reused }, 'staging bundle');
+      let done = 0;
+      const report = () => {
+        done = Math.max(done, bytesTotal - p.pendingBytes());
+        progress.update({ bytesDone: done, bytesTotal, bytesFetched: fetched });
+      };
+      report();
 
+      for (const c of local) {
+        if (signal.aborted) break;
+        const bytes = await index.read(c.digest);
+        if (bytes) {
+          await p.write(c.digest, bytes);
+          report();
+        } else {
+          // Gone or damaged since planning: fetch it instead.
+          this.log.warn({ bundleId: id, digest: c.digest }, 'a planned local chunk is gone or damaged; fetching it');
+          remote.push(c);
+          reused -= c.size;
+        }
+      }
       const bucket = new TokenBucket(opts.bandwidthBytesPerSec ?? 0);
       const fetchOpts = {
-        source: opts.source, staging: this.staging, bucket, signal, log: this.log,
+        source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? 4, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
-        onStored: (digest: string, size: number) => {
+        deliver: (digest: string, data: Buffer) => p.write(digest, data),
+        onStored: (_digest: string, size: number) => {
           fetched += size;
-          done += occurrence.get(digest) ?? 0;
-          progress.update({ bytesDone: done, bytesTotal, bytesFetched: fetched });
+          report();
         },
       };
-      await fetchChunks(missing, fetchOpts);
-
-      // Chunks that turn out unusable during assembly are fetched late; they
-      // count as fetched, and no longer as reused if they were planned so.
-      const refetch = (chunks: WantedChunk[]) => fetchChunks(chunks, {
-        ...fetchOpts,
-        onStored: (digest, size) => {
-          fetched += size;
-          if (!planned.has(digest)) reused -= size;
-        },
-      });
-      // Assemble. Staged chunks are read without re-hashing: the whole-file
-      // sha256 catches any rot, and then the culprit chunks are found below.
-      const readChunk = async (digest: string, size: number): Promise<Buffer> => {
-        const staged = await readFile(this.staging.pathOf(digest)).catch(() => undefined);
-        if (staged?.length === size) return staged;
-        if (staged) await this.staging.remove(digest); // truncated: evict, or put() would keep it
-        const local = await index.read(digest);
-        if (local) return local;
-        // Gone since planning (another bundle removed, staging pruned): fetch it now.
-        this.log.warn({ bundleId: id, digest }, 'a planned local chunk is gone or damaged; fetching it');
-        await refetch([{ digest, size }]);
-        return readFile(this.staging.pathOf(digest));
-      };
-      const dirs = new Set<string>([filesDir]);
-      for (const f of m.files) {
-        await this.assembleChecked(filesDir, f, readChunk, signal, refetch);
-        for (let d = dirname(join(filesDir, f.path)); d.length > filesDir.length; d = dirname(d)) dirs.add(d);
+      await fetchChunks(remote, fetchOpts);
+      await p.settled();
+      // Chunks found damaged in a part file when its file was checked are
+      // fetched again; they count as fetched, and no longer as reused.
+      const planned = new Set(remote.map((c) => c.digest));
+      while (!p.done()) {
+        const again = p.pendingChunks();
+        if (again.length === 0) throw new FerryError(ErrorCode.Internal, 'staging ended with files unfinished but nothing left to fetch');
+        this.log.warn({ bundleId: id, chunks: again.map((c) => c.digest) }, 'chunks written on this host went bad on disk; fetching them again');
+        for (const c of again) if (!planned.has(c.digest)) reused -= c.size;
+        await fetchChunks(again, fetchOpts);
+        await p.settled();
       }
+
       for (const d of dirs) await fsyncDir(d);
       // The three fields only: a proto-decoded SignedManifest may carry extras.
       await writeFileAtomic(this.layout.manifestPath(id), JSON.stringify({ manifest: signed.manifest, signature: signed.signature, keyId: signed.keyId }));
       await fsyncDir(this.layout.bundlesDir);
-      await this.dropStaged(id, sizes.keys());
+      await p.close();
+      await journal.close();
+      journal = undefined;
+      await rm(partsDir, { recursive: true, force: true }).catch((e: Error) => {
+        // The bundle is complete; leftovers only cost disk until the next prune.
+        this.log.warn({ bundleId: id, err: e.message }, 'could not remove the part files after a stage');
+      });
 
       const secs = (performance.now() - started) / 1000;
       this.log.info({ bundleId: id, bytesFetched: fetched, bytesReused: reused, seconds: +secs.toFixed(2) }, 'bundle staged');
@@ -270,51 +289,17 @@ export class BundleCache {
     } catch (e) {
       const fe = describeFailure(e, label, this.layout.root, signal, fetched, uniqueBytes);
       this.log.warn({ bundleId: id, code: fe.code, err: fe.message }, 'staging failed');
+      await parts?.close();
+      await journal?.close().catch(() => undefined);
+      parts = journal = undefined;
+      // A signed manifest that contradicts itself can never stage: keep nothing of it.
+      if (fe.code === ErrorCode.BundleInvalid) await rm(this.layout.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
       throw fe;
     } finally {
+      await parts?.close();
+      await journal?.close().catch(() => undefined);
       this.running.delete(id);
     }
-  }
-
-  /**
-   * assembleFile, plus: on a whole-file mismatch, tell disk rot from a bad
-   * manifest. Staged chunks that no longer match their digest are evicted,
-   * fetched again and the file assembled once more; if none was corrupt, the
-   * manifest itself is inconsistent and the mismatch stands.
-   */
-  private async assembleChecked(filesDir: string, f: BundleFile, readChunk: ReadChunk, signal: AbortSignal, refetch: (c: WantedChunk[]) => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await assembleFile(filesDir, f, readChunk, signal);
-      } catch (e) {
-        if (!(e instanceof AssembledFileMismatchError)) throw e;
-        const corrupt = new Map<string, number>();
-        for (const c of f.chunks) if ((await this.staging.verify(c.digest)) === 'corrupt') corrupt.set(c.digest, c.size);
-        if (corrupt.size === 0) throw e;
-        this.log.warn({ file: f.path, corrupt: [...corrupt.keys()] }, 'staged chunks were corrupt on disk; evicted, fetching them again');
-        if (attempt > 1) {
-          throw new FerryError(ErrorCode.ChunkCorrupt,
-            `file ${JSON.stringify(f.path)} did not match its sha256 twice: staged chunks under ${this.staging.root} keep going bad on disk (${[...corrupt.keys()][0]}…)`,
-            'check the disk (dmesg, smartctl) and the filesystem before staging again');
-        }
-        await refetch([...corrupt].map(([digest, size]) => ({ digest, size })));
-      }
-    }
-  }
-
-  /** Delete this bundle's staging chunks, except those another running stage needs. */
-  private async dropStaged(id: string, digests: Iterable<string>): Promise<void> {
-    try {
-      for (const d of digests) if (!this.neededByRunning(d, id)) await this.staging.remove(d);
-    } catch (e) {
-      // The bundle is complete; leftovers only cost disk until the next prune.
-      this.log.warn({ bundleId: id, err: (e as Error).message }, 'could not clean staging after a stage');
-    }
-  }
-
-  private neededByRunning(digest: string, except?: string): boolean {
-    for (const [id, needs] of this.running) if (id !== except && needs.has(digest)) return true;
-    return false;
   }
 
   private serialise<T>(id: string, fn: () => Promise<T>): Promise<T> {

@@ -2,10 +2,14 @@
  * On-disk layout of the agent's bundle cache:
  *
  * ```
- * DIR/staging/sha256/ab/abcd…        verified chunks not yet assembled (ChunkStore)
  * DIR/bundles/<bundleId>/files/…     assembled files, at their manifest paths
+ * DIR/bundles/<bundleId>/parts/.ferry-part-<i>   file i (manifest order) being built (part-files.ts)
+ * DIR/bundles/<bundleId>/parts/journal   chunks verified and written, files finished (stage-journal.ts)
  * DIR/bundles/<bundleId>/manifest.json   the SignedManifest, written LAST
  * ```
+ *
+ * `parts/` exists only while a stage is unfinished (or was abandoned; see
+ * BundleCache.prune) and is removed once manifest.json is in place.
  *
  * A bundle is complete exactly when its manifest.json exists: it is renamed
  * into place only after every file was verified and made durable, so a crash
@@ -32,12 +36,10 @@ export interface CompleteBundle {
 /** Paths of the cache and the scan of complete bundles (see module comment). */
 export class BundleLayout {
   readonly root: string;
-  readonly stagingDir: string;
   readonly bundlesDir: string;
 
   constructor(root: string) {
     this.root = resolve(root);
-    this.stagingDir = join(this.root, 'staging');
     this.bundlesDir = join(this.root, 'bundles');
   }
 
@@ -47,6 +49,14 @@ export class BundleLayout {
 
   filesDir(bundleId: string): string {
     return join(this.bundlesDir, bundleId, 'files');
+  }
+
+  partsDir(bundleId: string): string {
+    return join(this.bundlesDir, bundleId, 'parts');
+  }
+
+  journalPath(bundleId: string): string {
+    return join(this.bundlesDir, bundleId, 'parts', 'journal');
   }
 
   manifestPath(bundleId: string): string {

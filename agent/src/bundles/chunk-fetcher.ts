@@ -1,10 +1,10 @@
 /**
- * Fetches missing chunks from a {@link ChunkSource} into the staging store:
- * batched, several calls in flight, rate-limited, every chunk verified before
- * it is stored, transient link failures retried while progress is being made.
+ * Fetches missing chunks from a {@link ChunkSource}: batched, several calls
+ * in flight, rate-limited, every chunk's sha256 verified before it is handed
+ * on (written into the bundle's part files), transient link failures retried
+ * while progress is being made.
  */
-import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
-import { ChunkDigestMismatchError } from '../../../common/src/bundle/errors.js';
+import { createHash } from 'node:crypto';
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { ChunkSource } from './chunk-source.js';
@@ -32,12 +32,13 @@ export interface WantedChunk {
 /** Options of {@link fetchChunks}. */
 export interface FetchChunksOptions {
   source: ChunkSource;
-  staging: ChunkStore;
+  /** Takes a chunk whose bytes matched its digest (and size); resolves once it is written. */
+  deliver: (digest: string, data: Buffer) => Promise<void>;
   bucket: TokenBucket;
   /** Calls in flight. */
   concurrency: number;
   signal: AbortSignal;
-  /** Called once per chunk after it was verified and stored. */
+  /** Called once per chunk after it was verified and delivered. */
   onStored: (digest: string, size: number) => void;
   log: Logger;
   /** Consecutive failed attempts of one batch, without any chunk gained, before giving up. */
@@ -65,9 +66,9 @@ export function batches(chunks: WantedChunk[]): WantedChunk[][] {
 }
 
 /**
- * Fetch every chunk in `wanted` into `staging`. Resolves when all are stored;
+ * Fetch every chunk in `wanted` and deliver it. Resolves when all are delivered;
  * on the first fatal error, stops the other calls and rejects with it. Chunks
- * stored before a failure stay stored: they are verified, and the next
+ * delivered before a failure stay written: they are verified, and the next
  * attempt skips them.
  */
 export async function fetchChunks(wanted: WantedChunk[], opts: FetchChunksOptions): Promise<void> {
@@ -112,7 +113,8 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         // The rate cap counts bytes as they are taken off the stream: with
         // backpressure, waiting here is what slows the sender.
         await opts.bucket.take(data.length, signal);
-        await storeVerified(opts.staging, digest, size, data);
+        verify(digest, size, data);
+        await opts.deliver(digest, data);
         pending.delete(digest);
         opts.onStored(digest, size);
       }
@@ -133,17 +135,13 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
   }
 }
 
-/** Verify and store; a mismatch is the source's fault and nothing is written. */
-async function storeVerified(staging: ChunkStore, digest: string, size: number, data: Buffer): Promise<void> {
-  try {
-    await staging.put(digest, data); // hashes before writing; throws on mismatch
-  } catch (e) {
-    if (e instanceof ChunkDigestMismatchError) {
-      throw new FerryError(ErrorCode.ChunkDigestMismatch,
-        `chunk ${digest} from the controller hashes to ${e.actual} (${data.length} bytes); it was refused and not stored`,
-        'the controller\'s copy is corrupt or was tampered with: check the controller log for corrupt chunks and push the bundle again (`ferry bundle push`)', { cause: e });
-    }
-    throw e;
+/** The bytes must hash to the digest (else the source is at fault) and have the manifest's size (else the manifest is). */
+function verify(digest: string, size: number, data: Buffer): void {
+  const actual = createHash('sha256').update(data).digest('hex');
+  if (actual !== digest) {
+    throw new FerryError(ErrorCode.ChunkDigestMismatch,
+      `chunk ${digest} from the controller hashes to ${actual} (${data.length} bytes); it was refused and not stored`,
+      'the controller\'s copy is corrupt or was tampered with: check the controller log for corrupt chunks and push the bundle again (`ferry bundle push`)');
   }
   if (data.length !== size) {
     // The bytes are genuine (they hash right), so the signed manifest is what is wrong.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { CompleteBundle } from './bundle-layout.js';
 
 /** Where a chunk's bytes are: a byte range of an assembled file. */
-interface ChunkLocation {
+export interface ChunkLocation {
   path: string;
   offset: number;
   size: number;
@@ -36,6 +36,13 @@ export class LocalChunkIndex {
         }
       }
     }
+  }
+
+  /** Also read `digest` from `loc` (e.g. a part file of the stage itself); verified on read like the rest. */
+  add(digest: string, loc: ChunkLocation): void {
+    const locs = this.where.get(digest);
+    if (!locs) this.where.set(digest, [loc]);
+    else locs.unshift(loc);
   }
 
   /** True if some complete bundle lists this chunk (its bytes are still verified on read). */

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateSigningKey } from '../../../common/src/bundle/manifest.js';
 import { FerryError } from '../../../common/src/errors.js';
 import { silentLogger } from '../../../common/src/log.js';
 import { BundleCache, type StageProgress } from '../../../agent/src/bundles/bundle-cache.js';
-import { buildBundle, FakeSource, ferryError, seededBytes, tempDir, tree } from './fixtures.js';
+import { buildBundle, FakeSource, ferryError, keptChunks, onlyBundleId, seededBytes, tempDir, tree } from './fixtures.js';
 
 describe('agent/bundles/bundle-cache: staging', () => {
   const key = generateSigningKey();
@@ -30,7 +30,7 @@ describe('agent/bundles/bundle-cache: staging', () => {
     { path: 'bin/k3s-copy', data: seededBytes(700_000, 1), mode: 0o700 },
   ];
 
-  it('stages a bundle: identical files, exact modes, manifest written last, staging emptied, held() lists it', async () => {
+  it('stages a bundle: identical files, exact modes, manifest written last, part files removed, held() lists it', async () => {
     const b = buildBundle(files(), key.privatePem, { name: 'k3s-offline', version: '1.30.2' });
     const src = new FakeSource(b.chunks);
     const progress: StageProgress[] = [];
@@ -53,8 +53,9 @@ describe('agent/bundles/bundle-cache: staging', () => {
     assert.ok(m.mtimeNs >= newestFile, 'manifest.json is written after every file');
     assert.deepEqual(JSON.parse(await readFile(join(dir, 'bundles', r.bundleId, 'manifest.json'), 'utf8')), b.signed);
     assert.deepEqual(cache.held(), [{ bundleId: r.bundleId, name: 'k3s-offline', version: '1.30.2' }]);
-    assert.deepEqual((await tree(join(dir, 'staging'))).filter((p) => p.split('/').length > 2), [], 'staging chunks cleaned up');
-    assert.ok(!(await tree(fd)).some((p) => p.includes('.ferry-part-')), 'no temp files left');
+    assert.deepEqual(await tree(join(dir, 'bundles', r.bundleId)), ['files', ...(await tree(fd)).map((p) => `files/${p}`), 'manifest.json'].sort(),
+      'part files and journal removed');
+    assert.ok(!(await tree(dir)).some((p) => p.includes('.ferry-part-')), 'no temp files left');
 
     const total = files().reduce((n, f) => n + f.data.length, 0);
     assert.deepEqual(progress.at(-1), { bytesDone: total, bytesTotal: total, bytesFetched: unique });
@@ -73,15 +74,19 @@ describe('agent/bundles/bundle-cache: staging', () => {
     src.onChunk = (n) => { if (n === 40) ac.abort(); };
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, signal: ac.signal, concurrency: 2 }), ferryError('CANCELLED', 'cancelled'));
 
-    const id = Object.keys(Object.fromEntries((await tree(join(dir, 'bundles'))).map((p) => [p.split('/')[0], 1])))[0]!;
+    const id = await onlyBundleId(dir);
     const filesDir = join(dir, 'bundles', id, 'files');
-    assert.deepEqual((await tree(filesDir)).filter((p) => !['bin', 'images', 'images/kubeedge', 'meta'].includes(p)), [], 'no file (or temp file) written');
+    // Files finished before the abort are complete; nothing partial sits at a manifest path.
+    for (const f of files()) {
+      const got = await readFile(join(filesDir, f.path)).catch(() => undefined);
+      if (got) assert.deepEqual(got, f.data, `${f.path} is either absent or complete`);
+    }
+    assert.ok(!(await tree(filesDir)).some((p) => p.includes('.ferry-part-')), 'no temp file among the files');
     assert.throws(() => cache.filesDir(id), ferryError('NOT_FOUND'));
-    const staged = new Set((await tree(join(dir, 'staging', 'sha256'))).map((p) => p.split('/')[1]).filter(Boolean));
-    assert.ok(staged.size >= 30 && staged.size < b.chunks.size, `some chunks staged (${staged.size} of ${b.chunks.size})`);
-    // Debris a kill mid-write would leave behind.
-    await mkdir(join(filesDir, 'bin'), { recursive: true });
-    await writeFile(join(filesDir, 'bin', '.ferry-part-0123456789abcdef'), 'half a file');
+    const staged = await keptChunks(dir, id);
+    assert.ok(staged.size >= 30 && staged.size < b.chunks.size, `some chunks kept (${staged.size} of ${b.chunks.size})`);
+    // Debris a kill mid-write could leave behind.
+    await writeFile(join(dir, 'bundles', id, 'parts', '.ferry-part-999'), 'half a file');
 
     const restarted = new BundleCache(dir, silentLogger());
     const src2 = new FakeSource(b.chunks);
@@ -91,7 +96,7 @@ describe('agent/bundles/bundle-cache: staging', () => {
     const stagedBytes = [...staged].reduce((n, d) => n + b.chunks.get(d)!.length, 0);
     assert.equal(r.bytesReused, stagedBytes);
     for (const f of files()) assert.deepEqual(await readFile(join(restarted.filesDir(id), f.path)), f.data);
-    assert.ok(!(await tree(filesDir)).some((p) => p.includes('.ferry-part-')), 'stale temp file swept');
+    assert.ok(!(await tree(join(dir, 'bundles', id))).some((p) => p.includes('.ferry-part-')), 'stale temp file swept');
   });
 
   it('rides out a cut link: retries the rest of the batch and fetches no chunk twice', async () => {
@@ -158,15 +163,15 @@ describe('agent/bundles/bundle-cache: staging', () => {
     await assert.rejects(cache.remove('../etc'), ferryError('DIGEST_INVALID'));
   });
 
-  it('pruneStaging() drops the chunks of an abandoned stage but not those a running stage needs', async () => {
+  it('prune() drops the part files of an abandoned stage but not those of a running stage', async () => {
     const b = buildBundle(files().slice(0, 2), key.privatePem);
     const ac = new AbortController();
     const src = new FakeSource(b.chunks);
     src.onChunk = (n) => { if (n === 10) ac.abort(); };
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, signal: ac.signal, concurrency: 1 }), ferryError('CANCELLED'));
     const pruned = await cache.prune();
-    assert.ok(pruned.removed >= 10 && pruned.bytes > 0, JSON.stringify(pruned));
-    assert.equal((await tree(join(dir, 'staging', 'sha256'))).filter((p) => p.split('/').length === 2).length, 0);
+    assert.ok(pruned.removed === 1 && pruned.bytes > 0, JSON.stringify(pruned));
+    assert.deepEqual(await tree(join(dir, 'bundles')), [], 'the abandoned stage is gone');
 
     // While a stage runs, its chunks are safe from a concurrent prune.
     const slow = new FakeSource(b.chunks);

@@ -11,6 +11,7 @@ import { chunkBuffer, type FastCdcOptions } from '../../../common/src/bundle/fas
 import { signManifest, type BundleFile, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunkSource, FetchedChunk } from '../../../agent/src/bundles/chunk-source.js';
+import { StageJournal } from '../../../agent/src/bundles/stage-journal.js';
 
 export { seededBytes } from '../bundle/prng.js';
 
@@ -108,6 +109,20 @@ export async function tree(dir: string): Promise<string[]> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
+}
+
+/** The one bundle id under `cacheDir/bundles` (tests that stage one bundle). */
+export async function onlyBundleId(cacheDir: string): Promise<string> {
+  const ids = await readdir(join(cacheDir, 'bundles'));
+  if (ids.length !== 1) throw new Error(`expected one bundle dir, found ${ids.join(', ')}`);
+  return ids[0]!;
+}
+
+/** Chunks an interrupted stage kept (written into its part files), per its journal. */
+export async function keptChunks(cacheDir: string, bundleId: string): Promise<Set<string>> {
+  const { journal, state } = await StageJournal.open(join(cacheDir, 'bundles', bundleId, 'parts', 'journal'));
+  await journal.close();
+  return state.written;
 }
 
 /** Asserts a FerryError with `code` whose message contains every `needle`; for assert.rejects. */

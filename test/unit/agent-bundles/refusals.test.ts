@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { generateSigningKey, signManifest, type BundleFile } from '../../../common/src/bundle/manifest.js';
 import { silentLogger } from '../../../common/src/log.js';
 import { BundleCache } from '../../../agent/src/bundles/bundle-cache.js';
-import { buildBundle, FakeSource, ferryError, seededBytes, sha, tempDir, tree, unsignedManifest } from './fixtures.js';
+import { buildBundle, FakeSource, ferryError, keptChunks, onlyBundleId, seededBytes, sha, tempDir, tree, unsignedManifest } from './fixtures.js';
 
 describe('agent/bundles/bundle-cache: refusals', () => {
   const key = generateSigningKey();
@@ -95,14 +95,14 @@ describe('agent/bundles/bundle-cache: refusals', () => {
     const b = good();
     const src = new FakeSource(b.chunks);
     const statfs = async () => ({ bavail: 10, bsize: 4096 });
-    const needed = 200_000 * 2; // fetch into staging + assemble the file
+    const needed = 200_000; // the file, written once
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, statfs }),
       ferryError('DISK_FULL', `(${needed} bytes)`, '40.0 KiB (40960 bytes)', dir));
     assert.equal(src.calls, 0);
     assert.deepEqual(cache.held(), []);
   });
 
-  it('counts only what must be fetched: an upgrade that reuses local bytes needs less space', async () => {
+  it('needs space for the file bytes still to write, reused ones included (checked once)', async () => {
     const base = seededBytes(400_000, 8);
     const a = buildBundle([{ path: 'f', data: base }], key.privatePem, { version: '1' });
     await cache.stage(a.signed, { trustedKeys, source: new FakeSource(a.chunks) });
@@ -110,7 +110,7 @@ describe('agent/bundles/bundle-cache: refusals', () => {
     let asked = 0;
     const statfs = async (_p: string) => ({ bavail: 1, bsize: 1 });
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: new FakeSource(b.chunks), statfs: async (p) => { asked++; return statfs(p); } }),
-      (e: Error) => e.message.includes(`(${450_000 + 50_000} bytes)`));
+      (e: Error) => e.message.includes(`(${400_000 + 50_000} bytes)`));
     assert.equal(asked, 1);
   });
 
@@ -121,8 +121,8 @@ describe('agent/bundles/bundle-cache: refusals', () => {
     src.corrupt.add(bad);
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, concurrency: 1 }), ferryError('CHUNK_DIGEST_MISMATCH', bad));
     const all = await tree(dir);
-    assert.ok(!all.some((p) => p.endsWith(bad)), 'corrupt chunk not stored');
-    assert.ok(!all.some((p) => p.includes('.ferry-part-') || p.includes('.tmp-')), 'no temp files');
+    assert.ok(!(await keptChunks(dir, await onlyBundleId(dir))).has(bad), 'corrupt chunk not kept');
+    assert.ok(!all.some((p) => p.includes('.tmp-') || (p.includes('.ferry-part-') && !p.includes('/parts/'))), 'no temp files outside the part files');
     assert.ok(!all.some((p) => p.endsWith('bin/tool') || p.endsWith('manifest.json')), 'no file, no manifest');
     assert.deepEqual(cache.held(), []);
     // The good chunks fetched before the bad one are kept: the retry asks only for the rest.
@@ -141,15 +141,17 @@ describe('agent/bundles/bundle-cache: refusals', () => {
     assert.ok(!(await tree(dir)).some((p) => p.endsWith('lib/x.so') || p.includes('.ferry-part-') || p.endsWith('manifest.json')));
   });
 
-  it('a staged chunk that rotted on disk is found by the whole-file check, evicted and fetched again', async () => {
+  it('a kept chunk that rotted in its part file is found by the whole-file check and fetched again', async () => {
     const b = good();
     const ac = new AbortController();
     const src = new FakeSource(b.chunks);
     src.onChunk = (n) => { if (n === 8) ac.abort(); };
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, signal: ac.signal, concurrency: 1 }), ferryError('CANCELLED'));
-    const staged = (await tree(join(dir, 'staging', 'sha256'))).filter((p) => p.includes('/')).length;
-    const victim = [...b.chunks.keys()][0]!;
-    const p = join(dir, 'staging', 'sha256', victim.slice(0, 2), victim);
+    const id = await onlyBundleId(dir);
+    const staged = (await keptChunks(dir, id)).size;
+    const m = JSON.parse(b.signed.manifest) as { files: BundleFile[] };
+    const victim = m.files[0]!.chunks[0]!.digest; // at offset 0 of part file 0
+    const p = join(dir, 'bundles', id, 'parts', '.ferry-part-0');
     const bytes = await readFile(p);
     bytes[10]! ^= 0xff;
     await writeFile(p, bytes);
@@ -160,15 +162,17 @@ describe('agent/bundles/bundle-cache: refusals', () => {
     assert.deepEqual(await readFile(join(cache.filesDir(r.bundleId), 'bin/tool')), seededBytes(200_000, 1));
   });
 
-  it('a staged chunk truncated on disk (kill during a copy, full disk) is evicted and fetched again', async () => {
+  it('a part file truncated on disk (a power cut before the data reached it) is repaired: the missing chunks are fetched again', async () => {
     const b = good();
     const ac = new AbortController();
     const src = new FakeSource(b.chunks);
     src.onChunk = (n) => { if (n === 4) ac.abort(); };
     await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, signal: ac.signal, concurrency: 1 }), ferryError('CANCELLED'));
-    const victim = [...b.chunks.keys()][1]!;
-    const p = join(dir, 'staging', 'sha256', victim.slice(0, 2), victim);
-    await writeFile(p, (await readFile(p)).subarray(0, 100));
+    const id = await onlyBundleId(dir);
+    const m = JSON.parse(b.signed.manifest) as { files: BundleFile[] };
+    const victim = m.files[0]!.chunks[1]!.digest;
+    const p = join(dir, 'bundles', id, 'parts', '.ferry-part-0');
+    await writeFile(p, (await readFile(p)).subarray(0, m.files[0]!.chunks[0]!.size + 100)); // cuts into chunk 1
     const src2 = new FakeSource(b.chunks);
     const r = await cache.stage(b.signed, { trustedKeys, source: src2 });
     assert.equal(src2.requested.filter((d) => d === victim).length, 1);

@@ -1,0 +1,285 @@
+/**
+ * The files of a bundle being staged, built in place: each file has a part
+ * file (`parts/.ferry-part-<index>`, its manifest index) and every verified
+ * chunk is written straight into it at its offset(s), once, from the bytes
+ * that were just hashed. No per-chunk file, no second copy.
+ *
+ * A file is finished as soon as its last chunk is written: the part file is
+ * read back and hashed (the manifest's whole-file sha256 and size), fsynced,
+ * given its exact mode and renamed to its manifest path, so a reader never
+ * sees a partial file there. A whole-file mismatch is told apart: chunks in
+ * the part file that no longer hash to their digest (disk rot, a power cut
+ * after the journal got ahead of the data) are marked BAD and become pending
+ * again, to be fetched or copied once more; if every chunk is intact, the
+ * signed manifest itself is inconsistent, and that is fatal.
+ *
+ * Resume state is kept by {@link StageJournal}; see there.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, open, rename, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { BundleFile } from '../../../common/src/bundle/manifest.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { AssembledFileMismatchError, mkdirExact } from './file-assembler.js';
+import type { JournalState, StageJournal } from './stage-journal.js';
+
+/** Part files start with this, so "no temp file left" is easy to check. */
+export const PART_PREFIX = '.ferry-part-';
+/** Part files kept open at once (bundles may have thousands of small files). */
+const MAX_OPEN = 32;
+/** Read-back block for the whole-file hash. */
+const READ_BLOCK = 1024 * 1024;
+
+interface Place {
+  file: number;
+  offset: number;
+}
+
+/** See module comment. */
+export class PartFiles {
+  /** Digest → places still to be written (only digests with some). */
+  private readonly pending = new Map<string, Place[]>();
+  /** Per file: chunk places still to be written; -1 once finished. */
+  private readonly remaining: number[];
+  /** Open part files; `busy` counts writes in flight, so only idle ones are closed. */
+  private readonly handles = new Map<number, { fh: Promise<FileHandle>; busy: number }>();
+  /** Times a file was found with damaged chunks. */
+  private readonly damaged: number[];
+  private readonly sizes = new Map<string, number>();
+  private readonly finishing = new Set<Promise<void>>();
+  private fatal: unknown;
+
+  private constructor(
+    private readonly partsDir: string,
+    private readonly filesDir: string,
+    private readonly files: readonly BundleFile[],
+    private readonly journal: StageJournal,
+    private readonly written: Set<string>,
+    private readonly onFinished: (file: BundleFile) => void,
+  ) {
+    this.remaining = files.map(() => 0);
+    this.damaged = files.map(() => 0);
+    for (const f of files) for (const c of f.chunks) this.sizes.set(c.digest, c.size);
+  }
+
+  /**
+   * Plan from the journal: a file finished and still in place is done; in a
+   * part file that exists, chunks the journal lists are there; everything
+   * else is pending. Part files missing are created (empty files included).
+   */
+  static async open(partsDir: string, filesDir: string, files: readonly BundleFile[], journal: StageJournal, state: JournalState,
+    onFinished: (file: BundleFile) => void = () => undefined): Promise<PartFiles> {
+    const p = new PartFiles(partsDir, filesDir, files, journal, state.written, onFinished);
+    for (let i = 0; i < files.length; i++) {
+      const f = files[i]!;
+      if (state.finished.has(i) && (await stat(p.target(f)).then((s) => s.size === f.size, () => false))) {
+        p.remaining[i] = -1;
+        continue;
+      }
+      const part = p.partPath(i);
+      const had = existsSync(part);
+      if (!had) await (await open(part, 'w', 0o600)).close();
+      let offset = 0;
+      for (const c of f.chunks) {
+        if (!had || !state.written.has(c.digest)) p.addPending(c.digest, { file: i, offset });
+        offset += c.size;
+      }
+    }
+    for (let i = 0; i < files.length; i++) if (p.remaining[i] === 0) p.finish(i);
+    return p;
+  }
+
+  /** Digests with places still to write, and their sizes. */
+  pendingChunks(): Array<{ digest: string; size: number }> {
+    return [...this.pending.keys()].map((digest) => ({ digest, size: this.sizes.get(digest)! }));
+  }
+
+  /** Bytes still to be written into part files (for the free-space check). */
+  pendingBytes(): number {
+    let n = 0;
+    for (const [d, places] of this.pending) n += places.length * this.sizes.get(d)!;
+    return n;
+  }
+
+  /** True if `digest` was written into this bundle's part files (a local copy to read from). */
+  writtenPlace(digest: string): { path: string; offset: number } | undefined {
+    if (!this.written.has(digest) || this.pending.has(digest)) return undefined;
+    for (let i = 0; i < this.files.length; i++) {
+      if (this.remaining[i] === -1) continue;
+      let offset = 0;
+      for (const c of this.files[i]!.chunks) {
+        if (c.digest === digest) return { path: this.partPath(i), offset };
+        offset += c.size;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Write verified bytes of `digest` at every pending place, record them,
+   * and finish the files this completes. Rethrows a fatal error of an
+   * earlier finish, so a fetch stops early.
+   */
+  async write(digest: string, data: Buffer): Promise<void> {
+    if (this.fatal !== undefined) throw this.fatal;
+    const places = this.pending.get(digest);
+    if (!places) return; // written meanwhile (e.g. a retried call delivered it again)
+    this.pending.delete(digest);
+    try {
+      await Promise.all(places.map((pl) => this.pwrite(pl.file, data, pl.offset)));
+    } catch (e) {
+      this.pending.set(digest, places); // still to write; `remaining` was not counted down
+      throw e;
+    }
+    await this.journal.written(digest);
+    this.written.add(digest);
+    for (const pl of places) if (--this.remaining[pl.file]! === 0) this.finish(pl.file);
+  }
+
+  /** Wait for every finish started so far; throws the first fatal error. */
+  async settled(): Promise<void> {
+    while (this.finishing.size > 0) await Promise.all(this.finishing);
+    if (this.fatal !== undefined) throw this.fatal;
+  }
+
+  /** True when every file is finished. */
+  done(): boolean {
+    return this.remaining.every((r) => r === -1);
+  }
+
+  /** Close open part files (the stage ends or stops; part files and journal stay for a resume). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.finishing]);
+    for (const [, h] of this.handles) await h.fh.then((fh) => fh.close()).catch(() => undefined);
+    this.handles.clear();
+  }
+
+  private addPending(digest: string, place: Place): void {
+    const list = this.pending.get(digest);
+    if (list) list.push(place);
+    else this.pending.set(digest, [place]);
+    this.remaining[place.file]!++;
+  }
+
+  private partPath(i: number): string {
+    return join(this.partsDir, `${PART_PREFIX}${i}`);
+  }
+
+  private target(f: BundleFile): string {
+    const t = resolve(this.filesDir, f.path);
+    // Paths were validated already; this is the last line of defence against writing outside.
+    if (!t.startsWith(this.filesDir + sep)) {
+      throw new FerryError(ErrorCode.BundleInvalid, `file path ${JSON.stringify(f.path)} resolves outside ${this.filesDir}`, 'refuse this bundle and rebuild it');
+    }
+    return t;
+  }
+
+  private async pwrite(file: number, data: Buffer, position: number): Promise<void> {
+    let h = this.handles.get(file);
+    if (!h) {
+      this.closeIdle();
+      h = { fh: open(this.partPath(file), 'r+'), busy: 0 };
+      this.handles.set(file, h);
+    }
+    h.busy++;
+    try {
+      const fh = await h.fh;
+      for (let off = 0; off < data.length;) {
+        const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
+        off += bytesWritten;
+      }
+    } catch (e) {
+      if (this.handles.get(file) === h) this.handles.delete(file);
+      throw e;
+    } finally {
+      h.busy--;
+    }
+  }
+
+  /** Keep at most MAX_OPEN part files open: close idle ones, oldest first. Synchronous, so no two writers race on the map. */
+  private closeIdle(): void {
+    for (const [i, h] of this.handles) {
+      if (this.handles.size < MAX_OPEN) return;
+      if (h.busy > 0) continue;
+      this.handles.delete(i);
+      void h.fh.then((fh) => fh.close()).catch(() => undefined);
+    }
+  }
+
+  private finish(i: number): void {
+    this.remaining[i] = -1;
+    const p = this.finishFile(i).catch((e: unknown) => {
+      this.fatal ??= e;
+    }).finally(() => this.finishing.delete(p));
+    this.finishing.add(p);
+  }
+
+  /** Read back and hash, then fsync, chmod, rename; on a mismatch find the damaged chunks (see module comment). */
+  private async finishFile(i: number): Promise<void> {
+    const f = this.files[i]!;
+    const cached = this.handles.get(i); // idle: its last write completed before finish() ran
+    this.handles.delete(i);
+    const fh = await (cached?.fh ?? open(this.partPath(i), 'r+'));
+    let closed = false;
+    try {
+      const hash = createHash('sha256');
+      const buf = Buffer.allocUnsafe(Math.min(READ_BLOCK, Math.max(1, f.size)));
+      let pos = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      const actual = hash.digest('hex');
+      if (pos !== f.size || actual !== f.sha256) {
+        const bad = await this.damagedChunks(fh, f);
+        if (bad.length === 0) throw new AssembledFileMismatchError(f.path, f.sha256, actual, pos);
+        if (++this.damaged[i]! > 1) {
+          throw new FerryError(ErrorCode.ChunkCorrupt,
+            `file ${JSON.stringify(f.path)} did not match its sha256 twice: chunks written under ${this.partsDir} keep going bad on disk (${bad[0]}…)`,
+            'check the disk (dmesg, smartctl) and the filesystem before staging again');
+        }
+        this.remaining[i] = 0;
+        for (const d of bad) await this.markBad(d, i);
+        return;
+      }
+      await fh.sync();
+      await fh.close();
+      closed = true;
+      const target = this.target(f);
+      await mkdirExact(dirname(target));
+      await chmod(this.partPath(i), f.mode); // exact mode: open()'s is filtered by umask
+      await rename(this.partPath(i), target);
+      await this.journal.finished(i);
+      this.onFinished(f);
+    } finally {
+      if (!closed) await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Chunks of `f` whose bytes in its part file do not hash to their digest. */
+  private async damagedChunks(fh: FileHandle, f: BundleFile): Promise<string[]> {
+    const bad = new Set<string>();
+    let offset = 0;
+    for (const c of f.chunks) {
+      const buf = Buffer.alloc(c.size);
+      const { bytesRead } = await fh.read(buf, 0, c.size, offset);
+      if (bytesRead !== c.size || createHash('sha256').update(buf).digest('hex') !== c.digest) bad.add(c.digest);
+      offset += c.size;
+    }
+    return [...bad];
+  }
+
+  /** A damaged chunk of file `i` is written there again (fetched or copied); other files check theirs when they finish. */
+  private async markBad(digest: string, i: number): Promise<void> {
+    await this.journal.bad(digest);
+    this.written.delete(digest);
+    let offset = 0;
+    for (const c of this.files[i]!.chunks) {
+      if (c.digest === digest) this.addPending(digest, { file: i, offset });
+      offset += c.size;
+    }
+  }
+}
