@@ -110,7 +110,7 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
     assert.deepEqual(by(still, 'succeeded'), by(settled, 'succeeded'), 'no host started while paused');
     assert.ok(still.hosts.filter((h) => h.wave === 3).every((h) => h.state === 'pending'), 'wave 4 did not begin');
     assert.ok(still.hosts.some((h) => h.wave === 2 && h.state === 'pending') || by(still, 'succeeded').length === 19, 'wave 3 was cut short');
-    await ro.call(ro.client.resume, { id, reason: '', hosts: [] });
+    await ro.call(ro.client.resume, { id, reason: '', hosts: [], force: false });
     const s = await finished(id);
     // Wave 4 holds f-33 and f-44: 2 of 25 is within floor(2.5), so it did not pause again.
     assert.equal(s.info!.state, 'failed');
@@ -122,12 +122,12 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
   it('operator pause mid-wave holds new starts; abort cancels waiting hosts and kills running steps', async () => {
     const id = await create('c', '{ waves: [10, "100%"], maxConcurrency: 5, errorBudget: "100%" }', ', pause: "3"');
     await until(id, (s) => by(s, 'running').length === 5, '5 hosts running');
-    await ro.call(ro.client.pause, { id, reason: 'checking something', hosts: [] });
+    await ro.call(ro.client.pause, { id, reason: 'checking something', hosts: [], force: false });
     const p = await get(id);
     assert.equal(p.info!.pauseReason, 'checking something');
     const running = by(p, 'running');
     assert.equal(running.length, 5);
-    await ro.call(ro.client.abort, { id, reason: 'wrong version', hosts: [] });
+    await ro.call(ro.client.abort, { id, reason: 'wrong version', hosts: [], force: false });
     const s = await finished(id);
     assert.equal(s.info!.state, 'aborted');
     assert.deepEqual(by(s, 'cancelled').sort(), [...by(s, 'cancelled')].sort());

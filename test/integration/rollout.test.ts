@@ -14,6 +14,7 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { LinkProxy } from '../support/link-proxy.js';
 import { repoRoot, run } from '../support/proc.js';
 
 /** Each host appends its name to OUT/<hostname>.runs once per run; hosts labelled fail=yes fail at step "boom". */
@@ -115,7 +116,7 @@ strategy:
   it('retries a failed host as a new attempt; it runs once more', async () => {
     const { rollouts } = await ro.call(ro.client.list, { limit: 1 });
     const id = rollouts[0]!.id;
-    const r = await ro.call(ro.client.retry, { id, reason: '', hosts: ['s-4'] });
+    const r = await ro.call(ro.client.retry, { id, reason: '', hosts: ['s-4'], force: false });
     assert.equal(r.state, 'running');
     const snap = await finished(id);
     const h = snap.hosts.find((x) => x.hostname === 's-4')!;
@@ -123,7 +124,7 @@ strategy:
     assert.equal(h.state, 'failed'); // still labelled fail=yes
     assert.equal(runs('s-4'), 2);
     assert.equal(runs('s-0'), 1);
-    await assert.rejects(ro.call(ro.client.retry, { id, reason: '', hosts: ['s-0'] }), (e: FerryError) => e.code === ErrorCode.InvalidArgument && /only failed hosts/.test(e.message));
+    await assert.rejects(ro.call(ro.client.retry, { id, reason: '', hosts: ['s-0'], force: false }), (e: FerryError) => e.code === ErrorCode.InvalidArgument && /only failed hosts/.test(e.message));
   });
 
   it('refuses a bad spec with every problem at file:line:col', async () => {
@@ -164,5 +165,46 @@ strategy:
     assert.equal(after.code, 1, after.stdout);
     assert.match(after.stdout, /s-0 +1 +cancelled/);
     assert.equal((await ferry('rollout', 'approve', badId)).code, 2);
+  });
+
+  it('abort waits for a running host that is offline; --force stops waiting, and what the host reports later is still logged', async () => {
+    // p-0 reaches the controller through a link the test can cut without stopping the agent or its job.
+    const proxy = await LinkProxy.start(c.address);
+    try {
+      const p0 = await enrollAgent(c, 'p-0', { start: false, labels: { role: 'proxied' } });
+      const { identity, keyPem, certPem, caPem } = p0.state.load();
+      p0.state.saveEnrollment(keyPem, certPem, caPem, { ...identity, addresses: [proxy.address] });
+      p0.loop = new SessionLoop({ state: p0.state, facts: async () => fakeFacts('p-0'), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
+      p0.loop.start();
+      agents.push(p0);
+      await waitFor(() => p0.loop.state === 'connected', 10_000, 'p-0 connected');
+      const { id } = await ro.call(ro.client.create, { spec: 'plan: tiny\nparams: { pause: "4" }\ntargets: { hosts: [p-0] }\n', file: 'force.yaml' });
+      const host = async () => (await ro.call(ro.client.get, { id, afterSeq: 0 })).hosts[0]!;
+      await waitFor(async () => (await host()).stepId === 'two', 20_000, 'p-0 in its long step');
+      proxy.cut();
+      await waitFor(async () => !(await host()).connected, 10_000, 'p-0 seen offline');
+
+      const aborting = await ro.call(ro.client.abort, { id, reason: 'wrong version', hosts: [], force: false });
+      assert.equal(aborting.state, 'aborting');
+      await assert.rejects(ro.call(ro.client.abort, { id, reason: '', hosts: [], force: false }),
+        (e: FerryError) => e.code === ErrorCode.InvalidArgument && /offline: p-0/.test(e.message) && /--force/.test(e.hint ?? ''));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await host()).state, 'running', 'an offline host cannot be known to have stopped');
+
+      const forced = await ro.call(ro.client.abort, { id, reason: '', hosts: [], force: true });
+      assert.equal(forced.state, 'aborted');
+      const h = await host();
+      assert.equal(h.state, 'cancelled');
+      assert.match(h.message, /abandoned by abort --force while offline/);
+
+      // Back online: the job ran to its end on the host meanwhile; its result is logged, the rollout is unchanged.
+      proxy.restore();
+      await waitFor(async () => (await ro.call(ro.client.logs, { id, host: 'p-0', attempt: 0 })).lines.some((l) => l.kind === 'result'), 20_000, 'p-0\'s result logged');
+      const after = await ro.call(ro.client.get, { id, afterSeq: 0 });
+      assert.equal(after.info!.state, 'aborted');
+      assert.equal(after.hosts[0]!.state, 'cancelled');
+    } finally {
+      await proxy.close();
+    }
   });
 });

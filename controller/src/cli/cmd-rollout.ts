@@ -18,7 +18,7 @@ const FLAGS = {
   'wave-error-budget': { type: 'string' as const }, 'on-failure': { type: 'string' as const }, wait: { type: 'string' as const },
   approval: { type: 'boolean' as const }, 'offline-timeout': { type: 'string' as const }, offline: { type: 'string' as const },
   prefetch: { type: 'boolean' as const }, reason: { type: 'string' as const }, attempt: { type: 'string' as const },
-  'exit-on-pause': { type: 'boolean' as const },
+  'exit-on-pause': { type: 'boolean' as const }, force: { type: 'boolean' as const },
 };
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
@@ -97,11 +97,11 @@ export async function cmdRollout(args: string[]): Promise<number> {
         process.stdout.write(v.json ? JSON.stringify(s) + '\n' : showText(s));
         return Exit.Ok;
       }
-      case 'pause': needId(); print(await ro.call(ro.client.pause, { id, reason: v.reason ?? '', hosts: [] })); return Exit.Ok;
-      case 'resume': needId(); print(await ro.call(ro.client.resume, { id, reason: '', hosts: [] })); return Exit.Ok;
-      case 'abort': needId(); print(await ro.call(ro.client.abort, { id, reason: v.reason ?? '', hosts: [] })); return Exit.Ok;
-      case 'approve': needId(); print(await ro.call(ro.client.approve, { id, reason: '', hosts: [] })); return Exit.Ok;
-      case 'retry': needId(); print(await ro.call(ro.client.retry, { id, reason: '', hosts: (v.host as string[] | undefined) ?? [] })); return Exit.Ok;
+      case 'pause': needId(); print(await ro.call(ro.client.pause, { id, reason: v.reason ?? '', hosts: [], force: false })); return Exit.Ok;
+      case 'resume': needId(); print(await ro.call(ro.client.resume, { id, reason: '', hosts: [], force: false })); return Exit.Ok;
+      case 'abort': needId(); print(await ro.call(ro.client.abort, { id, reason: v.reason ?? '', hosts: [], force: Boolean(v.force) })); return Exit.Ok;
+      case 'approve': needId(); print(await ro.call(ro.client.approve, { id, reason: '', hosts: [], force: false })); return Exit.Ok;
+      case 'retry': needId(); print(await ro.call(ro.client.retry, { id, reason: '', hosts: (v.host as string[] | undefined) ?? [], force: false })); return Exit.Ok;
       case 'logs': {
         needId();
         if (!v.host?.[0]) throw new FerryError(ErrorCode.InvalidArgument, 'rollout logs needs --host HOST', `e.g. ferry rollout logs ${id || 'ID'} --host edge-7`);

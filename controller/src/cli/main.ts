@@ -70,7 +70,10 @@ Staged rollouts (docs/rollouts.md):
       Waves are cumulative shares of the targets; the error budget is exceeded
       when failures are MORE than it allows. Prints the rollout id.
   ferry rollout ls | show ID | logs ID --host H [--attempt N]
-  ferry rollout pause ID [--reason TEXT] | resume ID | abort ID [--reason TEXT]
+  ferry rollout pause ID [--reason TEXT] | resume ID | abort ID [--reason TEXT] [--force]
+      abort cancels running steps; the rollout ends aborted once every running
+      host has stopped. --force stops waiting for running hosts that are
+      offline (they end cancelled; what they report later is still logged).
   ferry rollout approve ID                next wave (after approval: true, or skip a wait)
   ferry rollout retry ID [--host H ...]   failed hosts run again (a new attempt)
   ferry rollout watch ID [--json] [--exit-on-pause]

@@ -63,13 +63,34 @@ export function resumeRollout(s: RolloutScheduler, id: string, who: string): Pro
   });
 }
 
-/** Hosts not started are cancelled; running hosts' jobs are cancelled; the rollout ends aborted once they stop. */
-export function abortRollout(s: RolloutScheduler, id: string, who: string, reason: string): Promise<StoredRollout> {
-  return act(s, id, who, 'abort', async (a) => {
-    if (a.model.state === 'aborting') throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is already aborting`);
-    await s.abortNow(a, reason || `aborted by ${who}`);
-    return reason || 'aborted';
-  }, { reason });
+/**
+ * Hosts not started are cancelled; running hosts' jobs are cancelled; the
+ * rollout ends aborted once they stop. A host that is offline cannot stop
+ * (or say it did) until it reconnects, so the rollout stays aborting; with
+ * `force` the rollout stops waiting for offline running hosts: they end
+ * cancelled now, marked as abandoned. Their job is not forgotten — it stays
+ * unfinished in the job records, so the host still runs no other plan job
+ * until it reports (or is found to have lost it), and its result and output
+ * are kept when it does.
+ */
+export async function abortRollout(s: RolloutScheduler, id: string, who: string, reason: string, force = false): Promise<StoredRollout> {
+  const stored = await act(s, id, who, 'abort', async (a) => {
+    const aborting = a.model.state === 'aborting';
+    if (aborting && !force) {
+      const offline = a.model.hosts.filter((h) => h.state === 'running' && !s.ctx.sessions.get(h.agentId)).map((h) => h.hostname);
+      throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is already aborting${offline.length ? `; it waits for running hosts that are offline: ${offline.join(', ')}` : ''}`,
+        offline.length ? `\`ferry rollout abort ${id} --force\` stops waiting for them` : undefined);
+    }
+    if (!aborting) await s.abortNow(a, reason || `aborted by ${who}`);
+    if (!force) return reason || 'aborted';
+    const gone = a.model.hosts.filter((h) => h.state === 'running' && !s.ctx.sessions.get(h.agentId));
+    await a.updateHosts(gone, { state: 'cancelled', finishedAt: Date.now(),
+      message: `abandoned by abort --force while offline: its job may still finish on the host (\`ferry rollout logs ${id} --host HOST\` shows what it reports)` });
+    return `${reason || 'aborted'}; --force: stopped waiting for ${gone.length} offline host(s)${gone.length ? `: ${gone.map((h) => h.hostname).join(', ')}` : ''}`;
+  }, { reason, force });
+  // The operator sees where the abort got to (aborted, or still aborting for hosts that are online).
+  await s.settle();
+  return stored;
 }
 
 /** Lets the next wave begin now (after an approval gate, or skipping a wait). */

@@ -67,7 +67,7 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
     get: unary(async (req) => snapshot(await find(s, req.id), s.store, ctx.sessions)),
     pause: unary(async (req, who) => rolloutInfo(await pauseRollout(s, req.id, who, req.reason))),
     resume: unary(async (req, who) => rolloutInfo(await resumeRollout(s, req.id, who))),
-    abort: unary(async (req, who) => rolloutInfo(await abortRollout(s, req.id, who, req.reason))),
+    abort: unary(async (req, who) => rolloutInfo(await abortRollout(s, req.id, who, req.reason, req.force))),
     approve: unary(async (req, who) => rolloutInfo(await approveRollout(s, req.id, who))),
     retry: unary(async (req, who) => rolloutInfo(await retryRollout(s, req.id, who, req.hosts))),
     logs: unary(async (req) => {

@@ -102,6 +102,11 @@ export class RolloutScheduler {
     });
   }
 
+  /** One scheduling pass now, after every change queued before it (an operator action's effect is visible when this resolves). */
+  settle(): Promise<void> {
+    return this.serial(() => this.tick());
+  }
+
   /** Validates and stores a new rollout, then starts driving it. */
   async create(specText: string, file: string, who: string): Promise<StoredRollout> {
     const { stored, dispatch } = await buildRollout(this.ctx, specText, file, who);

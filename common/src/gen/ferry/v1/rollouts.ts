@@ -54,6 +54,11 @@ export interface RolloutActionRequest {
   reason: string;
   /** retry: hostnames or agent ids; empty = every failed host */
   hosts: string[];
+  /**
+   * abort: also stop waiting for running hosts whose agent is offline (they end
+   * cancelled at once; their job may still finish on the host, and is recorded)
+   */
+  force: boolean;
 }
 
 export interface HostCount {
@@ -481,7 +486,7 @@ export const RolloutRequest: MessageFns<RolloutRequest> = {
 };
 
 function createBaseRolloutActionRequest(): RolloutActionRequest {
-  return { id: "", reason: "", hosts: [] };
+  return { id: "", reason: "", hosts: [], force: false };
 }
 
 export const RolloutActionRequest: MessageFns<RolloutActionRequest> = {
@@ -494,6 +499,9 @@ export const RolloutActionRequest: MessageFns<RolloutActionRequest> = {
     }
     for (const v of message.hosts) {
       writer.uint32(26).string(v!);
+    }
+    if (message.force !== false) {
+      writer.uint32(32).bool(message.force);
     }
     return writer;
   },
@@ -535,6 +543,14 @@ export const RolloutActionRequest: MessageFns<RolloutActionRequest> = {
             message.hosts.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -552,6 +568,7 @@ export const RolloutActionRequest: MessageFns<RolloutActionRequest> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
     };
   },
 
@@ -566,6 +583,9 @@ export const RolloutActionRequest: MessageFns<RolloutActionRequest> = {
     if (message.hosts?.length) {
       obj.hosts = message.hosts;
     }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
     return obj;
   },
 
@@ -577,6 +597,7 @@ export const RolloutActionRequest: MessageFns<RolloutActionRequest> = {
     message.id = object.id ?? "";
     message.reason = object.reason ?? "";
     message.hosts = object.hosts?.map((e) => e) || [];
+    message.force = object.force ?? false;
     return message;
   },
 };
