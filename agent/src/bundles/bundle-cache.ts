@@ -31,7 +31,7 @@ import { fetchChunks } from './chunk-fetcher.js';
 import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
 import { fsyncDir, mkdirExact, writeFileAtomic } from './file-assembler.js';
 import { LocalChunkIndex } from './local-chunks.js';
-import { checkManifest } from './manifest-checks.js';
+import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { PartFiles } from './part-files.js';
 import { ProgressThrottle, type StageProgress } from './progress.js';
 import { StageJournal } from './stage-journal.js';
@@ -130,7 +130,7 @@ export class BundleCache {
       throw new FerryError(ErrorCode.BundleInvalid, `the manifest sent for bundle ${opts.expectedBundleId} has id ${id}; nothing was written`,
         'the controller sent mismatching data: check its version and logs');
     }
-    checkManifest(manifest);
+    checkManifest(manifest, 'nothing was written');
     return this.serialise(id, () => this.stageLocked(id, signed, manifest, opts));
   }
 

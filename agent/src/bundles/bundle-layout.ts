@@ -21,7 +21,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isSha256Hex } from '../../../common/src/bundle/digest.js';
 import type { BundleManifest, SignedManifest } from '../../../common/src/bundle/manifest.js';
-import { checkManifest } from './manifest-checks.js';
+import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 
 /** Name of the file whose presence marks a bundle complete. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -93,7 +93,7 @@ export class BundleLayout {
           throw new Error('manifest.json does not match its bundle id');
         }
         const manifest = JSON.parse(signed.manifest) as BundleManifest;
-        checkManifest(manifest);
+        checkManifest(manifest, 'the cached bundle is ignored');
         out.push({ bundleId, signed, manifest });
       } catch (e) {
         onBad(bundleId, (e as Error).message);

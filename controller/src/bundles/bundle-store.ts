@@ -5,7 +5,7 @@ import type { BundleInfo, SigningKeyInfo } from '../../../common/src/gen/ferry/v
 import type { SignedManifest as WireSigned } from '../../../common/src/gen/ferry/v1/common.js';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { bundleId, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
-import { checkManifestPaths } from '../../../common/src/bundle/manifest-paths.js';
+import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { ServedChunks } from './served-chunks.js';
 import type { Db } from '../store/db.js';
 
@@ -85,7 +85,7 @@ export class BundleStore {
         'add your public key first: `ferry key add operator.pub` (agents enrolled afterwards pin it)');
     }
     const manifest = verifyManifest(signed, trusted);
-    checkManifestPaths(manifest);
+    checkManifest(manifest, 'it was not committed');
     const digests = [...new Set(manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))];
     const missing = await this.missing(digests);
     if (missing.length > 0) {

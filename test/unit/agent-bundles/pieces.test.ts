@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { batches, BATCH_BYTES, BATCH_CHUNKS } from '../../../agent/src/bundles/chunk-fetcher.js';
 import { formatBytes } from '../../../agent/src/bundles/disk-space.js';
-import { checkManifest, MAX_CHUNK_BYTES } from '../../../agent/src/bundles/manifest-checks.js';
+import { checkManifest, MAX_CHUNK_BYTES } from '../../../common/src/bundle/manifest-checks.js';
 import { ProgressThrottle } from '../../../agent/src/bundles/progress.js';
 import { TokenBucket } from '../../../agent/src/bundles/token-bucket.js';
 import { ferryError, unsignedManifest } from './fixtures.js';
@@ -45,15 +45,19 @@ describe('agent/bundles: pieces', () => {
     assert.equal(errors.length, 1);
   });
 
-  it('manifest checks: overlong names, oversize chunks, inconsistent chunk sizes, bad names', () => {
+  it('manifest checks (shared by controller and agent): overlong names, oversize chunks, inconsistent chunk sizes, bad names and versions', () => {
+    const check = (m: ReturnType<typeof unsignedManifest>) => checkManifest(m, 'nothing was written');
     const f = (path: string, size = 10, chunks = [{ digest: d(1), size: 10 }]) => ({ path, mode: 0o644, size, sha256: d(9), chunks });
-    assert.throws(() => checkManifest(unsignedManifest([f('a'.repeat(256))])), ferryError('BUNDLE_INVALID', 'longer than'));
-    assert.throws(() => checkManifest(unsignedManifest([f('big', MAX_CHUNK_BYTES + 1, [{ digest: d(1), size: MAX_CHUNK_BYTES + 1 }])])), ferryError('BUNDLE_INVALID', 'big'));
-    assert.throws(() => checkManifest(unsignedManifest([f('x'), f('y', 11, [{ digest: d(1), size: 11 }])])), ferryError('BUNDLE_INVALID', 'elsewhere'));
-    assert.throws(() => checkManifest(unsignedManifest([f('x', 10, [{ digest: 'ZZ', size: 10 }])])), ferryError('BUNDLE_INVALID', 'ZZ'));
-    assert.throws(() => checkManifest(unsignedManifest([f('x')], 'bad\nname')), ferryError('BUNDLE_INVALID', 'name'));
-    assert.throws(() => checkManifest(unsignedManifest([f('a\u0007b')])), ferryError('BUNDLE_INVALID', 'control'));
-    checkManifest(unsignedManifest([f('ok/nested/path.tar'), f('ok/other'), f('.hidden')]));
+    assert.throws(() => check(unsignedManifest([f('a'.repeat(256))])), ferryError('BUNDLE_INVALID', 'longer than', 'nothing was written'));
+    assert.throws(() => check(unsignedManifest([f('big', MAX_CHUNK_BYTES + 1, [{ digest: d(1), size: MAX_CHUNK_BYTES + 1 }])])), ferryError('BUNDLE_INVALID', 'big'));
+    assert.throws(() => check(unsignedManifest([f('x'), f('y', 11, [{ digest: d(1), size: 11 }])])), ferryError('BUNDLE_INVALID', 'elsewhere'));
+    assert.throws(() => check(unsignedManifest([f('x', 10, [{ digest: 'ZZ', size: 10 }])])), ferryError('BUNDLE_INVALID', 'ZZ'));
+    assert.throws(() => check(unsignedManifest([f('x')], 'bad\nname')), ferryError('BUNDLE_INVALID', 'name'));
+    assert.throws(() => check(unsignedManifest([f('x')], 'Upper')), ferryError('BUNDLE_INVALID', 'name'));
+    assert.throws(() => check(unsignedManifest([f('x')], 'ok', '1.0 beta')), ferryError('BUNDLE_INVALID', 'version'));
+    assert.throws(() => check(unsignedManifest([f('a\u0007b')])), ferryError('BUNDLE_INVALID', 'control'));
+    assert.throws(() => checkManifest(unsignedManifest([f('../x')]), 'it was not committed'), ferryError('BUNDLE_INVALID', '".." component', 'it was not committed'));
+    check(unsignedManifest([f('ok/nested/path.tar'), f('ok/other'), f('.hidden')]));
   });
 
   it('formats byte counts for people and for df -B1', () => {
