@@ -221,8 +221,8 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
   let worstVsNginx = Number.POSITIVE_INFINITY;
   let round = 0;
   for (const n of groups) {
-    // Each agent holds its chunks in staging and the assembled files at the end of a stage.
-    const fits = (bytes: number) => n * bytes * 2.05 + 2 * GiB <= freeDiskBytes(tmp) - DISK_RESERVE;
+    // Each agent writes every chunk once, into the file it belongs to.
+    const fits = (bytes: number) => n * bytes * 1.05 + 2 * GiB <= freeDiskBytes(tmp) - DISK_RESERVE;
     let bundle = { version: '1.0', files, bytes: total, subset: '' };
     if (!fits(total)) {
       // The largest prefix of the images (with the binaries and manifests) that fits: same files, fewer of them.
@@ -440,7 +440,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
       return best!;
     };
     // First, in the fresh probe process (so its memory reads like a fresh agent's): the product path, profiled on both sides.
-    const staged = await pass('product stage (BundleCache + GrpcChunkSource: fetch, verify, ChunkStore.put into staging, assemble), both sides profiled', 'stage', { cacheDir: join(tmp, 'probe-cache'), profile: true }, ctl.pid, 1);
+    const staged = await pass('product stage (BundleCache + GrpcChunkSource: fetch, verify, write into part files, check + fsync + rename each file), both sides profiled', 'stage', { cacheDir: join(tmp, 'probe-cache'), profile: true }, ctl.pid, 1);
     // The plain-Node peer: node:http2 over TLS serving the same files, in its own process.
     if (ngx) {
       const hlog = openSync(join(LOGS, 'h2-peer.log'), 'w');
@@ -486,7 +486,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
 
     const gibT = total / GiB;
     const sec = ['## Where the time goes (one agent identity, the real controller, the same bundle)', '',
-      'Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: `Chunks.Fetch`, batches of ≤ 16 chunks / 8 MiB, the product\'s batching; the controller reads and re-verifies each chunk). ' +
+      'Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: `Chunks.Fetch`, batches of ≤ 16 chunks / 8 MiB, the product\'s batching; the controller reads each chunk, hashing it the first time its process serves it). ' +
         `Best of ${tries} tries per pass but the first. "Server" is the controller (running under --cpu-prof, ~1-2% overhead), or the plain-Node peer. CPU is user + system of the whole process, all threads.`, '',
       '| Pass | Wall | MiB/s | Client/agent CPU-s/GiB | Server CPU-s/GiB | Machine CPU busy / iowait | Other work (cores) | Disk written |', '|---|---|---|---|---|---|---|---|',
       ...passes.map((p) => {
@@ -497,8 +497,8 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
     const st = staged as unknown as Record<string, number>;
     const mb = staged['memBefore'] as Record<string, number> | undefined;
     const mp = staged['memPeak'] as Record<string, number> | undefined;
-    sec.push(`Product stage split: first chunk after ${fmtMs(st['firstChunkMs']!)}; fetch + verify + ChunkStore.put into staging until the last chunk ${fmtMs(st['fetchMs']!)} ` +
-      `(${fmtRate(total, st['fetchMs']!)}, ${(st['fetchCpuMs']! / 1000).toFixed(2)} CPU-s); assembly (read staged chunks, sha256 per file, write, fsync, rename) ${fmtMs(st['assembleMs']!)} ` +
+    sec.push(`Product stage split: first chunk after ${fmtMs(st['firstChunkMs']!)}; fetch + verify + write into the part files (files finished as they complete) until the last chunk ${fmtMs(st['fetchMs']!)} ` +
+      `(${fmtRate(total, st['fetchMs']!)}, ${(st['fetchCpuMs']! / 1000).toFixed(2)} CPU-s); then finishing the last files (read back, sha256, fsync, rename) and the manifest ${fmtMs(st['assembleMs']!)} ` +
       `(${fmtRate(total, st['assembleMs']!)}, ${(st['assembleCpuMs']! / 1000).toFixed(2)} CPU-s).`, '');
     if (mb && mp) {
       sec.push(`Probe memory during the product stage (a fresh process with the agent's bundle code; process.memoryUsage every 100 ms, before → peak): RSS ${fmtMiB(mb['rss']!)} → ${fmtMiB(mp['rss']!)} (VmHWM ${fmtMiB(st['hwmKiB']! * 1024)}), ` +
@@ -521,7 +521,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
   if (ngx) await ngx.stop();
   rep.notes.push(
     'All traffic is on 127.0.0.1; the controller, every agent, nginx and the curl clients share this machine\'s cores and one disk, so these are ratios on one box, not link speeds.',
-    'Ferry\'s distribution time is from the prefetch request to the last agent\'s "ready": fetch over mTLS gRPC, sha256 of every chunk on the controller (re-verified as read) and on the agent, each chunk written to the agent\'s staging store (ChunkStore.put), then every file assembled (staged chunks read, sha256 of the file, written, fsync, renamed). nginx + curl -o /dev/null moves the same files over HTTPS and writes nothing; the "to disk" peer writes each file once without fsync.',
+    'Ferry\'s distribution time is from the prefetch request to the last agent\'s "ready": fetch over mTLS gRPC (the controller hashes a chunk the first time its process serves it), sha256 of every chunk on the agent, each chunk written once into its file\'s part file at its offset, each file read back for its sha256, fsynced and renamed when complete. nginx + curl -o /dev/null moves the same files over HTTPS and writes nothing; the "to disk" peer writes each file once without fsync.',
     'The package was written (and fsynced) just before the run, so the controller\'s chunk store and the package files are read from the page cache by both sides.',
     'Bytes changed in the upgrade count, per tar entry of the changed image, its 512-byte header unless version A has the same header, and its data unless version A has the same data anywhere in that tar.',
   );

@@ -6,9 +6,9 @@
  *
  * - `stage`: the product path (BundleCache.stage with GrpcChunkSource,
  *   4 calls in flight), with the time the last chunk arrived recorded, so
- *   fetch (+ verify + ChunkStore.put with fsync) and assembly (read staged
- *   chunks, hash, write, fsync, rename) are timed apart; optionally CPU
- *   profiled through the inspector;
+ *   fetch (+ verify + write into the part files, files finished as they
+ *   complete) and the tail (the last files read back, hashed, fsynced,
+ *   renamed) are timed apart; optionally CPU profiled through the inspector;
  * - `fetch`: the same batches and concurrency as the product, but the
  *   chunks are only received (`discard`), received and hashed (`verify`),
  *   or hashed and written without fsync (`nosync`);
