@@ -6,7 +6,7 @@ import { clientChannelOptions } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { parseJoinString } from '../../../common/src/join-string.js';
 import { listToLabels } from '../../../common/src/labels.js';
-import { createCsr, exportPrivateKeyPem, generateKeyPair } from '../../../common/src/pki.js';
+import { createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
 import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState, Identity } from '../state/agent-state.js';
@@ -47,7 +47,13 @@ export async function join(opts: JoinOptions): Promise<Identity> {
     throw new FerryError(ErrorCode.AlreadyExists, `this host is already enrolled as ${identity.agentId} (state in ${opts.state.dir})`,
       'to replace that identity, run join again with --force; the old identity stays valid until an operator revokes it');
   }
-  const keys = await generateKeyPair();
+  // One key per token: a join repeated after a lost answer (or a killed
+  // join) sends the same key, and the controller answers with the identity
+  // it recorded instead of spending another use.
+  const tokenId = info.token.split('.')[1] ?? '';
+  const pending = opts.state.loadPendingKey(tokenId);
+  const keys = pending ? await keyPairFromPem(pending) : await generateKeyPair();
+  if (!pending) opts.state.savePendingKey(tokenId, await exportPrivateKeyPem(keys.privateKey));
   const csrPem = await createCsr(keys);
   let lastErr: FerryError | undefined;
   for (const address of info.addresses) {

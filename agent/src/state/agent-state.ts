@@ -43,6 +43,7 @@ export class AgentState {
   get caPath(): string { return join(this.dir, 'ca.crt'); }
   get identityPath(): string { return join(this.dir, 'identity.json'); }
   get statusPath(): string { return join(this.dir, 'status.json'); }
+  get pendingKeyPath(): string { return join(this.dir, 'join-pending.json'); }
 
   isEnrolled(): boolean {
     return existsSync(this.identityPath) && existsSync(this.keyPath) && existsSync(this.certPath) && existsSync(this.caPath);
@@ -75,6 +76,26 @@ export class AgentState {
     writeFileAtomic(this.certPath, certPem, 0o600);
     writeFileAtomic(this.caPath, caPem, 0o600);
     writeFileAtomic(this.identityPath, JSON.stringify(identity, null, 2) + '\n', 0o600);
+    rmSync(this.pendingKeyPath, { force: true });
+  }
+
+  /**
+   * The key of a join that has not finished, for the token it was sent with:
+   * a join run again after its answer was lost presents the same key, so the
+   * controller recognises the enrollment it already recorded.
+   */
+  loadPendingKey(tokenId: string): string | undefined {
+    try {
+      const p = JSON.parse(readFileSync(this.pendingKeyPath, 'utf8')) as { tokenId: string; keyPem: string };
+      return p.tokenId === tokenId ? p.keyPem : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  savePendingKey(tokenId: string, keyPem: string): void {
+    ensurePrivateDir(this.dir);
+    writeFileAtomic(this.pendingKeyPath, JSON.stringify({ tokenId, keyPem }) + '\n', 0o600);
   }
 
   /** Replaces the certificate after renewal; the key stays (it never leaves the host). */

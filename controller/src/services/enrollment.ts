@@ -1,10 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type * as x509 from '@peculiar/x509';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { EnrollmentServer, EnrollRequest, EnrollResponse } from '../../../common/src/gen/ferry/v1/enrollment.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import { labelsToList, type Labels } from '../../../common/src/labels.js';
 import { checkCsr } from '../pki/csr.js';
+import type { AgentRecord } from '../store/agents.js';
 import type { ControllerContext } from './context.js';
 import { Semaphore } from '../../../common/src/semaphore.js';
 import { cpus } from 'node:os';
@@ -66,12 +68,20 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
         'identities are assigned by the controller; request a certificate without naming one');
     }
   }
+  // A host retries with the same key when an answer is lost (deadline, cut
+  // link). Recognising the key returns the identity already recorded instead
+  // of spending a second use on a second identity.
+  const keyFingerprint = createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex');
+  const prior = await ctx.agents.byKey(keyFingerprint);
+  if (prior) return reissue(ctx, req, prior, csr.publicKey, peer);
   const id = newAgentId();
   const issued = await ctx.ca.issue({ publicKey: csr.publicKey, commonName: id, role: 'agent', ttlMs: ctx.config.agentCertTtlMs });
   const now = Date.now();
   const labels: Labels = await ctx.db.tx(async (db) => {
     // Checked inside the transaction: a caller that gave up must not cost a use.
     if (!alive()) throw new FerryError(ErrorCode.Unavailable, 'the enrollment request expired before it was recorded; nothing was used', 'retry ferry-agent join');
+    // The same key may have been recorded since the check above (an earlier attempt of this host committing late).
+    if (await ctx.agents.byKey(keyFingerprint, db)) throw new FerryError(ErrorCode.Unavailable, 'an earlier attempt with this host key was just recorded', 'retry ferry-agent join');
     const token = await ctx.tokens.consume(db, req.token, now);
     const l: Labels = {
       ...token.labels,
@@ -81,7 +91,7 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
     };
     await ctx.agents.insert(db, {
       id, hostname: req.facts!.hostname, labels: l, facts: req.facts!, agentVersion: req.agentVersion,
-      tokenId: token.id, enrolledAt: now, certSerial: issued.serial, certNotAfter: issued.notAfter.getTime(),
+      tokenId: token.id, enrolledAt: now, certSerial: issued.serial, certNotAfter: issued.notAfter.getTime(), keyFingerprint,
     });
     return l;
   });
@@ -89,6 +99,40 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
   ctx.log.info({ agent: id, hostname: req.facts.hostname, peer }, 'agent enrolled');
   return {
     agentId: id, certPem: issued.certPem, caPem: ctx.ca.certPem, labels: labelsToList(labels),
+    operatorKeys: (await ctx.bundles.keys()).map((k) => k.publicPem), serverTimeMs: Date.now(),
+  };
+}
+
+/** How long after its enrollment a host may repeat it (same key, same token) to get the answer it lost. */
+export const ENROLL_REPEAT_WINDOW_MS = 15 * 60_000;
+
+/**
+ * A repeated enrollment: the same host key as an agent already recorded.
+ * Answered with that agent's identity and a fresh certificate, at no token
+ * use, only when it is the same enrollment retried: the same token (its
+ * secret proves it), within the window, and the agent has never connected
+ * (one that has, got its answer). The CSR's signature proves the caller
+ * holds the key.
+ */
+async function reissue(ctx: ControllerContext, req: EnrollRequest, prior: AgentRecord, publicKey: x509.PublicKey, peer: string): Promise<EnrollResponse> {
+  const token = await ctx.tokens.authenticate(ctx.db, req.token);
+  if (prior.tokenId !== token.id) {
+    throw new FerryError(ErrorCode.IdentityClaimed, `this host key is already enrolled as agent ${prior.id}, with another token`,
+      'every host generates its own key; run `ferry-agent join --force` to make a new one');
+  }
+  if (prior.revokedAt !== null) {
+    throw new FerryError(ErrorCode.IdentityClaimed, `this host key belongs to agent ${prior.id}, which was revoked`, 'run `ferry-agent join --force` with a new join string');
+  }
+  if (prior.lastSeenAt !== null || Date.now() - prior.enrolledAt > ENROLL_REPEAT_WINDOW_MS) {
+    throw new FerryError(ErrorCode.AlreadyExists, `this host key is already enrolled as agent ${prior.id}`,
+      'this host has its identity; to replace it, run `ferry-agent join --force` (and revoke the old one)');
+  }
+  const issued = await ctx.ca.issue({ publicKey, commonName: prior.id, role: 'agent', ttlMs: ctx.config.agentCertTtlMs });
+  await ctx.agents.setCert(prior.id, issued.serial, issued.notAfter.getTime());
+  await ctx.audit.record(`token:${token.id}`, 'agent.enroll.repeat', prior.id, { hostname: req.facts!.hostname, peer });
+  ctx.log.info({ agent: prior.id, hostname: req.facts!.hostname, peer }, 'repeated enrollment answered with the recorded identity');
+  return {
+    agentId: prior.id, certPem: issued.certPem, caPem: ctx.ca.certPem, labels: labelsToList(prior.labels),
     operatorKeys: (await ctx.bundles.keys()).map((k) => k.publicPem), serverTimeMs: Date.now(),
   };
 }

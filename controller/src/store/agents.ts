@@ -16,11 +16,14 @@ export interface AgentRecord {
   revokedAt: number | null;
   certSerial: string;
   certNotAfter: number;
+  /** sha256 of the host key (SPKI DER), hex; null for agents enrolled before it was recorded. */
+  keyFingerprint: string | null;
 }
 
 interface AgentRow {
   id: string; hostname: string; labels: string; facts: string; agent_version: string; token_id: string | null;
   enrolled_at: number; last_seen_at: number | null; revoked_at: number | null; cert_serial: string; cert_not_after: number;
+  key_fingerprint: string | null;
 }
 
 function fromRow(r: AgentRow): AgentRecord {
@@ -29,7 +32,7 @@ function fromRow(r: AgentRow): AgentRecord {
     agentVersion: r.agent_version, tokenId: r.token_id, enrolledAt: Number(r.enrolled_at),
     lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
     revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
-    certSerial: r.cert_serial, certNotAfter: Number(r.cert_not_after),
+    certSerial: r.cert_serial, certNotAfter: Number(r.cert_not_after), keyFingerprint: r.key_fingerprint ?? null,
   };
 }
 
@@ -39,10 +42,16 @@ export class AgentStore {
 
   async insert(db: Db, a: Omit<AgentRecord, 'lastSeenAt' | 'revokedAt'>): Promise<void> {
     await db.run(
-      `INSERT INTO agents (id, hostname, labels, facts, agent_version, token_id, enrolled_at, cert_serial, cert_not_after)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [a.id, a.hostname, JSON.stringify(a.labels), JSON.stringify(a.facts), a.agentVersion, a.tokenId, a.enrolledAt, a.certSerial, a.certNotAfter],
+      `INSERT INTO agents (id, hostname, labels, facts, agent_version, token_id, enrolled_at, cert_serial, cert_not_after, key_fingerprint)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [a.id, a.hostname, JSON.stringify(a.labels), JSON.stringify(a.facts), a.agentVersion, a.tokenId, a.enrolledAt, a.certSerial, a.certNotAfter, a.keyFingerprint],
     );
+  }
+
+  /** The agent enrolled with this host key, if any. */
+  async byKey(fingerprint: string, db: Db = this.db): Promise<AgentRecord | undefined> {
+    const r = await db.get<AgentRow>('SELECT * FROM agents WHERE key_fingerprint = ?', [fingerprint]);
+    return r && fromRow(r);
   }
 
   async get(id: string, db: Db = this.db): Promise<AgentRecord | undefined> {

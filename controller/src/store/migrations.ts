@@ -194,4 +194,12 @@ CREATE TABLE rollout_events (
 CREATE INDEX job_hosts_state ON job_hosts (state);
 `,
   },
+  {
+    version: 6,
+    name: 'agents.key_fingerprint: a retried enrollment (its answer was lost) is recognised by the host key and costs no second token use',
+    sql: `
+ALTER TABLE agents ADD COLUMN key_fingerprint TEXT;
+CREATE UNIQUE INDEX agents_key_fingerprint ON agents (key_fingerprint);
+`,
+  },
 ];

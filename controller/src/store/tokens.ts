@@ -14,7 +14,7 @@ export interface TokenRecord {
   revokedAt: number | null;
 }
 
-interface TokenRow {
+export interface TokenRow {
   id: string;
   secret_hash: string;
   labels: string;
@@ -87,6 +87,28 @@ export class TokenStore {
    * go to exactly one of many concurrent enrollments.
    */
   async consume(db: Db, token: string, now = Date.now()): Promise<TokenRecord> {
+    const row = await this.authenticate(db, token);
+    const id = row.id;
+    if (Number(row.expires_at) <= now) {
+      throw new FerryError(ErrorCode.TokenExpired, `token ${id} expired at ${new Date(Number(row.expires_at)).toISOString()}`,
+        `${HINT_NEW}; if it should still be valid, check this host's clock`);
+    }
+    const res = await db.run(
+      'UPDATE tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?',
+      [id, now],
+    );
+    if (res.changes !== 1) {
+      throw new FerryError(ErrorCode.TokenExhausted, `token ${id} has been used all ${row.max_uses} times`, HINT_NEW);
+    }
+    return fromRow({ ...row, uses: row.uses + 1 });
+  }
+
+  /**
+   * The token's record when the secret matches and it is not revoked; uses
+   * and expiry are not checked (a retried enrollment whose first answer was
+   * lost spent its use already, perhaps the last, perhaps just before expiry).
+   */
+  async authenticate(db: Db, token: string): Promise<TokenRow> {
     const m = TOKEN_RE.exec(token.trim());
     if (!m) {
       throw new FerryError(ErrorCode.TokenMalformed, 'the token is malformed (expected fy1.<id>.<secret>)',
@@ -101,17 +123,6 @@ export class TokenStore {
     if (row.revoked_at !== null) {
       throw new FerryError(ErrorCode.TokenRevoked, `token ${id} was revoked`, HINT_NEW);
     }
-    if (Number(row.expires_at) <= now) {
-      throw new FerryError(ErrorCode.TokenExpired, `token ${id} expired at ${new Date(Number(row.expires_at)).toISOString()}`,
-        `${HINT_NEW}; if it should still be valid, check this host's clock`);
-    }
-    const res = await db.run(
-      'UPDATE tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?',
-      [id, now],
-    );
-    if (res.changes !== 1) {
-      throw new FerryError(ErrorCode.TokenExhausted, `token ${id} has been used all ${row.max_uses} times`, HINT_NEW);
-    }
-    return fromRow({ ...row, uses: row.uses + 1 });
+    return row;
   }
 }
