@@ -15,11 +15,12 @@ export const BATCH_CHUNKS = 16;
 /**
  * Bytes per call. grpc-js buffers up to 16 received messages per call
  * whatever the consumer does, so capping what one call may deliver caps that
- * buffer at concurrency × this instead of concurrency × 16 × 4 MiB. Measured
- * staging 1 GiB over gRPC with 4 calls: peak agent RSS 166 MiB at 16 MiB,
- * 139 MiB at 8 MiB (1 MiB chunks), with no loss of throughput.
+ * buffer at concurrency × this instead of concurrency × 16 × 4 MiB: the cap
+ * on bytes in flight. Measured staging 1 GiB over gRPC with 4 calls: peak
+ * agent RSS 166 MiB at 16 MiB, 139 MiB at 8 MiB (1 MiB chunks), with no loss
+ * of throughput.
  */
-export const BATCH_BYTES = 8 * 1024 * 1024;
+export const BATCH_BYTES = 4 * 1024 * 1024;
 /** Errors worth another call: the link or the controller blinked, the data is fine. */
 const TRANSIENT = new Set<string>([ErrorCode.Unavailable, ErrorCode.DeadlineExceeded]);
 
@@ -27,6 +28,12 @@ const TRANSIENT = new Set<string>([ErrorCode.Unavailable, ErrorCode.DeadlineExce
 export interface WantedChunk {
   digest: string;
   size: number;
+  /**
+   * The file it is for. Batches never mix groups, and calls in flight prefer
+   * different groups, so each file's chunks arrive in order and its sha256
+   * is computed from memory as they are written (file-hasher.ts).
+   */
+  group?: number;
 }
 
 /** Options of {@link fetchChunks}. */
@@ -47,13 +54,13 @@ export interface FetchChunksOptions {
   retryDelayMs?: number;
 }
 
-/** Split into batches of at most BATCH_CHUNKS chunks and (unless a single chunk is larger) BATCH_BYTES bytes. */
+/** Split into batches of one group each, at most BATCH_CHUNKS chunks and (unless a single chunk is larger) BATCH_BYTES bytes. */
 export function batches(chunks: WantedChunk[]): WantedChunk[][] {
   const out: WantedChunk[][] = [];
   let cur: WantedChunk[] = [];
   let bytes = 0;
   for (const c of chunks) {
-    if (cur.length > 0 && (cur.length >= BATCH_CHUNKS || bytes + c.size > BATCH_BYTES)) {
+    if (cur.length > 0 && (cur.length >= BATCH_CHUNKS || bytes + c.size > BATCH_BYTES || c.group !== cur[0]!.group)) {
       out.push(cur);
       cur = [];
       bytes = 0;
@@ -78,13 +85,26 @@ export async function fetchChunks(wanted: WantedChunk[], opts: FetchChunksOption
   const onAbort = () => stop.abort();
   opts.signal.addEventListener('abort', onAbort, { once: true });
   let firstError: unknown;
+  // Groups with a call in flight: the next batch of a busy group is taken
+  // only when every remaining batch belongs to one (the last, big files).
+  const busy = new Map<number | undefined, number>();
+  const next = () => {
+    const i = queue.findIndex((b) => !busy.has(b[0]!.group));
+    return queue.splice(Math.max(0, i), 1)[0];
+  };
   const worker = async () => {
-    for (let b = queue.shift(); b && !stop.signal.aborted; b = queue.shift()) {
+    for (let b = next(); b && !stop.signal.aborted; b = next()) {
+      const g = b[0]!.group;
+      busy.set(g, (busy.get(g) ?? 0) + 1);
       try {
         await fetchBatch(b, opts, stop.signal);
       } catch (e) {
         firstError ??= e;
         stop.abort();
+      } finally {
+        const n = busy.get(g)! - 1;
+        if (n === 0) busy.delete(g);
+        else busy.set(g, n);
       }
     }
   };

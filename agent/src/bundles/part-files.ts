@@ -4,10 +4,10 @@
  * chunk is written straight into it at its offset(s), once, from the bytes
  * that were just hashed. No per-chunk file, no second copy.
  *
- * A file is finished as soon as its last chunk is written: the part file is
- * read back and hashed (the manifest's whole-file sha256 and size), fsynced,
- * given its exact mode and renamed to its manifest path, so a reader never
- * sees a partial file there. A whole-file mismatch is told apart: chunks in
+ * A file is finished as soon as its last chunk is written: its whole-file
+ * sha256 and size (computed as chunks are written, see file-hasher.ts) must
+ * match the manifest, then it is fsynced, given its exact mode and renamed
+ * to its manifest path, so a reader never sees a partial file there. A whole-file mismatch is told apart: chunks in
  * the part file that no longer hash to their digest (disk rot, a power cut
  * after the journal got ahead of the data) are marked BAD and become pending
  * again, to be fetched or copied once more; if every chunk is intact, the
@@ -22,17 +22,23 @@ import { dirname, join, resolve, sep } from 'node:path';
 import type { BundleFile } from '../../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { AssembledFileMismatchError, mkdirExact } from './file-assembler.js';
+import { FileHasher, HoldBudget } from './file-hasher.js';
 import type { JournalState, StageJournal } from './stage-journal.js';
 
 /** Part files start with this, so "no temp file left" is easy to check. */
 export const PART_PREFIX = '.ferry-part-';
 /** Part files kept open at once (bundles may have thousands of small files). */
 const MAX_OPEN = 32;
-/** Read-back block for the whole-file hash. */
-const READ_BLOCK = 1024 * 1024;
+/**
+ * Chunks held in memory for whole-file hashing while they wait for the
+ * chunks before them (file-hasher.ts); beyond this they are read back.
+ */
+const HOLD_BYTES = 8 * 1024 * 1024;
 
+/** Where a chunk goes: file index, chunk index in that file, byte offset. */
 interface Place {
   file: number;
+  index: number;
   offset: number;
 }
 
@@ -47,6 +53,8 @@ export class PartFiles {
   /** Times a file was found with damaged chunks. */
   private readonly damaged: number[];
   private readonly sizes = new Map<string, number>();
+  private readonly hashers: Array<FileHasher | undefined>;
+  private readonly budget = new HoldBudget(HOLD_BYTES);
   private readonly finishing = new Set<Promise<void>>();
   private fatal: unknown;
 
@@ -60,6 +68,7 @@ export class PartFiles {
   ) {
     this.remaining = files.map(() => 0);
     this.damaged = files.map(() => 0);
+    this.hashers = files.map(() => undefined);
     for (const f of files) for (const c of f.chunks) this.sizes.set(c.digest, c.size);
   }
 
@@ -80,19 +89,22 @@ export class PartFiles {
       const part = p.partPath(i);
       const had = existsSync(part);
       if (!had) await (await open(part, 'w', 0o600)).close();
+      const present: number[] = [];
       let offset = 0;
-      for (const c of f.chunks) {
-        if (!had || !state.written.has(c.digest)) p.addPending(c.digest, { file: i, offset });
+      f.chunks.forEach((c, index) => {
+        if (!had || !state.written.has(c.digest)) p.addPending(c.digest, { file: i, index, offset });
+        else present.push(index);
         offset += c.size;
-      }
+      });
+      p.hashers[i] = new FileHasher(f, p.budget, present, part);
     }
     for (let i = 0; i < files.length; i++) if (p.remaining[i] === 0) p.finish(i);
     return p;
   }
 
-  /** Digests with places still to write, and their sizes. */
-  pendingChunks(): Array<{ digest: string; size: number }> {
-    return [...this.pending.keys()].map((digest) => ({ digest, size: this.sizes.get(digest)! }));
+  /** Digests with places still to write, in file order, with their sizes and the file (index) of their first place. */
+  pendingChunks(): Array<{ digest: string; size: number; group: number }> {
+    return [...this.pending].map(([digest, places]) => ({ digest, size: this.sizes.get(digest)!, group: places[0]!.file }));
   }
 
   /** Bytes still to be written into part files (for the free-space check). */
@@ -134,6 +146,7 @@ export class PartFiles {
     }
     await this.journal.written(digest);
     this.written.add(digest);
+    for (const pl of places) this.hashers[pl.file]!.written(pl.index, data);
     for (const pl of places) if (--this.remaining[pl.file]! === 0) this.finish(pl.file);
   }
 
@@ -151,6 +164,7 @@ export class PartFiles {
   /** Close open part files (the stage ends or stops; part files and journal stay for a resume). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.finishing]);
+    for (const h of this.hashers) h?.release();
     for (const [, h] of this.handles) await h.fh.then((fh) => fh.close()).catch(() => undefined);
     this.handles.clear();
   }
@@ -223,16 +237,7 @@ export class PartFiles {
     const fh = await (cached?.fh ?? open(this.partPath(i), 'r+'));
     let closed = false;
     try {
-      const hash = createHash('sha256');
-      const buf = Buffer.allocUnsafe(Math.min(READ_BLOCK, Math.max(1, f.size)));
-      let pos = 0;
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-        if (bytesRead === 0) break;
-        hash.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-      }
-      const actual = hash.digest('hex');
+      const { sha256: actual, size: pos } = await this.hashers[i]!.digest();
       if (pos !== f.size || actual !== f.sha256) {
         const bad = await this.damagedChunks(fh, f);
         if (bad.length === 0) throw new AssembledFileMismatchError(f.path, f.sha256, actual, pos);
@@ -243,6 +248,8 @@ export class PartFiles {
         }
         this.remaining[i] = 0;
         for (const d of bad) await this.markBad(d, i);
+        const again = new Set([...this.pending.values()].flat().filter((pl) => pl.file === i).map((pl) => pl.index));
+        this.hashers[i]!.reset(f.chunks.map((_, index) => index).filter((index) => !again.has(index)));
         return;
       }
       await fh.sync();
@@ -277,8 +284,8 @@ export class PartFiles {
     await this.journal.bad(digest);
     this.written.delete(digest);
     let offset = 0;
-    for (const c of this.files[i]!.chunks) {
-      if (c.digest === digest) this.addPending(digest, { file: i, offset });
+    for (const [k, c] of this.files[i]!.chunks.entries()) {
+      if (c.digest === digest) this.addPending(digest, { file: i, index: k, offset });
       offset += c.size;
     }
   }
