@@ -1,10 +1,20 @@
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { ErrorCode, FerryError } from './errors.js';
 
-// @peculiar/x509 must use node's webcrypto; set once at import.
-x509.cryptoProvider.set(webcrypto as never);
+let x509Lib: Promise<typeof import('@peculiar/x509')> | undefined;
+
+/**
+ * @peculiar/x509 (~10 MiB of RSS) is needed here only to write a CSR, at
+ * enrollment and at certificate renewal: loaded then, so an idle or staging
+ * agent does not carry it. It must use node's webcrypto; set once.
+ */
+function x509(): Promise<typeof import('@peculiar/x509')> {
+  return x509Lib ??= import('@peculiar/x509').then((lib) => {
+    lib.cryptoProvider.set(webcrypto as never);
+    return lib;
+  });
+}
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -35,7 +45,7 @@ export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
 
 /** A PKCS#10 request for the given key pair, with no identity claims. */
 export async function createCsr(keys: CryptoKeyPair, commonName = 'ferry-agent'): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+  const csr = await (await x509()).Pkcs10CertificateRequestGenerator.create({
     name: `CN=${commonName}`,
     keys,
     signingAlgorithm: EC_ALG,
