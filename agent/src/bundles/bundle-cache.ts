@@ -233,11 +233,14 @@ export class BundleCache {
       };
       report();
 
+      // One buffer for every local copy: an upgrade copies most of a bundle.
+      let scratch = Buffer.alloc(0);
       for (const c of local) {
         if (signal.aborted) break;
-        const bytes = await index.read(c.digest);
+        if (scratch.length < c.size) scratch = Buffer.allocUnsafe(c.size);
+        const bytes = await index.read(c.digest, scratch);
         if (bytes) {
-          await p.write(c.digest, bytes);
+          await p.write(c.digest, bytes, true);
           report();
         } else {
           // Gone or damaged since planning: fetch it instead.

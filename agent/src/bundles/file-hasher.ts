@@ -41,11 +41,15 @@ export class FileHasher {
     for (const i of present) this.onDisk.add(i);
   }
 
-  /** Chunk `index` was written with these bytes. */
-  written(index: number, data: Buffer): void {
+  /**
+   * Chunk `index` was written with these bytes. A `transient` buffer is about
+   * to be reused by the caller: it is never held, and the returned promise
+   * says when the hasher is done with it.
+   */
+  written(index: number, data: Buffer, transient = false): Promise<void> {
     if (index === this.next) {
       this.chain = this.chain.then(() => this.take(index, data));
-    } else if (this.budget.used + data.length <= this.budget.limit) {
+    } else if (!transient && this.budget.used + data.length <= this.budget.limit) {
       this.held.set(index, data);
       this.budget.used += data.length;
     } else {
@@ -53,6 +57,7 @@ export class FileHasher {
     }
     this.chain = this.chain.then(() => this.advance());
     this.chain.catch(() => undefined); // a read error surfaces in digest(), not as an unhandled rejection
+    return transient ? this.chain : Promise.resolve();
   }
 
   /** The file's sha256 and length; every chunk must have been written. Reads back what was not hashed yet. */

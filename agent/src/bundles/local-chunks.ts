@@ -53,21 +53,23 @@ export class LocalChunkIndex {
   /**
    * The chunk's bytes, read from an assembled file and verified against the
    * digest; `undefined` if no copy is readable and intact (file removed,
-   * edited in place, disk rot): the caller then fetches it instead.
+   * edited in place, disk rot): the caller then fetches it instead. With
+   * `scratch` (at least the chunk's size) the bytes are read into it and a
+   * view of it is returned, so a copy loop allocates nothing per chunk.
    */
-  async read(digest: string): Promise<Buffer | undefined> {
+  async read(digest: string, scratch?: Buffer): Promise<Buffer | undefined> {
     for (const loc of this.where.get(digest) ?? []) {
-      const buf = await readRange(loc).catch(() => undefined);
+      const buf = await readRange(loc, scratch).catch(() => undefined);
       if (buf && createHash('sha256').update(buf).digest('hex') === digest) return buf;
     }
     return undefined;
   }
 }
 
-async function readRange({ path, offset, size }: ChunkLocation): Promise<Buffer | undefined> {
+async function readRange({ path, offset, size }: ChunkLocation, scratch?: Buffer): Promise<Buffer | undefined> {
   const fh = await open(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(size);
+    const buf = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
     let got = 0;
     while (got < size) {
       const { bytesRead } = await fh.read(buf, got, size - got, offset + got);

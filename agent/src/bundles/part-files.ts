@@ -131,9 +131,10 @@ export class PartFiles {
   /**
    * Write verified bytes of `digest` at every pending place, record them,
    * and finish the files this completes. Rethrows a fatal error of an
-   * earlier finish, so a fetch stops early.
+   * earlier finish, so a fetch stops early. With `transient`, resolves only
+   * once nothing refers to `data` any more (the caller reuses it).
    */
-  async write(digest: string, data: Buffer): Promise<void> {
+  async write(digest: string, data: Buffer, transient = false): Promise<void> {
     if (this.fatal !== undefined) throw this.fatal;
     const places = this.pending.get(digest);
     if (!places) return; // written meanwhile (e.g. a retried call delivered it again)
@@ -146,7 +147,7 @@ export class PartFiles {
     }
     await this.journal.written(digest);
     this.written.add(digest);
-    for (const pl of places) this.hashers[pl.file]!.written(pl.index, data);
+    await Promise.all(places.map((pl) => this.hashers[pl.file]!.written(pl.index, data, transient)));
     for (const pl of places) if (--this.remaining[pl.file]! === 0) this.finish(pl.file);
   }
 

@@ -43,6 +43,19 @@ describe('agent/bundles/file-hasher: whole-file sha256 from chunks written in an
     });
   }
 
+  it('a transient buffer is never held, and may be reused once its promise resolves', async () => {
+    const budget = new HoldBudget(1 << 20);
+    const h = new FileHasher(file, budget, [], part);
+    const scratch = Buffer.alloc(4096);
+    for (const i of [1, 0, 2, 4, 3]) {
+      pieces[i]!.copy(scratch);
+      await h.written(i, scratch.subarray(0, pieces[i]!.length), true);
+      assert.equal(budget.used, 0);
+      scratch.fill(0xee); // the caller reuses it
+    }
+    assert.deepEqual(await h.digest(), { sha256: file.sha256, size: file.size });
+  });
+
   it('chunks present from an earlier stage are read back from the part file', async () => {
     const h = new FileHasher(file, new HoldBudget(1 << 20), [0, 3], part);
     for (const i of [4, 1, 2]) h.written(i, pieces[i]!);
