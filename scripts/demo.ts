@@ -1,7 +1,11 @@
 // `npm run demo`: Ferry's main job on the embedded default, end to end on this
-// machine — a controller (SQLite in .ferry-demo/), three enrolled agents, the
-// fleet listing, and a `ferry exec` across the edge hosts. Every command is
-// printed before it runs, so the demo doubles as a walkthrough.
+// machine — a controller (SQLite in .ferry-demo/), an operator signing key,
+// three enrolled agents, the fleet listing, a `ferry exec`, then a signed
+// offline bundle and plan pushed and rolled out to the edge hosts (canary
+// first, bundle prefetched), the result on disk, and a check run showing a
+// second run would change nothing. The agents run with --root, so the plan
+// writes under .ferry-demo/<agent>/root, not this machine's /. Every command
+// is printed before it runs, so the demo doubles as a walkthrough.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -18,10 +22,10 @@ function show(argv: string[]): void {
   process.stdout.write(`\n$ ${pretty.join(' ').replace(/^bin\/ferry(-agent)?\.js/, 'ferry$1')}\n`);
 }
 
-function run(argv: string[], capture = false): Promise<string> {
-  show(argv);
+function run(argv: string[], capture = false, program = process.execPath): Promise<string> {
+  show(program === process.execPath ? argv : [program, ...argv]);
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, argv, { stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
+    const p = spawn(program, argv, { stdio: ['ignore', capture ? 'pipe' : 'inherit', 'inherit'] });
     let out = '';
     p.stdout?.on('data', (d: Buffer) => { out += d.toString(); process.stdout.write(d); });
     p.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`${argv.join(' ')} exited ${code}`))));
@@ -58,12 +62,16 @@ async function main(): Promise<void> {
   const data = join(dir, 'controller');
   process.stdout.write('Ferry demo: one controller and three agents on this machine (state in .ferry-demo/)\n');
   await background([ferry, 'controller', 'start', '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'warn'], join(dir, 'controller.log'), /CA pin:.*\n.*\n/);
+  const key = join(dir, 'operator');
+  await run([ferry, 'key', 'gen', '--out', key]);
+  await run([ferry, '--data', data, 'key', 'add', `${key}.pub`, '--name', 'demo-operator']);
   const joinEdge = (await run([ferry, '--data', data, 'token', 'create', '--ttl', '30m', '--uses', '2', '--label', 'site=plant-7', '--label', 'role=edge'], true)).trim();
   const joinCloud = (await run([ferry, '--data', data, 'token', 'create', '--ttl', '30m', '--uses', '1', '--label', 'site=plant-7', '--label', 'role=cloud'], true)).trim();
   for (const [name, js] of [['edge-1', joinEdge], ['edge-2', joinEdge], ['cloud-1', joinCloud]] as const) {
     const state = join(dir, name);
-    await run([agent, 'join', js, '--state', state]);
-    await background([agent, 'run', '--state', state, '--log-level', 'warn'], join(dir, `${name}.log`));
+    await run([agent, 'join', js, '--state', state, '--hostname', name]);
+    mkdirSync(join(dir, name, 'root'), { recursive: true });
+    await background([agent, 'run', '--state', state, '--root', join(dir, name, 'root'), '--log-level', 'warn'], join(dir, `${name}.log`));
   }
   // Give the three sessions a moment to come up, then look at the fleet.
   for (let i = 0; i < 50; i++) {
@@ -80,6 +88,15 @@ async function main(): Promise<void> {
   await run([agent, 'status', '--state', join(dir, 'edge-1')]);
   await run([ferry, '--data', data, 'exec', '--selector', 'role=edge', '--timeout', '30s', '--', 'uname', '-a']);
   await run([ferry, '--data', data, 'exec', '--', 'sh', '-c', 'echo "$(hostname): $(nproc) CPUs, up $(cut -d. -f1 /proc/uptime)s"']);
+  // The main job: a signed offline bundle and plan, rolled out canary first.
+  const example = join(root, 'examples', 'demo');
+  await run([ferry, '--data', data, 'bundle', 'push', join(example, 'package'), '--key', `${key}.key`]);
+  await run([ferry, '--data', data, 'plan', 'push', join(example, 'plan.yaml'), '--key', `${key}.key`]);
+  await run([ferry, '--data', data, 'rollout', 'create', '--plan', 'edge-demo', '--selector', 'role=edge', '--param', 'cloudcore_ip=10.0.0.5',
+    '--waves', '1,100%', '--prefetch', '--watch']);
+  await run(['-A', '3', 'edgeStream:', join(dir, 'edge-1', 'root', 'etc', 'kubeedge', 'config', 'edgecore.yaml')], false, 'grep');
+  await run([join(dir, 'edge-2', 'root', 'usr', 'local', 'bin', 'edge-hello')], false, 'sh');
+  await run([ferry, '--data', data, 'run', 'edge-demo', '--selector', 'role=edge', '--param', 'cloudcore_ip=10.0.0.5', '--check']);
   if (keep) {
     process.stdout.write(`\nThe controller and agents keep running (Ctrl-C stops them). Try:\n  node bin/ferry.js --data ${data} exec --selector role=cloud -- id\n`);
     await new Promise<void>((r) => process.once('SIGINT', () => r()));

@@ -42,7 +42,7 @@ describe('ferry and ferry-agent command lines', function () {
     assert.match(joinStr, /^ferry:\/\/127\.0\.0\.1:\d+\/\?token=fy1\.[a-z2-7]{10}\.[\w-]{43}&ca=sha256:[0-9a-f]{64}$/);
     for (const n of [1, 2]) {
       const state = join(dir, `agent-${n}`);
-      const j = await run([process.execPath, agentBin, 'join', joinStr, '--state', state]);
+      const j = await run([process.execPath, agentBin, 'join', joinStr, '--state', state, ...(n === 1 ? ['--hostname', 'edge-one'] : [])]);
       assert.equal(j.code, 0, j.stderr);
       agents.push(daemon([process.execPath, agentBin, 'run', '--state', state]));
     }
@@ -51,6 +51,8 @@ describe('ferry and ferry-agent command lines', function () {
       if (ls.code !== 0) throw new Error(`agents ls failed: ${ls.stderr}${ls.stdout}`);
       return (JSON.parse(ls.stdout) as Array<{ connected: boolean }>).filter((a) => a.connected).length === 2;
     }, 20_000, 'two connected agents');
+    const names = (JSON.parse((await ferry('agents', 'ls', '--json')).stdout) as Array<{ hostname: string }>).map((a) => a.hostname);
+    assert.ok(names.includes('edge-one'), `join --hostname names the host in the fleet: ${names.join(', ')}`);
     const third = await run([process.execPath, agentBin, 'join', joinStr, '--state', join(dir, 'agent-3')]);
     assert.equal(third.code, 6, 'token refused');
     assert.match(third.stderr, /used all 2 times[\s\S]*hint:/);
@@ -88,6 +90,12 @@ describe('ferry and ferry-agent command lines', function () {
     const badFlag = await ferry('token', 'create', '--ttl', 'forever');
     assert.equal(badFlag.code, 2);
     assert.match(badFlag.stderr, /--ttl "forever" is not a duration/);
+    const noRoot = await run([process.execPath, agentBin, 'run', '--state', join(dir, 'agent-1'), '--root', join(dir, 'no-such-root')]);
+    assert.equal(noRoot.code, 2);
+    assert.match(noRoot.stderr, /--root .*no-such-root: no such directory/);
+    const badName = await run([process.execPath, agentBin, 'join', joinStr, '--state', join(dir, 'agent-9'), '--hostname', 'bad name']);
+    assert.equal(badName.code, 2);
+    assert.match(badName.stderr, /--hostname "bad name" is not a host name/);
     const badCfg = await run([process.execPath, ferryBin, 'controller', 'start', '--data', join(dir, 'x'), '--listen', 'nope', '--heartbeat', 'soon']);
     assert.equal(badCfg.code, 2);
     assert.match(badCfg.stderr, /listen "nope"[\s\S]*heartbeat "soon"/);

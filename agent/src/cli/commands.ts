@@ -1,7 +1,9 @@
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
+import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { createLogger } from '../../../common/src/log.js';
 import { join } from '../enroll/join.js';
 import { collectFacts } from '../facts.js';
@@ -21,13 +23,14 @@ function out(json: boolean, obj: unknown, text: string): void {
 }
 
 export async function cmdJoin(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, { ...stateFlag, force: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values, positionals } = parseFlags(args, { ...stateFlag, force: { type: 'boolean' }, json: { type: 'boolean' }, hostname: { type: 'string' } });
   const joinString = positionals[0];
   if (!joinString || positionals.length > 1) {
     throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'ferry-agent join \'ferry://host:7443/?token=...&ca=sha256:...\' (quote it: it contains & and ?)');
   }
   const state = stateOf(values.state);
-  const identity = await join({ joinString, state, facts: await collectFacts(), force: values.force });
+  const hostname = values.hostname === undefined ? undefined : checkHostname(values.hostname);
+  const identity = await join({ joinString, state, facts: withHostname(await collectFacts(), hostname), force: values.force, hostname });
   const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
   out(Boolean(values.json), { enrolled: true, agentId: identity.agentId, labels: identity.labels, stateDir: state.dir },
     `enrolled as ${identity.agentId}\n  labels: ${labels}\n  state:  ${state.dir} (key, certificate and CA, mode 0600)\nnext: run \`ferry-agent install-service\` (or \`ferry-agent run\`) to connect\n`);
@@ -35,16 +38,17 @@ export async function cmdJoin(args: string[]): Promise<number> {
 }
 
 export async function cmdRun(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { ...stateFlag, 'log-level': { type: 'string' }, bandwidth: { type: 'string' } }, false);
+  const { values } = parseFlags(args, { ...stateFlag, 'log-level': { type: 'string' }, bandwidth: { type: 'string' }, root: { type: 'string' } }, false);
   const rate = values.bandwidth ?? process.env['FERRY_AGENT_BANDWIDTH'];
   const bandwidthBytesPerSec = rate ? parseRate(rate) : 0;
+  const root = targetRoot(values.root ?? process.env['FERRY_AGENT_ROOT']);
   const state = stateOf(values.state);
   const { identity } = state.load();
   const log = createLogger({ name: 'ferry-agent', level: values['log-level'], fd: 1 }).child({ agent: identity.agentId });
   let since = Date.now();
   let lastState = '';
   const loop = new SessionLoop({
-    state, log, facts: collectFacts, bandwidthBytesPerSec,
+    state, log, facts: async () => withHostname(await collectFacts(), identity.hostname), bandwidthBytesPerSec, root,
     onState: (s, d) => {
       if (s !== lastState) since = Date.now();
       lastState = s;
@@ -141,4 +145,31 @@ export function parseRate(text: string): number {
   if (!m) throw new FerryError(ErrorCode.InvalidArgument, `bandwidth "${text}" is not a rate`, 'write it like 512K, 2M or 1G (bytes per second)');
   const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
   return Math.round(Number(m[1]) * unit);
+}
+
+/**
+ * `--root DIR`: the directory steps treat as `/` for the files they write
+ * (like `dpkg --root`), to try a plan without touching this machine or to
+ * prepare a mounted image. Commands (exec, assert, systemctl, ctr) still run
+ * on this host.
+ */
+function targetRoot(dir: string | undefined): string | undefined {
+  if (dir === undefined || dir === '' || dir === '/') return undefined;
+  const abs = resolve(dir);
+  let ok = false;
+  try { ok = statSync(abs).isDirectory(); } catch { /* reported below */ }
+  if (!ok) throw new FerryError(ErrorCode.InvalidArgument, `--root ${dir}: no such directory`, 'create it first, or leave --root out to work on this machine\'s /');
+  return abs;
+}
+
+/** A host name as given to `join --hostname`: what the fleet calls this host when its kernel name is not unique (cloned images). */
+function checkHostname(name: string): string {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(name)) {
+    throw new FerryError(ErrorCode.InvalidArgument, `--hostname "${name}" is not a host name`, 'use letters, digits, dots and dashes, like edge-07.plant-7');
+  }
+  return name;
+}
+
+function withHostname(facts: HostFacts, hostname: string | undefined): HostFacts {
+  return hostname ? { ...facts, hostname } : facts;
 }

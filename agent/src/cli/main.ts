@@ -7,17 +7,23 @@ import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
 const HELP = `ferry-agent ${FERRY_VERSION} — Ferry's agent: enrolls this host with a controller and runs its jobs.
 
 Usage:
-  ferry-agent join <join-string> [--state DIR] [--force] [--json]
+  ferry-agent join <join-string> [--state DIR] [--force] [--hostname NAME] [--json]
       Enroll this host. The join string (from your fleet operator, starts with
       ferry://) holds the controller address, a one-time token and the CA pin.
       The key is generated here and never leaves this host. The controller's CA
-      is checked against the pin before the token is sent.
-  ferry-agent run [--state DIR] [--log-level LEVEL] [--bandwidth 2M]
+      is checked against the pin before the token is sent. Running join again
+      after a failure (same join string) completes the same enrollment.
+      --hostname names the host in the fleet when its kernel host name is not
+      unique (cloned images); kept for \`run\`.
+  ferry-agent run [--state DIR] [--log-level LEVEL] [--bandwidth 2M] [--root DIR]
       Keep a session with the controller: heartbeats, jobs, bundle staging,
       output, certificate renewal; reconnects by itself. Stops cleanly on
       SIGTERM (plan jobs resume at the interrupted step next start). Logs JSON
       lines. --bandwidth (or FERRY_AGENT_BANDWIDTH) caps bundle downloads in
-      bytes per second, for thin WAN links.
+      bytes per second, for thin WAN links. --root (or FERRY_AGENT_ROOT) makes
+      steps write files under DIR instead of / (like dpkg --root: to try a
+      plan without touching this machine, or to prepare a mounted image);
+      commands still run on this host.
   ferry-agent status [--state DIR] [--json]
       Is this host enrolled, is the agent running and connected, and to what.
   ferry-agent install-service [--state DIR] [--unit-dir DIR] [--no-start]

@@ -21,6 +21,8 @@ export interface JoinOptions {
   facts: HostFacts;
   force?: boolean;
   timeoutMs?: number;
+  /** `--hostname`: kept in the identity so `run` reports the same name. */
+  hostname?: string;
 }
 
 function enrollCall(address: string, caPem: string, req: Parameters<InstanceType<typeof EnrollmentClient>['enroll']>[0], timeoutMs: number): Promise<EnrollResponse> {
@@ -79,7 +81,7 @@ export async function join(opts: JoinOptions): Promise<Identity> {
     if (!res) continue;
     const identity: Identity = {
       agentId: res.agentId, addresses: info.addresses, caPin: info.caPin, labels: listToLabels(res.labels),
-      operatorKeys: res.operatorKeys, enrolledAtMs: Date.now(),
+      operatorKeys: res.operatorKeys, enrolledAtMs: Date.now(), ...(opts.hostname ? { hostname: opts.hostname } : {}),
     };
     opts.state.saveEnrollment(await exportPrivateKeyPem(keys.privateKey), res.certPem, res.caPem, identity);
     return identity;

@@ -12,6 +12,8 @@ export interface Identity {
   labels: Labels;
   operatorKeys: string[];
   enrolledAtMs: number;
+  /** The name given with `join --hostname`, reported instead of the kernel's host name. */
+  hostname?: string;
 }
 
 /** Live status written by `ferry-agent run` for `ferry-agent status`. */
