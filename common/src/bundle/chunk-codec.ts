@@ -49,11 +49,17 @@ export class EncodedChunkData implements ChunkData {
   /** The data region of {@link wire}, `dataLength` bytes to be filled by the caller. */
   readonly data: Buffer;
 
-  /** Allocates the message for `digest` and `dataLength` bytes of data (uninitialised). */
-  constructor(readonly digest: string, dataLength: number) {
+  /**
+   * Lays out the message for `digest` and `dataLength` bytes of data
+   * (uninitialised), at the start of `into` if it is large enough (a buffer
+   * the caller reuses once grpc-js has copied the message into its frame),
+   * else in a new allocation.
+   */
+  constructor(readonly digest: string, dataLength: number, into?: Buffer) {
     const d = Buffer.byteLength(digest, 'utf8');
     const head = (d > 0 ? 1 + varintLength(d) + d : 0) + (dataLength > 0 ? 1 + varintLength(dataLength) : 0);
-    this.wire = Buffer.allocUnsafe(head + dataLength);
+    const size = head + dataLength;
+    this.wire = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     let pos = 0;
     if (d > 0) {
       this.wire[pos++] = TAG_DIGEST;

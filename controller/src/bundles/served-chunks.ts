@@ -36,10 +36,11 @@ export class ServedChunks {
   constructor(private readonly store: ChunkStore) {}
 
   /**
-   * The chunk as a ready-to-send ChunkData message. Throws ChunkNotFoundError,
+   * The chunk as a ready-to-send ChunkData message, laid out in a buffer
+   * taken from `pool` when one is large enough. Throws ChunkNotFoundError,
    * or ChunkCorruptError after removing a chunk that no longer matches its digest.
    */
-  async read(digest: string): Promise<EncodedChunkData> {
+  async read(digest: string, pool?: BufferPool): Promise<EncodedChunkData> {
     const path = this.store.pathOf(digest); // validates the digest
     let fd: number;
     try {
@@ -51,12 +52,12 @@ export class ServedChunks {
     try {
       const known = this.verified.get(digest);
       if (known !== undefined) {
-        const msg = new EncodedChunkData(digest, known);
+        const msg = new EncodedChunkData(digest, known, pool?.take(known + 80));
         if ((await readFully(fd, msg.data)) === known) return msg;
         this.verified.delete(digest); // shorter than when it was verified: check it properly
       }
       const size = await new Promise<number>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
-      const msg = new EncodedChunkData(digest, size);
+      const msg = new EncodedChunkData(digest, size, pool?.take(size + 80));
       const got = await readFully(fd, msg.data);
       const actual = createHash('sha256').update(msg.data.subarray(0, got)).digest('hex');
       if (got !== size || actual !== digest) {
@@ -74,6 +75,32 @@ export class ServedChunks {
   /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */
   forget(): void {
     this.verified.clear();
+  }
+}
+
+/**
+ * Buffers a Chunks.Fetch call reuses for its messages: grpc-js copies each
+ * serialized message into its own frame before the write callback runs, so
+ * after that the message buffer is free again. Saves a chunk-sized
+ * allocation (and its garbage) per chunk served.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+
+  /** A free buffer of at least `size` bytes, or undefined (the caller allocates). */
+  take(size: number): Buffer | undefined {
+    const i = this.free.findIndex((b) => b.length >= size);
+    return i < 0 ? undefined : this.free.splice(i, 1)[0];
+  }
+
+  /**
+   * Hand back the allocation behind a message's bytes once grpc-js is done
+   * with it. Only a buffer that owns its whole ArrayBuffer is kept: small
+   * ones come from node's shared Buffer pool, which must never be reused.
+   */
+  give(wire: Buffer): void {
+    if (wire.byteOffset !== 0 || wire.buffer.byteLength <= Buffer.poolSize || this.free.length >= 16) return;
+    this.free.push(Buffer.from(wire.buffer, 0, wire.buffer.byteLength));
   }
 }
 

@@ -4,6 +4,7 @@ import type { ChunksServer, FetchChunksRequest } from '../../../common/src/gen/f
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { ControllerContext } from './context.js';
+import { BufferPool } from '../bundles/served-chunks.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
 
 /** Most chunks one call may ask for; agents batch and keep several calls in flight. */
@@ -40,16 +41,18 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
         }
         let queued = 0;
         let wake: (() => void) | undefined;
+        const pool = new BufferPool();
         const onGone = () => wake?.(); // a cancelled call may never run its write callbacks
         call.on('cancelled', onGone);
         call.on('close', onGone);
         try {
           for (const digest of digests) {
             if (call.cancelled) return;
-            const msg = await ctx.bundles.served.read(digest);
+            const msg = await ctx.bundles.served.read(digest, pool);
             const n = msg.wire.length;
             queued += n;
             call.write(msg, () => {
+              pool.give(msg.wire); // serialized and copied into grpc-js's frame by now
               queued -= n;
               if (queued <= MAX_QUEUED_BYTES) wake?.();
             });

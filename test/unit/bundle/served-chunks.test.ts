@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
-import { ServedChunks } from '../../../controller/src/bundles/served-chunks.js';
+import { BufferPool, ServedChunks } from '../../../controller/src/bundles/served-chunks.js';
 import { seededBytes } from './prng.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -30,6 +30,22 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     const back = ChunkData.decode(m.wire);
     assert.equal(back.digest, digest);
     assert.ok(back.data.equals(bytes));
+  });
+
+  it('reuses a message buffer handed back to the pool, never one from node\'s shared Buffer pool', async () => {
+    const pool = new BufferPool();
+    const first = await served.read(digest, pool);
+    pool.give(first.wire);
+    const other = seededBytes(200_000, 43);
+    await store.put(sha(other), other);
+    const second = await served.read(sha(other), pool);
+    assert.equal(second.wire.buffer, first.wire.buffer, 'the freed buffer was reused');
+    assert.ok(ChunkData.decode(second.wire).data.equals(other));
+    const small = Buffer.from('tiny chunk');
+    await store.put(sha(small), small);
+    const tiny = await served.read(sha(small), pool);
+    pool.give(tiny.wire);
+    assert.equal(pool.take(1), undefined, 'a slice of the shared pool is not kept');
   });
 
   it('a chunk corrupt before its first serve: CHUNK_CORRUPT and dropped', async () => {
