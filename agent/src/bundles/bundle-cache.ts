@@ -45,7 +45,7 @@ export interface StageOptions {
   trustedKeys: readonly string[];
   /** Where missing chunks come from (the controller, via GrpcChunkSource). */
   source: ChunkSource;
-  /** Fetch calls in flight (default 4), each asking for up to 16 chunks / 8 MiB. */
+  /** Fetch calls in flight (default 2; each asks for up to 16 chunks / 4 MiB). */
   concurrency?: number;
   /** Cap on fetched bytes per second across all calls; 0 or absent = unlimited. */
   bandwidthBytesPerSec?: number;
@@ -252,7 +252,7 @@ export class BundleCache {
       const bucket = new TokenBucket(opts.bandwidthBytesPerSec ?? 0);
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
-        concurrency: opts.concurrency ?? 4, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
+        concurrency: opts.concurrency ?? 2, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
         deliver: (digest: string, data: Buffer) => p.write(digest, data),
         onStored: (_digest: string, size: number) => {
           fetched += size;
