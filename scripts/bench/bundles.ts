@@ -455,6 +455,9 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
     await pass('Ferry fetch only (Chunks.Fetch, 4 calls in flight, chunks dropped)', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 4 });
     await pass('… 1 call in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 1 });
     await pass('… 8 calls in flight', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 8 });
+    // The chunk channel's HTTP/2 flow-control window (the product uses 4 MiB, grpc-options.ts).
+    await pass('… 4 calls, 1 MiB HTTP/2 flow-control window', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 4, window: MiB });
+    await pass('… 4 calls, 16 MiB HTTP/2 flow-control window', 'fetch', { mode: 'discard', dir: join(tmp, 'probe-x'), concurrency: 4, window: 16 * MiB });
     await pass('fetch + sha256 verify', 'fetch', { mode: 'verify', dir: join(tmp, 'probe-x'), concurrency: 4 });
     await pass('fetch + verify + write chunk files (plain write + rename, no fsync, no chmod/stat)', 'fetch', { mode: 'nosync', dir: join(tmp, 'probe-x'), concurrency: 4 });
     await probe.call('exit', {}, 5_000).catch(() => undefined);

@@ -33,6 +33,7 @@ import { procMem, serveRpc } from './lib.js';
 import { summarizeProfile, type CpuProfile, type ProfileSummary } from './prof-summary.js';
 
 let source: GrpcChunkSource | undefined;
+let dial: ((options: Record<string, number>) => GrpcChunkSource) | undefined;
 let trusted: string[] = [];
 
 function cpuMs(): number {
@@ -67,6 +68,7 @@ serveRpc({
     const loaded = new AgentState(args.stateDir).load();
     trusted = loaded.identity.operatorKeys;
     source = GrpcChunkSource.connect(args.address, controllerCreds(loaded.caPem, loaded));
+    dial = (options) => GrpcChunkSource.connect(args.address, controllerCreds(loaded.caPem, loaded), options);
     return { agentId: loaded.identity.agentId, pid: process.pid };
   },
 
@@ -113,7 +115,9 @@ serveRpc({
   },
 
   /** Only the fetch, with less done per chunk than the product does. */
-  async fetch(args: { signed: SignedManifest; mode: 'discard' | 'verify' | 'nosync'; dir: string; concurrency: number }) {
+  async fetch(args: { signed: SignedManifest; mode: 'discard' | 'verify' | 'nosync'; dir: string; concurrency: number; window?: number }) {
+    // A flow-control window other than the product's: a channel of its own.
+    const src = args.window === undefined ? source! : dial!({ 'grpc-node.flow_control_window': args.window });
     const queue = batches(distinct(args.signed));
     let bytes = 0;
     const known = new Set<string>();
@@ -122,7 +126,7 @@ serveRpc({
     const signal = new AbortController().signal;
     const worker = async () => {
       for (let b = queue.shift(); b; b = queue.shift()) {
-        for await (const { digest, data } of source!.fetch(b.map((c) => c.digest), signal)) {
+        for await (const { digest, data } of src.fetch(b.map((c) => c.digest), signal)) {
           bytes += data.length;
           if (args.mode === 'discard') continue;
           const actual = createHash('sha256').update(data).digest('hex');
@@ -145,6 +149,7 @@ serveRpc({
       }
     };
     await Promise.all(Array.from({ length: args.concurrency }, worker));
+    if (src !== source) src.close();
     const wallMs = performance.now() - t0;
     const cpu = cpuMs() - cpu0;
     await rm(args.dir, { recursive: true, force: true });
