@@ -206,10 +206,7 @@ export class BundleCache {
       }
       const opened = await StageJournal.open(this.layout.journalPath(id));
       journal = opened.journal;
-      const dirs = new Set<string>([filesDir]);
-      parts = await PartFiles.open(partsDir, filesDir, m.files, journal, opened.state, (f) => {
-        for (let d = dirname(join(filesDir, f.path)); d.length > filesDir.length; d = dirname(d)) dirs.add(d);
-      });
+      parts = await PartFiles.open(partsDir, filesDir, m.files, journal, opened.state);
       const p = parts;
 
       // Plan. Chunks in other bundles' files (or written in another part file
@@ -273,6 +270,9 @@ export class BundleCache {
         await p.settled();
       }
 
+      // Every file's directory, also those of files finished by an earlier, interrupted stage.
+      const dirs = new Set<string>([filesDir]);
+      for (const f of m.files) for (let d = dirname(join(filesDir, f.path)); d.length > filesDir.length; d = dirname(d)) dirs.add(d);
       for (const d of dirs) await fsyncDir(d);
       // The three fields only: a proto-decoded SignedManifest may carry extras.
       await writeFileAtomic(this.layout.manifestPath(id), JSON.stringify({ manifest: signed.manifest, signature: signed.signature, keyId: signed.keyId }));

@@ -64,7 +64,6 @@ export class PartFiles {
     private readonly files: readonly BundleFile[],
     private readonly journal: StageJournal,
     private readonly written: Set<string>,
-    private readonly onFinished: (file: BundleFile) => void,
   ) {
     this.remaining = files.map(() => 0);
     this.damaged = files.map(() => 0);
@@ -77,9 +76,8 @@ export class PartFiles {
    * part file that exists, chunks the journal lists are there; everything
    * else is pending. Part files missing are created (empty files included).
    */
-  static async open(partsDir: string, filesDir: string, files: readonly BundleFile[], journal: StageJournal, state: JournalState,
-    onFinished: (file: BundleFile) => void = () => undefined): Promise<PartFiles> {
-    const p = new PartFiles(partsDir, filesDir, files, journal, state.written, onFinished);
+  static async open(partsDir: string, filesDir: string, files: readonly BundleFile[], journal: StageJournal, state: JournalState): Promise<PartFiles> {
+    const p = new PartFiles(partsDir, filesDir, files, journal, state.written);
     for (let i = 0; i < files.length; i++) {
       const f = files[i]!;
       if (state.finished.has(i) && (await stat(p.target(f)).then((s) => s.size === f.size, () => false))) {
@@ -114,14 +112,21 @@ export class PartFiles {
     return n;
   }
 
-  /** True if `digest` was written into this bundle's part files (a local copy to read from). */
+  /**
+   * Where `digest` is already written in this bundle (a part file, or a
+   * file already finished), if anywhere: a part file recreated after an
+   * interruption needs it again, and this is a local copy to read from
+   * (verified when read).
+   */
   writtenPlace(digest: string): { path: string; offset: number } | undefined {
-    if (!this.written.has(digest) || this.pending.has(digest)) return undefined;
+    if (!this.written.has(digest)) return undefined;
+    const missing = new Set((this.pending.get(digest) ?? []).map((pl) => `${pl.file}:${pl.index}`));
     for (let i = 0; i < this.files.length; i++) {
-      if (this.remaining[i] === -1) continue;
+      // A finished file was renamed to its manifest path; it still holds the bytes.
+      const path = this.remaining[i] === -1 ? this.target(this.files[i]!) : this.partPath(i);
       let offset = 0;
-      for (const c of this.files[i]!.chunks) {
-        if (c.digest === digest) return { path: this.partPath(i), offset };
+      for (const [k, c] of this.files[i]!.chunks.entries()) {
+        if (c.digest === digest && !missing.has(`${i}:${k}`)) return { path, offset };
         offset += c.size;
       }
     }
@@ -261,7 +266,6 @@ export class PartFiles {
       await chmod(this.partPath(i), f.mode); // exact mode: open()'s is filtered by umask
       await rename(this.partPath(i), target);
       await this.journal.finished(i);
-      this.onFinished(f);
     } finally {
       if (!closed) await fh.close().catch(() => undefined);
     }

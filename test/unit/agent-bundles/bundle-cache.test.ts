@@ -99,6 +99,23 @@ describe('agent/bundles/bundle-cache: staging', () => {
     assert.ok(!(await tree(join(dir, 'bundles', id))).some((p) => p.includes('.ferry-part-')), 'stale temp file swept');
   });
 
+  it('a part file lost after an interruption is rebuilt from chunks kept in another part file, not fetched again', async () => {
+    const b = buildBundle(files(), key.privatePem);
+    const src = new FakeSource(b.chunks);
+    const ac = new AbortController();
+    src.onChunk = (n) => { if (n === 40) ac.abort(); };
+    await assert.rejects(cache.stage(b.signed, { trustedKeys, source: src, signal: ac.signal, concurrency: 1 }), ferryError('CANCELLED'));
+    const id = await onlyBundleId(dir);
+    const kept = await keptChunks(dir, id);
+    const m = JSON.parse(b.signed.manifest) as { files: Array<{ path: string }> };
+    const copy = m.files.findIndex((f) => f.path === 'bin/k3s-copy');
+    await rm(join(dir, 'bundles', id, 'parts', `.ferry-part-${copy}`), { force: true });
+    const src2 = new FakeSource(b.chunks);
+    const r = await cache.stage(b.signed, { trustedKeys, source: src2 });
+    for (const d of src2.requested) assert.ok(!kept.has(d), `kept chunk ${d} was fetched again`);
+    for (const f of files()) assert.deepEqual(await readFile(join(cache.filesDir(r.bundleId), f.path)), f.data);
+  });
+
   it('rides out a cut link: retries the rest of the batch and fetches no chunk twice', async () => {
     const b = buildBundle(files(), key.privatePem);
     const src = new FakeSource(b.chunks);
