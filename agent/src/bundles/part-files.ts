@@ -7,11 +7,13 @@
  * A file is finished as soon as its last chunk is written: its whole-file
  * sha256 and size (computed as chunks are written, see file-hasher.ts) must
  * match the manifest, then it is fsynced, given its exact mode and renamed
- * to its manifest path, so a reader never sees a partial file there. A whole-file mismatch is told apart: chunks in
- * the part file that no longer hash to their digest (disk rot, a power cut
- * after the journal got ahead of the data) are marked BAD and become pending
- * again, to be fetched or copied once more; if every chunk is intact, the
- * signed manifest itself is inconsistent, and that is fatal.
+ * to its manifest path, so a reader never sees a partial file there.
+ *
+ * A whole-file mismatch is told apart: chunks in the part file that no
+ * longer hash to their digest (disk rot, a power cut after the journal got
+ * ahead of the data) are marked BAD and become pending again, to be fetched
+ * or copied once more; if every chunk is intact, the signed manifest itself
+ * is inconsistent, and that is fatal.
  *
  * Resume state is kept by {@link StageJournal}; see there.
  */
