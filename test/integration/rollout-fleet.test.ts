@@ -10,6 +10,7 @@ import { SessionLoop } from '../../agent/src/session/session-loop.js';
 import { Backoff } from '../../agent/src/session/backoff.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
+import { watchRollout } from '../../controller/src/cli/cmd-rollout-watch.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 
@@ -159,6 +160,12 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
   it('survives a controller restart mid-rollout: it continues from the store, results arrive on reconnect, no host runs twice', async () => {
     const id = await create('r', '{ waves: [5, "100%"], maxConcurrency: 10, errorBudget: "100%" }', ', pause: "0.6"');
     await until(id, (s) => by(s, 'succeeded').length >= 8 && by(s, 'running').length > 0, 'the rollout under way');
+    // An operator's `rollout watch --json` on a connection of its own, open across the restart.
+    const watcherAdmin = Admin.connect({ adminSocket: c.config.adminSocket });
+    let watched = '';
+    const sink = { isTTY: false, write: (t: string) => { watched += t; return true; } } as unknown as NodeJS.WriteStream;
+    const watch = watchRollout(new Rollouts(watcherAdmin), id, { json: true, exitOnPause: false }, sink);
+    await waitFor(() => watched.includes('"type":"event"'), 10_000, 'the watch to show events');
     const { dataDir } = c.config;
     const port = c.port;
     admin.close();
@@ -175,6 +182,14 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
       assert.equal(starts(name(i), 'r'), 1, `${name(i)} ran once`);
       if (!FAILING.includes(name(i))) assert.equal(log(name(i)).filter((l) => l === 'end-r').length, 1);
     }
+    // The watch reconnected by itself and showed every event once, in order, then the outcome.
+    assert.equal(await watch, 1, 'exit code of a failed rollout');
+    watcherAdmin.close();
+    const lines = watched.trim().split('\n').map((l) => JSON.parse(l) as { type: string; seq?: number; state?: string });
+    const seqs = lines.filter((l) => l.type === 'event').map((l) => Number(l.seq));
+    assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'no event twice, none out of order');
+    assert.equal(seqs.length, (await c.ctx.rollouts.store.events(id)).length, 'no event missing');
+    assert.deepEqual(lines.at(-1), { ...lines.at(-1), type: 'result', state: 'failed' });
     // No output was lost: every host's stored events end with its result.
     for (const h of s.hosts) {
       const logs = await ro.call(ro.client.logs, { id, host: h.hostname, attempt: 0 });

@@ -1,7 +1,11 @@
+import { ErrorCode, type FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { RolloutEvent, RolloutSnapshot, RolloutUpdate } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import type { Rollouts } from './cmd-rollout-client.js';
 import { eventLine, renderFrame, showText } from './cmd-rollout-render.js';
+
+/** How long `watch` keeps reconnecting to a controller that went away (a restart, a dropped link) before it gives up. */
+export const RECONNECT_FOR_MS = 10 * 60_000;
 
 /** `watch --exit-on-pause`: the rollout is paused or waits for an approval (a person must act). */
 export const EXIT_PAUSED = 8;
@@ -17,7 +21,8 @@ export function outcomeCode(state: string): number {
  * redrawn in place. Otherwise: one plain line per event. With --json: one
  * JSON object per event, then {"type":"result"}. Exit code: the outcome.
  */
-export async function watchRollout(ro: Rollouts, id: string, opts: { json: boolean; exitOnPause: boolean }, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+export async function watchRollout(ro: Rollouts, id: string, opts: { json: boolean; exitOnPause: boolean; reconnectForMs?: number }, out: NodeJS.WriteStream = process.stdout): Promise<number> {
+  const reconnectForMs = opts.reconnectForMs ?? RECONNECT_FOR_MS;
   const tty = Boolean(out.isTTY) && !opts.json;
   let last: RolloutSnapshot | undefined;
   let drawn = 0;
@@ -29,9 +34,10 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
     out.write(`${drawn ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
     drawn = lines.length;
   };
-  const stream = ro.client.watch({ id, afterSeq: 0 });
   let pausedExit = false;
-  await new Promise<void>((resolve, reject) => {
+  let afterSeq = 0;
+  const follow = () => new Promise<void>((resolve, reject) => {
+    const stream = ro.client.watch({ id, afterSeq });
     stream.on('data', (u: RolloutUpdate) => {
       if (u.update?.$case === 'snapshot') {
         const first = !last;
@@ -46,6 +52,7 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
         }
       } else if (u.update?.$case === 'event') {
         const e: RolloutEvent = u.update.value;
+        afterSeq = Math.max(afterSeq, Number(e.seq));
         if (opts.json) out.write(JSON.stringify({ type: 'event', ...e }) + '\n');
         else if (!tty) out.write(eventLine(e) + '\n');
       }
@@ -56,6 +63,24 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
     });
     stream.on('end', () => resolve());
   });
+  // A controller restart or a dropped link does not end the watch: it
+  // reconnects and asks only for the events after the last one it showed.
+  let downSince = 0;
+  for (;;) {
+    try {
+      await follow();
+      break;
+    } catch (err) {
+      const fe = err as FerryError;
+      const transient = fe.code === ErrorCode.Unavailable || fe.code === ErrorCode.Unreachable || fe.code === ErrorCode.DeadlineExceeded;
+      downSince ||= Date.now();
+      if (!transient || Date.now() - downSince > reconnectForMs) throw err;
+      process.stderr.write(`watch: the controller is unreachable (${fe.message.split('\n')[0]}); reconnecting…\n`);
+      drawn = 0; // the note broke the frame: draw the next one below it
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+  }
   if (!last) return Exit.Failure;
   const i = last.info!;
   if (opts.json) {
