@@ -82,5 +82,11 @@ export class FerryError extends Error {
 export function asFerryError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  // A full disk is the operator's to fix, not a bug: say so wherever it surfaces
+  // (a file write, or SQLite failing to grow the store).
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') {
+    return new FerryError(ErrorCode.DiskFull, `the disk is full: ${message}`, 'free space on that disk (or raise the quota), then retry; nothing half-written was kept', { cause: err });
+  }
   return new FerryError(ErrorCode.Internal, message, undefined, { cause: err });
 }

@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { ErrorCode, FerryError, isErrorCode } from './errors.js';
+import { asFerryError, ErrorCode, FerryError, isErrorCode } from './errors.js';
 
 /**
  * The single boundary between FerryError and gRPC statuses, used by both the
@@ -66,10 +66,12 @@ const fromStatus: Partial<Record<status, ErrorCode>> = {
 
 /** Turns any error into the ServiceError a grpc-js handler passes to its callback. */
 export function toServiceError(err: unknown): Partial<ServiceError> {
-  const fe =
-    err instanceof FerryError
-      ? err
-      : new FerryError(ErrorCode.Internal, 'internal error in the controller; see its log');
+  // Errors that are not Ferry's own become a generic internal error (details
+  // stay in the log), except conditions the operator must act on (a full disk).
+  const known = asFerryError(err);
+  const fe = err instanceof FerryError || known.code !== ErrorCode.Internal
+    ? known
+    : new FerryError(ErrorCode.Internal, 'internal error in the controller; see its log');
   const metadata = new Metadata();
   metadata.set('ferry-code', fe.code);
   if (fe.hint) metadata.set('ferry-hint', encodeURIComponent(fe.hint));
