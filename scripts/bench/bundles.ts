@@ -29,6 +29,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, rm
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
+import { BATCH_BYTES, BATCH_CHUNKS } from '../../agent/src/bundles/chunk-fetcher.js';
 import { buildManifest, locateChunks, readChunk } from '../../common/src/bundle/builder.js';
 import { generateSigningKey, signManifest } from '../../common/src/bundle/manifest.js';
 import type { PrefetchEvent } from '../../common/src/gen/ferry/v1/admin.js';
@@ -489,7 +490,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
 
     const gibT = total / GiB;
     const sec = ['## Where the time goes (one agent identity, the real controller, the same bundle)', '',
-      'Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: `Chunks.Fetch`, batches of ≤ 16 chunks / 8 MiB, the product\'s batching; the controller reads each chunk, hashing it the first time its process serves it). ' +
+      `Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: \`Chunks.Fetch\`, batches of ≤ ${BATCH_CHUNKS} chunks / ${fmtMiB(BATCH_BYTES)}, the product's batching; the controller reads each chunk, hashing it the first time its process serves it). ` +
         `Best of ${tries} tries per pass but the first. "Server" is the controller (running under --cpu-prof, ~1-2% overhead), or the plain-Node peer. CPU is user + system of the whole process, all threads.`, '',
       '| Pass | Wall | MiB/s | Client/agent CPU-s/GiB | Server CPU-s/GiB | Machine CPU busy / iowait | Other work (cores) | Disk written |', '|---|---|---|---|---|---|---|---|',
       ...passes.map((p) => {
@@ -501,7 +502,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
     const mb = staged['memBefore'] as Record<string, number> | undefined;
     const mp = staged['memPeak'] as Record<string, number> | undefined;
     sec.push(`Product stage split: first chunk after ${fmtMs(st['firstChunkMs']!)}; fetch + verify + write into the part files (files finished as they complete) until the last chunk ${fmtMs(st['fetchMs']!)} ` +
-      `(${fmtRate(total, st['fetchMs']!)}, ${(st['fetchCpuMs']! / 1000).toFixed(2)} CPU-s); then finishing the last files (read back, sha256, fsync, rename) and the manifest ${fmtMs(st['assembleMs']!)} ` +
+      `(${fmtRate(total, st['fetchMs']!)}, ${(st['fetchCpuMs']! / 1000).toFixed(2)} CPU-s); then finishing the last files (sha256 of what was not hashed as it arrived, fsync, rename) and the manifest ${fmtMs(st['assembleMs']!)} ` +
       `(${fmtRate(total, st['assembleMs']!)}, ${(st['assembleCpuMs']! / 1000).toFixed(2)} CPU-s).`, '');
     if (mb && mp) {
       sec.push(`Probe memory during the product stage (a fresh process with the agent's bundle code; process.memoryUsage every 100 ms, before → peak): RSS ${fmtMiB(mb['rss']!)} → ${fmtMiB(mp['rss']!)} (VmHWM ${fmtMiB(st['hwmKiB']! * 1024)}), ` +
@@ -511,7 +512,7 @@ async function suite(j: Janitor, o: { quick: boolean; groups: number[]; OUT: str
     const ser = serializeMicro(quick ? 256 * MiB : GiB);
     raw['serialize'] = ser;
     sec.push(`Serializing Chunks.Fetch responses on the controller (in-process, 1 MiB chunks, including grpc-js's framing copy): the generated ts-proto path costs ${ser.generatedMsPerGiB.toFixed(0)} ms per GiB ` +
-      `(BinaryWriter doubles from 128 bytes to a zero-filled buffer twice the chunk, \`finish()\` copies, \`Buffer.from\` copies, grpc-js copies); a hand-written serializer (header + data in one Buffer.concat) costs ${ser.oneCopyMsPerGiB.toFixed(0)} ms per GiB` +
+      `(BinaryWriter doubles from 128 bytes to a zero-filled buffer twice the chunk, \`finish()\` copies, \`Buffer.from\` copies, grpc-js copies); the product\'s hand-written codec (chunk-codec.ts: one allocation, one copy) costs ${ser.oneCopyMsPerGiB.toFixed(0)} ms per GiB` +
       `${ser.identical ? ' for identical bytes' : ' (BYTES DIFFER: check serialize-micro.ts)'}; SHA-256 of a GiB is ${(1024 / shaRate * 1000).toFixed(0)} ms here.`, '');
     const probeProfile = (staged as { profile?: ProfileSummary }).profile;
     if (probeProfile) sec.push(...profileMarkdown('Agent side (probe) main thread during the product stage', probeProfile));

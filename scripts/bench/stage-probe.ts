@@ -5,7 +5,7 @@
  * agent does, but runs the pieces one at a time:
  *
  * - `stage`: the product path (BundleCache.stage with GrpcChunkSource,
- *   4 calls in flight), with the time the last chunk arrived recorded, so
+ *   its default calls in flight), with the time the last chunk arrived recorded, so
  *   fetch (+ verify + write into the part files, files finished as they
  *   complete) and the tail (the last files read back, hashed, fsynced,
  *   renamed) are timed apart; optionally CPU profiled through the inspector;
