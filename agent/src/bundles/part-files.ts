@@ -48,6 +48,8 @@ interface Place {
 export class PartFiles {
   /** Digest → places still to be written (only digests with some). */
   private readonly pending = new Map<string, Place[]>();
+  /** Bytes at the places in `pending` (kept as it changes: progress asks for it per chunk). */
+  private pendingTotal = 0;
   /** Per file: chunk places still to be written; -1 once finished. */
   private readonly remaining: number[];
   /** Open part files; `busy` counts writes in flight, so only idle ones are closed. */
@@ -109,9 +111,7 @@ export class PartFiles {
 
   /** Bytes still to be written into part files (for the free-space check). */
   pendingBytes(): number {
-    let n = 0;
-    for (const [d, places] of this.pending) n += places.length * this.sizes.get(d)!;
-    return n;
+    return this.pendingTotal;
   }
 
   /**
@@ -146,10 +146,13 @@ export class PartFiles {
     const places = this.pending.get(digest);
     if (!places) return; // written meanwhile (e.g. a retried call delivered it again)
     this.pending.delete(digest);
+    const bytes = places.length * this.sizes.get(digest)!;
+    this.pendingTotal -= bytes;
     try {
       await Promise.all(places.map((pl) => this.pwrite(pl.file, data, pl.offset)));
     } catch (e) {
       this.pending.set(digest, places); // still to write; `remaining` was not counted down
+      this.pendingTotal += bytes;
       throw e;
     }
     await this.journal.written(digest);
@@ -181,6 +184,7 @@ export class PartFiles {
     const list = this.pending.get(digest);
     if (list) list.push(place);
     else this.pending.set(digest, [place]);
+    this.pendingTotal += this.sizes.get(digest)!;
     this.remaining[place.file]!++;
   }
 
