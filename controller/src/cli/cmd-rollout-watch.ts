@@ -72,7 +72,9 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
       break;
     } catch (err) {
       const fe = err as FerryError;
-      const transient = fe.code === ErrorCode.Unavailable || fe.code === ErrorCode.Unreachable || fe.code === ErrorCode.DeadlineExceeded;
+      // A controller shutting down cancels its streams (CANCELLED); this side
+      // only cancels for --exit-on-pause, which resolves instead.
+      const transient = ([ErrorCode.Unavailable, ErrorCode.Unreachable, ErrorCode.DeadlineExceeded, ErrorCode.Cancelled] as string[]).includes(fe.code);
       downSince ||= Date.now();
       if (!transient || Date.now() - downSince > reconnectForMs) throw err;
       process.stderr.write(`watch: the controller is unreachable (${fe.message.split('\n')[0]}); reconnecting…\n`);
