@@ -1,10 +1,10 @@
-import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import { OutputStream, type ExecOutput, type JobResult, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { ControllerContext } from '../services/context.js';
-import { authenticatePeer, type CallWithAuth } from '../services/peer-auth.js';
+import { operatorCalls } from '../services/operator-call.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
 import type { RolloutEventRecord, StoredRollout } from './rollout-store.js';
 import type { RolloutScheduler } from './scheduler.js';
@@ -41,22 +41,7 @@ function logLine(attempt: number, hostJobId: string, e: { kind: string; body: st
  * socket's file mode is the access control (as for Admin).
  */
 export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opts: { requireOperatorCert: boolean }): RolloutsServer {
-  const actor = (call: CallWithAuth): string => (opts.requireOperatorCert ? `operator:${authenticatePeer(call, ctx.ca, 'operator').id}` : 'local');
-  function unary<Req, Res>(fn: (req: Req, who: string) => Promise<Res>) {
-    return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
-      let who: string;
-      try {
-        who = actor(call);
-      } catch (err) {
-        cb(toServiceError(err));
-        return;
-      }
-      fn(call.request, who).then((res) => cb(null, res), (err: unknown) => {
-        if (!(err instanceof FerryError)) ctx.log.error({ err }, 'rollout call failed');
-        cb(toServiceError(err));
-      });
-    };
-  }
+  const { actor, unary } = operatorCalls(ctx, opts, 'rollout');
 
   return {
     create: unary(async (req, who) => rolloutInfo(await s.create(req.spec, req.file || 'rollout.yaml', who))),

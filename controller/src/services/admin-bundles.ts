@@ -8,13 +8,11 @@ import { toServiceError } from '../../../common/src/grpc-status.js';
 import { bundleInfo } from '../bundles/bundle-store.js';
 import { lintStoredBundle } from '../bundles/bundle-lint.js';
 import type { AgentRecord } from '../store/agents.js';
-import type { CallWithAuth } from './peer-auth.js';
+import type { OperatorCalls } from './operator-call.js';
 import type { ControllerContext } from './context.js';
 
 /** What the admin service shares with its bundle handlers. */
-export interface AdminKit {
-  actor(call: CallWithAuth): string;
-  unary<Req, Res>(fn: (req: Req, who: string) => Promise<Res>): (call: import('@grpc/grpc-js').ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+export interface AdminKit extends OperatorCalls {
   selectAgents(selector: string): Promise<AgentRecord[]>;
 }
 

@@ -1,4 +1,4 @@
-import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   AdminServer, AgentInfo, ExecEvent, ExecRequest, TokenInfo,
@@ -10,7 +10,7 @@ import type { AgentRecord } from '../store/agents.js';
 import type { TokenRecord } from '../store/tokens.js';
 import { checkCsr } from '../pki/csr.js';
 import type { ControllerContext } from './context.js';
-import { authenticatePeer, type CallWithAuth } from './peer-auth.js';
+import { operatorCalls } from './operator-call.js';
 import { bundleHandlers } from './admin-bundles.js';
 import { planHandlers } from './admin-plans.js';
 
@@ -41,24 +41,7 @@ function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, str
  * socket's file mode (0600) is the access control.
  */
 export function adminService(ctx: ControllerContext, opts: { requireOperatorCert: boolean }): AdminServer {
-  const actor = (call: CallWithAuth): string =>
-    opts.requireOperatorCert ? `operator:${authenticatePeer(call, ctx.ca, 'operator').id}` : 'local';
-
-  function unary<Req, Res>(fn: (req: Req, who: string) => Promise<Res>) {
-    return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
-      let who: string;
-      try {
-        who = actor(call);
-      } catch (err) {
-        cb(toServiceError(err));
-        return;
-      }
-      fn(call.request, who).then((res) => cb(null, res), (err) => {
-        if (!(err instanceof FerryError)) ctx.log.error({ err }, 'admin call failed');
-        cb(toServiceError(err));
-      });
-    };
-  }
+  const { actor, unary } = operatorCalls(ctx, opts, 'admin');
 
   async function selectAgents(selector: string, ids: string[] = []): Promise<AgentRecord[]> {
     const sel = parseSelector(selector);
