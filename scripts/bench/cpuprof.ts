@@ -4,14 +4,7 @@
  * phase says where its CPU went.
  */
 import { readFileSync } from 'node:fs';
-
-interface CpuProfile {
-  startTime: number;
-  endTime: number;
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-  samples: number[];
-  timeDeltas: number[];
-}
+import { sumSelfTime, type CpuProfile } from './prof-summary.js';
 
 export interface CpuSummary {
   /** Sampled time that was not idle, ms. */
@@ -36,14 +29,6 @@ function area(functionName: string, url: string): string {
   return url.split('/').slice(-2).join('/');
 }
 
-function shortUrl(url: string): string {
-  const nm = /node_modules\/(.*)$/.exec(url);
-  if (nm) return nm[1]!;
-  const b = /\/build\/(.*)$/.exec(url);
-  if (b) return b[1]!;
-  return url.replace(/^file:\/\//, '');
-}
-
 /**
  * `window` is in microseconds of the monotonic clock, which is what both V8's
  * profile timestamps and process.hrtime() read on Linux; samples outside it
@@ -51,28 +36,7 @@ function shortUrl(url: string): string {
  */
 export function summarizeCpuProfile(path: string, top = 15, window?: { fromUs: number; toUs: number }): CpuSummary {
   const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const self = new Map<number, number>();
   const windowed = window !== undefined && window.fromUs >= p.startTime && window.toUs <= p.endTime;
-  let t = p.startTime;
-  for (let i = 0; i < p.samples.length; i++) {
-    const d = p.timeDeltas[i] ?? 0;
-    t += d;
-    if (windowed && (t < window.fromUs || t > window.toUs)) continue;
-    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + d / 1000);
-  }
-  const areas = new Map<string, number>();
-  const fns = new Map<string, number>();
-  let busyMs = 0;
-  for (const [id, ms] of self) {
-    const cf = byId.get(id)?.callFrame;
-    if (!cf || cf.functionName === '(idle)') continue;
-    busyMs += ms;
-    const a = area(cf.functionName, cf.url);
-    areas.set(a, (areas.get(a) ?? 0) + ms);
-    const f = cf.url ? `${cf.functionName || '(anonymous)'} (${shortUrl(cf.url)}:${cf.lineNumber + 1})` : cf.functionName;
-    fns.set(f, (fns.get(f) ?? 0) + ms);
-  }
-  const sorted = (m: Map<string, number>) => [...m].map(([what, ms]) => ({ what, ms })).sort((a, b) => b.ms - a.ms).slice(0, top);
-  return { busyMs, windowed, byArea: sorted(areas), byFunction: sorted(fns) };
+  const r = sumSelfTime(p, area, top, windowed ? window : undefined);
+  return { busyMs: r.busyMs, windowed, byArea: r.byGroup, byFunction: r.byFunction };
 }

@@ -55,34 +55,45 @@ function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-export function summarizeProfile(p: CpuProfile | string, top = 12, window?: { fromUs: number; toUs: number }): ProfileSummary {
-  const prof: CpuProfile = typeof p === 'string' ? JSON.parse(readFileSync(p, 'utf8')) as CpuProfile : p;
+/**
+ * Self time per group (`group(functionName, url)`) and per function, idle
+ * left out; with `window` (µs, monotonic) only the samples inside it.
+ */
+export function sumSelfTime(prof: CpuProfile, group: (fn: string, url: string) => string, top: number, window?: { fromUs: number; toUs: number }):
+  { busyMs: number; spanMs: number; byGroup: Array<{ what: string; ms: number }>; byFunction: Array<{ what: string; ms: number }> } {
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  const windowed = window !== undefined && window.fromUs < prof.endTime && window.toUs > prof.startTime;
   let t = prof.startTime;
   let spanUs = 0;
   for (let i = 0; i < prof.samples.length; i++) {
     const d = prof.timeDeltas[i] ?? 0;
     t += d;
-    if (windowed && (t < window.fromUs || t > window.toUs)) continue;
+    if (window && (t < window.fromUs || t > window.toUs)) continue;
     spanUs += d;
     self.set(prof.samples[i]!, (self.get(prof.samples[i]!) ?? 0) + d / 1000);
   }
-  const buckets = new Map<string, number>();
+  const groups = new Map<string, number>();
   const fns = new Map<string, number>();
   let busyMs = 0;
   for (const [id, ms] of self) {
     const cf = byId.get(id)?.callFrame;
     if (!cf || cf.functionName === '(idle)') continue;
     busyMs += ms;
-    const b = bucket(cf.functionName, cf.url);
-    buckets.set(b, (buckets.get(b) ?? 0) + ms);
+    const g = group(cf.functionName, cf.url);
+    groups.set(g, (groups.get(g) ?? 0) + ms);
     const f = cf.url ? `${cf.functionName || '(anonymous)'} (${shortUrl(cf.url)}:${cf.lineNumber + 1})` : cf.functionName;
     fns.set(f, (fns.get(f) ?? 0) + ms);
   }
   const sorted = (m: Map<string, number>) => [...m].map(([what, ms]) => ({ what, ms })).sort((a, b) => b.ms - a.ms).slice(0, top);
-  return { busyMs, spanMs: spanUs / 1000, windowed, windowAsked: window !== undefined, byBucket: sorted(buckets), byFunction: sorted(fns) };
+  return { busyMs, spanMs: spanUs / 1000, byGroup: sorted(groups), byFunction: sorted(fns) };
+}
+
+/** Summary by data-path bucket; a window that overlaps the profile at all is applied. */
+export function summarizeProfile(p: CpuProfile | string, top = 12, window?: { fromUs: number; toUs: number }): ProfileSummary {
+  const prof: CpuProfile = typeof p === 'string' ? JSON.parse(readFileSync(p, 'utf8')) as CpuProfile : p;
+  const windowed = window !== undefined && window.fromUs < prof.endTime && window.toUs > prof.startTime;
+  const r = sumSelfTime(prof, bucket, top, windowed ? window : undefined);
+  return { busyMs: r.busyMs, spanMs: r.spanMs, windowed, windowAsked: window !== undefined, byBucket: r.byGroup, byFunction: r.byFunction };
 }
 
 /** Markdown tables for a summary; shares are of the window's wall time (one core = 100%). */
