@@ -75,6 +75,17 @@ export function fdLimit(): { soft: number; hard: number } {
   return { soft: n(m?.[1]), hard: n(m?.[2]) };
 }
 
+/**
+ * `node <args>` as a command line that raises the open-files limit to
+ * `needFds` through the shell when this process's soft limit is lower (and
+ * the hard limit allows it).
+ */
+export function nodeCommand(args: string[], needFds: number): { file: string; args: string[] } {
+  const { soft, hard } = fdLimit();
+  if (soft < needFds && hard >= needFds) return { file: 'sh', args: ['-c', `ulimit -n ${needFds} && exec "$0" "$@"`, process.execPath, ...args] };
+  return { file: process.execPath, args };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

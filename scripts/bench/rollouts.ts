@@ -23,9 +23,8 @@
  * Get's controller CPU is measured first and the polls' share is reported.
  * Only 127.0.0.1 is used; every process and temp dir is removed at the end.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import type { JobEvent } from '../../common/src/gen/ferry/v1/admin.js';
@@ -34,13 +33,13 @@ import { signPlan } from '../../common/src/plan/signed-plan.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import {
-  ControllerProc, cpuMsOf, fmtMs, Janitor, memOf, MiB, progress, REPO, Report, runSuite, sysDelta, sysSnap, waitConnected, type SysDelta,
+  ControllerProc, fmtMs, Janitor, memOf, MiB, progress, REPO, Report, runSuite, sysDelta, sysSnap, waitConnected, type SysDelta,
 } from './kit.js';
-import { Rpc, sleep, stats, withTimeout, type Stats } from './lib.js';
+import { FleetProcs, type SpawnNode } from './fleet-procs.js';
+import { nodeCommand, sleep, stats, withTimeout, type Stats } from './lib.js';
 
 const SUITE = 'rollouts';
 const log = (m: string) => progress(SUITE, m);
-const here = dirname(fileURLToPath(import.meta.url));
 const POLL_MS = 1000;
 const GOAL_CPU_MS_PER_HOST_STEP = 2;
 const GOAL_WALL_S_500 = 60;
@@ -54,37 +53,10 @@ function noopPlan(steps: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-class Fleet {
-  readonly procs: Array<{ rpc: Rpc; pid: number }> = [];
-
-  static async start(j: Janitor, n: number, procs: number, stateRoot: string, logs: string): Promise<Fleet> {
-    const f = new Fleet();
-    let first = 0;
-    for (let p = 0; p < procs; p++) {
-      const count = Math.floor(n / procs) + (p < n % procs ? 1 : 0);
-      const fd = openSync(join(logs, `fleet-${p}.log`), 'w');
-      const c = j.spawn(process.execPath, ['--expose-gc', join(here, 'fleet.js')], { stdio: ['ignore', fd, fd, 'ipc'] });
-      closeSync(fd);
-      const rpc = new Rpc(c, `fleet-${p}`);
-      f.procs.push({ rpc, pid: c.pid! });
-      await rpc.call('init', { count, firstIndex: first, stateRoot }, 120_000);
-      first += count;
-    }
-    return f;
-  }
-
-  all<T>(cmd: string, args: unknown, timeoutMs: number): Promise<T[]> {
-    return Promise.all(this.procs.map((p) => p.rpc.call<T>(cmd, args, timeoutMs)));
-  }
-
-  cpuMs(): number {
-    return this.procs.reduce((s, p) => s + cpuMsOf(p.pid), 0);
-  }
-
-  async planTimes(): Promise<Map<string, PlanTimes>> {
-    const parts = await this.all<Record<string, PlanTimes>>('planTimes', {}, 30_000);
-    return new Map(parts.flatMap((p) => Object.entries(p)));
-  }
+/** Plan-job timings the fleet recorded since the last call, by host job id. */
+async function planTimes(fleet: FleetProcs): Promise<Map<string, PlanTimes>> {
+  const parts = await fleet.all<Record<string, PlanTimes>>('planTimes', {}, 30_000);
+  return new Map(parts.flatMap((p) => Object.entries(p)));
 }
 
 /** Controller RSS every 100 ms while `fn` runs: before and peak. */
@@ -112,7 +84,7 @@ interface RolloutRun {
   times: Map<string, PlanTimes>;
 }
 
-async function runRollout(admin: Admin, ctl: ControllerProc, fleet: Fleet, timeoutMs: number): Promise<RolloutRun> {
+async function runRollout(admin: Admin, ctl: ControllerProc, fleet: FleetProcs, timeoutMs: number): Promise<RolloutRun> {
   const ro = new Rollouts(admin);
   const spec = 'plan: bench-noop\ntargets: { selector: bench=rollout }\nstrategy:\n  waves: [1, "10%", "100%"]\n  errorBudget: 0\n';
   await fleet.all('lagStart', {}, 10_000);
@@ -138,11 +110,11 @@ async function runRollout(admin: Admin, ctl: ControllerProc, fleet: Fleet, timeo
   const sys = sysDelta(sys0, sysSnap());
   const fleetLag = await fleet.all<{ p50: number; p99: number; max: number }>('lagStop', {}, 10_000);
   const wallMs = Number(snap.info!.finishedAtMs) - t0;
-  return { wallMs, cpuMs, fleetCpuMs, sys, fleetLag, polls, snap, rssBefore: beforeBytes, rssPeak: peakBytes, times: await fleet.planTimes() };
+  return { wallMs, cpuMs, fleetCpuMs, sys, fleetLag, polls, snap, rssBefore: beforeBytes, rssPeak: peakBytes, times: await planTimes(fleet) };
 }
 
 /** The same plan to every host at once through RunPlan (what `ferry run` does). */
-async function runPlain(admin: Admin, ctl: ControllerProc, fleet: Fleet, n: number, timeoutMs: number): Promise<{ wallMs: number; cpuMs: number; ok: number; rssPeak: number }> {
+async function runPlain(admin: Admin, ctl: ControllerProc, fleet: FleetProcs, n: number, timeoutMs: number): Promise<{ wallMs: number; cpuMs: number; ok: number; rssPeak: number }> {
   const cpu0 = ctl.cpuMs();
   const t0 = performance.now();
   let ok = 0;
@@ -152,7 +124,7 @@ async function runPlain(admin: Admin, ctl: ControllerProc, fleet: Fleet, n: numb
     s.on('error', rej);
     s.on('end', () => res(performance.now() - t0));
   }), timeoutMs, 'ferry run of the no-op plan'));
-  await fleet.planTimes(); // forget these
+  await planTimes(fleet); // forget these
   if (ok !== n) log(`plain run: only ${ok} of ${n} hosts succeeded`);
   return { wallMs: result, cpuMs: ctl.cpuMs() - cpu0, ok, rssPeak: peakBytes };
 }
@@ -229,7 +201,11 @@ async function suite(j: Janitor, cfg: Cfg): Promise<number> {
   await admin.call(admin.client.pushPlan, { signed: signPlan(noopPlan(steps), 'bench-noop.yaml', key.privatePem) });
 
   log(`enrolling ${n} simulated agents in ${cfg.procs} process(es)`);
-  const fleet = await Fleet.start(j, n, cfg.procs, join(tmp, 'agents'), cfg.LOGS);
+  const spawnNode: SpawnNode = (args, needFds, stdio) => {
+    const cmd = nodeCommand(args, needFds);
+    return j.spawn(cmd.file, cmd.args, { stdio });
+  };
+  const fleet = await FleetProcs.start(spawnNode, n, cfg.procs, join(tmp, 'agents'), cfg.LOGS);
   const { joinString } = await admin.call(admin.client.createToken, { ttlMs: 3_600_000, maxUses: n, labels: [{ key: 'bench', value: 'rollout' }] });
   const joins = await fleet.all<{ ok: number; errors: Record<string, number> }>('join', { joinString, timeoutMs: 120_000 }, 300_000);
   const enrolled = joins.reduce((s, r) => s + r.ok, 0);

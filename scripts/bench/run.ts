@@ -40,7 +40,8 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { ExecEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import { summarizeCpuProfile, type CpuSummary } from './cpuprof.js';
 import { heapGrowth, summarizeSnapshot, type HeapGrowth } from './heap.js';
-import { fdLimit, procCpuMs, Rpc, sleep, stats, withTimeout, type ProcMem, type Stats } from './lib.js';
+import { FleetProcs } from './fleet-procs.js';
+import { fdLimit, nodeCommand, procCpuMs, Rpc, sleep, stats, withTimeout, type ProcMem, type Stats } from './lib.js';
 import { dispatchSuite } from './suites.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/scripts/bench
@@ -144,13 +145,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
  */
 function spawnNode(args: string[], needFds: number, stdio: SpawnOptions['stdio']): ChildProcess {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRY_')));
-  const { soft, hard } = fdLimit();
-  let c: ChildProcess;
-  if (soft < needFds && hard >= needFds) {
-    c = spawn('sh', ['-c', `ulimit -n ${needFds} && exec "$0" "$@"`, process.execPath, ...args], { stdio, env });
-  } else {
-    c = spawn(process.execPath, args, { stdio, env });
-  }
+  const cmd = nodeCommand(args, needFds);
+  const c = spawn(cmd.file, cmd.args, { stdio, env });
   children.add(c);
   c.once('exit', () => children.delete(c));
   return c;
@@ -217,42 +213,6 @@ interface ControllerMem {
 
 interface Concurrent { wallMs: number; latencies: number[]; errors: Record<string, number> }
 
-class Fleet {
-  readonly procs: Array<{ rpc: Rpc; proc: ChildProcess; count: number }> = [];
-
-  static async start(stateRoot: string): Promise<Fleet> {
-    const f = new Fleet();
-    let first = 0;
-    for (let p = 0; p < PROCS; p++) {
-      const count = Math.floor(N / PROCS) + (p < N % PROCS ? 1 : 0);
-      const log = openSync(join(LOGS, `fleet-${p}.log`), 'w');
-      const proc = spawnNode(['--expose-gc', join(here, 'fleet.js')], count * 4 + 512, ['ignore', log, log, 'ipc']);
-      closeSync(log);
-      const rpc = new Rpc(proc, `fleet-${p}`);
-      f.procs.push({ rpc, proc, count });
-      await rpc.call('init', { count, firstIndex: first, stateRoot }, 120_000);
-      first += count;
-    }
-    return f;
-  }
-
-  /** Calls `cmd` in every fleet process at once. */
-  all<T>(cmd: string, args: unknown, timeoutMs: number): Promise<T[]> {
-    return Promise.all(this.procs.map((p) => p.rpc.call<T>(cmd, args, timeoutMs)));
-  }
-
-  cpuMs(): number {
-    return this.procs.reduce((s, p) => s + procCpuMs(p.proc.pid!), 0);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.procs.map(async (p) => {
-      await p.rpc.call('exit', {}, 5_000).catch(() => undefined);
-      await stopChild(p.proc, 5_000);
-    }));
-  }
-}
-
 function merge(rs: Concurrent[]): { latencies: number[]; errors: Record<string, number> } {
   const errors: Record<string, number> = {};
   for (const r of rs) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
@@ -316,7 +276,7 @@ interface Round {
 /** Wall-clock time in ms with sub-ms precision, comparable with the fleet processes' clocks. */
 const epochNow = () => performance.timeOrigin + performance.now();
 
-async function execRound(admin: Admin, ctl: ControllerProc, fleet: Fleet): Promise<Round> {
+async function execRound(admin: Admin, ctl: ControllerProc, fleet: FleetProcs): Promise<Round> {
   await fleet.all('jobTimes', {}, 10_000); // forget earlier rounds
   const cpu0 = ctl.cpuMs();
   const first = new Map<string, number>();
@@ -499,7 +459,7 @@ async function main(): Promise<number> {
   progress(`controller pid ${ctl.pid} on ${address}, RSS ${kib(enrollBase.proc.vmRssKiB * 1024)}`);
 
   progress(`starting ${PROCS} agent process(es) for ${N} agents`);
-  const fleet = await Fleet.start(stateRoot);
+  const fleet = await FleetProcs.start(spawnNode, N, PROCS, stateRoot, LOGS);
 
   progress('agent-side key generation + CSR alone (no network)');
   const keygen = await fleet.all<Concurrent>('keygen', {}, 300_000);
@@ -724,7 +684,7 @@ async function main(): Promise<number> {
   raw['peers'] = { h2: { base: pBase, idle: pIdle, perSessionBytes: peerPerSession, holds }, tlsIdle: { base: tBase, idle: tIdle, perConnBytes: tlsPerConn }, tls: { wallMs: peerTlsWall, ...peerTlsMerged, latency: stats(peerTlsMerged.latencies) }, spawn: spawnStats, keygen };
   await peer.call('exit', {}, 5_000).catch(() => undefined);
   await stopChild(peerProc, 5_000);
-  await fleet.stop();
+  await fleet.stop((c) => stopChild(c, 5_000));
 
   // ---- write ----
   meta['loadAfter'] = loadavg().map((l) => l.toFixed(2)).join(' ');
