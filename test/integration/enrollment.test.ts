@@ -265,4 +265,22 @@ describe('enrollment repeated after a lost answer', () => {
     assert.equal(identity.agentId, recorded.agentId);
     assert.equal(existsSync(state.pendingKeyPath), false, 'the pending key is gone once the identity is saved');
   });
+
+  it('replaces a damaged pending key instead of failing every join', async () => {
+    const js = await joinString(c, { uses: 1 });
+    const state = new AgentState(tempDir('ferry-agent-'));
+    state.savePendingKey(tokenOf(js).split('.')[1]!, '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n');
+    const identity = await join({ joinString: js, state, facts: fakeFacts('damaged-pending') });
+    assert.match(identity.agentId, /^ag-/);
+  });
+
+  it('refuses a repeat for an agent that was revoked meanwhile', async () => {
+    const token = tokenOf(await joinString(c, { uses: 1 }));
+    const csr = await createCsr(await generateKeyPair());
+    const first = await enrollWith(token, csr, 'revoked-meanwhile');
+    assert.ok(!(first instanceof FerryError));
+    await c.ctx.agents.revoke(first.agentId, Date.now());
+    const again = await enrollWith(token, csr, 'revoked-meanwhile');
+    assert.ok(again instanceof FerryError && again.code === ErrorCode.IdentityClaimed && /revoked/.test(again.message), String(again));
+  });
 });

@@ -53,9 +53,11 @@ export async function join(opts: JoinOptions): Promise<Identity> {
   // join) sends the same key, and the controller answers with the identity
   // it recorded instead of spending another use.
   const tokenId = info.token.split('.')[1] ?? '';
+  // A damaged pending key is replaced: the worst case is one more token use.
   const pending = opts.state.loadPendingKey(tokenId);
-  const keys = pending ? await keyPairFromPem(pending) : await generateKeyPair();
-  if (!pending) opts.state.savePendingKey(tokenId, await exportPrivateKeyPem(keys.privateKey));
+  const kept = pending ? await keyPairFromPem(pending).catch(() => undefined) : undefined;
+  const keys = kept ?? await generateKeyPair();
+  if (!kept) opts.state.savePendingKey(tokenId, await exportPrivateKeyPem(keys.privateKey));
   const csrPem = await createCsr(keys);
   let lastErr: FerryError | undefined;
   for (const address of info.addresses) {
