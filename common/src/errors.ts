@@ -16,6 +16,8 @@ export const ErrorCode = {
   Unauthenticated: 'UNAUTHENTICATED',
   PermissionDenied: 'PERMISSION_DENIED',
   AgentRevoked: 'AGENT_REVOKED',
+  /** An agent unseen for longer than the re-authentication window: an operator must allow it again. */
+  ReauthWindowPassed: 'REAUTH_WINDOW_PASSED',
   CaPinMismatch: 'CA_PIN_MISMATCH',
   Unreachable: 'UNREACHABLE',
   TlsNameMismatch: 'TLS_NAME_MISMATCH',

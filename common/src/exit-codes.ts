@@ -23,6 +23,7 @@ export function exitCodeFor(err: FerryError): number {
     case ErrorCode.NotEnrolled:
       return Exit.NotEnrolled;
     case ErrorCode.AgentRevoked:
+    case ErrorCode.ReauthWindowPassed:
       return Exit.Revoked;
     case ErrorCode.Unreachable:
     case ErrorCode.Unavailable:

@@ -17,15 +17,18 @@ export interface ControllerConfig {
   adminSocket: string;
   heartbeatIntervalMs: number;
   agentCertTtlMs: number;
+  /** An agent unseen for longer than this cannot re-authenticate until an operator allows it. */
+  agentReauthWindowMs: number;
   logLevel: string;
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'log-level', string | string[]>>;
+export type RawConfig = Partial<Record<'data' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'log-level', string | string[]>>;
 
 const ENV: Record<keyof RawConfig & string, string> = {
   data: 'FERRY_DATA', listen: 'FERRY_LISTEN', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
+  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW',
   'log-level': 'FERRY_LOG_LEVEL',
 };
 
@@ -95,10 +98,14 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
     adminSocket: resolve(str('admin-socket', join(dataDir, 'admin.sock'))),
     heartbeatIntervalMs: dur('heartbeat', '15s'),
     agentCertTtlMs: dur('agent-cert-ttl', '72h'),
+    agentReauthWindowMs: dur('agent-reauth-window', '180d'),
     logLevel: str('log-level', 'info'),
   };
   if (cfg.heartbeatIntervalMs && cfg.heartbeatIntervalMs < 100) problems.push('heartbeat must be at least 100ms');
   if (cfg.agentCertTtlMs && cfg.agentCertTtlMs < 10_000) problems.push('agent-cert-ttl must be at least 10s');
+  if (cfg.agentReauthWindowMs && cfg.agentCertTtlMs && cfg.agentReauthWindowMs < cfg.agentCertTtlMs) {
+    problems.push('agent-reauth-window must be at least agent-cert-ttl (an agent off for one certificate life must come back by itself)');
+  }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(cfg.logLevel)) {
     problems.push(`log-level "${cfg.logLevel}" is not one of trace, debug, info, warn, error, fatal, silent`);
   }

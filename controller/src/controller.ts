@@ -24,6 +24,8 @@ import { CertificateAuthority } from './pki/ca.js';
 import { adminService } from './services/admin.js';
 import type { ControllerContext } from './services/context.js';
 import { enrollmentService } from './services/enrollment.js';
+import { ReauthService } from './services/reauth.js';
+import { ReauthChallenges } from './store/reauth-challenges.js';
 import { HealthState } from './services/health.js';
 import { sessionService } from './services/session.js';
 import { SessionRegistry } from './sessions/registry.js';
@@ -135,7 +137,11 @@ export class Controller {
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
     const tlsServer = new Server(serverOptions());
-    tlsServer.addService(EnrollmentService, enrollmentService(ctx));
+    const reauth = new ReauthService({
+      agents: ctx.agents, challenges: new ReauthChallenges(db), ca, audit: ctx.audit, log: log.child({ part: 'reauth' }),
+      agentCertTtlMs: config.agentCertTtlMs, reauthWindowMs: config.agentReauthWindowMs, now: Date.now,
+    });
+    tlsServer.addService(EnrollmentService, enrollmentService(ctx, reauth));
     tlsServer.addService(AgentSessionService, sessionService(ctx));
     tlsServer.addService(FastChunksService, chunksService(ctx));
     tlsServer.addService(AdminService, adminService(ctx, { requireOperatorCert: true }));

@@ -3,23 +3,10 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { controllerCreds } from '../../agent/src/grpc-creds.js';
-import { ErrorCode, FerryError } from '../../common/src/errors.js';
-import { AgentSessionClient } from '../../common/src/gen/ferry/v1/session.js';
-import { fromServiceError } from '../../common/src/grpc-status.js';
+import { ErrorCode } from '../../common/src/errors.js';
 import type { Controller } from '../../controller/src/controller.js';
-import { cleanup, enrollAgent, fakeFacts, startController, waitFor, type TestAgent } from '../support/fixtures.js';
-
-/** Opens a raw session with the given identity and returns the error the controller ends it with. */
-function rawSession(c: Controller, identity?: { keyPem: string; certPem: string }): Promise<FerryError> {
-  const client = new AgentSessionClient(`127.0.0.1:${c.port}`, controllerCreds(c.ctx.ca.certPem, identity));
-  const call = client.connect();
-  call.write({ msg: { $case: 'hello', value: { agentVersion: 't', facts: fakeFacts('raw'), openJobs: [], bundles: [] } } });
-  return new Promise((resolve, reject) => {
-    call.on('data', () => reject(new Error('the controller answered an unauthenticated session')));
-    call.on('error', (e) => { client.close(); resolve(fromServiceError(e)); });
-  });
-}
+import { cleanup, enrollAgent, startController, waitFor, type TestAgent } from '../support/fixtures.js';
+import { rawSession } from '../support/raw-session.js';
 
 describe('agent sessions', function () {
   this.timeout(60_000);

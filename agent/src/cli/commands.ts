@@ -6,6 +6,7 @@ import { Exit } from '../../../common/src/exit-codes.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { createLogger } from '../../../common/src/log.js';
 import { join } from '../enroll/join.js';
+import { describeLease } from '../enroll/reauth.js';
 import { collectFacts } from '../facts.js';
 import { installService } from '../service/unit-file.js';
 import { SessionLoop } from '../session/session-loop.js';
@@ -107,7 +108,8 @@ export async function cmdStatus(args: string[]): Promise<number> {
       `not enrolled (no identity in ${state.dir})\nnext: ferry-agent join <join-string from your fleet operator>\n`);
     return Exit.NotEnrolled;
   }
-  const { identity } = state.load();
+  const { identity, certPem } = state.load();
+  const lease = describeLease(certPem);
   const st = state.readStatus();
   const running = Boolean(st && alive(st.pid) && st.state !== 'stopped');
   const connected = running && st!.state === 'connected';
@@ -116,12 +118,13 @@ export async function cmdStatus(args: string[]): Promise<number> {
     `enrolled:   yes, as ${identity.agentId} (since ${new Date(identity.enrolledAtMs).toISOString()})`,
     `controller: ${identity.addresses.join(', ')} (CA ${identity.caPin})`,
     `labels:     ${labels}`,
+    `certificate: ${lease.expired ? 'expired' : 'valid until'} ${lease.notAfter}; ${lease.next}`,
     running
       ? `agent:      running (pid ${st!.pid}), ${st!.state} to ${st!.controller} since ${new Date(st!.sinceMs).toISOString()}`
       : 'agent:      not running (start it: systemctl start ferry-agent, or ferry-agent run)',
   ];
   if (running && !connected && st!.lastError) lines.push(`last error: ${st!.lastError}`);
-  out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, running, connected, status: st ?? null },
+  out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, certificate: lease, running, connected, status: st ?? null },
     lines.join('\n') + '\n');
   if (connected) return Exit.Ok;
   return running ? Exit.Unreachable : Exit.Failure;

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import {
   AgentSessionClient, type AgentMessage, type ControllerMessage,
@@ -10,6 +10,7 @@ import { fromServiceError } from '../../../common/src/grpc-status.js';
 import type { Logger } from '../../../common/src/log.js';
 import { createCsr, keyPairFromPem } from '../../../common/src/pki.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
+import { certLease, reauthenticate } from '../enroll/reauth.js';
 import { probeController } from '../enroll/tls-probe.js';
 import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState } from '../state/agent-state.js';
@@ -18,7 +19,7 @@ import { AgentWork } from './agent-work.js';
 import type { StepExecutor } from '../steps/step.js';
 import type { StepSchema } from '../../../common/src/plan/step-schema.js';
 
-export type SessionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopping' | 'stopped';
+export type SessionState = 'idle' | 'reauthenticating' | 'connecting' | 'connected' | 'backoff' | 'stopping' | 'stopped';
 
 export interface SessionOptions {
   state: AgentState;
@@ -52,8 +53,10 @@ export class SessionLoop {
   private wake?: () => void;
   private addressIndex = 0;
   private loopDone?: Promise<void>;
-  /** Set when the controller said this agent may not connect (revoked): retrying will not help. */
+  /** Set when the controller said this agent may not connect (revoked, removed): retrying will not help. */
   fatal?: FerryError;
+  /** The controller refused the certificate (expired by its clock, or unknown): re-authenticate before the next try. */
+  private leaseRefused = false;
 
   constructor(private readonly opts: SessionOptions) {
     this.backoff = opts.backoff ?? new Backoff();
@@ -115,10 +118,21 @@ export class SessionLoop {
     while (!this.isStopping()) {
       const { identity } = this.opts.state.load();
       const address = identity.addresses[this.addressIndex % identity.addresses.length]!;
-      this.setState('connecting');
-      const err = await this.connectOnce(address);
+      let err: FerryError | undefined;
+      // The key is the identity and the certificate a lease: a lapsed lease
+      // (host off past its expiry, or the controller refusing it) is renewed
+      // by proving the key, before the session is tried with it.
+      if (this.leaseRefused || certLease(this.opts.state.load().certPem).expired) {
+        this.setState('reauthenticating');
+        err = await this.reauth(address);
+      }
+      if (!err) {
+        this.setState('connecting');
+        err = await this.connectOnce(address);
+        if (err?.code === ErrorCode.Unauthenticated) this.leaseRefused = true;
+      }
       if (this.isStopping()) break;
-      if (err?.code === ErrorCode.AgentRevoked) {
+      if (err?.code === ErrorCode.AgentRevoked || err?.code === ErrorCode.NotEnrolled) {
         this.fatal = err;
         this.setState('stopping', err);
         break;
@@ -131,6 +145,26 @@ export class SessionLoop {
         const t = setTimeout(resolve, delay);
         this.wake = () => { clearTimeout(t); resolve(); };
       });
+    }
+  }
+
+  /** Re-authenticates with the enrolled key; resolves with why it failed, if it did. */
+  private async reauth(address: string): Promise<FerryError | undefined> {
+    const { certPem } = this.opts.state.load();
+    const expiredAt = new Date(certLease(certPem).notAfterMs).toISOString();
+    this.opts.log.warn({ controller: address, notAfter: expiredAt }, 'certificate lapsed or refused; re-authenticating with the enrolled key');
+    try {
+      const { notAfter } = await reauthenticate(this.opts.state, address);
+      this.leaseRefused = false;
+      this.opts.log.info({ controller: address, notAfter }, 're-authenticated: new certificate for the enrolled key');
+      return undefined;
+    } catch (e) {
+      const err = asFerryError(e);
+      if (err.code === ErrorCode.ReauthWindowPassed) {
+        // Not fatal: the operator can allow it again, and then this host must come back by itself.
+        this.opts.log.error({ controller: address, err: err.message, hint: err.hint }, 're-authentication refused: the re-authentication window has passed');
+      }
+      return err;
     }
   }
 

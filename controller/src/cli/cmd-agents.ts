@@ -14,7 +14,7 @@ function userLabels(a: AgentInfo): string {
   return a.labels.filter((l) => !l.key.startsWith('ferry/')).map((l) => `${l.key}=${l.value}`).join(',');
 }
 
-/** `ferry agents ls | label | revoke`. */
+/** `ferry agents ls | label | revoke | allow-reauth`. */
 export async function cmdAgents(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const { values, positionals } = parseFlags(rest, {
@@ -62,8 +62,15 @@ export async function cmdAgents(args: string[]): Promise<number> {
           : `agent ${agent!.id} (${agent!.hostname}) revoked; its session was closed and it cannot reconnect\n`);
         return Exit.Ok;
       }
+      case 'allow-reauth': {
+        if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'agents allow-reauth takes one agent id');
+        const { agent } = await admin.call(admin.client.allowReauth, { id: positionals[0]! });
+        process.stdout.write(values.json ? JSON.stringify(toJson(agent!)) + '\n'
+          : `agent ${agent!.id} (${agent!.hostname}) may re-authenticate with its enrolled key again; it comes back on its next attempt\n`);
+        return Exit.Ok;
+      }
       default:
-        throw new FerryError(ErrorCode.InvalidArgument, `unknown agents command "${sub ?? ''}"`, 'use ls, label or revoke');
+        throw new FerryError(ErrorCode.InvalidArgument, `unknown agents command "${sub ?? ''}"`, 'use ls, label, revoke or allow-reauth');
     }
   } finally {
     admin.close();

@@ -33,6 +33,7 @@ The fleet:
   ferry agents ls [--selector site=plant-7,role!=cloud] [--all] [--json]
   ferry agents label [ID ...] [--selector S] key=value ... [--remove key]
   ferry agents revoke ID
+  ferry agents allow-reauth ID     (an agent unseen longer than the re-authentication window)
 
 Running a command everywhere:
   ferry exec --selector role=edge [--timeout 30s] [--concurrency N] [--json] -- uname -a

@@ -30,7 +30,7 @@ function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, str
     id: a.id, hostname: a.hostname, labels: labelsToList(a.labels), connected: Boolean(live),
     lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, facts: a.facts,
     enrolledAtMs: a.enrolledAt, revokedAtMs: a.revokedAt ?? 0, certNotAfterMs: a.certNotAfter,
-    peerAddress: live?.peerAddress ?? '',
+    peerAddress: live?.peerAddress ?? '', reauthAllowedAtMs: a.reauthAllowedAt ?? 0,
     bundles: held.get(a.id) ?? [],
   };
 }
@@ -108,6 +108,16 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       const a = await ctx.agents.revoke(req.id, Date.now());
       ctx.sessions.get(req.id)?.close('agent revoked by an operator');
       await ctx.audit.record(who, 'agent.revoke', req.id);
+      return { agent: agentInfo(ctx, a) };
+    }),
+    allowReauth: unary(async (req, who) => {
+      const before = await ctx.agents.require(req.id);
+      if (before.revokedAt !== null) {
+        throw new FerryError(ErrorCode.AgentRevoked, `agent ${req.id} was revoked; re-authentication cannot bring it back`,
+          'enroll the host again with a new token (`ferry token create`, then `ferry-agent join --force` on the host)');
+      }
+      const a = await ctx.agents.allowReauth(req.id, Date.now());
+      await ctx.audit.record(who, 'agent.allow-reauth', req.id);
       return { agent: agentInfo(ctx, a) };
     }),
     issueOperatorCert: unary(async (req, who) => {

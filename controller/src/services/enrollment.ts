@@ -3,6 +3,7 @@ import type * as x509 from '@peculiar/x509';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { EnrollmentServer, EnrollRequest, EnrollResponse } from '../../../common/src/gen/ferry/v1/enrollment.js';
+import type { ReauthService } from './reauth.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import { labelsToList, type Labels } from '../../../common/src/labels.js';
 import { checkCsr } from '../pki/csr.js';
@@ -26,7 +27,7 @@ function labelValue(s: string): string {
  * and the agent row are written in one transaction, so a refused request
  * never costs a use and a used token always leaves an agent behind.
  */
-export function enrollmentService(ctx: ControllerContext): EnrollmentServer {
+export function enrollmentService(ctx: ControllerContext, reauth: ReauthService): EnrollmentServer {
   // CSR checks and signing are CPU-bound: a few at a time finish sooner than
   // hundreds interleaved, and a queued request whose caller has given up is
   // dropped before it costs a token use (it would orphan the use otherwise).
@@ -50,6 +51,19 @@ export function enrollmentService(ctx: ControllerContext): EnrollmentServer {
         (res) => callback(null, res),
         (err) => {
           ctx.log.info({ peer: call.getPeer(), code: (err as FerryError).code, err: (err as Error).message }, 'enrollment refused');
+          callback(toServiceError(err));
+        },
+      );
+    },
+    challenge(call, callback) {
+      reauth.challenge(call.request).then((res) => callback(null, res), (err) => callback(toServiceError(err)));
+    },
+    reauthenticate(call, callback) {
+      reauth.reauthenticate(call.request, call.getPeer()).then(
+        (res) => callback(null, res),
+        (err) => {
+          if (!(err instanceof FerryError)) ctx.log.error({ err, agent: call.request.agentId, peer: call.getPeer() }, 're-authentication failed');
+          else ctx.log.warn({ agent: call.request.agentId, peer: call.getPeer(), code: err.code, err: err.message }, 're-authentication refused');
           callback(toServiceError(err));
         },
       );

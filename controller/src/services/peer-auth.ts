@@ -38,3 +38,43 @@ export function authenticatePeer(call: CallWithAuth, ca: CertificateAuthority, r
   }
   return { id: cn, role, serial: cert.serialNumber.toLowerCase(), notAfter: Date.parse(cert.validTo), address: call.getPeer() };
 }
+
+/** What the certificate on a refused connection claims, unverified: for the log only, never for access. */
+export interface ClaimedPeer {
+  /** The CN the certificate names (an agent id for agent certificates), if a certificate was sent. */
+  claimedId?: string;
+  notAfter?: string;
+  /** Why TLS did not accept it, e.g. CERT_HAS_EXPIRED. */
+  tlsError?: string;
+}
+
+/**
+ * grpc-js hides the client certificate when TLS did not verify it, which is
+ * exactly when the log needs to say whose it was. The TLS socket is reached
+ * through grpc-js internals (pinned 1.14; the session test fails if they
+ * move), and nothing read here grants anything.
+ */
+export function claimedPeer(call: unknown): ClaimedPeer {
+  let node = call as Record<string, unknown> | undefined;
+  for (let i = 0; i < 8 && node; i++) {
+    const socket = (node['stream'] as { session?: { socket?: unknown } } | undefined)?.session?.socket;
+    if (socket && typeof (socket as { getPeerCertificate?: unknown }).getPeerCertificate === 'function') {
+      const s = socket as { getPeerCertificate(): { raw?: Buffer }; authorizationError?: Error | string | null };
+      const raw = s.getPeerCertificate()?.raw;
+      const out: ClaimedPeer = {};
+      if (s.authorizationError) out.tlsError = String((s.authorizationError as { code?: string }).code ?? s.authorizationError);
+      if (raw) {
+        try {
+          const cert = new X509Certificate(raw);
+          out.claimedId = certIdentity(cert).cn;
+          out.notAfter = new Date(cert.validTo).toISOString();
+        } catch {
+          // unparseable: nothing to name
+        }
+      }
+      return out;
+    }
+    node = (node['call'] ?? node['nextCall']) as Record<string, unknown> | undefined;
+  }
+  return {};
+}

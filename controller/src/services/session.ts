@@ -5,7 +5,7 @@ import { toServiceError } from '../../../common/src/grpc-status.js';
 import { checkCsr } from '../pki/csr.js';
 import { AgentConnection, type ConnectionHooks } from '../sessions/agent-connection.js';
 import type { ControllerContext } from './context.js';
-import { authenticatePeer } from './peer-auth.js';
+import { authenticatePeer, claimedPeer } from './peer-auth.js';
 
 /**
  * AgentSession.Connect: authenticates the agent by its certificate, refuses
@@ -63,15 +63,24 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
 
   return {
     connect(call: ServerDuplexStream<AgentMessage, ControllerMessage>) {
-      const refuse = (err: unknown) => {
-        ctx.log.info({ peer: call.getPeer(), err: (err as Error).message }, 'session refused');
+      const refuse = (err: unknown, agent?: string) => {
+        // Name the agent whenever its certificate does, verified or not (an expired one is the usual case).
+        const claimed = agent ? { agent } : (({ claimedId, ...rest }) => ({ agent: claimedId, ...rest }))(claimedPeer(call));
+        ctx.log.info({ ...claimed, peer: call.getPeer(), code: (err as FerryError).code, err: (err as Error).message }, 'session refused');
         call.emit('error', toServiceError(err));
       };
       let peer;
       try {
         peer = authenticatePeer(call, ctx.ca, 'agent');
       } catch (err) {
-        refuse(err);
+        const claimed = claimedPeer(call);
+        if (claimed.tlsError === 'CERT_HAS_EXPIRED' && claimed.claimedId) {
+          // The usual case after a long power-off: say so, and that the agent fixes it itself.
+          refuse(new FerryError(ErrorCode.Unauthenticated, `the certificate of agent ${claimed.claimedId} expired at ${claimed.notAfter}`,
+            'the agent re-authenticates with its enrolled key by itself; nothing to do unless it was revoked'));
+        } else {
+          refuse(err);
+        }
         return;
       }
       ctx.agents.get(peer.id).then((agent) => {
@@ -81,7 +90,7 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
             'ask the fleet operator; a revoked host must be enrolled again with a new token');
         }
         new AgentConnection(call, peer, hooks, ctx.log.child({ agent: peer.id }));
-      }).catch(refuse);
+      }).catch((err) => refuse(err, peer.id));
     },
   };
 }

@@ -18,12 +18,14 @@ export interface AgentRecord {
   certNotAfter: number;
   /** sha256 of the host key (SPKI DER), hex; null for agents enrolled before it was recorded. */
   keyFingerprint: string | null;
+  /** When an operator last allowed this agent to re-authenticate past the window (`ferry agents allow-reauth`). */
+  reauthAllowedAt: number | null;
 }
 
 interface AgentRow {
   id: string; hostname: string; labels: string; facts: string; agent_version: string; token_id: string | null;
   enrolled_at: number; last_seen_at: number | null; revoked_at: number | null; cert_serial: string; cert_not_after: number;
-  key_fingerprint: string | null;
+  key_fingerprint: string | null; reauth_allowed_at?: number | null;
 }
 
 function fromRow(r: AgentRow): AgentRecord {
@@ -33,6 +35,7 @@ function fromRow(r: AgentRow): AgentRecord {
     lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
     revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
     certSerial: r.cert_serial, certNotAfter: Number(r.cert_not_after), keyFingerprint: r.key_fingerprint ?? null,
+    reauthAllowedAt: r.reauth_allowed_at == null ? null : Number(r.reauth_allowed_at),
   };
 }
 
@@ -40,7 +43,7 @@ function fromRow(r: AgentRow): AgentRecord {
 export class AgentStore {
   constructor(private readonly db: Db) {}
 
-  async insert(db: Db, a: Omit<AgentRecord, 'lastSeenAt' | 'revokedAt'>): Promise<void> {
+  async insert(db: Db, a: Omit<AgentRecord, 'lastSeenAt' | 'revokedAt' | 'reauthAllowedAt'>): Promise<void> {
     await db.run(
       `INSERT INTO agents (id, hostname, labels, facts, agent_version, token_id, enrolled_at, cert_serial, cert_not_after, key_fingerprint)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -87,6 +90,13 @@ export class AgentStore {
 
   async setCert(id: string, serial: string, notAfter: number): Promise<void> {
     await this.db.run('UPDATE agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?', [serial, notAfter, id]);
+  }
+
+  /** Lets an agent unseen for longer than the re-authentication window get a certificate once more. */
+  async allowReauth(id: string, at: number): Promise<AgentRecord> {
+    await this.require(id);
+    await this.db.run('UPDATE agents SET reauth_allowed_at = ? WHERE id = ?', [at, id]);
+    return this.require(id);
   }
 
   async revoke(id: string, at: number): Promise<AgentRecord> {

@@ -202,4 +202,18 @@ ALTER TABLE agents ADD COLUMN key_fingerprint TEXT;
 CREATE UNIQUE INDEX agents_key_fingerprint ON agents (key_fingerprint);
 `,
   },
+  {
+    version: 7,
+    name: 're-authentication: single-use challenges for agents whose certificate lapsed; operator permission past the window',
+    sql: `
+CREATE TABLE reauth_challenges (
+  nonce_hash TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT
+);
+CREATE INDEX reauth_challenges_expires ON reauth_challenges (expires_at);
+ALTER TABLE agents ADD COLUMN reauth_allowed_at BIGINT;
+`,
+  },
 ];

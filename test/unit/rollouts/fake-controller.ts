@@ -61,7 +61,7 @@ export class FakeSession implements LiveSession {
 }
 
 function agent(id: string): AgentRecord {
-  return { id, hostname: id, labels: { role: 'edge' }, facts: {} as AgentRecord['facts'], agentVersion: '1', tokenId: null, enrolledAt: 0, lastSeenAt: null, revokedAt: null, certSerial: '', certNotAfter: 0, keyFingerprint: null };
+  return { id, hostname: id, labels: { role: 'edge' }, facts: {} as AgentRecord['facts'], agentVersion: '1', tokenId: null, enrolledAt: 0, lastSeenAt: null, revokedAt: null, certSerial: '', certNotAfter: 0, keyFingerprint: null, reauthAllowedAt: null };
 }
 
 /**

@@ -246,6 +246,8 @@ export interface AgentInfo {
   peerAddress: string;
   /** name:version of bundles staged on the host */
   bundles: string[];
+  /** when an operator last allowed re-authentication past the window; 0 = never */
+  reauthAllowedAtMs: number;
 }
 
 export interface ListAgentsRequest {
@@ -266,6 +268,10 @@ export interface LabelAgentsRequest {
 }
 
 export interface RevokeAgentRequest {
+  id: string;
+}
+
+export interface AllowReauthRequest {
   id: string;
 }
 
@@ -3789,6 +3795,7 @@ function createBaseAgentInfo(): AgentInfo {
     certNotAfterMs: 0,
     peerAddress: "",
     bundles: [],
+    reauthAllowedAtMs: 0,
   };
 }
 
@@ -3829,6 +3836,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     for (const v of message.bundles) {
       writer.uint32(98).string(v!);
+    }
+    if (message.reauthAllowedAtMs !== 0) {
+      writer.uint32(104).int64(message.reauthAllowedAtMs);
     }
     return writer;
   },
@@ -3942,6 +3952,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.bundles.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.reauthAllowedAtMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3994,6 +4012,11 @@ export const AgentInfo: MessageFns<AgentInfo> = {
       bundles: globalThis.Array.isArray(object?.bundles)
         ? object.bundles.map((e: any) => globalThis.String(e))
         : [],
+      reauthAllowedAtMs: isSet(object.reauthAllowedAtMs)
+        ? globalThis.Number(object.reauthAllowedAtMs)
+        : isSet(object.reauth_allowed_at_ms)
+        ? globalThis.Number(object.reauth_allowed_at_ms)
+        : 0,
     };
   },
 
@@ -4035,6 +4058,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.bundles?.length) {
       obj.bundles = message.bundles;
     }
+    if (message.reauthAllowedAtMs !== 0) {
+      obj.reauthAllowedAtMs = Math.round(message.reauthAllowedAtMs);
+    }
     return obj;
   },
 
@@ -4057,6 +4083,7 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.certNotAfterMs = object.certNotAfterMs ?? 0;
     message.peerAddress = object.peerAddress ?? "";
     message.bundles = object.bundles?.map((e) => e) || [];
+    message.reauthAllowedAtMs = object.reauthAllowedAtMs ?? 0;
     return message;
   },
 };
@@ -4398,6 +4425,73 @@ export const RevokeAgentRequest: MessageFns<RevokeAgentRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<RevokeAgentRequest>, I>>(object: I): RevokeAgentRequest {
     const message = createBaseRevokeAgentRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseAllowReauthRequest(): AllowReauthRequest {
+  return { id: "" };
+}
+
+export const AllowReauthRequest: MessageFns<AllowReauthRequest> = {
+  encode(message: AllowReauthRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AllowReauthRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAllowReauthRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AllowReauthRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: AllowReauthRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AllowReauthRequest>, I>>(base?: I): AllowReauthRequest {
+    return AllowReauthRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AllowReauthRequest>, I>>(object: I): AllowReauthRequest {
+    const message = createBaseAllowReauthRequest();
     message.id = object.id ?? "";
     return message;
   },
@@ -5987,6 +6081,19 @@ export const AdminService = {
     responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
   },
+  /**
+   * Lets an agent unseen for longer than the re-authentication window get a
+   * new certificate with its enrolled key once more (audited).
+   */
+  allowReauth: {
+    path: "/ferry.v1.Admin/AllowReauth" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AllowReauthRequest): Buffer => Buffer.from(AllowReauthRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AllowReauthRequest => AllowReauthRequest.decode(value),
+    responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
+  },
   issueOperatorCert: {
     path: "/ferry.v1.Admin/IssueOperatorCert" as const,
     requestStream: false as const,
@@ -6166,6 +6273,11 @@ export interface AdminServer extends UntypedServiceImplementation {
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   labelAgents: handleUnaryCall<LabelAgentsRequest, ListAgentsResponse>;
   revokeAgent: handleUnaryCall<RevokeAgentRequest, RevokeAgentResponse>;
+  /**
+   * Lets an agent unseen for longer than the re-authentication window get a
+   * new certificate with its enrolled key once more (audited).
+   */
+  allowReauth: handleUnaryCall<AllowReauthRequest, RevokeAgentResponse>;
   issueOperatorCert: handleUnaryCall<IssueOperatorCertRequest, IssueOperatorCertResponse>;
   /**
    * Runs a command on every matching connected agent and streams the output.
@@ -6290,6 +6402,25 @@ export interface AdminClient extends Client {
   ): ClientUnaryCall;
   revokeAgent(
     request: RevokeAgentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lets an agent unseen for longer than the re-authentication window get a
+   * new certificate with its enrolled key once more (audited).
+   */
+  allowReauth(
+    request: AllowReauthRequest,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  allowReauth(
+    request: AllowReauthRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  allowReauth(
+    request: AllowReauthRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,

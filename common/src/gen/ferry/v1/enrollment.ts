@@ -42,6 +42,38 @@ export interface EnrollResponse {
   serverTimeMs: number;
 }
 
+export interface ChallengeRequest {
+  agentId: string;
+}
+
+/**
+ * A fresh random nonce, good for one Reauthenticate of this agent id before
+ * expires_at_ms (controller clock).
+ */
+export interface ChallengeResponse {
+  nonce: Buffer;
+  expiresAtMs: number;
+}
+
+export interface ReauthRequest {
+  agentId: string;
+  /** PKCS#10 CSR in PEM for the agent's enrolled key (not a new one). */
+  csrPem: string;
+  nonce: Buffer;
+  /**
+   * ECDSA P-256/SHA-256 signature (DER) by the enrolled key over
+   * reauthPayload(agent_id, nonce, csr_pem): see common/src/reauth.ts.
+   */
+  signature: Buffer;
+  agentVersion: string;
+}
+
+export interface ReauthResponse {
+  certPem: string;
+  caPem: string;
+  serverTimeMs: number;
+}
+
 function createBaseEnrollRequest(): EnrollRequest {
   return { token: "", csrPem: "", facts: undefined, agentVersion: "" };
 }
@@ -338,6 +370,426 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
   },
 };
 
+function createBaseChallengeRequest(): ChallengeRequest {
+  return { agentId: "" };
+}
+
+export const ChallengeRequest: MessageFns<ChallengeRequest> = {
+  encode(message: ChallengeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChallengeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChallengeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChallengeRequest {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ChallengeRequest): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChallengeRequest>, I>>(base?: I): ChallengeRequest {
+    return ChallengeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChallengeRequest>, I>>(object: I): ChallengeRequest {
+    const message = createBaseChallengeRequest();
+    message.agentId = object.agentId ?? "";
+    return message;
+  },
+};
+
+function createBaseChallengeResponse(): ChallengeResponse {
+  return { nonce: Buffer.alloc(0), expiresAtMs: 0 };
+}
+
+export const ChallengeResponse: MessageFns<ChallengeResponse> = {
+  encode(message: ChallengeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nonce.length !== 0) {
+      writer.uint32(10).bytes(message.nonce);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(16).int64(message.expiresAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChallengeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChallengeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChallengeResponse {
+    return {
+      nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0),
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ChallengeResponse): unknown {
+    const obj: any = {};
+    if (message.nonce.length !== 0) {
+      obj.nonce = base64FromBytes(message.nonce);
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChallengeResponse>, I>>(base?: I): ChallengeResponse {
+    return ChallengeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChallengeResponse>, I>>(object: I): ChallengeResponse {
+    const message = createBaseChallengeResponse();
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseReauthRequest(): ReauthRequest {
+  return { agentId: "", csrPem: "", nonce: Buffer.alloc(0), signature: Buffer.alloc(0), agentVersion: "" };
+}
+
+export const ReauthRequest: MessageFns<ReauthRequest> = {
+  encode(message: ReauthRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.csrPem !== "") {
+      writer.uint32(18).string(message.csrPem);
+    }
+    if (message.nonce.length !== 0) {
+      writer.uint32(26).bytes(message.nonce);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(34).bytes(message.signature);
+    }
+    if (message.agentVersion !== "") {
+      writer.uint32(42).string(message.agentVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReauthRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReauthRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.agentVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReauthRequest {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
+      nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+      agentVersion: isSet(object.agentVersion)
+        ? globalThis.String(object.agentVersion)
+        : isSet(object.agent_version)
+        ? globalThis.String(object.agent_version)
+        : "",
+    };
+  },
+
+  toJSON(message: ReauthRequest): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
+    if (message.nonce.length !== 0) {
+      obj.nonce = base64FromBytes(message.nonce);
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    if (message.agentVersion !== "") {
+      obj.agentVersion = message.agentVersion;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReauthRequest>, I>>(base?: I): ReauthRequest {
+    return ReauthRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReauthRequest>, I>>(object: I): ReauthRequest {
+    const message = createBaseReauthRequest();
+    message.agentId = object.agentId ?? "";
+    message.csrPem = object.csrPem ?? "";
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.signature = object.signature ?? Buffer.alloc(0);
+    message.agentVersion = object.agentVersion ?? "";
+    return message;
+  },
+};
+
+function createBaseReauthResponse(): ReauthResponse {
+  return { certPem: "", caPem: "", serverTimeMs: 0 };
+}
+
+export const ReauthResponse: MessageFns<ReauthResponse> = {
+  encode(message: ReauthResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.certPem !== "") {
+      writer.uint32(10).string(message.certPem);
+    }
+    if (message.caPem !== "") {
+      writer.uint32(18).string(message.caPem);
+    }
+    if (message.serverTimeMs !== 0) {
+      writer.uint32(24).int64(message.serverTimeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReauthResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReauthResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certPem = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.caPem = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.serverTimeMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReauthResponse {
+    return {
+      certPem: isSet(object.certPem)
+        ? globalThis.String(object.certPem)
+        : isSet(object.cert_pem)
+        ? globalThis.String(object.cert_pem)
+        : "",
+      caPem: isSet(object.caPem)
+        ? globalThis.String(object.caPem)
+        : isSet(object.ca_pem)
+        ? globalThis.String(object.ca_pem)
+        : "",
+      serverTimeMs: isSet(object.serverTimeMs)
+        ? globalThis.Number(object.serverTimeMs)
+        : isSet(object.server_time_ms)
+        ? globalThis.Number(object.server_time_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReauthResponse): unknown {
+    const obj: any = {};
+    if (message.certPem !== "") {
+      obj.certPem = message.certPem;
+    }
+    if (message.caPem !== "") {
+      obj.caPem = message.caPem;
+    }
+    if (message.serverTimeMs !== 0) {
+      obj.serverTimeMs = Math.round(message.serverTimeMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReauthResponse>, I>>(base?: I): ReauthResponse {
+    return ReauthResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReauthResponse>, I>>(object: I): ReauthResponse {
+    const message = createBaseReauthResponse();
+    message.certPem = object.certPem ?? "";
+    message.caPem = object.caPem ?? "";
+    message.serverTimeMs = object.serverTimeMs ?? 0;
+    return message;
+  },
+};
+
 /**
  * Enrollment runs over server-authenticated TLS: the agent has no identity yet.
  * The agent checks the controller's CA against the pin from its join string
@@ -354,10 +806,44 @@ export const EnrollmentService = {
     responseSerialize: (value: EnrollResponse): Buffer => Buffer.from(EnrollResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EnrollResponse => EnrollResponse.decode(value),
   },
+  /**
+   * Re-authentication: an enrolled agent whose certificate lapsed (the host
+   * was off longer than the certificate's life) proves it still holds its
+   * enrolled key and gets a new certificate. Its key is its identity; the
+   * certificate is only a lease. Challenge first, then Reauthenticate with
+   * the challenge signed by that key.
+   */
+  challenge: {
+    path: "/ferry.v1.Enrollment/Challenge" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ChallengeRequest): Buffer => Buffer.from(ChallengeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ChallengeRequest => ChallengeRequest.decode(value),
+    responseSerialize: (value: ChallengeResponse): Buffer => Buffer.from(ChallengeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ChallengeResponse => ChallengeResponse.decode(value),
+  },
+  reauthenticate: {
+    path: "/ferry.v1.Enrollment/Reauthenticate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReauthRequest): Buffer => Buffer.from(ReauthRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReauthRequest => ReauthRequest.decode(value),
+    responseSerialize: (value: ReauthResponse): Buffer => Buffer.from(ReauthResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReauthResponse => ReauthResponse.decode(value),
+  },
 } as const;
 
 export interface EnrollmentServer extends UntypedServiceImplementation {
   enroll: handleUnaryCall<EnrollRequest, EnrollResponse>;
+  /**
+   * Re-authentication: an enrolled agent whose certificate lapsed (the host
+   * was off longer than the certificate's life) proves it still holds its
+   * enrolled key and gets a new certificate. Its key is its identity; the
+   * certificate is only a lease. Challenge first, then Reauthenticate with
+   * the challenge signed by that key.
+   */
+  challenge: handleUnaryCall<ChallengeRequest, ChallengeResponse>;
+  reauthenticate: handleUnaryCall<ReauthRequest, ReauthResponse>;
 }
 
 export interface EnrollmentClient extends Client {
@@ -376,6 +862,43 @@ export interface EnrollmentClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EnrollResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Re-authentication: an enrolled agent whose certificate lapsed (the host
+   * was off longer than the certificate's life) proves it still holds its
+   * enrolled key and gets a new certificate. Its key is its identity; the
+   * certificate is only a lease. Challenge first, then Reauthenticate with
+   * the challenge signed by that key.
+   */
+  challenge(
+    request: ChallengeRequest,
+    callback: (error: ServiceError | null, response: ChallengeResponse) => void,
+  ): ClientUnaryCall;
+  challenge(
+    request: ChallengeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ChallengeResponse) => void,
+  ): ClientUnaryCall;
+  challenge(
+    request: ChallengeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ChallengeResponse) => void,
+  ): ClientUnaryCall;
+  reauthenticate(
+    request: ReauthRequest,
+    callback: (error: ServiceError | null, response: ReauthResponse) => void,
+  ): ClientUnaryCall;
+  reauthenticate(
+    request: ReauthRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReauthResponse) => void,
+  ): ClientUnaryCall;
+  reauthenticate(
+    request: ReauthRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReauthResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const EnrollmentClient = makeGenericClientConstructor(EnrollmentService, "ferry.v1.Enrollment") as unknown as {
@@ -383,6 +906,14 @@ export const EnrollmentClient = makeGenericClientConstructor(EnrollmentService, 
   service: typeof EnrollmentService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
