@@ -1,10 +1,8 @@
-import type { ServerReadableStream, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   AdminServer, PrefetchEvent, PrefetchRequest, UploadChunksResponse,
 } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
 import { bundleInfo } from '../bundles/bundle-store.js';
 import { lintStoredBundle } from '../bundles/bundle-lint.js';
 import type { AgentRecord } from '../store/agents.js';
@@ -29,33 +27,18 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
     }),
     listSigningKeys: kit.unary(async () => ({ keys: await ctx.bundles.keys() })),
     missingChunks: kit.unary(async (req) => ({ missing: await ctx.bundles.missing(req.digests) })),
-    uploadChunks(call: ServerReadableStream<ChunkData, UploadChunksResponse>, cb: sendUnaryData<UploadChunksResponse>) {
-      try {
-        kit.actor(call);
-      } catch (err) {
-        cb(toServiceError(err));
-        return;
-      }
+    uploadChunks: kit.clientStream<ChunkData, UploadChunksResponse>(async (call) => {
+      // Verify and store in order: one put at a time, the stream paused while it is on disk.
       let stored = 0;
       let bytes = 0;
-      let failed = false;
-      let chain = Promise.resolve();
-      call.on('data', (c: ChunkData) => {
-        // Verify and store in order; pause the stream while a put is on disk.
-        call.pause();
-        chain = chain.then(async () => {
-          if (failed) return;
-          if (await ctx.bundles.chunks.put(c.digest, c.data)) {
-            stored++;
-            bytes += c.data.length;
-          }
-        }).catch((err) => {
-          failed = true;
-          cb(toServiceError(err));
-        }).finally(() => call.resume());
-      });
-      call.on('end', () => { void chain.then(() => { if (!failed) cb(null, { stored, bytes }); }); });
-    },
+      for await (const c of call as AsyncIterable<ChunkData>) {
+        if (await ctx.bundles.chunks.put(c.digest, c.data)) {
+          stored++;
+          bytes += c.data.length;
+        }
+      }
+      return { stored, bytes };
+    }),
     commitBundle: kit.unary(async (req, who) => {
       if (!req.signed) throw new FerryError(ErrorCode.InvalidArgument, 'no signed manifest');
       const b = await ctx.bundles.commit(req.signed);
@@ -77,20 +60,14 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
       const findings = await lintStoredBundle(ctx.bundles, b);
       return { findings: findings.map((f) => ({ ...f, hint: f.hint ?? '' })) };
     }),
-    prefetch(call: ServerWritableStream<PrefetchRequest, PrefetchEvent>) {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      (async () => {
-        const who = kit.actor(call);
-        const b = await ctx.bundles.require(call.request.name, call.request.version);
-        const targets = await kit.selectAgents(call.request.selector);
-        await ctx.audit.record(who, 'bundle.prefetch', `${b.manifest.name}:${b.manifest.version}`, { selector: call.request.selector, hosts: targets.length });
-        await ctx.prefetch.run(b, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!abort.signal.aborted) call.write(ev); }, abort.signal);
-        if (!abort.signal.aborted) {
-          call.write({ agentId: '', hostname: '', state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: '', offline: false, final: true });
-          call.end();
-        }
-      })().catch((err) => call.emit('error', toServiceError(err)));
-    },
+    prefetch: kit.serverStream<PrefetchRequest, PrefetchEvent>(async (call, { who, signal }) => {
+      const b = await ctx.bundles.require(call.request.name, call.request.version);
+      const targets = await kit.selectAgents(call.request.selector);
+      await ctx.audit.record(who, 'bundle.prefetch', `${b.manifest.name}:${b.manifest.version}`, { selector: call.request.selector, hosts: targets.length });
+      await ctx.prefetch.run(b, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!signal.aborted) call.write(ev); }, signal);
+      if (!signal.aborted) {
+        call.write({ agentId: '', hostname: '', state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: '', offline: false, final: true });
+      }
+    }),
   };
 }

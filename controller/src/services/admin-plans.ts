@@ -1,8 +1,6 @@
-import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AdminServer, JobEvent, RunPlanRequest } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { JobBundle } from '../../../common/src/gen/ferry/v1/session.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
 import { resolveParams } from '../../../common/src/plan/expand-params.js';
 import { planInfo } from '../plans/plan-store.js';
 import type { AdminKit } from './admin-bundles.js';
@@ -24,29 +22,21 @@ export function planHandlers(ctx: ControllerContext, kit: AdminKit): PlanHandler
       const p = await ctx.plans.require(req.name);
       return { info: planInfo(p), signed: p.signed };
     }),
-    runPlan(call: ServerWritableStream<RunPlanRequest, JobEvent>) {
-      let open = true;
-      call.on('cancelled', () => { open = false; });
-      (async () => {
-        const who = kit.actor(call);
-        const req = call.request;
-        const p = await ctx.plans.require(req.plan);
-        resolveParams(p.plan, req.params); // refuse bad params before touching any host
-        const bundles: JobBundle[] = [];
-        for (const b of p.plan.bundles) {
-          const stored = await ctx.bundles.require(b.name, b.version);
-          bundles.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
-        }
-        const targets = await kit.selectAgents(req.selector);
-        await ctx.audit.record(who, req.check ? 'plan.check' : 'plan.run', p.plan.name, { selector: req.selector, hosts: targets.length, params: req.params });
-        const summary = await ctx.jobs.run({
-          planId: p.id, signed: p.signed, params: req.params, bundles, check: req.check, concurrency: req.concurrency, createdBy: who,
-        }, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (open) call.write(ev); });
-        if (open) {
-          call.write({ agentId: '', hostname: '', event: { $case: 'summary', value: summary } });
-          call.end();
-        }
-      })().catch((err) => call.emit('error', toServiceError(err)));
-    },
+    runPlan: kit.serverStream<RunPlanRequest, JobEvent>(async (call, { who, signal }) => {
+      const req = call.request;
+      const p = await ctx.plans.require(req.plan);
+      resolveParams(p.plan, req.params); // refuse bad params before touching any host
+      const bundles: JobBundle[] = [];
+      for (const b of p.plan.bundles) {
+        const stored = await ctx.bundles.require(b.name, b.version);
+        bundles.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
+      }
+      const targets = await kit.selectAgents(req.selector);
+      await ctx.audit.record(who, req.check ? 'plan.check' : 'plan.run', p.plan.name, { selector: req.selector, hosts: targets.length, params: req.params });
+      const summary = await ctx.jobs.run({
+        planId: p.id, signed: p.signed, params: req.params, bundles, check: req.check, concurrency: req.concurrency, createdBy: who,
+      }, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!signal.aborted) call.write(ev); });
+      if (!signal.aborted) call.write({ agentId: '', hostname: '', event: { $case: 'summary', value: summary } });
+    }),
   };
 }

@@ -1,9 +1,7 @@
-import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   AdminServer, AgentInfo, ExecEvent, ExecRequest, TokenInfo,
 } from '../../../common/src/gen/ferry/v1/admin.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
 import { formatJoinString } from '../../../common/src/join-string.js';
 import { checkLabel, labelsToList, listToLabels, parseSelector } from '../../../common/src/labels.js';
 import type { AgentRecord } from '../store/agents.js';
@@ -41,7 +39,8 @@ function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, str
  * socket's file mode (0600) is the access control.
  */
 export function adminService(ctx: ControllerContext, opts: { requireOperatorCert: boolean }): AdminServer {
-  const { actor, unary } = operatorCalls(ctx, opts, 'admin');
+  const kit = operatorCalls(ctx, opts, 'admin');
+  const { unary, serverStream } = kit;
 
   async function selectAgents(selector: string, ids: string[] = []): Promise<AgentRecord[]> {
     const sel = parseSelector(selector);
@@ -55,8 +54,8 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
   }
 
   return {
-    ...bundleHandlers(ctx, { actor, unary, selectAgents: (s) => selectAgents(s) }),
-    ...planHandlers(ctx, { actor, unary, selectAgents: (s) => selectAgents(s) }),
+    ...bundleHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
+    ...planHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
       if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {
@@ -131,32 +130,16 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       await ctx.audit.record(who, 'operator.cert', req.name, { serial: issued.serial });
       return { certPem: issued.certPem, caPem: ctx.ca.certPem };
     }),
-    exec(call: ServerWritableStream<ExecRequest, ExecEvent>) {
-      const fail = (err: unknown) => call.emit('error', toServiceError(err));
-      let who: string;
-      try {
-        who = actor(call);
-      } catch (err) {
-        fail(err);
-        return;
-      }
+    exec: serverStream<ExecRequest, ExecEvent>(async (call, { who, signal }) => {
       const req = call.request;
       if (req.argv.length === 0 || !req.argv[0]) {
-        fail(new FerryError(ErrorCode.InvalidArgument, 'no command given', 'put the command after --, e.g. ferry exec -- uname -a'));
-        return;
+        throw new FerryError(ErrorCode.InvalidArgument, 'no command given', 'put the command after --, e.g. ferry exec -- uname -a');
       }
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      (async () => {
-        const targets = await selectAgents(req.selector);
-        await ctx.audit.record(who, 'exec', req.selector || '*', { argv: req.argv, hosts: targets.length });
-        const summary = await ctx.exec.run(req, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })),
-          (ev) => { if (!abort.signal.aborted) call.write(ev); }, abort.signal);
-        if (!abort.signal.aborted) {
-          call.write({ event: { $case: 'summary', value: summary } });
-          call.end();
-        }
-      })().catch(fail);
-    },
+      const targets = await selectAgents(req.selector);
+      await ctx.audit.record(who, 'exec', req.selector || '*', { argv: req.argv, hosts: targets.length });
+      const summary = await ctx.exec.run(req, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })),
+        (ev) => { if (!signal.aborted) call.write(ev); }, signal);
+      if (!signal.aborted) call.write({ event: { $case: 'summary', value: summary } });
+    }),
   };
 }

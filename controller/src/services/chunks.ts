@@ -1,8 +1,7 @@
-import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunksServer, FetchChunksRequest } from '../../../common/src/gen/ferry/v1/chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
+import { CallBoundary } from './call-boundary.js';
 import type { ControllerContext } from './context.js';
 import { BufferPool } from '../bundles/served-chunks.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
@@ -28,48 +27,47 @@ const MAX_CACHED_PEERS = 4096;
  */
 export function chunksService(ctx: ControllerContext): ChunksServer {
   const authenticate = peerCache(ctx);
+  const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, caller: (call) => `agent:${authenticate(call).id}` });
   return {
-    fetch(call: ServerWritableStream<FetchChunksRequest, ChunkData>) {
-      (async () => {
-        const peer = authenticate(call);
-        // Looked up per call (not cached) so a revoked agent is refused at its next batch.
-        const agent = await ctx.agents.get(peer.id);
-        if (!agent || agent.revokedAt !== null) throw new FerryError(ErrorCode.AgentRevoked, `agent ${peer.id} may not fetch chunks`);
-        const digests = call.request.digests;
-        if (digests.length > MAX_DIGESTS_PER_CALL) {
-          throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
+    fetch: boundary.serverStream<FetchChunksRequest, ChunkData>(async (call, { who }) => {
+      const agentId = who.slice('agent:'.length);
+      // Looked up per call (not cached) so a revoked agent is refused at its next batch.
+      const agent = await ctx.agents.get(agentId);
+      if (!agent || agent.revokedAt !== null) throw new FerryError(ErrorCode.AgentRevoked, `agent ${agentId} may not fetch chunks`);
+      const digests = call.request.digests;
+      if (digests.length > MAX_DIGESTS_PER_CALL) {
+        throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
+      }
+      let queued = 0;
+      let wake: (() => void) | undefined;
+      const pool = new BufferPool();
+      const onGone = () => wake?.(); // a cancelled call may never run its write callbacks
+      call.on('cancelled', onGone);
+      call.on('close', onGone);
+      try {
+        for (const digest of digests) {
+          if (call.cancelled) return;
+          const msg = await ctx.bundles.served.read(digest, pool);
+          const n = msg.wire.length;
+          queued += n;
+          call.write(msg, () => {
+            pool.give(msg.wire); // serialized and copied into grpc-js's frame by now
+            queued -= n;
+            if (queued <= MAX_QUEUED_BYTES) wake?.();
+          });
+          if (queued > MAX_QUEUED_BYTES && !call.cancelled) await new Promise<void>((r) => { wake = r; });
+          wake = undefined;
         }
-        let queued = 0;
-        let wake: (() => void) | undefined;
-        const pool = new BufferPool();
-        const onGone = () => wake?.(); // a cancelled call may never run its write callbacks
-        call.on('cancelled', onGone);
-        call.on('close', onGone);
-        try {
-          for (const digest of digests) {
-            if (call.cancelled) return;
-            const msg = await ctx.bundles.served.read(digest, pool);
-            const n = msg.wire.length;
-            queued += n;
-            call.write(msg, () => {
-              pool.give(msg.wire); // serialized and copied into grpc-js's frame by now
-              queued -= n;
-              if (queued <= MAX_QUEUED_BYTES) wake?.();
-            });
-            if (queued > MAX_QUEUED_BYTES && !call.cancelled) await new Promise<void>((r) => { wake = r; });
-            wake = undefined;
-          }
-        } finally {
-          call.off('cancelled', onGone);
-          call.off('close', onGone);
+      } catch (err) {
+        if (err instanceof FerryError && (err.code === ErrorCode.ChunkCorrupt || err.code === ErrorCode.ChunkDigestMismatch)) {
+          ctx.log.error({ agent: agentId, err: err.message }, 'corrupt chunk on the controller disk');
         }
-        call.end();
-      })().catch((err) => {
-        if (!(err instanceof FerryError)) ctx.log.error({ err }, 'chunk fetch failed');
-        else if (err.code === ErrorCode.ChunkCorrupt || err.code === ErrorCode.ChunkDigestMismatch) ctx.log.error({ err: err.message }, 'corrupt chunk on the controller disk');
-        call.emit('error', toServiceError(err));
-      });
-    },
+        throw err;
+      } finally {
+        call.off('cancelled', onGone);
+        call.off('close', onGone);
+      }
+    }),
   };
 }
 

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type * as x509 from '@peculiar/x509';
-import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { EnrollmentServer, EnrollRequest, EnrollResponse } from '../../../common/src/gen/ferry/v1/enrollment.js';
+import type {
+  ChallengeRequest, ChallengeResponse, EnrollmentServer, EnrollRequest, EnrollResponse, ReauthRequest, ReauthResponse,
+} from '../../../common/src/gen/ferry/v1/enrollment.js';
+import { CallBoundary } from './call-boundary.js';
 import type { ReauthService } from './reauth.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
 import { labelsToList, type Labels } from '../../../common/src/labels.js';
 import { checkCsr } from '../pki/csr.js';
 import type { AgentRecord } from '../store/agents.js';
@@ -32,42 +33,28 @@ export function enrollmentService(ctx: ControllerContext, reauth: ReauthService)
   // hundreds interleaved, and a queued request whose caller has given up is
   // dropped before it costs a token use (it would orphan the use otherwise).
   const slots = new Semaphore(Math.max(2, cpus().length * 2));
+  // Enrollment and re-authentication callers have no certificate yet: they are named by address.
+  const anonymous = new CallBoundary({ api: 'enrollment', log: ctx.log, caller: (call) => call.getPeer() });
   return {
-    enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: sendUnaryData<EnrollResponse>) {
-      const d = call.getDeadline();
-      const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : Number.POSITIVE_INFINITY;
-      const alive = () => !call.cancelled && Date.now() < deadline - 250;
+    enroll: anonymous.unary<EnrollRequest, EnrollResponse>(async (req, _who, { peer, signal, deadline }) => {
+      const alive = () => !signal.aborted && Date.now() < deadline - 250;
       const busy = new FerryError(ErrorCode.Unavailable, 'the controller is busy enrolling other hosts and could not take this request in time; nothing was used',
         'retry in a moment (ferry-agent join retries by itself)');
-      (async () => {
+      try {
         if (!(await slots.acquire(deadline - 250))) throw busy;
         try {
           if (!alive()) throw busy;
-          return await enroll(ctx, call.request, call.getPeer(), alive);
+          return await enroll(ctx, req, peer, alive);
         } finally {
           slots.release();
         }
-      })().then(
-        (res) => callback(null, res),
-        (err) => {
-          ctx.log.info({ peer: call.getPeer(), code: (err as FerryError).code, err: (err as Error).message }, 'enrollment refused');
-          callback(toServiceError(err));
-        },
-      );
-    },
-    challenge(call, callback) {
-      reauth.challenge(call.request).then((res) => callback(null, res), (err) => callback(toServiceError(err)));
-    },
-    reauthenticate(call, callback) {
-      reauth.reauthenticate(call.request, call.getPeer()).then(
-        (res) => callback(null, res),
-        (err) => {
-          if (!(err instanceof FerryError)) ctx.log.error({ err, agent: call.request.agentId, peer: call.getPeer() }, 're-authentication failed');
-          else ctx.log.warn({ agent: call.request.agentId, peer: call.getPeer(), code: err.code, err: err.message }, 're-authentication refused');
-          callback(toServiceError(err));
-        },
-      );
-    },
+      } catch (err) {
+        ctx.log.info({ peer, code: (err as FerryError).code, err: (err as Error).message }, 'enrollment refused');
+        throw err;
+      }
+    }),
+    challenge: anonymous.unary<ChallengeRequest, ChallengeResponse>((req) => reauth.challenge(req)),
+    reauthenticate: anonymous.unary<ReauthRequest, ReauthResponse>((req, _who, { peer }) => reauth.reauthenticate(req, peer)),
   };
 }
 

@@ -42,7 +42,18 @@ export class ReauthService {
     return this.d.challenges.issue(req.agentId, this.d.now());
   }
 
+  /** Issues a certificate for the enrolled key, or refuses; every refusal is logged with the agent id claimed. */
   async reauthenticate(req: ReauthRequest, peer: string): Promise<ReauthResponse> {
+    try {
+      return await this.verifyAndIssue(req, peer);
+    } catch (err) {
+      const fe = err as FerryError;
+      this.d.log.warn({ agent: req.agentId, peer, code: fe.code, err: fe.message }, 're-authentication refused');
+      throw err;
+    }
+  }
+
+  private async verifyAndIssue(req: ReauthRequest, peer: string): Promise<ReauthResponse> {
     const id = req.agentId;
     const now = this.d.now();
     const forged = (why: string) => new FerryError(ErrorCode.Unauthenticated, `re-authentication of ${id} refused: ${why}`,

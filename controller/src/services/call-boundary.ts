@@ -1,0 +1,121 @@
+import type {
+  handleBidiStreamingCall, handleClientStreamingCall, handleServerStreamingCall, handleUnaryCall,
+  ServerDuplexStream, ServerReadableStream, ServerWritableStream,
+} from '@grpc/grpc-js';
+import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { toServiceError } from '../../../common/src/grpc-status.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { CallWithAuth } from './peer-auth.js';
+
+/** What every handler gets besides its request: who called, from where, and whether they are still there. */
+export interface CallScope {
+  /** The caller's name for the audit log and error lines (operator:alice, local, agent:ag-…, or the peer address). */
+  who: string;
+  peer: string;
+  /** Aborted when the caller cancels or goes away; handlers stop work and writes on it. */
+  signal: AbortSignal;
+  /** The caller's deadline in epoch ms (Infinity when it set none). */
+  deadline: number;
+}
+
+export interface BoundaryOptions {
+  /** Service name for log lines (admin, rollouts, chunks, enrollment, session). */
+  api: string;
+  log: Logger;
+  /** The caller check, run before any handler: returns the caller's name, or throws (UNAUTHENTICATED, PERMISSION_DENIED). */
+  caller: (call: CallWithAuth) => string;
+}
+
+/** Refusals worth a warning: someone is knocking with the wrong credentials. */
+const SECURITY_CODES = new Set<string>([ErrorCode.Unauthenticated, ErrorCode.PermissionDenied, ErrorCode.AgentRevoked, ErrorCode.IdentityClaimed]);
+
+type AnyCall = CallWithAuth & { getPath(): string; getDeadline(): Date | number; on(event: 'cancelled' | 'close', fn: () => void): unknown; cancelled?: boolean };
+
+/**
+ * The controller's one error boundary, for every kind of call: the caller
+ * check comes first; cancellation and disconnects abort the handler's
+ * signal; every error leaves as a Ferry code with its hint (one mapping,
+ * common/src/grpc-status.ts); an unexpected error is logged with who
+ * called and which method, and the caller sees only "internal error".
+ */
+export class CallBoundary {
+  constructor(private readonly o: BoundaryOptions) {}
+
+  unary<Req, Res>(fn: (req: Req, who: string, scope: CallScope) => Promise<Res>): handleUnaryCall<Req, Res> {
+    return (call, cb) => {
+      const method = call.getPath();
+      const scope = this.enter(method, call as unknown as AnyCall, (err) => cb(err));
+      if (!scope) return;
+      fn(call.request, scope.who, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+    };
+  }
+
+  /** A server stream: the call ends when `fn` resolves (unless the caller left first). */
+  serverStream<Req, Res>(fn: (call: ServerWritableStream<Req, Res>, scope: CallScope) => Promise<void>): handleServerStreamingCall<Req, Res> {
+    return (call) => {
+      const method = call.getPath();
+      const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
+      if (!scope) return;
+      fn(call, scope).then(
+        () => { if (!scope.signal.aborted) call.end(); },
+        (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted) call.emit('error', se); },
+      );
+    };
+  }
+
+  /** A client stream: `fn` reads the stream and returns the one response. */
+  clientStream<Req, Res>(fn: (call: ServerReadableStream<Req, Res>, scope: CallScope) => Promise<Res>): handleClientStreamingCall<Req, Res> {
+    return (call, cb) => {
+      const method = call.getPath();
+      const scope = this.enter(method, call as unknown as AnyCall, (err) => cb(err));
+      if (!scope) return;
+      fn(call, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+    };
+  }
+
+  /** A bidirectional stream: `fn` resolves when the conversation is over, and the call is ended then. */
+  bidi<Req, Res>(fn: (call: ServerDuplexStream<Req, Res>, scope: CallScope) => Promise<void>): handleBidiStreamingCall<Req, Res> {
+    return (call) => {
+      const method = call.getPath();
+      const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
+      if (!scope) return;
+      fn(call, scope).then(
+        () => { if (!scope.signal.aborted) call.end(); },
+        (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted) call.emit('error', se); },
+      );
+    };
+  }
+
+  /** Runs the caller check and wires cancellation; undefined when the caller was refused (already answered). */
+  private enter(method: string, call: AnyCall, refuse: (err: ReturnType<typeof toServiceError>) => void): CallScope | undefined {
+    const peer = call.getPeer();
+    let who: string;
+    try {
+      who = this.o.caller(call);
+    } catch (err) {
+      refuse(this.report(method, { who: peer, peer, signal: new AbortController().signal, deadline: 0 }, err));
+      return undefined;
+    }
+    const abort = new AbortController();
+    const gone = () => { if (!abort.signal.aborted) abort.abort(new FerryError(ErrorCode.Cancelled, `the caller ${who} went away`)); };
+    call.on('cancelled', gone);
+    if (call.cancelled) gone();
+    const d = call.getDeadline();
+    const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : Number.POSITIVE_INFINITY;
+    return { who, peer, signal: abort.signal, deadline };
+  }
+
+  /** Logs what the operator of the controller needs to see, and maps the error for the caller. */
+  private report(method: string, scope: CallScope, err: unknown): ReturnType<typeof toServiceError> {
+    const fe = asFerryError(err);
+    const where = { method, who: scope.who, peer: scope.peer };
+    if (!(err instanceof FerryError) && fe.code === ErrorCode.Internal) {
+      this.o.log.error({ ...where, err }, `${this.o.api} call failed unexpectedly`);
+    } else if (SECURITY_CODES.has(fe.code)) {
+      this.o.log.warn({ ...where, code: fe.code, err: fe.message }, `${this.o.api} call refused`);
+    } else if (!scope.signal.aborted) {
+      this.o.log.debug({ ...where, code: fe.code, err: fe.message }, `${this.o.api} call ended with an error`);
+    }
+    return toServiceError(err);
+  }
+}
