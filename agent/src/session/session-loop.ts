@@ -251,10 +251,7 @@ export class SessionLoop {
   }
 
   private needsRenewal(certPem: string): boolean {
-    const c = new X509Certificate(certPem);
-    const from = Date.parse(c.validFrom);
-    const to = Date.parse(c.validTo);
-    return to - Date.now() < (to - from) * (this.opts.renewAtFraction ?? 1 / 3);
+    return renewalDue(certPem, Date.now(), this.opts.renewAtFraction);
   }
 
   private async requestRenewal(keyPem: string, send: (m: AgentMessage) => void): Promise<void> {
@@ -276,4 +273,12 @@ export class SessionLoop {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** True when less than `fraction` of the certificate's lifetime remains at `now`: the one renewal rule. */
+export function renewalDue(certPem: string, now: number, fraction = 1 / 3): boolean {
+  const c = new X509Certificate(certPem);
+  const from = Date.parse(c.validFrom);
+  const to = Date.parse(c.validTo);
+  return to - now < (to - from) * fraction;
 }
