@@ -52,15 +52,7 @@ export class CallBoundary {
 
   /** A server stream: the call ends when `fn` resolves (unless the caller left first). */
   serverStream<Req, Res>(fn: (call: ServerWritableStream<Req, Res>, scope: CallScope) => Promise<void>): handleServerStreamingCall<Req, Res> {
-    return (call) => {
-      const method = call.getPath();
-      const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
-      if (!scope) return;
-      fn(call, scope).then(
-        () => { if (!scope.signal.aborted) call.end(); },
-        (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted) call.emit('error', se); },
-      );
-    };
+    return (call) => this.stream(call, fn);
   }
 
   /** A client stream: `fn` reads the stream and returns the one response. */
@@ -75,15 +67,18 @@ export class CallBoundary {
 
   /** A bidirectional stream: `fn` resolves when the conversation is over, and the call is ended then. */
   bidi<Req, Res>(fn: (call: ServerDuplexStream<Req, Res>, scope: CallScope) => Promise<void>): handleBidiStreamingCall<Req, Res> {
-    return (call) => {
-      const method = call.getPath();
-      const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
-      if (!scope) return;
-      fn(call, scope).then(
-        () => { if (!scope.signal.aborted) call.end(); },
-        (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted) call.emit('error', se); },
-      );
-    };
+    return (call) => this.stream(call, fn);
+  }
+
+  /** Both kinds of call that write a stream back: ended when `fn` resolves, or ended with its error. */
+  private stream<C extends ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>>(call: C, fn: (call: C, scope: CallScope) => Promise<void>): void {
+    const method = call.getPath();
+    const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
+    if (!scope) return;
+    fn(call, scope).then(
+      () => { if (!scope.signal.aborted) call.end(); },
+      (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted) call.emit('error', se); },
+    );
   }
 
   /** Runs the caller check and wires cancellation; undefined when the caller was refused (already answered). */
