@@ -1,9 +1,8 @@
-import { Metadata } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { EnrollmentClient, type EnrollResponse } from '../../../common/src/gen/ferry/v1/enrollment.js';
+import { EnrollmentClient, type EnrollRequest, type EnrollResponse } from '../../../common/src/gen/ferry/v1/enrollment.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { clientChannelOptions } from '../../../common/src/grpc-options.js';
-import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { unaryCall } from '../../../common/src/grpc-call.js';
 import { parseJoinString } from '../../../common/src/join-string.js';
 import { listToLabels } from '../../../common/src/labels.js';
 import { createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
@@ -25,15 +24,13 @@ export interface JoinOptions {
   hostname?: string;
 }
 
-function enrollCall(address: string, caPem: string, req: Parameters<InstanceType<typeof EnrollmentClient>['enroll']>[0], timeoutMs: number): Promise<EnrollResponse> {
+async function enrollCall(address: string, caPem: string, req: EnrollRequest, timeoutMs: number): Promise<EnrollResponse> {
   const client = new EnrollmentClient(address, controllerCreds(caPem), clientChannelOptions());
-  return new Promise<EnrollResponse>((resolve, reject) => {
-    client.enroll(req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-      client.close();
-      if (err) reject(fromServiceError(err));
-      else resolve(res);
-    });
-  });
+  try {
+    return await unaryCall(client, client.enroll, req, timeoutMs);
+  } finally {
+    client.close();
+  }
 }
 
 /**

@@ -1,20 +1,13 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { Metadata } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { EnrollmentClient } from '../../../common/src/gen/ferry/v1/enrollment.js';
 import { clientChannelOptions } from '../../../common/src/grpc-options.js';
-import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { unaryCall } from '../../../common/src/grpc-call.js';
 import { certIdentity, createCsr, keyPairFromPem, spkiPin } from '../../../common/src/pki.js';
 import { signReauth } from '../../../common/src/reauth.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
 import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState } from '../state/agent-state.js';
-
-function call<Req, Res>(fn: (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: unknown, res: Res) => void) => unknown, req: Req, timeoutMs: number): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => {
-    fn(req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
-  });
-}
 
 /**
  * Gets a new certificate for this host's enrolled key after the old one
@@ -29,11 +22,11 @@ export async function reauthenticate(state: AgentState, address: string, timeout
   const agentId = identity.agentId;
   const client = new EnrollmentClient(address, controllerCreds(caPem), clientChannelOptions());
   try {
-    const { nonce } = await call(client.challenge.bind(client), { agentId }, timeoutMs);
+    const { nonce } = await unaryCall(client, client.challenge, { agentId }, timeoutMs);
     const keys = await keyPairFromPem(keyPem);
     const csrPem = await createCsr(keys, agentId);
     const signature = signReauth(keyPem, agentId, nonce, csrPem);
-    const res = await call(client.reauthenticate.bind(client), { agentId, csrPem, nonce, signature, agentVersion: FERRY_VERSION }, timeoutMs);
+    const res = await unaryCall(client, client.reauthenticate, { agentId, csrPem, nonce, signature, agentVersion: FERRY_VERSION }, timeoutMs);
     const cert = new X509Certificate(res.certPem);
     const ca = new X509Certificate(caPem);
     const ourKey = createPublicKey(createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' });

@@ -1,11 +1,11 @@
-import { credentials, Metadata, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AdminClient, ExecEvent, ExecRequest } from '../../../common/src/gen/ferry/v1/admin.js';
 import { FastAdminClient } from '../../../common/src/grpc-chunks.js';
 import { clientChannelOptions, MAX_CHUNK_MESSAGE_BYTES } from '../../../common/src/grpc-options.js';
-import { fromServiceError } from '../../../common/src/grpc-status.js';
+import { unaryCall, type UnaryMethod } from '../../../common/src/grpc-call.js';
 import { defaultDataDir } from '../config.js';
 
 /** How the CLI reaches the controller's admin API. */
@@ -31,8 +31,6 @@ export const adminFlags = {
 
 /** Operators upload chunks of up to 4 MiB. */
 const CHUNK_OPTS = { 'grpc.max_send_message_length': MAX_CHUNK_MESSAGE_BYTES };
-
-type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: unknown, res: Res) => void) => unknown;
 
 /**
  * A connected admin client. Local by default (the Unix socket in the data
@@ -60,14 +58,9 @@ export class Admin {
     return new Admin(new FastAdminClient(`unix://${sock}`, credentials.createInsecure(), clientChannelOptions(CHUNK_OPTS)), sock);
   }
 
-  /** Calls a unary method and maps errors through the one error boundary. */
-  call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      method.call(this.client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(this.explain(fromServiceError(err)));
-        else resolve(res);
-      });
-    });
+  /** Calls a unary method; errors through the one mapping, an unreachable controller named. */
+  call<Req, Res>(method: UnaryMethod<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
+    return unaryCall(this.client, method, req, timeoutMs).catch((e: FerryError) => { throw this.explain(e); });
   }
 
   exec(req: ExecRequest): ClientReadableStream<ExecEvent> {
