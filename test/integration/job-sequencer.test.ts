@@ -60,7 +60,7 @@ describe('job sequencer', () => {
       deliveries.push(jobs.onMessage('a', 'j-1-a', seq, { output }));
       if (seq % 5 === 0) deliveries.push(jobs.onMessage('a', 'j-1-a', seq, { output }));
     }
-    const r: JobResult = { jobId: 'j-1-a', seq: n + 1, status: 'succeeded', failedStep: '', message: 'ok', durationMs: 1, changed: 0, unchanged: 0, skipped: 0 };
+    const r: JobResult = { jobId: 'j-1-a', seq: n + 1, status: 'succeeded', failedStep: '', message: 'ok', durationMs: 1, changed: 0, unchanged: 0, skipped: 0, exit: undefined };
     deliveries.push(jobs.onMessage('a', 'j-1-a', n + 1, { result: r }));
     const settled = await Promise.allSettled(deliveries);
     assert.deepEqual(settled.filter((x) => x.status === 'rejected'), [], 'no delivery failed');
