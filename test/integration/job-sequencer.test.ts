@@ -161,6 +161,17 @@ describe('job sequencer (exec and plan jobs, one rule)', () => {
     });
   }
 
+  it('a job started on the session that is saying hello is on its way: neither lost nor sent twice', async () => {
+    const s = new RecordingSession('a');
+    sessions.attach(s); // the session is registered before its hello is reconciled
+    const plan = await startJob('plan', s);
+    const ex = await startJob('exec', s);
+    assert.deepEqual(await jobs.onHello('a', []), []);
+    assert.equal(plan.end, undefined);
+    assert.equal(ex.end, undefined);
+    assert.deepEqual(s.starts(), [plan.jobId, ex.jobId]);
+  });
+
   it('cancels a job the agent holds that the controller does not track, whatever its kind', async () => {
     const s = new RecordingSession('a');
     sessions.attach(s);

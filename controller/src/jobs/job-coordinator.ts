@@ -4,7 +4,7 @@ import type { Logger } from '../../../common/src/log.js';
 import type { Db } from '../store/db.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import { fanOut } from './fan-out.js';
-import { JobSequencer, newJobId, type JobListener, type JobMessage } from './job-sequencer.js';
+import { controllerResult, JobSequencer, newJobId, type JobListener, type JobMessage } from './job-sequencer.js';
 import { MemoryJobLog } from './memory-job-log.js';
 import { StoreJobLog } from './store-job-log.js';
 
@@ -74,8 +74,9 @@ export class JobCoordinator {
         return false;
       }
       this.startHost(jobId, `${jobId}-${t.agentId}`, req, t, { sink, done: (r) => { finished(r); done(); } }).catch((err: Error) => {
-        finished(undefined);
-        sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'offline', value: `could not start: ${err.message}` } });
+        const r = controllerResult(`${jobId}-${t.agentId}`, 'failed', `the controller could not start this host's job: ${err.message}`);
+        finished(r);
+        sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'result', value: r } });
         done();
       });
       return true;

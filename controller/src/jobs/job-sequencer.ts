@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { JobKind, type JobOutput, type JobResult, type JobStart, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
-import type { SessionRegistry } from '../sessions/registry.js';
+import type { LiveSession, SessionRegistry } from '../sessions/registry.js';
 
 /** One sequenced message of a job as the agent sent it: a line, a step event (plan jobs) or the result. */
 export interface JobMessage {
@@ -76,6 +76,8 @@ interface Entry {
   job: HeldJob;
   log: JobLog;
   listener?: JobListener;
+  /** The session its start was last written to: an agent saying hello on that session will still receive it. */
+  sentTo?: LiveSession;
 }
 
 /**
@@ -97,8 +99,9 @@ export class JobSequencer {
     return this.serial(job.jobId, async () => {
       const held: HeldJob = { ...job, kind: log.kind, nextSeq: 1, state: 'dispatched' };
       await log.create(held);
-      this.live.set(job.jobId, { job: held, log, listener: { ...listener, start } });
-      this.sessions.get(job.agentId)?.send({ msg: { $case: 'jobStart', value: start } });
+      const e: Entry = { job: held, log, listener: { ...listener, start } };
+      this.live.set(job.jobId, e);
+      this.sendStart(e);
     });
   }
 
@@ -112,7 +115,7 @@ export class JobSequencer {
       const e = await this.find(jobId);
       if (!e || TERMINAL.has(e.job.state)) return e?.job;
       e.listener = listener;
-      if (e.job.state === 'dispatched' && listener.start) this.sessions.get(e.job.agentId)?.send({ msg: { $case: 'jobStart', value: listener.start } });
+      if (e.job.state === 'dispatched') this.sendStart(e);
       return e.job;
     });
   }
@@ -152,9 +155,11 @@ export class JobSequencer {
       await this.serial(jobId, async () => {
         const e = await this.find(jobId);
         if (!e || e.job.agentId !== agentId || TERMINAL.has(e.job.state)) return;
+        // Started after this hello was sent, on this very session: it is on its way.
+        if (session && e.sentTo === session) return;
         const start = e.listener?.start;
         if (e.job.state === 'dispatched' && start && resendIsSafe(e.job.kind)) {
-          session?.send({ msg: { $case: 'jobStart', value: start } });
+          this.sendStart(e);
         } else if (e.job.state === 'dispatched' && !start) {
           await this.endNow(e, 'lost', 'the controller restarted before this host received the job; it did not run');
         } else {
@@ -213,6 +218,15 @@ export class JobSequencer {
       this.live.delete(jobId);
       e.listener?.onEnd?.(m.result);
     }
+  }
+
+  /** Writes the job's start to its agent's current session, if there is one (hello reconciles it otherwise). */
+  private sendStart(e: Entry): void {
+    const session = this.sessions.get(e.job.agentId);
+    const start = e.listener?.start;
+    if (!session || !start) return;
+    session.send({ msg: { $case: 'jobStart', value: start } });
+    e.sentTo = session;
   }
 
   private async endNow(e: Entry, state: string, message: string): Promise<void> {
