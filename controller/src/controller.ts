@@ -117,14 +117,15 @@ export class Controller {
     let port = 0;
     const listenHost = config.listen.replace(/:\d+$/, '');
     const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
+    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }));
     const ctx: ControllerContext = {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
-      jobs: new JobCoordinator(db, sessions, log.child({ part: 'jobs' })),
+      jobs,
       plans: new PlanStore(db, bundles),
       rollouts: undefined as unknown as RolloutScheduler, // set below: it needs the context itself
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
-      exec: new ExecCoordinator(sessions, log.child({ part: 'exec' })),
+      exec: new ExecCoordinator(jobs, log.child({ part: 'exec' })),
       joinAddresses: () => config.advertise.length > 0
         ? config.advertise
         : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],

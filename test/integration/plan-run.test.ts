@@ -137,6 +137,45 @@ describe('plans run on agents', function () {
     await assert.rejects(run('demo', { params: { nope: 'x' } }), (e: FerryError) => /nope/.test(e.message));
   });
 
+  for (const side of ['agent', 'controller'] as const) {
+    it(`loses and duplicates no line when the session drops mid-job (${side} side), like exec output`, async () => {
+      const n = 60;
+      const chatty = `name: chatty-${side}
+steps:
+  - id: talk
+    type: exec
+    args: { argv: [sh, -c, "i=1; while [ $i -le ${n} ]; do echo line-$i; i=$((i+1)); sleep 0.02; done"] }
+`;
+      await admin.call(admin.client.pushPlan, { signed: signPlan(chatty, `chatty-${side}.yaml`, key.privatePem) });
+      const a = agents[0]!;
+      const lines: Array<{ line: string; seq: number }> = [];
+      let dropped = false;
+      let summary: JobSummary | undefined;
+      await new Promise<void>((resolve, reject) => {
+        const s = admin.client.runPlan({ plan: `chatty-${side}`, params: {}, selector: '', check: false, concurrency: 0 });
+        s.on('data', (ev: JobEvent) => {
+          if (ev.event?.$case === 'summary') summary = ev.event.value;
+          if (ev.event?.$case !== 'line') return;
+          lines.push({ line: ev.event.value.line, seq: ev.event.value.seq });
+          if (!dropped && ev.event.value.line === 'line-10') {
+            dropped = true;
+            if (side === 'agent') a.loop.reconnectNow();
+            else c.ctx.sessions.get(a.id)!.close('test: cut the session');
+          }
+        });
+        s.on('error', (e) => reject(fromServiceError(e)));
+        s.on('end', () => resolve());
+      });
+      assert.ok(dropped);
+      assert.equal(summary?.succeeded, 1);
+      assert.deepEqual(lines.map((l) => l.line), Array.from({ length: n }, (_, i) => `line-${i + 1}`));
+      const seqs = lines.map((l) => l.seq);
+      assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in sequence order');
+      assert.equal(new Set(seqs).size, n, 'no sequence number twice');
+      await waitFor(() => a.loop.outbox.size === 0, 5000, 'outbox drained after acks');
+    });
+  }
+
   it('resumes a job at the interrupted step after the agent restarts, without re-running finished steps', async () => {
     const slow = `name: slow
 steps:

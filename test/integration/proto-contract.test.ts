@@ -18,7 +18,7 @@ function protoRoot(): string {
   throw new Error('proto/ not found');
 }
 
-const def = protoLoader.loadSync(['ferry/v1/admin.proto', 'ferry/v1/enrollment.proto', 'grpc/health/v1/health.proto'], {
+const def = protoLoader.loadSync(['ferry/v1/admin.proto', 'ferry/v1/enrollment.proto', 'ferry/v1/session.proto', 'grpc/health/v1/health.proto'], {
   includeDirs: [protoRoot()], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true,
 });
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -84,6 +84,41 @@ describe('published contract (proto-loader client)', function () {
     op.close();
     const audit = await c.ctx.audit.list();
     assert.ok(audit.some((r) => r.actor === 'local' && r.action === 'operator.cert' && r.subject === 'alice'));
+  });
+
+  it('runs an exec job over AgentSession as published: kind in JobStart, sequenced output and result, acks, a duplicate dropped', async () => {
+    const a = await enrollAgent(c, 'raw-agent', { start: false });
+    agents.push(a);
+    const { keyPem, certPem, caPem } = a.state.load();
+    const client = new pkg.ferry.v1.AgentSession(`127.0.0.1:${c.port}`, grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(keyPem), Buffer.from(certPem)));
+    const call = client.Connect() as grpc.ClientDuplexStream<unknown, Record<string, unknown> & { msg: string }>;
+    const got: Array<Record<string, unknown> & { msg: string }> = [];
+    call.on('data', (m) => got.push(m));
+    call.on('error', () => undefined);
+    const facts = { hostname: 'raw-agent', os: 'Debian GNU/Linux', os_release: '12', kernel: '6.1.0', arch: 'x64', cpus: 2, memory_bytes: 1 << 30 };
+    call.write({ hello: { agent_version: 't', facts, open_jobs: ['j-unknown-1'], bundles: [] } });
+    await waitFor(() => got.some((m) => m.msg === 'welcome'), 5000, 'welcome');
+    await waitFor(() => got.some((m) => m.msg === 'job_cancel'), 5000, 'cancel of a job the controller does not track');
+    assert.deepEqual(got.find((m) => m.msg === 'job_cancel')!.job_cancel, { job_id: 'j-unknown-1', reason: 'the controller no longer tracks this job' });
+
+    const lines: string[] = [];
+    const run = c.ctx.exec.run({ selector: '', argv: ['uname', '-a'], timeoutMs: 10_000, concurrency: 0, env: {}, cwd: '' },
+      [{ agentId: a.id, hostname: 'raw-agent' }], (ev) => { if (ev.event?.$case === 'line') lines.push(ev.event.value.line); }, new AbortController().signal);
+    await waitFor(() => got.some((m) => m.msg === 'job_start'), 5000, 'job start');
+    const start = got.find((m) => m.msg === 'job_start')!.job_start as { job_id: string; kind: string; exec: { argv: string[]; timeout_ms: number } };
+    assert.equal(start.kind, 'JOB_KIND_EXEC');
+    assert.deepEqual(start.exec.argv, ['uname', '-a']);
+    assert.equal(start.exec.timeout_ms, 10_000);
+    const id = start.job_id;
+    call.write({ output: { job_id: id, seq: 1, stream: 'OUTPUT_STREAM_STDOUT', line: 'Linux raw', time_ms: 1 } });
+    call.write({ output: { job_id: id, seq: 1, stream: 'OUTPUT_STREAM_STDOUT', line: 'Linux raw', time_ms: 1 } });
+    call.write({ job_result: { job_id: id, seq: 2, status: 'succeeded', message: '', duration_ms: 3, exit: { exit_code: 0, signal: '', timed_out: false } } });
+    const summary = await run;
+    assert.deepEqual(summary, { matched: 1, succeeded: 1, failed: 0, offline: 0 });
+    assert.deepEqual(lines, ['Linux raw'], 'the duplicate line is dropped');
+    await waitFor(() => got.some((m) => m.msg === 'ack' && (m.ack as { job_id: string; seq: number }).seq === 2), 5000, 'result acknowledged');
+    call.end();
+    client.close();
   });
 
   it('refuses an agent certificate on the admin API', async () => {

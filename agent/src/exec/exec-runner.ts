@@ -1,7 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { OutputStream, type AgentMessage, type ExecStart } from '../../../common/src/gen/ferry/v1/session.js';
+import { OutputStream, type AgentMessage, type ExecSpec } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { Outbox } from '../session/outbox.js';
 
@@ -13,6 +13,9 @@ const MAX_LINES_PER_JOB = 100_000;
 const MAX_REMEMBERED_JOBS = 10_000;
 /** After SIGTERM, how long a process group gets before SIGKILL. */
 const KILL_GRACE_MS = 5_000;
+
+/** An exec job as the runner takes it: the JobStart's id and its exec spec. */
+export type ExecJob = ExecSpec & { jobId: string };
 
 interface Running {
   child: ResultPromise;
@@ -37,7 +40,7 @@ export class ExecRunner {
     return [...this.running.keys()];
   }
 
-  start(job: ExecStart): void {
+  start(job: ExecJob): void {
     // A job id runs at most once per agent process, even if the start is resent.
     if (this.seen.has(job.jobId)) return;
     this.seen.add(job.jobId);
@@ -85,15 +88,15 @@ export class ExecRunner {
         } });
       }
       const notStarted = r.exitCode === undefined && !r.signal;
+      const error = notStarted ? startError(file!, r) : entry.timedOut ? `timed out after ${job.timeoutMs} ms` : '';
       seq++;
-      emit({ $case: 'result', value: {
+      emit({ $case: 'jobResult', value: {
         jobId: job.jobId, seq,
-        exitCode: r.exitCode ?? -1,
-        signal: r.signal ?? '',
-        timedOut: entry.timedOut,
-        cancelled: entry.cancelled,
-        error: notStarted ? startError(file!, r) : entry.timedOut ? `timed out after ${job.timeoutMs} ms` : '',
+        status: entry.cancelled ? 'cancelled' : !error && r.exitCode === 0 ? 'succeeded' : 'failed',
+        message: error,
         durationMs: Date.now() - started,
+        exit: { exitCode: r.exitCode ?? -1, signal: r.signal ?? '', timedOut: entry.timedOut },
+        failedStep: '', changed: 0, unchanged: 0, skipped: 0,
       } });
       this.log.info({ job: job.jobId, exitCode: r.exitCode, signal: r.signal }, 'exec finished');
     });

@@ -127,7 +127,7 @@ export class JobRunner {
       this.d.store.record(id, { t: 'result', status, at: Date.now() });
       this.finished.add(id);
       this.emit(id, (seq) => ({ $case: 'jobResult', value: {
-        jobId: id, seq, status, failedStep, message, durationMs: Date.now() - started, ...counts,
+        jobId: id, seq, status, failedStep, message, durationMs: Date.now() - started, ...counts, exit: undefined,
       } }), true);
       this.d.log.info({ job: id, status, failedStep }, 'job finished');
     };

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { ControllerMessage, HeldBundle, JobStart, AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
+import { JobKind, type ControllerMessage, type HeldBundle, type JobStart, type AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
@@ -65,15 +65,13 @@ export class AgentWork {
 
   handle(m: ControllerMessage): void {
     switch (m.msg?.$case) {
-      case 'execStart':
-        this.exec.start(m.msg.value);
+      case 'jobStart':
+        this.start(m.msg.value);
         break;
-      case 'execCancel':
+      case 'jobCancel':
+        // One id space: whichever runner has the job stops it, the other ignores the id.
         this.exec.cancel(m.msg.value.jobId);
         this.jobs.cancel(m.msg.value.jobId);
-        break;
-      case 'jobStart':
-        this.jobs.start(m.msg.value);
         break;
       case 'bundleStage':
         this.stager.stage(m.msg.value, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } })).catch(() => undefined);
@@ -87,6 +85,23 @@ export class AgentWork {
     }
   }
 
+  /** Hands a job to the runner of its kind; each refuses a job id it has run before. */
+  private start(job: JobStart): void {
+    switch (job.kind) {
+      case JobKind.JOB_KIND_EXEC:
+        if (!job.exec) break;
+        this.exec.start({ jobId: job.jobId, ...job.exec });
+        return;
+      case JobKind.JOB_KIND_PLAN:
+        this.jobs.start(job);
+        return;
+      default:
+        break;
+    }
+    this.o.log.warn({ job: job.jobId, kind: job.kind }, 'job of an unknown kind (or without its spec) ignored; the controller may be newer than this agent');
+  }
+
+  /** Jobs running or holding messages not yet acknowledged, of either kind (told to the controller in hello). */
   openJobs(): string[] {
     return [...new Set([...this.exec.jobIds(), ...this.jobs.jobIds(), ...this.outbox.jobIds()])];
   }

@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { ExecEvent, ExecHostFinished, ExecRequest, ExecSummary } from '../../../common/src/gen/ferry/v1/admin.js';
-import { OutputStream, type ExecOutput, type ExecResult } from '../../../common/src/gen/ferry/v1/session.js';
+import { JobKind, OutputStream, type JobResult, type JobStart } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
-import type { SessionRegistry } from '../sessions/registry.js';
+import { fanOut } from '../jobs/fan-out.js';
+import type { JobCoordinator } from '../jobs/job-coordinator.js';
+import { newJobId } from '../jobs/job-sequencer.js';
 
 /** A matched host, as resolved from the store before dispatch. */
 export interface ExecTarget {
@@ -10,159 +11,92 @@ export interface ExecTarget {
   hostname: string;
 }
 
-interface HostJob {
-  jobId: string;
-  target: ExecTarget;
-  /** Next sequence number expected from the agent; everything below is held. */
-  nextSeq: number;
-  finish: (f: Omit<ExecHostFinished, 'agentId' | 'hostname'>) => void;
-  sink: (ev: ExecEvent) => void;
-}
-
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 /** How long past its timeout a job may stay silent before the controller gives up on it. */
 const LOST_GRACE_MS = 30_000;
 
 /**
- * Runs ad-hoc commands across agents. Keeps, per job, the next sequence
- * number it expects, so output resent after a reconnect is neither lost nor
- * shown twice, and acknowledges only what it holds.
+ * Runs ad-hoc commands across agents as exec jobs: one job per host, kept in
+ * memory, sequenced, acknowledged and reconciled on reconnect by the same
+ * sequencer as plan jobs, so output resent after a reconnect is neither lost
+ * nor shown twice.
  */
 export class ExecCoordinator {
-  private readonly jobs = new Map<string, HostJob>();
-
-  constructor(private readonly sessions: SessionRegistry, private readonly log: Logger) {}
+  constructor(private readonly jobs: JobCoordinator, private readonly log: Logger) {}
 
   /** Runs `req` on `targets`, reporting through `sink`, until all hosts finish or `signal` aborts. */
   async run(req: ExecRequest, targets: ExecTarget[], sink: (ev: ExecEvent) => void, signal: AbortSignal): Promise<ExecSummary> {
     const summary: ExecSummary = { matched: targets.length, succeeded: 0, failed: 0, offline: 0 };
     const timeoutMs = req.timeoutMs || DEFAULT_TIMEOUT_MS;
-    const queue = [...targets];
-    const running = new Set<HostJob>();
-    const limit = req.concurrency > 0 ? req.concurrency : Number.POSITIVE_INFINITY;
-    const runId = randomBytes(6).toString('hex');
-
-    await new Promise<void>((resolveAll) => {
-      const maybeDone = () => {
-        if (queue.length === 0 && running.size === 0) resolveAll();
-      };
-      const startNext = () => {
-        while (running.size < limit && queue.length > 0 && !signal.aborted) {
-          const target = queue.shift()!;
-          const session = this.sessions.get(target.agentId);
-          if (!session) {
-            summary.offline++;
-            sink({ event: { $case: 'finished', value: { ...target, ...emptyFinish(), exitCode: -1, offline: true, error: 'not connected' } } });
-            continue;
-          }
-          const jobId = `x-${runId}-${target.agentId}`;
-          let guard: NodeJS.Timeout | undefined;
-          const job: HostJob = {
-            jobId, target, nextSeq: 1, sink,
-            finish: (f) => {
-              if (!this.jobs.delete(jobId)) return;
-              clearTimeout(guard);
-              running.delete(job);
-              const ok = f.exitCode === 0 && !f.error && !f.timedOut && !f.cancelled;
-              if (ok) summary.succeeded++;
-              else summary.failed++;
-              sink({ event: { $case: 'finished', value: { ...target, ...f } } });
-              startNext();
-              maybeDone();
-            },
-          };
-          guard = setTimeout(() => job.finish({ ...emptyFinish(), exitCode: -1, error: 'no result from the agent in time (host lost?)' }),
-            timeoutMs + LOST_GRACE_MS);
-          this.jobs.set(jobId, job);
-          running.add(job);
-          sink({ event: { $case: 'started', value: { ...target, jobId } } });
-          session.send({
-            msg: { $case: 'execStart', value: { jobId, argv: req.argv, timeoutMs, env: req.env, cwd: req.cwd } },
-          });
+    const runId = newJobId();
+    const seq = this.jobs.sequencer;
+    /** Running host jobs: how to end each now (operator abort). */
+    const running = new Map<string, { agentId: string; finish: (f: Omit<ExecHostFinished, 'agentId' | 'hostname'>) => void }>();
+    const onAbort = () => {
+      for (const [jobId, job] of [...running]) {
+        seq.cancel(jobId, job.agentId, 'operator cancelled');
+        job.finish({ ...emptyFinish(), exitCode: -1, cancelled: true, error: 'cancelled by the operator' });
+        void seq.end(jobId, 'cancelled', 'cancelled by the operator');
+      }
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await fanOut(targets, req.concurrency, (target, done) => {
+        if (!seq.connected(target.agentId)) {
+          summary.offline++;
+          sink({ event: { $case: 'finished', value: { ...target, ...emptyFinish(), exitCode: -1, offline: true, error: 'not connected' } } });
+          return false;
         }
-        maybeDone();
-      };
-      signal.addEventListener('abort', () => {
-        queue.length = 0;
-        for (const job of [...running]) {
-          this.sessions.get(job.target.agentId)?.send({ msg: { $case: 'execCancel', value: { jobId: job.jobId, reason: 'operator cancelled' } } });
-          job.finish({ ...emptyFinish(), exitCode: -1, cancelled: true, error: 'cancelled by the operator' });
-        }
-        maybeDone();
-      }, { once: true });
-      startNext();
-    });
+        const jobId = `${runId}-${target.agentId}`;
+        let guard: NodeJS.Timeout | undefined;
+        let ended = false;
+        const finish = (f: Omit<ExecHostFinished, 'agentId' | 'hostname'>) => {
+          if (ended) return;
+          ended = true;
+          clearTimeout(guard);
+          running.delete(jobId);
+          if (f.exitCode === 0 && !f.error && !f.timedOut && !f.cancelled) summary.succeeded++;
+          else summary.failed++;
+          sink({ event: { $case: 'finished', value: { ...target, ...f } } });
+          done();
+        };
+        running.set(jobId, { agentId: target.agentId, finish });
+        guard = setTimeout(() => {
+          seq.cancel(jobId, target.agentId, 'no result in time');
+          void seq.end(jobId, 'lost', 'no result from the agent in time (host lost?)');
+        }, timeoutMs + LOST_GRACE_MS);
+        const start: JobStart = {
+          jobId, kind: JobKind.JOB_KIND_EXEC, exec: { argv: req.argv, timeoutMs, env: req.env, cwd: req.cwd },
+          plan: undefined, params: {}, bundles: [], check: false,
+        };
+        sink({ event: { $case: 'started', value: { ...target, jobId } } });
+        seq.start(this.jobs.execLog, { ...target, jobId, runId }, start, {
+          onMessage: (n, m) => {
+            if (!m.output) return;
+            sink({ event: { $case: 'line', value: {
+              ...target, stderr: m.output.stream === OutputStream.OUTPUT_STREAM_STDERR, line: m.output.line, seq: n, timeMs: m.output.timeMs,
+            } } });
+          },
+          onEnd: (r) => finish(hostFinished(r)),
+        }).catch((err: Error) => {
+          this.log.error({ err, jobId }, 'could not start an exec job');
+          finish({ ...emptyFinish(), exitCode: -1, error: `could not start: ${err.message}` });
+        });
+        return true;
+      }, () => signal.aborted);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
     return summary;
   }
+}
 
-  /** The sequence numbers held for jobs an agent reports open; unknown jobs are cancelled. */
-  onHello(agentId: string, allOpenJobs: string[]): Array<{ jobId: string; seq: number }> {
-    const acked: Array<{ jobId: string; seq: number }> = [];
-    // Plan jobs ("j-...") belong to the job coordinator.
-    const openJobs = allOpenJobs.filter((id) => id.startsWith('x-'));
-    for (const jobId of openJobs) {
-      const job = this.jobs.get(jobId);
-      if (job && job.target.agentId === agentId) {
-        acked.push({ jobId, seq: job.nextSeq - 1 });
-      } else {
-        // The operator's command is gone (controller restarted or caller left):
-        // stop the work rather than let it run with nobody listening.
-        this.sessions.get(agentId)?.send({ msg: { $case: 'execCancel', value: { jobId, reason: 'the controller no longer tracks this job' } } });
-      }
-    }
-    // Jobs dispatched to this agent that it does not know never reached it or
-    // died with its process; reporting them lost is safer than running twice.
-    for (const job of [...this.jobs.values()]) {
-      if (job.target.agentId === agentId && !openJobs.includes(job.jobId)) {
-        job.finish({ ...emptyFinish(), exitCode: -1, error: 'the agent reconnected without this job: it never started or the agent restarted' });
-      }
-    }
-    return acked;
-  }
-
-  onOutput(agentId: string, out: ExecOutput): void {
-    const job = this.accept(agentId, out.jobId, out.seq);
-    if (!job) return;
-    job.sink({
-      event: {
-        $case: 'line',
-        value: {
-          agentId, hostname: job.target.hostname, stderr: out.stream === OutputStream.OUTPUT_STREAM_STDERR,
-          line: out.line, seq: out.seq, timeMs: out.timeMs,
-        },
-      },
-    });
-  }
-
-  onResult(agentId: string, res: ExecResult): void {
-    const job = this.accept(agentId, res.jobId, res.seq);
-    if (!job) return;
-    job.finish({
-      exitCode: res.exitCode, signal: res.signal, timedOut: res.timedOut, cancelled: res.cancelled,
-      error: res.error, durationMs: res.durationMs, offline: false,
-    });
-  }
-
-  /** Acks in-order messages, drops duplicates, ignores jobs it does not know. */
-  private accept(agentId: string, jobId: string, seq: number): HostJob | undefined {
-    const session = this.sessions.get(agentId);
-    const job = this.jobs.get(jobId);
-    if (!job || job.target.agentId !== agentId) {
-      session?.ack(jobId, seq); // let the agent free its buffer
-      return undefined;
-    }
-    if (seq < job.nextSeq) {
-      session?.ack(jobId, job.nextSeq - 1);
-      return undefined;
-    }
-    if (seq > job.nextSeq) {
-      this.log.warn({ agentId, jobId, seq, expected: job.nextSeq }, 'out-of-order message dropped; the agent resends it after reconnecting');
-      return undefined;
-    }
-    job.nextSeq = seq + 1;
-    session?.ack(jobId, seq);
-    return job;
-  }
+/** How a host's command ended, from its job result (the agent's, or the controller's when lost). */
+function hostFinished(r: JobResult): Omit<ExecHostFinished, 'agentId' | 'hostname'> {
+  return {
+    exitCode: r.exit?.exitCode ?? -1, signal: r.exit?.signal ?? '', timedOut: r.exit?.timedOut ?? false,
+    cancelled: r.status === 'cancelled', error: r.message, durationMs: r.durationMs, offline: false,
+  };
 }
 
 function emptyFinish(): Omit<ExecHostFinished, 'agentId' | 'hostname'> {

@@ -1,7 +1,7 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
-import { OutputStream, type ExecOutput, type JobResult, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
+import { OutputStream, type JobOutput, type JobResult, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { ControllerContext } from '../services/context.js';
 import { operatorCalls } from '../services/operator-call.js';
@@ -23,7 +23,7 @@ async function find(s: RolloutScheduler, id: string): Promise<StoredRollout> {
 function logLine(attempt: number, hostJobId: string, e: { kind: string; body: string; at: number }): RolloutLogLine {
   const base = { attempt, hostJobId, atMs: e.at, kind: e.kind, stderr: false };
   if (e.kind === 'output') {
-    const o = JSON.parse(e.body) as ExecOutput;
+    const o = JSON.parse(e.body) as JobOutput;
     return { ...base, stderr: o.stream === OutputStream.OUTPUT_STREAM_STDERR, text: o.line };
   }
   if (e.kind === 'step') {

@@ -18,26 +18,23 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
       await ctx.agents.seen(conn.agentId, Date.now(), hello.facts, hello.agentVersion);
       ctx.sessions.attach(conn);
       ctx.log.info({ agent: conn.agentId, hostname: conn.hostname, peer: conn.peerAddress }, 'agent connected');
-      const acked = ctx.exec.onHello(conn.agentId, hello.openJobs);
-      acked.push(...(await ctx.jobs.onHello(conn.agentId, hello.openJobs)));
+      // Every job the agent holds or should hold, exec or plan, one reconciliation.
+      const acked = await ctx.jobs.onHello(conn.agentId, hello.openJobs);
       await ctx.prefetch.onHello(conn.agentId, hello.bundles);
       return acked;
     },
     async onMessage(conn, m) {
       switch (m.msg?.$case) {
+        // Job messages of either kind: queued per job synchronously here, so
+        // they are applied in the order the session delivered them.
         case 'output':
-          if (!(await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { output: m.msg.value }))) {
-            ctx.exec.onOutput(conn.agentId, m.msg.value);
-          }
+          await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { output: m.msg.value });
           break;
         case 'stepEvent':
           await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { step: m.msg.value });
           break;
         case 'jobResult':
           await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { result: m.msg.value });
-          break;
-        case 'result':
-          ctx.exec.onResult(conn.agentId, m.msg.value);
           break;
         case 'bundleProgress':
           await ctx.prefetch.onProgress(conn.agentId, m.msg.value);

@@ -57,7 +57,7 @@ export class FakeSession implements LiveSession {
   ack(): void { /* acks are not needed here */ }
   close(): void { /* nothing to close */ }
   starts(): string[] { return this.sent.flatMap((m) => (m.msg?.$case === 'jobStart' ? [m.msg.value.jobId] : [])); }
-  cancels(): string[] { return this.sent.flatMap((m) => (m.msg?.$case === 'execCancel' ? [m.msg.value.jobId] : [])); }
+  cancels(): string[] { return this.sent.flatMap((m) => (m.msg?.$case === 'jobCancel' ? [m.msg.value.jobId] : [])); }
 }
 
 function agent(id: string): AgentRecord {
@@ -113,7 +113,7 @@ export class FakeController {
 
   /** The agent reports a result for a host job (sequence numbers from 1). */
   async result(agentId: string, hostJobId: string, status: string, seq = 1): Promise<void> {
-    const r: JobResult = { jobId: hostJobId, seq, status, failedStep: status === 'failed' ? 'one' : '', message: status, durationMs: 1, changed: 0, unchanged: 1, skipped: 0 };
+    const r: JobResult = { jobId: hostJobId, seq, status, failedStep: status === 'failed' ? 'one' : '', message: status, durationMs: 1, changed: 0, unchanged: 1, skipped: 0, exit: undefined };
     await this.ctx.jobs.onMessage(agentId, hostJobId, seq, { result: r });
   }
 

@@ -68,6 +68,47 @@ export function bundleStateToJSON(object: BundleState): string {
   }
 }
 
+export enum JobKind {
+  JOB_KIND_UNSPECIFIED = 0,
+  /** JOB_KIND_EXEC - an ad-hoc command (ferry exec); the agent keeps it in memory */
+  JOB_KIND_EXEC = 1,
+  /** JOB_KIND_PLAN - a signed plan; the agent journals it on disk and resumes it after a restart */
+  JOB_KIND_PLAN = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function jobKindFromJSON(object: any): JobKind {
+  switch (object) {
+    case 0:
+    case "JOB_KIND_UNSPECIFIED":
+      return JobKind.JOB_KIND_UNSPECIFIED;
+    case 1:
+    case "JOB_KIND_EXEC":
+      return JobKind.JOB_KIND_EXEC;
+    case 2:
+    case "JOB_KIND_PLAN":
+      return JobKind.JOB_KIND_PLAN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return JobKind.UNRECOGNIZED;
+  }
+}
+
+export function jobKindToJSON(object: JobKind): string {
+  switch (object) {
+    case JobKind.JOB_KIND_UNSPECIFIED:
+      return "JOB_KIND_UNSPECIFIED";
+    case JobKind.JOB_KIND_EXEC:
+      return "JOB_KIND_EXEC";
+    case JobKind.JOB_KIND_PLAN:
+      return "JOB_KIND_PLAN";
+    case JobKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum OutputStream {
   OUTPUT_STREAM_UNSPECIFIED = 0,
   OUTPUT_STREAM_STDOUT = 1,
@@ -107,12 +148,18 @@ export function outputStreamToJSON(object: OutputStream): string {
   }
 }
 
+/**
+ * Jobs: the controller sends JobStart (exec or plan, one id space) and
+ * JobCancel; the agent answers with sequenced JobOutput, StepEvent (plan
+ * jobs) and one JobResult per job, which the controller acknowledges with Ack.
+ * Pre-1.0: 0.1 agents (ExecStart/ExecResult, kind-less JobStart) are not
+ * understood by this controller; upgrade agents and controller together.
+ */
 export interface AgentMessage {
   msg:
     | { $case: "hello"; value: Hello }
     | { $case: "heartbeat"; value: Heartbeat }
-    | { $case: "output"; value: ExecOutput }
-    | { $case: "result"; value: ExecResult }
+    | { $case: "output"; value: JobOutput }
     | { $case: "renew"; value: RenewRequest }
     | { $case: "bundleProgress"; value: BundleProgress }
     | { $case: "stepEvent"; value: StepEvent }
@@ -124,8 +171,7 @@ export interface ControllerMessage {
   msg:
     | { $case: "welcome"; value: Welcome }
     | { $case: "heartbeat"; value: Heartbeat }
-    | { $case: "execStart"; value: ExecStart }
-    | { $case: "execCancel"; value: ExecCancel }
+    | { $case: "jobCancel"; value: JobCancel }
     | { $case: "ack"; value: Ack }
     | { $case: "renewed"; value: RenewResponse }
     | { $case: "bundleStage"; value: BundleStage }
@@ -185,47 +231,36 @@ export interface Heartbeat {
   timeMs: number;
 }
 
-export interface ExecStart {
-  jobId: string;
+/** An ad-hoc command: argv run without a shell, in its own process group. */
+export interface ExecSpec {
   argv: string[];
   timeoutMs: number;
   env: { [key: string]: string };
   cwd: string;
 }
 
-export interface ExecStart_EnvEntry {
+export interface ExecSpec_EnvEntry {
   key: string;
   value: string;
 }
 
-export interface ExecCancel {
+/** Stop a job of either kind. The agent ignores ids it does not run. */
+export interface JobCancel {
   jobId: string;
   reason: string;
 }
 
 /**
- * One line of output. seq starts at 1 per job and has no gaps; the result of
- * a job carries the next seq after its last line.
+ * One line of output. seq starts at 1 per job and has no gaps across every
+ * sequenced message of the job (output, step events, result); the result
+ * carries the last seq.
  */
-export interface ExecOutput {
+export interface JobOutput {
   jobId: string;
   seq: number;
   stream: OutputStream;
   line: string;
   timeMs: number;
-}
-
-export interface ExecResult {
-  jobId: string;
-  seq: number;
-  /** -1 when the process did not exit on its own */
-  exitCode: number;
-  signal: string;
-  timedOut: boolean;
-  cancelled: boolean;
-  /** the process could not be started, and why */
-  error: string;
-  durationMs: number;
 }
 
 /** The controller holds every message of job_id up to and including seq. */
@@ -263,16 +298,21 @@ export interface JobBundle {
 }
 
 /**
- * Run a plan on this host. Cancel with ExecCancel (same job id space).
- * Output lines travel as ExecOutput, step events and the result share the
- * job's sequence numbers, so they are acknowledged and resent like exec output.
+ * Run a job on this host: `kind` says which of the fields below apply. The
+ * agent runs a job id at most once. Every job answers with JobOutput lines
+ * (plan jobs also with StepEvents) and one JobResult, all sharing the job's
+ * sequence numbers, acknowledged and resent the same way.
  */
 export interface JobStart {
   jobId: string;
+  /** Plan jobs (fields 2-5; the agent stores this message as received). */
   plan: SignedPlan | undefined;
   params: { [key: string]: string };
   bundles: JobBundle[];
   check: boolean;
+  kind: JobKind;
+  /** Exec jobs. */
+  exec: ExecSpec | undefined;
 }
 
 export interface JobStart_ParamsEntry {
@@ -301,17 +341,30 @@ export interface StepEvent {
   timeMs: number;
 }
 
+/** How a job ended, for either kind. */
 export interface JobResult {
   jobId: string;
   seq: number;
   /** succeeded | failed | cancelled */
   status: string;
+  /** plan jobs */
   failedStep: string;
+  /** why it failed (exec: could not start, timed out) */
   message: string;
   durationMs: number;
+  /** plan jobs: step counts */
   changed: number;
   unchanged: number;
   skipped: number;
+  /** exec jobs: how the process ended */
+  exit: ExecExit | undefined;
+}
+
+export interface ExecExit {
+  /** -1 when the process did not exit on its own */
+  exitCode: number;
+  signal: string;
+  timedOut: boolean;
 }
 
 function createBaseAgentMessage(): AgentMessage {
@@ -328,10 +381,7 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         Heartbeat.encode(message.msg.value, writer.uint32(18).fork()).join();
         break;
       case "output":
-        ExecOutput.encode(message.msg.value, writer.uint32(26).fork()).join();
-        break;
-      case "result":
-        ExecResult.encode(message.msg.value, writer.uint32(34).fork()).join();
+        JobOutput.encode(message.msg.value, writer.uint32(26).fork()).join();
         break;
       case "renew":
         RenewRequest.encode(message.msg.value, writer.uint32(42).fork()).join();
@@ -383,15 +433,7 @@ export const AgentMessage: MessageFns<AgentMessage> = {
               break;
             }
 
-            message.msg = { $case: "output", value: ExecOutput.decode(reader, reader.uint32()) };
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.msg = { $case: "result", value: ExecResult.decode(reader, reader.uint32()) };
+            message.msg = { $case: "output", value: JobOutput.decode(reader, reader.uint32()) };
             continue;
           }
           case 5: {
@@ -445,9 +487,7 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
         : isSet(object.output)
-        ? { $case: "output", value: ExecOutput.fromJSON(object.output) }
-        : isSet(object.result)
-        ? { $case: "result", value: ExecResult.fromJSON(object.result) }
+        ? { $case: "output", value: JobOutput.fromJSON(object.output) }
         : isSet(object.renew)
         ? { $case: "renew", value: RenewRequest.fromJSON(object.renew) }
         : isSet(object.bundleProgress)
@@ -473,9 +513,7 @@ export const AgentMessage: MessageFns<AgentMessage> = {
     } else if (message.msg?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.msg.value);
     } else if (message.msg?.$case === "output") {
-      obj.output = ExecOutput.toJSON(message.msg.value);
-    } else if (message.msg?.$case === "result") {
-      obj.result = ExecResult.toJSON(message.msg.value);
+      obj.output = JobOutput.toJSON(message.msg.value);
     } else if (message.msg?.$case === "renew") {
       obj.renew = RenewRequest.toJSON(message.msg.value);
     } else if (message.msg?.$case === "bundleProgress") {
@@ -508,13 +546,7 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       }
       case "output": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "output", value: ExecOutput.fromPartial(object.msg.value) };
-        }
-        break;
-      }
-      case "result": {
-        if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "result", value: ExecResult.fromPartial(object.msg.value) };
+          message.msg = { $case: "output", value: JobOutput.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -560,11 +592,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       case "heartbeat":
         Heartbeat.encode(message.msg.value, writer.uint32(18).fork()).join();
         break;
-      case "execStart":
-        ExecStart.encode(message.msg.value, writer.uint32(26).fork()).join();
-        break;
-      case "execCancel":
-        ExecCancel.encode(message.msg.value, writer.uint32(34).fork()).join();
+      case "jobCancel":
+        JobCancel.encode(message.msg.value, writer.uint32(34).fork()).join();
         break;
       case "ack":
         Ack.encode(message.msg.value, writer.uint32(42).fork()).join();
@@ -611,20 +640,12 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.msg = { $case: "execStart", value: ExecStart.decode(reader, reader.uint32()) };
-            continue;
-          }
           case 4: {
             if (tag !== 34) {
               break;
             }
 
-            message.msg = { $case: "execCancel", value: ExecCancel.decode(reader, reader.uint32()) };
+            message.msg = { $case: "jobCancel", value: JobCancel.decode(reader, reader.uint32()) };
             continue;
           }
           case 5: {
@@ -677,14 +698,10 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "welcome", value: Welcome.fromJSON(object.welcome) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
-        : isSet(object.execStart)
-        ? { $case: "execStart", value: ExecStart.fromJSON(object.execStart) }
-        : isSet(object.exec_start)
-        ? { $case: "execStart", value: ExecStart.fromJSON(object.exec_start) }
-        : isSet(object.execCancel)
-        ? { $case: "execCancel", value: ExecCancel.fromJSON(object.execCancel) }
-        : isSet(object.exec_cancel)
-        ? { $case: "execCancel", value: ExecCancel.fromJSON(object.exec_cancel) }
+        : isSet(object.jobCancel)
+        ? { $case: "jobCancel", value: JobCancel.fromJSON(object.jobCancel) }
+        : isSet(object.job_cancel)
+        ? { $case: "jobCancel", value: JobCancel.fromJSON(object.job_cancel) }
         : isSet(object.ack)
         ? { $case: "ack", value: Ack.fromJSON(object.ack) }
         : isSet(object.renewed)
@@ -707,10 +724,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.welcome = Welcome.toJSON(message.msg.value);
     } else if (message.msg?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.msg.value);
-    } else if (message.msg?.$case === "execStart") {
-      obj.execStart = ExecStart.toJSON(message.msg.value);
-    } else if (message.msg?.$case === "execCancel") {
-      obj.execCancel = ExecCancel.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "jobCancel") {
+      obj.jobCancel = JobCancel.toJSON(message.msg.value);
     } else if (message.msg?.$case === "ack") {
       obj.ack = Ack.toJSON(message.msg.value);
     } else if (message.msg?.$case === "renewed") {
@@ -741,15 +756,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         }
         break;
       }
-      case "execStart": {
+      case "jobCancel": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "execStart", value: ExecStart.fromPartial(object.msg.value) };
-        }
-        break;
-      }
-      case "execCancel": {
-        if (object.msg?.value !== undefined && object.msg?.value !== null) {
-          message.msg = { $case: "execCancel", value: ExecCancel.fromPartial(object.msg.value) };
+          message.msg = { $case: "jobCancel", value: JobCancel.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1492,31 +1501,28 @@ export const Heartbeat: MessageFns<Heartbeat> = {
   },
 };
 
-function createBaseExecStart(): ExecStart {
-  return { jobId: "", argv: [], timeoutMs: 0, env: {}, cwd: "" };
+function createBaseExecSpec(): ExecSpec {
+  return { argv: [], timeoutMs: 0, env: {}, cwd: "" };
 }
 
-export const ExecStart: MessageFns<ExecStart> = {
-  encode(message: ExecStart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobId !== "") {
-      writer.uint32(10).string(message.jobId);
-    }
+export const ExecSpec: MessageFns<ExecSpec> = {
+  encode(message: ExecSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.argv) {
-      writer.uint32(18).string(v!);
+      writer.uint32(10).string(v!);
     }
     if (message.timeoutMs !== 0) {
-      writer.uint32(24).uint32(message.timeoutMs);
+      writer.uint32(16).uint32(message.timeoutMs);
     }
     globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
-      ExecStart_EnvEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+      ExecSpec_EnvEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
     if (message.cwd !== "") {
-      writer.uint32(42).string(message.cwd);
+      writer.uint32(34).string(message.cwd);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ExecStart {
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecSpec {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1525,7 +1531,7 @@ export const ExecStart: MessageFns<ExecStart> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseExecStart();
+      const message = createBaseExecSpec();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1534,38 +1540,30 @@ export const ExecStart: MessageFns<ExecStart> = {
               break;
             }
 
-            message.jobId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
             message.argv.push(reader.string());
             continue;
           }
-          case 3: {
-            if (tag !== 24) {
+          case 2: {
+            if (tag !== 16) {
               break;
             }
 
             message.timeoutMs = reader.uint32();
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
+          case 3: {
+            if (tag !== 26) {
               break;
             }
 
-            const entry4 = ExecStart_EnvEntry.decode(reader, reader.uint32());
-            if (entry4.value !== undefined) {
-              message.env[entry4.key] = entry4.value;
+            const entry3 = ExecSpec_EnvEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.env[entry3.key] = entry3.value;
             }
             continue;
           }
-          case 5: {
-            if (tag !== 42) {
+          case 4: {
+            if (tag !== 34) {
               break;
             }
 
@@ -1584,13 +1582,8 @@ export const ExecStart: MessageFns<ExecStart> = {
     }
   },
 
-  fromJSON(object: any): ExecStart {
+  fromJSON(object: any): ExecSpec {
     return {
-      jobId: isSet(object.jobId)
-        ? globalThis.String(object.jobId)
-        : isSet(object.job_id)
-        ? globalThis.String(object.job_id)
-        : "",
       argv: globalThis.Array.isArray(object?.argv) ? object.argv.map((e: any) => globalThis.String(e)) : [],
       timeoutMs: isSet(object.timeoutMs)
         ? globalThis.Number(object.timeoutMs)
@@ -1615,11 +1608,8 @@ export const ExecStart: MessageFns<ExecStart> = {
     };
   },
 
-  toJSON(message: ExecStart): unknown {
+  toJSON(message: ExecSpec): unknown {
     const obj: any = {};
-    if (message.jobId !== "") {
-      obj.jobId = message.jobId;
-    }
     if (message.argv?.length) {
       obj.argv = message.argv;
     }
@@ -1641,12 +1631,11 @@ export const ExecStart: MessageFns<ExecStart> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ExecStart>, I>>(base?: I): ExecStart {
-    return ExecStart.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<ExecSpec>, I>>(base?: I): ExecSpec {
+    return ExecSpec.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ExecStart>, I>>(object: I): ExecStart {
-    const message = createBaseExecStart();
-    message.jobId = object.jobId ?? "";
+  fromPartial<I extends Exact<DeepPartial<ExecSpec>, I>>(object: I): ExecSpec {
+    const message = createBaseExecSpec();
     message.argv = object.argv?.map((e) => e) || [];
     message.timeoutMs = object.timeoutMs ?? 0;
     message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
@@ -1663,12 +1652,12 @@ export const ExecStart: MessageFns<ExecStart> = {
   },
 };
 
-function createBaseExecStart_EnvEntry(): ExecStart_EnvEntry {
+function createBaseExecSpec_EnvEntry(): ExecSpec_EnvEntry {
   return { key: "", value: "" };
 }
 
-export const ExecStart_EnvEntry: MessageFns<ExecStart_EnvEntry> = {
-  encode(message: ExecStart_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const ExecSpec_EnvEntry: MessageFns<ExecSpec_EnvEntry> = {
+  encode(message: ExecSpec_EnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== "") {
       writer.uint32(10).string(message.key);
     }
@@ -1678,7 +1667,7 @@ export const ExecStart_EnvEntry: MessageFns<ExecStart_EnvEntry> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ExecStart_EnvEntry {
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecSpec_EnvEntry {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1687,7 +1676,7 @@ export const ExecStart_EnvEntry: MessageFns<ExecStart_EnvEntry> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseExecStart_EnvEntry();
+      const message = createBaseExecSpec_EnvEntry();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1719,14 +1708,14 @@ export const ExecStart_EnvEntry: MessageFns<ExecStart_EnvEntry> = {
     }
   },
 
-  fromJSON(object: any): ExecStart_EnvEntry {
+  fromJSON(object: any): ExecSpec_EnvEntry {
     return {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       value: isSet(object.value) ? globalThis.String(object.value) : "",
     };
   },
 
-  toJSON(message: ExecStart_EnvEntry): unknown {
+  toJSON(message: ExecSpec_EnvEntry): unknown {
     const obj: any = {};
     if (message.key !== "") {
       obj.key = message.key;
@@ -1737,23 +1726,23 @@ export const ExecStart_EnvEntry: MessageFns<ExecStart_EnvEntry> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ExecStart_EnvEntry>, I>>(base?: I): ExecStart_EnvEntry {
-    return ExecStart_EnvEntry.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<ExecSpec_EnvEntry>, I>>(base?: I): ExecSpec_EnvEntry {
+    return ExecSpec_EnvEntry.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ExecStart_EnvEntry>, I>>(object: I): ExecStart_EnvEntry {
-    const message = createBaseExecStart_EnvEntry();
+  fromPartial<I extends Exact<DeepPartial<ExecSpec_EnvEntry>, I>>(object: I): ExecSpec_EnvEntry {
+    const message = createBaseExecSpec_EnvEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;
   },
 };
 
-function createBaseExecCancel(): ExecCancel {
+function createBaseJobCancel(): JobCancel {
   return { jobId: "", reason: "" };
 }
 
-export const ExecCancel: MessageFns<ExecCancel> = {
-  encode(message: ExecCancel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const JobCancel: MessageFns<JobCancel> = {
+  encode(message: JobCancel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.jobId !== "") {
       writer.uint32(10).string(message.jobId);
     }
@@ -1763,7 +1752,7 @@ export const ExecCancel: MessageFns<ExecCancel> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ExecCancel {
+  decode(input: BinaryReader | Uint8Array, length?: number): JobCancel {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1772,7 +1761,7 @@ export const ExecCancel: MessageFns<ExecCancel> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseExecCancel();
+      const message = createBaseJobCancel();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1804,7 +1793,7 @@ export const ExecCancel: MessageFns<ExecCancel> = {
     }
   },
 
-  fromJSON(object: any): ExecCancel {
+  fromJSON(object: any): JobCancel {
     return {
       jobId: isSet(object.jobId)
         ? globalThis.String(object.jobId)
@@ -1815,7 +1804,7 @@ export const ExecCancel: MessageFns<ExecCancel> = {
     };
   },
 
-  toJSON(message: ExecCancel): unknown {
+  toJSON(message: JobCancel): unknown {
     const obj: any = {};
     if (message.jobId !== "") {
       obj.jobId = message.jobId;
@@ -1826,23 +1815,23 @@ export const ExecCancel: MessageFns<ExecCancel> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ExecCancel>, I>>(base?: I): ExecCancel {
-    return ExecCancel.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<JobCancel>, I>>(base?: I): JobCancel {
+    return JobCancel.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ExecCancel>, I>>(object: I): ExecCancel {
-    const message = createBaseExecCancel();
+  fromPartial<I extends Exact<DeepPartial<JobCancel>, I>>(object: I): JobCancel {
+    const message = createBaseJobCancel();
     message.jobId = object.jobId ?? "";
     message.reason = object.reason ?? "";
     return message;
   },
 };
 
-function createBaseExecOutput(): ExecOutput {
+function createBaseJobOutput(): JobOutput {
   return { jobId: "", seq: 0, stream: 0, line: "", timeMs: 0 };
 }
 
-export const ExecOutput: MessageFns<ExecOutput> = {
-  encode(message: ExecOutput, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const JobOutput: MessageFns<JobOutput> = {
+  encode(message: JobOutput, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.jobId !== "") {
       writer.uint32(10).string(message.jobId);
     }
@@ -1861,7 +1850,7 @@ export const ExecOutput: MessageFns<ExecOutput> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ExecOutput {
+  decode(input: BinaryReader | Uint8Array, length?: number): JobOutput {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1870,7 +1859,7 @@ export const ExecOutput: MessageFns<ExecOutput> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseExecOutput();
+      const message = createBaseJobOutput();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1926,7 +1915,7 @@ export const ExecOutput: MessageFns<ExecOutput> = {
     }
   },
 
-  fromJSON(object: any): ExecOutput {
+  fromJSON(object: any): JobOutput {
     return {
       jobId: isSet(object.jobId)
         ? globalThis.String(object.jobId)
@@ -1944,7 +1933,7 @@ export const ExecOutput: MessageFns<ExecOutput> = {
     };
   },
 
-  toJSON(message: ExecOutput): unknown {
+  toJSON(message: JobOutput): unknown {
     const obj: any = {};
     if (message.jobId !== "") {
       obj.jobId = message.jobId;
@@ -1964,213 +1953,16 @@ export const ExecOutput: MessageFns<ExecOutput> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ExecOutput>, I>>(base?: I): ExecOutput {
-    return ExecOutput.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<JobOutput>, I>>(base?: I): JobOutput {
+    return JobOutput.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ExecOutput>, I>>(object: I): ExecOutput {
-    const message = createBaseExecOutput();
+  fromPartial<I extends Exact<DeepPartial<JobOutput>, I>>(object: I): JobOutput {
+    const message = createBaseJobOutput();
     message.jobId = object.jobId ?? "";
     message.seq = object.seq ?? 0;
     message.stream = object.stream ?? 0;
     message.line = object.line ?? "";
     message.timeMs = object.timeMs ?? 0;
-    return message;
-  },
-};
-
-function createBaseExecResult(): ExecResult {
-  return { jobId: "", seq: 0, exitCode: 0, signal: "", timedOut: false, cancelled: false, error: "", durationMs: 0 };
-}
-
-export const ExecResult: MessageFns<ExecResult> = {
-  encode(message: ExecResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobId !== "") {
-      writer.uint32(10).string(message.jobId);
-    }
-    if (message.seq !== 0) {
-      writer.uint32(16).uint64(message.seq);
-    }
-    if (message.exitCode !== 0) {
-      writer.uint32(24).int32(message.exitCode);
-    }
-    if (message.signal !== "") {
-      writer.uint32(34).string(message.signal);
-    }
-    if (message.timedOut !== false) {
-      writer.uint32(40).bool(message.timedOut);
-    }
-    if (message.cancelled !== false) {
-      writer.uint32(48).bool(message.cancelled);
-    }
-    if (message.error !== "") {
-      writer.uint32(58).string(message.error);
-    }
-    if (message.durationMs !== 0) {
-      writer.uint32(64).uint64(message.durationMs);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ExecResult {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseExecResult();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.jobId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.seq = longToNumber(reader.uint64());
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.exitCode = reader.int32();
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.signal = reader.string();
-            continue;
-          }
-          case 5: {
-            if (tag !== 40) {
-              break;
-            }
-
-            message.timedOut = reader.bool();
-            continue;
-          }
-          case 6: {
-            if (tag !== 48) {
-              break;
-            }
-
-            message.cancelled = reader.bool();
-            continue;
-          }
-          case 7: {
-            if (tag !== 58) {
-              break;
-            }
-
-            message.error = reader.string();
-            continue;
-          }
-          case 8: {
-            if (tag !== 64) {
-              break;
-            }
-
-            message.durationMs = longToNumber(reader.uint64());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): ExecResult {
-    return {
-      jobId: isSet(object.jobId)
-        ? globalThis.String(object.jobId)
-        : isSet(object.job_id)
-        ? globalThis.String(object.job_id)
-        : "",
-      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
-      exitCode: isSet(object.exitCode)
-        ? globalThis.Number(object.exitCode)
-        : isSet(object.exit_code)
-        ? globalThis.Number(object.exit_code)
-        : 0,
-      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
-      timedOut: isSet(object.timedOut)
-        ? globalThis.Boolean(object.timedOut)
-        : isSet(object.timed_out)
-        ? globalThis.Boolean(object.timed_out)
-        : false,
-      cancelled: isSet(object.cancelled) ? globalThis.Boolean(object.cancelled) : false,
-      error: isSet(object.error) ? globalThis.String(object.error) : "",
-      durationMs: isSet(object.durationMs)
-        ? globalThis.Number(object.durationMs)
-        : isSet(object.duration_ms)
-        ? globalThis.Number(object.duration_ms)
-        : 0,
-    };
-  },
-
-  toJSON(message: ExecResult): unknown {
-    const obj: any = {};
-    if (message.jobId !== "") {
-      obj.jobId = message.jobId;
-    }
-    if (message.seq !== 0) {
-      obj.seq = Math.round(message.seq);
-    }
-    if (message.exitCode !== 0) {
-      obj.exitCode = Math.round(message.exitCode);
-    }
-    if (message.signal !== "") {
-      obj.signal = message.signal;
-    }
-    if (message.timedOut !== false) {
-      obj.timedOut = message.timedOut;
-    }
-    if (message.cancelled !== false) {
-      obj.cancelled = message.cancelled;
-    }
-    if (message.error !== "") {
-      obj.error = message.error;
-    }
-    if (message.durationMs !== 0) {
-      obj.durationMs = Math.round(message.durationMs);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ExecResult>, I>>(base?: I): ExecResult {
-    return ExecResult.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ExecResult>, I>>(object: I): ExecResult {
-    const message = createBaseExecResult();
-    message.jobId = object.jobId ?? "";
-    message.seq = object.seq ?? 0;
-    message.exitCode = object.exitCode ?? 0;
-    message.signal = object.signal ?? "";
-    message.timedOut = object.timedOut ?? false;
-    message.cancelled = object.cancelled ?? false;
-    message.error = object.error ?? "";
-    message.durationMs = object.durationMs ?? 0;
     return message;
   },
 };
@@ -2659,7 +2451,7 @@ export const JobBundle: MessageFns<JobBundle> = {
 };
 
 function createBaseJobStart(): JobStart {
-  return { jobId: "", plan: undefined, params: {}, bundles: [], check: false };
+  return { jobId: "", plan: undefined, params: {}, bundles: [], check: false, kind: 0, exec: undefined };
 }
 
 export const JobStart: MessageFns<JobStart> = {
@@ -2678,6 +2470,12 @@ export const JobStart: MessageFns<JobStart> = {
     }
     if (message.check !== false) {
       writer.uint32(40).bool(message.check);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(48).int32(message.kind);
+    }
+    if (message.exec !== undefined) {
+      ExecSpec.encode(message.exec, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2738,6 +2536,22 @@ export const JobStart: MessageFns<JobStart> = {
             message.check = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.exec = ExecSpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2774,6 +2588,8 @@ export const JobStart: MessageFns<JobStart> = {
         : {},
       bundles: globalThis.Array.isArray(object?.bundles) ? object.bundles.map((e: any) => JobBundle.fromJSON(e)) : [],
       check: isSet(object.check) ? globalThis.Boolean(object.check) : false,
+      kind: isSet(object.kind) ? jobKindFromJSON(object.kind) : 0,
+      exec: isSet(object.exec) ? ExecSpec.fromJSON(object.exec) : undefined,
     };
   },
 
@@ -2800,6 +2616,12 @@ export const JobStart: MessageFns<JobStart> = {
     if (message.check !== false) {
       obj.check = message.check;
     }
+    if (message.kind !== 0) {
+      obj.kind = jobKindToJSON(message.kind);
+    }
+    if (message.exec !== undefined) {
+      obj.exec = ExecSpec.toJSON(message.exec);
+    }
     return obj;
   },
 
@@ -2823,6 +2645,8 @@ export const JobStart: MessageFns<JobStart> = {
     );
     message.bundles = object.bundles?.map((e) => JobBundle.fromPartial(e)) || [];
     message.check = object.check ?? false;
+    message.kind = object.kind ?? 0;
+    message.exec = (object.exec !== undefined && object.exec !== null) ? ExecSpec.fromPartial(object.exec) : undefined;
     return message;
   },
 };
@@ -3243,6 +3067,7 @@ function createBaseJobResult(): JobResult {
     changed: 0,
     unchanged: 0,
     skipped: 0,
+    exit: undefined,
   };
 }
 
@@ -3274,6 +3099,9 @@ export const JobResult: MessageFns<JobResult> = {
     }
     if (message.skipped !== 0) {
       writer.uint32(72).uint32(message.skipped);
+    }
+    if (message.exit !== undefined) {
+      ExecExit.encode(message.exit, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -3363,6 +3191,14 @@ export const JobResult: MessageFns<JobResult> = {
             message.skipped = reader.uint32();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.exit = ExecExit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3398,6 +3234,7 @@ export const JobResult: MessageFns<JobResult> = {
       changed: isSet(object.changed) ? globalThis.Number(object.changed) : 0,
       unchanged: isSet(object.unchanged) ? globalThis.Number(object.unchanged) : 0,
       skipped: isSet(object.skipped) ? globalThis.Number(object.skipped) : 0,
+      exit: isSet(object.exit) ? ExecExit.fromJSON(object.exit) : undefined,
     };
   },
 
@@ -3430,6 +3267,9 @@ export const JobResult: MessageFns<JobResult> = {
     if (message.skipped !== 0) {
       obj.skipped = Math.round(message.skipped);
     }
+    if (message.exit !== undefined) {
+      obj.exit = ExecExit.toJSON(message.exit);
+    }
     return obj;
   },
 
@@ -3447,6 +3287,116 @@ export const JobResult: MessageFns<JobResult> = {
     message.changed = object.changed ?? 0;
     message.unchanged = object.unchanged ?? 0;
     message.skipped = object.skipped ?? 0;
+    message.exit = (object.exit !== undefined && object.exit !== null) ? ExecExit.fromPartial(object.exit) : undefined;
+    return message;
+  },
+};
+
+function createBaseExecExit(): ExecExit {
+  return { exitCode: 0, signal: "", timedOut: false };
+}
+
+export const ExecExit: MessageFns<ExecExit> = {
+  encode(message: ExecExit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.exitCode !== 0) {
+      writer.uint32(8).int32(message.exitCode);
+    }
+    if (message.signal !== "") {
+      writer.uint32(18).string(message.signal);
+    }
+    if (message.timedOut !== false) {
+      writer.uint32(24).bool(message.timedOut);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecExit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecExit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timedOut = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecExit {
+    return {
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      timedOut: isSet(object.timedOut)
+        ? globalThis.Boolean(object.timedOut)
+        : isSet(object.timed_out)
+        ? globalThis.Boolean(object.timed_out)
+        : false,
+    };
+  },
+
+  toJSON(message: ExecExit): unknown {
+    const obj: any = {};
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    if (message.timedOut !== false) {
+      obj.timedOut = message.timedOut;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecExit>, I>>(base?: I): ExecExit {
+    return ExecExit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecExit>, I>>(object: I): ExecExit {
+    const message = createBaseExecExit();
+    message.exitCode = object.exitCode ?? 0;
+    message.signal = object.signal ?? "";
+    message.timedOut = object.timedOut ?? false;
     return message;
   },
 };

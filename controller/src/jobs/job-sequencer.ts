@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto';
+import { JobKind, type JobOutput, type JobResult, type JobStart, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { LiveSession, SessionRegistry } from '../sessions/registry.js';
+
+/** One sequenced message of a job as the agent sent it: a line, a step event (plan jobs) or the result. */
+export interface JobMessage {
+  output?: JobOutput;
+  step?: StepEvent;
+  result?: JobResult;
+}
+
+/** A host's job as the controller holds it, whatever its kind. */
+export interface HeldJob {
+  jobId: string;
+  kind: JobKind;
+  agentId: string;
+  hostname: string;
+  /** The operator-level run this host job belongs to (plan jobs keep it in job_hosts.job_id). */
+  runId: string;
+  /** Next sequence number expected from the agent; everything below is held. */
+  nextSeq: number;
+  /** dispatched (sent, nothing heard back) | running | succeeded | failed | cancelled | lost */
+  state: string;
+}
+
+/**
+ * Where a kind of job is kept: in memory (exec: an ad-hoc command lives as
+ * long as the operator's call) or in the store (plan jobs survive controller
+ * restarts). The sequencer applies the same rules on top of either.
+ */
+export interface JobLog {
+  readonly kind: JobKind;
+  create(job: HeldJob): Promise<void>;
+  /** A job not in the sequencer's memory (e.g. recorded before a controller restart); undefined when unknown. */
+  load(jobId: string): Promise<HeldJob | undefined>;
+  /** The agent's jobs that have not ended. */
+  unfinished(agentId: string): Promise<HeldJob[]>;
+  /** Holds message `seq` (the next expected) and the state it leads to, atomically. */
+  append(job: HeldJob, seq: number, m: JobMessage, state: string): Promise<void>;
+  /** Ends a job without a result from the agent (lost, cancelled here). */
+  end(job: HeldJob, state: string, message: string): Promise<void>;
+}
+
+/** Who waits for a job: told of every held message in order, then of its end once. */
+export interface JobListener {
+  /** The start as sent, kept to send again when it may never have arrived. */
+  start?: JobStart;
+  onMessage?(seq: number, m: JobMessage): void;
+  /** The agent's result, or one made up here when the job is lost (seq 0). */
+  onEnd?(r: JobResult): void;
+}
+
+export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
+
+/**
+ * Whether an agent refuses a job id it ran before even after it restarted,
+ * so a start that may not have arrived can be sent again: plan jobs are
+ * journaled on the agent's disk, exec jobs only in its memory.
+ */
+function resendIsSafe(kind: JobKind): boolean {
+  return kind === JobKind.JOB_KIND_PLAN;
+}
+
+/** A new job id; kinds share one id space (the kind travels in JobStart, not in the id). */
+export function newJobId(): string {
+  return `j-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+/** A job's result made up by the controller (it did not come from the agent). */
+export function controllerResult(jobId: string, status: string, message: string): JobResult {
+  return { jobId, seq: 0, status, failedStep: '', message, durationMs: 0, changed: 0, unchanged: 0, skipped: 0, exit: undefined };
+}
+
+interface Entry {
+  job: HeldJob;
+  log: JobLog;
+  listener?: JobListener;
+  /** The session its start was last written to: an agent saying hello on that session will still receive it. */
+  sentTo?: LiveSession;
+}
+
+/**
+ * The one sequencer for every job of every agent. Messages of one job are
+ * applied one at a time in arrival order (a queue per job id), so a read of
+ * the next expected sequence number is never stale: each message is held
+ * exactly once, duplicates are re-acknowledged and dropped, gaps wait for the
+ * agent's resend. On hello it reconciles what the agent holds with what the
+ * controller holds, under the same per-job queue.
+ */
+export class JobSequencer {
+  private readonly live = new Map<string, Entry>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly sessions: SessionRegistry, private readonly log: Logger, private readonly logs: readonly JobLog[]) {}
+
+  /** Records a new job in `log` and sends its start to the agent (if connected; otherwise hello reconciles it). */
+  start(log: JobLog, job: Omit<HeldJob, 'kind' | 'nextSeq' | 'state'>, start: JobStart, listener: JobListener): Promise<void> {
+    return this.serial(job.jobId, async () => {
+      const held: HeldJob = { ...job, kind: log.kind, nextSeq: 1, state: 'dispatched' };
+      await log.create(held);
+      const e: Entry = { job: held, log, listener: { ...listener, start } };
+      this.live.set(job.jobId, e);
+      this.sendStart(e);
+    });
+  }
+
+  /**
+   * Re-attaches a listener to a job recorded before a controller restart; a
+   * start still undelivered is sent again. Returns the held job (ended ones
+   * are returned as they are, without calling the listener).
+   */
+  attach(jobId: string, listener: JobListener): Promise<HeldJob | undefined> {
+    return this.serial(jobId, async () => {
+      const e = await this.find(jobId);
+      if (!e || TERMINAL.has(e.job.state)) return e?.job;
+      e.listener = listener;
+      if (e.job.state === 'dispatched') this.sendStart(e);
+      return e.job;
+    });
+  }
+
+  /** Applies one message of a job after every message of that job that arrived before it. */
+  onMessage(agentId: string, jobId: string, seq: number, m: JobMessage): Promise<void> {
+    return this.serial(jobId, () => this.apply(agentId, jobId, seq, m));
+  }
+
+  /**
+   * The agent said hello holding `openJobs` (running, or with messages not yet
+   * acknowledged). Returns what the controller holds of each; stops jobs
+   * nobody tracks; sends again starts that may not have arrived (when the
+   * kind allows it) and reports the rest of the agent's jobs it no longer
+   * knows as lost, never re-run.
+   */
+  async onHello(agentId: string, openJobs: readonly string[]): Promise<Array<{ jobId: string; seq: number }>> {
+    const session = this.sessions.get(agentId);
+    const acked: Array<{ jobId: string; seq: number }> = [];
+    const open = new Set(openJobs);
+    for (const jobId of open) {
+      await this.serial(jobId, async () => {
+        const e = await this.find(jobId);
+        const mine = e && e.job.agentId === agentId ? e : undefined;
+        if (mine) acked.push({ jobId, seq: mine.job.nextSeq - 1 });
+        // Unknown here, or given up on: nobody watches it, so stop it (a no-op for a job that finished).
+        if (!mine || mine.job.state === 'lost') {
+          session?.send({ msg: { $case: 'jobCancel', value: { jobId, reason: 'the controller no longer tracks this job' } } });
+        }
+      });
+    }
+    const held = new Map<string, JobKind>();
+    for (const log of this.logs) for (const j of await log.unfinished(agentId)) held.set(j.jobId, j.kind);
+    for (const [id, e] of this.live) if (e.job.agentId === agentId && !TERMINAL.has(e.job.state)) held.set(id, e.job.kind);
+    for (const jobId of held.keys()) {
+      if (open.has(jobId)) continue;
+      await this.serial(jobId, async () => {
+        const e = await this.find(jobId);
+        if (!e || e.job.agentId !== agentId || TERMINAL.has(e.job.state)) return;
+        // Started after this hello was sent, on this very session: it is on its way.
+        if (session && e.sentTo === session) return;
+        const start = e.listener?.start;
+        if (e.job.state === 'dispatched' && start && resendIsSafe(e.job.kind)) {
+          this.sendStart(e);
+        } else if (e.job.state === 'dispatched' && !start) {
+          await this.endNow(e, 'lost', 'the controller restarted before this host received the job; it did not run');
+        } else {
+          await this.endNow(e, 'lost', 'the agent no longer knows this job (it never arrived, or the agent restarted without it); it was not re-run');
+        }
+      });
+    }
+    return acked;
+  }
+
+  /** Ends a job without the agent's result (lost, or given up on here); its listener hears of it once. */
+  end(jobId: string, state: string, message: string): Promise<void> {
+    return this.serial(jobId, async () => {
+      const e = await this.find(jobId);
+      if (e && !TERMINAL.has(e.job.state)) await this.endNow(e, state, message);
+    });
+  }
+
+  /** Whether the agent has a session now. */
+  connected(agentId: string): boolean {
+    return this.sessions.get(agentId) !== undefined;
+  }
+
+  /** Asks the agent to stop a job (either kind); its result still arrives through onMessage. */
+  cancel(jobId: string, agentId: string, reason: string): void {
+    this.sessions.get(agentId)?.send({ msg: { $case: 'jobCancel', value: { jobId, reason } } });
+  }
+
+  private async apply(agentId: string, jobId: string, seq: number, m: JobMessage): Promise<void> {
+    const session = this.sessions.get(agentId);
+    const e = await this.find(jobId);
+    if (!e || e.job.agentId !== agentId) {
+      session?.ack(jobId, seq); // not ours to keep: let the agent free its buffer
+      return;
+    }
+    const { job } = e;
+    if (seq < job.nextSeq) {
+      session?.ack(jobId, job.nextSeq - 1);
+      return;
+    }
+    if (TERMINAL.has(job.state)) {
+      session?.ack(jobId, seq); // ended here already (lost, given up): its listener was told; drop
+      return;
+    }
+    if (seq > job.nextSeq) {
+      this.log.warn({ agentId, jobId, seq, expected: job.nextSeq }, 'job message after a gap dropped; the agent resends it after reconnecting');
+      return;
+    }
+    const state = m.result ? m.result.status : job.state === 'dispatched' ? 'running' : job.state;
+    await e.log.append(job, seq, m, state);
+    job.nextSeq = seq + 1;
+    job.state = state;
+    session?.ack(jobId, seq);
+    e.listener?.onMessage?.(seq, m);
+    if (m.result) {
+      this.live.delete(jobId);
+      e.listener?.onEnd?.(m.result);
+    }
+  }
+
+  /** Writes the job's start to its agent's current session, if there is one (hello reconciles it otherwise). */
+  private sendStart(e: Entry): void {
+    const session = this.sessions.get(e.job.agentId);
+    const start = e.listener?.start;
+    if (!session || !start) return;
+    session.send({ msg: { $case: 'jobStart', value: start } });
+    e.sentTo = session;
+  }
+
+  private async endNow(e: Entry, state: string, message: string): Promise<void> {
+    await e.log.end(e.job, state, message);
+    e.job.state = state;
+    this.live.delete(e.job.jobId);
+    e.listener?.onEnd?.(controllerResult(e.job.jobId, state, message));
+  }
+
+  /** The job from memory, else from the logs (kept in memory while it has not ended). */
+  private async find(jobId: string): Promise<Entry | undefined> {
+    const known = this.live.get(jobId);
+    if (known) return known;
+    for (const log of this.logs) {
+      const job = await log.load(jobId);
+      if (!job) continue;
+      const e = { job, log };
+      if (!TERMINAL.has(job.state)) this.live.set(jobId, e);
+      return e;
+    }
+    return undefined;
+  }
+
+  /** Runs `fn` after everything queued for `jobId`: one job's work is applied one piece at a time, in order. */
+  private serial<T>(jobId: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(jobId) ?? Promise.resolve()).then(fn);
+    const tail = run.catch(() => undefined);
+    this.queues.set(jobId, tail);
+    void tail.then(() => { if (this.queues.get(jobId) === tail) this.queues.delete(jobId); });
+    return run;
+  }
+}

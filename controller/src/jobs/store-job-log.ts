@@ -1,0 +1,66 @@
+import { JobKind } from '../../../common/src/gen/ferry/v1/session.js';
+import type { Db } from '../store/db.js';
+import type { HeldJob, JobLog, JobMessage } from './job-sequencer.js';
+
+interface Row {
+  host_job_id: string;
+  job_id: string;
+  agent_id: string;
+  hostname: string;
+  state: string;
+  next_seq: number;
+}
+
+const COLUMNS = 'host_job_id, job_id, agent_id, hostname, state, next_seq';
+
+function held(r: Row): HeldJob {
+  return { jobId: r.host_job_id, kind: JobKind.JOB_KIND_PLAN, agentId: r.agent_id, hostname: r.hostname, runId: r.job_id, nextSeq: Number(r.next_seq), state: r.state };
+}
+
+/**
+ * Plan jobs in the store: each host's state and next expected sequence
+ * number in job_hosts, every message in job_events, both written in one
+ * transaction, so a restarted controller keeps deduplicating.
+ */
+export class StoreJobLog implements JobLog {
+  readonly kind = JobKind.JOB_KIND_PLAN;
+
+  constructor(private readonly db: Db) {}
+
+  async create(job: HeldJob): Promise<void> {
+    await this.db.run(`INSERT INTO job_hosts (host_job_id, job_id, agent_id, hostname, state, next_seq, step_index, step_count, step_id, message, updated_at)
+      VALUES (?, ?, ?, ?, ?, ?, 0, 0, '', '', ?)`, [job.jobId, job.runId, job.agentId, job.hostname, job.state, job.nextSeq, Date.now()]);
+  }
+
+  async load(jobId: string): Promise<HeldJob | undefined> {
+    const r = await this.db.get<Row>(`SELECT ${COLUMNS} FROM job_hosts WHERE host_job_id = ?`, [jobId]);
+    return r && held(r);
+  }
+
+  async unfinished(agentId: string): Promise<HeldJob[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT ${COLUMNS} FROM job_hosts WHERE agent_id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled', 'lost')`, [agentId]);
+    return rows.map(held);
+  }
+
+  async append(job: HeldJob, seq: number, m: JobMessage, state: string): Promise<void> {
+    const kind = m.output ? 'output' : m.step ? 'step' : 'result';
+    const body = m.output ?? m.step ?? m.result;
+    await this.db.tx(async (db) => {
+      await db.run('INSERT INTO job_events (host_job_id, seq, kind, body, at) VALUES (?, ?, ?, ?, ?)', [job.jobId, seq, kind, JSON.stringify(body), Date.now()]);
+      if (m.step) {
+        await db.run('UPDATE job_hosts SET next_seq = ?, state = ?, step_index = ?, step_count = ?, step_id = ?, message = ?, updated_at = ? WHERE host_job_id = ?',
+          [seq + 1, state, m.step.stepIndex, m.step.stepCount, m.step.stepId, m.step.message, Date.now(), job.jobId]);
+      } else if (m.result) {
+        await db.run('UPDATE job_hosts SET next_seq = ?, state = ?, message = ?, updated_at = ? WHERE host_job_id = ?',
+          [seq + 1, state, m.result.message, Date.now(), job.jobId]);
+      } else {
+        await db.run('UPDATE job_hosts SET next_seq = ?, state = ?, updated_at = ? WHERE host_job_id = ?', [seq + 1, state, Date.now(), job.jobId]);
+      }
+    });
+  }
+
+  async end(job: HeldJob, state: string, message: string): Promise<void> {
+    await this.db.run('UPDATE job_hosts SET state = ?, message = ?, updated_at = ? WHERE host_job_id = ?', [state, message, Date.now(), job.jobId]);
+  }
+}

@@ -1,0 +1,196 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExecHostFinished } from '../../common/src/gen/ferry/v1/admin.js';
+import type { ControllerMessage, JobResult } from '../../common/src/gen/ferry/v1/session.js';
+import { silentLogger } from '../../common/src/log.js';
+import { ExecCoordinator } from '../../controller/src/exec/exec-coordinator.js';
+import { JobCoordinator } from '../../controller/src/jobs/job-coordinator.js';
+import { SessionRegistry, type LiveSession } from '../../controller/src/sessions/registry.js';
+import { SqliteDb } from '../../controller/src/store/db.js';
+import { tempDir, waitFor } from '../support/fixtures.js';
+
+/** An agent's session as the controller sees it, recording what it is sent and the highest ack per job. */
+class RecordingSession implements LiveSession {
+  readonly sent: ControllerMessage[] = [];
+  readonly acks = new Map<string, number>();
+  readonly connectedAt = Date.now();
+  readonly peerAddress = 'test';
+  constructor(readonly agentId: string, readonly hostname = agentId) {}
+  send(m: ControllerMessage): void { this.sent.push(m); }
+  ack(jobId: string, seq: number): void { this.acks.set(jobId, Math.max(seq, this.acks.get(jobId) ?? 0)); }
+  close(): void { /* nothing to close */ }
+  starts(): string[] { return this.sent.flatMap((m) => (m.msg?.$case === 'jobStart' ? [m.msg.value.jobId] : [])); }
+  cancels(): string[] { return this.sent.flatMap((m) => (m.msg?.$case === 'jobCancel' ? [m.msg.value.jobId] : [])); }
+}
+
+const SIGNED = { plan: 'name: p\nsteps: []\n', signature: '', keyId: 'k', file: 'p.yaml' };
+type Kind = 'exec' | 'plan';
+
+/** A job started through the kind's own front end (ExecCoordinator / JobCoordinator), observed as its caller sees it. */
+interface Started {
+  jobId: string;
+  /** Sequence numbers of the lines the caller was shown. */
+  lines: number[];
+  /** How it ended, once it did. */
+  end?: { ok: boolean; message: string };
+}
+
+describe('job sequencer (exec and plan jobs, one rule)', () => {
+  let dir: string;
+  let db: SqliteDb;
+  let sessions: SessionRegistry;
+  let jobs: JobCoordinator;
+  let exec: ExecCoordinator;
+  let abort: AbortController;
+  beforeEach(() => {
+    dir = tempDir('ferry-seq-');
+    db = new SqliteDb(join(dir, 'ferry.db'));
+    db.migrate();
+    sessions = new SessionRegistry();
+    jobs = new JobCoordinator(db, sessions, silentLogger());
+    exec = new ExecCoordinator(jobs, silentLogger());
+    abort = new AbortController();
+  });
+  afterEach(async () => {
+    abort.abort(); // ends exec runs a test left open (their lost-timers)
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function startJob(kind: Kind, s: RecordingSession): Promise<Started> {
+    const out: Started = { jobId: '', lines: [] };
+    const before = s.starts().length;
+    if (kind === 'exec') {
+      void exec.run({ selector: '', argv: ['true'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' }, [{ agentId: s.agentId, hostname: s.hostname }], (ev) => {
+        if (ev.event?.$case === 'line') out.lines.push(ev.event.value.seq);
+        if (ev.event?.$case === 'finished') {
+          const f: ExecHostFinished = ev.event.value;
+          out.end = { ok: f.exitCode === 0 && !f.error, message: f.error };
+        }
+      }, abort.signal);
+    } else {
+      const run = `j-run-${Math.random().toString(36).slice(2)}`;
+      await jobs.createJob(run, { planId: 'p', signed: SIGNED, params: {}, bundles: [], check: false, createdBy: 't' });
+      await jobs.startHost(run, `${run}-${s.agentId}`, { signed: SIGNED, params: {}, bundles: [], check: false }, { agentId: s.agentId, hostname: s.hostname }, {
+        sink: (ev) => { if (ev.event?.$case === 'line') out.lines.push(ev.event.value.seq); },
+        done: (r) => { out.end = { ok: r?.status === 'succeeded', message: r?.message ?? '' }; },
+      });
+    }
+    await waitFor(() => s.starts().length > before, 2000, 'start sent');
+    out.jobId = s.starts().at(-1)!;
+    return out;
+  }
+
+  const line = (jobId: string, seq: number) => ({ output: { jobId, seq, stream: 1, line: `line-${seq}`, timeMs: 0 } });
+  const result = (kind: Kind, jobId: string, seq: number) => {
+    const r: JobResult = { jobId, seq, status: 'succeeded', failedStep: '', message: '', durationMs: 1, changed: 0, unchanged: 0, skipped: 0,
+      exit: kind === 'exec' ? { exitCode: 0, signal: '', timedOut: false } : undefined };
+    return { result: r };
+  };
+
+  /** The session drops and the agent comes back with a new one, saying hello with `open`. */
+  async function reconnect(old: RecordingSession, open: string[]): Promise<{ s: RecordingSession; acked: Array<{ jobId: string; seq: number }> }> {
+    sessions.detach(old);
+    const s = new RecordingSession(old.agentId);
+    sessions.attach(s);
+    return { s, acked: await jobs.onHello(s.agentId, open) };
+  }
+
+  for (const kind of ['exec', 'plan'] as const) {
+    it(`applies every message of one ${kind} job delivered concurrently exactly once, in order`, async () => {
+      const s = new RecordingSession('a');
+      sessions.attach(s);
+      const job = await startJob(kind, s);
+      const n = 40;
+      const deliveries: Array<Promise<unknown>> = [];
+      // As a session delivers them: one after the other without waiting for the previous to be held,
+      // with every fifth line arriving twice (a resend racing the original).
+      for (let seq = 1; seq <= n; seq++) {
+        deliveries.push(jobs.onMessage('a', job.jobId, seq, line(job.jobId, seq)));
+        if (seq % 5 === 0) deliveries.push(jobs.onMessage('a', job.jobId, seq, line(job.jobId, seq)));
+      }
+      deliveries.push(jobs.onMessage('a', job.jobId, n + 1, result(kind, job.jobId, n + 1)));
+      const settled = await Promise.allSettled(deliveries);
+      assert.deepEqual(settled.filter((x) => x.status === 'rejected'), [], 'no delivery failed');
+      const all = Array.from({ length: n }, (_, i) => i + 1);
+      assert.deepEqual(job.lines, all, 'every line shown once, in order');
+      assert.deepEqual(job.end, { ok: true, message: '' });
+      assert.equal(s.acks.get(job.jobId), n + 1, 'everything acknowledged');
+      if (kind === 'plan') {
+        const stored = await db.all<{ seq: number }>('SELECT seq FROM job_events WHERE host_job_id = ? ORDER BY seq', [job.jobId]);
+        assert.deepEqual(stored.map((e) => Number(e.seq)), [...all, n + 1], 'every message stored once');
+        assert.equal((await jobs.hostJob(job.jobId))?.next_seq, n + 2);
+      }
+    });
+
+    it(`after a reconnect, acks what it holds of a ${kind} job, drops a resent duplicate and applies what follows`, async () => {
+      const first = new RecordingSession('a');
+      sessions.attach(first);
+      const job = await startJob(kind, first);
+      await jobs.onMessage('a', job.jobId, 1, line(job.jobId, 1));
+      await jobs.onMessage('a', job.jobId, 2, line(job.jobId, 2));
+      const { s, acked } = await reconnect(first, [job.jobId]);
+      assert.deepEqual(acked, [{ jobId: job.jobId, seq: 2 }], 'the welcome says what is held');
+      assert.deepEqual(s.cancels(), []);
+      await jobs.onMessage('a', job.jobId, 2, line(job.jobId, 2)); // resent although held
+      assert.equal(s.acks.get(job.jobId), 2, 'the duplicate is acknowledged again');
+      await jobs.onMessage('a', job.jobId, 4, line(job.jobId, 4)); // a gap: waits for the resend of 3
+      await jobs.onMessage('a', job.jobId, 3, line(job.jobId, 3));
+      await jobs.onMessage('a', job.jobId, 4, line(job.jobId, 4));
+      await jobs.onMessage('a', job.jobId, 5, result(kind, job.jobId, 5));
+      assert.deepEqual(job.lines, [1, 2, 3, 4]);
+      assert.deepEqual(job.end, { ok: true, message: '' });
+      assert.equal(s.acks.get(job.jobId), 5);
+    });
+
+    it(`a running ${kind} job the agent no longer reports is lost, never re-run; late messages are acked and dropped`, async () => {
+      const first = new RecordingSession('a');
+      sessions.attach(first);
+      const job = await startJob(kind, first);
+      await jobs.onMessage('a', job.jobId, 1, line(job.jobId, 1));
+      const { s, acked } = await reconnect(first, []);
+      assert.deepEqual(acked, []);
+      assert.equal(job.end?.ok, false);
+      assert.match(job.end!.message, /^the agent no longer knows this job/);
+      assert.deepEqual(s.starts(), [], 'not sent again');
+      await jobs.onMessage('a', job.jobId, 2, line(job.jobId, 2));
+      assert.deepEqual(job.lines, [1]);
+      assert.equal(s.acks.get(job.jobId), 2, 'the agent may free its buffer');
+    });
+  }
+
+  it('a job started on the session that is saying hello is on its way: neither lost nor sent twice', async () => {
+    const s = new RecordingSession('a');
+    sessions.attach(s); // the session is registered before its hello is reconciled
+    const plan = await startJob('plan', s);
+    const ex = await startJob('exec', s);
+    assert.deepEqual(await jobs.onHello('a', []), []);
+    assert.equal(plan.end, undefined);
+    assert.equal(ex.end, undefined);
+    assert.deepEqual(s.starts(), [plan.jobId, ex.jobId]);
+  });
+
+  it('cancels a job the agent holds that the controller does not track, whatever its kind', async () => {
+    const s = new RecordingSession('a');
+    sessions.attach(s);
+    const acked = await jobs.onHello('a', ['j-gone-1', 'j-gone-2']);
+    assert.deepEqual(acked, []);
+    assert.deepEqual(s.cancels(), ['j-gone-1', 'j-gone-2']);
+    await jobs.onMessage('a', 'j-gone-1', 7, line('j-gone-1', 7));
+    assert.equal(s.acks.get('j-gone-1'), 7, 'acknowledged so the agent frees it');
+  });
+
+  it('a start that may not have arrived is sent again only where the agent remembers job ids across its restarts (plan, not exec)', async () => {
+    const first = new RecordingSession('a');
+    sessions.attach(first);
+    const plan = await startJob('plan', first);
+    const ex = await startJob('exec', first);
+    const { s } = await reconnect(first, []);
+    assert.deepEqual(s.starts(), [plan.jobId], 'the plan job is sent again, same id (the agent journals ids on disk)');
+    assert.equal(plan.end, undefined);
+    assert.equal(ex.end?.ok, false, 'the exec job is lost: an agent that restarted could run the command twice');
+    assert.match(ex.end!.message, /^the agent no longer knows this job/);
+  });
+});
