@@ -170,11 +170,12 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
     const { dataDir } = c.config;
     const port = c.port;
     admin.close();
-    await c.stop(1_000);
-    // Hosts keep running their steps while the controller is away: wait until one finishes one.
+    // Hosts keep running their steps while the controller is away (stop closes every session first):
+    // wait until one that was running finishes, so its result must arrive on reconnect.
     const ends = () => Array.from({ length: HOSTS }, (_, i) => log(name(i)).filter((l) => l === 'end-r').length).reduce((a, b) => a + b, 0);
-    const endsAtStop = ends();
-    await waitFor(() => ends() > endsAtStop, 10_000, 'a host to finish its step while the controller is away');
+    const endsBefore = ends();
+    await c.stop(1_000);
+    await waitFor(() => ends() > endsBefore, 10_000, 'a host to finish its step while the controller is away');
     c = await startController({ listen: `127.0.0.1:${port}` }, dataDir);
     connect();
     const s = await finished(id);

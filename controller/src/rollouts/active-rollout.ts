@@ -19,9 +19,10 @@ export type HostPatch = Partial<Omit<HostModel, 'state'>>;
 /** Rollout fields that change along with its state. */
 export type RolloutPatch = Partial<Pick<RolloutModel, 'pauseReason' | 'gateUntil' | 'currentWave'>>;
 
-/** The prefetch phase as the rollout sees it: something it can stop. */
-export interface Stoppable {
+/** The prefetch phase as the rollout sees it: it can be stopped, and told that a host went offline. */
+export interface RunningPhase {
   stop(): void;
+  offline(agentId: string): void;
 }
 
 /**
@@ -32,7 +33,7 @@ export interface Stoppable {
  */
 export class ActiveRollout {
   /** Set while the prefetch phase runs, so abort can stop it. */
-  prefetch: Stoppable | null = null;
+  prefetch: RunningPhase | null = null;
   private readonly releases: Array<() => void> = [];
 
   constructor(

@@ -3,7 +3,7 @@ import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore, StoredBundle } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
-import type { ActiveRollout, Stoppable } from './active-rollout.js';
+import type { ActiveRollout, RunningPhase } from './active-rollout.js';
 
 /** What the phase needs from the scheduler that owns it. */
 export interface PhaseOwner {
@@ -35,7 +35,7 @@ const OFFLINE = 'offline during prefetch: its job stages the bundles when its wa
  * After a controller restart the phase runs again for the hosts still
  * prefetching; what a host already holds is not fetched again.
  */
-export class PrefetchPhase implements Stoppable {
+export class PrefetchPhase implements RunningPhase {
   private readonly abort = new AbortController();
   /** One abort per host still staging: a disconnect ends that host's wait only. */
   private readonly hostAborts = new Map<string, AbortController>();
@@ -64,8 +64,9 @@ export class PrefetchPhase implements Stoppable {
     await this.s.serial(async () => {
       if (a.prefetch === this) a.prefetch = null;
       if (a.model.state !== 'prefetching' || this.abort.signal.aborted) return;
-      // Hosts the phase did not settle (an error above) stage on demand.
-      await a.moveHosts(a.model.hosts.filter((h) => h.state === 'prefetching'), 'offline', 'pending', { message: OFFLINE });
+      // Hosts the phase could not settle (an error above, a bundle gone) stage on demand, like offline ones.
+      await a.moveHosts(a.model.hosts.filter((h) => h.state === 'prefetching'), 'offline', 'pending',
+        { message: 'prefetch did not finish for this host: its job stages the bundles when its wave runs' });
       const n = (st: string) => a.model.hosts.filter((h) => h.state === st).length;
       await a.moveTo('prefetched', 'running', `prefetch done: ${n('ready')} ready, ${n('failed')} failed, ${n('pending')} offline`, 'prefetched');
     });

@@ -90,7 +90,7 @@ export class RolloutScheduler {
         this.onAgentUp(agentId);
       } else {
         this.downSince.set(agentId, this.clock.now());
-        for (const a of this.active.values()) if (a.prefetch instanceof PrefetchPhase) a.prefetch.offline(agentId);
+        for (const a of this.active.values()) a.prefetch?.offline(agentId);
       }
       this.kick();
     });

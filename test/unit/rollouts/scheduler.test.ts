@@ -88,6 +88,24 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
     await assert.rejects(approveRollout(f.scheduler, id, 'test'), /is running: approve cannot move it to running \(approve applies to a rollout that is waiting or awaiting-approval\)/);
   });
 
+  it('waits between waves on the clock: nothing starts before the wait is over, the next wave starts when it is', async () => {
+    f = new FakeController(['a', 'b']);
+    await f.start();
+    const s = ['a', 'b'].map((id) => f.connect(id));
+    const { model: { id } } = await f.scheduler.create(SPEC('{ waves: [1, "100%"], wait: 30s }'), 'r.yaml', 'test');
+    await f.flush();
+    await f.result('a', s[0]!.starts()[0]!, 'succeeded');
+    await f.flush();
+    assert.equal(model(id).state, 'waiting');
+    assert.equal(model(id).gateUntil, f.clock.now() + 30_000);
+    await f.advance(29_000);
+    assert.deepEqual([model(id).state, s[1]!.starts()], ['waiting', []]);
+    await f.advance(1000);
+    assert.equal(model(id).state, 'running');
+    assert.equal(model(id).currentWave, 1);
+    assert.equal(s[1]!.starts().length, 1);
+  });
+
   it('skips hosts offline past offlineTimeout with offline: skip (and not a moment before)', async () => {
     f = new FakeController(['a', 'b']);
     await f.start();
