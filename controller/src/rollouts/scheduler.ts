@@ -1,3 +1,4 @@
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { JobResult } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
@@ -159,7 +160,7 @@ export class RolloutScheduler {
     const existing = this.active.get(id);
     if (existing) return existing;
     const stored = loaded ?? (await this.store.load(id));
-    if (!stored) throw new Error(`rollout ${id} is not in the store`);
+    if (!stored) throw new FerryError(ErrorCode.NotFound, `rollout ${id} is not in the store`, 'list rollouts with `ferry rollout ls`');
     const dispatch = info ?? (await dispatchInfo(this.deps, stored));
     const a = new ActiveRollout(stored, dispatch, await this.store.lastSeq(id), this.store, (ev) => this.emit(ev.rolloutId, ev), this.clock);
     for (const b of stored.bundles) a.hold(this.deps.bundles.lease(b.bundleId));
