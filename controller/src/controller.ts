@@ -17,6 +17,8 @@ import { JobCoordinator } from './jobs/job-coordinator.js';
 import { PlanStore } from './plans/plan-store.js';
 import { RolloutsService } from '../../common/src/gen/ferry/v1/rollouts.js';
 import { rolloutsService } from './rollouts/rollout-service.js';
+import { systemClock } from './rollouts/clock.js';
+import { RolloutStore } from './rollouts/rollout-store.js';
 import { RolloutScheduler } from './rollouts/scheduler.js';
 import { FastAdminService as AdminService, FastChunksService } from '../../common/src/grpc-chunks.js';
 import { chunksService } from './services/chunks.js';
@@ -122,7 +124,7 @@ export class Controller {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
       jobs,
       plans: new PlanStore(db, bundles),
-      rollouts: undefined as unknown as RolloutScheduler, // set below: it needs the context itself
+      rollouts: undefined as unknown as RolloutScheduler, // set below, from the parts it uses
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
       exec: new ExecCoordinator(jobs, log.child({ part: 'exec' })),
@@ -131,7 +133,10 @@ export class Controller {
         : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
     };
 
-    ctx.rollouts = new RolloutScheduler(ctx);
+    ctx.rollouts = new RolloutScheduler({
+      store: new RolloutStore(db), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
+      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock,
+    });
     // Before any agent can connect: running hosts are re-attached to their
     // stored jobs first, so results that arrive on reconnect reach them.
     await ctx.rollouts.start();

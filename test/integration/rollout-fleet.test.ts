@@ -106,7 +106,8 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
     const paused = await until(id, (s) => s.info!.paused, 'the budget to pause the rollout');
     assert.match(paused.info!.pauseReason, /wave 3: 3 of 20 hosts failed, the wave allows 2/);
     const settled = await until(id, (s) => !s.hosts.some((h) => h.state === 'running'), 'running hosts to finish');
-    await new Promise((r) => setTimeout(r, 1500));
+    // A scheduling pass after the last result: whatever a paused rollout would wrongly start, it starts here.
+    await c.ctx.rollouts.settle();
     const still = await get(id);
     assert.deepEqual(by(still, 'succeeded'), by(settled, 'succeeded'), 'no host started while paused');
     assert.ok(still.hosts.filter((h) => h.wave === 3).every((h) => h.state === 'pending'), 'wave 4 did not begin');
@@ -169,9 +170,12 @@ describe(`rollouts across ${HOSTS} in-process agents`, function () {
     const { dataDir } = c.config;
     const port = c.port;
     admin.close();
+    // Hosts keep running their steps while the controller is away (stop closes every session first):
+    // wait until one that was running finishes, so its result must arrive on reconnect.
+    const ends = () => Array.from({ length: HOSTS }, (_, i) => log(name(i)).filter((l) => l === 'end-r').length).reduce((a, b) => a + b, 0);
+    const endsBefore = ends();
     await c.stop(1_000);
-    // Hosts keep running their steps while the controller is away.
-    await new Promise((r) => setTimeout(r, 800));
+    await waitFor(() => ends() > endsBefore, 10_000, 'a host to finish its step while the controller is away');
     c = await startController({ listen: `127.0.0.1:${port}` }, dataDir);
     connect();
     const s = await finished(id);

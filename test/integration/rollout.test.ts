@@ -188,7 +188,8 @@ strategy:
       assert.equal(aborting.state, 'aborting');
       await assert.rejects(ro.call(ro.client.abort, { id, reason: '', hosts: [], force: false }),
         (e: FerryError) => e.code === ErrorCode.InvalidArgument && /offline: p-0/.test(e.message) && /--force/.test(e.hint ?? ''));
-      await new Promise((r) => setTimeout(r, 500));
+      // A scheduling pass after the refused abort: an aborting rollout does not give up on a running host by itself.
+      await c.ctx.rollouts.settle();
       assert.equal((await host()).state, 'running', 'an offline host cannot be known to have stopped');
 
       const forced = await ro.call(ro.client.abort, { id, reason: '', hosts: [], force: true });

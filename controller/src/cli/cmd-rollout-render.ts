@@ -1,5 +1,5 @@
 import { formatDuration } from '../../../common/src/duration.js';
-import type { HostCount, RolloutEvent, RolloutHost, RolloutInfo, RolloutSnapshot } from '../../../common/src/gen/ferry/v1/rollouts.js';
+import type { HostCount, RolloutEvent, RolloutHost, RolloutInfo, RolloutSnapshot, WaveInfo } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import { ago, table } from '../../../common/src/table.js';
 
 /** Host states in the order people read them. */
@@ -10,7 +10,15 @@ export function countsText(counts: readonly HostCount[]): string {
   return [...counts].sort((a, b) => ORDER.indexOf(a.state) - ORDER.indexOf(b.state)).map((c) => `${c.count} ${c.state}`).join(' · ') || 'no hosts';
 }
 
-const done = (counts: readonly HostCount[]) => counts.filter((c) => ['succeeded', 'failed', 'skipped', 'cancelled'].includes(c.state)).reduce((n, c) => n + c.count, 0);
+/** How many hosts are in `states`. */
+const count = (counts: readonly HostCount[], ...states: string[]) => counts.filter((c) => states.includes(c.state)).reduce((n, c) => n + c.count, 0);
+
+/**
+ * Hosts the rollout finished by its own rules (ran, or skipped as offline).
+ * Cancelled hosts are not among them: an abort stopped them, and they are
+ * shown as cancelled.
+ */
+const done = (counts: readonly HostCount[]) => count(counts, 'succeeded', 'failed', 'skipped');
 
 /** "running, wave 2/3", "paused (error budget exceeded …)", "awaiting approval for wave 3". */
 export function stateText(i: RolloutInfo): string {
@@ -36,14 +44,28 @@ export function hostDetail(h: RolloutHost): string {
   return first;
 }
 
+/**
+ * How long a wave's hosts ran, and separately how long the rollout then
+ * waited (for approval, or the wait between waves) before the next wave:
+ * " ran 2.0s, then waited 10m0s for approval".
+ */
+export function waveTimes(w: WaveInfo, next: WaveInfo | undefined, i: RolloutInfo, now: number): string {
+  if (!w.startedAtMs) return '';
+  const ran = ` ran ${formatDuration((w.finishedAtMs || now) - w.startedAtMs)}`;
+  if (!w.finishedAtMs || !next) return ran;
+  const gate = i.strategy.includes('approval') ? 'for approval' : 'between waves';
+  if (next.startedAtMs) return next.startedAtMs > w.finishedAtMs ? `${ran}, then waited ${formatDuration(next.startedAtMs - w.finishedAtMs)} ${gate}` : ran;
+  const waiting = (i.state === 'waiting' || i.state === 'awaiting-approval') && i.currentWave === w.index;
+  return waiting ? `${ran}, waiting ${formatDuration(now - w.finishedAtMs)} ${gate}` : ran;
+}
+
 /** The watch screen: header, one bar per wave, counts, failing hosts with their last lines, running hosts. */
 export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = true): string[] {
   const i = s.info!;
   const eta = s.etaMs >= 0 ? `ETA ${formatDuration(s.etaMs)}${s.etaNote ? ` (${s.etaNote})` : ''}` : `ETA ? (${s.etaNote})`;
   const lines = [`rollout ${i.id} ${i.name} (plan ${i.plan}) — ${stateText(i)}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : ` · ${eta}`}`, `  ${i.strategy}`];
-  for (const w of s.waves) {
-    const took = w.startedAtMs ? ` ${formatDuration((w.finishedAtMs || now) - w.startedAtMs)}` : '';
-    lines.push(`wave ${String(w.index + 1).padEnd(2)} ${bar(done(w.counts), w.size)} ${`${done(w.counts)}/${w.size}`.padEnd(9)} ${w.state.padEnd(7)} ${countsText(w.counts)}${took}`);
+  for (const [k, w] of s.waves.entries()) {
+    lines.push(`wave ${String(w.index + 1).padEnd(2)} ${bar(done(w.counts), w.size)} ${`${done(w.counts)}/${w.size}`.padEnd(9)} ${w.state.padEnd(7)} ${countsText(w.counts)}${waveTimes(w, s.waves[k + 1], i, now)}`);
   }
   lines.push(`hosts: ${countsText(i.counts)}`);
   const failing = s.hosts.filter((h) => h.state === 'failed');
@@ -71,11 +93,11 @@ export function eventLine(e: RolloutEvent): string {
   return `${t} ${e.kind}${e.message ? `: ${e.message}` : ''}`;
 }
 
-/** `ferry rollout ls`. */
+/** `ferry rollout ls`: what happened to the hosts, one column per outcome (an aborted rollout's cancelled hosts are not "done"). */
 export function listTable(rs: readonly RolloutInfo[], now = Date.now()): string {
-  return table([['ID', 'NAME', 'PLAN', 'STATE', 'WAVE', 'HOSTS', 'DONE', 'FAILED', 'CREATED'],
+  return table([['ID', 'NAME', 'PLAN', 'STATE', 'WAVE', 'HOSTS', 'SUCCEEDED', 'FAILED', 'SKIPPED', 'CANCELLED', 'CREATED'],
     ...rs.map((r) => [r.id, r.name, r.plan, r.paused ? `paused (${r.state})` : r.state, r.currentWave >= 0 ? `${r.currentWave + 1}/${r.waveCount}` : `-/${r.waveCount}`,
-      String(r.hosts), String(done(r.counts)), String(r.counts.find((c) => c.state === 'failed')?.count ?? 0), ago(r.createdAtMs, now)])]);
+      String(r.hosts), ...['succeeded', 'failed', 'skipped', 'cancelled'].map((st) => String(count(r.counts, st))), ago(r.createdAtMs, now)])]);
 }
 
 /** `ferry rollout show`: the frame, then every host. */

@@ -67,6 +67,12 @@ export class PlanStore {
     return r && this.fromRow(r);
   }
 
+  /** One exact version by id (a rollout keeps the version it was created with), or undefined. */
+  async byId(id: string): Promise<StoredPlan | undefined> {
+    const r = await this.db.get<PlanRow>('SELECT * FROM plans WHERE id = ?', [id]);
+    return r && this.fromRow(r);
+  }
+
   async require(name: string): Promise<StoredPlan> {
     const p = await this.latest(name);
     if (!p) throw new FerryError(ErrorCode.NotFound, `no plan named ${name}`, 'push it with `ferry plan push FILE --key operator.key`; list plans with `ferry plan ls`');

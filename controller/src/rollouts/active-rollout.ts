@@ -1,6 +1,8 @@
 import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
-import type { HostModel, RolloutModel } from './model.js';
+import type { Clock } from './clock.js';
+import type { HostModel, HostState, RolloutModel, RolloutState } from './model.js';
 import type { RolloutEventRecord, RolloutStore, StoredRollout } from './rollout-store.js';
+import { hostTransition, rolloutTransition, type HostCause, type RolloutCause } from './transitions.js';
 
 /** What a rollout sends to each host: the signed plan as of create time, params, bundles. */
 export interface DispatchInfo {
@@ -11,14 +13,27 @@ export interface DispatchInfo {
 
 export type EventListener = (ev: RolloutEventRecord) => void;
 
+/** A host change that is not a state change (messages, timers, job ids). */
+export type HostPatch = Partial<Omit<HostModel, 'state'>>;
+
+/** Rollout fields that change along with its state. */
+export type RolloutPatch = Partial<Pick<RolloutModel, 'pauseReason' | 'gateUntil' | 'currentWave'>>;
+
+/** The prefetch phase as the rollout sees it: it can be stopped, and told that a host went offline. */
+export interface RunningPhase {
+  stop(): void;
+  offline(agentId: string): void;
+}
+
 /**
  * A rollout the scheduler is driving: its model in memory (the scheduler
  * decides from it without reading the store) written through to the store
- * on every change, with one event per change.
+ * on every change, with one event per change. States change only through
+ * `moveHosts` and `moveTo`, which check the transition tables.
  */
 export class ActiveRollout {
   /** Set while the prefetch phase runs, so abort can stop it. */
-  prefetch: AbortController | null = null;
+  prefetch: RunningPhase | null = null;
   private readonly releases: Array<() => void> = [];
 
   constructor(
@@ -27,6 +42,7 @@ export class ActiveRollout {
     private seq: number,
     private readonly store: RolloutStore,
     private readonly emit: EventListener,
+    readonly clock: Clock,
   ) {}
 
   get model(): RolloutModel {
@@ -48,32 +64,59 @@ export class ActiveRollout {
 
   release(): void {
     for (const r of this.releases.splice(0)) r();
-    this.prefetch?.abort();
+    this.prefetch?.stop();
   }
 
   /** Appends an event to the store and tells watchers. */
   async event(kind: string, message = '', host?: HostModel, state = host?.state ?? this.model.state): Promise<void> {
     const ev: RolloutEventRecord = {
-      rolloutId: this.id, seq: ++this.seq, at: Date.now(), kind, agentId: host?.agentId ?? '', hostname: host?.hostname ?? '', state, message,
+      rolloutId: this.id, seq: ++this.seq, at: this.clock.now(), kind, agentId: host?.agentId ?? '', hostname: host?.hostname ?? '', state, message,
     };
     await this.store.appendEvent(ev);
     this.emit(ev);
   }
 
-  /** Changes hosts, saves them, and records one `host` event each (unless `quiet`, for messages only). */
-  async updateHosts(hosts: HostModel[], patch: Partial<HostModel>, quiet = false): Promise<void> {
+  /**
+   * Moves hosts to state `to` (checked: every host must be allowed to make
+   * that move, or none moves), applies `patch`, saves them and records one
+   * `host` event each.
+   */
+  async moveHosts(hosts: HostModel[], cause: HostCause, to: HostState, patch: HostPatch = {}): Promise<void> {
+    // Check all first: a refused move leaves every host as it was.
+    for (const h of hosts) hostTransition(this.id, { ...h }, cause, to);
+    for (const h of hosts) {
+      hostTransition(this.id, h, cause, to);
+      Object.assign(h, patch);
+    }
+    await this.store.saveHosts(this.id, hosts);
+    for (const h of hosts) await this.event('host', h.message, h);
+  }
+
+  /** Changes hosts without changing their state, saves them, and records one `host` event each (unless `quiet`). */
+  async updateHosts(hosts: HostModel[], patch: HostPatch, quiet = false): Promise<void> {
     for (const h of hosts) Object.assign(h, patch);
     await this.store.saveHosts(this.id, hosts);
     if (!quiet) for (const h of hosts) await this.event('host', h.message, h);
   }
 
-  /** Saves the rollout row and records a `rollout` event with `message`. */
+  /**
+   * Moves the rollout to `to` (checked first: a refused move changes
+   * nothing), applies `patch`, saves it and records an event of `kind`.
+   */
+  async moveTo(cause: RolloutCause, to: RolloutState, message: string, kind = 'rollout', patch: RolloutPatch = {}): Promise<void> {
+    rolloutTransition(this.model, cause, to);
+    Object.assign(this.model, patch);
+    await this.save(message, kind);
+  }
+
+  /** Saves the rollout row and records an event `kind` with `message`. */
   async save(message = '', kind = 'rollout'): Promise<void> {
     const m = this.model;
     const terminal = m.state === 'succeeded' || m.state === 'failed' || m.state === 'aborted';
-    this.stored.finishedAt = terminal ? (this.stored.finishedAt ?? Date.now()) : null;
-    this.stored.updatedAt = Date.now();
-    await this.store.saveRollout(m, this.stored.finishedAt);
+    const now = this.clock.now();
+    this.stored.finishedAt = terminal ? (this.stored.finishedAt ?? now) : null;
+    this.stored.updatedAt = now;
+    await this.store.saveRollout(m, this.stored.finishedAt, now);
     await this.event(kind, message);
   }
 }

@@ -7,6 +7,7 @@ import type { ActiveRollout } from './active-rollout.js';
 import { HOST_TERMINAL, ROLLOUT_TERMINAL } from './model.js';
 import type { StoredRollout } from './rollout-store.js';
 import type { RolloutScheduler } from './scheduler.js';
+import { rolloutTransition, setPaused } from './transitions.js';
 
 function notFound(id: string): FerryError {
   return new FerryError(ErrorCode.NotFound, `no rollout ${id}`, 'list rollouts with `ferry rollout ls`');
@@ -29,7 +30,7 @@ async function act(s: RolloutScheduler, id: string, who: string, action: string,
     await a.event(action, `${message} (by ${who})`);
     return a.stored;
   });
-  await s.ctx.audit.record(who, `rollout.${action}`, id, detail);
+  await s.deps.audit.record(who, `rollout.${action}`, id, detail);
   s.kick();
   return stored;
 }
@@ -37,10 +38,8 @@ async function act(s: RolloutScheduler, id: string, who: string, action: string,
 /** No new host starts and no wave begins; running hosts finish. */
 export function pauseRollout(s: RolloutScheduler, id: string, who: string, reason: string): Promise<StoredRollout> {
   return act(s, id, who, 'paused', async (a) => {
-    if (a.model.state === 'aborting') throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is aborting`);
-    a.model.paused = true;
-    a.model.pauseReason = reason || `paused by ${who}`;
-    await s.store.saveRollout(a.model);
+    setPaused(a.model, true, reason || `paused by ${who}`);
+    await s.store.saveRollout(a.model, null, s.clock.now());
     return a.model.pauseReason;
   }, { reason });
 }
@@ -52,13 +51,11 @@ export function pauseRollout(s: RolloutScheduler, id: string, who: string, reaso
  */
 export function resumeRollout(s: RolloutScheduler, id: string, who: string): Promise<StoredRollout> {
   return act(s, id, who, 'resumed', async (a) => {
-    if (!a.model.paused) throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is not paused`);
     const was = a.model.pauseReason;
-    a.model.paused = false;
-    a.model.pauseReason = '';
-    const now = Date.now();
+    setPaused(a.model, false, '');
+    const now = s.clock.now();
     await a.updateHosts(a.model.hosts.filter((h) => h.wave <= a.model.currentWave && (h.state === 'pending' || h.state === 'ready')), { eligibleAt: now }, true);
-    await s.store.saveRollout(a.model);
+    await s.store.saveRollout(a.model, null, now);
     return `resumed (was: ${was})`;
   });
 }
@@ -77,14 +74,14 @@ export async function abortRollout(s: RolloutScheduler, id: string, who: string,
   const stored = await act(s, id, who, 'abort', async (a) => {
     const aborting = a.model.state === 'aborting';
     if (aborting && !force) {
-      const offline = a.model.hosts.filter((h) => h.state === 'running' && !s.ctx.sessions.get(h.agentId)).map((h) => h.hostname);
+      const offline = a.model.hosts.filter((h) => h.state === 'running' && !s.deps.sessions.get(h.agentId)).map((h) => h.hostname);
       throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is already aborting${offline.length ? `; it waits for running hosts that are offline: ${offline.join(', ')}` : ''}`,
         offline.length ? `\`ferry rollout abort ${id} --force\` stops waiting for them` : undefined);
     }
     if (!aborting) await s.abortNow(a, reason || `aborted by ${who}`);
     if (!force) return reason || 'aborted';
-    const gone = a.model.hosts.filter((h) => h.state === 'running' && !s.ctx.sessions.get(h.agentId));
-    await a.updateHosts(gone, { state: 'cancelled', finishedAt: Date.now(),
+    const gone = a.model.hosts.filter((h) => h.state === 'running' && !s.deps.sessions.get(h.agentId));
+    await a.moveHosts(gone, 'abandon', 'cancelled', { finishedAt: s.clock.now(),
       message: `abandoned by abort --force while offline: its job may still finish on the host (\`ferry rollout logs ${id} --host HOST\` shows what it reports)` });
     return `${reason || 'aborted'}; --force: stopped waiting for ${gone.length} offline host(s)${gone.length ? `: ${gone.map((h) => h.hostname).join(', ')}` : ''}`;
   }, { reason, force });
@@ -96,13 +93,9 @@ export async function abortRollout(s: RolloutScheduler, id: string, who: string,
 /** Lets the next wave begin now (after an approval gate, or skipping a wait). */
 export function approveRollout(s: RolloutScheduler, id: string, who: string): Promise<StoredRollout> {
   return act(s, id, who, 'approved', async (a) => {
-    const m = a.model;
-    if (m.state !== 'awaiting-approval' && m.state !== 'waiting') {
-      throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} is ${m.state}${m.paused ? ' (paused)' : ''}, not waiting between waves`,
-        m.paused ? `resume it with \`ferry rollout resume ${id}\`` : undefined);
-    }
-    const next = m.currentWave + 1;
-    await s.beginWave(a, next);
+    // The transition table refuses an approval unless the rollout waits between waves.
+    const next = a.model.currentWave + 1;
+    await s.beginWave(a, next, 'approve');
     return `wave ${next + 1} approved`;
   });
 }
@@ -131,20 +124,18 @@ export async function retryRollout(s: RolloutScheduler, id: string, who: string,
       return h;
     });
     if (chosen.length === 0) throw new FerryError(ErrorCode.InvalidArgument, `rollout ${id} has no failed hosts`);
-    const now = Date.now();
+    const now = s.clock.now();
+    if (m.state === 'failed') rolloutTransition({ ...m }, 'retry', 'running'); // refused before any host changes
     for (const h of chosen) {
-      Object.assign(h, { state: 'pending', attempt: h.attempt + 1, hostJobId: null, eligibleAt: h.wave <= m.currentWave ? now : null,
+      Object.assign(h, { attempt: h.attempt + 1, hostJobId: null, eligibleAt: h.wave <= m.currentWave ? now : null,
         message: `retry ${h.attempt + 1} requested by ${who}`, startedAt: null, finishedAt: null });
     }
-    await a.updateHosts(chosen, {});
-    if (m.state === 'failed') {
-      m.state = 'running';
-      await a.save(`running again to retry ${chosen.length} host(s)`);
-    }
+    await a.moveHosts(chosen, 'retry', 'pending');
+    if (m.state === 'failed') await a.moveTo('retry', 'running', `running again to retry ${chosen.length} host(s)`);
     await a.event('retried', `${chosen.length} host(s): ${chosen.map((h) => h.hostname).join(', ')} (by ${who})`);
     return { stored: a.stored, hosts: chosen.map((h) => h.hostname) };
   });
-  await s.ctx.audit.record(who, 'rollout.retry', id, { hosts: stored.hosts });
+  await s.deps.audit.record(who, 'rollout.retry', id, { hosts: stored.hosts });
   s.kick();
   return stored.stored;
 }

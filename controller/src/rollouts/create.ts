@@ -4,9 +4,11 @@ import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/ses
 import { parseSelector } from '../../../common/src/labels.js';
 import { resolveParams } from '../../../common/src/plan/expand-params.js';
 import { formatProblems } from '../../../common/src/plan/plan-problems.js';
-import type { ControllerContext } from '../services/context.js';
-import type { AgentRecord } from '../store/agents.js';
+import type { BundleStore } from '../bundles/bundle-store.js';
+import type { PlanStore } from '../plans/plan-store.js';
+import type { AgentRecord, AgentStore } from '../store/agents.js';
 import type { DispatchInfo } from './active-rollout.js';
+import type { Clock } from './clock.js';
 import type { HostModel } from './model.js';
 import type { StoredRollout } from './rollout-store.js';
 import { parseRolloutSpec, type RolloutTargets } from './spec.js';
@@ -45,22 +47,33 @@ export function resolveTargets(agents: readonly AgentRecord[], t: RolloutTargets
   return [...out.values()];
 }
 
+/** What creating a rollout reads: plans, bundles, agents, and the time. */
+export interface CreateDeps {
+  plans: Pick<PlanStore, 'require' | 'byId'>;
+  bundles: Pick<BundleStore, 'require' | 'byId'>;
+  agents: Pick<AgentStore, 'list'>;
+  clock: Clock;
+}
+
 /** The signed plan a rollout was created with (an exact version, not the latest of its name). */
-async function signedPlan(ctx: ControllerContext, planId: string): Promise<SignedPlan> {
-  const r = await ctx.db.get<{ signed_plan: string }>('SELECT signed_plan FROM plans WHERE id = ?', [planId]);
-  if (!r) throw new FerryError(ErrorCode.NotFound, `plan version ${planId} is no longer on the controller`);
-  return JSON.parse(r.signed_plan) as SignedPlan;
+async function signedPlan(d: Pick<CreateDeps, 'plans'>, s: StoredRollout): Promise<SignedPlan> {
+  const p = await d.plans.byId(s.planId);
+  if (!p) {
+    throw new FerryError(ErrorCode.NotFound, `plan ${s.planName} version ${s.planId} of rollout ${s.model.id} is no longer on the controller`,
+      `push that plan version again, or abort the rollout with \`ferry rollout abort ${s.model.id}\``);
+  }
+  return p.signed;
 }
 
 /** What hosts are sent, rebuilt from the store (after a restart). */
-export async function dispatchInfo(ctx: ControllerContext, s: StoredRollout): Promise<DispatchInfo> {
+export async function dispatchInfo(d: Pick<CreateDeps, 'plans' | 'bundles'>, s: StoredRollout): Promise<DispatchInfo> {
   const bundles: JobBundle[] = [];
   for (const b of s.bundles) {
     // A bundle removed since: the job still names it; hosts that staged it run, others fail clearly.
-    const stored = await ctx.bundles.byId(b.bundleId);
+    const stored = await d.bundles.byId(b.bundleId);
     bundles.push({ as: b.as, bundleId: b.bundleId, signed: stored?.signed });
   }
-  return { signed: await signedPlan(ctx, s.planId), params: s.spec.params, bundles };
+  return { signed: await signedPlan(d, s), params: s.spec.params, bundles };
 }
 
 /**
@@ -68,17 +81,17 @@ export async function dispatchInfo(ctx: ControllerContext, s: StoredRollout): Pr
  * and builds the new rollout: targets in order, assigned to waves, all
  * pending (prefetching when the spec asks for it and the plan has bundles).
  */
-export async function buildRollout(ctx: ControllerContext, specText: string, file: string, who: string): Promise<{ stored: StoredRollout; dispatch: DispatchInfo }> {
+export async function buildRollout(d: CreateDeps, specText: string, file: string, who: string): Promise<{ stored: StoredRollout; dispatch: DispatchInfo }> {
   const { spec, problems } = parseRolloutSpec(specText, file);
   if (!spec) throw new FerryError(ErrorCode.InvalidArgument, `rollout spec ${file} is invalid:\n${formatProblems(problems)}`, 'fix every problem listed and create it again');
-  const p = await ctx.plans.require(spec.plan);
+  const p = await d.plans.require(spec.plan);
   resolveParams(p.plan, spec.params); // refuse bad params before anything is stored
   const bundles: JobBundle[] = [];
   for (const b of p.plan.bundles) {
-    const stored = await ctx.bundles.require(b.name, b.version);
+    const stored = await d.bundles.require(b.name, b.version);
     bundles.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
   }
-  const targets = resolveTargets(await ctx.agents.list(), spec.targets);
+  const targets = resolveTargets(await d.agents.list(), spec.targets);
   if (targets.length === 0) {
     throw new FerryError(ErrorCode.InvalidArgument, `no enrolled agent matches the rollout's targets`, 'check targets.selector and targets.hosts against `ferry agents ls`');
   }
@@ -86,7 +99,7 @@ export async function buildRollout(ctx: ControllerContext, specText: string, fil
   const waves = assignWaves(sizes);
   const prefetch = spec.strategy.prefetch && bundles.length > 0;
   const id = `ro-${randomBytes(4).toString('hex')}`;
-  const now = Date.now();
+  const now = d.clock.now();
   const hosts: HostModel[] = targets.map((a, i) => ({
     agentId: a.id, hostname: a.hostname, wave: waves[i]!, order: i, state: prefetch ? 'prefetching' : 'pending', attempt: 1,
     hostJobId: null, eligibleAt: null, message: '', startedAt: null, finishedAt: null,

@@ -3,17 +3,21 @@
  * store and the API.
  *
  * Host states:
- *   pending ──▶ prefetching ──▶ ready ──▶ running (step k/n) ──▶ succeeded | failed | cancelled
- *      │                          │
- *      └──────────────────────────┴──▶ skipped (offline: skip) | failed (offline: fail) | cancelled (abort)
- * `retry` moves failed and cancelled hosts back to pending (a new attempt
- * with a new job id; the old attempt's output stays readable).
+ *   prefetching ──▶ ready ──▶ running (step k/n) ──▶ succeeded | failed | cancelled
+ *        │            │          ▲
+ *        └─▶ pending ─┼──────────┘        (prefetching → pending: offline during prefetch)
+ *                     └──▶ skipped (offline: skip) | failed (offline: fail, or staging failed) | cancelled (abort)
+ *   failed ──▶ pending (retry: a new attempt with a new job id)
  *
  * Rollout states:
  *   prefetching ──▶ running ⇄ waiting (timer) | awaiting-approval ──▶ succeeded | failed
  *        └─────────────┴──────────────┴──▶ aborting ──▶ aborted
+ *   failed ──▶ running (retry)
  * plus an orthogonal `paused` flag: while set no host starts and no wave
  * begins; hosts already running finish.
+ *
+ * The exact edges, with what causes each, are the tables in transitions.ts
+ * (and docs/rollouts.md, "State"); every state change goes through them.
  */
 import type { Amount } from './amount.js';
 import type { ErrorBudget } from './budget.js';

@@ -49,7 +49,7 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
       const ids = await s.store.ids(req.limit || 50);
       return { rollouts: await Promise.all(ids.map(async (id) => rolloutInfo(await find(s, id)))) };
     }),
-    get: unary(async (req) => snapshot(await find(s, req.id), s.store, ctx.sessions)),
+    get: unary(async (req) => snapshot(await find(s, req.id), s.store, ctx.sessions, s.clock.now())),
     pause: unary(async (req, who) => rolloutInfo(await pauseRollout(s, req.id, who, req.reason))),
     resume: unary(async (req, who) => rolloutInfo(await resumeRollout(s, req.id, who))),
     abort: unary(async (req, who) => rolloutInfo(await abortRollout(s, req.id, who, req.reason, req.force))),
@@ -83,7 +83,7 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
         dirty = false;
         const r = await find(s, call.request.id);
         if (closed) return;
-        call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions) } });
+        call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions, s.clock.now()) } });
         if (settled(r)) end();
       };
       const fail = (err: unknown) => {
@@ -120,7 +120,7 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
       timer = setInterval(() => { if (dirty && !closed) send().catch(fail); }, SNAPSHOT_EVERY_MS);
       (async () => {
         const r = await find(s, call.request.id);
-        call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions) } });
+        call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions, s.clock.now()) } });
         for (const ev of await s.store.events(call.request.id, lastSeq)) if (!closed) write(ev);
         replayed = true;
         for (const ev of held.splice(0)) if (!closed) write(ev);

@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.js';
+import { systemClock, type Clock } from './clock.js';
 import type { HostModel, HostState, RolloutModel, RolloutState } from './model.js';
 import type { RolloutSpec } from './spec.js';
 
@@ -59,7 +60,7 @@ function hostFromRow(r: HostRow): HostModel {
  * from exactly these rows. Portable SQL only.
  */
 export class RolloutStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly clock: Clock = systemClock) {}
 
   async insert(r: StoredRollout): Promise<void> {
     const m = r.model;
@@ -79,9 +80,9 @@ export class RolloutStore {
     });
   }
 
-  async saveRollout(m: RolloutModel, finishedAt: number | null = null): Promise<void> {
+  async saveRollout(m: RolloutModel, finishedAt: number | null = null, at = this.clock.now()): Promise<void> {
     await this.db.run('UPDATE rollouts SET state = ?, paused = ?, pause_reason = ?, current_wave = ?, gate_until = ?, updated_at = ?, finished_at = ? WHERE id = ?',
-      [m.state, m.paused ? 1 : 0, m.pauseReason, m.currentWave, m.gateUntil, Date.now(), finishedAt, m.id]);
+      [m.state, m.paused ? 1 : 0, m.pauseReason, m.currentWave, m.gateUntil, at, finishedAt, m.id]);
   }
 
   async saveHosts(rolloutId: string, hosts: readonly HostModel[]): Promise<void> {
@@ -90,7 +91,7 @@ export class RolloutStore {
       for (const h of hosts) {
         await db.run(`UPDATE rollout_hosts SET state = ?, attempt = ?, host_job_id = ?, eligible_at = ?, message = ?, started_at = ?, finished_at = ?, updated_at = ?
           WHERE rollout_id = ? AND agent_id = ?`,
-        [h.state, h.attempt, h.hostJobId, h.eligibleAt, h.message, h.startedAt, h.finishedAt, Date.now(), rolloutId, h.agentId]);
+        [h.state, h.attempt, h.hostJobId, h.eligibleAt, h.message, h.startedAt, h.finishedAt, this.clock.now(), rolloutId, h.agentId]);
       }
     };
     // One host: a plain statement; several (a wave begins, an abort): one transaction.
@@ -98,8 +99,18 @@ export class RolloutStore {
     else await this.db.tx(write);
   }
 
-  async waveTimes(rolloutId: string, idx: number, field: 'started_at' | 'finished_at', at: number): Promise<void> {
-    await this.db.run(`UPDATE rollout_waves SET ${field} = ? WHERE rollout_id = ? AND idx = ?`, [at, rolloutId, idx]);
+  /** When wave `idx` began. */
+  async waveStarted(rolloutId: string, idx: number, at: number): Promise<void> {
+    await this.db.run('UPDATE rollout_waves SET started_at = ? WHERE rollout_id = ? AND idx = ?', [at, rolloutId, idx]);
+  }
+
+  /**
+   * When the hosts of wave `idx` were done (or stopped by an abort). The
+   * first time counts: a wait or an approval gate after it is not the
+   * wave's running time, so beginning the next wave does not move it.
+   */
+  async waveFinished(rolloutId: string, idx: number, at: number): Promise<void> {
+    await this.db.run('UPDATE rollout_waves SET finished_at = ? WHERE rollout_id = ? AND idx = ? AND finished_at IS NULL', [at, rolloutId, idx]);
   }
 
   async waves(rolloutId: string): Promise<Array<{ idx: number; size: number; startedAt: number | null; finishedAt: number | null }>> {

@@ -1,18 +1,44 @@
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { JobResult } from '../../../common/src/gen/ferry/v1/session.js';
-import type { HostJobHooks } from '../jobs/job-coordinator.js';
-import type { ControllerContext } from '../services/context.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { BundleStore } from '../bundles/bundle-store.js';
+import type { PrefetchCoordinator } from '../bundles/prefetch.js';
+import type { HostJobHooks, JobCoordinator } from '../jobs/job-coordinator.js';
+import type { PlanStore } from '../plans/plan-store.js';
+import type { SessionRegistry } from '../sessions/registry.js';
+import type { AgentStore } from '../store/agents.js';
+import type { AuditLog } from '../store/audit.js';
 import { ActiveRollout, type DispatchInfo } from './active-rollout.js';
 import { budgetExceeded } from './budget.js';
+import type { Clock, Timer } from './clock.js';
 import { buildRollout, dispatchInfo } from './create.js';
 import { decide, type Action, type World } from './decide.js';
 import { HOST_TERMINAL, ROLLOUT_TERMINAL, type HostModel } from './model.js';
-import { runPrefetchPhase } from './prefetch-phase.js';
-import { RolloutStore, type RolloutEventRecord, type StoredRollout } from './rollout-store.js';
+import { PrefetchPhase } from './prefetch-phase.js';
+import type { RolloutEventRecord, RolloutStore, StoredRollout } from './rollout-store.js';
+import { rolloutTransition, setPaused } from './transitions.js';
 
 /** Watchers get every persisted event, and bare pings (no event) when step progress changed. */
 export type RolloutListener = (rolloutId: string, ev?: RolloutEventRecord) => void;
 
 const TICK_MS = 1000;
+
+/**
+ * What the scheduler works with. Narrow on purpose: it owns rollout state
+ * and reaches the rest of the controller only through these.
+ */
+export interface SchedulerDeps {
+  store: RolloutStore;
+  sessions: SessionRegistry;
+  jobs: JobCoordinator;
+  prefetch: Pick<PrefetchCoordinator, 'run'>;
+  plans: Pick<PlanStore, 'require' | 'byId'>;
+  bundles: Pick<BundleStore, 'lease' | 'byId' | 'require'>;
+  agents: Pick<AgentStore, 'list'>;
+  audit: Pick<AuditLog, 'record'>;
+  log: Logger;
+  clock: Clock;
+}
 
 /**
  * Drives every unfinished rollout from the store. One loop decides for all
@@ -26,51 +52,59 @@ const TICK_MS = 1000;
  */
 export class RolloutScheduler {
   readonly store: RolloutStore;
+  readonly clock: Clock;
   private readonly active = new Map<string, ActiveRollout>();
   private readonly listeners = new Set<RolloutListener>();
+  /** Prefetch phases running now; stop() waits for them. */
+  private readonly phases = new Set<Promise<void>>();
   private chain: Promise<unknown> = Promise.resolve();
-  private since = Date.now();
+  private since: number;
   /** Agents whose session dropped while this controller ran, and when. */
   private readonly downSince = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private kicked = false;
   private stopped = false;
   private unsubscribe: (() => void) | undefined;
 
-  constructor(readonly ctx: ControllerContext) {
-    this.store = new RolloutStore(ctx.db);
+  constructor(readonly deps: SchedulerDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.since = deps.clock.now();
   }
 
   /** Runs `fn` after every change queued before it; failures are logged and do not stop the queue. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.chain.then(fn);
-    this.chain = next.catch((err: unknown) => this.ctx.log.error({ err }, 'rollout scheduler step failed'));
+    this.chain = next.catch((err: unknown) => this.deps.log.error({ err }, 'rollout scheduler step failed'));
     return next;
   }
 
   /** Reloads unfinished rollouts and starts the loop. Call before agents can connect. */
   async start(): Promise<void> {
-    this.since = Date.now();
+    this.since = this.clock.now();
     for (const id of await this.store.unfinishedIds()) {
-      await this.activate(id).catch((err: unknown) => this.ctx.log.error({ err, rollout: id }, 'cannot resume rollout'));
+      await this.activate(id).catch((err: unknown) => this.deps.log.error({ err, rollout: id }, 'cannot resume rollout'));
     }
-    this.unsubscribe = this.ctx.sessions.onChange((agentId, up) => {
+    this.unsubscribe = this.deps.sessions.onChange((agentId, up) => {
       if (up) {
         this.downSince.delete(agentId);
         this.onAgentUp(agentId);
-      } else this.downSince.set(agentId, Date.now());
+      } else {
+        this.downSince.set(agentId, this.clock.now());
+        for (const a of this.active.values()) a.prefetch?.offline(agentId);
+      }
       this.kick();
     });
-    this.timer = setInterval(() => this.kick(), TICK_MS);
-    this.timer.unref();
+    this.timer = this.clock.every(TICK_MS, () => this.kick());
     this.kick();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    this.timer?.cancel();
     this.unsubscribe?.();
     for (const a of this.active.values()) a.release();
+    await Promise.all(this.phases);
     await this.chain.catch(() => undefined);
   }
 
@@ -109,10 +143,10 @@ export class RolloutScheduler {
 
   /** Validates and stores a new rollout, then starts driving it. */
   async create(specText: string, file: string, who: string): Promise<StoredRollout> {
-    const { stored, dispatch } = await buildRollout(this.ctx, specText, file, who);
-    await this.ctx.jobs.createJob(stored.jobId, { planId: stored.planId, signed: dispatch.signed, params: dispatch.params, bundles: dispatch.bundles, check: false, createdBy: who });
+    const { stored, dispatch } = await buildRollout(this.deps, specText, file, who);
+    await this.deps.jobs.createJob(stored.jobId, { planId: stored.planId, signed: dispatch.signed, params: dispatch.params, bundles: dispatch.bundles, check: false, createdBy: who });
     await this.store.insert(stored);
-    await this.ctx.audit.record(who, 'rollout.create', stored.model.id, { name: stored.name, plan: stored.planName, hosts: stored.model.hosts.length, waves: stored.model.waveSizes });
+    await this.deps.audit.record(who, 'rollout.create', stored.model.id, { name: stored.name, plan: stored.planName, hosts: stored.model.hosts.length, waves: stored.model.waveSizes });
     await this.serial(async () => {
       const a = await this.activate(stored.model.id, stored, dispatch);
       await a.event('created', `${stored.model.hosts.length} hosts in ${stored.model.waveSizes.length} waves (${stored.model.waveSizes.join(', ')}) by ${who}`);
@@ -126,22 +160,38 @@ export class RolloutScheduler {
     const existing = this.active.get(id);
     if (existing) return existing;
     const stored = loaded ?? (await this.store.load(id));
-    if (!stored) throw new Error(`rollout ${id} is not in the store`);
-    const dispatch = info ?? (await dispatchInfo(this.ctx, stored));
-    const a = new ActiveRollout(stored, dispatch, await this.store.lastSeq(id), this.store, (ev) => this.emit(ev.rolloutId, ev));
-    for (const b of stored.bundles) a.hold(this.ctx.bundles.lease(b.bundleId));
+    if (!stored) throw new FerryError(ErrorCode.NotFound, `rollout ${id} is not in the store`, 'list rollouts with `ferry rollout ls`');
+    const dispatch = info ?? (await dispatchInfo(this.deps, stored));
+    const a = new ActiveRollout(stored, dispatch, await this.store.lastSeq(id), this.store, (ev) => this.emit(ev.rolloutId, ev), this.clock);
+    for (const b of stored.bundles) a.hold(this.deps.bundles.lease(b.bundleId));
     this.active.set(id, a);
     for (const h of stored.model.hosts.filter((x) => x.state === 'running' && x.hostJobId)) {
-      const start = this.ctx.jobs.jobStart(h.hostJobId!, { ...dispatch, check: false });
-      const row = await this.ctx.jobs.attach(h.hostJobId!, h, start, this.hooks(a, h));
+      const start = this.deps.jobs.jobStart(h.hostJobId!, { ...dispatch, check: false });
+      const row = await this.deps.jobs.attach(h.hostJobId!, h, start, this.hooks(a, h));
       // Marked running here but no job row: the controller stopped between the
       // two writes, so the start was never sent. Sending it now is its first run.
-      if (!row) await this.ctx.jobs.startHost(stored.jobId, h.hostJobId!, { ...dispatch, check: false }, h, this.hooks(a, h));
+      if (!row) await this.deps.jobs.startHost(stored.jobId, h.hostJobId!, { ...dispatch, check: false }, h, this.hooks(a, h));
       else if (['succeeded', 'failed', 'cancelled', 'lost'].includes(row.state)) await this.hostFinished(a, h.agentId, h.hostJobId!, row.state, row.message);
     }
-    if (stored.model.state === 'prefetching') void runPrefetchPhase(this, a);
-    if (stored.model.state === 'aborting') for (const h of stored.model.hosts) if (h.state === 'running') this.ctx.jobs.cancel(h.hostJobId!, h.agentId);
+    if (stored.model.state === 'prefetching') this.startPrefetch(a);
+    if (stored.model.state === 'aborting') for (const h of stored.model.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
     return a;
+  }
+
+  /** Starts the rollout's prefetch phase; the scheduler keeps it until it ends (stop() awaits it). */
+  private startPrefetch(a: ActiveRollout): void {
+    const phase = new PrefetchPhase({
+      prefetch: this.deps.prefetch, bundles: this.deps.bundles, log: this.deps.log,
+      serial: (fn) => this.serial(fn), checkBudget: (x, w) => this.checkBudget(x, w), emit: (id) => this.emit(id),
+    }, a);
+    a.prefetch = phase;
+    const running: Promise<void> = phase.run()
+      .catch((err: unknown) => this.deps.log.error({ err, rollout: a.id }, 'rollout prefetch phase failed'))
+      .finally(() => {
+        this.phases.delete(running);
+        this.kick();
+      });
+    this.phases.add(running);
   }
 
   private hooks(a: ActiveRollout, h: HostModel): HostJobHooks {
@@ -162,7 +212,7 @@ export class RolloutScheduler {
     const h = a.host(agentId);
     if (!h || h.hostJobId !== hostJobId || h.state !== 'running') return;
     const state = status === 'succeeded' ? 'succeeded' : status === 'cancelled' ? 'cancelled' : 'failed';
-    await a.updateHosts([h], { state, finishedAt: Date.now(), message: status === 'lost' ? `lost: ${message}` : message });
+    await a.moveHosts([h], 'result', state, { finishedAt: this.clock.now(), message: status === 'lost' ? `lost: ${message}` : message });
     if (state === 'failed') await this.checkBudget(a, h.wave);
     this.kick();
   }
@@ -178,8 +228,7 @@ export class RolloutScheduler {
     if (!reason) return;
     await a.event('budget-exceeded', `${reason}; onFailure: ${m.strategy.onFailure}`);
     if (m.strategy.onFailure === 'pause' && !m.paused) {
-      m.paused = true;
-      m.pauseReason = reason;
+      setPaused(m, true, reason);
       await a.save(reason, 'paused');
     } else if (m.strategy.onFailure === 'abort') {
       await this.abortNow(a, reason);
@@ -189,29 +238,29 @@ export class RolloutScheduler {
   /** Abort: hosts not started are cancelled, running hosts' jobs are cancelled (the agent kills the step). */
   async abortNow(a: ActiveRollout, reason: string): Promise<void> {
     const m = a.model;
-    m.state = 'aborting';
-    m.paused = false;
-    m.pauseReason = reason;
-    m.gateUntil = null;
-    a.prefetch?.abort();
+    // Checked before any host changes: an abort the diagram refuses changes nothing.
+    rolloutTransition({ ...m }, 'abort', 'aborting');
+    a.prefetch?.stop();
     const waiting = m.hosts.filter((h) => h.state === 'pending' || h.state === 'ready' || h.state === 'prefetching');
-    await a.updateHosts(waiting, { state: 'cancelled', message: 'not started: the rollout was aborted', finishedAt: Date.now() });
-    for (const h of m.hosts) if (h.state === 'running') this.ctx.jobs.cancel(h.hostJobId!, h.agentId);
-    await a.save(reason, 'aborting');
+    await a.moveHosts(waiting, 'abort', 'cancelled', { message: 'not started: the rollout was aborted', finishedAt: this.clock.now() });
+    for (const h of m.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
+    await a.moveTo('abort', 'aborting', reason, 'aborting', { pauseReason: reason, gateUntil: null });
     this.kick();
   }
 
-  /** Wave `w` begins: its hosts become eligible now (the offline timeout counts from here). */
-  async beginWave(a: ActiveRollout, w: number): Promise<void> {
+  /**
+   * Wave `w` begins (`cause`: the previous wave was done, its wait ended, or
+   * an operator approved it): its hosts become eligible now (the offline
+   * timeout counts from here).
+   */
+  async beginWave(a: ActiveRollout, w: number, cause: 'begin-wave' | 'approve'): Promise<void> {
     const m = a.model;
-    const now = Date.now();
-    if (m.currentWave >= 0) await this.store.waveTimes(a.id, m.currentWave, 'finished_at', now);
-    m.currentWave = w;
-    m.state = 'running';
-    m.gateUntil = null;
+    const now = this.clock.now();
+    rolloutTransition({ ...m }, cause, 'running');
+    if (m.currentWave >= 0) await this.store.waveFinished(a.id, m.currentWave, now);
     await a.updateHosts(m.hosts.filter((h) => h.wave === w && !HOST_TERMINAL.has(h.state)), { eligibleAt: now }, true);
-    await this.store.waveTimes(a.id, w, 'started_at', now);
-    await a.save(`wave ${w + 1} of ${m.waveSizes.length} started: ${m.waveSizes[w]} hosts`, 'wave-started');
+    await this.store.waveStarted(a.id, w, now);
+    await a.moveTo(cause, 'running', `wave ${w + 1} of ${m.waveSizes.length} started: ${m.waveSizes[w]} hosts`, 'wave-started', { currentWave: w, gateUntil: null });
   }
 
   private onAgentUp(agentId: string): void {
@@ -219,19 +268,19 @@ export class RolloutScheduler {
     for (const a of this.active.values()) {
       if (a.model.state !== 'aborting') continue;
       const h = a.host(agentId);
-      if (h?.state === 'running') this.ctx.jobs.cancel(h.hostJobId!, agentId);
+      if (h?.state === 'running') this.deps.jobs.cancel(h.hostJobId!, agentId);
     }
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const needBusy = [...this.active.values()].some((a) => a.model.state === 'running' && !a.model.paused);
-    const busy = needBusy ? await this.ctx.jobs.busyAgents() : new Map<string, string>();
+    const busy = needBusy ? await this.deps.jobs.busyAgents() : new Map<string, string>();
     for (const a of [...this.active.values()]) {
       for (let pass = 0; pass < 50; pass++) {
         const w: World = {
-          now: Date.now(),
-          connected: (id) => Boolean(this.ctx.sessions.get(id)),
+          now: this.clock.now(),
+          connected: (id) => Boolean(this.deps.sessions.get(id)),
           offlineSince: (id) => this.downSince.get(id) ?? this.since,
           busy: (id) => {
             const job = busy.get(id);
@@ -268,28 +317,26 @@ export class RolloutScheduler {
           }
           break;
         case 'offline':
-          await a.updateHosts([h!], { state: act.to, message: act.message, finishedAt: Date.now() });
+          await a.moveHosts([h!], 'offline', act.to, { message: act.message, finishedAt: this.clock.now() });
           if (act.to === 'failed') await this.checkBudget(a, h!.wave);
           again = true;
           break;
         case 'begin-wave':
-          await this.beginWave(a, act.wave);
+          await this.beginWave(a, act.wave, 'begin-wave');
           again = true;
           break;
         case 'gate':
-          m.state = act.approval ? 'awaiting-approval' : 'waiting';
-          m.gateUntil = act.until;
-          await this.store.waveTimes(a.id, m.currentWave, 'finished_at', Date.now());
-          await a.save(act.approval ? `wave ${m.currentWave + 1} done; waiting for approval: ferry rollout approve ${a.id}`
-            : `wave ${m.currentWave + 1} done; next wave at ${new Date(act.until!).toISOString()}`, 'wave-done');
+          await this.store.waveFinished(a.id, m.currentWave, this.clock.now());
+          await a.moveTo('gate', act.approval ? 'awaiting-approval' : 'waiting', act.approval ? `wave ${m.currentWave + 1} done; waiting for approval: ferry rollout approve ${a.id}`
+            : `wave ${m.currentWave + 1} done; next wave at ${new Date(act.until!).toISOString()}`, 'wave-done', { gateUntil: act.until });
           again = true;
           break;
         case 'finish': {
-          m.state = act.state;
-          m.paused = false;
-          if (m.currentWave >= 0 && act.state !== 'aborted') await this.store.waveTimes(a.id, m.currentWave, 'finished_at', Date.now());
+          // The current wave ends here too when an abort stopped it: its hosts ran until now.
+          if (m.currentWave >= 0) await this.store.waveFinished(a.id, m.currentWave, this.clock.now());
           const n = (s: string) => m.hosts.filter((x) => x.state === s).length;
-          await a.save(`${act.state}: ${n('succeeded')} succeeded, ${n('failed')} failed, ${n('skipped')} skipped, ${n('cancelled')} cancelled`, 'finished');
+          await a.moveTo(act.state === 'aborted' ? 'stopped' : 'finish', act.state,
+            `${act.state}: ${n('succeeded')} succeeded, ${n('failed')} failed, ${n('skipped')} skipped, ${n('cancelled')} cancelled`, 'finished');
           break;
         }
       }
@@ -300,16 +347,15 @@ export class RolloutScheduler {
   }
 
   private async startHosts(a: ActiveRollout, hosts: HostModel[], busy: Map<string, string>): Promise<void> {
-    const now = Date.now();
-    for (const h of hosts) {
-      Object.assign(h, { state: 'running', hostJobId: `${a.stored.jobId}-${h.agentId}-${h.attempt}`, startedAt: now, finishedAt: null, message: '' });
-      busy.set(h.agentId, h.hostJobId!);
-    }
+    const now = this.clock.now();
     // Intent first: after a crash a running host without a job row is known never to have been sent.
-    await a.updateHosts(hosts, {});
+    // One write for all of them (a wave of hundreds starts at once).
+    for (const h of hosts) h.hostJobId = `${a.stored.jobId}-${h.agentId}-${h.attempt}`;
+    await a.moveHosts(hosts, 'start', 'running', { startedAt: now, finishedAt: null, message: '' });
+    for (const h of hosts) busy.set(h.agentId, h.hostJobId!);
     for (const h of hosts) {
-      await this.ctx.jobs.startHost(a.stored.jobId, h.hostJobId!, { ...a.dispatch, check: false }, h, this.hooks(a, h));
+      await this.deps.jobs.startHost(a.stored.jobId, h.hostJobId!, { ...a.dispatch, check: false }, h, this.hooks(a, h));
     }
-    this.ctx.log.info({ rollout: a.id, hosts: hosts.length, dispatchMs: Date.now() - now }, 'rollout hosts started');
+    this.deps.log.info({ rollout: a.id, hosts: hosts.length, dispatchMs: this.clock.now() - now }, 'rollout hosts started');
   }
 }

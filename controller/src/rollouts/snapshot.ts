@@ -3,7 +3,7 @@ import { formatDuration } from '../../../common/src/duration.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import { amountText } from './amount.js';
 import { estimate } from './eta.js';
-import { countStates, HOST_STATES, HOST_TERMINAL, type HostModel, type Strategy } from './model.js';
+import { countStates, HOST_STATES, HOST_TERMINAL, type HostModel, type RolloutModel, type Strategy } from './model.js';
 import type { RolloutEventRecord, RolloutStore, StoredRollout } from './rollout-store.js';
 
 /** Output lines shown for each failed host. */
@@ -42,10 +42,25 @@ export function eventMessage(e: RolloutEventRecord): RolloutEvent {
 }
 
 /**
+ * A wave's state as people read it: `pending` (not begun), `running`,
+ * `done` (every host finished by the rollout's own rules), `aborted` (an
+ * abort stopped it: some of its hosts were cancelled) and `cancelled` (the
+ * rollout was aborted before the wave began).
+ */
+export function waveState(m: RolloutModel, i: number): string {
+  const stopped = m.state === 'aborting' || m.state === 'aborted';
+  if (i > m.currentWave) return stopped ? 'cancelled' : 'pending';
+  const inWave = m.hosts.filter((h) => h.wave === i);
+  if (!inWave.every((h) => HOST_TERMINAL.has(h.state))) return 'running';
+  if (stopped && inWave.some((h) => h.state === 'cancelled')) return 'aborted';
+  return i < m.currentWave || m.state !== 'running' ? 'done' : 'running';
+}
+
+/**
  * Everything `show` and `watch` draw: waves with counts, every host with its
  * step (from the job's stored progress), failed hosts' last output lines, ETA.
  */
-export async function snapshot(r: StoredRollout, store: RolloutStore, sessions: SessionRegistry, now = Date.now()): Promise<RolloutSnapshot> {
+export async function snapshot(r: StoredRollout, store: RolloutStore, sessions: Pick<SessionRegistry, 'get'>, now: number): Promise<RolloutSnapshot> {
   const m = r.model;
   const jobs = await store.hostJobs(m.id);
   const times = await store.waves(m.id);
@@ -59,15 +74,12 @@ export async function snapshot(r: StoredRollout, store: RolloutStore, sessions: 
       lastLines: h.state === 'failed' && h.hostJobId ? await store.lastLines(h.hostJobId, LAST_LINES) : [],
     });
   }
-  const waves: WaveInfo[] = m.waveSizes.map((size, i) => {
-    const inWave = m.hosts.filter((h) => h.wave === i);
-    const done = inWave.every((h) => HOST_TERMINAL.has(h.state));
-    return {
-      index: i, size, planned: amountText(m.strategy.waves[Math.min(i, m.strategy.waves.length - 1)]!),
-      state: i > m.currentWave ? 'pending' : done && (i < m.currentWave || m.state !== 'running') ? 'done' : 'running',
-      counts: counts(inWave), startedAtMs: times[i]?.startedAt ?? 0, finishedAtMs: times[i]?.finishedAt ?? 0,
-    };
-  });
+  // finishedAtMs is when the wave's hosts were done (or stopped), not when the next wave began:
+  // the wait or approval between them is the gap up to the next wave's startedAtMs.
+  const waves: WaveInfo[] = m.waveSizes.map((size, i) => ({
+    index: i, size, planned: amountText(m.strategy.waves[Math.min(i, m.strategy.waves.length - 1)]!), state: waveState(m, i),
+    counts: counts(m.hosts.filter((h) => h.wave === i)), startedAtMs: times[i]?.startedAt ?? 0, finishedAtMs: times[i]?.finishedAt ?? 0,
+  }));
   const eta = estimate(m, now);
   return { info: rolloutInfo(r), waves, hosts, etaMs: eta.ms ?? -1, etaNote: eta.note, atMs: now };
 }

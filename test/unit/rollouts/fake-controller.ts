@@ -6,8 +6,9 @@ import { silentLogger } from '../../../common/src/log.js';
 import { parsePlan } from '../../../common/src/plan/parse.js';
 import type { StoredBundle } from '../../../controller/src/bundles/bundle-store.js';
 import { JobCoordinator } from '../../../controller/src/jobs/job-coordinator.js';
-import { RolloutScheduler } from '../../../controller/src/rollouts/scheduler.js';
-import type { ControllerContext } from '../../../controller/src/services/context.js';
+import { ManualClock } from '../../../controller/src/rollouts/clock.js';
+import { RolloutStore } from '../../../controller/src/rollouts/rollout-store.js';
+import { RolloutScheduler, type SchedulerDeps } from '../../../controller/src/rollouts/scheduler.js';
 import { SessionRegistry, type LiveSession } from '../../../controller/src/sessions/registry.js';
 import type { AgentRecord } from '../../../controller/src/store/agents.js';
 import { AuditLog } from '../../../controller/src/store/audit.js';
@@ -28,22 +29,36 @@ export const BUNDLE: StoredBundle = {
   manifest: { name: 'b', version: '1.0', files: [] } as unknown as StoredBundle['manifest'],
 };
 
-/** A prefetch whose outcome per host the test decides. */
+/**
+ * A prefetch whose outcome per host the test decides. Like the real
+ * coordinator, a run waits until each of its hosts reports ready or failed
+ * (or the signal aborts), and knows nothing about disconnects.
+ */
 export class FakePrefetch {
   calls: Array<{ targets: string[]; sink: (ev: PrefetchEvent) => void; signal: AbortSignal; done: () => void }> = [];
+  /** Called when a run starts (a test can await the phase reaching a host). */
+  onRun: () => void = () => undefined;
   run(_b: StoredBundle, targets: Array<{ agentId: string }>, sink: (ev: PrefetchEvent) => void, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       this.calls.push({ targets: targets.map((t) => t.agentId), sink, signal, done: resolve });
       signal.addEventListener('abort', () => resolve(), { once: true });
+      this.onRun();
     });
   }
-  /** Reports one host's outcome to the last run. */
+  /** Every host any run was asked to stage, in order. */
+  targets(): string[] {
+    return this.calls.flatMap((c) => c.targets);
+  }
+  /** Reports one host's outcome to its latest run, which then ends (one host per run). */
   report(agentId: string, state: 'ready' | 'failed' | 'offline', error = ''): void {
     const ev: PrefetchEvent = {
       agentId, hostname: agentId, state: state === 'ready' ? BundleState.BUNDLE_STATE_READY : BundleState.BUNDLE_STATE_FAILED,
       bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error, offline: state === 'offline', final: false,
     };
-    this.calls.at(-1)!.sink(ev);
+    const call = this.calls.findLast((c) => c.targets.includes(agentId));
+    if (!call) throw new Error(`no prefetch run for ${agentId}`);
+    call.sink(ev);
+    call.done();
   }
 }
 
@@ -67,16 +82,18 @@ function agent(id: string): AgentRecord {
 /**
  * A controller's rollout machinery on a real store (SQLite in a temp dir)
  * and the real job coordinator, with fake agents, prefetch, plans and
- * bundles, so scheduler behaviour is tested without gRPC. `restart()`
- * builds a new coordinator and scheduler on the same store, as a
- * controller restart does.
+ * bundles, so scheduler behaviour is tested without gRPC. Time is a
+ * ManualClock: tests advance it instead of sleeping. `restart()` builds a
+ * new coordinator and scheduler on the same store, as a controller
+ * restart does.
  */
 export class FakeController {
   readonly dir = tempDir('ferry-sched-');
   readonly db = new SqliteDb(join(this.dir, 'ferry.db'));
   readonly sessions = new SessionRegistry();
   readonly prefetch = new FakePrefetch();
-  ctx!: ControllerContext;
+  readonly clock = new ManualClock();
+  deps!: SchedulerDeps;
   scheduler!: RolloutScheduler;
 
   constructor(readonly agentIds: string[]) {
@@ -87,21 +104,20 @@ export class FakeController {
   private build(): void {
     const plan = parsePlan(PLAN, 'p.yaml').plan!;
     const signed = { plan: PLAN, signature: '', keyId: 'k', file: 'p.yaml' };
-    this.ctx = {
-      db: this.db, log: silentLogger(), sessions: this.sessions, audit: new AuditLog(this.db),
+    const stored = { id: 'plan-1', signed, plan, createdAt: 0 };
+    this.deps = {
+      store: new RolloutStore(this.db, this.clock), log: silentLogger(), sessions: this.sessions, audit: new AuditLog(this.db),
       jobs: new JobCoordinator(this.db, this.sessions, silentLogger()),
-      prefetch: this.prefetch as unknown as ControllerContext['prefetch'],
-      bundles: { lease: () => () => undefined, byId: async () => BUNDLE, require: async () => BUNDLE } as unknown as ControllerContext['bundles'],
-      plans: { require: async () => ({ id: 'plan-1', signed, plan, createdAt: 0 }) } as unknown as ControllerContext['plans'],
-      agents: { list: async () => this.agentIds.map(agent) } as unknown as ControllerContext['agents'],
-    } as unknown as ControllerContext;
-    this.scheduler = new RolloutScheduler(this.ctx);
-    this.ctx.rollouts = this.scheduler;
+      prefetch: this.prefetch,
+      bundles: { lease: () => () => undefined, byId: async () => BUNDLE, require: async () => BUNDLE },
+      plans: { require: async () => stored, byId: async (id) => (id === stored.id ? stored : undefined) },
+      agents: { list: async () => this.agentIds.map(agent) },
+      clock: this.clock,
+    };
+    this.scheduler = new RolloutScheduler(this.deps);
   }
 
   async start(): Promise<void> {
-    await this.db.run('INSERT INTO plans (id, name, signed_plan, key_id, created_at) SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM plans WHERE id = ?)',
-      ['plan-1', 'p', JSON.stringify({ plan: PLAN, signature: '', keyId: 'k', file: 'p.yaml' }), 'k', 0, 'plan-1']);
     await this.scheduler.start();
   }
 
@@ -114,7 +130,13 @@ export class FakeController {
   /** The agent reports a result for a host job (sequence numbers from 1). */
   async result(agentId: string, hostJobId: string, status: string, seq = 1): Promise<void> {
     const r: JobResult = { jobId: hostJobId, seq, status, failedStep: status === 'failed' ? 'one' : '', message: status, durationMs: 1, changed: 0, unchanged: 1, skipped: 0, exit: undefined };
-    await this.ctx.jobs.onMessage(agentId, hostJobId, seq, { result: r });
+    await this.deps.jobs.onMessage(agentId, hostJobId, seq, { result: r });
+  }
+
+  /** Moves the clock forward (firing the scheduler's timers), then lets the work that caused run. */
+  async advance(ms: number): Promise<void> {
+    this.clock.advance(ms);
+    await this.flush();
   }
 
   /** Lets queued scheduler work run to quiescence. */

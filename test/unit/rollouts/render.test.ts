@@ -33,8 +33,8 @@ describe('rollout watch rendering', () => {
   it('draws waves with bars and counts, failing hosts with the failing step and last lines, running steps, ETA', () => {
     const text = renderFrame(SNAP, 10_000).join('\n');
     assert.match(text, /^rollout ro-1 edge \(plan kubeedge-edge\) — running, wave 2\/3 · ETA 1m30s/);
-    assert.match(text, /wave 1  \[#{30}\] 1\/1 +done +1 succeeded 2\.0s/);
-    assert.match(text, /wave 2  \[#{18}\.{12}\] 3\/5 +running 2 running · 2 succeeded · 1 failed 7\.0s/);
+    assert.match(text, /wave 1  \[#{30}\] 1\/1 +done +1 succeeded ran 2\.0s\n/);
+    assert.match(text, /wave 2  \[#{18}\.{12}\] 3\/5 +running 2 running · 2 succeeded · 1 failed ran 7\.0s/);
     assert.match(text, /wave 3  \[\.{30}\] 0\/6 +pending 6 pending/);
     assert.match(text, /failing \(1\):\n  edge-7: at step 2\/3 boom: step boom: exit status 3\n    \| a\n    \| b\n    \| boom/);
     assert.match(text, /edge-8: step 3\/7 restart-edgecore\n/);
