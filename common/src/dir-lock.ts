@@ -148,19 +148,19 @@ function claim(dir: string, gen: number, record: LockRecord): boolean {
   const tmp = join(dir, `${PREFIX}tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const fd = openSync(tmp, 'wx', 0o600);
   try {
-    fchmodSync(fd, 0o600); // whatever the umask
-    writeSync(fd, JSON.stringify(record) + '\n');
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    try {
+      fchmodSync(fd, 0o600); // whatever the umask
+      writeSync(fd, JSON.stringify(record) + '\n');
+    } finally {
+      closeSync(fd);
+    }
     linkSync(tmp, join(dir, PREFIX + gen));
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
   } finally {
-    unlinkSync(tmp);
+    removeQuietly(tmp); // a full disk must not leave a half-written one behind
   }
 }
 
@@ -188,6 +188,19 @@ export class DirLock {
    * FerryError naming the directory and the process that holds it.
    */
   static acquire(dir: string, opts: AcquireOptions): DirLock {
+    try {
+      return DirLock.tryAcquire(dir, opts);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+        throw new FerryError(ErrorCode.Config, `cannot take the lock on ${opts.what} ${dir}: ${(err as Error).message}`,
+          'run as the user that owns that directory (root for /var/lib/...), or choose a directory you can write', { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  private static tryAcquire(dir: string, opts: AcquireOptions): DirLock {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const me: LockRecord = { ...(opts.as ?? processIdentity()), owner: opts.owner, host: hostname(), sinceMs: Date.now() };
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
