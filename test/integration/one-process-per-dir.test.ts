@@ -59,7 +59,7 @@ describe('one process per directory (real ferry and ferry-agent processes)', fun
       const watch = (async () => {
         while (watching && second.proc.exitCode === null && second.proc.signalCode === null) {
           if (await accepts(port)) listened = true;
-          await new Promise((r) => setImmediate(r));
+          await new Promise((r) => setTimeout(r, 10));
         }
       })();
       const code = await exitWithin(second, 15_000);
