@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
+import { DirLock } from '../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
 import { EnrollmentService } from '../../common/src/gen/ferry/v1/enrollment.js';
 import { AgentSessionService } from '../../common/src/gen/ferry/v1/session.js';
@@ -86,6 +87,7 @@ export class Controller {
     private readonly tlsServer: Server,
     private readonly adminServer: Server,
     private readonly health: HealthState,
+    private readonly lock: DirLock,
     readonly port: number,
     readonly caCreated: boolean,
   ) {}
@@ -100,11 +102,40 @@ export class Controller {
     return this.ctx.joinAddresses()[0]!;
   }
 
+  /**
+   * Takes the data directory's lock before opening anything in it, then the
+   * CA, store, scheduler, TLS port and admin socket. If any step fails, what
+   * was already opened is closed again (the lock last), so a failed start
+   * leaves no port, store handle or lock behind.
+   */
   static async start(config: ControllerConfig, log: Logger): Promise<Controller> {
     // Everything the controller writes (store, keys, socket) is owner-only.
     process.umask(0o077);
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     chmodSync(config.dataDir, 0o700);
+    const lock = DirLock.acquire(config.dataDir, {
+      owner: 'a ferry controller', what: 'the controller data directory',
+      hint: 'one controller per data directory: stop that one first, or give this one another --data directory',
+    });
+    // Undo steps for what is open so far, run in reverse if the start fails.
+    const opened: Array<() => unknown> = [() => lock.release()];
+    try {
+      return await Controller.open(config, log, lock, opened);
+    } catch (err) {
+      for (const undo of opened.reverse()) {
+        try {
+          await undo();
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, 'cleanup after a failed start');
+        }
+      }
+      throw err;
+    }
+  }
+
+  private static async open(config: ControllerConfig, log: Logger, lock: DirLock, opened: Array<() => unknown>): Promise<Controller> {
+    // A live controller with another data directory may still own the socket path.
+    await clearStaleSocket(config.adminSocket);
     const pki = join(config.dataDir, 'pki');
     const { ca, created } = await CertificateAuthority.loadOrCreate(pki);
     const wildcard = /^(0\.0\.0\.0|\[::\]):/.test(config.listen);
@@ -112,6 +143,7 @@ export class Controller {
     const serverCert = await ca.ensureServerCert(pki, sans);
 
     const db = new SqliteDb(join(config.dataDir, 'ferry.db'));
+    opened.push(() => db.close());
     const applied = db.migrate();
     if (applied) log.info({ applied }, 'store migrated');
 
@@ -139,10 +171,12 @@ export class Controller {
     });
     // Before any agent can connect: running hosts are re-attached to their
     // stored jobs first, so results that arrive on reconnect reach them.
+    opened.push(() => ctx.rollouts.stop());
     await ctx.rollouts.start();
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
     const tlsServer = new Server(serverOptions());
+    opened.push(() => tlsServer.forceShutdown());
     const reauth = new ReauthService({
       agents: ctx.agents, challenges: new ReauthChallenges(db), ca, audit: ctx.audit, log: log.child({ part: 'reauth' }),
       agentCertTtlMs: config.agentCertTtlMs, reauthWindowMs: config.agentReauthWindowMs, now: Date.now,
@@ -160,17 +194,15 @@ export class Controller {
     try {
       port = await bind(tlsServer, config.listen, creds);
     } catch (err) {
-      await ctx.rollouts.stop();
-      await db.close();
       throw new FerryError(ErrorCode.Config, `cannot listen on ${config.listen}: ${(err as Error).message}`,
         'pick a free port with --listen, or stop whatever holds this one');
     }
 
     const adminServer = new Server(serverOptions());
+    opened.push(() => adminServer.forceShutdown());
     adminServer.addService(AdminService, adminService(ctx, { requireOperatorCert: false }));
     adminServer.addService(RolloutsService, rolloutsService(ctx, ctx.rollouts, { requireOperatorCert: false }));
     adminServer.addService(HealthService, health.service());
-    await clearStaleSocket(config.adminSocket);
     mkdirSync(join(config.adminSocket, '..'), { recursive: true, mode: 0o700 });
     const oldUmask = process.umask(0o177); // the socket is born 0600: no window where others can connect
     try {
@@ -178,9 +210,10 @@ export class Controller {
     } finally {
       process.umask(oldUmask);
     }
+    opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, port, created);
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, port, created);
     health.set(Serving.SERVING);
     c.state = 'running';
     log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
@@ -214,6 +247,7 @@ export class Controller {
     } catch {
       // already gone
     }
+    this.lock.release(); // last: the directory is free only once everything in it is closed
     this.state = 'stopped';
     this.ctx.log.info('controller stopped');
   }

@@ -1,22 +1,40 @@
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { DirLock } from '../../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { createLogger } from '../../../common/src/log.js';
+import { loadAgentConfig, type AgentConfig, type AgentRawConfig } from '../config.js';
 import { join } from '../enroll/join.js';
 import { describeLease } from '../enroll/reauth.js';
 import { collectFacts } from '../facts.js';
 import { installService } from '../service/unit-file.js';
 import { SessionLoop } from '../session/session-loop.js';
-import { AgentState, defaultStateDir, type RunStatus } from '../state/agent-state.js';
+import { AgentState, type RunStatus } from '../state/agent-state.js';
 import { isSea } from 'node:sea';
 
-const stateFlag = { state: { type: 'string' as const } };
+/** Flags every command takes: where the state is, and a settings file. */
+const common = { state: { type: 'string' as const }, config: { type: 'string' as const } };
 
-function stateOf(v: string | undefined): AgentState {
-  return new AgentState(resolve(v ?? defaultStateDir()));
+/** Reads the settings once: the command's flags over FERRY_AGENT_* over --config. */
+function settings(values: AgentRawConfig & { config?: string }): AgentConfig {
+  const { config, ...flags } = values;
+  return loadAgentConfig({ state: flags.state, 'log-level': flags['log-level'], bandwidth: flags.bandwidth, root: flags.root, hostname: flags.hostname }, config);
+}
+
+const RUN_OWNER = 'ferry-agent run';
+
+/**
+ * One process per state directory: two `run`s would take turns kicking each
+ * other off the controller, and a `join` would swap the identity under a
+ * running agent. See common/src/dir-lock.ts for the mechanism.
+ */
+function lockState(dir: string, owner: string): DirLock {
+  return DirLock.acquire(dir, {
+    owner, what: 'the agent state directory',
+    hint: 'one ferry-agent per state directory: stop the one using it first (systemctl stop ferry-agent), or use another --state directory',
+  });
 }
 
 function out(json: boolean, obj: unknown, text: string): void {
@@ -24,14 +42,20 @@ function out(json: boolean, obj: unknown, text: string): void {
 }
 
 export async function cmdJoin(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, { ...stateFlag, force: { type: 'boolean' }, json: { type: 'boolean' }, hostname: { type: 'string' } });
+  const { values, positionals } = parseFlags(args, { ...common, force: { type: 'boolean' }, json: { type: 'boolean' }, hostname: { type: 'string' } });
   const joinString = positionals[0];
   if (!joinString || positionals.length > 1) {
     throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'ferry-agent join \'ferry://host:7443/?token=...&ca=sha256:...\' (quote it: it contains & and ?)');
   }
-  const state = stateOf(values.state);
-  const hostname = values.hostname === undefined ? undefined : checkHostname(values.hostname);
-  const identity = await join({ joinString, state, facts: withHostname(await collectFacts(), hostname), force: values.force, hostname });
+  const cfg = settings(values);
+  const state = new AgentState(cfg.stateDir);
+  const lock = lockState(state.dir, 'ferry-agent join');
+  let identity;
+  try {
+    identity = await join({ joinString, state, facts: withHostname(await collectFacts(), cfg.hostname), force: values.force, hostname: cfg.hostname });
+  } finally {
+    lock.release();
+  }
   const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
   out(Boolean(values.json), { enrolled: true, agentId: identity.agentId, labels: identity.labels, stateDir: state.dir },
     `enrolled as ${identity.agentId}\n  labels: ${labels}\n  state:  ${state.dir} (key, certificate and CA, mode 0600)\nnext: run \`ferry-agent install-service\` (or \`ferry-agent run\`) to connect\n`);
@@ -39,13 +63,22 @@ export async function cmdJoin(args: string[]): Promise<number> {
 }
 
 export async function cmdRun(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { ...stateFlag, 'log-level': { type: 'string' }, bandwidth: { type: 'string' }, root: { type: 'string' } }, false);
-  const rate = values.bandwidth ?? process.env['FERRY_AGENT_BANDWIDTH'];
-  const bandwidthBytesPerSec = rate ? parseRate(rate) : 0;
-  const root = targetRoot(values.root ?? process.env['FERRY_AGENT_ROOT']);
-  const state = stateOf(values.state);
+  const { values } = parseFlags(args, { ...common, 'log-level': { type: 'string' }, bandwidth: { type: 'string' }, root: { type: 'string' } }, false);
+  const cfg = settings(values);
+  const state = new AgentState(cfg.stateDir);
+  if (!state.isEnrolled()) state.load(); // says why, without creating anything
+  const lock = lockState(state.dir, RUN_OWNER);
+  try {
+    return await runLocked(cfg, state);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
   const { identity } = state.load();
-  const log = createLogger({ name: 'ferry-agent', level: values['log-level'], fd: 1 }).child({ agent: identity.agentId });
+  const { bandwidthBytesPerSec, root } = cfg;
+  const log = createLogger({ name: 'ferry-agent', level: cfg.logLevel, fd: 1 }).child({ agent: identity.agentId });
   let since = Date.now();
   let lastState = '';
   const loop = new SessionLoop({
@@ -90,19 +123,10 @@ export async function cmdRun(args: string[]): Promise<number> {
   return Exit.Ok;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export async function cmdStatus(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { ...stateFlag, json: { type: 'boolean' } }, false);
+  const { values } = parseFlags(args, { ...common, json: { type: 'boolean' } }, false);
   const json = Boolean(values.json);
-  const state = stateOf(values.state);
+  const state = new AgentState(settings(values).stateDir);
   if (!state.isEnrolled()) {
     out(json, { enrolled: false, stateDir: state.dir },
       `not enrolled (no identity in ${state.dir})\nnext: ferry-agent join <join-string from your fleet operator>\n`);
@@ -110,20 +134,26 @@ export async function cmdStatus(args: string[]): Promise<number> {
   }
   const { identity, certPem } = state.load();
   const lease = describeLease(certPem);
-  const st = state.readStatus();
-  const running = Boolean(st && alive(st.pid) && st.state !== 'stopped');
-  const connected = running && st!.state === 'connected';
+  // Running means a live `run` holds the directory's lock (a pid in
+  // status.json could have been reused by another process since).
+  const holder = DirLock.holder(state.dir);
+  const running = holder?.owner === RUN_OWNER;
+  const written = state.readStatus();
+  const st = running && written?.pid === holder.pid ? written : undefined;
+  const connected = st?.state === 'connected';
   const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
   const lines = [
     `enrolled:   yes, as ${identity.agentId} (since ${new Date(identity.enrolledAtMs).toISOString()})`,
     `controller: ${identity.addresses.join(', ')} (CA ${identity.caPin})`,
     `labels:     ${labels}`,
     `certificate: ${lease.expired ? 'expired' : 'valid until'} ${lease.notAfter}; ${lease.next}`,
-    running
-      ? `agent:      running (pid ${st!.pid}), ${st!.state} to ${st!.controller} since ${new Date(st!.sinceMs).toISOString()}`
-      : 'agent:      not running (start it: systemctl start ferry-agent, or ferry-agent run)',
+    !running
+      ? 'agent:      not running (start it: systemctl start ferry-agent, or ferry-agent run)'
+      : st
+        ? `agent:      running (pid ${st.pid}), ${st.state} to ${st.controller} since ${new Date(st.sinceMs).toISOString()}`
+        : `agent:      running (pid ${holder.pid}), starting`,
   ];
-  if (running && !connected && st!.lastError) lines.push(`last error: ${st!.lastError}`);
+  if (st && !connected && st.lastError) lines.push(`last error: ${st.lastError}`);
   out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, certificate: lease, running, connected, status: st ?? null },
     lines.join('\n') + '\n');
   if (connected) return Exit.Ok;
@@ -131,8 +161,8 @@ export async function cmdStatus(args: string[]): Promise<number> {
 }
 
 export async function cmdInstallService(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { ...stateFlag, 'unit-dir': { type: 'string' }, 'no-start': { type: 'boolean' }, name: { type: 'string' } }, false);
-  const state = stateOf(values.state);
+  const { values } = parseFlags(args, { ...common, 'unit-dir': { type: 'string' }, 'no-start': { type: 'boolean' }, name: { type: 'string' } }, false);
+  const state = new AgentState(settings(values).stateDir);
   // In the single binary, execPath is the agent itself; in development, node runs this script.
   const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
   const path = await installService({
@@ -140,37 +170,6 @@ export async function cmdInstallService(args: string[]): Promise<number> {
   }, !values['no-start']);
   process.stdout.write(`wrote ${path}${values['no-start'] ? '' : '; enabled and started'}\n`);
   return Exit.Ok;
-}
-
-/** "2M", "500K", "1.5G" or plain bytes → bytes per second (binary units). */
-export function parseRate(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.trim());
-  if (!m) throw new FerryError(ErrorCode.InvalidArgument, `bandwidth "${text}" is not a rate`, 'write it like 512K, 2M or 1G (bytes per second)');
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return Math.round(Number(m[1]) * unit);
-}
-
-/**
- * `--root DIR`: the directory steps treat as `/` for the files they write
- * (like `dpkg --root`), to try a plan without touching this machine or to
- * prepare a mounted image. Commands (exec, assert, systemctl, ctr) still run
- * on this host.
- */
-function targetRoot(dir: string | undefined): string | undefined {
-  if (dir === undefined || dir === '' || dir === '/') return undefined;
-  const abs = resolve(dir);
-  let ok = false;
-  try { ok = statSync(abs).isDirectory(); } catch { /* reported below */ }
-  if (!ok) throw new FerryError(ErrorCode.InvalidArgument, `--root ${dir}: no such directory`, 'create it first, or leave --root out to work on this machine\'s /');
-  return abs;
-}
-
-/** A host name as given to `join --hostname`: what the fleet calls this host when its kernel name is not unique (cloned images). */
-function checkHostname(name: string): string {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(name)) {
-    throw new FerryError(ErrorCode.InvalidArgument, `--hostname "${name}" is not a host name`, 'use letters, digits, dots and dashes, like edge-07.plant-7');
-  }
-  return name;
 }
 
 function withHostname(facts: HostFacts, hostname: string | undefined): HostFacts {

@@ -7,7 +7,7 @@ import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
 const HELP = `ferry-agent ${FERRY_VERSION} — Ferry's agent: enrolls this host with a controller and runs its jobs.
 
 Usage:
-  ferry-agent join <join-string> [--state DIR] [--force] [--hostname NAME] [--json]
+  ferry-agent join <join-string> [--force] [--hostname NAME] [--json]
       Enroll this host. The join string (from your fleet operator, starts with
       ferry://) holds the controller address, a one-time token and the CA pin.
       The key is generated here and never leaves this host. The controller's CA
@@ -15,24 +15,29 @@ Usage:
       after a failure (same join string) completes the same enrollment.
       --hostname names the host in the fleet when its kernel host name is not
       unique (cloned images); kept for \`run\`.
-  ferry-agent run [--state DIR] [--log-level LEVEL] [--bandwidth 2M] [--root DIR]
+  ferry-agent run [--log-level LEVEL] [--bandwidth 2M] [--root DIR]
       Keep a session with the controller: heartbeats, jobs, bundle staging,
       output, certificate renewal; reconnects by itself. Stops cleanly on
       SIGTERM (plan jobs resume at the interrupted step next start). Logs JSON
-      lines. --bandwidth (or FERRY_AGENT_BANDWIDTH) caps bundle downloads in
-      bytes per second, for thin WAN links. --root (or FERRY_AGENT_ROOT) makes
-      steps write files under DIR instead of / (like dpkg --root: to try a
-      plan without touching this machine, or to prepare a mounted image);
-      commands still run on this host.
-  ferry-agent status [--state DIR] [--json]
+      lines. --bandwidth caps bundle downloads in bytes per second, for thin
+      WAN links. --root makes steps write files under DIR instead of / (like
+      dpkg --root: to try a plan without touching this machine, or to prepare
+      a mounted image); commands still run on this host. One run per state
+      directory: a second one exits with code 2 and names the first.
+  ferry-agent status [--json]
       Is this host enrolled, is the agent running and connected, and to what.
-  ferry-agent install-service [--state DIR] [--unit-dir DIR] [--no-start]
+  ferry-agent install-service [--unit-dir DIR] [--no-start]
       Write a systemd unit for \`ferry-agent run\`, enable and start it.
   ferry-agent version
 
-State directory: --state, else $FERRY_AGENT_STATE, else /var/lib/ferry-agent
-(root) or ~/.local/state/ferry-agent. It holds agent.key, agent.crt, ca.crt and
-identity.json, all mode 0600.
+Every command also takes --state DIR and --config FILE. Settings are read
+once: defaults < --config FILE (YAML: state, log-level, bandwidth, root,
+hostname) < FERRY_AGENT_STATE, FERRY_AGENT_LOG_LEVEL, FERRY_AGENT_BANDWIDTH,
+FERRY_AGENT_ROOT, FERRY_AGENT_HOSTNAME < flags; every problem is reported at
+once. The state directory (default /var/lib/ferry-agent for root, else
+~/.local/state/ferry-agent) holds agent.key, agent.crt, ca.crt and
+identity.json, all mode 0600, and the lock file ferry.lock.<n> of the process
+using it.
 
 Exit codes: 0 ok; 1 failure; 2 usage; 3 not enrolled; 4 revoked (enroll again);
 5 controller unreachable or TLS problem; 6 token refused; 7 CA pin mismatch.

@@ -26,13 +26,6 @@ export interface RunStatus {
   updatedMs: number;
 }
 
-/** Default state directory: /var/lib/ferry-agent for root, ~/.local/state/ferry-agent otherwise. */
-export function defaultStateDir(): string {
-  if (process.env['FERRY_AGENT_STATE']) return process.env['FERRY_AGENT_STATE'];
-  if (process.getuid?.() === 0) return '/var/lib/ferry-agent';
-  return join(process.env['HOME'] ?? '.', '.local/state/ferry-agent');
-}
-
 /**
  * The agent's state directory (mode 0700). Every file in it is 0600: the key
  * never leaves the host, and nobody else on the host may read or swap it.
