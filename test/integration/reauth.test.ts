@@ -98,7 +98,7 @@ describe('re-authentication of an agent whose certificate lapsed', function () {
     const err = await rawSession(c, a.state.load());
     assert.equal(err.code, ErrorCode.Unauthenticated);
     assert.match(err.message, new RegExp(`certificate of agent ${a.id} expired`));
-    await waitFor(() => lines.slice(from).some((l) => l['msg'] === 'session refused' && l['agent'] === a.id), 5000, 'log line naming the agent');
+    await waitFor(() => lines.slice(from).some((l) => l['msg'] === 'session call refused' && l['agent'] === a.id && l['tlsError'] === 'CERT_HAS_EXPIRED'), 5000, 'log line naming the agent');
   });
 
   it('refuses a challenge signed by another key', async () => {

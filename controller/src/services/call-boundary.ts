@@ -24,6 +24,8 @@ export interface BoundaryOptions {
   log: Logger;
   /** The caller check, run before any handler: returns the caller's name, or throws (UNAUTHENTICATED, PERMISSION_DENIED). */
   caller: (call: CallWithAuth) => string;
+  /** Log fields naming a caller the check refused (e.g. the agent id an expired certificate names); never used for access. */
+  refusedCaller?: (call: CallWithAuth) => Record<string, unknown>;
 }
 
 /** Refusals worth a warning: someone is knocking with the wrong credentials. */
@@ -76,8 +78,9 @@ export class CallBoundary {
     const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
     if (!scope) return;
     fn(call, scope).then(
-      () => { if (!scope.signal.aborted) call.end(); },
-      (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted) call.emit('error', se); },
+      // A handler that owns its stream may have ended it already (a session closing itself).
+      () => { if (!scope.signal.aborted && !call.writableEnded) call.end(); },
+      (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se); },
     );
   }
 
@@ -88,7 +91,7 @@ export class CallBoundary {
     try {
       who = this.o.caller(call);
     } catch (err) {
-      refuse(this.report(method, { who: peer, peer, signal: new AbortController().signal, deadline: 0 }, err));
+      refuse(this.report(method, { who: peer, peer, signal: new AbortController().signal, deadline: 0 }, err, this.o.refusedCaller?.(call)));
       return undefined;
     }
     const abort = new AbortController();
@@ -101,9 +104,9 @@ export class CallBoundary {
   }
 
   /** Logs what the operator of the controller needs to see, and maps the error for the caller. */
-  private report(method: string, scope: CallScope, err: unknown): ReturnType<typeof toServiceError> {
+  private report(method: string, scope: CallScope, err: unknown, claimed: Record<string, unknown> = {}): ReturnType<typeof toServiceError> {
     const fe = asFerryError(err);
-    const where = { method, who: scope.who, peer: scope.peer };
+    const where = { method, who: scope.who, peer: scope.peer, ...claimed };
     if (!(err instanceof FerryError) && fe.code === ErrorCode.Internal) {
       this.o.log.error({ ...where, err }, `${this.o.api} call failed unexpectedly`);
     } else if (SECURITY_CODES.has(fe.code)) {

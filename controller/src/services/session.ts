@@ -1,11 +1,10 @@
-import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentMessage, AgentSessionServer, ControllerMessage } from '../../../common/src/gen/ferry/v1/session.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
 import { checkCsr } from '../pki/csr.js';
 import { AgentConnection, type ConnectionHooks } from '../sessions/agent-connection.js';
 import type { ControllerContext } from './context.js';
-import { authenticatePeer, claimedPeer } from './peer-auth.js';
+import { CallBoundary } from './call-boundary.js';
+import { authenticatePeer, claimedPeer, type CallWithAuth, type Peer } from './peer-auth.js';
 
 /**
  * AgentSession.Connect: authenticates the agent by its certificate, refuses
@@ -58,36 +57,37 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
     },
   };
 
-  return {
-    connect(call: ServerDuplexStream<AgentMessage, ControllerMessage>) {
-      const refuse = (err: unknown, agent?: string) => {
-        // Name the agent whenever its certificate does, verified or not (an expired one is the usual case).
-        const claimed = agent ? { agent } : (({ claimedId, ...rest }) => ({ agent: claimedId, ...rest }))(claimedPeer(call));
-        ctx.log.info({ ...claimed, peer: call.getPeer(), code: (err as FerryError).code, err: (err as Error).message }, 'session refused');
-        call.emit('error', toServiceError(err));
-      };
-      let peer;
-      try {
-        peer = authenticatePeer(call, ctx.ca, 'agent');
-      } catch (err) {
-        const claimed = claimedPeer(call);
-        if (claimed.tlsError === 'CERT_HAS_EXPIRED' && claimed.claimedId) {
-          // The usual case after a long power-off: say so, and that the agent fixes it itself.
-          refuse(new FerryError(ErrorCode.Unauthenticated, `the certificate of agent ${claimed.claimedId} expired at ${claimed.notAfter}`,
-            'the agent re-authenticates with its enrolled key by itself; nothing to do unless it was revoked'));
-        } else {
-          refuse(err);
-        }
-        return;
+  /** The agent on the other end, by its certificate; an expired one is refused by name, since the agent renews it itself. */
+  const agentPeer = (call: CallWithAuth): Peer => {
+    try {
+      return authenticatePeer(call, ctx.ca, 'agent');
+    } catch (err) {
+      const claimed = claimedPeer(call);
+      if (claimed.tlsError === 'CERT_HAS_EXPIRED' && claimed.claimedId) {
+        throw new FerryError(ErrorCode.Unauthenticated, `the certificate of agent ${claimed.claimedId} expired at ${claimed.notAfter}`,
+          'the agent re-authenticates with its enrolled key by itself; nothing to do unless it was revoked');
       }
-      ctx.agents.get(peer.id).then((agent) => {
-        if (!agent) throw new FerryError(ErrorCode.Unauthenticated, `agent ${peer.id} is not enrolled here`, 'enroll again with `ferry-agent join`');
-        if (agent.revokedAt !== null) {
-          throw new FerryError(ErrorCode.AgentRevoked, `agent ${peer.id} was revoked by an operator`,
-            'ask the fleet operator; a revoked host must be enrolled again with a new token');
-        }
-        new AgentConnection(call, peer, hooks, ctx.log.child({ agent: peer.id }));
-      }).catch((err) => refuse(err, peer.id));
-    },
+      throw err;
+    }
+  };
+  const boundary = new CallBoundary({
+    api: 'session', log: ctx.log,
+    caller: (call) => `agent:${agentPeer(call).id}`,
+    // Name the agent whenever its certificate does, verified or not (an expired one is the usual case).
+    refusedCaller: (call) => (({ claimedId, ...rest }) => ({ agent: claimedId, ...rest }))(claimedPeer(call)),
+  });
+  return {
+    connect: boundary.bidi<AgentMessage, ControllerMessage>(async (call) => {
+      const peer = agentPeer(call);
+      const agent = await ctx.agents.get(peer.id);
+      if (!agent) throw new FerryError(ErrorCode.Unauthenticated, `agent ${peer.id} is not enrolled here`, 'enroll again with `ferry-agent join`');
+      if (agent.revokedAt !== null) {
+        throw new FerryError(ErrorCode.AgentRevoked, `agent ${peer.id} was revoked by an operator`,
+          'ask the fleet operator; a revoked host must be enrolled again with a new token');
+      }
+      // The connection owns the stream from here; the call lasts as long as the session.
+      await new AgentConnection(call, peer, hooks, ctx.log.child({ agent: peer.id })).closed;
+    }),
   };
 }
+

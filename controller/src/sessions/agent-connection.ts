@@ -33,6 +33,9 @@ export class AgentConnection implements LiveSession {
   private ackScheduled = false;
   private lastHeard = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
+  private ended!: () => void;
+  /** Settles once the session is closed, by either side, for any reason. */
+  readonly closed = new Promise<void>((resolve) => { this.ended = resolve; });
 
   constructor(
     private readonly call: ServerDuplexStream<AgentMessage, ControllerMessage>,
@@ -100,6 +103,7 @@ export class AgentConnection implements LiveSession {
       // the stream may already be gone; closing is best effort
     }
     this.hooks.onClose(this);
+    this.ended();
   }
 
   /** Ends the session with an error status the agent will show. */
@@ -109,6 +113,7 @@ export class AgentConnection implements LiveSession {
     for (const t of this.timers) clearTimeout(t);
     this.call.emit('error', toServiceError(err));
     this.hooks.onClose(this);
+    this.ended();
   }
 
   private onData(m: AgentMessage): void {
