@@ -14,6 +14,8 @@ import { readTextIfExists, unifiedDiff, writeTextAtomic } from './sys/files.js';
 import { commandError, runCommand, runOk, shellQuote, type RunContext } from './sys/run.js';
 import { guarded, StepCode, StepError } from './step-error.js';
 
+/** Largest iptables-save output we persist (hosts with thousands of kube-proxy rules reach tens of MiB). */
+const SAVE_MAX_BYTES = 256 << 20;
 /** How many copies of one rule `absent` removes at most (a loop guard, not a real limit). */
 const MAX_COPIES = 100;
 
@@ -145,7 +147,13 @@ async function ensureRule(args: IptablesRuleArgs, ctx: StepContext): Promise<Ste
 async function persist(t: Tables, args: IptablesRuleArgs, ctx: StepContext, ruleChanging: boolean): Promise<string> {
   const saveBin = `${t.bin}-save`;
   const file = join(ctx.root, args.persistFile);
-  const r = await runOk(ctx, [saveBin], `${saveBin} failed`, 'check that the iptables package is complete on this host', { stream: false, tool: saveBin, installHint: INSTALL_HINT });
+  const r = await runOk(ctx, [saveBin], `${saveBin} failed`, 'check that the iptables package is complete on this host',
+    { stream: false, tool: saveBin, installHint: INSTALL_HINT, captureBytes: SAVE_MAX_BYTES });
+  // A cut ruleset saved as the boot-time file would drop rules at the next boot.
+  if (r.truncated) {
+    throw new StepError(StepCode.CommandFailed, `${saveBin} printed more than ${SAVE_MAX_BYTES >> 20} MiB; not saving a partial ruleset to ${args.persistFile}`,
+      'save the rules with the distribution\'s own tool (netfilter-persistent save) and drop "persist" from this step');
+  }
   const next = normalizeSave(r.stdout);
   const old = readTextIfExists(file);
   const stale = old === undefined || normalizeSave(old) !== next;

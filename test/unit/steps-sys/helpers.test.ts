@@ -100,7 +100,7 @@ describe('steps/sys: kubectl output', () => {
   });
 
   it('drops klog noise from kubectl\'s stderr', () => {
-    const r = { argv: ['kubectl'], exitCode: 1, stdout: '', timedOut: false,
+    const r = { argv: ['kubectl'], exitCode: 1, stdout: '', timedOut: false, truncated: false,
       stderr: 'E1122 02:52:19.991949 23019 memcache.go:265] "Unhandled Error"\nThe connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n' };
     assert.equal(kubectlSaid(r), 'The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?');
   });
