@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import type { IptablesRuleArgs } from '../../../common/src/plan/steps/iptables-rule.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
-import { readTextIfExists, unifiedDiff, writeTextAtomic } from './sys/files.js';
+import { writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
+import { readTextIfExists, SYSTEM_DIR_MODE } from './util/file-ops.js';
+import { fileDiff } from './util/text-diff.js';
 import { commandError, runCommand, runOk, shellQuote, type RunContext } from './sys/run.js';
 import { guarded, StepCode, StepError } from './step-error.js';
 
@@ -161,9 +163,9 @@ async function persist(t: Tables, args: IptablesRuleArgs, ctx: StepContext, rule
   if (ctx.check) return stale || ruleChanging ? `# ${saveBin} > ${args.persistFile}` : '';
   if (!stale) return '';
   try {
-    writeTextAtomic(file, next, 0o640);
+    await writeFileAtomicAsync(file, next, { mode: 0o640, dirMode: SYSTEM_DIR_MODE });
   } catch (err) {
     throw new StepError(StepCode.CommandFailed, `cannot write ${args.persistFile}: ${(err as Error).message}`, 'check that /etc is writable and the disk is not full');
   }
-  return unifiedDiff(args.persistFile, old === undefined ? undefined : normalizeSave(old), next);
+  return fileDiff(args.persistFile, old === undefined ? undefined : normalizeSave(old), next);
 }

@@ -10,7 +10,8 @@ import { ErrorCode } from '../../../../common/src/errors.js';
 import type { FileAttrs } from '../../../../common/src/plan/steps/file-install.js';
 import type { StepOutcome } from '../../../../common/src/plan/types.js';
 import type { StepContext } from '../step.js';
-import { fmtMode, makeBackup, sha256, sha256File, statIfExists, writeAtomic } from './file-ops.js';
+import { writeFileAtomicAsync } from '../../../../common/src/secure-fs.js';
+import { fmtMode, makeBackup, sha256, sha256File, statIfExists } from './file-ops.js';
 import { hostPath, realTarget, showHost } from './host-path.js';
 import { resolveGid, resolveUid } from './principals.js';
 import { StepError } from '../step-error.js';
@@ -74,7 +75,7 @@ export async function installFile(ctx: StepContext, dest: string, content: NewCo
   const made = await missingDirs(dirname(path));
   try {
     for (const d of made) await mkdir(d, { mode: 0o755 });
-    await writeAtomic(path, 'bytes' in content ? content.bytes : { copyFrom: content.file }, { mode, uid, gid });
+    await writeFileAtomicAsync(path, 'bytes' in content ? content.bytes : { copyFrom: content.file }, { mode, uid, gid, dirMode: false });
   } catch (e) {
     // Leave the host as it was: remove directories this step made.
     for (const d of made.reverse()) await rmdir(d).catch(() => undefined);
