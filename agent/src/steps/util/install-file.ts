@@ -13,7 +13,7 @@ import type { StepContext } from '../step.js';
 import { writeFileAtomicAsync } from '../../../../common/src/secure-fs.js';
 import { fmtMode, makeBackup, sha256, sha256File, statIfExists } from './file-ops.js';
 import { hostPath, realTarget, showHost } from './host-path.js';
-import { resolveGid, resolveUid } from './principals.js';
+import { resolveId } from './principals.js';
 import { StepError } from '../step-error.js';
 import { unifiedDiff } from './text-diff.js';
 
@@ -47,8 +47,8 @@ export async function installFile(ctx: StepContext, dest: string, content: NewCo
 
   const size = 'bytes' in content ? content.bytes.length : (await statIfExists(content.file))?.size ?? 0;
   const hash = 'bytes' in content ? sha256(content.bytes) : await sha256File(content.file);
-  const uid = attrs.owner !== undefined ? resolveUid(ctx.root, attrs.owner) : old?.uid ?? process.getuid?.() ?? 0;
-  const gid = attrs.group !== undefined ? resolveGid(ctx.root, attrs.group) : old?.gid ?? process.getgid?.() ?? 0;
+  const uid = attrs.owner !== undefined ? await resolveId(ctx, 'passwd', attrs.owner) : old?.uid ?? process.getuid?.() ?? 0;
+  const gid = attrs.group !== undefined ? await resolveId(ctx, 'group', attrs.group) : old?.gid ?? process.getgid?.() ?? 0;
   const mode = attrs.mode ?? (old ? old.mode & 0o7777 : 0o644);
   const oldHash = old && old.size === size ? await sha256File(path) : undefined;
   const sameContent = oldHash === hash;
