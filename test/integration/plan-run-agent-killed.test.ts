@@ -60,9 +60,13 @@ steps:
     let agent = startAgent();
     await waitFor(() => c.ctx.sessions.get(a.id) !== undefined, 20_000, `agent connected\n${agent.out()}`);
     const results: JobEvent[] = [];
+    const out: string[] = [];
     const done = new Promise<void>((resolve, reject) => {
       const s = admin.client.runPlan({ plan: 'slow-step', params: {}, selector: '', check: false, concurrency: 0 });
-      s.on('data', (ev: JobEvent) => { if (ev.event?.$case === 'result') results.push(ev); });
+      s.on('data', (ev: JobEvent) => {
+        if (ev.event?.$case === 'result') results.push(ev);
+        if (ev.event?.$case === 'line') out.push(ev.event.value.line);
+      });
       s.on('error', (e) => reject(fromServiceError(e)));
       s.on('end', () => resolve());
     });
@@ -89,5 +93,6 @@ steps:
     assert.deepEqual(lines('ends.txt'), [`end-${begins[1]}`], 'only the re-run finished: the old group was ended first');
     assert.ok(!processAlive(first), `the old step's shell ${first} is still running`);
     assert.ok(processAlive(bystanders[0]!), 'a process that reused a recorded pid was killed');
+    assert.ok(out.includes(`[ferry] ended process group ${first} that step 1 started before the agent restarted`), out.join('\n'));
   });
 });
