@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootId, endGroup, type GroupRecord } from '../../../agent/src/proc/process-group.js';
-import { runProcess } from '../../../agent/src/proc/run-process.js';
+import { MAX_LINE_BYTES, runProcess } from '../../../agent/src/proc/run-process.js';
 import { runStep, type StepRunDeps } from '../../../agent/src/jobs/step-attempts.js';
 import type { StepExecutor } from '../../../agent/src/steps/step.js';
 import type { StepSchema } from '../../../common/src/plan/step-schema.js';
@@ -85,5 +85,23 @@ describe('process groups of steps and guards', () => {
     } finally {
       try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
     }
+  });
+
+  it('one runner: input, plain locale, overlong lines cut with a marker, capture capped, start errors', async () => {
+    const lines: string[] = [];
+    const r = await runProcess({
+      argv: ['sh', '-c', `cat; echo "$LC_ALL"; head -c ${MAX_LINE_BYTES + 10} /dev/zero | tr '\\0' x; echo; echo after`],
+      input: 'from stdin\n', plainLocale: true, captureBytes: 100, onLine: (l) => lines.push(l),
+    });
+    assert.equal(r.exitCode, 0);
+    assert.deepEqual(lines.slice(0, 2), ['from stdin', 'C']);
+    assert.equal(lines[2], `${'x'.repeat(MAX_LINE_BYTES)}… [ferry: line cut at ${MAX_LINE_BYTES} bytes]`);
+    assert.equal(lines[3], 'after');
+    assert.equal(lines.length, 4);
+    assert.equal(r.stdout.length, 100);
+    assert.ok(r.truncated);
+    const missing = await runProcess({ argv: ['ferry-no-such-program'] });
+    assert.equal(missing.startError, 'command not found: ferry-no-such-program');
+    assert.equal(missing.exitCode, undefined);
   });
 });
