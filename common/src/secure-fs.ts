@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, createReadStream, fchmodSync, fchownSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** How the written file ends up. */
@@ -31,6 +31,14 @@ function options(o: number | AtomicWriteOptions | undefined): AtomicWriteOptions
   return typeof o === 'number' ? { mode: o } : { ...o, mode: o?.mode ?? 0o600 };
 }
 
+/** Directories from `first` (the outermost one mkdir created) down to `dir`. */
+function created(first: string | undefined, dir: string): string[] {
+  const out: string[] = [];
+  if (first === undefined) return out;
+  for (let d = dir; d.length >= first.length; d = dirname(d)) out.unshift(d);
+  return out;
+}
+
 function tempPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.ferry-${randomBytes(6).toString('hex')}.tmp`);
 }
@@ -39,7 +47,11 @@ function tempPath(path: string): string {
 export function writeFileAtomic(path: string, data: string | Buffer, opts: number | AtomicWriteOptions = 0o600): void {
   const o = options(opts);
   const dir = dirname(path);
-  if (o.dirMode !== false) mkdirSync(dir, { recursive: true, mode: o.dirMode ?? 0o700 });
+  if (o.dirMode !== false) {
+    const mode = o.dirMode ?? 0o700;
+    // The umask must not decide who may read a directory we create.
+    for (const d of created(mkdirSync(dir, { recursive: true, mode }), dir)) chmodSync(d, mode);
+  }
   const tmp = tempPath(path);
   const fd = openSync(tmp, 'wx', 0o600);
   try {
@@ -64,7 +76,10 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: numbe
 export async function writeFileAtomicAsync(path: string, data: string | Buffer | { copyFrom: string }, opts: number | AtomicWriteOptions = 0o600): Promise<void> {
   const o = options(opts);
   const dir = dirname(path);
-  if (o.dirMode !== false) await mkdir(dir, { recursive: true, mode: o.dirMode ?? 0o700 });
+  if (o.dirMode !== false) {
+    const mode = o.dirMode ?? 0o700;
+    for (const d of created(await mkdir(dir, { recursive: true, mode }), dir)) await chmod(d, mode);
+  }
   const tmp = tempPath(path);
   const fh = await open(tmp, 'wx', 0o600);
   try {

@@ -15,7 +15,16 @@ describe('atomic write', () => {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'ferry-atomic-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('writes with the given mode, creating parents with their own mode, sync and async alike', async () => {
+  it('writes with the given mode, creating parents with their own mode whatever the umask, sync and async alike', async () => {
+    const umask = process.umask(0o077); // as the controller sets it: must not make /etc directories private
+    try {
+      await writes(dir);
+    } finally {
+      process.umask(umask);
+    }
+  });
+
+  async function writes(dir: string): Promise<void> {
     writeFileAtomic(join(dir, 'state/key'), 'k');
     assert.equal(statSync(join(dir, 'state')).mode & 0o777, 0o700);
     assert.equal(statSync(join(dir, 'state/key')).mode & 0o777, 0o600);
@@ -24,8 +33,9 @@ describe('atomic write', () => {
     assert.equal(statSync(join(dir, 'etc/app/x.conf')).mode & 0o777, 0o640);
     await writeFileAtomicAsync(join(dir, 'etc/app/y.conf'), { copyFrom: join(dir, 'etc/app/x.conf') }, { mode: 0o644, dirMode: false });
     assert.equal(readFileSync(join(dir, 'etc/app/y.conf'), 'utf8'), 'a=1\n');
+    assert.equal(statSync(join(dir, 'etc/app/y.conf')).mode & 0o777, 0o644);
     assert.deepEqual(readdirSync(join(dir, 'etc/app')).sort(), ['x.conf', 'y.conf'], 'no temp file left');
-  });
+  }
 
   it('leaves the old file and no temp file when the write fails', async () => {
     writeFileSync(join(dir, 'f'), 'old');

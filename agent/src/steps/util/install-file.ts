@@ -11,7 +11,7 @@ import type { FileAttrs } from '../../../../common/src/plan/steps/file-install.j
 import type { StepOutcome } from '../../../../common/src/plan/types.js';
 import type { StepContext } from '../step.js';
 import { writeFileAtomicAsync } from '../../../../common/src/secure-fs.js';
-import { fmtMode, makeBackup, sha256, sha256File, statIfExists } from './file-ops.js';
+import { fmtMode, makeBackup, sha256, sha256File, statIfExists, SYSTEM_DIR_MODE } from './file-ops.js';
 import { hostPath, realTarget, showHost } from './host-path.js';
 import { resolveId } from './principals.js';
 import { StepError } from '../step-error.js';
@@ -74,7 +74,8 @@ export async function installFile(ctx: StepContext, dest: string, content: NewCo
   const backup = old && attrs.backup ? await makeBackup(path) : undefined;
   const made = await missingDirs(dirname(path));
   try {
-    for (const d of made) await mkdir(d, { mode: 0o755 });
+    // chmod too: the umask (077 under some service managers) must not make a config directory private.
+    for (const d of made) { await mkdir(d, { mode: SYSTEM_DIR_MODE }); await chmod(d, SYSTEM_DIR_MODE); }
     await writeFileAtomicAsync(path, 'bytes' in content ? content.bytes : { copyFrom: content.file }, { mode, uid, gid, dirMode: false });
   } catch (e) {
     // Leave the host as it was: remove directories this step made.
