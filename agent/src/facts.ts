@@ -1,5 +1,5 @@
 import si from 'systeminformation';
-import { execa } from 'execa';
+import { runProcess } from './proc/run-process.js';
 import type { HostFacts, Tool } from '../../common/src/gen/ferry/v1/common.js';
 
 /** Programs Ferry's steps drive, and how to ask each for its version. */
@@ -13,8 +13,8 @@ const TOOLS: Array<{ name: string; argv: string[] }> = [
 ];
 
 async function probeTool(name: string, argv: string[]): Promise<Tool> {
-  const r = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 5000, stdin: 'ignore' });
-  if (r.failed && r.exitCode === undefined) return { name, present: false, version: '' };
+  const r = await runProcess({ argv, timeoutMs: 5000, plainLocale: true });
+  if (r.exitCode === undefined) return { name, present: false, version: '' };
   const first = `${r.stdout}\n${r.stderr}`.split('\n').find((l) => l.trim()) ?? '';
   const version = /v?(\d+\.\d+(?:\.\d+)?[^\s,)]*)/.exec(first)?.[1] ?? first.trim().slice(0, 80);
   return { name, present: r.exitCode === 0, version };

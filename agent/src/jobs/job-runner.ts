@@ -8,6 +8,8 @@ import { resolveParams } from '../../../common/src/plan/expand-params.js';
 import { verifyPlan } from '../../../common/src/plan/signed-plan.js';
 import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Outbox } from '../session/outbox.js';
+import { endGroup } from '../proc/process-group.js';
+import type { GroupTracker } from '../proc/run-process.js';
 import type { StepContext } from '../steps/step.js';
 import type { JobStore } from './job-store.js';
 import { runStep, type StepRunDeps } from './step-attempts.js';
@@ -135,6 +137,8 @@ export class JobRunner {
     let params: Record<string, unknown>;
     let bundleDirs: Record<string, string>;
     try {
+      // A killed agent's step may still be running: end it before anything runs again.
+      if (resumed) await this.endLeftovers(id);
       const text = verifyPlan(job.plan!, this.d.trustedKeys());
       const parsed = parsePlan(text, job.plan!.file, { schemas: this.d.schemas });
       if (!parsed.plan) throw new FerryError(ErrorCode.InvalidArgument, `plan ${job.plan!.file} is invalid on this agent:\n${formatProblems(parsed.problems)}`, 'this agent may be older than the controller; upgrade it');
@@ -176,6 +180,7 @@ export class JobRunner {
           if (!dir) throw new Error(`bundle "${as}" is not declared by plan ${plan.name}`);
           return dir;
         },
+        track: this.tracker(id, i),
         output: (line, stream = 'stdout') => {
           if (lines >= MAX_LINES_PER_STEP) { dropped++; return; }
           lines++;
@@ -200,6 +205,29 @@ export class JobRunner {
       }
     }
     finish('succeeded', `${plan.steps.length} steps: ${counts.changed} changed, ${counts.unchanged} unchanged, ${counts.skipped} skipped`);
+  }
+
+  /** Journals each process group step `i` starts and ends (fsynced before the step awaits its output). */
+  private tracker(jobId: string, i: number): GroupTracker {
+    return {
+      started: (g) => this.d.store.record(jobId, { t: 'proc', i, ...g, at: Date.now() }),
+      ended: (g) => this.d.store.record(jobId, { t: 'procEnd', i, pgid: g.pgid, start: g.start, at: Date.now() }),
+    };
+  }
+
+  /**
+   * Ends the process groups a previous agent process started for this job and
+   * never saw end (it was killed): SIGTERM, grace, SIGKILL, and waits until
+   * they are gone, so a step never runs twice at once. A recorded pid that now
+   * belongs to another process is left alone.
+   */
+  private async endLeftovers(jobId: string): Promise<void> {
+    for (const g of this.d.store.leftoverGroups(jobId)) {
+      const r = await endGroup(g);
+      if (r === 'ended') this.note(jobId, `[ferry] ended process group ${g.pgid} that step ${g.i + 1} started before the agent restarted`);
+      if (r === 'reused') this.note(jobId, `[ferry] process group ${g.pgid} of step ${g.i + 1} is gone (its pid now belongs to another process, left alone)`);
+      this.d.store.record(jobId, { t: 'procEnd', i: g.i, pgid: g.pgid, start: g.start, at: Date.now() });
+    }
   }
 
   private note(jobId: string, line: string): void {

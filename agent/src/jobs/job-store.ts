@@ -2,12 +2,20 @@ import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, 
 import { join } from 'node:path';
 import type { AgentMessage, JobStart } from '../../../common/src/gen/ferry/v1/session.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
+import type { GroupRecord } from '../proc/process-group.js';
 
-/** A line of a job's journal: what happened to each step, fsynced before it counts. */
+/**
+ * A line of a job's journal: what happened to each step, fsynced before it
+ * counts. `proc` is a process group a step started (written before its output
+ * is awaited), `procEnd` says it is over; a `proc` without its `procEnd` is a
+ * group a killed agent may have left running.
+ */
 export type JournalEntry =
   | { t: 'start'; i: number; attempt: number; at: number }
   | { t: 'done'; i: number; status: string; at: number }
-  | { t: 'result'; status: string; at: number };
+  | { t: 'result'; status: string; at: number }
+  | ({ t: 'proc'; i: number; at: number } & GroupRecord)
+  | { t: 'procEnd'; i: number; pgid: number; start: number; at: number };
 
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -62,6 +70,16 @@ export class JobStore {
     return readFileSync(p, 'utf8').split('\n').filter(Boolean).flatMap((l) => {
       try { return [JSON.parse(l) as JournalEntry]; } catch { return []; }
     });
+  }
+
+  /** Process groups recorded as started and not recorded as over, with the step that started them. */
+  leftoverGroups(id: string): Array<GroupRecord & { i: number }> {
+    const open = new Map<string, GroupRecord & { i: number }>();
+    for (const e of this.journal(id)) {
+      if (e.t === 'proc') open.set(`${e.pgid}/${e.start}`, { i: e.i, pgid: e.pgid, start: e.start, boot: e.boot });
+      if (e.t === 'procEnd') open.delete(`${e.pgid}/${e.start}`);
+    }
+    return [...open.values()];
   }
 
   record(id: string, e: JournalEntry): void {

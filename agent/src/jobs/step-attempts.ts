@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { asFerryError } from '../../../common/src/errors.js';
@@ -8,6 +7,7 @@ import type { StepSchema } from '../../../common/src/plan/step-schema.js';
 import type { Plan, PlanStep, StepOutcome } from '../../../common/src/plan/types.js';
 import { matchesWhen } from '../../../common/src/plan/when.js';
 import type { StepContext, StepExecutor } from '../steps/step.js';
+import { commandText, runPlanCommand } from '../steps/sys/run.js';
 
 /** Values templates may refer to while a step's args are expanded. */
 export interface StepScope {
@@ -28,9 +28,18 @@ function failed(message: string, errorCode?: string): StepOutcome {
   return { status: 'failed', message, errorCode };
 }
 
-/** Runs a guard command; true when it exits 0. Guards are bounded so a hung probe cannot stall a job. */
-async function guardPasses(argv: string[], signal: AbortSignal): Promise<boolean> {
-  const r = await execa(argv[0]!, argv.slice(1), { reject: false, stdin: 'ignore', timeout: 60_000, cancelSignal: signal });
+/**
+ * Runs an `unless` / `onlyIf` guard: its own process group, the step's
+ * timeout, and the same kill rules as the step (a timed-out guard's children
+ * go with it). True when it exits 0; a guard that cannot start, times out or
+ * is cancelled gives no answer, so the step fails instead of guessing.
+ */
+async function guardPasses(kind: 'unless' | 'onlyIf', argv: string[], base: Omit<StepContext, 'signal'>, signal: AbortSignal, timeoutMs: number): Promise<boolean | StepOutcome> {
+  const text = commandText({ argv });
+  const r = await runPlanCommand({ signal, output: base.output, track: base.track }, { argv }, { timeoutMs, prefix: `[${kind}] ` });
+  if (r.cancelled) return failed(`cancelled while running the ${kind} guard ${text}`, 'CANCELLED');
+  if (r.startError) return failed(`${kind} guard could not run: ${r.startError}`, 'STEP_GUARD');
+  if (r.timedOut) return failed(`${kind} guard ${text} timed out after ${formatDuration(timeoutMs)}; its process group was stopped`, 'STEP_GUARD');
   return r.exitCode === 0;
 }
 
@@ -60,11 +69,15 @@ export async function runStep(planStep: PlanStep, base: Omit<StepContext, 'signa
     if (step.guards.creates && existsSync(join(base.root, step.guards.creates))) {
       return { status: 'unchanged', message: `${step.guards.creates} exists (creates guard)` };
     }
-    if (step.guards.unless && (await guardPasses(step.guards.unless, jobSignal))) {
-      return { status: 'unchanged', message: `guard passed: ${step.guards.unless.join(' ')} (unless)` };
+    if (step.guards.unless) {
+      const g = await guardPasses('unless', step.guards.unless, base, jobSignal, step.timeoutMs);
+      if (g === true) return { status: 'unchanged', message: `guard passed: ${step.guards.unless.join(' ')} (unless)` };
+      if (g !== false) return g;
     }
-    if (step.guards.onlyIf && !(await guardPasses(step.guards.onlyIf, jobSignal))) {
-      return { status: 'skipped', message: `guard failed: ${step.guards.onlyIf.join(' ')} (onlyIf)` };
+    if (step.guards.onlyIf) {
+      const g = await guardPasses('onlyIf', step.guards.onlyIf, base, jobSignal, step.timeoutMs);
+      if (g === false) return { status: 'skipped', message: `guard failed: ${step.guards.onlyIf.join(' ')} (onlyIf)` };
+      if (g !== true) return g;
     }
   } catch (err) {
     return failed(`guard could not run: ${asFerryError(err).message}`, 'STEP_GUARD');

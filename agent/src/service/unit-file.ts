@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { runProcess } from '../proc/run-process.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -58,9 +58,9 @@ export async function installService(o: UnitOptions, start: boolean): Promise<st
   writeFileAtomic(path, renderUnit(o), 0o644);
   if (start) {
     for (const argv of [['daemon-reload'], ['enable', '--now', `${o.name}.service`]]) {
-      const r = await execa('systemctl', argv, { reject: false, stdin: 'ignore' });
+      const r = await runProcess({ argv: ['systemctl', ...argv], plainLocale: true });
       if (r.exitCode !== 0) {
-        throw new FerryError(ErrorCode.Internal, `systemctl ${argv.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`,
+        throw new FerryError(ErrorCode.Internal, `systemctl ${argv.join(' ')} failed: ${(r.startError ?? r.stderr).trim() || r.stdout.trim()}`,
           `the unit was written to ${path}; check \`systemctl status ${o.name}\``);
       }
     }

@@ -8,7 +8,7 @@ import type { AssertArgs } from '../../../common/src/plan/steps/assert.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { runStepCommand } from './exec.js';
-import { commandText, tail } from './util/run-command.js';
+import { commandText, tail } from './sys/run.js';
 import { guarded, StepCode, StepError } from './step-error.js';
 
 /** Longest actual output quoted in a failure message. */

@@ -11,7 +11,8 @@ import type { Command, ExecArgs } from '../../../common/src/plan/steps/exec.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { hostPath } from './util/host-path.js';
-import { commandText, runCommand, tail, type RunResult } from './util/run-command.js';
+import type { ProcessResult } from '../proc/run-process.js';
+import { commandText, runPlanCommand, tail } from './sys/run.js';
 import { guarded, StepCode, StepError } from './step-error.js';
 
 /** Options shared by the command and its guards. */
@@ -22,15 +23,12 @@ export interface CommandEnv { env?: Record<string, string>; cwd?: string; timeou
  * and throws a StepError when it could not start, timed out or was
  * cancelled. Exit codes are left to the caller.
  */
-export async function runStepCommand(cmd: Command, ctx: StepContext, o: CommandEnv, prefix = ''): Promise<RunResult> {
+export async function runStepCommand(cmd: Command, ctx: StepContext, o: CommandEnv, prefix = ''): Promise<ProcessResult> {
   const cwd = o.cwd ? hostPath(ctx, o.cwd) : undefined;
   if (cwd && !(existsSync(cwd) && statSync(cwd).isDirectory())) {
     throw new StepError(ErrorCode.NotFound, `working directory ${o.cwd} does not exist`, 'create it in an earlier step or fix "cwd"');
   }
-  const r = await runCommand(cmd, {
-    signal: ctx.signal, timeoutMs: o.timeoutMs, env: o.env, cwd,
-    onLine: (line, stream) => ctx.output(prefix + line, stream),
-  });
+  const r = await runPlanCommand(ctx, cmd, { timeoutMs: o.timeoutMs, env: o.env, cwd, prefix });
   const text = commandText(cmd);
   if (r.cancelled) throw new StepError(ErrorCode.Cancelled, `cancelled while running ${text}; its process group was stopped`);
   if (r.timedOut) {
@@ -45,7 +43,7 @@ export async function runStepCommand(cmd: Command, ctx: StepContext, o: CommandE
 }
 
 /** Up to 20 lines of what a command printed, on the lines after a failure message. */
-export function lastOutput(r: RunResult): string {
+export function lastOutput(r: ProcessResult): string {
   const both = `${r.stdout}${r.stderr}`.trim();
   return both ? `\nlast output:\n${tail(both)}` : ' (it printed nothing)';
 }

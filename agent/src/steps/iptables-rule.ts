@@ -10,10 +10,14 @@ import { join } from 'node:path';
 import type { IptablesRuleArgs } from '../../../common/src/plan/steps/iptables-rule.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
-import { readTextIfExists, unifiedDiff, writeTextAtomic } from './sys/files.js';
+import { writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
+import { readTextIfExists, SYSTEM_DIR_MODE } from './util/file-ops.js';
+import { fileDiff } from './util/text-diff.js';
 import { commandError, runCommand, runOk, shellQuote, type RunContext } from './sys/run.js';
 import { guarded, StepCode, StepError } from './step-error.js';
 
+/** Largest iptables-save output we persist (hosts with thousands of kube-proxy rules reach tens of MiB). */
+const SAVE_MAX_BYTES = 256 << 20;
 /** How many copies of one rule `absent` removes at most (a loop guard, not a real limit). */
 const MAX_COPIES = 100;
 
@@ -145,7 +149,13 @@ async function ensureRule(args: IptablesRuleArgs, ctx: StepContext): Promise<Ste
 async function persist(t: Tables, args: IptablesRuleArgs, ctx: StepContext, ruleChanging: boolean): Promise<string> {
   const saveBin = `${t.bin}-save`;
   const file = join(ctx.root, args.persistFile);
-  const r = await runOk(ctx, [saveBin], `${saveBin} failed`, 'check that the iptables package is complete on this host', { stream: false, tool: saveBin, installHint: INSTALL_HINT });
+  const r = await runOk(ctx, [saveBin], `${saveBin} failed`, 'check that the iptables package is complete on this host',
+    { stream: false, tool: saveBin, installHint: INSTALL_HINT, captureBytes: SAVE_MAX_BYTES });
+  // A cut ruleset saved as the boot-time file would drop rules at the next boot.
+  if (r.truncated) {
+    throw new StepError(StepCode.CommandFailed, `${saveBin} printed more than ${SAVE_MAX_BYTES >> 20} MiB; not saving a partial ruleset to ${args.persistFile}`,
+      'save the rules with the distribution\'s own tool (netfilter-persistent save) and drop "persist" from this step');
+  }
   const next = normalizeSave(r.stdout);
   const old = readTextIfExists(file);
   const stale = old === undefined || normalizeSave(old) !== next;
@@ -153,9 +163,9 @@ async function persist(t: Tables, args: IptablesRuleArgs, ctx: StepContext, rule
   if (ctx.check) return stale || ruleChanging ? `# ${saveBin} > ${args.persistFile}` : '';
   if (!stale) return '';
   try {
-    writeTextAtomic(file, next, 0o640);
+    await writeFileAtomicAsync(file, next, { mode: 0o640, dirMode: SYSTEM_DIR_MODE });
   } catch (err) {
     throw new StepError(StepCode.CommandFailed, `cannot write ${args.persistFile}: ${(err as Error).message}`, 'check that /etc is writable and the disk is not full');
   }
-  return unifiedDiff(args.persistFile, old === undefined ? undefined : normalizeSave(old), next);
+  return fileDiff(args.persistFile, old === undefined ? undefined : normalizeSave(old), next);
 }

@@ -6,7 +6,7 @@ import type { StepExecutor } from './step.js';
  * a test checks that the two lists name the same types.
  *
  * Executors are loaded on their first step, not at start: most of them pull
- * in execa and YAML tooling (~20 MiB of RSS together) that an idle agent, or
+ * in YAML tooling and image-tar parsing (megabytes of RSS) that an idle agent, or
  * one only staging bundles, never needs.
  */
 function lazy(type: string, load: () => Promise<StepExecutor<never>>): StepExecutor<unknown> {

@@ -1,4 +1,5 @@
 import type { StepOutcome } from '../../../common/src/plan/types.js';
+import type { GroupTracker } from '../proc/run-process.js';
 
 /** What every step executor gets from the job runner. */
 export interface StepContext {
@@ -19,6 +20,11 @@ export interface StepContext {
   signal: AbortSignal;
   /** Root under which absolute host paths live (normally "/"; tests point it elsewhere). */
   root: string;
+  /**
+   * Hears about every process group the step starts and ends (the job runner
+   * journals them, so a restarted agent can end a group a killed agent left).
+   */
+  track?: GroupTracker;
 }
 
 /**

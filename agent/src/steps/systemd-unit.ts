@@ -12,7 +12,9 @@ import { formatDuration } from '../../../common/src/duration.js';
 import type { SystemdUnitArgs } from '../../../common/src/plan/steps/systemd-unit.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
-import { readTextIfExists, restoreText, unifiedDiff, writeTextAtomic } from './sys/files.js';
+import { writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
+import { readTextIfExists, restoreText, SYSTEM_DIR_MODE } from './util/file-ops.js';
+import { fileDiff } from './util/text-diff.js';
 import { resolveBundleFiles } from './sys/paths.js';
 import { failureEvidence, healthCheck, probeUnit, systemctl, waitActive, type UnitProbe } from './sys/systemctl.js';
 import { guarded, StepCode, StepError } from './step-error.js';
@@ -87,7 +89,7 @@ async function runUnit(args: SystemdUnitArgs, ctx: StepContext): Promise<StepOut
     ...(enable ? [`${enable} ${unit}`] : []),
     ...(action ? [`${action} ${unit}`] : []),
   ];
-  const diff = changes.map((c) => unifiedDiff(c.label, c.old, c.next)).join('') + steps.map((s) => `# systemctl ${s}\n`).join('');
+  const diff = changes.map((c) => fileDiff(c.label, c.old, c.next)).join('') + steps.map((s) => `# systemctl ${s}\n`).join('');
   const fileWords = changes.map((c) => `${c.old === undefined ? 'install' : 'update'} ${c.label}`);
 
   if (ctx.check) {
@@ -100,7 +102,7 @@ async function runUnit(args: SystemdUnitArgs, ctx: StepContext): Promise<StepOut
   let actionDone: StateAction;
   try {
     for (const c of changes) {
-      writeTextAtomic(c.path, c.next, 0o644);
+      await writeFileAtomicAsync(c.path, c.next, { mode: 0o644, dirMode: SYSTEM_DIR_MODE });
       done.push(fileWords[changes.indexOf(c)]!);
     }
     if (changes.length) { await systemctl(ctx, ['daemon-reload'], 'systemd could not reload unit files'); done.push('daemon-reload'); }
@@ -146,7 +148,7 @@ async function rollBack(ctx: StepContext, unit: string, changes: FileChange[], b
   }
   if (enabled) await attempt(`${enabled === 'enable' ? 'disabled' : 'enabled'} again`, () => systemctl(own, [enabled === 'enable' ? 'disable' : 'enable', unit], 'undo enablement'));
   if (changes.length) {
-    await attempt(`restored ${changes.map((c) => c.label).join(', ')}`, () => { for (const c of changes) restoreText(c.path, c.old); });
+    await attempt(`restored ${changes.map((c) => c.label).join(', ')}`, async () => { for (const c of changes) await restoreText(c.path, c.old); });
     await attempt('daemon-reload', () => systemctl(own, ['daemon-reload'], 'daemon-reload'));
   }
   if (action && wasRunning && action !== 'stop') {

@@ -17,7 +17,7 @@ import { isInternalAddress, type WaitCondition, type WaitForArgs } from '../../.
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { hostPath } from './util/host-path.js';
-import { commandText, runCommand } from './util/run-command.js';
+import { commandText, runPlanCommand } from './sys/run.js';
 import { guarded, StepError } from './step-error.js';
 
 /** One probe's verdict; `detail` says why not, for the timeout message. */
@@ -78,7 +78,7 @@ async function probe(c: WaitCondition, ctx: StepContext, ms: number): Promise<Pr
     case 'http': return probeHttp(c, ms);
     case 'file': return existsSync(hostPath(ctx, c.path)) ? { ok: true, detail: 'exists' } : { ok: false, detail: 'does not exist' };
     case 'command': {
-      const r = await runCommand(c.command, { signal: ctx.signal, timeoutMs: ms });
+      const r = await runPlanCommand(ctx, c.command, { timeoutMs: ms, quiet: true });
       if (r.startError) throw new StepError(ErrorCode.NotFound, `${r.startError} (wait.for ${commandText(c.command)})`, 'install it or give its absolute path');
       const out = `${r.stdout}${r.stderr}`.trim().split('\n').pop();
       return { ok: r.exitCode === 0, detail: r.timedOut ? `probe timed out after ${formatDuration(ms)}` : `exit ${r.exitCode ?? r.signal}${out ? `: ${out}` : ''}` };

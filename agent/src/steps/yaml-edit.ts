@@ -12,7 +12,8 @@ import { ErrorCode } from '../../../common/src/errors.js';
 import type { YamlEditArgs } from '../../../common/src/plan/steps/yaml-edit.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
-import { makeBackup, statIfExists, writeAtomic } from './util/file-ops.js';
+import { writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
+import { makeBackup, statIfExists } from './util/file-ops.js';
 import { hostPath, realTarget, showHost } from './util/host-path.js';
 import { guarded, StepError } from './step-error.js';
 import { unifiedDiff } from './util/text-diff.js';
@@ -105,7 +106,7 @@ async function editYaml(args: YamlEditArgs, ctx: StepContext): Promise<StepOutco
   if (ctx.check) return { status: 'changed', diff, message: `check mode: would change ${where}: ${summary}` };
 
   const backup = args.backup ? await makeBackup(real) : undefined;
-  await writeAtomic(real, edited.text, { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+  await writeFileAtomicAsync(real, edited.text, { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, dirMode: false });
   const shownBackup = backup ? ` (backup ${await showHost(ctx, backup)})` : '';
   return { status: 'changed', diff, message: `changed ${where}: ${summary}${shownBackup}` };
 }

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normalizeSave, ruleWithComment } from '../../../agent/src/steps/iptables-rule.js';
-import { unifiedDiff } from '../../../agent/src/steps/sys/files.js';
+import { fileDiff } from '../../../agent/src/steps/util/text-diff.js';
 import { normalizeRef, rewriteRef } from '../../../agent/src/steps/sys/image-ref.js';
 import { kubectlSaid, parseChanges } from '../../../agent/src/steps/sys/kubectl.js';
 import { expandGlob, resolveBundleFiles } from '../../../agent/src/steps/sys/paths.js';
@@ -19,12 +19,12 @@ describe('steps/sys: unified diff', () => {
   it('shows hunks with context, new files and equal texts', () => {
     const a = ['[Unit]', 'Description=x', '', '[Service]', 'ExecStart=/bin/a v1', 'Restart=always', ''].join('\n');
     const b = a.replace('v1', 'v2');
-    assert.equal(unifiedDiff('/etc/x.service', a, b), [
+    assert.equal(fileDiff('/etc/x.service', a, b), [
       '--- a/etc/x.service', '+++ b/etc/x.service', '@@ -2,5 +2,5 @@',
       ' Description=x', ' ', ' [Service]', '-ExecStart=/bin/a v1', '+ExecStart=/bin/a v2', ' Restart=always', '',
     ].join('\n'));
-    assert.equal(unifiedDiff('/x', undefined, 'one\ntwo\n'), '--- /dev/null\n+++ b/x\n@@ -0,0 +1,2 @@\n+one\n+two\n');
-    assert.equal(unifiedDiff('/x', 'same\n', 'same\n'), '');
+    assert.equal(fileDiff('/x', undefined, 'one\ntwo\n'), '--- /dev/null\n+++ b/x\n@@ -0,0 +1,2 @@\n+one\n+two\n');
+    assert.equal(fileDiff('/x', 'same\n', 'same\n'), '');
   });
 });
 
@@ -100,7 +100,7 @@ describe('steps/sys: kubectl output', () => {
   });
 
   it('drops klog noise from kubectl\'s stderr', () => {
-    const r = { argv: ['kubectl'], exitCode: 1, stdout: '', timedOut: false,
+    const r = { argv: ['kubectl'], exitCode: 1, stdout: '', timedOut: false, truncated: false,
       stderr: 'E1122 02:52:19.991949 23019 memcache.go:265] "Unhandled Error"\nThe connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n' };
     assert.equal(kubectlSaid(r), 'The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?');
   });

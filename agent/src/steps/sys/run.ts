@@ -1,16 +1,18 @@
 /**
- * Runs one host program for a step executor: its own process group (so cancel and step
- * timeouts reach everything it started), output collected and optionally streamed line by
- * line to the controller, and "not installed" turned into a clear step error.
+ * How step executors run programs, on top of the agent's one process runner
+ * (agent/src/proc/run-process.ts): host tools (systemctl, ctr, iptables,
+ * kubectl) with a plain locale and "not installed" turned into a clear step
+ * error, and the commands plans give (exec, assert, wait.for and guards),
+ * plus how commands are shown in messages. Every run is reported to the
+ * step's tracker so the job journal knows its process group.
  */
-import { execa } from 'execa';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Command } from '../../../../common/src/plan/steps/exec.js';
+import { runProcess, type ProcessResult } from '../../proc/run-process.js';
 import type { StepContext } from '../step.js';
 import { StepCode, StepError, throwIfAborted, type StepErrorCode } from '../step-error.js';
 
 /** What {@link runCommand} needs from the step context. */
-export type RunContext = Pick<StepContext, 'signal' | 'output'>;
+export type RunContext = Pick<StepContext, 'signal' | 'output' | 'track'>;
 
 export interface RunOptions {
   /** Bytes for stdin (otherwise stdin is /dev/null, so nothing ever waits on a terminal). */
@@ -21,6 +23,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Extra environment on top of the agent's. */
   env?: Record<string, string>;
+  /** Bytes of each stream kept for the result (default 1 MiB). */
+  captureBytes?: number;
   /** What the program is, for "not installed" messages (default: argv[0]). */
   tool?: string;
   /** What to do when the program is missing, for the hint. */
@@ -29,57 +33,37 @@ export interface RunOptions {
 
 export interface RunResult {
   argv: string[];
+  /** 128 + signal number style: a killed program never reads as success. */
   exitCode: number;
   stdout: string;
   stderr: string;
   timedOut: boolean;
+  /** stdout/stderr were cut at the capture limit. */
+  truncated: boolean;
 }
 
-/** After SIGTERM, how long a process group gets before SIGKILL. */
-const KILL_GRACE_MS = 3_000;
-/** Output kept per stream; evidence for messages, not a log store (lines still stream in full). */
-const MAX_KEPT_BYTES = 1 << 20;
-
-/** Runs argv without a shell; never rejects on a non-zero exit. Throws StepError when missing or cancelled. */
+/**
+ * Runs a host tool (argv, no shell) with LC_ALL=C; never rejects on a non-zero exit.
+ * Throws StepError when the program is missing or the step was cancelled.
+ */
 export async function runCommand(ctx: RunContext, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   throwIfAborted(ctx.signal);
-  const [file, ...args] = argv;
-  const child = execa(file!, args, {
-    reject: false, buffer: false, detached: true, cleanup: true, stripFinalNewline: false,
-    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
-    env: { LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...opts.env },
-  });
-  let timedOut = false;
-  let killTimer: NodeJS.Timeout | undefined;
-  const kill = () => {
-    if (child.pid === undefined) return;
-    signalGroup(child.pid, 'SIGTERM');
-    killTimer ??= setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), KILL_GRACE_MS);
-  };
-  const onAbort = () => kill();
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const timer = opts.timeoutMs ? setTimeout(() => { timedOut = true; kill(); }, opts.timeoutMs) : undefined;
   const stream = opts.stream ?? true;
-  const out = collect(child.stdout, stream ? (l) => ctx.output(l, 'stdout') : undefined);
-  const err = collect(child.stderr, stream ? (l) => ctx.output(l, 'stderr') : undefined);
-  try {
-    const [r, stdout, stderr] = await Promise.all([child, out, err]);
-    if (r.exitCode === undefined && !r.signal) {
-      const code = (r as { code?: string }).code;
-      const tool = opts.tool ?? file!;
-      if (code === 'ENOENT') {
-        throw new StepError(StepCode.ToolMissing, `${tool} is not installed on this host ("${file}" not found on PATH=${process.env.PATH ?? ''})`,
-          opts.installHint ?? `install ${tool} on the host (or put it on the agent's PATH) and run the step again`);
-      }
-      throw new StepError(StepCode.CommandFailed, `cannot start ${file}: ${r.originalMessage ?? r.message}`, 'check that the program is executable by the agent');
+  const r = await runProcess({
+    argv, input: opts.input, env: opts.env, timeoutMs: opts.timeoutMs, captureBytes: opts.captureBytes, plainLocale: true,
+    signal: ctx.signal, track: ctx.track, onLine: stream ? (l, s) => ctx.output(l, s) : undefined,
+  });
+  if (r.startError) {
+    const file = argv[0]!;
+    const tool = opts.tool ?? file;
+    if (r.startErrorCode === 'ENOENT') {
+      throw new StepError(StepCode.ToolMissing, `${tool} is not installed on this host ("${file}" not found on PATH=${process.env.PATH ?? ''})`,
+        opts.installHint ?? `install ${tool} on the host (or put it on the agent's PATH) and run the step again`);
     }
-    throwIfAborted(ctx.signal);
-    return { argv: [...argv], exitCode: r.exitCode ?? 128 + 9, stdout, stderr, timedOut };
-  } finally {
-    ctx.signal.removeEventListener('abort', onAbort);
-    clearTimeout(timer);
-    clearTimeout(killTimer);
+    throw new StepError(StepCode.CommandFailed, `cannot start ${file}: ${r.startError}`, 'check that the program is executable by the agent');
   }
+  throwIfAborted(ctx.signal);
+  return { argv: [...argv], exitCode: r.exitCode ?? 128 + 9, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut, truncated: r.truncated };
 }
 
 /** {@link runCommand} that throws a StepError with stderr unless the exit code is 0. */
@@ -87,6 +71,30 @@ export async function runOk(ctx: RunContext, argv: readonly string[], what: stri
   const r = await runCommand(ctx, argv, opts);
   if (r.exitCode !== 0) throw commandError(r, what, hint);
   return r;
+}
+
+/** How a plan's command runs: its own environment and directory, bounded. */
+export interface PlanCommandOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Put before each streamed line (guards say which guard printed it). */
+  prefix?: string;
+  /** Stream no lines (probes repeated every second would flood the job's output). */
+  quiet?: boolean;
+}
+
+/**
+ * Runs a command a plan gives (exec, assert, wait.for, guards) in the agent's
+ * locale, streaming its lines. Never throws: whether it started, timed out
+ * or was cancelled is in the result, for the caller to word.
+ */
+export function runPlanCommand(ctx: RunContext, cmd: Command, o: PlanCommandOptions = {}): Promise<ProcessResult> {
+  const prefix = o.prefix ?? '';
+  return runProcess({
+    argv: argvOf(cmd), env: o.env, cwd: o.cwd, timeoutMs: o.timeoutMs, signal: ctx.signal, track: ctx.track,
+    onLine: o.quiet ? undefined : (line, stream) => ctx.output(prefix + line, stream),
+  });
 }
 
 /** A StepError for a failed command: the summary, the exact argv, and the tool's own words. */
@@ -97,9 +105,25 @@ export function commandError(r: RunResult, what: string, hint: string, code: Ste
     said.includes('\n') ? said : undefined);
 }
 
+/** The argv a plan command runs as. */
+export function argvOf(cmd: Command): string[] {
+  return 'argv' in cmd ? cmd.argv : ['/bin/sh', '-c', cmd.shell];
+}
+
 /** Quotes argv for display so people can paste it into a shell. */
 export function shellQuote(argv: readonly string[]): string {
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** A plan command for messages, in backticks: the shell string, or argv quoted where needed. */
+export function commandText(cmd: Command): string {
+  return `\`${'shell' in cmd ? cmd.shell : shellQuote(cmd.argv)}\``;
+}
+
+/** The last `n` lines of some output, for failure messages. */
+export function tail(text: string, n = 20): string {
+  const lines = text.replace(/\n$/, '').split('\n');
+  return lines.length > n ? [`… (${lines.length - n} earlier lines)`, ...lines.slice(-n)].join('\n') : lines.join('\n');
 }
 
 /** Usage hints and info-level log lines that never say what went wrong. */
@@ -109,25 +133,4 @@ const NOISE = /^(Try `|See "systemctl status|time="[^"]*" level=(info|debug|warn
 function keyLine(s: string): string {
   const lines = s.split('\n').filter((l) => l.trim());
   return lines.filter((l) => !NOISE.test(l)).pop() ?? lines[0] ?? '(no output)';
-}
-
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // the group is gone already
-  }
-}
-
-function collect(stream: Readable | null | undefined, onLine?: (l: string) => void): Promise<string> {
-  if (!stream) return Promise.resolve('');
-  return new Promise((resolve) => {
-    let kept = '';
-    const rl = createInterface({ input: stream, crlfDelay: Infinity });
-    rl.on('line', (l) => {
-      onLine?.(l);
-      if (kept.length < MAX_KEPT_BYTES) kept += `${l}\n`;
-    });
-    rl.on('close', () => resolve(kept));
-  });
 }

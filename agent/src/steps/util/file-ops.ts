@@ -1,19 +1,39 @@
 /**
- * File primitives for steps that write host files: atomic replace (temp file
- * in the same directory, fsync, rename, fsync of the directory) with mode
- * and ownership set before the rename, hashing, and timestamped backups.
- * secure-fs's writeFileAtomic is for the agent's own secrets (fixed owner);
- * host files must keep or take a given owner, so this sets it on the temp file.
+ * File helpers for steps that manage host files: reading what is there,
+ * hashing, timestamped backups, and putting a file back as it was. Every
+ * write goes through common/src/secure-fs.ts (the one atomic write).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { copyFile, chmod, chown, lstat, open, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { lstat, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Stats } from 'node:fs';
+import { writeFileAtomicAsync } from '../../../../common/src/secure-fs.js';
 
-/** Mode bits and owner a written file gets. */
-export interface Attrs { mode: number; uid: number; gid: number }
+/** Mode for system config directories a step creates: other programs must read them. */
+export const SYSTEM_DIR_MODE = 0o755;
+
+/** File content as text, or undefined when there is no file. */
+export function readTextIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Puts a file back as it was: the old text, or no file (and no empty directory we made). */
+export async function restoreText(path: string, old: string | undefined, mode = 0o644): Promise<void> {
+  if (old !== undefined) {
+    await writeFileAtomicAsync(path, old, { mode, dirMode: SYSTEM_DIR_MODE });
+    return;
+  }
+  await rm(path, { force: true });
+  // Only succeeds when empty (e.g. a drop-in directory we created); not empty or not ours: leave it.
+  await rmdir(dirname(path)).catch(() => undefined);
+}
 
 /** stat(), or undefined when the path does not exist. */
 export async function statIfExists(path: string): Promise<Stats | undefined> {
@@ -37,36 +57,6 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/**
- * Atomically replaces `path` with `data` (bytes, or the contents of a file
- * given as `{ copyFrom }`). A failure leaves the old file as it was and no
- * temp file behind.
- */
-export async function writeAtomic(path: string, data: Buffer | string | { copyFrom: string }, attrs: Attrs): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.ferry-${randomBytes(6).toString('hex')}.tmp`);
-  // 0600 until owner and mode are final, so nobody reads a half-set file.
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
-      // writeFile writes every byte from the current position (write() may write fewer).
-      else for await (const chunk of createReadStream(data.copyFrom)) await fh.writeFile(chunk as Buffer);
-      await fh.chown(attrs.uid, attrs.gid); // before chmod: chown clears setuid/setgid bits
-      await fh.chmod(attrs.mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  const dh = await open(dir, 'r');
-  try { await dh.sync(); } finally { await dh.close(); }
-}
-
 /** `20261122T101500Z` for a date: sortable, and no characters that need quoting in a shell. */
 export function stamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -83,13 +73,11 @@ export async function makeBackup(path: string, now = new Date()): Promise<string
   for (let n = 1; ; n++) {
     const dest = n === 1 ? base : `${base}-${n}`;
     try {
-      await copyFile(path, dest, constants.COPYFILE_EXCL);
+      await writeFileAtomicAsync(dest, { copyFrom: path }, { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, dirMode: false, noReplace: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST' && n < 100) continue;
       throw e;
     }
-    await chown(dest, st.uid, st.gid);
-    await chmod(dest, st.mode & 0o7777);
     return dest;
   }
 }

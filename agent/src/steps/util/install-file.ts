@@ -10,9 +10,10 @@ import { ErrorCode } from '../../../../common/src/errors.js';
 import type { FileAttrs } from '../../../../common/src/plan/steps/file-install.js';
 import type { StepOutcome } from '../../../../common/src/plan/types.js';
 import type { StepContext } from '../step.js';
-import { fmtMode, makeBackup, sha256, sha256File, statIfExists, writeAtomic } from './file-ops.js';
+import { writeFileAtomicAsync } from '../../../../common/src/secure-fs.js';
+import { fmtMode, makeBackup, sha256, sha256File, statIfExists, SYSTEM_DIR_MODE } from './file-ops.js';
 import { hostPath, realTarget, showHost } from './host-path.js';
-import { resolveGid, resolveUid } from './principals.js';
+import { resolveId } from './principals.js';
 import { StepError } from '../step-error.js';
 import { unifiedDiff } from './text-diff.js';
 
@@ -46,8 +47,8 @@ export async function installFile(ctx: StepContext, dest: string, content: NewCo
 
   const size = 'bytes' in content ? content.bytes.length : (await statIfExists(content.file))?.size ?? 0;
   const hash = 'bytes' in content ? sha256(content.bytes) : await sha256File(content.file);
-  const uid = attrs.owner !== undefined ? resolveUid(ctx.root, attrs.owner) : old?.uid ?? process.getuid?.() ?? 0;
-  const gid = attrs.group !== undefined ? resolveGid(ctx.root, attrs.group) : old?.gid ?? process.getgid?.() ?? 0;
+  const uid = attrs.owner !== undefined ? await resolveId(ctx, 'passwd', attrs.owner) : old?.uid ?? process.getuid?.() ?? 0;
+  const gid = attrs.group !== undefined ? await resolveId(ctx, 'group', attrs.group) : old?.gid ?? process.getgid?.() ?? 0;
   const mode = attrs.mode ?? (old ? old.mode & 0o7777 : 0o644);
   const oldHash = old && old.size === size ? await sha256File(path) : undefined;
   const sameContent = oldHash === hash;
@@ -73,8 +74,9 @@ export async function installFile(ctx: StepContext, dest: string, content: NewCo
   const backup = old && attrs.backup ? await makeBackup(path) : undefined;
   const made = await missingDirs(dirname(path));
   try {
-    for (const d of made) await mkdir(d, { mode: 0o755 });
-    await writeAtomic(path, 'bytes' in content ? content.bytes : { copyFrom: content.file }, { mode, uid, gid });
+    // chmod too: the umask (077 under some service managers) must not make a config directory private.
+    for (const d of made) { await mkdir(d, { mode: SYSTEM_DIR_MODE }); await chmod(d, SYSTEM_DIR_MODE); }
+    await writeFileAtomicAsync(path, 'bytes' in content ? content.bytes : { copyFrom: content.file }, { mode, uid, gid, dirMode: false });
   } catch (e) {
     // Leave the host as it was: remove directories this step made.
     for (const d of made.reverse()) await rmdir(d).catch(() => undefined);

@@ -3,48 +3,42 @@
  * /etc/group under ctx.root (so tests use their own), with `getent` as a
  * fallback on the real root for directory-service accounts.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode } from '../../../../common/src/errors.js';
+import type { StepContext } from '../step.js';
 import { StepError } from '../step-error.js';
+import { runCommand } from '../sys/run.js';
 
-function lookup(root: string, db: 'passwd' | 'group', name: string): number | undefined {
+type IdContext = Pick<StepContext, 'root' | 'signal' | 'output' | 'track'>;
+
+async function lookup(ctx: IdContext, db: 'passwd' | 'group', name: string): Promise<number | undefined> {
   try {
-    for (const line of readFileSync(join(root, 'etc', db), 'utf8').split('\n')) {
+    for (const line of readFileSync(join(ctx.root, 'etc', db), 'utf8').split('\n')) {
       const f = line.split(':');
       if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
     }
   } catch {
     // no such file under this root: fall through
   }
-  if (root !== '/') return undefined;
-  try {
-    const f = execFileSync('getent', [db, name], { encoding: 'utf8', timeout: 5_000 }).split(':');
-    return f[2] !== undefined && /^\d+$/.test(f[2]) ? Number(f[2]) : undefined;
-  } catch {
-    return undefined;
-  }
+  if (ctx.root !== '/') return undefined;
+  // Directory-service accounts (LDAP, sssd) are only known to getent; bounded, as a directory server can hang.
+  const r = await runCommand(ctx, ['getent', db, name], { stream: false, timeoutMs: 5_000 }).catch((e: unknown) => {
+    if (ctx.signal.aborted) throw e;
+    return undefined; // no getent on this host: the name is unknown
+  });
+  const f = r?.exitCode === 0 ? r.stdout.split(':') : [];
+  return f[2] !== undefined && /^\d+$/.test(f[2]) ? Number(f[2]) : undefined;
 }
 
-/** uid for a user name or numeric id. */
-export function resolveUid(root: string, owner: string): number {
-  if (/^\d+$/.test(owner)) return Number(owner);
-  const id = lookup(root, 'passwd', owner);
+/** The uid of a user (db passwd) or gid of a group (db group), by name or number. */
+export async function resolveId(ctx: IdContext, db: 'passwd' | 'group', name: string): Promise<number> {
+  if (/^\d+$/.test(name)) return Number(name);
+  const id = await lookup(ctx, db, name);
   if (id === undefined) {
-    throw new StepError(ErrorCode.NotFound, `user "${owner}" does not exist on this host (not in /etc/passwd)`,
-      'create the user in an earlier step, or give a numeric uid');
-  }
-  return id;
-}
-
-/** gid for a group name or numeric id. */
-export function resolveGid(root: string, group: string): number {
-  if (/^\d+$/.test(group)) return Number(group);
-  const id = lookup(root, 'group', group);
-  if (id === undefined) {
-    throw new StepError(ErrorCode.NotFound, `group "${group}" does not exist on this host (not in /etc/group)`,
-      'create the group in an earlier step, or give a numeric gid');
+    const what = db === 'passwd' ? 'user' : 'group';
+    throw new StepError(ErrorCode.NotFound, `${what} "${name}" does not exist on this host (not in /etc/${db})`,
+      `create the ${what} in an earlier step, or give a numeric ${db === 'passwd' ? 'uid' : 'gid'}`);
   }
   return id;
 }

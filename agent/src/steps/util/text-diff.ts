@@ -104,6 +104,15 @@ export function unifiedDiff(before: string, after: string, labelA: string, label
   return out.join('\n') + '\n';
 }
 
+/**
+ * A unified diff of a file's text before and after, `a/`- and `b/`-prefixed
+ * like git; undefined text means no file (shown as /dev/null).
+ */
+export function fileDiff(path: string, before: string | undefined, after: string | undefined): string {
+  if (before === after) return '';
+  return unifiedDiff(before ?? '', after ?? '', before === undefined ? '/dev/null' : `a${path}`, after === undefined ? '/dev/null' : `b${path}`);
+}
+
 function countBefore(ops: DiffOp[], idx: number, side: 'a' | 'b'): number {
   let n = 0;
   for (let i = 0; i < idx; i++) if (side in ops[i]!) n++;
