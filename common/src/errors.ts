@@ -48,6 +48,37 @@ export const ErrorCode = {
   BundleInvalid: 'BUNDLE_INVALID',
   LintFailed: 'LINT_FAILED',
   DiskFull: 'DISK_FULL',
+  // Step failures on hosts (StepOutcome.errorCode), see agent/src/steps/step-error.ts.
+  StepYamlInvalid: 'STEP_YAML_INVALID',
+  StepYamlPath: 'STEP_YAML_PATH',
+  StepResultInvalid: 'STEP_RESULT_INVALID',
+  StepExitCode: 'STEP_EXIT_CODE',
+  StepAssertFailed: 'STEP_ASSERT_FAILED',
+  StepTemplateInvalid: 'STEP_TEMPLATE_INVALID',
+  /** A program the step drives is not installed (or not on PATH). */
+  StepToolMissing: 'STEP_TOOL_MISSING',
+  /** A program ran and failed; its stderr is in the message. */
+  StepCommandFailed: 'STEP_COMMAND_FAILED',
+  /** A bundle file or host file the step needs is missing or unusable. */
+  StepInputMissing: 'STEP_INPUT_MISSING',
+  /** An image tar is damaged or not an image archive. */
+  StepImageTarInvalid: 'STEP_IMAGE_TAR_INVALID',
+  /** Images were imported but are not listed afterwards with the expected digest. */
+  StepImageVerifyFailed: 'STEP_IMAGE_VERIFY_FAILED',
+  /** containerd / systemd / the API server cannot be reached. */
+  StepServiceUnreachable: 'STEP_SERVICE_UNREACHABLE',
+  /** A systemd unit did not become (or stay) active. */
+  StepUnitFailed: 'STEP_UNIT_FAILED',
+  /** The unit is active but its health check never passed. */
+  StepHealthCheckFailed: 'STEP_HEALTH_CHECK_FAILED',
+  /** kubectl wait did not see the condition in time. */
+  StepWaitFailed: 'STEP_WAIT_FAILED',
+  /** A guard (unless/onlyIf) could not run or timed out: the step cannot know whether to run. */
+  StepGuard: 'STEP_GUARD',
+  /** The step's arguments do not validate on the host. */
+  StepInvalidArgs: 'STEP_INVALID_ARGS',
+  /** This agent has no executor for the step type. */
+  StepUnknownType: 'STEP_UNKNOWN_TYPE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

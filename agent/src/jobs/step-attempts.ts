@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { asFerryError } from '../../../common/src/errors.js';
+import { asFerryError, ErrorCode } from '../../../common/src/errors.js';
 import { formatDuration } from '../../../common/src/duration.js';
 import { expandStep } from '../../../common/src/plan/expand-step.js';
 import type { StepSchema } from '../../../common/src/plan/step-schema.js';
@@ -24,7 +24,7 @@ export interface StepRunDeps {
   schemas: ReadonlyMap<string, StepSchema<unknown>>;
 }
 
-function failed(message: string, errorCode?: string): StepOutcome {
+function failed(message: string, errorCode?: ErrorCode): StepOutcome {
   return { status: 'failed', message, errorCode };
 }
 
@@ -37,9 +37,9 @@ function failed(message: string, errorCode?: string): StepOutcome {
 async function guardPasses(kind: 'unless' | 'onlyIf', argv: string[], base: Omit<StepContext, 'signal'>, signal: AbortSignal, timeoutMs: number): Promise<boolean | StepOutcome> {
   const text = commandText({ argv });
   const r = await runPlanCommand({ signal, output: base.output, track: base.track }, { argv }, { timeoutMs, prefix: `[${kind}] ` });
-  if (r.cancelled) return failed(`cancelled while running the ${kind} guard ${text}`, 'CANCELLED');
-  if (r.startError) return failed(`${kind} guard could not run: ${r.startError}`, 'STEP_GUARD');
-  if (r.timedOut) return failed(`${kind} guard ${text} timed out after ${formatDuration(timeoutMs)}; its process group was stopped`, 'STEP_GUARD');
+  if (r.cancelled) return failed(`cancelled while running the ${kind} guard ${text}`, ErrorCode.Cancelled);
+  if (r.startError) return failed(`${kind} guard could not run: ${r.startError}`, ErrorCode.StepGuard);
+  if (r.timedOut) return failed(`${kind} guard ${text} timed out after ${formatDuration(timeoutMs)}; its process group was stopped`, ErrorCode.StepGuard);
   return r.exitCode === 0;
 }
 
@@ -54,16 +54,16 @@ export async function runStep(planStep: PlanStep, base: Omit<StepContext, 'signa
   }
   const executor = deps.executors.get(planStep.type);
   const schema = deps.schemas.get(planStep.type);
-  if (!executor || !schema) return failed(`this agent has no step type "${planStep.type}"`, 'STEP_UNKNOWN_TYPE');
+  if (!executor || !schema) return failed(`this agent has no step type "${planStep.type}"`, ErrorCode.StepUnknownType);
   let args: unknown;
   let step: PlanStep;
   try {
     step = expandStep(planStep, { params: scope.params, facts: scope.facts, labels: scope.labels, bundleDir: (a) => scope.bundleDirs[a] });
     const parsed = schema.parse(step.args);
-    if (!parsed.args) return failed(parsed.problems.map((p) => `${p.path ? `${p.path}: ` : ''}${p.message}`).join('; '), 'STEP_INVALID_ARGS');
+    if (!parsed.args) return failed(parsed.problems.map((p) => `${p.path ? `${p.path}: ` : ''}${p.message}`).join('; '), ErrorCode.StepInvalidArgs);
     args = parsed.args;
   } catch (err) {
-    return failed(asFerryError(err).describe(), 'STEP_INVALID_ARGS');
+    return failed(asFerryError(err).describe(), ErrorCode.StepInvalidArgs);
   }
   try {
     if (step.guards.creates && existsSync(join(base.root, step.guards.creates))) {
@@ -80,12 +80,12 @@ export async function runStep(planStep: PlanStep, base: Omit<StepContext, 'signa
       if (g !== true) return g;
     }
   } catch (err) {
-    return failed(`guard could not run: ${asFerryError(err).message}`, 'STEP_GUARD');
+    return failed(`guard could not run: ${asFerryError(err).message}`, ErrorCode.StepGuard);
   }
 
   let last: StepOutcome = failed('not run');
   for (let attempt = 1; attempt <= step.retries + 1; attempt++) {
-    if (jobSignal.aborted) return failed('cancelled', 'CANCELLED');
+    if (jobSignal.aborted) return failed('cancelled', ErrorCode.Cancelled);
     const timeout = AbortSignal.timeout(step.timeoutMs);
     const signal = AbortSignal.any([jobSignal, timeout]);
     try {

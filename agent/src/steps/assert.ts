@@ -4,12 +4,13 @@
  * failure carries the actual output, so the operator sees what was there.
  * Not run in check mode: the steps it verifies have not run either.
  */
+import { ErrorCode } from '../../../common/src/errors.js';
 import type { AssertArgs } from '../../../common/src/plan/steps/assert.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { runStepCommand } from './exec.js';
 import { commandText, tail } from './sys/run.js';
-import { guarded, StepCode, StepError } from './step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 /** Longest actual output quoted in a failure message. */
 const SHOW_CHARS = 4_000;
@@ -35,7 +36,7 @@ async function check(args: AssertArgs, ctx: StepContext): Promise<StepOutcome> {
   if (shown.length > SHOW_CHARS) shown = `…${shown.slice(-SHOW_CHARS)}`;
   const actual = output.trim() ? `actual ${args.stream}:\n${shown}` : `actual ${args.stream}: (empty)`;
   const stderr = args.stream === 'stdout' && r.stderr.trim() ? `\nstderr:\n${tail(r.stderr, 10)}` : '';
-  throw new StepError(StepCode.AssertFailed, `assertion failed for ${text}: ${wrong.join('; ')}\n${actual}${stderr}`,
+  throw new StepError(ErrorCode.StepAssertFailed, `assertion failed for ${text}: ${wrong.join('; ')}\n${actual}${stderr}`,
     'what it verifies is not in place on this host; see the actual output below');
 }
 

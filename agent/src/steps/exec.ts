@@ -13,7 +13,7 @@ import type { StepContext, StepExecutor } from './step.js';
 import { hostPath } from './util/host-path.js';
 import type { ProcessResult } from '../proc/run-process.js';
 import { commandText, runPlanCommand, tail } from './sys/run.js';
-import { guarded, StepCode, StepError } from './step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 /** Options shared by the command and its guards. */
 export interface CommandEnv { env?: Record<string, string>; cwd?: string; timeoutMs?: number }
@@ -70,7 +70,7 @@ async function exec(args: ExecArgs, ctx: StepContext): Promise<StepOutcome> {
   const r = await runStepCommand(args.command, ctx, guardEnv);
   if (r.exitCode === undefined || !args.expectExit.includes(r.exitCode)) {
     const how = r.exitCode === undefined ? `was killed by ${r.signal}` : `exited ${r.exitCode}`;
-    throw new StepError(StepCode.ExitCode, `${text} ${how} (expected exit ${args.expectExit.join(' or ')})${lastOutput(r)}`,
+    throw new StepError(ErrorCode.StepExitCode, `${text} ${how} (expected exit ${args.expectExit.join(' or ')})${lastOutput(r)}`,
       'fix the cause shown in the output and run the step again; add the code to "expectExit" if it means success');
   }
   return { status: 'changed', message: `ran ${text} (exit ${r.exitCode}, ${formatDuration(r.durationMs)})` };

@@ -9,6 +9,7 @@
  * moved are pointed back (they were saved under temporary names first), so `ctr images ls`
  * reads as before. Blobs an aborted import wrote are left to containerd's garbage collector.
  */
+import { ErrorCode } from '../../../common/src/errors.js';
 import type { ImageInfo } from '../../../common/src/bundle/image-tar.js';
 import { inspectImageTarFile } from '../../../common/src/bundle/image-tar.js';
 import type { ImageImportArgs } from '../../../common/src/plan/steps/image-import.js';
@@ -18,7 +19,7 @@ import { Ctr } from './sys/ctr.js';
 import { imagePresent, imageRefs, lookup, refPresent } from './sys/image-presence.js';
 import { rewriteRef } from './sys/image-ref.js';
 import { resolveBundleFiles, resolveHostFiles, type ResolvedFile } from './sys/paths.js';
-import { guarded, StepCode, StepError } from './step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 interface Tar { file: ResolvedFile; images: ImageInfo[]; present: boolean }
 interface Tag { src: string; dst: string; image: ImageInfo }
@@ -39,7 +40,7 @@ async function inspectAll(files: ResolvedFile[]): Promise<Array<Omit<Tar, 'prese
       if (info.images.length === 0) throw new Error('it lists no images');
       out.push({ file, images: info.images });
     } catch (err) {
-      throw new StepError(StepCode.ImageTarInvalid, `${file.label} is not a usable image tar: ${(err as Error).message}; nothing was imported`,
+      throw new StepError(ErrorCode.StepImageTarInvalid, `${file.label} is not a usable image tar: ${(err as Error).message}; nothing was imported`,
         'the file is damaged or not an image archive: re-stage the bundle (its chunks are verified on fetch) or rebuild the tar with docker save / skopeo, then run the step again');
     }
   }
@@ -104,7 +105,7 @@ async function importImages(args: ImageImportArgs, ctx: StepContext): Promise<St
     let now = await ctr.list();
     for (const t of missingTags) {
       const src = lookup(now, t.src, t.image.refs);
-      if (!src) throw new StepError(StepCode.ImageVerifyFailed, `cannot tag ${t.dst}: ${t.src} is not in ${ctr.where} after the import`, 'check the tar\'s image names (ferry bundle show)');
+      if (!src) throw new StepError(ErrorCode.StepImageVerifyFailed, `cannot tag ${t.dst}: ${t.src} is not in ${ctr.where} after the import`, 'check the tar\'s image names (ferry bundle show)');
       await ctr.tag(src.name, t.dst);
     }
     if (args.verify) {
@@ -121,7 +122,7 @@ async function importImages(args: ImageImportArgs, ctx: StepContext): Promise<St
         else verified++;
       }
       if (bad.length) {
-        throw new StepError(StepCode.ImageVerifyFailed, `after importing, ${bad.length} image ref(s) are missing or point at other content in ${ctr.where}: ${bad.join('; ')}`,
+        throw new StepError(ErrorCode.StepImageVerifyFailed, `after importing, ${bad.length} image ref(s) are missing or point at other content in ${ctr.where}: ${bad.join('; ')}`,
           'the tar\'s names may differ from what ctr stores (an OCI tar without io.containerd.image.name), or something removed them concurrently');
       }
     }

@@ -6,6 +6,7 @@
  * comment (added by a seed script's `iptables -C || -A`) counts as present: adding a second,
  * commented copy would DNAT twice.
  */
+import { ErrorCode } from '../../../common/src/errors.js';
 import { join } from 'node:path';
 import type { IptablesRuleArgs } from '../../../common/src/plan/steps/iptables-rule.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
@@ -14,7 +15,7 @@ import { writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
 import { readTextIfExists, SYSTEM_DIR_MODE } from './util/file-ops.js';
 import { fileDiff } from './util/text-diff.js';
 import { commandError, runCommand, runOk, shellQuote, type RunContext } from './sys/run.js';
-import { guarded, StepCode, StepError } from './step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 /** Largest iptables-save output we persist (hosts with thousands of kube-proxy rules reach tens of MiB). */
 const SAVE_MAX_BYTES = 256 << 20;
@@ -69,7 +70,7 @@ class Tables {
     }
     const chains = r.stdout.split('\n').map((l) => /^-[PN] (\S+)/.exec(l)?.[1]).filter(Boolean);
     if (!chains.includes(this.args.chain)) {
-      throw new StepError(StepCode.InputMissing, `chain ${this.args.chain} does not exist in table ${this.args.table} on this host (chains: ${chains.join(', ')})`,
+      throw new StepError(ErrorCode.StepInputMissing, `chain ${this.args.chain} does not exist in table ${this.args.table} on this host (chains: ${chains.join(', ')})`,
         'check the chain name or create the chain in an earlier step');
     }
   }
@@ -105,7 +106,7 @@ async function ensureRule(args: IptablesRuleArgs, ctx: StepContext): Promise<Ste
       lines.push(`+ ${shellQuote(t.argv(cmd))}`);
       if (!ctx.check) {
         await t.change(cmd, `could not add the rule to ${where}`);
-        if (!(await t.has(ours))) throw new StepError(StepCode.CommandFailed, `${t.bin} accepted the rule but -C does not find it in ${where}`, 'report this with the output of iptables -S on the host');
+        if (!(await t.has(ours))) throw new StepError(ErrorCode.StepCommandFailed, `${t.bin} accepted the rule but -C does not find it in ${where}`, 'report this with the output of iptables -S on the host');
         undo = () => t.change(['-D', args.chain, ...ours], 'undo');
       }
       changed = true;
@@ -153,7 +154,7 @@ async function persist(t: Tables, args: IptablesRuleArgs, ctx: StepContext, rule
     { stream: false, tool: saveBin, installHint: INSTALL_HINT, captureBytes: SAVE_MAX_BYTES });
   // A cut ruleset saved as the boot-time file would drop rules at the next boot.
   if (r.truncated) {
-    throw new StepError(StepCode.CommandFailed, `${saveBin} printed more than ${SAVE_MAX_BYTES >> 20} MiB; not saving a partial ruleset to ${args.persistFile}`,
+    throw new StepError(ErrorCode.StepCommandFailed, `${saveBin} printed more than ${SAVE_MAX_BYTES >> 20} MiB; not saving a partial ruleset to ${args.persistFile}`,
       'save the rules with the distribution\'s own tool (netfilter-persistent save) and drop "persist" from this step');
   }
   const next = normalizeSave(r.stdout);
@@ -165,7 +166,7 @@ async function persist(t: Tables, args: IptablesRuleArgs, ctx: StepContext, rule
   try {
     await writeFileAtomicAsync(file, next, { mode: 0o640, dirMode: SYSTEM_DIR_MODE });
   } catch (err) {
-    throw new StepError(StepCode.CommandFailed, `cannot write ${args.persistFile}: ${(err as Error).message}`, 'check that /etc is writable and the disk is not full');
+    throw new StepError(ErrorCode.StepCommandFailed, `cannot write ${args.persistFile}: ${(err as Error).message}`, 'check that /etc is writable and the disk is not full');
   }
   return fileDiff(args.persistFile, old === undefined ? undefined : normalizeSave(old), next);
 }

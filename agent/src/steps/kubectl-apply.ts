@@ -8,13 +8,14 @@
  * Not tested against a live API server (none can be had offline on the build machine); see
  * test/unit/steps-sys/kubectl-steps.test.ts for what is tested.
  */
+import { ErrorCode } from '../../../common/src/errors.js';
 import type { KubectlApplyArgs } from '../../../common/src/plan/steps/kubectl-apply.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { kubectl, kubectlBase, kubectlError, parseChanges, requireKubeconfig, runWaits, waitArgv } from './sys/kubectl.js';
 import { resolveBundleFiles } from './sys/paths.js';
 import { shellQuote } from './sys/run.js';
-import { guarded, StepCode, StepError } from './step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 /** The kubectl invocations for an apply: `diff` first, then `apply`, with stdin for an inline manifest. */
 export interface ApplyCommands {
@@ -57,7 +58,7 @@ async function apply(args: KubectlApplyArgs, ctx: StepContext): Promise<StepOutc
     const e = kubectlError(d, 'kubectl diff');
     // In a real run, a diff error other than an unreachable server (e.g. a custom resource
     // whose CRD this very apply creates) is not fatal: apply decides and reports.
-    if (e.code === StepCode.ServiceUnreachable || ctx.check) throw new StepError(e.code, e.message, e.hint, `${e.details ?? ''}\nwould run:\n${plan}`);
+    if (e.code === ErrorCode.StepServiceUnreachable || ctx.check) throw new StepError(e.code, e.message, e.hint, `${e.details ?? ''}\nwould run:\n${plan}`);
     ctx.output(`[ferry] kubectl diff failed (exit ${d.exitCode}); applying anyway`, 'stderr');
     diffText = '';
   }

@@ -8,38 +8,8 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 
-/** Stable step-level codes (StepOutcome.errorCode carries these or an ErrorCode). */
-export const StepCode = {
-  YamlInvalid: 'STEP_YAML_INVALID',
-  YamlPath: 'STEP_YAML_PATH',
-  ResultInvalid: 'STEP_RESULT_INVALID',
-  ExitCode: 'STEP_EXIT_CODE',
-  AssertFailed: 'STEP_ASSERT_FAILED',
-  TemplateInvalid: 'STEP_TEMPLATE_INVALID',
-  /** A program the step drives is not installed (or not on PATH). */
-  ToolMissing: 'STEP_TOOL_MISSING',
-  /** A program ran and failed; its stderr is in the message. */
-  CommandFailed: 'STEP_COMMAND_FAILED',
-  /** A bundle file or host file the step needs is missing or unusable. */
-  InputMissing: 'STEP_INPUT_MISSING',
-  /** An image tar is damaged or not an image archive. */
-  ImageTarInvalid: 'STEP_IMAGE_TAR_INVALID',
-  /** Images were imported but are not listed afterwards with the expected digest. */
-  ImageVerifyFailed: 'STEP_IMAGE_VERIFY_FAILED',
-  /** containerd / systemd / the API server cannot be reached. */
-  ServiceUnreachable: 'STEP_SERVICE_UNREACHABLE',
-  /** A systemd unit did not become (or stay) active. */
-  UnitFailed: 'STEP_UNIT_FAILED',
-  /** The unit is active but its health check never passed. */
-  HealthCheckFailed: 'STEP_HEALTH_CHECK_FAILED',
-  /** kubectl wait did not see the condition in time. */
-  WaitFailed: 'STEP_WAIT_FAILED',
-  Cancelled: 'CANCELLED',
-  Internal: 'INTERNAL',
-} as const;
-
-/** Codes a StepError may carry. */
-export type StepErrorCode = ErrorCode | (typeof StepCode)[keyof typeof StepCode];
+/** Codes a StepError may carry: Ferry's one closed set (the STEP_* codes are the step-level ones). */
+export type StepErrorCode = ErrorCode;
 
 /** A step failure with a stable code, a next-step hint and optional evidence lines. */
 export class StepError extends Error {
@@ -70,7 +40,7 @@ export function failureOutcome(err: unknown, signal?: AbortSignal, diff?: string
     return { status: 'failed', message: describeFailure(err.message, err.hint, err.details), errorCode: err.code, ...extra };
   }
   if (err instanceof FerryError) return { status: 'failed', message: describeFailure(err.message, err.hint), errorCode: err.code, ...extra };
-  if (signal?.aborted) return { status: 'failed', message: `cancelled: ${reasonText(signal.reason)}`, errorCode: StepCode.Cancelled, ...extra };
+  if (signal?.aborted) return { status: 'failed', message: `cancelled: ${reasonText(signal.reason)}`, errorCode: ErrorCode.Cancelled, ...extra };
   const e = err as NodeJS.ErrnoException;
   // Plain file-system errors still say which path; common ones get advice.
   if (e?.code === 'EACCES' || e?.code === 'EPERM') {
@@ -78,7 +48,7 @@ export function failureOutcome(err: unknown, signal?: AbortSignal, diff?: string
   }
   if (e?.code === 'ENOSPC') return { status: 'failed', message: `${e.message}; free disk space on the host and retry`, errorCode: ErrorCode.DiskFull, ...extra };
   const msg = err instanceof Error ? err.message : String(err);
-  return { status: 'failed', message: `internal error: ${msg}`, errorCode: StepCode.Internal, ...extra };
+  return { status: 'failed', message: `internal error: ${msg}`, errorCode: ErrorCode.Internal, ...extra };
 }
 
 /** Runs an executor body and converts what it throws (see {@link failureOutcome}). */
@@ -92,7 +62,7 @@ export async function guarded(signal: AbortSignal, body: () => Promise<StepOutco
 
 /** Throws a Cancelled StepError when the step was cancelled or timed out. */
 export function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new StepError(StepCode.Cancelled, `cancelled: ${reasonText(signal.reason)}`);
+  if (signal.aborted) throw new StepError(ErrorCode.Cancelled, `cancelled: ${reasonText(signal.reason)}`);
 }
 
 function reasonText(reason: unknown): string {

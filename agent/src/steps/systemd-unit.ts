@@ -6,6 +6,7 @@
  * host is put back: enablement undone, previous files restored, the previous version
  * restarted if it was running (or the unit stopped if it was not).
  */
+import { ErrorCode } from '../../../common/src/errors.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatDuration } from '../../../common/src/duration.js';
@@ -17,7 +18,7 @@ import { readTextIfExists, restoreText, SYSTEM_DIR_MODE } from './util/file-ops.
 import { fileDiff } from './util/text-diff.js';
 import { resolveBundleFiles } from './sys/paths.js';
 import { failureEvidence, healthCheck, probeUnit, systemctl, waitActive, type UnitProbe } from './sys/systemctl.js';
-import { guarded, StepCode, StepError } from './step-error.js';
+import { guarded, StepError } from './step-error.js';
 
 interface FileChange { path: string; label: string; old?: string; next: string }
 type StateAction = 'start' | 'restart' | 'reload' | 'stop' | undefined;
@@ -73,12 +74,12 @@ async function runUnit(args: SystemdUnitArgs, ctx: StepContext): Promise<StepOut
   const changes = files.filter((f) => f.old !== f.next);
   const before = await probeUnit(ctx, unit);
   if (before.loadState === 'masked' || before.unitFileState === 'masked') {
-    throw new StepError(StepCode.CommandFailed, `${unit} is masked on this host, so systemd will not start or enable it`,
+    throw new StepError(ErrorCode.StepCommandFailed, `${unit} is masked on this host, so systemd will not start or enable it`,
       `unmask it (systemctl unmask ${unit}) if it should run here, or drop this step for this host`);
   }
   const installsFile = files.some((f) => f.path.endsWith(`/${unit}`));
   if (!installsFile && before.loadState === 'not-found') {
-    throw new StepError(StepCode.InputMissing, `${unit} is not installed on this host and the step gives no unit file`,
+    throw new StepError(ErrorCode.StepInputMissing, `${unit} is not installed on this host and the step gives no unit file`,
       'add "content" or "bundle" + "src" to install it, or install the package that provides it first');
   }
   const action = stateAction(args, before, changes.length > 0);
@@ -117,7 +118,7 @@ async function runUnit(args: SystemdUnitArgs, ctx: StepContext): Promise<StepOut
     if (!(err instanceof StepError) && !ctx.signal.aborted) throw err;
     const evidence = await failureEvidence(ctx, unit);
     const undo = await rollBack(ctx, unit, changes, before, enabledDone, actionDone);
-    const base = err instanceof StepError ? err : new StepError(StepCode.Cancelled, `${unit}: cancelled`);
+    const base = err instanceof StepError ? err : new StepError(ErrorCode.Cancelled, `${unit}: cancelled`);
     const what = base.message.startsWith(unit) ? base.message : `${unit}: ${base.message}`;
     throw new StepError(base.code, `${what}; ${undo}`, base.hint, [base.details, evidence].filter(Boolean).join('\n'));
   }

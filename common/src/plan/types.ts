@@ -2,6 +2,7 @@
  * The plan model shared by the controller (validation, storage, scheduling)
  * and the agent (execution). A plan is YAML; see docs in README "Plans".
  */
+import type { ErrorCode } from '../errors.js';
 
 /** Where something is in a plan file, for messages like `plan.yaml:12:7: ...` (1-based). */
 export interface SourcePos {
@@ -77,6 +78,6 @@ export interface StepOutcome {
   diff?: string;
   /** One line for people: what happened, or what went wrong and what to do next. */
   message: string;
-  /** Stable error code when failed (from common/src/errors.ts ErrorCode, or STEP_*). */
-  errorCode?: string;
+  /** Stable error code when failed: one of Ferry's closed set (common/src/errors.ts), STEP_* for step-level failures. */
+  errorCode?: ErrorCode;
 }

@@ -3,10 +3,11 @@
  * ctr`): list images with their target digests, read a manifest/index blob, import a tar,
  * tag, and remove. Errors name the socket, the namespace and ctr's own words.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { commandError, runCommand, runOk, type RunContext } from './run.js';
-import { StepCode, StepError } from '../step-error.js';
+import { StepError } from '../step-error.js';
 
 export const DEFAULT_CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 export const K3S_CONTAINERD_SOCKET = '/run/k3s/containerd/containerd.sock';
@@ -47,7 +48,7 @@ export class Ctr {
   /** Fails fast and clearly when the socket is absent (ctr itself would wait 10 s and say "context deadline exceeded"). */
   requireSocket(): void {
     if (!existsSync(join(this.o.root, this.socket))) {
-      throw new StepError(StepCode.ServiceUnreachable, `containerd is not running on this host: socket ${this.socket} does not exist`, this.hint());
+      throw new StepError(ErrorCode.StepServiceUnreachable, `containerd is not running on this host: socket ${this.socket} does not exist`, this.hint());
     }
   }
 
@@ -55,7 +56,7 @@ export class Ctr {
   async list(): Promise<Map<string, string>> {
     const r = await runCommand(this.ctx, this.argv(['images', 'ls']), { stream: false, tool: this.tool });
     if (r.exitCode !== 0) {
-      const code = /dial|connect|deadline|connection/i.test(r.stderr) ? StepCode.ServiceUnreachable : StepCode.CommandFailed;
+      const code = /dial|connect|deadline|connection/i.test(r.stderr) ? ErrorCode.StepServiceUnreachable : ErrorCode.StepCommandFailed;
       throw commandError(r, `cannot list images in ${this.where}`, this.hint(), code);
     }
     const out = new Map<string, string>();

@@ -3,11 +3,12 @@
  * so tests and check mode can show it), reading what kubectl says (which objects changed,
  * whether the API server was reachable), and `kubectl wait`.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubectlTarget, KubectlWait } from '../../../../common/src/plan/steps/kubectl-apply.js';
 import { runCommand, shellQuote, type RunContext, type RunResult } from './run.js';
-import { section, StepCode, StepError } from '../step-error.js';
+import { section, StepError } from '../step-error.js';
 
 /** `kubectl` (or `k3s kubectl`) with the target's --kubeconfig, --context and -n. */
 export function kubectlBase(t: KubectlTarget): string[] {
@@ -37,7 +38,7 @@ export function kubectlSaid(r: RunResult): string {
 /** Makes sure a configured kubeconfig exists before kubectl prints a stat error for it. */
 export function requireKubeconfig(t: KubectlTarget, root: string): void {
   if (t.kubeconfig && !existsSync(join(root, t.kubeconfig))) {
-    throw new StepError(StepCode.InputMissing, `kubeconfig ${t.kubeconfig} does not exist on this host`,
+    throw new StepError(ErrorCode.StepInputMissing, `kubeconfig ${t.kubeconfig} does not exist on this host`,
       t.k3s ? 'is k3s installed and started? (it writes /etc/rancher/k3s/k3s.yaml)' : 'install the kubeconfig first (file.install) or fix "kubeconfig"');
   }
 }
@@ -47,11 +48,11 @@ export function kubectlError(r: RunResult, what: string): StepError {
   const said = kubectlSaid(r);
   const argv = shellQuote(r.argv);
   if (UNREACHABLE.test(said)) {
-    return new StepError(StepCode.ServiceUnreachable, `${what}: the Kubernetes API server is not reachable from this host`,
+    return new StepError(ErrorCode.StepServiceUnreachable, `${what}: the Kubernetes API server is not reachable from this host`,
       'check that the cluster is up and that the kubeconfig\'s server address is right for this host, then run the step again',
       section(argv, said));
   }
-  return new StepError(StepCode.CommandFailed, `${what}: kubectl failed (exit ${r.exitCode})`, 'read kubectl\'s message below, fix the manifest or args, and run the step again', section(argv, said));
+  return new StepError(ErrorCode.StepCommandFailed, `${what}: kubectl failed (exit ${r.exitCode})`, 'read kubectl\'s message below, fix the manifest or args, and run the step again', section(argv, said));
 }
 
 /** Runs kubectl; missing kubectl becomes a clear StepError. */
@@ -87,8 +88,8 @@ export async function runWaits(ctx: RunContext, t: KubectlTarget, waits: readonl
     const r = await kubectl(ctx, t, argv);
     if (r.exitCode !== 0) {
       const e = kubectlError(r, `waiting for ${w.resource} (${w.condition})`);
-      if (e.code === StepCode.ServiceUnreachable) throw e;
-      throw new StepError(StepCode.WaitFailed, `${w.resource} did not reach ${w.condition} within ${Math.ceil(w.timeoutMs / 1000)}s`,
+      if (e.code === ErrorCode.StepServiceUnreachable) throw e;
+      throw new StepError(ErrorCode.StepWaitFailed, `${w.resource} did not reach ${w.condition} within ${Math.ceil(w.timeoutMs / 1000)}s`,
         `inspect it with kubectl describe ${w.resource}${w.namespace ?? t.namespace ? ` -n ${w.namespace ?? t.namespace}` : ''}; raise the timeout if it is just slow`, e.details);
     }
     done.push(`${w.resource} ${w.condition}`);

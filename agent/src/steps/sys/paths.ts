@@ -4,10 +4,11 @@
  * pattern that matches nothing is an error, never an empty loop: that is how "we forgot the
  * images" shows up on the host instead of as a half-installed cluster.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
 import type { StepContext } from '../step.js';
-import { StepCode, StepError } from '../step-error.js';
+import { StepError } from '../step-error.js';
 
 /** A resolved input file: the host path to open and how the plan named it (for messages). */
 export interface ResolvedFile {
@@ -69,7 +70,7 @@ export function resolveBundleFiles(ctx: Pick<StepContext, 'bundleDir'>, bundle: 
   try {
     dir = ctx.bundleDir(bundle);
   } catch (err) {
-    throw new StepError(StepCode.InputMissing, `bundle "${bundle}" is not staged on this host: ${(err as Error).message}`,
+    throw new StepError(ErrorCode.StepInputMissing, `bundle "${bundle}" is not staged on this host: ${(err as Error).message}`,
       'check the plan\'s bundles list and that the bundle was pushed and fetched (ferry bundle ls)');
   }
   const realDir = realpathSync(dir);
@@ -80,12 +81,12 @@ export function resolveBundleFiles(ctx: Pick<StepContext, 'bundleDir'>, bundle: 
       const full = join(dir, m);
       const real = realpathSync(full);
       if (real !== realDir && !real.startsWith(realDir + sep)) {
-        throw new StepError(StepCode.InputMissing, `${what} "${m}" in bundle "${bundle}" points outside the bundle (${relative(realDir, real)})`, 'rebuild the bundle without links that leave it');
+        throw new StepError(ErrorCode.StepInputMissing, `${what} "${m}" in bundle "${bundle}" points outside the bundle (${relative(realDir, real)})`, 'rebuild the bundle without links that leave it');
       }
       return statSync(full).isFile() || statSync(full).isDirectory();
     });
     if (files.length === 0) {
-      throw new StepError(StepCode.InputMissing, `${what} "${pat}" matched no file in bundle "${bundle}" (${dir})`,
+      throw new StepError(ErrorCode.StepInputMissing, `${what} "${pat}" matched no file in bundle "${bundle}" (${dir})`,
         'check the path against `ferry bundle show`, or add the missing files to the bundle and push it again');
     }
     for (const m of files) out.push({ path: join(dir, m), label: `${bundle}:${m}` });
@@ -99,7 +100,7 @@ export function resolveHostFiles(root: string, patterns: readonly string[], what
   for (const pat of patterns) {
     const matches = expandGlob(root, pat.replace(/^\/+/, ''));
     if (matches.length === 0) {
-      throw new StepError(StepCode.InputMissing, `${what} "${pat}" matched no file on this host`, 'copy the file to the host first (file.install) or fix the path');
+      throw new StepError(ErrorCode.StepInputMissing, `${what} "${pat}" matched no file on this host`, 'copy the file to the host first (file.install) or fix the path');
     }
     for (const m of matches) out.push({ path: join(root, m), label: `/${m}` });
   }

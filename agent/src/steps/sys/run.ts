@@ -6,10 +6,11 @@
  * plus how commands are shown in messages. Every run is reported to the
  * step's tracker so the job journal knows its process group.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import type { Command } from '../../../../common/src/plan/steps/exec.js';
 import { runProcess, type ProcessResult } from '../../proc/run-process.js';
 import type { StepContext } from '../step.js';
-import { StepCode, StepError, throwIfAborted, type StepErrorCode } from '../step-error.js';
+import { StepError, throwIfAborted, type StepErrorCode } from '../step-error.js';
 
 /** What {@link runCommand} needs from the step context. */
 export type RunContext = Pick<StepContext, 'signal' | 'output' | 'track'>;
@@ -57,10 +58,10 @@ export async function runCommand(ctx: RunContext, argv: readonly string[], opts:
     const file = argv[0]!;
     const tool = opts.tool ?? file;
     if (r.startErrorCode === 'ENOENT') {
-      throw new StepError(StepCode.ToolMissing, `${tool} is not installed on this host ("${file}" not found on PATH=${process.env.PATH ?? ''})`,
+      throw new StepError(ErrorCode.StepToolMissing, `${tool} is not installed on this host ("${file}" not found on PATH=${process.env.PATH ?? ''})`,
         opts.installHint ?? `install ${tool} on the host (or put it on the agent's PATH) and run the step again`);
     }
-    throw new StepError(StepCode.CommandFailed, `cannot start ${file}: ${r.startError}`, 'check that the program is executable by the agent');
+    throw new StepError(ErrorCode.StepCommandFailed, `cannot start ${file}: ${r.startError}`, 'check that the program is executable by the agent');
   }
   throwIfAborted(ctx.signal);
   return { argv: [...argv], exitCode: r.exitCode ?? 128 + 9, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut, truncated: r.truncated };
@@ -98,7 +99,7 @@ export function runPlanCommand(ctx: RunContext, cmd: Command, o: PlanCommandOpti
 }
 
 /** A StepError for a failed command: the summary, the exact argv, and the tool's own words. */
-export function commandError(r: RunResult, what: string, hint: string, code: StepErrorCode = StepCode.CommandFailed): StepError {
+export function commandError(r: RunResult, what: string, hint: string, code: StepErrorCode = ErrorCode.StepCommandFailed): StepError {
   const said = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-20).join('\n');
   const how = r.timedOut ? 'timed out' : `exit ${r.exitCode}`;
   return new StepError(code, `${what}: \`${shellQuote(r.argv)}\` failed (${how}): ${keyLine(said)}`, hint,

@@ -2,9 +2,10 @@
  * What the systemd.unit executor asks systemd: a unit's load/active/enablement state, waiting
  * until it is active and stays so, and the evidence for a failure (status + journal tail).
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runCommand, runOk, type RunContext } from './run.js';
-import { section, StepCode, StepError, throwIfAborted } from '../step-error.js';
+import { section, StepError, throwIfAborted } from '../step-error.js';
 
 /** The properties of `systemctl show` the executor decides on. */
 export interface UnitProbe {
@@ -66,12 +67,12 @@ export async function waitActive(ctx: RunContext, unit: string, timeoutMs: numbe
       activeSince = undefined;
       // activating/reloading are on the way; failed or inactive after a start means it died.
       if (last.activeState === 'failed' || (last.activeState === 'inactive' && now - started > 200)) {
-        throw new StepError(StepCode.UnitFailed, `${unit} did not stay active: ActiveState=${last.activeState} SubState=${last.subState} Result=${last.result}`,
+        throw new StepError(ErrorCode.StepUnitFailed, `${unit} did not stay active: ActiveState=${last.activeState} SubState=${last.subState} Result=${last.result}`,
           'read the status and journal lines below, fix the unit or the program it runs, and run the step again');
       }
     }
     if (now >= deadline) {
-      throw new StepError(StepCode.UnitFailed, `${unit} was not active after ${timeoutMs} ms: ActiveState=${last.activeState} SubState=${last.subState}`,
+      throw new StepError(ErrorCode.StepUnitFailed, `${unit} was not active after ${timeoutMs} ms: ActiveState=${last.activeState} SubState=${last.subState}`,
         'raise waitActive if the service is just slow to start, or read the status and journal lines below');
     }
     await sleep(Math.min(200, Math.max(10, deadline - now)), undefined, { signal: ctx.signal }).catch(() => undefined);
@@ -90,7 +91,7 @@ export async function healthCheck(ctx: RunContext, argv: string[], timeoutMs: nu
     if (r.exitCode === 0) return Date.now() - started;
     if (Date.now() - started >= timeoutMs) {
       const said = (r.stderr + r.stdout).trim();
-      throw new StepError(StepCode.HealthCheckFailed, `health check \`${argv.join(' ')}\` still failing after ${timeoutMs} ms (last exit ${r.timedOut ? 'timeout' : r.exitCode})`,
+      throw new StepError(ErrorCode.StepHealthCheckFailed, `health check \`${argv.join(' ')}\` still failing after ${timeoutMs} ms (last exit ${r.timedOut ? 'timeout' : r.exitCode})`,
         'read the check\'s output, status and journal below; raise healthTimeout if the service is just slow',
         section('health check output', said.split('\n').slice(-20).join('\n')));
     }

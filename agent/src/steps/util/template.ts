@@ -7,9 +7,10 @@
  * Missing values are errors with line:col: a config with a hole in it is
  * worse than a failed step.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { expandString } from '../../../../common/src/plan/expand-template.js';
 import type { StepContext } from '../step.js';
-import { StepCode, StepError } from '../step-error.js';
+import { StepError } from '../step-error.js';
 
 function lineCol(text: string, offset: number): string {
   const before = text.slice(0, offset);
@@ -29,7 +30,7 @@ export function renderTemplate(text: string, ctx: Pick<StepContext, 'params' | '
       const at = expr ? text.indexOf(expr) : -1;
       return at >= 0 ? `${where}:${lineCol(text, at)}: ${e}` : `${where}: ${e}`;
     });
-    throw new StepError(StepCode.TemplateInvalid, located.join('\n'),
+    throw new StepError(ErrorCode.StepTemplateInvalid, located.join('\n'),
       'declare the param or pass it with the rollout, label the host, or add | default("…") to the template');
   }
   const v = r.value;

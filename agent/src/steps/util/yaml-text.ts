@@ -6,10 +6,11 @@
  * equal the intended content, else the plain rendering is used, else nothing
  * is written.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { isDeepStrictEqual } from 'node:util';
 import { isMap, isSeq, isScalar, LineCounter, parseAllDocuments, visit, type Document, type ToStringOptions } from 'yaml';
 import type { PosFn } from './yaml-tree.js';
-import { StepCode, StepError } from '../step-error.js';
+import { StepError } from '../step-error.js';
 import { merge3 } from './text-diff.js';
 
 /** A parsed YAML stream and where its offsets are. */
@@ -33,7 +34,7 @@ export function parseYaml(text: string, pos: (line: number, col: number) => stri
     if (e) {
       const lp = e.linePos?.[0] ?? { line: 1, col: 1 };
       const reason = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      throw new StepError(StepCode.YamlInvalid, `${pos(lp.line, lp.col)}: ${what} is not valid YAML: ${reason}`,
+      throw new StepError(ErrorCode.StepYamlInvalid, `${pos(lp.line, lp.col)}: ${what} is not valid YAML: ${reason}`,
         'fix the file by hand (or restore it from a backup) and run the step again; nothing was changed');
     }
   }
@@ -88,6 +89,6 @@ export function writeBack(original: string, before: string, docs: Document[], op
   if (noEol && merged.endsWith(`${original.slice(original.lastIndexOf('\n') + 1)}\n`)) merged = merged.slice(0, -1);
   if (parsesTo(merged, expected)) return { text: merged, relaid: false };
   if (parsesTo(after, expected)) return { text: after, relaid: true };
-  throw new StepError(StepCode.ResultInvalid, `refusing to write ${what}: the edited YAML does not read back as the intended content`,
+  throw new StepError(ErrorCode.StepResultInvalid, `refusing to write ${what}: the edited YAML does not read back as the intended content`,
     'this is a bug in yaml.edit; the file was not changed — report it with the file and the step');
 }

@@ -4,10 +4,11 @@
  * comment and quoting stay — and only when the value really differs, which is
  * what makes yaml.edit idempotent.
  */
+import { ErrorCode } from '../../../../common/src/errors.js';
 import { isDeepStrictEqual } from 'node:util';
 import { isAlias, isMap, isNode, isScalar, isSeq, type Document, type YAMLMap, type YAMLSeq } from 'yaml';
 import { formatYamlPath, type YamlPath } from '../../../../common/src/plan/steps/yaml-edit.js';
-import { StepCode, StepError } from '../step-error.js';
+import { StepError } from '../step-error.js';
 
 /** Says where a source offset is, e.g. "/etc/kubeedge/config/edgecore.yaml:12:13". */
 export type PosFn = (offset: number) => string;
@@ -107,7 +108,7 @@ export class TreeEditor {
     }
     if (typeof seg !== 'number') throw this.pathError(full, full.slice(0, i), node, 'reach', 'a mapping');
     if (seg > node.items.length && !quiet) {
-      throw new StepError(StepCode.YamlPath, `cannot reach ${formatYamlPath(full)}: ${formatYamlPath(full.slice(0, i))} has ${node.items.length} items${this.at(node)}`, 'use an index up to the list length (the length itself appends)');
+      throw new StepError(ErrorCode.StepYamlPath, `cannot reach ${formatYamlPath(full)}: ${formatYamlPath(full.slice(0, i))} has ${node.items.length} items${this.at(node)}`, 'use an index up to the list length (the length itself appends)');
     }
     return node.items[seg];
   }
@@ -144,7 +145,7 @@ export class TreeEditor {
   private pathError(full: YamlPath, prefix: YamlPath, found: unknown, verb: string, wanted: string): StepError {
     const where = prefix.length ? formatYamlPath(prefix) : 'the document root';
     return new StepError(
-      StepCode.YamlPath,
+      ErrorCode.StepYamlPath,
       `cannot ${verb} ${formatYamlPath(full)}: ${where} is ${describeNode(found)}${this.at(found)}, not ${wanted}`,
       prefix.length ? `fix the path, or set ${formatYamlPath(prefix)} itself` : 'fix the path',
     );
