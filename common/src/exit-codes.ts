@@ -1,19 +1,37 @@
 import { ErrorCode, type FerryError } from './errors.js';
 
 /**
- * Exit codes shared by `ferry` and `ferry-agent`, so scripts and systemd can
- * tell outcomes apart. Documented in the README.
+ * Every exit code of `ferry` and `ferry-agent`, in one table, so scripts and
+ * systemd can tell outcomes apart. The README's table is this one (a test
+ * holds them equal), and both CLIs' help is written from it.
  */
-export const Exit = {
-  Ok: 0,
-  Failure: 1,
-  Usage: 2,
-  NotEnrolled: 3,
-  Revoked: 4,
-  Unreachable: 5,
-  TokenRefused: 6,
-  Untrusted: 7,
-} as const;
+export const EXIT_CODES = [
+  { name: 'Ok', code: 0, meaning: 'ok (`ferry-agent status`: enrolled and connected; `rollout watch`: the rollout succeeded)' },
+  { name: 'Failure', code: 1, meaning: 'failure (`exec`/`plan run`: at least one host failed, timed out or was offline; `rollout watch`: failed or aborted; `ferry-agent status`: agent not running)' },
+  { name: 'Usage', code: 2, meaning: 'usage or configuration error, or the directory is in use by another controller or agent' },
+  { name: 'NotEnrolled', code: 3, meaning: 'this host is not enrolled (or the controller no longer knows it)' },
+  { name: 'Revoked', code: 4, meaning: 'this agent was revoked (the systemd unit does not restart on it)' },
+  { name: 'Unreachable', code: 5, meaning: 'controller unreachable, wrong port, TLS name mismatch or clock skew' },
+  { name: 'TokenRefused', code: 6, meaning: 'the join token was refused (malformed, unknown, expired, revoked, used up)' },
+  { name: 'Untrusted', code: 7, meaning: 'CA pin mismatch (possible interception)' },
+  { name: 'Paused', code: 8, meaning: '`rollout watch --exit-on-pause`: the rollout is paused or waits for an approval (a person must act)' },
+  { name: 'Interrupted', code: 130, meaning: 'interrupted (a second Ctrl-C or SIGTERM while shutting down)' },
+] as const;
+
+type ExitName = (typeof EXIT_CODES)[number]['name'];
+
+/** Exit codes by name: `Exit.Revoked` is 4. */
+export const Exit = Object.fromEntries(EXIT_CODES.map((e) => [e.name, e.code])) as { readonly [K in ExitName]: Extract<(typeof EXIT_CODES)[number], { name: K }>['code'] };
+
+/** The table as Markdown, as the README shows it. */
+export function exitCodeMarkdown(): string {
+  return ['| code | meaning |', '|---|---|', ...EXIT_CODES.map((e) => `| ${e.code} | ${e.meaning} |`)].join('\n') + '\n';
+}
+
+/** One line per code for `--help`. */
+export function exitCodeHelp(): string {
+  return `Exit codes:\n${EXIT_CODES.map((e) => `  ${String(e.code).padStart(3)}  ${e.meaning.replace(/`/g, '')}`).join('\n')}\n`;
+}
 
 export function exitCodeFor(err: FerryError): number {
   switch (err.code) {
@@ -23,7 +41,6 @@ export function exitCodeFor(err: FerryError): number {
     case ErrorCode.NotEnrolled:
       return Exit.NotEnrolled;
     case ErrorCode.AgentRevoked:
-    case ErrorCode.ReauthWindowPassed:
       return Exit.Revoked;
     case ErrorCode.Unreachable:
     case ErrorCode.Unavailable:

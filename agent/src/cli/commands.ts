@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { DirLock } from '../../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { Exit } from '../../../common/src/exit-codes.js';
+import { Exit, exitCodeFor } from '../../../common/src/exit-codes.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { createLogger } from '../../../common/src/log.js';
 import { loadAgentConfig, type AgentConfig, type AgentRawConfig } from '../config.js';
@@ -100,7 +100,7 @@ async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
     const onSignal = (sig: NodeJS.Signals) => {
       if (stopping) {
         log.warn({ sig }, 'second signal: exiting now');
-        process.exit(130);
+        process.exit(Exit.Interrupted);
       }
       stopping = true;
       log.info({ sig }, 'stopping');
@@ -118,7 +118,7 @@ async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
   if (loop.fatal) {
     log.error({ code: loop.fatal.code, err: loop.fatal.message }, 'the controller refused this agent; not retrying');
     process.stderr.write(`error: ${loop.fatal.describe()}\n`);
-    return Exit.Revoked;
+    return exitCodeFor(loop.fatal);
   }
   return Exit.Ok;
 }

@@ -1,3 +1,4 @@
+import { exitCodeHelp } from '../../../common/src/exit-codes.js';
 import 'reflect-metadata';
 import { runCli } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -39,9 +40,6 @@ once. The state directory (default /var/lib/ferry-agent for root, else
 identity.json, all mode 0600, and the lock file ferry.lock.<n> of the process
 using it.
 
-Exit codes: 0 ok; 1 failure; 2 usage; 3 not enrolled; 4 revoked (enroll again);
-5 controller unreachable or TLS problem; 6 token refused; 7 CA pin mismatch.
-
 Example (field tech):
   ferry-agent join 'ferry://10.0.0.5:7443/?token=fy1....&ca=sha256:...'
   ferry-agent install-service
@@ -59,7 +57,7 @@ async function main(): Promise<number> {
       process.stdout.write(`${FERRY_VERSION}\n`);
       return 0;
     case undefined: case 'help': case '--help': case '-h':
-      process.stdout.write(HELP);
+      process.stdout.write(`${HELP}\n${exitCodeHelp()}`);
       return 0;
     default:
       throw new FerryError(ErrorCode.InvalidArgument, `unknown command "${cmd}"`, 'run `ferry-agent --help` to see the commands');

@@ -29,7 +29,7 @@ export async function cmdController(args: string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) process.exit(130);
+      if (stopping) process.exit(Exit.Interrupted);
       stopping = true;
       log.info({ sig }, 'shutting down');
       void c.stop(10_000).then(resolve);

@@ -7,9 +7,6 @@ import { eventLine, renderFrame, showText } from './cmd-rollout-render.js';
 /** How long `watch` keeps reconnecting to a controller that went away (a restart, a dropped link) before it gives up. */
 export const RECONNECT_FOR_MS = 10 * 60_000;
 
-/** `watch --exit-on-pause`: the rollout is paused or waits for an approval (a person must act). */
-export const EXIT_PAUSED = 8;
-
 /** The exit code for a rollout's outcome: 0 succeeded, 1 failed or aborted. */
 export function outcomeCode(state: string): number {
   return state === 'succeeded' ? Exit.Ok : Exit.Failure;
@@ -90,6 +87,6 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
   } else if (!tty) {
     out.write(`\n${showText(last)}`);
   }
-  if (pausedExit) return EXIT_PAUSED;
+  if (pausedExit) return Exit.Paused;
   return outcomeCode(i.state);
 }

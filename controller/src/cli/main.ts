@@ -1,3 +1,4 @@
+import { exitCodeHelp } from '../../../common/src/exit-codes.js';
 import 'reflect-metadata';
 import { runCli } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -90,7 +91,6 @@ Remote admin:
 Every admin command talks to the controller's local socket DATA/admin.sock;
 pick DATA with --data or FERRY_DATA (default /var/lib/ferry as root).
 Selectors: key=value, key!=value, key, !key, comma-separated (all must hold).
-Exit codes: 0 ok; 1 failure (e.g. a host failed); 2 usage; 5 controller unreachable.
 `;
 
 /** Global connection flags may come before the command; move them after it. */
@@ -129,7 +129,7 @@ async function main(): Promise<number> {
       process.stdout.write(`${FERRY_VERSION}\n`);
       return 0;
     case undefined: case 'help': case '--help': case '-h':
-      process.stdout.write(HELP);
+      process.stdout.write(`${HELP}\n${exitCodeHelp()}`);
       return 0;
     default:
       throw new FerryError(ErrorCode.InvalidArgument, `unknown command "${cmd}"`, 'run `ferry --help`');
