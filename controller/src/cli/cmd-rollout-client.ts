@@ -1,9 +1,9 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { credentials } from '@grpc/grpc-js';
+import type { FerryError } from '../../../common/src/errors.js';
+import { unaryCall, type UnaryMethod } from '../../../common/src/grpc-call.js';
 import { RolloutsClient } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import type { Admin } from './admin-client.js';
-
-type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: unknown, res: Res) => void) => unknown;
 
 /**
  * The Rollouts API over the admin connection's channel (same socket or TLS
@@ -22,12 +22,7 @@ export class Rollouts {
     return this.admin.explain(fromServiceError(err));
   }
 
-  call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      method.call(this.client, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(this.admin.explain(fromServiceError(err)));
-        else resolve(res);
-      });
-    });
+  call<Req, Res>(method: UnaryMethod<Req, Res>, req: Req, timeoutMs = 30_000): Promise<Res> {
+    return unaryCall(this.client, method, req, timeoutMs).catch((e: FerryError) => { throw this.admin.explain(e); });
   }
 }

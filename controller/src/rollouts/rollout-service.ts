@@ -1,8 +1,6 @@
-import type { ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import { OutputStream, type JobOutput, type JobResult, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
-import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { ControllerContext } from '../services/context.js';
 import { operatorCalls } from '../services/operator-call.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
@@ -41,7 +39,7 @@ function logLine(attempt: number, hostJobId: string, e: { kind: string; body: st
  * socket's file mode is the access control (as for Admin).
  */
 export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opts: { requireOperatorCert: boolean }): RolloutsServer {
-  const { actor, unary } = operatorCalls(ctx, opts, 'rollout');
+  const { unary, serverStream } = operatorCalls(ctx, opts, 'rollout');
 
   return {
     create: unary(async (req, who) => rolloutInfo(await s.create(req.spec, req.file || 'rollout.yaml', who))),
@@ -67,65 +65,50 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
       }
       return { lines };
     }),
-    watch(call: ServerWritableStream<RolloutRequest, RolloutUpdate>) {
-      let closed = false;
+    watch: serverStream<RolloutRequest, RolloutUpdate>(async (call, { signal }) => {
+      const id = call.request.id;
+      // Settles when the rollout is over (resolve), the caller left (resolve) or something broke (reject).
+      let finish!: (err?: unknown) => void;
+      const done = new Promise<void>((resolve, reject) => { finish = (err) => (err === undefined ? resolve() : reject(err)); });
+      signal.addEventListener('abort', () => finish());
       let dirty = false;
-      let timer: NodeJS.Timeout | undefined;
-      let unsubscribe: () => void = () => undefined;
-      const end = () => {
-        if (closed) return;
-        closed = true;
-        clearInterval(timer);
-        unsubscribe();
-        call.end();
-      };
       const send = async () => {
         dirty = false;
-        const r = await find(s, call.request.id);
-        if (closed) return;
+        const r = await find(s, id);
+        if (signal.aborted) return;
         call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions, s.clock.now()) } });
-        if (settled(r)) end();
+        if (settled(r)) finish();
       };
-      const fail = (err: unknown) => {
-        if (closed) return;
-        closed = true;
-        clearInterval(timer);
-        unsubscribe();
-        call.emit('error', toServiceError(err));
-      };
-      call.on('cancelled', () => { closed = true; clearInterval(timer); unsubscribe(); });
-      try {
-        actor(call);
-      } catch (err) {
-        fail(err);
-        return;
-      }
       // Live events are held back until the stored history is replayed, then deduplicated by seq.
       let replayed = false;
       let lastSeq = call.request.afterSeq;
       const held: RolloutEventRecord[] = [];
       const write = (ev: RolloutEventRecord) => {
-        if (ev.seq <= lastSeq) return;
+        if (ev.seq <= lastSeq || signal.aborted) return;
         lastSeq = ev.seq;
         call.write({ update: { $case: 'event', value: eventMessage(ev) } });
       };
-      unsubscribe = s.subscribe((id, ev) => {
-        if (id !== call.request.id || closed) return;
+      const unsubscribe = s.subscribe((rid, ev) => {
+        if (rid !== id || signal.aborted) return;
         if (ev) {
           if (replayed) write(ev);
           else held.push(ev);
         }
         dirty = true;
       });
-      timer = setInterval(() => { if (dirty && !closed) send().catch(fail); }, SNAPSHOT_EVERY_MS);
-      (async () => {
-        const r = await find(s, call.request.id);
+      const timer = setInterval(() => { if (dirty && !signal.aborted) send().catch(finish); }, SNAPSHOT_EVERY_MS);
+      try {
+        const r = await find(s, id);
         call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions, s.clock.now()) } });
-        for (const ev of await s.store.events(call.request.id, lastSeq)) if (!closed) write(ev);
+        for (const ev of await s.store.events(id, lastSeq)) write(ev);
         replayed = true;
-        for (const ev of held.splice(0)) if (!closed) write(ev);
+        for (const ev of held.splice(0)) write(ev);
         if (settled(r)) await send();
-      })().catch(fail);
-    },
+        await done;
+      } finally {
+        clearInterval(timer);
+        unsubscribe();
+      }
+    }),
   };
 }
