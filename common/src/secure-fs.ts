@@ -98,6 +98,11 @@ export async function writeFileAtomicAsync(path: string, data: string | Buffer |
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+  await fsyncDir(dir);
+}
+
+/** Makes renames into `dir` durable: a new directory entry is on disk only once the directory is synced. */
+export async function fsyncDir(dir: string): Promise<void> {
   const dh = await open(dir, 'r');
   try { await dh.sync(); } finally { await dh.close(); }
 }

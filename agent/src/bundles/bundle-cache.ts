@@ -29,7 +29,8 @@ import { BundleLayout } from './bundle-layout.js';
 import type { ChunkSource } from './chunk-source.js';
 import { fetchChunks } from './chunk-fetcher.js';
 import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
-import { fsyncDir, mkdirExact, writeFileAtomic } from './file-assembler.js';
+import { fsyncDir, writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
+import { mkdirExact } from './file-assembler.js';
 import { LocalChunkIndex } from './local-chunks.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { PartFiles } from './part-files.js';
@@ -275,7 +276,7 @@ export class BundleCache {
       for (const f of m.files) for (let d = dirname(join(filesDir, f.path)); d.length > filesDir.length; d = dirname(d)) dirs.add(d);
       for (const d of dirs) await fsyncDir(d);
       // The three fields only: a proto-decoded SignedManifest may carry extras.
-      await writeFileAtomic(this.layout.manifestPath(id), JSON.stringify({ manifest: signed.manifest, signature: signed.signature, keyId: signed.keyId }));
+      await writeFileAtomicAsync(this.layout.manifestPath(id), JSON.stringify({ manifest: signed.manifest, signature: signed.signature, keyId: signed.keyId }), { mode: 0o644, dirMode: false });
       await fsyncDir(this.layout.bundlesDir);
       await p.close();
       await journal.close();

@@ -8,6 +8,7 @@
  * `verify()` re-checks it later and evicts anything that rotted. Chunks are public bundle
  * content, not secrets, so files are 0644 and directories 0755.
  */
+import { fsyncDir } from '../secure-fs.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { type Dirent } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
@@ -272,15 +273,5 @@ async function readdirOrEmpty(dir: string): Promise<Dirent[]> {
   } catch (e) {
     if (isNotFound(e)) return [];
     throw e;
-  }
-}
-
-/** Make a rename durable: the new directory entry is only on disk once the directory is synced. */
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
