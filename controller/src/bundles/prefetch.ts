@@ -100,9 +100,18 @@ export class PrefetchCoordinator {
             sink({ ...base(t), state: p.state, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total, bytesFetched: p.bytesFetched, error: p.error });
             if (p.state === BundleState.BUNDLE_STATE_READY || p.state === BundleState.BUNDLE_STATE_FAILED) done();
           };
+          // A host whose session drops mid-stage is reported offline at once rather than
+          // waited for: its stage resumes from its cache when it reconnects (onHello).
+          const off = this.sessions.onChange((agentId, up) => {
+            if (agentId !== t.agentId || up) return;
+            sink({ ...base(t), state: BundleState.BUNDLE_STATE_FAILED, offline: true,
+              error: 'disconnected while staging; it resumes from what it has when it reconnects' });
+            done();
+          });
           const done = () => {
             this.listeners.get(key)?.delete(l);
             signal.removeEventListener('abort', done);
+            off();
             resolve();
           };
           this.listeners.set(key, (this.listeners.get(key) ?? new Set()).add(l));
