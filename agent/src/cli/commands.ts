@@ -167,6 +167,8 @@ export async function cmdInstallService(args: string[]): Promise<number> {
   const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
   const path = await installService({
     command, stateDir: state.dir, unitDir: values['unit-dir'] ?? '/etc/systemd/system', name: values.name ?? 'ferry-agent',
+    // The service reads the same settings file this command was given.
+    ...(values.config ? { configFile: resolve(values.config) } : {}),
   }, !values['no-start']);
   process.stdout.write(`wrote ${path}${values['no-start'] ? '' : '; enabled and started'}\n`);
   return Exit.Ok;

@@ -9,6 +9,8 @@ export interface UnitOptions {
   /** argv that starts the agent: the single binary, or node + script in development. */
   command: string[];
   stateDir: string;
+  /** The settings file the service reads (`install-service --config`), absolute. */
+  configFile?: string;
   unitDir: string;
   name: string;
 }
@@ -33,7 +35,7 @@ export function renderUnit(o: UnitOptions): string {
     '',
     '[Service]',
     'Type=simple',
-    `ExecStart=${[...o.command, 'run', '--state', o.stateDir].map(quote).join(' ')}`,
+    `ExecStart=${[...o.command, 'run', '--state', o.stateDir, ...(o.configFile ? ['--config', o.configFile] : [])].map(quote).join(' ')}`,
     'Restart=on-failure',
     'RestartSec=5s',
     `RestartPreventExitStatus=${Exit.NotEnrolled} ${Exit.Revoked}`,
