@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { PlanInfo } from '../../../common/src/gen/ferry/v1/admin.js';
-import type { SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
+import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
 import { parsePlan } from '../../../common/src/plan/parse.js';
 import { formatProblems } from '../../../common/src/plan/plan-problems.js';
 import { verifyPlan } from '../../../common/src/plan/signed-plan.js';
@@ -33,6 +33,16 @@ export function planInfo(p: StoredPlan): PlanInfo {
  */
 export class PlanStore {
   constructor(private readonly db: Db, private readonly bundles: BundleStore) {}
+
+  /** The bundles a job of this plan carries, each resolved to the stored bundle and its signed manifest (NOT_FOUND when one is missing). */
+  async jobBundles(p: StoredPlan): Promise<JobBundle[]> {
+    const out: JobBundle[] = [];
+    for (const b of p.plan.bundles) {
+      const stored = await this.bundles.require(b.name, b.version);
+      out.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
+    }
+    return out;
+  }
 
   async push(signed: SignedPlan): Promise<StoredPlan> {
     const trusted = (await this.bundles.keys()).map((k) => k.publicPem);

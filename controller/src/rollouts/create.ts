@@ -49,8 +49,8 @@ export function resolveTargets(agents: readonly AgentRecord[], t: RolloutTargets
 
 /** What creating a rollout reads: plans, bundles, agents, and the time. */
 export interface CreateDeps {
-  plans: Pick<PlanStore, 'require' | 'byId'>;
-  bundles: Pick<BundleStore, 'require' | 'byId'>;
+  plans: Pick<PlanStore, 'require' | 'byId' | 'jobBundles'>;
+  bundles: Pick<BundleStore, 'byId'>;
   agents: Pick<AgentStore, 'list'>;
   clock: Clock;
 }
@@ -86,11 +86,7 @@ export async function buildRollout(d: CreateDeps, specText: string, file: string
   if (!spec) throw new FerryError(ErrorCode.InvalidArgument, `rollout spec ${file} is invalid:\n${formatProblems(problems)}`, 'fix every problem listed and create it again');
   const p = await d.plans.require(spec.plan);
   resolveParams(p.plan, spec.params); // refuse bad params before anything is stored
-  const bundles: JobBundle[] = [];
-  for (const b of p.plan.bundles) {
-    const stored = await d.bundles.require(b.name, b.version);
-    bundles.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
-  }
+  const bundles = await d.plans.jobBundles(p);
   const targets = resolveTargets(await d.agents.list(), spec.targets);
   if (targets.length === 0) {
     throw new FerryError(ErrorCode.InvalidArgument, `no enrolled agent matches the rollout's targets`, 'check targets.selector and targets.hosts against `ferry agents ls`');

@@ -32,8 +32,8 @@ export interface SchedulerDeps {
   sessions: SessionRegistry;
   jobs: JobCoordinator;
   prefetch: Pick<PrefetchCoordinator, 'run'>;
-  plans: Pick<PlanStore, 'require' | 'byId'>;
-  bundles: Pick<BundleStore, 'lease' | 'byId' | 'require'>;
+  plans: Pick<PlanStore, 'require' | 'byId' | 'jobBundles'>;
+  bundles: Pick<BundleStore, 'lease' | 'byId'>;
   agents: Pick<AgentStore, 'list'>;
   audit: Pick<AuditLog, 'record'>;
   log: Logger;

@@ -1,6 +1,5 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AdminServer, JobEvent, RunPlanRequest } from '../../../common/src/gen/ferry/v1/admin.js';
-import type { JobBundle } from '../../../common/src/gen/ferry/v1/session.js';
 import { resolveParams } from '../../../common/src/plan/expand-params.js';
 import { planInfo } from '../plans/plan-store.js';
 import type { AdminKit } from './admin-bundles.js';
@@ -26,11 +25,7 @@ export function planHandlers(ctx: ControllerContext, kit: AdminKit): PlanHandler
       const req = call.request;
       const p = await ctx.plans.require(req.plan);
       resolveParams(p.plan, req.params); // refuse bad params before touching any host
-      const bundles: JobBundle[] = [];
-      for (const b of p.plan.bundles) {
-        const stored = await ctx.bundles.require(b.name, b.version);
-        bundles.push({ as: b.as, bundleId: stored.id, signed: stored.signed });
-      }
+      const bundles = await ctx.plans.jobBundles(p);
       const targets = await kit.selectAgents(req.selector);
       await ctx.audit.record(who, req.check ? 'plan.check' : 'plan.run', p.plan.name, { selector: req.selector, hosts: targets.length, params: req.params });
       const summary = await ctx.jobs.run({

@@ -109,8 +109,11 @@ export class FakeController {
       store: new RolloutStore(this.db, this.clock), log: silentLogger(), sessions: this.sessions, audit: new AuditLog(this.db),
       jobs: new JobCoordinator(this.db, this.sessions, silentLogger()),
       prefetch: this.prefetch,
-      bundles: { lease: () => () => undefined, byId: async () => BUNDLE, require: async () => BUNDLE },
-      plans: { require: async () => stored, byId: async (id) => (id === stored.id ? stored : undefined) },
+      bundles: { lease: () => () => undefined, byId: async () => BUNDLE },
+      plans: {
+        require: async () => stored, byId: async (id) => (id === stored.id ? stored : undefined),
+        jobBundles: async (p) => p.plan.bundles.map((b) => ({ as: b.as, bundleId: BUNDLE.id, signed: BUNDLE.signed })),
+      },
       agents: { list: async () => this.agentIds.map(agent) },
       clock: this.clock,
     };
