@@ -61,8 +61,8 @@ describe('ferry and ferry-agent command lines', function () {
   it('lists tokens and agents for people and for scripts', async () => {
     const ls = await ferry('agents', 'ls', '--selector', 'site=plant-7');
     assert.equal(ls.code, 0);
-    assert.match(ls.stdout, /^ID\s+HOSTNAME\s+STATE/m);
-    assert.equal((ls.stdout.match(/connected/g) ?? []).length, 2);
+    assert.match(ls.stdout, /^HOSTNAME\s+ID\s+STATE/m);
+    assert.equal((ls.stdout.match(/online/g) ?? []).length, 2);
     const tokens = JSON.parse((await ferry('token', 'ls', '--json')).stdout) as Array<{ state: string; uses: number }>;
     assert.equal(tokens[0]!.state, 'used up');
   });

@@ -52,7 +52,8 @@ export async function cmdJoin(args: string[]): Promise<number> {
   const lock = lockState(state.dir, 'ferry-agent join');
   let identity;
   try {
-    identity = await join({ joinString, state, facts: withHostname(await collectFacts(), cfg.hostname), force: values.force, hostname: cfg.hostname });
+    identity = await join({ joinString, state, facts: withHostname(await collectFacts(), cfg.hostname), force: values.force, hostname: cfg.hostname,
+      onWarning: (w) => process.stderr.write(`warning: ${w}\n`) });
   } finally {
     lock.release();
   }

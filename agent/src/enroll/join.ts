@@ -22,6 +22,8 @@ export interface JoinOptions {
   timeoutMs?: number;
   /** `--hostname`: kept in the identity so `run` reports the same name. */
   hostname?: string;
+  /** Told what the controller wants the field tech to know (e.g. a duplicate hostname). */
+  onWarning?: (w: string) => void;
 }
 
 async function enrollCall(address: string, caPem: string, req: EnrollRequest, timeoutMs: number): Promise<EnrollResponse> {
@@ -83,6 +85,7 @@ export async function join(opts: JoinOptions): Promise<Identity> {
       operatorKeys: res.operatorKeys, enrolledAtMs: Date.now(), ...(opts.hostname ? { hostname: opts.hostname } : {}),
     };
     opts.state.saveEnrollment(await exportPrivateKeyPem(keys.privateKey), res.certPem, res.caPem, identity);
+    for (const w of res.warnings) opts.onWarning?.(w);
     return identity;
   }
   throw lastErr ?? new FerryError(ErrorCode.Unreachable, 'no controller address to try');

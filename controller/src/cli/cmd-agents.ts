@@ -1,45 +1,53 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
-import type { AgentInfo } from '../../../common/src/gen/ferry/v1/admin.js';
-import { labelsToList, listToLabels, parseLabel } from '../../../common/src/labels.js';
-import { ago, bytes, table } from '../../../common/src/table.js';
+import { labelsToList, parseLabel } from '../../../common/src/labels.js';
+import { agentJson, agentState, parseListOptions, renderAgent, renderAgents, sortAgents } from './agents-view.js';
 import { Admin, adminFlags } from './admin-client.js';
 
-function toJson(a: AgentInfo) {
-  return { ...a, labels: listToLabels(a.labels) };
-}
-
-function userLabels(a: AgentInfo): string {
-  return a.labels.filter((l) => !l.key.startsWith('ferry/')).map((l) => `${l.key}=${l.value}`).join(',');
-}
-
-/** `ferry agents ls | label | revoke | allow-reauth`. */
+/** `ferry agents ls | show | label | revoke | allow-reauth | rm`. */
 export async function cmdAgents(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const { values, positionals } = parseFlags(rest, {
     ...adminFlags, selector: { type: 'string', short: 'l' }, all: { type: 'boolean' }, json: { type: 'boolean' },
-    remove: { type: 'string', multiple: true },
+    remove: { type: 'string', multiple: true }, output: { type: 'string', short: 'o' }, sort: { type: 'string' }, state: { type: 'string' },
   });
   const admin = Admin.connect(values);
   try {
     switch (sub) {
       case 'ls': case 'list': {
-        const { agents } = await admin.call(admin.client.listAgents, { selector: values.selector ?? '', includeRevoked: Boolean(values.all) });
-        if (values.json) {
-          process.stdout.write(JSON.stringify(agents.map(toJson)) + '\n');
-          return Exit.Ok;
+        const o = parseListOptions(values);
+        const { agents: listed } = await admin.call(admin.client.listAgents, {
+          selector: values.selector ?? '', includeRevoked: Boolean(values.all) || o.state === 'revoked',
+        });
+        const agents = sortAgents(o.state ? listed.filter((a) => agentState(a) === o.state) : listed, o.sort);
+        if (values.json || o.output === 'json') {
+          process.stdout.write(JSON.stringify(agents.map(agentJson)) + '\n');
+        } else if (o.output === 'name') {
+          process.stdout.write(agents.map((a) => `${a.id}\n`).join(''));
+        } else {
+          process.stdout.write(renderAgents(agents, o.output, process.stdout.columns || 80));
+          process.stderr.write(`${agents.length} agent(s), ${agents.filter((a) => a.connected).length} online\n`);
         }
-        const tools = (a: AgentInfo) => (a.facts?.tools ?? []).filter((t) => t.present).map((t) => t.name).join(',');
-        process.stdout.write(table([
-          ['ID', 'HOSTNAME', 'STATE', 'LAST SEEN', 'VERSION', 'OS', 'ARCH', 'CPU', 'MEM', 'TOOLS', 'LABELS'],
-          ...agents.map((a) => [
-            a.id, a.hostname, a.revokedAtMs ? 'revoked' : a.connected ? 'connected' : 'offline', a.connected ? 'now' : ago(a.lastSeenMs),
-            a.agentVersion, `${a.facts?.os ?? ''} ${a.facts?.osRelease ?? ''}`.trim(), a.facts?.arch ?? '', String(a.facts?.cpus ?? ''),
-            bytes(a.facts?.memoryBytes ?? 0), tools(a), userLabels(a),
-          ]),
-        ]));
-        process.stderr.write(`${agents.length} agent(s), ${agents.filter((a) => a.connected).length} connected\n`);
+        return Exit.Ok;
+      }
+      case 'show': {
+        if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'agents show takes one agent id or hostname');
+        const want = positionals[0]!;
+        const { agents } = await admin.call(admin.client.listAgents, { selector: '', includeRevoked: true });
+        const found = agents.filter((a) => a.id === want || a.hostname === want);
+        if (found.length === 0) throw new FerryError(ErrorCode.NotFound, `no agent with id or hostname ${want}`, 'list agents with `ferry agents ls --all`');
+        if (found.length > 1) {
+          throw new FerryError(ErrorCode.InvalidArgument, `${found.length} agents have the hostname ${want}: ${found.map((a) => a.id).join(', ')}`, 'name one by its id');
+        }
+        process.stdout.write(values.json ? JSON.stringify(agentJson(found[0]!)) + '\n' : renderAgent(found[0]!));
+        return Exit.Ok;
+      }
+      case 'rm': {
+        if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'agents rm takes one agent id');
+        const { agent } = await admin.call(admin.client.removeAgent, { id: positionals[0]! });
+        process.stdout.write(values.json ? JSON.stringify(agentJson(agent!)) + '\n'
+          : `agent ${agent!.id} (${agent!.hostname}) removed; its jobs and rollouts keep their history\n`);
         return Exit.Ok;
       }
       case 'label': {
@@ -52,25 +60,25 @@ export async function cmdAgents(args: string[]): Promise<number> {
         const { agents } = await admin.call(admin.client.labelAgents, {
           ids, selector: values.selector ?? '', set: labelsToList(Object.fromEntries(set)), remove: values.remove ?? [],
         });
-        process.stdout.write(values.json ? JSON.stringify(agents.map(toJson)) + '\n' : `labelled ${agents.length} agent(s)\n`);
+        process.stdout.write(values.json ? JSON.stringify(agents.map(agentJson)) + '\n' : `labelled ${agents.length} agent(s)\n`);
         return Exit.Ok;
       }
       case 'revoke': {
         if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'agents revoke takes one agent id');
         const { agent } = await admin.call(admin.client.revokeAgent, { id: positionals[0]! });
-        process.stdout.write(values.json ? JSON.stringify(toJson(agent!)) + '\n'
+        process.stdout.write(values.json ? JSON.stringify(agentJson(agent!)) + '\n'
           : `agent ${agent!.id} (${agent!.hostname}) revoked; its session was closed and it cannot reconnect\n`);
         return Exit.Ok;
       }
       case 'allow-reauth': {
         if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'agents allow-reauth takes one agent id');
         const { agent } = await admin.call(admin.client.allowReauth, { id: positionals[0]! });
-        process.stdout.write(values.json ? JSON.stringify(toJson(agent!)) + '\n'
+        process.stdout.write(values.json ? JSON.stringify(agentJson(agent!)) + '\n'
           : `agent ${agent!.id} (${agent!.hostname}) may re-authenticate with its enrolled key again; it comes back on its next attempt\n`);
         return Exit.Ok;
       }
       default:
-        throw new FerryError(ErrorCode.InvalidArgument, `unknown agents command "${sub ?? ''}"`, 'use ls, label, revoke or allow-reauth');
+        throw new FerryError(ErrorCode.InvalidArgument, `unknown agents command "${sub ?? ''}"`, 'use ls, show, label, revoke, allow-reauth or rm');
     }
   } finally {
     admin.close();

@@ -31,7 +31,10 @@ Enrolling hosts:
   ferry token ls | ferry token revoke ID
 
 The fleet:
-  ferry agents ls [--selector site=plant-7,role!=cloud] [--all] [--json]
+  ferry agents ls [--selector site=plant-7,role!=cloud] [--all] [--state online|offline|revoked]
+                  [--sort hostname|id|state|last-seen|version] [-o wide|json|name] [--json]
+  ferry agents show ID|HOSTNAME    facts, labels, bundles, certificate expiry, last seen
+  ferry agents rm ID               forget a revoked agent (its history stays)
   ferry agents label [ID ...] [--selector S] key=value ... [--remove key]
   ferry agents revoke ID
   ferry agents allow-reauth ID     (an agent unseen longer than the re-authentication window)

@@ -109,6 +109,11 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       await ctx.audit.record(who, 'agent.revoke', req.id);
       return { agent: agentInfo(ctx, a) };
     }),
+    removeAgent: unary(async (req, who) => {
+      const a = await ctx.agents.remove(req.id);
+      await ctx.audit.record(who, 'agent.rm', req.id, { hostname: a.hostname });
+      return { agent: agentInfo(ctx, a) };
+    }),
     allowReauth: unary(async (req, who) => {
       const before = await ctx.agents.require(req.id);
       if (before.revokedAt !== null) {

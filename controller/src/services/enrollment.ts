@@ -101,6 +101,7 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
   return {
     agentId: id, certPem: issued.certPem, caPem: ctx.ca.certPem, labels: labelsToList(labels),
     operatorKeys: (await ctx.bundles.keys()).map((k) => k.publicPem), serverTimeMs: Date.now(),
+    warnings: await duplicateHostnameWarnings(ctx, id, req.facts.hostname),
   };
 }
 
@@ -135,5 +136,19 @@ async function reissue(ctx: ControllerContext, req: EnrollRequest, prior: AgentR
   return {
     agentId: prior.id, certPem: issued.certPem, caPem: ctx.ca.certPem, labels: labelsToList(prior.labels),
     operatorKeys: (await ctx.bundles.keys()).map((k) => k.publicPem), serverTimeMs: Date.now(),
+    warnings: await duplicateHostnameWarnings(ctx, prior.id, req.facts!.hostname),
   };
+}
+
+/**
+ * Cloned images often share a kernel host name; targeting by hostname then
+ * hits several boxes. Enrollment goes ahead (the ids differ) but says so, on
+ * both sides, and `ferry agents ls` marks the names.
+ */
+async function duplicateHostnameWarnings(ctx: ControllerContext, id: string, hostname: string): Promise<string[]> {
+  const others = await ctx.agents.sameHostname(hostname, id);
+  if (others.length === 0) return [];
+  ctx.log.warn({ agent: id, hostname, others: others.map((o) => o.id) }, 'enrolled with a hostname another agent already has');
+  return [`another enrolled host already has the hostname "${hostname}" (${others.map((o) => o.id).join(', ')}); `
+    + 'give this one its own name with `ferry-agent join --hostname NAME`, or target hosts by id'];
 }

@@ -99,6 +99,25 @@ export class AgentStore {
     return this.require(id);
   }
 
+  /** Forgets a revoked agent and what it held; jobs and rollouts keep their history by id and hostname. */
+  async remove(id: string): Promise<AgentRecord> {
+    const a = await this.require(id);
+    if (a.revokedAt === null) {
+      throw new FerryError(ErrorCode.InvalidArgument, `agent ${id} (${a.hostname}) is not revoked; only revoked agents can be removed`,
+        `revoke it first: ferry agents revoke ${id}`);
+    }
+    await this.db.tx(async (db) => {
+      await db.run('DELETE FROM agent_bundles WHERE agent_id = ?', [id]);
+      await db.run('DELETE FROM agents WHERE id = ?', [id]);
+    });
+    return a;
+  }
+
+  /** Other enrolled (not revoked) agents with this hostname. */
+  async sameHostname(hostname: string, exceptId: string): Promise<AgentRecord[]> {
+    return (await this.db.all<AgentRow>('SELECT * FROM agents WHERE hostname = ? AND id <> ? AND revoked_at IS NULL', [hostname, exceptId])).map(fromRow);
+  }
+
   async revoke(id: string, at: number): Promise<AgentRecord> {
     await this.require(id);
     await this.db.run('UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id]);

@@ -275,6 +275,10 @@ export interface AllowReauthRequest {
   id: string;
 }
 
+export interface RemoveAgentRequest {
+  id: string;
+}
+
 export interface RevokeAgentResponse {
   agent: AgentInfo | undefined;
 }
@@ -4497,6 +4501,73 @@ export const AllowReauthRequest: MessageFns<AllowReauthRequest> = {
   },
 };
 
+function createBaseRemoveAgentRequest(): RemoveAgentRequest {
+  return { id: "" };
+}
+
+export const RemoveAgentRequest: MessageFns<RemoveAgentRequest> = {
+  encode(message: RemoveAgentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveAgentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveAgentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveAgentRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: RemoveAgentRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveAgentRequest>, I>>(base?: I): RemoveAgentRequest {
+    return RemoveAgentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveAgentRequest>, I>>(object: I): RemoveAgentRequest {
+    const message = createBaseRemoveAgentRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
 function createBaseRevokeAgentResponse(): RevokeAgentResponse {
   return { agent: undefined };
 }
@@ -6094,6 +6165,16 @@ export const AdminService = {
     responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
   },
+  /** Forgets a revoked agent (its history in jobs and rollouts stays). Refused for an agent that is not revoked. */
+  removeAgent: {
+    path: "/ferry.v1.Admin/RemoveAgent" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveAgentRequest): Buffer => Buffer.from(RemoveAgentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveAgentRequest => RemoveAgentRequest.decode(value),
+    responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
+  },
   issueOperatorCert: {
     path: "/ferry.v1.Admin/IssueOperatorCert" as const,
     requestStream: false as const,
@@ -6278,6 +6359,8 @@ export interface AdminServer extends UntypedServiceImplementation {
    * new certificate with its enrolled key once more (audited).
    */
   allowReauth: handleUnaryCall<AllowReauthRequest, RevokeAgentResponse>;
+  /** Forgets a revoked agent (its history in jobs and rollouts stays). Refused for an agent that is not revoked. */
+  removeAgent: handleUnaryCall<RemoveAgentRequest, RevokeAgentResponse>;
   issueOperatorCert: handleUnaryCall<IssueOperatorCertRequest, IssueOperatorCertResponse>;
   /**
    * Runs a command on every matching connected agent and streams the output.
@@ -6421,6 +6504,22 @@ export interface AdminClient extends Client {
   ): ClientUnaryCall;
   allowReauth(
     request: AllowReauthRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  /** Forgets a revoked agent (its history in jobs and rollouts stays). Refused for an agent that is not revoked. */
+  removeAgent(
+    request: RemoveAgentRequest,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  removeAgent(
+    request: RemoveAgentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  removeAgent(
+    request: RemoveAgentRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,

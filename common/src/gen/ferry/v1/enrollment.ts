@@ -40,6 +40,8 @@ export interface EnrollResponse {
   /** Operator public keys (ed25519, PEM) the agent trusts for signed bundles and plans. */
   operatorKeys: string[];
   serverTimeMs: number;
+  /** Things the field tech should know, e.g. another enrolled host has the same hostname. */
+  warnings: string[];
 }
 
 export interface ChallengeRequest {
@@ -202,7 +204,7 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
 };
 
 function createBaseEnrollResponse(): EnrollResponse {
-  return { agentId: "", certPem: "", caPem: "", labels: [], operatorKeys: [], serverTimeMs: 0 };
+  return { agentId: "", certPem: "", caPem: "", labels: [], operatorKeys: [], serverTimeMs: 0, warnings: [] };
 }
 
 export const EnrollResponse: MessageFns<EnrollResponse> = {
@@ -224,6 +226,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     }
     if (message.serverTimeMs !== 0) {
       writer.uint32(48).int64(message.serverTimeMs);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -289,6 +294,14 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
             message.serverTimeMs = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -329,6 +342,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
         : isSet(object.server_time_ms)
         ? globalThis.Number(object.server_time_ms)
         : 0,
+      warnings: globalThis.Array.isArray(object?.warnings)
+        ? object.warnings.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -352,6 +368,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     if (message.serverTimeMs !== 0) {
       obj.serverTimeMs = Math.round(message.serverTimeMs);
     }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
+    }
     return obj;
   },
 
@@ -366,6 +385,7 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     message.labels = object.labels?.map((e) => Label.fromPartial(e)) || [];
     message.operatorKeys = object.operatorKeys?.map((e) => e) || [];
     message.serverTimeMs = object.serverTimeMs ?? 0;
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };
