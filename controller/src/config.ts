@@ -16,16 +16,18 @@ export interface ControllerConfig {
   agentCertTtlMs: number;
   /** An agent unseen for longer than this cannot re-authenticate until an operator allows it. */
   agentReauthWindowMs: number;
+  /** Finished exec and plan runs older than this leave the job history. */
+  jobRetentionMs: number;
   logLevel: string;
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'log-level', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
   data: 'FERRY_DATA', listen: 'FERRY_LISTEN', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
-  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW',
+  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
   'log-level': 'FERRY_LOG_LEVEL',
 };
 
@@ -63,6 +65,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
     heartbeatIntervalMs: s.duration('heartbeat', '15s'),
     agentCertTtlMs: s.duration('agent-cert-ttl', '72h'),
     agentReauthWindowMs: s.duration('agent-reauth-window', '180d'),
+    jobRetentionMs: s.duration('job-retention', '30d'),
     logLevel: s.logLevel('log-level'),
   };
   if (cfg.heartbeatIntervalMs && cfg.heartbeatIntervalMs < 100) s.problems.push('heartbeat must be at least 100ms');
@@ -70,6 +73,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   if (cfg.agentReauthWindowMs && cfg.agentCertTtlMs && cfg.agentReauthWindowMs < cfg.agentCertTtlMs) {
     s.problems.push('agent-reauth-window must be at least agent-cert-ttl (an agent off for one certificate life must come back by itself)');
   }
+  if (cfg.jobRetentionMs && cfg.jobRetentionMs < 3_600_000) s.problems.push('job-retention must be at least 1h');
   s.check('controller');
   return cfg;
 }

@@ -15,6 +15,7 @@ import { ExecCoordinator } from './exec/exec-coordinator.js';
 import { BundleStore } from './bundles/bundle-store.js';
 import { PrefetchCoordinator } from './bundles/prefetch.js';
 import { JobCoordinator } from './jobs/job-coordinator.js';
+import { JobHistory } from './jobs/job-history.js';
 import { PlanStore } from './plans/plan-store.js';
 import { RolloutsService } from '../../common/src/gen/ferry/v1/rollouts.js';
 import { rolloutsService } from './rollouts/rollout-service.js';
@@ -88,6 +89,7 @@ export class Controller {
     private readonly adminServer: Server,
     private readonly health: HealthState,
     private readonly lock: DirLock,
+    private readonly sweeper: NodeJS.Timeout,
     readonly port: number,
     readonly caCreated: boolean,
   ) {}
@@ -152,14 +154,15 @@ export class Controller {
     const listenHost = config.listen.replace(/:\d+$/, '');
     const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
     const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }));
+    const history = new JobHistory(db);
     const ctx: ControllerContext = {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
-      jobs,
+      jobs, history,
       plans: new PlanStore(db, bundles),
       rollouts: undefined as unknown as RolloutScheduler, // set below, from the parts it uses
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
-      exec: new ExecCoordinator(jobs, log.child({ part: 'exec' })),
+      exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
       joinAddresses: () => config.advertise.length > 0
         ? config.advertise
         : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
@@ -172,6 +175,13 @@ export class Controller {
     // Before any agent can connect: running hosts are re-attached to their
     // stored jobs first, so results that arrive on reconnect reach them.
     opened.push(() => ctx.rollouts.stop());
+    // Job history past the retention goes at start and every hour after.
+    const sweep = () => history.sweep(Date.now() - config.jobRetentionMs).then(
+      (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
+      (err: Error) => log.error({ err }, 'job history sweep failed'));
+    await sweep();
+    const sweeper = setInterval(() => void sweep(), 3_600_000);
+    opened.push(() => clearInterval(sweeper));
     await ctx.rollouts.start();
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
@@ -213,7 +223,7 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, port, created);
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, created);
     health.set(Serving.SERVING);
     c.state = 'running';
     log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
@@ -240,6 +250,7 @@ export class Controller {
     });
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
+    clearInterval(this.sweeper);
     await this.ctx.rollouts.stop();
     await this.ctx.db.close();
     try {

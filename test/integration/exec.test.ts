@@ -22,7 +22,7 @@ async function runExec(c: Controller, r: ExecRequest, onEvent?: (ev: ExecEvent) 
   const { parseSelector } = await import('../../common/src/labels.js');
   const sel = parseSelector(r.selector);
   const targets = all.filter((a) => sel.matches(a.labels)).map((a) => ({ agentId: a.id, hostname: a.hostname }));
-  const summary = await c.ctx.exec.run(r, targets, (ev) => {
+  const summary = await c.ctx.exec.run(r, 'test', targets, (ev) => {
     if (ev.event?.$case === 'line') lines.push(ev.event.value);
     if (ev.event?.$case === 'finished') finished.push(ev.event.value);
     onEvent?.(ev);

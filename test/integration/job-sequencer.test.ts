@@ -1,3 +1,4 @@
+import { JobHistory } from '../../controller/src/jobs/job-history.js';
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -50,7 +51,7 @@ describe('job sequencer (exec and plan jobs, one rule)', () => {
     db.migrate();
     sessions = new SessionRegistry();
     jobs = new JobCoordinator(db, sessions, silentLogger());
-    exec = new ExecCoordinator(jobs, silentLogger());
+    exec = new ExecCoordinator(jobs, new JobHistory(db), silentLogger());
     abort = new AbortController();
   });
   afterEach(async () => {
@@ -63,7 +64,7 @@ describe('job sequencer (exec and plan jobs, one rule)', () => {
     const out: Started = { jobId: '', lines: [] };
     const before = s.starts().length;
     if (kind === 'exec') {
-      void exec.run({ selector: '', argv: ['true'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' }, [{ agentId: s.agentId, hostname: s.hostname }], (ev) => {
+      void exec.run({ selector: '', argv: ['true'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' }, 'test', [{ agentId: s.agentId, hostname: s.hostname }], (ev) => {
         if (ev.event?.$case === 'line') out.lines.push(ev.event.value.seq);
         if (ev.event?.$case === 'finished') {
           const f: ExecHostFinished = ev.event.value;

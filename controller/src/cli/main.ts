@@ -1,3 +1,4 @@
+import { cmdJobs } from './cmd-jobs.js';
 import { exitCodeHelp } from '../../../common/src/exit-codes.js';
 import 'reflect-metadata';
 import { runCli } from '../../../common/src/cli-support.js';
@@ -38,6 +39,11 @@ The fleet:
   ferry agents label [ID ...] [--selector S] key=value ... [--remove key]
   ferry agents revoke ID
   ferry agents allow-reauth ID     (an agent unseen longer than the re-authentication window)
+
+Job history (every exec and plan run, kept for --job-retention, default 30d):
+  ferry jobs ls [--kind exec|plan] [--limit 50] [--json]
+  ferry jobs show ID [--json]
+  ferry jobs logs ID [--host HOSTNAME|ID] [--json]
 
 Running a command everywhere:
   ferry exec --selector role=edge [--timeout 30s] [--concurrency N] [--json] -- uname -a
@@ -126,6 +132,7 @@ async function main(): Promise<number> {
     case 'plan': return cmdPlan(rest);
     case 'run': return cmdRun(rest);
     case 'rollout': return cmdRollout(rest);
+    case 'jobs': return cmdJobs(rest);
     case 'bundle':
       return ['build', 'push', 'lint'].includes(rest[0] ?? '') ? cmdBundleBuild(rest[0]!, rest.slice(1)) : cmdBundleAdmin(rest[0] ?? '', rest.slice(1));
     case 'version': case '--version':

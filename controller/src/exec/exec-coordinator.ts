@@ -1,8 +1,9 @@
 import type { ExecEvent, ExecHostFinished, ExecRequest, ExecSummary } from '../../../common/src/gen/ferry/v1/admin.js';
-import { JobKind, OutputStream, type JobResult, type JobStart } from '../../../common/src/gen/ferry/v1/session.js';
+import { JobKind, OutputStream, type JobOutput, type JobResult, type JobStart } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import { fanOut } from '../jobs/fan-out.js';
 import type { JobCoordinator } from '../jobs/job-coordinator.js';
+import { EXEC_HISTORY_LINES, type JobHistory } from '../jobs/job-history.js';
 import { newJobId } from '../jobs/job-sequencer.js';
 
 /** A matched host, as resolved from the store before dispatch. */
@@ -22,13 +23,16 @@ const LOST_GRACE_MS = 30_000;
  * nor shown twice.
  */
 export class ExecCoordinator {
-  constructor(private readonly jobs: JobCoordinator, private readonly log: Logger) {}
+  constructor(private readonly jobs: JobCoordinator, private readonly history: JobHistory, private readonly log: Logger) {}
 
-  /** Runs `req` on `targets`, reporting through `sink`, until all hosts finish or `signal` aborts. */
-  async run(req: ExecRequest, targets: ExecTarget[], sink: (ev: ExecEvent) => void, signal: AbortSignal): Promise<ExecSummary> {
+  /** Runs `req` on `targets` for `createdBy`, reporting through `sink`, until all hosts finish or `signal` aborts; kept in the job history. */
+  async run(req: ExecRequest, createdBy: string, targets: ExecTarget[], sink: (ev: ExecEvent) => void, signal: AbortSignal): Promise<ExecSummary> {
     const summary: ExecSummary = { matched: targets.length, succeeded: 0, failed: 0, offline: 0 };
     const timeoutMs = req.timeoutMs || DEFAULT_TIMEOUT_MS;
     const runId = newJobId();
+    await this.history.createExec(runId, req.argv, createdBy, Date.now());
+    // History is a record, not the delivery path: a failed write is logged, never fails the run.
+    const record = (p: Promise<void>) => p.catch((err: Error) => this.log.error({ err, runId }, 'could not record exec history'));
     const seq = this.jobs.sequencer;
     /** Running host jobs: how to end each now (operator abort). */
     const running = new Map<string, { agentId: string; finish: (f: Omit<ExecHostFinished, 'agentId' | 'hostname'>) => void }>();
@@ -45,14 +49,20 @@ export class ExecCoordinator {
         if (!seq.connected(target.agentId)) {
           summary.offline++;
           sink({ event: { $case: 'finished', value: { ...target, ...emptyFinish(), exitCode: -1, offline: true, error: 'not connected' } } });
+          void record(this.history.finishExecHost({ jobId: runId, hostJobId: `${runId}-${target.agentId}`, ...target, state: 'offline', message: 'not connected', at: Date.now() }, [], 0, undefined));
           return false;
         }
         const jobId = `${runId}-${target.agentId}`;
         let guard: NodeJS.Timeout | undefined;
         let ended = false;
+        const kept: Array<{ seq: number; output: JobOutput }> = [];
+        let dropped = 0;
+        let result: JobResult | undefined;
         const finish = (f: Omit<ExecHostFinished, 'agentId' | 'hostname'>) => {
           if (ended) return;
           ended = true;
+          const state = f.cancelled ? 'cancelled' : f.exitCode === 0 && !f.error && !f.timedOut ? 'succeeded' : result?.status === 'lost' ? 'lost' : 'failed';
+          void record(this.history.finishExecHost({ jobId: runId, hostJobId: jobId, ...target, state, message: f.error, at: Date.now() }, kept, dropped, result));
           clearTimeout(guard);
           running.delete(jobId);
           if (f.exitCode === 0 && !f.error && !f.timedOut && !f.cancelled) summary.succeeded++;
@@ -73,11 +83,13 @@ export class ExecCoordinator {
         seq.start(this.jobs.execLog, { ...target, jobId, runId }, start, {
           onMessage: (n, m) => {
             if (!m.output) return;
+            if (kept.length < EXEC_HISTORY_LINES) kept.push({ seq: n, output: m.output });
+            else dropped++;
             sink({ event: { $case: 'line', value: {
               ...target, stderr: m.output.stream === OutputStream.OUTPUT_STREAM_STDERR, line: m.output.line, seq: n, timeMs: m.output.timeMs,
             } } });
           },
-          onEnd: (r) => finish(hostFinished(r)),
+          onEnd: (r) => { result = r; finish(hostFinished(r)); },
         }).catch((err: Error) => {
           this.log.error({ err, jobId }, 'could not start an exec job');
           finish({ ...emptyFinish(), exitCode: -1, error: `could not start: ${err.message}` });

@@ -1,6 +1,6 @@
+import { jobEventText } from '../jobs/job-history.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
-import { OutputStream, type JobOutput, type JobResult, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import type { ControllerContext } from '../services/context.js';
 import { operatorCalls } from '../services/operator-call.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
@@ -19,18 +19,8 @@ async function find(s: RolloutScheduler, id: string): Promise<StoredRollout> {
 
 /** One line of `ferry rollout logs` from a stored job event. */
 function logLine(attempt: number, hostJobId: string, e: { kind: string; body: string; at: number }): RolloutLogLine {
-  const base = { attempt, hostJobId, atMs: e.at, kind: e.kind, stderr: false };
-  if (e.kind === 'output') {
-    const o = JSON.parse(e.body) as JobOutput;
-    return { ...base, stderr: o.stream === OutputStream.OUTPUT_STREAM_STDERR, text: o.line };
-  }
-  if (e.kind === 'step') {
-    const st = JSON.parse(e.body) as StepEvent;
-    const where = `[${st.stepIndex + 1}/${st.stepCount}] ${st.stepId}`;
-    return { ...base, text: st.finished ? `${where}: ${st.status}${st.message ? ` — ${st.message}` : ''}` : `${where}: started${st.resumed ? ' (resumed after a restart)' : ''}` };
-  }
-  const r = JSON.parse(e.body) as JobResult;
-  return { ...base, text: `result: ${r.status}${r.failedStep ? ` at step ${r.failedStep}` : ''}${r.message ? ` — ${r.message}` : ''}` };
+  const { text, stderr } = jobEventText(e.kind, e.body);
+  return { attempt, hostJobId, atMs: e.at, kind: e.kind, stderr, text };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { jobHandlers } from './admin-jobs.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   AdminServer, AgentInfo, ExecEvent, ExecRequest, TokenInfo,
@@ -56,6 +57,7 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
   return {
     ...bundleHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
     ...planHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
+    ...jobHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
       if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {
@@ -142,7 +144,7 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       }
       const targets = await selectAgents(req.selector);
       await ctx.audit.record(who, 'exec', req.selector || '*', { argv: req.argv, hosts: targets.length });
-      const summary = await ctx.exec.run(req, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })),
+      const summary = await ctx.exec.run(req, who, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })),
         (ev) => { if (!signal.aborted) call.write(ev); }, signal);
       if (!signal.aborted) call.write({ event: { $case: 'summary', value: summary } });
     }),

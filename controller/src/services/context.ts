@@ -2,6 +2,7 @@ import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
 import type { JobCoordinator } from '../jobs/job-coordinator.js';
+import type { JobHistory } from '../jobs/job-history.js';
 import type { PlanStore } from '../plans/plan-store.js';
 import type { RolloutScheduler } from '../rollouts/scheduler.js';
 import type { ControllerConfig } from '../config.js';
@@ -27,6 +28,8 @@ export interface ControllerContext {
   bundles: BundleStore;
   prefetch: PrefetchCoordinator;
   jobs: JobCoordinator;
+  /** Every exec and plan run, for `ferry jobs`. */
+  history: JobHistory;
   plans: PlanStore;
   /** Staged rollouts (controller/src/rollouts/). */
   rollouts: RolloutScheduler;

@@ -216,4 +216,14 @@ CREATE INDEX reauth_challenges_expires ON reauth_challenges (expires_at);
 ALTER TABLE agents ADD COLUMN reauth_allowed_at BIGINT;
 `,
   },
+  {
+    version: 8,
+    name: 'job history: exec runs are kept beside plan runs (kind, argv); listed newest first',
+    sql: `
+ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'plan';
+ALTER TABLE jobs ADD COLUMN argv TEXT NOT NULL DEFAULT '';
+CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX job_hosts_job ON job_hosts (job_id);
+`,
+  },
 ];
