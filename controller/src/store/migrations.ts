@@ -216,4 +216,12 @@ CREATE INDEX reauth_challenges_expires ON reauth_challenges (expires_at);
 ALTER TABLE agents ADD COLUMN reauth_allowed_at BIGINT;
 `,
   },
+  {
+    version: 8,
+    name: 'operators.role: viewer or admin; certificates issued before roles existed keep the full access they had',
+    sql: `
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+CREATE INDEX operators_name ON operators (name);
+`,
+  },
 ];
