@@ -8,6 +8,7 @@ import { cmdAgents } from './cmd-agents.js';
 import { cmdController } from './cmd-controller.js';
 import { cmdExec } from './cmd-exec.js';
 import { cmdOperator } from './cmd-operator.js';
+import { cmdAudit } from './cmd-audit.js';
 import { cmdToken } from './cmd-token.js';
 import { cmdKey } from './cmd-key.js';
 import { cmdBundleAdmin } from './cmd-bundle.js';
@@ -92,8 +93,11 @@ Staged rollouts (docs/rollouts.md):
       terminal; --json: one event per line. Exit 0 succeeded, 1 failed or
       aborted, 8 paused or waiting for approval (with --exit-on-pause).
 
-Remote admin:
-  ferry operator cert NAME --out DIR
+Remote admin and who may do what:
+  ferry operator cert NAME --out DIR [--role viewer|admin] [--ttl 720h]
+      viewer (the default) may only read; admin may change things.
+  ferry operator ls [--json] | ferry operator revoke NAME|SERIAL
+  ferry audit ls [--limit N] [--json]      who changed what, newest first
   ferry --controller HOST:PORT --cert F --key F --ca F <command> ...
       (also FERRY_CONTROLLER, FERRY_CERT, FERRY_KEY, FERRY_CA)
 
@@ -128,6 +132,7 @@ async function main(): Promise<number> {
     case 'agents': return cmdAgents(rest);
     case 'exec': return cmdExec(rest);
     case 'operator': return cmdOperator(rest);
+    case 'audit': return cmdAudit(rest);
     case 'key': return cmdKey(rest);
     case 'plan': return cmdPlan(rest);
     case 'run': return cmdRun(rest);

@@ -22,6 +22,8 @@ export interface IssueRequest {
   ttlMs: number;
   dnsNames?: string[];
   ipAddresses?: string[];
+  /** Operator certificates: the role, written into the SAN URI as urn:ferry:operator:NAME:ROLE. */
+  operatorRole?: string;
 }
 
 export interface Issued {
@@ -94,7 +96,10 @@ export class CertificateAuthority {
       ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
       ...(req.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
     ];
-    if (req.role !== 'controller') altNames.push({ type: 'url', value: `urn:ferry:${req.role}:${req.commonName}` });
+    if (req.role !== 'controller') {
+      const suffix = req.role === 'operator' && req.operatorRole ? `:${req.operatorRole}` : '';
+      altNames.push({ type: 'url', value: `urn:ferry:${req.role}:${req.commonName}${suffix}` });
+    }
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
       subject: `CN=${req.commonName}, OU=${req.role}, O=Ferry`,

@@ -27,7 +27,7 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
     }),
     listSigningKeys: kit.unary(async () => ({ keys: await ctx.bundles.keys() })),
     missingChunks: kit.unary(async (req) => ({ missing: await ctx.bundles.missing(req.digests) })),
-    uploadChunks: kit.clientStream<ChunkData, UploadChunksResponse>(async (call) => {
+    uploadChunks: kit.clientStream<ChunkData, UploadChunksResponse>(async (call, { who }) => {
       // Verify and store in order: one put at a time, the stream paused while it is on disk.
       let stored = 0;
       let bytes = 0;
@@ -37,6 +37,7 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
           bytes += c.data.length;
         }
       }
+      await ctx.audit.record(who, 'chunks.upload', `${stored} chunks`, { stored, bytes });
       return { stored, bytes };
     }),
     commitBundle: kit.unary(async (req, who) => {

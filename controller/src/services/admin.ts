@@ -7,11 +7,11 @@ import { formatJoinString } from '../../../common/src/join-string.js';
 import { checkLabel, labelsToList, listToLabels, parseSelector } from '../../../common/src/labels.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { TokenRecord } from '../store/tokens.js';
-import { checkCsr } from '../pki/csr.js';
 import type { ControllerContext } from './context.js';
 import { operatorCalls } from './operator-call.js';
 import { bundleHandlers } from './admin-bundles.js';
 import { planHandlers } from './admin-plans.js';
+import { operatorHandlers } from './admin-operators.js';
 
 const MAX_TOKEN_USES = 100_000;
 const RESERVED_PREFIX = 'ferry/';
@@ -58,6 +58,7 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
     ...bundleHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
     ...planHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
     ...jobHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
+    ...operatorHandlers(ctx, kit),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
       if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {
@@ -125,17 +126,6 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       const a = await ctx.agents.allowReauth(req.id, Date.now());
       await ctx.audit.record(who, 'agent.allow-reauth', req.id);
       return { agent: agentInfo(ctx, a) };
-    }),
-    issueOperatorCert: unary(async (req, who) => {
-      if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(req.name)) {
-        throw new FerryError(ErrorCode.InvalidArgument, `operator name "${req.name}" is invalid`, 'use lowercase letters, digits, . _ -');
-      }
-      const csr = await checkCsr(req.csrPem);
-      const issued = await ctx.ca.issue({ publicKey: csr.publicKey, commonName: req.name, role: 'operator', ttlMs: req.ttlMs || 30 * 86_400_000 });
-      await ctx.db.run('INSERT INTO operators (name, cert_serial, issued_at, not_after) VALUES (?, ?, ?, ?)',
-        [req.name, issued.serial, Date.now(), issued.notAfter.getTime()]);
-      await ctx.audit.record(who, 'operator.cert', req.name, { serial: issued.serial });
-      return { certPem: issued.certPem, caPem: ctx.ca.certPem };
     }),
     exec: serverStream<ExecRequest, ExecEvent>(async (call, { who, signal }) => {
       const req = call.request;

@@ -22,8 +22,12 @@ export interface BoundaryOptions {
   /** Service name for log lines (admin, rollouts, chunks, enrollment, session). */
   api: string;
   log: Logger;
-  /** The caller check, run before any handler: returns the caller's name, or throws (UNAUTHENTICATED, PERMISSION_DENIED). */
-  caller: (call: CallWithAuth) => string;
+  /**
+   * The caller check, run before any handler, with the method's full path
+   * (/ferry.v1.Admin/CreateToken): returns the caller's name, or throws
+   * (UNAUTHENTICATED, PERMISSION_DENIED). It may ask the store (async).
+   */
+  caller: (call: CallWithAuth, method: string) => string | Promise<string>;
   /** Log fields naming a caller the check refused (e.g. the agent id an expired certificate names); never used for access. */
   refusedCaller?: (call: CallWithAuth) => Record<string, unknown>;
 }
@@ -46,9 +50,10 @@ export class CallBoundary {
   unary<Req, Res>(fn: (req: Req, who: string, scope: CallScope) => Promise<Res>): handleUnaryCall<Req, Res> {
     return (call, cb) => {
       const method = call.getPath();
-      const scope = this.enter(method, call as unknown as AnyCall, (err) => cb(err));
-      if (!scope) return;
-      fn(call.request, scope.who, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+      void this.enter(method, call as unknown as AnyCall, (err) => cb(err)).then((scope) => {
+        if (!scope) return;
+        fn(call.request, scope.who, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+      });
     };
   }
 
@@ -61,9 +66,10 @@ export class CallBoundary {
   clientStream<Req, Res>(fn: (call: ServerReadableStream<Req, Res>, scope: CallScope) => Promise<Res>): handleClientStreamingCall<Req, Res> {
     return (call, cb) => {
       const method = call.getPath();
-      const scope = this.enter(method, call as unknown as AnyCall, (err) => cb(err));
-      if (!scope) return;
-      fn(call, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+      void this.enter(method, call as unknown as AnyCall, (err) => cb(err)).then((scope) => {
+        if (!scope) return;
+        fn(call, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+      });
     };
   }
 
@@ -75,29 +81,34 @@ export class CallBoundary {
   /** Both kinds of call that write a stream back: ended when `fn` resolves, or ended with its error. */
   private stream<C extends ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>>(call: C, fn: (call: C, scope: CallScope) => Promise<void>): void {
     const method = call.getPath();
-    const scope = this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err));
-    if (!scope) return;
-    fn(call, scope).then(
-      // A handler that owns its stream may have ended it already (a session closing itself).
-      () => { if (!scope.signal.aborted && !call.writableEnded) call.end(); },
-      (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se); },
-    );
+    void this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err)).then((scope) => {
+      if (!scope) return;
+      fn(call, scope).then(
+        // A handler that owns its stream may have ended it already (a session closing itself).
+        () => { if (!scope.signal.aborted && !call.writableEnded) call.end(); },
+        (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se); },
+      );
+    });
   }
 
-  /** Runs the caller check and wires cancellation; undefined when the caller was refused (already answered). */
-  private enter(method: string, call: AnyCall, refuse: (err: ReturnType<typeof toServiceError>) => void): CallScope | undefined {
+  /**
+   * Runs the caller check and wires cancellation; undefined when the caller
+   * was refused (already answered). Cancellation is watched from the start,
+   * so a caller that leaves while its check is asking the store is noticed.
+   */
+  private async enter(method: string, call: AnyCall, refuse: (err: ReturnType<typeof toServiceError>) => void): Promise<CallScope | undefined> {
     const peer = call.getPeer();
-    let who: string;
-    try {
-      who = this.o.caller(call);
-    } catch (err) {
-      refuse(this.report(method, { who: peer, peer, signal: new AbortController().signal, deadline: 0 }, err, this.o.refusedCaller?.(call)));
-      return undefined;
-    }
+    let who = peer;
     const abort = new AbortController();
     const gone = () => { if (!abort.signal.aborted) abort.abort(new FerryError(ErrorCode.Cancelled, `the caller ${who} went away`)); };
     call.on('cancelled', gone);
     if (call.cancelled) gone();
+    try {
+      who = await this.o.caller(call, method);
+    } catch (err) {
+      refuse(this.report(method, { who: peer, peer, signal: new AbortController().signal, deadline: 0 }, err, this.o.refusedCaller?.(call)));
+      return undefined;
+    }
     const d = call.getDeadline();
     const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : Number.POSITIVE_INFINITY;
     return { who, peer, signal: abort.signal, deadline };

@@ -14,6 +14,21 @@ export interface Peer {
   serial: string;
   notAfter: number;
   address: string;
+  /** Operator certificates: the role named in the certificate's ferry URN ('' when it names none, as before roles existed). */
+  operatorRole: string;
+}
+
+/**
+ * The role an operator certificate names in its SAN URI
+ * `urn:ferry:operator:NAME:ROLE`; '' for certificates issued before roles
+ * (`urn:ferry:operator:NAME`). The store's record decides; this must agree.
+ */
+export function operatorRoleOf(cert: X509Certificate): string {
+  for (const part of (cert.subjectAltName ?? '').split(', ')) {
+    const m = /^URI:urn:ferry:operator:[^:]+:([a-z]+)$/.exec(part);
+    if (m) return m[1]!;
+  }
+  return '';
 }
 
 /**
@@ -36,7 +51,10 @@ export function authenticatePeer(call: CallWithAuth, ca: CertificateAuthority, r
   if (certRole !== role) {
     throw new FerryError(ErrorCode.PermissionDenied, `a ${certRole || 'unknown'} certificate cannot be used for ${role} calls`);
   }
-  return { id: cn, role, serial: cert.serialNumber.toLowerCase(), notAfter: Date.parse(cert.validTo), address: call.getPeer() };
+  return {
+    id: cn, role, serial: cert.serialNumber.toLowerCase(), notAfter: Date.parse(cert.validTo), address: call.getPeer(),
+    operatorRole: role === 'operator' ? operatorRoleOf(cert) : '',
+  };
 }
 
 /** What the certificate on a refused connection claims, unverified: for the log only, never for access. */

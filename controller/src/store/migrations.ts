@@ -226,4 +226,12 @@ CREATE INDEX jobs_created ON jobs (created_at);
 CREATE INDEX job_hosts_job ON job_hosts (job_id);
 `,
   },
+  {
+    version: 9,
+    name: 'operators.role: viewer or admin; certificates issued before roles existed keep the full access they had',
+    sql: `
+ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+CREATE INDEX operators_name ON operators (name);
+`,
+  },
 ];

@@ -287,11 +287,60 @@ export interface IssueOperatorCertRequest {
   name: string;
   csrPem: string;
   ttlMs: number;
+  /** viewer | admin; empty = viewer (least privilege) */
+  role: string;
 }
 
 export interface IssueOperatorCertResponse {
   certPem: string;
   caPem: string;
+  operator: OperatorInfo | undefined;
+}
+
+export interface OperatorInfo {
+  name: string;
+  /** viewer | admin */
+  role: string;
+  /** lowercase hex, as TLS reports it */
+  serial: string;
+  issuedAtMs: number;
+  expiresAtMs: number;
+  /** 0 when not revoked */
+  revokedAtMs: number;
+}
+
+export interface ListOperatorsRequest {
+}
+
+export interface ListOperatorsResponse {
+  operators: OperatorInfo[];
+}
+
+export interface RevokeOperatorRequest {
+  nameOrSerial: string;
+}
+
+export interface RevokeOperatorResponse {
+  revoked: OperatorInfo[];
+}
+
+export interface ListAuditRequest {
+  /** 0 = 100 */
+  limit: number;
+}
+
+export interface AuditEntry {
+  atMs: number;
+  /** local | operator:NAME | token:ID | agent:ID */
+  actor: string;
+  /** e.g. token.create, agent.revoke, rollout.pause */
+  action: string;
+  subject: string;
+  detailJson: string;
+}
+
+export interface ListAuditResponse {
+  entries: AuditEntry[];
 }
 
 export interface ExecRequest {
@@ -4706,7 +4755,7 @@ export const RevokeAgentResponse: MessageFns<RevokeAgentResponse> = {
 };
 
 function createBaseIssueOperatorCertRequest(): IssueOperatorCertRequest {
-  return { name: "", csrPem: "", ttlMs: 0 };
+  return { name: "", csrPem: "", ttlMs: 0, role: "" };
 }
 
 export const IssueOperatorCertRequest: MessageFns<IssueOperatorCertRequest> = {
@@ -4719,6 +4768,9 @@ export const IssueOperatorCertRequest: MessageFns<IssueOperatorCertRequest> = {
     }
     if (message.ttlMs !== 0) {
       writer.uint32(24).uint64(message.ttlMs);
+    }
+    if (message.role !== "") {
+      writer.uint32(34).string(message.role);
     }
     return writer;
   },
@@ -4760,6 +4812,14 @@ export const IssueOperatorCertRequest: MessageFns<IssueOperatorCertRequest> = {
             message.ttlMs = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4785,6 +4845,7 @@ export const IssueOperatorCertRequest: MessageFns<IssueOperatorCertRequest> = {
         : isSet(object.ttl_ms)
         ? globalThis.Number(object.ttl_ms)
         : 0,
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
     };
   },
 
@@ -4799,6 +4860,9 @@ export const IssueOperatorCertRequest: MessageFns<IssueOperatorCertRequest> = {
     if (message.ttlMs !== 0) {
       obj.ttlMs = Math.round(message.ttlMs);
     }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
     return obj;
   },
 
@@ -4810,12 +4874,13 @@ export const IssueOperatorCertRequest: MessageFns<IssueOperatorCertRequest> = {
     message.name = object.name ?? "";
     message.csrPem = object.csrPem ?? "";
     message.ttlMs = object.ttlMs ?? 0;
+    message.role = object.role ?? "";
     return message;
   },
 };
 
 function createBaseIssueOperatorCertResponse(): IssueOperatorCertResponse {
-  return { certPem: "", caPem: "" };
+  return { certPem: "", caPem: "", operator: undefined };
 }
 
 export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = {
@@ -4825,6 +4890,9 @@ export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = 
     }
     if (message.caPem !== "") {
       writer.uint32(18).string(message.caPem);
+    }
+    if (message.operator !== undefined) {
+      OperatorInfo.encode(message.operator, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -4858,6 +4926,14 @@ export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = 
             message.caPem = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.operator = OperatorInfo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4882,6 +4958,7 @@ export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = 
         : isSet(object.ca_pem)
         ? globalThis.String(object.ca_pem)
         : "",
+      operator: isSet(object.operator) ? OperatorInfo.fromJSON(object.operator) : undefined,
     };
   },
 
@@ -4893,6 +4970,9 @@ export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = 
     if (message.caPem !== "") {
       obj.caPem = message.caPem;
     }
+    if (message.operator !== undefined) {
+      obj.operator = OperatorInfo.toJSON(message.operator);
+    }
     return obj;
   },
 
@@ -4903,6 +4983,714 @@ export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = 
     const message = createBaseIssueOperatorCertResponse();
     message.certPem = object.certPem ?? "";
     message.caPem = object.caPem ?? "";
+    message.operator = (object.operator !== undefined && object.operator !== null)
+      ? OperatorInfo.fromPartial(object.operator)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseOperatorInfo(): OperatorInfo {
+  return { name: "", role: "", serial: "", issuedAtMs: 0, expiresAtMs: 0, revokedAtMs: 0 };
+}
+
+export const OperatorInfo: MessageFns<OperatorInfo> = {
+  encode(message: OperatorInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.role !== "") {
+      writer.uint32(18).string(message.role);
+    }
+    if (message.serial !== "") {
+      writer.uint32(26).string(message.serial);
+    }
+    if (message.issuedAtMs !== 0) {
+      writer.uint32(32).int64(message.issuedAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(40).int64(message.expiresAtMs);
+    }
+    if (message.revokedAtMs !== 0) {
+      writer.uint32(48).int64(message.revokedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OperatorInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperatorInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.serial = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.issuedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.revokedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OperatorInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      serial: isSet(object.serial) ? globalThis.String(object.serial) : "",
+      issuedAtMs: isSet(object.issuedAtMs)
+        ? globalThis.Number(object.issuedAtMs)
+        : isSet(object.issued_at_ms)
+        ? globalThis.Number(object.issued_at_ms)
+        : 0,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      revokedAtMs: isSet(object.revokedAtMs)
+        ? globalThis.Number(object.revokedAtMs)
+        : isSet(object.revoked_at_ms)
+        ? globalThis.Number(object.revoked_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: OperatorInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.serial !== "") {
+      obj.serial = message.serial;
+    }
+    if (message.issuedAtMs !== 0) {
+      obj.issuedAtMs = Math.round(message.issuedAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.revokedAtMs !== 0) {
+      obj.revokedAtMs = Math.round(message.revokedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OperatorInfo>, I>>(base?: I): OperatorInfo {
+    return OperatorInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OperatorInfo>, I>>(object: I): OperatorInfo {
+    const message = createBaseOperatorInfo();
+    message.name = object.name ?? "";
+    message.role = object.role ?? "";
+    message.serial = object.serial ?? "";
+    message.issuedAtMs = object.issuedAtMs ?? 0;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.revokedAtMs = object.revokedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseListOperatorsRequest(): ListOperatorsRequest {
+  return {};
+}
+
+export const ListOperatorsRequest: MessageFns<ListOperatorsRequest> = {
+  encode(_: ListOperatorsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListOperatorsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListOperatorsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListOperatorsRequest {
+    return {};
+  },
+
+  toJSON(_: ListOperatorsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListOperatorsRequest>, I>>(base?: I): ListOperatorsRequest {
+    return ListOperatorsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListOperatorsRequest>, I>>(_: I): ListOperatorsRequest {
+    const message = createBaseListOperatorsRequest();
+    return message;
+  },
+};
+
+function createBaseListOperatorsResponse(): ListOperatorsResponse {
+  return { operators: [] };
+}
+
+export const ListOperatorsResponse: MessageFns<ListOperatorsResponse> = {
+  encode(message: ListOperatorsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.operators) {
+      OperatorInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListOperatorsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListOperatorsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operators.push(OperatorInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListOperatorsResponse {
+    return {
+      operators: globalThis.Array.isArray(object?.operators)
+        ? object.operators.map((e: any) => OperatorInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListOperatorsResponse): unknown {
+    const obj: any = {};
+    if (message.operators?.length) {
+      obj.operators = message.operators.map((e) => OperatorInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListOperatorsResponse>, I>>(base?: I): ListOperatorsResponse {
+    return ListOperatorsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListOperatorsResponse>, I>>(object: I): ListOperatorsResponse {
+    const message = createBaseListOperatorsResponse();
+    message.operators = object.operators?.map((e) => OperatorInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRevokeOperatorRequest(): RevokeOperatorRequest {
+  return { nameOrSerial: "" };
+}
+
+export const RevokeOperatorRequest: MessageFns<RevokeOperatorRequest> = {
+  encode(message: RevokeOperatorRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nameOrSerial !== "") {
+      writer.uint32(10).string(message.nameOrSerial);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeOperatorRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeOperatorRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nameOrSerial = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeOperatorRequest {
+    return {
+      nameOrSerial: isSet(object.nameOrSerial)
+        ? globalThis.String(object.nameOrSerial)
+        : isSet(object.name_or_serial)
+        ? globalThis.String(object.name_or_serial)
+        : "",
+    };
+  },
+
+  toJSON(message: RevokeOperatorRequest): unknown {
+    const obj: any = {};
+    if (message.nameOrSerial !== "") {
+      obj.nameOrSerial = message.nameOrSerial;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeOperatorRequest>, I>>(base?: I): RevokeOperatorRequest {
+    return RevokeOperatorRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeOperatorRequest>, I>>(object: I): RevokeOperatorRequest {
+    const message = createBaseRevokeOperatorRequest();
+    message.nameOrSerial = object.nameOrSerial ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeOperatorResponse(): RevokeOperatorResponse {
+  return { revoked: [] };
+}
+
+export const RevokeOperatorResponse: MessageFns<RevokeOperatorResponse> = {
+  encode(message: RevokeOperatorResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.revoked) {
+      OperatorInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeOperatorResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeOperatorResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revoked.push(OperatorInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeOperatorResponse {
+    return {
+      revoked: globalThis.Array.isArray(object?.revoked)
+        ? object.revoked.map((e: any) => OperatorInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RevokeOperatorResponse): unknown {
+    const obj: any = {};
+    if (message.revoked?.length) {
+      obj.revoked = message.revoked.map((e) => OperatorInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeOperatorResponse>, I>>(base?: I): RevokeOperatorResponse {
+    return RevokeOperatorResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeOperatorResponse>, I>>(object: I): RevokeOperatorResponse {
+    const message = createBaseRevokeOperatorResponse();
+    message.revoked = object.revoked?.map((e) => OperatorInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListAuditRequest(): ListAuditRequest {
+  return { limit: 0 };
+}
+
+export const ListAuditRequest: MessageFns<ListAuditRequest> = {
+  encode(message: ListAuditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limit !== 0) {
+      writer.uint32(8).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditRequest {
+    return { limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0 };
+  },
+
+  toJSON(message: ListAuditRequest): unknown {
+    const obj: any = {};
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAuditRequest>, I>>(base?: I): ListAuditRequest {
+    return ListAuditRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAuditRequest>, I>>(object: I): ListAuditRequest {
+    const message = createBaseListAuditRequest();
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseAuditEntry(): AuditEntry {
+  return { atMs: 0, actor: "", action: "", subject: "", detailJson: "" };
+}
+
+export const AuditEntry: MessageFns<AuditEntry> = {
+  encode(message: AuditEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.atMs !== 0) {
+      writer.uint32(8).int64(message.atMs);
+    }
+    if (message.actor !== "") {
+      writer.uint32(18).string(message.actor);
+    }
+    if (message.action !== "") {
+      writer.uint32(26).string(message.action);
+    }
+    if (message.subject !== "") {
+      writer.uint32(34).string(message.subject);
+    }
+    if (message.detailJson !== "") {
+      writer.uint32(42).string(message.detailJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.atMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.action = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.detailJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditEntry {
+    return {
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      action: isSet(object.action) ? globalThis.String(object.action) : "",
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+      detailJson: isSet(object.detailJson)
+        ? globalThis.String(object.detailJson)
+        : isSet(object.detail_json)
+        ? globalThis.String(object.detail_json)
+        : "",
+    };
+  },
+
+  toJSON(message: AuditEntry): unknown {
+    const obj: any = {};
+    if (message.atMs !== 0) {
+      obj.atMs = Math.round(message.atMs);
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.action !== "") {
+      obj.action = message.action;
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    if (message.detailJson !== "") {
+      obj.detailJson = message.detailJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditEntry>, I>>(base?: I): AuditEntry {
+    return AuditEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditEntry>, I>>(object: I): AuditEntry {
+    const message = createBaseAuditEntry();
+    message.atMs = object.atMs ?? 0;
+    message.actor = object.actor ?? "";
+    message.action = object.action ?? "";
+    message.subject = object.subject ?? "";
+    message.detailJson = object.detailJson ?? "";
+    return message;
+  },
+};
+
+function createBaseListAuditResponse(): ListAuditResponse {
+  return { entries: [] };
+}
+
+export const ListAuditResponse: MessageFns<ListAuditResponse> = {
+  encode(message: ListAuditResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      AuditEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAuditResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAuditResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(AuditEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAuditResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => AuditEntry.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListAuditResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => AuditEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAuditResponse>, I>>(base?: I): ListAuditResponse {
+    return ListAuditResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAuditResponse>, I>>(object: I): ListAuditResponse {
+    const message = createBaseListAuditResponse();
+    message.entries = object.entries?.map((e) => AuditEntry.fromPartial(e)) || [];
     return message;
   },
 };
@@ -7308,6 +8096,42 @@ export const AdminService = {
       Buffer.from(IssueOperatorCertResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IssueOperatorCertResponse => IssueOperatorCertResponse.decode(value),
   },
+  /** Every operator certificate issued (revoked and expired ones too). */
+  listOperators: {
+    path: "/ferry.v1.Admin/ListOperators" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListOperatorsRequest): Buffer => Buffer.from(ListOperatorsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListOperatorsRequest => ListOperatorsRequest.decode(value),
+    responseSerialize: (value: ListOperatorsResponse): Buffer =>
+      Buffer.from(ListOperatorsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListOperatorsResponse => ListOperatorsResponse.decode(value),
+  },
+  /**
+   * Revokes one certificate (by serial) or every live certificate of a name;
+   * the controller refuses them from the next call on.
+   */
+  revokeOperator: {
+    path: "/ferry.v1.Admin/RevokeOperator" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeOperatorRequest): Buffer =>
+      Buffer.from(RevokeOperatorRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeOperatorRequest => RevokeOperatorRequest.decode(value),
+    responseSerialize: (value: RevokeOperatorResponse): Buffer =>
+      Buffer.from(RevokeOperatorResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeOperatorResponse => RevokeOperatorResponse.decode(value),
+  },
+  /** The audit log, newest first: who changed what. */
+  listAudit: {
+    path: "/ferry.v1.Admin/ListAudit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAuditRequest): Buffer => Buffer.from(ListAuditRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAuditRequest => ListAuditRequest.decode(value),
+    responseSerialize: (value: ListAuditResponse): Buffer => Buffer.from(ListAuditResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAuditResponse => ListAuditResponse.decode(value),
+  },
   /**
    * Runs a command on every matching connected agent and streams the output.
    * Cancelling the call cancels the command on every host.
@@ -7512,6 +8336,15 @@ export interface AdminServer extends UntypedServiceImplementation {
   /** Forgets a revoked agent (its history in jobs and rollouts stays). Refused for an agent that is not revoked. */
   removeAgent: handleUnaryCall<RemoveAgentRequest, RevokeAgentResponse>;
   issueOperatorCert: handleUnaryCall<IssueOperatorCertRequest, IssueOperatorCertResponse>;
+  /** Every operator certificate issued (revoked and expired ones too). */
+  listOperators: handleUnaryCall<ListOperatorsRequest, ListOperatorsResponse>;
+  /**
+   * Revokes one certificate (by serial) or every live certificate of a name;
+   * the controller refuses them from the next call on.
+   */
+  revokeOperator: handleUnaryCall<RevokeOperatorRequest, RevokeOperatorResponse>;
+  /** The audit log, newest first: who changed what. */
+  listAudit: handleUnaryCall<ListAuditRequest, ListAuditResponse>;
   /**
    * Runs a command on every matching connected agent and streams the output.
    * Cancelling the call cancels the command on every host.
@@ -7692,6 +8525,57 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IssueOperatorCertResponse) => void,
+  ): ClientUnaryCall;
+  /** Every operator certificate issued (revoked and expired ones too). */
+  listOperators(
+    request: ListOperatorsRequest,
+    callback: (error: ServiceError | null, response: ListOperatorsResponse) => void,
+  ): ClientUnaryCall;
+  listOperators(
+    request: ListOperatorsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListOperatorsResponse) => void,
+  ): ClientUnaryCall;
+  listOperators(
+    request: ListOperatorsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListOperatorsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Revokes one certificate (by serial) or every live certificate of a name;
+   * the controller refuses them from the next call on.
+   */
+  revokeOperator(
+    request: RevokeOperatorRequest,
+    callback: (error: ServiceError | null, response: RevokeOperatorResponse) => void,
+  ): ClientUnaryCall;
+  revokeOperator(
+    request: RevokeOperatorRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeOperatorResponse) => void,
+  ): ClientUnaryCall;
+  revokeOperator(
+    request: RevokeOperatorRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeOperatorResponse) => void,
+  ): ClientUnaryCall;
+  /** The audit log, newest first: who changed what. */
+  listAudit(
+    request: ListAuditRequest,
+    callback: (error: ServiceError | null, response: ListAuditResponse) => void,
+  ): ClientUnaryCall;
+  listAudit(
+    request: ListAuditRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAuditResponse) => void,
+  ): ClientUnaryCall;
+  listAudit(
+    request: ListAuditRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAuditResponse) => void,
   ): ClientUnaryCall;
   /**
    * Runs a command on every matching connected agent and streams the output.
