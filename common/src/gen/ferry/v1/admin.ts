@@ -67,6 +67,9 @@ export interface RunPlanRequest {
   selector: string;
   check: boolean;
   concurrency: number;
+  /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
+  hosts: string[];
+  all: boolean;
 }
 
 export interface RunPlanRequest_ParamsEntry {
@@ -177,6 +180,9 @@ export interface PrefetchRequest {
   name: string;
   version: string;
   selector: string;
+  /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
+  hosts: string[];
+  all: boolean;
 }
 
 export interface PrefetchEvent {
@@ -260,6 +266,18 @@ export interface ListAgentsResponse {
   agents: AgentInfo[];
 }
 
+/**
+ * Which agents a command acts on. At least one of selector, hosts or all must
+ * be given (an empty selector is not "everything": that is all = true, so the
+ * whole fleet is never targeted by omission). Selector matches and hosts are
+ * united; hosts name agents by id or hostname and come first, in order.
+ */
+export interface ResolveTargetsRequest {
+  selector: string;
+  hosts: string[];
+  all: boolean;
+}
+
 export interface LabelAgentsRequest {
   selector: string;
   ids: string[];
@@ -298,6 +316,9 @@ export interface ExecRequest {
   concurrency: number;
   env: { [key: string]: string };
   cwd: string;
+  /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
+  hosts: string[];
+  all: boolean;
 }
 
 export interface ExecRequest_EnvEntry {
@@ -896,7 +917,7 @@ export const GetPlanResponse: MessageFns<GetPlanResponse> = {
 };
 
 function createBaseRunPlanRequest(): RunPlanRequest {
-  return { plan: "", params: {}, selector: "", check: false, concurrency: 0 };
+  return { plan: "", params: {}, selector: "", check: false, concurrency: 0, hosts: [], all: false };
 }
 
 export const RunPlanRequest: MessageFns<RunPlanRequest> = {
@@ -915,6 +936,12 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     }
     if (message.concurrency !== 0) {
       writer.uint32(40).uint32(message.concurrency);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(56).bool(message.all);
     }
     return writer;
   },
@@ -975,6 +1002,22 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
             message.concurrency = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1007,6 +1050,8 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
       selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
       check: isSet(object.check) ? globalThis.Boolean(object.check) : false,
       concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -1033,6 +1078,12 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     if (message.concurrency !== 0) {
       obj.concurrency = Math.round(message.concurrency);
     }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -1054,6 +1105,8 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     message.selector = object.selector ?? "";
     message.check = object.check ?? false;
     message.concurrency = object.concurrency ?? 0;
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -2820,7 +2873,7 @@ export const RemoveBundleResponse: MessageFns<RemoveBundleResponse> = {
 };
 
 function createBasePrefetchRequest(): PrefetchRequest {
-  return { name: "", version: "", selector: "" };
+  return { name: "", version: "", selector: "", hosts: [], all: false };
 }
 
 export const PrefetchRequest: MessageFns<PrefetchRequest> = {
@@ -2833,6 +2886,12 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
     }
     if (message.selector !== "") {
       writer.uint32(26).string(message.selector);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(40).bool(message.all);
     }
     return writer;
   },
@@ -2874,6 +2933,22 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
             message.selector = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2891,6 +2966,8 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -2905,6 +2982,12 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
     if (message.selector !== "") {
       obj.selector = message.selector;
     }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -2916,6 +2999,8 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
     message.name = object.name ?? "";
     message.version = object.version ?? "";
     message.selector = object.selector ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -4246,6 +4331,107 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
   },
 };
 
+function createBaseResolveTargetsRequest(): ResolveTargetsRequest {
+  return { selector: "", hosts: [], all: false };
+}
+
+export const ResolveTargetsRequest: MessageFns<ResolveTargetsRequest> = {
+  encode(message: ResolveTargetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.selector !== "") {
+      writer.uint32(10).string(message.selector);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(24).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveTargetsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveTargetsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.selector = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveTargetsRequest {
+    return {
+      selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: ResolveTargetsRequest): unknown {
+    const obj: any = {};
+    if (message.selector !== "") {
+      obj.selector = message.selector;
+    }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveTargetsRequest>, I>>(base?: I): ResolveTargetsRequest {
+    return ResolveTargetsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveTargetsRequest>, I>>(object: I): ResolveTargetsRequest {
+    const message = createBaseResolveTargetsRequest();
+    message.selector = object.selector ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
+    return message;
+  },
+};
+
 function createBaseLabelAgentsRequest(): LabelAgentsRequest {
   return { selector: "", ids: [], set: [], remove: [] };
 }
@@ -4769,7 +4955,7 @@ export const IssueOperatorCertResponse: MessageFns<IssueOperatorCertResponse> = 
 };
 
 function createBaseExecRequest(): ExecRequest {
-  return { selector: "", argv: [], timeoutMs: 0, concurrency: 0, env: {}, cwd: "" };
+  return { selector: "", argv: [], timeoutMs: 0, concurrency: 0, env: {}, cwd: "", hosts: [], all: false };
 }
 
 export const ExecRequest: MessageFns<ExecRequest> = {
@@ -4791,6 +4977,12 @@ export const ExecRequest: MessageFns<ExecRequest> = {
     });
     if (message.cwd !== "") {
       writer.uint32(50).string(message.cwd);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(64).bool(message.all);
     }
     return writer;
   },
@@ -4859,6 +5051,22 @@ export const ExecRequest: MessageFns<ExecRequest> = {
             message.cwd = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4896,6 +5104,8 @@ export const ExecRequest: MessageFns<ExecRequest> = {
         )
         : {},
       cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -4925,6 +5135,12 @@ export const ExecRequest: MessageFns<ExecRequest> = {
     if (message.cwd !== "") {
       obj.cwd = message.cwd;
     }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -4947,6 +5163,8 @@ export const ExecRequest: MessageFns<ExecRequest> = {
       {},
     );
     message.cwd = object.cwd ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -6072,6 +6290,20 @@ export const AdminService = {
     responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
   },
+  /**
+   * The agents a targeted command (exec, run, prefetch) would act on, resolved
+   * exactly as that command resolves them, without acting: `--list-hosts`.
+   */
+  resolveTargets: {
+    path: "/ferry.v1.Admin/ResolveTargets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResolveTargetsRequest): Buffer =>
+      Buffer.from(ResolveTargetsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResolveTargetsRequest => ResolveTargetsRequest.decode(value),
+    responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
+  },
   revokeAgent: {
     path: "/ferry.v1.Admin/RevokeAgent" as const,
     requestStream: false as const,
@@ -6272,6 +6504,11 @@ export interface AdminServer extends UntypedServiceImplementation {
   revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   labelAgents: handleUnaryCall<LabelAgentsRequest, ListAgentsResponse>;
+  /**
+   * The agents a targeted command (exec, run, prefetch) would act on, resolved
+   * exactly as that command resolves them, without acting: `--list-hosts`.
+   */
+  resolveTargets: handleUnaryCall<ResolveTargetsRequest, ListAgentsResponse>;
   revokeAgent: handleUnaryCall<RevokeAgentRequest, RevokeAgentResponse>;
   /**
    * Lets an agent unseen for longer than the re-authentication window get a
@@ -6387,6 +6624,25 @@ export interface AdminClient extends Client {
   ): ClientUnaryCall;
   labelAgents(
     request: LabelAgentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The agents a targeted command (exec, run, prefetch) would act on, resolved
+   * exactly as that command resolves them, without acting: `--list-hosts`.
+   */
+  resolveTargets(
+    request: ResolveTargetsRequest,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  resolveTargets(
+    request: ResolveTargetsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  resolveTargets(
+    request: ResolveTargetsRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
