@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   await run([ferry, '--data', data, 'agents', 'ls']);
   await run([agent, 'status', '--state', join(dir, 'edge-1')]);
   await run([ferry, '--data', data, 'exec', '--selector', 'role=edge', '--timeout', '30s', '--', 'uname', '-a']);
-  await run([ferry, '--data', data, 'exec', '--', 'sh', '-c', 'echo "$(hostname): $(nproc) CPUs, up $(cut -d. -f1 /proc/uptime)s"']);
+  await run([ferry, '--data', data, 'exec', '--all', '--', 'sh', '-c', 'echo "$(hostname): $(nproc) CPUs, up $(cut -d. -f1 /proc/uptime)s"']);
   // The main job: a signed offline bundle and plan, rolled out canary first.
   const example = join(root, 'examples', 'demo');
   await run([ferry, '--data', data, 'bundle', 'push', join(example, 'package'), '--key', `${key}.key`]);

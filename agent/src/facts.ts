@@ -1,5 +1,6 @@
 import si from 'systeminformation';
 import { runProcess } from './proc/run-process.js';
+import { platformArch } from '../../common/src/arch.js';
 import type { HostFacts, Tool } from '../../common/src/gen/ferry/v1/common.js';
 
 /** Programs Ferry's steps drive, and how to ask each for its version. */
@@ -43,7 +44,8 @@ async function collect(): Promise<HostFacts> {
     os: os.distro,
     osRelease: os.release,
     kernel: os.kernel,
-    arch: process.arch,
+    // Image-platform names (amd64, not Node's x64), as bundles name them.
+    arch: platformArch(process.arch),
     cpus: cpu.cores,
     memoryBytes: mem.total,
     disks: disks

@@ -64,7 +64,7 @@ interface PrefetchResult {
 async function prefetch(admin: Admin, name: string, version: string, selector: string, timeoutMs: number): Promise<PrefetchResult> {
   const perAgent: PrefetchResult['perAgent'] = new Map();
   const t0 = performance.now();
-  const stream = admin.client.prefetch({ name, version, selector });
+  const stream = admin.client.prefetch({ name, version, selector, hosts: [], all: !selector });
   try {
     await withTimeout(new Promise<void>((res, rej) => {
       stream.on('data', (ev: PrefetchEvent) => {

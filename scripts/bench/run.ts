@@ -286,7 +286,7 @@ async function execRound(admin: Admin, ctl: ControllerProc, fleet: FleetProcs): 
   let summary: Round['summary'];
   const sentEpoch = epochNow();
   const t0 = performance.now();
-  const stream = admin.exec({ selector: '', argv: ['echo', 'hi'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' });
+  const stream = admin.exec({ selector: '', hosts: [], all: true, argv: ['echo', 'hi'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' });
   try {
     await withTimeout(new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: ExecEvent) => {

@@ -72,15 +72,15 @@ describe('ferry and ferry-agent command lines', function () {
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((ok.stdout.match(/ \| hello-from-agent$/gm) ?? []).length, 2);
     assert.match(ok.stderr, /2 host\(s\): 2 ok, 0 failed, 0 offline/);
-    const bad = await ferry('exec', '--', 'sh', '-c', 'exit 3');
+    const bad = await ferry('exec', '--all', '--', 'sh', '-c', 'exit 3');
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /failed\s+3/);
-    const json = await ferry('exec', '--json', '--', 'true');
+    const json = await ferry('exec', '--all', '--json', '--', 'true');
     const events = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { $case: string });
     assert.deepEqual([...new Set(events.map((e) => e.$case))].sort(), ['finished', 'started', 'summary']);
     const none = await ferry('exec', '--selector', 'role=nobody', '--', 'true');
-    assert.equal(none.code, 1);
-    assert.match(none.stderr, /no agent matches selector "role=nobody"/);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no enrolled agent matches selector "role=nobody"/);
   });
 
   it('gives usage errors exit code 2 with a hint', async () => {

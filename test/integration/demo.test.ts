@@ -11,7 +11,7 @@ describe('npm run demo', function () {
     const r = await run([process.execPath, join(repoRoot(), 'build', 'scripts', 'demo.js')], { timeoutMs: 170_000 });
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const all = `${r.stdout}\n${r.stderr}`; // tables on stdout, summaries on stderr
-    assert.match(all, /3 agent\(s\), 3 connected/);
+    assert.match(all, /3 agent\(s\), 3 online/);
     assert.match(all, /3 host\(s\): 3 ok, 0 failed, 0 offline/);
     assert.match(all, /pushed edge-demo:1\.0\.0/);
     assert.match(all, /edge-1 +1 +succeeded[\s\S]*edge-2 +2 +succeeded/);

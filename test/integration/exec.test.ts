@@ -12,7 +12,7 @@ interface Run {
 }
 
 function req(argv: string[], extra: Partial<ExecRequest> = {}): ExecRequest {
-  return { selector: '', argv, timeoutMs: 0, concurrency: 0, env: {}, cwd: '', ...extra };
+  return { selector: '', hosts: [], all: false, argv, timeoutMs: 0, concurrency: 0, env: {}, cwd: '', ...extra };
 }
 
 async function runExec(c: Controller, r: ExecRequest, onEvent?: (ev: ExecEvent) => void, signal = new AbortController().signal): Promise<Run> {

@@ -64,7 +64,7 @@ describe('job sequencer (exec and plan jobs, one rule)', () => {
     const out: Started = { jobId: '', lines: [] };
     const before = s.starts().length;
     if (kind === 'exec') {
-      void exec.run({ selector: '', argv: ['true'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' }, 'test', [{ agentId: s.agentId, hostname: s.hostname }], (ev) => {
+      void exec.run({ selector: '', hosts: [], all: true, argv: ['true'], timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '' }, 'test', [{ agentId: s.agentId, hostname: s.hostname }], (ev) => {
         if (ev.event?.$case === 'line') out.lines.push(ev.event.value.seq);
         if (ev.event?.$case === 'finished') {
           const f: ExecHostFinished = ev.event.value;

@@ -48,7 +48,7 @@ describe('ferry bundle prefetch when a host drops off mid-stage', function () {
     session.send = (m) => (m.msg?.$case === 'bundleStage' ? proxy.cut() : send(m));
     const events: PrefetchEvent[] = [];
     await new Promise<void>((resolve, reject) => {
-      const call = admin.client.prefetch({ name: 'edge', version: '1.0.0', selector: 'role=edge' });
+      const call = admin.client.prefetch({ name: 'edge', version: '1.0.0', selector: 'role=edge', hosts: [], all: false });
       call.on('data', (ev: PrefetchEvent) => events.push(ev));
       call.on('error', reject);
       call.on('end', () => resolve());

@@ -102,7 +102,7 @@ describe('published contract (proto-loader client)', function () {
     assert.deepEqual(got.find((m) => m.msg === 'job_cancel')!.job_cancel, { job_id: 'j-unknown-1', reason: 'the controller no longer tracks this job' });
 
     const lines: string[] = [];
-    const run = c.ctx.exec.run({ selector: '', argv: ['uname', '-a'], timeoutMs: 10_000, concurrency: 0, env: {}, cwd: '' }, 'test',
+    const run = c.ctx.exec.run({ selector: '', hosts: [], all: true, argv: ['uname', '-a'], timeoutMs: 10_000, concurrency: 0, env: {}, cwd: '' }, 'test',
       [{ agentId: a.id, hostname: 'raw-agent' }], (ev) => { if (ev.event?.$case === 'line') lines.push(ev.event.value.line); }, new AbortController().signal);
     await waitFor(() => got.some((m) => m.msg === 'job_start'), 5000, 'job start');
     const start = got.find((m) => m.msg === 'job_start')!.job_start as { job_id: string; kind: string; exec: { argv: string[]; timeout_ms: number } };

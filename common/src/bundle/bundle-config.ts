@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
 import { ErrorCode, FerryError } from '../errors.js';
+import { archProblem } from '../arch.js';
 import { LINT_RULES, type LintRule, type Position } from './lint/findings.js';
 import { compileRewrite, type CompiledRewrite } from './lint/image-ref.js';
 import type { RewriteRule } from './manifest.js';
@@ -52,9 +53,6 @@ export interface ConfigProblem extends Position {
 
 const NAME = { re: /^[a-z0-9][a-z0-9._-]{0,62}$/, says: 'use lowercase letters, digits, ".", "_" and "-" (at most 63, starting with a letter or digit)' };
 const VERSION = { re: /^[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}$/, says: 'use letters, digits, ".", "+", "_" and "-" (e.g. 1.22.0 or 1.22.0-k3s1)' };
-/** GOARCH names, as image platforms use them; `arm/v7` style variants allowed. */
-const ARCHES = new Set(['amd64', 'arm64', 'arm', '386', 'ppc64le', 's390x', 'riscv64', 'mips64le', 'loong64']);
-const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', x64: 'amd64', aarch64: 'arm64', armhf: 'arm/v7', i386: '386', i686: '386' };
 const HOST = {
   re: /^(?:\*\.)?[A-Za-z0-9.-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$/,
   says: 'use host, host:port, *.domain or [ipv6]:port (no scheme, no path)',
@@ -191,13 +189,8 @@ function posOf(n: Node | Pair | null | undefined): number {
   return posOf(p.key as Node) || posOf(p.value as Node);
 }
 
-/** Why `a` is not an architecture name, or undefined if it is one. */
-export function archProblem(a: string): string | undefined {
-  const [base, variant, extra] = a.split('/');
-  if (ARCHES.has(base!) && extra === undefined && (variant === undefined || /^v[0-9]+$/.test(variant))) return undefined;
-  const alias = ARCH_ALIASES[a];
-  return `unknown architecture ${JSON.stringify(a)}${alias ? ` (did you mean ${alias}?)` : ''}; use image platform names: ${[...ARCHES].join(', ')}`;
-}
+/** Architecture names are checked in one place, shared with host facts (common/src/arch.ts). */
+export { archProblem };
 
 /**
  * Read `DIR/ferry-bundle.yaml`. A missing file is an empty config, not an error: most offline

@@ -5,7 +5,9 @@ import { BundleState } from '../../../common/src/gen/ferry/v1/session.js';
 import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { bytes, table } from '../../../common/src/table.js';
+import type { TargetRequest } from '../../../common/src/targets.js';
 import { Admin, adminFlags } from './admin-client.js';
+import { listHosts, targetFlags, targetsFromFlags, wantsHostList } from './targets-cli.js';
 
 /** NAME:VERSION → [name, version]. */
 export function parseRef(ref: string | undefined): [string, string] {
@@ -16,7 +18,11 @@ export function parseRef(ref: string | undefined): [string, string] {
 
 /** `ferry bundle ls | show | rm | prefetch` (build, push and lint live in cmd-bundle-build.ts). */
 export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(rest, { ...adminFlags, json: { type: 'boolean' }, selector: { type: 'string', short: 'l' } });
+  const { values, positionals } = parseFlags(rest, { ...adminFlags, json: { type: 'boolean' }, ...targetFlags });
+  // Prefetch targets are checked before connecting, so a missing --selector/--host/--all needs no controller.
+  const targets = sub === 'prefetch'
+    ? targetsFromFlags(values, 'bundle prefetch', `ferry bundle prefetch ${positionals[0] ?? 'NAME:VERSION'} --selector role=edge`) : undefined;
+  if (sub === 'prefetch') parseRef(positionals[0]);
   const admin = Admin.connect(values);
   try {
     switch (sub) {
@@ -49,7 +55,8 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
         return Exit.Ok;
       }
       case 'prefetch':
-        return await prefetch(admin, positionals[0], values.selector ?? '', Boolean(values.json));
+        return wantsHostList(values) ? await listHosts(admin, targets!, Boolean(values.json))
+          : await prefetch(admin, positionals[0], targets!, Boolean(values.json));
       default:
         throw new FerryError(ErrorCode.InvalidArgument, `unknown bundle command "${sub}"`, 'use build, push, lint, ls, show, rm or prefetch');
     }
@@ -60,7 +67,7 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
 
 const STATE: Record<number, string> = { [BundleState.BUNDLE_STATE_FETCHING]: 'fetching', [BundleState.BUNDLE_STATE_READY]: 'ready', [BundleState.BUNDLE_STATE_FAILED]: 'failed' };
 
-async function prefetch(admin: Admin, ref: string | undefined, selector: string, json: boolean): Promise<number> {
+async function prefetch(admin: Admin, ref: string | undefined, targets: TargetRequest, json: boolean): Promise<number> {
   const [name, version] = parseRef(ref);
   const last = new Map<string, PrefetchEvent>();
   const tty = Boolean(process.stderr.isTTY) && !json;
@@ -76,7 +83,7 @@ async function prefetch(admin: Admin, ref: string | undefined, selector: string,
     if (tty) process.stderr.write(`\r${line}\x1b[K`);
     else if (force || Date.now() - lastDraw > 5000) { process.stderr.write(line + '\n'); lastDraw = Date.now(); }
   };
-  const stream = admin.client.prefetch({ name, version, selector });
+  const stream = admin.client.prefetch({ name, version, ...targets });
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (ev: PrefetchEvent) => {
       if (json) process.stdout.write(JSON.stringify({ ...ev, state: STATE[ev.state] ?? '' }) + '\n');
@@ -98,9 +105,6 @@ async function prefetch(admin: Admin, ref: string | undefined, selector: string,
     process.stdout.write(table([['HOST', 'STATE', 'FETCHED', 'SIZE', 'DETAIL'],
       ...rows.map((e) => [e.hostname, e.offline ? 'offline' : STATE[e.state] ?? '?', bytes(e.bytesFetched), bytes(e.bytesTotal), e.error])]));
   }
-  if (last.size === 0) {
-    process.stderr.write(`no agent matches selector "${selector}"\n`);
-    return Exit.Failure;
-  }
+  // (Targets that match no agent never get here: the controller refuses them, exit 2.)
   return [...last.values()].every((e) => e.state === BundleState.BUNDLE_STATE_READY) ? Exit.Ok : Exit.Failure;
 }

@@ -6,6 +6,7 @@ import type { ExecEvent, ExecHostFinished, ExecSummary } from '../../../common/s
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { table } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
+import { listHosts, targetFlags, targetsFromFlags, wantsHostList } from './targets-cli.js';
 
 function outcome(f: ExecHostFinished): string {
   if (f.offline) return 'offline';
@@ -15,23 +16,35 @@ function outcome(f: ExecHostFinished): string {
   return f.exitCode === 0 ? 'ok' : 'failed';
 }
 
+const EXAMPLE = 'ferry exec --selector role=edge -- uptime';
+
 /**
- * `ferry exec [--selector S] [--timeout 30s] [--concurrency N] [--json] -- argv...`:
+ * `ferry exec (--selector S | --host H... | --all) [--timeout 30s] [--concurrency N] [--json] -- argv...`:
  * streams every host's output live, prefixed by host, then a summary. Exits 1
- * if any host failed, timed out or was offline.
+ * if any host failed, timed out or was offline; 2 without targets or when
+ * they match no agent. `--list-hosts` (`--dry-run`) only lists the targets.
  */
 export async function cmdExec(args: string[]): Promise<number> {
   const dash = args.indexOf('--');
-  if (dash < 0 || dash === args.length - 1) {
-    throw new FerryError(ErrorCode.InvalidArgument, 'no command given', 'put the command after --, e.g. ferry exec --selector role=edge -- uname -a');
-  }
-  const { values } = parseFlags(args.slice(0, dash), {
-    ...adminFlags, selector: { type: 'string', short: 'l' }, timeout: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'boolean' },
+  const { values } = parseFlags(dash < 0 ? args : args.slice(0, dash), {
+    ...adminFlags, ...targetFlags, timeout: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'boolean' },
   }, false);
-  const argv = args.slice(dash + 1);
+  const targets = targetsFromFlags(values, 'exec', EXAMPLE);
+  const argv = dash < 0 ? [] : args.slice(dash + 1);
+  const listOnly = wantsHostList(values);
+  if (argv.length === 0 && !listOnly) {
+    throw new FerryError(ErrorCode.InvalidArgument, 'no command given', `put the command after --, e.g. ${EXAMPLE}`);
+  }
   const concurrency = Number(values.concurrency ?? '0');
   if (!Number.isInteger(concurrency) || concurrency < 0) throw new FerryError(ErrorCode.InvalidArgument, `--concurrency "${values.concurrency}" is not a whole number`);
   const admin = Admin.connect(values);
+  if (listOnly) {
+    try {
+      return await listHosts(admin, targets, Boolean(values.json));
+    } finally {
+      admin.close();
+    }
+  }
   const finished: ExecHostFinished[] = [];
   // Hosts are named by hostname; where two share one, the agent id tells them apart.
   const idsByHost = new Map<string, Set<string>>();
@@ -39,7 +52,7 @@ export async function cmdExec(args: string[]): Promise<number> {
     (idsByHost.get(hostname)?.size ?? 0) > 1 ? `${hostname}[${agentId}]` : hostname;
   let summary: ExecSummary | undefined;
   const stream = admin.exec({
-    selector: values.selector ?? '', argv, timeoutMs: values.timeout ? parseDuration(values.timeout, '--timeout') : 0,
+    ...targets, argv, timeoutMs: values.timeout ? parseDuration(values.timeout, '--timeout') : 0,
     concurrency, env: {}, cwd: '',
   });
   // Ctrl-C cancels the command on every host (the controller sends the cancels).
@@ -78,18 +91,15 @@ export async function cmdExec(args: string[]): Promise<number> {
     admin.close();
   }
   if (!summary) throw new FerryError(ErrorCode.Unavailable, 'the controller ended the exec stream without a summary');
+  // (Targets that match no agent never get here: the controller refuses them, exit 2.)
   if (!values.json) {
-    if (summary.matched === 0) {
-      process.stderr.write(`no agent matches selector "${values.selector ?? ''}" (see: ferry agents ls)\n`);
-    } else {
-      process.stderr.write('\n' + table([
-        ['HOST', 'RESULT', 'EXIT', 'TIME', 'DETAIL'],
-        ...finished.sort((a, b) => a.hostname.localeCompare(b.hostname)).map((f) => [
-          name(f.agentId, f.hostname), outcome(f), f.offline ? '-' : String(f.exitCode), f.offline ? '-' : formatDuration(f.durationMs), f.error || f.signal,
-        ]),
-      ]));
-      process.stderr.write(`${summary.matched} host(s): ${summary.succeeded} ok, ${summary.failed} failed, ${summary.offline} offline\n`);
-    }
+    process.stderr.write('\n' + table([
+      ['HOST', 'RESULT', 'EXIT', 'TIME', 'DETAIL'],
+      ...finished.sort((a, b) => a.hostname.localeCompare(b.hostname)).map((f) => [
+        name(f.agentId, f.hostname), outcome(f), f.offline ? '-' : String(f.exitCode), f.offline ? '-' : formatDuration(f.durationMs), f.error || f.signal,
+      ]),
+    ]));
+    process.stderr.write(`${summary.matched} host(s): ${summary.succeeded} ok, ${summary.failed} failed, ${summary.offline} offline\n`);
   }
   return summary.matched > 0 && summary.failed === 0 && summary.offline === 0 ? Exit.Ok : Exit.Failure;
 }

@@ -12,6 +12,7 @@ import { signPlan } from '../../../common/src/plan/signed-plan.js';
 import { table } from '../../../common/src/table.js';
 import { formatDuration } from '../../../common/src/duration.js';
 import { Admin, adminFlags } from './admin-client.js';
+import { listHosts, targetFlags, targetsFromFlags, wantsHostList } from './targets-cli.js';
 
 function readPlanFile(file: string | undefined): string {
   if (!file) throw new FerryError(ErrorCode.InvalidArgument, 'no plan file given', 'e.g. ferry plan validate examples/kubeedge-edge/plan.yaml');
@@ -67,14 +68,19 @@ export async function cmdPlan(args: string[]): Promise<number> {
   }
 }
 
-/** `ferry run PLAN --selector S [--param k=v ...] [--check] [--concurrency N] [--json]`. */
+/**
+ * `ferry run PLAN (--selector S | --host H... | --all) [--param k=v ...] [--check] [--concurrency N] [--json]`;
+ * `--list-hosts` (`--dry-run`) only lists the targets. Exits 2 without
+ * targets or when they match no agent.
+ */
 export async function cmdRun(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
-    ...adminFlags, selector: { type: 'string', short: 'l' }, param: { type: 'string', multiple: true }, check: { type: 'boolean' },
+    ...adminFlags, ...targetFlags, param: { type: 'string', multiple: true }, check: { type: 'boolean' },
     concurrency: { type: 'string' }, json: { type: 'boolean' },
   });
   const planName = positionals[0];
   if (!planName) throw new FerryError(ErrorCode.InvalidArgument, 'run needs a plan name', 'ferry run kubeedge-edge --selector role=edge');
+  const targets = targetsFromFlags(values, 'run', `ferry run ${planName} --selector role=edge`);
   const params: Record<string, string> = {};
   for (const p of values.param ?? []) {
     const i = p.indexOf('=');
@@ -82,10 +88,17 @@ export async function cmdRun(args: string[]): Promise<number> {
     params[p.slice(0, i)] = p.slice(i + 1);
   }
   const admin = Admin.connect(values);
+  if (wantsHostList(values)) {
+    try {
+      return await listHosts(admin, targets, Boolean(values.json));
+    } finally {
+      admin.close();
+    }
+  }
   const results = new Map<string, JobResult & { hostname: string }>();
   const offline: string[] = [];
   let summary: JobSummary | undefined;
-  const stream = admin.client.runPlan({ plan: planName, params, selector: values.selector ?? '', check: Boolean(values.check), concurrency: Number(values.concurrency ?? 0) });
+  const stream = admin.client.runPlan({ plan: planName, params, ...targets, check: Boolean(values.check), concurrency: Number(values.concurrency ?? 0) });
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: JobEvent) => {

@@ -1,51 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
-import { parseSelector } from '../../../common/src/labels.js';
+import { noTargetsMatched } from '../../../common/src/targets.js';
 import { resolveParams } from '../../../common/src/plan/expand-params.js';
 import { formatProblems } from '../../../common/src/plan/plan-problems.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PlanStore } from '../plans/plan-store.js';
-import type { AgentRecord, AgentStore } from '../store/agents.js';
+import type { AgentStore } from '../store/agents.js';
+import { resolveTargets } from '../services/targets.js';
 import type { DispatchInfo } from './active-rollout.js';
 import type { Clock } from './clock.js';
 import type { HostModel } from './model.js';
 import type { StoredRollout } from './rollout-store.js';
-import { parseRolloutSpec, type RolloutTargets } from './spec.js';
+import { parseRolloutSpec } from './spec.js';
 import { assignWaves, waveSizes } from './waves.js';
-
-/**
- * The targets of a rollout, in start order: explicit `hosts` first, in the
- * order written (so a named canary is the first wave's host), then selector
- * matches by hostname; minus `exclude`. Hosts and excludes name an agent by
- * id or hostname; a name that matches nothing (or two agents) is an error:
- * a typo in `exclude` must not put a host in the rollout.
- */
-export function resolveTargets(agents: readonly AgentRecord[], t: RolloutTargets): AgentRecord[] {
-  const byName = (name: string, what: string): AgentRecord => {
-    const byId = agents.find((a) => a.id === name);
-    if (byId) return byId;
-    const named = agents.filter((a) => a.hostname === name);
-    if (named.length === 1) return named[0]!;
-    if (named.length > 1) {
-      throw new FerryError(ErrorCode.InvalidArgument, `${what} "${name}" names ${named.length} agents (${named.map((a) => a.id).join(', ')})`, 'use the agent id instead');
-    }
-    throw new FerryError(ErrorCode.NotFound, `${what} "${name}" is not an enrolled agent (by id or hostname)`, 'list agents with `ferry agents ls`');
-  };
-  const out = new Map<string, AgentRecord>();
-  for (const h of t.hosts) {
-    const a = byName(h, 'targets.hosts');
-    out.set(a.id, a);
-  }
-  if (t.selector !== null) {
-    const sel = parseSelector(t.selector);
-    const matched = agents.filter((a) => sel.matches(a.labels))
-      .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id));
-    for (const a of matched) if (!out.has(a.id)) out.set(a.id, a);
-  }
-  for (const x of t.exclude) out.delete(byName(x, 'targets.exclude').id);
-  return [...out.values()];
-}
 
 /** What creating a rollout reads: plans, bundles, agents, and the time. */
 export interface CreateDeps {
@@ -89,7 +57,7 @@ export async function buildRollout(d: CreateDeps, specText: string, file: string
   const bundles = await d.plans.jobBundles(p);
   const targets = resolveTargets(await d.agents.list(), spec.targets);
   if (targets.length === 0) {
-    throw new FerryError(ErrorCode.InvalidArgument, `no enrolled agent matches the rollout's targets`, 'check targets.selector and targets.hosts against `ferry agents ls`');
+    throw noTargetsMatched(spec.targets);
   }
   const sizes = waveSizes(spec.strategy.waves, targets.length);
   const waves = assignWaves(sizes);

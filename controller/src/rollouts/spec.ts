@@ -8,7 +8,7 @@
  * plan: kubeedge-edge             # required: a pushed plan (its latest version at create time)
  * params: { cloudcore_ip: 10.0.0.5 }
  * targets:                        # the UNION of selector matches and hosts, minus exclude
- *   selector: role=edge           # label selector ("" = every agent)
+ *   selector: role=edge           # label selector, e.g. "site in (plant-7,plant-9),role notin (cloud)"; "" = every agent
  *   hosts: [edge-canary]          # hostnames or agent ids; they come first, in this order
  *   exclude: [edge-7]             # hostnames or agent ids
  * strategy:
@@ -26,8 +26,9 @@
  * ```
  * `errorBudget: 2` (a bare amount) is shorthand for `errorBudget: { total: 2 }`.
  */
-import { LineCounter, parseDocument, type Node } from 'yaml';
+import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
 import { parseDuration } from '../../../common/src/duration.js';
+import { selectorProblem } from '../../../common/src/labels.js';
 import { didYouMean } from '../../../common/src/plan/plan-suggest.js';
 import { PlanSource, type Entry } from '../../../common/src/plan/parse-yaml.js';
 import { sortProblems } from '../../../common/src/plan/plan-problems.js';
@@ -113,6 +114,21 @@ function stringList(src: PlanSource, node: Node | null, path: string): string[] 
   });
 }
 
+/**
+ * Reports a malformed targets.selector where it goes wrong: at the column
+ * inside the scalar when it is on one line (plain or quoted), else at the scalar.
+ */
+function selectorAt(src: PlanSource, node: Node | null, text: string): void {
+  const p = selectorProblem(text);
+  if (!p) return;
+  const message = `targets.selector: invalid selector at column ${p.column}: ${p.message}`;
+  const range = isScalar(node) && (node.type === 'PLAIN' || node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? node.range : undefined;
+  if (range && src.posAt(range[0]).line === src.posAt(range[1]).line) {
+    const quoted = (node as { type?: string }).type !== 'PLAIN';
+    src.problems.push({ ...src.posAt(range[0] + (quoted ? 1 : 0) + p.column - 1), message });
+  } else src.problem(node, message);
+}
+
 function parseStrategy(src: PlanSource, node: Node | null): Strategy {
   const s: Strategy = { ...DEFAULT_STRATEGY, errorBudget: { ...DEFAULT_STRATEGY.errorBudget } };
   if (src.isNull(node)) return s;
@@ -188,8 +204,10 @@ export function parseRolloutSpec(text: string, file: string): { spec?: RolloutSp
     const t = entriesOf(src, tNode, 'targets', TARGET_KEYS);
     if (t.has('selector')) {
       const sel = src.plain(t.get('selector')!.value);
-      if (typeof sel === 'string' || sel === null) targets.selector = sel ?? '';
-      else src.problem(t.get('selector')!.value, 'targets.selector must be a label selector like role=edge,site=plant-7');
+      if (typeof sel === 'string' || sel === null) {
+        targets.selector = sel ?? '';
+        selectorAt(src, t.get('selector')!.value, targets.selector);
+      } else src.problem(t.get('selector')!.value, 'targets.selector must be a label selector like role=edge,site=plant-7');
     }
     targets.hosts = stringList(src, t.get('hosts')?.value ?? null, 'targets.hosts');
     targets.exclude = stringList(src, t.get('exclude')?.value ?? null, 'targets.exclude');

@@ -5,13 +5,15 @@ import type {
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { bundleInfo } from '../bundles/bundle-store.js';
 import { lintStoredBundle } from '../bundles/bundle-lint.js';
+import { describeTargets, type TargetRequest } from '../../../common/src/targets.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { OperatorCalls } from './operator-call.js';
 import type { ControllerContext } from './context.js';
 
 /** What the admin service shares with its bundle handlers. */
 export interface AdminKit extends OperatorCalls {
-  selectAgents(selector: string): Promise<AgentRecord[]>;
+  /** The agents a targeted command acts on (see services/targets.ts); `command` and `example` word the refusals. */
+  selectAgents(req: TargetRequest, command: string, example: string): Promise<AgentRecord[]>;
 }
 
 type BundleHandlers = Pick<AdminServer, 'addSigningKey' | 'listSigningKeys' | 'missingChunks' | 'uploadChunks' | 'commitBundle'
@@ -63,8 +65,8 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
     }),
     prefetch: kit.serverStream<PrefetchRequest, PrefetchEvent>(async (call, { who, signal }) => {
       const b = await ctx.bundles.require(call.request.name, call.request.version);
-      const targets = await kit.selectAgents(call.request.selector);
-      await ctx.audit.record(who, 'bundle.prefetch', `${b.manifest.name}:${b.manifest.version}`, { selector: call.request.selector, hosts: targets.length });
+      const targets = await kit.selectAgents(call.request, 'bundle prefetch', `ferry bundle prefetch ${b.manifest.name}:${b.manifest.version} --selector role=edge`);
+      await ctx.audit.record(who, 'bundle.prefetch', `${b.manifest.name}:${b.manifest.version}`, { targets: describeTargets(call.request), hosts: targets.length });
       await ctx.prefetch.run(b, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!signal.aborted) call.write(ev); }, signal);
       if (!signal.aborted) {
         call.write({ agentId: '', hostname: '', state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: '', offline: false, final: true });

@@ -1,6 +1,7 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AdminServer, JobEvent, RunPlanRequest } from '../../../common/src/gen/ferry/v1/admin.js';
 import { resolveParams } from '../../../common/src/plan/expand-params.js';
+import { describeTargets } from '../../../common/src/targets.js';
 import { planInfo } from '../plans/plan-store.js';
 import type { AdminKit } from './admin-bundles.js';
 import type { ControllerContext } from './context.js';
@@ -26,8 +27,8 @@ export function planHandlers(ctx: ControllerContext, kit: AdminKit): PlanHandler
       const p = await ctx.plans.require(req.plan);
       resolveParams(p.plan, req.params); // refuse bad params before touching any host
       const bundles = await ctx.plans.jobBundles(p);
-      const targets = await kit.selectAgents(req.selector);
-      await ctx.audit.record(who, req.check ? 'plan.check' : 'plan.run', p.plan.name, { selector: req.selector, hosts: targets.length, params: req.params });
+      const targets = await kit.selectAgents(req, 'run', `ferry run ${p.plan.name} --selector role=edge`);
+      await ctx.audit.record(who, req.check ? 'plan.check' : 'plan.run', p.plan.name, { targets: describeTargets(req), hosts: targets.length, params: req.params });
       const summary = await ctx.jobs.run({
         planId: p.id, signed: p.signed, params: req.params, bundles, check: req.check, concurrency: req.concurrency, createdBy: who,
       }, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!signal.aborted) call.write(ev); });

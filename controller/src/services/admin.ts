@@ -5,11 +5,13 @@ import type {
 } from '../../../common/src/gen/ferry/v1/admin.js';
 import { formatJoinString } from '../../../common/src/join-string.js';
 import { checkLabel, labelsToList, listToLabels, parseSelector } from '../../../common/src/labels.js';
+import { describeTargets, noTargetsMatched } from '../../../common/src/targets.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { TokenRecord } from '../store/tokens.js';
 import type { ControllerContext } from './context.js';
 import { operatorCalls } from './operator-call.js';
-import { bundleHandlers } from './admin-bundles.js';
+import { bundleHandlers, type AdminKit } from './admin-bundles.js';
+import { selectTargets } from './targets.js';
 import { planHandlers } from './admin-plans.js';
 import { operatorHandlers } from './admin-operators.js';
 
@@ -43,22 +45,34 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
   const kit = operatorCalls(ctx, opts, 'admin');
   const { unary, serverStream } = kit;
 
-  async function selectAgents(selector: string, ids: string[] = []): Promise<AgentRecord[]> {
+  /** The agents a targeted command acts on; refuses no targets and an empty result (common/src/targets.ts). */
+  const selectAgents: AdminKit['selectAgents'] = async (req, command, example) =>
+    selectTargets(await ctx.agents.list(), req, command, example);
+
+  /** `agents label`: exact ids and/or a selector (both: agents that are in both). */
+  async function labelTargets(selector: string, ids: string[]): Promise<AgentRecord[]> {
     const sel = parseSelector(selector);
     const all = await ctx.agents.list();
+    let out = all.filter((a) => sel.matches(a.labels));
     if (ids.length > 0) {
       const missing = ids.filter((id) => !all.some((a) => a.id === id));
       if (missing.length) throw new FerryError(ErrorCode.NotFound, `no enrolled agent with id ${missing.join(', ')}`, 'list agents with `ferry agents ls`');
-      return all.filter((a) => ids.includes(a.id) && sel.matches(a.labels));
+      out = out.filter((a) => ids.includes(a.id));
     }
-    return all.filter((a) => sel.matches(a.labels));
+    if (out.length === 0) throw noTargetsMatched({ selector: selector || null, hosts: ids });
+    return out;
   }
 
   return {
-    ...bundleHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
-    ...planHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
-    ...jobHandlers(ctx, { ...kit, selectAgents: (s) => selectAgents(s) }),
+    ...bundleHandlers(ctx, { ...kit, selectAgents }),
+    ...planHandlers(ctx, { ...kit, selectAgents }),
+    ...jobHandlers(ctx, { ...kit, selectAgents }),
     ...operatorHandlers(ctx, kit),
+    resolveTargets: unary(async (req) => {
+      const targets = await selectAgents(req, 'list-hosts', 'ferry exec --selector role=edge --list-hosts');
+      const held = await ctx.prefetch.heldNames();
+      return { agents: targets.map((a) => agentInfo(ctx, a, held)) };
+    }),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
       if (req.maxUses < 1 || req.maxUses > MAX_TOKEN_USES) {
@@ -90,13 +104,14 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
     }),
     labelAgents: unary(async (req, who) => {
       if (!req.selector && req.ids.length === 0) {
-        throw new FerryError(ErrorCode.InvalidArgument, 'name the agents to label by id or --selector', 'use --selector "" explicitly to mean every agent');
+        // An empty selector cannot be told from none on the wire, so every agent is named by a selector they all match.
+        throw new FerryError(ErrorCode.InvalidArgument, 'name the agents to label by id or --selector', 'e.g. ferry agents label --selector role=edge rack=r1');
       }
       for (const l of req.set) checkLabel(l.key, l.value);
       for (const k of [...req.set.map((l) => l.key), ...req.remove]) {
         if (k.startsWith(RESERVED_PREFIX)) throw new FerryError(ErrorCode.InvalidArgument, `label ${k}: the ferry/ prefix is reserved`);
       }
-      const targets = await selectAgents(req.selector, req.ids);
+      const targets = await labelTargets(req.selector, req.ids);
       for (const a of targets) {
         const labels = { ...a.labels, ...listToLabels(req.set) };
         for (const k of req.remove) delete labels[k];
@@ -132,8 +147,8 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       if (req.argv.length === 0 || !req.argv[0]) {
         throw new FerryError(ErrorCode.InvalidArgument, 'no command given', 'put the command after --, e.g. ferry exec -- uname -a');
       }
-      const targets = await selectAgents(req.selector);
-      await ctx.audit.record(who, 'exec', req.selector || '*', { argv: req.argv, hosts: targets.length });
+      const targets = await selectAgents(req, 'exec', 'ferry exec --selector role=edge -- uptime');
+      await ctx.audit.record(who, 'exec', describeTargets(req), { argv: req.argv, hosts: targets.length });
       const summary = await ctx.exec.run(req, who, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })),
         (ev) => { if (!signal.aborted) call.write(ev); }, signal);
       if (!signal.aborted) call.write({ event: { $case: 'summary', value: summary } });

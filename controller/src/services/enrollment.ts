@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type * as x509 from '@peculiar/x509';
+import { platformArch } from '../../../common/src/arch.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   ChallengeRequest, ChallengeResponse, EnrollmentServer, EnrollRequest, EnrollResponse, ReauthRequest, ReauthResponse,
@@ -76,6 +77,8 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
   const prior = await ctx.agents.byKey(keyFingerprint);
   if (prior) return reissue(ctx, req, prior, csr.publicKey, peer);
   const id = newAgentId();
+  // Older agents report Node's architecture names (x64); labels and facts use the bundles' (amd64).
+  const facts = { ...req.facts, arch: platformArch(req.facts.arch) };
   const issued = await ctx.ca.issue({ publicKey: csr.publicKey, commonName: id, role: 'agent', ttlMs: ctx.config.agentCertTtlMs });
   const now = Date.now();
   const labels: Labels = await ctx.db.tx(async (db) => {
@@ -88,10 +91,10 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
       ...token.labels,
       'ferry/id': id,
       'ferry/hostname': labelValue(req.facts!.hostname),
-      'ferry/arch': labelValue(req.facts!.arch),
+      'ferry/arch': labelValue(facts.arch),
     };
     await ctx.agents.insert(db, {
-      id, hostname: req.facts!.hostname, labels: l, facts: req.facts!, agentVersion: req.agentVersion,
+      id, hostname: req.facts!.hostname, labels: l, facts, agentVersion: req.agentVersion,
       tokenId: token.id, enrolledAt: now, certSerial: issued.serial, certNotAfter: issued.notAfter.getTime(), keyFingerprint,
     });
     return l;

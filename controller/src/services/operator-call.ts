@@ -19,6 +19,7 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Admin/ListTokens': 'read',
   '/ferry.v1.Admin/RevokeToken': 'write',
   '/ferry.v1.Admin/ListAgents': 'read',
+  '/ferry.v1.Admin/ResolveTargets': 'read',
   '/ferry.v1.Admin/LabelAgents': 'write',
   '/ferry.v1.Admin/RevokeAgent': 'write',
   '/ferry.v1.Admin/AllowReauth': 'write',

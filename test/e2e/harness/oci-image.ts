@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { platformArch } from '../../../common/src/arch.js';
 import { buildTar, type TarEntry } from './tar.js';
 
 /** What to build. */
@@ -58,9 +59,9 @@ function hex(digest: string): string {
   return digest.slice('sha256:'.length);
 }
 
-/** Node's process.arch in OCI/GOARCH terms. */
+/** Node's process.arch in OCI/GOARCH terms (the one mapping, common/src/arch.ts). */
 export function ociArch(arch: string = process.arch): string {
-  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[arch] ?? arch;
+  return platformArch(arch);
 }
 
 /**

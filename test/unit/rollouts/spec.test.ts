@@ -86,6 +86,14 @@ strategy:
     const { problems } = parseRolloutSpec('plan: p\ntargets: { selector: "" }\nstrategy: { waves: ["50%", "10%", "100%"] }\n', 'r.yaml');
     assert.match(formatProblems(problems), /r\.yaml:3:\d+: strategy\.waves\[1\]: waves are cumulative/);
   });
+  it('reads set selectors and reports a malformed one at its column in the file', () => {
+    const ok = parseRolloutSpec('plan: p\ntargets:\n  selector: site in (plant-7,plant-9),role notin (cloud)\n', 'r.yaml');
+    assert.deepEqual(ok.spec!.targets.selector, 'site in (plant-7,plant-9),role notin (cloud)');
+    const plain = formatProblems(parseRolloutSpec('plan: p\ntargets:\n  selector: site in (plant-7\n', 'r.yaml').problems);
+    assert.match(plain, /^r\.yaml:3:21: targets\.selector: invalid selector at column 9: the set opened here has no closing "\)"/m);
+    const quoted = formatProblems(parseRolloutSpec('plan: p\ntargets: { selector: "role=edge,site<3" }\n', 'r.yaml').problems);
+    assert.match(quoted, /^r\.yaml:2:37: targets\.selector: invalid selector at column 15: expected =, !=, in or notin after key "site", found "<"/m);
+  });
   it('needs a plan and targets, and knows its own keys', () => {
     const { problems } = parseRolloutSpec('name: Bad Name\nplna: x\n', 'r.yaml');
     const text = formatProblems(problems);

@@ -67,6 +67,9 @@ export interface RunPlanRequest {
   selector: string;
   check: boolean;
   concurrency: number;
+  /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
+  hosts: string[];
+  all: boolean;
 }
 
 export interface RunPlanRequest_ParamsEntry {
@@ -177,6 +180,9 @@ export interface PrefetchRequest {
   name: string;
   version: string;
   selector: string;
+  /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
+  hosts: string[];
+  all: boolean;
 }
 
 export interface PrefetchEvent {
@@ -258,6 +264,18 @@ export interface ListAgentsRequest {
 
 export interface ListAgentsResponse {
   agents: AgentInfo[];
+}
+
+/**
+ * Which agents a command acts on. At least one of selector, hosts or all must
+ * be given (an empty selector is not "everything": that is all = true, so the
+ * whole fleet is never targeted by omission). Selector matches and hosts are
+ * united; hosts name agents by id or hostname and come first, in order.
+ */
+export interface ResolveTargetsRequest {
+  selector: string;
+  hosts: string[];
+  all: boolean;
 }
 
 export interface LabelAgentsRequest {
@@ -351,6 +369,9 @@ export interface ExecRequest {
   concurrency: number;
   env: { [key: string]: string };
   cwd: string;
+  /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
+  hosts: string[];
+  all: boolean;
 }
 
 export interface ExecRequest_EnvEntry {
@@ -1017,7 +1038,7 @@ export const GetPlanResponse: MessageFns<GetPlanResponse> = {
 };
 
 function createBaseRunPlanRequest(): RunPlanRequest {
-  return { plan: "", params: {}, selector: "", check: false, concurrency: 0 };
+  return { plan: "", params: {}, selector: "", check: false, concurrency: 0, hosts: [], all: false };
 }
 
 export const RunPlanRequest: MessageFns<RunPlanRequest> = {
@@ -1036,6 +1057,12 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     }
     if (message.concurrency !== 0) {
       writer.uint32(40).uint32(message.concurrency);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(56).bool(message.all);
     }
     return writer;
   },
@@ -1096,6 +1123,22 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
             message.concurrency = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1128,6 +1171,8 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
       selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
       check: isSet(object.check) ? globalThis.Boolean(object.check) : false,
       concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -1154,6 +1199,12 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     if (message.concurrency !== 0) {
       obj.concurrency = Math.round(message.concurrency);
     }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -1175,6 +1226,8 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     message.selector = object.selector ?? "";
     message.check = object.check ?? false;
     message.concurrency = object.concurrency ?? 0;
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -2941,7 +2994,7 @@ export const RemoveBundleResponse: MessageFns<RemoveBundleResponse> = {
 };
 
 function createBasePrefetchRequest(): PrefetchRequest {
-  return { name: "", version: "", selector: "" };
+  return { name: "", version: "", selector: "", hosts: [], all: false };
 }
 
 export const PrefetchRequest: MessageFns<PrefetchRequest> = {
@@ -2954,6 +3007,12 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
     }
     if (message.selector !== "") {
       writer.uint32(26).string(message.selector);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(40).bool(message.all);
     }
     return writer;
   },
@@ -2995,6 +3054,22 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
             message.selector = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3012,6 +3087,8 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -3026,6 +3103,12 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
     if (message.selector !== "") {
       obj.selector = message.selector;
     }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -3037,6 +3120,8 @@ export const PrefetchRequest: MessageFns<PrefetchRequest> = {
     message.name = object.name ?? "";
     message.version = object.version ?? "";
     message.selector = object.selector ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -4363,6 +4448,107 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
   fromPartial<I extends Exact<DeepPartial<ListAgentsResponse>, I>>(object: I): ListAgentsResponse {
     const message = createBaseListAgentsResponse();
     message.agents = object.agents?.map((e) => AgentInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseResolveTargetsRequest(): ResolveTargetsRequest {
+  return { selector: "", hosts: [], all: false };
+}
+
+export const ResolveTargetsRequest: MessageFns<ResolveTargetsRequest> = {
+  encode(message: ResolveTargetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.selector !== "") {
+      writer.uint32(10).string(message.selector);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(24).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveTargetsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveTargetsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.selector = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveTargetsRequest {
+    return {
+      selector: isSet(object.selector) ? globalThis.String(object.selector) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: ResolveTargetsRequest): unknown {
+    const obj: any = {};
+    if (message.selector !== "") {
+      obj.selector = message.selector;
+    }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveTargetsRequest>, I>>(base?: I): ResolveTargetsRequest {
+    return ResolveTargetsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveTargetsRequest>, I>>(object: I): ResolveTargetsRequest {
+    const message = createBaseResolveTargetsRequest();
+    message.selector = object.selector ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -5696,7 +5882,7 @@ export const ListAuditResponse: MessageFns<ListAuditResponse> = {
 };
 
 function createBaseExecRequest(): ExecRequest {
-  return { selector: "", argv: [], timeoutMs: 0, concurrency: 0, env: {}, cwd: "" };
+  return { selector: "", argv: [], timeoutMs: 0, concurrency: 0, env: {}, cwd: "", hosts: [], all: false };
 }
 
 export const ExecRequest: MessageFns<ExecRequest> = {
@@ -5718,6 +5904,12 @@ export const ExecRequest: MessageFns<ExecRequest> = {
     });
     if (message.cwd !== "") {
       writer.uint32(50).string(message.cwd);
+    }
+    for (const v of message.hosts) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(64).bool(message.all);
     }
     return writer;
   },
@@ -5786,6 +5978,22 @@ export const ExecRequest: MessageFns<ExecRequest> = {
             message.cwd = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.hosts.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5823,6 +6031,8 @@ export const ExecRequest: MessageFns<ExecRequest> = {
         )
         : {},
       cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
+      hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -5852,6 +6062,12 @@ export const ExecRequest: MessageFns<ExecRequest> = {
     if (message.cwd !== "") {
       obj.cwd = message.cwd;
     }
+    if (message.hosts?.length) {
+      obj.hosts = message.hosts;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -5874,6 +6090,8 @@ export const ExecRequest: MessageFns<ExecRequest> = {
       {},
     );
     message.cwd = object.cwd ?? "";
+    message.hosts = object.hosts?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -8053,6 +8271,20 @@ export const AdminService = {
     responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
   },
+  /**
+   * The agents a targeted command (exec, run, prefetch) would act on, resolved
+   * exactly as that command resolves them, without acting: `--list-hosts`.
+   */
+  resolveTargets: {
+    path: "/ferry.v1.Admin/ResolveTargets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResolveTargetsRequest): Buffer =>
+      Buffer.from(ResolveTargetsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResolveTargetsRequest => ResolveTargetsRequest.decode(value),
+    responseSerialize: (value: ListAgentsResponse): Buffer => Buffer.from(ListAgentsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAgentsResponse => ListAgentsResponse.decode(value),
+  },
   revokeAgent: {
     path: "/ferry.v1.Admin/RevokeAgent" as const,
     requestStream: false as const,
@@ -8327,6 +8559,11 @@ export interface AdminServer extends UntypedServiceImplementation {
   revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   labelAgents: handleUnaryCall<LabelAgentsRequest, ListAgentsResponse>;
+  /**
+   * The agents a targeted command (exec, run, prefetch) would act on, resolved
+   * exactly as that command resolves them, without acting: `--list-hosts`.
+   */
+  resolveTargets: handleUnaryCall<ResolveTargetsRequest, ListAgentsResponse>;
   revokeAgent: handleUnaryCall<RevokeAgentRequest, RevokeAgentResponse>;
   /**
    * Lets an agent unseen for longer than the re-authentication window get a
@@ -8457,6 +8694,25 @@ export interface AdminClient extends Client {
   ): ClientUnaryCall;
   labelAgents(
     request: LabelAgentsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The agents a targeted command (exec, run, prefetch) would act on, resolved
+   * exactly as that command resolves them, without acting: `--list-hosts`.
+   */
+  resolveTargets(
+    request: ResolveTargetsRequest,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  resolveTargets(
+    request: ResolveTargetsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
+  ): ClientUnaryCall;
+  resolveTargets(
+    request: ResolveTargetsRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAgentsResponse) => void,
