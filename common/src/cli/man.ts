@@ -29,7 +29,7 @@ export function manPage(cli: CliSpec): string {
     `.\\" Generated from the command table by scripts/gen-man.ts (npm run man); do not edit.`,
     `.TH ${cli.name.toUpperCase()} 1 "" "${cli.name} ${cli.version}" "Ferry Manual"`,
     '.SH NAME', `${code(cli.name)} \\- ${text(cli.summary)}`,
-    '.SH SYNOPSIS', `.B ${code(cli.name)}`, '\\fIcommand\\fR [\\fIsubcommand\\fR] [\\fIflags\\fR]',
+    '.SH SYNOPSIS', `.B ${code(cli.name)}`, `\\fIcommand\\fR ${cli.commands.some((c) => c.subcommands?.length) ? '[\\fIsubcommand\\fR] ' : ''}[\\fIflags\\fR]`,
     '.SH DESCRIPTION', paragraphs(cli.description),
     '.SH COMMANDS',
   ];
