@@ -71,6 +71,15 @@ describe('help, suggestions and argument checks of both CLIs, without any contro
     assert.doesNotMatch(remote.stdout, /Usage:/);
   });
 
+  it('connection flags before the command are global: a command that does not connect ignores them', async () => {
+    const out = join(dir, 'k');
+    const r = await cli('ferry', '--data', dir, 'key', 'gen', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    const after = await cli('ferry', 'key', 'gen', '--out', out, '--data', dir);
+    assert.equal(after.code, 2, 'after the command, only its own flags are accepted');
+    assert.match(after.stderr, /unknown flag "--data" for "ferry key gen"/);
+  });
+
   it('a misspelt command, subcommand or flag exits 2 and says what was meant', async () => {
     const cases: Array<[string, string[], RegExp]> = [
       ['ferry', ['rollot', 'ls'], /unknown command "rollot" for "ferry" — did you mean "rollout"\?/],

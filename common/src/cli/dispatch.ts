@@ -43,10 +43,16 @@ export function takeValidatedFlags(): FlagTable | undefined {
 
 const usage = (message: string, hint: string) => new FerryError(ErrorCode.InvalidArgument, message, hint);
 
-/** Shared flags may come before the command: move them after its name(s). */
+/**
+ * Shared flags may come before the command (`ferry --data D agents ls`):
+ * they move after its name(s). There they are global: a command that does
+ * not take them (`key gen`) keeps only those it has a flag of its own for
+ * (`controller start --data`) and ignores the others, so a wrapper can put
+ * them in front of every command.
+ */
 function hoist(cli: CliSpec, argv: string[]): string[] {
   if (!cli.shared.hoist) return argv;
-  const lifted: string[] = [];
+  const lifted: Array<{ name: string; words: string[] }> = [];
   let i = 0;
   for (;;) {
     const a = argv[i];
@@ -54,13 +60,15 @@ function hoist(cli: CliSpec, argv: string[]): string[] {
     const f = name !== undefined ? cli.shared.flags[name] : undefined;
     if (!f) break;
     const takesNext = f.type === 'string' && !a!.includes('=');
-    lifted.push(...(takesNext ? [a!, argv[i + 1] ?? ''] : [a!]));
+    lifted.push({ name: name!, words: takesNext ? [a!, argv[i + 1] ?? ''] : [a!] });
     i += takesNext ? 2 : 1;
   }
   const rest = argv.slice(i);
   const cmd = cli.commands.find((c) => c.name === rest[0]);
+  const leaf = cmd?.subcommands?.length ? cmd.subcommands.find((s) => s.name === rest[1]) : cmd;
+  const keep = lifted.filter((l) => !leaf || leaf.shared || (leaf.flags && l.name in leaf.flags)).flatMap((l) => l.words);
   const at = Math.min(rest.length, cmd?.subcommands?.length ? 2 : 1);
-  return [...rest.slice(0, at), ...lifted, ...rest.slice(at)];
+  return [...rest.slice(0, at), ...keep, ...rest.slice(at)];
 }
 
 /** Finds a command by name among `cmds`, or says which one was probably meant. */

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AGENT_CLI } from '../../../agent/src/cli/table.js';
+import { parseFlags } from '../../../common/src/cli-support.js';
+import { adminFlags } from '../../../controller/src/cli/admin-client.js';
 import { completionScript } from '../../../common/src/cli/completion.js';
 import { dispatch } from '../../../common/src/cli/dispatch.js';
 import { allCommands, flagsOf, leaves } from '../../../common/src/cli/spec.js';
@@ -52,6 +54,18 @@ describe('command tables of ferry and ferry-agent', () => {
     assert.match(await refused(['token', 'revoke', 'a', 'b']), /unexpected argument "b": ferry token revoke takes one: ID/);
     assert.match(await refused(['exec', 'uname', '--', 'uname']), /unexpected argument "uname": ferry exec takes no arguments/);
     assert.match(await refused(['completion', 'fish']), /bash or zsh/);
+  });
+
+  it('a handler whose flags disagree with the table is refused, so help and parser cannot drift apart', async () => {
+    const handlers = {
+      token: async (args: string[]) => {
+        parseFlags(args.slice(1), { ...adminFlags, ttl: { type: 'string' }, label: { type: 'string' }, json: { type: 'boolean' } });
+        return 0;
+      },
+    };
+    const err = await dispatch(FERRY_CLI, handlers, ['token', 'create', '--ttl', '1h']).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof FerryError);
+    assert.match(err.message, /--uses .* is not what this command parses/);
   });
 
   it('bash completion, run in bash, completes commands, subcommands and flags from the table', () => {
