@@ -1,15 +1,7 @@
 import 'reflect-metadata';
 import { runCli } from '../../../common/src/cli-support.js';
-import { dispatch, type Handlers } from '../../../common/src/cli/dispatch.js';
-import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
+import { dispatch } from '../../../common/src/cli/dispatch.js';
+import { AGENT_HANDLERS } from './handlers.js';
 import { AGENT_CLI } from './table.js';
 
-/** Each command of the table (table.ts) and the function that runs it. */
-const HANDLERS: Handlers = {
-  join: cmdJoin,
-  run: cmdRun,
-  status: cmdStatus,
-  'install-service': cmdInstallService,
-};
-
-void runCli(() => dispatch(AGENT_CLI, HANDLERS, process.argv.slice(2)));
+void runCli(() => dispatch(AGENT_CLI, AGENT_HANDLERS, process.argv.slice(2)));

@@ -156,7 +156,11 @@ export async function dispatch(cli: CliSpec, handlers: Handlers, argv: string[],
   const handler = handlers[path.join(' ')] ?? handlers[top.name];
   if (!handler) throw new FerryError(ErrorCode.Internal, `no handler for "${cli.name} ${path.join(' ')}"`);
   validated = flagsOf(cli, cmd);
-  return handler(handlers[path.join(' ')] ? rest : afterFirst.slice(0, 1).concat(rest));
+  try {
+    return await handler(handlers[path.join(' ')] ? rest : afterFirst.slice(0, 1).concat(rest));
+  } finally {
+    validated = undefined;
+  }
 }
 
 /** `ferry help [CMD [SUB]]`. */

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AGENT_CLI } from '../../../agent/src/cli/table.js';
+import { AGENT_HANDLERS } from '../../../agent/src/cli/handlers.js';
+import { FERRY_HANDLERS } from '../../../controller/src/cli/handlers.js';
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { adminFlags } from '../../../controller/src/cli/admin-client.js';
 import { completionScript } from '../../../common/src/cli/completion.js';
@@ -19,6 +21,15 @@ describe('command tables of ferry and ferry-agent', () => {
   it('the committed man pages are what the tables render (run `npm run man` after changing a table)', () => {
     for (const { file, render } of MAN_PAGES) {
       assert.equal(readFileSync(file, 'utf8'), render(), `${file} is out of date: run npm run man`);
+    }
+  });
+
+  it('every command of the tables has a handler, and every handler a command', () => {
+    for (const [cli, handlers] of [[FERRY_CLI, FERRY_HANDLERS], [AGENT_CLI, AGENT_HANDLERS]] as const) {
+      const builtin = new Set(['help', 'completion', 'version']);
+      const paths = leaves(cli).map((l) => l.path).filter((p) => !builtin.has(p[0]!));
+      for (const p of paths) assert.ok(handlers[p.join(' ')] ?? handlers[p[0]!], `${cli.name} ${p.join(' ')} has no handler`);
+      for (const k of Object.keys(handlers)) assert.ok(paths.some((p) => p.join(' ') === k || p[0] === k), `${cli.name}: handler "${k}" has no command in the table`);
     }
   });
 
