@@ -44,7 +44,7 @@ export const bundleCommand: CommandSpec = {
     { name: 'build', summary: 'lint, chunk and sign a directory into one file to carry across the air gap', args: 'DIR',
       flags: { out: { type: 'string', short: 'o', value: 'FILE', help: 'the .ferry file to write' }, ...buildFlags, json },
       examples: ['ferry bundle build ./kubeedge-edge -o kubeedge-edge-1.22.0.ferry --version 1.22.0 --arch amd64 --key ops.key'] },
-    { name: 'push', summary: 'upload a bundle (directory or .ferry file) to the controller', args: 'DIR|FILE', shared: true,
+    { name: 'push', summary: 'upload a bundle (directory or .ferry file)', args: 'DIR|FILE', shared: true,
       description: 'A directory is an offline package (images/*.tar, bin/, crds/, manifests/, helm-charts/, meta/, optional ferry-bundle.yaml): it is linted (findings block unless --force), chunked and signed. Only the chunks the controller lacks are sent.',
       flags: { ...buildFlags, json }, examples: ['ferry bundle push ./kubeedge-edge --name kubeedge-edge --version 1.22.0 --arch amd64 --key ops.key', 'ferry bundle push kubeedge-edge-1.22.0.ferry'] },
     { name: 'ls', summary: 'list bundles on the controller', shared: true, flags: { json } },
