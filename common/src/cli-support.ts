@@ -1,9 +1,24 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { asFerryError, ErrorCode, FerryError } from './errors.js';
 import { Exit, exitCodeFor } from './exit-codes.js';
+import { takeValidatedFlags } from './cli/dispatch.js';
 
-/** Parses argv for one subcommand; unknown flags are usage errors that name the flag. */
+/**
+ * Parses argv for one subcommand; unknown flags are usage errors that name the flag.
+ * The dispatcher has already validated the arguments against the command
+ * table (common/src/cli/), whose flags are what help shows; a handler that
+ * parses a flag of the table differently (or not at all) is a bug caught here,
+ * so the table and the handlers cannot drift apart unnoticed.
+ */
 export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, allowPositionals = true) {
+  const table = takeValidatedFlags();
+  for (const [name, f] of Object.entries(table ?? {})) {
+    const o = options[name];
+    if (!o || o.type !== f.type || Boolean(o.multiple) !== Boolean(f.multiple) || o.short !== f.short) {
+      throw new FerryError(ErrorCode.Internal, `the command table's --${name} (${JSON.stringify({ type: f.type, multiple: f.multiple, short: f.short })}) is not what this command parses (${JSON.stringify(o ?? null)})`,
+        'make the flag in the command table and the handler\'s parseFlags options agree');
+    }
+  }
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (err) {

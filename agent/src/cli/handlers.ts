@@ -1,0 +1,10 @@
+import type { Handlers } from '../../../common/src/cli/dispatch.js';
+import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
+
+/** Each command of the table (table.ts) and the function that runs it. */
+export const AGENT_HANDLERS: Handlers = {
+  join: cmdJoin,
+  run: cmdRun,
+  status: cmdStatus,
+  'install-service': cmdInstallService,
+};

@@ -1,0 +1,57 @@
+import { withBuiltins } from '../../../common/src/cli/dispatch.js';
+import type { CliSpec } from '../../../common/src/cli/spec.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
+
+/**
+ * The `ferry-agent` command table: every command and flag with its help.
+ * The dispatcher parses with it before a handler (commands.ts) runs, and
+ * --help, `ferry-agent completion` and docs/man/ferry-agent.1 are rendered
+ * from it. Add a flag here; add a command here and its handler in main.ts.
+ */
+export const AGENT_CLI: CliSpec = withBuiltins({
+  name: 'ferry-agent',
+  version: FERRY_VERSION,
+  summary: 'Ferry\'s agent: enrolls this host with a controller and runs its jobs',
+  description: 'ferry-agent runs on every host of a Ferry fleet. A field tech enrolls the host once with the join string from the fleet operator, then installs the agent as a systemd service; it keeps a session with the controller, runs the jobs it is sent and streams their output back.',
+  commands: [
+    { name: 'join', summary: 'enroll this host with a join string', args: 'JOIN-STRING', shared: true,
+      description: 'The join string (from your fleet operator, starts with ferry://) holds the controller address, a one-time token and the CA pin; quote it. The key is generated here and never leaves this host. The controller\'s CA is checked against the pin before the token is sent. Running join again after a failure (same join string) completes the same enrollment.',
+      flags: {
+        force: { type: 'boolean', help: 'enroll again even though this host is enrolled' },
+        hostname: { type: 'string', value: 'NAME', help: 'the host\'s name in the fleet when its kernel host name is not unique (cloned images)' },
+        json: { type: 'boolean', help: 'print JSON instead of text' },
+      },
+      examples: ['ferry-agent join \'ferry://10.0.0.5:7443/?token=fy1....&ca=sha256:...\''] },
+    { name: 'run', summary: 'keep a session with the controller and run its jobs', shared: true,
+      description: 'Heartbeats, jobs, bundle staging, output and certificate renewal; reconnects by itself. Stops cleanly on SIGTERM (plan jobs resume at the interrupted step next start). Logs JSON lines. One run per state directory: a second one exits 2 and names the first.',
+      flags: {
+        'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error (default info)' },
+        bandwidth: { type: 'string', value: 'RATE', help: 'cap bundle downloads, bytes per second: 512K, 2M, 1G' },
+        root: { type: 'string', value: 'DIR', help: 'steps write files under DIR instead of / (commands still run here)' },
+      },
+      examples: ['ferry-agent run --bandwidth 2M'] },
+    { name: 'status', summary: 'is this host enrolled, is the agent running and connected, and to what', shared: true,
+      description: 'Exit 0 when enrolled and connected, 1 when the agent is not running, 3 when not enrolled, 5 when running but not connected.',
+      flags: { json: { type: 'boolean', help: 'print JSON instead of text' } }, examples: ['ferry-agent status'] },
+    { name: 'install-service', summary: 'write a systemd unit for `ferry-agent run`, enable and start it', shared: true,
+      flags: {
+        'unit-dir': { type: 'string', value: 'DIR', help: 'where to write the unit (default /etc/systemd/system)' },
+        'no-start': { type: 'boolean', help: 'write the unit only' },
+        name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-agent)' },
+      },
+      examples: ['ferry-agent install-service'] },
+  ],
+  shared: {
+    title: 'Common flags',
+    hoist: false,
+    flags: {
+      state: { type: 'string', value: 'DIR', help: 'state directory (env FERRY_AGENT_STATE)' },
+      config: { type: 'string', value: 'FILE', help: 'settings file (YAML: state, log-level, bandwidth, root, hostname)' },
+    },
+  },
+  notes: [
+    { title: 'Settings', text: 'Settings are read once: defaults < --config FILE < FERRY_AGENT_STATE, FERRY_AGENT_LOG_LEVEL, FERRY_AGENT_BANDWIDTH, FERRY_AGENT_ROOT, FERRY_AGENT_HOSTNAME < flags; every problem is reported at once.' },
+    { title: 'Files', text: 'The state directory (default /var/lib/ferry-agent for root, else ~/.local/state/ferry-agent) holds agent.key, agent.crt, ca.crt and identity.json, all mode 0600, and the lock file ferry.lock.<n> of the process using it.' },
+  ],
+  seeAlso: ['ferry(1)', 'systemctl(1)'],
+});

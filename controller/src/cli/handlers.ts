@@ -1,0 +1,26 @@
+import type { Handlers } from '../../../common/src/cli/dispatch.js';
+
+/**
+ * Each command of the table (table.ts) and the function that runs it. A
+ * group's handler ("token") gets the subcommand name first; a path of its
+ * own ("bundle push") gets only what follows. Handlers load on use, so help
+ * and usage errors answer at once without loading gRPC, SQLite and the rest.
+ */
+export const FERRY_HANDLERS: Handlers = {
+  controller: async (a) => (await import('./cmd-controller.js')).cmdController(a),
+  token: async (a) => (await import('./cmd-token.js')).cmdToken(a),
+  agents: async (a) => (await import('./cmd-agents.js')).cmdAgents(a),
+  exec: async (a) => (await import('./cmd-exec.js')).cmdExec(a),
+  operator: async (a) => (await import('./cmd-operator.js')).cmdOperator(a),
+  key: async (a) => (await import('./cmd-key.js')).cmdKey(a),
+  plan: async (a) => (await import('./cmd-plan.js')).cmdPlan(a),
+  run: async (a) => (await import('./cmd-plan.js')).cmdRun(a),
+  rollout: async (a) => (await import('./cmd-rollout.js')).cmdRollout(a),
+  jobs: async (a) => (await import('./cmd-jobs.js')).cmdJobs(a),
+  audit: async (a) => (await import('./cmd-audit.js')).cmdAudit(a),
+  'bundle build': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('build', a),
+  'bundle push': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('push', a),
+  'bundle lint': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('lint', a),
+  bundle: async (a) => (await import('./cmd-bundle.js')).cmdBundleAdmin(a[0] ?? '', a.slice(1)),
+};
+

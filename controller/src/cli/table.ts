@@ -1,0 +1,154 @@
+import { withBuiltins } from '../../../common/src/cli/dispatch.js';
+import type { CliSpec, CommandSpec, FlagSpec } from '../../../common/src/cli/spec.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
+import { bundleCommand, keyCommand, planCommand, rolloutCommand, runCommand, targetSpecs } from './table-delivery.js';
+
+/**
+ * The `ferry` command table: every command, subcommand and flag with its
+ * help. The dispatcher (common/src/cli/dispatch.ts) parses with it before a
+ * handler runs, and --help, `ferry completion` and docs/man/ferry.1 are
+ * rendered from it. Handlers (cmd-*.ts) are wired to paths in main.ts.
+ */
+
+const json: FlagSpec = { type: 'boolean', help: 'print JSON instead of text' };
+const selector: FlagSpec = { type: 'string', short: 'l', value: 'SELECTOR', help: 'hosts whose labels match, e.g. site=plant-7,role!=cloud' };
+
+const controllerCommand: CommandSpec = {
+  name: 'controller', summary: 'the controller process',
+  subcommands: [{
+    name: 'start', summary: 'run the controller until SIGTERM',
+    description: 'First start creates the CA, the server certificate (for --san names and this host\'s addresses) and the store, then prints the CA pin. Settings: defaults < --config YAML < FERRY_* environment < flags. One controller per data directory.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
+      listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
+      san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
+      advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
+      'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
+      config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
+      heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
+      'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },
+      'agent-reauth-window': { type: 'string', value: 'DURATION', help: 'how long an unseen agent may come back by itself (default 180d)' },
+      'job-retention': { type: 'string', value: 'DURATION', help: 'how long finished exec and plan runs stay in the job history (default 30d)' },
+      'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
+    },
+    examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example'],
+  }],
+};
+
+const tokenCommand: CommandSpec = {
+  name: 'token', summary: 'join tokens for enrolling hosts',
+  subcommands: [
+    { name: 'create', summary: 'make a join string for a batch of hosts', shared: true,
+      description: 'Prints one join string (address + token + CA pin) for field techs: on each host, ferry-agent join \'<join string>\'. The secret is stored only as a hash and shown only now.',
+      flags: {
+        ttl: { type: 'string', value: 'DURATION', help: 'how long it can be used (default 1h)' },
+        uses: { type: 'string', value: 'N', help: 'how many hosts may enroll with it (default 1)' },
+        label: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'a label for every host enrolled with it' },
+        json,
+      },
+      examples: ['ferry token create --ttl 2h --uses 200 --label site=plant-7 --label role=edge'] },
+    { name: 'ls', summary: 'list tokens and their state', shared: true, flags: { json } },
+    { name: 'revoke', summary: 'revoke a token (hosts already enrolled stay)', args: 'ID', shared: true, flags: { json } },
+  ],
+};
+
+const agentsCommand: CommandSpec = {
+  name: 'agents', summary: 'the fleet: list, label, revoke hosts',
+  subcommands: [
+    { name: 'ls', summary: 'list agents', shared: true,
+      description: 'The default table fits the terminal (labels are cut); hostnames shared by several agents are marked with *.',
+      flags: {
+        selector, all: { type: 'boolean', help: 'include revoked agents' },
+        state: { type: 'string', value: 'STATE', help: 'only online, offline or revoked agents' },
+        sort: { type: 'string', value: 'KEY', help: 'hostname (default), id, state, last-seen or version' },
+        output: { type: 'string', short: 'o', value: 'FORMAT', help: 'wide (every column), json or name (ids only)' },
+        json,
+      },
+      examples: ['ferry agents ls --selector site=plant-7', 'ferry agents ls --state offline --sort last-seen', 'ferry agents ls -o name'] },
+    { name: 'show', summary: 'one host: facts, labels, bundles, certificate expiry, last seen', args: 'ID|HOSTNAME', shared: true, flags: { json } },
+    { name: 'rm', summary: 'forget a revoked agent (its jobs and rollouts keep their history)', args: 'ID', shared: true, flags: { json } },
+    { name: 'label', summary: 'set or remove labels on agents', args: '[ID ...] [KEY=VALUE ...]', maxArgs: Infinity, shared: true,
+      description: 'Agents are picked by id and/or --selector; labels are set as key=value and removed with --remove. The ferry/ prefix is reserved.',
+      flags: { selector, remove: { type: 'string', multiple: true, value: 'KEY', help: 'remove this label' }, json },
+      examples: ['ferry agents label --selector site=plant-7 ring=canary', 'ferry agents label ag-0123456789ab --remove ring'] },
+    { name: 'revoke', summary: 'revoke an agent: its session closes and it cannot reconnect', args: 'ID', shared: true, flags: { json } },
+    { name: 'allow-reauth', summary: 'let an agent unseen beyond the re-authentication window back in', args: 'ID', shared: true, flags: { json } },
+  ],
+};
+
+const execCommand: CommandSpec = {
+  name: 'exec', summary: 'run a command on matching hosts and stream its output', shared: true, passthrough: 'COMMAND [ARG ...]',
+  description: 'Streams each host\'s output live as "host | line", then a summary table. Ctrl-C cancels the command on every host. Exit 1 if any host failed, timed out or was offline.',
+  flags: {
+    ...targetSpecs,
+    timeout: { type: 'string', value: 'DURATION', help: 'kill the command after this long, e.g. 30s' },
+    concurrency: { type: 'string', value: 'N', help: 'at most N hosts at once (default all)' },
+    json,
+  },
+  examples: ['ferry exec --selector role=edge --timeout 30s -- uname -a'],
+};
+
+const operatorCommand: CommandSpec = {
+  name: 'operator', summary: 'operator certificates for remote admin, and their roles',
+  subcommands: [
+    {
+      name: 'cert', summary: 'issue a client certificate for remote admin', args: 'NAME', shared: true,
+      description: 'The key is generated where this command runs; only a CSR goes to the controller. Writes operator.key, operator.crt and ca.crt to DIR. The certificate is a viewer (reads only) unless --role admin is given.',
+      flags: {
+        out: { type: 'string', value: 'DIR', help: 'where to write the key and certificates' },
+        ttl: { type: 'string', value: 'DURATION', help: 'certificate life (default 720h)' },
+        role: { type: 'string', value: 'ROLE', help: 'viewer (default: reads only) or admin (also every change)' },
+        json,
+      },
+      examples: ['ferry operator cert alice --out ~/.ferry --role admin'],
+    },
+    { name: 'ls', summary: 'list operator certificates: name, role, state, serial, expiry', shared: true, flags: { json } },
+    { name: 'revoke', summary: 'revoke one certificate by serial, or every live one of a name', args: 'NAME|SERIAL', shared: true, flags: { json } },
+  ],
+};
+
+const auditCommand: CommandSpec = {
+  name: 'audit', summary: 'who changed what, and when',
+  subcommands: [{
+    name: 'ls', summary: 'the audit log, newest first', shared: true,
+    flags: { limit: { type: 'string', value: 'N', help: 'at most N entries (default 100)' }, json },
+  }],
+};
+
+const jobsCommand: CommandSpec = {
+  name: 'jobs', summary: 'job history: every exec and plan run, kept for --job-retention',
+  subcommands: [
+    { name: 'ls', summary: 'runs, newest first, with host counts by state', shared: true,
+      flags: { kind: { type: 'string', value: 'KIND', help: 'exec or plan' }, limit: { type: 'string', value: 'N', help: 'at most N runs (default 50)' }, json } },
+    { name: 'show', summary: 'one run: what, who, when, and each host\'s end', args: 'ID', shared: true, flags: { json } },
+    { name: 'logs', summary: 'a run\'s output, step events and results', args: 'ID', shared: true,
+      flags: { host: { type: 'string', value: 'HOST', help: 'one host, by hostname or agent id' }, json },
+      examples: ['ferry jobs logs j-mx5v-1a2b3c4d --host edge-7'] },
+  ],
+};
+
+/** The `ferry` CLI. Add a command: an entry in `commands` (or a subcommand in its group), and its handler in main.ts. */
+export const FERRY_CLI: CliSpec = withBuiltins({
+  name: 'ferry',
+  version: FERRY_VERSION,
+  summary: 'install and upgrade software on fleets of air-gapped hosts',
+  description: 'ferry runs the Ferry controller and administers it: join tokens, the fleet of agents, signing keys, offline bundles, install plans, one-off commands and staged rollouts.',
+  commands: [controllerCommand, tokenCommand, agentsCommand, execCommand, keyCommand, bundleCommand, planCommand, runCommand, rolloutCommand, jobsCommand, operatorCommand, auditCommand],
+  shared: {
+    title: 'Connection flags',
+    hoist: true,
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the controller\'s data directory; its admin.sock is used (env FERRY_DATA)' },
+      'admin-socket': { type: 'string', value: 'PATH', help: 'the admin socket itself (env FERRY_ADMIN_SOCKET)' },
+      controller: { type: 'string', value: 'HOST:PORT', help: 'a remote controller, with an operator certificate (env FERRY_CONTROLLER)' },
+      cert: { type: 'string', value: 'FILE', help: 'operator certificate for --controller (env FERRY_CERT)' },
+      key: { type: 'string', value: 'FILE', help: 'operator key for --controller (env FERRY_KEY)' },
+      ca: { type: 'string', value: 'FILE', help: 'the controller\'s CA for --controller (env FERRY_CA)' },
+    },
+  },
+  notes: [
+    { title: 'Reaching the controller', text: 'Every admin command talks to the controller\'s local socket DATA/admin.sock; pick DATA with --data or FERRY_DATA (default /var/lib/ferry as root). For remote admin, get an operator certificate with `ferry operator cert` and pass --controller, --cert, --key and --ca. Connection flags may also come before the command.' },
+    { title: 'Selectors', text: 'key=value, key!=value, key (has it), !key (lacks it), key in (a,b), key notin (a,b); comma-separated terms must all hold, e.g. site in (plant-7,plant-9),role!=cloud. exec, run and bundle prefetch need --selector, --host or --all; --list-hosts shows who would be targeted.' },
+  ],
+  seeAlso: ['ferry-agent(1)'],
+});
