@@ -45,7 +45,7 @@ export async function cmdJoin(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, { ...common, force: { type: 'boolean' }, json: { type: 'boolean' }, hostname: { type: 'string' } });
   const joinString = positionals[0];
   if (!joinString || positionals.length > 1) {
-    throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'ferry-agent join \'ferry://host:7443/?token=...&ca=sha256:...\' (quote it: it contains & and ?)');
+    throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'paste the line `ferry token create` printed: ferry-agent join ferry1/<host:port>/<token>/sha256:<pin>');
   }
   const cfg = settings(values);
   const state = new AgentState(cfg.stateDir);
