@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ErrorCode, FerryError } from '../errors.js';
 
 /** One chunk of a file: its sha256 (bare hex) and length. Offsets follow from the order. */
@@ -69,6 +70,18 @@ export function canonicalJson(v: unknown): string {
   });
 }
 
+/**
+ * What a bundle holds, for telling a re-push of the same content from a
+ * conflicting one: every field of the manifest except `createdAt` (a rebuild
+ * stamps a new time on the same files). The signature is outside the manifest,
+ * so a bundle rebuilt and re-signed, even by another trusted key, is the same
+ * content.
+ */
+export function contentDigest(m: BundleManifest): string {
+  const { createdAt: _ignored, ...content } = m;
+  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+}
+
 /** Content id of a bundle: sha256 of its signed manifest bytes. */
 export function bundleId(signed: SignedManifest): string {
   return createHash('sha256').update(signed.manifest).digest('hex');
@@ -88,6 +101,67 @@ export function generateSigningKey(): { privatePem: string; publicPem: string; k
     publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     keyId: keyIdOf(publicKey),
   };
+}
+
+/**
+ * Reads an operator's ed25519 private key for signing (`--key`), refusing
+ * with the file's name and what was expected when it is missing, is the
+ * public half, or is not a key at all, instead of OpenSSL's decoder error.
+ * Returns the PEM text.
+ */
+export function readSigningKey(file: string): string {
+  const hint = 'pass the private key that `ferry key gen` wrote (NAME.key, mode 0600); the .pub file is for `ferry key add`';
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FerryError(ErrorCode.InvalidArgument,
+      code === 'ENOENT' ? `signing key file ${file} does not exist` : `cannot read signing key file ${file} (${code ?? String(err)})`, hint);
+  }
+  if (/-----BEGIN PUBLIC KEY-----/.test(text)) {
+    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a public key; signing needs the private key (-----BEGIN PRIVATE KEY-----)`, hint);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(text);
+  } catch {
+    throw new FerryError(ErrorCode.InvalidArgument, `${file} is not a PEM private key (expected an ed25519 key beginning -----BEGIN PRIVATE KEY-----)`, hint);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; Ferry signs with ed25519`, 'make one with `ferry key gen`');
+  }
+  return text;
+}
+
+/**
+ * Reads an operator's ed25519 public key (`ferry key add`), refusing a
+ * private key (which must never reach the controller) or anything else with
+ * the file's name and what was expected. Returns the PEM text.
+ */
+export function readPublicKey(file: string): string {
+  const hint = 'pass the .pub file that `ferry key gen` wrote (the .key file stays with the operator)';
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FerryError(ErrorCode.InvalidArgument,
+      code === 'ENOENT' ? `public key file ${file} does not exist` : `cannot read public key file ${file} (${code ?? String(err)})`, hint);
+  }
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a private key; the controller must only get the public key (-----BEGIN PUBLIC KEY-----)`, hint);
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(text);
+  } catch {
+    throw new FerryError(ErrorCode.InvalidArgument, `${file} is not a PEM public key (expected an ed25519 key beginning -----BEGIN PUBLIC KEY-----)`, hint);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; Ferry signs with ed25519`, 'make one with `ferry key gen`');
+  }
+  return text;
 }
 
 /** Signs a manifest with an operator's ed25519 private key (PEM). */
