@@ -48,8 +48,10 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
   it('joins from inside each host and runs as a systemd unit', async () => {
     const t = await ferry('token', 'create', '--ttl', '10m', '--uses', '2', '--label', 'role=edge');
     assert.equal(t.code, 0, t.stderr);
-    const js = t.stdout.trim();
-    assert.match(js, new RegExp(`^ferry://${FABRIC_IP.replace(/\./g, '\\.')}:${PORT}/`));
+    // stdout is the whole command; the host runs it as pasted (no quotes needed).
+    const cmd = new RegExp(`^ferry-agent join (ferry1/${FABRIC_IP.replace(/\./g, '\\.')}:${PORT}/\\S+)$`).exec(t.stdout.trim());
+    assert.ok(cmd, t.stdout);
+    const js = cmd[1]!;
     for (const h of cluster!.hosts) {
       await h.copyIn(binary, '/usr/local/bin/ferry-agent', 0o755);
       const j = await h.exec(['/usr/local/bin/ferry-agent', 'join', js]);
