@@ -3,7 +3,7 @@ import 'reflect-metadata';
 import { runCli } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
-import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
+import { cmdInstallService, cmdJoin, cmdReset, cmdRun, cmdStatus, cmdUninstallService } from './commands.js';
 
 const HELP = `ferry-agent ${FERRY_VERSION} — Ferry's agent: enrolls this host with a controller and runs its jobs.
 
@@ -53,6 +53,8 @@ async function main(): Promise<number> {
     case 'run': return cmdRun(rest);
     case 'status': return cmdStatus(rest);
     case 'install-service': return cmdInstallService(rest);
+    case 'uninstall-service': return cmdUninstallService(rest);
+    case 'reset': return cmdReset(rest);
     case 'version': case '--version':
       process.stdout.write(`${FERRY_VERSION}\n`);
       return 0;
