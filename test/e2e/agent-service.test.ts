@@ -108,4 +108,21 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
     assert.match(show, /ExecMainStatus=0/);
     assert.match(show, /Result=success/);
   });
+
+  it('reset stops the running service and removes the state; uninstall-service removes the unit, twice without harm', async () => {
+    const h = cluster!.hosts[0]!;
+    await h.waitActive('ferry-agent.service', 20_000);
+    const reset = await h.exec(['/usr/local/bin/ferry-agent', 'reset', '--yes']);
+    assert.equal(reset.exitCode, 0, reset.stdout + reset.stderr);
+    assert.match(reset.stdout, /stopped ferry-agent\.service[\s\S]*removed \/var\/lib\/ferry-agent/);
+    assert.notEqual((await h.exec(['test', '-e', '/var/lib/ferry-agent'])).exitCode, 0, 'state directory removed');
+    assert.notEqual((await h.exec(['systemctl', 'is-active', 'ferry-agent.service'])).exitCode, 0, 'service stopped');
+    const un = await h.exec(['/usr/local/bin/ferry-agent', 'uninstall-service']);
+    assert.equal(un.exitCode, 0, un.stdout + un.stderr);
+    assert.notEqual((await h.exec(['test', '-e', '/etc/systemd/system/ferry-agent.service'])).exitCode, 0, 'unit removed');
+    assert.notEqual((await h.exec(['systemctl', 'is-enabled', 'ferry-agent.service'])).exitCode, 0, 'unit no longer enabled');
+    const again = await h.exec(['/usr/local/bin/ferry-agent', 'uninstall-service']);
+    assert.equal(again.exitCode, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /not installed.*nothing to do/);
+  });
 });
