@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { Controller } from '../../controller/src/controller.js';
@@ -74,12 +74,29 @@ describe('ferry-agent field-tech commands', function () {
     assert.ok(existsSync(join(state, 'identity.json')));
     const done = await agent('reset', '--yes', '--state', state, '--unit-dir', units);
     assert.equal(done.code, 0, done.stderr);
-    assert.match(done.stdout, new RegExp(`removed ${state}[\\s\\S]*ferry agents revoke ${agentId}`));
+    assert.match(done.stdout, new RegExp(`removed ${state}[\\s\\S]*told the controller at 127\\.0\\.0\\.1:\\d+: agent ${agentId} is revoked there`));
     assert.equal(existsSync(state), false);
+    assert.notEqual((await c.ctx.agents.get(agentId))!.revokedAt, null, 'the controller revoked the agent that left');
+    assert.ok((await c.ctx.audit.list()).some((e) => e.action === 'agent.leave' && e.subject === agentId), 'audited');
     const again = await agent('reset', '--yes', '--state', state, '--unit-dir', units);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /nothing to reset/);
     assert.equal((await agent('status', '--state', state)).code, 3, 'not enrolled any more');
+  });
+
+  it('reset of a host whose controller is unreachable still removes the state, and says the operator must revoke it', async () => {
+    const state = join(dir, 'far-away');
+    const j = await agent('join', await joinString(c), '--state', state, '--json');
+    assert.equal(j.code, 0, j.stderr);
+    const agentId = (JSON.parse(j.stdout) as { agentId: string }).agentId;
+    // Point the identity at a port nobody listens on (a controller that moved or is down).
+    const idPath = join(state, 'identity.json');
+    writeFileSync(idPath, JSON.stringify({ ...JSON.parse(readFileSync(idPath, 'utf8')), addresses: ['127.0.0.1:1'] }));
+    const r = await agent('reset', '--yes', '--state', state, '--unit-dir', join(dir, 'no-units'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`could not tell the controller \\(127\\.0\\.0\\.1:1: [^)]*\\): ask the operator to run \`ferry agents revoke ${agentId}\``));
+    assert.equal(existsSync(state), false);
+    assert.equal((await c.ctx.agents.get(agentId))!.revokedAt, null);
   });
 
   it('status exits 4 and says so for a host the controller revoked', async () => {

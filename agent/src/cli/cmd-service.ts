@@ -6,6 +6,7 @@ import { parseFlags } from '../../../common/src/cli-support.js';
 import { DirLock } from '../../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
+import { leaveFleet } from '../enroll/leave.js';
 import { loadAgentConfig, type AgentConfig, type AgentRawConfig } from '../config.js';
 import { installService, stopService, uninstallService, unitPath } from '../service/unit-file.js';
 import { AgentState } from '../state/agent-state.js';
@@ -62,8 +63,9 @@ async function confirm(question: string): Promise<boolean> {
  * `ferry-agent reset [--yes]`: stops the service if it is installed, then
  * removes the state directory (identity, key, journal, bundle cache) under
  * the directory's lock, so a running `ferry-agent run` is never pulled out
- * from under. The controller is not told: there is no agent-side call for
- * leaving yet, so the output says to revoke the agent there.
+ * from under. Before the key is deleted, the controller is told (when
+ * reachable) that this agent leaves, and revokes it; when it is not, the
+ * output says to revoke the agent there.
  */
 export async function cmdReset(args: string[]): Promise<number> {
   const { values } = parseFlags(args, { ...flags, yes: { type: 'boolean', short: 'y' } }, false);
@@ -90,7 +92,10 @@ export async function cmdReset(args: string[]): Promise<number> {
     owner: 'ferry-agent reset', what: 'the agent state directory',
     hint: `stop the agent first (systemctl stop ${name}, or end the ferry-agent run that holds it), then run reset again`,
   });
+  let left;
   try {
+    // With the key still here: the controller knows the agent by its certificate.
+    left = agentId ? await leaveFleet(state, 'ferry-agent reset') : undefined;
     rmSync(state.dir, { recursive: true, force: true });
   } finally {
     lock.release();
@@ -98,9 +103,9 @@ export async function cmdReset(args: string[]): Promise<number> {
   process.stdout.write([
     ...(stopped ? [`stopped ${name}.service (its unit stays installed; remove it with \`ferry-agent uninstall-service\`)`] : []),
     `removed ${state.dir}`,
-    agentId
-      ? `the controller was not told (agents have no call for leaving): ask the operator to run \`ferry agents revoke ${agentId}\``
-      : '',
+    !left ? ''
+      : left.told ? `told the controller at ${left.address}: agent ${agentId} is revoked there (the operator can \`ferry agents rm ${agentId}\`)`
+      : `could not tell the controller (${left.why}): ask the operator to run \`ferry agents revoke ${agentId}\``,
     'to enroll this host again: ferry-agent join <join string>',
   ].filter(Boolean).join('\n') + '\n');
   return Exit.Ok;
