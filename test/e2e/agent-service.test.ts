@@ -115,6 +115,7 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
     const reset = await h.exec(['/usr/local/bin/ferry-agent', 'reset', '--yes']);
     assert.equal(reset.exitCode, 0, reset.stdout + reset.stderr);
     assert.match(reset.stdout, /stopped ferry-agent\.service[\s\S]*removed \/var\/lib\/ferry-agent/);
+    assert.match(reset.stdout, /told the controller at 10\.77\.0\.1:\d+: agent \S+ is revoked there/);
     assert.notEqual((await h.exec(['test', '-e', '/var/lib/ferry-agent'])).exitCode, 0, 'state directory removed');
     assert.notEqual((await h.exec(['systemctl', 'is-active', 'ferry-agent.service'])).exitCode, 0, 'service stopped');
     const un = await h.exec(['/usr/local/bin/ferry-agent', 'uninstall-service']);
