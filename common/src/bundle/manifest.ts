@@ -104,64 +104,50 @@ export function generateSigningKey(): { privatePem: string; publicPem: string; k
 }
 
 /**
- * Reads an operator's ed25519 private key for signing (`--key`), refusing
- * with the file's name and what was expected when it is missing, is the
- * public half, or is not a key at all, instead of OpenSSL's decoder error.
- * Returns the PEM text.
+ * Reads an operator key file and checks it is the half that is wanted: the
+ * ed25519 private key for signing (`--key`), or the public key for `ferry key
+ * add` (a private key must never reach the controller). A missing file, the
+ * other half, or anything else is refused with the file's name and what was
+ * expected, instead of OpenSSL's decoder error. Returns the PEM text.
  */
-export function readSigningKey(file: string): string {
-  const hint = 'pass the private key that `ferry key gen` wrote (NAME.key, mode 0600); the .pub file is for `ferry key add`';
+function readKeyFile(file: string, want: 'private' | 'public'): string {
+  const [role, label, hint] = want === 'private'
+    ? ['signing key', 'PRIVATE KEY', 'pass the private key that `ferry key gen` wrote (NAME.key, mode 0600); the .pub file is for `ferry key add`']
+    : ['public key', 'PUBLIC KEY', 'pass the .pub file that `ferry key gen` wrote (the .key file stays with the operator)'];
+  const bad = (message: string, h = hint) => new FerryError(ErrorCode.InvalidArgument, message, h);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new FerryError(ErrorCode.InvalidArgument,
-      code === 'ENOENT' ? `signing key file ${file} does not exist` : `cannot read signing key file ${file} (${code ?? String(err)})`, hint);
+    throw bad(code === 'ENOENT' ? `${role} file ${file} does not exist` : `cannot read ${role} file ${file} (${code ?? String(err)})`);
   }
-  if (/-----BEGIN PUBLIC KEY-----/.test(text)) {
-    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a public key; signing needs the private key (-----BEGIN PRIVATE KEY-----)`, hint);
+  if (want === 'private' && /-----BEGIN PUBLIC KEY-----/.test(text)) {
+    throw bad(`${file} is a public key; signing needs the private key (-----BEGIN PRIVATE KEY-----)`);
+  }
+  if (want === 'public' && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    throw bad(`${file} is a private key; the controller must only get the public key (-----BEGIN PUBLIC KEY-----)`);
   }
   let key: KeyObject;
   try {
-    key = createPrivateKey(text);
+    key = want === 'private' ? createPrivateKey(text) : createPublicKey(text);
   } catch {
-    throw new FerryError(ErrorCode.InvalidArgument, `${file} is not a PEM private key (expected an ed25519 key beginning -----BEGIN PRIVATE KEY-----)`, hint);
+    throw bad(`${file} is not a PEM ${want} key (expected an ed25519 key beginning -----BEGIN ${label}-----)`);
   }
   if (key.asymmetricKeyType !== 'ed25519') {
-    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; Ferry signs with ed25519`, 'make one with `ferry key gen`');
+    throw bad(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; Ferry signs with ed25519`, 'make one with `ferry key gen`');
   }
   return text;
 }
 
-/**
- * Reads an operator's ed25519 public key (`ferry key add`), refusing a
- * private key (which must never reach the controller) or anything else with
- * the file's name and what was expected. Returns the PEM text.
- */
+/** The operator's ed25519 private key for signing, as PEM; see readKeyFile. */
+export function readSigningKey(file: string): string {
+  return readKeyFile(file, 'private');
+}
+
+/** The operator's ed25519 public key for `ferry key add`, as PEM; see readKeyFile. */
 export function readPublicKey(file: string): string {
-  const hint = 'pass the .pub file that `ferry key gen` wrote (the .key file stays with the operator)';
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new FerryError(ErrorCode.InvalidArgument,
-      code === 'ENOENT' ? `public key file ${file} does not exist` : `cannot read public key file ${file} (${code ?? String(err)})`, hint);
-  }
-  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a private key; the controller must only get the public key (-----BEGIN PUBLIC KEY-----)`, hint);
-  }
-  let key: KeyObject;
-  try {
-    key = createPublicKey(text);
-  } catch {
-    throw new FerryError(ErrorCode.InvalidArgument, `${file} is not a PEM public key (expected an ed25519 key beginning -----BEGIN PUBLIC KEY-----)`, hint);
-  }
-  if (key.asymmetricKeyType !== 'ed25519') {
-    throw new FerryError(ErrorCode.InvalidArgument, `${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; Ferry signs with ed25519`, 'make one with `ferry key gen`');
-  }
-  return text;
+  return readKeyFile(file, 'public');
 }
 
 /** Signs a manifest with an operator's ed25519 private key (PEM). */
