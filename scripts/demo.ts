@@ -65,8 +65,8 @@ async function main(): Promise<void> {
   const key = join(dir, 'operator');
   await run([ferry, 'key', 'gen', '--out', key]);
   await run([ferry, '--data', data, 'key', 'add', `${key}.pub`, '--name', 'demo-operator']);
-  const joinEdge = (await run([ferry, '--data', data, 'token', 'create', '--ttl', '30m', '--uses', '2', '--label', 'site=plant-7', '--label', 'role=edge'], true)).trim();
-  const joinCloud = (await run([ferry, '--data', data, 'token', 'create', '--ttl', '30m', '--uses', '1', '--label', 'site=plant-7', '--label', 'role=cloud'], true)).trim();
+  const joinEdge = (await run([ferry, '--data', data, 'token', 'create', '--ttl', '30m', '--uses', '2', '--label', 'site=plant-7', '--label', 'role=edge'], true)).trim().replace(/^ferry-agent join /, '');
+  const joinCloud = (await run([ferry, '--data', data, 'token', 'create', '--ttl', '30m', '--uses', '1', '--label', 'site=plant-7', '--label', 'role=cloud'], true)).trim().replace(/^ferry-agent join /, '');
   for (const [name, js] of [['edge-1', joinEdge], ['edge-2', joinEdge], ['cloud-1', joinCloud]] as const) {
     const state = join(dir, name);
     await run([agent, 'join', js, '--state', state, '--hostname', name]);

@@ -48,8 +48,10 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
   it('joins from inside each host and runs as a systemd unit', async () => {
     const t = await ferry('token', 'create', '--ttl', '10m', '--uses', '2', '--label', 'role=edge');
     assert.equal(t.code, 0, t.stderr);
-    const js = t.stdout.trim();
-    assert.match(js, new RegExp(`^ferry://${FABRIC_IP.replace(/\./g, '\\.')}:${PORT}/`));
+    // stdout is the whole command; the host runs it as pasted (no quotes needed).
+    const cmd = new RegExp(`^ferry-agent join (ferry1/${FABRIC_IP.replace(/\./g, '\\.')}:${PORT}/\\S+)$`).exec(t.stdout.trim());
+    assert.ok(cmd, t.stdout);
+    const js = cmd[1]!;
     for (const h of cluster!.hosts) {
       await h.copyIn(binary, '/usr/local/bin/ferry-agent', 0o755);
       const j = await h.exec(['/usr/local/bin/ferry-agent', 'join', js]);
@@ -105,5 +107,23 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
     const show = await h.execOk(['systemctl', 'show', '-p', 'ExecMainStatus', '-p', 'Result', 'ferry-agent.service']);
     assert.match(show, /ExecMainStatus=0/);
     assert.match(show, /Result=success/);
+  });
+
+  it('reset stops the running service and removes the state; uninstall-service removes the unit, twice without harm', async () => {
+    const h = cluster!.hosts[0]!;
+    await h.waitActive('ferry-agent.service', 20_000);
+    const reset = await h.exec(['/usr/local/bin/ferry-agent', 'reset', '--yes']);
+    assert.equal(reset.exitCode, 0, reset.stdout + reset.stderr);
+    assert.match(reset.stdout, /stopped ferry-agent\.service[\s\S]*removed \/var\/lib\/ferry-agent/);
+    assert.match(reset.stdout, /told the controller at 10\.77\.0\.1:\d+: agent \S+ is revoked there/);
+    assert.notEqual((await h.exec(['test', '-e', '/var/lib/ferry-agent'])).exitCode, 0, 'state directory removed');
+    assert.notEqual((await h.exec(['systemctl', 'is-active', 'ferry-agent.service'])).exitCode, 0, 'service stopped');
+    const un = await h.exec(['/usr/local/bin/ferry-agent', 'uninstall-service']);
+    assert.equal(un.exitCode, 0, un.stdout + un.stderr);
+    assert.notEqual((await h.exec(['test', '-e', '/etc/systemd/system/ferry-agent.service'])).exitCode, 0, 'unit removed');
+    assert.notEqual((await h.exec(['systemctl', 'is-enabled', 'ferry-agent.service'])).exitCode, 0, 'unit no longer enabled');
+    const again = await h.exec(['/usr/local/bin/ferry-agent', 'uninstall-service']);
+    assert.equal(again.exitCode, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /not installed.*nothing to do/);
   });
 });

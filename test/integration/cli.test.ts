@@ -38,8 +38,10 @@ describe('ferry and ferry-agent command lines', function () {
   it('creates a token whose join string enrolls two agents that then connect', async () => {
     const t = await ferry('token', 'create', '--ttl', '10m', '--uses', '2', '--label', 'site=plant-7', '--label', 'role=edge');
     assert.equal(t.code, 0, t.stderr);
-    joinStr = t.stdout.trim();
-    assert.match(joinStr, /^ferry:\/\/127\.0\.0\.1:\d+\/\?token=fy1\.[a-z2-7]{10}\.[\w-]{43}&ca=sha256:[0-9a-f]{64}$/);
+    // stdout is the whole command the field tech types, with nothing to quote.
+    const cmd = /^ferry-agent join (ferry1\/127\.0\.0\.1:\d+\/fy1\.[a-z2-7]{10}\.[\w-]{43}\/sha256:[0-9a-f]{64})$/.exec(t.stdout.trim());
+    assert.ok(cmd, t.stdout);
+    joinStr = cmd[1]!;
     for (const n of [1, 2]) {
       const state = join(dir, `agent-${n}`);
       const j = await run([process.execPath, agentBin, 'join', joinStr, '--state', state, ...(n === 1 ? ['--hostname', 'edge-one'] : [])]);

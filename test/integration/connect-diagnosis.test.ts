@@ -61,7 +61,7 @@ describe('agent connection diagnosis', () => {
 
   it('tries the next controller address when the first is unreachable', async () => {
     const dead = await freePort();
-    const js = (await joinString(c)).replace('ferry://', `ferry://127.0.0.1:${dead},`);
+    const js = (await joinString(c)).replace('ferry1/', `ferry1/127.0.0.1:${dead},`);
     const state = new AgentState(tempDir('ferry-agent-'));
     const id = await join({ joinString: js, state, facts: fakeFacts('multi') });
     assert.match(id.agentId, /^ag-/);

@@ -6,7 +6,7 @@ import * as x509 from '@peculiar/x509';
 import { join } from '../../agent/src/enroll/join.js';
 import { AgentState } from '../../agent/src/state/agent-state.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
-import { formatJoinString } from '../../common/src/join-string.js';
+import { formatJoinString, parseJoinString } from '../../common/src/join-string.js';
 import { createCsr, EC_ALG, generateKeyPair } from '../../common/src/pki.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, joinString, startController, tempDir, type TestAgent } from '../support/fixtures.js';
@@ -59,7 +59,7 @@ describe('enrollment', function () {
     await expectJoinError(c, expired, ErrorCode.TokenExpired, /expired at/);
 
     const revoked = await joinString(c);
-    const id = /token=fy1\.([a-z2-7]+)\./.exec(revoked)![1]!;
+    const id = parseJoinString(revoked).token.split('.')[1]!;
     await c.ctx.tokens.revoke(id);
     await expectJoinError(c, revoked, ErrorCode.TokenRevoked, /was revoked/);
 
@@ -70,7 +70,8 @@ describe('enrollment', function () {
     const unknown = formatJoinString({ addresses: [`127.0.0.1:${c.port}`], token: `fy1.aaaaaaaaaa.${'B'.repeat(43)}`, caPin: c.pin });
     await expectJoinError(c, unknown, ErrorCode.TokenUnknown, /does not know this token/);
 
-    const wrongSecret = once.replace(/token=(fy1\.[a-z2-7]+\.)[^&]+/, `token=$1${'C'.repeat(43)}`);
+    const onceInfo = parseJoinString(once);
+    const wrongSecret = formatJoinString({ ...onceInfo, token: onceInfo.token.replace(/[^.]+$/, 'C'.repeat(43)) });
     await expectJoinError(c, wrongSecret, ErrorCode.TokenUnknown, /does not know this token/);
 
     const malformed = formatJoinString({ addresses: [`127.0.0.1:${c.port}`], token: 'fy1.short', caPin: c.pin });
@@ -79,8 +80,8 @@ describe('enrollment', function () {
 
   it('refuses a controller whose CA does not match the pin before the token leaves the host', async () => {
     const js = await joinString(c);
-    const id = /token=fy1\.([a-z2-7]+)\./.exec(js)![1]!;
-    const wrong = js.replace(/ca=sha256:[0-9a-f]+/, `ca=sha256:${'0'.repeat(64)}`);
+    const id = parseJoinString(js).token.split('.')[1]!;
+    const wrong = formatJoinString({ ...parseJoinString(js), caPin: `sha256:${'0'.repeat(64)}` });
     await expectJoinError(c, wrong, ErrorCode.CaPinMismatch, /may be intercepted.*NOT sent/);
     assert.equal((await c.ctx.tokens.get(id))!.uses, 0, 'the token was never presented');
   });
@@ -95,7 +96,7 @@ describe('enrollment', function () {
     assert.equal(ok.length, 200);
     assert.equal(refused.length, 1);
     assert.equal((refused[0]!.reason as FerryError).code, ErrorCode.TokenExhausted);
-    const id = /token=fy1\.([a-z2-7]+)\./.exec(js)![1]!;
+    const id = parseJoinString(js).token.split('.')[1]!;
     assert.equal((await c.ctx.tokens.get(id))!.uses, 200);
     assert.equal((await c.ctx.agents.list()).filter((a) => a.hostname.startsWith('bulk-')).length, 200);
   });
@@ -115,7 +116,7 @@ describe('enrollment under overload', function () {
     const js = await joinString(c, { uses: 150 });
     const states = Array.from({ length: 150 }, () => new AgentState(tempDir('ferry-agent-')));
     await Promise.allSettled(states.map((state, i) => join({ joinString: js, state, facts: fakeFacts(`flood-${i}`), timeoutMs: 1500 })));
-    const id = /token=fy1\.([a-z2-7]+)\./.exec(js)![1]!;
+    const id = parseJoinString(js).token.split('.')[1]!;
     const count = async () => ({
       uses: (await c.ctx.tokens.get(id))!.uses,
       recorded: (await c.ctx.agents.list()).filter((a) => a.hostname.startsWith('flood-')).length,
@@ -142,7 +143,7 @@ describe('enrollment: hostile certificate requests', () => {
     const { controllerCreds } = await import('../../agent/src/grpc-creds.js');
     const { fromServiceError } = await import('../../common/src/grpc-status.js');
     const js = await joinString(c);
-    const token = /token=([^&]+)/.exec(js)![1]!;
+    const token = parseJoinString(js).token;
     const client = new EnrollmentClient(`127.0.0.1:${c.port}`, controllerCreds(c.ctx.ca.certPem));
     try {
       return await new Promise((resolve, reject) => client.enroll({ token, csrPem, facts: fakeFacts('evil'), agentVersion: 'x' }, (err) =>
@@ -221,7 +222,7 @@ describe('enrollment repeated after a lost answer', () => {
       client.close();
     }
   }
-  const tokenOf = (js: string) => /token=([^&]+)/.exec(js)![1]!;
+  const tokenOf = (js: string) => parseJoinString(js).token;
   const usesOf = async (token: string) => (await c.ctx.tokens.get(token.split('.')[1]!))!.uses;
 
   it('answers the same key and token again with the same identity, a new certificate and no second use', async () => {

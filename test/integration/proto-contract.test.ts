@@ -42,7 +42,7 @@ describe('published contract (proto-loader client)', function () {
     const res = await unary<{ join_string: string; token: { max_uses: number } }>(admin, 'CreateToken', {
       ttl_ms: 60_000, max_uses: 3, labels: [{ key: 'site', value: 'plant-7' }],
     });
-    assert.match(res.join_string, /^ferry:\/\/127\.0\.0\.1:\d+\/\?token=fy1\./);
+    assert.match(res.join_string, /^ferry1\/127\.0\.0\.1:\d+\/fy1\./);
     assert.equal(res.token.max_uses, 3);
     const a = await enrollAgent(c, 'contract-1', { js: res.join_string });
     agents.push(a);

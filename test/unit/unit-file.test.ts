@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { renderUnit } from '../../agent/src/service/unit-file.js';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCode, type FerryError } from '../../common/src/errors.js';
+import { installService, renderUnit, stopService, uninstallService, type ServiceHost } from '../../agent/src/service/unit-file.js';
 
 describe('agent systemd unit', () => {
   const base = { command: ['/usr/local/bin/ferry-agent'], stateDir: '/var/lib/ferry-agent', unitDir: '/etc/systemd/system', name: 'ferry-agent' };
@@ -13,5 +17,68 @@ describe('agent systemd unit', () => {
   it('passes the settings file install-service was given to the service', () => {
     const u = renderUnit({ ...base, configFile: '/etc/ferry/agent settings.yaml' });
     assert.match(u, /^ExecStart=\/usr\/local\/bin\/ferry-agent run --state \/var\/lib\/ferry-agent --config "\/etc\/ferry\/agent settings.yaml"$/m);
+  });
+});
+
+describe('agent service install and uninstall', () => {
+  /** A host whose root-ness and systemd we choose; records systemctl calls. */
+  function fakeHost(o: { root?: boolean; systemd?: string } = {}) {
+    const calls: string[] = [];
+    const host: ServiceHost = {
+      isRoot: () => o.root ?? true,
+      systemdProblem: () => o.systemd,
+      systemctl: async (args) => { calls.push(args.join(' ')); return { exitCode: 0, output: '' }; },
+    };
+    return { host, calls };
+  }
+  const opts = (unitDir: string) => ({ command: ['/usr/local/bin/ferry-agent'], stateDir: '/var/lib/ferry-agent', unitDir, name: 'ferry-agent' });
+
+  it('refuses before writing anything when not root, or when systemd is not running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-unit-'));
+    try {
+      await assert.rejects(installService(opts(dir), true, fakeHost({ root: false }).host),
+        (e: FerryError) => e.code === ErrorCode.InvalidArgument && /install-service must run as root/.test(e.message) && /sudo/.test(e.hint ?? ''));
+      const noSystemd = fakeHost({ systemd: 'systemd is not running on this host (no /run/systemd/system)' });
+      await assert.rejects(installService(opts(dir), true, noSystemd.host),
+        (e: FerryError) => e.code === ErrorCode.InvalidArgument && /systemd is not running/.test(e.message));
+      assert.deepEqual(readdirSync(dir), []);
+      assert.deepEqual(noSystemd.calls, []);
+      // Only writing the unit (--no-start, e.g. into an image) does not need a running systemd.
+      await installService(opts(dir), false, noSystemd.host);
+      assert.deepEqual(readdirSync(dir), ['ferry-agent.service']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('installs, then uninstalls (disable --now, remove, daemon-reload), and a second uninstall changes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-unit-'));
+    try {
+      const { host, calls } = fakeHost();
+      await installService(opts(dir), true, host);
+      assert.deepEqual(calls.splice(0), ['daemon-reload', 'enable --now ferry-agent.service']);
+      assert.equal(await uninstallService(dir, 'ferry-agent', host), true);
+      assert.deepEqual(calls.splice(0), ['disable --now ferry-agent.service', 'daemon-reload']);
+      assert.equal(existsSync(join(dir, 'ferry-agent.service')), false);
+      assert.equal(await uninstallService(dir, 'ferry-agent', host), false);
+      assert.deepEqual(calls, []);
+      await assert.rejects(uninstallService(dir, 'ferry-agent', fakeHost({ root: false }).host), /uninstall-service must run as root/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops the service for reset only when its unit is installed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-unit-'));
+    try {
+      // No unit: nothing to stop, and neither root nor systemd is needed.
+      assert.equal(await stopService(dir, 'ferry-agent', fakeHost({ root: false, systemd: 'no' }).host), false);
+      const { host, calls } = fakeHost();
+      await installService(opts(dir), false, host);
+      assert.equal(await stopService(dir, 'ferry-agent', host), true);
+      assert.deepEqual(calls, ['stop ferry-agent.service']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { DirLock } from '../../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -9,10 +8,8 @@ import { loadAgentConfig, type AgentConfig, type AgentRawConfig } from '../confi
 import { join } from '../enroll/join.js';
 import { describeLease } from '../enroll/reauth.js';
 import { collectFacts } from '../facts.js';
-import { installService } from '../service/unit-file.js';
 import { SessionLoop } from '../session/session-loop.js';
 import { AgentState, type RunStatus } from '../state/agent-state.js';
-import { isSea } from 'node:sea';
 
 /** Flags every command takes: where the state is, and a settings file. */
 const common = { state: { type: 'string' as const }, config: { type: 'string' as const } };
@@ -23,7 +20,15 @@ function settings(values: AgentRawConfig & { config?: string }): AgentConfig {
   return loadAgentConfig({ state: flags.state, 'log-level': flags['log-level'], bandwidth: flags.bandwidth, root: flags.root, hostname: flags.hostname }, config);
 }
 
+export { cmdInstallService, cmdReset, cmdUninstallService } from './cmd-service.js';
+
 const RUN_OWNER = 'ferry-agent run';
+
+/**
+ * The `state` a stopped run leaves in status.json when the controller refused
+ * it for good, so `status` can say so (and exit 4) after the run has ended.
+ */
+const REFUSED: Partial<Record<string, string>> = { [ErrorCode.AgentRevoked]: 'revoked', [ErrorCode.NotEnrolled]: 'not-enrolled' };
 
 /**
  * One process per state directory: two `run`s would take turns kicking each
@@ -45,7 +50,7 @@ export async function cmdJoin(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, { ...common, force: { type: 'boolean' }, json: { type: 'boolean' }, hostname: { type: 'string' } });
   const joinString = positionals[0];
   if (!joinString || positionals.length > 1) {
-    throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'ferry-agent join \'ferry://host:7443/?token=...&ca=sha256:...\' (quote it: it contains & and ?)');
+    throw new FerryError(ErrorCode.InvalidArgument, 'join takes exactly one join string', 'paste the line `ferry token create` printed: ferry-agent join ferry1/<host:port>/<token>/sha256:<pin>');
   }
   const cfg = settings(values);
   const state = new AgentState(cfg.stateDir);
@@ -118,6 +123,7 @@ async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
   await done;
   if (loop.fatal) {
     log.error({ code: loop.fatal.code, err: loop.fatal.message }, 'the controller refused this agent; not retrying');
+    state.writeStatus({ pid: process.pid, state: REFUSED[loop.fatal.code] ?? 'stopped', controller: '', sinceMs: Date.now(), lastError: loop.fatal.describe(), updatedMs: Date.now() });
     process.stderr.write(`error: ${loop.fatal.describe()}\n`);
     return exitCodeFor(loop.fatal);
   }
@@ -142,37 +148,32 @@ export async function cmdStatus(args: string[]): Promise<number> {
   const written = state.readStatus();
   const st = running && written?.pid === holder.pid ? written : undefined;
   const connected = st?.state === 'connected';
+  // A run that ended because the controller refused this agent for good left
+  // that in status.json; a later join (enrolledAtMs) supersedes it.
+  const refused = !running && written && written.updatedMs >= identity.enrolledAtMs && (written.state === 'revoked' || written.state === 'not-enrolled')
+    ? written : undefined;
   const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
   const lines = [
     `enrolled:   yes, as ${identity.agentId} (since ${new Date(identity.enrolledAtMs).toISOString()})`,
     `controller: ${identity.addresses.join(', ')} (CA ${identity.caPin})`,
     `labels:     ${labels}`,
     `certificate: ${lease.expired ? 'expired' : 'valid until'} ${lease.notAfter}; ${lease.next}`,
-    !running
+    refused
+      ? `agent:      stopped: the controller ${refused.state === 'revoked' ? 'revoked this agent' : 'no longer knows this agent'} (${new Date(refused.sinceMs).toISOString()})`
+      : !running
       ? 'agent:      not running (start it: systemctl start ferry-agent, or ferry-agent run)'
       : st
         ? `agent:      running (pid ${st.pid}), ${st.state} to ${st.controller} since ${new Date(st.sinceMs).toISOString()}`
         : `agent:      running (pid ${holder.pid}), starting`,
   ];
   if (st && !connected && st.lastError) lines.push(`last error: ${st.lastError}`);
-  out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, certificate: lease, running, connected, status: st ?? null },
+  if (refused) lines.push(`error:      ${refused.lastError}`);
+  out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, certificate: lease, running, connected,
+    revoked: refused?.state === 'revoked', status: st ?? refused ?? null },
     lines.join('\n') + '\n');
   if (connected) return Exit.Ok;
+  if (refused) return refused.state === 'revoked' ? Exit.Revoked : Exit.NotEnrolled;
   return running ? Exit.Unreachable : Exit.Failure;
-}
-
-export async function cmdInstallService(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, { ...common, 'unit-dir': { type: 'string' }, 'no-start': { type: 'boolean' }, name: { type: 'string' } }, false);
-  const state = new AgentState(settings(values).stateDir);
-  // In the single binary, execPath is the agent itself; in development, node runs this script.
-  const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
-  const path = await installService({
-    command, stateDir: state.dir, unitDir: values['unit-dir'] ?? '/etc/systemd/system', name: values.name ?? 'ferry-agent',
-    // The service reads the same settings file this command was given.
-    ...(values.config ? { configFile: resolve(values.config) } : {}),
-  }, !values['no-start']);
-  process.stdout.write(`wrote ${path}${values['no-start'] ? '' : '; enabled and started'}\n`);
-  return Exit.Ok;
 }
 
 function withHostname(facts: HostFacts, hostname: string | undefined): HostFacts {

@@ -1,5 +1,5 @@
 import type { Handlers } from '../../../common/src/cli/dispatch.js';
-import { cmdInstallService, cmdJoin, cmdRun, cmdStatus } from './commands.js';
+import { cmdInstallService, cmdJoin, cmdReset, cmdRun, cmdStatus, cmdUninstallService } from './commands.js';
 
 /** Each command of the table (table.ts) and the function that runs it. */
 export const AGENT_HANDLERS: Handlers = {
@@ -7,4 +7,6 @@ export const AGENT_HANDLERS: Handlers = {
   run: cmdRun,
   status: cmdStatus,
   'install-service': cmdInstallService,
+  'uninstall-service': cmdUninstallService,
+  reset: cmdReset,
 };

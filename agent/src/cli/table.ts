@@ -15,13 +15,13 @@ export const AGENT_CLI: CliSpec = withBuiltins({
   description: 'ferry-agent runs on every host of a Ferry fleet. A field tech enrolls the host once with the join string from the fleet operator, then installs the agent as a systemd service; it keeps a session with the controller, runs the jobs it is sent and streams their output back.',
   commands: [
     { name: 'join', summary: 'enroll this host with a join string', args: 'JOIN-STRING', shared: true,
-      description: 'The join string (from your fleet operator, starts with ferry://) holds the controller address, a one-time token and the CA pin; quote it. The key is generated here and never leaves this host. The controller\'s CA is checked against the pin before the token is sent. Running join again after a failure (same join string) completes the same enrollment.',
+      description: 'The join string (from your fleet operator, starts with ferry1/) holds the controller address, a one-time token and the CA pin; it is safe to paste unquoted (older ferry:// strings still work, quoted). The key is generated here and never leaves this host. The controller\'s CA is checked against the pin before the token is sent. Running join again after a failure (same join string) completes the same enrollment.',
       flags: {
         force: { type: 'boolean', help: 'enroll again even though this host is enrolled' },
         hostname: { type: 'string', value: 'NAME', help: 'the host\'s name in the fleet when its kernel host name is not unique (cloned images)' },
         json: { type: 'boolean', help: 'print JSON instead of text' },
       },
-      examples: ['ferry-agent join \'ferry://10.0.0.5:7443/?token=fy1....&ca=sha256:...\''] },
+      examples: ['ferry-agent join ferry1/10.0.0.5:7443/fy1.abcdefghij.SECRET/sha256:PIN'] },
     { name: 'run', summary: 'keep a session with the controller and run its jobs', shared: true,
       description: 'Heartbeats, jobs, bundle staging, output and certificate renewal; reconnects by itself. Stops cleanly on SIGTERM (plan jobs resume at the interrupted step next start). Logs JSON lines. One run per state directory: a second one exits 2 and names the first.',
       flags: {
@@ -31,7 +31,7 @@ export const AGENT_CLI: CliSpec = withBuiltins({
       },
       examples: ['ferry-agent run --bandwidth 2M'] },
     { name: 'status', summary: 'is this host enrolled, is the agent running and connected, and to what', shared: true,
-      description: 'Exit 0 when enrolled and connected, 1 when the agent is not running, 3 when not enrolled, 5 when running but not connected.',
+      description: 'Exit 0 when enrolled and connected, 1 when the agent is not running, 3 when not enrolled (or the controller no longer knows it), 4 when revoked, 5 when running but not connected. Also says when the certificate expires and what happens next.',
       flags: { json: { type: 'boolean', help: 'print JSON instead of text' } }, examples: ['ferry-agent status'] },
     { name: 'install-service', summary: 'write a systemd unit for `ferry-agent run`, enable and start it', shared: true,
       flags: {
@@ -39,7 +39,22 @@ export const AGENT_CLI: CliSpec = withBuiltins({
         'no-start': { type: 'boolean', help: 'write the unit only' },
         name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-agent)' },
       },
+      description: 'Checks that it runs as root and that systemd runs this host before it writes anything. The service reads the --state and --config given here.',
       examples: ['ferry-agent install-service'] },
+    { name: 'uninstall-service', summary: 'stop, disable and remove the systemd unit (a second run changes nothing)', shared: true,
+      flags: {
+        'unit-dir': { type: 'string', value: 'DIR', help: 'where the unit is (default /etc/systemd/system)' },
+        name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-agent)' },
+      },
+      examples: ['ferry-agent uninstall-service'] },
+    { name: 'reset', summary: 'leave the fleet: stop the service, tell the controller, remove the state directory', shared: true,
+      description: 'Asks for confirmation (or --yes). Refuses while a `ferry-agent run` holds the state directory. When the controller cannot be reached the state is still removed, and the output says what the operator must revoke.',
+      flags: {
+        yes: { type: 'boolean', short: 'y', help: 'do not ask for confirmation' },
+        'unit-dir': { type: 'string', value: 'DIR', help: 'where the unit is (default /etc/systemd/system)' },
+        name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-agent)' },
+      },
+      examples: ['ferry-agent reset --yes'] },
   ],
   shared: {
     title: 'Common flags',

@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ErrorCode, FerryError } from '../errors.js';
 
 /** One chunk of a file: its sha256 (bare hex) and length. Offsets follow from the order. */
@@ -69,6 +70,18 @@ export function canonicalJson(v: unknown): string {
   });
 }
 
+/**
+ * What a bundle holds, for telling a re-push of the same content from a
+ * conflicting one: every field of the manifest except `createdAt` (a rebuild
+ * stamps a new time on the same files). The signature is outside the manifest,
+ * so a bundle rebuilt and re-signed, even by another trusted key, is the same
+ * content.
+ */
+export function contentDigest(m: BundleManifest): string {
+  const { createdAt: _ignored, ...content } = m;
+  return createHash('sha256').update(canonicalJson(content)).digest('hex');
+}
+
 /** Content id of a bundle: sha256 of its signed manifest bytes. */
 export function bundleId(signed: SignedManifest): string {
   return createHash('sha256').update(signed.manifest).digest('hex');
@@ -88,6 +101,53 @@ export function generateSigningKey(): { privatePem: string; publicPem: string; k
     publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     keyId: keyIdOf(publicKey),
   };
+}
+
+/**
+ * Reads an operator key file and checks it is the half that is wanted: the
+ * ed25519 private key for signing (`--key`), or the public key for `ferry key
+ * add` (a private key must never reach the controller). A missing file, the
+ * other half, or anything else is refused with the file's name and what was
+ * expected, instead of OpenSSL's decoder error. Returns the PEM text.
+ */
+function readKeyFile(file: string, want: 'private' | 'public'): string {
+  const [role, label, hint] = want === 'private'
+    ? ['signing key', 'PRIVATE KEY', 'pass the private key that `ferry key gen` wrote (NAME.key, mode 0600); the .pub file is for `ferry key add`']
+    : ['public key', 'PUBLIC KEY', 'pass the .pub file that `ferry key gen` wrote (the .key file stays with the operator)'];
+  const bad = (message: string, h = hint) => new FerryError(ErrorCode.InvalidArgument, message, h);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw bad(code === 'ENOENT' ? `${role} file ${file} does not exist` : `cannot read ${role} file ${file} (${code ?? String(err)})`);
+  }
+  if (want === 'private' && /-----BEGIN PUBLIC KEY-----/.test(text)) {
+    throw bad(`${file} is a public key; signing needs the private key (-----BEGIN PRIVATE KEY-----)`);
+  }
+  if (want === 'public' && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    throw bad(`${file} is a private key; the controller must only get the public key (-----BEGIN PUBLIC KEY-----)`);
+  }
+  let key: KeyObject;
+  try {
+    key = want === 'private' ? createPrivateKey(text) : createPublicKey(text);
+  } catch {
+    throw bad(`${file} is not a PEM ${want} key (expected an ed25519 key beginning -----BEGIN ${label}-----)`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw bad(`${file} is a ${key.asymmetricKeyType ?? 'unknown'} key; Ferry signs with ed25519`, 'make one with `ferry key gen`');
+  }
+  return text;
+}
+
+/** The operator's ed25519 private key for signing, as PEM; see readKeyFile. */
+export function readSigningKey(file: string): string {
+  return readKeyFile(file, 'private');
+}
+
+/** The operator's ed25519 public key for `ferry key add`, as PEM; see readKeyFile. */
+export function readPublicKey(file: string): string {
+  return readKeyFile(file, 'public');
 }
 
 /** Signs a manifest with an operator's ed25519 private key (PEM). */

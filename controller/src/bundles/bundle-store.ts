@@ -4,7 +4,7 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { BundleInfo, SigningKeyInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { SignedManifest as WireSigned } from '../../../common/src/gen/ferry/v1/common.js';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
-import { bundleId, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { bundleId, contentDigest, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { ServedChunks } from './served-chunks.js';
 import type { Db } from '../store/db.js';
@@ -94,7 +94,9 @@ export class BundleStore {
     }
     const id = bundleId(signed);
     const dup = await this.db.get<BundleRow>('SELECT * FROM bundles WHERE name = ? AND version = ?', [manifest.name, manifest.version]);
-    if (dup && dup.id !== id) {
+    // Same files, images and rewrites under a new createdAt or signature: the
+    // stored bundle stays as it is (agents may hold it by id) and the push is a no-op.
+    if (dup && dup.id !== id && contentDigest(fromRow(dup).manifest) !== contentDigest(manifest)) {
       throw new FerryError(ErrorCode.AlreadyExists, `${manifest.name}:${manifest.version} already exists with different content`,
         `bump the version, or remove the old one first: ferry bundle rm ${manifest.name}:${manifest.version}`);
     }

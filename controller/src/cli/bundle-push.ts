@@ -1,7 +1,8 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { BundleInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
-import type { SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { contentDigest, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { ProgressBar } from '../../../common/src/progress.js';
 import type { Admin } from './admin-client.js';
 
@@ -23,27 +24,42 @@ export interface PushResult {
   chunksTotal: number;
   chunksSent: number;
   bytesSent: number;
+  /** The controller already held this name:version with the same content: nothing was sent or changed. */
+  unchanged: boolean;
 }
 
 const BATCH = 5000;
 
 /**
- * Pushes a signed bundle: asks the controller which chunks it lacks, uploads
- * only those (one stream, honouring backpressure), then commits the manifest.
- * Re-running after an interruption sends only what is still missing.
+ * Pushes a signed bundle: checks the signature against the keys the
+ * controller trusts and the manifest's shape before any byte moves (a push
+ * the controller would refuse leaves nothing behind), stops there when the
+ * controller already holds the same content under this name:version (see
+ * contentDigest) and only re-sends chunks it lost, else asks which chunks
+ * it lacks, uploads only those (one stream, honouring backpressure), then
+ * commits the manifest. Re-running after an interruption sends only what is
+ * still missing.
  */
 export async function pushBundle(admin: Admin, signed: SignedManifest, read: ChunkReader, opts: { progress?: boolean } = {}): Promise<PushResult> {
-  const manifest = JSON.parse(signed.manifest) as { files: Array<{ chunks: Array<{ digest: string; size: number }> }>; name: string; version: string };
-  // Fail before moving any bytes if the controller would refuse the signature anyway.
   const { keys } = await admin.call(admin.client.listSigningKeys, {});
   if (!keys.some((k) => k.keyId === signed.keyId)) {
     throw new FerryError(ErrorCode.SignatureInvalid,
       keys.length === 0 ? 'the controller trusts no signing key yet' : `the controller does not trust ${signed.keyId}, the key this bundle is signed with`,
       'add the public key first: `ferry key add operator.pub` (hosts enrolled afterwards pin it)');
   }
+  // The same checks the controller's commit makes, so they fail here and not after the upload.
+  const manifest = verifyManifest(signed, keys.map((k) => k.publicPem));
+  checkManifest(manifest, 'nothing was sent');
+  const all = [...new Set(manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))];
+  const stored = await storedContent(admin, manifest);
+  if (stored) {
+    if (stored.digest !== contentDigest(manifest)) {
+      throw new FerryError(ErrorCode.AlreadyExists, `${manifest.name}:${manifest.version} already exists on the controller with different content; nothing was sent`,
+        `bump the version, or remove the old one first: ferry bundle rm ${manifest.name}:${manifest.version}`);
+    }
+  }
   const sizes = new Map<string, number>();
   for (const f of manifest.files) for (const c of f.chunks) sizes.set(c.digest, c.size);
-  const all = [...sizes.keys()];
   const missing: string[] = [];
   for (let i = 0; i < all.length; i += BATCH) {
     missing.push(...(await admin.call(admin.client.missingChunks, { digests: all.slice(i, i + BATCH) })).missing);
@@ -71,6 +87,16 @@ export async function pushBundle(admin: Admin, signed: SignedManifest, read: Chu
     });
   }
   bar.finish(sent, `${missing.length} of ${all.length} chunks sent`);
-  const info = await admin.call(admin.client.commitBundle, { signed });
-  return { info, chunksTotal: all.length, chunksSent: missing.length, bytesSent: sent };
+  // The same content again: the stored manifest stays (agents hold it by id);
+  // any chunks sent above were ones the controller had lost, now repaired.
+  const info = stored ? stored.info : await admin.call(admin.client.commitBundle, { signed });
+  return { info, chunksTotal: all.length, chunksSent: missing.length, bytesSent: sent, unchanged: Boolean(stored) };
+}
+
+/** The content digest and info of the bundle the controller holds under this name:version, if any. */
+async function storedContent(admin: Admin, m: BundleManifest): Promise<{ digest: string; info: BundleInfo } | undefined> {
+  const { bundles } = await admin.call(admin.client.listBundles, {});
+  if (!bundles.some((b) => b.name === m.name && b.version === m.version)) return undefined;
+  const { info, signed } = await admin.call(admin.client.getBundle, { name: m.name, version: m.version });
+  return { digest: contentDigest(JSON.parse(signed!.manifest) as BundleManifest), info: info! };
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -6,7 +6,7 @@ import { Exit } from '../../../common/src/exit-codes.js';
 import { readBundleArchive, writeBundleArchive } from '../../../common/src/bundle/archive.js';
 import { buildManifest, locateChunks, readChunk } from '../../../common/src/bundle/builder.js';
 import { formatFindings, lintBundle, type Finding } from '../../../common/src/bundle/lint/index.js';
-import { signManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { readSigningKey, signManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { bytes } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
 import { byDigest, pushBundle, type ChunkReader } from './bundle-push.js';
@@ -27,7 +27,8 @@ function report(findings: Finding[], force: boolean, json: boolean): boolean {
 
 async function lintAndBuild(dir: string, v: { name?: string; version?: string; arch?: string[]; key?: string; force?: boolean; json?: boolean }, exclude?: string): Promise<SignedManifest> {
   if (!v.key) throw new FerryError(ErrorCode.InvalidArgument, 'bundles are signed: pass --key operator.key', 'make a key with `ferry key gen`');
-  const keyPem = readFileSync(v.key, 'utf8');
+  // Read and check the key before the (long) build, so a wrong file fails at once.
+  const keyPem = readSigningKey(v.key);
   const manifest = await buildManifest(dir, { name: v.name, version: v.version, arch: v.arch, exclude: exclude ? (p) => p === exclude : undefined });
   const findings = await lintBundle(dir, { manifest });
   if (report(findings, Boolean(v.force), Boolean(v.json))) {
@@ -90,6 +91,7 @@ export async function cmdBundleBuild(sub: string, rest: string[]): Promise<numbe
       try {
         const r = await pushBundle(admin, signed, reader, { progress: !values.json });
         process.stdout.write(values.json ? JSON.stringify(r) + '\n'
+          : r.unchanged ? `${r.info.name}:${r.info.version} is already on the controller with the same content (id ${r.info.bundleId.slice(0, 12)}); ${r.chunksSent ? `re-sent ${r.chunksSent} chunks it had lost (${bytes(r.bytesSent)})` : 'nothing to do'}\n`
           : `pushed ${r.info.name}:${r.info.version} (${bytes(r.info.sizeBytes)}, ${r.info.files} files, ${r.info.images} images); sent ${r.chunksSent}/${r.chunksTotal} chunks, ${bytes(r.bytesSent)}\n`);
       } finally {
         close();

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
-import { generateSigningKey } from '../../../common/src/bundle/manifest.js';
+import { generateSigningKey, readPublicKey } from '../../../common/src/bundle/manifest.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
 import { table } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
@@ -34,7 +34,7 @@ export async function cmdKey(args: string[]): Promise<number> {
       if (!file) throw new FerryError(ErrorCode.InvalidArgument, 'key add needs the .pub file', 'ferry key add operator.pub');
       const admin = Admin.connect(values);
       try {
-        const k = await admin.call(admin.client.addSigningKey, { publicPem: readFileSync(file, 'utf8'), name: values.name ?? '' });
+        const k = await admin.call(admin.client.addSigningKey, { publicPem: readPublicKey(file), name: values.name ?? '' });
         process.stdout.write(values.json ? JSON.stringify(k) + '\n' : `trusted ${k.keyId} (${k.name}); hosts enrolled from now on pin it\n`);
       } finally {
         admin.close();

@@ -9,6 +9,7 @@ import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { parsePlan } from '../../../common/src/plan/parse.js';
 import { formatProblems } from '../../../common/src/plan/plan-problems.js';
 import { signPlan } from '../../../common/src/plan/signed-plan.js';
+import { readSigningKey } from '../../../common/src/bundle/manifest.js';
 import { table } from '../../../common/src/table.js';
 import { formatDuration } from '../../../common/src/duration.js';
 import { Admin, adminFlags } from './admin-client.js';
@@ -44,9 +45,15 @@ export async function cmdPlan(args: string[]): Promise<number> {
         const file = positionals[0];
         const text = readPlanFile(file);
         if (!values.key) throw new FerryError(ErrorCode.InvalidArgument, 'plan push needs --key operator.key', 'plans are signed; agents refuse unsigned ones');
-        const signed = signPlan(text, basename(file!), readFileSync(values.key, 'utf8'));
+        const signed = signPlan(text, basename(file!), readSigningKey(values.key));
+        // The latest version before this push: the same id after it means the text was already current.
+        const name = parsePlan(text, file!).plan?.name;
+        const before = (await admin.call(admin.client.listPlans, {})).plans.find((p) => p.name === name)?.id;
         const info = await admin.call(admin.client.pushPlan, { signed });
-        process.stdout.write(values.json ? JSON.stringify(info) + '\n' : `pushed plan ${info.name} (${info.steps} steps, id ${info.id}, signed by ${info.keyId})\n`);
+        const unchanged = before === info.id;
+        process.stdout.write(values.json ? JSON.stringify({ ...info, unchanged }) + '\n'
+          : unchanged ? `plan ${info.name} is already on the controller with the same text (id ${info.id}); nothing to do\n`
+          : `pushed plan ${info.name} (${info.steps} steps, id ${info.id}, signed by ${info.keyId})\n`);
         return Exit.Ok;
       }
       case 'ls': {

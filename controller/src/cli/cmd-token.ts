@@ -30,11 +30,14 @@ export async function cmdToken(args: string[]): Promise<number> {
         const res = await admin.call(admin.client.createToken, {
           ttlMs: parseDuration(values.ttl ?? '1h', '--ttl'), maxUses: uses, labels: labelsToList(labels),
         });
+        // The join string is shell-safe, so the command needs no quotes: the
+        // field tech pastes this one line as it is.
+        const command = `ferry-agent join ${res.joinString}`;
         if (values.json) {
-          process.stdout.write(JSON.stringify({ id: res.token!.id, joinString: res.joinString, expiresAt: new Date(res.token!.expiresAtMs).toISOString(), maxUses: uses, labels }) + '\n');
+          process.stdout.write(JSON.stringify({ id: res.token!.id, joinString: res.joinString, command, expiresAt: new Date(res.token!.expiresAtMs).toISOString(), maxUses: uses, labels }) + '\n');
         } else {
-          process.stderr.write(`token ${res.token!.id}: ${uses} use(s), expires ${new Date(res.token!.expiresAtMs).toISOString()}; the secret is shown only now.\nOn each host: ferry-agent join '<join string>'\n`);
-          process.stdout.write(`${res.joinString}\n`);
+          process.stderr.write(`token ${res.token!.id}: ${uses} use(s), expires ${new Date(res.token!.expiresAtMs).toISOString()}; the secret is shown only now.\nOn each host, as root, run:\n`);
+          process.stdout.write(`${command}\n`);
         }
         return Exit.Ok;
       }

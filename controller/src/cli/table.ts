@@ -39,7 +39,7 @@ const tokenCommand: CommandSpec = {
   name: 'token', summary: 'join tokens for enrolling hosts',
   subcommands: [
     { name: 'create', summary: 'make a join string for a batch of hosts', shared: true,
-      description: 'Prints one join string (address + token + CA pin) for field techs: on each host, ferry-agent join \'<join string>\'. The secret is stored only as a hash and shown only now.',
+      description: 'Prints the command field techs type on each host: ferry-agent join <join string> (address + token + CA pin, safe to paste unquoted). The secret is stored only as a hash and shown only now.',
       flags: {
         ttl: { type: 'string', value: 'DURATION', help: 'how long it can be used (default 1h)' },
         uses: { type: 'string', value: 'N', help: 'how many hosts may enroll with it (default 1)' },

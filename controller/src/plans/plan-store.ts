@@ -48,12 +48,21 @@ export class PlanStore {
     const trusted = (await this.bundles.keys()).map((k) => k.publicPem);
     const text = verifyPlan(signed, trusted);
     const plan = await this.validate(text, signed.file);
+    // A plan's identity is its exact text (the signature is over it, not part of it).
     const id = createHash('sha256').update(text).digest('hex').slice(0, 16);
-    if (!(await this.db.get('SELECT 1 AS x FROM plans WHERE id = ?', [id]))) {
-      await this.db.run('INSERT INTO plans (id, name, signed_plan, key_id, created_at) VALUES (?, ?, ?, ?, ?)',
-        [id, plan.name, JSON.stringify(signed), signed.keyId, Date.now()]);
+    const existing = await this.byId(id);
+    if (existing) {
+      // The same text as the latest push of this name: nothing changes.
+      if ((await this.latest(plan.name))?.id === id) return existing;
+      // An older version pushed again becomes the one `ferry run NAME` uses.
+      const at = Date.now();
+      await this.db.run('UPDATE plans SET created_at = ? WHERE id = ?', [at, id]);
+      return { ...existing, createdAt: at };
     }
-    return { id, signed, plan, createdAt: Date.now() };
+    const at = Date.now();
+    await this.db.run('INSERT INTO plans (id, name, signed_plan, key_id, created_at) VALUES (?, ?, ?, ?, ?)',
+      [id, plan.name, JSON.stringify(signed), signed.keyId, at]);
+    return { id, signed, plan, createdAt: at };
   }
 
   /** Parses and checks a plan, including that its bundles exist here. */

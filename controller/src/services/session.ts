@@ -1,5 +1,5 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { AgentMessage, AgentSessionServer, ControllerMessage } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentMessage, AgentSessionServer, ControllerMessage, LeaveRequest, LeaveResponse } from '../../../common/src/gen/ferry/v1/session.js';
 import { checkCsr } from '../pki/csr.js';
 import { AgentConnection, type ConnectionHooks } from '../sessions/agent-connection.js';
 import type { ControllerContext } from './context.js';
@@ -87,6 +87,17 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
       }
       // The connection owns the stream from here; the call lasts as long as the session.
       await new AgentConnection(call, peer, hooks, ctx.log.child({ agent: peer.id })).closed;
+    }),
+    // `ferry-agent reset`: the agent revokes itself before deleting its key,
+    // so the fleet does not keep a host that is gone. `who` is `agent:<id>`
+    // from the verified certificate (the boundary's caller), never the request.
+    leave: boundary.unary<LeaveRequest, LeaveResponse>(async (req, who) => {
+      const id = who.slice('agent:'.length);
+      await ctx.agents.revoke(id, Date.now());
+      ctx.sessions.get(id)?.close('agent left the fleet');
+      await ctx.audit.record(who, 'agent.leave', id, { reason: req.reason.slice(0, 200) });
+      ctx.log.info({ agent: id, reason: req.reason }, 'agent left the fleet');
+      return {};
     }),
   };
 }

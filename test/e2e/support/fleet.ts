@@ -60,7 +60,7 @@ export async function startFleet(opts: { hosts: number; name: string; labels: st
     await controller.waitForOutput(/CA pin:/, 30_000);
     await ok('key', 'gen', '--out', join(tmp, 'op'));
     await ok('key', 'add', join(tmp, 'op.pub'), '--name', 'ops');
-    const js = (await ok('token', 'create', '--ttl', '10m', '--uses', String(opts.hosts), ...opts.labels.flatMap((l) => ['--label', l]))).stdout.trim();
+    const js = JSON.parse((await ok('token', 'create', '--ttl', '10m', '--uses', String(opts.hosts), ...opts.labels.flatMap((l) => ['--label', l]), '--json')).stdout).joinString as string;
     const binary = join(root, 'dist', 'ferry-agent');
     for (const h of cluster.hosts) {
       await h.copyIn(binary, '/usr/local/bin/ferry-agent', 0o755);

@@ -12,9 +12,12 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { HostFacts, SignedManifest } from "./common.js";
@@ -146,6 +149,14 @@ export function outputStreamToJSON(object: OutputStream): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+export interface LeaveRequest {
+  /** Why, for the controller's log and audit trail ("ferry-agent reset"). */
+  reason: string;
+}
+
+export interface LeaveResponse {
 }
 
 /**
@@ -366,6 +377,125 @@ export interface ExecExit {
   signal: string;
   timedOut: boolean;
 }
+
+function createBaseLeaveRequest(): LeaveRequest {
+  return { reason: "" };
+}
+
+export const LeaveRequest: MessageFns<LeaveRequest> = {
+  encode(message: LeaveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== "") {
+      writer.uint32(10).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaveRequest {
+    return { reason: isSet(object.reason) ? globalThis.String(object.reason) : "" };
+  },
+
+  toJSON(message: LeaveRequest): unknown {
+    const obj: any = {};
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaveRequest>, I>>(base?: I): LeaveRequest {
+    return LeaveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaveRequest>, I>>(object: I): LeaveRequest {
+    const message = createBaseLeaveRequest();
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseLeaveResponse(): LeaveResponse {
+  return {};
+}
+
+export const LeaveResponse: MessageFns<LeaveResponse> = {
+  encode(_: LeaveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): LeaveResponse {
+    return {};
+  },
+
+  toJSON(_: LeaveResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaveResponse>, I>>(base?: I): LeaveResponse {
+    return LeaveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaveResponse>, I>>(_: I): LeaveResponse {
+    const message = createBaseLeaveResponse();
+    return message;
+  },
+};
 
 function createBaseAgentMessage(): AgentMessage {
   return { msg: undefined };
@@ -3416,16 +3546,56 @@ export const AgentSessionService = {
     responseSerialize: (value: ControllerMessage): Buffer => Buffer.from(ControllerMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): ControllerMessage => ControllerMessage.decode(value),
   },
+  /**
+   * The agent leaves the fleet (`ferry-agent reset`): the controller revokes
+   * it, so its certificate is refused from then on and an operator can
+   * `ferry agents rm` it. Identified, like Connect, by its certificate only.
+   */
+  leave: {
+    path: "/ferry.v1.AgentSession/Leave" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaveRequest): Buffer => Buffer.from(LeaveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaveRequest => LeaveRequest.decode(value),
+    responseSerialize: (value: LeaveResponse): Buffer => Buffer.from(LeaveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaveResponse => LeaveResponse.decode(value),
+  },
 } as const;
 
 export interface AgentSessionServer extends UntypedServiceImplementation {
   connect: handleBidiStreamingCall<AgentMessage, ControllerMessage>;
+  /**
+   * The agent leaves the fleet (`ferry-agent reset`): the controller revokes
+   * it, so its certificate is refused from then on and an operator can
+   * `ferry agents rm` it. Identified, like Connect, by its certificate only.
+   */
+  leave: handleUnaryCall<LeaveRequest, LeaveResponse>;
 }
 
 export interface AgentSessionClient extends Client {
   connect(): ClientDuplexStream<AgentMessage, ControllerMessage>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControllerMessage>;
   connect(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControllerMessage>;
+  /**
+   * The agent leaves the fleet (`ferry-agent reset`): the controller revokes
+   * it, so its certificate is refused from then on and an operator can
+   * `ferry agents rm` it. Identified, like Connect, by its certificate only.
+   */
+  leave(
+    request: LeaveRequest,
+    callback: (error: ServiceError | null, response: LeaveResponse) => void,
+  ): ClientUnaryCall;
+  leave(
+    request: LeaveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaveResponse) => void,
+  ): ClientUnaryCall;
+  leave(
+    request: LeaveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaveResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentSessionClient = makeGenericClientConstructor(
