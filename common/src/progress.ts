@@ -1,4 +1,4 @@
-import { bytes, } from './table.js';
+import { bytes, fit } from './table.js';
 import { formatDuration } from './duration.js';
 
 /**
@@ -27,9 +27,7 @@ export class ProgressBar {
     if (this.tty) {
       if (!force && now - this.lastDraw < 100) return;
       this.lastDraw = now;
-      const width = 30;
-      const fill = Math.round((pct / 100) * width);
-      this.out.write(`\r${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(pct).padStart(3)}% ${text}\x1b[K`);
+      this.out.write(`\r${barLine(this.label, pct, text, this.out.columns || 80)}\x1b[K`);
     } else if (force || pct >= this.lastLinePct + 10 || now - this.lastLineAt > 5000) {
       this.lastLinePct = pct;
       this.lastLineAt = now;
@@ -40,7 +38,27 @@ export class ProgressBar {
   finish(done: number, note = ''): void {
     if (!this.enabled) return;
     this.update(done, true);
-    if (this.tty) this.out.write(note ? ` ${note}\n` : '\n');
+    // The note goes on a row of its own: appended to a full-width bar it would wrap.
+    if (this.tty) this.out.write(note ? `\n${fit(`  ${note}`, (this.out.columns || 80) - 1)}\n` : '\n');
     else if (note) this.out.write(`${this.label}: ${note}\n`);
   }
+}
+
+/**
+ * One progress row that fits `columns` (one column is left free, so the
+ * cursor never wraps): the bar shrinks from 30 cells (down to what is left),
+ * then the label is cut, then the rate and ETA; the percentage always shows.
+ */
+export function barLine(label: string, pct: number, text: string, columns: number): string {
+  const room = Math.max(20, columns - 1);
+  const pctText = ` ${String(pct).padStart(3)}%`;
+  const labelMin = Math.min(label.length, 6);
+  const maxCells = Math.max(1, room - pctText.length - 3 - labelMin);
+  const cells = Math.max(Math.min(10, maxCells), Math.min(30, maxCells, room - label.length - pctText.length - text.length - 4));
+  const fill = Math.round((pct / 100) * cells);
+  const bar = ` [${'#'.repeat(fill)}${'.'.repeat(cells - fill)}]`;
+  let avail = room - bar.length - pctText.length;
+  const head = fit(label, Math.min(label.length, Math.max(labelMin, avail - text.length - 1)));
+  avail -= head.length;
+  return `${head}${bar}${pctText}${avail > 4 ? fit(` ${text}`, avail) : ''}`;
 }

@@ -23,3 +23,13 @@ export function bytes(n: number): string {
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
   return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
 }
+
+/**
+ * One terminal row: `line` cut at the end to `width` columns with "…", so a
+ * redrawn frame never wraps. Commands the reader must type are put on rows
+ * of their own by callers, so cutting never hides one.
+ */
+export function fit(line: string, width: number): string {
+  const w = Math.max(2, Math.floor(width));
+  return line.length <= w ? line : `${line.slice(0, w - 1)}…`;
+}

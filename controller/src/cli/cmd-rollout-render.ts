@@ -24,7 +24,7 @@ const done = (counts: readonly HostCount[]) => count(counts, 'succeeded', 'faile
 export function stateText(i: RolloutInfo): string {
   const wave = i.currentWave >= 0 ? `, wave ${i.currentWave + 1}/${i.waveCount}` : '';
   if (i.paused) return `PAUSED${wave} — ${i.pauseReason}`;
-  if (i.state === 'awaiting-approval') return `waiting for approval of wave ${i.currentWave + 2}/${i.waveCount} (ferry rollout approve ${i.id})`;
+  if (i.state === 'awaiting-approval') return `waiting for approval of wave ${i.currentWave + 2}/${i.waveCount}`;
   if (i.state === 'waiting') return `waiting until ${new Date(i.gateUntilMs).toISOString()} for wave ${i.currentWave + 2}/${i.waveCount}`;
   if (i.state === 'aborting') return `aborting — ${i.pauseReason}`;
   return `${i.state}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : wave}`;
@@ -59,13 +59,28 @@ export function waveTimes(w: WaveInfo, next: WaveInfo | undefined, i: RolloutInf
   return waiting ? `${ran}, waiting ${formatDuration(now - w.finishedAtMs)} ${gate}` : ran;
 }
 
-/** The watch screen: header, one bar per wave, counts, failing hosts with their last lines, running hosts. */
-export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = true): string[] {
+/** What the operator types next, when the rollout waits for a person: its own row, so cutting a long line never hides it. */
+export function nextCommand(i: RolloutInfo): string | undefined {
+  if (i.state === 'awaiting-approval') return `ferry rollout approve ${i.id}`;
+  if (i.paused) return `ferry rollout resume ${i.id}   (or: ferry rollout abort ${i.id})`;
+  return undefined;
+}
+
+/**
+ * The watch screen: header, the command to type when a person must act,
+ * one bar per wave, counts, failing hosts with their last lines, running
+ * hosts. Bars narrow on terminals under 100 columns.
+ */
+export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = true, width = 120): string[] {
   const i = s.info!;
   const eta = s.etaMs >= 0 ? `ETA ${formatDuration(s.etaMs)}${s.etaNote ? ` (${s.etaNote})` : ''}` : `ETA ? (${s.etaNote})`;
-  const lines = [`rollout ${i.id} ${i.name} (plan ${i.plan}) — ${stateText(i)}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : ` · ${eta}`}`, `  ${i.strategy}`];
+  const lines = [`rollout ${i.id} ${i.name} (plan ${i.plan}) — ${stateText(i)}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : ` · ${eta}`}`];
+  const next = nextCommand(i);
+  if (next) lines.push(`  next: ${next}`);
+  lines.push(`  ${i.strategy}`);
+  const cells = width < 100 ? 12 : 30;
   for (const [k, w] of s.waves.entries()) {
-    lines.push(`wave ${String(w.index + 1).padEnd(2)} ${bar(done(w.counts), w.size)} ${`${done(w.counts)}/${w.size}`.padEnd(9)} ${w.state.padEnd(7)} ${countsText(w.counts)}${waveTimes(w, s.waves[k + 1], i, now)}`);
+    lines.push(`wave ${String(w.index + 1).padEnd(2)} ${bar(done(w.counts), w.size, cells)} ${`${done(w.counts)}/${w.size}`.padEnd(9)} ${w.state.padEnd(7)} ${countsText(w.counts)}${waveTimes(w, s.waves[k + 1], i, now)}`);
   }
   lines.push(`hosts: ${countsText(i.counts)}`);
   const failing = s.hosts.filter((h) => h.state === 'failed');

@@ -1,3 +1,4 @@
+import { fit } from '../../../common/src/table.js';
 import { ErrorCode, type FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { RolloutEvent, RolloutSnapshot, RolloutUpdate } from '../../../common/src/gen/ferry/v1/rollouts.js';
@@ -25,8 +26,9 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
   let drawn = 0;
   const draw = (s: RolloutSnapshot) => {
     // One terminal row per line, so the frame can be redrawn in place: cut at the width.
-    const width = Math.max(40, out.columns || 120);
-    const lines = renderFrame(s).map((l) => (l.length > width ? `${l.slice(0, width - 1)}…` : l));
+    // One column stays free so the cursor never wraps to a new row.
+    const width = Math.max(40, (out.columns || 120) - 1);
+    const lines = renderFrame(s, Date.now(), true, width).map((l) => fit(l, width));
     // Move to the start of the previous frame and clear below it, then draw.
     out.write(`${drawn ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
     drawn = lines.length;

@@ -7,7 +7,7 @@ import { Exit } from '../../../common/src/exit-codes.js';
 import type { RolloutInfo } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import { Admin, adminFlags } from './admin-client.js';
 import { Rollouts } from './cmd-rollout-client.js';
-import { countsText, listTable, showText, stateText } from './cmd-rollout-render.js';
+import { countsText, listTable, nextCommand, showText, stateText } from './cmd-rollout-render.js';
 import { watchRollout } from './cmd-rollout-watch.js';
 
 const FLAGS = {
@@ -58,7 +58,8 @@ export function specFromFlags(v: Values): string {
 }
 
 function infoLine(i: RolloutInfo): string {
-  return `rollout ${i.id} ${i.name}: ${stateText(i)} — ${countsText(i.counts)}\n`;
+  const next = nextCommand(i);
+  return `rollout ${i.id} ${i.name}: ${stateText(i)} — ${countsText(i.counts)}\n${next ? `  next: ${next}\n` : ''}`;
 }
 
 /** `ferry rollout create | ls | show | pause | resume | abort | approve | retry | logs | watch`. */

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { RolloutHost, RolloutSnapshot } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import { eventLine, hostDetail, renderFrame, stateText } from '../../../controller/src/cli/cmd-rollout-render.js';
+import { barLine } from '../../../common/src/progress.js';
+import { fit } from '../../../common/src/table.js';
 import { outcomeCode } from '../../../controller/src/cli/cmd-rollout-watch.js';
 import { specFromFlags } from '../../../controller/src/cli/cmd-rollout.js';
 import { parseRolloutSpec } from '../../../controller/src/rollouts/spec.js';
@@ -42,7 +44,7 @@ describe('rollout watch rendering', () => {
   });
   it('says why it is stopped', () => {
     assert.equal(stateText({ ...SNAP.info!, paused: true, pauseReason: 'error budget exceeded' }), 'PAUSED, wave 2/3 — error budget exceeded');
-    assert.match(stateText({ ...SNAP.info!, state: 'awaiting-approval' }), /waiting for approval of wave 3\/3 \(ferry rollout approve ro-1\)/);
+    assert.match(stateText({ ...SNAP.info!, state: 'awaiting-approval' }), /waiting for approval of wave 3\/3/);
     assert.equal(hostDetail(host({ state: 'pending', message: 'waiting: rollout ro-2 is running on this host' })), 'waiting: rollout ro-2 is running on this host');
   });
   it('prints events as plain lines', () => {
@@ -64,5 +66,23 @@ describe('rollout watch rendering', () => {
     assert.deepEqual(spec!.targets, { selector: 'role=edge', hosts: ['c1'], exclude: ['x'] });
     assert.deepEqual(spec!.params, { a: '1' });
     assert.equal(spec!.strategy.onFailure, 'abort');
+  });
+
+  it('at 80 columns: no row wraps, and the command a person must type has a row of its own', () => {
+    const waiting: RolloutSnapshot = { ...SNAP, info: { ...SNAP.info!, state: 'awaiting-approval', name: 'kubeedge-edge-upgrade-to-1-22-for-every-plant-in-the-northern-region' } };
+    const rows = renderFrame(waiting, 10_000, true, 79).map((l) => fit(l, 79));
+    for (const r of rows) assert.ok(r.length <= 79, `wraps at 80 columns: ${r}`);
+    assert.ok(rows.includes('  next: ferry rollout approve ro-1'), rows.join('\n'));
+    assert.match(rows.join('\n'), /wave 1  \[#{12}\] 1\/1/);
+    const paused: RolloutSnapshot = { ...SNAP, info: { ...SNAP.info!, paused: true, pauseReason: 'error budget exceeded: 3 failed of 12, more than the 2 allowed in wave 2' } };
+    assert.match(renderFrame(paused, 10_000, true, 79).join('\n'), /^  next: ferry rollout resume ro-1/m);
+  });
+
+  it('progress bars fit any terminal width and always show the percentage', () => {
+    for (const cols of [20, 40, 60, 80, 120, 200]) {
+      const line = barLine('push kubeedge-edge-offline-package-for-every-plant:1.22.0-rc1', 42, '512.0 MiB/1.0 GiB 98.2 MiB/s ETA 5.3s', cols);
+      assert.ok(line.length <= Math.max(20, cols - 1), `${cols} columns: ${line.length} > ${cols - 1}: ${line}`);
+      assert.match(line, / 42%/);
+    }
   });
 });
