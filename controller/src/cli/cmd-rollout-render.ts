@@ -71,10 +71,11 @@ export function nextCommand(i: RolloutInfo): string | undefined {
  * one bar per wave, counts, failing hosts with their last lines, running
  * hosts. Bars narrow on terminals under 100 columns.
  */
-export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = true, width = 120): string[] {
+export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = true, width = 120, height = Number.POSITIVE_INFINITY): string[] {
   const i = s.info!;
   const eta = s.etaMs >= 0 ? `ETA ${formatDuration(s.etaMs)}${s.etaNote ? ` (${s.etaNote})` : ''}` : `ETA ? (${s.etaNote})`;
-  const lines = [`rollout ${i.id} ${i.name} (plan ${i.plan}) — ${stateText(i)}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : ` · ${eta}`}`];
+  // The state has a row of its own: a long rollout name cut at the width must not hide it.
+  const lines = [`rollout ${i.id} ${i.name} (plan ${i.plan})`, `  ${stateText(i)}${['succeeded', 'failed', 'aborted'].includes(i.state) ? '' : ` · ${eta}`}`];
   const next = nextCommand(i);
   if (next) lines.push(`  next: ${next}`);
   lines.push(`  ${i.strategy}`);
@@ -84,19 +85,32 @@ export function renderFrame(s: RolloutSnapshot, now = Date.now(), listRunning = 
   }
   lines.push(`hosts: ${countsText(i.counts)}`);
   const failing = s.hosts.filter((h) => h.state === 'failed');
+  const running = listRunning ? s.hosts.filter((h) => h.state === 'running') : [];
+  // The host lists get the rows left on the screen: the header, the command
+  // to type, the waves and the counts must never scroll off the top.
+  const room = height - lines.length;
+  let lastLines = 3;
+  let listed = MAX_LISTED;
+  const section = (n: number, per: number) => (n === 0 ? 0 : 1 + Math.min(n, listed) * per + (n > listed ? 1 : 0));
+  const need = () => section(failing.length, 1 + lastLines) + section(running.length, 1);
+  while (need() > room && (lastLines > 0 || listed > 1)) {
+    if (lastLines > 0) lastLines = lastLines === 3 ? 1 : 0;
+    else listed--;
+  }
   if (failing.length) {
     lines.push(`failing (${failing.length}):`);
-    for (const h of failing.slice(0, MAX_LISTED)) {
+    for (const h of failing.slice(0, listed)) {
       lines.push(`  ${h.hostname}: ${hostDetail(h)}`);
-      for (const l of h.lastLines.slice(-3)) lines.push(`    | ${l}`);
+      for (const l of lastLines ? h.lastLines.slice(-lastLines) : []) lines.push(`    | ${l}`);
     }
-    if (failing.length > MAX_LISTED) lines.push(`  … and ${failing.length - MAX_LISTED} more (ferry rollout show ${i.id})`);
+    if (failing.length > listed) lines.push(`  … and ${failing.length - listed} more (ferry rollout show ${i.id})`);
   }
-  const running = s.hosts.filter((h) => h.state === 'running');
-  if (running.length && listRunning) {
+  if (running.length && need() <= room) {
     lines.push(`running (${running.length}):`);
-    for (const h of running.slice(0, MAX_LISTED)) lines.push(`  ${h.hostname}: ${hostDetail(h)}`);
-    if (running.length > MAX_LISTED) lines.push(`  … and ${running.length - MAX_LISTED} more`);
+    for (const h of running.slice(0, listed)) lines.push(`  ${h.hostname}: ${hostDetail(h)}`);
+    if (running.length > listed) lines.push(`  … and ${running.length - listed} more`);
+  } else if (running.length) {
+    lines.push(`running: ${running.length} (ferry rollout show ${i.id})`);
   }
   return lines;
 }

@@ -28,7 +28,8 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
     // One terminal row per line, so the frame can be redrawn in place: cut at the width.
     // One column stays free so the cursor never wraps to a new row.
     const width = Math.max(40, (out.columns || 120) - 1);
-    const lines = renderFrame(s, Date.now(), true, width).map((l) => fit(l, width));
+    // One row stays free for the cursor: a frame taller than the screen would scroll its header away.
+    const lines = renderFrame(s, Date.now(), true, width, Math.max(8, (out.rows || 48) - 1)).map((l) => fit(l, width));
     // Move to the start of the previous frame and clear below it, then draw.
     out.write(`${drawn ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
     drawn = lines.length;

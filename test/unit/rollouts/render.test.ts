@@ -34,7 +34,7 @@ const SNAP: RolloutSnapshot = {
 describe('rollout watch rendering', () => {
   it('draws waves with bars and counts, failing hosts with the failing step and last lines, running steps, ETA', () => {
     const text = renderFrame(SNAP, 10_000).join('\n');
-    assert.match(text, /^rollout ro-1 edge \(plan kubeedge-edge\) — running, wave 2\/3 · ETA 1m30s/);
+    assert.match(text, /^rollout ro-1 edge \(plan kubeedge-edge\)\n  running, wave 2\/3 · ETA 1m30s\n/);
     assert.match(text, /wave 1  \[#{30}\] 1\/1 +done +1 succeeded ran 2\.0s\n/);
     assert.match(text, /wave 2  \[#{18}\.{12}\] 3\/5 +running 2 running · 2 succeeded · 1 failed ran 7\.0s/);
     assert.match(text, /wave 3  \[\.{30}\] 0\/6 +pending 6 pending/);
@@ -76,6 +76,17 @@ describe('rollout watch rendering', () => {
     assert.match(rows.join('\n'), /wave 1  \[#{12}\] 1\/1/);
     const paused: RolloutSnapshot = { ...SNAP, info: { ...SNAP.info!, paused: true, pauseReason: 'error budget exceeded: 3 failed of 12, more than the 2 allowed in wave 2' } };
     assert.match(renderFrame(paused, 10_000, true, 79).join('\n'), /^  next: ferry rollout resume ro-1/m);
+  });
+
+  it('at 24 rows: the header, the command to type, waves and counts always show; host lists shrink to the room left', () => {
+    const many = Array.from({ length: 30 }, (_, k) => host({ hostname: `edge-${k}`, state: 'failed', stepIndex: 1, stepCount: 2, stepId: 'restart', message: 'exit 3', lastLines: ['one', 'two', 'three'] }));
+    const snap: RolloutSnapshot = { ...SNAP, info: { ...SNAP.info!, paused: true, pauseReason: 'error budget exceeded' }, hosts: [...many, host({ hostname: 'edge-r', state: 'running' })] };
+    const rows = renderFrame(snap, 10_000, true, 79, 23);
+    assert.ok(rows.length <= 23, `${rows.length} rows:\n${rows.join('\n')}`);
+    assert.match(rows[0]!, /^rollout ro-1 edge/);
+    assert.equal(rows[2], '  next: ferry rollout resume ro-1   (or: ferry rollout abort ro-1)');
+    assert.ok(rows.some((r) => /^wave 3 /.test(r)) && rows.some((r) => r.startsWith('hosts: ')));
+    assert.ok(rows.some((r) => /… and \d+ more \(ferry rollout show ro-1\)/.test(r)));
   });
 
   it('progress bars fit any terminal width and always show the percentage', () => {
