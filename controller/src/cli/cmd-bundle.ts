@@ -1,4 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { BundleState } from '../../../common/src/gen/ferry/v1/session.js';
@@ -28,7 +29,8 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
     switch (sub) {
       case 'ls': {
         const { bundles } = await admin.call(admin.client.listBundles, {});
-        process.stdout.write(values.json ? JSON.stringify(bundles) + '\n' : table([
+        if (values.json) writeRecords(bundles);
+        else process.stdout.write(table([
           ['NAME', 'VERSION', 'ARCH', 'FILES', 'IMAGES', 'SIZE', 'SIGNED BY', 'ID'],
           ...bundles.map((b) => [b.name, b.version, b.arch.join(','), String(b.files), String(b.images), bytes(b.sizeBytes), b.keyId, b.bundleId.slice(0, 12)]),
         ]));
