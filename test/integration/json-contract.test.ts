@@ -3,12 +3,21 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import { Exit } from '../../common/src/exit-codes.js';
+import { signPlan } from '../../common/src/plan/signed-plan.js';
+import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { repoRoot, run } from '../support/proc.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
+const PLAN = `name: hello
+steps:
+  - id: say
+    type: exec
+    args: { argv: [sh, -c, "echo planned-hello; echo to-stderr >&2"] }
+`;
 
 /** docs/json.md's field tables: record kind (the `## heading`) to its field names. */
 function documentedKinds(): Map<string, string[]> {
@@ -64,9 +73,20 @@ describe('the --json contract (docs/json.md) against real command output', funct
 
   before(async () => {
     c = await startController();
+    const key = generateSigningKey();
+    const admin = Admin.connect({ adminSocket: c.config.adminSocket });
+    try {
+      // Hosts trust the keys they are given at enrollment.
+      await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
+      await admin.call(admin.client.pushPlan, { signed: signPlan(PLAN, 'hello.yaml', key.privatePem) });
+    } finally {
+      admin.close();
+    }
     agents.push(await enrollAgent(c, 'edge-1', { labels: { role: 'edge' } }));
     agents.push(await enrollAgent(c, 'edge-2', { labels: { role: 'edge' } }));
-    await waitFor(() => agents.every((a) => a.loop.state === 'connected'), 10_000, 'connected');
+    // Enrolled, never connected: the offline records.
+    agents.push(await enrollAgent(c, 'spare-1', { labels: { role: 'spare' }, start: false }));
+    await waitFor(() => agents.slice(0, 2).every((a) => a.loop.state === 'connected'), 10_000, 'connected');
   });
   after(async () => cleanup(c, agents));
 
@@ -82,6 +102,15 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.deepEqual(exec.filter((r) => r['type'] === 'finished').map((r) => [r['result'], r['exitCode'], r['signal']]), [['failed', 3, null], ['failed', 3, null]]);
     assert.deepEqual(exec.filter((r) => r['type'] === 'line').map((r) => r['stream']).sort(), ['stderr', 'stderr', 'stdout', 'stdout']);
     assert.deepEqual(exec.at(-1), { type: 'summary', matched: 2, succeeded: 0, failed: 2, offline: 0 });
+
+    const plan = await ferry('run', 'hello', '--selector', 'role in (edge,spare)', '--json');
+    assert.equal(plan.code, Exit.Failure, `one host is offline: ${plan.stderr}`);
+    const ran = records(plan.stdout);
+    for (const type of ['started', 'line', 'step', 'result', 'offline', 'summary']) conforms(`run.${type}`, ran.filter((r) => r['type'] === type));
+    assert.deepEqual(ran.filter((r) => r['type'] !== 'summary').map((r) => r['hostname']).filter((h) => !h), [], 'every host record names its host');
+    assert.deepEqual(ran.filter((r) => r['type'] === 'offline').map((r) => r['hostname']), ['spare-1']);
+    assert.deepEqual(ran.filter((r) => r['type'] === 'result').map((r) => r['status']), ['succeeded', 'succeeded']);
+    assert.equal(ran.at(-1)!['type'], 'summary');
 
     conforms('job', await json('jobs', 'ls'));
     const created = await json('token', 'create', '--label', 'site=plant-7');
@@ -101,13 +130,13 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.notEqual(err.code, 0);
     conforms('error', records(err.stdout));
 
-    // Every documented kind was checked here, except the run.* records (not yet driven by this test).
-    assert.deepEqual([...docs.keys()].filter((k) => !checked.has(k) && !k.startsWith('run.')), []);
+    // Every documented kind was checked here.
+    assert.deepEqual([...docs.keys()].filter((k) => !checked.has(k)), []);
   });
 
   it('ends quietly when the reader closes the pipe (exec --json | head -1, agents ls | head -1)', async () => {
     // exec: the reader goes away after the first line while hosts still print.
-    const p = spawn(process.execPath, args('exec', '--all', '--json', '--', 'sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done'), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, args('exec', '--selector', 'role=edge', '--json', '--', 'sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done'), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     p.stdout.once('data', () => p.stdout.destroy());
