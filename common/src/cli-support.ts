@@ -59,17 +59,17 @@ export { Exit };
 let interrupted = false;
 
 /**
- * Makes Ctrl-C (SIGINT) cancel the remote work a command started, then exit
- * 130 (Exit.Interrupted) once the command has wound down: `cancel` should end
- * the command's stream (the controller then cancels the job on every host).
- * A second Ctrl-C exits at once. Returns the function that removes the handler
+ * Makes Ctrl-C (SIGINT) end a command's stream with `cancel`, then exit 130
+ * (Exit.Interrupted) once the command has wound down, without an error report.
+ * `notice` tells the operator what the cancel does to the remote work. A
+ * second Ctrl-C exits at once. Returns the function that removes the handler
  * (call it when the remote work is over).
  */
-export function onInterrupt(cancel: () => void): () => void {
+export function onInterrupt(cancel: () => void, notice: string | (() => string)): () => void {
   const handler = () => {
     if (interrupted) process.exit(Exit.Interrupted);
     interrupted = true;
-    process.stderr.write('interrupted: cancelling on every host (Ctrl-C again to quit at once)\n');
+    process.stderr.write(`interrupted: ${typeof notice === 'string' ? notice : notice()} (Ctrl-C again to quit at once)\n`);
     cancel();
   };
   process.on('SIGINT', handler);

@@ -18,6 +18,14 @@ steps:
     type: exec
     args: { argv: [sh, -c, "echo planned-hello; echo to-stderr >&2"] }
 `;
+/** A plan whose one step sleeps; the odd duration names its process on the host. */
+const SLOW_SECONDS = `30.${process.pid}`;
+const SLOW = `name: slow
+steps:
+  - id: nap
+    type: exec
+    args: { argv: [sleep, "${SLOW_SECONDS}"] }
+`;
 
 /** docs/json.md's field tables: record kind (the `## heading`) to its field names. */
 function documentedKinds(): Map<string, string[]> {
@@ -79,6 +87,7 @@ describe('the --json contract (docs/json.md) against real command output', funct
       // Hosts trust the keys they are given at enrollment.
       await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
       await admin.call(admin.client.pushPlan, { signed: signPlan(PLAN, 'hello.yaml', key.privatePem) });
+      await admin.call(admin.client.pushPlan, { signed: signPlan(SLOW, 'slow.yaml', key.privatePem) });
     } finally {
       admin.close();
     }
@@ -167,5 +176,22 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.equal(await exited, Exit.Interrupted, stderr);
     await waitFor(() => pgrep(`^sleep ${marker}`) === 0, 10_000, 'the remote sleep killed');
     assert.doesNotMatch(stderr, /^error:/m, 'an interrupt is not reported as an error');
+  });
+
+  it('Ctrl-C during run stops following it and exits 130, and says the plan goes on on the hosts', async () => {
+    const p = spawn(process.execPath, args('run', 'slow', '--selector', 'role=edge', '--json'), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    p.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => p.on('close', (c) => resolve(c)));
+    const naps = () => pgrep(`^sleep ${SLOW_SECONDS}`);
+    await waitFor(() => naps() === 2, 15_000, 'the step running on both hosts');
+    p.kill('SIGINT');
+    assert.equal(await exited, Exit.Interrupted, stderr);
+    // The controller cannot cancel a plan job yet (no cancel in RunPlan), so the CLI must not claim it did.
+    assert.match(stderr, /^interrupted: stopped following the run; it goes on on the hosts \(ferry jobs show j-\S+\)/m);
+    assert.doesNotMatch(stderr, /^error:/m, 'an interrupt is not reported as an error');
+    // Tidy up the naps this test started (by pid, only these).
+    for (const pid of execFileSync('pgrep', ['-f', `^sleep ${SLOW_SECONDS}`]).toString().trim().split('\n')) process.kill(Number(pid), 'SIGKILL');
   });
 });

@@ -57,7 +57,7 @@ export async function cmdExec(args: string[]): Promise<number> {
     concurrency, env: {}, cwd: '',
   });
   // Ctrl-C cancels the command on every host (the controller sends the cancels).
-  const offInterrupt = onInterrupt(() => stream.cancel());
+  const offInterrupt = onInterrupt(() => stream.cancel(), 'cancelling the command on every host');
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: ExecEvent) => {

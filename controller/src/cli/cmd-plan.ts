@@ -108,8 +108,11 @@ export async function cmdRun(args: string[]): Promise<number> {
   const offline: string[] = [];
   let summary: JobSummary | undefined;
   const stream = admin.client.runPlan({ plan: planName, params, ...targets, check: Boolean(values.check), concurrency: Number(values.concurrency ?? 0) });
-  // Ctrl-C cancels the run on every host (the controller sends the cancels), then exits 130.
-  const offInterrupt = onInterrupt(() => stream.cancel());
+  // Ctrl-C stops following the run and exits 130. The controller has no way
+  // yet to cancel a plan job (RunPlan ignores a cancelled call), so the hosts
+  // finish the run; say so rather than pretend.
+  let jobId = '';
+  const offInterrupt = onInterrupt(() => stream.cancel(), () => `stopped following the run; it goes on on the hosts${jobId ? ` (ferry jobs show ${jobId})` : ''}`);
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: JobEvent) => {
@@ -118,6 +121,7 @@ export async function cmdRun(args: string[]): Promise<number> {
         const e = ev.event;
         if (!e) return;
         const h = ev.hostname;
+        if (e.$case === 'started') jobId = e.value;
         if (e.$case === 'summary') summary = e.value;
         else if (e.$case === 'offline') offline.push(h);
         else if (e.$case === 'result') results.set(ev.agentId, { ...e.value, hostname: h });
