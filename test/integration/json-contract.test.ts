@@ -7,6 +7,8 @@ import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import { Exit } from '../../common/src/exit-codes.js';
 import { signPlan } from '../../common/src/plan/signed-plan.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
+import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
+import { memBundle } from '../support/bundles.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { repoRoot, run } from '../support/proc.js';
@@ -88,6 +90,8 @@ describe('the --json contract (docs/json.md) against real command output', funct
       await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
       await admin.call(admin.client.pushPlan, { signed: signPlan(PLAN, 'hello.yaml', key.privatePem) });
       await admin.call(admin.client.pushPlan, { signed: signPlan(SLOW, 'slow.yaml', key.privatePem) });
+      const b = memBundle('edge', '1.0.0', { 'bin/tool': Buffer.from('#!/bin/sh\n') }, key.privatePem);
+      await pushBundle(admin, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
     } finally {
       admin.close();
     }
@@ -120,6 +124,13 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.deepEqual(ran.filter((r) => r['type'] === 'offline').map((r) => r['hostname']), ['spare-1']);
     assert.deepEqual(ran.filter((r) => r['type'] === 'result').map((r) => r['status']), ['succeeded', 'succeeded']);
     assert.equal(ran.at(-1)!['type'], 'summary');
+
+    const fetched = await ferry('bundle', 'prefetch', 'edge:1.0.0', '--selector', 'role in (edge,spare)', '--json');
+    assert.equal(fetched.code, Exit.Failure, `one host is offline: ${fetched.stderr}`);
+    const pre = records(fetched.stdout);
+    conforms('prefetch.progress', pre.filter((r) => r['type'] === 'progress'));
+    conforms('prefetch.summary', pre.filter((r) => r['type'] === 'summary'));
+    assert.deepEqual({ ...pre.at(-1), bytesFetched: 0 }, { type: 'summary', matched: 3, ready: 2, failed: 0, offline: 1, bytesFetched: 0 });
 
     conforms('job', await json('jobs', 'ls'));
     const created = await json('token', 'create', '--label', 'site=plant-7');
