@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
@@ -10,6 +10,8 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import { memBundle } from '../support/bundles.js';
 import type { Controller } from '../../controller/src/controller.js';
+import { jsonLines } from '../support/json-lines.js';
+import { pgrep, pgrepPids } from '../support/pgrep.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { repoRoot, run } from '../support/proc.js';
 
@@ -42,17 +44,8 @@ function documentedKinds(): Map<string, string[]> {
   return kinds;
 }
 
-function records(stdout: string): Array<Record<string, unknown>> {
-  return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+const records = (stdout: string) => jsonLines(stdout);
 
-function pgrep(pattern: string): number {
-  try {
-    return execFileSync('pgrep', ['-f', pattern]).toString().trim().split('\n').filter(Boolean).length;
-  } catch {
-    return 0;
-  }
-}
 
 describe('the --json contract (docs/json.md) against real command output', function () {
   this.timeout(90_000);
@@ -203,6 +196,6 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.match(stderr, /^interrupted: stopped following the run; it goes on on the hosts \(ferry jobs show j-\S+\)/m);
     assert.doesNotMatch(stderr, /^error:/m, 'an interrupt is not reported as an error');
     // Tidy up the naps this test started (by pid, only these).
-    for (const pid of execFileSync('pgrep', ['-f', `^sleep ${SLOW_SECONDS}`]).toString().trim().split('\n')) process.kill(Number(pid), 'SIGKILL');
+    for (const pid of pgrepPids(`^sleep ${SLOW_SECONDS}`)) process.kill(pid, 'SIGKILL');
   });
 });
