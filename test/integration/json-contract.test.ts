@@ -12,10 +12,11 @@ import { memBundle } from '../support/bundles.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { jsonLines } from '../support/json-lines.js';
 import { pgrep, pgrepPids } from '../support/pgrep.js';
-import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { cleanup, enrollAgent, joinString, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { repoRoot, run } from '../support/proc.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
+const agentBin = join(repoRoot(), 'bin', 'ferry-agent.js');
 const PLAN = `name: hello
 steps:
   - id: say
@@ -138,6 +139,19 @@ describe('the --json contract (docs/json.md) against real command output', funct
     conforms('operator', cert.map(({ dir, ...rest }) => { assert.equal(dir, certDir); return rest; }));
     conforms('operator', await json('operator', 'ls'));
     conforms('audit', await json('audit', 'ls'));
+
+    // ferry-agent status: the same fields before and after joining.
+    const agent = (...a: string[]) => run([process.execPath, agentBin, ...a]);
+    const stateDir = tempDir('ferry-json-agent-');
+    const before = await agent('status', '--state', stateDir, '--json');
+    assert.equal(before.code, Exit.NotEnrolled, before.stderr);
+    const joined = await agent('join', await joinString(c), '--state', stateDir, '--hostname', 'field-1');
+    assert.equal(joined.code, Exit.Ok, joined.stderr);
+    const after = await agent('status', '--state', stateDir, '--json');
+    assert.equal(after.code, Exit.Failure, `enrolled, not running: ${after.stderr}`);
+    conforms('agent-status', [...records(before.stdout), ...records(after.stdout)]);
+    assert.deepEqual([records(before.stdout)[0]!['state'], records(after.stdout)[0]!['state']], ['not-enrolled', 'not-running']);
+    assert.equal(typeof records(after.stdout)[0]!['certNotAfterMs'], 'number');
 
     const err = await ferry('agents', 'show', 'no-such-host', '--json');
     assert.notEqual(err.code, 0);

@@ -126,7 +126,7 @@ describe('one process per directory (real ferry and ferry-agent processes)', fun
 
       let status = await agent('status', '--json');
       await waitFor(async () => (status = await agent('status', '--json')).code === 0, 10_000, 'status: connected');
-      assert.equal((JSON.parse(status.stdout) as { status: { pid: number } }).status.pid, first.proc.pid);
+      assert.equal((JSON.parse(status.stdout) as { pid: number }).pid, first.proc.pid);
 
       first.proc.kill('SIGKILL');
       await first.exited;
