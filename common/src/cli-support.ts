@@ -32,9 +32,17 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(ar
  */
 export async function runCli(main: () => Promise<number>, json = process.argv.includes('--json')): Promise<void> {
   quietKnownWarnings();
+  endQuietlyOnClosedPipe();
   try {
-    process.exitCode = await main();
+    const code = await main();
+    // A command that finished after the cancel still exits 130: the operator stopped it.
+    process.exitCode = interrupted ? Exit.Interrupted : code;
   } catch (err) {
+    if (interrupted) {
+      // The command's own cancel ended the stream; that is not an error to report.
+      process.exitCode = Exit.Interrupted;
+      return;
+    }
     const fe = asFerryError(err);
     if (json) {
       process.stdout.write(JSON.stringify({ error: { code: fe.code, message: fe.message, hint: fe.hint ?? null } }) + '\n');
@@ -47,6 +55,41 @@ export async function runCli(main: () => Promise<number>, json = process.argv.in
 }
 
 export { Exit };
+
+let interrupted = false;
+
+/**
+ * Makes Ctrl-C (SIGINT) end a command's stream with `cancel`, then exit 130
+ * (Exit.Interrupted) once the command has wound down, without an error report.
+ * `notice` tells the operator what the cancel does to the remote work. A
+ * second Ctrl-C exits at once. Returns the function that removes the handler
+ * (call it when the remote work is over).
+ */
+export function onInterrupt(cancel: () => void, notice: string | (() => string)): () => void {
+  const handler = () => {
+    if (interrupted) process.exit(Exit.Interrupted);
+    interrupted = true;
+    process.stderr.write(`interrupted: ${typeof notice === 'string' ? notice : notice()} (Ctrl-C again to quit at once)\n`);
+    cancel();
+  };
+  process.on('SIGINT', handler);
+  return () => process.off('SIGINT', handler);
+}
+
+/**
+ * `ferry exec --json ... | head -1`: when the reader closes the pipe, the
+ * next write fails with EPIPE. That is the reader saying "enough", as SIGPIPE
+ * says it to C programs, so the CLI ends quietly with the code it has so far
+ * instead of a stack trace; closing the connections ends any remote stream.
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : Exit.Ok);
+      throw err;
+    });
+  }
+}
 
 /**
  * grpc-js sets the TLS server name even when dialling an IP address, which

@@ -5,6 +5,7 @@
  * losing output, and stops cleanly under systemd. Skips when not root.
  */
 import assert from 'node:assert/strict';
+import { jsonLines } from '../support/json-lines.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,7 +64,7 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
     }
     await waitFor(async () => {
       const ls = await ferry('agents', 'ls', '--json');
-      const agents = JSON.parse(ls.stdout || '[]') as Array<{ hostname: string; connected: boolean }>;
+      const agents = jsonLines<{ hostname: string; connected: boolean }>(ls.stdout);
       return agents.filter((a) => a.connected).map((a) => a.hostname).sort().join(',') === cluster!.hosts.map((h) => h.name).sort().join(',');
     }, 30_000, 'both hosts connected');
     const st = await cluster!.hosts[0]!.exec(['/usr/local/bin/ferry-agent', 'status']);
@@ -75,7 +76,7 @@ describe('e2e: agent binary as a systemd service on simulated hosts', function (
     const r = await ferry('exec', '--selector', 'role=edge', '--', 'sh', '-c', 'echo "$(hostname) $(systemctl is-active ferry-agent)"');
     assert.equal(r.code, 0, r.stderr);
     for (const h of cluster!.hosts) assert.match(r.stdout, new RegExp(`^${h.name} \\| ${h.name} active$`, 'm'));
-    const ls = JSON.parse((await ferry('agents', 'ls', '--json')).stdout) as Array<{ facts: { tools: Array<{ name: string; present: boolean }>; interfaces: Array<{ addresses: string[] }> } }>;
+    const ls = jsonLines<{ facts: { tools: Array<{ name: string; present: boolean }>; interfaces: Array<{ addresses: string[] }> } }>((await ferry('agents', 'ls', '--json')).stdout);
     for (const a of ls) {
       assert.ok(a.facts.tools.some((t) => t.name === 'systemd' && t.present));
       assert.ok(a.facts.interfaces.some((i) => i.addresses.some((x) => x.startsWith('10.77.0.'))));

@@ -6,6 +6,7 @@
  * own verification commands pass; a second run changes nothing.
  */
 import assert from 'node:assert/strict';
+import { jsonLines } from '../support/json-lines.js';
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FABRIC_IP, writeDockerArchive, writeOciArchive, type Cluster } from './harness/index.js';
@@ -48,7 +49,7 @@ describe('e2e: kubeedge-edge reference plan on simulated hosts', function () {
   it('prefetches the bundle onto every edge host', async () => {
     const r = await ok('bundle', 'prefetch', 'kubeedge-edge:1.22.0', '--selector', 'role=edge');
     assert.equal((r.stdout.match(/\bready\b/g) ?? []).length, 2, r.stdout);
-    const ls = JSON.parse((await ok('agents', 'ls', '--json')).stdout) as Array<{ bundles: string[] }>;
+    const ls = jsonLines<{ bundles: string[] }>((await ok('agents', 'ls', '--json')).stdout);
     assert.ok(ls.every((a) => a.bundles.includes('kubeedge-edge:1.22.0')));
   });
 

@@ -7,6 +7,7 @@ import { Exit } from '../../common/src/exit-codes.js';
 import { renderAgents } from '../../controller/src/cli/agents-view.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, joinString, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { jsonLines } from '../support/json-lines.js';
 import { repoRoot, run } from '../support/proc.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
@@ -56,7 +57,7 @@ describe('fleet views: agents ls, show, rm', function () {
   async function ferryJson(...args: string[]): Promise<unknown> {
     const r = await ferry(...args);
     assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout);
+    return jsonLines(r.stdout);
   }
 
   it('filters by state, sorts, and prints ids only with -o name', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, waitFor } from '../support/fixtures.js';
+import { jsonLines } from '../support/json-lines.js';
 import { daemon, repoRoot, run, type Daemon } from '../support/proc.js';
 
 const root = repoRoot();
@@ -51,9 +52,9 @@ describe('ferry and ferry-agent command lines', function () {
     await waitFor(async () => {
       const ls = await ferry('agents', 'ls', '--json');
       if (ls.code !== 0) throw new Error(`agents ls failed: ${ls.stderr}${ls.stdout}`);
-      return (JSON.parse(ls.stdout) as Array<{ connected: boolean }>).filter((a) => a.connected).length === 2;
+      return jsonLines<{ connected: boolean }>(ls.stdout).filter((a) => a.connected).length === 2;
     }, 20_000, 'two connected agents');
-    const names = (JSON.parse((await ferry('agents', 'ls', '--json')).stdout) as Array<{ hostname: string }>).map((a) => a.hostname);
+    const names = jsonLines<{ hostname: string }>((await ferry('agents', 'ls', '--json')).stdout).map((a) => a.hostname);
     assert.ok(names.includes('edge-one'), `join --hostname names the host in the fleet: ${names.join(', ')}`);
     const third = await run([process.execPath, agentBin, 'join', joinStr, '--state', join(dir, 'agent-3')]);
     assert.equal(third.code, 6, 'token refused');
@@ -65,7 +66,7 @@ describe('ferry and ferry-agent command lines', function () {
     assert.equal(ls.code, 0);
     assert.match(ls.stdout, /^HOSTNAME\s+ID\s+STATE/m);
     assert.equal((ls.stdout.match(/online/g) ?? []).length, 2);
-    const tokens = JSON.parse((await ferry('token', 'ls', '--json')).stdout) as Array<{ state: string; uses: number }>;
+    const tokens = jsonLines<{ state: string; uses: number }>((await ferry('token', 'ls', '--json')).stdout);
     assert.equal(tokens[0]!.state, 'used up');
   });
 
@@ -78,8 +79,8 @@ describe('ferry and ferry-agent command lines', function () {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /failed\s+3/);
     const json = await ferry('exec', '--all', '--json', '--', 'true');
-    const events = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { $case: string });
-    assert.deepEqual([...new Set(events.map((e) => e.$case))].sort(), ['finished', 'started', 'summary']);
+    const events = jsonLines<{ type: string }>(json.stdout);
+    assert.deepEqual([...new Set(events.map((e) => e.type))].sort(), ['finished', 'started', 'summary']);
     const none = await ferry('exec', '--selector', 'role=nobody', '--', 'true');
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no enrolled agent matches selector "role=nobody"/);
@@ -104,7 +105,7 @@ describe('ferry and ferry-agent command lines', function () {
   });
 
   it('revoking an agent ends its session and its run exits with code 4', async () => {
-    const ls = JSON.parse((await ferry('agents', 'ls', '--json')).stdout) as Array<{ id: string }>;
+    const ls = jsonLines<{ id: string }>((await ferry('agents', 'ls', '--json')).stdout);
     const r = await ferry('agents', 'revoke', ls[0]!.id);
     assert.equal(r.code, 0, r.stderr);
     const codes = await Promise.race([Promise.any(agents.map((a) => a.exited)), new Promise((res) => setTimeout(() => res('still running'), 15_000))]);

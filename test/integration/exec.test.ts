@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import type { ExecEvent, ExecHostFinished, ExecLine, ExecRequest, ExecSummary } from '../../common/src/gen/ferry/v1/admin.js';
 import type { Controller } from '../../controller/src/controller.js';
+import { pgrep } from '../support/pgrep.js';
 import { cleanup, enrollAgent, startController, waitFor, type TestAgent } from '../support/fixtures.js';
 
 interface Run {
@@ -30,13 +30,6 @@ async function runExec(c: Controller, r: ExecRequest, onEvent?: (ev: ExecEvent) 
   return { lines, finished, summary };
 }
 
-function pgrep(pattern: string): number {
-  try {
-    return execFileSync('pgrep', ['-f', pattern]).toString().trim().split('\n').filter(Boolean).length;
-  } catch {
-    return 0;
-  }
-}
 
 describe('exec across agents', function () {
   this.timeout(60_000);

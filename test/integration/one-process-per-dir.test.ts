@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DirLock } from '../../common/src/dir-lock.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, joinString, startController, tempDir, waitFor } from '../support/fixtures.js';
+import { jsonLines } from '../support/json-lines.js';
 import { daemon, repoRoot, run, type Daemon } from '../support/proc.js';
 
 const root = repoRoot();
@@ -73,7 +74,7 @@ describe('one process per directory (real ferry and ferry-agent processes)', fun
       // The first is untouched: its socket, its store.
       const ls = await ferry('token', 'ls', '--json');
       assert.equal(ls.code, 0, ls.stderr);
-      assert.equal((JSON.parse(ls.stdout) as unknown[]).length, 1);
+      assert.equal(jsonLines(ls.stdout).length, 1);
       assert.equal((await ferry('token', 'create', '--ttl', '10m')).code, 0);
 
       first.proc.kill('SIGKILL');
@@ -82,7 +83,7 @@ describe('one process per directory (real ferry and ferry-agent processes)', fun
       await waitFor(() => /CA pin:\s+sha256:/.test(third.out()), 20_000, 'a new controller after kill -9');
       const after = await ferry('token', 'ls', '--json');
       assert.equal(after.code, 0, after.stderr);
-      assert.equal((JSON.parse(after.stdout) as unknown[]).length, 2, 'same store');
+      assert.equal(jsonLines(after.stdout).length, 2, 'same store');
       assert.equal(DirLock.holder(data)?.pid, third.proc.pid);
       third.proc.kill('SIGTERM');
       assert.equal(await third.exited, 0);
@@ -125,7 +126,7 @@ describe('one process per directory (real ferry and ferry-agent processes)', fun
 
       let status = await agent('status', '--json');
       await waitFor(async () => (status = await agent('status', '--json')).code === 0, 10_000, 'status: connected');
-      assert.equal((JSON.parse(status.stdout) as { status: { pid: number } }).status.pid, first.proc.pid);
+      assert.equal((JSON.parse(status.stdout) as { pid: number }).pid, first.proc.pid);
 
       first.proc.kill('SIGKILL');
       await first.exited;

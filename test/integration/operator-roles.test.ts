@@ -6,6 +6,7 @@ import type { Controller } from '../../controller/src/controller.js';
 import { exportPrivateKeyPem, generateKeyPair } from '../../common/src/pki.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../common/src/secure-fs.js';
 import { cleanup, enrollAgent, startController, tempDir, type TestAgent } from '../support/fixtures.js';
+import { jsonLines } from '../support/json-lines.js';
 import { repoRoot, run, type Result } from '../support/proc.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
@@ -54,7 +55,7 @@ describe('operator roles, revocation and the audit log (real controller, TLS por
   it('lets a viewer list agents but not create a token, revoke an agent or pause a rollout', async () => {
     const ls = await as('vera', 'agents', 'ls', '--json');
     assert.equal(ls.code, 0, ls.stderr);
-    assert.equal((JSON.parse(ls.stdout) as unknown[]).length, 2);
+    assert.equal(jsonLines(ls.stdout).length, 2);
     const token = refusedJson(await as('vera', 'token', 'create', '--json'));
     assert.equal(token.code, 'PERMISSION_DENIED');
     assert.match(token.message, /\/ferry\.v1\.Admin\/CreateToken needs the admin role; operator:vera has the viewer role/);
@@ -113,12 +114,12 @@ describe('operator roles, revocation and the audit log (real controller, TLS por
     assert.equal((await as('rita', 'agents', 'ls', '--json')).code, 0);
     const ls = await local('operator', 'ls', '--json');
     assert.equal(ls.code, 0, ls.stderr);
-    const ops = JSON.parse(ls.stdout) as Array<{ name: string; role: string; serial: string; state: string; issuedAt: string; expiresAt: string; revokedAt: string | null }>;
+    const ops = jsonLines<{ name: string; role: string; serial: string; state: string; issuedAtMs: number; expiresAtMs: number; revokedAtMs: number | null }>(ls.stdout);
     const by = (n: string) => ops.find((o) => o.name === n)!;
     assert.deepEqual([by('vera').role, by('root').role, by('rita').role], ['viewer', 'admin', 'viewer']);
     for (const n of ['rita', 'rick', 'root']) {
       const o = by(n);
-      assert.ok(o.state === 'active' && o.revokedAt === null && /^[0-9a-f]+$/.test(o.serial) && Date.parse(o.expiresAt) > Date.parse(o.issuedAt), JSON.stringify(o));
+      assert.ok(o.state === 'active' && o.revokedAtMs === null && /^[0-9a-f]+$/.test(o.serial) && o.expiresAtMs > o.issuedAtMs, JSON.stringify(o));
     }
     const table = await local('operator', 'ls');
     assert.match(table.stdout, /^NAME\s+ROLE\s+STATE\s+SERIAL\s+ISSUED\s+EXPIRES\s+REVOKED$/m);
@@ -137,7 +138,7 @@ describe('operator roles, revocation and the audit log (real controller, TLS por
     assert.equal(refusedJson(await as('rick', 'agents', 'ls', '--json')).code, 'UNAUTHENTICATED');
     assert.equal((await as('root', 'agents', 'ls', '--json')).code, 0, 'other certificates are untouched');
     assert.match((await local('operator', 'revoke', 'rita')).stdout, /nothing to revoke/);
-    const now = JSON.parse((await local('operator', 'ls', '--json')).stdout) as typeof ops;
+    const now = jsonLines<(typeof ops)[number]>((await local('operator', 'ls', '--json')).stdout);
     assert.deepEqual(['rita', 'rick', 'root'].map((n) => now.find((o) => o.name === n)!.state), ['revoked', 'revoked', 'active']);
     const audit = await c.ctx.audit.list(20);
     assert.ok(audit.some((e) => e.actor === 'operator:root' && e.action === 'operator.revoke' && e.subject === by('rick').serial));
@@ -150,14 +151,14 @@ describe('operator roles, revocation and the audit log (real controller, TLS por
     assert.notEqual((await as('vera', 'token', 'revoke', token.id, '--json')).code, 0);
     const r = await as('vera', 'audit', 'ls', '--json', '--limit', '50');
     assert.equal(r.code, 0, `a viewer may read the audit log: ${r.stderr}`);
-    const entries = JSON.parse(r.stdout) as Array<{ at: string; actor: string; action: string; subject: string; detail: Record<string, unknown> }>;
+    const entries = jsonLines<{ atMs: number; actor: string; action: string; subject: string; detail: Record<string, unknown> }>(r.stdout);
     const find = (actor: string, action: string, subject: string) => entries.find((e) => e.actor === actor && e.action === action && e.subject === subject);
     assert.deepEqual(find('local', 'operator.cert', 'auditee')?.detail['role'], 'admin', r.stdout);
     assert.ok(find('operator:auditee', 'token.create', token.id), r.stdout);
     assert.ok(find('operator:auditee', 'token.revoke', token.id), r.stdout);
     assert.ok(!entries.some((e) => e.actor === 'operator:vera'), 'a refused call changed nothing and is not recorded as a change');
-    assert.ok(entries.every((e, i) => i === 0 || e.at <= entries[i - 1]!.at), 'newest first');
-    assert.equal((JSON.parse((await local('audit', 'ls', '--json', '--limit', '2')).stdout) as unknown[]).length, 2);
+    assert.ok(entries.every((e, i) => i === 0 || e.atMs <= entries[i - 1]!.atMs), 'newest first');
+    assert.equal(jsonLines((await local('audit', 'ls', '--json', '--limit', '2')).stdout).length, 2);
     const table = await local('audit', 'ls');
     assert.match(table.stdout, /^TIME\s+ACTOR\s+ACTION\s+SUBJECT\s+DETAIL$/m);
     assert.match(table.stdout, /operator:auditee\s+token\.revoke/);

@@ -10,6 +10,7 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle } from '../support/bundles.js';
+import { jsonLines } from '../support/json-lines.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { repoRoot, run, type Result } from '../support/proc.js';
 
@@ -123,7 +124,7 @@ describe('explicit targeting: --selector, --host, --all, --list-hosts', function
     // Named hosts come first, in the order written, then selector matches; by hostname or id.
     const json = await ferry('run', 'mark', '--host', 'edge-2', '--host', idOf('edge-3'), '--selector', 'role notin (edge)', '--dry-run', '--json');
     assert.equal(json.code, 0, json.stderr);
-    assert.deepEqual(JSON.parse(json.stdout), [
+    assert.deepEqual(jsonLines(json.stdout), [
       { id: idOf('edge-2'), hostname: 'edge-2', connected: true },
       { id: idOf('edge-3'), hostname: 'edge-3', connected: false },
       { id: idOf('cloud-1'), hostname: 'cloud-1', connected: true },
@@ -133,7 +134,7 @@ describe('explicit targeting: --selector, --host, --all, --list-hosts', function
     const all = await ferry('bundle', 'prefetch', 'edge:1.0.0', '--all', '--list-hosts', '--json');
     const byArch = await ferry('bundle', 'prefetch', 'edge:1.0.0', '--selector', 'ferry/arch=amd64', '--list-hosts', '--json');
     assert.equal(all.code, 0, all.stderr);
-    const names = (r: Result) => (JSON.parse(r.stdout) as Array<{ hostname: string }>).map((a) => a.hostname);
+    const names = (r: Result) => jsonLines<{ hostname: string }>(r.stdout).map((a) => a.hostname);
     assert.deepEqual(names(all), ['cloud-1', 'edge-1', 'edge-2', 'edge-3']);
     assert.deepEqual(names(byArch), names(all));
 

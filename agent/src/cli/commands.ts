@@ -6,7 +6,7 @@ import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { createLogger } from '../../../common/src/log.js';
 import { loadAgentConfig, type AgentConfig, type AgentRawConfig } from '../config.js';
 import { join } from '../enroll/join.js';
-import { describeLease } from '../enroll/reauth.js';
+import { certLease, describeLease } from '../enroll/reauth.js';
 import { collectFacts } from '../facts.js';
 import { SessionLoop } from '../session/session-loop.js';
 import { AgentState, type RunStatus } from '../state/agent-state.js';
@@ -135,7 +135,7 @@ export async function cmdStatus(args: string[]): Promise<number> {
   const json = Boolean(values.json);
   const state = new AgentState(settings(values).stateDir);
   if (!state.isEnrolled()) {
-    out(json, { enrolled: false, stateDir: state.dir },
+    out(json, statusRecord({ stateDir: state.dir, agentState: 'not-enrolled' }),
       `not enrolled (no identity in ${state.dir})\nnext: ferry-agent join <join-string from your fleet operator>\n`);
     return Exit.NotEnrolled;
   }
@@ -168,8 +168,11 @@ export async function cmdStatus(args: string[]): Promise<number> {
   ];
   if (st && !connected && st.lastError) lines.push(`last error: ${st.lastError}`);
   if (refused) lines.push(`error:      ${refused.lastError}`);
-  out(json, { enrolled: true, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels, certificate: lease, running, connected,
-    revoked: refused?.state === 'revoked', status: st ?? refused ?? null },
+  const agentState = refused ? refused.state : !running ? 'not-running' : st ? st.state : 'starting';
+  out(json, statusRecord({ stateDir: state.dir, agentState, agentId: identity.agentId, controllers: identity.addresses, labels: identity.labels,
+    enrolledAtMs: identity.enrolledAtMs, certNotAfterMs: certLease(certPem).notAfterMs, certExpired: lease.expired, running, connected,
+    pid: running ? (st?.pid ?? holder.pid) : null, controller: st?.controller || null, sinceMs: (st ?? refused)?.sinceMs ?? null,
+    lastError: (st ?? refused)?.lastError || null }),
     lines.join('\n') + '\n');
   if (connected) return Exit.Ok;
   if (refused) return refused.state === 'revoked' ? Exit.Revoked : Exit.NotEnrolled;
@@ -178,4 +181,19 @@ export async function cmdStatus(args: string[]): Promise<number> {
 
 function withHostname(facts: HostFacts, hostname: string | undefined): HostFacts {
   return hostname ? { ...facts, hostname } : facts;
+}
+
+/**
+ * `ferry-agent status --json` (docs/json.md, "agent-status"): the same fields
+ * whether or not the host is enrolled or the agent runs, null where there is
+ * nothing to say; `state` is one word (not-enrolled, not-running, starting,
+ * connecting, connected, revoked, ...), times in epoch ms.
+ */
+function statusRecord(r: { stateDir: string; agentState: string; agentId?: string; controllers?: string[]; labels?: Record<string, string>;
+  enrolledAtMs?: number; certNotAfterMs?: number; certExpired?: boolean; running?: boolean; connected?: boolean; pid?: number | null;
+  controller?: string | null; sinceMs?: number | null; lastError?: string | null }) {
+  return { enrolled: r.agentState !== 'not-enrolled', state: r.agentState, agentId: r.agentId ?? null, controllers: r.controllers ?? [], labels: r.labels ?? {},
+    enrolledAtMs: r.enrolledAtMs ?? null, certNotAfterMs: r.certNotAfterMs ?? null, certExpired: r.certExpired ?? null,
+    running: r.running ?? false, connected: r.connected ?? false, revoked: r.agentState === 'revoked', pid: r.pid ?? null,
+    controller: r.controller ?? null, sinceMs: r.sinceMs ?? null, lastError: r.lastError ?? null, stateDir: r.stateDir };
 }

@@ -32,7 +32,7 @@ export const AGENT_CLI: CliSpec = withBuiltins({
       examples: ['ferry-agent run --bandwidth 2M'] },
     { name: 'status', summary: 'is this host enrolled, is the agent running and connected, and to what', shared: true,
       description: 'Exit 0 when enrolled and connected, 1 when the agent is not running, 3 when not enrolled (or the controller no longer knows it), 4 when revoked, 5 when running but not connected. Also says when the certificate expires and what happens next.',
-      flags: { json: { type: 'boolean', help: 'print JSON instead of text' } }, examples: ['ferry-agent status'] },
+      flags: { json: { type: 'boolean', help: 'print one JSON record (docs/json.md, "agent-status")' } }, examples: ['ferry-agent status'] },
     { name: 'install-service', summary: 'write a systemd unit for `ferry-agent run`, enable and start it', shared: true,
       flags: {
         'unit-dir': { type: 'string', value: 'DIR', help: 'where to write the unit (default /etc/systemd/system)' },

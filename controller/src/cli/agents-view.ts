@@ -13,9 +13,14 @@ export function agentState(a: AgentInfo): AgentState {
   return a.revokedAtMs ? 'revoked' : a.connected ? 'online' : 'offline';
 }
 
-/** The stable JSON record of an agent (labels as a map, no generator internals). */
+/**
+ * The stable JSON record of an agent (docs/json.md, "agent"): labels as a map,
+ * state as a word, times in epoch ms (revokedAtMs null while not revoked).
+ */
 export function agentJson(a: AgentInfo) {
-  return { ...a, labels: listToLabels(a.labels), state: agentState(a) };
+  return { id: a.id, hostname: a.hostname, state: agentState(a), connected: a.connected, labels: listToLabels(a.labels),
+    agentVersion: a.agentVersion, lastSeenMs: a.lastSeenMs, enrolledAtMs: a.enrolledAtMs, revokedAtMs: a.revokedAtMs || null,
+    certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null };
 }
 
 function userLabels(a: AgentInfo): string {

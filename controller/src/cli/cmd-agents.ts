@@ -1,4 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { labelsToList, parseLabel } from '../../../common/src/labels.js';
@@ -22,7 +23,7 @@ export async function cmdAgents(args: string[]): Promise<number> {
         });
         const agents = sortAgents(o.state ? listed.filter((a) => agentState(a) === o.state) : listed, o.sort);
         if (values.json || o.output === 'json') {
-          process.stdout.write(JSON.stringify(agents.map(agentJson)) + '\n');
+          writeRecords(agents.map(agentJson));
         } else if (o.output === 'name') {
           process.stdout.write(agents.map((a) => `${a.id}\n`).join(''));
         } else {
@@ -60,7 +61,8 @@ export async function cmdAgents(args: string[]): Promise<number> {
         const { agents } = await admin.call(admin.client.labelAgents, {
           ids, selector: values.selector ?? '', set: labelsToList(Object.fromEntries(set)), remove: values.remove ?? [],
         });
-        process.stdout.write(values.json ? JSON.stringify(agents.map(agentJson)) + '\n' : `labelled ${agents.length} agent(s)\n`);
+        if (values.json) writeRecords(agents.map(agentJson));
+        else process.stdout.write(`labelled ${agents.length} agent(s)\n`);
         return Exit.Ok;
       }
       case 'revoke': {

@@ -1,4 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { AuditEntry } from '../../../common/src/gen/ferry/v1/admin.js';
@@ -7,11 +8,11 @@ import { Admin, adminFlags } from './admin-client.js';
 
 const USAGE = 'use `ferry audit ls [--limit N] [--json]`';
 
-/** The `--json` record of one audit entry (see README, "Who may do what"): detail as an object, time as ISO 8601. */
+/** The `--json` record of one audit entry (docs/json.md, "audit"): detail as an object, time in epoch ms. */
 export function auditRecord(e: AuditEntry): Record<string, unknown> {
   let detail: unknown = {};
   try { detail = JSON.parse(e.detailJson || '{}'); } catch { detail = { raw: e.detailJson }; }
-  return { at: new Date(e.atMs).toISOString(), actor: e.actor, action: e.action, subject: e.subject, detail };
+  return { atMs: e.atMs, actor: e.actor, action: e.action, subject: e.subject, detail };
 }
 
 /** Detail in one short cell: key=value pairs, long values cut. */
@@ -35,7 +36,7 @@ export async function cmdAudit(args: string[]): Promise<number> {
   try {
     const { entries } = await admin.call(admin.client.listAudit, { limit });
     if (values.json) {
-      process.stdout.write(JSON.stringify(entries.map(auditRecord)) + '\n');
+      writeRecords(entries.map(auditRecord));
     } else {
       process.stdout.write(table([
         ['TIME', 'ACTOR', 'ACTION', 'SUBJECT', 'DETAIL'],

@@ -1,4 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { BundleState } from '../../../common/src/gen/ferry/v1/session.js';
@@ -28,7 +29,8 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
     switch (sub) {
       case 'ls': {
         const { bundles } = await admin.call(admin.client.listBundles, {});
-        process.stdout.write(values.json ? JSON.stringify(bundles) + '\n' : table([
+        if (values.json) writeRecords(bundles);
+        else process.stdout.write(table([
           ['NAME', 'VERSION', 'ARCH', 'FILES', 'IMAGES', 'SIZE', 'SIGNED BY', 'ID'],
           ...bundles.map((b) => [b.name, b.version, b.arch.join(','), String(b.files), String(b.images), bytes(b.sizeBytes), b.keyId, b.bundleId.slice(0, 12)]),
         ]));
@@ -67,6 +69,19 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
 
 const STATE: Record<number, string> = { [BundleState.BUNDLE_STATE_FETCHING]: 'fetching', [BundleState.BUNDLE_STATE_READY]: 'ready', [BundleState.BUNDLE_STATE_FAILED]: 'failed' };
 
+/** One host's `ferry bundle prefetch --json` record (docs/json.md, "prefetch.progress"). */
+function prefetchRecord(ev: PrefetchEvent) {
+  return { type: 'progress', agentId: ev.agentId, hostname: ev.hostname, state: ev.offline ? 'offline' : STATE[ev.state] ?? 'fetching',
+    bytesDone: ev.bytesDone, bytesTotal: ev.bytesTotal, bytesFetched: ev.bytesFetched, error: ev.error || null };
+}
+
+/** The last `ferry bundle prefetch --json` record: hosts by outcome (docs/json.md, "prefetch.summary"). */
+function prefetchSummary(evs: PrefetchEvent[]) {
+  const count = (st: BundleState) => evs.filter((e) => !e.offline && e.state === st).length;
+  return { type: 'summary', matched: evs.length, ready: count(BundleState.BUNDLE_STATE_READY), failed: count(BundleState.BUNDLE_STATE_FAILED),
+    offline: evs.filter((e) => e.offline).length, bytesFetched: evs.reduce((n, e) => n + e.bytesFetched, 0) };
+}
+
 async function prefetch(admin: Admin, ref: string | undefined, targets: TargetRequest, json: boolean): Promise<number> {
   const [name, version] = parseRef(ref);
   const last = new Map<string, PrefetchEvent>();
@@ -86,8 +101,11 @@ async function prefetch(admin: Admin, ref: string | undefined, targets: TargetRe
   const stream = admin.client.prefetch({ name, version, ...targets });
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (ev: PrefetchEvent) => {
-      if (json) process.stdout.write(JSON.stringify({ ...ev, state: STATE[ev.state] ?? '' }) + '\n');
-      if (ev.final) return;
+      if (ev.final) {
+        if (json) writeRecord(prefetchSummary([...last.values()]));
+        return;
+      }
+      if (json) writeRecord(prefetchRecord(ev));
       const prev = last.get(ev.agentId);
       last.set(ev.agentId, ev);
       if (!json && !tty && prev?.state !== ev.state && ev.state !== BundleState.BUNDLE_STATE_FETCHING) {

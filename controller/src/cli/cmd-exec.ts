@@ -1,4 +1,5 @@
-import { parseFlags } from '../../../common/src/cli-support.js';
+import { onInterrupt, parseFlags } from '../../../common/src/cli-support.js';
+import { execRecord, writeRecord } from '../../../common/src/cli/json-records.js';
 import { formatDuration, parseDuration } from '../../../common/src/duration.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
@@ -56,12 +57,12 @@ export async function cmdExec(args: string[]): Promise<number> {
     concurrency, env: {}, cwd: '',
   });
   // Ctrl-C cancels the command on every host (the controller sends the cancels).
-  const onInt = () => stream.cancel();
-  process.once('SIGINT', onInt);
+  const offInterrupt = onInterrupt(() => stream.cancel(), 'cancelling the command on every host');
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: ExecEvent) => {
-        if (values.json) process.stdout.write(JSON.stringify(ev.event) + '\n');
+        const record = values.json ? execRecord(ev) : undefined;
+        if (record) writeRecord(record);
         switch (ev.event?.$case) {
           case 'started': {
             const { hostname, agentId } = ev.event.value;
@@ -87,7 +88,7 @@ export async function cmdExec(args: string[]): Promise<number> {
       stream.on('end', () => resolve());
     });
   } finally {
-    process.off('SIGINT', onInt);
+    offInterrupt();
     admin.close();
   }
   if (!summary) throw new FerryError(ErrorCode.Unavailable, 'the controller ended the exec stream without a summary');

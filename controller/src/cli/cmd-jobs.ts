@@ -1,4 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { JobInfo } from '../../../common/src/gen/ferry/v1/admin.js';
@@ -29,7 +30,7 @@ export async function cmdJobs(args: string[]): Promise<number> {
         if (values.kind && !['exec', 'plan'].includes(values.kind)) throw new FerryError(ErrorCode.InvalidArgument, `--kind ${values.kind}: expected exec or plan`);
         const { jobs } = await admin.call(admin.client.listJobs, { limit, kind: values.kind ?? '' });
         if (values.json) {
-          process.stdout.write(jobs.map((j) => JSON.stringify(jobJson(j))).join('\n') + (jobs.length ? '\n' : ''));
+          writeRecords(jobs.map(jobJson));
           return Exit.Ok;
         }
         process.stdout.write(table([

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { generateSigningKey, readPublicKey } from '../../../common/src/bundle/manifest.js';
@@ -45,8 +46,8 @@ export async function cmdKey(args: string[]): Promise<number> {
       const admin = Admin.connect(values);
       try {
         const { keys } = await admin.call(admin.client.listSigningKeys, {});
-        process.stdout.write(values.json ? JSON.stringify(keys) + '\n'
-          : table([['KEY ID', 'NAME', 'ADDED'], ...keys.map((k) => [k.keyId, k.name, new Date(k.addedAtMs).toISOString()])]));
+        if (values.json) writeRecords(keys);
+        else process.stdout.write(table([['KEY ID', 'NAME', 'ADDED'], ...keys.map((k) => [k.keyId, k.name, new Date(k.addedAtMs).toISOString()])]));
       } finally {
         admin.close();
       }

@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { parseDuration } from '../../../common/src/duration.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
@@ -17,11 +18,12 @@ function state(o: OperatorInfo, now = Date.now()): string {
   return o.expiresAtMs <= now ? 'expired' : 'active';
 }
 
+
 const iso = (ms: number): string | null => (ms ? new Date(ms).toISOString() : null);
 
-/** The `--json` record of one operator certificate (see README, "Who may do what"). */
+/** The `--json` record of one operator certificate (docs/json.md, "operator"); times in epoch ms. */
 export function operatorRecord(o: OperatorInfo): Record<string, unknown> {
-  return { name: o.name, role: o.role, serial: o.serial, state: state(o), issuedAt: iso(o.issuedAtMs), expiresAt: iso(o.expiresAtMs), revokedAt: iso(o.revokedAtMs) };
+  return { name: o.name, role: o.role, serial: o.serial, state: state(o), issuedAtMs: o.issuedAtMs, expiresAtMs: o.expiresAtMs, revokedAtMs: o.revokedAtMs || null };
 }
 
 /**
@@ -47,7 +49,7 @@ export async function cmdOperator(args: string[]): Promise<number> {
     if (sub === 'ls') {
       const { operators } = await admin.call(admin.client.listOperators, {});
       if (values.json) {
-        process.stdout.write(JSON.stringify(operators.map(operatorRecord)) + '\n');
+        writeRecords(operators.map(operatorRecord));
       } else {
         process.stdout.write(table([
           ['NAME', 'ROLE', 'STATE', 'SERIAL', 'ISSUED', 'EXPIRES', 'REVOKED'],
@@ -58,7 +60,7 @@ export async function cmdOperator(args: string[]): Promise<number> {
     }
     const { revoked } = await admin.call(admin.client.revokeOperator, { nameOrSerial: positionals[0]! });
     if (values.json) {
-      process.stdout.write(JSON.stringify(revoked.map(operatorRecord)) + '\n');
+      writeRecords(revoked.map(operatorRecord));
     } else if (revoked.length === 0) {
       process.stdout.write(`nothing to revoke: every certificate of ${positionals[0]} was revoked already\n`);
     } else {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { parseFlags } from '../../../common/src/cli-support.js';
+import { onInterrupt, parseFlags } from '../../../common/src/cli-support.js';
+import { runRecord, writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { JobEvent, JobSummary } from '../../../common/src/gen/ferry/v1/admin.js';
@@ -58,7 +59,8 @@ export async function cmdPlan(args: string[]): Promise<number> {
       }
       case 'ls': {
         const { plans } = await admin.call(admin.client.listPlans, {});
-        process.stdout.write(values.json ? JSON.stringify(plans) + '\n' : table([['NAME', 'STEPS', 'BUNDLES', 'PARAMS', 'ID', 'PUSHED'],
+        if (values.json) writeRecords(plans);
+        else process.stdout.write(table([['NAME', 'STEPS', 'BUNDLES', 'PARAMS', 'ID', 'PUSHED'],
           ...plans.map((p) => [p.name, String(p.steps), p.bundles.join(','), p.params.join(','), p.id, new Date(p.createdAtMs).toISOString()])]));
         return Exit.Ok;
       }
@@ -106,13 +108,20 @@ export async function cmdRun(args: string[]): Promise<number> {
   const offline: string[] = [];
   let summary: JobSummary | undefined;
   const stream = admin.client.runPlan({ plan: planName, params, ...targets, check: Boolean(values.check), concurrency: Number(values.concurrency ?? 0) });
+  // Ctrl-C stops following the run and exits 130. The controller has no way
+  // yet to cancel a plan job (RunPlan ignores a cancelled call), so the hosts
+  // finish the run; say so rather than pretend.
+  let jobId = '';
+  const offInterrupt = onInterrupt(() => stream.cancel(), () => `stopped following the run; it goes on on the hosts${jobId ? ` (ferry jobs show ${jobId})` : ''}`);
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: JobEvent) => {
-        if (values.json) process.stdout.write(JSON.stringify({ agentId: ev.agentId, hostname: ev.hostname, ...ev.event }) + '\n');
+        const record = values.json ? runRecord(ev) : undefined;
+        if (record) writeRecord(record);
         const e = ev.event;
         if (!e) return;
         const h = ev.hostname;
+        if (e.$case === 'started') jobId = e.value;
         if (e.$case === 'summary') summary = e.value;
         else if (e.$case === 'offline') offline.push(h);
         else if (e.$case === 'result') results.set(ev.agentId, { ...e.value, hostname: h });
@@ -127,6 +136,7 @@ export async function cmdRun(args: string[]): Promise<number> {
       stream.on('end', () => resolve());
     });
   } finally {
+    offInterrupt();
     admin.close();
   }
   if (!summary) throw new FerryError(ErrorCode.Unavailable, 'the controller ended the run without a summary');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { stringify } from 'yaml';
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { RolloutInfo } from '../../../common/src/gen/ferry/v1/rollouts.js';
@@ -89,7 +90,8 @@ export async function cmdRollout(args: string[]): Promise<number> {
       }
       case 'ls': {
         const { rollouts } = await ro.call(ro.client.list, { limit: 50 });
-        process.stdout.write(v.json ? JSON.stringify(rollouts) + '\n' : listTable(rollouts));
+        if (v.json) writeRecords(rollouts);
+        else process.stdout.write(listTable(rollouts));
         return Exit.Ok;
       }
       case 'show': {

@@ -1,4 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { parseDuration } from '../../../common/src/duration.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
@@ -34,7 +35,7 @@ export async function cmdToken(args: string[]): Promise<number> {
         // field tech pastes this one line as it is.
         const command = `ferry-agent join ${res.joinString}`;
         if (values.json) {
-          process.stdout.write(JSON.stringify({ id: res.token!.id, joinString: res.joinString, command, expiresAt: new Date(res.token!.expiresAtMs).toISOString(), maxUses: uses, labels }) + '\n');
+          writeRecord({ id: res.token!.id, joinString: res.joinString, command, expiresAtMs: res.token!.expiresAtMs, maxUses: uses, labels });
         } else {
           process.stderr.write(`token ${res.token!.id}: ${uses} use(s), expires ${new Date(res.token!.expiresAtMs).toISOString()}; the secret is shown only now.\nOn each host, as root, run:\n`);
           process.stdout.write(`${command}\n`);
@@ -44,7 +45,7 @@ export async function cmdToken(args: string[]): Promise<number> {
       case 'ls': {
         const { tokens } = await admin.call(admin.client.listTokens, {});
         if (values.json) {
-          process.stdout.write(JSON.stringify(tokens.map((t) => ({ ...t, labels: listToLabels(t.labels), state: tokenState(t) }))) + '\n');
+          writeRecords(tokens.map(tokenRecord));
         } else {
           process.stdout.write(table([
             ['ID', 'STATE', 'USES', 'EXPIRES', 'LABELS'],
@@ -57,7 +58,8 @@ export async function cmdToken(args: string[]): Promise<number> {
       case 'revoke': {
         if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'token revoke takes one token id', 'see ids with `ferry token ls`');
         const { token } = await admin.call(admin.client.revokeToken, { id: positionals[0]! });
-        process.stdout.write(values.json ? JSON.stringify(token) + '\n' : `token ${token!.id} revoked\n`);
+        if (values.json) writeRecord(tokenRecord(token!));
+        else process.stdout.write(`token ${token!.id} revoked\n`);
         return Exit.Ok;
       }
       default:
@@ -66,4 +68,10 @@ export async function cmdToken(args: string[]): Promise<number> {
   } finally {
     admin.close();
   }
+}
+
+/** The `--json` record of a join token (docs/json.md, "token"): no secret, labels as a map, times in epoch ms. */
+function tokenRecord(t: TokenInfo) {
+  return { id: t.id, state: tokenState(t), uses: t.uses, maxUses: t.maxUses, labels: listToLabels(t.labels),
+    createdAtMs: t.createdAtMs, expiresAtMs: t.expiresAtMs, revokedAtMs: t.revokedAtMs || null };
 }

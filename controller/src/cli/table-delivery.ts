@@ -6,7 +6,7 @@ import type { CommandSpec, FlagSpec } from '../../../common/src/cli/spec.js';
  * the parser, --help, completion and the man page all have it.
  */
 
-const json: FlagSpec = { type: 'boolean', help: 'print JSON instead of text' };
+const json: FlagSpec = { type: 'boolean', help: 'print JSON records, one object per line (docs/json.md)' };
 const selector: FlagSpec = { type: 'string', short: 'l', value: 'SELECTOR', help: 'hosts whose labels match, e.g. site=plant-7,role!=cloud' };
 /** exec, run and bundle prefetch: whom to act on (see targets-cli.ts). */
 export const targetSpecs: Record<string, FlagSpec> = {

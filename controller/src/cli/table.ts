@@ -10,7 +10,7 @@ import { bundleCommand, keyCommand, planCommand, rolloutCommand, runCommand, tar
  * rendered from it. Handlers (cmd-*.ts) are wired to paths in main.ts.
  */
 
-const json: FlagSpec = { type: 'boolean', help: 'print JSON instead of text' };
+const json: FlagSpec = { type: 'boolean', help: 'print JSON records, one object per line (docs/json.md)' };
 const selector: FlagSpec = { type: 'string', short: 'l', value: 'SELECTOR', help: 'hosts whose labels match, e.g. site=plant-7,role!=cloud' };
 
 const controllerCommand: CommandSpec = {

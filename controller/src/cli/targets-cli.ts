@@ -1,4 +1,5 @@
 import { Exit } from '../../../common/src/exit-codes.js';
+import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { checkTargets, type TargetRequest } from '../../../common/src/targets.js';
 import { ago, table } from '../../../common/src/table.js';
 import type { Admin } from './admin-client.js';
@@ -44,7 +45,7 @@ export const wantsHostList = (v: TargetValues): boolean => Boolean(v['list-hosts
 export async function listHosts(admin: Admin, targets: TargetRequest, json: boolean): Promise<number> {
   const { agents } = await admin.call(admin.client.resolveTargets, targets);
   if (json) {
-    process.stdout.write(JSON.stringify(agents.map((a) => ({ id: a.id, hostname: a.hostname, connected: a.connected }))) + '\n');
+    writeRecords(agents.map((a) => ({ id: a.id, hostname: a.hostname, connected: a.connected })));
     return Exit.Ok;
   }
   process.stdout.write(table([['HOSTNAME', 'ID', 'STATE', 'LAST SEEN'],
