@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       p.stdout.on('data', (d: Buffer) => { o += d.toString(); });
       p.on('exit', () => res(o));
     });
-    if ((JSON.parse(out || '[]') as Array<{ connected: boolean }>).filter((a) => a.connected).length === 3) break;
+    if (out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { connected: boolean }).filter((a) => a.connected).length === 3) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   await run([ferry, '--data', data, 'agents', 'ls']);

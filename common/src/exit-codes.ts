@@ -15,7 +15,7 @@ export const EXIT_CODES = [
   { name: 'TokenRefused', code: 6, meaning: 'the join token was refused (malformed, unknown, expired, revoked, used up)' },
   { name: 'Untrusted', code: 7, meaning: 'CA pin mismatch (possible interception)' },
   { name: 'Paused', code: 8, meaning: '`rollout watch --exit-on-pause`: the rollout is paused or waits for an approval (a person must act)' },
-  { name: 'Interrupted', code: 130, meaning: 'interrupted (a second Ctrl-C or SIGTERM while shutting down)' },
+  { name: 'Interrupted', code: 130, meaning: 'interrupted by Ctrl-C (`exec` cancels the command on every host first; `run` leaves the plan running there and names the job); a second Ctrl-C, or one while the controller shuts down, exits at once' },
 ] as const;
 
 type ExitName = (typeof EXIT_CODES)[number]['name'];

@@ -332,18 +332,19 @@ async function execRoundCli(dataDir: string, ctl: ControllerProc): Promise<Round
   let summaryMs = Number.NaN;
   let summary: Round['summary'];
   const t0 = performance.now();
-  const proc = spawnNode([FERRY, '--data', dataDir, 'exec', '--json', '--', 'echo', 'hi'], 256, ['ignore', 'pipe', 'pipe', 'ipc']);
+  const proc = spawnNode([FERRY, '--data', dataDir, 'exec', '--all', '--json', '--', 'echo', 'hi'], 256, ['ignore', 'pipe', 'pipe', 'ipc']);
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-4000); });
   const rl = createInterface({ input: proc.stdout! });
   rl.on('line', (l) => {
     const now = performance.now() - t0;
     try {
-      const ev = JSON.parse(l) as ExecEvent['event'];
-      if (ev?.$case === 'line' && !first.has(ev.value.agentId)) first.set(ev.value.agentId, now);
-      if (ev?.$case === 'summary') {
+      // The exec.* records of docs/json.md.
+      const ev = JSON.parse(l) as { type: string; agentId?: string; matched?: number; succeeded?: number; failed?: number; offline?: number };
+      if (ev.type === 'line' && !first.has(ev.agentId!)) first.set(ev.agentId!, now);
+      if (ev.type === 'summary') {
         summaryMs = now;
-        summary = ev.value;
+        summary = { matched: ev.matched!, succeeded: ev.succeeded!, failed: ev.failed!, offline: ev.offline! };
       }
     } catch {
       // not an event line

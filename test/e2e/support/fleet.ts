@@ -70,7 +70,7 @@ export async function startFleet(opts: { hosts: number; name: string; labels: st
       assert.equal(s.exitCode, 0, s.stderr);
     }
     await waitFor(async () => {
-      const ls = JSON.parse((await ferry('agents', 'ls', '--json')).stdout || '[]') as Array<{ connected: boolean }>;
+      const ls = (await ferry('agents', 'ls', '--json')).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { connected: boolean });
       return ls.filter((a) => a.connected).length === opts.hosts;
     }, 30_000, 'agents connected');
     return fleet;
