@@ -2,17 +2,14 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import type { RolloutSnapshot } from '../../common/src/gen/ferry/v1/rollouts.js';
-import { silentLogger } from '../../common/src/log.js';
 import { signPlan } from '../../common/src/plan/signed-plan.js';
-import { Backoff } from '../../agent/src/session/backoff.js';
-import { SessionLoop } from '../../agent/src/session/session-loop.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
-import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
-import { LinkProxy } from '../support/link-proxy.js';
+import { cleanup, enrollAgent, enrollBehindLink, startController, waitFor, type TestAgent } from '../support/fixtures.js';
+import type { LinkProxy } from '../support/link-proxy.js';
 
 const PLAN = `name: staged
 bundles:
@@ -42,13 +39,9 @@ describe('rollout prefetch on in-process agents', function () {
     await admin.call(admin.client.pushPlan, { signed: signPlan(PLAN, 'staged.yaml', key.privatePem) });
     agents.push(await enrollAgent(c, 'near', { labels: { role: 'edge' } }));
     // "far" reaches the controller through a link the test cuts.
-    proxy = await LinkProxy.start(c.address);
-    const far = await enrollAgent(c, 'far', { start: false, labels: { role: 'edge' } });
-    const { identity, keyPem, certPem, caPem } = far.state.load();
-    far.state.saveEnrollment(keyPem, certPem, caPem, { ...identity, addresses: [proxy.address] });
-    far.loop = new SessionLoop({ state: far.state, facts: async () => fakeFacts('far'), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
-    far.loop.start();
-    agents.push(far);
+    const behind = await enrollBehindLink(c, 'far', { role: 'edge' });
+    proxy = behind.proxy;
+    agents.push(behind.agent);
     await waitFor(() => agents.every((a) => a.loop.state === 'connected'), 10_000, 'connected');
   });
   after(async () => { admin.close(); await proxy.close(); await cleanup(c, agents); });

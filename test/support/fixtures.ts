@@ -11,6 +11,7 @@ import { formatJoinString } from '../../common/src/join-string.js';
 import { silentLogger } from '../../common/src/log.js';
 import { loadControllerConfig, type RawConfig } from '../../controller/src/config.js';
 import { Controller } from '../../controller/src/controller.js';
+import { LinkProxy } from './link-proxy.js';
 
 /** A temp directory removed by cleanup(). */
 export function tempDir(prefix = 'ferry-test-'): string {
@@ -53,6 +54,21 @@ export async function enrollAgent(c: Controller, hostname: string, opts: { label
   });
   if (opts.start !== false) loop.start();
   return { id: identity.agentId, state, loop, hostname };
+}
+
+/**
+ * An enrolled, started agent that reaches the controller only through a
+ * LinkProxy the test can cut (a thin WAN link going down). Close the proxy
+ * after the test.
+ */
+export async function enrollBehindLink(c: Controller, hostname: string, labels: Record<string, string>): Promise<{ agent: TestAgent; proxy: LinkProxy }> {
+  const proxy = await LinkProxy.start(c.address);
+  const agent = await enrollAgent(c, hostname, { start: false, labels });
+  const { identity, keyPem, certPem, caPem } = agent.state.load();
+  agent.state.saveEnrollment(keyPem, certPem, caPem, { ...identity, addresses: [proxy.address] });
+  agent.loop = new SessionLoop({ state: agent.state, facts: async () => fakeFacts(hostname), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
+  agent.loop.start();
+  return { agent, proxy };
 }
 
 /** Polls `cond` until true or throws after `ms`. */

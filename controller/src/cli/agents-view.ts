@@ -1,7 +1,7 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import { listToLabels } from '../../../common/src/labels.js';
-import { ago, bytes, table } from '../../../common/src/table.js';
+import { ago, bytes, fit, table } from '../../../common/src/table.js';
 
 /** How `ferry agents ls` prints: a table that fits the terminal, every column, JSON, or ids only. */
 export type AgentsOutput = 'table' | 'wide' | 'json' | 'name';
@@ -25,10 +25,6 @@ export function agentJson(a: AgentInfo) {
 
 function userLabels(a: AgentInfo): string {
   return a.labels.filter((l) => !l.key.startsWith('ferry/')).map((l) => `${l.key}=${l.value}`).join(',');
-}
-
-function cut(s: string, width: number): string {
-  return s.length <= width ? s : width <= 1 ? s.slice(0, width) : `${s.slice(0, width - 1)}…`;
 }
 
 /** Checks `-o`, `--sort` and `--state` once, with the allowed values in the message. */
@@ -81,12 +77,12 @@ export function renderAgents(agents: AgentInfo[], output: 'table' | 'wide', widt
         a.facts?.arch ?? '', String(a.facts?.cpus ?? ''), bytes(a.facts?.memoryBytes ?? 0), new Date(a.certNotAfterMs).toISOString().slice(0, 16), tools(a), userLabels(a)]),
     ]);
   } else {
-    const rows = agents.map((a) => [cut(host(a), 24), a.id, agentState(a), seen(a), cut(a.agentVersion, 10), userLabels(a)]);
+    const rows = agents.map((a) => [fit(host(a), 24), a.id, agentState(a), seen(a), fit(a.agentVersion, 10), userLabels(a)]);
     const header = ['HOSTNAME', 'ID', 'STATE', 'LAST SEEN', 'VERSION', 'LABELS'];
     // Room left for labels once the fixed columns (and two spaces between each) are laid out.
     const fixed = header.slice(0, -1).map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)) + 2).reduce((x, y) => x + y, 0);
     const room = Math.max(6, width - fixed);
-    out = table([header, ...rows.map((r) => [...r.slice(0, -1), cut(r.at(-1)!, room)])]);
+    out = table([header, ...rows.map((r) => [...r.slice(0, -1), fit(r.at(-1)!, room)])]);
   }
   const shared = [...counts].filter(([, n]) => n > 1).map(([h]) => h);
   if (shared.length > 0) {

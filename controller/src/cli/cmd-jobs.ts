@@ -3,15 +3,11 @@ import { writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { JobInfo } from '../../../common/src/gen/ferry/v1/admin.js';
-import { ago, table } from '../../../common/src/table.js';
+import { ago, fit, table } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
 
 function counts(j: JobInfo): string {
   return j.counts.map((c) => `${c.count} ${c.state}`).join(', ') || '-';
-}
-
-function cut(s: string, n: number): string {
-  return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
 }
 
 /** `ferry jobs ls | show ID | logs ID [--host H]`: every exec and plan run, kept for the job retention. */
@@ -35,7 +31,7 @@ export async function cmdJobs(args: string[]): Promise<number> {
         }
         process.stdout.write(table([
           ['ID', 'KIND', 'STARTED', 'BY', 'HOSTS', 'WHAT'],
-          ...jobs.map((j) => [j.id, j.check ? `${j.kind} (check)` : j.kind, ago(j.createdAtMs), cut(j.createdBy, 16), counts(j), cut(j.what, 40)]),
+          ...jobs.map((j) => [j.id, j.check ? `${j.kind} (check)` : j.kind, ago(j.createdAtMs), fit(j.createdBy, 16), counts(j), fit(j.what, 40)]),
         ]));
         return Exit.Ok;
       }
@@ -50,7 +46,7 @@ export async function cmdJobs(args: string[]): Promise<number> {
         process.stdout.write(`job ${j.id}: ${j.kind}${j.check ? ' (check mode)' : ''} ${j.what}\nstarted ${new Date(j.createdAtMs).toISOString()} by ${j.createdBy}; hosts: ${counts(j)}\n\n`);
         process.stdout.write(table([
           ['HOSTNAME', 'AGENT', 'STATE', 'STEP', 'UPDATED', 'MESSAGE'],
-          ...hosts.map((h) => [h.hostname, h.agentId, h.state, h.stepId || '-', ago(h.updatedAtMs), cut(h.message.split('\n')[0] ?? '', 60)]),
+          ...hosts.map((h) => [h.hostname, h.agentId, h.state, h.stepId || '-', ago(h.updatedAtMs), fit(h.message.split('\n')[0] ?? '', 60)]),
         ]));
         return Exit.Ok;
       }
