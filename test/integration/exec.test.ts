@@ -67,22 +67,25 @@ describe('exec across agents', function () {
 
   it('kills the whole process group on timeout', async () => {
     const marker = `ferry-timeout-${Date.now()}`;
-    const r = await runExec(c, req(['sh', '-c', `sleep 30 & sleep 31; echo ${marker}`], { selector: 'role=cloud', timeoutMs: 500 }));
+    // Durations unique to this run, so processes of other tests or hosts on this machine never match.
+    const tag = String(process.pid).padStart(6, '0');
+    const r = await runExec(c, req(['sh', '-c', `sleep 30.${tag} & sleep 31.${tag}; echo ${marker}`], { selector: 'role=cloud', timeoutMs: 500 }));
     assert.equal(r.finished[0]!.timedOut, true);
     assert.match(r.finished[0]!.error, /timed out after 500 ms/);
-    await waitFor(() => pgrep('sleep 3[01]') === 0, 7000, 'child processes killed');
+    await waitFor(() => pgrep(`sleep 3[01]\\.${tag}`) === 0, 7000, 'child processes killed');
   });
 
   it('cancels on every host when the operator aborts', async () => {
     const ac = new AbortController();
     const started = new Set<string>();
-    const p = runExec(c, req(['sh', '-c', 'echo go; sleep 40'], { selector: 'role=edge' }), (ev) => {
+    const tag = String(process.pid).padStart(6, '0');
+    const p = runExec(c, req(['sh', '-c', `echo go; sleep 40.${tag}`], { selector: 'role=edge' }), (ev) => {
       if (ev.event?.$case === 'line') started.add(ev.event.value.agentId);
       if (started.size === 2) ac.abort();
     }, ac.signal);
     const r = await p;
     assert.equal(r.finished.every((f) => f.cancelled), true);
-    await waitFor(() => pgrep('sleep 40') === 0, 7000, 'cancelled processes gone');
+    await waitFor(() => pgrep(`sleep 40\\.${tag}`) === 0, 7000, 'cancelled processes gone');
   });
 
   it('respects --concurrency', async () => {
