@@ -119,7 +119,7 @@ async function runPlain(admin: Admin, ctl: ControllerProc, fleet: FleetProcs, n:
   const t0 = performance.now();
   let ok = 0;
   const { result, peakBytes } = await sampleRss(ctl.pid, () => withTimeout(new Promise<number>((res, rej) => {
-    const s = admin.client.runPlan({ plan: 'bench-noop', params: {}, selector: 'bench=rollout', hosts: [], all: false, check: false, concurrency: 0 });
+    const s = admin.client.runPlan({ plan: 'bench-noop', params: {}, selector: 'bench=rollout', hosts: [], all: false, check: false, concurrency: 0, timeoutMs: 0 });
     s.on('data', (ev: JobEvent) => { if (ev.event?.$case === 'result' && ev.event.value.status === 'succeeded') ok++; });
     s.on('error', rej);
     s.on('end', () => res(performance.now() - t0));

@@ -49,7 +49,7 @@ interface PlanRun {
 function runPlan(admin: Admin, plan: string, timeoutMs: number): Promise<PlanRun> {
   const out: PlanRun = { wallMs: 0, status: '', agentJobMs: Number.NaN, steps: [], message: '' };
   const t0 = performance.now();
-  const s = admin.client.runPlan({ plan, params: {}, selector: '', hosts: [], all: true, check: false, concurrency: 0 });
+  const s = admin.client.runPlan({ plan, params: {}, selector: '', hosts: [], all: true, check: false, concurrency: 0, timeoutMs: 0 });
   return withTimeout(new Promise<PlanRun>((res, rej) => {
     s.on('data', (ev: JobEvent) => {
       const e = ev.event;

@@ -62,7 +62,7 @@ steps:
     const results: JobEvent[] = [];
     const out: string[] = [];
     const done = new Promise<void>((resolve, reject) => {
-      const s = admin.client.runPlan({ plan: 'slow-step', params: {}, selector: '', hosts: [], all: true, check: false, concurrency: 0 });
+      const s = admin.client.runPlan({ plan: 'slow-step', params: {}, selector: '', hosts: [], all: true, check: false, concurrency: 0, timeoutMs: 0 });
       s.on('data', (ev: JobEvent) => {
         if (ev.event?.$case === 'result') results.push(ev);
         if (ev.event?.$case === 'line') out.push(ev.event.value.line);

@@ -70,7 +70,7 @@ describe('plans run on agents', function () {
   function run(name: string, opts: { check?: boolean; params?: Record<string, string>; selector?: string } = {}): Promise<RunResult> {
     const out: RunResult = { summary: undefined as unknown as JobSummary, steps: [], lines: [], results: [] };
     return new Promise((resolve, reject) => {
-      const s = admin.client.runPlan({ plan: name, params: opts.params ?? {}, selector: opts.selector ?? '', hosts: [], all: !opts.selector, check: Boolean(opts.check), concurrency: 0 });
+      const s = admin.client.runPlan({ plan: name, params: opts.params ?? {}, selector: opts.selector ?? '', hosts: [], all: !opts.selector, check: Boolean(opts.check), concurrency: 0, timeoutMs: 0 });
       s.on('data', (ev: JobEvent) => {
         if (ev.event?.$case === 'summary') out.summary = ev.event.value;
         if (ev.event?.$case === 'step' && ev.event.value.finished) out.steps.push(ev.event.value);
@@ -152,7 +152,7 @@ steps:
       let dropped = false;
       let summary: JobSummary | undefined;
       await new Promise<void>((resolve, reject) => {
-        const s = admin.client.runPlan({ plan: `chatty-${side}`, params: {}, selector: '', hosts: [], all: true, check: false, concurrency: 0 });
+        const s = admin.client.runPlan({ plan: `chatty-${side}`, params: {}, selector: '', hosts: [], all: true, check: false, concurrency: 0, timeoutMs: 0 });
         s.on('data', (ev: JobEvent) => {
           if (ev.event?.$case === 'summary') summary = ev.event.value;
           if (ev.event?.$case !== 'line') return;

@@ -35,6 +35,8 @@ export function execRecord(ev: ExecEvent): object | undefined {
     }
     case 'summary':
       return { type: 'summary', matched: e.value.matched, succeeded: e.value.succeeded, failed: e.value.failed, offline: e.value.offline };
+    case 'link':
+      return { type: 'link', agentId: e.value.agentId, hostname: e.value.hostname, connected: e.value.connected };
     default:
       return undefined;
   }
@@ -64,7 +66,9 @@ export function runRecord(ev: JobEvent): object | undefined {
         durationMs: r.durationMs, changed: r.changed, unchanged: r.unchanged, skipped: r.skipped };
     }
     case 'offline':
-      return { type: 'offline', ...host, jobId: e.value };
+      return { type: 'offline', ...host, reason: e.value };
+    case 'link':
+      return { type: 'link', ...host, connected: e.value.connected };
     case 'summary':
       return { type: 'summary', jobId: e.value.jobId, matched: e.value.matched, succeeded: e.value.succeeded, failed: e.value.failed, offline: e.value.offline, changedSteps: e.value.changedSteps };
     default:

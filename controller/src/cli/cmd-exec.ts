@@ -17,6 +17,13 @@ function outcome(f: ExecHostFinished): string {
   return f.exitCode === 0 ? 'ok' : 'failed';
 }
 
+/** What the operator is told when a host's session drops or comes back mid-job (exec and run). */
+export function linkNotice(connected: boolean, what: 'command' | 'plan'): string {
+  return connected
+    ? `session back; its ${what}'s output follows`
+    : `lost its session to the controller; the ${what} goes on there and its output arrives when the host reconnects`;
+}
+
 const EXAMPLE = 'ferry exec --selector role=edge -- uptime';
 
 /**
@@ -80,6 +87,11 @@ export async function cmdExec(args: string[]): Promise<number> {
           case 'summary':
             summary = ev.event.value;
             break;
+          case 'link': {
+            const l = ev.event.value;
+            if (!values.json) process.stderr.write(`${name(l.agentId, l.hostname)}: ${linkNotice(l.connected, 'command')}\n`);
+            break;
+          }
           default:
             break;
         }

@@ -12,8 +12,9 @@ import { formatProblems } from '../../../common/src/plan/plan-problems.js';
 import { signPlan } from '../../../common/src/plan/signed-plan.js';
 import { readSigningKey } from '../../../common/src/bundle/manifest.js';
 import { table } from '../../../common/src/table.js';
-import { formatDuration } from '../../../common/src/duration.js';
+import { formatDuration, parseDuration } from '../../../common/src/duration.js';
 import { Admin, adminFlags } from './admin-client.js';
+import { linkNotice } from './cmd-exec.js';
 import { listHosts, targetFlags, targetsFromFlags, wantsHostList } from './targets-cli.js';
 
 function readPlanFile(file: string | undefined): string {
@@ -85,7 +86,7 @@ export async function cmdPlan(args: string[]): Promise<number> {
 export async function cmdRun(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
     ...adminFlags, ...targetFlags, param: { type: 'string', multiple: true }, check: { type: 'boolean' },
-    concurrency: { type: 'string' }, json: { type: 'boolean' },
+    concurrency: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' },
   });
   const planName = positionals[0];
   if (!planName) throw new FerryError(ErrorCode.InvalidArgument, 'run needs a plan name', 'ferry run kubeedge-edge --selector role=edge');
@@ -107,12 +108,13 @@ export async function cmdRun(args: string[]): Promise<number> {
   const results = new Map<string, JobResult & { hostname: string }>();
   const offline: string[] = [];
   let summary: JobSummary | undefined;
-  const stream = admin.client.runPlan({ plan: planName, params, ...targets, check: Boolean(values.check), concurrency: Number(values.concurrency ?? 0) });
-  // Ctrl-C stops following the run and exits 130. The controller has no way
-  // yet to cancel a plan job (RunPlan ignores a cancelled call), so the hosts
-  // finish the run; say so rather than pretend.
+  const timeoutMs = values.timeout ? parseDuration(values.timeout, '--timeout') : 0;
+  const stream = admin.client.runPlan({ plan: planName, params, ...targets, check: Boolean(values.check), concurrency: Number(values.concurrency ?? 0), timeoutMs });
+  // Ctrl-C cancels the call; the controller then starts no further host and
+  // cancels the plan on every host running it (each stops after its current
+  // step's process is stopped; results are kept in the job history).
   let jobId = '';
-  const offInterrupt = onInterrupt(() => stream.cancel(), () => `stopped following the run; it goes on on the hosts${jobId ? ` (ferry jobs show ${jobId})` : ''}`);
+  const offInterrupt = onInterrupt(() => stream.cancel(), () => `cancelling the plan on every host running it${jobId ? ` (ferry jobs show ${jobId})` : ''}`);
   try {
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (ev: JobEvent) => {
@@ -121,12 +123,14 @@ export async function cmdRun(args: string[]): Promise<number> {
         const e = ev.event;
         if (!e) return;
         const h = ev.hostname;
-        if (e.$case === 'started') jobId = e.value;
+        // A host's job id is the run's id and the agent's id joined by "-".
+        if (e.$case === 'started' && e.value.endsWith(`-${ev.agentId}`)) jobId = e.value.slice(0, -ev.agentId.length - 1);
         if (e.$case === 'summary') summary = e.value;
         else if (e.$case === 'offline') offline.push(h);
         else if (e.$case === 'result') results.set(ev.agentId, { ...e.value, hostname: h });
         if (values.json) return;
         if (e.$case === 'line') (e.value.stderr ? process.stderr : process.stdout).write(`${h} | ${e.value.line}\n`);
+        else if (e.$case === 'link') process.stderr.write(`${h}: ${linkNotice(e.value.connected, 'plan')}\n`);
         else if (e.$case === 'step' && e.value.finished) {
           process.stdout.write(`${h} [${e.value.stepIndex + 1}/${e.value.stepCount}] ${e.value.stepId}: ${e.value.status}${e.value.resumed ? ' (resumed)' : ''}${e.value.message ? ` — ${e.value.message}` : ''}\n`);
           if (e.value.diff && (values.check || e.value.status === 'changed')) process.stdout.write(e.value.diff.split('\n').map((l) => `${h} |   ${l}`).join('\n') + '\n');

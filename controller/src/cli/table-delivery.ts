@@ -76,9 +76,10 @@ export const planCommand: CommandSpec = {
 
 export const runCommand: CommandSpec = {
   name: 'run', summary: 'run a plan now on matching hosts', args: 'PLAN', shared: true,
-  description: 'Streams each host\'s steps and output, then a summary. --check shows what would change (diffs) and changes nothing. Exit 1 if any host failed or was offline.',
+  description: 'Streams each host\'s steps and output, then a summary. --check shows what would change (diffs) and changes nothing. A host that loses its session mid-plan is reported (the plan goes on there). Ctrl-C cancels the plan on every host (exit 130). Exit 1 if any host failed or was offline.',
   flags: { ...targetSpecs, param, check: { type: 'boolean', help: 'show what would change; change nothing' },
-    concurrency: { type: 'string', value: 'N', help: 'at most N hosts at once (default all)' }, json },
+    concurrency: { type: 'string', value: 'N', help: 'at most N hosts at once (default all)' },
+    timeout: { type: 'string', value: 'DURATION', help: 'cancel a host\'s plan still running this long after it started, e.g. 30m (default none)' }, json },
   examples: ['ferry run kubeedge-edge --selector role=edge --param cloudcore=10.0.0.5 --check'],
 };
 

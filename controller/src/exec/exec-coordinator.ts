@@ -90,6 +90,7 @@ export class ExecCoordinator {
             } } });
           },
           onEnd: (r) => { result = r; finish(hostFinished(r)); },
+          onLink: (connected) => sink({ event: { $case: 'link', value: { ...target, connected } } }),
         }).catch((err: Error) => {
           this.log.error({ err, jobId }, 'could not start an exec job');
           finish({ ...emptyFinish(), exitCode: -1, error: `could not start: ${err.message}` });

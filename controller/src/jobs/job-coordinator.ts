@@ -8,6 +8,9 @@ import { controllerResult, JobSequencer, newJobId, type JobListener, type JobMes
 import { MemoryJobLog } from './memory-job-log.js';
 import { StoreJobLog } from './store-job-log.js';
 
+/** How long a host job may stay silent past the run's timeout before it is given up on. */
+const TIMEOUT_GRACE_MS = 30_000;
+
 /** Callbacks for one host's job: every event, and the result once. */
 export interface HostJobHooks {
   sink?: (ev: JobEvent) => void;
@@ -35,6 +38,8 @@ export interface RunJobRequest {
   check: boolean;
   concurrency: number;
   createdBy: string;
+  /** Per host: cancel a host job still running this long after it started (0 or absent: no limit). */
+  timeoutMs?: number;
 }
 
 /**
@@ -57,30 +62,72 @@ export class JobCoordinator {
     this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog]);
   }
 
-  /** Runs a plan on `targets`, at most `req.concurrency` hosts at once, reporting through `sink`. */
-  async run(req: RunJobRequest, targets: Array<{ agentId: string; hostname: string }>, sink: (ev: JobEvent) => void): Promise<JobSummary> {
+  /**
+   * Runs a plan on `targets`, at most `req.concurrency` hosts at once,
+   * reporting through `sink`. When `signal` aborts (the operator pressed
+   * Ctrl-C) no further host is started and every running host job is
+   * cancelled on its host; a host job still running `req.timeoutMs` after it
+   * started is cancelled the same way.
+   */
+  async run(req: RunJobRequest, targets: Array<{ agentId: string; hostname: string }>, sink: (ev: JobEvent) => void,
+    signal: AbortSignal = new AbortController().signal): Promise<JobSummary> {
     const jobId = newJobId();
     await this.createJob(jobId, req);
     const summary: JobSummary = { jobId, matched: targets.length, succeeded: 0, failed: 0, offline: 0, changedSteps: 0 };
+    /** Host jobs under way: host job id → its agent and its timeout timer. */
+    const running = new Map<string, { agentId: string; timer?: NodeJS.Timeout }>();
     const finished = (r: JobResult | undefined) => {
       if (r?.status === 'succeeded') summary.succeeded++;
       else summary.failed++;
       summary.changedSteps += r?.changed ?? 0;
     };
-    await fanOut(targets, req.concurrency, (t, done) => {
-      if (!this.sequencer.connected(t.agentId)) {
-        summary.offline++;
-        sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'offline', value: 'not connected' } });
-        return false;
+    const onAbort = () => {
+      for (const [hostJobId, h] of running) {
+        clearTimeout(h.timer);
+        this.sequencer.cancel(hostJobId, h.agentId, 'cancelled by the operator');
       }
-      this.startHost(jobId, `${jobId}-${t.agentId}`, req, t, { sink, done: (r) => { finished(r); done(); } }).catch((err: Error) => {
-        const r = controllerResult(`${jobId}-${t.agentId}`, 'failed', `the controller could not start this host's job: ${err.message}`);
-        finished(r);
-        sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'result', value: r } });
-        done();
-      });
-      return true;
-    });
+      running.clear();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      const all = fanOut(targets, req.concurrency, (t, done) => {
+        if (!this.sequencer.connected(t.agentId)) {
+          summary.offline++;
+          sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'offline', value: 'not connected' } });
+          return false;
+        }
+        const hostJobId = `${jobId}-${t.agentId}`;
+        const h: { agentId: string; timer?: NodeJS.Timeout } = { agentId: t.agentId };
+        running.set(hostJobId, h);
+        if (req.timeoutMs) {
+          h.timer = setTimeout(() => {
+            this.sequencer.cancel(hostJobId, t.agentId, `still running after the run's timeout (${Math.round(req.timeoutMs! / 1000)} s)`);
+            // A host that cannot hear the cancel (no session) is given up on; if it
+            // comes back, hello finds the job ended here and stops it there.
+            h.timer = setTimeout(() => void this.sequencer.end(hostJobId, 'lost',
+              `no result within ${TIMEOUT_GRACE_MS / 1000} s of the run's timeout (host unreachable?); the job is stopped when the host reconnects`), TIMEOUT_GRACE_MS);
+          }, req.timeoutMs);
+        }
+        const end = (r: JobResult | undefined) => {
+          clearTimeout(h.timer);
+          if (!running.delete(hostJobId)) return;
+          finished(r);
+          done();
+        };
+        this.startHost(jobId, hostJobId, req, t, { sink, done: end }).catch((err: Error) => {
+          const r = controllerResult(hostJobId, 'failed', `the controller could not start this host's job: ${err.message}`);
+          sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'result', value: r } });
+          end(r);
+        });
+        return true;
+      }, () => signal.aborted);
+      // Cancelled: the hosts' results still arrive (and are stored), but the
+      // operator's call is gone; wait for none of them.
+      await Promise.race([all, aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
     return summary;
   }
 
@@ -163,6 +210,7 @@ export class JobCoordinator {
         hooks.sink?.({ ...base, event: { $case: 'result', value: r } });
         hooks.done?.(r);
       },
+      onLink: (connected) => hooks.sink?.({ ...base, event: { $case: 'link', value: { ...base, connected } } }),
     };
   }
 }

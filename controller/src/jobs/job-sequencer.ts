@@ -49,6 +49,12 @@ export interface JobListener {
   onMessage?(seq: number, m: JobMessage): void;
   /** The agent's result, or one made up here when the job is lost (seq 0). */
   onEnd?(r: JobResult): void;
+  /**
+   * The agent's session went away (`false`) or came back (`true`) while the
+   * job was under way. The job goes on on the host; this only lets the
+   * operator know why nothing arrives.
+   */
+  onLink?(connected: boolean): void;
 }
 
 export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
@@ -78,6 +84,8 @@ interface Entry {
   listener?: JobListener;
   /** The session its start was last written to: an agent saying hello on that session will still receive it. */
   sentTo?: LiveSession;
+  /** The listener was told the session dropped (so a new session is news; a replaced one is not). */
+  down?: boolean;
 }
 
 /**
@@ -92,7 +100,9 @@ export class JobSequencer {
   private readonly live = new Map<string, Entry>();
   private readonly queues = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly sessions: SessionRegistry, private readonly log: Logger, private readonly logs: readonly JobLog[]) {}
+  constructor(private readonly sessions: SessionRegistry, private readonly log: Logger, private readonly logs: readonly JobLog[]) {
+    sessions.onChange((agentId, up) => this.linkChanged(agentId, up));
+  }
 
   /** Records a new job in `log` and sends its start to the agent (if connected; otherwise hello reconciles it). */
   start(log: JobLog, job: Omit<HeldJob, 'kind' | 'nextSeq' | 'state'>, start: JobStart, listener: JobListener): Promise<void> {
@@ -186,6 +196,19 @@ export class JobSequencer {
   /** Asks the agent to stop a job (either kind); its result still arrives through onMessage. */
   cancel(jobId: string, agentId: string, reason: string): void {
     this.sessions.get(agentId)?.send({ msg: { $case: 'jobCancel', value: { jobId, reason } } });
+  }
+
+  /** Tells the listeners of an agent's unfinished jobs that its session dropped or came back. */
+  private linkChanged(agentId: string, up: boolean): void {
+    for (const e of this.live.values()) {
+      if (e.job.agentId !== agentId || TERMINAL.has(e.job.state) || Boolean(e.down) === !up) continue;
+      e.down = !up;
+      try {
+        e.listener?.onLink?.(up);
+      } catch (err) {
+        this.log.error({ err, jobId: e.job.jobId }, 'a job listener failed on a session change');
+      }
+    }
   }
 
   private async apply(agentId: string, jobId: string, seq: number, m: JobMessage): Promise<void> {

@@ -30,8 +30,8 @@ export function planHandlers(ctx: ControllerContext, kit: AdminKit): PlanHandler
       const targets = await kit.selectAgents(req, 'run', `ferry run ${p.plan.name} --selector role=edge`);
       await ctx.audit.record(who, req.check ? 'plan.check' : 'plan.run', p.plan.name, { targets: describeTargets(req), hosts: targets.length, params: req.params });
       const summary = await ctx.jobs.run({
-        planId: p.id, signed: p.signed, params: req.params, bundles, check: req.check, concurrency: req.concurrency, createdBy: who,
-      }, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!signal.aborted) call.write(ev); });
+        planId: p.id, signed: p.signed, params: req.params, bundles, check: req.check, concurrency: req.concurrency, createdBy: who, timeoutMs: req.timeoutMs,
+      }, targets.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (!signal.aborted) call.write(ev); }, signal);
       if (!signal.aborted) call.write({ agentId: '', hostname: '', event: { $case: 'summary', value: summary } });
     }),
   };

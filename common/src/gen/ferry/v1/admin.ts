@@ -70,6 +70,11 @@ export interface RunPlanRequest {
   /** Targets, as in ResolveTargetsRequest: selector, hosts, or all. */
   hosts: string[];
   all: boolean;
+  /**
+   * Per host: a host job still running this long after it started is
+   * cancelled (0: no limit).
+   */
+  timeoutMs: number;
 }
 
 export interface RunPlanRequest_ParamsEntry {
@@ -91,7 +96,21 @@ export interface JobEvent {
     /** why the host was not run */
     { $case: "offline"; value: string }
     | { $case: "summary"; value: JobSummary }
+    | //
+    /** the host's session dropped or came back mid-job */
+    { $case: "link"; value: HostLink }
     | undefined;
+}
+
+/**
+ * A host with a job under way lost its session to the controller, or got it
+ * back. The job goes on on the host either way; its output and result arrive
+ * when the session is back.
+ */
+export interface HostLink {
+  agentId: string;
+  hostname: string;
+  connected: boolean;
 }
 
 export interface JobSummary {
@@ -385,6 +404,7 @@ export interface ExecEvent {
     | { $case: "line"; value: ExecLine }
     | { $case: "finished"; value: ExecHostFinished }
     | { $case: "summary"; value: ExecSummary }
+    | { $case: "link"; value: HostLink }
     | undefined;
 }
 
@@ -1038,7 +1058,7 @@ export const GetPlanResponse: MessageFns<GetPlanResponse> = {
 };
 
 function createBaseRunPlanRequest(): RunPlanRequest {
-  return { plan: "", params: {}, selector: "", check: false, concurrency: 0, hosts: [], all: false };
+  return { plan: "", params: {}, selector: "", check: false, concurrency: 0, hosts: [], all: false, timeoutMs: 0 };
 }
 
 export const RunPlanRequest: MessageFns<RunPlanRequest> = {
@@ -1063,6 +1083,9 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     }
     if (message.all !== false) {
       writer.uint32(56).bool(message.all);
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(64).uint32(message.timeoutMs);
     }
     return writer;
   },
@@ -1139,6 +1162,14 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
             message.all = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1173,6 +1204,11 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
       concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
       hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => globalThis.String(e)) : [],
       all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
     };
   },
 
@@ -1205,6 +1241,9 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     if (message.all !== false) {
       obj.all = message.all;
     }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
     return obj;
   },
 
@@ -1228,6 +1267,7 @@ export const RunPlanRequest: MessageFns<RunPlanRequest> = {
     message.concurrency = object.concurrency ?? 0;
     message.hosts = object.hosts?.map((e) => e) || [];
     message.all = object.all ?? false;
+    message.timeoutMs = object.timeoutMs ?? 0;
     return message;
   },
 };
@@ -1348,6 +1388,9 @@ export const JobEvent: MessageFns<JobEvent> = {
       case "summary":
         JobSummary.encode(message.event.value, writer.uint32(66).fork()).join();
         break;
+      case "link":
+        HostLink.encode(message.event.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1429,6 +1472,14 @@ export const JobEvent: MessageFns<JobEvent> = {
             message.event = { $case: "summary", value: JobSummary.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.event = { $case: "link", value: HostLink.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1461,6 +1512,8 @@ export const JobEvent: MessageFns<JobEvent> = {
         ? { $case: "offline", value: globalThis.String(object.offline) }
         : isSet(object.summary)
         ? { $case: "summary", value: JobSummary.fromJSON(object.summary) }
+        : isSet(object.link)
+        ? { $case: "link", value: HostLink.fromJSON(object.link) }
         : undefined,
     };
   },
@@ -1485,6 +1538,8 @@ export const JobEvent: MessageFns<JobEvent> = {
       obj.offline = message.event.value;
     } else if (message.event?.$case === "summary") {
       obj.summary = JobSummary.toJSON(message.event.value);
+    } else if (message.event?.$case === "link") {
+      obj.link = HostLink.toJSON(message.event.value);
     }
     return obj;
   },
@@ -1533,7 +1588,118 @@ export const JobEvent: MessageFns<JobEvent> = {
         }
         break;
       }
+      case "link": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "link", value: HostLink.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseHostLink(): HostLink {
+  return { agentId: "", hostname: "", connected: false };
+}
+
+export const HostLink: MessageFns<HostLink> = {
+  encode(message: HostLink, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.connected !== false) {
+      writer.uint32(24).bool(message.connected);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostLink {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostLink();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.connected = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostLink {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      connected: isSet(object.connected) ? globalThis.Boolean(object.connected) : false,
+    };
+  },
+
+  toJSON(message: HostLink): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.connected !== false) {
+      obj.connected = message.connected;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostLink>, I>>(base?: I): HostLink {
+    return HostLink.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostLink>, I>>(object: I): HostLink {
+    const message = createBaseHostLink();
+    message.agentId = object.agentId ?? "";
+    message.hostname = object.hostname ?? "";
+    message.connected = object.connected ?? false;
     return message;
   },
 };
@@ -6200,6 +6366,9 @@ export const ExecEvent: MessageFns<ExecEvent> = {
       case "summary":
         ExecSummary.encode(message.event.value, writer.uint32(34).fork()).join();
         break;
+      case "link":
+        HostLink.encode(message.event.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -6249,6 +6418,14 @@ export const ExecEvent: MessageFns<ExecEvent> = {
             message.event = { $case: "summary", value: ExecSummary.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.event = { $case: "link", value: HostLink.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6271,6 +6448,8 @@ export const ExecEvent: MessageFns<ExecEvent> = {
         ? { $case: "finished", value: ExecHostFinished.fromJSON(object.finished) }
         : isSet(object.summary)
         ? { $case: "summary", value: ExecSummary.fromJSON(object.summary) }
+        : isSet(object.link)
+        ? { $case: "link", value: HostLink.fromJSON(object.link) }
         : undefined,
     };
   },
@@ -6285,6 +6464,8 @@ export const ExecEvent: MessageFns<ExecEvent> = {
       obj.finished = ExecHostFinished.toJSON(message.event.value);
     } else if (message.event?.$case === "summary") {
       obj.summary = ExecSummary.toJSON(message.event.value);
+    } else if (message.event?.$case === "link") {
+      obj.link = HostLink.toJSON(message.event.value);
     }
     return obj;
   },
@@ -6316,6 +6497,12 @@ export const ExecEvent: MessageFns<ExecEvent> = {
       case "summary": {
         if (object.event?.value !== undefined && object.event?.value !== null) {
           message.event = { $case: "summary", value: ExecSummary.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "link": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "link", value: HostLink.fromPartial(object.event.value) };
         }
         break;
       }
