@@ -131,7 +131,7 @@ strategy:
     await assert.rejects(ro.call(ro.client.create, { spec: 'plan: tiny\ntargets: { selector: role=edge }\nstrategy: { waves: [0] }\n', file: 'bad.yaml' }),
       (e: FerryError) => e.code === ErrorCode.InvalidArgument && /bad\.yaml:3:21: strategy\.waves\[0\]/.test(e.message));
     await assert.rejects(ro.call(ro.client.create, { spec: 'plan: tiny\ntargets: { selector: role=edge, exclude: [nope] }\n', file: 'r.yaml' }),
-      (e: FerryError) => e.code === ErrorCode.NotFound && /targets\.exclude "nope"/.test(e.message));
+      (e: FerryError) => e.code === ErrorCode.InvalidArgument && /targets\.exclude "nope"/.test(e.message));
   });
 
   it('drives the same through the ferry CLI: create --watch, ls, show, logs, watch --json, exit codes', async () => {

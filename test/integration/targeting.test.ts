@@ -139,7 +139,7 @@ describe('explicit targeting: --selector, --host, --all, --list-hosts', function
     assert.deepEqual(names(byArch), names(all));
 
     const unknown = await ferry('exec', '--host', 'edge-9', '--list-hosts');
-    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.equal(unknown.code, 2, 'the same exit code as a selector that matches nothing');
     assert.match(unknown.stderr, /--host "edge-9" is not an enrolled agent \(by id or hostname\)/);
 
     assert.deepEqual(marked(), [], 'nothing ran');
@@ -159,5 +159,24 @@ describe('explicit targeting: --selector, --host, --all, --list-hosts', function
     assert.equal(everyone.code, 1, 'the offline host fails the exec');
     assert.match(everyone.stderr, /4 host\(s\): 3 ok, 0 failed, 1 offline/);
     assert.match(everyone.stderr, /^edge-3\s+offline/m);
+  });
+
+  it('agents label picks agents as every targeted command does: hostname or id, selector, --all; refuses none', async () => {
+    const none = await ferry('agents', 'label', 'tier=x');
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /agents label needs targets/);
+    const named = await ferry('agents', 'label', 'edge-1', idOf('edge-2'), 'tier=one', '--json');
+    assert.equal(named.code, 0, named.stderr);
+    assert.deepEqual(jsonLines<{ hostname: string }>(named.stdout).map((a) => a.hostname).sort(), ['edge-1', 'edge-2']);
+    const typo = await ferry('agents', 'label', 'edge-99', 'tier=one');
+    assert.equal(typo.code, 2, typo.stderr);
+    const all = await ferry('agents', 'label', '--all', 'tier=all');
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /labelled 4 agent\(s\)/);
+    assert.deepEqual((await c.ctx.agents.list()).map((a) => a.labels['tier']), ['all', 'all', 'all', 'all']);
+    const both = await ferry('agents', 'label', '--all', '--selector', 'role=edge', 'tier=x');
+    assert.equal(both.code, 2, both.stderr);
+    const cleared = await ferry('agents', 'label', '--all', '--remove', 'tier');
+    assert.equal(cleared.code, 0, cleared.stderr);
   });
 });

@@ -52,14 +52,14 @@ export async function cmdAgents(args: string[]): Promise<number> {
         return Exit.Ok;
       }
       case 'label': {
-        // ferry agents label [ID...] [--selector S] k=v ... [--remove k]
+        // ferry agents label [ID|HOSTNAME...] [--selector S | --all] k=v ... [--remove k]
         const ids = positionals.filter((p) => !p.includes('='));
         const set = positionals.filter((p) => p.includes('=')).map(parseLabel);
         if (set.length === 0 && !values.remove?.length) {
           throw new FerryError(ErrorCode.InvalidArgument, 'nothing to change', 'give labels as key=value and/or --remove key');
         }
         const { agents } = await admin.call(admin.client.labelAgents, {
-          ids, selector: values.selector ?? '', set: labelsToList(Object.fromEntries(set)), remove: values.remove ?? [],
+          ids, selector: values.selector ?? '', all: Boolean(values.all), set: labelsToList(Object.fromEntries(set)), remove: values.remove ?? [],
         });
         if (values.json) writeRecords(agents.map(agentJson));
         else process.stdout.write(`labelled ${agents.length} agent(s)\n`);

@@ -5,7 +5,7 @@ import type {
 } from '../../../common/src/gen/ferry/v1/admin.js';
 import { formatJoinString } from '../../../common/src/join-string.js';
 import { checkLabel, labelsToList, listToLabels, parseSelector } from '../../../common/src/labels.js';
-import { describeTargets, noTargetsMatched } from '../../../common/src/targets.js';
+import { describeTargets } from '../../../common/src/targets.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { TokenRecord } from '../store/tokens.js';
 import type { ControllerContext } from './context.js';
@@ -50,17 +50,10 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
     selectTargets(await ctx.agents.list(), req, command, example);
 
   /** `agents label`: exact ids and/or a selector (both: agents that are in both). */
-  async function labelTargets(selector: string, ids: string[]): Promise<AgentRecord[]> {
-    const sel = parseSelector(selector);
-    const all = await ctx.agents.list();
-    let out = all.filter((a) => sel.matches(a.labels));
-    if (ids.length > 0) {
-      const missing = ids.filter((id) => !all.some((a) => a.id === id));
-      if (missing.length) throw new FerryError(ErrorCode.NotFound, `no enrolled agent with id ${missing.join(', ')}`, 'list agents with `ferry agents ls`');
-      out = out.filter((a) => ids.includes(a.id));
-    }
-    if (out.length === 0) throw noTargetsMatched({ selector: selector || null, hosts: ids });
-    return out;
+  /** The agents `agents label` changes: ids/hostnames and selector matches (their union), or all; as every targeted command resolves them. */
+  async function labelTargets(req: { selector: string; ids: string[]; all: boolean }): Promise<AgentRecord[]> {
+    return selectTargets(await ctx.agents.list(), { selector: req.selector, hosts: req.ids, all: req.all },
+      'agents label', 'ferry agents label --selector site=plant-7 ring=canary');
   }
 
   return {
@@ -103,15 +96,11 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       return { agents: all.filter((a) => sel.matches(a.labels)).map((a) => agentInfo(ctx, a, held)) };
     }),
     labelAgents: unary(async (req, who) => {
-      if (!req.selector && req.ids.length === 0) {
-        // An empty selector cannot be told from none on the wire, so every agent is named by a selector they all match.
-        throw new FerryError(ErrorCode.InvalidArgument, 'name the agents to label by id or --selector', 'e.g. ferry agents label --selector role=edge rack=r1');
-      }
       for (const l of req.set) checkLabel(l.key, l.value);
       for (const k of [...req.set.map((l) => l.key), ...req.remove]) {
         if (k.startsWith(RESERVED_PREFIX)) throw new FerryError(ErrorCode.InvalidArgument, `label ${k}: the ferry/ prefix is reserved`);
       }
-      const targets = await labelTargets(req.selector, req.ids);
+      const targets = await labelTargets(req);
       for (const a of targets) {
         const labels = { ...a.labels, ...listToLabels(req.set) };
         for (const k of req.remove) delete labels[k];

@@ -28,7 +28,8 @@ export function resolveTargets(agents: readonly AgentRecord[], t: TargetSpec, fi
     if (named.length > 1) {
       throw new FerryError(ErrorCode.InvalidArgument, `${what} "${name}" names ${named.length} agents (${named.map((a) => a.id).join(', ')})`, 'use the agent id instead');
     }
-    throw new FerryError(ErrorCode.NotFound, `${what} "${name}" is not an enrolled agent (by id or hostname)`, 'list agents with `ferry agents ls`');
+    // A usage error like a selector that matches nothing (exit 2 on every command): the operator mistyped a target.
+    throw new FerryError(ErrorCode.InvalidArgument, `${what} "${name}" is not an enrolled agent (by id or hostname)`, 'list agents with `ferry agents ls`');
   };
   const out = new Map<string, AgentRecord>();
   for (const h of t.hosts) {

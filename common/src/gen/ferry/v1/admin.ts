@@ -299,9 +299,12 @@ export interface ResolveTargetsRequest {
 
 export interface LabelAgentsRequest {
   selector: string;
+  /** Agents by id or hostname; with the selector, the union of both. */
   ids: string[];
   set: Label[];
   remove: string[];
+  /** every enrolled agent (not with a selector or ids) */
+  all: boolean;
 }
 
 export interface RevokeAgentRequest {
@@ -4720,7 +4723,7 @@ export const ResolveTargetsRequest: MessageFns<ResolveTargetsRequest> = {
 };
 
 function createBaseLabelAgentsRequest(): LabelAgentsRequest {
-  return { selector: "", ids: [], set: [], remove: [] };
+  return { selector: "", ids: [], set: [], remove: [], all: false };
 }
 
 export const LabelAgentsRequest: MessageFns<LabelAgentsRequest> = {
@@ -4736,6 +4739,9 @@ export const LabelAgentsRequest: MessageFns<LabelAgentsRequest> = {
     }
     for (const v of message.remove) {
       writer.uint32(34).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(40).bool(message.all);
     }
     return writer;
   },
@@ -4785,6 +4791,14 @@ export const LabelAgentsRequest: MessageFns<LabelAgentsRequest> = {
             message.remove.push(reader.string());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4803,6 +4817,7 @@ export const LabelAgentsRequest: MessageFns<LabelAgentsRequest> = {
       ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [],
       set: globalThis.Array.isArray(object?.set) ? object.set.map((e: any) => Label.fromJSON(e)) : [],
       remove: globalThis.Array.isArray(object?.remove) ? object.remove.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -4820,6 +4835,9 @@ export const LabelAgentsRequest: MessageFns<LabelAgentsRequest> = {
     if (message.remove?.length) {
       obj.remove = message.remove;
     }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -4832,6 +4850,7 @@ export const LabelAgentsRequest: MessageFns<LabelAgentsRequest> = {
     message.ids = object.ids?.map((e) => e) || [];
     message.set = object.set?.map((e) => Label.fromPartial(e)) || [];
     message.remove = object.remove?.map((e) => e) || [];
+    message.all = object.all ?? false;
     return message;
   },
 };
