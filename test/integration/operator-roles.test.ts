@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import type { Controller } from '../../controller/src/controller.js';
 import { exportPrivateKeyPem, generateKeyPair } from '../../common/src/pki.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../common/src/secure-fs.js';
-import { cleanup, enrollAgent, startController, tempDir, type TestAgent } from '../support/fixtures.js';
+import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { pgrep } from '../support/pgrep.js';
+import { OPERATOR_RECHECK_MS } from '../../controller/src/services/operator-call.js';
 import { jsonLines } from '../support/json-lines.js';
-import { repoRoot, run, type Result } from '../support/proc.js';
+import { daemon, repoRoot, run, type Result } from '../support/proc.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
 
@@ -163,4 +165,22 @@ describe('operator roles, revocation and the audit log (real controller, TLS por
     assert.match(table.stdout, /^TIME\s+ACTOR\s+ACTION\s+SUBJECT\s+DETAIL$/m);
     assert.match(table.stdout, /operator:auditee\s+token\.revoke/);
   });
+
+  it('ends a revoked operator\'s open stream (exec) within the recheck time, and the command stops on the hosts', async () => {
+    const r = await local('operator', 'cert', 'rita', '--role', 'admin', '--out', join(dir, 'rita'));
+    assert.equal(r.code, 0, r.stderr);
+    const nap = `31.${process.pid}`;
+    const d = join(dir, 'rita');
+    const exec = daemon([process.execPath, ferryBin, '--controller', `127.0.0.1:${c.port}`, '--cert', join(d, 'operator.crt'), '--key', join(d, 'operator.key'),
+      '--ca', join(d, 'ca.crt'), 'exec', '--host', 'edge-1', '--', 'sh', '-c', `echo started; sleep ${nap}`]);
+    await waitFor(() => exec.out().includes('edge-1 | started'), 20_000, `the command started\n${exec.out()}`);
+    const revoked = await local('operator', 'revoke', 'rita');
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const code = await Promise.race([exec.exited, new Promise<string>((res) => setTimeout(() => res('still open'), OPERATOR_RECHECK_MS + 10_000))]);
+    assert.notEqual(code, 'still open', 'the stream outlived the revocation');
+    assert.notEqual(code, 0);
+    assert.match(exec.out(), /operator certificate \S+ of rita was revoked/);
+    await waitFor(() => pgrep(`sleep ${nap}$`) === 0, 15_000, 'the command stopped on the host');
+  });
 });
+

@@ -28,6 +28,13 @@ export interface BoundaryOptions {
    * (UNAUTHENTICATED, PERMISSION_DENIED). It may ask the store (async).
    */
   caller: (call: CallWithAuth, method: string) => string | Promise<string>;
+  /**
+   * How often a streaming call's caller is checked again while the stream is
+   * open (undefined: only at the start). A check that fails then ends the call
+   * with its error, as if refused at the start: a revoked operator's open
+   * `exec` or `rollout watch` ends within this time, on every replica.
+   */
+  recheckMs?: number;
   /** Log fields naming a caller the check refused (e.g. the agent id an expired certificate names); never used for access. */
   refusedCaller?: (call: CallWithAuth) => Record<string, unknown>;
 }
@@ -83,12 +90,32 @@ export class CallBoundary {
     const method = call.getPath();
     void this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err)).then((scope) => {
       if (!scope) return;
+      const stopRecheck = this.recheck(method, call, scope);
       fn(call, scope).then(
         // A handler that owns its stream may have ended it already (a session closing itself).
-        () => { if (!scope.signal.aborted && !call.writableEnded) call.end(); },
-        (err: unknown) => { const se = this.report(method, scope, err); if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se); },
+        () => { stopRecheck(); if (!scope.signal.aborted && !call.writableEnded) call.end(); },
+        (err: unknown) => { stopRecheck(); const se = this.report(method, scope, err); if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se); },
       );
     });
+  }
+
+  /**
+   * Checks the caller again every `recheckMs` while the stream is open; when
+   * the check fails, the caller gets its error and the handler's signal is
+   * aborted (it stops as if the caller had left). Returns the stop function.
+   */
+  private recheck(method: string, call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, scope: CallScope & { abort?: AbortController }): () => void {
+    if (!this.o.recheckMs) return () => undefined;
+    const timer = setInterval(() => {
+      void Promise.resolve().then(() => this.o.caller(call as unknown as CallWithAuth, method)).catch((err: unknown) => {
+        clearInterval(timer);
+        if (scope.signal.aborted || call.writableEnded) return;
+        call.emit('error', this.report(method, scope, err));
+        scope.abort?.abort(asFerryError(err));
+      });
+    }, this.o.recheckMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /**
@@ -96,7 +123,7 @@ export class CallBoundary {
    * was refused (already answered). Cancellation is watched from the start,
    * so a caller that leaves while its check is asking the store is noticed.
    */
-  private async enter(method: string, call: AnyCall, refuse: (err: ReturnType<typeof toServiceError>) => void): Promise<CallScope | undefined> {
+  private async enter(method: string, call: AnyCall, refuse: (err: ReturnType<typeof toServiceError>) => void): Promise<(CallScope & { abort: AbortController }) | undefined> {
     const peer = call.getPeer();
     let who = peer;
     const abort = new AbortController();
@@ -111,7 +138,7 @@ export class CallBoundary {
     }
     const d = call.getDeadline();
     const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : Number.POSITIVE_INFINITY;
-    return { who, peer, signal: abort.signal, deadline };
+    return { who, peer, signal: abort.signal, deadline, abort };
   }
 
   /** Logs what the operator of the controller needs to see, and maps the error for the caller. */

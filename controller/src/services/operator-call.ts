@@ -63,6 +63,9 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Rollouts/Watch': 'read',
 };
 
+/** How often an open operator stream's certificate is checked again against the store. */
+export const OPERATOR_RECHECK_MS = 5_000;
+
 /** The least role that may call a method of each kind. */
 const ROLE_FOR: Record<Access, OperatorRole> = { read: 'viewer', write: 'admin' };
 
@@ -104,7 +107,9 @@ export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db'>,
     checkAccess(method, op.role, who);
     return who;
   };
-  const boundary = new CallBoundary({ api, log: ctx.log, caller });
+  // Streams (exec, run, rollout watch) are checked again while open, so a
+  // revoked operator's stream ends within OPERATOR_RECHECK_MS on every replica.
+  const boundary = new CallBoundary({ api, log: ctx.log, caller, recheckMs: opts.requireOperatorCert ? OPERATOR_RECHECK_MS : undefined });
   return {
     unary: boundary.unary.bind(boundary),
     serverStream: boundary.serverStream.bind(boundary),
