@@ -30,8 +30,8 @@ export function decideRange(header: string | undefined, size: number): RangeDeci
     return size === 0 ? { kind: 'unsatisfiable' } : { kind: 'partial', range: { start: Math.max(0, size - n), end: size - 1 } };
   }
   const start = Number(m[1]);
-  const last = m[2] === '' ? size - 1 : Number(m[2]);
-  if (last < start) return { kind: 'full' }; // syntactically invalid: ignored
+  if (m[2] !== '' && Number(m[2]) < start) return { kind: 'full' }; // syntactically invalid: ignored
   if (start >= size) return { kind: 'unsatisfiable' };
+  const last = m[2] === '' ? size - 1 : Number(m[2]);
   return { kind: 'partial', range: { start, end: Math.min(last, size - 1) } };
 }
