@@ -88,7 +88,7 @@ async function blob(r: RegistryRequest, deps: RegistryDeps, repository: string, 
     return;
   }
   const sent = await deps.bytes.send(r.res, loc.bundleId, file, loc.offset + start, loc.offset + end, () => r.res.writeHead(status, headers));
-  deps.counters.blob(repository, sent);
+  deps.counters.blob(repository, sent, status === 206);
 }
 
 async function tagsList(r: RegistryRequest, deps: RegistryDeps, name: string, repository: string): Promise<void> {

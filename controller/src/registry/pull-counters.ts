@@ -10,6 +10,8 @@ export interface PullSnapshot {
   blobs: number;
   files: number;
   bytes: number;
+  /** Blob and file responses that were one range (206): resumed or split downloads. */
+  partial: number;
   /** Refusals and errors by code (UNAUTHORIZED, MANIFEST_UNKNOWN, BLOB_UNAVAILABLE, …). */
   errors: Record<string, number>;
   repositories: Record<string, { manifests: number; blobs: number; bytes: number }>;
@@ -26,6 +28,7 @@ export class PullCounters implements PullStats {
   private blobs = 0;
   private files = 0;
   private bytes = 0;
+  private partial = 0;
   private readonly errors = new Map<string, number>();
   private readonly repos = new Map<string, { manifests: number; blobs: number; bytes: number }>();
 
@@ -43,16 +46,18 @@ export class PullCounters implements PullStats {
     c.bytes += bytes;
   }
 
-  blob(repository: string, bytes: number): void {
+  blob(repository: string, bytes: number, partial = false): void {
     this.blobs++;
+    if (partial) this.partial++;
     this.bytes += bytes;
     const c = this.repo(repository);
     c.blobs++;
     c.bytes += bytes;
   }
 
-  file(bytes: number): void {
+  file(bytes: number, partial = false): void {
     this.files++;
+    if (partial) this.partial++;
     this.bytes += bytes;
   }
 
@@ -62,7 +67,7 @@ export class PullCounters implements PullStats {
 
   snapshot(): PullSnapshot {
     return {
-      manifests: this.manifests, blobs: this.blobs, files: this.files, bytes: this.bytes,
+      manifests: this.manifests, blobs: this.blobs, files: this.files, bytes: this.bytes, partial: this.partial,
       errors: Object.fromEntries(this.errors),
       repositories: Object.fromEntries([...this.repos].map(([k, v]) => [k, { ...v }])),
     };
