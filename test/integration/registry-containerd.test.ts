@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { Controller } from '../../controller/src/controller.js';
-import { buildImage, ociArchive } from '../e2e/harness/oci-image.js';
+import { buildImage, dockerArchive, ociArchive } from '../e2e/harness/oci-image.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { daemon, run, type Daemon } from '../support/proc.js';
 import { certDir, commitImageBundle } from '../support/registry.js';
@@ -61,6 +61,7 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
   const key = generateSigningKey();
   const small = buildImage({ ref: 'ferry/small:1.0', architecture: 'amd64', layers: [[{ path: 'etc/small', content: 'small\n' }]] });
   const big = buildImage({ ref: 'ferry/big:1.0', architecture: 'amd64', layers: [[{ path: 'big.bin', content: randomBytes(8 << 20) }]] });
+  const legacy = buildImage({ ref: 'ferry/legacy:1.0', architecture: 'amd64', layers: [[{ path: 'etc/legacy', content: 'legacy\n' }]] });
   const ctr = (...a: string[]) => run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferrytest', ...a], { timeoutMs: 90_000 });
   const pull = (ref: string) => ctr('images', 'pull', '--hosts-dir', join(dir, 'certs.d'), '--snapshotter', 'native', ref);
 
@@ -71,7 +72,9 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
     await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
     const a = await enrollAgent(c, 'node-1', { start: false });
     agents.push(a);
-    await commitImageBundle(c, 'imgs', '1.0', { 'images/small.tar': ociArchive([small]), 'images/big.tar': ociArchive([big]) }, key.privatePem);
+    await commitImageBundle(c, 'imgs', '1.0', {
+      'images/small.tar': ociArchive([small]), 'images/big.tar': ociArchive([big]), 'images/legacy.tar': dockerArchive([legacy]),
+    }, key.privatePem);
     await admin.call(admin.client.publishBundle, { name: 'imgs', version: '1.0', as: [], anonymous: false });
     proxy = await CuttingProxy.start(c.registry!.port);
     // The hosts.toml a host gets: Ferry as the only place docker.io images come from (no server = no fallback upstream).
@@ -128,5 +131,24 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
     assert.ok(second < layer - (1 << 20), `the second pull moved ${second} bytes of a ${layer}-byte layer`);
     const ls = await ctr('images', 'ls');
     assert.match(ls.stdout, new RegExp(`docker.io/ferry/big:1.0\\s+\\S+\\s+${big.manifestDigest}`));
+  });
+
+  it('a docker-archive: Ferry serves a derived manifest whose digest differs from ctr import\'s, with the same config and layers', async () => {
+    const r = await pull('docker.io/ferry/legacy:1.0');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const ferryDigest = (c.registry && (await c.ctx.registry.tagDigest('docker.io/ferry/legacy', '1.0')))!;
+    const tar = join(dir, 'legacy.tar');
+    writeFileSync(tar, dockerArchive([legacy]));
+    const imp = await run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferryimport', 'images', 'import', '--no-unpack', tar]);
+    assert.equal(imp.code, 0, imp.stderr);
+    const ls = await run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferryimport', 'images', 'ls']);
+    const imported = /docker\.io\/ferry\/legacy:1\.0\s+\S+\s+(sha256:[0-9a-f]{64})/.exec(ls.stdout)?.[1];
+    assert.ok(imported, ls.stdout);
+    assert.notEqual(imported, ferryDigest, 'ctr import writes its own manifest (docker media types), so the digests differ (docs/registry.md)');
+    const body = await run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferryimport', 'content', 'get', imported!]);
+    const m = JSON.parse(body.stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
+    assert.equal(m.config.digest, legacy.configDigest, 'the image ID (config digest) is the same');
+    const ours = JSON.parse((await c.ctx.registry.manifest('docker.io/ferry/legacy', ferryDigest))!.body.toString()) as typeof m;
+    assert.deepEqual(m.layers.map((l) => l.digest), ours.layers.map((l) => l.digest), 'and so are the layer digests');
   });
 });

@@ -90,7 +90,7 @@ export async function handleFiles(r: RegistryRequest, deps: RegistryDeps): Promi
   r.res.end(r.head ? undefined : body);
 }
 
-async function sendFile(r: RegistryRequest, deps: RegistryDeps, pub: Publication, createdAt: number, f: IndexedBundleFile): Promise<void> {
+async function sendFile(r: RegistryRequest, deps: RegistryDeps, pub: Pick<Publication, 'bundleId'>, createdAt: number, f: IndexedBundleFile): Promise<void> {
   const etag = `"${f.file.sha256}"`;
   const modified = Math.floor(createdAt / 1000) * 1000;
   const base = {

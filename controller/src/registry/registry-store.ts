@@ -95,8 +95,13 @@ export class RegistryStore implements RepositoryLookup {
     return (await this.list()).find((p) => p.bundleId === bundleId);
   }
 
-  async publicationByName(name: string, version: string): Promise<Publication | undefined> {
-    return (await this.list()).find((p) => p.bundleName === name && p.bundleVersion === version);
+  /** The publication of NAME:VERSION without its tags: what each files request needs, in one indexed lookup. */
+  async publicationByName(name: string, version: string): Promise<Omit<Publication, 'tags'> | undefined> {
+    const p = await this.db.get<PubRow>('SELECT * FROM registry_publications WHERE bundle_name = ? AND bundle_version = ?', [name, version]);
+    return p && {
+      bundleId: p.bundle_id, bundleName: p.bundle_name, bundleVersion: p.bundle_version, anonymous: Number(p.anonymous) === 1,
+      publishedBy: p.published_by, publishedAt: Number(p.published_at),
+    };
   }
 
   /** Every publication with its tags, by bundle name and version. */
