@@ -7,6 +7,8 @@ export interface ControllerConfig {
   dataDir: string;
   /** TLS listen address for agents and remote operators, host:port (port 0 picks one). */
   listen: string;
+  /** HTTPS listener for the registry and files repository (docs/registry.md), host:port; '' = off. */
+  registryAddr: string;
   /** Names and addresses put in the server certificate. */
   sans: string[];
   /** Addresses written into join strings; defaults to the listen address (with a real host for 0.0.0.0). */
@@ -22,10 +24,10 @@ export interface ControllerConfig {
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
-  data: 'FERRY_DATA', listen: 'FERRY_LISTEN', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
+  data: 'FERRY_DATA', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
   'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
   'log-level': 'FERRY_LOG_LEVEL',
@@ -49,6 +51,9 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   if (!m || Number(m[2]) > 65535) s.problems.push(`listen "${listen}" is not host:port`);
   const listenHost = m?.[1] ?? '0.0.0.0';
   const wildcard = listenHost === '0.0.0.0' || listenHost === '[::]';
+  const registryAddr = s.str('registry-addr', '');
+  const rm = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(registryAddr);
+  if (registryAddr !== '' && (!rm || Number(rm[2]) > 65535)) s.problems.push(`registry-addr "${registryAddr}" is not host:port`);
   const sans = s.list('san') ?? [];
   for (const n of ['localhost', '127.0.0.1', hostname(), ...(wildcard ? [] : [listenHost.replace(/^\[|\]$/g, '')])]) {
     if (!sans.includes(n)) sans.push(n);
@@ -59,6 +64,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   const cfg: ControllerConfig = {
     dataDir,
     listen,
+    registryAddr,
     sans,
     advertise,
     adminSocket: resolve(s.str('admin-socket', join(dataDir, 'admin.sock'))),

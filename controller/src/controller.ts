@@ -37,6 +37,9 @@ import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
 import { SqliteDb } from './store/db.js';
 import { TokenStore } from './store/tokens.js';
+import { OperatorStore } from './store/operators.js';
+import { RegistryServer } from './registry/registry-server.js';
+import { RegistryStore } from './registry/registry-store.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
 
@@ -91,6 +94,8 @@ export class Controller {
     private readonly lock: DirLock,
     private readonly sweeper: NodeJS.Timeout,
     readonly port: number,
+    /** The registry and files listener (undefined without --registry-addr). */
+    readonly registry: RegistryServer | undefined,
     readonly caCreated: boolean,
   ) {}
 
@@ -161,7 +166,7 @@ export class Controller {
       plans: new PlanStore(db, bundles),
       rollouts: undefined as unknown as RolloutScheduler, // set below, from the parts it uses
       config, log, ca, db, sessions,
-      tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
+      tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
       joinAddresses: () => config.advertise.length > 0
         ? config.advertise
@@ -208,6 +213,16 @@ export class Controller {
         'pick a free port with --listen, or stop whatever holds this one');
     }
 
+    let registry: RegistryServer | undefined;
+    if (config.registryAddr) {
+      registry = await RegistryServer.start({
+        addr: config.registryAddr, certChainPem: serverCert.certChainPem, keyPem: serverCert.keyPem, ca,
+        agents: ctx.agents, operators: new OperatorStore(db), bundles, store: ctx.registry, log: log.child({ part: 'registry' }),
+      });
+      opened.push(() => registry!.stop());
+      ctx.registryStats = registry.counters;
+    }
+
     const adminServer = new Server(serverOptions());
     opened.push(() => adminServer.forceShutdown());
     adminServer.addService(AdminService, adminService(ctx, { requireOperatorCert: false }));
@@ -223,10 +238,10 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, created);
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, registry, created);
     health.set(Serving.SERVING);
     c.state = 'running';
-    log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
+    log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
     return c;
   }
 
@@ -248,6 +263,8 @@ export class Controller {
         resolve();
       }, deadlineMs);
     });
+    // Pulls in flight are cut: containerd and skopeo resume or retry them.
+    await this.registry?.stop();
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
     clearInterval(this.sweeper);

@@ -195,9 +195,9 @@ export class ControllerProc {
   }
 
   /** `node [nodeArgs] bin/ferry.js controller start --data DIR --listen LISTEN`; resolves once it prints where agents dial. */
-  static async start(j: Janitor, dataDir: string, listen: string, logPath: string, nodeArgs: string[] = []): Promise<ControllerProc> {
+  static async start(j: Janitor, dataDir: string, listen: string, logPath: string, nodeArgs: string[] = [], extraArgs: string[] = []): Promise<ControllerProc> {
     const log = openSync(logPath, 'a');
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen], { stdio: ['ignore', log, 'pipe'] });
+    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen, ...extraArgs], { stdio: ['ignore', log, 'pipe'] });
     closeSync(log);
     let stderr = '';
     const port = await withTimeout(new Promise<number>((res, rej) => {

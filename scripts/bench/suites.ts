@@ -6,6 +6,7 @@
  *   run.js --suite bundles         ingest, distribution vs nginx, upgrade dedupe, agent RSS (bundles.ts)
  *   run.js --suite steps           per-step overhead, image.import vs ctr (steps.ts)
  *   run.js --suite rollouts        a 500-host rollout of a no-op plan: wall, CPU per host-step, latency (rollouts.ts)
+ *   run.js --suite registry        skopeo pulls from Ferry's registry vs docker-registry, files by curl vs nginx (registry.ts)
  *   run.js [--suite S] --quick     a small run of the same
  *
  * Options shared by all suites: --out DIR, --keep, --profile, --timeout-min M.
@@ -19,7 +20,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const SUITES = ['foundation', 'bundles', 'steps', 'rollouts'] as const;
+export const SUITES = ['foundation', 'bundles', 'steps', 'rollouts', 'registry'] as const;
 type Suite = (typeof SUITES)[number];
 
 /** What `--quick` means for the foundation benchmark, unless given explicitly. */
@@ -83,8 +84,8 @@ export async function dispatchSuite(): Promise<void> {
     process.argv = [process.argv[0]!, process.argv[1]!, ...quickArgs, ...rest];
     return;
   }
-  if (suite === 'bundles' || suite === 'steps' || suite === 'rollouts') {
-    const load = { bundles: () => import('./bundles.js'), steps: () => import('./steps.js'), rollouts: () => import('./rollouts.js') }[suite];
+  if (suite === 'bundles' || suite === 'steps' || suite === 'rollouts' || suite === 'registry') {
+    const load = { bundles: () => import('./bundles.js'), steps: () => import('./steps.js'), rollouts: () => import('./rollouts.js'), registry: () => import('./registry.js') }[suite];
     const mod = (await load()) as { main(argv: string[]): Promise<number> };
     process.exit(await mod.main([...(q.present ? ['--quick'] : []), ...rest]));
   }

@@ -101,7 +101,7 @@ describe('bundles on the controller', function () {
     const repair = memBundle('edge', '1.0.0', files, key.privatePem);
     assert.equal((await pushBundle(admin, repair.signed, byDigest(async (d) => repair.chunks.get(d)!), { progress: false })).chunksSent, 1);
     const before = await c.ctx.bundles.chunks.stats();
-    const r = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.1.0' });
+    const r = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.1.0', force: false });
     assert.equal(r.removed!.version, '1.1.0');
     // Chunks uploaded within the last hour may belong to a push still in flight: kept.
     assert.equal(r.chunksDeleted, 0);
@@ -114,7 +114,7 @@ describe('bundles on the controller', function () {
     for await (const d of c.ctx.bundles.chunks.list()) utimesSync(c.ctx.bundles.chunks.pathOf(d), old, old);
     const v1 = memBundle('edge', '1.0.0', files, key.privatePem);
     const only3 = [...v3.chunks.keys()].filter((d) => !v1.chunks.has(d));
-    const r3 = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.2.0' });
+    const r3 = await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.2.0', force: false });
     assert.ok(r3.chunksDeleted >= only3.length, `deleted ${r3.chunksDeleted}, expected at least ${only3.length}`);
     for (const d of only3) assert.equal(await c.ctx.bundles.chunks.has(d), false);
     for (const d of v1.chunks.keys()) assert.equal(await c.ctx.bundles.chunks.has(d), true, 'a chunk still referenced by 1.0.0 was collected');
@@ -123,7 +123,7 @@ describe('bundles on the controller', function () {
   it('keeps the chunks of a bundle being served while it is removed', async () => {
     const v1 = await c.ctx.bundles.require('edge', '1.0.0');
     const release = c.ctx.bundles.lease(v1.id);
-    await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.0.0' });
+    await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.0.0', force: false });
     for (const f of v1.manifest.files) for (const ch of f.chunks) assert.equal(await c.ctx.bundles.chunks.has(ch.digest), true);
     release();
   });

@@ -11,10 +11,11 @@ export interface MemBundle {
 }
 
 /** Builds and signs a bundle from in-memory files with the real chunker. */
-export function memBundle(name: string, version: string, files: Record<string, Buffer>, privatePem: string): MemBundle {
+export function memBundle(name: string, version: string, files: Record<string, Buffer>, privatePem: string,
+  more: Partial<Pick<BundleManifest, 'images' | 'rewrites'>> = {}): MemBundle {
   const chunks = new Map<string, Buffer>();
   const manifest: BundleManifest = {
-    schema: 'ferry.bundle/v1', name, version, arch: ['amd64'], createdAt: new Date(0).toISOString(), images: [], rewrites: [],
+    schema: 'ferry.bundle/v1', name, version, arch: ['amd64'], createdAt: new Date(0).toISOString(), images: more.images ?? [], rewrites: more.rewrites ?? [],
     files: Object.entries(files).sort(([a], [b]) => a.localeCompare(b)).map(([path, data]) => {
       const cs = chunkBuffer(data);
       for (const c of cs) chunks.set(c.digest, Buffer.from(data.subarray(c.offset, c.offset + c.length)));

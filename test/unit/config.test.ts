@@ -18,12 +18,14 @@ describe('controller config layering', () => {
     assert.equal(cfg.adminSocket, '/tmp/from-file/admin.sock');
     assert.equal(cfg.agentCertTtlMs, 72 * 3_600_000);
     assert.ok(cfg.sans.includes('127.0.0.1') && cfg.sans.includes('localhost'));
+    assert.equal(cfg.registryAddr, '', 'the registry listener is off unless asked for');
+    assert.equal(loadControllerConfig({}, undefined, { FERRY_REGISTRY_ADDR: '0.0.0.0:5000' }).registryAddr, '0.0.0.0:5000');
   });
 
   it('reports every problem at once', () => {
-    writeFileSync(file, 'listen: nope\ncolour: blue\n');
+    writeFileSync(file, 'listen: nope\ncolour: blue\nregistry-addr: :5000x\n');
     assert.throws(() => loadControllerConfig({ heartbeat: 'soon', 'log-level': 'loud' }, file, {}), (e: Error) => {
-      for (const part of ['listen "nope"', 'unknown setting "colour"', 'heartbeat "soon"', 'log-level "loud"']) {
+      for (const part of ['listen "nope"', 'unknown setting "colour"', 'heartbeat "soon"', 'log-level "loud"', 'registry-addr ":5000x"']) {
         assert.ok(e.message.includes(part), `missing ${part} in: ${e.message}`);
       }
       return true;

@@ -165,7 +165,8 @@ async function chunkAndInspect(absPath: string): Promise<{ chunks: FileChunks; i
   return { chunks: { size: c.bytesProcessed, sha256: whole.digest('hex'), chunks }, info, error };
 }
 
-function toImages(file: string, info: ImageTarInfo): BundleImage[] {
+/** The manifest's image entries for one inspected image tar. */
+export function toImages(file: string, info: ImageTarInfo): BundleImage[] {
   return info.images.map((i) => ({
     file,
     format: info.format,

@@ -104,13 +104,18 @@ export function resolveDockerArchive(ix: TarIndex): ImageInfo[] {
   });
 }
 
-/** See the module comment for the exact canonical form. Keys below are already in sorted order. */
+/** See the module comment for the exact canonical form. */
 export function syntheticManifestDigest(configDigest: string, configSize: number, layers: ImageInfo['layers']): string {
+  return `sha256:${createHash('sha256').update(syntheticManifest(configDigest, configSize, layers)).digest('hex')}`;
+}
+
+/** The bytes of the derived manifest (the registry serves exactly these). Keys below are already in sorted order. */
+export function syntheticManifest(configDigest: string, configSize: number, layers: ImageInfo['layers']): Buffer {
   const manifest = {
     config: { digest: configDigest, mediaType: 'application/vnd.oci.image.config.v1+json', size: configSize },
     layers: layers.map((l) => ({ digest: l.digest, mediaType: l.mediaType, size: l.size })),
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     schemaVersion: 2,
   };
-  return `sha256:${createHash('sha256').update(JSON.stringify(manifest)).digest('hex')}`;
+  return Buffer.from(JSON.stringify(manifest));
 }

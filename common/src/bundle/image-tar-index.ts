@@ -46,6 +46,8 @@ export interface ImageLayer {
 /** Recorded per regular file. */
 export interface IndexedFile {
   size: number;
+  /** Where the file's bytes start in the (uncompressed) tar. */
+  offset: number;
   sha256: string;
   /** Hex digest in the algorithm named by a `blobs/<alg>/` path, when that is not sha256. */
   altDigest?: string;
@@ -100,7 +102,7 @@ export class TarIndex {
         }
       },
       end: () => {
-        const f: IndexedFile = { size: e.size, sha256: sha.digest('hex'), head, json: json && Buffer.concat(json) };
+        const f: IndexedFile = { size: e.size, offset: e.dataOffset, sha256: sha.digest('hex'), head, json: json && Buffer.concat(json) };
         if (alt) f.altDigest = alt.digest('hex');
         if (blob) checkBlobName(e.name, blob[1]!, blob[2]!, f);
         this.files.set(e.name, f);

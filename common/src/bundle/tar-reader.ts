@@ -31,6 +31,11 @@ export interface TarEntry {
   linkname: string;
   /** For links: the target resolved to a normalised path inside the archive. */
   linkTarget?: string;
+  /**
+   * Byte offset in the archive where this entry's data starts (its `size` bytes follow
+   * contiguously, except for sparse entries): the registry serves image blobs by this range.
+   */
+  dataOffset: number;
 }
 
 /** Receives one entry's data. Chunks may be views into the caller's buffers: copy to retain. */
@@ -150,7 +155,9 @@ export class TarReader {
     const type = (typeflag === '0' || typeflag === '\0') && rawName.endsWith('/') ? 'directory' : (TYPES[typeflag] ?? 'other');
     const size = HEADER_ONLY.has(typeflag) ? 0 : (p.size ?? rawSize);
     const linkname = p.linkpath ?? cstr(h, 157, 100);
-    const entry: TarEntry = { name, type, typeflag, size, mode: parseNumeric(h, 100, 8, 'mode', this.offset), linkname };
+    // onBlock runs before this header block is counted; an old-GNU sparse entry's data comes
+    // after its extension blocks, so startEntry sets the final offset.
+    const entry: TarEntry = { name, type, typeflag, size, mode: parseNumeric(h, 100, 8, 'mode', this.offset), linkname, dataOffset: 0 };
     if (type === 'symlink' || type === 'hardlink') entry.linkTarget = resolveLinkTarget(name, linkname, type);
     // Old GNU sparse ('S'): the data is the stored fragments; its map may spill into extension
     // headers (flag at byte 482) that sit between this header and the data.
@@ -160,6 +167,7 @@ export class TarReader {
 
   private startEntry(entry: TarEntry): void {
     this.sparse = undefined;
+    entry.dataOffset = this.offset + BLOCK;
     this.sink = this.onEntry(entry);
     this.beginData(entry.size, 'data');
   }

@@ -19,7 +19,7 @@ export function parseRef(ref: string | undefined): [string, string] {
 
 /** `ferry bundle ls | show | rm | prefetch` (build, push and lint live in cmd-bundle-build.ts). */
 export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(rest, { ...adminFlags, json: { type: 'boolean' }, ...targetFlags });
+  const { values, positionals } = parseFlags(rest, { ...adminFlags, json: { type: 'boolean' }, force: { type: 'boolean' }, ...targetFlags });
   // Prefetch targets are checked before connecting, so a missing --selector/--host/--all needs no controller.
   const targets = sub === 'prefetch'
     ? targetsFromFlags(values, 'bundle prefetch', `ferry bundle prefetch ${positionals[0] ?? 'NAME:VERSION'} --selector role=edge`) : undefined;
@@ -52,7 +52,7 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
       }
       case 'rm': {
         const [name, version] = parseRef(positionals[0]);
-        const r = await admin.call(admin.client.removeBundle, { name, version });
+        const r = await admin.call(admin.client.removeBundle, { name, version, force: Boolean(values.force) });
         process.stdout.write(values.json ? JSON.stringify(r) + '\n' : `removed ${name}:${version}; collected ${r.chunksDeleted} unreferenced chunks (${bytes(r.bytesFreed)})\n`);
         return Exit.Ok;
       }

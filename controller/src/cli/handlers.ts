@@ -21,6 +21,7 @@ export const FERRY_HANDLERS: Handlers = {
   'bundle build': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('build', a),
   'bundle push': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('push', a),
   'bundle lint': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('lint', a),
+  registry: async (a) => (await import('./cmd-registry.js')).cmdRegistry(a),
   bundle: async (a) => (await import('./cmd-bundle.js')).cmdBundleAdmin(a[0] ?? '', a.slice(1)),
 };
 

@@ -57,10 +57,28 @@ export const bundleCommand: CommandSpec = {
       flags: { ...buildFlags, json }, examples: ['ferry bundle push ./kubeedge-edge --name kubeedge-edge --version 1.22.0 --arch amd64 --key ops.key', 'ferry bundle push kubeedge-edge-1.22.0.ferry'] },
     { name: 'ls', summary: 'list bundles on the controller', shared: true, flags: { json } },
     { name: 'show', summary: "a bundle's images, files and registry rewrites", args: 'NAME:VERSION', shared: true, flags: { json }, examples: ['ferry bundle show kubeedge-edge:1.22.0'] },
-    { name: 'rm', summary: 'remove a bundle and collect chunks nothing else uses', args: 'NAME:VERSION', shared: true, flags: { json } },
+    { name: 'rm', summary: 'remove a bundle and collect chunks nothing else uses', args: 'NAME:VERSION', shared: true,
+      description: 'A bundle published on the registry (ferry registry ls) is refused: hosts may be pulling from it. --force unpublishes it first.',
+      flags: { force: { type: 'boolean', help: 'remove it even if it is published (unpublishes it first)' }, json } },
     { name: 'prefetch', summary: 'stage a bundle on matching hosts ahead of a rollout', args: 'NAME:VERSION', shared: true,
       description: 'Each host fetches only the chunks it lacks, verifies them and assembles the files; progress is shown until every host is ready or failed.',
       flags: { ...targetSpecs, json }, examples: ['ferry bundle prefetch kubeedge-edge:1.22.0 --selector role=edge'] },
+  ],
+};
+
+export const registryCommand: CommandSpec = {
+  name: 'registry', summary: "serve bundles' images and files to hosts over HTTPS (docs/registry.md)",
+  subcommands: [
+    { name: 'publish', summary: "serve a bundle's images on the registry and its files on the files repository", args: 'NAME:VERSION', shared: true,
+      description: 'Every image of the bundle is published under its name after the bundle\'s rewrite rules, or only what --as names. Atomic: a tag resolves only once everything below it can be served. Publishing again replaces the publication. Needs the controller started with --registry-addr to be reachable.',
+      flags: {
+        as: { type: 'string', multiple: true, value: '[SRC=]DEST', help: 'publish an image under this name (SRC picks one image of the bundle)' },
+        anonymous: { type: 'boolean', help: 'clients without a fleet certificate may pull these images and files' },
+        json,
+      },
+      examples: ['ferry registry publish kubespray-offline:2.26.0', 'ferry registry publish lvscare:1.1.3 --as sea.hub:5000/sealerio/lvscare:v1.1.3-beta.8'] },
+    { name: 'ls', summary: 'list published bundles and their tags', shared: true, flags: { json } },
+    { name: 'unpublish', summary: 'stop serving a bundle (the bundle stays)', args: 'NAME:VERSION', shared: true, flags: { json } },
   ],
 };
 

@@ -1,7 +1,7 @@
 import { withBuiltins } from '../../../common/src/cli/dispatch.js';
 import type { CliSpec, CommandSpec, FlagSpec } from '../../../common/src/cli/spec.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
-import { bundleCommand, keyCommand, planCommand, rolloutCommand, runCommand, targetSpecs } from './table-delivery.js';
+import { bundleCommand, keyCommand, planCommand, registryCommand, rolloutCommand, runCommand, targetSpecs } from './table-delivery.js';
 
 /**
  * The `ferry` command table: every command, subcommand and flag with its
@@ -21,6 +21,7 @@ const controllerCommand: CommandSpec = {
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
       listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
+      'registry-addr': { type: 'string', value: 'HOST:PORT', help: 'serve published images and files over HTTPS here (docs/registry.md; default off)' },
       san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
       advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
       'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
@@ -133,7 +134,7 @@ export const FERRY_CLI: CliSpec = withBuiltins({
   version: FERRY_VERSION,
   summary: 'install and upgrade software on fleets of air-gapped hosts',
   description: 'ferry runs the Ferry controller and administers it: join tokens, the fleet of agents, signing keys, offline bundles, install plans, one-off commands and staged rollouts.',
-  commands: [controllerCommand, tokenCommand, agentsCommand, execCommand, keyCommand, bundleCommand, planCommand, runCommand, rolloutCommand, jobsCommand, operatorCommand, auditCommand],
+  commands: [controllerCommand, tokenCommand, agentsCommand, execCommand, keyCommand, bundleCommand, registryCommand, planCommand, runCommand, rolloutCommand, jobsCommand, operatorCommand, auditCommand],
   shared: {
     title: 'Connection flags',
     hoist: true,

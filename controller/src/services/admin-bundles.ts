@@ -54,8 +54,18 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
       return { info: bundleInfo(b), signed: b.signed };
     }),
     removeBundle: kit.unary(async (req, who) => {
+      const b = await ctx.bundles.require(req.name, req.version);
+      const pub = await ctx.registry.publication(b.id);
+      if (pub && !req.force) {
+        throw new FerryError(ErrorCode.InvalidArgument, `${req.name}:${req.version} is published on the registry (${pub.tags.length} tags); hosts may be pulling from it`,
+          `unpublish it first (\`ferry registry unpublish ${req.name}:${req.version}\`), or remove it anyway with --force`);
+      }
+      if (pub) {
+        await ctx.registry.unpublish(b.id);
+        await ctx.audit.record(who, 'registry.unpublish', `${req.name}:${req.version}`, { id: b.id, tags: pub.tags.length, by: 'bundle rm --force' });
+      }
       const r = await ctx.bundles.remove(req.name, req.version);
-      await ctx.audit.record(who, 'bundle.rm', `${req.name}:${req.version}`, { chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed });
+      await ctx.audit.record(who, 'bundle.rm', `${req.name}:${req.version}`, { chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed, force: req.force });
       return { removed: bundleInfo(r.removed), chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed };
     }),
     lintBundle: kit.unary(async (req) => {

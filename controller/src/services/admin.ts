@@ -14,6 +14,7 @@ import { bundleHandlers, type AdminKit } from './admin-bundles.js';
 import { selectTargets } from './targets.js';
 import { planHandlers } from './admin-plans.js';
 import { operatorHandlers } from './admin-operators.js';
+import { registryHandlers } from './admin-registry.js';
 
 const MAX_TOKEN_USES = 100_000;
 const RESERVED_PREFIX = 'ferry/';
@@ -61,6 +62,7 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
     ...planHandlers(ctx, { ...kit, selectAgents }),
     ...jobHandlers(ctx, { ...kit, selectAgents }),
     ...operatorHandlers(ctx, kit),
+    ...registryHandlers(ctx, kit),
     resolveTargets: unary(async (req) => {
       const targets = await selectAgents(req, 'list-hosts', 'ferry exec --selector role=edge --list-hosts');
       const held = await ctx.prefetch.heldNames();

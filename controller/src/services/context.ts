@@ -13,6 +13,8 @@ import type { AuditLog } from '../store/audit.js';
 import type { Db } from '../store/db.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { SessionRegistry } from '../sessions/registry.js';
+import type { RegistryStore } from '../registry/registry-store.js';
+import type { PullStats } from '../registry/pull-counters.js';
 
 /** Everything the gRPC services share; built once by the controller at start. */
 export interface ControllerContext {
@@ -33,6 +35,10 @@ export interface ControllerContext {
   plans: PlanStore;
   /** Staged rollouts (controller/src/rollouts/). */
   rollouts: RolloutScheduler;
+  /** What is published on the registry and files repository (docs/registry.md). */
+  registry: RegistryStore;
+  /** Pull counters of the registry listener; undefined while it is off (no --registry-addr). */
+  registryStats?: PullStats;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
 }

@@ -41,6 +41,10 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Admin/GetBundle': 'read',
   '/ferry.v1.Admin/RemoveBundle': 'write',
   '/ferry.v1.Admin/LintBundle': 'read',
+  // Serving a bundle over HTTPS (or ceasing to) changes what hosts can pull.
+  '/ferry.v1.Admin/PublishBundle': 'write',
+  '/ferry.v1.Admin/ListPublished': 'read',
+  '/ferry.v1.Admin/UnpublishBundle': 'write',
   // Moves bytes onto hosts' disks.
   '/ferry.v1.Admin/Prefetch': 'write',
   '/ferry.v1.Admin/PushPlan': 'write',

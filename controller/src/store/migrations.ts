@@ -234,4 +234,53 @@ ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
 CREATE INDEX operators_name ON operators (name);
 `,
   },
+  {
+    version: 10,
+    name: 'registry: published bundles, their repositories, tags, manifests and blobs (a blob is a byte range of an image tar in a bundle)',
+    sql: `
+CREATE TABLE registry_publications (
+  bundle_id TEXT PRIMARY KEY,
+  bundle_name TEXT NOT NULL,
+  bundle_version TEXT NOT NULL,
+  anonymous INTEGER NOT NULL,
+  published_by TEXT NOT NULL,
+  published_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX registry_publications_name ON registry_publications (bundle_name, bundle_version);
+CREATE TABLE registry_repos (
+  repository TEXT NOT NULL,
+  bundle_id TEXT NOT NULL,
+  host TEXT NOT NULL,
+  path TEXT NOT NULL,
+  anonymous INTEGER NOT NULL,
+  PRIMARY KEY (repository, bundle_id)
+);
+CREATE INDEX registry_repos_path ON registry_repos (path);
+CREATE INDEX registry_repos_host ON registry_repos (host);
+CREATE TABLE registry_tags (
+  repository TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  bundle_id TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (repository, tag, bundle_id)
+);
+CREATE TABLE registry_manifests (
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  bundle_id TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  body_b64 TEXT NOT NULL,
+  PRIMARY KEY (repository, digest, bundle_id)
+);
+CREATE TABLE registry_blobs (
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  bundle_id TEXT NOT NULL,
+  file_path TEXT NOT NULL,
+  tar_offset BIGINT NOT NULL,
+  size BIGINT NOT NULL,
+  PRIMARY KEY (repository, digest, bundle_id)
+);
+`,
+  },
 ];

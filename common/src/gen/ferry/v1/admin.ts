@@ -189,6 +189,48 @@ export interface GetBundleResponse {
   signed: SignedManifest | undefined;
 }
 
+/** Same field numbers as GetBundleRequest, which RemoveBundle took before force. */
+export interface RemoveBundleRequest {
+  name: string;
+  version: string;
+  force: boolean;
+}
+
+export interface PublishBundleRequest {
+  name: string;
+  version: string;
+  /** DEST or SRC=DEST image names; empty: every image under its name after the bundle's rewrite rules. */
+  as: string[];
+  /** Clients without a certificate may pull these repositories and read these files. */
+  anonymous: boolean;
+}
+
+export interface PublishedTag {
+  /** Full name: registry host and path, e.g. docker.io/library/nginx. */
+  repository: string;
+  tag: string;
+  digest: string;
+}
+
+export interface Publication {
+  bundleId: string;
+  name: string;
+  version: string;
+  anonymous: boolean;
+  publishedBy: string;
+  publishedAtMs: number;
+  tags: PublishedTag[];
+  /** Image references of the bundle that could not be published (not valid references). */
+  skipped: string[];
+}
+
+export interface ListPublishedRequest {
+}
+
+export interface ListPublishedResponse {
+  publications: Publication[];
+}
+
 export interface RemoveBundleResponse {
   removed: BundleInfo | undefined;
   chunksDeleted: number;
@@ -3047,6 +3089,650 @@ export const GetBundleResponse: MessageFns<GetBundleResponse> = {
     message.signed = (object.signed !== undefined && object.signed !== null)
       ? SignedManifest.fromPartial(object.signed)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseRemoveBundleRequest(): RemoveBundleRequest {
+  return { name: "", version: "", force: false };
+}
+
+export const RemoveBundleRequest: MessageFns<RemoveBundleRequest> = {
+  encode(message: RemoveBundleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.force !== false) {
+      writer.uint32(24).bool(message.force);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveBundleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveBundleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveBundleRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+    };
+  },
+
+  toJSON(message: RemoveBundleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveBundleRequest>, I>>(base?: I): RemoveBundleRequest {
+    return RemoveBundleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveBundleRequest>, I>>(object: I): RemoveBundleRequest {
+    const message = createBaseRemoveBundleRequest();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.force = object.force ?? false;
+    return message;
+  },
+};
+
+function createBasePublishBundleRequest(): PublishBundleRequest {
+  return { name: "", version: "", as: [], anonymous: false };
+}
+
+export const PublishBundleRequest: MessageFns<PublishBundleRequest> = {
+  encode(message: PublishBundleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    for (const v of message.as) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.anonymous !== false) {
+      writer.uint32(32).bool(message.anonymous);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishBundleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishBundleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.as.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.anonymous = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublishBundleRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      as: globalThis.Array.isArray(object?.as) ? object.as.map((e: any) => globalThis.String(e)) : [],
+      anonymous: isSet(object.anonymous) ? globalThis.Boolean(object.anonymous) : false,
+    };
+  },
+
+  toJSON(message: PublishBundleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.as?.length) {
+      obj.as = message.as;
+    }
+    if (message.anonymous !== false) {
+      obj.anonymous = message.anonymous;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PublishBundleRequest>, I>>(base?: I): PublishBundleRequest {
+    return PublishBundleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PublishBundleRequest>, I>>(object: I): PublishBundleRequest {
+    const message = createBasePublishBundleRequest();
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.as = object.as?.map((e) => e) || [];
+    message.anonymous = object.anonymous ?? false;
+    return message;
+  },
+};
+
+function createBasePublishedTag(): PublishedTag {
+  return { repository: "", tag: "", digest: "" };
+}
+
+export const PublishedTag: MessageFns<PublishedTag> = {
+  encode(message: PublishedTag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.repository !== "") {
+      writer.uint32(10).string(message.repository);
+    }
+    if (message.tag !== "") {
+      writer.uint32(18).string(message.tag);
+    }
+    if (message.digest !== "") {
+      writer.uint32(26).string(message.digest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishedTag {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishedTag();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.repository = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tag = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublishedTag {
+    return {
+      repository: isSet(object.repository) ? globalThis.String(object.repository) : "",
+      tag: isSet(object.tag) ? globalThis.String(object.tag) : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+    };
+  },
+
+  toJSON(message: PublishedTag): unknown {
+    const obj: any = {};
+    if (message.repository !== "") {
+      obj.repository = message.repository;
+    }
+    if (message.tag !== "") {
+      obj.tag = message.tag;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PublishedTag>, I>>(base?: I): PublishedTag {
+    return PublishedTag.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PublishedTag>, I>>(object: I): PublishedTag {
+    const message = createBasePublishedTag();
+    message.repository = object.repository ?? "";
+    message.tag = object.tag ?? "";
+    message.digest = object.digest ?? "";
+    return message;
+  },
+};
+
+function createBasePublication(): Publication {
+  return {
+    bundleId: "",
+    name: "",
+    version: "",
+    anonymous: false,
+    publishedBy: "",
+    publishedAtMs: 0,
+    tags: [],
+    skipped: [],
+  };
+}
+
+export const Publication: MessageFns<Publication> = {
+  encode(message: Publication, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    if (message.anonymous !== false) {
+      writer.uint32(32).bool(message.anonymous);
+    }
+    if (message.publishedBy !== "") {
+      writer.uint32(42).string(message.publishedBy);
+    }
+    if (message.publishedAtMs !== 0) {
+      writer.uint32(48).int64(message.publishedAtMs);
+    }
+    for (const v of message.tags) {
+      PublishedTag.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.skipped) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Publication {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublication();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.anonymous = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.publishedBy = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.publishedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.tags.push(PublishedTag.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.skipped.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Publication {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      anonymous: isSet(object.anonymous) ? globalThis.Boolean(object.anonymous) : false,
+      publishedBy: isSet(object.publishedBy)
+        ? globalThis.String(object.publishedBy)
+        : isSet(object.published_by)
+        ? globalThis.String(object.published_by)
+        : "",
+      publishedAtMs: isSet(object.publishedAtMs)
+        ? globalThis.Number(object.publishedAtMs)
+        : isSet(object.published_at_ms)
+        ? globalThis.Number(object.published_at_ms)
+        : 0,
+      tags: globalThis.Array.isArray(object?.tags) ? object.tags.map((e: any) => PublishedTag.fromJSON(e)) : [],
+      skipped: globalThis.Array.isArray(object?.skipped) ? object.skipped.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: Publication): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.anonymous !== false) {
+      obj.anonymous = message.anonymous;
+    }
+    if (message.publishedBy !== "") {
+      obj.publishedBy = message.publishedBy;
+    }
+    if (message.publishedAtMs !== 0) {
+      obj.publishedAtMs = Math.round(message.publishedAtMs);
+    }
+    if (message.tags?.length) {
+      obj.tags = message.tags.map((e) => PublishedTag.toJSON(e));
+    }
+    if (message.skipped?.length) {
+      obj.skipped = message.skipped;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Publication>, I>>(base?: I): Publication {
+    return Publication.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Publication>, I>>(object: I): Publication {
+    const message = createBasePublication();
+    message.bundleId = object.bundleId ?? "";
+    message.name = object.name ?? "";
+    message.version = object.version ?? "";
+    message.anonymous = object.anonymous ?? false;
+    message.publishedBy = object.publishedBy ?? "";
+    message.publishedAtMs = object.publishedAtMs ?? 0;
+    message.tags = object.tags?.map((e) => PublishedTag.fromPartial(e)) || [];
+    message.skipped = object.skipped?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseListPublishedRequest(): ListPublishedRequest {
+  return {};
+}
+
+export const ListPublishedRequest: MessageFns<ListPublishedRequest> = {
+  encode(_: ListPublishedRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPublishedRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPublishedRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListPublishedRequest {
+    return {};
+  },
+
+  toJSON(_: ListPublishedRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPublishedRequest>, I>>(base?: I): ListPublishedRequest {
+    return ListPublishedRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPublishedRequest>, I>>(_: I): ListPublishedRequest {
+    const message = createBaseListPublishedRequest();
+    return message;
+  },
+};
+
+function createBaseListPublishedResponse(): ListPublishedResponse {
+  return { publications: [] };
+}
+
+export const ListPublishedResponse: MessageFns<ListPublishedResponse> = {
+  encode(message: ListPublishedResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.publications) {
+      Publication.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPublishedResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPublishedResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.publications.push(Publication.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPublishedResponse {
+    return {
+      publications: globalThis.Array.isArray(object?.publications)
+        ? object.publications.map((e: any) => Publication.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListPublishedResponse): unknown {
+    const obj: any = {};
+    if (message.publications?.length) {
+      obj.publications = message.publications.map((e) => Publication.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPublishedResponse>, I>>(base?: I): ListPublishedResponse {
+    return ListPublishedResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPublishedResponse>, I>>(object: I): ListPublishedResponse {
+    const message = createBaseListPublishedResponse();
+    message.publications = object.publications?.map((e) => Publication.fromPartial(e)) || [];
     return message;
   },
 };
@@ -8658,12 +9344,13 @@ export const AdminService = {
     responseSerialize: (value: GetBundleResponse): Buffer => Buffer.from(GetBundleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetBundleResponse => GetBundleResponse.decode(value),
   },
+  /** A published bundle is refused unless force is set (then it is unpublished first). */
   removeBundle: {
     path: "/ferry.v1.Admin/RemoveBundle" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: GetBundleRequest): Buffer => Buffer.from(GetBundleRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetBundleRequest => GetBundleRequest.decode(value),
+    requestSerialize: (value: RemoveBundleRequest): Buffer => Buffer.from(RemoveBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveBundleRequest => RemoveBundleRequest.decode(value),
     responseSerialize: (value: RemoveBundleResponse): Buffer =>
       Buffer.from(RemoveBundleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveBundleResponse => RemoveBundleResponse.decode(value),
@@ -8677,6 +9364,38 @@ export const AdminService = {
     requestDeserialize: (value: Buffer): GetBundleRequest => GetBundleRequest.decode(value),
     responseSerialize: (value: LintBundleResponse): Buffer => Buffer.from(LintBundleResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LintBundleResponse => LintBundleResponse.decode(value),
+  },
+  /**
+   * Registry and files repository (docs/registry.md): serve a bundle's images
+   * and files over the controller's HTTPS listener, list, stop serving.
+   */
+  publishBundle: {
+    path: "/ferry.v1.Admin/PublishBundle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PublishBundleRequest): Buffer => Buffer.from(PublishBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PublishBundleRequest => PublishBundleRequest.decode(value),
+    responseSerialize: (value: Publication): Buffer => Buffer.from(Publication.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Publication => Publication.decode(value),
+  },
+  listPublished: {
+    path: "/ferry.v1.Admin/ListPublished" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPublishedRequest): Buffer => Buffer.from(ListPublishedRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPublishedRequest => ListPublishedRequest.decode(value),
+    responseSerialize: (value: ListPublishedResponse): Buffer =>
+      Buffer.from(ListPublishedResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPublishedResponse => ListPublishedResponse.decode(value),
+  },
+  unpublishBundle: {
+    path: "/ferry.v1.Admin/UnpublishBundle" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBundleRequest): Buffer => Buffer.from(GetBundleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBundleRequest => GetBundleRequest.decode(value),
+    responseSerialize: (value: Publication): Buffer => Buffer.from(Publication.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Publication => Publication.decode(value),
   },
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch: {
@@ -8808,9 +9527,17 @@ export interface AdminServer extends UntypedServiceImplementation {
   commitBundle: handleUnaryCall<CommitBundleRequest, BundleInfo>;
   listBundles: handleUnaryCall<ListBundlesRequest, ListBundlesResponse>;
   getBundle: handleUnaryCall<GetBundleRequest, GetBundleResponse>;
-  removeBundle: handleUnaryCall<GetBundleRequest, RemoveBundleResponse>;
+  /** A published bundle is refused unless force is set (then it is unpublished first). */
+  removeBundle: handleUnaryCall<RemoveBundleRequest, RemoveBundleResponse>;
   /** Lints a stored bundle for offline completeness (same rules as `ferry bundle lint DIR`). */
   lintBundle: handleUnaryCall<GetBundleRequest, LintBundleResponse>;
+  /**
+   * Registry and files repository (docs/registry.md): serve a bundle's images
+   * and files over the controller's HTTPS listener, list, stop serving.
+   */
+  publishBundle: handleUnaryCall<PublishBundleRequest, Publication>;
+  listPublished: handleUnaryCall<ListPublishedRequest, ListPublishedResponse>;
+  unpublishBundle: handleUnaryCall<GetBundleRequest, Publication>;
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch: handleServerStreamingCall<PrefetchRequest, PrefetchEvent>;
   /** Plans: validated (every problem with file:line:col) and signature-checked on push. */
@@ -9159,17 +9886,18 @@ export interface AdminClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetBundleResponse) => void,
   ): ClientUnaryCall;
+  /** A published bundle is refused unless force is set (then it is unpublished first). */
   removeBundle(
-    request: GetBundleRequest,
+    request: RemoveBundleRequest,
     callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
   ): ClientUnaryCall;
   removeBundle(
-    request: GetBundleRequest,
+    request: RemoveBundleRequest,
     metadata: Metadata,
     callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
   ): ClientUnaryCall;
   removeBundle(
-    request: GetBundleRequest,
+    request: RemoveBundleRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveBundleResponse) => void,
@@ -9189,6 +9917,55 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LintBundleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Registry and files repository (docs/registry.md): serve a bundle's images
+   * and files over the controller's HTTPS listener, list, stop serving.
+   */
+  publishBundle(
+    request: PublishBundleRequest,
+    callback: (error: ServiceError | null, response: Publication) => void,
+  ): ClientUnaryCall;
+  publishBundle(
+    request: PublishBundleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Publication) => void,
+  ): ClientUnaryCall;
+  publishBundle(
+    request: PublishBundleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Publication) => void,
+  ): ClientUnaryCall;
+  listPublished(
+    request: ListPublishedRequest,
+    callback: (error: ServiceError | null, response: ListPublishedResponse) => void,
+  ): ClientUnaryCall;
+  listPublished(
+    request: ListPublishedRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPublishedResponse) => void,
+  ): ClientUnaryCall;
+  listPublished(
+    request: ListPublishedRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPublishedResponse) => void,
+  ): ClientUnaryCall;
+  unpublishBundle(
+    request: GetBundleRequest,
+    callback: (error: ServiceError | null, response: Publication) => void,
+  ): ClientUnaryCall;
+  unpublishBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Publication) => void,
+  ): ClientUnaryCall;
+  unpublishBundle(
+    request: GetBundleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Publication) => void,
   ): ClientUnaryCall;
   /** Stages a bundle on matching connected hosts and streams their progress. */
   prefetch(request: PrefetchRequest, options?: Partial<CallOptions>): ClientReadableStream<PrefetchEvent>;

@@ -1,0 +1,125 @@
+/**
+ * Serves byte ranges of bundle files straight from the chunk store: the one
+ * way the registry (a blob is a range of an image tar) and the files
+ * repository (a whole file) send bytes. Chunks are read through
+ * ServedChunks, which hashes a chunk the first time this process serves it
+ * (see served-chunks.ts for that policy). A chunk missing or corrupt before
+ * the first byte is sent is a 500 JSON error; after that the connection is
+ * aborted, so a client never takes a short or wrong body for a whole one.
+ * Either way the log names the chunk.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '../../../common/src/log.js';
+import type { BundleFile } from '../../../common/src/bundle/manifest.js';
+import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
+import type { BundleStore, StoredBundle } from '../bundles/bundle-store.js';
+import { RegistryError } from './http-error.js';
+
+/** A bundle file with the end offset of each chunk, for finding a range's chunks. */
+export interface IndexedBundleFile {
+  file: BundleFile;
+  ends: number[];
+}
+
+interface CachedBundle { bundle: StoredBundle; files: Map<string, IndexedBundleFile> }
+
+/** Bundles are immutable by id; parsing a large manifest per request would cost more than serving. */
+const MAX_CACHED = 32;
+
+/** See module comment. */
+export class BundleBytes {
+  private readonly cache = new Map<string, CachedBundle>();
+
+  constructor(private readonly bundles: BundleStore, private readonly log: Logger) {}
+
+  /** A committed bundle and its files by path; undefined if it is gone. */
+  async bundle(id: string): Promise<CachedBundle | undefined> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const bundle = await this.bundles.byId(id);
+    if (!bundle) return undefined;
+    const files = new Map<string, IndexedBundleFile>();
+    for (const file of bundle.manifest.files) {
+      let at = 0;
+      files.set(file.path, { file, ends: file.chunks.map((c) => (at += c.size)) });
+    }
+    if (this.cache.size >= MAX_CACHED) this.cache.clear();
+    const entry = { bundle, files };
+    this.cache.set(id, entry);
+    return entry;
+  }
+
+  /**
+   * Writes bytes [start, end] (inclusive) of `f` to `res` after `writeHead`
+   * (called once the first chunk is in hand). Resolves with the bytes sent.
+   */
+  async send(res: ServerResponse, bundleId: string, f: IndexedBundleFile, start: number, end: number, writeHead: () => void): Promise<number> {
+    const release = this.bundles.lease(bundleId);
+    let sent = 0;
+    let closed = false;
+    res.once('close', () => { closed = true; });
+    try {
+      if (end < start) {
+        writeHead();
+        res.end();
+        return 0;
+      }
+      let i = firstChunk(f.ends, start);
+      let headSent = false;
+      while (i < f.ends.length && !closed) {
+        const chunkStart = i === 0 ? 0 : f.ends[i - 1]!;
+        if (chunkStart > end) break;
+        const digest = f.file.chunks[i]!.digest;
+        let data: Buffer;
+        try {
+          data = (await this.bundles.served.read(digest)).data;
+        } catch (err) {
+          if (!(err instanceof ChunkNotFoundError || err instanceof ChunkCorruptError)) throw err;
+          const what = err instanceof ChunkNotFoundError ? 'missing' : 'corrupt';
+          this.log.error({ chunk: digest, bundle: bundleId, file: f.file.path, err: err.message }, `registry: chunk ${digest} of ${f.file.path} is ${what} on the controller's disk`);
+          if (!headSent) {
+            throw new RegistryError(500, 'BLOB_UNAVAILABLE', `chunk ${digest} of bundle file ${f.file.path} is ${what} on the controller's disk; push the bundle again to repair it`);
+          }
+          res.destroy(err);
+          return sent;
+        }
+        const piece = data.subarray(Math.max(0, start - chunkStart), Math.min(data.length, end + 1 - chunkStart));
+        if (!headSent) {
+          writeHead();
+          headSent = true;
+        }
+        sent += piece.length;
+        if (!res.write(piece)) await drained(res);
+        i++;
+      }
+      if (!closed) res.end();
+      return sent;
+    } finally {
+      release();
+    }
+  }
+}
+
+/** Index of the chunk holding byte `pos`. */
+function firstChunk(ends: number[], pos: number): number {
+  let lo = 0;
+  let hi = ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ends[mid]! > pos) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

@@ -1,0 +1,236 @@
+/**
+ * Registry benchmark (`npm run bench`, or `run.js --suite registry [--quick] [--size-mib N]`):
+ *
+ * 1. Pulls: a multi-layer image (8 gzip layers of random data, 1 GiB in all;
+ *    256 MiB with --quick) is pushed as a bundle and published on Ferry's
+ *    registry, and copied by skopeo into Debian's `docker-registry`
+ *    (distribution 2.8, filesystem storage). Both listen on 127.0.0.1 with
+ *    the controller's server certificate and ask for a fleet client
+ *    certificate (docker-registry via clientcas), so the TLS work is the same.
+ *    Then 1 and 8 concurrent `skopeo copy docker://… dir:` (to tmpfs) from
+ *    each: throughput ratio (goal ≥ 0.9× docker-registry) and server
+ *    CPU-seconds per GiB served (goal ≤ 1.2× docker-registry's).
+ * 2. Files: the image tar (the same bytes) downloaded by curl from Ferry's
+ *    files repository and from nginx serving the bundle directory, 1 and 8
+ *    clients: throughput and server CPU per GiB, for context.
+ *
+ * Everything on 127.0.0.1; every child and temp directory is removed at the
+ * end (also on failure or Ctrl-C).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { Nginx, nginxInstalled } from './nginx.js';
+import {
+  ControllerProc, GiB, Janitor, MiB, REPO, Report, cpuMsOf, ferry, fmtMiB, freePort, progress, rate, runBounded, runSuite,
+} from './kit.js';
+import { sleep } from './lib.js';
+
+const SUITE = 'registry';
+const REGISTRY_BIN = '/usr/bin/docker-registry';
+
+interface Opts { quick: boolean; sizeMiB: number; OUT: string }
+
+export async function main(argv: string[]): Promise<number> {
+  const { values: opt } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      'size-mib': { type: 'string' },
+      out: { type: 'string', default: join(REPO, 'bench-results') },
+      keep: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      'timeout-min': { type: 'string' },
+    },
+    strict: true,
+  });
+  const quick = Boolean(opt.quick);
+  const sizeMiB = Number(opt['size-mib'] ?? (quick ? 256 : 1024));
+  if (!Number.isInteger(sizeMiB) || sizeMiB < 8 || sizeMiB % 8 !== 0) {
+    process.stderr.write('--size-mib: a multiple of 8, at least 8\n');
+    return 2;
+  }
+  const j = new Janitor(SUITE, Boolean(opt.keep));
+  return runSuite(j, Number(opt['timeout-min'] ?? (quick ? 15 : 40)), () => suite(j, { quick, sizeMiB, OUT: resolve(opt.out!) }));
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** One ustar header for a regular file. */
+function tarHeader(name: string, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  h.write('00000000000\0', 136);
+  h.write('0', 156);
+  h.write('ustar\x0000', 257, 'latin1');
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return h;
+}
+
+/** An OCI layout at `dir` with `layers` gzip layers of `layerBytes` random data each; returns the image's total blob bytes. */
+function writeLayout(dir: string, layers: number, layerBytes: number): number {
+  mkdirSync(join(dir, 'blobs/sha256'), { recursive: true });
+  const descs: Array<{ digest: string; size: number; diffId: string }> = [];
+  for (let i = 0; i < layers; i++) {
+    // The layer is a tar of one file; gzip level 1 of random data is what a real compressed layer costs to serve.
+    const data = randomBytes(layerBytes);
+    const tar = Buffer.concat([tarHeader(`data/layer-${i}.bin`, data.length), data, Buffer.alloc((512 - (data.length % 512)) % 512), Buffer.alloc(1024)]);
+    const gz = gzipSync(tar, { level: 1 });
+    const digest = sha(gz);
+    writeFileSync(join(dir, 'blobs/sha256', digest), gz);
+    descs.push({ digest, size: gz.length, diffId: sha(tar) });
+  }
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: descs.map((d) => `sha256:${d.diffId}`) },
+  }));
+  writeFileSync(join(dir, 'blobs/sha256', sha(config)), config);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${sha(config)}`, size: config.length },
+    layers: descs.map((d) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${d.digest}`, size: d.size })),
+  }));
+  writeFileSync(join(dir, 'blobs/sha256', sha(manifest)), manifest);
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2, manifests: [{
+      mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha(manifest)}`, size: manifest.length,
+      annotations: { 'io.containerd.image.name': 'docker.io/bench/big:1', 'org.opencontainers.image.ref.name': '1' },
+    }],
+  }));
+  return config.length + manifest.length + descs.reduce((s, d) => s + d.size, 0);
+}
+
+interface Round { wallMs: number; cpuMs: number; bytes: number; failures: string[] }
+
+/** `clients` concurrent commands made by `cmd(k)`; server CPU from `cpu()` before and after. */
+async function round(j: Janitor, clients: number, cpu: () => number, cmd: (k: number) => [string, string[]], bytesEach: number): Promise<Round> {
+  const c0 = cpu();
+  const t0 = performance.now();
+  const results = await Promise.all(Array.from({ length: clients }, (_, k) => {
+    const [file, args] = cmd(k);
+    return runBounded(j, file, args, 30 * 60_000);
+  }));
+  const wallMs = performance.now() - t0;
+  const failures = results.filter((r) => r.code !== 0).map((r) => r.stderr.trim().slice(-300));
+  return { wallMs, cpuMs: cpu() - c0, bytes: bytesEach * (clients - failures.length), failures };
+}
+
+async function suite(j: Janitor, o: Opts): Promise<number> {
+  const report = new Report(SUITE, 'Registry and files repository: Ferry vs docker-registry and nginx', { mode: o.quick ? 'quick' : 'full', imageMiB: o.sizeMiB });
+  if (!nginxInstalled()) throw new Error('nginx is not installed (apt-get install nginx)');
+  statSync(REGISTRY_BIN);
+  const tmp = j.tempDir('ferry-bench-registry-');
+  // skopeo's outputs go to tmpfs (when there is one), so the disk is not part of what is measured.
+  const shm = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/ferry-bench-registry-') : j.tempDir('ferry-bench-registry-out-');
+  j.onCleanup(() => rmSync(shm, { recursive: true, force: true }));
+  const layers = 8;
+  const layout = join(tmp, 'layout');
+  progress(SUITE, `writing a ${o.sizeMiB} MiB image in ${layers} layers`);
+  const imageBytes = writeLayout(layout, layers, (o.sizeMiB * MiB) / layers);
+  const pkg = join(tmp, 'pkg');
+  mkdirSync(join(pkg, 'images'), { recursive: true });
+  const tarRun = await runBounded(j, 'tar', ['-cf', join(pkg, 'images/big.tar'), '-C', layout, 'oci-layout', 'index.json', 'blobs'], 10 * 60_000);
+  if (tarRun.code !== 0) throw new Error(`tar: ${tarRun.stderr}`);
+  const tarBytes = statSync(join(pkg, 'images/big.tar')).size;
+
+  // Ferry: controller with the registry listener, the bundle pushed and published.
+  const data = join(tmp, 'ferry');
+  const regPort = await freePort();
+  const ctl = await ControllerProc.start(j, data, `127.0.0.1:${await freePort()}`, join(tmp, 'controller.log'), [], ['--registry-addr', `127.0.0.1:${regPort}`]);
+  await ferry(j, data, ['key', 'gen', '--out', join(tmp, 'ops')]);
+  await ferry(j, data, ['key', 'add', join(tmp, 'ops.pub')]);
+  progress(SUITE, 'pushing and publishing the bundle');
+  await ferry(j, data, ['bundle', 'push', pkg, '--name', 'big', '--version', '1', '--arch', 'amd64', '--key', join(tmp, 'ops.key')], 20 * 60_000);
+  await ferry(j, data, ['registry', 'publish', 'big:1']);
+  await ferry(j, data, ['operator', 'cert', 'bench', '--out', join(tmp, 'op')]);
+  const certs = join(tmp, 'certs');
+  mkdirSync(certs);
+  copyFileSync(join(tmp, 'op/ca.crt'), join(certs, 'ca.crt'));
+  copyFileSync(join(tmp, 'op/operator.crt'), join(certs, 'client.cert'));
+  copyFileSync(join(tmp, 'op/operator.key'), join(certs, 'client.key'));
+
+  // docker-registry with the same server certificate and the fleet CA for client certificates.
+  const peerPort = await freePort();
+  writeFileSync(join(tmp, 'registry.yml'), [
+    'version: 0.1', 'log:', '  level: error', '  accesslog:', '    disabled: true',
+    'storage:', '  filesystem:', `    rootdirectory: ${join(tmp, 'registry-data')}`,
+    'http:', `  addr: 127.0.0.1:${peerPort}`, '  tls:', `    certificate: ${join(data, 'pki/server.crt')}`, `    key: ${join(data, 'pki/server.key')}`,
+    '    clientcas:', `      - ${join(data, 'pki/ca.crt')}`, '',
+  ].join('\n'));
+  const peer = j.spawn(REGISTRY_BIN, ['serve', join(tmp, 'registry.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let peerErr = '';
+  peer.stderr!.setEncoding('utf8').on('data', (d: string) => { peerErr = (peerErr + d).slice(-4000); });
+  for (let i = 0; ; i++) {
+    const r = await runBounded(j, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(certs, 'ca.crt'), '--cert', join(certs, 'client.cert'), '--key', join(certs, 'client.key'), `https://127.0.0.1:${peerPort}/v2/`], 10_000);
+    if (r.stdout === '200') break;
+    if (i > 100 || peer.exitCode !== null) throw new Error(`docker-registry did not come up: ${peerErr}`);
+    await sleep(100);
+  }
+  progress(SUITE, 'copying the image into docker-registry');
+  const seed = await runBounded(j, 'skopeo', ['copy', '--dest-cert-dir', certs, `oci:${layout}:1`, `docker://127.0.0.1:${peerPort}/bench/big:1`], 20 * 60_000);
+  if (seed.code !== 0) throw new Error(`skopeo copy into docker-registry: ${seed.stderr}`);
+
+  const servers = [
+    { name: 'Ferry', port: regPort, cpu: () => cpuMsOf(ctl.pid) },
+    { name: 'docker-registry', port: peerPort, cpu: () => cpuMsOf(peer.pid) },
+  ];
+  const pulls: Record<string, Record<number, Round>> = {};
+  for (const clients of [1, 8]) {
+    for (const s of servers) {
+      progress(SUITE, `skopeo ×${clients} from ${s.name}`);
+      const out = join(shm, `${s.name}-${clients}`);
+      mkdirSync(out, { recursive: true });
+      const r = await round(j, clients, s.cpu, (k) => ['skopeo', ['copy', '--src-cert-dir', certs, `docker://127.0.0.1:${s.port}/bench/big:1`, `dir:${join(out, String(k))}`]], imageBytes);
+      rmSync(out, { recursive: true, force: true });
+      if (r.failures.length) throw new Error(`skopeo from ${s.name}: ${r.failures[0]}`);
+      (pulls[s.name] ??= {})[clients] = r;
+    }
+    const f = pulls['Ferry']![clients]!;
+    const d = pulls['docker-registry']![clients]!;
+    const tf = rate(f.bytes, f.wallMs);
+    const td = rate(d.bytes, d.wallMs);
+    const cf = f.cpuMs / 1000 / (f.bytes / GiB);
+    const cd = d.cpuMs / 1000 / (d.bytes / GiB);
+    report.row({ metric: `skopeo pull throughput, ${clients} client(s)`, goal: '≥ 0.9× docker-registry', measured: `${tf.toFixed(0)} vs ${td.toFixed(0)} MiB/s`, ratio: `${(tf / td).toFixed(2)}×`, result: tf / td >= 0.9 ? 'PASS' : 'FAIL', value: tf / td, unit: 'ratio' });
+    report.row({ metric: `server CPU per GiB pulled, ${clients} client(s)`, goal: '≤ 1.2× docker-registry', measured: `${cf.toFixed(2)} vs ${cd.toFixed(2)} CPU-s/GiB`, ratio: `${(cf / cd).toFixed(2)}×`, result: cf / cd <= 1.2 ? 'PASS' : 'FAIL', value: cf / cd, unit: 'ratio' });
+  }
+  report.raw['pulls'] = pulls;
+
+  // Files: the same tar from /files and from nginx.
+  const ngx = await Nginx.start(j, join(tmp, 'nginx'), pkg, 2);
+  const files: Record<string, Record<number, Round>> = {};
+  const curlTo = (url: string, withCert: boolean): [string, string[]] => ['curl', ['-sS', '--fail', '-o', '/dev/null', ...(withCert
+    ? ['--cacert', join(certs, 'ca.crt'), '--cert', join(certs, 'client.cert'), '--key', join(certs, 'client.key')] : ['-k']), url]];
+  for (const clients of [1, 8]) {
+    progress(SUITE, `curl ×${clients} of the ${fmtMiB(tarBytes)} tar from Ferry and nginx`);
+    const f = await round(j, clients, () => cpuMsOf(ctl.pid), () => curlTo(`https://127.0.0.1:${regPort}/files/big/1/images/big.tar`, true), tarBytes);
+    const n = await round(j, clients, () => ngx.cpuMs(), () => curlTo(`https://127.0.0.1:${ngx.port}/images/big.tar`, false), tarBytes);
+    if (f.failures.length || n.failures.length) throw new Error(`curl failed: ${[...f.failures, ...n.failures][0]}`);
+    (files['Ferry'] ??= {})[clients] = f;
+    (files['nginx'] ??= {})[clients] = n;
+    const tf = rate(f.bytes, f.wallMs);
+    const tn = rate(n.bytes, n.wallMs);
+    report.row({ metric: `files download throughput (curl), ${clients} client(s)`, measured: `${tf.toFixed(0)} vs nginx ${tn.toFixed(0)} MiB/s`, ratio: `${(tf / tn).toFixed(2)}×`, value: tf / tn, unit: 'ratio' });
+    report.row({ metric: `server CPU per GiB of files, ${clients} client(s)`, measured: `${(f.cpuMs / 1000 / (f.bytes / GiB)).toFixed(2)} vs nginx ${(n.cpuMs / 1000 / (n.bytes / GiB)).toFixed(2)} CPU-s/GiB`,
+      ratio: `${((f.cpuMs / f.bytes) / (n.cpuMs / n.bytes)).toFixed(2)}×` });
+  }
+  report.raw['files'] = files;
+  report.notes.push(
+    `Image: ${layers} gzip layers of random data, ${fmtMiB(imageBytes)} of blobs; the bundle's image tar is ${fmtMiB(tarBytes)}. skopeo copies to dir: on ${shm} (deleted after each round).`,
+    'Both registries serve TLS with the controller\'s P-256 server certificate and require a fleet client certificate; docker-registry stores blobs on the filesystem, Ferry serves them as byte ranges of the tar from its chunk store.',
+    'nginx serves the bundle directory with sendfile and no client certificate (its bench peer config); Ferry checks a client certificate on /files.',
+    'Server CPU is the controller process (it also runs the gRPC side, idle here) and the docker-registry / nginx processes, from /proc.',
+  );
+  const md = report.write(o.OUT);
+  process.stdout.write(md);
+  return 0;
+}

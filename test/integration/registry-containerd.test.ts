@@ -1,0 +1,154 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { generateSigningKey } from '../../common/src/bundle/manifest.js';
+import { Admin } from '../../controller/src/cli/admin-client.js';
+import type { Controller } from '../../controller/src/controller.js';
+import { buildImage, dockerArchive, ociArchive } from '../e2e/harness/oci-image.js';
+import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { daemon, run, type Daemon } from '../support/proc.js';
+import { certDir, commitImageBundle } from '../support/registry.js';
+
+/**
+ * A TCP forwarder that cuts every connection once `limit` bytes have gone
+ * from the server to the client, and refuses new ones until reset: an
+ * interrupted pull, at a byte count rather than a moment.
+ */
+class CuttingProxy {
+  private sent = 0;
+  private readonly sockets = new Set<Socket>();
+  limit = Infinity;
+  private constructor(private readonly server: Server, readonly port: number) {}
+  static async start(target: number): Promise<CuttingProxy> {
+    let self: CuttingProxy | undefined;
+    const server = createServer((client) => {
+      if (self!.sent >= self!.limit) return client.destroy();
+      const up = connect({ host: '127.0.0.1', port: target });
+      for (const s of [client, up]) {
+        self!.sockets.add(s);
+        s.on('close', () => self!.sockets.delete(s));
+        s.on('error', () => { client.destroy(); up.destroy(); });
+      }
+      client.pipe(up);
+      up.on('data', (d: Buffer) => {
+        self!.sent += d.length;
+        if (self!.sent >= self!.limit) for (const s of self!.sockets) s.destroy();
+        else client.write(d);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    self = new CuttingProxy(server, (server.address() as { port: number }).port);
+    return self;
+  }
+  reset(limit = Infinity): void { this.sent = 0; this.limit = limit; }
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+describe('registry: containerd pulls through hosts.toml, and resumes an interrupted pull with Range', function () {
+  this.timeout(180_000);
+  let c: Controller;
+  let admin: Admin;
+  let containerd: Daemon;
+  let proxy: CuttingProxy;
+  let dir: string;
+  const agents: TestAgent[] = [];
+  const key = generateSigningKey();
+  const small = buildImage({ ref: 'ferry/small:1.0', architecture: 'amd64', layers: [[{ path: 'etc/small', content: 'small\n' }]] });
+  const big = buildImage({ ref: 'ferry/big:1.0', architecture: 'amd64', layers: [[{ path: 'big.bin', content: randomBytes(8 << 20) }]] });
+  const legacy = buildImage({ ref: 'ferry/legacy:1.0', architecture: 'amd64', layers: [[{ path: 'etc/legacy', content: 'legacy\n' }]] });
+  const ctr = (...a: string[]) => run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferrytest', ...a], { timeoutMs: 90_000 });
+  const pull = (ref: string) => ctr('images', 'pull', '--hosts-dir', join(dir, 'certs.d'), '--snapshotter', 'native', ref);
+
+  before(async function () {
+    dir = tempDir('ferry-ctr-');
+    c = await startController({ 'registry-addr': '127.0.0.1:0' });
+    admin = Admin.connect({ adminSocket: c.config.adminSocket });
+    await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
+    const a = await enrollAgent(c, 'node-1', { start: false });
+    agents.push(a);
+    await commitImageBundle(c, 'imgs', '1.0', {
+      'images/small.tar': ociArchive([small]), 'images/big.tar': ociArchive([big]), 'images/legacy.tar': dockerArchive([legacy]),
+    }, key.privatePem);
+    await admin.call(admin.client.publishBundle, { name: 'imgs', version: '1.0', as: [], anonymous: false });
+    proxy = await CuttingProxy.start(c.registry!.port);
+    // The hosts.toml a host gets: Ferry as the only place docker.io images come from (no server = no fallback upstream).
+    const certs = certDir(join(dir, 'client'), { certPem: readFileSync(a.state.certPath, 'utf8'), keyPem: readFileSync(a.state.keyPath, 'utf8'), caPem: c.ctx.ca.certPem });
+    mkdirSync(join(dir, 'certs.d/docker.io'), { recursive: true });
+    writeFileSync(join(dir, 'certs.d/docker.io/hosts.toml'), [
+      `[host."https://127.0.0.1:${proxy.port}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      `  ca = "${join(certs, 'ca.crt')}"`,
+      `  client = [["${join(certs, 'client.cert')}", "${join(certs, 'client.key')}"]]`,
+      '  dial_timeout = "3s"',
+      '',
+    ].join('\n'));
+    writeFileSync(join(dir, 'config.toml'), [
+      'version = 2',
+      `root = "${join(dir, 'root')}"`,
+      `state = "${join(dir, 'state')}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]', `  address = "${join(dir, 'containerd.sock')}"`,
+      '[ttrpc]', `  address = "${join(dir, 'containerd.sock.ttrpc')}"`,
+      '[debug]', '  address = ""',
+      '',
+    ].join('\n'));
+    containerd = daemon(['containerd', '--config', join(dir, 'config.toml')]);
+    await waitFor(() => existsSync(join(dir, 'containerd.sock')), 20_000, 'containerd socket');
+  });
+  after(async () => {
+    containerd?.proc.kill('SIGTERM');
+    await containerd?.exited;
+    await proxy?.close();
+    admin?.close();
+    await cleanup(c, agents);
+  });
+
+  it('ctr images pull --hosts-dir resolves and fetches only through Ferry, with the stored digest', async () => {
+    const r = await pull('docker.io/ferry/small:1.0');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const ls = await ctr('images', 'ls');
+    assert.match(ls.stdout, new RegExp(`docker.io/ferry/small:1.0\\s+\\S+\\s+${small.manifestDigest}`));
+  });
+
+  it('an interrupted pull resumes with Range instead of starting over', async () => {
+    const layer = big.layers[0]!.length;
+    proxy.reset(3 << 20);
+    const cut = await pull('docker.io/ferry/big:1.0');
+    assert.notEqual(cut.code, 0, 'the first pull is cut off');
+    const before = c.registry!.counters.snapshot();
+    proxy.reset();
+    const r = await pull('docker.io/ferry/big:1.0');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const after = c.registry!.counters.snapshot();
+    assert.ok(after.partial > before.partial, 'containerd asked for the rest with Range');
+    const second = after.repositories['docker.io/ferry/big']!.bytes - (before.repositories['docker.io/ferry/big']?.bytes ?? 0);
+    assert.ok(second < layer - (1 << 20), `the second pull moved ${second} bytes of a ${layer}-byte layer`);
+    const ls = await ctr('images', 'ls');
+    assert.match(ls.stdout, new RegExp(`docker.io/ferry/big:1.0\\s+\\S+\\s+${big.manifestDigest}`));
+  });
+
+  it('a docker-archive: Ferry serves a derived manifest whose digest differs from ctr import\'s, with the same config and layers', async () => {
+    const r = await pull('docker.io/ferry/legacy:1.0');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const ferryDigest = (c.registry && (await c.ctx.registry.tagDigest('docker.io/ferry/legacy', '1.0')))!;
+    const tar = join(dir, 'legacy.tar');
+    writeFileSync(tar, dockerArchive([legacy]));
+    const imp = await run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferryimport', 'images', 'import', '--no-unpack', tar]);
+    assert.equal(imp.code, 0, imp.stderr);
+    const ls = await run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferryimport', 'images', 'ls']);
+    const imported = /docker\.io\/ferry\/legacy:1\.0\s+\S+\s+(sha256:[0-9a-f]{64})/.exec(ls.stdout)?.[1];
+    assert.ok(imported, ls.stdout);
+    assert.notEqual(imported, ferryDigest, 'ctr import writes its own manifest (docker media types), so the digests differ (docs/registry.md)');
+    const body = await run(['ctr', '--address', join(dir, 'containerd.sock'), '--namespace', 'ferryimport', 'content', 'get', imported!]);
+    const m = JSON.parse(body.stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
+    assert.equal(m.config.digest, legacy.configDigest, 'the image ID (config digest) is the same');
+    const ours = JSON.parse((await c.ctx.registry.manifest('docker.io/ferry/legacy', ferryDigest))!.body.toString()) as typeof m;
+    assert.deepEqual(m.layers.map((l) => l.digest), ours.layers.map((l) => l.digest), 'and so are the layer digests');
+  });
+});
