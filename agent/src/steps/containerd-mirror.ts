@@ -104,10 +104,10 @@ async function planConfig(args: ContainerdMirrorArgs, ctx: StepContext): Promise
       `move those mirrors and TLS settings into hosts.toml files (this step writes them) and delete them from ${shown}`);
   }
   if (finding.ok) return { finding, path };
-  const now = finding.configured === undefined ? `config_path is not set${finding.effective ? ` (containerd ${major}.x uses "${finding.effective}")` : `, so containerd ${major}.x reads no hosts.toml at all`}` : `config_path is "${finding.configured}"`;
+  const now = finding.configured === undefined ? `config_path is not set${finding.effective ? ` (containerd ${major}.x uses "${finding.effective}")` : ` (containerd ${major}.x then reads no hosts.toml at all)`}` : `config_path is "${finding.configured}"`;
   if (args.containerdConfig === 'check') {
     throw new StepError(ErrorCode.Config,
-      `${text === undefined ? `${shown} does not exist` : shown} does not point containerd at ${args.certsDir}: ${now}, so kubelet's pulls would ignore the mirror files`,
+      `${text === undefined ? `${shown} does not exist` : shown} does not point containerd at ${args.certsDir}: ${now}; kubelet's pulls would ignore the mirror files`,
       `put these lines in ${shown}:\n${configPathSnippet(finding, args.certsDir)}\nthen run systemctl restart containerd — or give this step "containerdConfig: set" to do both (it keeps a backup; comments in ${shown} are not kept)`);
   }
   return { finding, path, next: withConfigPath(text, finding, args.certsDir, shown) };

@@ -168,7 +168,7 @@ describe('containerd.mirror on a host root', () => {
     const out = await containerdMirrorExecutor.run(args(base), t.ctx);
     assert.equal(out.status, 'failed');
     assert.equal(out.errorCode, 'CONFIG');
-    assert.match(out.message, /^\/etc\/containerd\/config\.toml does not point containerd at \/etc\/containerd\/certs\.d: config_path is not set, so containerd \d\.x reads no hosts\.toml at all/);
+    assert.match(out.message, /^\/etc\/containerd\/config\.toml does not point containerd at \/etc\/containerd\/certs\.d: config_path is not set \(containerd \d\.x then reads no hosts\.toml at all\); kubelet's pulls would ignore/);
     assert.match(out.message, /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]\n {2}config_path = "\/etc\/containerd\/certs\.d"\nthen run systemctl restart containerd/);
     assert.equal(existsSync(t.at('/etc/containerd/certs.d')), false);
   });
