@@ -47,6 +47,8 @@ describe('containerd.mirror schema', () => {
     assert.match(problems({ mirrors: ['https://m'], upstreams: ['../etc'] })[0]!, /^upstreams\[0\]: /);
     assert.match(problems({ mirrors: ['https://m'], upstreams: ['quay.io/x'] })[0]!, /no path/);
     assert.match(problems({ mirrors: ['https://m'], upstreams: ['index.docker.io'] })[0]!, /write docker\.io/);
+    assert.match(problems({ mirrors: ['https://m'], upstreams: ['sea.hub:70000'] })[0]!, /port 70000 is out of range/);
+    assert.deepEqual(args({ mirrors: ['https://[fd00::1]:5000'], upstreams: ['[fd00::2]:5000'] }).mirrors, ['https://[fd00::1]:5000']);
     assert.match(problems({ mirrors: ['https://m'], upstreams: ['_default'] })[0]!, /default: true/);
     assert.match(problems({ mirrors: ['https://m'] })[0]!, /^upstreams: give at least one/);
     assert.match(problems({ upstreams: ['quay.io'] })[0]!, /^mirrors: missing/);

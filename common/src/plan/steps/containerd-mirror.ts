@@ -22,9 +22,9 @@
  * that are not `http(s)://host[:port][/path]`, upstream names that are not registry hosts
  * (no scheme, no path: they become directory names), and relative paths.
  */
-import { isIP } from 'node:net';
 import { ArgReader, schema } from '../step-schema.js';
 import { parseDuration } from '../../duration.js';
+import { validDomain } from '../../bundle/lint/image-ref.js';
 import { readAbsPath } from './file-install.js';
 
 /** Where the CA that verifies the mirror's certificate comes from. */
@@ -57,17 +57,11 @@ export interface ContainerdMirrorArgs {
   backup: boolean;
 }
 
-const LABEL = /^(?:[a-z0-9]|[a-z0-9][a-z0-9-]{0,61}[a-z0-9])$/;
-
-/** A registry host as containerd sees it in an image name: `name[.name]*[:port]` or `[v6]:port`. */
+/** A registry host as containerd sees it in an image name (`docker.io`, `sea.hub:5000`, `[fd00::1]:5000`), or a problem. */
 export function checkRegistryHost(h: string): string | undefined {
-  const m = /^(\[[0-9a-f:.]+\]|[^:/\s]+)(?::(\d{1,5}))?$/.exec(h);
-  if (!m) return 'must be a registry host like docker.io or sea.hub:5000 (no scheme, no path)';
-  const [, host, port] = m;
+  if (!validDomain(h)) return 'must be a registry host like docker.io or sea.hub:5000 (no scheme, no path)';
+  const port = /:(\d+)$/.exec(h)?.[1];
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return `port ${port} is out of range`;
-  if (host!.startsWith('[')) return isIP(host!.slice(1, -1)) === 6 ? undefined : `${host} is not an IPv6 address`;
-  if (isIP(host!)) return undefined;
-  if (host!.length > 253 || !host!.split('.').every((l) => LABEL.test(l))) return 'must be a registry host like docker.io or sea.hub:5000 (letters, digits, dots, dashes)';
   return undefined;
 }
 
