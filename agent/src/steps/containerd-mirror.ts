@@ -12,7 +12,7 @@
  * check mode, backup, atomic write), so a second run reports `unchanged`.
  */
 import { lstat, realpath } from 'node:fs/promises';
-import { dirname, posix } from 'node:path';
+import { dirname, posix, relative } from 'node:path';
 import { ErrorCode } from '../../../common/src/errors.js';
 import type { ContainerdMirrorArgs } from '../../../common/src/plan/steps/containerd-mirror.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
@@ -36,15 +36,30 @@ export const containerdMirrorExecutor: StepExecutor<ContainerdMirrorArgs> = {
 
 interface TlsFiles { ca?: string; client?: [string, string] }
 
-/** The CA and client files hosts.toml names, with `fleet` resolved to the agent's own files. */
+/**
+ * An agent file as the host sees it. The agent's state directory is a real path; when the
+ * agent manages a root other than "/" (running in a container with the host at /host), the
+ * file must be inside that root for the host's containerd to read it.
+ */
+function hostView(ctx: StepContext, real: string): string {
+  if (ctx.root === '/') return real;
+  if (!isInside(ctx.root, real)) {
+    throw new StepError(ErrorCode.InvalidArgument, `the agent's fleet file ${real} is outside the host root ${ctx.root}, so containerd on the host cannot read it`,
+      'keep the agent\'s state directory inside the root it manages, or give "ca" and "client" as file paths on the host');
+  }
+  return posix.join('/', relative(ctx.root, real));
+}
+
+/** The CA and client files hosts.toml names (host paths), with `fleet` resolved to the agent's own files. */
 function tlsFiles(args: ContainerdMirrorArgs, ctx: StepContext): TlsFiles {
   const needFleet = args.ca.kind === 'fleet' || args.client.kind === 'fleet';
   if (needFleet && !ctx.fleet) {
     throw new StepError(ErrorCode.NotEnrolled, 'this agent has no fleet certificate to hand to containerd ("ca: fleet" / "client: fleet")',
       'enroll the agent (ferry-agent join), or give "ca" and "client" as file paths');
   }
-  const ca = args.ca.kind === 'fleet' ? ctx.fleet!.ca : args.ca.kind === 'file' ? args.ca.path : undefined;
-  const client: [string, string] | undefined = args.client.kind === 'fleet' ? [ctx.fleet!.cert, ctx.fleet!.key]
+  const fleet = (p: string) => hostView(ctx, p);
+  const ca = args.ca.kind === 'fleet' ? fleet(ctx.fleet!.ca) : args.ca.kind === 'file' ? args.ca.path : undefined;
+  const client: [string, string] | undefined = args.client.kind === 'fleet' ? [fleet(ctx.fleet!.cert), fleet(ctx.fleet!.key)]
     : args.client.kind === 'files' ? [args.client.cert, args.client.key] : undefined;
   return { ...(ca ? { ca } : {}), ...(client ? { client } : {}) };
 }

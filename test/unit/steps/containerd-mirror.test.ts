@@ -130,7 +130,7 @@ describe('containerd.mirror on a host root', () => {
   const base = { mirrors: ['https://10.77.0.1:5443'], upstreams: ['docker.io', 'sea.hub:5000'] };
   beforeEach(() => {
     t = makeContext();
-    t.ctx.fleet = FLEET;
+    t.ctx.fleet = { ca: t.at(FLEET.ca), cert: t.at(FLEET.cert), key: t.at(FLEET.key) };
     for (const p of Object.values(FLEET)) t.put(p, 'pem\n', 0o600);
     t.put('/etc/containerd/config.toml', V2_POINTED);
   });
@@ -193,6 +193,9 @@ describe('containerd.mirror on a host root', () => {
     assert.match(missing.message, /^hosts\.toml would name \/etc\/pki\/site-ca\.pem, which does not exist on this host; nothing was written/);
     const noFleet = await containerdMirrorExecutor.run(args(base), withCtx(t, { fleet: undefined }));
     assert.equal(noFleet.errorCode, 'NOT_ENROLLED');
+    const elsewhere = await containerdMirrorExecutor.run(args(base), withCtx(t, { fleet: { ...FLEET, ca: '/srv/agent-state/ca.crt' } }));
+    assert.equal(elsewhere.errorCode, 'INVALID_ARGUMENT');
+    assert.match(elsewhere.message, /^the agent's fleet file \/srv\/agent-state\/ca\.crt is outside the host root /);
     assert.equal(existsSync(t.at('/etc/containerd/certs.d')), false);
     const outside = `${t.root}-outside`;
     mkdirSync(outside, { recursive: true });
