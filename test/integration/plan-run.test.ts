@@ -133,6 +133,19 @@ describe('plans run on agents', function () {
     assert.match(readFileSync(join(root, 'etc/demo/app.yaml'), 'utf8'), /enable: true/);
   });
 
+  it('hands steps the agent\'s own fleet certificate paths (containerd.mirror "ca: fleet")', async () => {
+    // The agent's state directory is outside the private root it manages, so the host's
+    // containerd could not read its certificate: the step must say so, naming the agent's file.
+    const mirrorPlan = `name: mirror\nsteps:\n  - id: mirror\n    type: containerd.mirror\n    args:\n      mirrors: ["https://10.0.0.1:5000"]\n      upstreams: [docker.io]\n      containerdConfig: skip\n`;
+    await admin.call(admin.client.pushPlan, { signed: signPlan(mirrorPlan, 'mirror.yaml', key.privatePem) });
+    const r = await run('mirror');
+    const step = r.steps.find((s) => s.stepId === 'mirror')!;
+    assert.equal(step.status, 'failed');
+    assert.equal(step.errorCode, 'INVALID_ARGUMENT');
+    assert.ok(step.message.includes(`the agent's fleet file ${agents[0]!.state.caPath} is outside the host root`), step.message);
+    assert.equal(existsSync(join(root, 'etc/containerd/certs.d')), false);
+  });
+
   it('refuses bad params before touching any host', async () => {
     await assert.rejects(run('demo', { params: { nope: 'x' } }), (e: FerryError) => /nope/.test(e.message));
   });

@@ -10,7 +10,7 @@ import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.
 import type { Outbox } from '../session/outbox.js';
 import { endGroup } from '../proc/process-group.js';
 import type { GroupTracker } from '../proc/run-process.js';
-import type { StepContext } from '../steps/step.js';
+import type { FleetTlsPaths, StepContext } from '../steps/step.js';
 import type { JobStore } from './job-store.js';
 import { runStep, type StepRunDeps } from './step-attempts.js';
 
@@ -25,6 +25,8 @@ export interface JobRunnerDeps extends StepRunDeps {
   labels(): Record<string, string>;
   stateDir: string;
   root: string;
+  /** The agent's fleet TLS file paths, handed to steps (see StepContext.fleet). */
+  fleet?: FleetTlsPaths;
 }
 
 /** Lines per step forwarded to the controller; the rest are counted and replaced by one marker. */
@@ -174,7 +176,7 @@ export class JobRunner {
       let dropped = 0;
       const t0 = Date.now();
       const ctx: Omit<StepContext, 'signal'> = {
-        check: job.check, params, facts, labels: this.d.labels(), stateDir: this.d.stateDir, root: this.d.root,
+        check: job.check, params, facts, labels: this.d.labels(), stateDir: this.d.stateDir, root: this.d.root, fleet: this.d.fleet,
         bundleDir: (as) => {
           const dir = bundleDirs[as];
           if (!dir) throw new Error(`bundle "${as}" is not declared by plan ${plan.name}`);

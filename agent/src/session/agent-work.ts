@@ -55,6 +55,7 @@ export class AgentWork {
       facts: async () => (await o.facts()) as unknown as Record<string, unknown>,
       labels: () => o.state.load().identity.labels,
       stateDir: join(o.state.dir, 'steps'), root: o.root ?? '/',
+      fleet: { ca: o.state.caPath, cert: o.state.certPath, key: o.state.keyPath },
     });
   }
 

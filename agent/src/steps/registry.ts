@@ -23,8 +23,10 @@ function lazy(type: string, load: () => Promise<StepExecutor<never>>): StepExecu
 
 const executors: Array<StepExecutor<unknown>> = [
   lazy('assert', async () => (await import('./assert.js')).assertExecutor),
+  lazy('containerd.mirror', async () => (await import('./containerd-mirror.js')).containerdMirrorExecutor),
   lazy('exec', async () => (await import('./exec.js')).execExecutor),
   lazy('file.install', async () => (await import('./file-install.js')).fileInstallExecutor),
+  lazy('hosts.entry', async () => (await import('./hosts-entry.js')).hostsEntryExecutor),
   lazy('image.import', async () => (await import('./image-import.js')).imageImportExecutor),
   lazy('iptables.rule', async () => (await import('./iptables-rule.js')).iptablesRuleExecutor),
   lazy('kubectl.apply', async () => (await import('./kubectl-apply.js')).kubectlApplyExecutor),

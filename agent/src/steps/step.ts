@@ -25,6 +25,19 @@ export interface StepContext {
    * journals them, so a restarted agent can end a group a killed agent left).
    */
   track?: GroupTracker;
+  /**
+   * Host paths of this agent's fleet CA certificate, own certificate and key, for steps that
+   * point other programs at them (containerd.mirror's `ca: fleet`, `client: fleet`). Unset when
+   * the agent has no identity (tests that run an executor alone).
+   */
+  fleet?: FleetTlsPaths;
+}
+
+/** Where the agent keeps its fleet TLS files (renewals replace them in place, same paths). */
+export interface FleetTlsPaths {
+  ca: string;
+  cert: string;
+  key: string;
 }
 
 /**

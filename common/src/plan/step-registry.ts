@@ -5,7 +5,9 @@ import { kubectlPatchSchema } from './steps/kubectl-patch.js';
 import { systemdUnitSchema } from './steps/systemd-unit.js';
 import { assertSchema } from './steps/assert.js';
 import { execSchema } from './steps/exec.js';
+import { containerdMirrorSchema } from './steps/containerd-mirror.js';
 import { fileInstallSchema } from './steps/file-install.js';
+import { hostsEntrySchema } from './steps/hosts-entry.js';
 import { templateRenderSchema } from './steps/template-render.js';
 import { waitForSchema } from './steps/wait-for.js';
 import { yamlEditSchema } from './steps/yaml-edit.js';
@@ -18,8 +20,10 @@ import type { StepSchema } from './step-schema.js';
 const schemas: Array<StepSchema<unknown>> = [
   // step schemas: keep this list sorted by type name, one import per line above
   assertSchema,
+  containerdMirrorSchema,
   execSchema,
   fileInstallSchema,
+  hostsEntrySchema,
   imageImportSchema,
   iptablesRuleSchema,
   kubectlApplySchema,

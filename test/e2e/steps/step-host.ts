@@ -16,6 +16,8 @@ export interface StepRun {
 export interface StepRunOptions {
   check?: boolean;
   bundles?: Record<string, string>;
+  /** Directory inside the host with ca.crt, agent.crt, agent.key: the step's fleet TLS files. */
+  fleet?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
 }
@@ -24,6 +26,7 @@ export interface StepRunOptions {
 export async function runStep(host: Host, type: string, args: Record<string, unknown>, opts: StepRunOptions = {}): Promise<StepRun> {
   const argv = ['node', RUN_STEP, type, JSON.stringify(args)];
   if (opts.check) argv.push('--check');
+  if (opts.fleet) argv.push('--fleet', opts.fleet);
   for (const [a, d] of Object.entries(opts.bundles ?? {})) argv.push('--bundle', `${a}=${d}`);
   const t0 = Date.now();
   const r = await host.exec(argv, { timeoutMs: opts.timeoutMs ?? 120_000, ...(opts.env ? { env: opts.env } : {}) });

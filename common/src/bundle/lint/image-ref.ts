@@ -34,7 +34,8 @@ function isDomain(first: string): boolean {
   return first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase();
 }
 
-function validDomain(d: string): boolean {
+/** A registry host as image names carry it: `name[.name]*[:port]` or `[v6]:port` (used for hosts.toml upstreams too). */
+export function validDomain(d: string): boolean {
   if (/^\[[0-9A-Fa-f:.]+\](?::[0-9]+)?$/.test(d)) return true; // IPv6 literal
   const [host, port, ...rest] = d.split(':');
   if (rest.length > 0 || (port !== undefined && !PORT.test(port))) return false;

@@ -4,3 +4,4 @@
  */
 export { lintBundle, type LintOptions } from './lint-bundle.js';
 export { formatFindings, summarizeFindings, LINT_RULES, type Finding, type LintRule } from './findings.js';
+export { publishedImagesFrom, type PublishedImages, type PublishedTag } from './published.js';

@@ -24,6 +24,7 @@ import { type Finding, compareFindings, dedupeFindings } from './findings.js';
 import { type TextFile, chartRoots, lintCharts, readChartArchive } from './helm.js';
 import { type CompiledRewrite, type ImageRef, canonicalImageRef, compileRewrite, formatImageRef, parseImageRef, rewriteImageRef, rewriteTargetHosts } from './image-ref.js';
 import { internalHostMatcher } from './network.js';
+import type { PublishedImages } from './published.js';
 import type { SelfBundle } from './plan-scan.js';
 import { lintShell } from './shell-rules.js';
 import { lintYaml } from './yaml-scan.js';
@@ -38,6 +39,12 @@ export interface LintOptions {
   internalHosts?: string[];
   /** Bundle name (`--name`; default: ferry-bundle.yaml's): plans importing from it are checked against its files. */
   name?: string;
+  /**
+   * The site registry's published images (the controller passes its registry store): a
+   * reference the bundle does not hold is still available when it is published under its
+   * rewritten name. Without it, only the bundle's own images count.
+   */
+  published?: PublishedImages;
 }
 
 const MAX_TEXT = 4 * 1024 * 1024;
@@ -55,7 +62,8 @@ export async function lintBundle(dir: string, opts: LintOptions = {}): Promise<F
   const images = opts.manifest?.images ?? (await inspectBundleImages(entries));
   await scanFiles(entries, c, { name: opts.name ?? config.name, files: entries.map((e) => e.path) });
 
-  const findings = [...checkImages(c.images, images, rules), ...c.findings];
+  const published = opts.published ? await publishedRefs(c.images, rules, opts.published) : undefined;
+  const findings = [...checkImages(c.images, images, rules, published), ...c.findings];
   const ignores = config.lint.ignore.map((i) => ({ re: globToRegExp(i.path), rules: i.rules }));
   const ignored = (f: Finding) => ignores.some((i) => (i.re.test(f.file) || i.re.test(f.file.split('!/')[0]!)) && (!i.rules || i.rules.includes(f.rule)));
   return dedupeFindings(findings.filter((f) => !ignored(f))).sort(compareFindings);
@@ -103,8 +111,33 @@ const dirOf = (path: string) => (path.includes('/') ? `${path.slice(0, path.last
 const key = (r: ImageRef) => formatImageRef({ domain: r.domain, path: r.path, ...(r.tag !== undefined ? { tag: r.tag } : {}) });
 const repoOf = (r: ImageRef) => `${r.domain}/${r.path}`;
 
-/** Compare references with the bundle's images: image-missing / -invalid / -tag findings. */
-function checkImages(uses: readonly ImageUse[], images: readonly BundleImage[], rules: readonly CompiledRewrite[]): Finding[] {
+/**
+ * The references (after rewrite rules, as `formatImageRef` keys) the registry serves: a tag
+ * that resolves there, or a digest its repository holds. Asked once per distinct reference.
+ */
+async function publishedRefs(uses: readonly ImageUse[], rules: readonly CompiledRewrite[], registry: PublishedImages): Promise<Set<string>> {
+  const out = new Set<string>();
+  const asked = new Set<string>();
+  for (const u of uses) {
+    const p = parseImageRef(u.ref);
+    if (!p) continue;
+    const target = rewriteImageRef(p, rules);
+    const k = formatImageRef(target);
+    if (asked.has(k)) continue;
+    asked.add(k);
+    const ok = target.digest
+      ? await registry.hasManifest(repoOf(target), target.digest)
+      : (await registry.tagDigest(repoOf(target), target.tag ?? 'latest')) !== undefined;
+    if (ok) out.add(k);
+  }
+  return out;
+}
+
+/**
+ * Compare references with the bundle's images (and, when given, what the registry publishes):
+ * image-missing / -invalid / -tag findings.
+ */
+function checkImages(uses: readonly ImageUse[], images: readonly BundleImage[], rules: readonly CompiledRewrite[], published?: ReadonlySet<string>): Finding[] {
   const served = new Set<string>();
   const digests = new Map<string, Set<string>>(); // repository -> manifest digests
   const tags = new Map<string, Set<string>>(); // repository -> tags (for "did you mean")
@@ -139,7 +172,7 @@ function checkImages(uses: readonly ImageUse[], images: readonly BundleImage[], 
     const canon = canonicalImageRef(p);
     const target = rewriteImageRef(p, rules);
     const ok = target.digest ? digests.get(repoOf(target))?.has(target.digest) : served.has(key(target));
-    if (ok) continue;
+    if (ok || published?.has(formatImageRef(target))) continue;
     const k = formatImageRef(target);
     const m = missing.get(k) ?? missing.set(k, { target, canon, uses: [] }).get(k)!;
     if (!m.uses.some((o) => o.file === u.file && o.line === u.line && o.col === u.col)) m.uses.push(u);
@@ -153,13 +186,14 @@ function checkImages(uses: readonly ImageUse[], images: readonly BundleImage[], 
     const also = rest.slice(0, 3).map((r) => `${r.file}:${r.line}`).join(', ') + (rest.length > 3 ? `, and ${rest.length - 3} more` : '');
     out.push({
       severity: 'error', rule: 'image-missing', file: u.file, line: u.line, col: u.col,
-      message: `image ${u.ref}${u.via ? ` (deployed by \`${u.via}\`)` : ''} is not in the bundle${rewritten ? ` (looked up as ${formatImageRef(target)} after rewrite rules)` : ''}`
+      message: `image ${u.ref}${u.via ? ` (deployed by \`${u.via}\`)` : ''} is not in the bundle${published ? ' nor published in the site registry' : ''}${rewritten ? ` (looked up as ${formatImageRef(target)} after rewrite rules)` : ''}`
         + (others.length ? `; the bundle has ${repoOf(target)} with tag ${others.join(', ')}` : '')
         + (moved ? `; the bundle has it as ${moved}` : '') + (also ? `; also referenced at ${also}` : ''),
       hint: moved
         ? `add a rewrite rule to ferry-bundle.yaml (rewrites: [{from: ${target.domain}/${dirOf(target.path)}, to: ${moved.slice(0, moved.indexOf('/'))}/${dirOf(target.path)}}]) or reference ${moved}`
         : `add an image tar with ${formatImageRef(canon)} under images/ (on a connected machine: \`docker save ${formatImageRef(canon)} -o images/${formatImageRef(canon).replace(/[/:@]/g, '-')}.tar\`)`
-        + (rewritten ? '' : ', or a rewrite rule in ferry-bundle.yaml if the bundle has it under another registry'),
+        + (rewritten ? '' : ', or a rewrite rule in ferry-bundle.yaml if the bundle has it under another registry')
+        + (published ? `; or publish a bundle that holds it as ${formatImageRef(target)} (ferry registry publish NAME:VERSION)` : ''),
     });
   }
   return out;
