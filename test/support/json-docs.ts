@@ -17,8 +17,10 @@ export function documentedKinds(): Map<string, DocField[]> {
     const h = /^## (.+)$/.exec(line);
     if (h) kind = /^\S+$/.test(h[1]!) ? h[1] : undefined;
     // | `field` | type | meaning |   (a `|` inside the type is written `\|`)
-    const row = /^\| `([A-Za-z]+)` \| ((?:[^|\\]|\\\|)+) \|/.exec(line);
+    const row = /^\| `([A-Za-z][A-Za-z0-9]*)` \| ((?:[^|\\]|\\\|)+) \|/.exec(line);
     if (row && kind) kinds.set(kind, [...(kinds.get(kind) ?? []), { name: row[1]!, types: row[2]!.trim().split('\\|').map((t) => t.trim()) }]);
+    // A field row this parser cannot read would drop the field from the check without a word.
+    else if (kind && line.startsWith('| `')) throw new Error(`docs/json.md, "## ${kind}": cannot read the field row ${line}`);
   }
   return kinds;
 }

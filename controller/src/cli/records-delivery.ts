@@ -22,7 +22,7 @@ export function bundleRecord(b: BundleInfo) {
 
 /** The parts of a bundle manifest `bundle show` lists (the chunk lists are left out). */
 export interface ManifestContents {
-  files: Array<{ path: string; size: number; mode: number }>;
+  files: Array<{ path: string; size: number; mode: number; sha256: string }>;
   images: Array<{ file: string; refs: string[]; platform: { os: string; architecture: string } }>;
   rewrites: Array<{ from: string; to: string }>;
 }
@@ -31,7 +31,7 @@ export interface ManifestContents {
 export function bundleDetailRecord(b: BundleInfo, m: ManifestContents) {
   return {
     ...bundleRecord(b),
-    fileList: m.files.map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, '0'), sizeBytes: f.size })),
+    fileList: m.files.map((f) => ({ path: f.path, mode: f.mode.toString(8).padStart(4, '0'), sizeBytes: f.size, sha256: f.sha256 })),
     imageList: m.images.map((i) => ({ file: i.file, refs: i.refs, os: i.platform.os, arch: i.platform.architecture })),
     rewrites: m.rewrites.map((r) => ({ from: r.from, to: r.to })),
   };
