@@ -1,5 +1,5 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
-import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
+import { countsByState, writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { JobHostInfo, JobInfo, JobLogLine } from '../../../common/src/gen/ferry/v1/admin.js';
@@ -84,5 +84,5 @@ function jobLogJson(l: JobLogLine) {
 /** The documented JSON record of a job (docs/json.md, "job"; `jobs show` adds `hosts`, "job.detail"): counts as a map of state to hosts. */
 function jobJson(j: JobInfo) {
   return { id: j.id, kind: j.kind, what: j.what, check: j.check, createdAtMs: j.createdAtMs, createdBy: j.createdBy,
-    counts: Object.fromEntries(j.counts.map((c) => [c.state, c.count])) };
+    counts: countsByState(j.counts) };
 }

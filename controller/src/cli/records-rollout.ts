@@ -1,4 +1,5 @@
-import type { HostCount, RolloutEvent, RolloutHost, RolloutInfo, RolloutLogLine, RolloutSnapshot, WaveInfo } from '../../../common/src/gen/ferry/v1/rollouts.js';
+import { countsByState as counts } from '../../../common/src/cli/json-records.js';
+import type { RolloutEvent, RolloutHost, RolloutInfo, RolloutLogLine, RolloutSnapshot, WaveInfo } from '../../../common/src/gen/ferry/v1/rollouts.js';
 
 /**
  * The `--json` records of `ferry rollout` (docs/json.md, "rollout",
@@ -7,7 +8,6 @@ import type { HostCount, RolloutEvent, RolloutHost, RolloutInfo, RolloutLogLine,
  * optional texts and indexes null rather than "" or -1.
  */
 
-const counts = (cs: readonly HostCount[]) => Object.fromEntries(cs.map((c) => [c.state, c.count]));
 const time = (ms: number) => (ms > 0 ? ms : null);
 
 /** `rollout ls | create | pause | resume | abort | approve | retry`, and `show`'s `rollout` (docs/json.md, "rollout"). */
