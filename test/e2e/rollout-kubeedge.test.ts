@@ -17,8 +17,8 @@ import { CONTROLLER_PORT, startFleet, type Fleet } from './support/fleet.js';
 import { waitFor } from '../support/fixtures.js';
 
 interface Snap {
-  info: { state: string; paused: boolean; pauseReason: string; currentWave: number };
-  hosts: Array<{ hostname: string; wave: number; state: string; stepId: string; connected: boolean; message: string }>;
+  rollout: { state: string; paused: boolean; pauseReason: string | null; currentWave: number | null };
+  hosts: Array<{ hostname: string; wave: number; state: string; stepId: string | null; connected: boolean; message: string | null }>;
 }
 
 const MARK = `  - id: mark-run
@@ -83,7 +83,7 @@ strategy:
 `);
     const r = await ok('rollout', 'create', '-f', spec, '--json');
     id = (JSON.parse(r.stdout) as { id: string }).id;
-    const s = await until((x) => x.info.currentWave >= 0, 'wave 1 to begin');
+    const s = await until((x) => x.rollout.currentWave !== null, 'wave 1 to begin');
     assert.deepEqual(s.hosts.map((h) => [h.hostname, h.wave]), [['h1', 0], ['h2', 1], ['h3', 1], ['h4', 2], ['h5', 2], ['h6', 2]]);
   });
 

@@ -15,8 +15,8 @@ import { startFleet, type Fleet } from './support/fleet.js';
 import { waitFor } from '../support/fixtures.js';
 
 interface Snap {
-  info: { state: string };
-  hosts: Array<{ hostname: string; state: string; stepId: string; connected: boolean }>;
+  rollout: { state: string };
+  hosts: Array<{ hostname: string; state: string; stepId: string | null; connected: boolean }>;
 }
 
 const PLAN = `name: reboot-e2e

@@ -9,7 +9,9 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { buildImage, dockerArchive, ociArchive } from '../e2e/harness/oci-image.js';
 import { cleanup, enrollAgent, startController, tempDir, type TestAgent } from '../support/fixtures.js';
-import { run } from '../support/proc.js';
+import { repoRoot, run } from '../support/proc.js';
+import { assertConforms, documentedKinds } from '../support/json-docs.js';
+import { jsonLines } from '../support/json-lines.js';
 import {
   certDir, commitImageBundle, errorCode, multiPlatformTar, request, type ClientCert, type MultiImage,
 } from '../support/registry.js';
@@ -64,6 +66,16 @@ describe('registry: pulls by real clients (skopeo) and the pull API', function (
     });
   });
   after(async () => { admin.close(); await cleanup(c, agents); });
+
+  it('`ferry registry ls --json` prints one documented publication record per published bundle', async () => {
+    const r = await run([process.execPath, join(repoRoot(), 'bin', 'ferry.js'), '--admin-socket', c.config.adminSocket, 'registry', 'ls', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = jsonLines<{ name: string; tags: object[] }>(r.stdout);
+    const docs = documentedKinds();
+    assertConforms(docs, 'publication', recs);
+    assertConforms(docs, 'publication.tag', recs.flatMap((p) => p.tags));
+    assert.deepEqual(recs.map((p) => p.name).sort(), ['apps', 'side']);
+  });
 
   it('skopeo inspect sees the single- and multi-platform images with their stored digests', async () => {
     const single = await skopeo('inspect', '--cert-dir', skopeoCerts, ref('ferry/hello:1.0'));

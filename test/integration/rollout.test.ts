@@ -151,7 +151,7 @@ strategy:
     assert.match(logs.stdout, /\[3\/3\] two: changed/);
     const json = await ferry('rollout', 'watch', id, '--json');
     assert.equal(json.code, 0);
-    assert.deepEqual(JSON.parse(json.stdout.trim().split('\n').at(-1)!), { type: 'result', id, state: 'succeeded', paused: false, pauseReason: '', counts: { succeeded: 5 } });
+    assert.deepEqual(JSON.parse(json.stdout.trim().split('\n').at(-1)!), { type: 'result', id, state: 'succeeded', paused: false, pauseReason: null, counts: { succeeded: 5 } });
 
     // Budget 0 (the default) and onFailure pause (the default): the failing host pauses the rollout.
     const bad = await ferry('rollout', 'create', '--plan', 'tiny', '--host', 's-4', '--host', 's-0', '--max-concurrency', '1', '--json', '--watch', '--exit-on-pause');

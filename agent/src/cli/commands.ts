@@ -9,7 +9,7 @@ import { join } from '../enroll/join.js';
 import { certLease, describeLease } from '../enroll/reauth.js';
 import { collectFacts } from '../facts.js';
 import { SessionLoop } from '../session/session-loop.js';
-import { AgentState, type RunStatus } from '../state/agent-state.js';
+import { AgentState, type Identity, type RunStatus } from '../state/agent-state.js';
 
 /** Flags every command takes: where the state is, and a settings file. */
 const common = { state: { type: 'string' as const }, config: { type: 'string' as const } };
@@ -56,14 +56,17 @@ export async function cmdJoin(args: string[]): Promise<number> {
   const state = new AgentState(cfg.stateDir);
   const lock = lockState(state.dir, 'ferry-agent join');
   let identity;
+  let hostname = '';
   try {
-    identity = await join({ joinString, state, facts: withHostname(await collectFacts(), cfg.hostname), force: values.force, hostname: cfg.hostname,
+    const facts = withHostname(await collectFacts(), cfg.hostname);
+    hostname = facts.hostname;
+    identity = await join({ joinString, state, facts, force: values.force, hostname: cfg.hostname,
       onWarning: (w) => process.stderr.write(`warning: ${w}\n`) });
   } finally {
     lock.release();
   }
   const labels = Object.entries(identity.labels).map(([k, v]) => `${k}=${v}`).join(' ');
-  out(Boolean(values.json), { enrolled: true, agentId: identity.agentId, labels: identity.labels, stateDir: state.dir },
+  out(Boolean(values.json), joinedRecord(identity, hostname, certLease(state.load().certPem).notAfterMs, state.dir),
     `enrolled as ${identity.agentId}\n  labels: ${labels}\n  state:  ${state.dir} (key, certificate and CA, mode 0600)\nnext: run \`ferry-agent install-service\` (or \`ferry-agent run\`) to connect\n`);
   return Exit.Ok;
 }
@@ -177,6 +180,14 @@ export async function cmdStatus(args: string[]): Promise<number> {
   if (connected) return Exit.Ok;
   if (refused) return refused.state === 'revoked' ? Exit.Revoked : Exit.NotEnrolled;
   return running ? Exit.Unreachable : Exit.Failure;
+}
+
+/**
+ * `ferry-agent join --json` (docs/json.md, "agent-joined"): who the host is
+ * now, where it dials and until when its certificate is good.
+ */
+function joinedRecord(identity: Identity, hostname: string, certNotAfterMs: number, stateDir: string) {
+  return { agentId: identity.agentId, hostname, labels: identity.labels, controllers: identity.addresses, enrolledAtMs: identity.enrolledAtMs, certNotAfterMs, stateDir };
 }
 
 function withHostname(facts: HostFacts, hostname: string | undefined): HostFacts {

@@ -19,7 +19,7 @@ export const AGENT_CLI: CliSpec = withBuiltins({
       flags: {
         force: { type: 'boolean', help: 'enroll again even though this host is enrolled' },
         hostname: { type: 'string', value: 'NAME', help: 'the host\'s name in the fleet when its kernel host name is not unique (cloned images)' },
-        json: { type: 'boolean', help: 'print JSON instead of text' },
+        json: { type: 'boolean', help: 'print one JSON record (docs/json.md, "agent-joined")' },
       },
       examples: ['ferry-agent join ferry1/10.0.0.5:7443/fy1.abcdefghij.SECRET/sha256:PIN'] },
     { name: 'run', summary: 'keep a session with the controller and run its jobs', shared: true,

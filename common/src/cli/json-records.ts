@@ -15,6 +15,11 @@ export function writeRecords(records: readonly object[], out: NodeJS.WritableStr
   if (records.length) out.write(records.map((r) => JSON.stringify(r)).join('\n') + '\n');
 }
 
+/** Hosts by state as `--json` prints them (`{"succeeded": 2, "failed": 1}`), from a message's list of counts. */
+export function countsByState(counts: ReadonlyArray<{ state: string; count: number }>): Record<string, number> {
+  return Object.fromEntries(counts.map((c) => [c.state, c.count]));
+}
+
 /**
  * One `ferry exec --json` record for a stream event: the oneof's case becomes
  * the `type` field and its value's fields sit beside it (docs/json.md,

@@ -6,16 +6,24 @@ import { Exit } from '../../../common/src/exit-codes.js';
 import { readBundleArchive, writeBundleArchive } from '../../../common/src/bundle/archive.js';
 import { buildManifest, locateChunks, readChunk } from '../../../common/src/bundle/builder.js';
 import { formatFindings, lintBundle, type Finding } from '../../../common/src/bundle/lint/index.js';
-import { readSigningKey, signManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { bundleId, readSigningKey, signManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { bytes } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
 import { byDigest, pushBundle, type ChunkReader } from './bundle-push.js';
 import { parseRef } from './cmd-bundle.js';
+import { bundleBuiltRecord, bundlePushedRecord, lintFindingRecord, lintSummaryRecord } from './records-delivery.js';
 
 const buildFlags = {
   ...adminFlags, name: { type: 'string' as const }, version: { type: 'string' as const }, arch: { type: 'string' as const, multiple: true as const },
   key: { type: 'string' as const }, out: { type: 'string' as const, short: 'o' }, force: { type: 'boolean' as const }, json: { type: 'boolean' as const },
 };
+
+/** `bundle lint --json`: one record per finding, then the counts (docs/json.md, "lint.finding", "lint.summary"). */
+function lintRecords(target: string, findings: readonly Finding[]): void {
+  writeRecords(findings.map(lintFindingRecord));
+  writeRecord(lintSummaryRecord(target, findings));
+}
 
 /** Prints findings; returns true when they block (errors and no --force). */
 function report(findings: Finding[], force: boolean, json: boolean): boolean {
@@ -50,14 +58,14 @@ export async function cmdBundleBuild(sub: string, rest: string[]): Promise<numbe
         try {
           const { findings } = await admin.call(admin.client.lintBundle, { name, version }, 120_000);
           const fs = findings.map((f) => ({ ...f, severity: f.severity as Finding['severity'], rule: f.rule as Finding['rule'], hint: f.hint || undefined }));
-          if (values.json) process.stdout.write(JSON.stringify(fs) + '\n');
+          if (values.json) lintRecords(target, fs);
           return report(fs, false, Boolean(values.json)) ? Exit.Failure : Exit.Ok;
         } finally {
           admin.close();
         }
       }
       const findings = await lintBundle(resolve(target));
-      if (values.json) process.stdout.write(JSON.stringify(findings) + '\n');
+      if (values.json) lintRecords(target, findings);
       return report(findings, false, Boolean(values.json)) ? Exit.Failure : Exit.Ok;
     }
     case 'build': {
@@ -67,7 +75,10 @@ export async function cmdBundleBuild(sub: string, rest: string[]): Promise<numbe
       const inside = relative(dir, out);
       const signed = await lintAndBuild(dir, values, inside.startsWith('..') ? undefined : inside);
       const r = await writeBundleArchive(signed, dir, out);
-      process.stdout.write(`wrote ${out}: ${bytes(r.bytes)}, ${r.chunks} chunks, signed by ${signed.keyId}\ncarry it across the air gap, then: ferry bundle push ${values.out}\n`);
+      if (values.json) {
+        const m = JSON.parse(signed.manifest) as { name: string; version: string };
+        writeRecord(bundleBuiltRecord(out, { id: bundleId(signed), name: m.name, version: m.version, keyId: signed.keyId }, r));
+      } else process.stdout.write(`wrote ${out}: ${bytes(r.bytes)}, ${r.chunks} chunks, signed by ${signed.keyId}\ncarry it across the air gap, then: ferry bundle push ${values.out}\n`);
       return Exit.Ok;
     }
     case 'push': {
@@ -90,8 +101,8 @@ export async function cmdBundleBuild(sub: string, rest: string[]): Promise<numbe
       const admin = Admin.connect(values);
       try {
         const r = await pushBundle(admin, signed, reader, { progress: !values.json });
-        process.stdout.write(values.json ? JSON.stringify(r) + '\n'
-          : r.unchanged ? `${r.info.name}:${r.info.version} is already on the controller with the same content (id ${r.info.bundleId.slice(0, 12)}); ${r.chunksSent ? `re-sent ${r.chunksSent} chunks it had lost (${bytes(r.bytesSent)})` : 'nothing to do'}\n`
+        if (values.json) writeRecord(bundlePushedRecord(r));
+        else process.stdout.write(r.unchanged ? `${r.info.name}:${r.info.version} is already on the controller with the same content (id ${r.info.bundleId.slice(0, 12)}); ${r.chunksSent ? `re-sent ${r.chunksSent} chunks it had lost (${bytes(r.bytesSent)})` : 'nothing to do'}\n`
           : `pushed ${r.info.name}:${r.info.version} (${bytes(r.info.sizeBytes)}, ${r.info.files} files, ${r.info.images} images); sent ${r.chunksSent}/${r.chunksTotal} chunks, ${bytes(r.bytesSent)}\n`);
       } finally {
         close();

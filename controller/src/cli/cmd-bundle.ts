@@ -8,6 +8,7 @@ import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { bytes, table } from '../../../common/src/table.js';
 import type { TargetRequest } from '../../../common/src/targets.js';
 import { Admin, adminFlags } from './admin-client.js';
+import { bundleDetailRecord, bundleRecord, bundleRemovedRecord, type ManifestContents } from './records-delivery.js';
 import { listHosts, targetFlags, targetsFromFlags, wantsHostList } from './targets-cli.js';
 
 /** NAME:VERSION → [name, version]. */
@@ -29,7 +30,7 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
     switch (sub) {
       case 'ls': {
         const { bundles } = await admin.call(admin.client.listBundles, {});
-        if (values.json) writeRecords(bundles);
+        if (values.json) writeRecords(bundles.map(bundleRecord));
         else process.stdout.write(table([
           ['NAME', 'VERSION', 'ARCH', 'FILES', 'IMAGES', 'SIZE', 'SIGNED BY', 'ID'],
           ...bundles.map((b) => [b.name, b.version, b.arch.join(','), String(b.files), String(b.images), bytes(b.sizeBytes), b.keyId, b.bundleId.slice(0, 12)]),
@@ -39,9 +40,9 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
       case 'show': {
         const [name, version] = parseRef(positionals[0]);
         const { info, signed } = await admin.call(admin.client.getBundle, { name, version });
-        const m = JSON.parse(signed!.manifest) as { files: Array<{ path: string; size: number; mode: number }>; images: Array<{ file: string; refs: string[]; platform: { os: string; architecture: string } }>; rewrites: Array<{ from: string; to: string }> };
+        const m = JSON.parse(signed!.manifest) as ManifestContents;
         if (values.json) {
-          process.stdout.write(JSON.stringify({ info, manifest: m }) + '\n');
+          writeRecord(bundleDetailRecord(info!, m));
           return Exit.Ok;
         }
         process.stdout.write(`${info!.name}:${info!.version}  id ${info!.bundleId}\nsigned by ${info!.keyId}, ${bytes(info!.sizeBytes)} in ${info!.files} files, ${info!.chunks} chunks\n\nimages:\n`);
@@ -53,7 +54,8 @@ export async function cmdBundleAdmin(sub: string, rest: string[]): Promise<numbe
       case 'rm': {
         const [name, version] = parseRef(positionals[0]);
         const r = await admin.call(admin.client.removeBundle, { name, version, force: Boolean(values.force) });
-        process.stdout.write(values.json ? JSON.stringify(r) + '\n' : `removed ${name}:${version}; collected ${r.chunksDeleted} unreferenced chunks (${bytes(r.bytesFreed)})\n`);
+        if (values.json) writeRecord(bundleRemovedRecord(name, version, r));
+        else process.stdout.write(`removed ${name}:${version}; collected ${r.chunksDeleted} unreferenced chunks (${bytes(r.bytesFreed)})\n`);
         return Exit.Ok;
       }
       case 'prefetch':

@@ -1,8 +1,8 @@
 import { parseFlags } from '../../../common/src/cli-support.js';
-import { writeRecords } from '../../../common/src/cli/json-records.js';
+import { countsByState, writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
-import type { JobInfo } from '../../../common/src/gen/ferry/v1/admin.js';
+import type { JobHostInfo, JobInfo, JobLogLine } from '../../../common/src/gen/ferry/v1/admin.js';
 import { ago, fit, table } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
 
@@ -39,7 +39,7 @@ export async function cmdJobs(args: string[]): Promise<number> {
         if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'jobs show takes one job id', 'list jobs with `ferry jobs ls`');
         const { info, hosts } = await admin.call(admin.client.getJob, { id: positionals[0]! });
         if (values.json) {
-          process.stdout.write(JSON.stringify({ ...jobJson(info!), hosts }) + '\n');
+          writeRecord({ ...jobJson(info!), hosts: hosts.map(jobHostJson) });
           return Exit.Ok;
         }
         const j = info!;
@@ -54,9 +54,12 @@ export async function cmdJobs(args: string[]): Promise<number> {
         if (positionals.length !== 1) throw new FerryError(ErrorCode.InvalidArgument, 'jobs logs takes one job id', 'e.g. ferry jobs logs ID --host edge-7');
         const { lines } = await admin.call(admin.client.jobLogs, { id: positionals[0]!, host: values.host ?? '' });
         const many = new Set(lines.map((l) => l.agentId)).size > 1;
+        if (values.json) {
+          writeRecords(lines.map(jobLogJson));
+          return Exit.Ok;
+        }
         for (const l of lines) {
-          if (values.json) process.stdout.write(JSON.stringify(l) + '\n');
-          else (l.stderr ? process.stderr : process.stdout).write(`${many ? `${l.hostname} | ` : ''}${l.text}\n`);
+          (l.stderr ? process.stderr : process.stdout).write(`${many ? `${l.hostname} | ` : ''}${l.text}\n`);
         }
         return Exit.Ok;
       }
@@ -68,8 +71,18 @@ export async function cmdJobs(args: string[]): Promise<number> {
   }
 }
 
-/** The documented JSON record of a job: counts as a map of state to hosts. */
+/** One host of `jobs show --json` (docs/json.md, "job.host"). */
+function jobHostJson(h: JobHostInfo) {
+  return { agentId: h.agentId, hostname: h.hostname, hostJobId: h.hostJobId, state: h.state, stepId: h.stepId || null, message: h.message || null, updatedAtMs: h.updatedAtMs };
+}
+
+/** One line of `jobs logs --json` (docs/json.md, "job.log"). */
+function jobLogJson(l: JobLogLine) {
+  return { agentId: l.agentId, hostname: l.hostname, atMs: l.atMs, kind: l.kind, stream: l.stderr ? 'stderr' : 'stdout', text: l.text };
+}
+
+/** The documented JSON record of a job (docs/json.md, "job"; `jobs show` adds `hosts`, "job.detail"): counts as a map of state to hosts. */
 function jobJson(j: JobInfo) {
   return { id: j.id, kind: j.kind, what: j.what, check: j.check, createdAtMs: j.createdAtMs, createdBy: j.createdBy,
-    counts: Object.fromEntries(j.counts.map((c) => [c.state, c.count])) };
+    counts: countsByState(j.counts) };
 }

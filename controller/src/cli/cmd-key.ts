@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseFlags } from '../../../common/src/cli-support.js';
-import { writeRecords } from '../../../common/src/cli/json-records.js';
+import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { generateSigningKey, readPublicKey } from '../../../common/src/bundle/manifest.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
 import { table } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
+import { keyRecord } from './records-delivery.js';
 
 /**
  * `ferry key gen [--out NAME]`: an ed25519 signing key pair on this machine
@@ -36,7 +37,8 @@ export async function cmdKey(args: string[]): Promise<number> {
       const admin = Admin.connect(values);
       try {
         const k = await admin.call(admin.client.addSigningKey, { publicPem: readPublicKey(file), name: values.name ?? '' });
-        process.stdout.write(values.json ? JSON.stringify(k) + '\n' : `trusted ${k.keyId} (${k.name}); hosts enrolled from now on pin it\n`);
+        if (values.json) writeRecord(keyRecord(k));
+        else process.stdout.write(`trusted ${k.keyId} (${k.name}); hosts enrolled from now on pin it\n`);
       } finally {
         admin.close();
       }
@@ -46,7 +48,7 @@ export async function cmdKey(args: string[]): Promise<number> {
       const admin = Admin.connect(values);
       try {
         const { keys } = await admin.call(admin.client.listSigningKeys, {});
-        if (values.json) writeRecords(keys);
+        if (values.json) writeRecords(keys.map(keyRecord));
         else process.stdout.write(table([['KEY ID', 'NAME', 'ADDED'], ...keys.map((k) => [k.keyId, k.name, new Date(k.addedAtMs).toISOString()])]));
       } finally {
         admin.close();

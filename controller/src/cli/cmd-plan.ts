@@ -15,6 +15,7 @@ import { table } from '../../../common/src/table.js';
 import { formatDuration, parseDuration } from '../../../common/src/duration.js';
 import { Admin, adminFlags } from './admin-client.js';
 import { linkNotice } from './cmd-exec.js';
+import { planDetailRecord, planPushedRecord, planRecord } from './records-delivery.js';
 import { listHosts, targetFlags, targetsFromFlags, wantsHostList } from './targets-cli.js';
 
 function readPlanFile(file: string | undefined): string {
@@ -53,21 +54,22 @@ export async function cmdPlan(args: string[]): Promise<number> {
         const before = (await admin.call(admin.client.listPlans, {})).plans.find((p) => p.name === name)?.id;
         const info = await admin.call(admin.client.pushPlan, { signed });
         const unchanged = before === info.id;
-        process.stdout.write(values.json ? JSON.stringify({ ...info, unchanged }) + '\n'
-          : unchanged ? `plan ${info.name} is already on the controller with the same text (id ${info.id}); nothing to do\n`
+        if (values.json) writeRecord(planPushedRecord(info, unchanged));
+        else process.stdout.write(unchanged ? `plan ${info.name} is already on the controller with the same text (id ${info.id}); nothing to do\n`
           : `pushed plan ${info.name} (${info.steps} steps, id ${info.id}, signed by ${info.keyId})\n`);
         return Exit.Ok;
       }
       case 'ls': {
         const { plans } = await admin.call(admin.client.listPlans, {});
-        if (values.json) writeRecords(plans);
+        if (values.json) writeRecords(plans.map(planRecord));
         else process.stdout.write(table([['NAME', 'STEPS', 'BUNDLES', 'PARAMS', 'ID', 'PUSHED'],
           ...plans.map((p) => [p.name, String(p.steps), p.bundles.join(','), p.params.join(','), p.id, new Date(p.createdAtMs).toISOString()])]));
         return Exit.Ok;
       }
       case 'show': {
         const { info, signed } = await admin.call(admin.client.getPlan, { name: positionals[0] ?? '' });
-        process.stdout.write(values.json ? JSON.stringify({ info, plan: signed!.plan }) + '\n' : `# ${info!.name} (id ${info!.id}, signed by ${info!.keyId})\n${signed!.plan}`);
+        if (values.json) writeRecord(planDetailRecord(info!, signed!));
+        else process.stdout.write(`# ${info!.name} (id ${info!.id}, signed by ${info!.keyId})\n${signed!.plan}`);
         return Exit.Ok;
       }
       default:

@@ -7,6 +7,14 @@ import { table } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
 import { parseRef } from './cmd-bundle.js';
 
+/** One `publication` record (docs/json.md): a published bundle and the tags it serves. */
+export function publicationRecord(p: Publication): object {
+  return {
+    bundleId: p.bundleId, name: p.name, version: p.version, anonymous: p.anonymous, publishedBy: p.publishedBy, publishedAtMs: p.publishedAtMs,
+    tags: p.tags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest })), skipped: p.skipped,
+  };
+}
+
 function tagRows(p: Publication): string[][] {
   return p.tags.map((t) => [`${t.repository}:${t.tag}`, t.digest.slice(0, 19), `${p.name}:${p.version}`, p.anonymous ? 'yes' : 'no']);
 }
@@ -25,14 +33,14 @@ export async function cmdRegistry(args: string[]): Promise<number> {
   try {
     if (sub === 'ls') {
       const { publications } = await admin.call(admin.client.listPublished, {});
-      if (values.json) writeRecords(publications);
+      if (values.json) writeRecords(publications.map(publicationRecord));
       else process.stdout.write(table([['IMAGE', 'DIGEST', 'BUNDLE', 'ANONYMOUS'], ...publications.flatMap(tagRows)]));
       return Exit.Ok;
     }
     const [name, version] = ref!;
     if (sub === 'publish') {
       const p = await admin.call(admin.client.publishBundle, { name, version, as: (values.as as string[] | undefined) ?? [], anonymous: Boolean(values.anonymous) });
-      if (values.json) writeRecord(p);
+      if (values.json) writeRecord(publicationRecord(p));
       else {
         process.stdout.write(`published ${name}:${version}: ${p.tags.length} tags${p.anonymous ? ', anonymous pull allowed' : ''}; files under /files/${name}/${version}/\n`);
         if (p.tags.length) process.stdout.write(table([['IMAGE', 'DIGEST', 'BUNDLE', 'ANONYMOUS'], ...tagRows(p)]));
@@ -41,7 +49,7 @@ export async function cmdRegistry(args: string[]): Promise<number> {
       return Exit.Ok;
     }
     const p = await admin.call(admin.client.unpublishBundle, { name, version });
-    if (values.json) writeRecord(p);
+    if (values.json) writeRecord(publicationRecord(p));
     else process.stdout.write(`unpublished ${name}:${version} (${p.tags.length} tags); the bundle stays on the controller\n`);
     return Exit.Ok;
   } finally {

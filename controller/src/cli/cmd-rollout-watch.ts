@@ -2,8 +2,10 @@ import { fit } from '../../../common/src/table.js';
 import { ErrorCode, type FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { RolloutEvent, RolloutSnapshot, RolloutUpdate } from '../../../common/src/gen/ferry/v1/rollouts.js';
+import { writeRecord } from '../../../common/src/cli/json-records.js';
 import type { Rollouts } from './cmd-rollout-client.js';
 import { eventLine, renderFrame, showText } from './cmd-rollout-render.js';
+import { rolloutEventRecord, rolloutResultRecord } from './records-rollout.js';
 
 /** How long `watch` keeps reconnecting to a controller that went away (a restart, a dropped link) before it gives up. */
 export const RECONNECT_FOR_MS = 10 * 60_000;
@@ -17,7 +19,8 @@ export function outcomeCode(state: string): number {
  * Follows a rollout until it finishes. On a terminal: the frame (waves with
  * bars, counts, failing hosts with their last lines, running hosts, ETA)
  * redrawn in place. Otherwise: one plain line per event. With --json: one
- * JSON object per event, then {"type":"result"}. Exit code: the outcome.
+ * `event` record per event, then one `result` record (docs/json.md,
+ * "rollout.event", "rollout.result"). Exit code: the outcome.
  */
 export async function watchRollout(ro: Rollouts, id: string, opts: { json: boolean; exitOnPause: boolean; reconnectForMs?: number }, out: NodeJS.WriteStream = process.stdout): Promise<number> {
   const reconnectForMs = opts.reconnectForMs ?? RECONNECT_FOR_MS;
@@ -53,7 +56,7 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
       } else if (u.update?.$case === 'event') {
         const e: RolloutEvent = u.update.value;
         afterSeq = Math.max(afterSeq, Number(e.seq));
-        if (opts.json) out.write(JSON.stringify({ type: 'event', ...e }) + '\n');
+        if (opts.json) writeRecord(rolloutEventRecord(e), out);
         else if (!tty) out.write(eventLine(e) + '\n');
       }
     });
@@ -86,7 +89,7 @@ export async function watchRollout(ro: Rollouts, id: string, opts: { json: boole
   if (!last) return Exit.Failure;
   const i = last.info!;
   if (opts.json) {
-    out.write(JSON.stringify({ type: 'result', id: i.id, state: i.state, paused: i.paused, pauseReason: i.pauseReason, counts: Object.fromEntries(i.counts.map((c) => [c.state, c.count])) }) + '\n');
+    writeRecord(rolloutResultRecord(i), out);
   } else if (!tty) {
     out.write(`\n${showText(last)}`);
   }

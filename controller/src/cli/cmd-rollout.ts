@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { stringify } from 'yaml';
 import { parseFlags } from '../../../common/src/cli-support.js';
-import { writeRecords } from '../../../common/src/cli/json-records.js';
+import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import type { RolloutInfo } from '../../../common/src/gen/ferry/v1/rollouts.js';
@@ -10,6 +10,7 @@ import { Admin, adminFlags } from './admin-client.js';
 import { Rollouts } from './cmd-rollout-client.js';
 import { countsText, listTable, nextCommand, showText, stateText } from './cmd-rollout-render.js';
 import { watchRollout } from './cmd-rollout-watch.js';
+import { rolloutDetailRecord, rolloutLogRecord, rolloutRecord } from './records-rollout.js';
 
 const FLAGS = {
   ...adminFlags, json: { type: 'boolean' as const }, file: { type: 'string' as const, short: 'f' }, watch: { type: 'boolean' as const },
@@ -73,7 +74,7 @@ export async function cmdRollout(args: string[]): Promise<number> {
   };
   const admin = Admin.connect(v);
   const ro = new Rollouts(admin);
-  const print = (i: RolloutInfo) => process.stdout.write(v.json ? JSON.stringify(i) + '\n' : infoLine(i));
+  const print = (i: RolloutInfo) => (v.json ? writeRecord(rolloutRecord(i)) : process.stdout.write(infoLine(i)));
   try {
     switch (sub) {
       case 'create': {
@@ -84,20 +85,21 @@ export async function cmdRollout(args: string[]): Promise<number> {
           try { spec = readFileSync(v.file, 'utf8'); } catch (err) { throw new FerryError(ErrorCode.InvalidArgument, `cannot read ${v.file}: ${(err as Error).message}`); }
         } else spec = specFromFlags(v);
         const i = await ro.call(ro.client.create, { spec, file });
-        if (v.json && !v.watch) process.stdout.write(JSON.stringify(i) + '\n');
+        if (v.json && !v.watch) writeRecord(rolloutRecord(i));
         else if (!v.json) process.stdout.write(`created rollout ${i.id} (${i.name}, plan ${i.plan}): ${i.hosts} hosts in ${i.waveCount} waves\n  ${i.strategy}\n${v.watch ? '' : `  watch it: ferry rollout watch ${i.id}\n`}`);
         return v.watch ? await watchRollout(ro, i.id, { json: Boolean(v.json), exitOnPause: Boolean(v['exit-on-pause']) }) : Exit.Ok;
       }
       case 'ls': {
         const { rollouts } = await ro.call(ro.client.list, { limit: 50 });
-        if (v.json) writeRecords(rollouts);
+        if (v.json) writeRecords(rollouts.map(rolloutRecord));
         else process.stdout.write(listTable(rollouts));
         return Exit.Ok;
       }
       case 'show': {
         needId();
         const s = await ro.call(ro.client.get, { id, afterSeq: 0 });
-        process.stdout.write(v.json ? JSON.stringify(s) + '\n' : showText(s));
+        if (v.json) writeRecord(rolloutDetailRecord(s));
+        else process.stdout.write(showText(s));
         return Exit.Ok;
       }
       case 'pause': needId(); print(await ro.call(ro.client.pause, { id, reason: v.reason ?? '', hosts: [], force: false })); return Exit.Ok;
@@ -109,9 +111,12 @@ export async function cmdRollout(args: string[]): Promise<number> {
         needId();
         if (!v.host?.[0]) throw new FerryError(ErrorCode.InvalidArgument, 'rollout logs needs --host HOST', `e.g. ferry rollout logs ${id || 'ID'} --host edge-7`);
         const { lines } = await ro.call(ro.client.logs, { id, host: v.host[0], attempt: Number(v.attempt ?? 0) });
+        if (v.json) {
+          writeRecords(lines.map(rolloutLogRecord));
+          return Exit.Ok;
+        }
         for (const l of lines) {
-          if (v.json) process.stdout.write(JSON.stringify(l) + '\n');
-          else (l.stderr ? process.stderr : process.stdout).write(`${l.attempt > 1 ? `[try ${l.attempt}] ` : ''}${l.kind === 'output' ? '| ' : ''}${l.text}\n`);
+          (l.stderr ? process.stderr : process.stdout).write(`${l.attempt > 1 ? `[try ${l.attempt}] ` : ''}${l.kind === 'output' ? '| ' : ''}${l.text}\n`);
         }
         return Exit.Ok;
       }

@@ -141,6 +141,6 @@ export const rolloutCommand: CommandSpec = {
     idCmd('logs', 'one host\'s output in a rollout', { host, attempt: { type: 'string', value: 'N', help: 'which attempt (default the last)' } },
       { examples: ['ferry rollout logs ro-0123 --host edge-7'] }),
     idCmd('watch', 'follow a rollout live until it ends', { 'exit-on-pause': exitOnPause },
-      { description: 'Live waves, counts, failing hosts and ETA on a terminal; plain lines otherwise; --json: one event per line. Exit 0 succeeded, 1 failed or aborted, 8 paused or waiting for approval (with --exit-on-pause).' }),
+      { description: 'Live waves, counts, failing hosts and ETA on a terminal; plain lines otherwise; --json: one event record per line, then a result record (docs/json.md). Exit 0 succeeded, 1 failed or aborted, 8 paused or waiting for approval (with --exit-on-pause).' }),
   ],
 };

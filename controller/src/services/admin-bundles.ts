@@ -70,7 +70,11 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
     }),
     lintBundle: kit.unary(async (req) => {
       const b = await ctx.bundles.require(req.name, req.version);
-      const findings = await lintStoredBundle(ctx.bundles, b);
+      // An image counts as available when this bundle holds it or the registry serves it under the rewritten name.
+      const findings = await lintStoredBundle(ctx.bundles, b, {
+        tagDigest: (r, t) => ctx.registry.tagDigest(r, t),
+        hasManifest: async (r, d) => (await ctx.registry.manifest(r, d)) !== undefined,
+      });
       return { findings: findings.map((f) => ({ ...f, hint: f.hint ?? '' })) };
     }),
     prefetch: kit.serverStream<PrefetchRequest, PrefetchEvent>(async (call, { who, signal }) => {
