@@ -10,17 +10,22 @@ import type { Logger } from '../../../common/src/log.js';
 import type { ChunkSource } from './chunk-source.js';
 import { sleep, type TokenBucket } from './token-bucket.js';
 
-/** Chunks per call: big enough to amortise a call, small enough that a retry repeats little. */
-export const BATCH_CHUNKS = 16;
 /**
- * Bytes per call. grpc-js buffers up to 16 received messages per call
- * whatever the consumer does, so capping what one call may deliver caps that
- * buffer at concurrency × this instead of concurrency × 16 × 4 MiB: the cap
- * on bytes in flight. Measured staging 1 GiB over gRPC with 4 calls: peak
- * agent RSS 166 MiB at 16 MiB, 139 MiB at 8 MiB (1 MiB chunks), with no loss
- * of throughput.
+ * Chunks per call: the controller's limit (MAX_DIGESTS_PER_CALL). Long calls
+ * carrying a whole file's chunks were measured against short ones (16 chunks
+ * / 4 MiB, 4 in flight): every call costs a stream, headers, trailers and a
+ * fresh set of buffers on both sides, and at 4 MiB per call that overhead
+ * and its garbage were a large share of both processes' CPU. A retry
+ * re-asks only for the chunks the call had not delivered yet.
  */
-export const BATCH_BYTES = 4 * 1024 * 1024;
+export const BATCH_CHUNKS = 256;
+/**
+ * Bytes per call (unless a single chunk is larger). The memory one call can
+ * hold is bounded by the transport, not by this: grpc-js buffers at most 16
+ * received messages per call and HTTP/2 at most the flow-control window
+ * (CHUNK_CALL_WINDOW_BYTES), whatever the call carries in all.
+ */
+export const BATCH_BYTES = 512 * 1024 * 1024;
 /** Errors worth another call: the link or the controller blinked, the data is fine. */
 const TRANSIENT = new Set<string>([ErrorCode.Unavailable, ErrorCode.DeadlineExceeded]);
 

@@ -21,6 +21,17 @@ import type { ChunkSource, FetchedChunk } from './chunk-source.js';
  */
 export const CHUNK_CALL_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * HTTP/2 flow-control window of the chunk channel (per stream and for the
+ * connection). A call's data in flight is capped by it, so it must cover
+ * the link's bandwidth × round trip; on one box the sender also stalls
+ * whenever the window is full while the agent is busy hashing, and grpc-js's
+ * 4 MiB default for Ferry's channels (grpc-options.ts) was measured slower
+ * (bench-results/bundles.md). It is also what one call may hold in the
+ * agent's memory beyond grpc-js's 16 buffered messages.
+ */
+export const CHUNK_CALL_WINDOW_BYTES = 16 * 1024 * 1024;
+
 /** Hints for the transport failures a field tech is most likely to see. */
 const HINTS: Partial<Record<string, string>> = {
   [ErrorCode.Unavailable]: 'the link to the controller dropped; staging resumes where it stopped once it is back (verified chunks are kept)',
@@ -38,6 +49,7 @@ export class GrpcChunkSource implements ChunkSource {
   static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}): GrpcChunkSource {
     const client = new FastChunksClient(address, creds, clientChannelOptions({
       'grpc.max_receive_message_length': CHUNK_CALL_MAX_MESSAGE_BYTES,
+      'grpc-node.flow_control_window': CHUNK_CALL_WINDOW_BYTES,
       ...channelOptions,
     }));
     return new GrpcChunkSource(client, address, true);
