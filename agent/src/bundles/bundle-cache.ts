@@ -46,7 +46,7 @@ export interface StageOptions {
   trustedKeys: readonly string[];
   /** Where missing chunks come from (the controller, via GrpcChunkSource). */
   source: ChunkSource;
-  /** Fetch calls in flight (default 2; each asks for up to 16 chunks / 4 MiB). */
+  /** Fetch calls in flight (default 2; each asks for up to 256 chunks of one file). */
   concurrency?: number;
   /** Cap on fetched bytes per second across all calls; 0 or absent = unlimited. */
   bandwidthBytesPerSec?: number;
@@ -251,7 +251,7 @@ export class BundleCache {
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? 2, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
-        deliver: (digest: string, data: Buffer) => p.write(digest, data),
+        deliver: (digest: string, data: Buffer, owned: boolean) => p.write(digest, data, false, owned),
         onStored: (_digest: string, size: number) => {
           fetched += size;
           report();

@@ -1,13 +1,14 @@
 /**
- * Fetches missing chunks from a {@link ChunkSource}: batched, several calls
- * in flight, rate-limited, every chunk's sha256 verified before it is handed
+ * Fetches missing chunks from a {@link ChunkSource}: long calls (a file's
+ * chunks each), a few in flight, rate-limited, every chunk's sha256 verified
+ * (on the hash thread, hash-thread.ts) before it is handed
  * on (written into the bundle's part files), transient link failures retried
  * while progress is being made.
  */
-import { createHash } from 'node:crypto';
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { ChunkSource } from './chunk-source.js';
+import { hashThread } from './hash-thread.js';
 import { sleep, type TokenBucket } from './token-bucket.js';
 
 /**
@@ -44,8 +45,11 @@ export interface WantedChunk {
 /** Options of {@link fetchChunks}. */
 export interface FetchChunksOptions {
   source: ChunkSource;
-  /** Takes a chunk whose bytes matched its digest (and size); resolves once it is written. */
-  deliver: (digest: string, data: Buffer) => Promise<void>;
+  /**
+   * Takes a chunk whose bytes matched its digest (and size); resolves once it
+   * is written. `owned`: the bytes are the consumer's alone (FetchedChunk.owned).
+   */
+  deliver: (digest: string, data: Buffer, owned: boolean) => Promise<void>;
   bucket: TokenBucket;
   /** Calls in flight. */
   concurrency: number;
@@ -129,7 +133,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
   while (pending.size > 0) {
     const before = pending.size;
     try {
-      for await (const { digest, data } of opts.source.fetch([...pending.keys()], signal)) {
+      for await (const { digest, data: received, owned = false } of opts.source.fetch([...pending.keys()], signal)) {
         const size = pending.get(digest);
         if (size === undefined) {
           throw new FerryError(ErrorCode.ChunkDigestMismatch, `the chunk source sent chunk ${String(digest).slice(0, 80)}, which was not requested (or sent it twice)`,
@@ -137,9 +141,11 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         }
         // The rate cap counts bytes as they are taken off the stream: with
         // backpressure, waiting here is what slows the sender.
-        await opts.bucket.take(data.length, signal);
-        verify(digest, size, data);
-        await opts.deliver(digest, data);
+        await opts.bucket.take(received.length, signal);
+        // Hashed on the hash thread; an owned buffer travels there and back without a copy.
+        const { hex, data } = await hashThread.chunk(received, owned);
+        verify(digest, size, data, hex);
+        await opts.deliver(digest, data, owned);
         pending.delete(digest);
         opts.onStored(digest, size);
       }
@@ -161,8 +167,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
 }
 
 /** The bytes must hash to the digest (else the source is at fault) and have the manifest's size (else the manifest is). */
-function verify(digest: string, size: number, data: Buffer): void {
-  const actual = createHash('sha256').update(data).digest('hex');
+function verify(digest: string, size: number, data: Buffer, actual: string): void {
   if (actual !== digest) {
     throw new FerryError(ErrorCode.ChunkDigestMismatch,
       `chunk ${digest} from the controller hashes to ${actual} (${data.length} bytes); it was refused and not stored`,

@@ -8,6 +8,12 @@
 export interface FetchedChunk {
   digest: string;
   data: Buffer;
+  /**
+   * True when `data` is the consumer's alone (nothing else holds its
+   * allocation, as with a message grpc-js decoded): the cache may then move
+   * it to its hash thread instead of copying it.
+   */
+  owned?: boolean;
 }
 
 /**

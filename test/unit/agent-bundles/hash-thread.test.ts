@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { HashThread, SMALL_BYTES } from '../../../agent/src/bundles/hash-thread.js';
+
+const sha = (...bs: Buffer[]) => bs.reduce((h, b) => h.update(b), createHash('sha256')).digest('hex');
+
+describe('agent/bundles: hash thread', () => {
+  let t: HashThread;
+  beforeEach(() => { t = new HashThread(); });
+  afterEach(async () => { await t.close(); });
+
+  it('chunk(): a given buffer of its own travels to the worker and back (same bytes); others are copied and left usable', async () => {
+    const own = Buffer.from(randomBytes(SMALL_BYTES * 4)); // owns its allocation
+    const expected = sha(own);
+    const copyOfBytes = Buffer.from(own);
+    const r = await t.chunk(own, true);
+    assert.equal(r.hex, expected);
+    assert.equal(own.buffer.byteLength, 0, 'the given buffer was transferred, not copied');
+    assert.deepEqual(r.data, copyOfBytes);
+
+    const kept = Buffer.from(randomBytes(SMALL_BYTES * 2));
+    const r2 = await t.chunk(kept, false);
+    assert.equal(r2.hex, sha(kept));
+    assert.equal(r2.data, kept, 'not given: the caller keeps its buffer');
+
+    const small = randomBytes(100);
+    assert.equal((await t.chunk(small, true)).hex, sha(small), 'small chunks are hashed in place');
+  });
+
+  it('chunk(): a view into a larger allocation is copied even when given, so the rest of the allocation stays intact', async () => {
+    const big = Buffer.from(randomBytes(SMALL_BYTES * 8));
+    const view = big.subarray(SMALL_BYTES, SMALL_BYTES * 3);
+    const r = await t.chunk(view, true);
+    assert.equal(r.hex, sha(view));
+    assert.equal(big.buffer.byteLength, SMALL_BYTES * 8);
+  });
+
+  it('stream(): updates in order, given or copied, give the digest of the whole', async () => {
+    const parts = [randomBytes(10), Buffer.from(randomBytes(SMALL_BYTES * 3)), randomBytes(SMALL_BYTES * 2), Buffer.alloc(0)];
+    const expected = sha(...parts);
+    const s = t.stream();
+    s.update(parts[0]!, true);
+    s.update(parts[1]!, true);
+    s.update(parts[2]!, false);
+    s.update(parts[3]!, true);
+    assert.equal(await s.digest(), expected);
+    assert.equal(await t.stream().digest(), sha(), 'nothing fed: the digest of no bytes');
+  });
+
+  it('a stream fed to a worker that died cannot give a digest; pending calls reject', async () => {
+    const s = t.stream();
+    s.update(Buffer.from(randomBytes(SMALL_BYTES * 2)), false);
+    const pending = t.chunk(Buffer.from(randomBytes(SMALL_BYTES * 64)), false);
+    await t.close();
+    await assert.rejects(pending);
+    await assert.rejects(s.digest(), /restarted while a file was being hashed/);
+  });
+});
