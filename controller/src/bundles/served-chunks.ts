@@ -5,8 +5,11 @@
  * written (ChunkStore.put), and every agent hashes every chunk it receives
  * before it counts. Re-hashing on every read (once per agent per chunk) was
  * the largest single cost of serving a bundle, so a chunk is hashed the first
- * time this process serves it, and again only if its file is seen to change
- * (a different size). That still catches a chunk that rotted while the
+ * time this process serves it — unless this process wrote it itself from
+ * bytes it had just hashed (a push, {@link ServedChunks.written}): hashing
+ * it again on its first serve was a sha256 per byte of every freshly pushed
+ * bundle, the controller's largest CPU cost per GiB served — and again only
+ * if its file is seen to change (a different size). That still catches a chunk that rotted while the
  * controller was down, or was rewritten, with DATA_LOSS and the chunk
  * dropped, as before. Rot of the same size after the first serve is caught
  * by the agent (CHUNK_DIGEST_MISMATCH naming the chunk); the prefetch
@@ -70,6 +73,15 @@ export class ServedChunks {
     } finally {
       close(fd, () => undefined);
     }
+  }
+
+  /**
+   * This process just stored `digest` (`size` bytes) from bytes it hashed
+   * (ChunkStore.put returned true): serve it without hashing it again.
+   */
+  written(digest: string, size: number): void {
+    if (this.verified.size >= MAX_REMEMBERED) this.verified.clear();
+    this.verified.set(digest, size);
   }
 
   /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */

@@ -75,4 +75,18 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     await assert.rejects(served.read(digest), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
     assert.equal(await store.has(digest), false);
   });
+
+  it('a chunk this process stored from bytes it hashed is served without a second hash; forget() still makes it checked', async () => {
+    const other = seededBytes(200_000, 44);
+    const d = sha(other);
+    assert.equal(await store.put(d, other), true);
+    served.written(d, other.length);
+    const rotted = Buffer.from(other);
+    rotted[5]! ^= 1;
+    await writeFile(store.pathOf(d), rotted); // same size, after the put
+    const m = await served.read(d);
+    assert.notEqual(sha(m.data), d, 'served as stored: the agent\'s hash is the check');
+    served.forget();
+    await assert.rejects(served.read(d), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
+  });
 });
