@@ -31,12 +31,12 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { BATCH_BYTES, BATCH_CHUNKS } from '../../agent/src/bundles/chunk-fetcher.js';
-import { buildManifest, locateChunks, readChunk } from '../../common/src/bundle/builder.js';
+import { buildManifest } from '../../common/src/bundle/builder.js';
 import { generateSigningKey, signManifest } from '../../common/src/bundle/manifest.js';
 import type { PrefetchEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import { BundleState } from '../../common/src/gen/ferry/v1/session.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
-import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
+import { dirReader, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import {
   AgentProc, ControllerProc, cpuMsOf, gcMeterArgs, gcOf, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
   runSuite, sysDelta, sysSnap, waitConnected, type Enrolled, type SysDelta,
@@ -206,10 +206,9 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
   const manifestA = await buildManifest(pkgA, { name: 'bench-pkg', version: '1.0' });
   const buildMs = performance.now() - tB0;
   const signedA = signManifest(manifestA, key.privatePem);
-  const locsA = locateChunks(manifestA, pkgA);
   const ctlCpu0 = ctl.cpuMs();
   const tP0 = performance.now();
-  const pushA = await pushBundle(admin, signedA, byDigest((d) => readChunk(pkgA, locsA.get(d)!, d)), { progress: false });
+  const pushA = await pushBundle(admin, signedA, dirReader(pkgA, manifestA), { progress: false });
   const pushMs = performance.now() - tP0;
   const pushCtlCpu = ctl.cpuMs() - ctlCpu0;
   const ingestSys = sysDelta(s0, sysSnap());
@@ -226,7 +225,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
   rep.row({ metric: '… this machine\'s SHA-256, one core (node crypto, 64 KiB / 1 MiB updates)', measured: `${sha64k.toFixed(0)} / ${sha1m.toFixed(0)} MiB/s` });
   rep.row({ metric: '… of which build (walk, FastCDC, sha256 per chunk and per file, image inspection)', measured: `${fmtRate(total, buildMs)} (${fmtMs(buildMs)})`, ratio: `${(rate(total, buildMs) / shaRate).toFixed(2)}× SHA-256` });
   rep.row({
-    metric: '… of which push (read + re-verify each chunk, upload over the admin socket, controller verifies + stores with fsync)',
+    metric: '… of which push (read each chunk as `ferry bundle push DIR` does, upload over the admin socket, controller verifies + stores with fsync)',
     measured: `${fmtRate(total, pushMs)} (${fmtMs(pushMs)}); controller CPU ${fmtMs(pushCtlCpu)}`, ratio: `${(rate(total, pushMs) / shaRate).toFixed(2)}× SHA-256`,
   });
 
@@ -268,8 +267,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
       }
       const version = `1.0-sub${k}`;
       const m = await buildManifest(dir, { name: 'bench-pkg', version });
-      const locs = locateChunks(m, dir);
-      await pushBundle(admin, signManifest(m, key.privatePem), byDigest((d) => readChunk(dir, locs.get(d)!, d)), { progress: false });
+      await pushBundle(admin, signManifest(m, key.privatePem), dirReader(dir, m), { progress: false });
       bundle = { version, files: sub, bytes: size(sub), subset: `${k} of ${images.length} image tars + binaries (${fmtMiB(size(sub), 0)}): ${n} × 2 × ${fmtMiB(total, 0)} would not fit the free disk` };
       rep.notes.push(`Distribution to ${n} agents used bundle bench-pkg:${version}, ${bundle.subset}; nginx served the same ${sub.length} files.`);
     }
@@ -434,8 +432,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
     const changed = changedTarBytes(readFileSync(join(pkgA, changedFile)), readFileSync(join(pkgB, changedFile)));
     const manifestB = await buildManifest(pkgB, { name: 'bench-pkg', version: '2.0' });
     const signedB = signManifest(manifestB, key.privatePem);
-    const locsB = locateChunks(manifestB, pkgB);
-    const pushB = await pushBundle(admin, signedB, byDigest((d) => readChunk(pkgB, locsB.get(d)!, d)), { progress: false });
+    const pushB = await pushBundle(admin, signedB, dirReader(pkgB, manifestB), { progress: false });
     const hwmReset = resetHwm(d1.agent.pid);
     const r = await prefetch(admin, 'bench-pkg', '2.0', `group=${d1.label}`, 300_000);
     const a = [...r.perAgent.values()][0];
@@ -531,11 +528,10 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
     }
     writeFileSync(join(pkgC, 'bin', 'ferry-tool-new'), seededBytes(newBytes, 'ingest-profile'), { mode: 0o755 });
     const manifestC = await buildManifest(pkgC, { name: 'bench-pkg', version: '3.0' });
-    const locsC = locateChunks(manifestC, pkgC);
     const c0 = ctl.cpuMs();
     const pushFromUs = usNow();
     const tC = performance.now();
-    const pushC = await pushBundle(admin2, signManifest(manifestC, key.privatePem), byDigest((d) => readChunk(pkgC, locsC.get(d)!, d)), { progress: false });
+    const pushC = await pushBundle(admin2, signManifest(manifestC, key.privatePem), dirReader(pkgC, manifestC), { progress: false });
     const pushCMs = performance.now() - tC;
     const pushToUs = usNow();
     const pushCCpu = ctl.cpuMs() - c0;
