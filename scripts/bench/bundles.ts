@@ -38,11 +38,10 @@ import { BundleState } from '../../common/src/gen/ferry/v1/session.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { dirReader, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import {
-  AgentProc, ControllerProc, cpuMsOf, gcMeterArgs, gcOf, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
+  AgentProc, benchEnv, ControllerProc, cpuMsOf, gcMeterArgs, gcOf, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
   runSuite, sysDelta, sysSnap, waitConnected, type Enrolled, type SysDelta,
 } from './kit.js';
 import { Rpc, sleep, withTimeout } from './lib.js';
-import { withMallocEnv } from '../../common/src/malloc-env.js';
 import { Nginx, curlRound, nginxInstalled, type CurlRound } from './nginx.js';
 import { changedTarBytes, listFiles, packageSpec, seededBytes, writePackage, writeUpgrade } from './pkg.js';
 import { profileMarkdown, summarizeProfile, type ProfileSummary } from './prof-summary.js';
@@ -467,7 +466,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
     const admin2 = Admin.connect({ data: dataDir });
     j.onCleanup(() => admin2.close());
     const plog = openSync(join(LOGS, 'probe.log'), 'w');
-    const probeProc: ChildProcess = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/stage-probe.js')], { stdio: ['ignore', plog, plog, 'ipc'], env: withMallocEnv() });
+    const probeProc: ChildProcess = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/stage-probe.js')], { stdio: ['ignore', plog, plog, 'ipc'], env: benchEnv() });
     closeSync(plog);
     const probe = new Rpc(probeProc, 'probe');
     await probe.call('init', { stateDir: probeId!.stateDir, address: ctl.address });
@@ -500,7 +499,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
     if (ngx) {
       const hlog = openSync(join(LOGS, 'h2-peer.log'), 'w');
       // The same malloc settings as the controller and agents get (common/src/malloc-env.ts).
-      const hp = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/h2-peer.js')], { stdio: ['ignore', hlog, hlog, 'ipc'], env: withMallocEnv() });
+      const hp = j.spawn(process.execPath, [join(REPO, 'build/scripts/bench/h2-peer.js')], { stdio: ['ignore', hlog, hlog, 'ipc'], env: benchEnv() });
       closeSync(hlog);
       const rpc = new Rpc(hp, 'h2-peer');
       const { port, grpcPort } = await rpc.call<{ port: number; grpcPort: number }>('start', { root: pkgA, keyPath: join(ngx.prefix, 'key.pem'), certPath: join(ngx.prefix, 'cert.pem') });

@@ -9,6 +9,15 @@
  * 127.0.0.1 is used.
  */
 import { withMallocEnv } from '../../common/src/malloc-env.js';
+
+/**
+ * The environment the suites start Ferry's processes (and the plain peers)
+ * with: the glibc malloc settings deployments get (common/src/malloc-env.ts),
+ * unless BENCH_MALLOC=off (to measure without them).
+ */
+export function benchEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return process.env['BENCH_MALLOC'] === 'off' ? env : withMallocEnv(env);
+}
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -215,7 +224,7 @@ export class ControllerProc {
   static async start(j: Janitor, dataDir: string, listen: string, logPath: string, nodeArgs: string[] = []): Promise<ControllerProc> {
     const log = openSync(logPath, 'a');
     // With the glibc malloc settings a deployment starts it with (common/src/malloc-env.ts, README).
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen], { stdio: ['ignore', log, 'pipe'], env: withMallocEnv() });
+    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen], { stdio: ['ignore', log, 'pipe'], env: benchEnv() });
     closeSync(log);
     let stderr = '';
     const port = await withTimeout(new Promise<number>((res, rej) => {
@@ -269,7 +278,7 @@ export class AgentProc {
   static start(j: Janitor, a: Enrolled, logPath: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): AgentProc {
     const log = openSync(logPath, 'a');
     // With the agent unit's glibc malloc settings (agent/src/service/unit-file.ts).
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir], { stdio: ['ignore', log, log], env: withMallocEnv(env) });
+    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir], { stdio: ['ignore', log, log], env: benchEnv(env) });
     closeSync(log);
     return new AgentProc(j, proc, a.agentId, a.stateDir);
   }

@@ -28,6 +28,8 @@ import { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 
+/** Bytes of a chunk's message beyond its data: frame header, digest and tags (96 covers a 64-character digest with room). */
+const MESSAGE_OVERHEAD = 96;
 /** Bound on remembered sizes; past it the memory starts over (chunks are then hashed once more). */
 const MAX_REMEMBERED = 1_000_000;
 
@@ -55,12 +57,12 @@ export class ServedChunks {
     try {
       const known = this.verified.get(digest);
       if (known !== undefined) {
-        const msg = new EncodedChunkData(digest, known, pool?.take(known + 80));
+        const msg = new EncodedChunkData(digest, known, pool?.take(known + MESSAGE_OVERHEAD));
         if ((await readFully(fd, msg.data)) === known) return msg;
         this.verified.delete(digest); // shorter than when it was verified: check it properly
       }
       const size = await new Promise<number>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
-      const msg = new EncodedChunkData(digest, size, pool?.take(size + 80));
+      const msg = new EncodedChunkData(digest, size, pool?.take(size + MESSAGE_OVERHEAD));
       const got = await readFully(fd, msg.data);
       const actual = createHash('sha256').update(msg.data.subarray(0, got)).digest('hex');
       if (got !== size || actual !== digest) {
@@ -106,13 +108,14 @@ export class BufferPool {
   }
 
   /**
-   * Hand back the allocation behind a message's bytes once grpc-js is done
-   * with it. Only a buffer that owns its whole ArrayBuffer is kept: small
-   * ones come from node's shared Buffer pool, which must never be reused.
+   * Hand back a message's allocation (EncodedChunkData.framed) once the
+   * transport is done with it. Only a buffer that owns its whole
+   * ArrayBuffer is kept: small ones come from node's shared Buffer pool,
+   * which must never be reused.
    */
-  give(wire: Buffer): void {
-    if (wire.byteOffset !== 0 || wire.buffer.byteLength <= Buffer.poolSize || this.free.length >= 16) return;
-    this.free.push(Buffer.from(wire.buffer, 0, wire.buffer.byteLength));
+  give(framed: Buffer): void {
+    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= 16) return;
+    this.free.push(Buffer.from(framed.buffer, 0, framed.buffer.byteLength));
   }
 }
 

@@ -51,7 +51,7 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
           const n = msg.wire.length;
           queued += n;
           call.write(msg, () => {
-            pool.give(msg.wire); // serialized and copied into grpc-js's frame by now
+            pool.give(msg.framed); // written by HTTP/2 (framed in place, grpc-chunks.ts) or copied into grpc-js's frame
             queued -= n;
             if (queued <= MAX_QUEUED_BYTES) wake?.();
           });

@@ -35,7 +35,7 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
   it('reuses a message buffer handed back to the pool, never one from node\'s shared Buffer pool', async () => {
     const pool = new BufferPool();
     const first = await served.read(digest, pool);
-    pool.give(first.wire);
+    pool.give(first.framed);
     const other = seededBytes(200_000, 43);
     await store.put(sha(other), other);
     const second = await served.read(sha(other), pool);
@@ -44,7 +44,7 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     const small = Buffer.from('tiny chunk');
     await store.put(sha(small), small);
     const tiny = await served.read(sha(small), pool);
-    pool.give(tiny.wire);
+    pool.give(tiny.framed);
     assert.equal(pool.take(1), undefined, 'a slice of the shared pool is not kept');
   });
 
