@@ -290,7 +290,18 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
       const gcC0 = gcOf(gcDir, ctl.pid);
       const gcA0 = agents.map((a) => gcOf(gcDir, a.pid));
       const sA = sysSnap();
+      // BENCH_PERF=DIR: Linux perf samples (with call graphs) of the controller and the agents during the first round of each size,
+      // for `perf report -i DIR/<label>.data --sort pid,dso,sym` (--cpu-prof shows native TLS/HTTP/2 work as idle; perf does not).
+      const perfDir = process.env['BENCH_PERF'];
+      const perf = perfDir && rep1 === 0
+        ? j.spawn('perf', ['record', '-F', '499', '-g', '-o', join(perfDir, `${label}.data`), '-p', [ctl.pid, ...agents.map((a) => a.pid)].join(',')], { stdio: 'ignore' })
+        : undefined;
+      if (perf) await sleep(500);
       const r = await prefetch(admin, 'bench-pkg', bundle.version, `group=${label}`, 120_000 + (n * bundle.bytes) / (10 * MiB) * 1000);
+      if (perf) {
+        perf.kill('SIGINT');
+        await new Promise((res) => perf.once('exit', res));
+      }
       const sys = sysDelta(sA, sysSnap());
       const ctlCpu = ctl.cpuMs() - cpuC0;
       const agentCpu = agents.reduce((s, a, i) => s + a.cpuMs() - cpuA0[i]!, 0);

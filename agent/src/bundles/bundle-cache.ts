@@ -251,7 +251,7 @@ export class BundleCache {
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? 2, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
-        deliver: (digest: string, data: Buffer, owned: boolean) => p.write(digest, data, false, owned),
+        deliver: (digest: string, data: Buffer) => p.write(digest, data),
         onStored: (_digest: string, size: number) => {
           fetched += size;
           report();

@@ -45,11 +45,8 @@ export interface WantedChunk {
 /** Options of {@link fetchChunks}. */
 export interface FetchChunksOptions {
   source: ChunkSource;
-  /**
-   * Takes a chunk whose bytes matched its digest (and size); resolves once it
-   * is written. `owned`: the bytes are the consumer's alone (FetchedChunk.owned).
-   */
-  deliver: (digest: string, data: Buffer, owned: boolean) => Promise<void>;
+  /** Takes a chunk whose bytes matched its digest (and size); resolves once it is written. */
+  deliver: (digest: string, data: Buffer) => Promise<void>;
   bucket: TokenBucket;
   /** Calls in flight. */
   concurrency: number;
@@ -145,7 +142,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         // Hashed on the hash thread; an owned buffer travels there and back without a copy.
         const { hex, data } = await hashThread.chunk(received, owned);
         verify(digest, size, data, hex);
-        await opts.deliver(digest, data, owned);
+        await opts.deliver(digest, data);
         pending.delete(digest);
         opts.onStored(digest, size);
       }

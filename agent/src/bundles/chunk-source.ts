@@ -10,8 +10,8 @@ export interface FetchedChunk {
   data: Buffer;
   /**
    * True when `data` is the consumer's alone (nothing else holds its
-   * allocation, as with a message grpc-js decoded): the cache may then move
-   * it to its hash thread instead of copying it.
+   * allocation, as with a message grpc-js decoded): the fetcher may then
+   * move it to its hash thread and back instead of copying it.
    */
   owned?: boolean;
 }

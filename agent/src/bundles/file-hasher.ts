@@ -10,13 +10,10 @@
  * back from the part file then. Chunks written by an earlier, interrupted
  * stage are read back the same way. The fetcher schedules one call per file
  * where it can (chunk-fetcher.ts), so most chunks arrive at the cursor.
- *
- * The hash itself runs on the hash thread (hash-thread.ts), fed in order;
- * bytes the caller gives up are moved there without a copy.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { BundleFile } from '../../../common/src/bundle/manifest.js';
-import { hashThread, type HashThread, type RemoteSha256 } from './hash-thread.js';
 
 /** Bytes of out-of-order chunks one stage may hold for hashing; more are read back instead. */
 export class HoldBudget {
@@ -26,13 +23,13 @@ export class HoldBudget {
 
 /** See module comment. One per file being built. */
 export class FileHasher {
-  private hash: RemoteSha256;
+  private hash: Hash = createHash('sha256');
   /** Index of the next chunk to hash. */
   private next = 0;
   /** Bytes hashed so far (the offset of chunk `next`). */
   private offset = 0;
-  /** Chunks written ahead of the cursor and held in memory (`give`: the caller gave the bytes up). */
-  private readonly held = new Map<number, { data: Buffer; give: boolean }>();
+  /** Chunks written ahead of the cursor and held in memory. */
+  private readonly held = new Map<number, Buffer>();
   /** Chunks written ahead of the cursor, not held: read back when reached. */
   private readonly onDisk = new Set<number>();
   /** Serialises advancing (reads are async). */
@@ -40,22 +37,20 @@ export class FileHasher {
 
   /** `present`: chunk indexes already in the part file (an earlier stage). */
   constructor(private readonly file: BundleFile, private readonly budget: HoldBudget, present: Iterable<number>,
-    private readonly partPath: string, private readonly thread: HashThread = hashThread) {
-    this.hash = thread.stream();
+    private readonly partPath: string) {
     for (const i of present) this.onDisk.add(i);
   }
 
   /**
    * Chunk `index` was written with these bytes. A `transient` buffer is about
    * to be reused by the caller: it is never held, and the returned promise
-   * says when the hasher is done with it. With `give`, the caller will not
-   * touch `data` again (it may be moved to the hash thread).
+   * says when the hasher is done with it.
    */
-  written(index: number, data: Buffer, transient = false, give = false): Promise<void> {
+  written(index: number, data: Buffer, transient = false): Promise<void> {
     if (index === this.next) {
-      this.chain = this.chain.then(() => this.take(index, data, give && !transient));
+      this.chain = this.chain.then(() => this.take(index, data));
     } else if (!transient && this.budget.used + data.length <= this.budget.limit) {
-      this.held.set(index, { data, give });
+      this.held.set(index, data);
       this.budget.used += data.length;
     } else {
       this.onDisk.add(index);
@@ -71,15 +66,14 @@ export class FileHasher {
     const chunks = this.file.chunks;
     for (let i = this.next; i < chunks.length; i++) this.onDisk.add(i);
     await this.advance();
-    const sha256 = await this.hash.digest();
+    const sha256 = this.hash.digest('hex');
     return { sha256, size: this.offset };
   }
 
   /** Start over (chunks were found damaged and are being written again); all written ones are on disk. */
   reset(written: Iterable<number>): void {
     this.release();
-    this.hash.drop();
-    this.hash = this.thread.stream();
+    this.hash = createHash('sha256');
     this.next = 0;
     this.offset = 0;
     this.onDisk.clear();
@@ -88,7 +82,7 @@ export class FileHasher {
 
   /** Drop held chunks (the stage ends). */
   release(): void {
-    for (const b of this.held.values()) this.budget.used -= b.data.length;
+    for (const b of this.held.values()) this.budget.used -= b.length;
     this.held.clear();
   }
 
@@ -101,8 +95,8 @@ export class FileHasher {
         const held = this.held.get(i);
         if (held) {
           this.held.delete(i);
-          this.budget.used -= held.data.length;
-          this.take(i, held.data, held.give);
+          this.budget.used -= held.length;
+          this.take(i, held);
         } else if (this.onDisk.delete(i)) {
           fh ??= await open(this.partPath, 'r');
           const size = chunks[i]!.size;
@@ -113,7 +107,7 @@ export class FileHasher {
             if (bytesRead === 0) break; // short file: the digest will not match, and the damage search finds why
             got += bytesRead;
           }
-          this.take(i, buf.subarray(0, got), true);
+          this.take(i, buf.subarray(0, got));
         } else {
           return;
         }
@@ -123,10 +117,10 @@ export class FileHasher {
     }
   }
 
-  private take(i: number, data: Buffer, give: boolean): void {
+  private take(i: number, data: Buffer): void {
     if (i !== this.next) return; // already taken (the chain advanced past it)
-    this.offset += data.length; // before update: a given buffer is detached by it
-    this.hash.update(data, give);
+    this.hash.update(data);
+    this.offset += data.length;
     this.next++;
   }
 }

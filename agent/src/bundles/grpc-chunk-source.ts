@@ -24,13 +24,13 @@ export const CHUNK_CALL_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /**
  * HTTP/2 flow-control window of the chunk channel (per stream and for the
  * connection). A call's data in flight is capped by it, so it must cover
- * the link's bandwidth × round trip; on one box the sender also stalls
- * whenever the window is full while the agent is busy hashing, and grpc-js's
- * 4 MiB default for Ferry's channels (grpc-options.ts) was measured slower
- * (bench-results/bundles.md). It is also what one call may hold in the
- * agent's memory beyond grpc-js's 16 buffered messages.
+ * the link's bandwidth × round trip; it is also what one call may hold in
+ * the agent's memory beyond grpc-js's 16 buffered messages. With long calls
+ * 16 MiB was measured no faster than 4 MiB on one box and held four times
+ * the memory per call (peak RSS over 150 MiB), so this is Ferry's 4 MiB
+ * default (grpc-options.ts), stated here because the chunk path depends on it.
  */
-export const CHUNK_CALL_WINDOW_BYTES = 16 * 1024 * 1024;
+export const CHUNK_CALL_WINDOW_BYTES = 4 * 1024 * 1024;
 
 /** Hints for the transport failures a field tech is most likely to see. */
 const HINTS: Partial<Record<string, string>> = {

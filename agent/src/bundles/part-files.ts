@@ -139,11 +139,9 @@ export class PartFiles {
    * Write verified bytes of `digest` at every pending place, record them,
    * and finish the files this completes. Rethrows a fatal error of an
    * earlier finish, so a fetch stops early. With `transient`, resolves only
-   * once nothing refers to `data` any more (the caller reuses it). With
-   * `give`, the caller never touches `data` again, so a chunk written to one
-   * place is moved to the hash thread instead of copied.
+   * once nothing refers to `data` any more (the caller reuses it).
    */
-  async write(digest: string, data: Buffer, transient = false, give = false): Promise<void> {
+  async write(digest: string, data: Buffer, transient = false): Promise<void> {
     if (this.fatal !== undefined) throw this.fatal;
     const places = this.pending.get(digest);
     if (!places) return; // written meanwhile (e.g. a retried call delivered it again)
@@ -159,8 +157,7 @@ export class PartFiles {
     }
     await this.journal.written(digest);
     this.written.add(digest);
-    const only = give && places.length === 1;
-    await Promise.all(places.map((pl) => this.hashers[pl.file]!.written(pl.index, data, transient, only)));
+    await Promise.all(places.map((pl) => this.hashers[pl.file]!.written(pl.index, data, transient)));
     for (const pl of places) if (--this.remaining[pl.file]! === 0) this.finish(pl.file);
   }
 
