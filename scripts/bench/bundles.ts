@@ -30,7 +30,9 @@ import { closeSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, rm
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { BATCH_BYTES, BATCH_CHUNKS } from '../../agent/src/bundles/chunk-fetcher.js';
+import { BATCH_CHUNKS } from '../../agent/src/bundles/chunk-fetcher.js';
+import { FETCH_CALLS } from '../../agent/src/bundles/bundle-cache.js';
+import { CHUNK_CALL_WINDOW_BYTES } from '../../agent/src/bundles/grpc-chunk-source.js';
 import { buildManifest } from '../../common/src/bundle/builder.js';
 import { generateSigningKey, signManifest } from '../../common/src/bundle/manifest.js';
 import type { PrefetchEvent } from '../../common/src/gen/ferry/v1/admin.js';
@@ -188,7 +190,9 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
   const gcDir = join(tmp, 'gc');
   mkdirSync(gcDir, { recursive: true });
   process.env['BENCH_GC_DIR'] = gcDir;
-  let ctl = await ControllerProc.start(j, dataDir, '127.0.0.1:0', join(LOGS, 'controller.log'), gcMeterArgs());
+  // BENCH_CONTROLLER_NODE_ARGS: extra node flags for the controller (e.g. --trace-gc; its log is in bundles-logs/).
+  const ctlArgs = (process.env['BENCH_CONTROLLER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  let ctl = await ControllerProc.start(j, dataDir, '127.0.0.1:0', join(LOGS, 'controller.log'), [...gcMeterArgs(), ...ctlArgs]);
   const admin = Admin.connect({ data: dataDir });
   j.onCleanup(() => admin.close());
   log(`controller pid ${ctl.pid} on ${ctl.address}`);
@@ -389,7 +393,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
         measured: `${sameRate.toFixed(0)} MiB/s (${fmtMs(bestSame.wallMs)}, ${bestSame.ok}/${n} ok)${runsTxt(okSame.map((p) => rate(p.bytes, p.wallMs)))}; ` +
           `${((bestSame.nginxCpuMs + bestSame.curlCpuMs) / 1000 / ((n * bundle.bytes) / GiB)).toFixed(2)} CPU-s/GiB (nginx ${(bestSame.nginxCpuMs / 1000 / ((n * bundle.bytes) / GiB)).toFixed(2)}, clients ${(bestSame.curlCpuMs / 1000 / ((n * bundle.bytes) / GiB)).toFixed(2)})` +
           (peerDiskSys ? `, ${peerDiskSys.busyPct.toFixed(0)}% / ${peerDiskSys.iowaitPct.toFixed(0)}%, ${fmtMiB(peerDiskSys.diskWrittenBytes, 0)} written` : ''),
-        ratio: `Ferry is ${vsSame.toFixed(2)}×`, result: n === 1 ? (vsSame >= GOAL_VS_SAME_WORK ? 'PASS' : 'FAIL') : undefined,
+        ratio: `Ferry is ${vsSame.toFixed(2)}×`, ...(n === 1 ? { result: vsSame >= GOAL_VS_SAME_WORK ? 'PASS' as const : 'FAIL' as const } : {}),
       });
     } else if (ngx) {
       rep.row({ metric: `… the same work with C tools (${n} clients)`, measured: sameWorkRuns.length ? `failed: ${sameWorkRuns.flatMap((p) => p.errors).slice(0, 2).join('; ')}` : 'not run: not enough free disk' });
@@ -520,12 +524,12 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
       await j.stop(hp, 5_000);
     }
     const px = join(tmp, 'probe-x');
-    await pass('Ferry fetch only (Chunks.Fetch, the product\'s batching: ≤ 256 chunks per call, 2 calls in flight, 16 MiB window; chunks dropped)', 'fetch', { mode: 'discard', dir: px, concurrency: 2 });
-    await pass('… 1 call in flight', 'fetch', { mode: 'discard', dir: px, concurrency: 1 });
-    await pass('… 2 calls, 4 MiB window (Ferry\'s other channels)', 'fetch', { mode: 'discard', dir: px, concurrency: 2, window: 4 * MiB });
+    await pass(`Ferry fetch only (Chunks.Fetch, the product's batching: ≤ ${BATCH_CHUNKS} chunks of one file per call, ${FETCH_CALLS} call(s) in flight, ${fmtMiB(CHUNK_CALL_WINDOW_BYTES, 0)} window; chunks dropped)`, 'fetch', { mode: 'discard', dir: px, concurrency: FETCH_CALLS });
+    await pass('… 2 calls in flight', 'fetch', { mode: 'discard', dir: px, concurrency: 2 });
+    await pass('… 16 MiB window', 'fetch', { mode: 'discard', dir: px, concurrency: FETCH_CALLS, window: 16 * MiB });
     await pass('… the old batching: short calls of ≤ 16 chunks / 4 MiB, 4 in flight, 4 MiB window', 'fetch', { mode: 'discard', dir: px, concurrency: 4, window: 4 * MiB, shortCalls: true });
-    await pass('fetch + sha256 verify (main thread)', 'fetch', { mode: 'verify', dir: px, concurrency: 2 });
-    await pass('fetch + verify + write chunk files (plain write + rename, no fsync, no chmod/stat)', 'fetch', { mode: 'nosync', dir: px, concurrency: 2 });
+    await pass('fetch + sha256 verify (main thread)', 'fetch', { mode: 'verify', dir: px, concurrency: FETCH_CALLS });
+    await pass('fetch + verify + write chunk files (plain write + rename, no fsync, no chmod/stat)', 'fetch', { mode: 'nosync', dir: px, concurrency: FETCH_CALLS });
     await probe.call('exit', {}, 5_000).catch(() => undefined);
     await j.stop(probeProc, 5_000);
 
@@ -554,7 +558,7 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
 
     const gibT = total / GiB;
     const sec = ['## Where the time goes (one agent identity, the real controller, the same bundle)', '',
-      `Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: \`Chunks.Fetch\`, batches of ≤ ${BATCH_CHUNKS} chunks / ${fmtMiB(BATCH_BYTES)}, the product's batching; the controller reads each chunk, hashing it the first time its process serves it). ` +
+      `Each pass moves the whole bundle once over mTLS on 127.0.0.1 (Ferry: \`Chunks.Fetch\`, calls of ≤ ${BATCH_CHUNKS} chunks, the product's batching, except where a pass says otherwise; the controller reads each chunk, hashing it the first time its process serves it: the probe's controller was restarted, so the product-stage pass pays that hash and the later passes do not). ` +
         `Best of ${tries} tries per pass but the first. "Server" is the controller (running under --cpu-prof, ~1-2% overhead), or the plain-Node peer. CPU is user + system of the whole process, all threads.`, '',
       '| Pass | Wall | MiB/s | Client/agent CPU-s/GiB | Server CPU-s/GiB | Machine CPU busy / iowait | Other work (cores) | Disk written |', '|---|---|---|---|---|---|---|---|',
       ...passes.map((p) => {
@@ -588,8 +592,12 @@ async function suite(j: Janitor, o: { quick: boolean; scale: 'full' | 'mid' | 'q
 
   if (ngx) await ngx.stop();
   rep.notes.push(
-    'All traffic is on 127.0.0.1; the controller, every agent, nginx and the curl clients share this machine\'s cores and one disk, so these are ratios on one box, not link speeds.',
-    'Ferry\'s distribution time is from the prefetch request to the last agent\'s "ready": fetch over mTLS gRPC (the controller hashes a chunk the first time its process serves it), sha256 of every chunk on the agent, each chunk written once into its file\'s part file at its offset, each file read back for its sha256, fsynced and renamed when complete. nginx + curl -o /dev/null moves the same files over HTTPS and writes nothing; the "to disk" peer writes each file once without fsync.',
+    'All traffic is on 127.0.0.1; the controller, every agent, nginx and the curl clients share this machine\'s cores and one disk, so these are ratios on one box, not link speeds. "Other work" is CPU the rest of the machine used meanwhile (other engineers\' builds and tests share these two cores): it slows every side, so compare ratios within a run.',
+    'Ferry (what each distribution round measures): from the prefetch request to the last agent\'s "ready": Chunks.Fetch over mTLS gRPC, one long call per file (≤ 256 chunks, one call in flight, 4 MiB HTTP/2 window), the controller reading each chunk from its store into a reused buffer framed in place (it hashes a chunk the first time its process serves it, unless it stored it itself from bytes it hashed); the agent verifies every chunk\'s sha256 (on a worker thread), writes it once into its file\'s part file at its offset, hashes each file as its chunks arrive, fsyncs and renames each file, writes the manifest. Controller and agents run with the glibc malloc settings of the agent\'s systemd unit (common/src/malloc-env.ts); BENCH_MALLOC=off runs without.',
+    'Peer nginx → curl -o /dev/null: nginx (2 workers, sendfile, HTTPS with a P-256 certificate like the controller\'s) to as many curl processes as agents, each fetching every file over one kept-alive TLS connection. It moves the bytes and does nothing else: no client certificate, no digest checked, nothing written. The goals\' ratios are against it.',
+    'Peer "the same work with C tools": per client and file `curl | tee FILE | openssl dgst -sha256`, the digest compared with the manifest\'s, then `sync FILE` (fsync): transfer, one sha256 per byte, one write, one fsync per file, like an agent. It does not verify per chunk (one hash per byte where Ferry does two: chunk and file), resume, dedupe or keep a journal, and opens one TLS connection per file.',
+    'Peers in "where the time goes": plain node:http2 (respondWithFile, 16 MiB windows on both sides: the 64 KiB default understated Node) and plain grpc-js (one long server-streaming call of 1 MiB raw messages, no protobuf, 16 MiB window, buffers reused), both over TLS with nginx\'s certificate, bytes dropped by the client: no client certificate, no hashing, no disk. They show what Node and grpc-js themselves cost for the same bytes.',
+    'GC share: main-thread GC pauses (perf_hooks, preloaded gc-meter.js) over the process\'s CPU time (all threads); V8\'s concurrent marking is not counted, and pauses stretch when other work takes the CPU, so it is approximate.',
     'The package was written (and fsynced) just before the run, so the controller\'s chunk store and the package files are read from the page cache by both sides.',
     'Bytes changed in the upgrade count, per tar entry of the changed image, its 512-byte header unless version A has the same header, and its data unless version A has the same data anywhere in that tar.',
   );

@@ -93,18 +93,30 @@ export class ServedChunks {
 }
 
 /**
- * Buffers a Chunks.Fetch call reuses for its messages: grpc-js copies each
- * serialized message into its own frame before the write callback runs, so
- * after that the message buffer is free again. Saves a chunk-sized
- * allocation (and its garbage) per chunk served.
+ * Buffers Chunks.Fetch reuses for its messages: once a message's write
+ * callback ran, HTTP/2 is done with its buffer (it was framed in place and
+ * written, grpc-chunks.ts). Saves a chunk-sized allocation (and its
+ * garbage) per chunk served. Best fit, so a large chunk's buffer is not
+ * spent on a small chunk while the next large one allocates.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  /** A free buffer of at least `size` bytes, or undefined (the caller allocates). */
+  /** `max`: buffers kept at most; more handed back are left to the GC. */
+  constructor(private readonly max = 16) {}
+
+  /** The smallest free buffer of at least `size` bytes, or undefined (the caller allocates). */
   take(size: number): Buffer | undefined {
-    const i = this.free.findIndex((b) => b.length >= size);
-    return i < 0 ? undefined : this.free.splice(i, 1)[0];
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const len = this.free[i]!.length;
+      if (len >= size && (best < 0 || len < this.free[best]!.length)) best = i;
+    }
+    if (best < 0) return undefined;
+    const b = this.free[best]!;
+    this.free[best] = this.free[this.free.length - 1]!;
+    this.free.pop();
+    return b;
   }
 
   /**
@@ -114,7 +126,7 @@ export class BufferPool {
    * which must never be reused.
    */
   give(framed: Buffer): void {
-    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= 16) return;
+    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= this.max) return;
     this.free.push(Buffer.from(framed.buffer, 0, framed.buffer.byteLength));
   }
 }
