@@ -1,14 +1,14 @@
 /**
  * Fetches missing chunks from a {@link ChunkSource}: long calls (a file's
  * chunks each), a few in flight, rate-limited, every chunk's sha256 verified
- * (on the hash thread, hash-thread.ts) before it is handed
+ * before it is handed
  * on (written into the bundle's part files), transient link failures retried
  * while progress is being made.
  */
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
+import { createHash } from 'node:crypto';
 import type { ChunkSource } from './chunk-source.js';
-import { hashThread } from './hash-thread.js';
 import { sleep, type TokenBucket } from './token-bucket.js';
 
 /**
@@ -130,7 +130,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
   while (pending.size > 0) {
     const before = pending.size;
     try {
-      for await (const { digest, data: received, owned = false } of opts.source.fetch([...pending.keys()], signal)) {
+      for await (const { digest, data } of opts.source.fetch([...pending.keys()], signal)) {
         const size = pending.get(digest);
         if (size === undefined) {
           throw new FerryError(ErrorCode.ChunkDigestMismatch, `the chunk source sent chunk ${String(digest).slice(0, 80)}, which was not requested (or sent it twice)`,
@@ -138,10 +138,10 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         }
         // The rate cap counts bytes as they are taken off the stream: with
         // backpressure, waiting here is what slows the sender.
-        await opts.bucket.take(received.length, signal);
-        // Hashed on the hash thread; an owned buffer travels there and back without a copy.
-        const { hex, data } = await hashThread.chunk(received, owned);
-        verify(digest, size, data, hex);
+        await opts.bucket.take(data.length, signal);
+        // On this thread: a worker was measured (bench-results/bundles.md, issue 16) to cost about as much main-thread
+        // time per chunk in postMessage as the hash it moves, more CPU in all, and more GC from the buffers crossing isolates.
+        verify(digest, size, data, createHash('sha256').update(data).digest('hex'));
         await opts.deliver(digest, data);
         pending.delete(digest);
         opts.onStored(digest, size);

@@ -8,12 +8,6 @@
 export interface FetchedChunk {
   digest: string;
   data: Buffer;
-  /**
-   * True when `data` is the consumer's alone (nothing else holds its
-   * allocation, as with a message grpc-js decoded): the fetcher may then
-   * move it to its hash thread and back instead of copying it.
-   */
-  owned?: boolean;
 }
 
 /**

@@ -78,8 +78,7 @@ export class GrpcChunkSource implements ChunkSource {
     const onAbort = () => call.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      // Each message is decoded as a view of its own receive buffer (chunk-codec.ts), which nothing else holds.
-      for await (const msg of call as AsyncIterable<ChunkData>) yield { digest: msg.digest, data: msg.data, owned: true };
+      for await (const msg of call as AsyncIterable<ChunkData>) yield { digest: msg.digest, data: msg.data };
     } catch (err) {
       if (signal.aborted) throw cancelled(this.address);
       const fe = fromServiceError(err);
