@@ -7,7 +7,8 @@
  * generated definition unchanged.
  */
 import { makeGenericClientConstructor } from '@grpc/grpc-js';
-import { decodeChunkData, encodeChunkData } from './bundle/chunk-codec.js';
+import * as serverCalls from '@grpc/grpc-js/build/src/server-interceptors.js';
+import { decodeChunkData, encodeChunkData, EncodedChunkData } from './bundle/chunk-codec.js';
 import { AdminClient, AdminService } from './gen/ferry/v1/admin.js';
 import { ChunksClient, ChunksService } from './gen/ferry/v1/chunks.js';
 
@@ -28,3 +29,33 @@ export const FastAdminService = {
 
 /** Client for {@link FastAdminService}; same interface as the generated AdminClient. */
 export const FastAdminClient = makeGenericClientConstructor(FastAdminService, 'ferry.v1.Admin') as unknown as typeof AdminClient;
+
+/**
+ * grpc-js frames every response message by allocating a fresh buffer of
+ * its length + 5 and copying the message into it (BaseServerInterceptingCall
+ * .serializeMessage, grpc-js 1.x). For Chunks.Fetch that is a chunk-sized
+ * allocation and copy per chunk served, and the garbage from it (external
+ * memory) is what kept the controller's GC busy. An EncodedChunkData already
+ * has room for the 5-byte header in front of its bytes, so it is framed in
+ * place: no allocation, no copy, and the buffer goes back to the call's pool
+ * once HTTP/2 has written it (the write callback).
+ *
+ * This reaches into grpc-js internals, so it is checked, not assumed: if the
+ * method is not where it is expected, nothing is patched and grpc-js frames
+ * as usual (slower, same bytes). Every other message takes grpc-js's own path.
+ * Returns whether in-place framing is active.
+ */
+export function frameChunksInPlace(): boolean {
+  const proto = (serverCalls as unknown as { BaseServerInterceptingCall?: { prototype: Record<string | symbol, unknown> } })
+    .BaseServerInterceptingCall?.prototype;
+  if (!proto || typeof proto['serializeMessage'] !== 'function') return false;
+  if (proto[IN_PLACE] === true) return true;
+  const original = proto['serializeMessage'] as (this: unknown, value: unknown) => Buffer;
+  proto['serializeMessage'] = function serializeMessage(this: unknown, value: unknown): Buffer {
+    return value instanceof EncodedChunkData ? value.grpcFrame() : original.call(this, value);
+  };
+  proto[IN_PLACE] = true;
+  return true;
+}
+
+const IN_PLACE = Symbol.for('ferry.grpc-js.frameChunksInPlace');

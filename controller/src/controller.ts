@@ -22,7 +22,7 @@ import { rolloutsService } from './rollouts/rollout-service.js';
 import { systemClock } from './rollouts/clock.js';
 import { RolloutStore } from './rollouts/rollout-store.js';
 import { RolloutScheduler } from './rollouts/scheduler.js';
-import { FastAdminService as AdminService, FastChunksService } from '../../common/src/grpc-chunks.js';
+import { FastAdminService as AdminService, FastChunksService, frameChunksInPlace } from '../../common/src/grpc-chunks.js';
 import { chunksService } from './services/chunks.js';
 import { CertificateAuthority } from './pki/ca.js';
 import { adminService } from './services/admin.js';
@@ -190,6 +190,8 @@ export class Controller {
     await ctx.rollouts.start();
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
+    // Chunks.Fetch messages framed in place, without grpc-js's copy per chunk (grpc-chunks.ts).
+    if (!frameChunksInPlace()) log.warn('this grpc-js frames messages elsewhere: chunks are served with a copy each (slower, same bytes)');
     const tlsServer = new Server(serverOptions());
     opened.push(() => tlsServer.forceShutdown());
     const reauth = new ReauthService({

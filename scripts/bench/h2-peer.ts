@@ -1,34 +1,82 @@
 /**
- * A plain Node peer for the distribution profile: node:http2 over TLS
- * serving the package files (respondWithFile), no gRPC, no protobuf, no
- * hashing, in a process of its own so its CPU is measured alone. The
- * client side lives in stage-probe.ts (`h2fetch`). Together they show what
- * moving the same bytes costs in Node itself, next to what Ferry's
- * Chunks.Fetch costs and what nginx + curl cost.
+ * Plain Node peers for the distribution profile, in a process of their own
+ * so their CPU is measured alone, serving the package files over TLS with
+ * the nginx peer's certificate. No Ferry code, no protobuf, no hashing, no
+ * disk writes on either side; the clients live in stage-probe.ts.
+ *
+ * - node:http2 (`h2fetch`): respondWithFile per file, with 16 MiB HTTP/2
+ *   flow-control windows on both sides (Node's 64 KiB default caps one TLS
+ *   stream far below what the machine does, which made this peer understate
+ *   Node: see bench-results/bundles.md).
+ * - grpc-js (`grpcfetch`): ONE long server-streaming call carrying every
+ *   file as 1 MiB messages (raw bytes: identity serializer), 16 MiB window
+ *   on the client channel, read buffers reused once grpc-js has copied a
+ *   message into its frame: what gRPC framing itself costs in Node, next to
+ *   Ferry's Chunks.Fetch.
  */
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createSecureServer, constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join, normalize } from 'node:path';
+import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { serveRpc } from './lib.js';
+import { PEER_GRPC_METHOD, PEER_MESSAGE_BYTES, PEER_WINDOW_BYTES } from './peer-wire.js';
 
-let close: (() => void) | undefined;
+
+let closers: Array<() => void> = [];
+
+const safe = (root: string, p: string) => join(root, normalize(p).replace(/^(\.\.[/\\])+/, ''));
+
+async function streamFiles(root: string, call: ServerWritableStream<Buffer, Buffer>): Promise<void> {
+  const free: Buffer[] = [];
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  for (const f of call.request.toString('utf8').split('\n').filter(Boolean)) {
+    const fh = await open(safe(root, f), 'r');
+    try {
+      for (let pos = 0; ;) {
+        const buf = free.pop() ?? Buffer.allocUnsafe(PEER_MESSAGE_BYTES);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) { free.push(buf); break; }
+        pos += bytesRead;
+        inFlight++;
+        call.write(buf.subarray(0, bytesRead), () => { inFlight--; free.push(buf); wake?.(); });
+        if (inFlight >= 8) await new Promise<void>((r) => { wake = r; });
+        wake = undefined;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  call.end();
+}
 
 serveRpc({
   async start(args: { root: string; keyPath: string; certPath: string }) {
-    const server = createSecureServer({ key: readFileSync(args.keyPath), cert: readFileSync(args.certPath) });
+    const key = readFileSync(args.keyPath);
+    const cert = readFileSync(args.certPath);
+    const server = createSecureServer({ key, cert, settings: { initialWindowSize: PEER_WINDOW_BYTES } });
+    server.on('session', (s) => s.setLocalWindowSize(PEER_WINDOW_BYTES));
     server.on('stream', (stream, headers) => {
-      const p = normalize(decodeURIComponent(String(headers[constants.HTTP2_HEADER_PATH] ?? '/'))).replace(/^(\.\.[/\\])+/, '');
-      stream.respondWithFile(join(args.root, p), { 'content-type': 'application/octet-stream' }, {
+      const p = decodeURIComponent(String(headers[constants.HTTP2_HEADER_PATH] ?? '/'));
+      stream.respondWithFile(safe(args.root, p), { 'content-type': 'application/octet-stream' }, {
         onError: () => { stream.respond({ ':status': 404 }); stream.end(); },
       });
     });
     const port = await new Promise<number>((res) => server.listen(0, '127.0.0.1', () => res((server.address() as AddressInfo).port)));
-    close = () => server.close();
-    return { port, pid: process.pid };
+    const grpc = new Server({ 'grpc.max_send_message_length': 2 * PEER_MESSAGE_BYTES });
+    const id = (b: Buffer) => b;
+    grpc.register<Buffer, Buffer>(PEER_GRPC_METHOD, (call: ServerWritableStream<Buffer, Buffer>) => {
+      streamFiles(args.root, call).catch((e: Error) => call.destroy(e));
+    }, id, id, 'serverStream');
+    const grpcPort = await new Promise<number>((res, rej) => grpc.bindAsync('127.0.0.1:0', ServerCredentials.createSsl(null, [{ private_key: key, cert_chain: cert }], false),
+      (e, p) => (e ? rej(e) : res(p))));
+    closers = [() => server.close(), () => grpc.forceShutdown()];
+    return { port, grpcPort, pid: process.pid };
   },
   exit() {
-    close?.();
+    for (const c of closers) c();
     setTimeout(() => process.exit(0), 50);
     return {};
   },

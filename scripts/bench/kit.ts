@@ -8,12 +8,22 @@
  * Only processes started here are ever signalled, by their pid; only
  * 127.0.0.1 is used.
  */
+import { withMallocEnv } from '../../common/src/malloc-env.js';
+
+/**
+ * The environment the suites start Ferry's processes (and the plain peers)
+ * with: the glibc malloc settings deployments get (common/src/malloc-env.ts),
+ * unless BENCH_MALLOC=off (to measure without them).
+ */
+export function benchEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return process.env['BENCH_MALLOC'] === 'off' ? env : withMallocEnv(env);
+}
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { procCpuMs, procMem, sleep, withTimeout } from './lib.js';
 
@@ -185,6 +195,22 @@ export function childPids(pid: number): number[] {
   }
 }
 
+// ---- GC pauses (gc-meter.ts) -----------------------------------------------------------
+
+/** node arguments that preload gc-meter.js; the process also needs BENCH_GC_DIR in its environment. */
+export function gcMeterArgs(): string[] {
+  return ['--import', pathToFileURL(join(REPO, 'build/scripts/bench/gc-meter.js')).href];
+}
+
+/** GC pause totals a gc-meter'd process last wrote to `dir` (zeros if none yet). */
+export function gcOf(dir: string, pid: number): { ms: number; count: number; major: number } {
+  try {
+    return JSON.parse(readFileSync(join(dir, `${pid}.json`), 'utf8')) as { ms: number; count: number; major: number };
+  } catch {
+    return { ms: 0, count: 0, major: 0 };
+  }
+}
+
 // ---- the controller ------------------------------------------------------------------
 
 export class ControllerProc {
@@ -197,7 +223,8 @@ export class ControllerProc {
   /** `node [nodeArgs] bin/ferry.js controller start --data DIR --listen LISTEN`; resolves once it prints where agents dial. */
   static async start(j: Janitor, dataDir: string, listen: string, logPath: string, nodeArgs: string[] = [], extraArgs: string[] = []): Promise<ControllerProc> {
     const log = openSync(logPath, 'a');
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen, ...extraArgs], { stdio: ['ignore', log, 'pipe'] });
+    // With the glibc malloc settings a deployment starts it with (common/src/malloc-env.ts, README).
+    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen, ...extraArgs], { stdio: ['ignore', log, 'pipe'], env: benchEnv() });
     closeSync(log);
     let stderr = '';
     const port = await withTimeout(new Promise<number>((res, rej) => {
@@ -250,7 +277,8 @@ export class AgentProc {
 
   static start(j: Janitor, a: Enrolled, logPath: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): AgentProc {
     const log = openSync(logPath, 'a');
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir], { stdio: ['ignore', log, log], env });
+    // With the agent unit's glibc malloc settings (agent/src/service/unit-file.ts).
+    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir], { stdio: ['ignore', log, log], env: benchEnv(env) });
     closeSync(log);
     return new AgentProc(j, proc, a.agentId, a.stateDir);
   }

@@ -111,7 +111,7 @@ export interface CurlRound {
   clients: number;
   ok: number;
   bytes: number;
-  /** user+sys of all curl processes, from the shell's `times`. */
+  /** user+sys of all client processes (curl; with sameWork also tee, openssl, sync), from the shell's `times`. */
   curlCpuMs: number;
   nginxCpuMs: number;
   errors: string[];
@@ -119,27 +119,43 @@ export interface CurlRound {
 
 /**
  * `clients` concurrent `curl -sk` processes, each fetching every file of
- * `files` (paths relative to the served root) once over one connection.
- * `toDisk`: each client writes the files under its own directory (then
- * deleted), instead of to /dev/null.
+ * `files` (paths relative to the served root) once over one connection,
+ * to /dev/null: moves the bytes, checks nothing, writes nothing.
+ *
+ * With `sameWork` (a directory, and each file's sha256), every client
+ * instead does what a Ferry agent does, with C tools: per file
+ * `curl URL | tee FILE | openssl dgst -sha256`, the digest compared with
+ * the expected one, then `sync FILE` (fsync); a mismatch fails the client.
+ * One TLS connection per file (10 files per GiB here), files under a
+ * directory of the client's own, deleted by the caller.
  */
-export async function curlRound(j: Janitor, ngx: Nginx, files: string[], clients: number, timeoutMs: number, toDisk?: string): Promise<CurlRound> {
+export async function curlRound(j: Janitor, ngx: Nginx, files: string[], clients: number, timeoutMs: number,
+  sameWork?: { dir: string; sha256: Map<string, string> }): Promise<CurlRound> {
   const urls = files.map((f) => `https://127.0.0.1:${ngx.port}/${f.split('/').map(encodeURIComponent).join('/')}`);
+  const q = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
   const cpu0 = ngx.cpuMs();
   const t0 = performance.now();
   const results = await Promise.all(Array.from({ length: clients }, async (_, k) => {
-    const outDir = toDisk ? join(toDisk, `client-${k}`) : undefined;
-    if (outDir) mkdirSync(outDir, { recursive: true });
-    const outs = files.map((_, i) => (outDir ? join(outDir, `f${i}`) : '/dev/null'));
-    // `times` prints the shell's and then its children's user/sys time.
-    const args = urls.flatMap((u, i) => ['-o', outs[i]!, u]).map((a) => `'${a}'`).join(' ');
-    const script = `curl -sk --fail -w '%{size_download}\\n' ${args}; rc=$?; times; exit $rc`;
-    const r = await runBounded(j, 'sh', ['-c', script], timeoutMs);
+    let script: string;
+    if (sameWork) {
+      const outDir = join(sameWork.dir, `client-${k}`);
+      mkdirSync(outDir, { recursive: true });
+      const steps = files.map((f, i) => {
+        const out = q(join(outDir, `f${i}`));
+        return `h=$(curl -sk --fail ${q(urls[i]!)} | tee ${out} | openssl dgst -sha256 -r) && [ "\${h%% *}" = ${q(sameWork.sha256.get(f) ?? 'unknown')} ] && sync ${out} && stat -c %s ${out} || { echo "bad: ${f.replace(/[^A-Za-z0-9._/-]/g, '')}" >&2; rc=1; }`;
+      });
+      script = `set -o pipefail; rc=0\n${steps.join('\n')}\ntimes; exit $rc`;
+    } else {
+      // `times` prints the shell's and then its children's user/sys time.
+      const args = urls.flatMap((u) => ['-o', '/dev/null', u]).map(q).join(' ');
+      script = `curl -sk --fail -w '%{size_download}\\n' ${args}; rc=$?; times; exit $rc`;
+    }
+    const r = await runBounded(j, 'bash', ['-c', script], timeoutMs);
     const lines = r.stdout.trim().split('\n');
     const times = lines.slice(-2)[1] ?? '';
     const secs = [...times.matchAll(/(\d+)m([\d.]+)s/g)].reduce((s, m) => s + Number(m[1]) * 60 + Number(m[2]), 0);
     const bytes = lines.slice(0, -2).reduce((s, l) => s + (Number(l) || 0), 0);
-    return { ok: r.code === 0, bytes, cpuMs: secs * 1000, err: r.code === 0 ? '' : `curl exit ${r.code}: ${r.stderr.slice(-200)}` };
+    return { ok: r.code === 0, bytes, cpuMs: secs * 1000, err: r.code === 0 ? '' : `exit ${r.code}: ${r.stderr.slice(-200)}` };
   }));
   const wallMs = performance.now() - t0;
   const nginxCpuMs = ngx.cpuMs() - cpu0;

@@ -34,10 +34,11 @@ export interface PackageSpec {
   binBytes: number[];
 }
 
-export function packageSpec(scale: 'full' | 'quick'): PackageSpec {
-  return scale === 'full'
-    ? { images: 6, layerBytes: [64 * MiB, 48 * MiB, 48 * MiB], binBytes: [16 * MiB, 12 * MiB, 12 * MiB] }
-    : { images: 6, layerBytes: [4 * MiB, 3 * MiB, 3 * MiB], binBytes: [1 * MiB, 1 * MiB, 1 * MiB] };
+/** full ≈ 1000 MiB; mid ≈ 250 MiB (same shape, a quarter: for iterating on the chunk path); quick ≈ 64 MiB. */
+export function packageSpec(scale: 'full' | 'mid' | 'quick'): PackageSpec {
+  if (scale === 'full') return { images: 6, layerBytes: [64 * MiB, 48 * MiB, 48 * MiB], binBytes: [16 * MiB, 12 * MiB, 12 * MiB] };
+  if (scale === 'mid') return { images: 6, layerBytes: [16 * MiB, 12 * MiB, 12 * MiB], binBytes: [4 * MiB, 3 * MiB, 3 * MiB] };
+  return { images: 6, layerBytes: [4 * MiB, 3 * MiB, 3 * MiB], binBytes: [1 * MiB, 1 * MiB, 1 * MiB] };
 }
 
 /** One image as a docker-archive; `layerSeeds` pick each layer's bytes. */

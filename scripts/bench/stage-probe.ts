@@ -12,12 +12,17 @@
  * - `fetch`: the same batches and concurrency as the product, but the
  *   chunks are only received (`discard`), received and hashed (`verify`),
  *   or hashed and written without fsync (`nosync`);
- * - `h2fetch`: the client of the plain node:http2 peer (h2-peer.ts).
+ * - `h2fetch`: the client of the plain node:http2 peer (h2-peer.ts), 16 MiB windows;
+ * - `grpcfetch`: the client of the plain grpc-js peer (h2-peer.ts): one long
+ *   call, 1 MiB raw messages, 16 MiB window, bytes dropped.
  *
  * Driven by bundles.ts over IPC (lib.ts Rpc); exits with its parent.
  */
 import { Session } from 'node:inspector/promises';
 import { connect as h2connect } from 'node:http2';
+import { readFileSync } from 'node:fs';
+import { Client, credentials } from '@grpc/grpc-js';
+import { PEER_GRPC_METHOD, PEER_MESSAGE_BYTES, PEER_WINDOW_BYTES } from './peer-wire.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -46,6 +51,23 @@ function distinct(signed: SignedManifest): WantedChunk[] {
   const seen = new Map<string, number>();
   for (const f of m.files) for (const c of f.chunks) seen.set(c.digest, c.size);
   return [...seen].map(([digest, size]) => ({ digest, size }));
+}
+
+function shortBatches(chunks: WantedChunk[]): WantedChunk[][] {
+  const out: WantedChunk[][] = [];
+  let cur: WantedChunk[] = [];
+  let bytes = 0;
+  for (const c of chunks) {
+    if (cur.length > 0 && (cur.length >= 16 || bytes + c.size > 4 * 1024 * 1024)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(c);
+    bytes += c.size;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 async function withProfile<T>(on: boolean, fn: () => Promise<T>): Promise<{ result: T; profile?: ProfileSummary }> {
@@ -115,10 +137,11 @@ serveRpc({
   },
 
   /** Only the fetch, with less done per chunk than the product does. */
-  async fetch(args: { signed: SignedManifest; mode: 'discard' | 'verify' | 'nosync'; dir: string; concurrency: number; window?: number }) {
+  async fetch(args: { signed: SignedManifest; mode: 'discard' | 'verify' | 'nosync'; dir: string; concurrency: number; window?: number; shortCalls?: boolean }) {
     // A flow-control window other than the product's: a channel of its own.
     const src = args.window === undefined ? source! : dial!({ 'grpc-node.flow_control_window': args.window });
-    const queue = batches(distinct(args.signed));
+    // shortCalls: the batching before issue 16 (≤ 16 chunks / 4 MiB per call), for comparison.
+    const queue = args.shortCalls ? shortBatches(distinct(args.signed)) : batches(distinct(args.signed));
     let bytes = 0;
     const known = new Set<string>();
     const cpu0 = cpuMs();
@@ -158,7 +181,8 @@ serveRpc({
 
   /** The plain-Node peer's client: every file once over one HTTP/2 + TLS connection, `concurrency` streams at a time, bytes dropped. */
   async h2fetch(args: { port: number; files: string[]; concurrency: number }) {
-    const session = h2connect(`https://127.0.0.1:${args.port}`, { rejectUnauthorized: false });
+    const session = h2connect(`https://127.0.0.1:${args.port}`, { rejectUnauthorized: false, settings: { initialWindowSize: PEER_WINDOW_BYTES } });
+    session.once('connect', () => session.setLocalWindowSize(PEER_WINDOW_BYTES));
     const queue = [...args.files];
     let bytes = 0;
     const cpu0 = cpuMs();
@@ -178,6 +202,24 @@ serveRpc({
       }));
     } finally {
       session.close();
+    }
+    return { wallMs: performance.now() - t0, cpuMs: cpuMs() - cpu0, bytes };
+  },
+
+  /** The plain grpc-js peer's client: every file in one long server-streaming call, bytes dropped. */
+  async grpcfetch(args: { port: number; certPath: string; files: string[] }) {
+    const client = new Client(`127.0.0.1:${args.port}`, credentials.createSsl(readFileSync(args.certPath)), {
+      'grpc-node.flow_control_window': PEER_WINDOW_BYTES, 'grpc.max_receive_message_length': 2 * PEER_MESSAGE_BYTES,
+    });
+    let bytes = 0;
+    const cpu0 = cpuMs();
+    const t0 = performance.now();
+    try {
+      const id = (b: Buffer) => b;
+      const call = client.makeServerStreamRequest<Buffer, Buffer>(PEER_GRPC_METHOD, id, id, Buffer.from(args.files.join('\n')));
+      for await (const m of call as AsyncIterable<Buffer>) bytes += m.length;
+    } finally {
+      client.close();
     }
     return { wallMs: performance.now() - t0, cpuMs: cpuMs() - cpu0, bytes };
   },

@@ -134,8 +134,8 @@ describe('agent/bundles: GrpcChunkSource over mTLS', function () {
     await new Promise((r) => setTimeout(r, 500));
     const ahead = srv.written - start;
     await it.return?.(undefined);
-    // grpc-js buffers 16 messages, HTTP/2 flow control a few MiB more; nowhere near 64.
-    assert.ok(ahead < 40, `server wrote ${ahead} of 64 chunks while the consumer held one`);
+    // The call buffers CALL_BUFFERED_MESSAGES, HTTP/2 flow control its window (4 MiB) more, the server its own queue; nowhere near 64.
+    assert.ok(ahead < 24, `server wrote ${ahead} of 64 chunks while the consumer held one`);
   });
 
   it('UNAVAILABLE with a hint when nothing listens', async () => {

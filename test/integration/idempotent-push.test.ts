@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { generateSigningKey, signManifest } from '../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
-import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
+import { byDigest, dirReader, pushBundle } from '../../controller/src/cli/bundle-push.js';
+import { buildManifest } from '../../common/src/bundle/builder.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
 import { cleanup, startController, tempDir } from '../support/fixtures.js';
@@ -119,5 +120,24 @@ describe('pushing bundles and plans', function () {
     const addGarbage = await ferry('key', 'add', join(dir, 'garbage.key'));
     assert.equal(addGarbage.code, 2, addGarbage.stderr);
     assert.match(addGarbage.stderr, /garbage\.key is not a PEM public key/);
+  });
+
+  it('pushing a directory does not hash on the client: a file changed after the build is refused by the controller with a hint, and nothing is committed', async () => {
+    const pkg = join(dir, 'changed-pkg');
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    const bytes = randomFile(1);
+    writeFileSync(join(pkg, 'bin', 'tool'), bytes, { mode: 0o755 });
+    const m = await buildManifest(pkg, { name: 'changed', version: '1.0.0', arch: ['amd64'] });
+    const flipped = Buffer.from(bytes);
+    flipped[100]! ^= 0xff; // same size, other bytes: only a hash can tell
+    writeFileSync(join(pkg, 'bin', 'tool'), flipped);
+    await assert.rejects(pushBundle(admin, signManifest(m, key.privatePem), dirReader(pkg, m), { progress: false }),
+      (e: FerryError) => e.code === ErrorCode.ChunkDigestMismatch && /nothing of changed:1\.0\.0 was committed/.test(e.message) && /changed since the manifest was built/.test(e.hint ?? ''));
+    const { bundles } = await admin.call(admin.client.listBundles, {});
+    assert.ok(!bundles.some((b) => b.name === 'changed'), 'nothing committed');
+    // Put back, the same push goes through.
+    writeFileSync(join(pkg, 'bin', 'tool'), bytes);
+    const r = await pushBundle(admin, signManifest(m, key.privatePem), dirReader(pkg, m), { progress: false });
+    assert.equal(r.info.name, 'changed');
   });
 });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, type FerryError } from '../../common/src/errors.js';
+import { MALLOC_ENV } from '../../common/src/malloc-env.js';
 import { installService, renderUnit, stopService, uninstallService, type ServiceHost } from '../../agent/src/service/unit-file.js';
 
 describe('agent systemd unit', () => {
@@ -12,6 +13,12 @@ describe('agent systemd unit', () => {
     const u = renderUnit(base);
     assert.match(u, /^ExecStart=\/usr\/local\/bin\/ferry-agent run --state \/var\/lib\/ferry-agent$/m);
     assert.match(u, /^RestartPreventExitStatus=3 4$/m);
+  });
+
+  it('starts the agent with the glibc malloc settings for staging (read by glibc before any code runs)', () => {
+    const u = renderUnit(base);
+    for (const [k, v] of Object.entries(MALLOC_ENV)) assert.match(u, new RegExp(`^Environment=${k}=${v}$`, 'm'));
+    assert.equal(Object.keys(MALLOC_ENV).length, 3);
   });
 
   it('passes the settings file install-service was given to the service', () => {

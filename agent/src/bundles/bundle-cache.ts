@@ -40,13 +40,22 @@ import { TokenBucket } from './token-bucket.js';
 
 export type { StageProgress } from './progress.js';
 
+/**
+ * Chunks.Fetch calls in flight by default. One long call (a file's chunks)
+ * already keeps the link busy; each call may hold grpc-js's 16 buffered
+ * messages plus a flow-control window of chunks in the agent's memory, and
+ * two calls were measured no faster than one while holding ~20 MiB more at
+ * peak (bench-results/bundles.md).
+ */
+export const FETCH_CALLS = 1;
+
 /** Options of {@link BundleCache.stage}. */
 export interface StageOptions {
   /** Operator public keys (PEM) pinned at enrollment; the manifest must verify against one. */
   trustedKeys: readonly string[];
   /** Where missing chunks come from (the controller, via GrpcChunkSource). */
   source: ChunkSource;
-  /** Fetch calls in flight (default 2; each asks for up to 16 chunks / 4 MiB). */
+  /** Fetch calls in flight (default FETCH_CALLS; each asks for up to 256 chunks of one file). */
   concurrency?: number;
   /** Cap on fetched bytes per second across all calls; 0 or absent = unlimited. */
   bandwidthBytesPerSec?: number;
@@ -250,7 +259,7 @@ export class BundleCache {
       const bucket = new TokenBucket(opts.bandwidthBytesPerSec ?? 0);
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
-        concurrency: opts.concurrency ?? 2, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
+        concurrency: opts.concurrency ?? FETCH_CALLS, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
         deliver: (digest: string, data: Buffer) => p.write(digest, data),
         onStored: (_digest: string, size: number) => {
           fetched += size;

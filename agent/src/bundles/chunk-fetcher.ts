@@ -1,26 +1,32 @@
 /**
- * Fetches missing chunks from a {@link ChunkSource}: batched, several calls
- * in flight, rate-limited, every chunk's sha256 verified before it is handed
+ * Fetches missing chunks from a {@link ChunkSource}: long calls (a file's
+ * chunks each), a few in flight, rate-limited, every chunk's sha256 verified
+ * before it is handed
  * on (written into the bundle's part files), transient link failures retried
  * while progress is being made.
  */
-import { createHash } from 'node:crypto';
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
+import { createHash } from 'node:crypto';
 import type { ChunkSource } from './chunk-source.js';
 import { sleep, type TokenBucket } from './token-bucket.js';
 
-/** Chunks per call: big enough to amortise a call, small enough that a retry repeats little. */
-export const BATCH_CHUNKS = 16;
 /**
- * Bytes per call. grpc-js buffers up to 16 received messages per call
- * whatever the consumer does, so capping what one call may deliver caps that
- * buffer at concurrency × this instead of concurrency × 16 × 4 MiB: the cap
- * on bytes in flight. Measured staging 1 GiB over gRPC with 4 calls: peak
- * agent RSS 166 MiB at 16 MiB, 139 MiB at 8 MiB (1 MiB chunks), with no loss
- * of throughput.
+ * Chunks per call: the controller's limit (MAX_DIGESTS_PER_CALL). Long calls
+ * carrying a whole file's chunks were measured against short ones (16 chunks
+ * / 4 MiB, 4 in flight): every call costs a stream, headers, trailers and a
+ * fresh set of buffers on both sides, and at 4 MiB per call that overhead
+ * and its garbage were a large share of both processes' CPU. A retry
+ * re-asks only for the chunks the call had not delivered yet.
  */
-export const BATCH_BYTES = 4 * 1024 * 1024;
+export const BATCH_CHUNKS = 256;
+/**
+ * Bytes per call (unless a single chunk is larger). The memory one call can
+ * hold is bounded by the transport, not by this: grpc-js buffers at most 16
+ * received messages per call and HTTP/2 at most the flow-control window
+ * (CHUNK_CALL_WINDOW_BYTES), whatever the call carries in all.
+ */
+export const BATCH_BYTES = 512 * 1024 * 1024;
 /** Errors worth another call: the link or the controller blinked, the data is fine. */
 const TRANSIENT = new Set<string>([ErrorCode.Unavailable, ErrorCode.DeadlineExceeded]);
 
@@ -133,7 +139,9 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         // The rate cap counts bytes as they are taken off the stream: with
         // backpressure, waiting here is what slows the sender.
         await opts.bucket.take(data.length, signal);
-        verify(digest, size, data);
+        // On this thread: a worker was measured (bench-results/bundles.md, issue 16) to cost about as much main-thread
+        // time per chunk in postMessage as the hash it moves, more CPU in all, and more GC from the buffers crossing isolates.
+        verify(digest, size, data, createHash('sha256').update(data).digest('hex'));
         await opts.deliver(digest, data);
         pending.delete(digest);
         opts.onStored(digest, size);
@@ -156,8 +164,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
 }
 
 /** The bytes must hash to the digest (else the source is at fault) and have the manifest's size (else the manifest is). */
-function verify(digest: string, size: number, data: Buffer): void {
-  const actual = createHash('sha256').update(data).digest('hex');
+function verify(digest: string, size: number, data: Buffer, actual: string): void {
   if (actual !== digest) {
     throw new FerryError(ErrorCode.ChunkDigestMismatch,
       `chunk ${digest} from the controller hashes to ${actual} (${data.length} bytes); it was refused and not stored`,

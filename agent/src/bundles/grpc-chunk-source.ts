@@ -21,6 +21,27 @@ import type { ChunkSource, FetchedChunk } from './chunk-source.js';
  */
 export const CHUNK_CALL_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * HTTP/2 flow-control window of the chunk channel (per stream and for the
+ * connection). A call's data in flight is capped by it, so it must cover
+ * the link's bandwidth × round trip; it is also what one call may hold in
+ * the agent's memory beyond grpc-js's 16 buffered messages. With long calls
+ * 16 MiB was measured no faster than 4 MiB on one box and held four times
+ * the memory per call (peak RSS over 150 MiB), so this is Ferry's 4 MiB
+ * default (grpc-options.ts), stated here because the chunk path depends on it.
+ */
+export const CHUNK_CALL_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Messages one call may buffer ahead of the consumer. grpc-js hands a call's
+ * messages to a Readable whose object-mode high-water mark (16) it does not
+ * let callers set, so each call held up to 16 chunks (16-64 MiB) on top of
+ * the flow-control window: with long calls that was what put the agent's
+ * peak RSS over its 150 MiB goal. Two keep the consumer fed; the window
+ * keeps the link busy.
+ */
+export const CALL_BUFFERED_MESSAGES = 2;
+
 /** Hints for the transport failures a field tech is most likely to see. */
 const HINTS: Partial<Record<string, string>> = {
   [ErrorCode.Unavailable]: 'the link to the controller dropped; staging resumes where it stopped once it is back (verified chunks are kept)',
@@ -38,6 +59,7 @@ export class GrpcChunkSource implements ChunkSource {
   static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}): GrpcChunkSource {
     const client = new FastChunksClient(address, creds, clientChannelOptions({
       'grpc.max_receive_message_length': CHUNK_CALL_MAX_MESSAGE_BYTES,
+      'grpc-node.flow_control_window': CHUNK_CALL_WINDOW_BYTES,
       ...channelOptions,
     }));
     return new GrpcChunkSource(client, address, true);
@@ -57,12 +79,14 @@ export class GrpcChunkSource implements ChunkSource {
 
   /**
    * One `Chunks.Fetch` call for `digests`. The stream is consumed pull-wise:
-   * grpc-js asks HTTP/2 for the next message only when its (16-message)
-   * buffer drains, so callers bound memory by how much they request per call.
+   * grpc-js asks HTTP/2 for the next message only when the call's buffer
+   * ({@link CALL_BUFFERED_MESSAGES}) drains, so what a call holds is bounded
+   * by that and the flow-control window, however many chunks it asks for.
    */
   async *fetch(digests: string[], signal: AbortSignal): AsyncGenerator<FetchedChunk> {
     if (signal.aborted) throw cancelled(this.address);
     const call = this.client.fetch({ digests });
+    limitBuffered(call, CALL_BUFFERED_MESSAGES);
     const onAbort = () => call.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -84,6 +108,17 @@ export class GrpcChunkSource implements ChunkSource {
   close(): void {
     if (this.ownsClient) this.client.close();
   }
+}
+
+/**
+ * Lower a Readable's high-water mark after construction (grpc-js builds the
+ * call's stream itself). Node reads it from the stream state on every push
+ * and read; if that state is ever not where it is in Node 20, the default
+ * (16 messages) stays, which is correct, only larger.
+ */
+function limitBuffered(stream: object, messages: number): void {
+  const state = (stream as { _readableState?: { highWaterMark?: unknown } })._readableState;
+  if (state && typeof state.highWaterMark === 'number') state.highWaterMark = messages;
 }
 
 function cancelled(address: string): FerryError {

@@ -4,6 +4,7 @@ import { delimiter, join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
 import { Exit } from '../../../common/src/exit-codes.js';
+import { MALLOC_ENV } from '../../../common/src/malloc-env.js';
 
 export interface UnitOptions {
   /** argv that starts the agent: the single binary, or node + script in development. */
@@ -41,6 +42,8 @@ export function renderUnit(o: UnitOptions): string {
     `RestartPreventExitStatus=${Exit.NotEnrolled} ${Exit.Revoked}`,
     // The single binary is node inside: NODE_OPTIONS from the host must not change it.
     'UnsetEnvironment=NODE_OPTIONS',
+    // glibc reads these once at start: chunk-sized buffers reused from the heap instead of mmap + zeroed pages per chunk (common/src/malloc-env.ts).
+    ...Object.entries(MALLOC_ENV).map(([k, v]) => `Environment=${k}=${v}`),
     'KillMode=mixed',
     'TimeoutStopSec=15s',
     'StateDirectoryMode=0700',

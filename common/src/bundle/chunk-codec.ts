@@ -44,6 +44,12 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
  * message. The serializer returns `wire` as is.
  */
 export class EncodedChunkData implements ChunkData {
+  /**
+   * The allocation behind the message: {@link GRPC_FRAME_HEADER} bytes of
+   * room for gRPC's message header, then {@link wire}. What a buffer pool
+   * keeps and hands back as `into`.
+   */
+  readonly framed: Buffer;
   /** The complete encoded message. */
   readonly wire: Buffer;
   /** The data region of {@link wire}, `dataLength` bytes to be filled by the caller. */
@@ -52,14 +58,15 @@ export class EncodedChunkData implements ChunkData {
   /**
    * Lays out the message for `digest` and `dataLength` bytes of data
    * (uninitialised), at the start of `into` if it is large enough (a buffer
-   * the caller reuses once grpc-js has copied the message into its frame),
-   * else in a new allocation.
+   * the caller reuses once the transport is done with it), else in a new
+   * allocation.
    */
   constructor(readonly digest: string, dataLength: number, into?: Buffer) {
     const d = Buffer.byteLength(digest, 'utf8');
     const head = (d > 0 ? 1 + varintLength(d) + d : 0) + (dataLength > 0 ? 1 + varintLength(dataLength) : 0);
-    const size = head + dataLength;
-    this.wire = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
+    const size = GRPC_FRAME_HEADER + head + dataLength;
+    this.framed = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
+    this.wire = this.framed.subarray(GRPC_FRAME_HEADER);
     let pos = 0;
     if (d > 0) {
       this.wire[pos++] = TAG_DIGEST;
@@ -72,7 +79,21 @@ export class EncodedChunkData implements ChunkData {
     }
     this.data = this.wire.subarray(pos);
   }
+
+  /**
+   * The message as a gRPC length-prefixed frame (uncompressed), written in
+   * place in front of {@link wire}: what grpc-js would otherwise build by
+   * copying the message into a fresh buffer (see grpc-chunks.ts).
+   */
+  grpcFrame(): Buffer {
+    this.framed[0] = 0; // not compressed
+    this.framed.writeUInt32BE(this.wire.length, 1);
+    return this.framed;
+  }
 }
+
+/** gRPC's per-message header: a compressed flag and a 4-byte big-endian length. */
+export const GRPC_FRAME_HEADER = 5;
 
 /** Encode a ChunkData: byte-identical to `ChunkData.encode(m).finish()`, one allocation and one copy of the data. */
 export function encodeChunkData(m: ChunkData): Buffer {

@@ -5,8 +5,11 @@
  * written (ChunkStore.put), and every agent hashes every chunk it receives
  * before it counts. Re-hashing on every read (once per agent per chunk) was
  * the largest single cost of serving a bundle, so a chunk is hashed the first
- * time this process serves it, and again only if its file is seen to change
- * (a different size). That still catches a chunk that rotted while the
+ * time this process serves it — unless this process wrote it itself from
+ * bytes it had just hashed (a push, {@link ServedChunks.written}): hashing
+ * it again on its first serve was a sha256 per byte of every freshly pushed
+ * bundle, the controller's largest CPU cost per GiB served — and again only
+ * if its file is seen to change (a different size). That still catches a chunk that rotted while the
  * controller was down, or was rewritten, with DATA_LOSS and the chunk
  * dropped, as before. Rot of the same size after the first serve is caught
  * by the agent (CHUNK_DIGEST_MISMATCH naming the chunk); the prefetch
@@ -25,6 +28,8 @@ import { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 
+/** Bytes of a chunk's message beyond its data: frame header, digest and tags (96 covers a 64-character digest with room). */
+const MESSAGE_OVERHEAD = 96;
 /** Bound on remembered sizes; past it the memory starts over (chunks are then hashed once more). */
 const MAX_REMEMBERED = 1_000_000;
 
@@ -52,12 +57,12 @@ export class ServedChunks {
     try {
       const known = this.verified.get(digest);
       if (known !== undefined) {
-        const msg = new EncodedChunkData(digest, known, pool?.take(known + 80));
+        const msg = new EncodedChunkData(digest, known, pool?.take(known + MESSAGE_OVERHEAD));
         if ((await readFully(fd, msg.data)) === known) return msg;
         this.verified.delete(digest); // shorter than when it was verified: check it properly
       }
       const size = await new Promise<number>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
-      const msg = new EncodedChunkData(digest, size, pool?.take(size + 80));
+      const msg = new EncodedChunkData(digest, size, pool?.take(size + MESSAGE_OVERHEAD));
       const got = await readFully(fd, msg.data);
       const actual = createHash('sha256').update(msg.data.subarray(0, got)).digest('hex');
       if (got !== size || actual !== digest) {
@@ -72,6 +77,15 @@ export class ServedChunks {
     }
   }
 
+  /**
+   * This process just stored `digest` (`size` bytes) from bytes it hashed
+   * (ChunkStore.put returned true): serve it without hashing it again.
+   */
+  written(digest: string, size: number): void {
+    if (this.verified.size >= MAX_REMEMBERED) this.verified.clear();
+    this.verified.set(digest, size);
+  }
+
   /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */
   forget(): void {
     this.verified.clear();
@@ -79,28 +93,41 @@ export class ServedChunks {
 }
 
 /**
- * Buffers a Chunks.Fetch call reuses for its messages: grpc-js copies each
- * serialized message into its own frame before the write callback runs, so
- * after that the message buffer is free again. Saves a chunk-sized
- * allocation (and its garbage) per chunk served.
+ * Buffers Chunks.Fetch reuses for its messages: once a message's write
+ * callback ran, HTTP/2 is done with its buffer (it was framed in place and
+ * written, grpc-chunks.ts). Saves a chunk-sized allocation (and its
+ * garbage) per chunk served. Best fit, so a large chunk's buffer is not
+ * spent on a small chunk while the next large one allocates.
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
 
-  /** A free buffer of at least `size` bytes, or undefined (the caller allocates). */
+  /** `max`: buffers kept at most; more handed back are left to the GC. */
+  constructor(private readonly max = 16) {}
+
+  /** The smallest free buffer of at least `size` bytes, or undefined (the caller allocates). */
   take(size: number): Buffer | undefined {
-    const i = this.free.findIndex((b) => b.length >= size);
-    return i < 0 ? undefined : this.free.splice(i, 1)[0];
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const len = this.free[i]!.length;
+      if (len >= size && (best < 0 || len < this.free[best]!.length)) best = i;
+    }
+    if (best < 0) return undefined;
+    const b = this.free[best]!;
+    this.free[best] = this.free[this.free.length - 1]!;
+    this.free.pop();
+    return b;
   }
 
   /**
-   * Hand back the allocation behind a message's bytes once grpc-js is done
-   * with it. Only a buffer that owns its whole ArrayBuffer is kept: small
-   * ones come from node's shared Buffer pool, which must never be reused.
+   * Hand back a message's allocation (EncodedChunkData.framed) once the
+   * transport is done with it. Only a buffer that owns its whole
+   * ArrayBuffer is kept: small ones come from node's shared Buffer pool,
+   * which must never be reused.
    */
-  give(wire: Buffer): void {
-    if (wire.byteOffset !== 0 || wire.buffer.byteLength <= Buffer.poolSize || this.free.length >= 16) return;
-    this.free.push(Buffer.from(wire.buffer, 0, wire.buffer.byteLength));
+  give(framed: Buffer): void {
+    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= this.max) return;
+    this.free.push(Buffer.from(framed.buffer, 0, framed.buffer.byteLength));
   }
 }
 

@@ -3,6 +3,7 @@ import type { BundleInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import { contentDigest, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
+import { locateChunks, readChunk } from '../../../common/src/bundle/builder.js';
 import { ProgressBar } from '../../../common/src/progress.js';
 import type { Admin } from './admin-client.js';
 
@@ -17,6 +18,19 @@ export function byDigest(read: (digest: string) => Promise<Buffer>): ChunkReader
   return async function* (missing) {
     for (const digest of missing) yield { digest, data: await read(digest) };
   };
+}
+
+/**
+ * A reader for the chunks of `manifest` straight from the package directory
+ * it was built from. The bytes are not hashed here: the controller hashes
+ * every chunk it stores (ChunkStore.put) and refuses one that does not
+ * match, so a second hash on this side bought nothing but a sha256 pass over
+ * the whole upload. A file changed since the build shows up as that refusal
+ * (see {@link pushBundle}'s hint).
+ */
+export function dirReader(dir: string, manifest: BundleManifest): ChunkReader {
+  const locs = locateChunks(manifest, dir);
+  return byDigest((d) => readChunk(dir, locs.get(d)!));
 }
 
 export interface PushResult {
@@ -69,7 +83,14 @@ export async function pushBundle(admin: Admin, signed: SignedManifest, read: Chu
   let sent = 0;
   if (missing.length > 0) {
     await new Promise<void>((resolve, reject) => {
-      const call = admin.client.uploadChunks((err) => (err ? reject(admin.explain(fromServiceError(err))) : resolve()));
+      const call = admin.client.uploadChunks((err) => {
+        if (!err) return resolve();
+        const fe = fromServiceError(err);
+        if (fe.code !== ErrorCode.ChunkDigestMismatch) return reject(admin.explain(fe));
+        // The controller hashes what it stores; read from a directory, this means a file changed after the build.
+        reject(new FerryError(fe.code, `the controller refused a chunk: ${fe.message}; nothing of ${manifest.name}:${manifest.version} was committed`,
+          'a file in the package changed since the manifest was built (or the archive is damaged): build the bundle again and push it', { cause: err }));
+      });
       (async () => {
         const wanted = new Set(missing);
         for await (const { digest, data } of read(wanted)) {

@@ -4,13 +4,13 @@ import { parseFlags } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { readBundleArchive, writeBundleArchive } from '../../../common/src/bundle/archive.js';
-import { buildManifest, locateChunks, readChunk } from '../../../common/src/bundle/builder.js';
+import { buildManifest } from '../../../common/src/bundle/builder.js';
 import { formatFindings, lintBundle, type Finding } from '../../../common/src/bundle/lint/index.js';
 import { bundleId, readSigningKey, signManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { writeRecord, writeRecords } from '../../../common/src/cli/json-records.js';
 import { bytes } from '../../../common/src/table.js';
 import { Admin, adminFlags } from './admin-client.js';
-import { byDigest, pushBundle, type ChunkReader } from './bundle-push.js';
+import { dirReader, pushBundle, type ChunkReader } from './bundle-push.js';
 import { parseRef } from './cmd-bundle.js';
 import { bundleBuiltRecord, bundlePushedRecord, lintFindingRecord, lintSummaryRecord } from './records-delivery.js';
 
@@ -88,8 +88,7 @@ export async function cmdBundleBuild(sub: string, rest: string[]): Promise<numbe
       if (statSync(target).isDirectory()) {
         const dir = resolve(target);
         signed = await lintAndBuild(dir, values);
-        const locs = locateChunks(JSON.parse(signed.manifest), dir);
-        reader = byDigest(async (d) => readChunk(dir, locs.get(d)!, d));
+        reader = dirReader(dir, JSON.parse(signed.manifest));
       } else {
         const archive = await readBundleArchive(resolve(target));
         signed = archive.signed;

@@ -2,6 +2,7 @@ import { parseFlags } from '../../../common/src/cli-support.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { createLogger } from '../../../common/src/log.js';
+import { MALLOC_ENV, missingMallocEnv } from '../../../common/src/malloc-env.js';
 import { loadControllerConfig } from '../config.js';
 import { Controller } from '../controller.js';
 
@@ -17,6 +18,11 @@ export async function cmdController(args: string[]): Promise<number> {
   const { config: configFile, ...flags } = values;
   const cfg = loadControllerConfig(flags, configFile);
   const log = createLogger({ name: 'ferry-controller', level: cfg.logLevel, fd: 1 });
+  const missing = missingMallocEnv();
+  if (missing.length > 0) {
+    // glibc reads these before any code runs, so only whoever starts the process can set them (README: running the controller as a service).
+    log.info({ missing, recommended: MALLOC_ENV }, 'glibc malloc settings for serving bundles are not set; serving chunks costs more CPU without them');
+  }
   const c = await Controller.start(cfg, log);
   process.stderr.write(
     `Ferry controller ${c.caCreated ? 'initialised and ' : ''}running\n` +

@@ -35,6 +35,7 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
       let bytes = 0;
       for await (const c of call as AsyncIterable<ChunkData>) {
         if (await ctx.bundles.chunks.put(c.digest, c.data)) {
+          ctx.bundles.served.written(c.digest, c.data.length); // hashed by put: no second hash on its first serve
           stored++;
           bytes += c.data.length;
         }

@@ -14,6 +14,8 @@ const MAX_DIGESTS_PER_CALL = 256;
  * per call; a byte cap keeps the controller's memory flat with many agents.
  */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** Message buffers kept for reuse across calls: 8 MiB queued per call is about 8 buffers of ~1 MiB, so this covers a few agents at once and caps what is kept at 32 chunks. */
+const POOL_BUFFERS = 32;
 /** Parsed client certificates remembered (an agent makes a call per batch, each re-presenting the same certificate). */
 const MAX_CACHED_PEERS = 4096;
 
@@ -27,6 +29,8 @@ const MAX_CACHED_PEERS = 4096;
  */
 export function chunksService(ctx: ControllerContext): ChunksServer {
   const authenticate = peerCache(ctx);
+  // One pool for every call: a call per file means many short-lived calls, each of which would otherwise start with no buffers.
+  const pool = new BufferPool(POOL_BUFFERS);
   const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, caller: (call) => `agent:${authenticate(call).id}` });
   return {
     fetch: boundary.serverStream<FetchChunksRequest, ChunkData>(async (call, { who }) => {
@@ -40,7 +44,6 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
       }
       let queued = 0;
       let wake: (() => void) | undefined;
-      const pool = new BufferPool();
       const onGone = () => wake?.(); // a cancelled call may never run its write callbacks
       call.on('cancelled', onGone);
       call.on('close', onGone);
@@ -51,7 +54,7 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
           const n = msg.wire.length;
           queued += n;
           call.write(msg, () => {
-            pool.give(msg.wire); // serialized and copied into grpc-js's frame by now
+            pool.give(msg.framed); // written by HTTP/2 (framed in place, grpc-chunks.ts) or copied into grpc-js's frame
             queued -= n;
             if (queued <= MAX_QUEUED_BYTES) wake?.();
           });

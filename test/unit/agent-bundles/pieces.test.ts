@@ -10,11 +10,14 @@ const d = (i: number) => i.toString(16).padStart(64, '0');
 
 describe('agent/bundles: pieces', () => {
   it('batches by count and by bytes, never splitting a chunk', () => {
-    const small = Array.from({ length: 40 }, (_, i) => ({ digest: d(i), size: 1000 }));
-    assert.deepEqual(batches(small).map((b) => b.length), [BATCH_CHUNKS, BATCH_CHUNKS, 40 - 2 * BATCH_CHUNKS]);
-    const big = Array.from({ length: 10 }, (_, i) => ({ digest: d(i), size: 4 * 1024 * 1024 }));
-    for (const b of batches(big)) assert.ok(b.reduce((n, c) => n + c.size, 0) <= BATCH_BYTES);
-    assert.equal(batches(big).flat().length, 10);
+    const n = 2 * BATCH_CHUNKS + 40;
+    const small = Array.from({ length: n }, (_, i) => ({ digest: d(i), size: 1000 }));
+    assert.deepEqual(batches(small).map((b) => b.length), [BATCH_CHUNKS, BATCH_CHUNKS, 40]);
+    const per = Math.floor(BATCH_BYTES / (4 * 1024 * 1024)); // 4 MiB chunks per call by bytes
+    const big = Array.from({ length: per + 10 }, (_, i) => ({ digest: d(i), size: 4 * 1024 * 1024 }));
+    assert.ok(per < BATCH_CHUNKS, 'the byte cap binds before the count for 4 MiB chunks');
+    for (const b of batches(big)) assert.ok(b.reduce((s, c) => s + c.size, 0) <= BATCH_BYTES);
+    assert.deepEqual(batches(big).map((b) => b.length), [per, 10]);
     assert.deepEqual(batches([]), []);
   });
 

@@ -26,6 +26,11 @@ describe('common/bundle/chunk-codec: ChunkData on the wire', () => {
       const pre = new EncodedChunkData(m.digest, m.data.length);
       m.data.copy(pre.data);
       assert.ok(encodeChunkData(pre).equals(ours), 'a pre-encoded message serializes to the same bytes');
+      const frame = pre.grpcFrame();
+      assert.equal(frame[0], 0, 'gRPC frame: not compressed');
+      assert.equal(frame.readUInt32BE(1), ours.length, 'gRPC frame: the message length');
+      assert.ok(frame.subarray(5).equals(ours), 'gRPC frame: the message, in place');
+      assert.equal(frame.buffer, pre.wire.buffer, 'framed without a copy');
       const a = decodeChunkData(ours);
       const b = ChunkData.decode(ours);
       assert.equal(a.digest, b.digest);

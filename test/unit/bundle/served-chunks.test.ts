@@ -35,7 +35,7 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
   it('reuses a message buffer handed back to the pool, never one from node\'s shared Buffer pool', async () => {
     const pool = new BufferPool();
     const first = await served.read(digest, pool);
-    pool.give(first.wire);
+    pool.give(first.framed);
     const other = seededBytes(200_000, 43);
     await store.put(sha(other), other);
     const second = await served.read(sha(other), pool);
@@ -44,7 +44,7 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     const small = Buffer.from('tiny chunk');
     await store.put(sha(small), small);
     const tiny = await served.read(sha(small), pool);
-    pool.give(tiny.wire);
+    pool.give(tiny.framed);
     assert.equal(pool.take(1), undefined, 'a slice of the shared pool is not kept');
   });
 
@@ -74,5 +74,19 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     served.forget();
     await assert.rejects(served.read(digest), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
     assert.equal(await store.has(digest), false);
+  });
+
+  it('a chunk this process stored from bytes it hashed is served without a second hash; forget() still makes it checked', async () => {
+    const other = seededBytes(200_000, 44);
+    const d = sha(other);
+    assert.equal(await store.put(d, other), true);
+    served.written(d, other.length);
+    const rotted = Buffer.from(other);
+    rotted[5]! ^= 1;
+    await writeFile(store.pathOf(d), rotted); // same size, after the put
+    const m = await served.read(d);
+    assert.notEqual(sha(m.data), d, 'served as stored: the agent\'s hash is the check');
+    served.forget();
+    await assert.rejects(served.read(d), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
   });
 });
