@@ -24,6 +24,7 @@ const controllerCommand: CommandSpec = {
       san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
       advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
       'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
+      'http-addr': { type: 'string', value: 'HOST:PORT', help: '/metrics, /healthz and /readyz over plain HTTP (default 127.0.0.1 on the --listen port + 1; "off" for none)' },
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
       'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },

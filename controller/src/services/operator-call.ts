@@ -90,7 +90,7 @@ export type OperatorCalls = Pick<CallBoundary, 'unary' | 'serverStream' | 'clien
  * the method; on the local Unix socket the socket's file mode (0600) is the
  * access control, and the caller is "local" with the admin role.
  */
-export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db'>, opts: { requireOperatorCert: boolean }, api: string): OperatorCalls {
+export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db' | 'metrics'>, opts: { requireOperatorCert: boolean }, api: string): OperatorCalls {
   const operators = new OperatorStore(ctx.db);
   const caller = async (call: CallWithAuth, method: string): Promise<string> => {
     if (!opts.requireOperatorCert) {
@@ -104,7 +104,7 @@ export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db'>,
     checkAccess(method, op.role, who);
     return who;
   };
-  const boundary = new CallBoundary({ api, log: ctx.log, caller });
+  const boundary = new CallBoundary({ api, log: ctx.log, metrics: ctx.metrics, caller });
   return {
     unary: boundary.unary.bind(boundary),
     serverStream: boundary.serverStream.bind(boundary),
