@@ -33,6 +33,33 @@ const controllerCommand: CommandSpec = {
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
     },
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example'],
+  }, {
+    name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
+    description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '
+      + 'The unit lets the controller write only its data directory and admin socket (ProtectSystem=strict), runs it with no capabilities (CAP_NET_BIND_SERVICE only for a port below 1024), NoNewPrivileges, private /tmp and devices, no kernel, clock or namespace access and @system-service system calls; it is not restarted on exit code 2 (a configuration error). '
+      + '--dry-run prints the unit and changes nothing.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'data directory of the service (default /var/lib/ferry as root)' },
+      config: { type: 'string', value: 'FILE', help: 'settings file the service reads (YAML, same keys as the start flags)' },
+      listen: { type: 'string', value: 'HOST:PORT', help: 'passed to `controller start` (default 0.0.0.0:7443)' },
+      'http-addr': { type: 'string', value: 'HOST:PORT', help: 'passed to `controller start`: /metrics, /healthz, /readyz ("off" for none)' },
+      'admin-socket': { type: 'string', value: 'PATH', help: 'passed to `controller start` (default DATA/admin.sock)' },
+      san: { type: 'string', multiple: true, value: 'NAME', help: 'passed to `controller start`' },
+      advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'passed to `controller start`' },
+      'log-level': { type: 'string', value: 'LEVEL', help: 'passed to `controller start`' },
+      'unit-dir': { type: 'string', value: 'DIR', help: 'where to write the unit (default /etc/systemd/system)' },
+      name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-controller)' },
+      'no-start': { type: 'boolean', help: 'write the unit only (no systemctl)' },
+      'dry-run': { type: 'boolean', help: 'print the unit to stdout and change nothing' },
+    },
+    examples: ['ferry controller install-service --data /var/lib/ferry --san ferry.plant7.example', 'ferry controller install-service --dry-run'],
+  }, {
+    name: 'uninstall-service', summary: 'stop, disable and remove the systemd unit (the data directory stays; a second run changes nothing)',
+    flags: {
+      'unit-dir': { type: 'string', value: 'DIR', help: 'where the unit is (default /etc/systemd/system)' },
+      name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-controller)' },
+    },
+    examples: ['ferry controller uninstall-service'],
   }],
 };
 
