@@ -101,6 +101,38 @@ export async function writeFileAtomicAsync(path: string, data: string | Buffer |
   await fsyncDir(dir);
 }
 
+/**
+ * Atomically writes a file produced piece by piece (too big for memory, e.g.
+ * a backup): `produce` writes through the handle of a temporary file in the
+ * same directory, which is synced and renamed into place only once
+ * `produce` resolves; on any error it is removed and `path` is untouched.
+ */
+export async function writeStreamAtomic(path: string, produce: (write: (b: Buffer) => Promise<void>) => Promise<void>, opts: number | AtomicWriteOptions = 0o600): Promise<void> {
+  const o = options(opts);
+  const dir = dirname(path);
+  if (o.dirMode !== false) {
+    const mode = o.dirMode ?? 0o700;
+    for (const d of created(await mkdir(dir, { recursive: true, mode }), dir)) await chmod(d, mode);
+  }
+  const tmp = tempPath(path);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    try {
+      await produce(async (b) => { await fh.writeFile(b); });
+      if (o.uid !== undefined || o.gid !== undefined) await fh.chown(o.uid ?? -1, o.gid ?? -1);
+      await fh.chmod(o.mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (o.noReplace) { await link(tmp, path); await unlink(tmp); } else await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
 /** Makes renames into `dir` durable: a new directory entry is on disk only once the directory is synced. */
 export async function fsyncDir(dir: string): Promise<void> {
   const dh = await open(dir, 'r');

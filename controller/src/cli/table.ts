@@ -60,6 +60,30 @@ const controllerCommand: CommandSpec = {
       name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-controller)' },
     },
     examples: ['ferry controller uninstall-service'],
+  }, {
+    name: 'backup', summary: 'write an encrypted backup of the controller\'s data (while it runs)',
+    description: 'A consistent snapshot of the store (SQLite\'s online backup API; the controller keeps running), the CA and server keys, the settings file given with --config and the chunk store, in one file encrypted with a passphrase (scrypt, AES-256-GCM), written 0600; an existing file is never replaced. '
+      + 'The passphrase comes from --passphrase-file (mode 0600, first line) or FERRY_BACKUP_PASSPHRASE, never from the command line; at least 12 characters. See docs/disaster-recovery.md.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the controller\'s data directory (default /var/lib/ferry as root; env FERRY_DATA)' },
+      out: { type: 'string', value: 'FILE', help: 'the backup file to write (must not exist)' },
+      config: { type: 'string', value: 'FILE', help: 'the controller\'s settings file, kept in the backup' },
+      'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
+      'no-chunks': { type: 'boolean', help: 'leave the chunk store out (smaller; bundles must be pushed again after a restore)' },
+      json,
+    },
+    examples: ['FERRY_BACKUP_PASSPHRASE=... ferry controller backup --out /srv/backups/ferry-2026-12-02.fbak', 'ferry controller backup --passphrase-file /root/ferry-backup.pass --out ferry.fbak --config /etc/ferry/controller.yaml'],
+  }, {
+    name: 'restore', summary: 'restore a backup into an empty data directory', args: 'FILE',
+    description: 'Decrypts and checks the whole backup (passphrase, every block\'s authentication tag, the store\'s integrity) into a new directory beside DIR before DIR is touched: a wrong passphrase or a truncated or altered file changes nothing. '
+      + 'DIR must be empty or missing unless --force, and is never replaced while a controller runs on it. Agents enrolled before the backup reconnect by themselves once the controller starts again on its old address. See docs/disaster-recovery.md.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the data directory to restore into (default /var/lib/ferry as root; env FERRY_DATA)' },
+      'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
+      force: { type: 'boolean', help: 'replace a data directory that is not empty (stop its controller first)' },
+      json,
+    },
+    examples: ['ferry controller restore /srv/backups/ferry-2026-12-02.fbak --data /var/lib/ferry --passphrase-file /root/ferry-backup.pass'],
   }],
 };
 
