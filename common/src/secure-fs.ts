@@ -74,31 +74,11 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: numbe
 
 /** Atomically writes `data` (bytes, or a file's contents streamed from `copyFrom`) to `path`. */
 export async function writeFileAtomicAsync(path: string, data: string | Buffer | { copyFrom: string }, opts: number | AtomicWriteOptions = 0o600): Promise<void> {
-  const o = options(opts);
-  const dir = dirname(path);
-  if (o.dirMode !== false) {
-    const mode = o.dirMode ?? 0o700;
-    for (const d of created(await mkdir(dir, { recursive: true, mode }), dir)) await chmod(d, mode);
-  }
-  const tmp = tempPath(path);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
-      // writeFile writes every byte from the current position (write() may write fewer).
-      else for await (const chunk of createReadStream(data.copyFrom)) await fh.writeFile(chunk as Buffer);
-      if (o.uid !== undefined || o.gid !== undefined) await fh.chown(o.uid ?? -1, o.gid ?? -1);
-      await fh.chmod(o.mode);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    if (o.noReplace) { await link(tmp, path); await unlink(tmp); } else await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await fsyncDir(dir);
+  await writeStreamAtomic(path, async (write) => {
+    if (typeof data === 'string') await write(Buffer.from(data));
+    else if (Buffer.isBuffer(data)) await write(data);
+    else for await (const chunk of createReadStream(data.copyFrom)) await write(chunk as Buffer);
+  }, opts);
 }
 
 /**

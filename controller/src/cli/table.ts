@@ -13,6 +13,15 @@ import { bundleCommand, keyCommand, planCommand, rolloutCommand, runCommand, tar
 const json: FlagSpec = { type: 'boolean', help: 'print JSON records, one object per line (docs/json.md)' };
 const selector: FlagSpec = { type: 'string', short: 'l', value: 'SELECTOR', help: 'hosts whose labels match, e.g. site=plant-7,role!=cloud' };
 
+/** `controller start` settings that `controller install-service` also takes and passes on to the service. */
+const startSettings: Record<string, FlagSpec> = {
+  listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
+  san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
+  advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
+  'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
+  'http-addr': { type: 'string', value: 'HOST:PORT', help: '/metrics, /healthz and /readyz over plain HTTP (default 127.0.0.1 on the --listen port + 1; "off" for none)' },
+};
+
 const controllerCommand: CommandSpec = {
   name: 'controller', summary: 'the controller process',
   subcommands: [{
@@ -20,11 +29,7 @@ const controllerCommand: CommandSpec = {
     description: 'First start creates the CA, the server certificate (for --san names and this host\'s addresses) and the store, then prints the CA pin. Settings: defaults < --config YAML < FERRY_* environment < flags. One controller per data directory.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
-      listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
-      san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
-      advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
-      'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
-      'http-addr': { type: 'string', value: 'HOST:PORT', help: '/metrics, /healthz and /readyz over plain HTTP (default 127.0.0.1 on the --listen port + 1; "off" for none)' },
+      ...startSettings,
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
       'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },
@@ -41,12 +46,9 @@ const controllerCommand: CommandSpec = {
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory of the service (default /var/lib/ferry as root)' },
       config: { type: 'string', value: 'FILE', help: 'settings file the service reads (YAML, same keys as the start flags)' },
-      listen: { type: 'string', value: 'HOST:PORT', help: 'passed to `controller start` (default 0.0.0.0:7443)' },
-      'http-addr': { type: 'string', value: 'HOST:PORT', help: 'passed to `controller start`: /metrics, /healthz, /readyz ("off" for none)' },
-      'admin-socket': { type: 'string', value: 'PATH', help: 'passed to `controller start` (default DATA/admin.sock)' },
-      san: { type: 'string', multiple: true, value: 'NAME', help: 'passed to `controller start`' },
-      advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'passed to `controller start`' },
-      'log-level': { type: 'string', value: 'LEVEL', help: 'passed to `controller start`' },
+      // The service is started with these, as given here.
+      ...startSettings,
+      'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
       'unit-dir': { type: 'string', value: 'DIR', help: 'where to write the unit (default /etc/systemd/system)' },
       name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-controller)' },
       'no-start': { type: 'boolean', help: 'write the unit only (no systemctl)' },
