@@ -10,6 +10,7 @@ import { AgentState } from '../../agent/src/state/agent-state.js';
 import { SessionLoop } from '../../agent/src/session/session-loop.js';
 import { Backoff } from '../../agent/src/session/backoff.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
+import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { OpsHttp } from '../../controller/src/metrics/ops-http.js';
@@ -115,6 +116,20 @@ describe('/metrics, /healthz and /readyz over HTTP (real controller, real agents
     assert.equal(delta('ferry_step_results_total{type="exec",status="changed"}'), 1);
     assert.equal(delta('ferry_step_results_total{type="assert",status="unchanged"}'), 1);
     assert.ok(delta('ferry_grpc_server_handling_seconds_count{service="ferry.v1.Admin",method="RunPlan",type="server_stream"}') === 1);
+  });
+
+  it('shows rollouts by state, and the rollout host job and steps it ran', async () => {
+    const before = await scrape(c);
+    assert.equal(before.get('ferry_rollouts{state="succeeded"}'), 0);
+    assert.equal(before.get('ferry_rollouts{state="running"}'), 0);
+    const ro = new Rollouts(admin);
+    const { id } = await ro.call(ro.client.create, { spec: `plan: metrics-demo\ntargets: { hosts: [${agents[0]!.id}] }\n`, file: 'r.yaml' });
+    await waitFor(async () => (await ro.call(ro.client.get, { id, afterSeq: 0 })).info!.state === 'succeeded', 30_000, 'the rollout to succeed');
+    const after = await scrape(c);
+    assert.equal(after.get('ferry_rollouts{state="succeeded"}'), 1);
+    assert.equal(after.get('ferry_rollouts_paused'), 0);
+    assert.equal((after.get('ferry_host_jobs_started_total{kind="plan"}') ?? 0) - (before.get('ferry_host_jobs_started_total{kind="plan"}') ?? 0), 1);
+    assert.equal((after.get('ferry_step_results_total{type="exec",status="changed"}') ?? 0) - (before.get('ferry_step_results_total{type="exec",status="changed"}') ?? 0), 1);
   });
 
   it('counts chunk bytes served to agents', async () => {
