@@ -17,6 +17,9 @@ describe('e2e: the controller as a systemd service on a simulated host', functio
   let cluster: Cluster | undefined;
   let h: Host;
   const ferry = (...args: string[]) => h.exec([process.execPath, ferryBin, ...args]);
+  /** GET on the host's loopback with the host's node (curl may not be installed); exit 0 only on 2xx. */
+  const get = (url: string) => h.exec([process.execPath, '-e',
+    `fetch(${JSON.stringify(url)}).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(2))`]);
 
   before(async function () {
     this.timeout(600_000);
@@ -50,11 +53,11 @@ describe('e2e: the controller as a systemd service on a simulated host', functio
     assert.equal(inst.exitCode, 0, inst.stdout + inst.stderr);
     assert.match(inst.stdout, /wrote \/etc\/systemd\/system\/ferry-controller\.service; enabled and started/);
     await h.waitActive('ferry-controller.service', 30_000);
-    await waitFor(async () => (await h.exec(['curl', '-sf', 'http://127.0.0.1:7444/readyz'])).exitCode === 0, 30_000, '/readyz answers 200');
-    const ready = await h.execOk(['curl', '-sf', 'http://127.0.0.1:7444/readyz']);
-    assert.equal(ready, 'ok store\nok grpc\nready\n');
-    const metrics = await h.execOk(['curl', '-sf', 'http://127.0.0.1:7444/metrics']);
-    assert.match(metrics, /^ferry_agents\{state="online"\} 0$/m);
+    await waitFor(async () => (await get('http://127.0.0.1:7444/readyz')).exitCode === 0, 30_000, '/readyz answers 200');
+    assert.equal((await get('http://127.0.0.1:7444/readyz')).stdout, 'ok store\nok grpc\nready\n');
+    const metrics = await get('http://127.0.0.1:7444/metrics');
+    assert.equal(metrics.exitCode, 0);
+    assert.match(metrics.stdout, /^ferry_agents\{state="online"\} 0$/m);
     // The admin socket works for root on the host: a token is made through it.
     const tok = await ferry('token', 'create', '--data', '/var/lib/ferry', '--ttl', '10m');
     assert.equal(tok.exitCode, 0, tok.stderr);
