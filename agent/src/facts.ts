@@ -1,5 +1,5 @@
 import si from 'systeminformation';
-import { runProcess } from './proc/run-process.js';
+import { runProcess } from '../../common/src/proc/run-process.js';
 import { platformArch } from '../../common/src/arch.js';
 import type { HostFacts, Tool } from '../../common/src/gen/ferry/v1/common.js';
 

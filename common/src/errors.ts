@@ -79,6 +79,10 @@ export const ErrorCode = {
   StepInvalidArgs: 'STEP_INVALID_ARGS',
   /** This agent has no executor for the step type. */
   StepUnknownType: 'STEP_UNKNOWN_TYPE',
+  /** A controller backup does not open with the passphrase given. */
+  BackupPassphrase: 'BACKUP_PASSPHRASE',
+  /** A controller backup is truncated, altered or not a backup at all. */
+  BackupDamaged: 'BACKUP_DAMAGED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

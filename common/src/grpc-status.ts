@@ -69,6 +69,8 @@ const toStatus: Record<ErrorCode, status> = {
   STEP_GUARD: status.FAILED_PRECONDITION,
   STEP_INVALID_ARGS: status.FAILED_PRECONDITION,
   STEP_UNKNOWN_TYPE: status.FAILED_PRECONDITION,
+  BACKUP_PASSPHRASE: status.UNAUTHENTICATED,
+  BACKUP_DAMAGED: status.DATA_LOSS,
 };
 
 const fromStatus: Partial<Record<status, ErrorCode>> = {

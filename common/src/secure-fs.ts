@@ -74,6 +74,20 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: numbe
 
 /** Atomically writes `data` (bytes, or a file's contents streamed from `copyFrom`) to `path`. */
 export async function writeFileAtomicAsync(path: string, data: string | Buffer | { copyFrom: string }, opts: number | AtomicWriteOptions = 0o600): Promise<void> {
+  await writeStreamAtomic(path, async (write) => {
+    if (typeof data === 'string') await write(Buffer.from(data));
+    else if (Buffer.isBuffer(data)) await write(data);
+    else for await (const chunk of createReadStream(data.copyFrom)) await write(chunk as Buffer);
+  }, opts);
+}
+
+/**
+ * Atomically writes a file produced piece by piece (too big for memory, e.g.
+ * a backup): `produce` writes through the handle of a temporary file in the
+ * same directory, which is synced and renamed into place only once
+ * `produce` resolves; on any error it is removed and `path` is untouched.
+ */
+export async function writeStreamAtomic(path: string, produce: (write: (b: Buffer) => Promise<void>) => Promise<void>, opts: number | AtomicWriteOptions = 0o600): Promise<void> {
   const o = options(opts);
   const dir = dirname(path);
   if (o.dirMode !== false) {
@@ -84,9 +98,7 @@ export async function writeFileAtomicAsync(path: string, data: string | Buffer |
   const fh = await open(tmp, 'wx', 0o600);
   try {
     try {
-      if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
-      // writeFile writes every byte from the current position (write() may write fewer).
-      else for await (const chunk of createReadStream(data.copyFrom)) await fh.writeFile(chunk as Buffer);
+      await produce(async (b) => { await fh.writeFile(b); });
       if (o.uid !== undefined || o.gid !== undefined) await fh.chown(o.uid ?? -1, o.gid ?? -1);
       await fh.chmod(o.mode);
       await fh.sync();

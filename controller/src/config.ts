@@ -14,6 +14,11 @@ export interface ControllerConfig {
   /** Addresses written into join strings; defaults to the listen address (with a real host for 0.0.0.0). */
   advertise: string[];
   adminSocket: string;
+  /**
+   * Plain-HTTP operations listener (/metrics, /healthz, /readyz), host:port,
+   * or undefined when turned off (`--http-addr off`).
+   */
+  httpAddr: string | undefined;
   heartbeatIntervalMs: number;
   agentCertTtlMs: number;
   /** An agent unseen for longer than this cannot re-authenticate until an operator allows it. */
@@ -24,11 +29,11 @@ export interface ControllerConfig {
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
   data: 'FERRY_DATA', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
-  'admin-socket': 'FERRY_ADMIN_SOCKET', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
+  'admin-socket': 'FERRY_ADMIN_SOCKET', 'http-addr': 'FERRY_HTTP_ADDR', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
   'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
   'log-level': 'FERRY_LOG_LEVEL',
 };
@@ -37,6 +42,31 @@ const ENV: Record<keyof RawConfig, string> = {
 export function defaultDataDir(): string {
   if (process.getuid?.() === 0) return '/var/lib/ferry';
   return join(process.env['HOME'] ?? '.', '.local/share/ferry');
+}
+
+/**
+ * The operations listener's address. Default: loopback, on the port after
+ * the gRPC port (7444 beside the default 7443; port 0 when --listen picks
+ * its port, as in tests). Loopback because the listener is plain HTTP
+ * without authentication: the fleet's shape (agent counts, versions of
+ * calls) stays off the network until the operator opens it on purpose
+ * (`--http-addr 0.0.0.0:7444` for a remote Prometheus or a load balancer's
+ * /readyz). The port follows --listen so two controllers on one machine
+ * (different --listen ports) do not collide by default.
+ */
+function operationsAddr(given: string, listenPort: string | undefined, problems: string[]): string | undefined {
+  if (given === 'off') return undefined;
+  if (given === '') {
+    const p = Number(listenPort ?? 7443);
+    if (p === 65535) {
+      problems.push('http-addr: the default port (the --listen port + 1) would be 65536; give --http-addr host:port, or --http-addr off');
+      return undefined;
+    }
+    return `127.0.0.1:${p === 0 ? 0 : p + 1}`;
+  }
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(given);
+  if (!m || Number(m[2]) > 65535) problems.push(`http-addr "${given}" is not host:port (or "off")`);
+  return given;
 }
 
 /**
@@ -61,6 +91,8 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   const advertise = s.list('advertise') ?? [];
   for (const a of advertise) if (!/^.+:\d{1,5}$/.test(a)) s.problems.push(`advertise "${a}" is not host:port`);
 
+  const httpAddr = operationsAddr(s.str('http-addr', ''), m?.[2], s.problems);
+
   const cfg: ControllerConfig = {
     dataDir,
     listen,
@@ -68,6 +100,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
     sans,
     advertise,
     adminSocket: resolve(s.str('admin-socket', join(dataDir, 'admin.sock'))),
+    httpAddr,
     heartbeatIntervalMs: s.duration('heartbeat', '15s'),
     agentCertTtlMs: s.duration('agent-cert-ttl', '72h'),
     agentReauthWindowMs: s.duration('agent-reauth-window', '180d'),

@@ -40,6 +40,9 @@ import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
 import { RegistryServer } from './registry/registry-server.js';
 import { RegistryStore } from './registry/registry-store.js';
+import { registerFleetGauges } from './metrics/fleet-gauges.js';
+import { OpsHttp } from './metrics/ops-http.js';
+import { PromMetrics } from './metrics/prom-metrics.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
 
@@ -97,7 +100,16 @@ export class Controller {
     /** The registry and files listener (undefined without --registry-addr). */
     readonly registry: RegistryServer | undefined,
     readonly caCreated: boolean,
+    /** The metrics and health listener; undefined with --http-addr off. */
+    private readonly ops: OpsHttp | undefined,
+    /** The counters and gauges /metrics shows (a Registry of this controller's own). */
+    readonly metrics: PromMetrics,
   ) {}
+
+  /** The port of /metrics, /healthz and /readyz; undefined when the listener is off. */
+  get httpPort(): number | undefined {
+    return this.ops?.port;
+  }
 
   /** CA pin for join strings and `ferry-agent join`. */
   get pin(): string {
@@ -155,17 +167,19 @@ export class Controller {
     if (applied) log.info({ applied }, 'store migrated');
 
     const sessions = new SessionRegistry();
+    const metrics = new PromMetrics();
+    registerFleetGauges(metrics.registry, { db, sessions });
     let port = 0;
     const listenHost = config.listen.replace(/:\d+$/, '');
     const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
-    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }));
+    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics);
     const history = new JobHistory(db);
     const ctx: ControllerContext = {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
       jobs, history,
       plans: new PlanStore(db, bundles),
       rollouts: undefined as unknown as RolloutScheduler, // set below, from the parts it uses
-      config, log, ca, db, sessions,
+      config, log, ca, db, sessions, metrics,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
       joinAddresses: () => config.advertise.length > 0
@@ -240,10 +254,22 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, registry, created);
+    // Ready means: the store answers and the gRPC port is serving (not starting, not draining).
+    let running: () => boolean = () => false;
+    const ops = config.httpAddr === undefined ? undefined : await OpsHttp.start({
+      addr: config.httpAddr, log: log.child({ part: 'http' }), scrape: () => metrics.scrape(),
+      ready: {
+        store: async () => { await db.get('SELECT 1 AS ok'); return undefined; },
+        grpc: async () => (running() ? undefined : 'the gRPC listener is not serving (the controller is starting or stopping)'),
+      },
+    });
+    if (ops) opened.push(() => ops.stop());
+
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, registry, created, ops, metrics);
+    running = () => c.state === 'running';
     health.set(Serving.SERVING);
     c.state = 'running';
-    log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
+    log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin, http: ops ? `${config.httpAddr!.replace(/:\d+$/, '')}:${ops.port}` : 'off' }, 'controller running');
     return c;
   }
 
@@ -271,6 +297,7 @@ export class Controller {
     clearTimeout(timer);
     clearInterval(this.sweeper);
     await this.ctx.rollouts.stop();
+    await this.ops?.stop();
     await this.ctx.db.close();
     try {
       unlinkSync(this.config.adminSocket);

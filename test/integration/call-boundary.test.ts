@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
 import { fromServiceError } from '../../common/src/grpc-status.js';
 import { CallBoundary } from '../../controller/src/services/call-boundary.js';
+import { waitFor } from '../support/fixtures.js';
 
 const json = { serialize: (v: unknown) => Buffer.from(JSON.stringify(v)), deserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown };
 const method = (path: string, responseStream: boolean, requestStream = false) => ({
@@ -26,11 +27,13 @@ describe('the controller\'s one error boundary (real gRPC server)', () => {
   let client: Client & Record<string, (...a: unknown[]) => unknown>;
   const lines: Array<Record<string, unknown>> = [];
   let streamAborted: Promise<unknown>;
+  const calls: Array<{ method: string; type: string; code: string; seconds: number }> = [];
 
   before(async () => {
     const log = pino({ level: 'debug' }, new Writable({ write(c: Buffer, _e, done) { for (const l of c.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); done(); } }));
     const b = new CallBoundary({
       api: 'test', log,
+      metrics: { callFinished: (m, type, code, seconds) => calls.push({ method: m, type, code, seconds }) },
       caller: (call) => {
         if (call.getPeer().length === 0) throw new FerryError(ErrorCode.Unauthenticated, 'no peer');
         return 'operator:alice';
@@ -103,4 +106,16 @@ describe('the controller\'s one error boundary (real gRPC server)', () => {
     });
     assert.deepEqual(res, { total: 42 });
   });
+
+  it('reports every call\'s end once, with its kind, status and time', async () => {
+    await waitFor(() => calls.some((c) => c.method === '/t.T/Stream'), 5_000, 'the cancelled stream reported');
+    const by = (m: string) => calls.filter((c) => c.method === m);
+    assert.deepEqual(by('/t.T/Ok').map((c) => [c.type, c.code]), [['unary', 'OK']]);
+    assert.deepEqual(by('/t.T/Refuse').map((c) => [c.type, c.code]), [['unary', 'NOT_FOUND']]);
+    assert.deepEqual(by('/t.T/Boom').map((c) => [c.type, c.code]), [['unary', 'INTERNAL']]);
+    assert.deepEqual(by('/t.T/Stream').map((c) => [c.type, c.code]), [['server_stream', 'CANCELLED']]);
+    assert.deepEqual(by('/t.T/Sum').map((c) => [c.type, c.code]), [['client_stream', 'OK']]);
+    for (const c of calls) assert.ok(c.seconds >= 0 && c.seconds < 30, `${c.method} took ${c.seconds} s`);
+  });
 });
+

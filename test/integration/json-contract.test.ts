@@ -158,6 +158,19 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.notEqual(err.code, 0);
     conforms('error', records(err.stdout));
 
+    // The controller's own data: an online backup, and its restore into a new directory.
+    const bdir = tempDir('ferry-json-backup-');
+    const pass = { env: { FERRY_BACKUP_PASSPHRASE: 'json contract passphrase' }, timeoutMs: 60_000 };
+    const bk = await run(argv('controller', 'backup', '--data', c.config.dataDir, '--out', join(bdir, 'b.fbak'), '--json'), pass);
+    assert.equal(bk.code, 0, bk.stderr);
+    conforms('controller-backup', records(bk.stdout));
+    const rs = await run(argv('controller', 'restore', join(bdir, 'b.fbak'), '--data', join(bdir, 'data'), '--json'), pass);
+    assert.equal(rs.code, 0, rs.stderr);
+    conforms('controller-restore', records(rs.stdout));
+    const wrong = await run(argv('controller', 'restore', join(bdir, 'b.fbak'), '--data', join(bdir, 'other'), '--json'), { env: { FERRY_BACKUP_PASSPHRASE: 'not it' } });
+    assert.equal(wrong.code, Exit.Failure);
+    assert.equal((records(wrong.stdout)[0]!['error'] as { code: string }).code, 'BACKUP_PASSPHRASE');
+
     // Every documented kind was checked here.
     assert.deepEqual([...docs.keys()].filter((k) => !checked.has(k) && !KINDS_CHECKED_ELSEWHERE.includes(k)), []);
   });

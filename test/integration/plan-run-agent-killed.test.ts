@@ -15,7 +15,7 @@ import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { daemon, repoRoot, type Daemon } from '../support/proc.js';
 import { processAlive, startTicks } from '../support/procfs.js';
-import { bootId } from '../../agent/src/proc/process-group.js';
+import { bootId } from '../../common/src/proc/process-group.js';
 
 describe('plan step after the agent is killed (kill -9)', function () {
   this.timeout(120_000);

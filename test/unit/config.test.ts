@@ -24,11 +24,20 @@ describe('controller config layering', () => {
 
   it('reports every problem at once', () => {
     writeFileSync(file, 'listen: nope\ncolour: blue\nregistry-addr: :5000x\n');
-    assert.throws(() => loadControllerConfig({ heartbeat: 'soon', 'log-level': 'loud' }, file, {}), (e: Error) => {
-      for (const part of ['listen "nope"', 'unknown setting "colour"', 'heartbeat "soon"', 'log-level "loud"', 'registry-addr ":5000x"']) {
+    assert.throws(() => loadControllerConfig({ heartbeat: 'soon', 'log-level': 'loud', 'http-addr': 'metrics' }, file, {}), (e: Error) => {
+      for (const part of ['listen "nope"', 'unknown setting "colour"', 'heartbeat "soon"', 'log-level "loud"', 'registry-addr ":5000x"', 'http-addr "metrics" is not host:port (or "off")']) {
         assert.ok(e.message.includes(part), `missing ${part} in: ${e.message}`);
       }
       return true;
     });
+  });
+
+  it('puts the metrics and health listener on loopback beside the gRPC port unless told otherwise', () => {
+    assert.equal(loadControllerConfig({}, undefined, {}).httpAddr, '127.0.0.1:7444');
+    assert.equal(loadControllerConfig({ listen: '0.0.0.0:9000' }, undefined, {}).httpAddr, '127.0.0.1:9001');
+    assert.equal(loadControllerConfig({ listen: '127.0.0.1:0' }, undefined, {}).httpAddr, '127.0.0.1:0');
+    assert.equal(loadControllerConfig({}, undefined, { FERRY_HTTP_ADDR: '0.0.0.0:9100' }).httpAddr, '0.0.0.0:9100');
+    assert.equal(loadControllerConfig({ 'http-addr': 'off' }, undefined, {}).httpAddr, undefined);
+    assert.throws(() => loadControllerConfig({ listen: '0.0.0.0:65535' }, undefined, {}), /http-addr: the default port .* would be 65536/);
   });
 });

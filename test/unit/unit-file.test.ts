@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ErrorCode, type FerryError } from '../../common/src/errors.js';
 import { MALLOC_ENV } from '../../common/src/malloc-env.js';
 import { installService, renderUnit, stopService, uninstallService, type ServiceHost } from '../../agent/src/service/unit-file.js';
+import { renderControllerUnit } from '../../controller/src/service/controller-unit.js';
 
 describe('agent systemd unit', () => {
   const base = { command: ['/usr/local/bin/ferry-agent'], stateDir: '/var/lib/ferry-agent', unitDir: '/etc/systemd/system', name: 'ferry-agent' };
@@ -87,5 +88,38 @@ describe('agent service install and uninstall', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('controller systemd unit', () => {
+  const base = { command: ['/usr/bin/node', '/opt/ferry/bin/ferry.js'], startArgs: ['--data', '/var/lib/ferry'], dataDir: '/var/lib/ferry', adminSocket: '/var/lib/ferry/admin.sock', readPaths: [], lowestPort: 7443 };
+
+  it('writes only the data directory, with no capabilities, and is not restarted on a configuration error', () => {
+    const u = renderControllerUnit(base);
+    assert.match(u, /^ExecStart=\/usr\/bin\/node \/opt\/ferry\/bin\/ferry\.js controller start --data \/var\/lib\/ferry$/m);
+    assert.deepEqual(u.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry']);
+    assert.match(u, /^ProtectSystem=strict$/m);
+    assert.match(u, /^ProtectHome=yes$/m);
+    assert.match(u, /^CapabilityBoundingSet=$/m);
+    assert.doesNotMatch(u, /AmbientCapabilities/);
+    assert.match(u, /^NoNewPrivileges=yes$/m);
+    assert.match(u, /^RestartPreventExitStatus=2$/m);
+    assert.doesNotMatch(u, /MemoryDenyWriteExecute/, 'Node\'s JIT needs writable code pages');
+  });
+
+  it('keeps CAP_NET_BIND_SERVICE only for a port below 1024', () => {
+    const u = renderControllerUnit({ ...base, lowestPort: 443 });
+    assert.match(u, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+    assert.match(u, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+  });
+
+  it('opens the admin socket\'s own directory, and leaves home directories reachable when the program or data lives there', () => {
+    const other = renderControllerUnit({ ...base, adminSocket: '/srv/ferry-sock/admin.sock' });
+    assert.deepEqual(other.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry', 'ReadWritePaths=/srv/ferry-sock']);
+    const run = renderControllerUnit({ ...base, adminSocket: '/run/ferry/admin.sock' });
+    assert.match(run, /^RuntimeDirectory=ferry$/m);
+    assert.deepEqual(run.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry']);
+    assert.match(renderControllerUnit({ ...base, command: ['/usr/bin/node', '/home/ops/ferry/bin/ferry.js'] }), /^ProtectHome=read-only$/m);
+    assert.doesNotMatch(renderControllerUnit({ ...base, dataDir: '/root/ferry', adminSocket: '/root/ferry/admin.sock' }), /ProtectHome/);
   });
 });

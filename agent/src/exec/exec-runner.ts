@@ -1,7 +1,7 @@
 import { OutputStream, type AgentMessage, type ExecSpec } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { Outbox } from '../session/outbox.js';
-import { runProcess } from '../proc/run-process.js';
+import { runProcess } from '../../../common/src/proc/run-process.js';
 
 /** Lines per job kept for the controller; beyond this a single marker says how many were dropped. */
 const MAX_LINES_PER_JOB = 100_000;

@@ -2,7 +2,7 @@ import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, 
 import { join } from 'node:path';
 import type { AgentMessage, JobStart } from '../../../common/src/gen/ferry/v1/session.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
-import type { GroupRecord } from '../proc/process-group.js';
+import type { GroupRecord } from '../../../common/src/proc/process-group.js';
 
 /**
  * A line of a job's journal: what happened to each step, fsynced before it

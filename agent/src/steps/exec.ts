@@ -11,7 +11,7 @@ import type { Command, ExecArgs } from '../../../common/src/plan/steps/exec.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { hostPath } from './util/host-path.js';
-import type { ProcessResult } from '../proc/run-process.js';
+import type { ProcessResult } from '../../../common/src/proc/run-process.js';
 import { commandText, runPlanCommand, tail } from './sys/run.js';
 import { guarded, StepError } from './step-error.js';
 

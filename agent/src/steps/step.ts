@@ -1,5 +1,5 @@
 import type { StepOutcome } from '../../../common/src/plan/types.js';
-import type { GroupTracker } from '../proc/run-process.js';
+import type { GroupTracker } from '../../../common/src/proc/run-process.js';
 
 /** What every step executor gets from the job runner. */
 export interface StepContext {

@@ -12,7 +12,7 @@ export async function cmdController(args: string[]): Promise<number> {
   if (sub !== 'start') throw new FerryError(ErrorCode.InvalidArgument, `unknown controller command "${sub ?? ''}"`, 'use `ferry controller start`');
   const { values } = parseFlags(rest, {
     data: { type: 'string' }, listen: { type: 'string' }, 'registry-addr': { type: 'string' }, san: { type: 'string', multiple: true },
-    advertise: { type: 'string', multiple: true }, 'admin-socket': { type: 'string' }, config: { type: 'string' },
+    advertise: { type: 'string', multiple: true }, 'admin-socket': { type: 'string' }, 'http-addr': { type: 'string' }, config: { type: 'string' },
     heartbeat: { type: 'string' }, 'agent-cert-ttl': { type: 'string' }, 'agent-reauth-window': { type: 'string' }, 'job-retention': { type: 'string' }, 'log-level': { type: 'string' },
   }, false);
   const { config: configFile, ...flags } = values;
@@ -28,6 +28,7 @@ export async function cmdController(args: string[]): Promise<number> {
     `Ferry controller ${c.caCreated ? 'initialised and ' : ''}running\n` +
     `  agents dial:  ${c.ctx.joinAddresses().join(', ')}\n` +
     `  admin socket: ${cfg.adminSocket}\n` +
+    `  metrics:      ${c.httpPort === undefined ? 'off' : `http://${cfg.httpAddr!.replace(/:\d+$/, '')}:${c.httpPort}/metrics (also /healthz, /readyz)`}\n` +
     `  CA pin:       ${c.pin}\n` +
     `next: ferry token create --data ${cfg.dataDir} --ttl 2h --uses 10 --label site=...\n`,
   );

@@ -7,6 +7,10 @@ import type { Handlers } from '../../../common/src/cli/dispatch.js';
  * and usage errors answer at once without loading gRPC, SQLite and the rest.
  */
 export const FERRY_HANDLERS: Handlers = {
+  'controller install-service': async (a) => (await import('./cmd-controller-service.js')).cmdInstallControllerService(a),
+  'controller uninstall-service': async (a) => (await import('./cmd-controller-service.js')).cmdUninstallControllerService(a),
+  'controller backup': async (a) => (await import('./cmd-controller-backup.js')).cmdControllerBackup(a),
+  'controller restore': async (a) => (await import('./cmd-controller-backup.js')).cmdControllerRestore(a),
   controller: async (a) => (await import('./cmd-controller.js')).cmdController(a),
   token: async (a) => (await import('./cmd-token.js')).cmdToken(a),
   agents: async (a) => (await import('./cmd-agents.js')).cmdAgents(a),

@@ -13,6 +13,16 @@ import { bundleCommand, keyCommand, planCommand, registryCommand, rolloutCommand
 const json: FlagSpec = { type: 'boolean', help: 'print JSON records, one object per line (docs/json.md)' };
 const selector: FlagSpec = { type: 'string', short: 'l', value: 'SELECTOR', help: 'hosts whose labels match, e.g. site=plant-7,role!=cloud' };
 
+/** `controller start` settings that `controller install-service` also takes and passes on to the service. */
+const startSettings: Record<string, FlagSpec> = {
+  listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
+  san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
+  advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
+  'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
+  'http-addr': { type: 'string', value: 'HOST:PORT', help: '/metrics, /healthz and /readyz over plain HTTP (default 127.0.0.1 on the --listen port + 1; "off" for none)' },
+  'registry-addr': { type: 'string', value: 'HOST:PORT', help: 'serve published images and files over HTTPS here (docs/registry.md; default off)' },
+};
+
 const controllerCommand: CommandSpec = {
   name: 'controller', summary: 'the controller process',
   subcommands: [{
@@ -20,11 +30,7 @@ const controllerCommand: CommandSpec = {
     description: 'First start creates the CA, the server certificate (for --san names and this host\'s addresses) and the store, then prints the CA pin. Settings: defaults < --config YAML < FERRY_* environment < flags. One controller per data directory.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
-      listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
-      'registry-addr': { type: 'string', value: 'HOST:PORT', help: 'serve published images and files over HTTPS here (docs/registry.md; default off)' },
-      san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
-      advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
-      'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
+      ...startSettings,
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
       'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },
@@ -33,6 +39,54 @@ const controllerCommand: CommandSpec = {
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
     },
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example'],
+  }, {
+    name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
+    description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '
+      + 'The unit lets the controller write only its data directory and admin socket (ProtectSystem=strict), runs it with no capabilities (CAP_NET_BIND_SERVICE only for a port below 1024), NoNewPrivileges, private /tmp and devices, no kernel, clock or namespace access and @system-service system calls; it is not restarted on exit code 2 (a configuration error). '
+      + '--dry-run prints the unit and changes nothing.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'data directory of the service (default /var/lib/ferry as root)' },
+      config: { type: 'string', value: 'FILE', help: 'settings file the service reads (YAML, same keys as the start flags)' },
+      // The service is started with these, as given here.
+      ...startSettings,
+      'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
+      'unit-dir': { type: 'string', value: 'DIR', help: 'where to write the unit (default /etc/systemd/system)' },
+      name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-controller)' },
+      'no-start': { type: 'boolean', help: 'write the unit only (no systemctl)' },
+      'dry-run': { type: 'boolean', help: 'print the unit to stdout and change nothing' },
+    },
+    examples: ['ferry controller install-service --data /var/lib/ferry --san ferry.plant7.example', 'ferry controller install-service --dry-run'],
+  }, {
+    name: 'uninstall-service', summary: 'stop, disable and remove the systemd unit (the data directory stays; a second run changes nothing)',
+    flags: {
+      'unit-dir': { type: 'string', value: 'DIR', help: 'where the unit is (default /etc/systemd/system)' },
+      name: { type: 'string', value: 'NAME', help: 'unit name (default ferry-controller)' },
+    },
+    examples: ['ferry controller uninstall-service'],
+  }, {
+    name: 'backup', summary: 'write an encrypted backup of the controller\'s data (while it runs)',
+    description: 'A consistent snapshot of the store (SQLite\'s online backup API; the controller keeps running), the CA and server keys, the settings file given with --config and the chunk store, in one file encrypted with a passphrase (scrypt, AES-256-GCM), written 0600; an existing file is never replaced. '
+      + 'The passphrase comes from --passphrase-file (mode 0600, first line) or FERRY_BACKUP_PASSPHRASE, never from the command line; at least 12 characters. See docs/disaster-recovery.md.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the controller\'s data directory (default /var/lib/ferry as root; env FERRY_DATA)' },
+      out: { type: 'string', value: 'FILE', help: 'the backup file to write (must not exist)' },
+      config: { type: 'string', value: 'FILE', help: 'the controller\'s settings file, kept in the backup' },
+      'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
+      'no-chunks': { type: 'boolean', help: 'leave the chunk store out (smaller; bundles must be pushed again after a restore)' },
+      json,
+    },
+    examples: ['FERRY_BACKUP_PASSPHRASE=... ferry controller backup --out /srv/backups/ferry-2026-12-02.fbak', 'ferry controller backup --passphrase-file /root/ferry-backup.pass --out ferry.fbak --config /etc/ferry/controller.yaml'],
+  }, {
+    name: 'restore', summary: 'restore a backup into an empty data directory', args: 'FILE',
+    description: 'Decrypts and checks the whole backup (passphrase, every block\'s authentication tag, the store\'s integrity) into a new directory beside DIR before DIR is touched: a wrong passphrase or a truncated or altered file changes nothing. '
+      + 'DIR must be empty or missing unless --force, and is never replaced while a controller runs on it. Agents enrolled before the backup reconnect by themselves once the controller starts again on its old address. See docs/disaster-recovery.md.',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the data directory to restore into (default /var/lib/ferry as root; env FERRY_DATA)' },
+      'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
+      force: { type: 'boolean', help: 'replace a data directory that is not empty (stop its controller first)' },
+      json,
+    },
+    examples: ['ferry controller restore /srv/backups/ferry-2026-12-02.fbak --data /var/lib/ferry --passphrase-file /root/ferry-backup.pass'],
   }],
 };
 

@@ -3,6 +3,7 @@ import { JobKind, OutputStream, type JobBundle, type JobResult, type JobStart, t
 import type { Logger } from '../../../common/src/log.js';
 import type { Db } from '../store/db.js';
 import type { SessionRegistry } from '../sessions/registry.js';
+import { NO_METRICS, type JobMetrics } from '../metrics/metrics.js';
 import { fanOut } from './fan-out.js';
 import { controllerResult, JobSequencer, newJobId, type JobListener, type JobMessage } from './job-sequencer.js';
 import { MemoryJobLog } from './memory-job-log.js';
@@ -57,9 +58,9 @@ export class JobCoordinator {
   readonly execLog = new MemoryJobLog(JobKind.JOB_KIND_EXEC);
   private readonly planLog: StoreJobLog;
 
-  constructor(private readonly db: Db, sessions: SessionRegistry, log: Logger) {
+  constructor(private readonly db: Db, sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS) {
     this.planLog = new StoreJobLog(db);
-    this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog]);
+    this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog], metrics);
   }
 
   /**

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { JobKind, type JobOutput, type JobResult, type JobStart, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { LiveSession, SessionRegistry } from '../sessions/registry.js';
+import { NO_METRICS, type JobMetrics } from '../metrics/metrics.js';
+import { stepTypeOf } from './step-types.js';
 
 /** One sequenced message of a job as the agent sent it: a line, a step event (plan jobs) or the result. */
 export interface JobMessage {
@@ -100,7 +102,8 @@ export class JobSequencer {
   private readonly live = new Map<string, Entry>();
   private readonly queues = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly sessions: SessionRegistry, private readonly log: Logger, private readonly logs: readonly JobLog[]) {
+  constructor(private readonly sessions: SessionRegistry, private readonly log: Logger, private readonly logs: readonly JobLog[],
+    private readonly metrics: JobMetrics = NO_METRICS) {
     sessions.onChange((agentId, up) => this.linkChanged(agentId, up));
   }
 
@@ -111,6 +114,7 @@ export class JobSequencer {
       await log.create(held);
       const e: Entry = { job: held, log, listener: { ...listener, start } };
       this.live.set(job.jobId, e);
+      this.metrics.hostJobStarted(held.kind === JobKind.JOB_KIND_EXEC ? 'exec' : 'plan');
       this.sendStart(e);
     });
   }
@@ -236,6 +240,8 @@ export class JobSequencer {
     job.nextSeq = seq + 1;
     job.state = state;
     session?.ack(jobId, seq);
+    // Here, past the duplicate check: a step resent after a reconnect counts once.
+    if (m.step?.finished) this.metrics.stepFinished(stepTypeOf(e.listener?.start, m.step.stepId), m.step.status || 'unknown');
     e.listener?.onMessage?.(seq, m);
     if (m.result) {
       this.live.delete(jobId);

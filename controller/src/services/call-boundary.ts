@@ -1,3 +1,4 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type {
   handleBidiStreamingCall, handleClientStreamingCall, handleServerStreamingCall, handleUnaryCall,
   ServerDuplexStream, ServerReadableStream, ServerWritableStream,
@@ -5,6 +6,7 @@ import type {
 import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { toServiceError } from '../../../common/src/grpc-status.js';
 import type { Logger } from '../../../common/src/log.js';
+import type { CallMetrics, CallType } from '../metrics/metrics.js';
 import type { CallWithAuth } from './peer-auth.js';
 
 /** What every handler gets besides its request: who called, from where, and whether they are still there. */
@@ -35,6 +37,8 @@ export interface BoundaryOptions {
    * `exec` or `rollout watch` ends within this time, on every replica.
    */
   recheckMs?: number;
+  /** Told of every call's end: its method, kind, status and time (the controller's /metrics). */
+  metrics: CallMetrics;
   /** Log fields naming a caller the check refused (e.g. the agent id an expired certificate names); never used for access. */
   refusedCaller?: (call: CallWithAuth) => Record<string, unknown>;
 }
@@ -57,46 +61,74 @@ export class CallBoundary {
   unary<Req, Res>(fn: (req: Req, who: string, scope: CallScope) => Promise<Res>): handleUnaryCall<Req, Res> {
     return (call, cb) => {
       const method = call.getPath();
-      void this.enter(method, call as unknown as AnyCall, (err) => cb(err)).then((scope) => {
+      const done = this.timer(method, 'unary');
+      void this.enter(method, call as unknown as AnyCall, (err) => { done(err.code); cb(err); }).then((scope) => {
         if (!scope) return;
-        fn(call.request, scope.who, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+        fn(call.request, scope.who, scope).then(
+          (res) => { done(grpcStatus.OK); cb(null, res); },
+          (err: unknown) => { const se = this.report(method, scope, err); done(se.code); cb(se); });
       });
     };
   }
 
   /** A server stream: the call ends when `fn` resolves (unless the caller left first). */
   serverStream<Req, Res>(fn: (call: ServerWritableStream<Req, Res>, scope: CallScope) => Promise<void>): handleServerStreamingCall<Req, Res> {
-    return (call) => this.stream(call, fn);
+    return (call) => this.stream(call, 'server_stream', fn);
   }
 
   /** A client stream: `fn` reads the stream and returns the one response. */
   clientStream<Req, Res>(fn: (call: ServerReadableStream<Req, Res>, scope: CallScope) => Promise<Res>): handleClientStreamingCall<Req, Res> {
     return (call, cb) => {
       const method = call.getPath();
-      void this.enter(method, call as unknown as AnyCall, (err) => cb(err)).then((scope) => {
+      const done = this.timer(method, 'client_stream');
+      void this.enter(method, call as unknown as AnyCall, (err) => { done(err.code); cb(err); }).then((scope) => {
         if (!scope) return;
-        fn(call, scope).then((res) => cb(null, res), (err: unknown) => cb(this.report(method, scope, err)));
+        fn(call, scope).then(
+          (res) => { done(grpcStatus.OK); cb(null, res); },
+          (err: unknown) => { const se = this.report(method, scope, err); done(se.code); cb(se); });
       });
     };
   }
 
   /** A bidirectional stream: `fn` resolves when the conversation is over, and the call is ended then. */
   bidi<Req, Res>(fn: (call: ServerDuplexStream<Req, Res>, scope: CallScope) => Promise<void>): handleBidiStreamingCall<Req, Res> {
-    return (call) => this.stream(call, fn);
+    return (call) => this.stream(call, 'bidi_stream', fn);
   }
 
   /** Both kinds of call that write a stream back: ended when `fn` resolves, or ended with its error. */
-  private stream<C extends ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>>(call: C, fn: (call: C, scope: CallScope) => Promise<void>): void {
+  private stream<C extends ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>>(call: C, type: CallType, fn: (call: C, scope: CallScope) => Promise<void>): void {
     const method = call.getPath();
-    void this.enter(method, call as unknown as AnyCall, (err) => call.emit('error', err)).then((scope) => {
+    const done = this.timer(method, type);
+    void this.enter(method, call as unknown as AnyCall, (err) => { done(err.code); call.emit('error', err); }).then((scope) => {
       if (!scope) return;
       const stopRecheck = this.recheck(method, call, scope);
       fn(call, scope).then(
         // A handler that owns its stream may have ended it already (a session closing itself).
-        () => { stopRecheck(); if (!scope.signal.aborted && !call.writableEnded) call.end(); },
-        (err: unknown) => { stopRecheck(); const se = this.report(method, scope, err); if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se); },
+        () => {
+          stopRecheck();
+          done(scope.signal.aborted ? grpcStatus.CANCELLED : grpcStatus.OK);
+          if (!scope.signal.aborted && !call.writableEnded) call.end();
+        },
+        (err: unknown) => {
+          stopRecheck();
+          const se = this.report(method, scope, err);
+          done(scope.signal.aborted ? grpcStatus.CANCELLED : se.code);
+          if (!scope.signal.aborted && !call.writableEnded) call.emit('error', se);
+        },
       );
     });
+  }
+
+  /** Starts a call's clock; the returned function reports its end once, with the gRPC status it ended with. */
+  private timer(method: string, type: CallType): (code: grpcStatus | undefined) => void {
+    const t0 = process.hrtime.bigint();
+    let reported = false;
+    return (code) => {
+      if (reported) return;
+      reported = true;
+      const name = grpcStatus[code ?? grpcStatus.UNKNOWN] ?? 'UNKNOWN';
+      this.o.metrics.callFinished(method, type, name, Number(process.hrtime.bigint() - t0) / 1e9);
+    };
   }
 
   /**

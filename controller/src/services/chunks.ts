@@ -2,6 +2,7 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunksServer, FetchChunksRequest } from '../../../common/src/gen/ferry/v1/chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { CallBoundary } from './call-boundary.js';
+import type { ChunkMetrics } from '../metrics/metrics.js';
 import type { ControllerContext } from './context.js';
 import { BufferPool } from '../bundles/served-chunks.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
@@ -31,7 +32,8 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
   const authenticate = peerCache(ctx);
   // One pool for every call: a call per file means many short-lived calls, each of which would otherwise start with no buffers.
   const pool = new BufferPool(POOL_BUFFERS);
-  const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, caller: (call) => `agent:${authenticate(call).id}` });
+  const metrics: ChunkMetrics = ctx.metrics;
+  const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, metrics: ctx.metrics, caller: (call) => `agent:${authenticate(call).id}` });
   return {
     fetch: boundary.serverStream<FetchChunksRequest, ChunkData>(async (call, { who }) => {
       const agentId = who.slice('agent:'.length);
@@ -53,6 +55,7 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
           const msg = await ctx.bundles.served.read(digest, pool);
           const n = msg.wire.length;
           queued += n;
+          metrics.chunkServed(n);
           call.write(msg, () => {
             pool.give(msg.framed); // written by HTTP/2 (framed in place, grpc-chunks.ts) or copied into grpc-js's frame
             queued -= n;

@@ -11,6 +11,7 @@ import type { CertificateAuthority } from '../pki/ca.js';
 import type { AgentStore } from '../store/agents.js';
 import type { AuditLog } from '../store/audit.js';
 import type { Db } from '../store/db.js';
+import type { ControllerMetrics } from '../metrics/metrics.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { RegistryStore } from '../registry/registry-store.js';
@@ -39,6 +40,8 @@ export interface ControllerContext {
   registry: RegistryStore;
   /** Pull counters of the registry listener; undefined while it is off (no --registry-addr). */
   registryStats?: PullStats;
+  /** What the parts report for /metrics (metrics/metrics.ts); hand each part only the interface it uses. */
+  metrics: ControllerMetrics;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
 }

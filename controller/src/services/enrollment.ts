@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type * as x509 from '@peculiar/x509';
 import { platformArch } from '../../../common/src/arch.js';
-import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   ChallengeRequest, ChallengeResponse, EnrollmentServer, EnrollRequest, EnrollResponse, ReauthRequest, ReauthResponse,
 } from '../../../common/src/gen/ferry/v1/enrollment.js';
@@ -9,6 +9,7 @@ import { CallBoundary } from './call-boundary.js';
 import type { ReauthService } from './reauth.js';
 import { labelsToList, type Labels } from '../../../common/src/labels.js';
 import { checkCsr } from '../pki/csr.js';
+import type { EnrollmentMetrics } from '../metrics/metrics.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { ControllerContext } from './context.js';
 import { Semaphore } from '../../../common/src/semaphore.js';
@@ -33,9 +34,10 @@ export function enrollmentService(ctx: ControllerContext, reauth: ReauthService)
   // CSR checks and signing are CPU-bound: a few at a time finish sooner than
   // hundreds interleaved, and a queued request whose caller has given up is
   // dropped before it costs a token use (it would orphan the use otherwise).
+  const metrics: EnrollmentMetrics = ctx.metrics;
   const slots = new Semaphore(Math.max(2, cpus().length * 2));
   // Enrollment and re-authentication callers have no certificate yet: they are named by address.
-  const anonymous = new CallBoundary({ api: 'enrollment', log: ctx.log, caller: (call) => call.getPeer() });
+  const anonymous = new CallBoundary({ api: 'enrollment', log: ctx.log, metrics: ctx.metrics, caller: (call) => call.getPeer() });
   return {
     enroll: anonymous.unary<EnrollRequest, EnrollResponse>(async (req, _who, { peer, signal, deadline }) => {
       const alive = () => !signal.aborted && Date.now() < deadline - 250;
@@ -45,12 +47,16 @@ export function enrollmentService(ctx: ControllerContext, reauth: ReauthService)
         if (!(await slots.acquire(deadline - 250))) throw busy;
         try {
           if (!alive()) throw busy;
-          return await enroll(ctx, req, peer, alive);
+          const { res, outcome } = await enroll(ctx, req, peer, alive);
+          metrics.enrollment({ outcome });
+          return res;
         } finally {
           slots.release();
         }
       } catch (err) {
-        ctx.log.info({ peer, code: (err as FerryError).code, err: (err as Error).message }, 'enrollment refused');
+        const code = asFerryError(err).code;
+        ctx.log.info({ peer, code, err: (err as Error).message }, 'enrollment refused');
+        metrics.enrollment({ outcome: 'refused', code });
         throw err;
       }
     }),
@@ -59,7 +65,7 @@ export function enrollmentService(ctx: ControllerContext, reauth: ReauthService)
   };
 }
 
-async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, alive: () => boolean): Promise<EnrollResponse> {
+async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, alive: () => boolean): Promise<{ res: EnrollResponse; outcome: 'enrolled' | 'repeated' }> {
   if (!req.token) throw new FerryError(ErrorCode.TokenMalformed, 'no token in the enrollment request', 'run `ferry-agent join <join-string>`');
   if (!req.facts?.hostname) throw new FerryError(ErrorCode.InvalidArgument, 'enrollment request carries no host facts');
   const csr = await checkCsr(req.csrPem);
@@ -75,7 +81,7 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
   // of spending a second use on a second identity.
   const keyFingerprint = createHash('sha256').update(Buffer.from(csr.publicKey.rawData)).digest('hex');
   const prior = await ctx.agents.byKey(keyFingerprint);
-  if (prior) return reissue(ctx, req, prior, csr.publicKey, peer);
+  if (prior) return { res: await reissue(ctx, req, prior, csr.publicKey, peer), outcome: 'repeated' };
   const id = newAgentId();
   // Older agents report Node's architecture names (x64); labels and facts use the bundles' (amd64).
   const facts = { ...req.facts, arch: platformArch(req.facts.arch) };
@@ -101,11 +107,11 @@ async function enroll(ctx: ControllerContext, req: EnrollRequest, peer: string, 
   });
   await ctx.audit.record(`token:${req.token.split('.')[1] ?? '?'}`, 'agent.enroll', id, { hostname: req.facts.hostname, peer });
   ctx.log.info({ agent: id, hostname: req.facts.hostname, peer }, 'agent enrolled');
-  return {
+  return { outcome: 'enrolled', res: {
     agentId: id, certPem: issued.certPem, caPem: ctx.ca.certPem, labels: labelsToList(labels),
     operatorKeys: (await ctx.bundles.keys()).map((k) => k.publicPem), serverTimeMs: Date.now(),
     warnings: await duplicateHostnameWarnings(ctx, id, req.facts.hostname),
-  };
+  } };
 }
 
 /** How long after its enrollment a host may repeat it (same key, same token) to get the answer it lost. */

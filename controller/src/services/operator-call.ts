@@ -97,7 +97,7 @@ export type OperatorCalls = Pick<CallBoundary, 'unary' | 'serverStream' | 'clien
  * the method; on the local Unix socket the socket's file mode (0600) is the
  * access control, and the caller is "local" with the admin role.
  */
-export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db'>, opts: { requireOperatorCert: boolean }, api: string): OperatorCalls {
+export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db' | 'metrics'>, opts: { requireOperatorCert: boolean }, api: string): OperatorCalls {
   const operators = new OperatorStore(ctx.db);
   const caller = async (call: CallWithAuth, method: string): Promise<string> => {
     if (!opts.requireOperatorCert) {
@@ -113,7 +113,7 @@ export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db'>,
   };
   // Streams (exec, run, rollout watch) are checked again while open, so a
   // revoked operator's stream ends within OPERATOR_RECHECK_MS on every replica.
-  const boundary = new CallBoundary({ api, log: ctx.log, caller, recheckMs: opts.requireOperatorCert ? OPERATOR_RECHECK_MS : undefined });
+  const boundary = new CallBoundary({ api, log: ctx.log, metrics: ctx.metrics, caller, recheckMs: opts.requireOperatorCert ? OPERATOR_RECHECK_MS : undefined });
   return {
     unary: boundary.unary.bind(boundary),
     serverStream: boundary.serverStream.bind(boundary),

@@ -71,7 +71,7 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
     }
   };
   const boundary = new CallBoundary({
-    api: 'session', log: ctx.log,
+    api: 'session', log: ctx.log, metrics: ctx.metrics,
     caller: (call) => `agent:${agentPeer(call).id}`,
     // Name the agent whenever its certificate does, verified or not (an expired one is the usual case).
     refusedCaller: (call) => (({ claimedId, ...rest }) => ({ agent: claimedId, ...rest }))(claimedPeer(call)),

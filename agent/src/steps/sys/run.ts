@@ -1,6 +1,6 @@
 /**
  * How step executors run programs, on top of the agent's one process runner
- * (agent/src/proc/run-process.ts): host tools (systemctl, ctr, iptables,
+ * (common/src/proc/run-process.ts): host tools (systemctl, ctr, iptables,
  * kubectl) with a plain locale and "not installed" turned into a clear step
  * error, and the commands plans give (exec, assert, wait.for and guards),
  * plus how commands are shown in messages. Every run is reported to the
@@ -8,7 +8,7 @@
  */
 import { ErrorCode } from '../../../../common/src/errors.js';
 import type { Command } from '../../../../common/src/plan/steps/exec.js';
-import { runProcess, type ProcessResult } from '../../proc/run-process.js';
+import { runProcess, type ProcessResult } from '../../../../common/src/proc/run-process.js';
 import type { StepContext } from '../step.js';
 import { StepError, throwIfAborted, type StepErrorCode } from '../step-error.js';
 

@@ -8,7 +8,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import { ErrorCode, FerryError } from '../errors.js';
 
 /** After SIGTERM, how long a process group gets before SIGKILL (one value for every caller). */
 export const KILL_GRACE_MS = 5_000;

@@ -1,5 +1,5 @@
 /**
- * The one way the agent runs a program: in a process group of its own (so a
+ * The one way Ferry runs a program (agent steps and jobs, and both CLIs' systemctl calls): in a process group of its own (so a
  * timeout or a cancel reaches everything it started), stdin from /dev/null
  * unless input is given, lines streamed as they arrive (overlong lines cut),
  * output kept up to a cap, and on timeout or cancel the whole group ended
