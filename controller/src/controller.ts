@@ -233,7 +233,7 @@ export class Controller {
     if (config.registryAddr) {
       registry = await RegistryServer.start({
         addr: config.registryAddr, certChainPem: serverCert.certChainPem, keyPem: serverCert.keyPem, ca,
-        agents: ctx.agents, operators: new OperatorStore(db), bundles, store: ctx.registry, log: log.child({ part: 'registry' }),
+        agents: ctx.agents, operators: new OperatorStore(db), bundles, store: ctx.registry, log: log.child({ part: 'registry' }), metrics,
       });
       opened.push(() => registry!.stop());
       ctx.registryStats = registry.counters;

@@ -280,10 +280,15 @@ describe('registry: pulls by real clients (skopeo) and the pull API', function (
       (e: FerryError) => e.code === ErrorCode.InvalidArgument && /gzip-compressed/.test(e.message) && /uncompressed/.test(e.hint ?? e.message));
   });
 
-  it('counts pulls in memory', () => {
+  it('counts pulls in memory and on /metrics', async () => {
     const s = c.registry!.counters.snapshot();
     assert.ok(s.manifests > 0 && s.blobs > 0 && s.bytes > 3 << 20, JSON.stringify(s));
     assert.ok((s.repositories['docker.io/ferry/hello']?.blobs ?? 0) > 0);
     assert.ok((s.errors['BLOB_UNKNOWN'] ?? 0) > 0 && (s.errors['UNAUTHORIZED'] ?? 0) > 0);
+    const { body } = await c.metrics.scrape();
+    const value = (re: RegExp) => Number(re.exec(body)?.[1] ?? NaN);
+    assert.equal(value(/^ferry_registry_requests_total\{kind="manifest",code="200"\} (\d+)$/m), s.manifests);
+    assert.ok(value(/^ferry_registry_bytes_served_total\{kind="blob"\} (\d+)$/m) > 3 << 20);
+    assert.equal(value(/^ferry_registry_errors_total\{code="UNAUTHORIZED"\} (\d+)$/m), s.errors['UNAUTHORIZED']);
   });
 });

@@ -57,6 +57,8 @@ export interface JobMetrics {
 export interface RegistryMetrics {
   /** One blob or manifest request answered: `kind` blob|manifest|file, `code` the HTTP status, `bytes` sent. */
   registryPull(kind: string, code: number, bytes: number): void;
+  /** A registry or files request refused or failed, by its error code (UNAUTHORIZED, MANIFEST_UNKNOWN, …). */
+  registryError(code: string): void;
 }
 
 /** Everything the controller's parts report; one object (PromMetrics) implements it all. */
@@ -70,4 +72,5 @@ export const NO_METRICS: ControllerMetrics = {
   hostJobStarted: () => undefined,
   stepFinished: () => undefined,
   registryPull: () => undefined,
+  registryError: () => undefined,
 };

@@ -31,9 +31,10 @@ export class PromMetrics implements ControllerMetrics {
   private readonly chunks: Counter;
   private readonly hostJobs: Counter<'kind'>;
   private readonly steps: Counter<'type' | 'status'>;
-  // Registry (OCI pulls over HTTPS): filled by the registry endpoints once they exist.
+  // Registry (OCI pulls over HTTPS): counted by the registry's PullCounters.
   private readonly registryRequests: Counter<'kind' | 'code'>;
   private readonly registryBytes: Counter<'kind'>;
+  private readonly registryErrors: Counter<'code'>;
 
   constructor() {
     const registers = [this.registry];
@@ -58,6 +59,7 @@ export class PromMetrics implements ControllerMetrics {
     for (const kind of ['exec', 'plan']) this.hostJobs.inc({ kind }, 0);
     this.steps = new Counter({ name: 'ferry_step_results_total', help: 'Finished plan steps by step type and status (changed, unchanged, skipped, failed).', labelNames: ['type', 'status'], registers });
     this.registryRequests = new Counter({ name: 'ferry_registry_requests_total', help: 'Registry and files requests answered, by kind (blob, manifest, file) and HTTP status.', labelNames: ['kind', 'code'], registers });
+    this.registryErrors = new Counter({ name: 'ferry_registry_errors_total', help: 'Registry and files requests refused or failed, by error code.', labelNames: ['code'], registers });
     this.registryBytes = new Counter({ name: 'ferry_registry_bytes_served_total', help: 'Bytes sent by the registry and files endpoints, by kind.', labelNames: ['kind'], registers });
   }
 
@@ -82,6 +84,10 @@ export class PromMetrics implements ControllerMetrics {
 
   stepFinished(stepType: string, status: string): void {
     this.steps.inc({ type: stepType, status });
+  }
+
+  registryError(code: string): void {
+    this.registryErrors.inc({ code });
   }
 
   registryPull(kind: string, code: number, bytes: number): void {

@@ -1,3 +1,4 @@
+import { NO_METRICS, type RegistryMetrics } from '../metrics/metrics.js';
 /**
  * Pulls counted in memory, not logged per request: a fleet pulling an image
  * is thousands of requests. A small read interface, so a metrics exporter
@@ -22,8 +23,10 @@ export interface PullStats {
   snapshot(): PullSnapshot;
 }
 
-/** See module comment. */
+/** See module comment. Every count is also handed to the controller's /metrics (`ferry_registry_*`). */
 export class PullCounters implements PullStats {
+  constructor(private readonly metrics: RegistryMetrics = NO_METRICS) {}
+
   private manifests = 0;
   private blobs = 0;
   private files = 0;
@@ -39,6 +42,7 @@ export class PullCounters implements PullStats {
   }
 
   manifest(repository: string, bytes: number): void {
+    this.metrics.registryPull('manifest', 200, bytes);
     this.manifests++;
     this.bytes += bytes;
     const c = this.repo(repository);
@@ -47,6 +51,7 @@ export class PullCounters implements PullStats {
   }
 
   blob(repository: string, bytes: number, partial = false): void {
+    this.metrics.registryPull('blob', partial ? 206 : 200, bytes);
     this.blobs++;
     if (partial) this.partial++;
     this.bytes += bytes;
@@ -56,12 +61,14 @@ export class PullCounters implements PullStats {
   }
 
   file(bytes: number, partial = false): void {
+    this.metrics.registryPull('file', partial ? 206 : 200, bytes);
     this.files++;
     if (partial) this.partial++;
     this.bytes += bytes;
   }
 
   error(code: string): void {
+    this.metrics.registryError(code);
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
   }
 

@@ -1,3 +1,4 @@
+import type { RegistryMetrics } from '../metrics/metrics.js';
 /**
  * The controller's HTTPS listener for the registry (/v2) and the files
  * repository (/files): TLS with the controller's server certificate, client
@@ -38,16 +39,19 @@ export interface RegistryServerOptions {
   bundles: BundleStore;
   store: RegistryStore;
   log: Logger;
+  /** Where pulls are counted for /metrics. */
+  metrics?: RegistryMetrics;
 }
 
 /** See module comment. */
 export class RegistryServer {
-  readonly counters = new PullCounters();
+  readonly counters: PullCounters;
   private readonly deps: RegistryDeps;
   private readonly auth: ClientAuth;
   private readonly sockets = new Set<Socket>();
 
   private constructor(private readonly server: Server, opts: RegistryServerOptions, readonly port: number) {
+    this.counters = new PullCounters(opts.metrics);
     this.deps = { store: opts.store, bytes: new BundleBytes(opts.bundles, opts.log), counters: this.counters, log: opts.log };
     this.auth = new ClientAuth(opts.ca, opts.agents, opts.operators);
   }
