@@ -10,7 +10,8 @@
 //   -> postject NODE_SEA_BLOB            -> chmod 755
 //
 // Usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE]
-//            [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache] [--check]
+//            [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache]
+//            [--agent-version V] [--check]
 //   --arch LIST      architectures to build, comma separated (default amd64,arm64)
 //   --entry FILE     agent entry point (default agent/src/cli/main.ts)
 //   --out-dir DIR    where dist files go (default dist): DIR/ferry-agent-linux-<arch>,
@@ -19,6 +20,8 @@
 //   --if-stale       do nothing for a target newer than every bundled input
 //   --no-strip       keep symbols in the embedded node (bigger, for debugging)
 //   --no-code-cache  do not embed the V8 code cache (slower startup)
+//   --agent-version V  the version the agent reports (default: common/src/version.ts);
+//                    for release candidates and upgrade tests
 //   --check          only report whether this node/platform can build a SEA
 //                    (exit 0 = yes, exit 2 = no; the reason is printed)
 //
@@ -34,6 +37,7 @@
 // Only node built-ins, esbuild's JS API, npm (to fetch a runtime) and tar are used here.
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -69,7 +73,7 @@ const fail = (msg) => {
 
 // ---------------------------------------------------------------- arguments
 
-const USAGE = 'usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE] [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache] [--check]';
+const USAGE = 'usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE] [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache] [--agent-version V] [--check]';
 
 function parseCli() {
   let parsed;
@@ -83,6 +87,7 @@ function parseCli() {
         'if-stale': { type: 'boolean', default: false },
         'no-strip': { type: 'boolean', default: false },
         'no-code-cache': { type: 'boolean', default: false },
+        'agent-version': { type: 'string' },
         check: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -103,6 +108,9 @@ function parseCli() {
   }
   if (v.out && arches.length !== 1) fail(`--out names one file, but --arch lists ${arches.length} architectures (${arches.join(', ')}); use --out-dir, or one --arch\n${USAGE}`);
   const outDir = abs(v['out-dir']);
+  if (v['agent-version'] !== undefined && !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(v['agent-version'])) {
+    fail(`--agent-version ${JSON.stringify(v['agent-version'])} is not a version (MAJOR.MINOR.PATCH[-pre])\n${USAGE}`);
+  }
   return {
     targets: arches.map((arch) => ({ arch, out: v.out ? abs(v.out) : join(outDir, `ferry-agent-linux-${arch}`) })),
     outDir: v.out ? undefined : outDir,
@@ -110,6 +118,7 @@ function parseCli() {
     ifStale: v['if-stale'],
     strip: !v['no-strip'],
     codeCache: !v['no-code-cache'],
+    agentVersion: v['agent-version'] ?? null,
     check: v.check,
     help: v.help,
   };
@@ -207,7 +216,7 @@ const BANNER = [
   'var __ferry_import_meta_url = require("node:url").pathToFileURL(__ferry_filename).href;',
 ].join('\n');
 
-async function bundle(esbuild, entry, outfile, metafile) {
+async function bundle(esbuild, entry, outfile, metafile, agentVersion) {
   let result;
   try {
     result = await esbuild.build({
@@ -232,6 +241,8 @@ async function bundle(esbuild, entry, outfile, metafile) {
         'import.meta.url': '__ferry_import_meta_url',
         'import.meta.filename': '__ferry_filename',
         'import.meta.dirname': '__ferry_dirname',
+        // common/src/version.ts reports this instead of its constant when set.
+        __FERRY_BUILD_VERSION__: agentVersion ? JSON.stringify(agentVersion) : 'undefined',
       },
       plugins: [stubPlugin],
     });
@@ -291,9 +302,14 @@ async function bundle(esbuild, entry, outfile, metafile) {
 
 // ---------------------------------------------------------------- freshness
 
+/** Intermediate files of one output (named and hashed by its path, so builds into other directories do not share them). */
+function workDir(out) {
+  return join(ROOT, 'dist', '.sea', `${basename(out)}-${createHash('sha256').update(out).digest('hex').slice(0, 8)}`);
+}
+
 /** What a target's manifest records; a change in any of these means a rebuild. */
 function settingsOf(opts, t) {
-  return { entry: opts.entry, out: t.out, arch: t.arch, node: process.version, strip: opts.strip, codeCache: t.codeCache };
+  return { entry: opts.entry, out: t.out, arch: t.arch, node: process.version, strip: opts.strip, codeCache: t.codeCache, agentVersion: opts.agentVersion };
 }
 
 function isFresh(opts, t, manifestPath) {
@@ -346,7 +362,7 @@ function makeBlob(work, bundleFile, codeCache) {
 
 /** Builds one target from the shared esbuild bundle. */
 async function buildTarget(opts, t, bundled) {
-  const work = join(ROOT, 'dist', '.sea', basename(t.out));
+  const work = workDir(t.out);
   const manifestPath = join(work, 'manifest.json');
   const t0 = performance.now();
   console.log(`${rel(t.out)} (linux-${t.arch}${t.codeCache ? '' : ', no code cache'})`);
@@ -436,7 +452,7 @@ async function main() {
   if (!existsSync(opts.entry)) fail(`entry point ${rel(opts.entry)} does not exist (pass --entry FILE)`);
 
   const targets = opts.targets.map((t) => ({ ...t, codeCache: opts.codeCache && isHostArch(t.arch) }));
-  const stale = targets.filter((t) => !(opts.ifStale && isFresh(opts, t, join(ROOT, 'dist', '.sea', basename(t.out), 'manifest.json'))));
+  const stale = targets.filter((t) => !(opts.ifStale && isFresh(opts, t, join(workDir(t.out), 'manifest.json'))));
   for (const t of targets.filter((x) => !stale.includes(x))) console.log(`${rel(t.out)} is up to date (${mb(statSync(t.out).size)})`);
   if (!stale.length) {
     linkHostBinary(opts);
@@ -445,7 +461,8 @@ async function main() {
 
   const t0 = performance.now();
   console.log(`building ${stale.map((t) => rel(t.out)).join(', ')} from ${rel(opts.entry)} (node ${process.version}, on ${process.platform}-${process.arch})`);
-  const work = join(ROOT, 'dist', '.sea', 'bundle');
+  // Per output directory: builds into other directories (another --agent-version) must not share a bundle.
+  const work = workDir(`${opts.outDir ?? opts.targets[0].out}/bundle`);
   mkdirSync(work, { recursive: true });
 
   let esbuild;
@@ -459,7 +476,7 @@ async function main() {
   const file = join(work, 'ferry-agent.cjs');
   let bundled;
   await step('bundle   (esbuild)', async () => {
-    bundled = await bundle(esbuild, opts.entry, file, join(work, 'metafile.json'));
+    bundled = await bundle(esbuild, opts.entry, file, join(work, 'metafile.json'), opts.agentVersion);
     return bundled.note;
   });
   for (const d of bundled.dynamic) console.log(`    note: ${d}`);

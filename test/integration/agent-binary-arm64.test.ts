@@ -67,4 +67,10 @@ describe('agent single executable for arm64 (dist/ferry-agent-linux-arm64, under
     assert.equal(r.status, 0, output(r));
     assert.match(r.stdout, /\b\d+\.\d+\.\d+\b/, output(r));
   });
+
+  it('version --json reports arm64 (the runtime inside is arm64 node, not this machine\'s)', () => {
+    const r = qemu(['version', '--json', '--state', '/nonexistent-ferry-state']);
+    assert.equal(r.status, 0, output(r));
+    assert.equal(JSON.parse(r.stdout).arch, 'arm64', output(r));
+  });
 });

@@ -19,7 +19,7 @@ export function agentState(a: AgentInfo): AgentState {
  */
 export function agentJson(a: AgentInfo) {
   return { id: a.id, hostname: a.hostname, state: agentState(a), connected: a.connected, labels: listToLabels(a.labels),
-    agentVersion: a.agentVersion, lastSeenMs: a.lastSeenMs, enrolledAtMs: a.enrolledAtMs, revokedAtMs: a.revokedAtMs || null,
+    agentVersion: a.agentVersion, protocolVersion: a.protocolVersion, previousAgentVersion: a.previousAgentVersion || null, lastSeenMs: a.lastSeenMs, enrolledAtMs: a.enrolledAtMs, revokedAtMs: a.revokedAtMs || null,
     certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null };
 }
 
@@ -46,7 +46,7 @@ export function sortAgents(agents: AgentInfo[], sort: AgentSort): AgentInfo[] {
       case 'id': return a.id;
       case 'state': return agentState(a);
       case 'last-seen': return -(a.connected ? Number.MAX_SAFE_INTEGER : a.lastSeenMs);
-      case 'version': return a.agentVersion;
+      case 'version': return a.agentVersion.replace(/\d+/g, (n) => n.padStart(6, '0'));
       default: return a.hostname;
     }
   };
@@ -72,8 +72,8 @@ export function renderAgents(agents: AgentInfo[], output: 'table' | 'wide', widt
   if (output === 'wide') {
     const tools = (a: AgentInfo) => (a.facts?.tools ?? []).filter((t) => t.present).map((t) => t.name).join(',');
     out = table([
-      ['HOSTNAME', 'ID', 'STATE', 'LAST SEEN', 'VERSION', 'OS', 'ARCH', 'CPU', 'MEM', 'CERT EXPIRES', 'TOOLS', 'LABELS'],
-      ...agents.map((a) => [host(a), a.id, agentState(a), seen(a), a.agentVersion, `${a.facts?.os ?? ''} ${a.facts?.osRelease ?? ''}`.trim(),
+      ['HOSTNAME', 'ID', 'STATE', 'LAST SEEN', 'VERSION', 'PREVIOUS', 'OS', 'ARCH', 'CPU', 'MEM', 'CERT EXPIRES', 'TOOLS', 'LABELS'],
+      ...agents.map((a) => [host(a), a.id, agentState(a), seen(a), a.agentVersion, a.previousAgentVersion || '-', `${a.facts?.os ?? ''} ${a.facts?.osRelease ?? ''}`.trim(),
         a.facts?.arch ?? '', String(a.facts?.cpus ?? ''), bytes(a.facts?.memoryBytes ?? 0), new Date(a.certNotAfterMs).toISOString().slice(0, 16), tools(a), userLabels(a)]),
     ]);
   } else {
@@ -103,7 +103,7 @@ export function renderAgent(a: AgentInfo): string {
     ['certificate', `expires ${new Date(a.certNotAfterMs).toISOString()}${a.certNotAfterMs < Date.now() ? ' (expired: the agent re-authenticates with its key when it connects)' : ''}`],
     ...(a.revokedAtMs ? [['revoked', new Date(a.revokedAtMs).toISOString()] as [string, string]] : []),
     ...(a.reauthAllowedAtMs ? [['re-auth allowed', new Date(a.reauthAllowedAtMs).toISOString()] as [string, string]] : []),
-    ['agent version', a.agentVersion],
+    ['agent version', `${a.agentVersion}${a.protocolVersion ? ` (protocol ${a.protocolVersion})` : ''}${a.previousAgentVersion ? `; ${a.previousAgentVersion} kept for rollback` : ''}`],
     ['os', `${f?.os ?? ''} ${f?.osRelease ?? ''}, kernel ${f?.kernel ?? '?'}, ${f?.arch ?? '?'}`],
     ['cpu / memory', `${f?.cpus ?? '?'} / ${bytes(f?.memoryBytes ?? 0)}`],
     ['tools', (f?.tools ?? []).map((t) => `${t.name}${t.present ? (t.version ? ` ${t.version}` : '') : ' (missing)'}`).join(', ') || '-'],

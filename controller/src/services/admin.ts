@@ -29,7 +29,7 @@ function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, str
   const live = ctx.sessions.get(a.id);
   return {
     id: a.id, hostname: a.hostname, labels: labelsToList(a.labels), connected: Boolean(live),
-    lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, facts: a.facts,
+    lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, protocolVersion: a.protocolVersion, previousAgentVersion: a.previousVersion, facts: a.facts,
     enrolledAtMs: a.enrolledAt, revokedAtMs: a.revokedAt ?? 0, certNotAfterMs: a.certNotAfter,
     peerAddress: live?.peerAddress ?? '', reauthAllowedAtMs: a.reauthAllowedAt ?? 0,
     bundles: held.get(a.id) ?? [],

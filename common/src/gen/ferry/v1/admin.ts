@@ -254,6 +254,10 @@ export interface AgentInfo {
   bundles: string[];
   /** when an operator last allowed re-authentication past the window; 0 = never */
   reauthAllowedAtMs: number;
+  /** session protocol of the agent's last hello; 0 = unknown */
+  protocolVersion: number;
+  /** kept on the host for rollback; empty = none */
+  previousAgentVersion: string;
 }
 
 export interface ListAgentsRequest {
@@ -4002,6 +4006,8 @@ function createBaseAgentInfo(): AgentInfo {
     peerAddress: "",
     bundles: [],
     reauthAllowedAtMs: 0,
+    protocolVersion: 0,
+    previousAgentVersion: "",
   };
 }
 
@@ -4045,6 +4051,12 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.reauthAllowedAtMs !== 0) {
       writer.uint32(104).int64(message.reauthAllowedAtMs);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(112).uint32(message.protocolVersion);
+    }
+    if (message.previousAgentVersion !== "") {
+      writer.uint32(122).string(message.previousAgentVersion);
     }
     return writer;
   },
@@ -4166,6 +4178,22 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.reauthAllowedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.previousAgentVersion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4223,6 +4251,16 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : isSet(object.reauth_allowed_at_ms)
         ? globalThis.Number(object.reauth_allowed_at_ms)
         : 0,
+      protocolVersion: isSet(object.protocolVersion)
+        ? globalThis.Number(object.protocolVersion)
+        : isSet(object.protocol_version)
+        ? globalThis.Number(object.protocol_version)
+        : 0,
+      previousAgentVersion: isSet(object.previousAgentVersion)
+        ? globalThis.String(object.previousAgentVersion)
+        : isSet(object.previous_agent_version)
+        ? globalThis.String(object.previous_agent_version)
+        : "",
     };
   },
 
@@ -4267,6 +4305,12 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.reauthAllowedAtMs !== 0) {
       obj.reauthAllowedAtMs = Math.round(message.reauthAllowedAtMs);
     }
+    if (message.protocolVersion !== 0) {
+      obj.protocolVersion = Math.round(message.protocolVersion);
+    }
+    if (message.previousAgentVersion !== "") {
+      obj.previousAgentVersion = message.previousAgentVersion;
+    }
     return obj;
   },
 
@@ -4290,6 +4334,8 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.peerAddress = object.peerAddress ?? "";
     message.bundles = object.bundles?.map((e) => e) || [];
     message.reauthAllowedAtMs = object.reauthAllowedAtMs ?? 0;
+    message.protocolVersion = object.protocolVersion ?? 0;
+    message.previousAgentVersion = object.previousAgentVersion ?? "";
     return message;
   },
 };
