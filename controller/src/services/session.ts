@@ -1,6 +1,6 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentMessage, AgentSessionServer, ControllerMessage, LeaveRequest, LeaveResponse } from '../../../common/src/gen/ferry/v1/session.js';
-import type { Hello } from '../../../common/src/gen/ferry/v1/session.js';
+import { AgentUpgradeOutcome, type Hello } from '../../../common/src/gen/ferry/v1/session.js';
 import { agentCompat } from '../../../common/src/version.js';
 import { checkCsr } from '../pki/csr.js';
 import { AgentConnection, type ConnectionHooks } from '../sessions/agent-connection.js';
@@ -53,6 +53,8 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
           break;
         case 'upgradeReport':
           await ctx.agentUpgrades.record(conn.agentId, m.msg.value);
+          // Sent after the commit, which came after this session's hello: the kept version changed since.
+          if (m.msg.value.outcome === AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED) await ctx.agents.setPreviousVersion(conn.agentId, m.msg.value.fromVersion);
           break;
         case 'bundleProgress':
           await ctx.prefetch.onProgress(conn.agentId, m.msg.value);

@@ -106,6 +106,11 @@ export class AgentStore {
     }
   }
 
+  /** The version a host keeps for rollback, from an upgrade report sent after the session's hello. */
+  async setPreviousVersion(id: string, version: string): Promise<void> {
+    await this.db.run('UPDATE agents SET previous_version = ? WHERE id = ?', [version, id]);
+  }
+
   async setCert(id: string, serial: string, notAfter: number): Promise<void> {
     await this.db.run('UPDATE agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?', [serial, notAfter, id]);
   }
