@@ -192,7 +192,8 @@ describe('e2e: agent self-upgrade with rollback on a simulated host', function (
     assert.deepEqual([v.version, v.previous], ['0.0.9', '0.1.0']);
     await connectedAs('0.0.9', '0.1.0');
     const journal = await h.execOk(['journalctl', '-u', 'ferry-agent', '-o', 'cat', '--no-pager', '-n', '200']);
-    assert.match(journal, /on trial without a watcher/);
+    // The guard (ExecStartPre of the old binary) started the watcher before the new version ran.
+    assert.match(journal, /upgrade in flight without a watcher; starting one/);
   });
 
   it('a host reboot right after the switch: the new version comes up at boot and commits', async () => {
@@ -207,5 +208,23 @@ describe('e2e: agent self-upgrade with rollback on a simulated host', function (
     assert.equal(v.last!.outcome, 'committed', JSON.stringify(v.last));
     assert.deepEqual([v.version, v.previous], ['0.1.0', '0.0.9']);
     await connectedAs('0.1.0', '0.0.9');
+  });
+
+  it('a reboot right after switching to a version that crashes at start: the guard starts a watcher at boot, which rolls back', async () => {
+    await h.execOk(['rm', '-f', '/var/lib/ferry-agent/upgrade/held-switched']);
+    const cli = h.exec([BIN, 'upgrade', '--binary', '/root/crash-0.1.1', '--retry-failed', '--json'], { env: { FERRY_AGENT_TEST_HOLD_UPGRADE: 'switched' }, timeoutMs: 120_000 })
+      .catch(() => undefined);
+    await waitFor(async () => (await h.exec(['test', '-e', '/var/lib/ferry-agent/upgrade/held-switched'])).exitCode === 0, 60_000, 'switch done');
+    const id = (await h.execOk(['sh', '-c', 'grep -o \'"id": "[^"]*"\' /var/lib/ferry-agent/upgrade/state.json | head -1 | cut -d\\" -f4'])).trim();
+    assert.match(await h.execOk(['cat', '/etc/systemd/system/ferry-agent.service.d/ferry-upgrade-guard.conf']), /ExecStartPre=-\/var\/lib\/ferry-agent\/versions\/0\.1\.0\/ferry-agent upgrade-guard/);
+    await h.reboot(120_000);
+    await cli;
+    const v = await settled(id);
+    assert.equal(v.last!.outcome, 'rolled-back', JSON.stringify(v.last));
+    assert.match(v.last!.reason, /the new version exited/);
+    assert.equal(v.version, '0.1.0');
+    assert.equal((await h.exec(['test', '-e', '/etc/systemd/system/ferry-agent.service.d/ferry-upgrade-guard.conf'])).exitCode, 1, 'guard removed');
+    await h.waitActive('ferry-agent.service', 30_000);
+    await connectedAs('0.1.0');
   });
 });

@@ -14,6 +14,7 @@ import { Exit } from '../../../common/src/exit-codes.js';
 import { createLogger } from '../../../common/src/log.js';
 import { FERRY_VERSION, PROTOCOL_VERSION } from '../../../common/src/version.js';
 import { loadAgentConfig } from '../config.js';
+import { runGuard } from '../upgrade/guard.js';
 import { startUpgrade } from '../upgrade/start-upgrade.js';
 import { systemUpgradeHost } from '../upgrade/upgrade-host.js';
 import { loadUpgradeState, type UpgradeStateData } from '../upgrade/upgrade-state.js';
@@ -70,6 +71,13 @@ export async function cmdUpgrade(args: string[]): Promise<number> {
   const rec = { upgradeId, from: started.from, to: started.to, watcherUnit: started.watcherUnit, deadlineMs: started.deadlineMs };
   process.stdout.write(values.json ? `${JSON.stringify(rec)}\n`
     : `upgrading ${started.from} -> ${started.to} (${upgradeId}): installed and switched; ${started.watcherUnit} restarts ${unit} and rolls back unless ${started.to} reconnects by ${new Date(started.deadlineMs).toISOString()}\nfollow: journalctl -u ${started.watcherUnit} -f; result: ferry-agent version\n`);
+  return Exit.Ok;
+}
+
+export async function cmdUpgradeGuard(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, common, false);
+  const cfg = loadAgentConfig({ state: values.state }, values.config);
+  await runGuard(cfg.stateDir, systemUpgradeHost, createLogger({ name: 'ferry-agent-upgrade-guard', level: cfg.logLevel, fd: 1 }));
   return Exit.Ok;
 }
 

@@ -1,5 +1,5 @@
 import type { Handlers } from '../../../common/src/cli/dispatch.js';
-import { cmdUpgrade, cmdUpgradeWatch, cmdVersion } from './cmd-upgrade.js';
+import { cmdUpgrade, cmdUpgradeGuard, cmdUpgradeWatch, cmdVersion } from './cmd-upgrade.js';
 import { cmdInstallService, cmdJoin, cmdReset, cmdRun, cmdStatus, cmdUninstallService } from './commands.js';
 
 /** Each command of the table (table.ts) and the function that runs it. */
@@ -13,4 +13,5 @@ export const AGENT_HANDLERS: Handlers = {
   version: cmdVersion,
   upgrade: cmdUpgrade,
   'upgrade-watch': cmdUpgradeWatch,
+  'upgrade-guard': cmdUpgradeGuard,
 };

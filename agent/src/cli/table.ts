@@ -72,6 +72,8 @@ export const AGENT_CLI: CliSpec = withBuiltins({
     { name: 'upgrade-watch', summary: 'internal: watches a self-upgrade to its commit or rollback (started by systemd-run)', shared: true,
       flags: { adopt: { type: 'boolean', help: 'the new version already runs (restarted after a crash or reboot): watch without restarting it' } },
       examples: [] },
+    { name: 'upgrade-guard', summary: 'internal: before each start of the agent while an upgrade is in flight, makes sure a watcher runs (a systemd drop-in runs it)', shared: true,
+      examples: [] },
   ],
   shared: {
     title: 'Common flags',

@@ -11,6 +11,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { createCsr, keyPairFromPem } from '../../../common/src/pki.js';
 import { FERRY_VERSION, PROTOCOL_VERSION } from '../../../common/src/version.js';
 import { commitIfOnTrial } from '../upgrade/trial.js';
+import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
 import { loadUpgradeState, toReport } from '../upgrade/upgrade-state.js';
 import { certLease, reauthenticate } from '../enroll/reauth.js';
 import { probeController } from '../enroll/tls-probe.js';
@@ -37,6 +38,8 @@ export interface SessionOptions {
   bandwidthBytesPerSec?: number;
   executors?: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
+  /** systemd and the binary, for committing a self-upgrade (tests pass a fake). */
+  upgradeHost?: UpgradeHost;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -208,7 +211,7 @@ export class SessionLoop {
             if (w.advice) this.opts.log.warn({ controller: address, advice: w.advice }, 'the controller advises an upgrade');
             this.outbox.attach(send, w.acked);
             // Connected over mTLS: a new version on trial checks itself and commits now.
-            const committed = commitIfOnTrial(this.opts.state, this.opts.log);
+            const committed = commitIfOnTrial(this.opts.state, this.opts.log, this.opts.upgradeHost ?? systemUpgradeHost);
             if (committed) send({ msg: { $case: 'upgradeReport', value: committed } });
             const every = Math.max(100, w.heartbeatIntervalMs || 15_000);
             heartbeat = setInterval(() => {

@@ -16,6 +16,7 @@ import { fsyncDir, writeFileAtomic, writeFileAtomicAsync } from '../../../common
 import { FERRY_VERSION, versionProblem } from '../../../common/src/version.js';
 import { ensureFreeSpace, realStatfs, type StatfsFn } from '../bundles/disk-space.js';
 import { sha256File } from '../steps/util/file-ops.js';
+import { installGuard, removeGuard } from './guard.js';
 import type { UpgradeHost } from './upgrade-host.js';
 import { loadUpgradeState, saveUpgradeState, UpgradePaths, type LastUpgrade, type PendingUpgrade } from './upgrade-state.js';
 
@@ -167,6 +168,8 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
   const inProgress: LastUpgrade = { upgradeId: o.upgradeId, from, to, outcome: 'in-progress', reason: 'installed; switching', logTail: [], errorCode: '', atMs: now() };
   saveUpgradeState(o.stateDir, { ...state, pending, last: inProgress });
   await hold(o, 'installed');
+  // From here every start of the unit makes sure a watcher runs (guard.ts), whatever happens to this process.
+  await installGuard(o.host, pending, o.stateDir);
 
   await pointLink(link, pending.toBinary);
   const switchedAtMs = now();
@@ -178,6 +181,7 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
   const r = await o.host.systemdRun(switched.watcherUnit, [switched.fromBinary, 'upgrade-watch', '--state', o.stateDir]);
   if (r.exitCode !== 0) {
     await pointLink(link, switched.fromBinary);
+    await removeGuard(o.host, o.unit);
     const d = loadUpgradeState(o.stateDir);
     delete d.pending;
     saveUpgradeState(o.stateDir, d);

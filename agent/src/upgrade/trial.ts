@@ -18,14 +18,10 @@ import type { AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/sessio
 import type { Logger } from '../../../common/src/log.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
 import type { AgentState } from '../state/agent-state.js';
+import { ensureWatcher, removeGuard, watcherRunning } from './guard.js';
 import { linkTarget, pointLink } from './start-upgrade.js';
 import type { UpgradeHost } from './upgrade-host.js';
 import { loadUpgradeState, saveUpgradeState, toReport, UpgradePaths } from './upgrade-state.js';
-
-async function watcherRunning(host: UpgradeHost, unit: string): Promise<boolean> {
-  const st = await host.unitState(unit);
-  return st.activeState === 'active' || st.activeState === 'activating' || st.activeState === 'reloading';
-}
 
 /** Resolves an upgrade left in flight (see the module comment). Never throws: the agent must start whatever happens. */
 export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: Logger, now: () => number = Date.now): Promise<void> {
@@ -39,15 +35,11 @@ export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: L
         const t = now();
         saveUpgradeState(stateDir, { ...d, pending: { ...p, phase: 'switched', switchedAtMs: t, deadlineMs: t + p.windowMs } });
       }
-      if (!await watcherRunning(host, p.watcherUnit)) {
-        log.warn({ upgrade: p.id, from: p.from }, 'on trial without a watcher (the switch was interrupted); starting one');
-        const r = await host.systemdRun(`${p.watcherUnit.replace(/\.service$/, '')}-adopt-${now().toString(36)}.service`,
-          [p.fromBinary, 'upgrade-watch', '--state', stateDir, '--adopt']);
-        if (r.exitCode !== 0) log.error({ output: r.output }, 'could not start the upgrade watcher; this version commits once connected, but nothing rolls it back');
-      }
+      // Normally the guard (ExecStartPre) has started one already.
+      await ensureWatcher(host, p, stateDir, log.child({ note: 'on trial' }));
       return;
     }
-    if (await watcherRunning(host, p.watcherUnit)) return; // it is mid-restart or mid-rollback
+    if (await watcherRunning(host, p)) return; // it is mid-restart or mid-rollback
     if (existsSync(p.link) && linkTarget(p.link) !== p.fromBinary) await pointLink(p.link, p.fromBinary);
     delete d.pending;
     d.last = {
@@ -55,6 +47,7 @@ export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: L
       reason: `the upgrade to ${p.to} was interrupted before the new version ran (the agent or the host stopped during the switch); ${FERRY_VERSION} runs, and ${p.to} may be tried again`,
     };
     saveUpgradeState(stateDir, d);
+    await removeGuard(host, p.unit);
     log.warn({ upgrade: p.id, to: p.to }, 'an interrupted upgrade was rolled back');
   } catch (err) {
     log.error({ err: (err as Error).message }, 'could not resolve the upgrade in flight');
@@ -66,7 +59,7 @@ export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: L
  * itself and commits. Returns the report to send, or undefined when there
  * was nothing to commit.
  */
-export function commitIfOnTrial(state: AgentState, log: Logger, now: () => number = Date.now): AgentUpgradeReport | undefined {
+export function commitIfOnTrial(state: AgentState, log: Logger, host: UpgradeHost, now: () => number = Date.now): AgentUpgradeReport | undefined {
   const d = loadUpgradeState(state.dir);
   const p = d.pending;
   if (!p || p.to !== FERRY_VERSION) return undefined;
@@ -82,6 +75,7 @@ export function commitIfOnTrial(state: AgentState, log: Logger, now: () => numbe
   saveUpgradeState(state.dir, d);
   log.info({ upgrade: p.id, from: p.from, to: p.to }, 'upgrade committed; the previous version is kept for rollback');
   pruneVersions(state.dir, [p.to, p.from], log);
+  removeGuard(host, p.unit).catch((err: Error) => log.error({ err: err.message }, 'could not remove the upgrade guard drop-in'));
   return toReport(d.last);
 }
 

@@ -26,8 +26,8 @@ export interface UpgradeHost {
   /** Whether this process is the single executable (a node running a script cannot replace itself). */
   isSingleBinary(): boolean;
   systemctl(args: string[]): Promise<{ exitCode: number; output: string }>;
-  /** Starts `argv` as a transient service `unit`, outside this process's cgroup. */
-  systemdRun(unit: string, argv: string[]): Promise<{ exitCode: number; output: string }>;
+  /** Starts `argv` as a transient service `unit`, outside this process's cgroup (noBlock: do not wait for it to start). */
+  systemdRun(unit: string, argv: string[], opts?: { noBlock?: boolean }): Promise<{ exitCode: number; output: string }>;
   unitState(unit: string): Promise<UnitState>;
   /** The unit's log lines since `sinceMs` (at most `lines`, the last ones). */
   journalTail(unit: string, sinceMs: number, lines: number): Promise<string[]>;
@@ -69,7 +69,7 @@ export const systemUpgradeHost: UpgradeHost = {
   },
   isSingleBinary: () => isSea(),
   systemctl: (args) => run(['systemctl', ...args]),
-  systemdRun: (unit, argv) => run(['systemd-run', `--unit=${unit}`, '--collect', '--quiet', '--service-type=exec',
+  systemdRun: (unit, argv, opts) => run(['systemd-run', `--unit=${unit}`, '--collect', '--quiet', '--service-type=exec', ...(opts?.noBlock ? ['--no-block'] : []),
     '--property=KillMode=process', '--description=ferry-agent self-upgrade watcher', ...argv]),
   async unitState(unit) {
     const r = await run(['systemctl', 'show', unit, '--property=ActiveState,SubState,NRestarts,MainPID,ExecMainStatus']);

@@ -12,6 +12,7 @@
 import type { Clock } from '../../../common/src/clock.js';
 import { ErrorCode } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
+import { removeGuard } from './guard.js';
 import { pointLink } from './start-upgrade.js';
 import type { UnitState, UpgradeHost } from './upgrade-host.js';
 import { loadUpgradeState, saveUpgradeState, type PendingUpgrade } from './upgrade-state.js';
@@ -91,6 +92,7 @@ async function rollback(o: WatchOptions, p: PendingUpgrade, reason: string): Pro
   d.failed[p.to] = { upgradeId: p.id, atMs: at, reason };
   d.last = { upgradeId: p.id, from: p.from, to: p.to, outcome: 'rolled-back', reason, logTail, errorCode: ErrorCode.UpgradeRolledBack, atMs: at };
   saveUpgradeState(o.stateDir, d);
+  await removeGuard(o.host, p.unit);
   await o.host.systemctl(['reset-failed', p.unit]);
   const r = await o.host.systemctl(['start', p.unit]);
   if (r.exitCode !== 0) o.log.error({ unit: p.unit, output: r.output }, 'the previous version did not start');
