@@ -82,6 +82,17 @@ describe('e2e: agent self-upgrade with rollback on a simulated host', function (
     }, 60_000, `agent connected as ${version}`);
   }
 
+  /** The controller's record of the host's last upgrade (`ferry agents ls --json`), once it is `upgradeId`'s. */
+  async function reported(upgradeId: string): Promise<{ outcome: string; reason: string; logTail: string[]; from: string; to: string }> {
+    type Last = { upgradeId: string; outcome: string; reason: string; logTail: string[]; from: string; to: string } | null;
+    let last: Last = null;
+    await waitFor(async () => {
+      last = jsonLines<{ lastUpgrade: Last }>((await ferry('agents', 'ls', '--json')).stdout)[0]?.lastUpgrade ?? null;
+      return last?.upgradeId === upgradeId;
+    }, 60_000, `the controller told of ${upgradeId}`);
+    return last!;
+  }
+
   async function upgrade(binary: string, ...extra: string[]): Promise<{ code: number; upgradeId?: string; out: string }> {
     const r = await h.exec([BIN, 'upgrade', '--binary', binary, '--json', ...extra], { timeoutMs: 120_000 });
     const out = r.stdout + r.stderr;
@@ -132,6 +143,7 @@ describe('e2e: agent self-upgrade with rollback on a simulated host', function (
     assert.equal((await h.execOk(['cat', '/var/lib/ferry-agent/versions/0.1.0/.complete'])).trim().length, 64);
     assert.equal(await h.isActive('ferry-agent.service'), 'active');
     await connectedAs('0.1.0', '0.0.9');
+    assert.equal((await reported(u.upgradeId!)).outcome, 'committed');
     const text = await h.execOk([BIN, 'version']);
     assert.match(text, /^ferry-agent 0\.1\.0 \(linux-amd64, protocol 1\)\nprevious: 0\.0\.9\n/);
   });
@@ -147,6 +159,13 @@ describe('e2e: agent self-upgrade with rollback on a simulated host', function (
     assert.deepEqual(v.failed.map((f) => f.version), ['0.1.1']);
     assert.equal((await h.execOk(['readlink', BIN])).trim(), '/var/lib/ferry-agent/versions/0.1.0/ferry-agent');
     await connectedAs('0.1.0');
+    // The restored version told the controller, with the new version's last log lines.
+    const r = await reported(u.upgradeId!);
+    assert.deepEqual([r.outcome, r.from, r.to], ['rolled-back', '0.1.0', '0.1.1']);
+    assert.ok(r.logTail.some((l) => l.includes('panic: simulated crash at start of 0.1.1')), r.logTail.join('\n'));
+    const show = await ferry('agents', 'show', h.name);
+    assert.match(show.stdout, /last upgrade:\s+0\.1\.0 -> 0\.1\.1 rolled-back .*the new version exited/);
+    assert.match(show.stdout, /its last log lines:\n(.*\n)*\s+panic: simulated crash/);
   });
 
   it('a version that starts but never reaches the controller is rolled back after the window', async () => {
@@ -160,6 +179,7 @@ describe('e2e: agent self-upgrade with rollback on a simulated host', function (
     assert.ok(v.last!.logTail.some((l) => l.includes('dialing a controller that is not there')), v.last!.logTail.join('\n'));
     assert.equal(v.version, '0.1.0');
     await connectedAs('0.1.0');
+    assert.match((await reported(u.upgradeId!)).reason, /did not reconnect/);
   });
 
   it('the same broken version is not tried again unless asked (--retry-failed)', async () => {

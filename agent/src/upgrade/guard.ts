@@ -16,21 +16,21 @@ import { loadUpgradeState, type PendingUpgrade } from './upgrade-state.js';
 const DROP_IN = 'ferry-upgrade-guard.conf';
 
 /** Where the drop-in for `unit` goes (beside systemd's own admin units). */
-export function guardPath(unit: string, unitDir = '/etc/systemd/system'): string {
+export function guardPath(unit: string, unitDir: string): string {
   return join(unitDir, `${unit}.d`, DROP_IN);
 }
 
 /** Installs the drop-in (runs `fromBinary upgrade-guard` before each start) and reloads systemd. */
 export async function installGuard(host: UpgradeHost, p: Pick<PendingUpgrade, 'unit' | 'fromBinary'>, stateDir: string): Promise<void> {
   // "-": a guard that fails must never keep the agent from starting.
-  writeFileAtomic(guardPath(p.unit), `# Written by a ferry-agent self-upgrade; removed when it commits or rolls back.\n[Service]\nExecStartPre=-${p.fromBinary} upgrade-guard --state ${stateDir}\n`,
+  writeFileAtomic(guardPath(p.unit, host.unitDir), `# Written by a ferry-agent self-upgrade; removed when it commits or rolls back.\n[Service]\nExecStartPre=-${p.fromBinary} upgrade-guard --state ${stateDir}\n`,
     { mode: 0o644, dirMode: 0o755 });
   await host.systemctl(['daemon-reload']);
 }
 
 /** Removes the drop-in (when there) and reloads systemd. */
 export async function removeGuard(host: UpgradeHost, unit: string): Promise<void> {
-  const path = guardPath(unit);
+  const path = guardPath(unit, host.unitDir);
   if (!existsSync(path)) return;
   rmSync(path, { force: true });
   await host.systemctl(['daemon-reload']);

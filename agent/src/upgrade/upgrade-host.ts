@@ -19,6 +19,8 @@ export interface UnitState {
 }
 
 export interface UpgradeHost {
+  /** Where systemd drop-ins for the agent's unit go (/etc/systemd/system). */
+  readonly unitDir: string;
   /** The systemd service this process runs in (from /proc/self/cgroup), or undefined outside one. */
   ownUnit(): string | undefined;
   /** The program path systemd started this process with (argv[0] of /proc/self/cmdline). */
@@ -53,6 +55,7 @@ export function unitFromCgroup(text: string): string | undefined {
 
 /** The real host. */
 export const systemUpgradeHost: UpgradeHost = {
+  unitDir: '/etc/systemd/system',
   ownUnit() {
     try {
       return unitFromCgroup(readFileSync('/proc/self/cgroup', 'utf8'));

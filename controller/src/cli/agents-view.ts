@@ -1,5 +1,6 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentInfo } from '../../../common/src/gen/ferry/v1/admin.js';
+import { AgentUpgradeOutcome, type AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
 import { listToLabels } from '../../../common/src/labels.js';
 import { ago, bytes, fit, table } from '../../../common/src/table.js';
 
@@ -20,7 +21,17 @@ export function agentState(a: AgentInfo): AgentState {
 export function agentJson(a: AgentInfo) {
   return { id: a.id, hostname: a.hostname, state: agentState(a), connected: a.connected, labels: listToLabels(a.labels),
     agentVersion: a.agentVersion, protocolVersion: a.protocolVersion, previousAgentVersion: a.previousAgentVersion || null, lastSeenMs: a.lastSeenMs, enrolledAtMs: a.enrolledAtMs, revokedAtMs: a.revokedAtMs || null,
-    certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null };
+    certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null, lastUpgrade: upgradeJson(a.lastUpgrade) };
+}
+
+const OUTCOME_NAMES: Record<number, string> = {
+  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED]: 'committed', [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK]: 'rolled-back',
+  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED]: 'refused', [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS]: 'in-progress',
+};
+
+/** A host's last self-upgrade as JSON (docs/json.md, "agent".lastUpgrade), or null. */
+function upgradeJson(u: AgentUpgradeReport | undefined) {
+  return u ? { upgradeId: u.upgradeId, from: u.fromVersion, to: u.toVersion, outcome: OUTCOME_NAMES[u.outcome] ?? 'unknown', reason: u.reason, logTail: u.logTail, atMs: u.timeMs } : null;
 }
 
 function userLabels(a: AgentInfo): string {
@@ -110,7 +121,9 @@ export function renderAgent(a: AgentInfo): string {
     ['disks', (f?.disks ?? []).map((d) => `${d.mount} ${bytes(d.availableBytes)} free of ${bytes(d.sizeBytes)}`).join('; ') || '-'],
     ['labels', a.labels.map((l) => `${l.key}=${l.value}`).join(' ')],
     ['bundles', a.bundles.join(', ') || '-'],
+    ...(a.lastUpgrade ? [['last upgrade', `${a.lastUpgrade.fromVersion} -> ${a.lastUpgrade.toVersion} ${OUTCOME_NAMES[a.lastUpgrade.outcome] ?? '?'} (${new Date(a.lastUpgrade.timeMs).toISOString()}): ${a.lastUpgrade.reason}`] as [string, string]] : []),
   ];
   const w = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, v]) => `${`${k}:`.padEnd(w + 2)}${v}`).join('\n') + '\n';
+  const tail = a.lastUpgrade?.logTail.length ? `  its last log lines:\n${a.lastUpgrade.logTail.map((l) => `    ${l}`).join('\n')}\n` : '';
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(w + 2)}${v}`).join('\n') + '\n' + tail;
 }

@@ -64,10 +64,22 @@ export class AgentUpgradeStore {
     return r && fromRow(r);
   }
 
+  /** Each host's latest reported upgrade, as the report it came in. */
+  async latestByAgent(): Promise<Map<string, AgentUpgradeReport>> {
+    const out = new Map<string, AgentUpgradeReport>();
+    for (const r of (await this.db.all<Row>('SELECT * FROM agent_upgrades ORDER BY at')).map(fromRow)) out.set(r.agentId, toReport(r));
+    return out;
+  }
+
   /** A host's upgrades, newest first. */
   async forAgent(agentId: string): Promise<AgentUpgradeRecord[]> {
     return (await this.db.all<Row>('SELECT * FROM agent_upgrades WHERE agent_id = ? ORDER BY at DESC', [agentId])).map(fromRow);
   }
+}
+
+function toReport(r: AgentUpgradeRecord): AgentUpgradeReport {
+  const outcome = Number(Object.entries(NAMES).find(([, n]) => n === r.outcome)?.[0] ?? 0) as AgentUpgradeOutcome;
+  return { upgradeId: r.upgradeId, fromVersion: r.fromVersion, toVersion: r.toVersion, outcome, reason: r.reason, logTail: r.logTail, timeMs: r.at, errorCode: r.errorCode };
 }
 
 function fromRow(r: Row): AgentUpgradeRecord {

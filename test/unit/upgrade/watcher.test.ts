@@ -21,6 +21,7 @@ const UNIT = `ferry-agent-unittest-${process.pid}.service`;
 function fakeHost(unit: () => UnitState, onSystemctl: (args: string[]) => void = () => undefined) {
   const calls: string[][] = [];
   const host: UpgradeHost = {
+    unitDir: '/nonexistent-ferry-unit-dir',
     ownUnit: () => UNIT, launchPath: () => '/x', isSingleBinary: () => true,
     systemctl: async (args) => { calls.push(args); onSystemctl(args); return { exitCode: 0, output: '' }; },
     systemdRun: async () => ({ exitCode: 0, output: '' }),

@@ -23,7 +23,15 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { ChunkData, HostFacts, Label, SignedManifest } from "./common.js";
-import { BundleState, bundleStateFromJSON, bundleStateToJSON, JobResult, SignedPlan, StepEvent } from "./session.js";
+import {
+  AgentUpgradeReport,
+  BundleState,
+  bundleStateFromJSON,
+  bundleStateToJSON,
+  JobResult,
+  SignedPlan,
+  StepEvent,
+} from "./session.js";
 
 export const protobufPackage = "ferry.v1";
 
@@ -258,6 +266,8 @@ export interface AgentInfo {
   protocolVersion: number;
   /** kept on the host for rollback; empty = none */
   previousAgentVersion: string;
+  /** the host's last self-upgrade as reported; absent when none */
+  lastUpgrade: AgentUpgradeReport | undefined;
 }
 
 export interface ListAgentsRequest {
@@ -4008,6 +4018,7 @@ function createBaseAgentInfo(): AgentInfo {
     reauthAllowedAtMs: 0,
     protocolVersion: 0,
     previousAgentVersion: "",
+    lastUpgrade: undefined,
   };
 }
 
@@ -4057,6 +4068,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.previousAgentVersion !== "") {
       writer.uint32(122).string(message.previousAgentVersion);
+    }
+    if (message.lastUpgrade !== undefined) {
+      AgentUpgradeReport.encode(message.lastUpgrade, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -4194,6 +4208,14 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.previousAgentVersion = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.lastUpgrade = AgentUpgradeReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4261,6 +4283,11 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : isSet(object.previous_agent_version)
         ? globalThis.String(object.previous_agent_version)
         : "",
+      lastUpgrade: isSet(object.lastUpgrade)
+        ? AgentUpgradeReport.fromJSON(object.lastUpgrade)
+        : isSet(object.last_upgrade)
+        ? AgentUpgradeReport.fromJSON(object.last_upgrade)
+        : undefined,
     };
   },
 
@@ -4311,6 +4338,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.previousAgentVersion !== "") {
       obj.previousAgentVersion = message.previousAgentVersion;
     }
+    if (message.lastUpgrade !== undefined) {
+      obj.lastUpgrade = AgentUpgradeReport.toJSON(message.lastUpgrade);
+    }
     return obj;
   },
 
@@ -4336,6 +4366,9 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.reauthAllowedAtMs = object.reauthAllowedAtMs ?? 0;
     message.protocolVersion = object.protocolVersion ?? 0;
     message.previousAgentVersion = object.previousAgentVersion ?? "";
+    message.lastUpgrade = (object.lastUpgrade !== undefined && object.lastUpgrade !== null)
+      ? AgentUpgradeReport.fromPartial(object.lastUpgrade)
+      : undefined;
     return message;
   },
 };
