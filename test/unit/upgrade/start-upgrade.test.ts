@@ -21,6 +21,7 @@ describe('starting a self-upgrade: refusals and the installed files (agent/src/u
   let source = '';
   let described: { version?: string; arch?: string } | 'crash' = {};
   let single = true;
+  let noUnit = false;
   const calls: string[][] = [];
 
   const host: UpgradeHost = {
@@ -28,6 +29,7 @@ describe('starting a self-upgrade: refusals and the installed files (agent/src/u
     ownUnit: () => UNIT, launchPath: () => link, isSingleBinary: () => single,
     systemctl: async (args) => {
       calls.push(args);
+      if (args[0] === 'show' && noUnit) return { exitCode: 1, output: `Unit ${UNIT} could not be found.` };
       return args[0] === 'show' ? { exitCode: 0, output: `{ path=${link} ; argv[]=${link} run ; ignore_errors=no }` } : { exitCode: 0, output: '' };
     },
     systemdRun: async (unit, argv) => { calls.push(['systemd-run', unit, ...argv]); return { exitCode: 0, output: '' }; },
@@ -49,6 +51,7 @@ describe('starting a self-upgrade: refusals and the installed files (agent/src/u
     writeFileSync(source, 'new binary');
     described = { version: '9.9.9', arch: platformArch() };
     single = true;
+    noUnit = false;
     calls.length = 0;
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,6 +102,11 @@ describe('starting a self-upgrade: refusals and the installed files (agent/src/u
   it('refuses when the agent is not the single binary', async () => {
     single = false;
     await refused(opts(), /runs from node and a script/, /install the single binary/);
+  });
+
+  it('refuses when the agent is not installed as a systemd service', async () => {
+    noUnit = true;
+    await refused(opts(), new RegExp(`cannot tell which program systemd runs for ${UNIT.replace(/\./g, '\\.')}: Unit .* could not be found`), /ferry-agent install-service/);
   });
 
   it('refuses when the disk cannot hold the new binary and a copy of the running one (DISK_FULL, what to free)', async () => {
