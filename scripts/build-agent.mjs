@@ -1,31 +1,43 @@
 #!/usr/bin/env node
-// Builds the agent as a single executable (Node SEA) that needs no node and no
-// node_modules on the host:
+// Builds the agent as single executables (Node SEA), one per architecture,
+// that need no node and no node_modules on the host:
 //
-//   esbuild (TS/ESM -> one CommonJS file, everything bundled)
-//   -> node --experimental-sea-config   (preparation blob, with V8 code cache)
-//   -> copy of process.execPath, stripped
+//   esbuild (TS/ESM -> one CommonJS file, everything bundled; once)
+//   -> node --experimental-sea-config   (preparation blob; with the V8 code
+//                                        cache only for this machine's arch)
+//   -> the target's node, stripped      (this node, or bin/node of the pinned
+//                                        node-linux-<arch> npm package)
 //   -> postject NODE_SEA_BLOB            -> chmod 755
 //
-// Usage: node scripts/build-agent.mjs [--entry FILE] [--out FILE] [--if-stale]
-//                                     [--no-strip] [--no-code-cache] [--check]
+// Usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE]
+//            [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache]
+//            [--agent-version V] [--check]
+//   --arch LIST      architectures to build, comma separated (default amd64,arm64)
 //   --entry FILE     agent entry point (default agent/src/cli/main.ts)
-//   --out FILE       executable to write (default dist/ferry-agent)
-//   --if-stale       do nothing when OUT is newer than every bundled input
+//   --out-dir DIR    where dist files go (default dist): DIR/ferry-agent-linux-<arch>,
+//                    and DIR/ferry-agent, a symlink to this machine's architecture
+//   --out FILE       executable to write instead (only with a single --arch)
+//   --if-stale       do nothing for a target newer than every bundled input
 //   --no-strip       keep symbols in the embedded node (bigger, for debugging)
 //   --no-code-cache  do not embed the V8 code cache (slower startup)
+//   --agent-version V  the version the agent reports (default: common/src/version.ts);
+//                    for release candidates and upgrade tests
 //   --check          only report whether this node/platform can build a SEA
 //                    (exit 0 = yes, exit 2 = no; the reason is printed)
 //
-// Intermediate files go to dist/.sea/<basename of OUT>/. The bundle is CommonJS
+// Intermediate files go to dist/.sea/<basename of OUT>/, downloaded runtimes to
+// dist/.cache/ (see scripts/sea/runtimes.mjs). The V8 code cache is specific to
+// the CPU that made it, so other architectures get a blob without it (a slower
+// first start, same behaviour). The bundle is CommonJS
 // because that is what Node 20 runs as a SEA main script, so the entry must not
 // use top-level await; import.meta.{url,filename,dirname} are defined to point
 // at the executable itself. Inside the executable require() only loads node
 // built-ins, so the build fails if the bundle still needs any other module.
 //
-// Only node built-ins and esbuild's JS API are used here.
+// Only node built-ins, esbuild's JS API, npm (to fetch a runtime) and tar are used here.
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -37,12 +49,14 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isHostArch, runtimeFor, stripFor, TARGETS } from './sea/runtimes.mjs';
 
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -59,16 +73,21 @@ const fail = (msg) => {
 
 // ---------------------------------------------------------------- arguments
 
+const USAGE = 'usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE] [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache] [--agent-version V] [--check]';
+
 function parseCli() {
   let parsed;
   try {
     parsed = parseArgs({
       options: {
+        arch: { type: 'string', default: 'amd64,arm64' },
         entry: { type: 'string', default: 'agent/src/cli/main.ts' },
-        out: { type: 'string', default: 'dist/ferry-agent' },
+        out: { type: 'string' },
+        'out-dir': { type: 'string', default: 'dist' },
         'if-stale': { type: 'boolean', default: false },
         'no-strip': { type: 'boolean', default: false },
         'no-code-cache': { type: 'boolean', default: false },
+        'agent-version': { type: 'string' },
         check: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -76,18 +95,30 @@ function parseCli() {
       allowPositionals: false,
     });
   } catch (err) {
-    fail(`${err.message}\nusage: node scripts/build-agent.mjs [--entry FILE] [--out FILE] [--if-stale] [--no-strip] [--no-code-cache] [--check]`);
+    fail(`${err.message}\n${USAGE}`);
   }
   const v = parsed.values;
   // Relative paths are relative to the repo root, so `npm run build:agent` and
   // a test running from anywhere agree on where things are.
   const abs = (p) => (isAbsolute(p) ? p : resolve(ROOT, p));
+  const arches = [...new Set(v.arch.split(',').map((a) => a.trim()).filter(Boolean))];
+  const unknown = arches.filter((a) => !TARGETS[a]);
+  if (!arches.length || unknown.length) {
+    fail(`--arch ${JSON.stringify(v.arch)}: unknown architecture ${unknown.map((a) => JSON.stringify(a)).join(', ') || '(none given)'}; known: ${Object.keys(TARGETS).join(', ')}\n${USAGE}`);
+  }
+  if (v.out && arches.length !== 1) fail(`--out names one file, but --arch lists ${arches.length} architectures (${arches.join(', ')}); use --out-dir, or one --arch\n${USAGE}`);
+  const outDir = abs(v['out-dir']);
+  if (v['agent-version'] !== undefined && !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(v['agent-version'])) {
+    fail(`--agent-version ${JSON.stringify(v['agent-version'])} is not a version (MAJOR.MINOR.PATCH[-pre])\n${USAGE}`);
+  }
   return {
+    targets: arches.map((arch) => ({ arch, out: v.out ? abs(v.out) : join(outDir, `ferry-agent-linux-${arch}`) })),
+    outDir: v.out ? undefined : outDir,
     entry: abs(v.entry),
-    out: abs(v.out),
     ifStale: v['if-stale'],
     strip: !v['no-strip'],
     codeCache: !v['no-code-cache'],
+    agentVersion: v['agent-version'] ?? null,
     check: v.check,
     help: v.help,
   };
@@ -185,7 +216,7 @@ const BANNER = [
   'var __ferry_import_meta_url = require("node:url").pathToFileURL(__ferry_filename).href;',
 ].join('\n');
 
-async function bundle(esbuild, entry, outfile, metafile) {
+async function bundle(esbuild, entry, outfile, metafile, agentVersion) {
   let result;
   try {
     result = await esbuild.build({
@@ -210,6 +241,8 @@ async function bundle(esbuild, entry, outfile, metafile) {
         'import.meta.url': '__ferry_import_meta_url',
         'import.meta.filename': '__ferry_filename',
         'import.meta.dirname': '__ferry_dirname',
+        // common/src/version.ts reports this instead of its constant when set.
+        __FERRY_BUILD_VERSION__: agentVersion ? JSON.stringify(agentVersion) : 'undefined',
       },
       plugins: [stubPlugin],
     });
@@ -269,17 +302,26 @@ async function bundle(esbuild, entry, outfile, metafile) {
 
 // ---------------------------------------------------------------- freshness
 
-function isFresh(opts, manifestPath) {
-  if (!existsSync(opts.out) || !existsSync(manifestPath)) return false;
+/** Intermediate files of one output (named and hashed by its path, so builds into other directories do not share them). */
+function workDir(out) {
+  return join(ROOT, 'dist', '.sea', `${basename(out)}-${createHash('sha256').update(out).digest('hex').slice(0, 8)}`);
+}
+
+/** What a target's manifest records; a change in any of these means a rebuild. */
+function settingsOf(opts, t) {
+  return { entry: opts.entry, out: t.out, arch: t.arch, node: process.version, strip: opts.strip, codeCache: t.codeCache, agentVersion: opts.agentVersion };
+}
+
+function isFresh(opts, t, manifestPath) {
+  if (!existsSync(t.out) || !existsSync(manifestPath)) return false;
   let m;
   try {
     m = JSON.parse(readFileSync(manifestPath, 'utf8'));
   } catch {
     return false;
   }
-  if (m.entry !== opts.entry || m.out !== opts.out || m.node !== process.version) return false;
-  if (m.strip !== opts.strip || m.codeCache !== opts.codeCache) return false;
-  const built = statSync(opts.out).mtimeMs;
+  for (const [k, v] of Object.entries(settingsOf(opts, t))) if (m[k] !== v) return false;
+  const built = statSync(t.out).mtimeMs;
   const seaDir = join(ROOT, 'scripts', 'sea');
   const deps = [
     ...m.inputs,
@@ -293,12 +335,111 @@ function isFresh(opts, manifestPath) {
   return true;
 }
 
+// -------------------------------------------------------------------- build
+
+/** Makes the preparation blob for `bundleFile` in `work` (with or without the code cache). */
+function makeBlob(work, bundleFile, codeCache) {
+  const seaConfig = join(work, 'sea-config.json');
+  const blob = join(work, 'sea-prep.blob');
+  rmSync(blob, { force: true });
+  // Paths relative to `work` (the cwd below): the main path is the script
+  // name that shows up in stack traces, so keep build-machine paths out.
+  const config = {
+    main: basename(bundleFile),
+    output: basename(blob),
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: codeCache,
+  };
+  writeFileSync(seaConfig, `${JSON.stringify(config, null, 2)}\n`);
+  // NODE_OPTIONS would apply to the blob generator (and could break it).
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  run('SEA blob generation', process.execPath, ['--experimental-sea-config', seaConfig], { cwd: work, env });
+  if (!existsSync(blob)) fail(`SEA blob generation did not write ${rel(blob)}`);
+  return blob;
+}
+
+/** Builds one target from the shared esbuild bundle. */
+async function buildTarget(opts, t, bundled) {
+  const work = workDir(t.out);
+  const manifestPath = join(work, 'manifest.json');
+  const t0 = performance.now();
+  console.log(`${rel(t.out)} (linux-${t.arch}${t.codeCache ? '' : ', no code cache'})`);
+  mkdirSync(work, { recursive: true });
+  mkdirSync(dirname(t.out), { recursive: true });
+  rmSync(manifestPath, { force: true });
+  const bundleFile = join(work, basename(bundled.file));
+  copyFileSync(bundled.file, bundleFile);
+
+  let blob;
+  await step('blob     (node --experimental-sea-config)', () => {
+    blob = makeBlob(work, bundleFile, t.codeCache);
+    return `${mb(statSync(blob).size)}${t.codeCache ? ', with code cache' : ''}`;
+  });
+
+  let runtime;
+  await step('runtime', () => {
+    runtime = runtimeFor(t.arch, join(ROOT, 'dist', '.cache'), run, fail);
+    return runtime.note;
+  });
+
+  const node = join(work, 'node');
+  const strip = stripFor(t.arch);
+  await step(`node     (copy${opts.strip ? ` + ${strip}` : ''})`, () => {
+    rmSync(node, { force: true });
+    copyFileSync(runtime.node, node);
+    chmodSync(node, 0o755);
+    const before = statSync(node).size;
+    if (opts.strip) {
+      const r = spawnSync(strip, ['--version'], { encoding: 'utf8' });
+      if (r.error?.code === 'ENOENT') {
+        fail(`${strip} is not installed: it strips the ${t.arch} node (apt-get install ${TARGETS[t.arch].apt}), or build with --no-strip`);
+      }
+      run('strip', strip, [node]);
+    }
+    return opts.strip ? `${mb(before)} -> ${mb(statSync(node).size)}` : mb(before);
+  });
+
+  const tmpOut = `${t.out}.tmp-${process.pid}`;
+  await step('inject   (postject)', () => {
+    const shim = join(ROOT, 'node_modules', '.bin', 'postject');
+    if (!existsSync(shim)) fail(`${rel(shim)} not found (postject is a devDependency: run npm ci)`);
+    // Run postject's CLI with this node rather than through the shim's
+    // `#!/usr/bin/env node`, so it works without node on PATH.
+    const cli = realpathSync(shim);
+    copyFileSync(node, tmpOut);
+    try {
+      if (!readFileSync(tmpOut).includes(`${SEA_FUSE}:0`)) fail(`the ${t.arch} node has no SEA sentinel fuse (node built without SEA support)`);
+      run('postject', process.execPath, [cli, tmpOut, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
+      if (!readFileSync(tmpOut).includes(`${SEA_FUSE}:1`)) fail('postject did not flip the SEA fuse');
+      chmodSync(tmpOut, 0o755);
+      renameSync(tmpOut, t.out);
+    } catch (err) {
+      rmSync(tmpOut, { force: true });
+      throw err;
+    }
+  });
+
+  writeFileSync(manifestPath, `${JSON.stringify({ ...settingsOf(opts, t), builtAt: new Date().toISOString(), inputs: bundled.inputs }, null, 2)}\n`);
+  console.log(`built ${rel(t.out)}: ${mb(statSync(t.out).size)} in ${secs(performance.now() - t0)}`);
+}
+
+/** dist/ferry-agent points at this machine's architecture, for tests and local use. */
+function linkHostBinary(opts) {
+  const host = opts.targets.find((t) => isHostArch(t.arch));
+  if (!opts.outDir || !host) return;
+  const link = join(opts.outDir, 'ferry-agent');
+  rmSync(link, { force: true });
+  symlinkSync(basename(host.out), link);
+}
+
 // -------------------------------------------------------------------- main
 
 async function main() {
   const opts = parseCli();
   if (opts.help) {
-    console.log(readFileSync(SCRIPT, 'utf8').split('\n').slice(1, 25).join('\n').replace(/^\/\/ ?/gm, ''));
+    console.log(readFileSync(SCRIPT, 'utf8').split('\n').slice(1, 37).join('\n').replace(/^\/\/ ?/gm, ''));
     return;
   }
   const unsupported = seaUnsupportedReason();
@@ -310,27 +451,19 @@ async function main() {
   if (unsupported) fail(`cannot build a single executable: ${unsupported}`);
   if (!existsSync(opts.entry)) fail(`entry point ${rel(opts.entry)} does not exist (pass --entry FILE)`);
 
-  const work = join(ROOT, 'dist', '.sea', basename(opts.out));
-  const manifestPath = join(work, 'manifest.json');
-  if (opts.ifStale && isFresh(opts, manifestPath)) {
-    console.log(`${rel(opts.out)} is up to date (${mb(statSync(opts.out).size)})`);
+  const targets = opts.targets.map((t) => ({ ...t, codeCache: opts.codeCache && isHostArch(t.arch) }));
+  const stale = targets.filter((t) => !(opts.ifStale && isFresh(opts, t, join(workDir(t.out), 'manifest.json'))));
+  for (const t of targets.filter((x) => !stale.includes(x))) console.log(`${rel(t.out)} is up to date (${mb(statSync(t.out).size)})`);
+  if (!stale.length) {
+    linkHostBinary(opts);
     return;
   }
 
   const t0 = performance.now();
-  console.log(`building ${rel(opts.out)} from ${rel(opts.entry)} (node ${process.version}, ${process.platform}-${process.arch})`);
+  console.log(`building ${stale.map((t) => rel(t.out)).join(', ')} from ${rel(opts.entry)} (node ${process.version}, on ${process.platform}-${process.arch})`);
+  // Per output directory: builds into other directories (another --agent-version) must not share a bundle.
+  const work = workDir(`${opts.outDir ?? opts.targets[0].out}/bundle`);
   mkdirSync(work, { recursive: true });
-  mkdirSync(dirname(opts.out), { recursive: true });
-  rmSync(manifestPath, { force: true });
-
-  const files = {
-    // Named after the executable: stack traces read "ferry-agent.cjs:LINE".
-    bundle: join(work, `${basename(opts.out)}.cjs`),
-    meta: join(work, 'metafile.json'),
-    seaConfig: join(work, 'sea-config.json'),
-    blob: join(work, 'sea-prep.blob'),
-    node: join(work, 'node'),
-  };
 
   let esbuild;
   try {
@@ -339,79 +472,17 @@ async function main() {
     fail(`cannot load esbuild (run npm ci): ${err.message}`);
   }
 
+  // Named after the executable: stack traces read "ferry-agent.cjs:LINE".
+  const file = join(work, 'ferry-agent.cjs');
   let bundled;
   await step('bundle   (esbuild)', async () => {
-    bundled = await bundle(esbuild, opts.entry, files.bundle, files.meta);
+    bundled = await bundle(esbuild, opts.entry, file, join(work, 'metafile.json'), opts.agentVersion);
     return bundled.note;
   });
   for (const d of bundled.dynamic) console.log(`    note: ${d}`);
-
-  await step('blob     (node --experimental-sea-config)', () => {
-    rmSync(files.blob, { force: true });
-    // Paths relative to `work` (the cwd below): the main path is the script
-    // name that shows up in stack traces, so keep build-machine paths out.
-    const config = {
-      main: basename(files.bundle),
-      output: basename(files.blob),
-      disableExperimentalSEAWarning: true,
-      useSnapshot: false,
-      useCodeCache: opts.codeCache,
-    };
-    writeFileSync(files.seaConfig, `${JSON.stringify(config, null, 2)}\n`);
-    // NODE_OPTIONS would apply to the blob generator (and could break it).
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    run('SEA blob generation', process.execPath, ['--experimental-sea-config', files.seaConfig], { cwd: work, env });
-    if (!existsSync(files.blob)) fail(`SEA blob generation did not write ${rel(files.blob)}`);
-    return `${mb(statSync(files.blob).size)}${opts.codeCache ? ', with code cache' : ''}`;
-  });
-
-  await step(`node     (copy${opts.strip ? ' + strip' : ''} ${process.execPath})`, () => {
-    rmSync(files.node, { force: true });
-    copyFileSync(process.execPath, files.node);
-    chmodSync(files.node, 0o755);
-    const before = statSync(files.node).size;
-    if (opts.strip) run('strip', 'strip', [files.node]);
-    return opts.strip ? `${mb(before)} -> ${mb(statSync(files.node).size)}` : mb(before);
-  });
-
-  const tmpOut = `${opts.out}.tmp-${process.pid}`;
-  await step('inject   (postject)', () => {
-    const shim = join(ROOT, 'node_modules', '.bin', 'postject');
-    if (!existsSync(shim)) fail(`${rel(shim)} not found (postject is a devDependency: run npm ci)`);
-    // Run postject's CLI with this node rather than through the shim's
-    // `#!/usr/bin/env node`, so it works without node on PATH.
-    const cli = realpathSync(shim);
-    copyFileSync(files.node, tmpOut);
-    try {
-      run('postject', process.execPath, [cli, tmpOut, 'NODE_SEA_BLOB', files.blob, '--sentinel-fuse', SEA_FUSE]);
-      if (!readFileSync(tmpOut).includes(`${SEA_FUSE}:1`)) fail('postject did not flip the SEA fuse');
-      chmodSync(tmpOut, 0o755);
-      renameSync(tmpOut, opts.out);
-    } catch (err) {
-      rmSync(tmpOut, { force: true });
-      throw err;
-    }
-  });
-
-  writeFileSync(
-    manifestPath,
-    `${JSON.stringify(
-      {
-        entry: opts.entry,
-        out: opts.out,
-        node: process.version,
-        strip: opts.strip,
-        codeCache: opts.codeCache,
-        builtAt: new Date().toISOString(),
-        inputs: bundled.inputs,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-
-  console.log(`built ${rel(opts.out)}: ${mb(statSync(opts.out).size)} in ${secs(performance.now() - t0)}`);
+  for (const t of stale) await buildTarget(opts, t, { ...bundled, file });
+  linkHostBinary(opts);
+  console.log(`done in ${secs(performance.now() - t0)}`);
 }
 
 main().catch((err) => {

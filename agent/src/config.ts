@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayeredSettings, type RawValue } from '../../common/src/config-layers.js';
+import { parseDuration } from '../../common/src/duration.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
 
 /**
@@ -17,6 +18,7 @@ import { ErrorCode, FerryError } from '../../common/src/errors.js';
  * | bandwidth | --bandwidth   | FERRY_AGENT_BANDWIDTH  | unlimited (bytes per second: 512K, 2M, 1G)    |
  * | root      | --root DIR    | FERRY_AGENT_ROOT       | / (steps write files under DIR instead)       |
  * | hostname  | --hostname    | FERRY_AGENT_HOSTNAME   | the kernel's host name (used by join)         |
+ * | upgrade-window | --window | FERRY_AGENT_UPGRADE_WINDOW | 2m: how long a new version has to reconnect after a self-upgrade |
  */
 export interface AgentConfig {
   /** Absolute path of the state directory (identity, key, jobs, caches). */
@@ -28,16 +30,18 @@ export interface AgentConfig {
   root?: string;
   /** The name this host has in the fleet when its kernel host name is not unique. */
   hostname?: string;
+  /** How long a new version has to reconnect and pass its self-check after a self-upgrade (the controller may set it per upgrade). */
+  upgradeWindowMs: number;
 }
 
-export type AgentSetting = 'state' | 'log-level' | 'bandwidth' | 'root' | 'hostname';
+export type AgentSetting = 'state' | 'log-level' | 'bandwidth' | 'root' | 'hostname' | 'upgrade-window';
 
 /** Raw settings as strings, the common form of file, environment and flags. */
 export type AgentRawConfig = Partial<Record<AgentSetting, RawValue | undefined>>;
 
 const ENV: Record<AgentSetting, string> = {
   state: 'FERRY_AGENT_STATE', 'log-level': 'FERRY_AGENT_LOG_LEVEL', bandwidth: 'FERRY_AGENT_BANDWIDTH',
-  root: 'FERRY_AGENT_ROOT', hostname: 'FERRY_AGENT_HOSTNAME',
+  root: 'FERRY_AGENT_ROOT', hostname: 'FERRY_AGENT_HOSTNAME', 'upgrade-window': 'FERRY_AGENT_UPGRADE_WINDOW',
 };
 
 /** Default state directory: /var/lib/ferry-agent for root, ~/.local/state/ferry-agent otherwise. */
@@ -55,6 +59,7 @@ export function loadAgentConfig(flags: AgentRawConfig, configFile?: string, env:
     bandwidthBytesPerSec: s.parse('bandwidth', undefined, parseRate) ?? 0,
     root: s.parse('root', undefined, targetRoot),
     hostname: s.parse('hostname', undefined, checkHostname),
+    upgradeWindowMs: s.parse('upgrade-window', undefined, (t) => upgradeWindow(t)) ?? 2 * 60_000,
   };
   s.check('agent');
   return cfg;
@@ -81,6 +86,13 @@ function targetRoot(dir: string): string | undefined {
   try { ok = statSync(abs).isDirectory(); } catch { /* reported below */ }
   if (!ok) throw new FerryError(ErrorCode.InvalidArgument, `--root ${dir}: no such directory (create it, or leave --root out to work on this machine's /)`);
   return abs;
+}
+
+/** `upgrade-window`: a duration between 5 s and 1 h (shorter cannot fit a restart; longer leaves a broken agent in place too long). */
+function upgradeWindow(text: string): number {
+  const ms = parseDuration(text, 'upgrade-window');
+  if (ms < 5_000 || ms > 3_600_000) throw new FerryError(ErrorCode.InvalidArgument, `upgrade-window ${text}: must be between 5s and 1h`);
+  return ms;
 }
 
 /** What the fleet calls this host when its kernel name is not unique (cloned images). */

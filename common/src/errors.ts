@@ -18,6 +18,12 @@ export const ErrorCode = {
   AgentRevoked: 'AGENT_REVOKED',
   /** An agent unseen for longer than the re-authentication window: an operator must allow it again. */
   ReauthWindowPassed: 'REAUTH_WINDOW_PASSED',
+  /** The agent's version is outside what this controller works with (too old, or newer than the controller). */
+  AgentVersionRefused: 'AGENT_VERSION_REFUSED',
+  /** An agent self-upgrade was not attempted (failed on this host before, no systemd, bad artifact). */
+  UpgradeRefused: 'UPGRADE_REFUSED',
+  /** An agent self-upgrade was rolled back (the new version crashed, did not connect in time or failed its self-check). */
+  UpgradeRolledBack: 'UPGRADE_ROLLED_BACK',
   CaPinMismatch: 'CA_PIN_MISMATCH',
   Unreachable: 'UNREACHABLE',
   TlsNameMismatch: 'TLS_NAME_MISMATCH',

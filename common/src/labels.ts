@@ -29,6 +29,11 @@ export function checkLabel(key: string, value: string): void {
   }
 }
 
+/** Label-safe form of a fact (hostname, arch) for a `ferry/...` label; most are safe already. */
+export function labelValue(s: string): string {
+  return s.replace(/[^A-Za-z0-9._:/-]/g, '-').slice(0, 63);
+}
+
 export function labelsToList(labels: Labels): Label[] {
   return Object.keys(labels)
     .sort()

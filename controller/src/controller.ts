@@ -33,6 +33,7 @@ import { ReauthChallenges } from './store/reauth-challenges.js';
 import { HealthState } from './services/health.js';
 import { sessionService } from './services/session.js';
 import { SessionRegistry } from './sessions/registry.js';
+import { AgentUpgradeStore } from './store/agent-upgrades.js';
 import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
 import { SqliteDb } from './store/db.js';
@@ -180,7 +181,7 @@ export class Controller {
       plans: new PlanStore(db, bundles),
       rollouts: undefined as unknown as RolloutScheduler, // set below, from the parts it uses
       config, log, ca, db, sessions, metrics,
-      tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
+      tokens: new TokenStore(db), agents: new AgentStore(db), agentUpgrades: new AgentUpgradeStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
       joinAddresses: () => config.advertise.length > 0
         ? config.advertise

@@ -149,6 +149,9 @@ describe('the --json contract (docs/json.md) against real command output', funct
     conforms('agent-status', [...records(before.stdout), ...records(after.stdout)]);
     assert.deepEqual([records(before.stdout)[0]!['state'], records(after.stdout)[0]!['state']], ['not-enrolled', 'not-running']);
     assert.equal(typeof records(after.stdout)[0]!['certNotAfterMs'], 'number');
+    const version = await agent('version', '--state', stateDir, '--json');
+    assert.equal(version.code, Exit.Ok, version.stderr);
+    conforms('agent-version', records(version.stdout));
 
     await checkDelivery();
     await checkJobs();

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { FERRY_VERSION, PROTOCOL_VERSION } from '../../common/src/version.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,7 +97,8 @@ describe('published contract (proto-loader client)', function () {
     call.on('data', (m) => got.push(m));
     call.on('error', () => undefined);
     const facts = { hostname: 'raw-agent', os: 'Debian GNU/Linux', os_release: '12', kernel: '6.1.0', arch: 'x64', cpus: 2, memory_bytes: 1 << 30 };
-    call.write({ hello: { agent_version: 't', facts, open_jobs: ['j-unknown-1'], bundles: [] } });
+    // A version the controller works with (common/src/version.ts): an unknown one is refused at hello.
+    call.write({ hello: { agent_version: FERRY_VERSION, protocol_version: PROTOCOL_VERSION, facts, open_jobs: ['j-unknown-1'], bundles: [] } });
     await waitFor(() => got.some((m) => m.msg === 'welcome'), 5000, 'welcome');
     await waitFor(() => got.some((m) => m.msg === 'job_cancel'), 5000, 'cancel of a job the controller does not track');
     assert.deepEqual(got.find((m) => m.msg === 'job_cancel')!.job_cancel, { job_id: 'j-unknown-1', reason: 'the controller no longer tracks this job' });

@@ -1,5 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
+import { systemUpgradeHost } from '../upgrade/upgrade-host.js';
 import { createInterface } from 'node:readline/promises';
 import { isSea } from 'node:sea';
 import { parseFlags } from '../../../common/src/cli-support.js';
@@ -27,8 +28,12 @@ function settings(values: AgentRawConfig & { config?: string }): AgentConfig {
 export async function cmdInstallService(args: string[]): Promise<number> {
   const { values } = parseFlags(args, { ...flags, 'no-start': { type: 'boolean' } }, false);
   const state = new AgentState(settings(values).stateDir);
-  // In the single binary, execPath is the agent itself; in development, node runs this script.
-  const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
+  // In the single binary, the agent itself: by the path it was started with
+  // when absolute (after a self-upgrade that is the switched symlink, which
+  // must stay in the unit; execPath is its target), else execPath. In
+  // development, node runs this script.
+  const launched = systemUpgradeHost.launchPath();
+  const command = isSea() ? [isAbsolute(launched) ? launched : process.execPath] : [process.execPath, resolve(process.argv[1]!)];
   const path = await installService({
     command, stateDir: state.dir, unitDir: values['unit-dir'] ?? UNIT_DIR, name: values.name ?? UNIT_NAME,
     // The service reads the same settings file this command was given.

@@ -10,6 +10,9 @@ import { certLease, describeLease } from '../enroll/reauth.js';
 import { collectFacts } from '../facts.js';
 import { SessionLoop } from '../session/session-loop.js';
 import { AgentState, type Identity, type RunStatus } from '../state/agent-state.js';
+import { resolveOnStart } from '../upgrade/trial.js';
+import { systemUpgradeHost } from '../upgrade/upgrade-host.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
 
 /** Flags every command takes: where the state is, and a settings file. */
 const common = { state: { type: 'string' as const }, config: { type: 'string' as const } };
@@ -121,7 +124,9 @@ async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
       if (loop.fatal) void loop.stop(0).then(finish);
     }, 200);
   });
-  log.info({ stateDir: state.dir, controllers: identity.addresses }, 'agent starting');
+  log.info({ stateDir: state.dir, controllers: identity.addresses, version: FERRY_VERSION }, 'agent starting');
+  // An upgrade left in flight by a crash or reboot is resolved before the session starts.
+  if (systemUpgradeHost.ownUnit()) await resolveOnStart(state.dir, systemUpgradeHost, log);
   loop.start();
   await done;
   if (loop.fatal) {

@@ -9,7 +9,10 @@ import { clientChannelOptions } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
 import type { Logger } from '../../../common/src/log.js';
 import { createCsr, keyPairFromPem } from '../../../common/src/pki.js';
-import { FERRY_VERSION } from '../../../common/src/version.js';
+import { FERRY_VERSION, PROTOCOL_VERSION } from '../../../common/src/version.js';
+import { commitIfOnTrial } from '../upgrade/trial.js';
+import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
+import { loadUpgradeState, toReport } from '../upgrade/upgrade-state.js';
 import { certLease, reauthenticate } from '../enroll/reauth.js';
 import { probeController } from '../enroll/tls-probe.js';
 import { controllerCreds } from '../grpc-creds.js';
@@ -35,6 +38,8 @@ export interface SessionOptions {
   bandwidthBytesPerSec?: number;
   executors?: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
+  /** systemd and the binary, for committing a self-upgrade (tests pass a fake). */
+  upgradeHost?: UpgradeHost;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -203,7 +208,11 @@ export class SessionLoop {
             this.backoff.reset();
             this.setState('connected');
             this.opts.log.info({ controller: address, version: w.controllerVersion, skewMs: Date.now() - w.serverTimeMs }, 'connected to the controller');
+            if (w.advice) this.opts.log.warn({ controller: address, advice: w.advice }, 'the controller advises an upgrade');
             this.outbox.attach(send, w.acked);
+            // Connected over mTLS: a new version on trial checks itself and commits now.
+            const committed = commitIfOnTrial(this.opts.state, this.opts.log, this.opts.upgradeHost ?? systemUpgradeHost);
+            if (committed) send({ msg: { $case: 'upgradeReport', value: committed } });
             const every = Math.max(100, w.heartbeatIntervalMs || 15_000);
             heartbeat = setInterval(() => {
               if (Date.now() - lastHeard > 3 * every) {
@@ -244,10 +253,21 @@ export class SessionLoop {
       void this.opts.facts().then((facts) => send({
         msg: {
           $case: 'hello',
-          value: { agentVersion: FERRY_VERSION, facts, openJobs: this.work.openJobs(), bundles: this.work.held() },
+          value: { agentVersion: FERRY_VERSION, protocolVersion: PROTOCOL_VERSION, facts, openJobs: this.work.openJobs(), bundles: this.work.held(), ...this.upgradeHello() },
         },
       }));
     });
+  }
+
+  /** The hello's upgrade fields: the version kept for rollback and the last outcome (resent until the next upgrade). */
+  private upgradeHello(): { previousAgentVersion: string; lastUpgrade: ReturnType<typeof toReport> | undefined } {
+    try {
+      const d = loadUpgradeState(this.opts.state.dir);
+      return { previousAgentVersion: d.previous, lastUpgrade: d.last ? toReport(d.last) : undefined };
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'cannot read the upgrade state');
+      return { previousAgentVersion: '', lastUpgrade: undefined };
+    }
   }
 
   private needsRenewal(certPem: string): boolean {

@@ -26,9 +26,11 @@ const BUILTINS: readonly CommandSpec[] = [
 
 /** The spec with help, completion and version added (what help, completion and man pages show). */
 export function withBuiltins(cli: CliSpec): CliSpec {
-  const builtins = BUILTINS.map((b) => ({ ...b, ...(b.description ? { description: b.description.replaceAll('CLI', cli.name) } : {}),
+  // A CLI may define its own `version` (ferry-agent's also describes the upgrade state); help and completion are always the dispatcher's.
+  const own = cli.commands.find((c) => c.name === 'version');
+  const builtins = BUILTINS.filter((b) => !(own && b.name === 'version')).map((b) => ({ ...b, ...(b.description ? { description: b.description.replaceAll('CLI', cli.name) } : {}),
     examples: b.name === 'completion' ? [`source <(${cli.name} completion bash)`] : b.name === 'help' ? [`${cli.name} help ${cli.commands[0]!.name}`] : [] }));
-  return { ...cli, commands: [...cli.commands.filter((c) => !BUILTINS.some((b) => b.name === c.name)), ...builtins] };
+  return { ...cli, commands: [...cli.commands.filter((c) => c === own || !BUILTINS.some((b) => b.name === c.name)), ...builtins] };
 }
 
 /** The flags the dispatcher validated for the running command; parseFlags checks its own against them. */
@@ -143,7 +145,7 @@ export async function dispatch(cli: CliSpec, handlers: Handlers, argv: string[],
   validate(cli, path, cmd, cmd.passthrough ? own : rest);
   switch (path.join(' ')) {
     case 'help': return print(helpFor(cli, own));
-    case 'version': return print(`${cli.version}\n`);
+    case 'version': if (handlers['version']) break; return print(`${cli.version}\n`);
     case 'completion': {
       const shell = own[0];
       if (shell !== 'bash' && shell !== 'zsh') {

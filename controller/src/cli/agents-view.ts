@@ -1,5 +1,6 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentInfo } from '../../../common/src/gen/ferry/v1/admin.js';
+import { AgentUpgradeOutcome, type AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
 import { listToLabels } from '../../../common/src/labels.js';
 import { ago, bytes, fit, table } from '../../../common/src/table.js';
 
@@ -19,8 +20,18 @@ export function agentState(a: AgentInfo): AgentState {
  */
 export function agentJson(a: AgentInfo) {
   return { id: a.id, hostname: a.hostname, state: agentState(a), connected: a.connected, labels: listToLabels(a.labels),
-    agentVersion: a.agentVersion, lastSeenMs: a.lastSeenMs, enrolledAtMs: a.enrolledAtMs, revokedAtMs: a.revokedAtMs || null,
-    certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null };
+    agentVersion: a.agentVersion, protocolVersion: a.protocolVersion, previousAgentVersion: a.previousAgentVersion || null, lastSeenMs: a.lastSeenMs, enrolledAtMs: a.enrolledAtMs, revokedAtMs: a.revokedAtMs || null,
+    certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null, lastUpgrade: upgradeJson(a.lastUpgrade) };
+}
+
+const OUTCOME_NAMES: Record<number, string> = {
+  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED]: 'committed', [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK]: 'rolled-back',
+  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED]: 'refused', [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS]: 'in-progress',
+};
+
+/** A host's last self-upgrade as JSON (docs/json.md, "agent".lastUpgrade), or null. */
+function upgradeJson(u: AgentUpgradeReport | undefined) {
+  return u ? { upgradeId: u.upgradeId, from: u.fromVersion, to: u.toVersion, outcome: OUTCOME_NAMES[u.outcome] ?? 'unknown', reason: u.reason, logTail: u.logTail, atMs: u.timeMs } : null;
 }
 
 function userLabels(a: AgentInfo): string {
@@ -46,7 +57,7 @@ export function sortAgents(agents: AgentInfo[], sort: AgentSort): AgentInfo[] {
       case 'id': return a.id;
       case 'state': return agentState(a);
       case 'last-seen': return -(a.connected ? Number.MAX_SAFE_INTEGER : a.lastSeenMs);
-      case 'version': return a.agentVersion;
+      case 'version': return a.agentVersion.replace(/\d+/g, (n) => n.padStart(6, '0'));
       default: return a.hostname;
     }
   };
@@ -72,8 +83,8 @@ export function renderAgents(agents: AgentInfo[], output: 'table' | 'wide', widt
   if (output === 'wide') {
     const tools = (a: AgentInfo) => (a.facts?.tools ?? []).filter((t) => t.present).map((t) => t.name).join(',');
     out = table([
-      ['HOSTNAME', 'ID', 'STATE', 'LAST SEEN', 'VERSION', 'OS', 'ARCH', 'CPU', 'MEM', 'CERT EXPIRES', 'TOOLS', 'LABELS'],
-      ...agents.map((a) => [host(a), a.id, agentState(a), seen(a), a.agentVersion, `${a.facts?.os ?? ''} ${a.facts?.osRelease ?? ''}`.trim(),
+      ['HOSTNAME', 'ID', 'STATE', 'LAST SEEN', 'VERSION', 'PREVIOUS', 'OS', 'ARCH', 'CPU', 'MEM', 'CERT EXPIRES', 'TOOLS', 'LABELS'],
+      ...agents.map((a) => [host(a), a.id, agentState(a), seen(a), a.agentVersion, a.previousAgentVersion || '-', `${a.facts?.os ?? ''} ${a.facts?.osRelease ?? ''}`.trim(),
         a.facts?.arch ?? '', String(a.facts?.cpus ?? ''), bytes(a.facts?.memoryBytes ?? 0), new Date(a.certNotAfterMs).toISOString().slice(0, 16), tools(a), userLabels(a)]),
     ]);
   } else {
@@ -103,14 +114,16 @@ export function renderAgent(a: AgentInfo): string {
     ['certificate', `expires ${new Date(a.certNotAfterMs).toISOString()}${a.certNotAfterMs < Date.now() ? ' (expired: the agent re-authenticates with its key when it connects)' : ''}`],
     ...(a.revokedAtMs ? [['revoked', new Date(a.revokedAtMs).toISOString()] as [string, string]] : []),
     ...(a.reauthAllowedAtMs ? [['re-auth allowed', new Date(a.reauthAllowedAtMs).toISOString()] as [string, string]] : []),
-    ['agent version', a.agentVersion],
+    ['agent version', `${a.agentVersion}${a.protocolVersion ? ` (protocol ${a.protocolVersion})` : ''}${a.previousAgentVersion ? `; ${a.previousAgentVersion} kept for rollback` : ''}`],
     ['os', `${f?.os ?? ''} ${f?.osRelease ?? ''}, kernel ${f?.kernel ?? '?'}, ${f?.arch ?? '?'}`],
     ['cpu / memory', `${f?.cpus ?? '?'} / ${bytes(f?.memoryBytes ?? 0)}`],
     ['tools', (f?.tools ?? []).map((t) => `${t.name}${t.present ? (t.version ? ` ${t.version}` : '') : ' (missing)'}`).join(', ') || '-'],
     ['disks', (f?.disks ?? []).map((d) => `${d.mount} ${bytes(d.availableBytes)} free of ${bytes(d.sizeBytes)}`).join('; ') || '-'],
     ['labels', a.labels.map((l) => `${l.key}=${l.value}`).join(' ')],
     ['bundles', a.bundles.join(', ') || '-'],
+    ...(a.lastUpgrade ? [['last upgrade', `${a.lastUpgrade.fromVersion} -> ${a.lastUpgrade.toVersion} ${OUTCOME_NAMES[a.lastUpgrade.outcome] ?? '?'} (${new Date(a.lastUpgrade.timeMs).toISOString()}): ${a.lastUpgrade.reason}`] as [string, string]] : []),
   ];
   const w = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, v]) => `${`${k}:`.padEnd(w + 2)}${v}`).join('\n') + '\n';
+  const tail = a.lastUpgrade?.logTail.length ? `  its last log lines:\n${a.lastUpgrade.logTail.map((l) => `    ${l}`).join('\n')}\n` : '';
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(w + 2)}${v}`).join('\n') + '\n' + tail;
 }

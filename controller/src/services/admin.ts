@@ -1,4 +1,5 @@
 import { jobHandlers } from './admin-jobs.js';
+import type { AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type {
   AdminServer, AgentInfo, ExecEvent, ExecRequest, TokenInfo,
@@ -26,14 +27,15 @@ function tokenInfo(t: TokenRecord): TokenInfo {
   };
 }
 
-function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, string[]> = new Map()): AgentInfo {
+function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, string[]> = new Map(), upgrades: Map<string, AgentUpgradeReport> = new Map()): AgentInfo {
   const live = ctx.sessions.get(a.id);
   return {
     id: a.id, hostname: a.hostname, labels: labelsToList(a.labels), connected: Boolean(live),
-    lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, facts: a.facts,
+    lastSeenMs: live ? Date.now() : (a.lastSeenAt ?? 0), agentVersion: a.agentVersion, protocolVersion: a.protocolVersion, previousAgentVersion: a.previousVersion, facts: a.facts,
     enrolledAtMs: a.enrolledAt, revokedAtMs: a.revokedAt ?? 0, certNotAfterMs: a.certNotAfter,
     peerAddress: live?.peerAddress ?? '', reauthAllowedAtMs: a.reauthAllowedAt ?? 0,
     bundles: held.get(a.id) ?? [],
+    lastUpgrade: upgrades.get(a.id),
   };
 }
 
@@ -66,7 +68,8 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
     resolveTargets: unary(async (req) => {
       const targets = await selectAgents(req, 'list-hosts', 'ferry exec --selector role=edge --list-hosts');
       const held = await ctx.prefetch.heldNames();
-      return { agents: targets.map((a) => agentInfo(ctx, a, held)) };
+      const upgrades = await ctx.agentUpgrades.latestByAgent();
+      return { agents: targets.map((a) => agentInfo(ctx, a, held, upgrades)) };
     }),
     createToken: unary(async (req, who) => {
       if (req.ttlMs <= 0) throw new FerryError(ErrorCode.InvalidArgument, 'token TTL must be positive', 'e.g. --ttl 2h');
@@ -95,7 +98,8 @@ export function adminService(ctx: ControllerContext, opts: { requireOperatorCert
       const sel = parseSelector(req.selector);
       const all = await ctx.agents.list(req.includeRevoked);
       const held = await ctx.prefetch.heldNames();
-      return { agents: all.filter((a) => sel.matches(a.labels)).map((a) => agentInfo(ctx, a, held)) };
+      const upgrades = await ctx.agentUpgrades.latestByAgent();
+      return { agents: all.filter((a) => sel.matches(a.labels)).map((a) => agentInfo(ctx, a, held, upgrades)) };
     }),
     labelAgents: unary(async (req, who) => {
       for (const l of req.set) checkLabel(l.key, l.value);

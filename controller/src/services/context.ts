@@ -8,6 +8,7 @@ import type { RolloutScheduler } from '../rollouts/scheduler.js';
 import type { ControllerConfig } from '../config.js';
 import type { ExecCoordinator } from '../exec/exec-coordinator.js';
 import type { CertificateAuthority } from '../pki/ca.js';
+import type { AgentUpgradeStore } from '../store/agent-upgrades.js';
 import type { AgentStore } from '../store/agents.js';
 import type { AuditLog } from '../store/audit.js';
 import type { Db } from '../store/db.js';
@@ -25,6 +26,8 @@ export interface ControllerContext {
   db: Db;
   tokens: TokenStore;
   agents: AgentStore;
+  /** Agent self-upgrade outcomes per host, as reported. */
+  agentUpgrades: AgentUpgradeStore;
   audit: AuditLog;
   sessions: SessionRegistry;
   exec: ExecCoordinator;

@@ -7,7 +7,7 @@ import type {
 } from '../../../common/src/gen/ferry/v1/enrollment.js';
 import { CallBoundary } from './call-boundary.js';
 import type { ReauthService } from './reauth.js';
-import { labelsToList, type Labels } from '../../../common/src/labels.js';
+import { labelsToList, labelValue, type Labels } from '../../../common/src/labels.js';
 import { checkCsr } from '../pki/csr.js';
 import type { EnrollmentMetrics } from '../metrics/metrics.js';
 import type { AgentRecord } from '../store/agents.js';
@@ -17,11 +17,6 @@ import { cpus } from 'node:os';
 
 function newAgentId(): string {
   return `ag-${randomBytes(6).toString('hex')}`;
-}
-
-/** Label-safe form of a hostname (hostnames are mostly safe already). */
-function labelValue(s: string): string {
-  return s.replace(/[^A-Za-z0-9._:/-]/g, '-').slice(0, 63);
 }
 
 /**

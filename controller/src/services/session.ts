@@ -1,10 +1,17 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentMessage, AgentSessionServer, ControllerMessage, LeaveRequest, LeaveResponse } from '../../../common/src/gen/ferry/v1/session.js';
+import { AgentUpgradeOutcome, type Hello } from '../../../common/src/gen/ferry/v1/session.js';
+import { agentCompat } from '../../../common/src/version.js';
 import { checkCsr } from '../pki/csr.js';
 import { AgentConnection, type ConnectionHooks } from '../sessions/agent-connection.js';
 import type { ControllerContext } from './context.js';
 import { CallBoundary } from './call-boundary.js';
 import { authenticatePeer, claimedPeer, type CallWithAuth, type Peer } from './peer-auth.js';
+
+/** The versions a hello reports, as the agent store keeps them. */
+function helloVersions(h: Hello): { agentVersion: string; protocolVersion: number; previousVersion: string } {
+  return { agentVersion: h.agentVersion, protocolVersion: h.protocolVersion, previousVersion: h.previousAgentVersion };
+}
 
 /**
  * AgentSession.Connect: authenticates the agent by its certificate, refuses
@@ -14,13 +21,22 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
   const hooks: ConnectionHooks = {
     heartbeatIntervalMs: ctx.config.heartbeatIntervalMs,
     async onHello(conn, hello) {
-      await ctx.agents.seen(conn.agentId, Date.now(), hello.facts, hello.agentVersion);
+      // The version rule (common/src/version.ts): refused before the agent
+      // counts as connected, with what to do, in the agent's log and ours.
+      const compat = agentCompat(hello.agentVersion);
+      if (!compat.ok) {
+        ctx.log.warn({ agent: conn.agentId, hostname: conn.hostname, agentVersion: hello.agentVersion, reason: compat.reason }, 'agent version refused');
+        await ctx.agents.seen(conn.agentId, Date.now(), hello.facts, helloVersions(hello));
+        throw new FerryError(ErrorCode.AgentVersionRefused, compat.message, compat.hint);
+      }
+      await ctx.agents.seen(conn.agentId, Date.now(), hello.facts, helloVersions(hello));
+      if (hello.lastUpgrade) await ctx.agentUpgrades.record(conn.agentId, hello.lastUpgrade);
       ctx.sessions.attach(conn);
-      ctx.log.info({ agent: conn.agentId, hostname: conn.hostname, peer: conn.peerAddress }, 'agent connected');
+      ctx.log.info({ agent: conn.agentId, hostname: conn.hostname, peer: conn.peerAddress, agentVersion: hello.agentVersion }, 'agent connected');
       // Every job the agent holds or should hold, exec or plan, one reconciliation.
       const acked = await ctx.jobs.onHello(conn.agentId, hello.openJobs);
       await ctx.prefetch.onHello(conn.agentId, hello.bundles);
-      return acked;
+      return { acked, advice: compat.advice };
     },
     async onMessage(conn, m) {
       switch (m.msg?.$case) {
@@ -34,6 +50,11 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
           break;
         case 'jobResult':
           await ctx.jobs.onMessage(conn.agentId, m.msg.value.jobId, m.msg.value.seq, { result: m.msg.value });
+          break;
+        case 'upgradeReport':
+          await ctx.agentUpgrades.record(conn.agentId, m.msg.value);
+          // Sent after the commit, which came after this session's hello: the kept version changed since.
+          if (m.msg.value.outcome === AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED) await ctx.agents.setPreviousVersion(conn.agentId, m.msg.value.fromVersion);
           break;
         case 'bundleProgress':
           await ctx.prefetch.onProgress(conn.agentId, m.msg.value);

@@ -10,8 +10,12 @@ import type { LiveSession } from './registry.js';
 /** What a connection needs from the rest of the controller. */
 export interface ConnectionHooks {
   heartbeatIntervalMs: number;
-  /** Hello received: returns what the controller already holds of the agent's open jobs. */
-  onHello(conn: AgentConnection, hello: Hello): Promise<Array<{ jobId: string; seq: number }>>;
+  /**
+   * Hello received: returns what the controller already holds of the agent's
+   * open jobs, and advice for the agent's log (an accepted but outdated
+   * version). Throws to refuse the session.
+   */
+  onHello(conn: AgentConnection, hello: Hello): Promise<{ acked: Array<{ jobId: string; seq: number }>; advice?: string }>;
   onMessage(conn: AgentConnection, msg: AgentMessage): Promise<void>;
   onClose(conn: AgentConnection): void;
 }
@@ -128,7 +132,7 @@ export class AgentConnection implements LiveSession {
       this.hostname = hello.facts?.hostname ?? '';
       this.state = 'open';
       this.hooks.onHello(this, hello).then(
-        (acked) => this.send({
+        ({ acked, advice }) => this.send({
           msg: {
             $case: 'welcome',
             value: {
@@ -136,6 +140,7 @@ export class AgentConnection implements LiveSession {
               heartbeatIntervalMs: this.hooks.heartbeatIntervalMs,
               serverTimeMs: Date.now(),
               acked,
+              advice: advice ?? '',
             },
           },
         }),

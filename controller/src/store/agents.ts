@@ -1,6 +1,7 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
-import type { Labels } from '../../../common/src/labels.js';
+import { platformArch } from '../../../common/src/arch.js';
+import { labelValue, type Labels } from '../../../common/src/labels.js';
 import type { Db } from './db.js';
 
 /** An enrolled agent as stored. */
@@ -10,6 +11,10 @@ export interface AgentRecord {
   labels: Labels;
   facts: HostFacts;
   agentVersion: string;
+  /** Session protocol of the last hello (0: unknown, an agent older than the field). */
+  protocolVersion: number;
+  /** The version the host keeps to roll back to ('' = none). */
+  previousVersion: string;
   tokenId: string | null;
   enrolledAt: number;
   lastSeenAt: number | null;
@@ -26,12 +31,13 @@ interface AgentRow {
   id: string; hostname: string; labels: string; facts: string; agent_version: string; token_id: string | null;
   enrolled_at: number; last_seen_at: number | null; revoked_at: number | null; cert_serial: string; cert_not_after: number;
   key_fingerprint: string | null; reauth_allowed_at?: number | null;
+  protocol_version?: number; previous_version?: string;
 }
 
 function fromRow(r: AgentRow): AgentRecord {
   return {
     id: r.id, hostname: r.hostname, labels: JSON.parse(r.labels) as Labels, facts: JSON.parse(r.facts) as HostFacts,
-    agentVersion: r.agent_version, tokenId: r.token_id, enrolledAt: Number(r.enrolled_at),
+    agentVersion: r.agent_version, protocolVersion: Number(r.protocol_version ?? 0), previousVersion: r.previous_version ?? '', tokenId: r.token_id, enrolledAt: Number(r.enrolled_at),
     lastSeenAt: r.last_seen_at === null ? null : Number(r.last_seen_at),
     revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
     certSerial: r.cert_serial, certNotAfter: Number(r.cert_not_after), keyFingerprint: r.key_fingerprint ?? null,
@@ -43,7 +49,7 @@ function fromRow(r: AgentRow): AgentRecord {
 export class AgentStore {
   constructor(private readonly db: Db) {}
 
-  async insert(db: Db, a: Omit<AgentRecord, 'lastSeenAt' | 'revokedAt' | 'reauthAllowedAt'>): Promise<void> {
+  async insert(db: Db, a: Omit<AgentRecord, 'lastSeenAt' | 'revokedAt' | 'reauthAllowedAt' | 'protocolVersion' | 'previousVersion'>): Promise<void> {
     await db.run(
       `INSERT INTO agents (id, hostname, labels, facts, agent_version, token_id, enrolled_at, cert_serial, cert_not_after, key_fingerprint)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -79,13 +85,30 @@ export class AgentStore {
     await this.db.run('UPDATE agents SET labels = ? WHERE id = ?', [JSON.stringify(labels), id]);
   }
 
-  async seen(id: string, at: number, facts?: HostFacts, agentVersion?: string): Promise<void> {
-    if (facts && agentVersion !== undefined) {
-      await this.db.run('UPDATE agents SET last_seen_at = ?, facts = ?, agent_version = ?, hostname = ? WHERE id = ?',
-        [at, JSON.stringify(facts), agentVersion, facts.hostname, id]);
+  /**
+   * Records a contact. With a hello's facts and versions it also refreshes
+   * the facts, the versions and the `ferry/arch` label (an agent enrolled
+   * before the label was derived from its facts, or one that reported Node's
+   * arch names, gets the image-platform name).
+   */
+  async seen(id: string, at: number, facts?: HostFacts, versions?: { agentVersion: string; protocolVersion: number; previousVersion: string }): Promise<void> {
+    if (facts && versions) {
+      const f = { ...facts, arch: platformArch(facts.arch) };
+      await this.db.tx(async (db) => {
+        const r = await db.get<{ labels: string }>('SELECT labels FROM agents WHERE id = ?', [id]);
+        const labels = r ? JSON.parse(r.labels) as Labels : {};
+        if (f.arch) labels['ferry/arch'] = labelValue(f.arch);
+        await db.run('UPDATE agents SET last_seen_at = ?, facts = ?, agent_version = ?, protocol_version = ?, previous_version = ?, hostname = ?, labels = ? WHERE id = ?',
+          [at, JSON.stringify(f), versions.agentVersion, versions.protocolVersion, versions.previousVersion, f.hostname, JSON.stringify(labels), id]);
+      });
     } else {
       await this.db.run('UPDATE agents SET last_seen_at = ? WHERE id = ?', [at, id]);
     }
+  }
+
+  /** The version a host keeps for rollback, from an upgrade report sent after the session's hello. */
+  async setPreviousVersion(id: string, version: string): Promise<void> {
+    await this.db.run('UPDATE agents SET previous_version = ? WHERE id = ?', [version, id]);
   }
 
   async setCert(id: string, serial: string, notAfter: number): Promise<void> {

@@ -283,4 +283,24 @@ CREATE TABLE registry_blobs (
 );
 `,
   },
+  {
+    version: 11,
+    name: 'agent versions from hello (protocol, previous kept for rollback) and agent self-upgrade outcomes per host',
+    sql: `
+ALTER TABLE agents ADD COLUMN protocol_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agents ADD COLUMN previous_version TEXT NOT NULL DEFAULT '';
+CREATE TABLE agent_upgrades (
+  agent_id TEXT NOT NULL,
+  upgrade_id TEXT NOT NULL,
+  from_version TEXT NOT NULL,
+  to_version TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  log_tail TEXT NOT NULL,
+  error_code TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  PRIMARY KEY (agent_id, upgrade_id)
+);
+`,
+  },
 ];

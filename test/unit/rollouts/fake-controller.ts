@@ -76,7 +76,7 @@ export class FakeSession implements LiveSession {
 }
 
 function agent(id: string): AgentRecord {
-  return { id, hostname: id, labels: { role: 'edge' }, facts: {} as AgentRecord['facts'], agentVersion: '1', tokenId: null, enrolledAt: 0, lastSeenAt: null, revokedAt: null, certSerial: '', certNotAfter: 0, keyFingerprint: null, reauthAllowedAt: null };
+  return { id, hostname: id, labels: { role: 'edge' }, facts: {} as AgentRecord['facts'], protocolVersion: 1, previousVersion: '', agentVersion: '1', tokenId: null, enrolledAt: 0, lastSeenAt: null, revokedAt: null, certSerial: '', certNotAfter: 0, keyFingerprint: null, reauthAllowedAt: null };
 }
 
 /**

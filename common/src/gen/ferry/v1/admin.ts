@@ -23,7 +23,15 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { ChunkData, HostFacts, Label, SignedManifest } from "./common.js";
-import { BundleState, bundleStateFromJSON, bundleStateToJSON, JobResult, SignedPlan, StepEvent } from "./session.js";
+import {
+  AgentUpgradeReport,
+  BundleState,
+  bundleStateFromJSON,
+  bundleStateToJSON,
+  JobResult,
+  SignedPlan,
+  StepEvent,
+} from "./session.js";
 
 export const protobufPackage = "ferry.v1";
 
@@ -315,6 +323,12 @@ export interface AgentInfo {
   bundles: string[];
   /** when an operator last allowed re-authentication past the window; 0 = never */
   reauthAllowedAtMs: number;
+  /** session protocol of the agent's last hello; 0 = unknown */
+  protocolVersion: number;
+  /** kept on the host for rollback; empty = none */
+  previousAgentVersion: string;
+  /** the host's last self-upgrade as reported; absent when none */
+  lastUpgrade: AgentUpgradeReport | undefined;
 }
 
 export interface ListAgentsRequest {
@@ -4857,6 +4871,9 @@ function createBaseAgentInfo(): AgentInfo {
     peerAddress: "",
     bundles: [],
     reauthAllowedAtMs: 0,
+    protocolVersion: 0,
+    previousAgentVersion: "",
+    lastUpgrade: undefined,
   };
 }
 
@@ -4900,6 +4917,15 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     }
     if (message.reauthAllowedAtMs !== 0) {
       writer.uint32(104).int64(message.reauthAllowedAtMs);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(112).uint32(message.protocolVersion);
+    }
+    if (message.previousAgentVersion !== "") {
+      writer.uint32(122).string(message.previousAgentVersion);
+    }
+    if (message.lastUpgrade !== undefined) {
+      AgentUpgradeReport.encode(message.lastUpgrade, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -5021,6 +5047,30 @@ export const AgentInfo: MessageFns<AgentInfo> = {
             message.reauthAllowedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.previousAgentVersion = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.lastUpgrade = AgentUpgradeReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5078,6 +5128,21 @@ export const AgentInfo: MessageFns<AgentInfo> = {
         : isSet(object.reauth_allowed_at_ms)
         ? globalThis.Number(object.reauth_allowed_at_ms)
         : 0,
+      protocolVersion: isSet(object.protocolVersion)
+        ? globalThis.Number(object.protocolVersion)
+        : isSet(object.protocol_version)
+        ? globalThis.Number(object.protocol_version)
+        : 0,
+      previousAgentVersion: isSet(object.previousAgentVersion)
+        ? globalThis.String(object.previousAgentVersion)
+        : isSet(object.previous_agent_version)
+        ? globalThis.String(object.previous_agent_version)
+        : "",
+      lastUpgrade: isSet(object.lastUpgrade)
+        ? AgentUpgradeReport.fromJSON(object.lastUpgrade)
+        : isSet(object.last_upgrade)
+        ? AgentUpgradeReport.fromJSON(object.last_upgrade)
+        : undefined,
     };
   },
 
@@ -5122,6 +5187,15 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     if (message.reauthAllowedAtMs !== 0) {
       obj.reauthAllowedAtMs = Math.round(message.reauthAllowedAtMs);
     }
+    if (message.protocolVersion !== 0) {
+      obj.protocolVersion = Math.round(message.protocolVersion);
+    }
+    if (message.previousAgentVersion !== "") {
+      obj.previousAgentVersion = message.previousAgentVersion;
+    }
+    if (message.lastUpgrade !== undefined) {
+      obj.lastUpgrade = AgentUpgradeReport.toJSON(message.lastUpgrade);
+    }
     return obj;
   },
 
@@ -5145,6 +5219,11 @@ export const AgentInfo: MessageFns<AgentInfo> = {
     message.peerAddress = object.peerAddress ?? "";
     message.bundles = object.bundles?.map((e) => e) || [];
     message.reauthAllowedAtMs = object.reauthAllowedAtMs ?? 0;
+    message.protocolVersion = object.protocolVersion ?? 0;
+    message.previousAgentVersion = object.previousAgentVersion ?? "";
+    message.lastUpgrade = (object.lastUpgrade !== undefined && object.lastUpgrade !== null)
+      ? AgentUpgradeReport.fromPartial(object.lastUpgrade)
+      : undefined;
     return message;
   },
 };

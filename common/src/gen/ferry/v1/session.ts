@@ -26,6 +26,61 @@ export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/session.proto";
 
+export enum AgentUpgradeOutcome {
+  AGENT_UPGRADE_OUTCOME_UNSPECIFIED = 0,
+  /** AGENT_UPGRADE_OUTCOME_COMMITTED - the new version connected, passed its self-check and is kept */
+  AGENT_UPGRADE_OUTCOME_COMMITTED = 1,
+  /** AGENT_UPGRADE_OUTCOME_ROLLED_BACK - it crashed, did not connect in time or failed its self-check: the previous version runs again */
+  AGENT_UPGRADE_OUTCOME_ROLLED_BACK = 2,
+  /** AGENT_UPGRADE_OUTCOME_REFUSED - not attempted: failed here before, no space, bad artifact, not a systemd service */
+  AGENT_UPGRADE_OUTCOME_REFUSED = 3,
+  /** AGENT_UPGRADE_OUTCOME_IN_PROGRESS - downloading, installing or waiting for the new version to connect */
+  AGENT_UPGRADE_OUTCOME_IN_PROGRESS = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function agentUpgradeOutcomeFromJSON(object: any): AgentUpgradeOutcome {
+  switch (object) {
+    case 0:
+    case "AGENT_UPGRADE_OUTCOME_UNSPECIFIED":
+      return AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_UNSPECIFIED;
+    case 1:
+    case "AGENT_UPGRADE_OUTCOME_COMMITTED":
+      return AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED;
+    case 2:
+    case "AGENT_UPGRADE_OUTCOME_ROLLED_BACK":
+      return AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK;
+    case 3:
+    case "AGENT_UPGRADE_OUTCOME_REFUSED":
+      return AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED;
+    case 4:
+    case "AGENT_UPGRADE_OUTCOME_IN_PROGRESS":
+      return AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AgentUpgradeOutcome.UNRECOGNIZED;
+  }
+}
+
+export function agentUpgradeOutcomeToJSON(object: AgentUpgradeOutcome): string {
+  switch (object) {
+    case AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_UNSPECIFIED:
+      return "AGENT_UPGRADE_OUTCOME_UNSPECIFIED";
+    case AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED:
+      return "AGENT_UPGRADE_OUTCOME_COMMITTED";
+    case AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK:
+      return "AGENT_UPGRADE_OUTCOME_ROLLED_BACK";
+    case AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED:
+      return "AGENT_UPGRADE_OUTCOME_REFUSED";
+    case AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS:
+      return "AGENT_UPGRADE_OUTCOME_IN_PROGRESS";
+    case AgentUpgradeOutcome.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum BundleState {
   BUNDLE_STATE_UNSPECIFIED = 0,
   BUNDLE_STATE_FETCHING = 1,
@@ -175,6 +230,7 @@ export interface AgentMessage {
     | { $case: "bundleProgress"; value: BundleProgress }
     | { $case: "stepEvent"; value: StepEvent }
     | { $case: "jobResult"; value: JobResult }
+    | { $case: "upgradeReport"; value: AgentUpgradeReport }
     | undefined;
 }
 
@@ -187,6 +243,7 @@ export interface ControllerMessage {
     | { $case: "renewed"; value: RenewResponse }
     | { $case: "bundleStage"; value: BundleStage }
     | { $case: "jobStart"; value: JobStart }
+    | { $case: "upgrade"; value: AgentUpgrade }
     | undefined;
 }
 
@@ -199,6 +256,52 @@ export interface Hello {
   openJobs: string[];
   /** Bundles fully staged on this host (verified, assembled). */
   bundles: HeldBundle[];
+  /**
+   * The session protocol this agent speaks (common/src/version.ts
+   * PROTOCOL_VERSION); 0 from agents older than the field.
+   */
+  protocolVersion: number;
+  /** The version kept on the host to roll back to; empty when there is none. */
+  previousAgentVersion: string;
+  /**
+   * The outcome of this host's last self-upgrade, resent in every hello
+   * (the controller records it once per upgrade_id); absent when none ran.
+   */
+  lastUpgrade: AgentUpgradeReport | undefined;
+}
+
+/** How an agent self-upgrade ended on this host (or where it is). */
+export interface AgentUpgradeReport {
+  upgradeId: string;
+  fromVersion: string;
+  toVersion: string;
+  outcome: AgentUpgradeOutcome;
+  reason: string;
+  /** The new version's last log lines when it was rolled back. */
+  logTail: string[];
+  timeMs: number;
+  errorCode: string;
+}
+
+/**
+ * Upgrade this agent: stage the release bundle (verified against the
+ * operator keys pinned at enrollment, deduplicated against what the host
+ * holds), install its binary for this host's architecture, switch, restart
+ * through systemd, and commit only once the new version has reconnected.
+ */
+export interface AgentUpgrade {
+  upgradeId: string;
+  version: string;
+  bundleId: string;
+  signed:
+    | SignedManifest
+    | undefined;
+  /** Path of the executable inside the bundle. */
+  file: string;
+  /** The operator asked to try a version that was rolled back on this host before. */
+  retryFailed: boolean;
+  /** How long the new version has to reconnect (0: the agent's default, 2 minutes). */
+  connectWindowMs: number;
 }
 
 export interface HeldBundle {
@@ -236,6 +339,11 @@ export interface Welcome {
    * agent resends only what is missing.
    */
   acked: Ack[];
+  /**
+   * Set when the agent's version is accepted but should be upgraded (one
+   * minor behind): what to do, for the agent's log.
+   */
+  advice: string;
 }
 
 export interface Heartbeat {
@@ -525,6 +633,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "jobResult":
         JobResult.encode(message.msg.value, writer.uint32(66).fork()).join();
         break;
+      case "upgradeReport":
+        AgentUpgradeReport.encode(message.msg.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -598,6 +709,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "jobResult", value: JobResult.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.msg = { $case: "upgradeReport", value: AgentUpgradeReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -632,6 +751,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "jobResult", value: JobResult.fromJSON(object.jobResult) }
         : isSet(object.job_result)
         ? { $case: "jobResult", value: JobResult.fromJSON(object.job_result) }
+        : isSet(object.upgradeReport)
+        ? { $case: "upgradeReport", value: AgentUpgradeReport.fromJSON(object.upgradeReport) }
+        : isSet(object.upgrade_report)
+        ? { $case: "upgradeReport", value: AgentUpgradeReport.fromJSON(object.upgrade_report) }
         : undefined,
     };
   },
@@ -652,6 +775,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.stepEvent = StepEvent.toJSON(message.msg.value);
     } else if (message.msg?.$case === "jobResult") {
       obj.jobResult = JobResult.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "upgradeReport") {
+      obj.upgradeReport = AgentUpgradeReport.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -704,6 +829,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "upgradeReport": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "upgradeReport", value: AgentUpgradeReport.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -736,6 +867,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         break;
       case "jobStart":
         JobStart.encode(message.msg.value, writer.uint32(66).fork()).join();
+        break;
+      case "upgrade":
+        AgentUpgrade.encode(message.msg.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -810,6 +944,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "jobStart", value: JobStart.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.msg = { $case: "upgrade", value: AgentUpgrade.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -844,6 +986,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "jobStart", value: JobStart.fromJSON(object.jobStart) }
         : isSet(object.job_start)
         ? { $case: "jobStart", value: JobStart.fromJSON(object.job_start) }
+        : isSet(object.upgrade)
+        ? { $case: "upgrade", value: AgentUpgrade.fromJSON(object.upgrade) }
         : undefined,
     };
   },
@@ -864,6 +1008,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.bundleStage = BundleStage.toJSON(message.msg.value);
     } else if (message.msg?.$case === "jobStart") {
       obj.jobStart = JobStart.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "upgrade") {
+      obj.upgrade = AgentUpgrade.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -916,13 +1062,27 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         }
         break;
       }
+      case "upgrade": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "upgrade", value: AgentUpgrade.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseHello(): Hello {
-  return { agentVersion: "", facts: undefined, openJobs: [], bundles: [] };
+  return {
+    agentVersion: "",
+    facts: undefined,
+    openJobs: [],
+    bundles: [],
+    protocolVersion: 0,
+    previousAgentVersion: "",
+    lastUpgrade: undefined,
+  };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -938,6 +1098,15 @@ export const Hello: MessageFns<Hello> = {
     }
     for (const v of message.bundles) {
       HeldBundle.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(40).uint32(message.protocolVersion);
+    }
+    if (message.previousAgentVersion !== "") {
+      writer.uint32(50).string(message.previousAgentVersion);
+    }
+    if (message.lastUpgrade !== undefined) {
+      AgentUpgradeReport.encode(message.lastUpgrade, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -987,6 +1156,30 @@ export const Hello: MessageFns<Hello> = {
             message.bundles.push(HeldBundle.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.previousAgentVersion = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.lastUpgrade = AgentUpgradeReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1013,6 +1206,21 @@ export const Hello: MessageFns<Hello> = {
         ? object.open_jobs.map((e: any) => globalThis.String(e))
         : [],
       bundles: globalThis.Array.isArray(object?.bundles) ? object.bundles.map((e: any) => HeldBundle.fromJSON(e)) : [],
+      protocolVersion: isSet(object.protocolVersion)
+        ? globalThis.Number(object.protocolVersion)
+        : isSet(object.protocol_version)
+        ? globalThis.Number(object.protocol_version)
+        : 0,
+      previousAgentVersion: isSet(object.previousAgentVersion)
+        ? globalThis.String(object.previousAgentVersion)
+        : isSet(object.previous_agent_version)
+        ? globalThis.String(object.previous_agent_version)
+        : "",
+      lastUpgrade: isSet(object.lastUpgrade)
+        ? AgentUpgradeReport.fromJSON(object.lastUpgrade)
+        : isSet(object.last_upgrade)
+        ? AgentUpgradeReport.fromJSON(object.last_upgrade)
+        : undefined,
     };
   },
 
@@ -1030,6 +1238,15 @@ export const Hello: MessageFns<Hello> = {
     if (message.bundles?.length) {
       obj.bundles = message.bundles.map((e) => HeldBundle.toJSON(e));
     }
+    if (message.protocolVersion !== 0) {
+      obj.protocolVersion = Math.round(message.protocolVersion);
+    }
+    if (message.previousAgentVersion !== "") {
+      obj.previousAgentVersion = message.previousAgentVersion;
+    }
+    if (message.lastUpgrade !== undefined) {
+      obj.lastUpgrade = AgentUpgradeReport.toJSON(message.lastUpgrade);
+    }
     return obj;
   },
 
@@ -1044,6 +1261,416 @@ export const Hello: MessageFns<Hello> = {
       : undefined;
     message.openJobs = object.openJobs?.map((e) => e) || [];
     message.bundles = object.bundles?.map((e) => HeldBundle.fromPartial(e)) || [];
+    message.protocolVersion = object.protocolVersion ?? 0;
+    message.previousAgentVersion = object.previousAgentVersion ?? "";
+    message.lastUpgrade = (object.lastUpgrade !== undefined && object.lastUpgrade !== null)
+      ? AgentUpgradeReport.fromPartial(object.lastUpgrade)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAgentUpgradeReport(): AgentUpgradeReport {
+  return {
+    upgradeId: "",
+    fromVersion: "",
+    toVersion: "",
+    outcome: 0,
+    reason: "",
+    logTail: [],
+    timeMs: 0,
+    errorCode: "",
+  };
+}
+
+export const AgentUpgradeReport: MessageFns<AgentUpgradeReport> = {
+  encode(message: AgentUpgradeReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upgradeId !== "") {
+      writer.uint32(10).string(message.upgradeId);
+    }
+    if (message.fromVersion !== "") {
+      writer.uint32(18).string(message.fromVersion);
+    }
+    if (message.toVersion !== "") {
+      writer.uint32(26).string(message.toVersion);
+    }
+    if (message.outcome !== 0) {
+      writer.uint32(32).int32(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    for (const v of message.logTail) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(56).int64(message.timeMs);
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(66).string(message.errorCode);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentUpgradeReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentUpgradeReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.upgradeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toVersion = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.outcome = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.logTail.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentUpgradeReport {
+    return {
+      upgradeId: isSet(object.upgradeId)
+        ? globalThis.String(object.upgradeId)
+        : isSet(object.upgrade_id)
+        ? globalThis.String(object.upgrade_id)
+        : "",
+      fromVersion: isSet(object.fromVersion)
+        ? globalThis.String(object.fromVersion)
+        : isSet(object.from_version)
+        ? globalThis.String(object.from_version)
+        : "",
+      toVersion: isSet(object.toVersion)
+        ? globalThis.String(object.toVersion)
+        : isSet(object.to_version)
+        ? globalThis.String(object.to_version)
+        : "",
+      outcome: isSet(object.outcome) ? agentUpgradeOutcomeFromJSON(object.outcome) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      logTail: globalThis.Array.isArray(object?.logTail)
+        ? object.logTail.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.log_tail)
+        ? object.log_tail.map((e: any) => globalThis.String(e))
+        : [],
+      timeMs: isSet(object.timeMs)
+        ? globalThis.Number(object.timeMs)
+        : isSet(object.time_ms)
+        ? globalThis.Number(object.time_ms)
+        : 0,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+    };
+  },
+
+  toJSON(message: AgentUpgradeReport): unknown {
+    const obj: any = {};
+    if (message.upgradeId !== "") {
+      obj.upgradeId = message.upgradeId;
+    }
+    if (message.fromVersion !== "") {
+      obj.fromVersion = message.fromVersion;
+    }
+    if (message.toVersion !== "") {
+      obj.toVersion = message.toVersion;
+    }
+    if (message.outcome !== 0) {
+      obj.outcome = agentUpgradeOutcomeToJSON(message.outcome);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.logTail?.length) {
+      obj.logTail = message.logTail;
+    }
+    if (message.timeMs !== 0) {
+      obj.timeMs = Math.round(message.timeMs);
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AgentUpgradeReport>, I>>(base?: I): AgentUpgradeReport {
+    return AgentUpgradeReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentUpgradeReport>, I>>(object: I): AgentUpgradeReport {
+    const message = createBaseAgentUpgradeReport();
+    message.upgradeId = object.upgradeId ?? "";
+    message.fromVersion = object.fromVersion ?? "";
+    message.toVersion = object.toVersion ?? "";
+    message.outcome = object.outcome ?? 0;
+    message.reason = object.reason ?? "";
+    message.logTail = object.logTail?.map((e) => e) || [];
+    message.timeMs = object.timeMs ?? 0;
+    message.errorCode = object.errorCode ?? "";
+    return message;
+  },
+};
+
+function createBaseAgentUpgrade(): AgentUpgrade {
+  return {
+    upgradeId: "",
+    version: "",
+    bundleId: "",
+    signed: undefined,
+    file: "",
+    retryFailed: false,
+    connectWindowMs: 0,
+  };
+}
+
+export const AgentUpgrade: MessageFns<AgentUpgrade> = {
+  encode(message: AgentUpgrade, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upgradeId !== "") {
+      writer.uint32(10).string(message.upgradeId);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.bundleId !== "") {
+      writer.uint32(26).string(message.bundleId);
+    }
+    if (message.signed !== undefined) {
+      SignedManifest.encode(message.signed, writer.uint32(34).fork()).join();
+    }
+    if (message.file !== "") {
+      writer.uint32(42).string(message.file);
+    }
+    if (message.retryFailed !== false) {
+      writer.uint32(48).bool(message.retryFailed);
+    }
+    if (message.connectWindowMs !== 0) {
+      writer.uint32(56).uint32(message.connectWindowMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentUpgrade {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentUpgrade();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.upgradeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.signed = SignedManifest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.file = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.retryFailed = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.connectWindowMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentUpgrade {
+    return {
+      upgradeId: isSet(object.upgradeId)
+        ? globalThis.String(object.upgradeId)
+        : isSet(object.upgrade_id)
+        ? globalThis.String(object.upgrade_id)
+        : "",
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      signed: isSet(object.signed) ? SignedManifest.fromJSON(object.signed) : undefined,
+      file: isSet(object.file) ? globalThis.String(object.file) : "",
+      retryFailed: isSet(object.retryFailed)
+        ? globalThis.Boolean(object.retryFailed)
+        : isSet(object.retry_failed)
+        ? globalThis.Boolean(object.retry_failed)
+        : false,
+      connectWindowMs: isSet(object.connectWindowMs)
+        ? globalThis.Number(object.connectWindowMs)
+        : isSet(object.connect_window_ms)
+        ? globalThis.Number(object.connect_window_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: AgentUpgrade): unknown {
+    const obj: any = {};
+    if (message.upgradeId !== "") {
+      obj.upgradeId = message.upgradeId;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.signed !== undefined) {
+      obj.signed = SignedManifest.toJSON(message.signed);
+    }
+    if (message.file !== "") {
+      obj.file = message.file;
+    }
+    if (message.retryFailed !== false) {
+      obj.retryFailed = message.retryFailed;
+    }
+    if (message.connectWindowMs !== 0) {
+      obj.connectWindowMs = Math.round(message.connectWindowMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AgentUpgrade>, I>>(base?: I): AgentUpgrade {
+    return AgentUpgrade.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentUpgrade>, I>>(object: I): AgentUpgrade {
+    const message = createBaseAgentUpgrade();
+    message.upgradeId = object.upgradeId ?? "";
+    message.version = object.version ?? "";
+    message.bundleId = object.bundleId ?? "";
+    message.signed = (object.signed !== undefined && object.signed !== null)
+      ? SignedManifest.fromPartial(object.signed)
+      : undefined;
+    message.file = object.file ?? "";
+    message.retryFailed = object.retryFailed ?? false;
+    message.connectWindowMs = object.connectWindowMs ?? 0;
     return message;
   },
 };
@@ -1430,7 +2057,7 @@ export const BundleProgress: MessageFns<BundleProgress> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { controllerVersion: "", heartbeatIntervalMs: 0, serverTimeMs: 0, acked: [] };
+  return { controllerVersion: "", heartbeatIntervalMs: 0, serverTimeMs: 0, acked: [], advice: "" };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -1446,6 +2073,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     for (const v of message.acked) {
       Ack.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.advice !== "") {
+      writer.uint32(42).string(message.advice);
     }
     return writer;
   },
@@ -1495,6 +2125,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.acked.push(Ack.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.advice = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1525,6 +2163,7 @@ export const Welcome: MessageFns<Welcome> = {
         ? globalThis.Number(object.server_time_ms)
         : 0,
       acked: globalThis.Array.isArray(object?.acked) ? object.acked.map((e: any) => Ack.fromJSON(e)) : [],
+      advice: isSet(object.advice) ? globalThis.String(object.advice) : "",
     };
   },
 
@@ -1542,6 +2181,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.acked?.length) {
       obj.acked = message.acked.map((e) => Ack.toJSON(e));
     }
+    if (message.advice !== "") {
+      obj.advice = message.advice;
+    }
     return obj;
   },
 
@@ -1554,6 +2196,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.serverTimeMs = object.serverTimeMs ?? 0;
     message.acked = object.acked?.map((e) => Ack.fromPartial(e)) || [];
+    message.advice = object.advice ?? "";
     return message;
   },
 };
