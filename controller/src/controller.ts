@@ -35,6 +35,7 @@ import { sessionService } from './services/session.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
+import { ConsoleServer } from './console/console-server.js';
 import { SqliteDb } from './store/db.js';
 import { TokenStore } from './store/tokens.js';
 
@@ -92,7 +93,13 @@ export class Controller {
     private readonly sweeper: NodeJS.Timeout,
     readonly port: number,
     readonly caCreated: boolean,
+    private readonly console_: ConsoleServer | undefined,
   ) {}
+
+  /** The web console's base URL, when it is on (--console-addr). */
+  get consoleUrl(): string | undefined {
+    return this.console_?.url;
+  }
 
   /** CA pin for join strings and `ferry-agent join`. */
   get pin(): string {
@@ -223,7 +230,18 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, created);
+    // The web console: its own HTTPS listener for people, off unless --console-addr is given.
+    let consoleServer: ConsoleServer | undefined;
+    if (config.consoleAddr) {
+      consoleServer = await ConsoleServer.start(ctx, {
+        addr: config.consoleAddr, certPem: serverCert.certChainPem, keyPem: serverCert.keyPem,
+        sessionTtlMs: config.consoleSessionTtlMs, log: log.child({ part: 'console' }),
+      });
+      opened.push(() => consoleServer!.stop());
+      ctx.consoleUrl = () => consoleServer!.url;
+    }
+
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, created, consoleServer);
     health.set(Serving.SERVING);
     c.state = 'running';
     log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
@@ -250,6 +268,7 @@ export class Controller {
     });
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
+    await this.console_?.stop();
     clearInterval(this.sweeper);
     await this.ctx.rollouts.stop();
     await this.ctx.db.close();

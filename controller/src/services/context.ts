@@ -35,4 +35,6 @@ export interface ControllerContext {
   rollouts: RolloutScheduler;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
+  /** The web console's base URL (https://HOST:PORT), or undefined when it is off (controller/src/console/). */
+  consoleUrl?: () => string | undefined;
 }
