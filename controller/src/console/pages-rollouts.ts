@@ -50,7 +50,8 @@ function actions(s: RolloutSnapshot, v: Viewer): Html {
 
 function hostRow(rolloutId: string, h: RolloutHost): Html {
   const view = hostView(h);
-  const step = h.stepCount ? `${Math.min(h.stepIndex + 1, h.stepCount)}/${h.stepCount}${h.stepId ? ` ${h.stepId}` : ''}` : h.stepId;
+  // The step matters while a host runs and where it failed; a finished host's last step says little.
+  const step = view !== 'running' && view !== 'failed' ? '' : h.stepCount ? `${Math.min(h.stepIndex + 1, h.stepCount)}/${h.stepCount}${h.stepId ? ` ${h.stepId}` : ''}` : h.stepId;
   const tail = view === 'failed' && h.lastLines.length
     ? html`<pre class="tail" data-testid="log-tail">${h.lastLines.join('\n')}</pre>` : '';
   const logs = h.hostJobId ? link(`/rollouts/${encodeURIComponent(rolloutId)}/logs?host=${encodeURIComponent(h.agentId)}`, 'log') : '';
@@ -66,7 +67,7 @@ export function rolloutLive(s: RolloutSnapshot, v: Viewer): Html {
   for (const h of s.hosts) byView.set(hostView(h), (byView.get(hostView(h)) ?? 0) + 1);
   const hosts = [...s.hosts].sort((a, b) => VIEW_ORDER.indexOf(hostView(a)) - VIEW_ORDER.indexOf(hostView(b)) || a.wave - b.wave);
   const shown = hosts.slice(0, MAX_HOST_ROWS);
-  const eta = s.etaMs >= 0 ? `ETA ${ago(s.atMs + s.etaMs, s.atMs)}` : s.etaNote;
+  const eta = TERMINAL_ROLLOUT.has(i.state) ? `finished ${when(i.finishedAtMs)}` : s.etaMs >= 0 ? `ETA ${ago(s.atMs + s.etaMs, s.atMs)}` : s.etaNote;
   return html`<section class="summary"><p>${stateLine(i)} wave <strong data-testid="current-wave">${i.currentWave + 1}</strong> of ${i.waveCount} ·
 ${i.hosts} hosts · plan ${i.plan} · created by ${i.createdBy} ${when(i.createdAtMs)} · ${eta}</p>
 <p class="counts" data-testid="host-views">${VIEW_ORDER.filter((k) => byView.get(k)).map((k) => html`${badge(k)} ${byView.get(k)} `)}</p>
