@@ -76,3 +76,24 @@ if (live && window.EventSource) {
   source.addEventListener('failure', (m) => { say(`stream ended: ${JSON.parse(m.data).message}`); source.close(); });
   source.addEventListener('error', () => { if (source.readyState !== EventSource.CLOSED) say('reconnecting…'); });
 }
+
+// Live fleet: counts by state and the state of the hosts on this page, when agents come and go.
+const fleet = document.querySelector('[data-testid="fleet-counts"][data-live]');
+if (fleet && window.EventSource) {
+  const source = new EventSource(fleet.getAttribute('data-live'));
+  source.addEventListener('open', () => fleet.setAttribute('data-stream', 'open'));
+  source.addEventListener('fleet', (m) => {
+    const { counts, total, states } = JSON.parse(m.data);
+    fleet.querySelector('[data-count="total"]').textContent = String(total);
+    for (const [state, n] of Object.entries(counts)) {
+      const el = fleet.querySelector(`[data-count="${state}"]`);
+      if (el) el.textContent = String(n);
+    }
+    for (const row of document.querySelectorAll('tr[data-agent]')) {
+      const state = states[row.getAttribute('data-agent')];
+      const badge = row.querySelector('td.state .badge');
+      if (state && badge && badge.textContent !== state) { badge.textContent = state; badge.className = `badge s-${state}`; }
+    }
+  });
+  source.addEventListener('failure', () => source.close());
+}

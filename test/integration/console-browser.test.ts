@@ -233,6 +233,14 @@ describe('web console in a browser', function () {
     assert.match(await page.textContent('[data-testid="fleet-shown"]') ?? '', /1003 match · page 1 of 11/);
     await shot(page, '06-fleet-1000.png');
 
+    // A host arriving shows up in the counts without a reload.
+    await page.locator('[data-testid="fleet-counts"][data-stream="open"]').waitFor();
+    await page.evaluate(() => { (globalThis as unknown as { ferryMark: number }).ferryMark = 2; });
+    agents.push(await enrollAgent(c, 'late-1'));
+    await page.locator('[data-count="online"]', { hasText: /^4$/ }).waitFor();
+    assert.equal(await page.textContent('[data-count="total"]'), '1004');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { ferryMark?: number }).ferryMark), 2, 'updated without a reload');
+
     await page.selectOption('select[name="state"]', 'offline');
     await page.fill('input[name="selector"]', 'ring=canary,site=plant-7');
     await page.click('form.filters button[type="submit"]');
@@ -242,7 +250,7 @@ describe('web console in a browser', function () {
     assert.deepEqual(await page.locator('table.fleet tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-host'))),
       ['edge-0990', 'edge-0991', 'edge-0992', 'edge-0993', 'edge-0994', 'edge-0995', 'edge-0996', 'edge-0997', 'edge-0998', 'edge-0999']);
     await page.goto(`${c.consoleUrl}/fleet?page=11`);
-    assert.equal(await page.locator('table.fleet tbody tr').count(), 3);
+    assert.equal(await page.locator('table.fleet tbody tr').count(), 4, 'the last page: late-1 and web-0..2');
     await page.goto(`${c.consoleUrl}/fleet?selector=${encodeURIComponent('site in (')}`);
     assert.match(await page.textContent('[data-testid="filter-error"]') ?? '', /labels: invalid selector/);
     await page.context().close();

@@ -36,7 +36,30 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 }
 
 /** The console's pages, event streams and actions, once the browser is known. */
-export function consoleRoutes(api: ConsoleApi, o: { sessionTtlMs: number; track: (res: ServerResponse) => void }) {
+/** Fleet changes (sessions up and down) are gathered this long before one update goes out. */
+const FLEET_DEBOUNCE_MS = 500;
+
+export interface RouteOptions {
+  sessionTtlMs: number;
+  /** Registers an open event stream (ended when the console stops). */
+  track: (res: ServerResponse) => void;
+  /** Calls `fn` when an agent connects or disconnects; returns the unsubscribe function. */
+  onFleetChange: (fn: () => void) => () => void;
+}
+
+/** Every event stream line goes through here: one named event with a JSON payload. */
+function sse(res: ServerResponse, event: string, data: unknown, eventId?: number): void {
+  if (!res.writableEnded) res.write(`${eventId ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
+function openStream(res: ServerResponse, o: RouteOptions): () => void {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
+  o.track(res);
+  const keepalive = setInterval(() => { if (!res.writableEnded) res.write(': keepalive\n\n'); }, KEEPALIVE_MS);
+  return () => clearInterval(keepalive);
+}
+
+export function consoleRoutes(api: ConsoleApi, o: RouteOptions) {
   /** GET /login?token=…: spends the link, sets the session cookie, then goes to the fleet page. */
   async function login(res: ServerResponse, url: URL, auth: BrowserAuth): Promise<void> {
     let opened;
@@ -88,21 +111,35 @@ export function consoleRoutes(api: ConsoleApi, o: { sessionTtlMs: number; track:
   /** GET /rollouts/ID/events: the Watch stream as server-sent events; Last-Event-ID resumes after that event. */
   function events(req: IncomingMessage, res: ServerResponse, id: string, who: Browser): void {
     const after = Number(req.headers['last-event-id'] ?? 0) || 0;
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
-    o.track(res);
-    const send = (event: string, data: unknown, eventId?: number) => {
-      if (!res.writableEnded) res.write(`${eventId ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    };
+    const stop = openStream(res, o);
     const stream = api.watch(who, id, after, (u) => {
-      if (u.update?.$case === 'snapshot') send('snapshot', { html: rolloutLive(u.update.value, who).text, state: u.update.value.info?.state });
-      else if (u.update?.$case === 'event') send('event', { html: eventItem(u.update.value).text }, u.update.value.seq);
+      if (u.update?.$case === 'snapshot') sse(res, 'snapshot', { html: rolloutLive(u.update.value, who).text, state: u.update.value.info?.state });
+      else if (u.update?.$case === 'event') sse(res, 'event', { html: eventItem(u.update.value).text }, u.update.value.seq);
     });
-    const keepalive = setInterval(() => { if (!res.writableEnded) res.write(': keepalive\n\n'); }, KEEPALIVE_MS);
-    res.on('close', () => { clearInterval(keepalive); stream.cancel(); });
+    res.on('close', () => { stop(); stream.cancel(); });
     stream.done.then(
-      () => { send('end', {}); res.end(); },
-      (err: FerryError) => { send('failure', { code: err.code, message: err.message }); res.end(); },
-    ).finally(() => clearInterval(keepalive));
+      () => { sse(res, 'end', {}); res.end(); },
+      (err: FerryError) => { sse(res, 'failure', { code: err.code, message: err.message }); res.end(); },
+    ).finally(stop);
+  }
+
+  /**
+   * GET /fleet/events: when agents connect or disconnect, the counts by
+   * state and every host's state, read again through ListAgents (so a
+   * session that ended stops the stream with its refusal).
+   */
+  function fleetEvents(res: ServerResponse, who: Browser): void {
+    const stop = openStream(res, o);
+    let timer: NodeJS.Timeout | undefined;
+    const push = () => {
+      timer = undefined;
+      api.agents(who).then((all) => {
+        const counts = Object.fromEntries(AGENT_STATES.map((s) => [s, all.filter((a) => agentState(a) === s).length]));
+        sse(res, 'fleet', { counts, total: all.length, states: Object.fromEntries(all.map((a) => [a.id, agentState(a)])) });
+      }, (err: FerryError) => { sse(res, 'failure', { code: err.code, message: err.message }); res.end(); });
+    };
+    const unsubscribe = o.onFleetChange(() => { timer ??= setTimeout(push, FLEET_DEBOUNCE_MS); });
+    res.on('close', () => { stop(); unsubscribe(); if (timer) clearTimeout(timer); });
   }
 
   async function act(req: IncomingMessage, res: ServerResponse, id: string, action: RolloutAction, who: Browser): Promise<void> {
@@ -130,6 +167,7 @@ export function consoleRoutes(api: ConsoleApi, o: { sessionTtlMs: number; track:
     }
     if (req.method !== 'GET') throw new FerryError(ErrorCode.InvalidArgument, `${req.method} is not served here`);
     if (path === '/' || path === '/fleet') return fleet(res, url, who);
+    if (path === '/fleet/events') return fleetEvents(res, who);
     if (seg[0] === 'hosts' && seg.length === 2) return host(res, seg[1]!, who);
     if (path === '/rollouts') return sendHtml(res, rolloutsPage(await api.rolloutList(who, 200), who));
     if (seg[0] === 'rollouts' && seg.length === 2) return sendHtml(res, rolloutPage(await api.rollout(who, seg[1]!), who));

@@ -70,7 +70,9 @@ export class ConsoleServer {
     const files = loadStatic();
     const log = o.log;
     let console_: ConsoleServer | undefined;
-    const routes = consoleRoutes(api, { sessionTtlMs: o.sessionTtlMs, track: (res) => console_?.track(res) });
+    const routes = consoleRoutes(api, {
+      sessionTtlMs: o.sessionTtlMs, track: (res) => console_?.track(res), onFleetChange: (fn) => ctx.sessions.onChange(() => fn()),
+    });
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       secure(res);

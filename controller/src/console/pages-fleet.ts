@@ -25,7 +25,7 @@ export function fleetPage(all: AgentInfo[], matching: AgentInfo[], f: FleetQuery
   const rows = matching.slice((p - 1) * FLEET_PAGE_SIZE, p * FLEET_PAGE_SIZE);
   const at = (n: number) => `/fleet${query({ state: f.state, selector: f.selector, q: f.q, page: n })}`;
   const now = Date.now();
-  return page('Fleet', v, '/fleet', html`<p class="counts" data-testid="fleet-counts">${all.length} hosts:
+  return page('Fleet', v, '/fleet', html`<p class="counts" data-testid="fleet-counts" data-live="/fleet/events"><span data-count="total">${all.length}</span> hosts:
 ${AGENT_STATES.map((s) => html`<a href="/fleet${query({ state: s })}">${badge(s)} <span data-count="${s}">${count(s)}</span></a> `)}</p>
 <form class="filters" method="get" action="/fleet">
 <label>state <select name="state"><option value="">any</option>${AGENT_STATES.map((s) => html`<option value="${s}"${f.state === s ? html` selected` : ''}>${s}</option>`)}</select></label>
@@ -35,7 +35,7 @@ ${AGENT_STATES.map((s) => html`<a href="/fleet${query({ state: s })}">${badge(s)
 ${selectorError ? html`<p class="error" data-testid="filter-error">${selectorError}</p>` : ''}
 <p class="note" data-testid="fleet-shown">${matching.length} match · page ${p} of ${pages}</p>
 <table class="fleet"><thead><tr><th>host</th><th>id</th><th>state</th><th>labels</th><th>version</th><th>last seen</th><th>certificate</th><th>bundles</th></tr></thead><tbody>
-${rows.map((a) => html`<tr data-host="${a.hostname}"><td>${link(`/hosts/${encodeURIComponent(a.id)}`, a.hostname)}</td><td class="note">${a.id}</td><td>${badge(agentState(a))}</td>
+${rows.map((a) => html`<tr data-host="${a.hostname}" data-agent="${a.id}"><td>${link(`/hosts/${encodeURIComponent(a.id)}`, a.hostname)}</td><td class="note">${a.id}</td><td class="state">${badge(agentState(a))}</td>
 <td>${labels(a)}</td><td>${a.agentVersion}</td><td>${a.connected ? 'now' : ago(a.lastSeenMs, now)}</td><td title="${when(a.certNotAfterMs)}">${ago(a.certNotAfterMs, now)}</td><td>${a.bundles.length}</td></tr>`)}
 </tbody></table>
 <nav class="pager">${p > 1 ? link(at(p - 1), '← previous') : ''} ${p < pages ? link(at(p + 1), 'next →') : ''}</nav>`);
