@@ -55,6 +55,8 @@ function sse(res: ServerResponse, event: string, data: unknown, eventId?: number
 function openStream(res: ServerResponse, o: RouteOptions): () => void {
   res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
   o.track(res);
+  // Something at once, so the browser sees the stream open (headers alone stay buffered until the first write).
+  res.write('retry: 3000\n\n');
   const keepalive = setInterval(() => { if (!res.writableEnded) res.write(': keepalive\n\n'); }, KEEPALIVE_MS);
   return () => clearInterval(keepalive);
 }
