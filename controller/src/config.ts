@@ -26,16 +26,20 @@ export interface ControllerConfig {
   /** Finished exec and plan runs older than this leave the job history. */
   jobRetentionMs: number;
   logLevel: string;
+  /** HTTPS address of the web console, host:port; '' when it is off (the default). */
+  consoleAddr: string;
+  /** How long a console browser session lasts after its login link is opened. */
+  consoleSessionTtlMs: number;
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level' | 'console-addr' | 'console-session-ttl', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
   data: 'FERRY_DATA', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', 'http-addr': 'FERRY_HTTP_ADDR', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
   'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
-  'log-level': 'FERRY_LOG_LEVEL',
+  'log-level': 'FERRY_LOG_LEVEL', 'console-addr': 'FERRY_CONSOLE_ADDR', 'console-session-ttl': 'FERRY_CONSOLE_SESSION_TTL',
 };
 
 /** Default data directory: /var/lib/ferry for root, ~/.local/share/ferry otherwise. */
@@ -88,6 +92,8 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   for (const n of ['localhost', '127.0.0.1', hostname(), ...(wildcard ? [] : [listenHost.replace(/^\[|\]$/g, '')])]) {
     if (!sans.includes(n)) sans.push(n);
   }
+  const consoleAddr = s.str('console-addr', '');
+  if (consoleAddr && !/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(consoleAddr)) s.problems.push(`console-addr "${consoleAddr}" is not host:port`);
   const advertise = s.list('advertise') ?? [];
   for (const a of advertise) if (!/^.+:\d{1,5}$/.test(a)) s.problems.push(`advertise "${a}" is not host:port`);
 
@@ -106,11 +112,16 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
     agentReauthWindowMs: s.duration('agent-reauth-window', '180d'),
     jobRetentionMs: s.duration('job-retention', '30d'),
     logLevel: s.logLevel('log-level'),
+    consoleAddr,
+    consoleSessionTtlMs: s.duration('console-session-ttl', '8h'),
   };
   if (cfg.heartbeatIntervalMs && cfg.heartbeatIntervalMs < 100) s.problems.push('heartbeat must be at least 100ms');
   if (cfg.agentCertTtlMs && cfg.agentCertTtlMs < 10_000) s.problems.push('agent-cert-ttl must be at least 10s');
   if (cfg.agentReauthWindowMs && cfg.agentCertTtlMs && cfg.agentReauthWindowMs < cfg.agentCertTtlMs) {
     s.problems.push('agent-reauth-window must be at least agent-cert-ttl (an agent off for one certificate life must come back by itself)');
+  }
+  if (cfg.consoleSessionTtlMs && (cfg.consoleSessionTtlMs < 60_000 || cfg.consoleSessionTtlMs > 7 * 86_400_000)) {
+    s.problems.push('console-session-ttl must be between 1m and 7d');
   }
   if (cfg.jobRetentionMs && cfg.jobRetentionMs < 3_600_000) s.problems.push('job-retention must be at least 1h');
   s.check('controller');

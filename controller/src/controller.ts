@@ -36,6 +36,7 @@ import { SessionRegistry } from './sessions/registry.js';
 import { AgentUpgradeStore } from './store/agent-upgrades.js';
 import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
+import { ConsoleServer } from './console/console-server.js';
 import { SqliteDb } from './store/db.js';
 import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
@@ -105,7 +106,13 @@ export class Controller {
     private readonly ops: OpsHttp | undefined,
     /** The counters and gauges /metrics shows (a Registry of this controller's own). */
     readonly metrics: PromMetrics,
+    private readonly console_: ConsoleServer | undefined,
   ) {}
+
+  /** The web console's base URL, when it is on (--console-addr). */
+  get consoleUrl(): string | undefined {
+    return this.console_?.url;
+  }
 
   /** The port of /metrics, /healthz and /readyz; undefined when the listener is off. */
   get httpPort(): number | undefined {
@@ -255,6 +262,17 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
+    // The web console: its own HTTPS listener for people, off unless --console-addr is given.
+    let consoleServer: ConsoleServer | undefined;
+    if (config.consoleAddr) {
+      consoleServer = await ConsoleServer.start(ctx, {
+        addr: config.consoleAddr, certPem: serverCert.certChainPem, keyPem: serverCert.keyPem,
+        sessionTtlMs: config.consoleSessionTtlMs, log: log.child({ part: 'console' }),
+      });
+      opened.push(() => consoleServer!.stop());
+      ctx.consoleUrl = () => consoleServer!.url;
+    }
+
     // Ready means: the store answers and the gRPC port is serving (not starting, not draining).
     let running: () => boolean = () => false;
     const ops = config.httpAddr === undefined ? undefined : await OpsHttp.start({
@@ -266,7 +284,7 @@ export class Controller {
     });
     if (ops) opened.push(() => ops.stop());
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, registry, created, ops, metrics);
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, registry, created, ops, metrics, consoleServer);
     running = () => c.state === 'running';
     health.set(Serving.SERVING);
     c.state = 'running';
@@ -296,6 +314,7 @@ export class Controller {
     await this.registry?.stop();
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
+    await this.console_?.stop();
     clearInterval(this.sweeper);
     await this.ctx.rollouts.stop();
     await this.ops?.stop();

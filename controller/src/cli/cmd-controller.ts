@@ -14,6 +14,7 @@ export async function cmdController(args: string[]): Promise<number> {
     data: { type: 'string' }, listen: { type: 'string' }, 'registry-addr': { type: 'string' }, san: { type: 'string', multiple: true },
     advertise: { type: 'string', multiple: true }, 'admin-socket': { type: 'string' }, 'http-addr': { type: 'string' }, config: { type: 'string' },
     heartbeat: { type: 'string' }, 'agent-cert-ttl': { type: 'string' }, 'agent-reauth-window': { type: 'string' }, 'job-retention': { type: 'string' }, 'log-level': { type: 'string' },
+    'console-addr': { type: 'string' }, 'console-session-ttl': { type: 'string' },
   }, false);
   const { config: configFile, ...flags } = values;
   const cfg = loadControllerConfig(flags, configFile);
@@ -30,6 +31,7 @@ export async function cmdController(args: string[]): Promise<number> {
     `  admin socket: ${cfg.adminSocket}\n` +
     `  metrics:      ${c.httpPort === undefined ? 'off' : `http://${cfg.httpAddr!.replace(/:\d+$/, '')}:${c.httpPort}/metrics (also /healthz, /readyz)`}\n` +
     `  CA pin:       ${c.pin}\n` +
+    (c.consoleUrl ? `  web console:  ${c.consoleUrl} (log in with: ferry operator login)\n` : '') +
     `next: ferry token create --data ${cfg.dataDir} --ttl 2h --uses 10 --label site=...\n`,
   );
   // The one owner of signals in the controller process.

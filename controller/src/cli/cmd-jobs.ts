@@ -24,7 +24,7 @@ export async function cmdJobs(args: string[]): Promise<number> {
         const limit = Number(values.limit ?? '50');
         if (!Number.isInteger(limit) || limit < 1) throw new FerryError(ErrorCode.InvalidArgument, `--limit "${values.limit}" is not a positive whole number`);
         if (values.kind && !['exec', 'plan'].includes(values.kind)) throw new FerryError(ErrorCode.InvalidArgument, `--kind ${values.kind}: expected exec or plan`);
-        const { jobs } = await admin.call(admin.client.listJobs, { limit, kind: values.kind ?? '' });
+        const { jobs } = await admin.call(admin.client.listJobs, { limit, kind: values.kind ?? '', agentId: '' });
         if (values.json) {
           writeRecords(jobs.map(jobJson));
           return Exit.Ok;

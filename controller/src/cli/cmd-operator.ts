@@ -11,7 +11,7 @@ import { table } from '../../../common/src/table.js';
 import { parseOperatorRole } from '../store/operators.js';
 import { Admin, adminFlags } from './admin-client.js';
 
-const USAGE = 'use `ferry operator cert NAME --out DIR [--role viewer|admin] [--ttl 720h]`, `ferry operator ls [--json]` or `ferry operator revoke NAME|SERIAL`';
+const USAGE = 'use `ferry operator cert NAME --out DIR [--role viewer|admin] [--ttl 720h]`, `ferry operator login [NAME] [--role viewer|admin] [--ttl 10m]`, `ferry operator ls [--json]` or `ferry operator revoke NAME|SERIAL`';
 
 function state(o: OperatorInfo, now = Date.now()): string {
   if (o.revokedAtMs) return 'revoked';
@@ -38,7 +38,11 @@ export async function cmdOperator(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(rest, {
     ...adminFlags, out: { type: 'string' }, ttl: { type: 'string' }, role: { type: 'string' }, json: { type: 'boolean' },
   });
-  if (sub !== 'cert' && sub !== 'ls' && sub !== 'revoke') throw new FerryError(ErrorCode.InvalidArgument, `unknown operator command "${sub ?? ''}"`, USAGE);
+  if (sub !== 'cert' && sub !== 'ls' && sub !== 'revoke' && sub !== 'login') throw new FerryError(ErrorCode.InvalidArgument, `unknown operator command "${sub ?? ''}"`, USAGE);
+  if (sub === 'login') {
+    if (positionals.length > 1) throw new FerryError(ErrorCode.InvalidArgument, `operator login takes at most one NAME, not ${positionals.join(' ')}`, USAGE);
+    return login(positionals[0] ?? '', values);
+  }
   const wanted = sub === 'ls' ? 0 : 1;
   if (positionals.length !== wanted) {
     throw new FerryError(ErrorCode.InvalidArgument, `operator ${sub} takes ${wanted === 0 ? 'no arguments' : 'one NAME'}${positionals.length > wanted ? `, not ${positionals.join(' ')}` : ''}`, USAGE);
@@ -96,6 +100,24 @@ async function cert(name: string, values: { out?: string; ttl?: string; role?: s
   } else {
     process.stdout.write(`wrote ${out}/operator.{key,crt} and ca.crt (${name}, role ${role}${info ? `, serial ${info.serial}` : ''})\n`
       + `use: ferry --controller HOST:PORT --cert ${out}/operator.crt --key ${out}/operator.key --ca ${out}/ca.crt agents ls\n`);
+  }
+  return Exit.Ok;
+}
+
+/**
+ * `ferry operator login`: a single-use link for the web console. Only the
+ * URL goes to stdout (so it can be piped to a browser); what it grants and
+ * until when goes to stderr.
+ */
+async function login(name: string, values: { ttl?: string; role?: string } & Parameters<typeof Admin.connect>[0]): Promise<number> {
+  const role = parseOperatorRole(values.role ?? 'viewer');
+  const admin = Admin.connect(values);
+  try {
+    const res = await admin.call(admin.client.createConsoleLogin, { name, role, ttlMs: values.ttl ? parseDuration(values.ttl, '--ttl') : 0 });
+    process.stdout.write(`${res.url}\n`);
+    process.stderr.write(`opens one console session for ${res.name} (${res.role}); use it before ${new Date(res.expiresAtMs).toISOString()}\n`);
+  } finally {
+    admin.close();
   }
   return Exit.Ok;
 }

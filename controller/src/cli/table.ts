@@ -37,6 +37,8 @@ const controllerCommand: CommandSpec = {
       'agent-reauth-window': { type: 'string', value: 'DURATION', help: 'how long an unseen agent may come back by itself (default 180d)' },
       'job-retention': { type: 'string', value: 'DURATION', help: 'how long finished exec and plan runs stay in the job history (default 30d)' },
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
+      'console-addr': { type: 'string', value: 'HOST:PORT', help: 'serve the web console over HTTPS here (default: off); see docs/console.md' },
+      'console-session-ttl': { type: 'string', value: 'DURATION', help: 'life of a console browser session (default 8h)' },
     },
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example'],
   }, {
@@ -156,6 +158,15 @@ const operatorCommand: CommandSpec = {
         json,
       },
       examples: ['ferry operator cert alice --out ~/.ferry --role admin'],
+    },
+    {
+      name: 'login', summary: 'print a single-use login link for the web console', args: '[NAME]', shared: true,
+      description: 'The link opens one browser session (an HttpOnly cookie) for NAME (default: yourself; "local" on the admin socket) with the role given, and works once, before --ttl. Only the URL goes to stdout. Needs the controller started with --console-addr.',
+      flags: {
+        role: { type: 'string', value: 'ROLE', help: 'viewer (default: sees only) or admin (also acts)' },
+        ttl: { type: 'string', value: 'DURATION', help: 'how long the link may be opened (default 10m, at most 24h)' },
+      },
+      examples: ['ferry operator login alice --role admin --ttl 5m'],
     },
     { name: 'ls', summary: 'list operator certificates: name, role, state, serial, expiry', shared: true, flags: { json } },
     { name: 'revoke', summary: 'revoke one certificate by serial, or every live one of a name', args: 'NAME|SERIAL', shared: true, flags: { json } },

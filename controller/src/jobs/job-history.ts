@@ -2,7 +2,7 @@ import type { JobHostInfo, JobInfo, JobLogLine } from '../../../common/src/gen/f
 import type { JobOutput, JobResult, StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import { OutputStream } from '../../../common/src/gen/ferry/v1/session.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { Db } from '../store/db.js';
+import type { Db, SqlValue } from '../store/db.js';
 
 /** Lines of one host's exec output kept in history; the rest is counted in a marker line. */
 export const EXEC_HISTORY_LINES = 10_000;
@@ -47,11 +47,15 @@ export class JobHistory {
     });
   }
 
-  /** Newest first. */
-  async list(limit: number, kind?: string): Promise<JobInfo[]> {
+  /** Newest first; `kind` narrows to exec or plan runs, `agentId` to jobs that ran on that agent. */
+  async list(limit: number, kind?: string, agentId?: string): Promise<JobInfo[]> {
+    const where: string[] = [];
+    const args: SqlValue[] = [];
+    if (kind) { where.push('kind = ?'); args.push(kind); }
+    if (agentId) { where.push('id IN (SELECT job_id FROM job_hosts WHERE agent_id = ?)'); args.push(agentId); }
     const rows = await this.db.all<JobRow>(
-      `SELECT id, kind, plan_id, argv, check_mode, created_at, created_by FROM jobs ${kind ? 'WHERE kind = ?' : ''} ORDER BY created_at DESC, id DESC LIMIT ?`,
-      kind ? [kind, limit] : [limit]);
+      `SELECT id, kind, plan_id, argv, check_mode, created_at, created_by FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`,
+      [...args, limit]);
     return Promise.all(rows.map((r) => this.info(r)));
   }
 

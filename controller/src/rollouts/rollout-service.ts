@@ -2,7 +2,7 @@ import { jobEventText } from '../jobs/job-history.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
 import type { ControllerContext } from '../services/context.js';
-import { operatorCalls } from '../services/operator-call.js';
+import { operatorCalls, type OperatorCallOptions } from '../services/operator-call.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
 import type { RolloutEventRecord, StoredRollout } from './rollout-store.js';
 import type { RolloutScheduler } from './scheduler.js';
@@ -28,7 +28,7 @@ function logLine(attempt: number, hostJobId: string, e: { kind: string; body: st
  * must present an operator certificate; on the local Unix socket the
  * socket's file mode is the access control (as for Admin).
  */
-export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opts: { requireOperatorCert: boolean }): RolloutsServer {
+export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opts: OperatorCallOptions): RolloutsServer {
   const { unary, serverStream } = operatorCalls(ctx, opts, 'rollout');
 
   return {

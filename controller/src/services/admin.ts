@@ -10,7 +10,7 @@ import { describeTargets } from '../../../common/src/targets.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { TokenRecord } from '../store/tokens.js';
 import type { ControllerContext } from './context.js';
-import { operatorCalls } from './operator-call.js';
+import { operatorCalls, type OperatorCallOptions } from './operator-call.js';
 import { bundleHandlers, type AdminKit } from './admin-bundles.js';
 import { selectTargets } from './targets.js';
 import { planHandlers } from './admin-plans.js';
@@ -44,7 +44,7 @@ function agentInfo(ctx: ControllerContext, a: AgentRecord, held: Map<string, str
  * must present an operator certificate; on the local Unix socket the
  * socket's file mode (0600) is the access control.
  */
-export function adminService(ctx: ControllerContext, opts: { requireOperatorCert: boolean }): AdminServer {
+export function adminService(ctx: ControllerContext, opts: OperatorCallOptions): AdminServer {
   const kit = operatorCalls(ctx, opts, 'admin');
   const { unary, serverStream } = kit;
 

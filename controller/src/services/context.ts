@@ -47,4 +47,6 @@ export interface ControllerContext {
   metrics: ControllerMetrics;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
+  /** The web console's base URL (https://HOST:PORT), or undefined when it is off (controller/src/console/). */
+  consoleUrl?: () => string | undefined;
 }

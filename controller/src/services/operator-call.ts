@@ -55,6 +55,8 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Admin/ListJobs': 'read',
   '/ferry.v1.Admin/GetJob': 'read',
   '/ferry.v1.Admin/JobLogs': 'read',
+  // Opens a browser session: like issuing a certificate, so an admin's act.
+  '/ferry.v1.Admin/CreateConsoleLogin': 'write',
   '/ferry.v1.Rollouts/Create': 'write',
   '/ferry.v1.Rollouts/List': 'read',
   '/ferry.v1.Rollouts/Get': 'read',
@@ -90,16 +92,35 @@ export function checkAccess(method: string, role: OperatorRole, who: string): vo
 /** Handlers of every call kind behind the one error boundary, with the caller's name and role checked first. */
 export type OperatorCalls = Pick<CallBoundary, 'unary' | 'serverStream' | 'clientStream'>;
 
+/** How the operator APIs learn who calls. */
+export interface OperatorCallOptions {
+  /** The TLS port: every call presents an operator certificate. */
+  requireOperatorCert: boolean;
+  /**
+   * In-process callers (the web console, controller/src/console/): names
+   * the caller and its role from the call, or throws UNAUTHENTICATED (a
+   * session that ended). The role is checked against METHOD_ACCESS exactly
+   * as a certificate's, and again while a stream is open.
+   */
+  identify?: (call: CallWithAuth) => Promise<{ who: string; role: OperatorRole }>;
+}
+
 /**
  * The operator APIs' (Admin, Rollouts) shared front door. With
  * `requireOperatorCert` (the TLS port) every call must present an operator
  * certificate that the store knows, has not revoked, and whose role allows
  * the method; on the local Unix socket the socket's file mode (0600) is the
- * access control, and the caller is "local" with the admin role.
+ * access control, and the caller is "local" with the admin role; with
+ * `identify` (the web console) the session names the caller and its role.
  */
-export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db' | 'metrics'>, opts: { requireOperatorCert: boolean }, api: string): OperatorCalls {
+export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db' | 'metrics'>, opts: OperatorCallOptions, api: string): OperatorCalls {
   const operators = new OperatorStore(ctx.db);
   const caller = async (call: CallWithAuth, method: string): Promise<string> => {
+    if (opts.identify) {
+      const { who, role } = await opts.identify(call);
+      checkAccess(method, role, who);
+      return who;
+    }
     if (!opts.requireOperatorCert) {
       checkAccess(method, 'admin', 'local');
       return 'local';
@@ -113,7 +134,7 @@ export function operatorCalls(ctx: Pick<ControllerContext, 'ca' | 'log' | 'db' |
   };
   // Streams (exec, run, rollout watch) are checked again while open, so a
   // revoked operator's stream ends within OPERATOR_RECHECK_MS on every replica.
-  const boundary = new CallBoundary({ api, log: ctx.log, metrics: ctx.metrics, caller, recheckMs: opts.requireOperatorCert ? OPERATOR_RECHECK_MS : undefined });
+  const boundary = new CallBoundary({ api, log: ctx.log, metrics: ctx.metrics, caller, recheckMs: opts.requireOperatorCert || opts.identify ? OPERATOR_RECHECK_MS : undefined });
   return {
     unary: boundary.unary.bind(boundary),
     serverStream: boundary.serverStream.bind(boundary),

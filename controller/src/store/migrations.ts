@@ -303,4 +303,29 @@ CREATE TABLE agent_upgrades (
 );
 `,
   },
+  {
+    version: 12,
+    name: 'web console: single-use login links and browser sessions, both kept only as hashes',
+    sql: `
+CREATE TABLE console_logins (
+  token_hash TEXT PRIMARY KEY,
+  operator TEXT NOT NULL,
+  role TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT
+);
+CREATE INDEX console_logins_expires ON console_logins (expires_at);
+CREATE TABLE console_sessions (
+  session_hash TEXT PRIMARY KEY,
+  operator TEXT NOT NULL,
+  role TEXT NOT NULL,
+  csrf TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
+`,
+  },
 ];

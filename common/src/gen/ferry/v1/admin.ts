@@ -522,6 +522,8 @@ export interface ListJobsRequest {
   limit: number;
   /** "exec", "plan" or "" for both */
   kind: string;
+  /** only jobs that ran on this agent; "" for every job */
+  agentId: string;
 }
 
 export interface JobStateCount {
@@ -583,6 +585,24 @@ export interface JobLogLine {
 
 export interface JobLogsResponse {
   lines: JobLogLine[];
+}
+
+export interface CreateConsoleLoginRequest {
+  /** the operator the session names; "" = the caller's own name */
+  name: string;
+  /** viewer | admin; empty = viewer (least privilege) */
+  role: string;
+  /** how long the link may be opened; 0 = 10 minutes */
+  ttlMs: number;
+}
+
+export interface CreateConsoleLoginResponse {
+  /** https://HOST:PORT/login?token=... (the secret is shown only now) */
+  url: string;
+  name: string;
+  role: string;
+  /** the link's expiry (the session's is set when it is opened) */
+  expiresAtMs: number;
 }
 
 function createBasePushPlanRequest(): PushPlanRequest {
@@ -8138,7 +8158,7 @@ export const LintBundleResponse: MessageFns<LintBundleResponse> = {
 };
 
 function createBaseListJobsRequest(): ListJobsRequest {
-  return { limit: 0, kind: "" };
+  return { limit: 0, kind: "", agentId: "" };
 }
 
 export const ListJobsRequest: MessageFns<ListJobsRequest> = {
@@ -8148,6 +8168,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     }
     if (message.kind !== "") {
       writer.uint32(18).string(message.kind);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(26).string(message.agentId);
     }
     return writer;
   },
@@ -8181,6 +8204,14 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
             message.kind = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8197,6 +8228,11 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     return {
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
     };
   },
 
@@ -8208,6 +8244,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     if (message.kind !== "") {
       obj.kind = message.kind;
     }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
     return obj;
   },
 
@@ -8218,6 +8257,7 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     const message = createBaseListJobsRequest();
     message.limit = object.limit ?? 0;
     message.kind = object.kind ?? "";
+    message.agentId = object.agentId ?? "";
     return message;
   },
 };
@@ -9191,6 +9231,232 @@ export const JobLogsResponse: MessageFns<JobLogsResponse> = {
   },
 };
 
+function createBaseCreateConsoleLoginRequest(): CreateConsoleLoginRequest {
+  return { name: "", role: "", ttlMs: 0 };
+}
+
+export const CreateConsoleLoginRequest: MessageFns<CreateConsoleLoginRequest> = {
+  encode(message: CreateConsoleLoginRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.role !== "") {
+      writer.uint32(18).string(message.role);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(24).uint64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateConsoleLoginRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateConsoleLoginRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateConsoleLoginRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: CreateConsoleLoginRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateConsoleLoginRequest>, I>>(base?: I): CreateConsoleLoginRequest {
+    return CreateConsoleLoginRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateConsoleLoginRequest>, I>>(object: I): CreateConsoleLoginRequest {
+    const message = createBaseCreateConsoleLoginRequest();
+    message.name = object.name ?? "";
+    message.role = object.role ?? "";
+    message.ttlMs = object.ttlMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCreateConsoleLoginResponse(): CreateConsoleLoginResponse {
+  return { url: "", name: "", role: "", expiresAtMs: 0 };
+}
+
+export const CreateConsoleLoginResponse: MessageFns<CreateConsoleLoginResponse> = {
+  encode(message: CreateConsoleLoginResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.url !== "") {
+      writer.uint32(10).string(message.url);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.role !== "") {
+      writer.uint32(26).string(message.role);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(32).int64(message.expiresAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateConsoleLoginResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateConsoleLoginResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateConsoleLoginResponse {
+    return {
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: CreateConsoleLoginResponse): unknown {
+    const obj: any = {};
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateConsoleLoginResponse>, I>>(base?: I): CreateConsoleLoginResponse {
+    return CreateConsoleLoginResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateConsoleLoginResponse>, I>>(object: I): CreateConsoleLoginResponse {
+    const message = createBaseCreateConsoleLoginResponse();
+    message.url = object.url ?? "";
+    message.name = object.name ?? "";
+    message.role = object.role ?? "";
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    return message;
+  },
+};
+
 /**
  * Operators' API. Served on the controller's local Unix socket (mode 0600) and,
  * for holders of an operator client certificate, on the TLS port.
@@ -9555,6 +9821,21 @@ export const AdminService = {
     responseSerialize: (value: JobLogsResponse): Buffer => Buffer.from(JobLogsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): JobLogsResponse => JobLogsResponse.decode(value),
   },
+  /**
+   * A single-use login link for the web console (docs/console.md): opening it
+   * starts a short browser session for the named operator with the given role.
+   */
+  createConsoleLogin: {
+    path: "/ferry.v1.Admin/CreateConsoleLogin" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateConsoleLoginRequest): Buffer =>
+      Buffer.from(CreateConsoleLoginRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateConsoleLoginRequest => CreateConsoleLoginRequest.decode(value),
+    responseSerialize: (value: CreateConsoleLoginResponse): Buffer =>
+      Buffer.from(CreateConsoleLoginResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateConsoleLoginResponse => CreateConsoleLoginResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -9632,6 +9913,11 @@ export interface AdminServer extends UntypedServiceImplementation {
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   getJob: handleUnaryCall<GetJobRequest, GetJobResponse>;
   jobLogs: handleUnaryCall<JobLogsRequest, JobLogsResponse>;
+  /**
+   * A single-use login link for the web console (docs/console.md): opening it
+   * starts a short browser session for the named operator with the given role.
+   */
+  createConsoleLogin: handleUnaryCall<CreateConsoleLoginRequest, CreateConsoleLoginResponse>;
 }
 
 export interface AdminClient extends Client {
@@ -10150,6 +10436,25 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: JobLogsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A single-use login link for the web console (docs/console.md): opening it
+   * starts a short browser session for the named operator with the given role.
+   */
+  createConsoleLogin(
+    request: CreateConsoleLoginRequest,
+    callback: (error: ServiceError | null, response: CreateConsoleLoginResponse) => void,
+  ): ClientUnaryCall;
+  createConsoleLogin(
+    request: CreateConsoleLoginRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateConsoleLoginResponse) => void,
+  ): ClientUnaryCall;
+  createConsoleLogin(
+    request: CreateConsoleLoginRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateConsoleLoginResponse) => void,
   ): ClientUnaryCall;
 }
 
