@@ -7,11 +7,16 @@
  * agent's fleet certificate and pulls with the plan's own `ctr images pull --hosts-dir` step.
  * Nothing else listens on the fabric address, so the pull resolves only through Ferry.
  * The same host then downloads a bundle file from the files repository with curl and the
- * fleet certificate. Skips when simulated hosts are unavailable (not root).
+ * fleet certificate, and runs the examples/kubespray-offline node steps (bundle published
+ * --anonymous): the fleet CA in the system trust store, a file fetched without a client
+ * certificate, and registry.k8s.io/pause pulled as hub.kubespray.local:5000/registry.k8s.io/…
+ * (no `ns` is sent when mirror and registry host are the same: the path names the upstream).
+ * The pull counters are not checked: they are not readable outside the controller process yet.
+ * Skips when simulated hosts are unavailable (not root).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FABRIC_IP, hostIp, writeOciArchive, type Host } from './harness/index.js';
 import { startFleet, type Fleet } from './support/fleet.js';
@@ -24,7 +29,7 @@ const AGENT = '/var/lib/ferry-agent';
 
 interface Publication { name: string; version: string; anonymous: boolean; tags: Array<{ repository: string; tag: string; digest: string }>; skipped: string[] }
 
-describe('e2e: sealer-lvscare seed plan pulling from Ferry\'s registry on a simulated host', function () {
+describe('e2e: sealer-lvscare and kubespray-offline seed plans pulling from Ferry\'s registry on a simulated host', function () {
   this.timeout(600_000);
   let fleet: Fleet;
   let host: Host;
@@ -34,8 +39,8 @@ describe('e2e: sealer-lvscare seed plan pulling from Ferry\'s registry on a simu
 
   before(async function () {
     const f = await startFleet({
-      hosts: 1, name: 'seedreg', labels: ['role=master'], containerd: true,
-      controllerArgs: ['--registry-addr', `${FABRIC_IP}:${REGISTRY_PORT}`, '--san', 'sea.hub'],
+      hosts: 1, name: 'seedreg', labels: ['role=master', 'kubespray=node'], containerd: true,
+      controllerArgs: ['--registry-addr', `${FABRIC_IP}:${REGISTRY_PORT}`, '--san', 'sea.hub', '--san', 'hub.kubespray.local'],
     });
     if (!f) this.skip();
     fleet = f!;
@@ -103,5 +108,32 @@ describe('e2e: sealer-lvscare seed plan pulling from Ferry\'s registry on a simu
     assert.equal((await host.execOk(['sha256sum', '/tmp/kube-lvscare.yaml'])).split(/\s+/)[0], want);
     const anon = await host.exec(['curl', '-sS', ...tls, '-o', '/dev/null', '-w', '%{http_code}', url]);
     assert.equal(anon.stdout.trim(), '401', anon.stderr);
+  });
+
+  it('kubespray-offline on a node: the fleet CA trusted system-wide, an anonymous file download, and containerd pulling registry.k8s.io/pause through hub.kubespray.local', async () => {
+    const kpkg = join(fleet.tmp, 'kubespray-package');
+    cpSync(join(fleet.root, 'examples', 'kubespray-offline', 'package'), kpkg, { recursive: true });
+    mkdirSync(join(kpkg, 'images'), { recursive: true });
+    writeOciArchive(join(kpkg, 'images', 'pause.tar'), { ref: 'registry.k8s.io/pause:3.9', layers: [[{ path: 'pause', content: 'pause\n', mode: 0o755 }]], config: { Cmd: ['/pause'] } });
+    const rel = 'k8s/dl.k8s.io/release/v1.30.4/bin/linux/amd64/kubeadm';
+    mkdirSync(join(kpkg, rel, '..'), { recursive: true });
+    writeFileSync(join(kpkg, rel), 'kubeadm stand-in\n'.repeat(1000));
+    await fleet.ok('bundle', 'push', kpkg, '--key', fleet.key);
+    await fleet.ok('plan', 'push', join(fleet.root, 'examples', 'kubespray-offline', 'plan.yaml'), '--key', fleet.key);
+    const pub = JSON.parse((await fleet.ok('registry', 'publish', 'kubespray-offline:2.25.0', '--anonymous', '--json')).stdout.trim()) as Publication;
+    assert.deepEqual(pub.tags.map((t) => `${t.repository}:${t.tag}`), ['registry.k8s.io/pause:3.9']);
+    const r = await fleet.ok('run', 'kubespray-offline', '--all', '--param', `registry_address=${FABRIC_IP}`);
+    for (const step of ['pin-registry-name', 'trust-fleet-ca', 'containerd-mirror']) assert.match(r.stdout, new RegExp(`\\] ${step}: changed`), r.stdout);
+    // Kubespray's get_url sends no client certificate and trusts the system store.
+    const got = await host.exec(['curl', '-sS', '--fail', '--cacert', '/etc/ssl/certs/ca-certificates.crt', '-o', '/tmp/kubeadm',
+      `https://hub.kubespray.local:${REGISTRY_PORT}/files/kubespray-offline/2.25.0/${rel}`]);
+    assert.equal(got.exitCode, 0, got.stderr);
+    const want = createHash('sha256').update(readFileSync(join(kpkg, rel))).digest('hex');
+    assert.equal((await host.execOk(['sha256sum', '/tmp/kubeadm'])).split(/\s+/)[0], want);
+    const ref = `hub.kubespray.local:${REGISTRY_PORT}/registry.k8s.io/pause:3.9`;
+    const pull = await host.exec(['ctr', '-n', 'k8s.io', 'images', 'pull', '--hosts-dir', '/etc/containerd/certs.d', ref], { timeoutMs: 60_000 });
+    assert.equal(pull.exitCode, 0, pull.stderr);
+    const row = (await host.execOk(['ctr', '-n', 'k8s.io', 'images', 'ls'])).split('\n').map((l) => l.split(/\s+/)).find((c) => c[0] === ref);
+    assert.equal(row?.[2], pub.tags[0]!.digest);
   });
 });
