@@ -27,7 +27,11 @@ export interface Fleet {
  * token create, and on each host `ferry-agent join` + `install-service`.
  * Returns undefined (after logging why) when simulated hosts are unavailable.
  */
-export async function startFleet(opts: { hosts: number; name: string; labels: string[]; containerd?: boolean }): Promise<Fleet | undefined> {
+export async function startFleet(opts: {
+  hosts: number; name: string; labels: string[]; containerd?: boolean;
+  /** Extra `ferry controller start` flags, e.g. `--registry-addr 10.77.0.1:5000 --san sea.hub`. */
+  controllerArgs?: string[];
+}): Promise<Fleet | undefined> {
   const pre = await ensurePrereqs({ log: (m) => console.log(`      prereqs: ${m}`) });
   if (!pre.ok) {
     console.log(`      SKIP ${opts.name}: ${pre.skipReason}`);
@@ -56,7 +60,7 @@ export async function startFleet(opts: { hosts: number; name: string; labels: st
   try {
     if (opts.containerd) await Promise.all(cluster.hosts.map((h) => h.enableContainerd()));
     const controller = cluster.runInFabric([process.execPath, ferryBin, 'controller', 'start', '--data', data,
-      '--listen', `${FABRIC_IP}:${CONTROLLER_PORT}`, '--heartbeat', '2s']);
+      '--listen', `${FABRIC_IP}:${CONTROLLER_PORT}`, '--heartbeat', '2s', ...(opts.controllerArgs ?? [])]);
     await controller.waitForOutput(/CA pin:/, 30_000);
     await ok('key', 'gen', '--out', join(tmp, 'op'));
     await ok('key', 'add', join(tmp, 'op.pub'), '--name', 'ops');

@@ -71,6 +71,8 @@ describe('seed example plans', () => {
     assert.equal(vars['registry_host'], 'hub.kubespray.local:5000');
     assert.equal(vars['files_repo'], 'https://hub.kubespray.local:5000/files/kubespray-offline/2.25.0/k8s');
     assert.equal(vars['kube_image_repo'], '{{ registry_host }}/registry.k8s.io', 'Kubespray\'s own Jinja stays for Ansible');
+    // Kubespray 2.25 writes config_path (and so reads the mirror's hosts.toml) only with this set.
+    assert.equal((vars as Record<string, unknown>)['containerd_use_config_path'], true);
     for (const k of ['docker_image_repo', 'quay_image_repo', 'github_image_repo', 'dl_k8s_io_url', 'github_url', 'kubeadm_download_url', 'containerd_download_url']) {
       assert.ok(vars[k], k);
     }
