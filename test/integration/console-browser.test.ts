@@ -127,8 +127,8 @@ describe('web console in a browser', function () {
     await page.click('button[data-action="pause"]');
     await page.locator('[data-testid="pause-reason"]', { hasText: 'checking the canary' }).waitFor();
     await page.locator('#events li', { hasText: 'checking the canary' }).waitFor();
-    const paused = JSON.parse((await ferry('rollout', 'show', id, '--json')).stdout) as { info: { paused: boolean; pauseReason: string; state: string } };
-    assert.deepEqual([paused.info.paused, paused.info.pauseReason, paused.info.state], [true, 'checking the canary', 'awaiting-approval']);
+    const paused = JSON.parse((await ferry('rollout', 'show', id, '--json')).stdout) as { rollout: { paused: boolean; pauseReason: string; state: string } };
+    assert.deepEqual([paused.rollout.paused, paused.rollout.pauseReason, paused.rollout.state], [true, 'checking the canary', 'awaiting-approval']);
     await shot(page, '02-rollout-paused.png');
 
     await page.click('button[data-action="resume"]');
@@ -143,9 +143,9 @@ describe('web console in a browser', function () {
     assert.equal(await page.evaluate(() => (globalThis as unknown as { ferryMark?: number }).ferryMark), 1, 'updated without a reload');
     await shot(page, '03-rollout-finished-failing-host.png');
 
-    const show = JSON.parse((await ferry('rollout', 'show', id, '--json')).stdout) as { info: { state: string; paused: boolean }; hosts: Array<{ hostname: string; state: string }> };
-    assert.equal(show.info.state, 'failed');
-    assert.equal(show.info.paused, false);
+    const show = JSON.parse((await ferry('rollout', 'show', id, '--json')).stdout) as { rollout: { state: string; paused: boolean }; hosts: Array<{ hostname: string; state: string }> };
+    assert.equal(show.rollout.state, 'failed');
+    assert.equal(show.rollout.paused, false);
     assert.deepEqual(show.hosts.map((h) => [h.hostname, h.state]).sort(), [['web-0', 'succeeded'], ['web-1', 'succeeded'], ['web-2', 'failed']]);
     const audit = jsonLines((await ferry('audit', 'ls', '--json')).stdout) as Array<{ actor: string; action: string; subject: string }>;
     for (const action of ['rollout.paused', 'rollout.resumed', 'rollout.approved']) {
@@ -188,8 +188,8 @@ describe('web console in a browser', function () {
     assert.match(forged.withToken.body.error.message, /Rollouts\/Retry needs the admin role; operator:vera \(console\) has the viewer role/);
     assert.equal(forged.noToken.status, 403);
     assert.match(forged.noToken.body.error.message, /CSRF/);
-    const show = JSON.parse((await ferry('rollout', 'show', id, '--json')).stdout) as { info: { state: string } };
-    assert.equal(show.info.state, 'failed', 'nothing was retried');
+    const show = JSON.parse((await ferry('rollout', 'show', id, '--json')).stdout) as { rollout: { state: string } };
+    assert.equal(show.rollout.state, 'failed', 'nothing was retried');
     const audit = jsonLines((await ferry('audit', 'ls', '--json')).stdout) as Array<{ actor: string }>;
     assert.ok(!audit.some((e) => e.actor.includes('vera')), 'the viewer changed nothing');
     await page.context().close();

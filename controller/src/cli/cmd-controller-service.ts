@@ -11,11 +11,11 @@ const UNIT_DIR = '/etc/systemd/system';
 const UNIT_NAME = 'ferry-controller';
 
 /** `controller start` settings install-service passes on to the service's command line. */
-const START_FLAGS = ['listen', 'http-addr', 'admin-socket', 'san', 'advertise', 'log-level'] as const;
+const START_FLAGS = ['listen', 'http-addr', 'registry-addr', 'admin-socket', 'san', 'advertise', 'log-level'] as const;
 
 const flags = {
   data: { type: 'string' as const }, config: { type: 'string' as const },
-  listen: { type: 'string' as const }, 'http-addr': { type: 'string' as const }, 'admin-socket': { type: 'string' as const },
+  listen: { type: 'string' as const }, 'http-addr': { type: 'string' as const }, 'registry-addr': { type: 'string' as const }, 'admin-socket': { type: 'string' as const },
   san: { type: 'string' as const, multiple: true }, advertise: { type: 'string' as const, multiple: true }, 'log-level': { type: 'string' as const },
   'unit-dir': { type: 'string' as const }, name: { type: 'string' as const },
   'no-start': { type: 'boolean' as const }, 'dry-run': { type: 'boolean' as const },
@@ -46,7 +46,7 @@ export async function cmdInstallControllerService(args: string[]): Promise<numbe
   }
   // In a single binary, execPath is ferry itself; in development, node runs bin/ferry.js.
   const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
-  const ports = [portOf(cfg.listen), portOf(cfg.httpAddr)].filter((p) => p > 0);
+  const ports = [portOf(cfg.listen), portOf(cfg.httpAddr), portOf(cfg.registryAddr)].filter((p) => p > 0);
   const text = renderControllerUnit({
     command, startArgs, dataDir: cfg.dataDir, adminSocket: cfg.adminSocket,
     readPaths: configFile ? [configFile] : [], lowestPort: ports.length ? Math.min(...ports) : 0,
