@@ -1,10 +1,13 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LayeredSettings, type RawValue } from '../../common/src/config-layers.js';
+import { parseStoreUrl, type StoreLocation } from './store/store-url.js';
 
 /** The controller's settings after layering and validation. */
 export interface ControllerConfig {
   dataDir: string;
+  /** SQLite in the data directory (default), or a PostgreSQL database shared by replicas. */
+  store: StoreLocation;
   /** TLS listen address for agents and remote operators, host:port (port 0 picks one). */
   listen: string;
   /** Names and addresses put in the server certificate. */
@@ -22,10 +25,10 @@ export interface ControllerConfig {
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'store' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
-  data: 'FERRY_DATA', listen: 'FERRY_LISTEN', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
+  data: 'FERRY_DATA', store: 'FERRY_STORE', listen: 'FERRY_LISTEN', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
   'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
   'log-level': 'FERRY_LOG_LEVEL',
@@ -44,6 +47,8 @@ export function defaultDataDir(): string {
 export function loadControllerConfig(flags: RawConfig, configFile?: string, env: NodeJS.ProcessEnv = process.env): ControllerConfig {
   const s = new LayeredSettings(ENV, flags, configFile, env);
   const dataDir = resolve(s.str('data', defaultDataDir()));
+  const parsed = parseStoreUrl(s.str('store', 'sqlite'));
+  if (parsed.problem) s.problems.push(parsed.problem);
   const listen = s.str('listen', '0.0.0.0:7443');
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
   if (!m || Number(m[2]) > 65535) s.problems.push(`listen "${listen}" is not host:port`);
@@ -58,6 +63,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
 
   const cfg: ControllerConfig = {
     dataDir,
+    store: parsed.store ?? { kind: 'sqlite', display: 'sqlite' },
     listen,
     sans,
     advertise,

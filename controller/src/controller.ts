@@ -35,7 +35,7 @@ import { sessionService } from './services/session.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
-import { SqliteDb } from './store/db.js';
+import { openStore } from './store/open-store.js';
 import { TokenStore } from './store/tokens.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -144,10 +144,9 @@ export class Controller {
     const sans = [...config.sans, ...(wildcard ? localAddresses() : [])].filter((v, i, a) => a.indexOf(v) === i);
     const serverCert = await ca.ensureServerCert(pki, sans);
 
-    const db = new SqliteDb(join(config.dataDir, 'ferry.db'));
+    const { db, applied } = await openStore(config.store, config.dataDir, log);
     opened.push(() => db.close());
-    const applied = db.migrate();
-    if (applied) log.info({ applied }, 'store migrated');
+    if (applied) log.info({ applied, store: config.store.display }, 'store migrated');
 
     const sessions = new SessionRegistry();
     let port = 0;

@@ -20,6 +20,7 @@ const controllerCommand: CommandSpec = {
     description: 'First start creates the CA, the server certificate (for --san names and this host\'s addresses) and the store, then prints the CA pin. Settings: defaults < --config YAML < FERRY_* environment < flags. One controller per data directory.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
+      store: { type: 'string', value: 'URL', help: 'sqlite (default: DATA/ferry.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by replicas (docs/ha.md)' },
       listen: { type: 'string', value: 'HOST:PORT', help: 'where agents and remote operators connect (default 0.0.0.0:7443)' },
       san: { type: 'string', multiple: true, value: 'NAME', help: 'an extra DNS name or IP in the server certificate' },
       advertise: { type: 'string', multiple: true, value: 'HOST:PORT', help: 'address written into join strings' },
@@ -31,7 +32,8 @@ const controllerCommand: CommandSpec = {
       'job-retention': { type: 'string', value: 'DURATION', help: 'how long finished exec and plan runs stay in the job history (default 30d)' },
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
     },
-    examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example'],
+    examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example',
+      'FERRY_STORE=postgres://ferry:secret@db.plant7:5432/ferry ferry controller start --advertise ctl-a.plant7:7443'],
   }],
 };
 

@@ -1,9 +1,18 @@
+/** One schema change. `sql` serves both dialects unless `postgres` gives PostgreSQL its own text. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  postgres?: string;
+}
+
 /**
  * Versioned schema changes, applied in order and never edited once released.
  * Portable SQL only (TEXT, BIGINT, INTEGER; no AUTOINCREMENT, no JSON
- * operators), so the same list serves the PostgreSQL backend.
+ * operators), so the same list serves SQLite and PostgreSQL; where a change
+ * cannot be written portably, the migration carries a `postgres` text.
  */
-export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'tokens, agents, operators, audit',
