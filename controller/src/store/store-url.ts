@@ -29,7 +29,8 @@ export function parseStoreUrl(raw: string | undefined): { store?: StoreLocation;
 
 /** The URL with its password (in the user part or a password= parameter) replaced by ***. */
 export function redactStoreUrl(raw: string): string {
-  let s = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@');
+  // Greedy to the last @ of the authority: a password with an unencoded @ is still hidden whole.
+  let s = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^/?#]*@/i, '$1:***@');
   s = s.replace(/([?&]password=)[^&#]*/gi, '$1***');
   return s;
 }
