@@ -21,16 +21,18 @@ export interface ControllerConfig {
   agentReauthWindowMs: number;
   /** Finished exec and plan runs older than this leave the job history. */
   jobRetentionMs: number;
+  /** The scheduler lease: a dead holder's singleton work moves to another replica at most about this long after its last renewal. */
+  leaseTtlMs: number;
   logLevel: string;
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'store' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'store' | 'listen' | 'san' | 'advertise' | 'admin-socket' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'lease-ttl' | 'log-level', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
   data: 'FERRY_DATA', store: 'FERRY_STORE', listen: 'FERRY_LISTEN', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
-  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
+  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION', 'lease-ttl': 'FERRY_LEASE_TTL',
   'log-level': 'FERRY_LOG_LEVEL',
 };
 
@@ -72,6 +74,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
     agentCertTtlMs: s.duration('agent-cert-ttl', '72h'),
     agentReauthWindowMs: s.duration('agent-reauth-window', '180d'),
     jobRetentionMs: s.duration('job-retention', '30d'),
+    leaseTtlMs: s.duration('lease-ttl', '10s'),
     logLevel: s.logLevel('log-level'),
   };
   if (cfg.heartbeatIntervalMs && cfg.heartbeatIntervalMs < 100) s.problems.push('heartbeat must be at least 100ms');
@@ -79,6 +82,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   if (cfg.agentReauthWindowMs && cfg.agentCertTtlMs && cfg.agentReauthWindowMs < cfg.agentCertTtlMs) {
     s.problems.push('agent-reauth-window must be at least agent-cert-ttl (an agent off for one certificate life must come back by itself)');
   }
+  if (cfg.leaseTtlMs && (cfg.leaseTtlMs < 500 || cfg.leaseTtlMs > 300_000)) s.problems.push('lease-ttl must be between 500ms and 5m');
   if (cfg.jobRetentionMs && cfg.jobRetentionMs < 3_600_000) s.problems.push('job-retention must be at least 1h');
   s.check('controller');
   return cfg;

@@ -1,7 +1,8 @@
 import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { DirLock } from '../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
@@ -36,6 +37,9 @@ import { SessionRegistry } from './sessions/registry.js';
 import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
 import { openStore } from './store/open-store.js';
+import { FencedDb } from './ha/fenced-db.js';
+import { Lease } from './ha/lease.js';
+import { Leadership } from './ha/leadership.js';
 import { TokenStore } from './store/tokens.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -89,7 +93,10 @@ export class Controller {
     private readonly adminServer: Server,
     private readonly health: HealthState,
     private readonly lock: DirLock,
-    private readonly sweeper: NodeJS.Timeout,
+    /** The scheduler lease: rollouts and sweeps run while this replica holds it. */
+    readonly leadership: Leadership,
+    /** This process among the replicas sharing the store (the lease's owner name). */
+    readonly replicaId: string,
     readonly port: number,
     readonly caCreated: boolean,
   ) {}
@@ -135,7 +142,10 @@ export class Controller {
     }
   }
 
-  private static async open(config: ControllerConfig, log: Logger, lock: DirLock, opened: Array<() => unknown>): Promise<Controller> {
+  private static async open(config: ControllerConfig, baseLog: Logger, lock: DirLock, opened: Array<() => unknown>): Promise<Controller> {
+    // This process among replicas sharing one store: every log line names it.
+    const replicaId = `${hostname()}-${randomBytes(4).toString('hex')}`;
+    const log = baseLog.child({ replica: replicaId });
     // A live controller with another data directory may still own the socket path.
     await clearStaleSocket(config.adminSocket);
     const pki = join(config.dataDir, 'pki');
@@ -167,21 +177,38 @@ export class Controller {
         : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
     };
 
+    // Singleton work (the rollout scheduler, the job-history sweep) runs only
+    // on the replica holding the scheduler lease, and writes through the
+    // fence: a replica that lost the lease cannot write (docs/ha.md).
+    let leadership: Leadership | undefined;
+    const fenced = new FencedDb(db, () => leadership?.fence());
     ctx.rollouts = new RolloutScheduler({
-      store: new RolloutStore(db), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
+      store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
       audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock,
     });
-    // Before any agent can connect: running hosts are re-attached to their
-    // stored jobs first, so results that arrive on reconnect reach them.
-    opened.push(() => ctx.rollouts.stop());
-    // Job history past the retention goes at start and every hour after.
-    const sweep = () => history.sweep(Date.now() - config.jobRetentionMs).then(
+    // Job history past the retention goes when elected and every hour after.
+    const sweeping = new JobHistory(fenced);
+    const sweep = () => sweeping.sweep(Date.now() - config.jobRetentionMs).then(
       (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
       (err: Error) => log.error({ err }, 'job history sweep failed'));
-    await sweep();
-    const sweeper = setInterval(() => void sweep(), 3_600_000);
-    opened.push(() => clearInterval(sweeper));
-    await ctx.rollouts.start();
+    let sweeper: NodeJS.Timeout | undefined;
+    leadership = new Leadership({
+      lease: new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' }),
+      name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, clock: systemClock, log: log.child({ part: 'lease' }),
+      onElected: async () => {
+        // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.
+        await ctx.rollouts.start();
+        await sweep();
+        sweeper = setInterval(() => void sweep(), 3_600_000);
+      },
+      onDeposed: async () => {
+        clearInterval(sweeper);
+        await ctx.rollouts.stop();
+      },
+    });
+    // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
+    opened.push(() => leadership!.stop());
+    await leadership.start();
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
     const tlsServer = new Server(serverOptions());
@@ -222,10 +249,10 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, created);
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicaId, port, created);
     health.set(Serving.SERVING);
     c.state = 'running';
-    log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin }, 'controller running');
+    log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin, replica: replicaId, store: config.store.display, scheduler: leadership.isLeader() }, 'controller running');
     return c;
   }
 
@@ -249,8 +276,7 @@ export class Controller {
     });
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
-    clearInterval(this.sweeper);
-    await this.ctx.rollouts.stop();
+    await this.leadership.stop();
     await this.ctx.db.close();
     try {
       unlinkSync(this.config.adminSocket);

@@ -12,7 +12,7 @@ export async function cmdController(args: string[]): Promise<number> {
   const { values } = parseFlags(rest, {
     data: { type: 'string' }, store: { type: 'string' }, listen: { type: 'string' }, san: { type: 'string', multiple: true },
     advertise: { type: 'string', multiple: true }, 'admin-socket': { type: 'string' }, config: { type: 'string' },
-    heartbeat: { type: 'string' }, 'agent-cert-ttl': { type: 'string' }, 'agent-reauth-window': { type: 'string' }, 'job-retention': { type: 'string' }, 'log-level': { type: 'string' },
+    heartbeat: { type: 'string' }, 'agent-cert-ttl': { type: 'string' }, 'agent-reauth-window': { type: 'string' }, 'job-retention': { type: 'string' }, 'lease-ttl': { type: 'string' }, 'log-level': { type: 'string' },
   }, false);
   const { config: configFile, ...flags } = values;
   const cfg = loadControllerConfig(flags, configFile);

@@ -30,6 +30,7 @@ const controllerCommand: CommandSpec = {
       'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },
       'agent-reauth-window': { type: 'string', value: 'DURATION', help: 'how long an unseen agent may come back by itself (default 180d)' },
       'job-retention': { type: 'string', value: 'DURATION', help: 'how long finished exec and plan runs stay in the job history (default 30d)' },
+      'lease-ttl': { type: 'string', value: 'DURATION', help: 'scheduler lease among replicas: another replica takes over this long after the holder stops renewing (default 10s)' },
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
     },
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example',

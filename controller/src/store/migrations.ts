@@ -243,4 +243,26 @@ ALTER TABLE operators ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
 CREATE INDEX operators_name ON operators (name);
 `,
   },
+  {
+    version: 10,
+    name: 'leases: one holder of singleton work (the rollout scheduler, sweeps) among replicas, with a fencing epoch; replicas sharing the store',
+    sql: `
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  epoch BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  acquired_at BIGINT NOT NULL
+);
+INSERT INTO leases (name, owner, epoch, expires_at, acquired_at) VALUES ('scheduler', '', 0, 0, 0);
+CREATE TABLE replicas (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  addresses TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  seen_at BIGINT NOT NULL,
+  sessions INTEGER NOT NULL
+);
+`,
+  },
 ];
