@@ -40,6 +40,8 @@ import { openStore } from './store/open-store.js';
 import { FencedDb } from './ha/fenced-db.js';
 import { Lease } from './ha/lease.js';
 import { Leadership } from './ha/leadership.js';
+import { ReplicaRegistry } from './ha/replicas.js';
+import { loadSharedCa } from './ha/shared-ca.js';
 import { TokenStore } from './store/tokens.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -95,6 +97,9 @@ export class Controller {
     private readonly lock: DirLock,
     /** The scheduler lease: rollouts and sweeps run while this replica holds it. */
     readonly leadership: Leadership,
+    /** The replicas sharing the store (one, on SQLite). */
+    readonly replicas: ReplicaRegistry,
+    private readonly beater: NodeJS.Timeout,
     /** This process among the replicas sharing the store (the lease's owner name). */
     readonly replicaId: string,
     readonly port: number,
@@ -148,15 +153,18 @@ export class Controller {
     const log = baseLog.child({ replica: replicaId });
     // A live controller with another data directory may still own the socket path.
     await clearStaleSocket(config.adminSocket);
-    const pki = join(config.dataDir, 'pki');
-    const { ca, created } = await CertificateAuthority.loadOrCreate(pki);
-    const wildcard = /^(0\.0\.0\.0|\[::\]):/.test(config.listen);
-    const sans = [...config.sans, ...(wildcard ? localAddresses() : [])].filter((v, i, a) => a.indexOf(v) === i);
-    const serverCert = await ca.ensureServerCert(pki, sans);
-
     const { db, applied } = await openStore(config.store, config.dataDir, log);
     opened.push(() => db.close());
     if (applied) log.info({ applied, store: config.store.display }, 'store migrated');
+    const shared = db.dialect === 'postgres';
+
+    // Replicas on one PostgreSQL store share its CA (ha/shared-ca.ts); SQLite keeps it in DATA/pki only.
+    const pki = join(config.dataDir, 'pki');
+    const { ca, created } = shared ? await loadSharedCa(db, pki) : await CertificateAuthority.loadOrCreate(pki);
+    const wildcard = /^(0\.0\.0\.0|\[::\]):/.test(config.listen);
+    const sans = [...config.sans, ...(wildcard ? localAddresses() : [])].filter((v, i, a) => a.indexOf(v) === i);
+    const serverCert = await ca.ensureServerCert(pki, sans);
+    const replicas = new ReplicaRegistry(db, { id: replicaId, name: hostname() }, 3 * config.leaseTtlMs);
 
     const sessions = new SessionRegistry();
     let port = 0;
@@ -172,10 +180,12 @@ export class Controller {
       config, log, ca, db, sessions,
       tokens: new TokenStore(db), agents: new AgentStore(db), audit: new AuditLog(db),
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
-      joinAddresses: () => config.advertise.length > 0
-        ? config.advertise
-        : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
+      // Every live replica's addresses (this one's first): agents spread over them and move on when one goes.
+      joinAddresses: () => replicas.joinAddresses(ownAddresses()),
     };
+    const ownAddresses = () => config.advertise.length > 0
+      ? config.advertise
+      : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`];
 
     // Singleton work (the rollout scheduler, the job-history sweep) runs only
     // on the replica holding the scheduler lease, and writes through the
@@ -249,7 +259,12 @@ export class Controller {
     opened.push(() => unlinkSync(config.adminSocket));
     chmodSync(config.adminSocket, 0o600);
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicaId, port, created);
+    // The replica row: written now (join strings made from here on list this replica) and on the lease interval.
+    const beat = () => replicas.beat(ownAddresses(), sessions.size).catch((err: Error) => log.warn({ err: err.message }, 'replica heartbeat failed'));
+    await beat();
+    const beater = setInterval(() => void beat(), leadership.intervalMs);
+    opened.push(() => clearInterval(beater));
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicas, beater, replicaId, port, created);
     health.set(Serving.SERVING);
     c.state = 'running';
     log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin, replica: replicaId, store: config.store.display, scheduler: leadership.isLeader() }, 'controller running');
@@ -276,7 +291,9 @@ export class Controller {
     });
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
+    clearInterval(this.beater);
     await this.leadership.stop();
+    await this.replicas.remove().catch(() => undefined);
     await this.ctx.db.close();
     try {
       unlinkSync(this.config.adminSocket);

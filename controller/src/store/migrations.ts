@@ -245,7 +245,7 @@ CREATE INDEX operators_name ON operators (name);
   },
   {
     version: 10,
-    name: 'leases: one holder of singleton work (the rollout scheduler, sweeps) among replicas, with a fencing epoch; replicas sharing the store',
+    name: 'several replicas on one store: the scheduler lease with its fencing epoch, the replicas and their addresses, the CA they share',
     sql: `
 CREATE TABLE leases (
   name TEXT PRIMARY KEY,
@@ -262,6 +262,12 @@ CREATE TABLE replicas (
   started_at BIGINT NOT NULL,
   seen_at BIGINT NOT NULL,
   sessions INTEGER NOT NULL
+);
+CREATE TABLE shared_ca (
+  id INTEGER PRIMARY KEY,
+  cert_pem TEXT NOT NULL,
+  key_pem TEXT NOT NULL,
+  created_at BIGINT NOT NULL
 );
 `,
   },
