@@ -41,6 +41,8 @@ import { FencedDb } from './ha/fenced-db.js';
 import { Lease } from './ha/lease.js';
 import { Leadership } from './ha/leadership.js';
 import { ReplicaRegistry } from './ha/replicas.js';
+import { SessionPresence } from './ha/presence.js';
+import { JobMailbox } from './jobs/job-mailbox.js';
 import { loadSharedCa } from './ha/shared-ca.js';
 import { TokenStore } from './store/tokens.js';
 
@@ -100,6 +102,8 @@ export class Controller {
     /** The replicas sharing the store (one, on SQLite). */
     readonly replicas: ReplicaRegistry,
     private readonly beater: NodeJS.Timeout,
+    private readonly mailbox: JobMailbox | undefined,
+    private readonly presence: SessionPresence | undefined,
     /** This process among the replicas sharing the store (the lease's owner name). */
     readonly replicaId: string,
     readonly port: number,
@@ -192,9 +196,12 @@ export class Controller {
     // fence: a replica that lost the lease cannot write (docs/ha.md).
     let leadership: Leadership | undefined;
     const fenced = new FencedDb(db, () => leadership?.fence());
+    const presence = shared ? new SessionPresence(db, replicaId, sessions, replicas, log.child({ part: 'presence' })) : undefined;
+    presence?.start();
+    opened.push(() => presence?.stop());
     ctx.rollouts = new RolloutScheduler({
       store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
-      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock,
+      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence,
     });
     // Job history past the retention goes when elected and every hour after.
     const sweeping = new JobHistory(fenced);
@@ -216,6 +223,11 @@ export class Controller {
         await ctx.rollouts.stop();
       },
     });
+    // Several replicas: starts recorded by one are delivered by the one holding the host's session (jobs/job-mailbox.ts).
+    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' })) : undefined;
+    mailbox?.start();
+    opened.push(() => mailbox?.stop());
+
     // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
     opened.push(() => leadership!.stop());
     await leadership.start();
@@ -264,7 +276,7 @@ export class Controller {
     await beat();
     const beater = setInterval(() => void beat(), leadership.intervalMs);
     opened.push(() => clearInterval(beater));
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicas, beater, replicaId, port, created);
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicas, beater, mailbox, presence, replicaId, port, created);
     health.set(Serving.SERVING);
     c.state = 'running';
     log.info({ listen: config.listen, port, adminSocket: config.adminSocket, pin: ca.pin, replica: replicaId, store: config.store.display, scheduler: leadership.isLeader() }, 'controller running');
@@ -292,7 +304,9 @@ export class Controller {
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
     clearInterval(this.beater);
+    await this.mailbox?.stop();
     await this.leadership.stop();
+    await this.presence?.stop();
     await this.replicas.remove().catch(() => undefined);
     await this.ctx.db.close();
     try {

@@ -38,6 +38,8 @@ export interface SchedulerDeps {
   audit: Pick<AuditLog, 'record'>;
   log: Logger;
   clock: Clock;
+  /** With several replicas: agents with a session on any replica (ha/presence.ts); without, only this one's sessions count. */
+  presence?: { connected(): Promise<Set<string>> };
 }
 
 /**
@@ -302,11 +304,12 @@ export class RolloutScheduler {
     await this.collectResults();
     const needBusy = [...this.active.values()].some((a) => a.model.state === 'running' && !a.model.paused);
     const busy = needBusy ? await this.deps.jobs.busyAgents() : new Map<string, string>();
+    const elsewhere = this.deps.presence && this.active.size > 0 ? await this.deps.presence.connected() : undefined;
     for (const a of [...this.active.values()]) {
       for (let pass = 0; pass < 50; pass++) {
         const w: World = {
           now: this.clock.now(),
-          connected: (id) => Boolean(this.deps.sessions.get(id)),
+          connected: (id) => Boolean(this.deps.sessions.get(id)) || Boolean(elsewhere?.has(id)),
           offlineSince: (id) => this.downSince.get(id) ?? this.since,
           busy: (id) => {
             const job = busy.get(id);

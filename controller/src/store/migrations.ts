@@ -271,4 +271,12 @@ CREATE TABLE shared_ca (
 );
 `,
   },
+  {
+    version: 11,
+    name: 'work on any replica: jobs.dispatch (what a host of the job is sent, so any replica can deliver a start, also after a restart); agents.session_replica (which replica holds its session)',
+    sql: `
+ALTER TABLE jobs ADD COLUMN dispatch TEXT NOT NULL DEFAULT '';
+ALTER TABLE agents ADD COLUMN session_replica TEXT;
+`,
+  },
 ];

@@ -48,7 +48,7 @@ export class PgDb implements Db {
   private readonly pool: pg.Pool;
   private closed = false;
 
-  constructor(o: PgDbOptions) {
+  constructor(private readonly o: PgDbOptions) {
     this.display = redactStoreUrl(o.url);
     this.pool = new pg.Pool({
       connectionString: o.url,
@@ -134,6 +134,46 @@ export class PgDb implements Db {
       }
       throw err;
     }
+  }
+
+  /** A wake-up hint to every replica listening on `channel` (delivered at commit; never replayed: a hint, not a message). */
+  async notify(channel: string): Promise<void> {
+    await this.run('SELECT pg_notify(?, \'\')', [channel]);
+  }
+
+  /**
+   * Calls `fn` on each NOTIFY on `channel`, on a connection of its own
+   * (LISTEN belongs to a session, so not a pooled one). A lost connection
+   * is made again after a second; hints sent meanwhile are lost, which is
+   * why every listener also polls. Returns a function that stops listening.
+   */
+  listen(channel: string, fn: () => void): () => Promise<void> {
+    let client: pg.Client | undefined;
+    let stopped = false;
+    let retry: NodeJS.Timeout | undefined;
+    const connect = () => {
+      if (stopped) return;
+      const c = new pg.Client({ connectionString: this.o.url, keepAlive: true, application_name: 'ferry-controller-listen' });
+      client = c;
+      const again = () => {
+        if (client !== c) return;
+        client = undefined;
+        c.end().catch(() => undefined);
+        if (!stopped) retry = setTimeout(connect, 1000);
+      };
+      c.on('error', again);
+      c.on('end', again);
+      c.on('notification', () => fn());
+      c.connect().then(() => c.query(`LISTEN ${channel}`)).then(() => fn(), again);
+    };
+    connect();
+    return async () => {
+      stopped = true;
+      clearTimeout(retry);
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => undefined);
+    };
   }
 
   async close(): Promise<void> {
