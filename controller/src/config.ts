@@ -1,10 +1,13 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LayeredSettings, type RawValue } from '../../common/src/config-layers.js';
+import { parseStoreUrl, type StoreLocation } from './store/store-url.js';
 
 /** The controller's settings after layering and validation. */
 export interface ControllerConfig {
   dataDir: string;
+  /** SQLite in the data directory (default), or a PostgreSQL database shared by replicas. */
+  store: StoreLocation;
   /** TLS listen address for agents and remote operators, host:port (port 0 picks one). */
   listen: string;
   /** HTTPS listener for the registry and files repository (docs/registry.md), host:port; '' = off. */
@@ -25,6 +28,8 @@ export interface ControllerConfig {
   agentReauthWindowMs: number;
   /** Finished exec and plan runs older than this leave the job history. */
   jobRetentionMs: number;
+  /** The scheduler lease: a dead holder's singleton work moves to another replica at most about this long after its last renewal. */
+  leaseTtlMs: number;
   logLevel: string;
   /** HTTPS address of the web console, host:port; '' when it is off (the default). */
   consoleAddr: string;
@@ -33,12 +38,12 @@ export interface ControllerConfig {
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'log-level' | 'console-addr' | 'console-session-ttl', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'store' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'lease-ttl' | 'log-level' | 'console-addr' | 'console-session-ttl', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
-  data: 'FERRY_DATA', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
+  data: 'FERRY_DATA', store: 'FERRY_STORE', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', 'http-addr': 'FERRY_HTTP_ADDR', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
-  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION',
+  'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION', 'lease-ttl': 'FERRY_LEASE_TTL',
   'log-level': 'FERRY_LOG_LEVEL', 'console-addr': 'FERRY_CONSOLE_ADDR', 'console-session-ttl': 'FERRY_CONSOLE_SESSION_TTL',
 };
 
@@ -80,6 +85,8 @@ function operationsAddr(given: string, listenPort: string | undefined, problems:
 export function loadControllerConfig(flags: RawConfig, configFile?: string, env: NodeJS.ProcessEnv = process.env): ControllerConfig {
   const s = new LayeredSettings(ENV, flags, configFile, env);
   const dataDir = resolve(s.str('data', defaultDataDir()));
+  const parsed = parseStoreUrl(s.str('store', 'sqlite'));
+  if (parsed.problem) s.problems.push(parsed.problem);
   const listen = s.str('listen', '0.0.0.0:7443');
   const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
   if (!m || Number(m[2]) > 65535) s.problems.push(`listen "${listen}" is not host:port`);
@@ -101,6 +108,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
 
   const cfg: ControllerConfig = {
     dataDir,
+    store: parsed.store ?? { kind: 'sqlite', display: 'sqlite' },
     listen,
     registryAddr,
     sans,
@@ -111,6 +119,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
     agentCertTtlMs: s.duration('agent-cert-ttl', '72h'),
     agentReauthWindowMs: s.duration('agent-reauth-window', '180d'),
     jobRetentionMs: s.duration('job-retention', '30d'),
+    leaseTtlMs: s.duration('lease-ttl', '10s'),
     logLevel: s.logLevel('log-level'),
     consoleAddr,
     consoleSessionTtlMs: s.duration('console-session-ttl', '8h'),
@@ -123,6 +132,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   if (cfg.consoleSessionTtlMs && (cfg.consoleSessionTtlMs < 60_000 || cfg.consoleSessionTtlMs > 7 * 86_400_000)) {
     s.problems.push('console-session-ttl must be between 1m and 7d');
   }
+  if (cfg.leaseTtlMs && (cfg.leaseTtlMs < 500 || cfg.leaseTtlMs > 300_000)) s.problems.push('lease-ttl must be between 500ms and 5m');
   if (cfg.jobRetentionMs && cfg.jobRetentionMs < 3_600_000) s.problems.push('job-retention must be at least 1h');
   s.check('controller');
   return cfg;

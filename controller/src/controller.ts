@@ -1,7 +1,8 @@
 import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { DirLock } from '../../common/src/dir-lock.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
@@ -37,7 +38,14 @@ import { AgentUpgradeStore } from './store/agent-upgrades.js';
 import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
 import { ConsoleServer } from './console/console-server.js';
-import { SqliteDb } from './store/db.js';
+import { openStore } from './store/open-store.js';
+import { FencedDb } from './ha/fenced-db.js';
+import { Lease } from './ha/lease.js';
+import { Leadership } from './ha/leadership.js';
+import { ReplicaRegistry } from './ha/replicas.js';
+import { SessionPresence } from './ha/presence.js';
+import { JobMailbox } from './jobs/job-mailbox.js';
+import { loadSharedCa } from './ha/shared-ca.js';
 import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
 import { RegistryServer } from './registry/registry-server.js';
@@ -97,7 +105,15 @@ export class Controller {
     private readonly adminServer: Server,
     private readonly health: HealthState,
     private readonly lock: DirLock,
-    private readonly sweeper: NodeJS.Timeout,
+    /** The scheduler lease: rollouts and sweeps run while this replica holds it. */
+    readonly leadership: Leadership,
+    /** The replicas sharing the store (one, on SQLite). */
+    readonly replicas: ReplicaRegistry,
+    private readonly beater: NodeJS.Timeout,
+    private readonly mailbox: JobMailbox | undefined,
+    private readonly presence: SessionPresence | undefined,
+    /** This process among the replicas sharing the store (the lease's owner name). */
+    readonly replicaId: string,
     readonly port: number,
     /** The registry and files listener (undefined without --registry-addr). */
     readonly registry: RegistryServer | undefined,
@@ -160,19 +176,24 @@ export class Controller {
     }
   }
 
-  private static async open(config: ControllerConfig, log: Logger, lock: DirLock, opened: Array<() => unknown>): Promise<Controller> {
+  private static async open(config: ControllerConfig, baseLog: Logger, lock: DirLock, opened: Array<() => unknown>): Promise<Controller> {
+    // This process among replicas sharing one store: every log line names it.
+    const replicaId = `${hostname()}-${randomBytes(4).toString('hex')}`;
+    const log = baseLog.child({ replica: replicaId });
     // A live controller with another data directory may still own the socket path.
     await clearStaleSocket(config.adminSocket);
+    const { db, applied } = await openStore(config.store, config.dataDir, log);
+    opened.push(() => db.close());
+    if (applied) log.info({ applied, store: config.store.display }, 'store migrated');
+    const shared = db.dialect === 'postgres';
+
+    // Replicas on one PostgreSQL store share its CA (ha/shared-ca.ts); SQLite keeps it in DATA/pki only.
     const pki = join(config.dataDir, 'pki');
-    const { ca, created } = await CertificateAuthority.loadOrCreate(pki);
+    const { ca, created } = shared ? await loadSharedCa(db, pki) : await CertificateAuthority.loadOrCreate(pki);
     const wildcard = /^(0\.0\.0\.0|\[::\]):/.test(config.listen);
     const sans = [...config.sans, ...(wildcard ? localAddresses() : [])].filter((v, i, a) => a.indexOf(v) === i);
     const serverCert = await ca.ensureServerCert(pki, sans);
-
-    const db = new SqliteDb(join(config.dataDir, 'ferry.db'));
-    opened.push(() => db.close());
-    const applied = db.migrate();
-    if (applied) log.info({ applied }, 'store migrated');
+    const replicas = new ReplicaRegistry(db, { id: replicaId, name: hostname() }, 3 * config.leaseTtlMs);
 
     const sessions = new SessionRegistry();
     const metrics = new PromMetrics();
@@ -190,26 +211,53 @@ export class Controller {
       config, log, ca, db, sessions, metrics,
       tokens: new TokenStore(db), agents: new AgentStore(db), agentUpgrades: new AgentUpgradeStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
-      joinAddresses: () => config.advertise.length > 0
-        ? config.advertise
-        : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`],
+      // Every live replica's addresses (this one's first): agents spread over them and move on when one goes.
+      joinAddresses: () => replicas.joinAddresses(ownAddresses()),
     };
+    const ownAddresses = () => config.advertise.length > 0
+      ? config.advertise
+      : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`];
 
+    // Singleton work (the rollout scheduler, the job-history sweep) runs only
+    // on the replica holding the scheduler lease, and writes through the
+    // fence: a replica that lost the lease cannot write (docs/ha.md).
+    let leadership: Leadership | undefined;
+    const fenced = new FencedDb(db, () => leadership?.fence());
+    const presence = shared ? new SessionPresence(db, replicaId, sessions, replicas, log.child({ part: 'presence' })) : undefined;
+    presence?.start();
+    opened.push(() => presence?.stop());
     ctx.rollouts = new RolloutScheduler({
-      store: new RolloutStore(db), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
-      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock,
+      store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
+      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence,
     });
-    // Before any agent can connect: running hosts are re-attached to their
-    // stored jobs first, so results that arrive on reconnect reach them.
-    opened.push(() => ctx.rollouts.stop());
-    // Job history past the retention goes at start and every hour after.
-    const sweep = () => history.sweep(Date.now() - config.jobRetentionMs).then(
+    // Job history past the retention goes when elected and every hour after.
+    const sweeping = new JobHistory(fenced);
+    const sweep = () => sweeping.sweep(Date.now() - config.jobRetentionMs).then(
       (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
       (err: Error) => log.error({ err }, 'job history sweep failed'));
-    await sweep();
-    const sweeper = setInterval(() => void sweep(), 3_600_000);
-    opened.push(() => clearInterval(sweeper));
-    await ctx.rollouts.start();
+    let sweeper: NodeJS.Timeout | undefined;
+    leadership = new Leadership({
+      lease: new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' }),
+      name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, clock: systemClock, log: log.child({ part: 'lease' }),
+      onElected: async () => {
+        // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.
+        await ctx.rollouts.start();
+        await sweep();
+        sweeper = setInterval(() => void sweep(), 3_600_000);
+      },
+      onDeposed: async () => {
+        clearInterval(sweeper);
+        await ctx.rollouts.stop();
+      },
+    });
+    // Several replicas: starts recorded by one are delivered by the one holding the host's session (jobs/job-mailbox.ts).
+    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' })) : undefined;
+    mailbox?.start();
+    opened.push(() => mailbox?.stop());
+
+    // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
+    opened.push(() => leadership!.stop());
+    await leadership.start();
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
     // Chunks.Fetch messages framed in place, without grpc-js's copy per chunk (grpc-chunks.ts).
@@ -284,11 +332,18 @@ export class Controller {
     });
     if (ops) opened.push(() => ops.stop());
 
-    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, sweeper, port, registry, created, ops, metrics, consoleServer);
+    // The replica row: written now (join strings made from here on list this replica) and on the lease interval.
+    const beat = () => replicas.beat(ownAddresses(), sessions.size).catch((err: Error) => log.warn({ err: err.message }, 'replica heartbeat failed'));
+    await beat();
+    const beater = setInterval(() => void beat(), leadership.intervalMs);
+    opened.push(() => clearInterval(beater));
+    const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicas, beater, mailbox, presence, replicaId, port,
+      registry, created, ops, metrics, consoleServer);
     running = () => c.state === 'running';
     health.set(Serving.SERVING);
     c.state = 'running';
-    log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin, http: ops ? `${config.httpAddr!.replace(/:\d+$/, '')}:${ops.port}` : 'off' }, 'controller running');
+    log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin, replica: replicaId, store: config.store.display,
+      scheduler: leadership.isLeader(), http: ops ? `${config.httpAddr!.replace(/:\d+$/, '')}:${ops.port}` : 'off' }, 'controller running');
     return c;
   }
 
@@ -315,8 +370,11 @@ export class Controller {
     await Promise.race([graceful, forced]);
     clearTimeout(timer);
     await this.console_?.stop();
-    clearInterval(this.sweeper);
-    await this.ctx.rollouts.stop();
+    clearInterval(this.beater);
+    await this.mailbox?.stop();
+    await this.leadership.stop();
+    await this.presence?.stop();
+    await this.replicas.remove().catch(() => undefined);
     await this.ops?.stop();
     await this.ctx.db.close();
     try {

@@ -12,9 +12,9 @@ import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
 import { cleanup, enrollAgent, startController, type TestAgent } from '../support/fixtures.js';
+import { describeStores } from '../support/stores.js';
 
-describe('bundles on the controller', function () {
-  this.timeout(60_000);
+describeStores('bundles on the controller', function (store) {
   let c: Controller;
   let admin: Admin;
   const agents: TestAgent[] = [];
@@ -22,7 +22,7 @@ describe('bundles on the controller', function () {
   const files = { 'bin/edgecore': randomFile(3), 'images/a.tar': randomFile(5), 'manifests/x.yaml': Buffer.from('kind: ConfigMap\n') };
 
   before(async () => {
-    c = await startController();
+    c = await startController(await store.flags());
     admin = Admin.connect({ adminSocket: c.config.adminSocket });
   });
   after(async () => { admin.close(); await cleanup(c, agents); });

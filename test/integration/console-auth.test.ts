@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, type FerryError } from '../../common/src/errors.js';
 import { ConsoleAuth } from '../../controller/src/console/console-auth.js';
+import { migrateStore } from '../../controller/src/store/migrate.js';
 import { SqliteDb } from '../../controller/src/store/db.js';
 import { tempDir } from '../support/fixtures.js';
 
@@ -14,9 +15,9 @@ describe('console login links and sessions (store)', () => {
   const T = 1_800_000_000_000;
   const refused = (why: RegExp) => (e: FerryError) => e.code === ErrorCode.Unauthenticated && why.test(e.message) && /ferry operator login/.test(e.hint ?? '');
 
-  before(() => {
+  before(async () => {
     db = new SqliteDb(join(dir, 'ferry.db'));
-    db.migrate();
+    await migrateStore(db);
     auth = new ConsoleAuth(db);
   });
   after(async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); });

@@ -10,6 +10,7 @@ import { formatJoinString, parseJoinString } from '../../common/src/join-string.
 import { createCsr, EC_ALG, generateKeyPair } from '../../common/src/pki.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, joinString, startController, tempDir, type TestAgent } from '../support/fixtures.js';
+import { describeStores } from '../support/stores.js';
 
 async function expectJoinError(c: Controller, js: string, code: ErrorCode, re: RegExp): Promise<void> {
   const state = new AgentState(tempDir('ferry-agent-'));
@@ -25,10 +26,10 @@ async function expectJoinError(c: Controller, js: string, code: ErrorCode, re: R
   assert.equal((await c.ctx.agents.list()).length, before, 'nothing enrolled on the controller');
 }
 
-describe('enrollment', function () {
+describeStores('enrollment', function (store) {
   let c: Controller;
   const agents: TestAgent[] = [];
-  before(async () => { c = await startController(); });
+  before(async () => { c = await startController(await store.flags()); });
   after(async () => cleanup(c, agents));
 
   it('issues a certificate for a host-generated key and stores it with mode 0600', async () => {
@@ -205,9 +206,9 @@ describe('enrollment: hostile certificate requests', () => {
   });
 });
 
-describe('enrollment repeated after a lost answer', () => {
+describeStores('enrollment repeated after a lost answer', function (store) {
   let c: Controller;
-  before(async () => { c = await startController(); });
+  before(async () => { c = await startController(await store.flags()); });
   after(async () => cleanup(c));
 
   async function enrollWith(token: string, csrPem: string, hostname: string): Promise<{ agentId: string; certPem: string } | FerryError> {

@@ -10,10 +10,11 @@ import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
 import { cleanup, startController, tempDir } from '../support/fixtures.js';
 import { repoRoot, run } from '../support/proc.js';
+import { describeStores } from '../support/stores.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
 
-describe('pushing bundles and plans', function () {
+describeStores('pushing bundles and plans', function (store) {
   this.timeout(90_000);
   let c: Controller;
   let admin: Admin;
@@ -27,7 +28,7 @@ describe('pushing bundles and plans', function () {
     (await admin.call(admin.client.missingChunks, { digests: [...b.chunks.keys()] })).missing.length;
 
   before(async () => {
-    c = await startController();
+    c = await startController(await store.flags());
     admin = Admin.connect({ adminSocket: c.config.adminSocket });
     for (const k of [key, other]) await admin.call(admin.client.addSigningKey, { publicPem: k.publicPem, name: k.keyId });
     writeFileSync(join(dir, 'op.key'), key.privatePem, { mode: 0o600 });

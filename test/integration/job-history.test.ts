@@ -7,6 +7,7 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, startController, waitFor, type TestAgent } from '../support/fixtures.js';
 import { repoRoot, run } from '../support/proc.js';
+import { describeStores } from '../support/stores.js';
 
 const ferryBin = join(repoRoot(), 'bin', 'ferry.js');
 const PLAN = `name: hello
@@ -16,7 +17,7 @@ steps:
     args: { argv: [sh, -c, "echo planned-hello"] }
 `;
 
-describe('job history: ferry jobs ls | show | logs', function () {
+describeStores('job history: ferry jobs ls | show | logs', function (store) {
   this.timeout(60_000);
   let c: Controller;
   let admin: Admin;
@@ -30,7 +31,7 @@ describe('job history: ferry jobs ls | show | logs', function () {
   };
 
   before(async () => {
-    c = await startController();
+    c = await startController(await store.flags());
     admin = Admin.connect({ adminSocket: c.config.adminSocket });
     // Hosts trust the keys they are given at enrollment.
     await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });

@@ -2,14 +2,15 @@ import { JobHistory } from '../../controller/src/jobs/job-history.js';
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ExecHostFinished } from '../../common/src/gen/ferry/v1/admin.js';
 import type { ControllerMessage, JobResult } from '../../common/src/gen/ferry/v1/session.js';
 import { silentLogger } from '../../common/src/log.js';
 import { ExecCoordinator } from '../../controller/src/exec/exec-coordinator.js';
 import { JobCoordinator } from '../../controller/src/jobs/job-coordinator.js';
 import { SessionRegistry, type LiveSession } from '../../controller/src/sessions/registry.js';
-import { SqliteDb } from '../../controller/src/store/db.js';
+import type { Db } from '../../controller/src/store/db.js';
+import { migrateStore } from '../../controller/src/store/migrate.js';
+import { describeStores } from '../support/stores.js';
 import { tempDir, waitFor } from '../support/fixtures.js';
 
 /** An agent's session as the controller sees it, recording what it is sent and the highest ack per job. */
@@ -38,17 +39,17 @@ interface Started {
   end?: { ok: boolean; message: string };
 }
 
-describe('job sequencer (exec and plan jobs, one rule)', () => {
+describeStores('job sequencer (exec and plan jobs, one rule)', function (store) {
   let dir: string;
-  let db: SqliteDb;
+  let db: Db;
   let sessions: SessionRegistry;
   let jobs: JobCoordinator;
   let exec: ExecCoordinator;
   let abort: AbortController;
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = tempDir('ferry-seq-');
-    db = new SqliteDb(join(dir, 'ferry.db'));
-    db.migrate();
+    db = await store.open(dir);
+    await migrateStore(db);
     sessions = new SessionRegistry();
     jobs = new JobCoordinator(db, sessions, silentLogger());
     exec = new ExecCoordinator(jobs, new JobHistory(db), silentLogger());

@@ -16,6 +16,7 @@ import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { LinkProxy } from '../support/link-proxy.js';
 import { repoRoot, run } from '../support/proc.js';
+import { describeStores } from '../support/stores.js';
 
 /** Each host appends its name to OUT/<hostname>.runs once per run; hosts labelled fail=yes fail at step "boom". */
 const PLAN = (out: string) => `name: tiny
@@ -34,7 +35,7 @@ steps:
     args: { argv: [sleep, "{{ params.pause }}"] }
 `;
 
-describe('rollouts on in-process agents (small fleet)', function () {
+describeStores('rollouts on in-process agents (small fleet)', function (store) {
   this.timeout(120_000);
   let c: Controller;
   let admin: Admin;
@@ -64,7 +65,7 @@ describe('rollouts on in-process agents (small fleet)', function () {
   }
 
   before(async () => {
-    c = await startController();
+    c = await startController(await store.flags());
     admin = Admin.connect({ adminSocket: c.config.adminSocket });
     ro = new Rollouts(admin);
     await admin.call(admin.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });

@@ -35,7 +35,7 @@ export async function startController(flags: RawConfig = {}, dataDir = tempDir()
 /** A join string for a fresh token on `c`. */
 export async function joinString(c: Controller, opts: { uses?: number; ttlMs?: number; labels?: Record<string, string> } = {}): Promise<string> {
   const { token } = await c.ctx.tokens.create({ ttlMs: opts.ttlMs ?? 3_600_000, maxUses: opts.uses ?? 1, labels: opts.labels ?? {} });
-  return formatJoinString({ addresses: [`127.0.0.1:${c.port}`], token, caPin: c.pin });
+  return formatJoinString({ addresses: c.ctx.joinAddresses(), token, caPin: c.pin });
 }
 
 export interface TestAgent {

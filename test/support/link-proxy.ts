@@ -4,10 +4,13 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  * A TCP forwarder on 127.0.0.1 between an agent and the controller, so a
  * test can cut the link (both ends see the connection close, new ones are
  * refused) and restore it, while the agent process and its jobs keep running.
+ * `stall()` is the nastier partition: connections stay open but no byte
+ * moves either way (no reset, no close) until restore().
  */
 export class LinkProxy {
   private readonly sockets = new Set<Socket>();
   private up = true;
+  private stalled = false;
 
   private constructor(private readonly server: Server, readonly address: string) {}
 
@@ -26,6 +29,7 @@ export class LinkProxy {
       }
       client.pipe(upstream);
       upstream.pipe(client);
+      if (self.stalled) for (const s of [client, upstream]) s.pause();
     });
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
     const addr = server.address() as { port: number };
@@ -39,8 +43,16 @@ export class LinkProxy {
     for (const s of this.sockets) s.destroy();
   }
 
+  /** Holds every byte in both directions, connections left open, until restore(). */
+  stall(): void {
+    this.stalled = true;
+    for (const s of this.sockets) s.pause();
+  }
+
   restore(): void {
     this.up = true;
+    this.stalled = false;
+    for (const s of this.sockets) s.resume();
   }
 
   async close(): Promise<void> {

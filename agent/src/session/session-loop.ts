@@ -56,7 +56,12 @@ export class SessionLoop {
   private readonly backoff: Backoff;
   private current?: { client: InstanceType<typeof AgentSessionClient>; call: ClientDuplexStream<AgentMessage, ControllerMessage> };
   private wake?: () => void;
-  private addressIndex = 0;
+  /**
+   * Which of the controller's addresses to dial; moves on after a failure.
+   * It starts at a place derived from the agent id, so a fleet enrolled
+   * with one join string spreads over the replicas it lists.
+   */
+  private addressIndex: number;
   private loopDone?: Promise<void>;
   /** Set when the controller said this agent may not connect (revoked, removed): retrying will not help. */
   fatal?: FerryError;
@@ -65,6 +70,7 @@ export class SessionLoop {
 
   constructor(private readonly opts: SessionOptions) {
     this.backoff = opts.backoff ?? new Backoff();
+    this.addressIndex = spreadIndex(opts.state.load().identity.agentId);
     this.work = new AgentWork({
       state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
       address: () => this.currentAddress(),
@@ -301,4 +307,11 @@ export function renewalDue(certPem: string, now: number, fraction = 1 / 3): bool
   const from = Date.parse(c.validFrom);
   const to = Date.parse(c.validTo);
   return to - now < (to - from) * fraction;
+}
+
+/** A stable number from the agent id (FNV-1a), to pick its first controller address. */
+export function spreadIndex(agentId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < agentId.length; i++) h = Math.imul(h ^ agentId.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }

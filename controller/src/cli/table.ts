@@ -30,17 +30,20 @@ const controllerCommand: CommandSpec = {
     description: 'First start creates the CA, the server certificate (for --san names and this host\'s addresses) and the store, then prints the CA pin. Settings: defaults < --config YAML < FERRY_* environment < flags. One controller per data directory.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
+      store: { type: 'string', value: 'URL', help: 'sqlite (default: DATA/ferry.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by replicas (docs/ha.md)' },
       ...startSettings,
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
       'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },
       'agent-reauth-window': { type: 'string', value: 'DURATION', help: 'how long an unseen agent may come back by itself (default 180d)' },
       'job-retention': { type: 'string', value: 'DURATION', help: 'how long finished exec and plan runs stay in the job history (default 30d)' },
+      'lease-ttl': { type: 'string', value: 'DURATION', help: 'scheduler lease among replicas: another replica takes over this long after the holder stops renewing (default 10s)' },
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
       'console-addr': { type: 'string', value: 'HOST:PORT', help: 'serve the web console over HTTPS here (default: off); see docs/console.md' },
       'console-session-ttl': { type: 'string', value: 'DURATION', help: 'life of a console browser session (default 8h)' },
     },
-    examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example'],
+    examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example',
+      'FERRY_STORE=postgres://ferry:secret@db.plant7:5432/ferry ferry controller start --advertise ctl-a.plant7:7443'],
   }, {
     name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
     description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '

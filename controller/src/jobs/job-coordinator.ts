@@ -58,9 +58,27 @@ export class JobCoordinator {
   readonly execLog = new MemoryJobLog(JobKind.JOB_KIND_EXEC);
   private readonly planLog: StoreJobLog;
 
-  constructor(private readonly db: Db, sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS) {
+  /** Dispatch of recent jobs by job id (immutable once written), so a wave of starts reads it once. */
+  private readonly dispatchCache = new Map<string, Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>>();
+  /** Called when a start was recorded for an agent whose session is not on this replica (the mailbox's wake-up hint). */
+  onRemoteStart: () => void = () => undefined;
+
+  constructor(private readonly db: Db, private readonly sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS) {
     this.planLog = new StoreJobLog(db);
-    this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog], metrics);
+    this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog], metrics, (job) => this.rebuildStart(job));
+  }
+
+  /** A plan job's start made again from the jobs row (jobs created before migration 14 have none: undefined). */
+  async rebuildStart(job: { jobId: string; runId: string }): Promise<JobStart | undefined> {
+    let d = this.dispatchCache.get(job.runId);
+    if (!d) {
+      const row = await this.db.get<{ dispatch: string }>('SELECT dispatch FROM jobs WHERE id = ?', [job.runId]);
+      if (!row?.dispatch) return undefined;
+      d = JSON.parse(row.dispatch) as Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>;
+      if (this.dispatchCache.size >= 100) this.dispatchCache.clear();
+      this.dispatchCache.set(job.runId, d);
+    }
+    return this.jobStart(job.jobId, d);
   }
 
   /**
@@ -139,8 +157,9 @@ export class JobCoordinator {
 
   /** Records a job (the row host jobs belong to) without starting any host; rollouts start hosts one by one. */
   async createJob(jobId: string, req: Omit<RunJobRequest, 'concurrency'>): Promise<void> {
-    await this.db.run('INSERT INTO jobs (id, plan_id, params, check_mode, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)',
-      [jobId, req.planId, JSON.stringify(req.params), req.check ? 1 : 0, Date.now(), req.createdBy]);
+    const dispatch = { signed: req.signed, params: req.params, bundles: req.bundles, check: req.check };
+    await this.db.run('INSERT INTO jobs (id, plan_id, params, check_mode, created_at, created_by, dispatch) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      [jobId, req.planId, JSON.stringify(req.params), req.check ? 1 : 0, Date.now(), req.createdBy, JSON.stringify(dispatch)]);
   }
 
   /**
@@ -152,6 +171,8 @@ export class JobCoordinator {
     t: { agentId: string; hostname: string }, hooks: HostJobHooks): Promise<void> {
     const start = this.jobStart(hostJobId, req);
     await this.sequencer.start(this.planLog, { jobId: hostJobId, agentId: t.agentId, hostname: t.hostname, runId: jobId }, start, this.listener(t, start, hooks));
+    // The host's session is on another replica (or none): its mailbox delivers the start from the store.
+    if (!this.sessions.get(t.agentId)) this.onRemoteStart();
     hooks.sink?.({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'started', value: hostJobId } });
   }
 

@@ -102,9 +102,36 @@ export class JobSequencer {
   private readonly live = new Map<string, Entry>();
   private readonly queues = new Map<string, Promise<unknown>>();
 
+  /**
+   * `rebuild` makes a plan job's start again from the store: with several
+   * replicas, the one holding the agent's session is often not the one
+   * that started the job, and a restarted controller has no start in memory.
+   */
   constructor(private readonly sessions: SessionRegistry, private readonly log: Logger, private readonly logs: readonly JobLog[],
-    private readonly metrics: JobMetrics = NO_METRICS) {
+    private readonly metrics: JobMetrics = NO_METRICS, private readonly rebuild?: (job: HeldJob) => Promise<JobStart | undefined>) {
     sessions.onChange((agentId, up) => this.linkChanged(agentId, up));
+  }
+
+  /**
+   * The mailbox (job-mailbox.ts) found job `jobId` still dispatched for an
+   * agent whose session is on this replica: sends its start unless it was
+   * already written to that very session. The agent runs a job id once, so
+   * a start that reaches it twice (from two replicas) runs once.
+   */
+  deliver(jobId: string): Promise<boolean> {
+    return this.serial(jobId, async () => {
+      const e = await this.find(jobId, true);
+      if (!e || e.job.state !== 'dispatched' || !resendIsSafe(e.job.kind)) return false;
+      const session = this.sessions.get(e.job.agentId);
+      if (!session || e.sentTo === session) return false;
+      if (!e.listener?.start) {
+        const start = await this.rebuild?.(e.job);
+        if (!start) return false;
+        e.listener = { ...e.listener, start };
+      }
+      this.sendStart(e);
+      return true;
+    });
   }
 
   /** Records a new job in `log` and sends its start to the agent (if connected; otherwise hello reconciles it). */
@@ -148,6 +175,10 @@ export class JobSequencer {
    */
   async onHello(agentId: string, openJobs: readonly string[]): Promise<Array<{ jobId: string; seq: number }>> {
     const session = this.sessions.get(agentId);
+    // Another replica may have held this agent's session since this one last did: what it stored is the truth.
+    for (const [id, e] of [...this.live]) {
+      if (e.job.agentId === agentId && e.log.kind === JobKind.JOB_KIND_PLAN) await this.serial(id, () => this.find(id, true));
+    }
     const acked: Array<{ jobId: string; seq: number }> = [];
     const open = new Set(openJobs);
     for (const jobId of open) {
@@ -171,7 +202,11 @@ export class JobSequencer {
         if (!e || e.job.agentId !== agentId || TERMINAL.has(e.job.state)) return;
         // Started after this hello was sent, on this very session: it is on its way.
         if (session && e.sentTo === session) return;
-        const start = e.listener?.start;
+        let start = e.listener?.start;
+        if (!start && e.job.state === 'dispatched' && resendIsSafe(e.job.kind)) {
+          start = await this.rebuild?.(e.job);
+          if (start) e.listener = { ...e.listener, start };
+        }
         if (e.job.state === 'dispatched' && start && resendIsSafe(e.job.kind)) {
           this.sendStart(e);
         } else if (e.job.state === 'dispatched' && !start) {
@@ -236,7 +271,15 @@ export class JobSequencer {
       return;
     }
     const state = m.result ? m.result.status : job.state === 'dispatched' ? 'running' : job.state;
-    await e.log.append(job, seq, m, state);
+    try {
+      await e.log.append(job, seq, m, state);
+    } catch (err) {
+      if (!duplicateKey(err)) throw err;
+      // Held already by another replica (the agent moved while this one still had its messages): take the store's count.
+      await this.find(jobId, true);
+      session?.ack(jobId, job.nextSeq - 1);
+      return;
+    }
     job.nextSeq = seq + 1;
     job.state = state;
     session?.ack(jobId, seq);
@@ -265,18 +308,27 @@ export class JobSequencer {
     e.listener?.onEnd?.(controllerResult(e.job.jobId, state, message));
   }
 
-  /** The job from memory, else from the logs (kept in memory while it has not ended). */
-  private async find(jobId: string): Promise<Entry | undefined> {
+  /**
+   * The job from memory, else from the logs (kept in memory while it has
+   * not ended). `fresh`: a plan job's state and next sequence number are
+   * read again from the store (another replica may have moved them on).
+   */
+  private async find(jobId: string, fresh = false): Promise<Entry | undefined> {
     const known = this.live.get(jobId);
-    if (known) return known;
-    for (const log of this.logs) {
+    if (known && !(fresh && known.log.kind === JobKind.JOB_KIND_PLAN)) return known;
+    for (const log of known ? [known.log] : this.logs) {
       const job = await log.load(jobId);
       if (!job) continue;
+      if (known) {
+        Object.assign(known.job, { nextSeq: job.nextSeq, state: job.state });
+        if (TERMINAL.has(job.state)) this.live.delete(jobId);
+        return known;
+      }
       const e = { job, log };
       if (!TERMINAL.has(job.state)) this.live.set(jobId, e);
       return e;
     }
-    return undefined;
+    return known;
   }
 
   /** Runs `fn` after everything queued for `jobId`: one job's work is applied one piece at a time, in order. */
@@ -287,4 +339,10 @@ export class JobSequencer {
     void tail.then(() => { if (this.queues.get(jobId) === tail) this.queues.delete(jobId); });
     return run;
   }
+}
+
+/** A primary-key clash (SQLite or PostgreSQL): the row was written already. */
+function duplicateKey(err: unknown): boolean {
+  const code = String((err as { code?: unknown }).code ?? '');
+  return code === '23505' || code.startsWith('SQLITE_CONSTRAINT_PRIMARYKEY') || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }

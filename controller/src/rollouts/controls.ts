@@ -24,6 +24,7 @@ async function live(s: RolloutScheduler, id: string, action: string): Promise<Ac
 }
 
 async function act(s: RolloutScheduler, id: string, who: string, action: string, fn: (a: ActiveRollout) => Promise<string>, detail: Record<string, unknown> = {}): Promise<StoredRollout> {
+  s.requireRunning();
   const stored = await s.serial(async () => {
     const a = await live(s, id, action);
     const message = await fn(a);
@@ -106,6 +107,7 @@ export function approveRollout(s: RolloutScheduler, id: string, who: string): Pr
  * Aborted rollouts are final. The pause flag is left as it is.
  */
 export async function retryRollout(s: RolloutScheduler, id: string, who: string, names: string[]): Promise<StoredRollout> {
+  s.requireRunning();
   const stored = await s.serial(async () => {
     const a = s.get(id) ?? (await s.store.load(id).then((r) => (r && r.model.state === 'failed' ? s.activate(id, r) : undefined)));
     if (!a) {

@@ -38,6 +38,8 @@ export interface SchedulerDeps {
   audit: Pick<AuditLog, 'record'>;
   log: Logger;
   clock: Clock;
+  /** With several replicas: agents with a session on any replica (ha/presence.ts); without, only this one's sessions count. */
+  presence?: { connected(): Promise<Set<string>> };
 }
 
 /**
@@ -79,8 +81,14 @@ export class RolloutScheduler {
     return next;
   }
 
-  /** Reloads unfinished rollouts and starts the loop. Call before agents can connect. */
+  /**
+   * Reloads unfinished rollouts and starts the loop. Call before agents can
+   * connect. With several replicas it runs on the lease holder only: start()
+   * when this replica is elected, stop() when it is deposed; a later start()
+   * (elected again) begins from the store as a restart would.
+   */
   async start(): Promise<void> {
+    this.stopped = false;
     this.since = this.clock.now();
     for (const id of await this.store.unfinishedIds()) {
       await this.activate(id).catch((err: unknown) => this.deps.log.error({ err, rollout: id }, 'cannot resume rollout'));
@@ -103,9 +111,25 @@ export class RolloutScheduler {
     this.stopped = true;
     this.timer?.cancel();
     this.unsubscribe?.();
-    for (const a of this.active.values()) a.release();
+    this.unsubscribe = undefined;
+    for (const a of this.active.values()) a.prefetch?.stop();
     await Promise.all(this.phases);
     await this.chain.catch(() => undefined);
+    // Forgotten only once queued changes are done: a later start() reloads every rollout from the store.
+    for (const a of this.active.values()) a.release();
+    this.active.clear();
+  }
+
+  /**
+   * Refuses an operator change while this replica does not run the
+   * scheduler (another replica holds the lease, or this one is stopping):
+   * the change must be made where the rollouts are driven.
+   */
+  requireRunning(): void {
+    if (this.stopped) {
+      throw new FerryError(ErrorCode.Unavailable, 'this controller replica is not running the rollout scheduler (another replica holds the scheduler lease)',
+        'send rollout changes to the replica `ferry controller status` names as scheduler; reading rollouts works on any replica');
+    }
   }
 
   isStopped(): boolean {
@@ -143,6 +167,7 @@ export class RolloutScheduler {
 
   /** Validates and stores a new rollout, then starts driving it. */
   async create(specText: string, file: string, who: string): Promise<StoredRollout> {
+    this.requireRunning();
     const { stored, dispatch } = await buildRollout(this.deps, specText, file, who);
     await this.deps.jobs.createJob(stored.jobId, { planId: stored.planId, signed: dispatch.signed, params: dispatch.params, bundles: dispatch.bundles, check: false, createdBy: who });
     await this.store.insert(stored);
@@ -209,6 +234,8 @@ export class RolloutScheduler {
 
   /** A host's job ended (or was found ended after a restart); stale attempts are ignored. */
   private async hostFinished(a: ActiveRollout, agentId: string, hostJobId: string, status: string, message: string): Promise<void> {
+    // A result for a rollout of an earlier term (this replica was deposed and elected again) is the reloaded copy's to apply.
+    if (this.active.get(a.id) !== a) return;
     const h = a.host(agentId);
     if (!h || h.hostJobId !== hostJobId || h.state !== 'running') return;
     const state = status === 'succeeded' ? 'succeeded' : status === 'cancelled' ? 'cancelled' : 'failed';
@@ -274,13 +301,15 @@ export class RolloutScheduler {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    await this.collectResults();
     const needBusy = [...this.active.values()].some((a) => a.model.state === 'running' && !a.model.paused);
     const busy = needBusy ? await this.deps.jobs.busyAgents() : new Map<string, string>();
+    const elsewhere = this.deps.presence && this.active.size > 0 ? await this.deps.presence.connected() : undefined;
     for (const a of [...this.active.values()]) {
       for (let pass = 0; pass < 50; pass++) {
         const w: World = {
           now: this.clock.now(),
-          connected: (id) => Boolean(this.deps.sessions.get(id)),
+          connected: (id) => Boolean(this.deps.sessions.get(id)) || Boolean(elsewhere?.has(id)),
           offlineSince: (id) => this.downSince.get(id) ?? this.since,
           busy: (id) => {
             const job = busy.get(id);
@@ -295,6 +324,27 @@ export class RolloutScheduler {
       if (ROLLOUT_TERMINAL.has(a.model.state) && !a.model.hosts.some((h) => h.state === 'running')) {
         a.release();
         this.active.delete(a.id);
+      }
+    }
+  }
+
+  /**
+   * Results recorded by another replica: a host's session (and so its job
+   * messages) may be on any replica, which records them in job_hosts; only
+   * the replica holding the session calls the job's hooks. The scheduler
+   * reads the job rows of its running hosts once per pass and finishes
+   * those that ended. One query per rollout with running hosts per pass.
+   */
+  private async collectResults(): Promise<void> {
+    for (const a of [...this.active.values()]) {
+      if (!a.model.hosts.some((h) => h.state === 'running')) continue;
+      const rows = await this.store.hostJobs(a.id);
+      for (const h of a.model.hosts) {
+        if (h.state !== 'running' || !h.hostJobId) continue;
+        const row = rows.get(h.hostJobId);
+        if (row && ['succeeded', 'failed', 'cancelled', 'lost'].includes(row.state)) {
+          await this.hostFinished(a, h.agentId, h.hostJobId, row.state, row.message);
+        }
       }
     }
   }

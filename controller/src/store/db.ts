@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { MIGRATIONS } from './migrations.js';
+
+export type Dialect = 'sqlite' | 'postgres';
 
 export type SqlValue = string | number | bigint | null;
 
@@ -15,16 +16,25 @@ export interface RunResult {
  * interface is asynchronous so a PostgreSQL driver fits behind it unchanged.
  */
 export interface Db {
+  /** Which SQL the store speaks, for the few statements that differ (migrations, the lease's clock, locks). */
+  readonly dialect: Dialect;
   run(sql: string, params?: SqlValue[]): Promise<RunResult>;
   get<T>(sql: string, params?: SqlValue[]): Promise<T | undefined>;
   all<T>(sql: string, params?: SqlValue[]): Promise<T[]>;
-  /** Runs `fn` in one transaction; concurrent transactions are serialised. */
+  /** Several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+  /**
+   * Runs `fn` in one transaction; statements through the `db` it is given
+   * run inside it. SQLite serialises transactions (one connection); on
+   * PostgreSQL each has its own connection and they run concurrently.
+   */
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
 /** The embedded default: SQLite in WAL mode in the controller's data directory. */
 export class SqliteDb implements Db {
+  readonly dialect = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
   private txQueue: Promise<unknown> = Promise.resolve();
@@ -81,26 +91,8 @@ export class SqliteDb implements Db {
     return next;
   }
 
-  /** Applies pending migrations in order; each in its own transaction. */
-  migrate(): number {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
-    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
-    const current = row.v ?? 0;
-    const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
-    if (current > latest) {
-      throw new FerryError(ErrorCode.Config, `the store is at schema version ${current}, newer than this controller knows (${latest})`,
-        'run the newer controller version, or restore the data directory from a backup made before the upgrade');
-    }
-    let applied = 0;
-    for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
-      this.db.transaction(() => {
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      })();
-      applied++;
-    }
-    return applied;
+  async exec(sql: string): Promise<void> {
+    this.db.exec(sql);
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,18 @@
+/** One schema change. `sql` serves both dialects unless `postgres` gives PostgreSQL its own text. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  postgres?: string;
+}
+
 /**
  * Versioned schema changes, applied in order and never edited once released.
  * Portable SQL only (TEXT, BIGINT, INTEGER; no AUTOINCREMENT, no JSON
- * operators), so the same list serves the PostgreSQL backend.
+ * operators), so the same list serves SQLite and PostgreSQL; where a change
+ * cannot be written portably, the migration carries a `postgres` text.
  */
-export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'tokens, agents, operators, audit',
@@ -326,6 +335,42 @@ CREATE TABLE console_sessions (
   expires_at BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
+`,
+  },
+  {
+    version: 13,
+    name: 'several replicas on one store: the scheduler lease with its fencing epoch, the replicas and their addresses, the CA they share',
+    sql: `
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  epoch BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  acquired_at BIGINT NOT NULL
+);
+INSERT INTO leases (name, owner, epoch, expires_at, acquired_at) VALUES ('scheduler', '', 0, 0, 0);
+CREATE TABLE replicas (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  addresses TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  seen_at BIGINT NOT NULL,
+  sessions INTEGER NOT NULL
+);
+CREATE TABLE shared_ca (
+  id INTEGER PRIMARY KEY,
+  cert_pem TEXT NOT NULL,
+  key_pem TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+`,
+  },
+  {
+    version: 14,
+    name: 'work on any replica: jobs.dispatch (what a host of the job is sent, so any replica can deliver a start, also after a restart); agents.session_replica (which replica holds its session)',
+    sql: `
+ALTER TABLE jobs ADD COLUMN dispatch TEXT NOT NULL DEFAULT '';
+ALTER TABLE agents ADD COLUMN session_replica TEXT;
 `,
   },
 ];

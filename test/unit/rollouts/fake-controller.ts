@@ -1,5 +1,4 @@
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { BundleState, type ControllerMessage, type JobResult } from '../../../common/src/gen/ferry/v1/session.js';
 import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
 import { silentLogger } from '../../../common/src/log.js';
@@ -12,8 +11,10 @@ import { RolloutScheduler, type SchedulerDeps } from '../../../controller/src/ro
 import { SessionRegistry, type LiveSession } from '../../../controller/src/sessions/registry.js';
 import type { AgentRecord } from '../../../controller/src/store/agents.js';
 import { AuditLog } from '../../../controller/src/store/audit.js';
-import { SqliteDb } from '../../../controller/src/store/db.js';
+import type { Db } from '../../../controller/src/store/db.js';
+import { migrateStore } from '../../../controller/src/store/migrate.js';
 import { tempDir } from '../../support/fixtures.js';
+import { sqliteStore, type TestStore } from '../../support/stores.js';
 
 const PLAN = `name: p
 bundles:
@@ -88,17 +89,25 @@ function agent(id: string): AgentRecord {
  * restart does.
  */
 export class FakeController {
-  readonly dir = tempDir('ferry-sched-');
-  readonly db = new SqliteDb(join(this.dir, 'ferry.db'));
+  readonly dir: string = '';
   readonly sessions = new SessionRegistry();
   readonly prefetch = new FakePrefetch();
   readonly clock = new ManualClock();
   deps!: SchedulerDeps;
   scheduler!: RolloutScheduler;
 
-  constructor(readonly agentIds: string[]) {
-    this.db.migrate();
+  private constructor(readonly agentIds: string[], readonly db: Db) {
     this.build();
+  }
+
+  /** A fake controller on a fresh, migrated store of the given kind (SQLite by default). */
+  static async create(agentIds: string[], store: TestStore = sqliteStore): Promise<FakeController> {
+    const dir = tempDir('ferry-sched-');
+    const db = await store.open(dir);
+    await migrateStore(db);
+    const f = new FakeController(agentIds, db);
+    (f as { dir: string }).dir = dir;
+    return f;
   }
 
   private build(): void {

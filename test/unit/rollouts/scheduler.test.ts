@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout } from '../../../controller/src/rollouts/controls.js';
 import { listTable, renderFrame } from '../../../controller/src/cli/cmd-rollout-render.js';
 import { snapshot } from '../../../controller/src/rollouts/snapshot.js';
+import { describeStores } from '../../support/stores.js';
 import { FakeController } from './fake-controller.js';
 
 const SPEC = (strategy: string) => `plan: p\ntargets: { selector: role=edge }\nstrategy: ${strategy}\n`;
 
-describe('rollout scheduler (real store and job coordinator, fake agents)', () => {
+describeStores('rollout scheduler (real store and job coordinator, fake agents)', function (store) {
   let f: FakeController;
   afterEach(async () => f.close());
 
@@ -17,7 +18,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   }
 
   it('abort during prefetch: the prefetch stops, every host is cancelled, nothing is started', async () => {
-    f = new FakeController(['a', 'b', 'c']);
+    f = await FakeController.create(['a', 'b', 'c'], store);
     await f.start();
     const sessions = ['a', 'b', 'c'].map((id) => f.connect(id));
     const r = await f.scheduler.create(SPEC('{ prefetch: true }'), 'r.yaml', 'test');
@@ -38,7 +39,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('prefetch outcomes: ready hosts wait for their wave, a failed stage counts against the budget (0: pause before wave 1), offline hosts stage on demand', async () => {
-    f = new FakeController(['a', 'b', 'c']);
+    f = await FakeController.create(['a', 'b', 'c'], store);
     await f.start();
     ['a', 'b', 'c'].forEach((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ prefetch: true }'), 'r.yaml', 'test');
@@ -57,7 +58,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('pause holds new starts while running hosts finish; resume starts the rest', async () => {
-    f = new FakeController(['a', 'b', 'c']);
+    f = await FakeController.create(['a', 'b', 'c'], store);
     await f.start();
     const s = ['a', 'b', 'c'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ maxConcurrency: 1 }'), 'r.yaml', 'test');
@@ -73,7 +74,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('waits for approval between waves; approve begins the next wave', async () => {
-    f = new FakeController(['a', 'b']);
+    f = await FakeController.create(['a', 'b'], store);
     await f.start();
     const s = ['a', 'b'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ waves: [1, "100%"], approval: true }'), 'r.yaml', 'test');
@@ -89,7 +90,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('waits between waves on the clock: nothing starts before the wait is over, the next wave starts when it is', async () => {
-    f = new FakeController(['a', 'b']);
+    f = await FakeController.create(['a', 'b'], store);
     await f.start();
     const s = ['a', 'b'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ waves: [1, "100%"], wait: 30s }'), 'r.yaml', 'test');
@@ -107,7 +108,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('skips hosts offline past offlineTimeout with offline: skip (and not a moment before)', async () => {
-    f = new FakeController(['a', 'b']);
+    f = await FakeController.create(['a', 'b'], store);
     await f.start();
     const a = f.connect('a');
     const { model: { id } } = await f.scheduler.create(SPEC('{ offlineTimeout: 5m, offline: skip }'), 'r.yaml', 'test');
@@ -123,7 +124,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('a host that disconnects mid-stage counts as offline: the rollout leaves prefetching, the host waits offlineTimeout, then offline: fail applies', async () => {
-    f = new FakeController(['a', 'b']);
+    f = await FakeController.create(['a', 'b'], store);
     await f.start();
     const [a, b] = ['a', 'b'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ prefetch: true, offlineTimeout: 2m, offline: fail, errorBudget: 1 }'), 'r.yaml', 'test');
@@ -146,7 +147,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('a host that drops off mid-stage and comes back within offlineTimeout runs in its wave', async () => {
-    f = new FakeController(['a', 'b']);
+    f = await FakeController.create(['a', 'b'], store);
     await f.start();
     const [, b] = ['a', 'b'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ prefetch: true, offlineTimeout: 2m, offline: skip }'), 'r.yaml', 'test');
@@ -162,7 +163,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('wave times: a wave ran until its hosts were done; the approval wait is reported apart; an abort shows cancelled hosts as cancelled', async () => {
-    f = new FakeController(['a', 'b', 'c']);
+    f = await FakeController.create(['a', 'b', 'c'], store);
     await f.start();
     const s = ['a', 'b', 'c'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{ waves: [1, 2, "100%"], approval: true }'), 'r.yaml', 'test');
@@ -194,7 +195,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('after a restart: results recorded while it was down, results arriving later, and undelivered starts all reconcile; nothing runs twice', async () => {
-    f = new FakeController(['a', 'b', 'c']);
+    f = await FakeController.create(['a', 'b', 'c'], store);
     await f.start();
     const before = ['a', 'b', 'c'].map((id) => f.connect(id));
     const { model: { id } } = await f.scheduler.create(SPEC('{}'), 'r.yaml', 'test');
@@ -222,7 +223,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('a job the agent lost is a failed host with the reason, never re-run', async () => {
-    f = new FakeController(['a']);
+    f = await FakeController.create(['a'], store);
     await f.start();
     const s = f.connect('a');
     const { model: { id } } = await f.scheduler.create(SPEC('{ errorBudget: 1 }'), 'r.yaml', 'test');
@@ -242,7 +243,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('a host marked running whose start was never recorded (crash between the two writes) is started on restart', async () => {
-    f = new FakeController(['a']);
+    f = await FakeController.create(['a'], store);
     await f.start();
     const { model: { id } } = await f.scheduler.create(SPEC('{ offlineTimeout: 1h }'), 'r.yaml', 'test');
     await f.flush();
@@ -257,7 +258,7 @@ describe('rollout scheduler (real store and job coordinator, fake agents)', () =
   });
 
   it('abort cancels running hosts, resends the cancel when an offline agent returns, ends aborted when they stop', async () => {
-    f = new FakeController(['a', 'b']);
+    f = await FakeController.create(['a', 'b'], store);
     await f.start();
     const a = f.connect('a');
     const b = f.connect('b');
