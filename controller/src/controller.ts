@@ -371,12 +371,21 @@ export class Controller {
     clearTimeout(timer);
     await this.console_?.stop();
     clearInterval(this.beater);
-    await this.mailbox?.stop();
-    await this.leadership.stop();
-    await this.presence?.stop();
-    await this.replicas.remove().catch(() => undefined);
+    // The store's part of stopping (hand over the lease, clear presence, close
+    // the pool) must not hold the process past its deadline: a statement stuck
+    // behind another replica's lock would. What is left undone expires by
+    // itself (the lease after its ttl, presence when the agents reconnect).
+    const teardown = (async () => {
+      await this.mailbox?.stop();
+      await this.leadership.stop();
+      await this.presence?.stop();
+      await this.replicas.remove().catch(() => undefined);
+    })();
+    const late = await Promise.race([teardown.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref())]);
+    if (late) this.ctx.log.warn({ deadlineMs }, 'store teardown did not finish before the shutdown deadline; the lease expires by itself');
     await this.ops?.stop();
-    await this.ctx.db.close();
+    if (late) void this.ctx.db.close().catch(() => undefined);
+    else await this.ctx.db.close();
     try {
       unlinkSync(this.config.adminSocket);
     } catch {
