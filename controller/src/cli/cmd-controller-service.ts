@@ -49,7 +49,8 @@ export async function cmdInstallControllerService(args: string[]): Promise<numbe
   const ports = [portOf(cfg.listen), portOf(cfg.httpAddr), portOf(cfg.registryAddr)].filter((p) => p > 0);
   const text = renderControllerUnit({
     command, startArgs, dataDir: cfg.dataDir, adminSocket: cfg.adminSocket,
-    readPaths: configFile ? [configFile] : [], lowestPort: ports.length ? Math.min(...ports) : 0,
+    // In development the program is the whole package (bin/, build/, node_modules/), not bin/ferry.js alone.
+    readPaths: [...(configFile ? [configFile] : []), ...(isSea() ? [] : [dirname(dirname(resolve(process.argv[1]!)))])], lowestPort: ports.length ? Math.min(...ports) : 0,
   });
   const unitDir = resolve(values['unit-dir'] ?? UNIT_DIR);
   const name = values.name ?? UNIT_NAME;

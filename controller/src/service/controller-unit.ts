@@ -15,11 +15,14 @@ export interface ControllerUnitOptions {
   startArgs: string[];
   dataDir: string;
   adminSocket: string;
-  /** Files the service only reads (the settings file, the program). */
+  /** Files and directories the service only reads (the settings file, the program's tree). */
   readPaths: string[];
   /** The lowest TCP port it listens on (gRPC, operations HTTP): below 1024 it keeps CAP_NET_BIND_SERVICE. */
   lowestPort: number;
 }
+
+/** Paths PrivateTmp= replaces with an empty directory. */
+const TMP_LIKE = /^\/(tmp|var\/tmp)(\/|$)/;
 
 /** Paths systemd's ProtectHome= hides or makes read-only. */
 const HOME_LIKE = /^\/(home|root|run\/user)(\/|$)/;
@@ -75,6 +78,10 @@ export function renderControllerUnit(o: ControllerUnitOptions): string {
     ...(runtime ? [`RuntimeDirectory=${runtime}`, 'RuntimeDirectoryMode=0700'] : []),
     ...protectHome,
     'PrivateTmp=yes',
+    // What lives under /tmp (a checkout run from there, a data directory in a test)
+    // would vanish behind the private /tmp: bind it back in, read-only where it is only read.
+    ...[...o.readPaths, ...o.command].filter((p) => TMP_LIKE.test(p)).map((p) => `BindReadOnlyPaths=${quoteExecArg(p)}`),
+    ...writable.filter((p) => TMP_LIKE.test(p)).map((p) => `BindPaths=${quoteExecArg(p)}`),
     'PrivateDevices=yes',
     'NoNewPrivileges=yes',
     `CapabilityBoundingSet=${o.lowestPort > 0 && o.lowestPort < 1024 ? 'CAP_NET_BIND_SERVICE' : ''}`,
