@@ -57,7 +57,9 @@ describe('replica processes killed with -9 on one PostgreSQL database', function
     const dir = tempDir('ferry-replica-');
     const address = `127.0.0.1:${await freePort()}`;
     const d = daemon([process.execPath, pathJoin(repoRoot(), 'bin', 'ferry.js'), 'controller', 'start', '--data', dir, '--listen', address,
-      '--store', url, '--lease-ttl', '1s', '--heartbeat', '1s', '--log-level', 'warn']);
+      '--store', url, '--lease-ttl', '1s', '--heartbeat', '1s', '--log-level', 'warn',
+      // Not the default (the --listen port + 1): that port is nobody's to promise in a busy test run.
+      '--http-addr', '127.0.0.1:0']);
     await waitFor(() => d.out().includes('agents dial:') || d.proc.exitCode !== null, 30_000, 'a replica to start');
     assert.ok(d.out().includes('agents dial:'), d.out());
     const r = { d, dir, address, admin: Admin.connect({ adminSocket: pathJoin(dir, 'admin.sock') }) };

@@ -44,7 +44,7 @@ describe('one process per directory (real ferry and ferry-agent processes)', fun
     const data = join(dir, 'data');
     const ferry = (...args: string[]) => run([process.execPath, ferryBin, '--data', data, ...args]);
     const start = (listen: string) => {
-      const d = daemon([process.execPath, ferryBin, 'controller', 'start', '--data', data, '--listen', listen]);
+      const d = daemon([process.execPath, ferryBin, 'controller', 'start', '--data', data, '--listen', listen, '--http-addr', '127.0.0.1:0']);
       procs.push(d);
       return d;
     };
