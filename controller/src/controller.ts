@@ -52,6 +52,7 @@ import { RegistryServer } from './registry/registry-server.js';
 import { RegistryStore } from './registry/registry-store.js';
 import { registerFleetGauges } from './metrics/fleet-gauges.js';
 import { OpsHttp } from './metrics/ops-http.js';
+import { untilDeadline } from '../../common/src/until-deadline.js';
 import { PromMetrics } from './metrics/prom-metrics.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -347,7 +348,7 @@ export class Controller {
     return c;
   }
 
-  /** Drains sessions and stops both servers; forces them after `deadlineMs`. */
+  /** Drains sessions and stops both servers (forced after `deadlineMs`), then hands over the lease and closes the store (again within `deadlineMs`). */
   async stop(deadlineMs = 10_000): Promise<void> {
     if (this.state === 'stopped' || this.state === 'draining') return;
     this.state = 'draining';
@@ -356,36 +357,38 @@ export class Controller {
     this.ctx.sessions.closeAll('controller shutting down');
     const graceful = Promise.all([this.tlsServer, this.adminServer].map((s) =>
       new Promise<void>((resolve) => s.tryShutdown(() => resolve()))));
-    let timer: NodeJS.Timeout | undefined;
-    const forced = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.ctx.log.warn({ deadlineMs }, 'shutdown deadline passed; closing remaining calls');
-        this.tlsServer.forceShutdown();
-        this.adminServer.forceShutdown();
-        resolve();
-      }, deadlineMs);
-    });
+    // Every step below is bounded: the servers by the deadline, what comes
+    // after them by a second one, so the lease is still handed over when
+    // calls used the first. A stuck step is named in the log and left
+    // behind, never allowed to hold the stop (at most twice `deadlineMs`).
+    let until = Date.now() + deadlineMs;
+    const late: string[] = [];
+    const step = async (name: string, work: Promise<unknown> | undefined) => {
+      if (!(await untilDeadline(work, until))) late.push(name);
+    };
     // Pulls in flight are cut: containerd and skopeo resume or retry them.
-    await this.registry?.stop();
-    await Promise.race([graceful, forced]);
-    clearTimeout(timer);
-    await this.console_?.stop();
+    await step('registry', this.registry?.stop());
+    if (!(await untilDeadline(graceful, until))) {
+      this.ctx.log.warn({ deadlineMs }, 'shutdown deadline passed; closing remaining calls');
+      this.tlsServer.forceShutdown();
+      this.adminServer.forceShutdown();
+    }
+    until = Date.now() + deadlineMs;
+    await step('console', this.console_?.stop());
     clearInterval(this.beater);
-    // The store's part of stopping (hand over the lease, clear presence, close
-    // the pool) must not hold the process past its deadline: a statement stuck
-    // behind another replica's lock would. What is left undone expires by
-    // itself (the lease after its ttl, presence when the agents reconnect).
-    const teardown = (async () => {
+    // The store's part of stopping (hand over the lease, clear presence)
+    // must not hold the process either: a statement stuck behind another
+    // replica's lock would. What is left undone expires by itself (the
+    // lease after its ttl, presence when the agents reconnect).
+    await step('store hand-over', (async () => {
       await this.mailbox?.stop();
       await this.leadership.stop();
       await this.presence?.stop();
       await this.replicas.remove().catch(() => undefined);
-    })();
-    const late = await Promise.race([teardown.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref())]);
-    if (late) this.ctx.log.warn({ deadlineMs }, 'store teardown did not finish before the shutdown deadline; the lease expires by itself');
-    await this.ops?.stop();
-    if (late) void this.ctx.db.close().catch(() => undefined);
-    else await this.ctx.db.close();
+    })());
+    await step('operations listener', this.ops?.stop());
+    await step('store', this.ctx.db.close());
+    if (late.length > 0) this.ctx.log.warn({ deadlineMs, steps: late }, 'shutdown steps did not finish before the deadline; left to end by themselves');
     try {
       unlinkSync(this.config.adminSocket);
     } catch {

@@ -19,6 +19,7 @@ import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState } from '../state/agent-state.js';
 import { Backoff } from './backoff.js';
 import { AgentWork } from './agent-work.js';
+import { untilDeadline } from '../../../common/src/until-deadline.js';
 import type { StepExecutor } from '../steps/step.js';
 import type { StepSchema } from '../../../common/src/plan/step-schema.js';
 
@@ -98,15 +99,18 @@ export class SessionLoop {
   async stop(deadlineMs = 5_000): Promise<void> {
     if (this.state === 'stopped') return;
     this.setState('stopping');
-    await this.work.stop();
+    // Bounded throughout: a step stuck past the deadline (a dial, a probe)
+    // is logged and left to end by itself; the stop never hangs on it.
     const until = Date.now() + deadlineMs;
+    const suspended = await untilDeadline(this.work.stop(), until);
     while (this.work.busy() && this.current && Date.now() < until) {
       await sleep(50);
     }
     this.current?.call.end();
     this.current?.client.close();
     this.wake?.();
-    await this.loopDone;
+    const ended = await untilDeadline(this.loopDone, Math.max(until, Date.now() + 1_000));
+    if (!suspended || !ended) this.opts.log.warn({ deadlineMs, suspended, ended }, 'session stop passed its deadline; leaving the rest to end by itself');
     this.setState('stopped');
   }
 

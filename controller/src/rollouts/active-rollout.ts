@@ -69,11 +69,21 @@ export class ActiveRollout {
 
   /** Appends an event to the store and tells watchers. */
   async event(kind: string, message = '', host?: HostModel, state = host?.state ?? this.model.state): Promise<void> {
-    const ev: RolloutEventRecord = {
-      rolloutId: this.id, seq: ++this.seq, at: this.clock.now(), kind, agentId: host?.agentId ?? '', hostname: host?.hostname ?? '', state, message,
-    };
+    const ev = this.record(kind, message, host, state);
     await this.store.appendEvent(ev);
     this.emit(ev);
+  }
+
+  /** The next event, numbered; stored by the caller together with the change it records. */
+  private record(kind: string, message = '', host?: HostModel, state = host?.state ?? this.model.state): RolloutEventRecord {
+    return { rolloutId: this.id, seq: ++this.seq, at: this.clock.now(), kind, agentId: host?.agentId ?? '', hostname: host?.hostname ?? '', state, message };
+  }
+
+  /** Saves hosts with one `host` event each, in one transaction, then tells watchers. */
+  private async saveHosts(hosts: HostModel[], quiet = false): Promise<void> {
+    const events = quiet ? [] : hosts.map((h) => this.record('host', h.message, h));
+    await this.store.saveHosts(this.id, hosts, events);
+    for (const ev of events) this.emit(ev);
   }
 
   /**
@@ -88,15 +98,13 @@ export class ActiveRollout {
       hostTransition(this.id, h, cause, to);
       Object.assign(h, patch);
     }
-    await this.store.saveHosts(this.id, hosts);
-    for (const h of hosts) await this.event('host', h.message, h);
+    await this.saveHosts(hosts);
   }
 
   /** Changes hosts without changing their state, saves them, and records one `host` event each (unless `quiet`). */
   async updateHosts(hosts: HostModel[], patch: HostPatch, quiet = false): Promise<void> {
     for (const h of hosts) Object.assign(h, patch);
-    await this.store.saveHosts(this.id, hosts);
-    if (!quiet) for (const h of hosts) await this.event('host', h.message, h);
+    await this.saveHosts(hosts, quiet);
   }
 
   /**
@@ -116,7 +124,8 @@ export class ActiveRollout {
     const now = this.clock.now();
     this.stored.finishedAt = terminal ? (this.stored.finishedAt ?? now) : null;
     this.stored.updatedAt = now;
-    await this.store.saveRollout(m, this.stored.finishedAt, now);
-    await this.event(kind, message);
+    const ev = this.record(kind, message);
+    await this.store.saveRollout(m, this.stored.finishedAt, now, [ev]);
+    this.emit(ev);
   }
 }

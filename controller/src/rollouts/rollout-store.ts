@@ -80,23 +80,24 @@ export class RolloutStore {
     });
   }
 
-  async saveRollout(m: RolloutModel, finishedAt: number | null = null, at = this.clock.now()): Promise<void> {
-    await this.db.run('UPDATE rollouts SET state = ?, paused = ?, pause_reason = ?, current_wave = ?, gate_until = ?, updated_at = ?, finished_at = ? WHERE id = ?',
-      [m.state, m.paused ? 1 : 0, m.pauseReason, m.currentWave, m.gateUntil, at, finishedAt, m.id]);
+  /** Saves the rollout row, and with it (same transaction) the events that record the change. */
+  async saveRollout(m: RolloutModel, finishedAt: number | null = null, at = this.clock.now(), events: readonly RolloutEventRecord[] = []): Promise<void> {
+    await this.write(events, async (db) => {
+      await db.run('UPDATE rollouts SET state = ?, paused = ?, pause_reason = ?, current_wave = ?, gate_until = ?, updated_at = ?, finished_at = ? WHERE id = ?',
+        [m.state, m.paused ? 1 : 0, m.pauseReason, m.currentWave, m.gateUntil, at, finishedAt, m.id]);
+    });
   }
 
-  async saveHosts(rolloutId: string, hosts: readonly HostModel[]): Promise<void> {
-    if (hosts.length === 0) return;
-    const write = async (db: Db) => {
+  /** Saves host rows, and with them (same transaction) the events that record the change. */
+  async saveHosts(rolloutId: string, hosts: readonly HostModel[], events: readonly RolloutEventRecord[] = []): Promise<void> {
+    if (hosts.length === 0 && events.length === 0) return;
+    await this.write(events, async (db) => {
       for (const h of hosts) {
         await db.run(`UPDATE rollout_hosts SET state = ?, attempt = ?, host_job_id = ?, eligible_at = ?, message = ?, started_at = ?, finished_at = ?, updated_at = ?
           WHERE rollout_id = ? AND agent_id = ?`,
         [h.state, h.attempt, h.hostJobId, h.eligibleAt, h.message, h.startedAt, h.finishedAt, this.clock.now(), rolloutId, h.agentId]);
       }
-    };
-    // One host: a plain statement; several (a wave begins, an abort): one transaction.
-    if (hosts.length === 1) await write(this.db);
-    else await this.db.tx(write);
+    });
   }
 
   /** When wave `idx` began. */
@@ -120,7 +121,24 @@ export class RolloutStore {
   }
 
   async appendEvent(e: RolloutEventRecord): Promise<void> {
-    await this.db.run('INSERT INTO rollout_events (rollout_id, seq, at, kind, agent_id, hostname, state, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    await this.insertEvent(this.db, e);
+  }
+
+  /**
+   * A state change and its events commit together: a scheduler killed
+   * between the two would leave a host `running` with no `running` event,
+   * and the replica taking over could not tell (seen under kill -9).
+   * A single statement needs no transaction.
+   */
+  private async write(events: readonly RolloutEventRecord[], fn: (db: Db) => Promise<void>): Promise<void> {
+    await this.db.tx(async (db) => {
+      await fn(db);
+      for (const e of events) await this.insertEvent(db, e);
+    });
+  }
+
+  private async insertEvent(db: Db, e: RolloutEventRecord): Promise<void> {
+    await db.run('INSERT INTO rollout_events (rollout_id, seq, at, kind, agent_id, hostname, state, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       [e.rolloutId, e.seq, e.at, e.kind, e.agentId, e.hostname, e.state, e.message]);
   }
 

@@ -3,6 +3,8 @@ import { abortRollout, approveRollout, pauseRollout, resumeRollout } from '../..
 import { listTable, renderFrame } from '../../../controller/src/cli/cmd-rollout-render.js';
 import { snapshot } from '../../../controller/src/rollouts/snapshot.js';
 import { describeStores } from '../../support/stores.js';
+import { RolloutStore } from '../../../controller/src/rollouts/rollout-store.js';
+import type { Db } from '../../../controller/src/store/db.js';
 import { FakeController } from './fake-controller.js';
 
 const SPEC = (strategy: string) => `plan: p\ntargets: { selector: role=edge }\nstrategy: ${strategy}\n`;
@@ -255,6 +257,31 @@ describeStores('rollout scheduler (real store and job coordinator, fake agents)'
     await f.start();
     await f.flush();
     assert.deepEqual(s.starts(), [`j-${id}-a-1`]);
+  });
+
+  it('a host change and its event commit together: when the event cannot be stored, the host is not saved either', async () => {
+    f = await FakeController.create(['a', 'b'], store);
+    await f.start();
+    const { model: { id } } = await f.scheduler.create(SPEC('{ maxConcurrency: 1 }'), 'r.yaml', 'test');
+    await f.flush();
+    // The store as a scheduler killed between the two writes would leave it: the event insert never happens.
+    const refuseEvents = (db: Db): Db => ({
+      dialect: db.dialect,
+      run: (sql, params) => (/INSERT INTO rollout_events/.test(sql) ? Promise.reject(new Error('killed')) : db.run(sql, params)),
+      get: (sql, params) => db.get(sql, params),
+      all: (sql, params) => db.all(sql, params),
+      exec: (sql) => db.exec(sql),
+      tx: (fn) => db.tx((t) => fn(refuseEvents(t))),
+      close: () => db.close(),
+    });
+    const rs = new RolloutStore(refuseEvents(f.db));
+    const h = (await rs.load(id))!.model.hosts.find((x) => x.agentId === 'b')!;
+    assert.equal(h.state, 'pending');
+    const ev = { rolloutId: id, seq: 1_000, at: Date.now(), kind: 'host', agentId: 'b', hostname: 'b', state: 'running', message: '' };
+    await assert.rejects(rs.saveHosts(id, [{ ...h, state: 'running', hostJobId: `j-${id}-b-1` }], [ev]), /killed/);
+    const after = (await rs.load(id))!.model.hosts.find((x) => x.agentId === 'b')!;
+    assert.equal(after.state, 'pending', 'the state change rolled back with its event');
+    assert.equal(after.hostJobId, null);
   });
 
   it('abort cancels running hosts, resends the cancel when an offline agent returns, ends aborted when they stop', async () => {
