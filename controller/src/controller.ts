@@ -227,6 +227,7 @@ export class Controller {
     const presence = shared ? new SessionPresence(db, replicaId, sessions, replicas, log.child({ part: 'presence' })) : undefined;
     presence?.start();
     opened.push(() => presence?.stop());
+    if (presence) ctx.jobs.connectedElsewhere = () => presence.connected();
     ctx.rollouts = new RolloutScheduler({
       store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
       audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence,

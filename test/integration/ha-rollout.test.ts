@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
-import type { RolloutSnapshot } from '../../common/src/gen/ferry/v1/rollouts.js';
+import type { JobEvent } from '../../common/src/gen/ferry/v1/admin.js';
+import type { RolloutSnapshot, RolloutUpdate } from '../../common/src/gen/ferry/v1/rollouts.js';
 import { silentLogger } from '../../common/src/log.js';
 import { signPlan } from '../../common/src/plan/signed-plan.js';
 import { Backoff } from '../../agent/src/session/backoff.js';
@@ -22,6 +23,19 @@ steps:
   - id: two
     type: exec
     args: { argv: [sleep, "0.05"] }
+`;
+
+const HELLO = `name: hello
+steps:
+  - id: say
+    type: exec
+    args: { argv: [sh, -c, "echo one {{ facts.hostname }}; echo two {{ facts.hostname }}; echo three {{ facts.hostname }}"] }
+`;
+const SLOW = `name: slow
+steps:
+  - id: nap
+    type: exec
+    args: { argv: [sh, -c, "echo napping {{ facts.hostname }}; sleep 60; echo woke"] }
 `;
 
 describe('a rollout across three replicas (in-process, one PostgreSQL database)', function () {
@@ -46,6 +60,8 @@ describe('a rollout across three replicas (in-process, one PostgreSQL database)'
     for (const c of cs) admins.push(Admin.connect({ adminSocket: c.config.adminSocket }));
     await admins[1]!.call(admins[1]!.client.addSigningKey, { publicPem: key.publicPem, name: 'ops' });
     await admins[2]!.call(admins[2]!.client.pushPlan, { signed: signPlan(PLAN(out), 'tiny.yaml', key.privatePem) });
+    await admins[0]!.call(admins[0]!.client.pushPlan, { signed: signPlan(HELLO, 'hello.yaml', key.privatePem) });
+    await admins[0]!.call(admins[0]!.client.pushPlan, { signed: signPlan(SLOW, 'slow.yaml', key.privatePem) });
     for (let i = 0; i < 9; i++) {
       const a = await enrollAgent(cs[i % 3]!, `h-${i}`, { start: false, labels: { role: 'edge' } });
       a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(`h-${i}`), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
@@ -86,5 +102,75 @@ describe('a rollout across three replicas (in-process, one PostgreSQL database)'
         assert.deepEqual(mine, [`hello from h-${h}`, 'second line'], `h-${h} output on replica ${i}`);
       }
     }
+  });
+
+  /** Runs a plan through replica `i` on every host; `onEvent` sees each event; resolves with all of them when the call ends. */
+  function runOn(i: number, plan: string, onEvent: (ev: JobEvent, cancel: () => void) => void = () => undefined): Promise<JobEvent[]> {
+    const evs: JobEvent[] = [];
+    return new Promise((resolve, reject) => {
+      const s = admins[i]!.client.runPlan({ plan, params: {}, selector: 'role=edge', hosts: [], all: false, check: false, concurrency: 0, timeoutMs: 0 });
+      s.on('data', (ev: JobEvent) => { evs.push(ev); onEvent(ev, () => s.cancel()); });
+      s.on('error', (e: Error & { code?: number }) => (e.code === 1 ? resolve(evs) : reject(e)));
+      s.on('end', () => resolve(evs));
+    });
+  }
+
+  it('a plan run through any replica reaches every host wherever its session is, and each host\'s output reaches the caller in order, once', async () => {
+    const asked = cs.findIndex((c) => !c.leadership.isLeader());
+    assert.ok(agents.some((a) => holding(a.id) !== cs[asked]), 'some hosts are on other replicas');
+    const evs = await runOn(asked, 'hello');
+    const summary = evs.find((e) => e.event?.$case === 'summary')?.event;
+    assert.ok(summary?.$case === 'summary');
+    assert.deepEqual({ matched: summary.value.matched, succeeded: summary.value.succeeded, offline: summary.value.offline }, { matched: 9, succeeded: 9, offline: 0 });
+    for (let h = 0; h < 9; h++) {
+      const lines = evs.filter((e) => e.hostname === `h-${h}` && e.event?.$case === 'line').map((e) => (e.event as { value: { line: string } }).value.line);
+      assert.deepEqual(lines, [`one h-${h}`, `two h-${h}`, `three h-${h}`], `h-${h}'s lines, once, in order`);
+      const results = evs.filter((e) => e.hostname === `h-${h}` && e.event?.$case === 'result');
+      assert.equal(results.length, 1, `h-${h}: one result`);
+    }
+  });
+
+  it('leaving a run started on one replica cancels it on hosts connected to the others', async () => {
+    const asked = cs.findIndex((c) => !c.leadership.isLeader());
+    const napping = new Set<string>();
+    let jobId = '';
+    await runOn(asked, 'slow', (ev, cancel) => {
+      if (ev.event?.$case === 'started') jobId = ev.event.value.slice(0, -(ev.agentId.length + 1));
+      if (ev.event?.$case === 'line' && ev.event.value.line.startsWith('napping')) napping.add(ev.hostname);
+      if (napping.size === 9) cancel();
+    });
+    assert.equal(napping.size, 9, 'every host started its step before the caller left');
+    let hosts: Array<{ hostname: string; state: string }> = [];
+    // Without the cancel reaching them, the hosts nap for 60 s.
+    await waitFor(async () => {
+      hosts = (await admins[asked]!.call(admins[asked]!.client.getJob, { id: jobId })).hosts;
+      return hosts.length === 9 && hosts.every((h) => h.state === 'cancelled');
+    }, 20_000, () => `every host job cancelled: ${JSON.stringify(hosts.map((h) => [h.hostname, h.state]))}`);
+  });
+
+  it('a rollout watched through a replica that is not the scheduler streams its events live, and its abort cancels hosts on every replica', async () => {
+    const leader = cs.findIndex((c) => c.leadership.isLeader());
+    const other = (leader + 1) % 3;
+    const ro = new Rollouts(admins[leader]!);
+    const info = await ro.call(ro.client.create, { spec: 'plan: slow\ntargets: { selector: role=edge }\nstrategy: { waves: ["100%"] }\n', file: 'r.yaml' });
+    const watcher = new Rollouts(admins[other]!);
+    const events: Array<{ seq: number; state: string; hostname: string }> = [];
+    let last: RolloutSnapshot | undefined;
+    const watched = new Promise<void>((resolve, reject) => {
+      const s = watcher.client.watch({ id: info.id, afterSeq: 0 });
+      s.on('data', (u: RolloutUpdate) => {
+        if (u.update?.$case === 'event') events.push({ seq: u.update.value.seq, state: u.update.value.state, hostname: u.update.value.hostname });
+        if (u.update?.$case === 'snapshot') last = u.update.value;
+      });
+      s.on('error', reject);
+      s.on('end', () => resolve());
+    });
+    await waitFor(() => events.filter((e) => e.state === 'running' && e.hostname).length === 9, 20_000, () => `9 hosts running, seen on replica ${other}: ${JSON.stringify(events)}`);
+    await ro.call(ro.client.abort, { id: info.id, reason: 'test', force: false, hosts: [] });
+    await watched;
+    assert.equal(last?.info?.state, 'aborted', JSON.stringify(last?.hosts.map((h) => [h.hostname, h.state, h.message])));
+    assert.deepEqual(last!.hosts.map((h) => h.state), Array(9).fill('cancelled'), 'every host\'s nap was cancelled, wherever its session');
+    const seqs = events.map((e) => e.seq);
+    assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'each event once, in order');
   });
 });

@@ -73,13 +73,13 @@ export async function enrollBehindLink(c: Controller, hostname: string, labels: 
 }
 
 /** Polls `cond` until true or throws after `ms`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000, what: string | (() => string) = 'condition'): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await cond()) return;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+  throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`);
 }
 
 /** Stops agents and the controller and removes their directories. */

@@ -38,7 +38,7 @@ export class ExecCoordinator {
     const running = new Map<string, { agentId: string; finish: (f: Omit<ExecHostFinished, 'agentId' | 'hostname'>) => void }>();
     const onAbort = () => {
       for (const [jobId, job] of [...running]) {
-        seq.cancel(jobId, job.agentId, 'operator cancelled');
+        void seq.cancel(jobId, job.agentId, 'operator cancelled');
         job.finish({ ...emptyFinish(), exitCode: -1, cancelled: true, error: 'cancelled by the operator' });
         void seq.end(jobId, 'cancelled', 'cancelled by the operator');
       }
@@ -72,7 +72,7 @@ export class ExecCoordinator {
         };
         running.set(jobId, { agentId: target.agentId, finish });
         guard = setTimeout(() => {
-          seq.cancel(jobId, target.agentId, 'no result in time');
+          void seq.cancel(jobId, target.agentId, 'no result in time');
           void seq.end(jobId, 'lost', 'no result from the agent in time (host lost?)');
         }, timeoutMs + LOST_GRACE_MS);
         const start: JobStart = {

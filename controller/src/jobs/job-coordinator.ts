@@ -60,8 +60,8 @@ export class JobCoordinator {
 
   /** Dispatch of recent jobs by job id (immutable once written), so a wave of starts reads it once. */
   private readonly dispatchCache = new Map<string, Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>>();
-  /** Called when a start was recorded for an agent whose session is not on this replica (the mailbox's wake-up hint). */
-  onRemoteStart: () => void = () => undefined;
+  /** Agents with a session on another replica (the store's presence); none with one controller. */
+  connectedElsewhere: () => Promise<Set<string>> = async () => new Set();
 
   constructor(private readonly db: Db, private readonly sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS) {
     this.planLog = new StoreJobLog(db);
@@ -92,6 +92,8 @@ export class JobCoordinator {
     signal: AbortSignal = new AbortController().signal): Promise<JobSummary> {
     const jobId = newJobId();
     await this.createJob(jobId, req);
+    // A host whose session is on another replica is reached through the store (the mailbox there starts it; its messages are followed from here).
+    const elsewhere = await this.connectedElsewhere();
     const summary: JobSummary = { jobId, matched: targets.length, succeeded: 0, failed: 0, offline: 0, changedSteps: 0 };
     /** Host jobs under way: host job id → its agent and its timeout timer. */
     const running = new Map<string, { agentId: string; timer?: NodeJS.Timeout }>();
@@ -103,7 +105,7 @@ export class JobCoordinator {
     const onAbort = () => {
       for (const [hostJobId, h] of running) {
         clearTimeout(h.timer);
-        this.sequencer.cancel(hostJobId, h.agentId, 'cancelled by the operator');
+        void this.sequencer.cancel(hostJobId, h.agentId, 'cancelled by the operator');
       }
       running.clear();
     };
@@ -111,7 +113,7 @@ export class JobCoordinator {
     try {
       const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       const all = fanOut(targets, req.concurrency, (t, done) => {
-        if (!this.sequencer.connected(t.agentId)) {
+        if (!this.sequencer.connected(t.agentId) && !elsewhere.has(t.agentId)) {
           summary.offline++;
           sink({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'offline', value: 'not connected' } });
           return false;
@@ -121,7 +123,7 @@ export class JobCoordinator {
         running.set(hostJobId, h);
         if (req.timeoutMs) {
           h.timer = setTimeout(() => {
-            this.sequencer.cancel(hostJobId, t.agentId, `still running after the run's timeout (${Math.round(req.timeoutMs! / 1000)} s)`);
+            void this.sequencer.cancel(hostJobId, t.agentId, `still running after the run's timeout (${Math.round(req.timeoutMs! / 1000)} s)`);
             // A host that cannot hear the cancel (no session) is given up on; if it
             // comes back, hello finds the job ended here and stops it there.
             h.timer = setTimeout(() => void this.sequencer.end(hostJobId, 'lost',
@@ -172,7 +174,7 @@ export class JobCoordinator {
     const start = this.jobStart(hostJobId, req);
     await this.sequencer.start(this.planLog, { jobId: hostJobId, agentId: t.agentId, hostname: t.hostname, runId: jobId }, start, this.listener(t, start, hooks));
     // The host's session is on another replica (or none): its mailbox delivers the start from the store.
-    if (!this.sessions.get(t.agentId)) this.onRemoteStart();
+    if (!this.sessions.get(t.agentId)) this.sequencer.onRemoteWork();
     hooks.sink?.({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'started', value: hostJobId } });
   }
 
@@ -211,9 +213,9 @@ export class JobCoordinator {
     return this.sequencer.onMessage(agentId, jobId, seq, m);
   }
 
-  /** Cancels a host job (operator abort). */
+  /** Cancels a host job (operator abort), wherever its agent's session is. */
   cancel(hostJobId: string, agentId: string): void {
-    this.sequencer.cancel(hostJobId, agentId, 'cancelled by the operator');
+    void this.sequencer.cancel(hostJobId, agentId, 'cancelled by the operator');
   }
 
   /** Plan job messages as JobEvents for the operator. */

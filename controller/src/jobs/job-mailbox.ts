@@ -5,6 +5,8 @@ import { PgDb } from '../store/pg-db.js';
 import type { JobCoordinator } from './job-coordinator.js';
 
 const CHANNEL = 'ferry_jobs';
+/** How often jobs started here for hosts on other replicas are read back from the store (their output's latency). */
+const FOLLOW_MS = 250;
 
 /**
  * Work reaches the host wherever its session is. A plan job's start is a
@@ -14,12 +16,16 @@ const CHANNEL = 'ferry_jobs';
  * at once on a PostgreSQL NOTIFY, which the replica that recorded the start
  * sends when the host is not connected to it (one hint per batch of
  * starts). The hint may be lost (NOTIFY is not replayed); the poll is what
- * guarantees delivery. The agent's results travel back through the store:
- * the session replica writes them to job_events and job_hosts, where the
- * scheduler (on the lease holder) and `ferry jobs logs` read them.
+ * guarantees delivery. Cancels travel the same way (job_hosts.cancel_reason).
+ * The agent's results travel back through the store: the session replica
+ * writes them to job_events and job_hosts, where the scheduler (on the
+ * lease holder), `ferry jobs logs` and the replica that started the job
+ * (following it every FOLLOW_MS) read them.
  */
 export class JobMailbox {
   private timer: NodeJS.Timeout | undefined;
+  private followTimer: NodeJS.Timeout | undefined;
+  private following: Promise<void> | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -35,8 +41,8 @@ export class JobMailbox {
     if (this.db instanceof PgDb) {
       const pgdb = this.db;
       this.unlisten = pgdb.listen(CHANNEL, () => this.wake());
-      // Coalesced: all the remote starts of one scheduling pass share one NOTIFY.
-      this.jobs.onRemoteStart = () => {
+      // Coalesced: all the remote starts (and cancels) of one scheduling pass share one NOTIFY.
+      this.jobs.sequencer.onRemoteWork = () => {
         if (this.hintQueued) return;
         this.hintQueued = true;
         setImmediate(() => {
@@ -45,14 +51,22 @@ export class JobMailbox {
         });
       };
     }
+    this.followTimer = setInterval(() => {
+      if (this.following || this.stopped) return;
+      this.following = this.jobs.sequencer.follow()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'following jobs on other replicas failed; retrying'))
+        .finally(() => { this.following = undefined; });
+    }, FOLLOW_MS);
+    this.followTimer.unref();
     this.wake();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.followTimer);
     await this.unlisten?.();
-    await this.running;
+    await Promise.all([this.running, this.following]);
   }
 
   /** One look now (or right after the one running). */
@@ -73,7 +87,7 @@ export class JobMailbox {
       });
   }
 
-  /** Delivers every dispatched start of an agent connected here. One indexed query; nothing more when none is waiting. */
+  /** Delivers every dispatched start, and every recorded cancel, of an agent connected here. Two indexed queries. */
   private async deliver(): Promise<void> {
     if (this.sessions.size === 0) return;
     const rows = await this.db.all<{ host_job_id: string; agent_id: string }>(
@@ -81,6 +95,12 @@ export class JobMailbox {
     for (const r of rows) {
       if (!this.sessions.get(r.agent_id)) continue;
       if (await this.jobs.sequencer.deliver(r.host_job_id)) this.log.debug({ job: r.host_job_id, agent: r.agent_id }, 'start delivered from the mailbox');
+    }
+    const cancels = await this.db.all<{ host_job_id: string; agent_id: string; cancel_reason: string }>(
+      "SELECT host_job_id, agent_id, cancel_reason FROM job_hosts WHERE cancel_reason IS NOT NULL AND state IN ('dispatched', 'running')");
+    for (const r of cancels) {
+      if (!this.sessions.get(r.agent_id)) continue;
+      if (await this.jobs.sequencer.deliverCancel(r.host_job_id, r.cancel_reason)) this.log.debug({ job: r.host_job_id, agent: r.agent_id }, 'cancel delivered from the mailbox');
     }
   }
 }

@@ -24,6 +24,8 @@ export interface HeldJob {
   nextSeq: number;
   /** dispatched (sent, nothing heard back) | running | succeeded | failed | cancelled | lost */
   state: string;
+  /** Why it ended, when it ended without the agent's result (as stored). */
+  message?: string;
 }
 
 /**
@@ -42,6 +44,12 @@ export interface JobLog {
   append(job: HeldJob, seq: number, m: JobMessage, state: string): Promise<void>;
   /** Ends a job without a result from the agent (lost, cancelled here). */
   end(job: HeldJob, state: string, message: string): Promise<void>;
+  /** Messages held after `seq`, in order (kept in the store: another replica may have held them). */
+  messagesAfter?(jobId: string, seq: number): Promise<Array<{ seq: number; m: JobMessage }>>;
+  /** Where jobs now are (next sequence number, state), for the jobs followed from here. */
+  progress?(jobIds: readonly string[]): Promise<Map<string, { nextSeq: number; state: string }>>;
+  /** Records that the job is to be cancelled, so the replica holding the agent's session sends it. */
+  requestCancel?(jobId: string, reason: string): Promise<void>;
 }
 
 /** Who waits for a job: told of every held message in order, then of its end once. */
@@ -88,6 +96,8 @@ interface Entry {
   sentTo?: LiveSession;
   /** The listener was told the session dropped (so a new session is news; a replaced one is not). */
   down?: boolean;
+  /** The session a cancel recorded in the store was last sent on. */
+  cancelSentTo?: LiveSession;
 }
 
 /**
@@ -232,9 +242,62 @@ export class JobSequencer {
     return this.sessions.get(agentId) !== undefined;
   }
 
-  /** Asks the agent to stop a job (either kind); its result still arrives through onMessage. */
-  cancel(jobId: string, agentId: string, reason: string): void {
-    this.sessions.get(agentId)?.send({ msg: { $case: 'jobCancel', value: { jobId, reason } } });
+  /**
+   * Asks the agent to stop a job (either kind); its result still arrives
+   * through onMessage. A plan job's cancel is also recorded in the store,
+   * so the replica holding the agent's session (wherever it is, now or
+   * after a reconnect) sends it too: `onRemoteWork` hints the mailboxes.
+   */
+  cancel(jobId: string, agentId: string, reason: string): Promise<void> {
+    const session = this.sessions.get(agentId);
+    session?.send({ msg: { $case: 'jobCancel', value: { jobId, reason } } });
+    const e = this.live.get(jobId);
+    const log = e?.log ?? this.logs.find((l) => l.requestCancel);
+    if (!log?.requestCancel || (e && TERMINAL.has(e.job.state))) return Promise.resolve();
+    if (e && session) e.cancelSentTo = session;
+    return log.requestCancel(jobId, reason).then(() => { if (!session) this.onRemoteWork(); },
+      (err: Error) => this.log.warn({ err: err.message, jobId }, 'cancel not recorded in the store; only a session on this replica heard it'));
+  }
+
+  /** Called when work was recorded for an agent whose session is not on this replica (the mailbox's wake-up hint). */
+  onRemoteWork: () => void = () => undefined;
+
+  /**
+   * The mailbox found a cancel recorded for job `jobId` of an agent whose
+   * session is here: sends it unless this very session already had it (the
+   * agent ignores a cancel of a job it finished or does not hold).
+   */
+  deliverCancel(jobId: string, reason: string): Promise<boolean> {
+    return this.serial(jobId, async () => {
+      const e = await this.find(jobId, true);
+      if (!e || TERMINAL.has(e.job.state)) return false;
+      const session = this.sessions.get(e.job.agentId);
+      if (!session || e.cancelSentTo === session) return false;
+      session.send({ msg: { $case: 'jobCancel', value: { jobId, reason } } });
+      e.cancelSentTo = session;
+      return true;
+    });
+  }
+
+  /**
+   * Jobs started here whose agent's session is on another replica: that
+   * replica holds their messages in the store. Reads where they are in one
+   * query and hands the listener every message it has not had, in order,
+   * then the end. Called on the mailbox's follow timer.
+   */
+  async follow(): Promise<void> {
+    const followed = [...this.live.values()].filter((e) => e.listener && e.log.progress && !TERMINAL.has(e.job.state) && !this.sessions.get(e.job.agentId));
+    for (const log of new Set(followed.map((e) => e.log))) {
+      const mine = followed.filter((e) => e.log === log);
+      for (let i = 0; i < mine.length; i += 500) {
+        const batch = mine.slice(i, i + 500);
+        const now = await log.progress!(batch.map((e) => e.job.jobId));
+        for (const e of batch) {
+          const p = now.get(e.job.jobId);
+          if (p && (p.nextSeq !== e.job.nextSeq || p.state !== e.job.state)) await this.serial(e.job.jobId, () => this.find(e.job.jobId, true));
+        }
+      }
+    }
   }
 
   /** Tells the listeners of an agent's unfinished jobs that its session dropped or came back. */
@@ -292,6 +355,32 @@ export class JobSequencer {
     }
   }
 
+  /**
+   * Another replica moved the job on (`stored` is the store's view): the
+   * listener here is handed the messages it did not see, in order, and the
+   * end once — so an operator on this replica sees every line of a host
+   * whose session is elsewhere, once.
+   */
+  private async replay(e: Entry, stored: HeldJob): Promise<void> {
+    const listening = e.listener?.onMessage || e.listener?.onEnd;
+    let ended = false;
+    if (listening && stored.nextSeq > e.job.nextSeq && e.log.messagesAfter) {
+      for (const { seq, m } of await e.log.messagesAfter(e.job.jobId, e.job.nextSeq - 1)) {
+        if (seq < e.job.nextSeq || seq >= stored.nextSeq) continue;
+        e.job.nextSeq = seq + 1;
+        e.listener?.onMessage?.(seq, m);
+        if (m.result) {
+          ended = true;
+          e.listener?.onEnd?.(m.result);
+        }
+      }
+    }
+    Object.assign(e.job, { nextSeq: stored.nextSeq, state: stored.state });
+    if (!TERMINAL.has(stored.state)) return;
+    this.live.delete(e.job.jobId);
+    if (listening && !ended) e.listener?.onEnd?.(controllerResult(e.job.jobId, stored.state, stored.message ?? ''));
+  }
+
   /** Writes the job's start to its agent's current session, if there is one (hello reconciles it otherwise). */
   private sendStart(e: Entry): void {
     const session = this.sessions.get(e.job.agentId);
@@ -320,8 +409,7 @@ export class JobSequencer {
       const job = await log.load(jobId);
       if (!job) continue;
       if (known) {
-        Object.assign(known.job, { nextSeq: job.nextSeq, state: job.state });
-        if (TERMINAL.has(job.state)) this.live.delete(jobId);
+        await this.replay(known, job);
         return known;
       }
       const e = { job, log };

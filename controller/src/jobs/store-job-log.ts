@@ -9,12 +9,13 @@ interface Row {
   hostname: string;
   state: string;
   next_seq: number;
+  message: string;
 }
 
-const COLUMNS = 'host_job_id, job_id, agent_id, hostname, state, next_seq';
+const COLUMNS = 'host_job_id, job_id, agent_id, hostname, state, next_seq, message';
 
 function held(r: Row): HeldJob {
-  return { jobId: r.host_job_id, kind: JobKind.JOB_KIND_PLAN, agentId: r.agent_id, hostname: r.hostname, runId: r.job_id, nextSeq: Number(r.next_seq), state: r.state };
+  return { jobId: r.host_job_id, kind: JobKind.JOB_KIND_PLAN, agentId: r.agent_id, hostname: r.hostname, runId: r.job_id, nextSeq: Number(r.next_seq), state: r.state, message: r.message };
 }
 
 /**
@@ -58,6 +59,23 @@ export class StoreJobLog implements JobLog {
         await db.run('UPDATE job_hosts SET next_seq = ?, state = ?, updated_at = ? WHERE host_job_id = ?', [seq + 1, state, Date.now(), job.jobId]);
       }
     });
+  }
+
+  async messagesAfter(jobId: string, seq: number): Promise<Array<{ seq: number; m: JobMessage }>> {
+    const rows = await this.db.all<{ seq: number; kind: string; body: string }>(
+      'SELECT seq, kind, body FROM job_events WHERE host_job_id = ? AND seq > ? ORDER BY seq', [jobId, seq]);
+    return rows.map((r) => ({ seq: Number(r.seq), m: { [r.kind]: JSON.parse(r.body) } as JobMessage }));
+  }
+
+  async progress(jobIds: readonly string[]): Promise<Map<string, { nextSeq: number; state: string }>> {
+    if (jobIds.length === 0) return new Map();
+    const rows = await this.db.all<{ host_job_id: string; next_seq: number; state: string }>(
+      `SELECT host_job_id, next_seq, state FROM job_hosts WHERE host_job_id IN (${jobIds.map(() => '?').join(', ')})`, [...jobIds]);
+    return new Map(rows.map((r) => [r.host_job_id, { nextSeq: Number(r.next_seq), state: r.state }]));
+  }
+
+  async requestCancel(jobId: string, reason: string): Promise<void> {
+    await this.db.run('UPDATE job_hosts SET cancel_reason = ? WHERE host_job_id = ? AND cancel_reason IS NULL', [reason, jobId]);
   }
 
   async end(job: HeldJob, state: string, message: string): Promise<void> {

@@ -70,8 +70,18 @@ export class ActiveRollout {
   /** Appends an event to the store and tells watchers. */
   async event(kind: string, message = '', host?: HostModel, state = host?.state ?? this.model.state): Promise<void> {
     const ev = this.record(kind, message, host, state);
-    await this.store.appendEvent(ev);
-    this.emit(ev);
+    await this.committed([ev], this.store.appendEvent(ev));
+  }
+
+  /** Tells watchers of `events` once `write` committed; a refused write gives their numbers back (changes are serialized, so they are the last taken). */
+  private async committed(events: RolloutEventRecord[], write: Promise<void>): Promise<void> {
+    try {
+      await write;
+    } catch (err) {
+      this.seq -= events.length;
+      throw err;
+    }
+    for (const ev of events) this.emit(ev);
   }
 
   /** The next event, numbered; stored by the caller together with the change it records. */
@@ -82,8 +92,7 @@ export class ActiveRollout {
   /** Saves hosts with one `host` event each, in one transaction, then tells watchers. */
   private async saveHosts(hosts: HostModel[], quiet = false): Promise<void> {
     const events = quiet ? [] : hosts.map((h) => this.record('host', h.message, h));
-    await this.store.saveHosts(this.id, hosts, events);
-    for (const ev of events) this.emit(ev);
+    await this.committed(events, this.store.saveHosts(this.id, hosts, events));
   }
 
   /**
@@ -125,7 +134,6 @@ export class ActiveRollout {
     this.stored.finishedAt = terminal ? (this.stored.finishedAt ?? now) : null;
     this.stored.updatedAt = now;
     const ev = this.record(kind, message);
-    await this.store.saveRollout(m, this.stored.finishedAt, now, [ev]);
-    this.emit(ev);
+    await this.committed([ev], this.store.saveRollout(m, this.stored.finishedAt, now, [ev]));
   }
 }

@@ -86,7 +86,26 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
         }
         dirty = true;
       });
-      const timer = setInterval(() => { if (dirty && !signal.aborted) send().catch(finish); }, SNAPSHOT_EVERY_MS);
+      // On a replica that is not the scheduler nothing is published here: the
+      // scheduler's events are read from the store instead (same seq, so a
+      // replica elected mid-watch sends each event once).
+      let polling = false;
+      const poll = async () => {
+        polling = true;
+        try {
+          for (const ev of await s.store.events(id, lastSeq)) {
+            write(ev);
+            dirty = true;
+          }
+        } finally {
+          polling = false;
+        }
+      };
+      const timer = setInterval(() => {
+        if (signal.aborted) return;
+        if (replayed && s.isStopped() && !polling) poll().then(() => (dirty ? send() : undefined)).catch(finish);
+        else if (dirty) send().catch(finish);
+      }, SNAPSHOT_EVERY_MS);
       try {
         const r = await find(s, id);
         call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions, s.clock.now()) } });

@@ -128,7 +128,6 @@ export class RolloutStore {
    * A state change and its events commit together: a scheduler killed
    * between the two would leave a host `running` with no `running` event,
    * and the replica taking over could not tell (seen under kill -9).
-   * A single statement needs no transaction.
    */
   private async write(events: readonly RolloutEventRecord[], fn: (db: Db) => Promise<void>): Promise<void> {
     await this.db.tx(async (db) => {

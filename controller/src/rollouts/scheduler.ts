@@ -65,7 +65,8 @@ export class RolloutScheduler {
   private readonly downSince = new Map<string, number>();
   private timer: Timer | undefined;
   private kicked = false;
-  private stopped = false;
+  // Not running until start(): a replica never elected must refuse changes (requireRunning) like a deposed one.
+  private stopped = true;
   private unsubscribe: (() => void) | undefined;
 
   constructor(readonly deps: SchedulerDeps) {

@@ -373,4 +373,11 @@ ALTER TABLE jobs ADD COLUMN dispatch TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN session_replica TEXT;
 `,
   },
+  {
+    version: 15,
+    name: 'job_hosts.cancel_reason: a cancel recorded in the store reaches the host through whichever replica holds its session',
+    sql: `
+ALTER TABLE job_hosts ADD COLUMN cancel_reason TEXT;
+`,
+  },
 ];
