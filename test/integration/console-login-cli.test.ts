@@ -59,6 +59,20 @@ describe('ferry operator login (CLI, real controller)', function () {
     assert.match(remote.stderr, /CreateConsoleLogin needs the admin role; operator:vera has the viewer role/);
   });
 
+  it('lets an admin certificate open a link only as itself, never as another operator', async () => {
+    const cert = await ferry(on, 'operator', 'cert', 'ada', '--out', join(dir, 'ada'), '--role', 'admin');
+    assert.equal(cert.code, 0, cert.stderr);
+    const as = (...args: string[]) => run([process.execPath, ferryBin, '--controller', `127.0.0.1:${on.port}`, '--cert', join(dir, 'ada', 'operator.crt'),
+      '--key', join(dir, 'ada', 'operator.key'), '--ca', join(dir, 'ada', 'ca.crt'), 'operator', 'login', ...args]);
+    const other = await as('bob', '--role', 'admin');
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /operator:ada cannot make a console login link for "bob"/);
+    const own = await as();
+    assert.equal(own.code, 0, own.stderr);
+    assert.match(own.stdout, /\/login\?token=/);
+    assert.match(own.stderr, /opens one console session for ada \(viewer\)/);
+  });
+
   it('ends an operator\'s console sessions when its certificates are revoked', async () => {
     assert.equal((await ferry(on, 'operator', 'cert', 'dora', '--out', join(dir, 'dora'))).code, 0);
     const link = await ferry(on, 'operator', 'login', 'dora');

@@ -53,6 +53,13 @@ export function operatorHandlers(ctx: ControllerContext, kit: OperatorCalls): Op
       // By default the link names the caller: operator:alice gets a session as alice, the local socket as "local".
       const name = req.name || who.replace(/^operator:/, '');
       if (!NAME.test(name)) throw new FerryError(ErrorCode.InvalidArgument, `operator name "${name}" is invalid`, 'use lowercase letters, digits, . _ -');
+      // Console actions are audited under the link's name: an operator may open
+      // the console only as themselves. A link for someone else takes root on
+      // the controller's host (the local socket), which can do anything anyway.
+      if (who.startsWith('operator:') && name !== who.slice('operator:'.length)) {
+        throw new FerryError(ErrorCode.PermissionDenied, `${who} cannot make a console login link for "${name}": the console acts, and is audited, as the link's operator`,
+          `run \`ferry operator login\` without a name for your own link; a link for ${name} is made on the controller's host (\`sudo ferry operator login ${name}\`) or by ${name}`);
+      }
       const role = parseOperatorRole(req.role, 'role');
       const ttlMs = req.ttlMs || LOGIN_TTL_MS;
       if (ttlMs < 1_000 || ttlMs > MAX_LOGIN_TTL_MS) {
