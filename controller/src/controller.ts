@@ -361,11 +361,12 @@ export class Controller {
     // Every step below is bounded: the servers by the deadline, what comes
     // after them by a second one, so the lease is still handed over when
     // calls used the first. A stuck step is named in the log and left
-    // behind, never allowed to hold the stop (at most twice `deadlineMs`).
+    // behind, never allowed to hold the stop (at most twice `deadlineMs`, plus a second a step).
     let until = Date.now() + deadlineMs;
     const late: string[] = [];
+    // A step after one that used the whole budget still gets a second: closing a listener or a pool is quick when nothing holds it.
     const step = async (name: string, work: Promise<unknown> | undefined) => {
-      if (!(await untilDeadline(work, until))) late.push(name);
+      if (!(await untilDeadline(work, Math.max(until, Date.now() + 1_000)))) late.push(name);
     };
     // Pulls in flight are cut: containerd and skopeo resume or retry them.
     await step('registry', this.registry?.stop());

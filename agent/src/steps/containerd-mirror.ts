@@ -11,8 +11,8 @@
  * Each file goes through installFile (the one install path: unchanged when identical, diff,
  * check mode, backup, atomic write), so a second run reports `unchanged`.
  */
-import { lstat, realpath } from 'node:fs/promises';
-import { dirname, posix, relative } from 'node:path';
+import { lstat } from 'node:fs/promises';
+import { posix, relative } from 'node:path';
 import { ErrorCode } from '../../../common/src/errors.js';
 import type { ContainerdMirrorArgs } from '../../../common/src/plan/steps/containerd-mirror.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
@@ -62,22 +62,6 @@ function tlsFiles(args: ContainerdMirrorArgs, ctx: StepContext): TlsFiles {
   const client: [string, string] | undefined = args.client.kind === 'fleet' ? [fleet(ctx.fleet!.cert), fleet(ctx.fleet!.key)]
     : args.client.kind === 'files' ? [args.client.cert, args.client.key] : undefined;
   return { ...(ca ? { ca } : {}), ...(client ? { client } : {}) };
-}
-
-/** Refuses a path whose nearest existing ancestor resolves outside the host root (a symlinked certs.d). */
-async function requireInsideRoot(ctx: StepContext, shown: string): Promise<void> {
-  let p = hostPath(ctx, shown);
-  for (;;) {
-    if (await lstat(p).then(() => true, () => false)) break;
-    const up = dirname(p);
-    if (up === p) return;
-    p = up;
-  }
-  const real = await realpath(p);
-  if (!isInside(await realpath(ctx.root), real)) {
-    throw new StepError(ErrorCode.InvalidArgument, `${shown} resolves to ${real}, outside the host root ${ctx.root}`,
-      'point "certsDir" at a real directory (not a symlink leaving the root)');
-  }
 }
 
 /** containerd's major version from `containerd --version`; undefined when it is not installed. */
@@ -151,7 +135,6 @@ async function ensureMirror(args: ContainerdMirrorArgs, ctx: StepContext): Promi
   for (const upstream of upstreams) {
     // On Linux containerd looks the registry up by its name with the port: certs.d/sea.hub:5000/.
     const dest = posix.join(args.certsDir, upstream, 'hosts.toml');
-    await requireInsideRoot(ctx, dest);
     const text = renderHostsToml({
       upstream, mirrors: args.mirrors, capabilities: args.capabilities, ...tls, dialTimeoutMs: args.dialTimeoutMs, offline: args.offline,
     });

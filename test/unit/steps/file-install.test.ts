@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileInstallSchema, type FileInstallArgs } from '../../../common/src/plan/steps/file-install.js';
 import { fileInstallExecutor } from '../../../agent/src/steps/file-install.js';
@@ -89,6 +90,21 @@ describe('file.install', () => {
     assert.equal(t.read(`/etc/${bak[0]}`), 'a=1\nb=2\n');
     assert.equal(t.read('/etc/app.conf'), 'a=1\nb=3\n');
     assert.equal(statSync(t.at('/etc/app.conf')).mode & 0o7777, 0o644, 'mode kept when not given');
+  });
+
+  it('refuses a dest under a symlinked directory that leaves the host root, and writes nothing there', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'ferry-outside-'));
+    try {
+      mkdirSync(t.at('/etc'), { recursive: true });
+      symlinkSync(outside, t.at('/etc/kubeedge'));
+      const a = args({ content: 'token: abc\n', dest: '/etc/kubeedge/sub/token' });
+      const out = await fileInstallExecutor.run(a, t.ctx);
+      assert.equal(out.status, 'failed');
+      assert.match(out.message, /\/etc\/kubeedge\/sub\/token resolves to .*, outside the host root/);
+      assert.deepEqual(readdirSync(outside), [], 'nothing written outside the root');
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('check mode reports and writes nothing (not even directories)', async () => {

@@ -2,8 +2,8 @@
  * Host paths in plans are absolute paths on the host; the agent resolves
  * them under ctx.root ("/" in production, a temp dir in tests).
  */
-import { posix, join, relative, isAbsolute } from 'node:path';
-import { realpath } from 'node:fs/promises';
+import { dirname, posix, join, relative, isAbsolute } from 'node:path';
+import { lstat, realpath } from 'node:fs/promises';
 import { ErrorCode } from '../../../../common/src/errors.js';
 import type { StepContext } from '../step.js';
 import { StepError } from '../step-error.js';
@@ -32,6 +32,26 @@ export async function realTarget(ctx: Pick<StepContext, 'root'>, path: string, s
     throw new StepError(ErrorCode.InvalidArgument, `${shown} is a symlink to ${real}, outside the host root ${ctx.root}`, 'point the step at the real file');
   }
   return real;
+}
+
+/**
+ * Refuses host path `shown` when its nearest existing ancestor resolves
+ * outside the host root (a symlinked directory on the way, e.g. a certs.d
+ * pointing elsewhere): what a step writes stays under the root.
+ */
+export async function requireUnderRoot(ctx: Pick<StepContext, 'root'>, shown: string): Promise<void> {
+  let p = hostPath(ctx, shown);
+  for (;;) {
+    if (await lstat(p).then(() => true, () => false)) break;
+    const up = dirname(p);
+    if (up === p) return;
+    p = up;
+  }
+  const real = await realpath(p);
+  if (!isInside(await realpath(ctx.root), real)) {
+    throw new StepError(ErrorCode.InvalidArgument, `${shown} resolves to ${real}, outside the host root ${ctx.root}`,
+      'point the step at a real path under the host root (not through a symlink leaving it)');
+  }
 }
 
 /** How a real path under the root reads on the host (for messages): "/etc/..." even when root is a temp dir. */

@@ -12,7 +12,7 @@ import type { StepOutcome } from '../../../../common/src/plan/types.js';
 import type { StepContext } from '../step.js';
 import { writeFileAtomicAsync } from '../../../../common/src/secure-fs.js';
 import { fmtMode, makeBackup, sha256, sha256File, statIfExists, SYSTEM_DIR_MODE } from './file-ops.js';
-import { hostPath, realTarget, showHost } from './host-path.js';
+import { hostPath, realTarget, requireUnderRoot, showHost } from './host-path.js';
 import { resolveId } from './principals.js';
 import { StepError } from '../step-error.js';
 import { unifiedDiff } from './text-diff.js';
@@ -39,6 +39,7 @@ async function missingDirs(dir: string): Promise<string[]> {
 
 /** Puts `content` at host path `dest` with `attrs`; the outcome says what changed. */
 export async function installFile(ctx: StepContext, dest: string, content: NewContent, attrs: FileAttrs): Promise<StepOutcome> {
+  await requireUnderRoot(ctx, dest);
   let path = hostPath(ctx, dest);
   const link = await lstat(path).catch(() => undefined);
   if (link?.isSymbolicLink()) path = await realTarget(ctx, path, dest);
