@@ -53,6 +53,7 @@ import { RegistryStore } from './registry/registry-store.js';
 import { registerFleetGauges } from './metrics/fleet-gauges.js';
 import { OpsHttp } from './metrics/ops-http.js';
 import { untilDeadline } from '../../common/src/until-deadline.js';
+import { missingMallocEnv } from '../../common/src/malloc-env.js';
 import { PromMetrics } from './metrics/prom-metrics.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -346,6 +347,8 @@ export class Controller {
     c.state = 'running';
     log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin, replica: replicaId, store: config.store.display,
       scheduler: leadership.isLeader(), http: ops ? `${config.httpAddr!.replace(/:\d+$/, '')}:${ops.port}` : 'off' }, 'controller running');
+    const malloc = missingMallocEnv();
+    if (malloc.length > 0) log.info({ missing: malloc }, 'started without the glibc malloc settings for serving chunks (README: "Start the controller with the glibc malloc settings"); ferry controller install-service sets them');
     return c;
   }
 

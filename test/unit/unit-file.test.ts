@@ -105,6 +105,7 @@ describe('controller systemd unit', () => {
     assert.match(u, /^NoNewPrivileges=yes$/m);
     assert.match(u, /^RestartPreventExitStatus=2$/m);
     assert.doesNotMatch(u, /MemoryDenyWriteExecute/, 'Node\'s JIT needs writable code pages');
+    for (const [k, v] of Object.entries(MALLOC_ENV)) assert.match(u, new RegExp(`^Environment=${k}=${v}$`, 'm'), 'the glibc malloc settings for serving chunks');
   });
 
   it('keeps CAP_NET_BIND_SERVICE only for a port below 1024', () => {

@@ -1,3 +1,4 @@
+import { MALLOC_ENV } from '../../../common/src/malloc-env.js';
 import { dirname } from 'node:path';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { quoteExecArg, type ServiceProgram } from '../../../common/src/service/systemd-service.js';
@@ -68,6 +69,8 @@ export function renderControllerUnit(o: ControllerUnitOptions): string {
     'TimeoutStopSec=20s',
     'KillMode=mixed',
     'UnsetEnvironment=NODE_OPTIONS',
+    // glibc reads these once at start: chunk-sized buffers reused from the heap instead of mmap + zeroed pages per chunk (common/src/malloc-env.ts).
+    ...Object.entries(MALLOC_ENV).map(([k, v]) => `Environment=${k}=${v}`),
     'UMask=0077',
     // One TCP connection per agent session, plus chunk fetches.
     'LimitNOFILE=65536',
