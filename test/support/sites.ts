@@ -8,11 +8,14 @@
  *
  * A site's uplink is the veth pair between the WAN namespace and the site:
  * its rate is capped with htb on both ends' egress (down: toward the site;
- * up: from it), loss is an iptables `statistic` drop in the WAN namespace's
- * FORWARD chain (each direction), and delay is netem on the same egress
- * when the kernel has netem (half the RTT each way). Segmentation offload is
- * off on every veth (gso_max_segs 1), so the qdiscs, the loss and the
- * counters see wire-sized packets, not 64 KiB super-packets.
+ * up: from it), loss is an iptables `statistic` drop each way (up: the WAN
+ * namespace's FORWARD chain; down: the site's raw PREROUTING, after the
+ * packet crossed the uplink), and delay is netem on the same egress when
+ * the kernel has netem (half the RTT each way). Both ends of every uplink
+ * send one wire-sized packet per buffer (gso_max_segs 1: offload segments
+ * are cut at the uplink), so the loss and the counters see packets as a
+ * WAN would; the unshaped root–WAN hop keeps 64 KiB segments, which halves
+ * the kernel's per-byte work on this shared machine.
  *
  * Bytes over an uplink are the WAN-side veth's interface counters: tx is
  * what went down to the site, rx what came up; both include Ethernet, IP
@@ -22,7 +25,7 @@
  * Names carry the creating pid and a random id, and the /24 is picked at
  * random among free ones in 100.64.0.0/10, so parallel runs do not collide.
  * Nothing is added to the root namespace but one veth and one route; every
- * iptables rule lives in the WAN namespace.
+ * iptables rule lives in a namespace of the run.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -62,6 +65,8 @@ export class Site {
     private readonly wanNs: string,
     /** The uplink's interface in the WAN namespace. */
     readonly uplink: string,
+    /** The uplink's interface in the site's namespace. */
+    readonly inside: string,
     private readonly sites: Sites,
   ) {}
 
@@ -83,16 +88,13 @@ export class Site {
 
   /** Packets the loss rules dropped so far (down, up): proof the loss is applied. */
   dropped(): { down: number; up: number } {
-    const out = sh(['ip', 'netns', 'exec', this.wanNs, 'iptables', '-w', '-L', 'FORWARD', '-v', '-x', '-n']);
-    const count = (dir: 'in' | 'out') => {
-      for (const line of out.split('\n')) {
-        const f = line.trim().split(/\s+/);
-        // pkts bytes target prot opt in out source destination
-        if (f[2] === 'DROP' && (dir === 'in' ? f[5] : f[6]) === this.uplink) return Number(f[0]);
-      }
-      return 0;
+    // iptables -v -x columns: pkts bytes target prot opt in out source destination
+    const count = (ns: string, args: string[], dev: string) => {
+      const out = sh(['ip', 'netns', 'exec', ns, 'iptables', '-w', ...args, '-v', '-x', '-n']);
+      const line = out.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[2] === 'DROP' && f[5] === dev);
+      return line ? Number(line[0]) : 0;
     };
-    return { down: count('out'), up: count('in') };
+    return { down: count(this.netns, ['-t', 'raw', '-L', 'PREROUTING'], this.inside), up: count(this.wanNs, ['-L', 'FORWARD'], this.uplink) };
   }
 }
 
@@ -177,10 +179,8 @@ export class Sites {
     sh(['ip', 'link', 'add', this.rootLink, 'type', 'veth', 'peer', 'name', w]);
     sh(['ip', 'link', 'set', w, 'netns', wan]);
     sh(['ip', 'addr', 'add', `${this.hub}/30`, 'dev', this.rootLink]);
-    noOffload(undefined, this.rootLink);
     sh(['ip', 'link', 'set', this.rootLink, 'up']);
     sh(['ip', '-n', wan, 'addr', 'add', `${net}.2/30`, 'dev', w]);
-    noOffload(wan, w);
     sh(['ip', '-n', wan, 'link', 'set', w, 'up']);
     sh(['ip', 'route', 'add', this.subnet, 'via', `${net}.2`, 'dev', this.rootLink]);
     specs.forEach((spec, i) => {
@@ -205,11 +205,13 @@ export class Sites {
       const loss = spec.link.lossPct ?? 0;
       if (loss > 0) {
         const p = (loss / 100).toFixed(6);
-        for (const dir of ['-o', '-i']) {
-          sh(['ip', 'netns', 'exec', wan, 'iptables', '-w', '-A', 'FORWARD', dir, up, '-m', 'statistic', '--mode', 'random', '--probability', p, '-j', 'DROP']);
-        }
+        const drop = ['-m', 'statistic', '--mode', 'random', '--probability', p, '-j', 'DROP'];
+        // Up: as the site's packets enter the WAN. Down: as they arrive in the site, after the uplink segmented them
+        // (one wire packet each; dropping a 64 KiB super-packet would be 44 losses at once).
+        sh(['ip', 'netns', 'exec', wan, 'iptables', '-w', '-A', 'FORWARD', '-i', up, ...drop]);
+        sh(['ip', 'netns', 'exec', ns, 'iptables', '-w', '-t', 'raw', '-A', 'PREROUTING', '-i', inside, ...drop]);
       }
-      this.sites.push(new Site(spec.name, i, ns, `${net}.${base + 2}`, spec.link, wan, up, this));
+      this.sites.push(new Site(spec.name, i, ns, `${net}.${base + 2}`, spec.link, wan, up, inside, this));
     });
   }
 
