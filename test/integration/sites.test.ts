@@ -18,6 +18,7 @@ import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
 import { cleanup, joinString, startController, tempDir, waitFor } from '../support/fixtures.js';
 import { repoRoot } from '../support/proc.js';
+import { listNetns, sh } from '../support/netns.js';
 import { Sites, type Site } from '../support/sites.js';
 
 const agentBin = join(repoRoot(), 'bin', 'ferry-agent.js');
@@ -59,6 +60,19 @@ describe('simulated sites (network namespaces, shaped uplinks)', function () {
     assert.throws(() => Sites.create([{ name: 'x', link: { rateMbit: 0 } }]), /site x: rateMbit must be > 0/);
     assert.throws(() => Sites.create([{ name: 'x', link: { rateMbit: 1 } }, { name: 'x', link: { rateMbit: 1 } }]), /site names must be unique/);
     if (!Sites.canDelay()) assert.throws(() => Sites.create([{ name: 'x', link: { rateMbit: 1, rttMs: 40 } }]), /needs the netem qdisc, which this kernel lacks/);
+    const mine = listNetns().filter((n) => n.startsWith(`ferry-sites-${process.pid}-`)).sort();
+    assert.deepEqual(mine, sites!.namespaces().sort());
+  });
+
+  it('tears down everything it made, also the processes inside', async () => {
+    const s = Sites.create([{ name: 'gone', link: { rateMbit: 10 } }]);
+    const sleeper = s.site('gone').spawn(['sleep', '600'], { stdio: 'ignore' });
+    const exited = new Promise((r) => sleeper.once('exit', r));
+    await s.teardown(1_000);
+    await exited;
+    assert.ok(!listNetns().some((n) => s.namespaces().includes(n)), 'namespaces removed');
+    const links = sh(['ip', '-o', 'link', 'show']);
+    assert.ok(!links.includes(`f${s.id}h`), 'root-side link removed');
   });
 
   describe('an HTTP download from the root namespace', () => {
@@ -89,6 +103,8 @@ describe('simulated sites (network namespaces, shaped uplinks)', function () {
         const down = site.bytes().down - b0.down;
         // Headers (~4.5% at MTU 1500) and retransmissions on top of the payload; nothing else crosses this link now.
         assert.ok(down >= size && down <= size * 1.12, `${name}: ${down} bytes went down the uplink for a ${size}-byte body`);
+        const frame = down / (site.bytes().downPackets - b0.downPackets);
+        assert.ok(frame <= 1514, `${name}: ${frame.toFixed(0)}-byte frames on the uplink: offload segments were not cut into wire packets`);
         assert.ok(site.bytes().up - b0.up < size * 0.1, `${name}: the upload direction carried only ACKs`);
         assert.ok(other.bytes().down - o0.down < 64 * 1024, `${other.name}'s uplink did not carry ${name}'s download`);
         if ((site.link.lossPct ?? 0) > 0) assert.ok(site.dropped().down > 0, `${name}: the loss rule dropped nothing`);

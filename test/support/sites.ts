@@ -52,6 +52,8 @@ export interface LinkBytes {
   down: number;
   /** From the site (WAN side's rx). */
   up: number;
+  /** Frames toward the site: with `down` gives the frame size (wire-sized, ≤ 1514, unless offload leaked through). */
+  downPackets: number;
 }
 
 export class Site {
@@ -82,8 +84,8 @@ export class Site {
 
   /** Bytes over the uplink so far. */
   bytes(): LinkBytes {
-    const [info] = JSON.parse(sh(['ip', '-n', this.wanNs, '-j', '-s', 'link', 'show', 'dev', this.uplink])) as Array<{ stats64: { rx: { bytes: number }; tx: { bytes: number } } }>;
-    return { down: info!.stats64.tx.bytes, up: info!.stats64.rx.bytes };
+    const [info] = JSON.parse(sh(['ip', '-n', this.wanNs, '-j', '-s', 'link', 'show', 'dev', this.uplink])) as Array<{ stats64: { rx: { bytes: number }; tx: { bytes: number; packets: number } } }>;
+    return { down: info!.stats64.tx.bytes, up: info!.stats64.rx.bytes, downPackets: info!.stats64.tx.packets };
   }
 
   /** Packets the loss rules dropped so far (down, up): proof the loss is applied. */
@@ -215,7 +217,8 @@ export class Sites {
     });
   }
 
-  private namespaces(): string[] {
+  /** The namespaces of this run (sites and WAN). */
+  namespaces(): string[] {
     return [...this.sites.map((s) => s.netns), this.wanNs];
   }
 
