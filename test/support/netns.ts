@@ -10,6 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { runSync } from '../e2e/harness/proc.js';
 
 /** Namespaces are named `ferry-sites-<pid>-<id>-<role>`. */
 export const NETNS_PREFIX = 'ferry-sites-';
@@ -24,14 +25,9 @@ export function sh(argv: string[], opts: { timeoutMs?: number } = {}): string {
   }
 }
 
-/** Like sh() but never throws (teardown paths: the thing may already be gone). */
+/** Like sh() but never throws (teardown paths: the thing may already be gone); the e2e harness's sync runner. */
 export function shQuiet(argv: string[]): boolean {
-  try {
-    execFileSync(argv[0]!, argv.slice(1), { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
+  return runSync(argv).exitCode === 0;
 }
 
 const TOOLS = ['/usr/sbin/ip', '/usr/sbin/tc', '/usr/sbin/iptables'];
