@@ -73,13 +73,13 @@ interface GcShare {
   agentsMajor: number;
 }
 
-interface PrefetchResult {
+export interface PrefetchResult {
   wallMs: number;
   perAgent: Map<string, { firstMs: number; readyMs: number; state: string; bytesFetched: number; error: string }>;
 }
 
 /** Prefetch through the admin API (what `ferry bundle prefetch --json` streams); resolves when the controller ends the stream. */
-async function prefetch(admin: Admin, name: string, version: string, selector: string, timeoutMs: number): Promise<PrefetchResult> {
+export async function prefetch(admin: Admin, name: string, version: string, selector: string, timeoutMs: number): Promise<PrefetchResult> {
   const perAgent: PrefetchResult['perAgent'] = new Map();
   const t0 = performance.now();
   const stream = admin.client.prefetch({ name, version, selector, hosts: [], all: !selector });

@@ -227,17 +227,17 @@ export class ControllerProc {
     const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen, ...extraArgs], { stdio: ['ignore', log, 'pipe'], env: benchEnv() });
     closeSync(log);
     let stderr = '';
-    const port = await withTimeout(new Promise<number>((res, rej) => {
+    const dial = await withTimeout(new Promise<{ host: string; port: number }>((res, rej) => {
       proc.stderr!.setEncoding('utf8');
       proc.stderr!.on('data', (d: string) => {
         stderr = (stderr + d).slice(-50_000);
-        const m = /agents dial:\s+\S+:(\d+)/.exec(stderr);
-        if (m && /CA pin:/.test(stderr)) res(Number(m[1]));
+        const m = /agents dial:\s+(\S+):(\d+)/.exec(stderr);
+        if (m && /CA pin:/.test(stderr)) res({ host: m[1]!, port: Number(m[2]) });
       });
       proc.once('exit', (code) => rej(new Error(`controller exited with ${code} while starting:\n${stderr}`)));
     }), 60_000, 'controller start');
     proc.stderr!.on('data', () => undefined); // keep draining
-    return new ControllerProc(j, proc, `127.0.0.1:${port}`, dataDir);
+    return new ControllerProc(j, proc, `${dial.host}:${dial.port}`, dataDir);
   }
 
   cpuMs(): number {
@@ -253,13 +253,18 @@ export class ControllerProc {
 
 export interface Enrolled { agentId: string; stateDir: string }
 
-/** `ferry-agent join` for each state dir, `parallel` at a time. */
-export async function enrollAgents(j: Janitor, joinString: string, stateDirs: string[], parallel = 4): Promise<Enrolled[]> {
+/**
+ * `ferry-agent join` for each state dir, `parallel` at a time; `wrap(i)` is
+ * put in front of the i-th command (`ip netns exec NS` to join from inside a
+ * simulated site).
+ */
+export async function enrollAgents(j: Janitor, joinString: string, stateDirs: string[], parallel = 4, wrap: (i: number) => string[] = () => []): Promise<Enrolled[]> {
   const out: Enrolled[] = new Array(stateDirs.length);
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(parallel, stateDirs.length) }, async () => {
     for (let i = next++; i < stateDirs.length; i = next++) {
-      const r = await runBounded(j, process.execPath, [FERRY_AGENT, 'join', joinString, '--state', stateDirs[i]!, '--json'], 120_000);
+      const [file, ...args] = [...wrap(i), process.execPath, FERRY_AGENT, 'join', joinString, '--state', stateDirs[i]!, '--json'];
+      const r = await runBounded(j, file!, args, 120_000);
       if (r.code !== 0) throw new Error(`ferry-agent join exited ${r.code}: ${r.stderr.trim()}`);
       out[i] = { agentId: (JSON.parse(r.stdout.trim()) as { agentId: string }).agentId, stateDir: stateDirs[i]! };
     }
@@ -275,10 +280,12 @@ export class AgentProc {
     return this.proc.pid!;
   }
 
-  static start(j: Janitor, a: Enrolled, logPath: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): AgentProc {
+  /** `wrap` goes in front of the command (`ip netns exec NS` to run it inside a simulated site). */
+  static start(j: Janitor, a: Enrolled, logPath: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env, wrap: string[] = []): AgentProc {
     const log = openSync(logPath, 'a');
     // With the agent unit's glibc malloc settings (agent/src/service/unit-file.ts).
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir], { stdio: ['ignore', log, log], env: benchEnv(env) });
+    const [file, ...args] = [...wrap, process.execPath, ...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir];
+    const proc = j.spawn(file!, args, { stdio: ['ignore', log, log], env: benchEnv(env) });
     closeSync(log);
     return new AgentProc(j, proc, a.agentId, a.stateDir);
   }

@@ -19,7 +19,7 @@ export function nginxInstalled(): boolean {
 }
 
 export class Nginx {
-  private constructor(private readonly j: Janitor, readonly proc: ChildProcess, readonly port: number, readonly prefix: string) {}
+  private constructor(private readonly j: Janitor, readonly proc: ChildProcess, readonly port: number, readonly prefix: string, readonly host: string) {}
 
   get pid(): number {
     return this.proc.pid!;
@@ -30,13 +30,14 @@ export class Nginx {
     return cpuMsOf(this.pid) + childPids(this.pid).reduce((s, p) => s + cpuMsOf(p), 0);
   }
 
-  static async start(j: Janitor, prefix: string, root: string, workers: number): Promise<Nginx> {
+  /** `host`: the address to listen on (127.0.0.1, or a simulated sites' hub address). */
+  static async start(j: Janitor, prefix: string, root: string, workers: number, host = '127.0.0.1'): Promise<Nginx> {
     mkdirSync(join(prefix, 'tmp'), { recursive: true });
     const key = join(prefix, 'key.pem');
     const cert = join(prefix, 'cert.pem');
     // P-256, like the controller's server certificate.
     const ssl = await runBounded(j, 'openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], 30_000);
+      '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${host}`, '-addext', `subjectAltName=IP:${host}`], 30_000);
     if (ssl.code !== 0) throw new Error(`openssl req failed: ${ssl.stderr}`);
     const port = await freePort();
     const t = (n: string) => join(prefix, 'tmp', n);
@@ -61,7 +62,7 @@ http {
   uwsgi_temp_path ${t('uwsgi')};
   scgi_temp_path ${t('scgi')};
   server {
-    listen 127.0.0.1:${port} ssl;
+    listen ${host}:${port} ssl;
     ssl_certificate ${cert};
     ssl_certificate_key ${key};
     root ${root};
@@ -74,11 +75,11 @@ http {
     const until = Date.now() + 15_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}: ${stderr}`);
-      if (await canConnect(port)) break;
-      if (Date.now() > until) throw new Error(`nginx did not listen on 127.0.0.1:${port} within 15 s: ${stderr}`);
+      if (await canConnect(host, port)) break;
+      if (Date.now() > until) throw new Error(`nginx did not listen on ${host}:${port} within 15 s: ${stderr}`);
       await sleep(100);
     }
-    const n = new Nginx(j, proc, port, prefix);
+    const n = new Nginx(j, proc, port, prefix, host);
     // Workers are nginx's children: stop them by pid too if the master does not.
     j.onCleanup(() => n.stop());
     return n;
@@ -99,9 +100,9 @@ http {
   }
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((res) => {
-    const s = connect({ host: '127.0.0.1', port }, () => { s.destroy(); res(true); });
+    const s = connect({ host, port }, () => { s.destroy(); res(true); });
     s.on('error', () => res(false));
   });
 }
@@ -131,7 +132,7 @@ export interface CurlRound {
  */
 export async function curlRound(j: Janitor, ngx: Nginx, files: string[], clients: number, timeoutMs: number,
   sameWork?: { dir: string; sha256: Map<string, string> }): Promise<CurlRound> {
-  const urls = files.map((f) => `https://127.0.0.1:${ngx.port}/${f.split('/').map(encodeURIComponent).join('/')}`);
+  const urls = files.map((f) => `https://${ngx.host}:${ngx.port}/${f.split('/').map(encodeURIComponent).join('/')}`);
   const q = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
   const cpu0 = ngx.cpuMs();
   const t0 = performance.now();

@@ -41,6 +41,14 @@ export function packageSpec(scale: 'full' | 'mid' | 'quick'): PackageSpec {
   return { images: 6, layerBytes: [4 * MiB, 3 * MiB, 3 * MiB], binBytes: [1 * MiB, 1 * MiB, 1 * MiB] };
 }
 
+/** The full package's shape scaled to about `bytes` (images and binaries alike; at least 1 MiB per piece). */
+export function packageSpecOfSize(bytes: number): PackageSpec {
+  const full = packageSpec('full');
+  const k = bytes / (1000 * MiB);
+  const scale = (xs: number[]) => xs.map((x) => Math.max(MiB, Math.round((x * k) / 4096) * 4096));
+  return { images: full.images, layerBytes: scale(full.layerBytes), binBytes: scale(full.binBytes) };
+}
+
 /** One image as a docker-archive; `layerSeeds` pick each layer's bytes. */
 export function imageTar(ref: string, layerBytes: number[], layerSeeds: string[]): Buffer {
   const layerTars = layerBytes.map((n, i) => buildTar([{ path: `opt/bench/layer-${i}.bin`, content: seededBytes(n, layerSeeds[i]!) }]));
