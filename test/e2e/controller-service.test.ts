@@ -40,6 +40,11 @@ describe('e2e: the controller as a systemd service on a simulated host', functio
     const dry = await ferry('controller', 'install-service', '--data', '/var/lib/ferry', '--http-addr', '127.0.0.1:7444', '--dry-run');
     assert.equal(dry.exitCode, 0, dry.stderr);
     assert.match(dry.stdout, /^ExecStart=\S+ \S+ferry\.js controller start --data \/var\/lib\/ferry --http-addr 127\.0\.0\.1:7444$/m);
+    // The console's port counts for the capability like the others; the lease ttl is passed on.
+    const more = await ferry('controller', 'install-service', '--data', '/var/lib/ferry', '--console-addr', '0.0.0.0:443', '--lease-ttl', '5s', '--dry-run');
+    assert.equal(more.exitCode, 0, more.stderr);
+    assert.match(more.stdout, /^ExecStart=.* --console-addr 0\.0\.0\.0:443 --lease-ttl 5s$/m);
+    assert.match(more.stdout, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
     assert.match(dry.stderr, /dry run: .*\/etc\/systemd\/system\/ferry-controller\.service.*nothing was changed/);
     assert.notEqual((await h.exec(['test', '-e', '/etc/systemd/system/ferry-controller.service'])).exitCode, 0, 'nothing written');
     await h.writeFile('/tmp/ferry-controller.service', dry.stdout);

@@ -11,11 +11,12 @@ const UNIT_DIR = '/etc/systemd/system';
 const UNIT_NAME = 'ferry-controller';
 
 /** `controller start` settings install-service passes on to the service's command line. */
-const START_FLAGS = ['listen', 'http-addr', 'registry-addr', 'admin-socket', 'san', 'advertise', 'log-level'] as const;
+const START_FLAGS = ['listen', 'http-addr', 'registry-addr', 'console-addr', 'lease-ttl', 'admin-socket', 'san', 'advertise', 'log-level'] as const;
 
 const flags = {
   data: { type: 'string' as const }, config: { type: 'string' as const },
   listen: { type: 'string' as const }, 'http-addr': { type: 'string' as const }, 'registry-addr': { type: 'string' as const }, 'admin-socket': { type: 'string' as const },
+  'console-addr': { type: 'string' as const }, 'lease-ttl': { type: 'string' as const },
   san: { type: 'string' as const, multiple: true }, advertise: { type: 'string' as const, multiple: true }, 'log-level': { type: 'string' as const },
   'unit-dir': { type: 'string' as const }, name: { type: 'string' as const },
   'no-start': { type: 'boolean' as const }, 'dry-run': { type: 'boolean' as const },
@@ -46,7 +47,7 @@ export async function cmdInstallControllerService(args: string[]): Promise<numbe
   }
   // In a single binary, execPath is ferry itself; in development, node runs bin/ferry.js.
   const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
-  const ports = [portOf(cfg.listen), portOf(cfg.httpAddr), portOf(cfg.registryAddr)].filter((p) => p > 0);
+  const ports = [portOf(cfg.listen), portOf(cfg.httpAddr), portOf(cfg.registryAddr), portOf(cfg.consoleAddr)].filter((p) => p > 0);
   const text = renderControllerUnit({
     command, startArgs, dataDir: cfg.dataDir, adminSocket: cfg.adminSocket,
     // In development the program is the whole package (bin/, build/, node_modules/), not bin/ferry.js alone.

@@ -21,6 +21,8 @@ const startSettings: Record<string, FlagSpec> = {
   'admin-socket': { type: 'string', value: 'PATH', help: 'the local admin socket (default DATA/admin.sock)' },
   'http-addr': { type: 'string', value: 'HOST:PORT', help: '/metrics, /healthz and /readyz over plain HTTP (default 127.0.0.1 on the --listen port + 1; "off" for none)' },
   'registry-addr': { type: 'string', value: 'HOST:PORT', help: 'serve published images and files over HTTPS here (docs/registry.md; default off)' },
+  'console-addr': { type: 'string', value: 'HOST:PORT', help: 'serve the web console over HTTPS here (default: off); see docs/console.md' },
+  'lease-ttl': { type: 'string', value: 'DURATION', help: 'scheduler lease among replicas: another replica takes over this long after the holder stops renewing (default 10s)' },
 };
 
 const controllerCommand: CommandSpec = {
@@ -37,9 +39,7 @@ const controllerCommand: CommandSpec = {
       'agent-cert-ttl': { type: 'string', value: 'DURATION', help: 'life of agent certificates (default 72h)' },
       'agent-reauth-window': { type: 'string', value: 'DURATION', help: 'how long an unseen agent may come back by itself (default 180d)' },
       'job-retention': { type: 'string', value: 'DURATION', help: 'how long finished exec and plan runs stay in the job history (default 30d)' },
-      'lease-ttl': { type: 'string', value: 'DURATION', help: 'scheduler lease among replicas: another replica takes over this long after the holder stops renewing (default 10s)' },
       'log-level': { type: 'string', value: 'LEVEL', help: 'debug, info, warn or error' },
-      'console-addr': { type: 'string', value: 'HOST:PORT', help: 'serve the web console over HTTPS here (default: off); see docs/console.md' },
       'console-session-ttl': { type: 'string', value: 'DURATION', help: 'life of a console browser session (default 8h)' },
     },
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example',
@@ -48,7 +48,7 @@ const controllerCommand: CommandSpec = {
     name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
     description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '
       + 'The unit lets the controller write only its data directory and admin socket (ProtectSystem=strict), runs it with no capabilities (CAP_NET_BIND_SERVICE only for a port below 1024), NoNewPrivileges, private /tmp and devices, no kernel, clock or namespace access and @system-service system calls; it is not restarted on exit code 2 (a configuration error). '
-      + '--dry-run prints the unit and changes nothing.',
+      + 'A PostgreSQL store goes in the --config file (keep it 0600), not on the unit\'s command line, which every user can read. --dry-run prints the unit and changes nothing.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory of the service (default /var/lib/ferry as root)' },
       config: { type: 'string', value: 'FILE', help: 'settings file the service reads (YAML, same keys as the start flags)' },
