@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LayeredSettings, type RawValue } from '../../common/src/config-layers.js';
 import { parseStoreUrl, type StoreLocation } from './store/store-url.js';
+import { parseHostPort } from '../../common/src/host-port.js';
 
 /** The controller's settings after layering and validation. */
 export interface ControllerConfig {
@@ -73,8 +74,7 @@ function operationsAddr(given: string, listenPort: string | undefined, problems:
     }
     return `127.0.0.1:${p === 0 ? 0 : p + 1}`;
   }
-  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(given);
-  if (!m || Number(m[2]) > 65535) problems.push(`http-addr "${given}" is not host:port (or "off")`);
+  if (!parseHostPort(given)) problems.push(`http-addr "${given}" is not host:port (or "off")`);
   return given;
 }
 
@@ -88,23 +88,22 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   const parsed = parseStoreUrl(s.str('store', 'sqlite'));
   if (parsed.problem) s.problems.push(parsed.problem);
   const listen = s.str('listen', '0.0.0.0:7443');
-  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(listen);
-  if (!m || Number(m[2]) > 65535) s.problems.push(`listen "${listen}" is not host:port`);
-  const listenHost = m?.[1] ?? '0.0.0.0';
-  const wildcard = listenHost === '0.0.0.0' || listenHost === '[::]';
+  const lp = parseHostPort(listen);
+  if (!lp) s.problems.push(`listen "${listen}" is not host:port`);
+  const listenHost = lp?.host ?? '0.0.0.0';
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::';
   const registryAddr = s.str('registry-addr', '');
-  const rm = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(registryAddr);
-  if (registryAddr !== '' && (!rm || Number(rm[2]) > 65535)) s.problems.push(`registry-addr "${registryAddr}" is not host:port`);
+  if (registryAddr !== '' && !parseHostPort(registryAddr)) s.problems.push(`registry-addr "${registryAddr}" is not host:port`);
   const sans = s.list('san') ?? [];
-  for (const n of ['localhost', '127.0.0.1', hostname(), ...(wildcard ? [] : [listenHost.replace(/^\[|\]$/g, '')])]) {
+  for (const n of ['localhost', '127.0.0.1', hostname(), ...(wildcard ? [] : [listenHost])]) {
     if (!sans.includes(n)) sans.push(n);
   }
   const consoleAddr = s.str('console-addr', '');
-  if (consoleAddr && !/^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(consoleAddr)) s.problems.push(`console-addr "${consoleAddr}" is not host:port`);
+  if (consoleAddr && !parseHostPort(consoleAddr)) s.problems.push(`console-addr "${consoleAddr}" is not host:port`);
   const advertise = s.list('advertise') ?? [];
   for (const a of advertise) if (!/^.+:\d{1,5}$/.test(a)) s.problems.push(`advertise "${a}" is not host:port`);
 
-  const httpAddr = operationsAddr(s.str('http-addr', ''), m?.[2], s.problems);
+  const httpAddr = operationsAddr(s.str('http-addr', ''), lp === undefined ? undefined : String(lp.port), s.problems);
 
   const cfg: ControllerConfig = {
     dataDir,

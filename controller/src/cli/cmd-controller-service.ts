@@ -1,3 +1,4 @@
+import { parseHostPort } from '../../../common/src/host-port.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isSea } from 'node:sea';
@@ -23,7 +24,7 @@ const flags = {
 };
 
 function portOf(addr: string | undefined): number {
-  return addr ? Number(/:(\d+)$/.exec(addr)?.[1] ?? 0) : 0;
+  return addr ? parseHostPort(addr)?.port ?? 0 : 0;
 }
 
 /**

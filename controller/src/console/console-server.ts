@@ -1,7 +1,7 @@
+import { listenOn, parseHostPort } from '../../../common/src/host-port.js';
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -126,15 +126,11 @@ export class ConsoleServer {
         }
       });
     });
-    const [host, port] = [o.addr.replace(/:\d+$/, ''), Number(/:(\d+)$/.exec(o.addr)?.[1] ?? 0)];
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new FerryError(ErrorCode.Config, `cannot serve the web console on ${o.addr}: ${err.message}`,
-        'pick a free port with --console-addr, or stop whatever holds this one')));
-      server.listen(port, host.replace(/^\[|\]$/g, ''), () => resolve());
-    });
-    const bound = (server.address() as AddressInfo).port;
-    const wildcard = host === '0.0.0.0' || host === '[::]';
-    const name = wildcard ? (ctx.config.sans[0] ?? 'localhost') : host;
+    const addr = parseHostPort(o.addr)!;
+    const bound = await listenOn(server, addr, (err) => new FerryError(ErrorCode.Config, `cannot serve the web console on ${o.addr}: ${err.message}`,
+      'pick a free port with --console-addr, or stop whatever holds this one'));
+    const wildcard = addr.host === '0.0.0.0' || addr.host === '::';
+    const name = wildcard ? (ctx.config.sans[0] ?? 'localhost') : addr.host.includes(':') ? `[${addr.host}]` : addr.host;
     console_ = new ConsoleServer(server, `https://${name}:${bound}`);
     log.info({ url: console_.url }, 'web console listening');
     return console_;

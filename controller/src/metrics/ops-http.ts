@@ -1,5 +1,5 @@
+import { listenOn, parseHostPort } from '../../../common/src/host-port.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 
@@ -42,8 +42,6 @@ export class OpsHttp {
   private constructor(private readonly server: Server, readonly port: number) {}
 
   static async start(o: OpsHttpOptions): Promise<OpsHttp> {
-    const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(o.addr)!;
-    const host = m[1]!.replace(/^\[|\]$/g, '');
     const server = createServer((req, res) => void handle(o, req, res).catch((err: Error) => {
       o.log.error({ err, path: req.url }, 'operations HTTP request failed');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
@@ -51,16 +49,8 @@ export class OpsHttp {
     }));
     // Probes and scrapes are short; idle keep-alive connections must not hold stop() up.
     server.keepAliveTimeout = 5_000;
-    const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(Number(m[2]), host, () => {
-        server.off('error', reject);
-        resolve((server.address() as AddressInfo).port);
-      });
-    }).catch((err: Error) => {
-      throw new FerryError(ErrorCode.Config, `cannot listen for metrics and health checks on ${o.addr}: ${err.message}`,
-        'pick a free address with --http-addr (host:port), or turn the listener off with --http-addr off');
-    });
+    const port = await listenOn(server, parseHostPort(o.addr)!, (err) => new FerryError(ErrorCode.Config, `cannot listen for metrics and health checks on ${o.addr}: ${err.message}`,
+      'pick a free address with --http-addr (host:port), or turn the listener off with --http-addr off'));
     return new OpsHttp(server, port);
   }
 

@@ -1,3 +1,4 @@
+import { listenOn, parseHostPort } from '../../../common/src/host-port.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
 /**
  * The controller's HTTPS listener for the registry (/v2) and the files
@@ -62,14 +63,8 @@ export class RegistryServer {
       cert: opts.certChainPem, key: opts.keyPem, ca: [opts.ca.certPem],
       requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2',
     });
-    const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(opts.addr)!;
-    const host = m[1]!.replace(/^\[|\]$/g, '');
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new FerryError(ErrorCode.Config, `cannot listen on registry-addr ${opts.addr}: ${err.message}`,
-        'pick a free port with --registry-addr, or stop whatever holds this one')));
-      server.listen(Number(m[2]), host, () => resolve());
-    });
-    const port = (server.address() as { port: number }).port;
+    const port = await listenOn(server, parseHostPort(opts.addr)!, (err) => new FerryError(ErrorCode.Config, `cannot listen on registry-addr ${opts.addr}: ${err.message}`,
+      'pick a free port with --registry-addr, or stop whatever holds this one'));
     const rs = new RegistryServer(server, opts, port);
     server.on('connection', (s: Socket) => {
       rs.sockets.add(s);
