@@ -40,6 +40,9 @@ export interface SessionOptions {
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
   /** systemd and the binary, for committing a self-upgrade (tests pass a fake). */
   upgradeHost?: UpgradeHost;
+  /** Relays (docs/relays.md): stall timeout and how long a failed relay is skipped. */
+  relayStallMs?: number;
+  relayDownMs?: number;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -73,6 +76,7 @@ export class SessionLoop {
     this.addressIndex = spreadIndex(opts.state.load().identity.agentId);
     this.work = new AgentWork({
       state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
+      relayStallMs: opts.relayStallMs, relayDownMs: opts.relayDownMs,
       address: () => this.currentAddress(),
       sendNow: (m) => this.current?.call.write(m),
     });
@@ -145,6 +149,8 @@ export class SessionLoop {
       if (this.isStopping()) break;
       if (err?.code === ErrorCode.AgentRevoked || err?.code === ErrorCode.NotEnrolled) {
         this.fatal = err;
+        // A revoked host serves no one: its relay certificate is still within its life, so stop the listener here.
+        await this.work.relay.stop();
         this.setState('stopping', err);
         break;
       }
