@@ -37,6 +37,7 @@ export interface AgentWorkOptions {
   /** Relays: how long one that sent nothing is waited for (default 10 s), and how long one that failed is skipped (default 30 s). */
   relayStallMs?: number;
   relayDownMs?: number;
+  relayStatusEveryMs?: number;
 }
 
 /**
@@ -50,7 +51,8 @@ export class AgentWork {
   readonly exec: ExecRunner;
   readonly jobs: JobRunner;
   readonly bundles: BundleCache;
-  private readonly stager: BundleStager;
+  /** Stages bundles (prefetch, jobs); public for tests that stage directly. */
+  readonly stager: BundleStager;
   /** The relays the controller assigned this host, most preferred first (docs/relays.md). */
   relays: RelayEndpoint[] = [];
   readonly relayHealth: RelayHealth;
@@ -61,7 +63,7 @@ export class AgentWork {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
     this.relayHealth = new RelayHealth(o.relayDownMs);
-    this.relay = new RelayRole({ state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource() });
+    this.relay = new RelayRole({ state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs });
     this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
     this.jobs = new JobRunner({
       store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),

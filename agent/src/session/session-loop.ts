@@ -43,6 +43,8 @@ export interface SessionOptions {
   /** Relays (docs/relays.md): stall timeout and how long a failed relay is skipped. */
   relayStallMs?: number;
   relayDownMs?: number;
+  /** How often a relay reports its counters (default 5 s). */
+  relayStatusEveryMs?: number;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -76,7 +78,7 @@ export class SessionLoop {
     this.addressIndex = spreadIndex(opts.state.load().identity.agentId);
     this.work = new AgentWork({
       state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
-      relayStallMs: opts.relayStallMs, relayDownMs: opts.relayDownMs,
+      relayStallMs: opts.relayStallMs, relayDownMs: opts.relayDownMs, relayStatusEveryMs: opts.relayStatusEveryMs,
       address: () => this.currentAddress(),
       sendNow: (m) => this.current?.call.write(m),
     });
