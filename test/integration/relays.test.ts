@@ -10,7 +10,11 @@ import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { Backoff } from '../../agent/src/session/backoff.js';
 import { SessionLoop } from '../../agent/src/session/session-loop.js';
+import { Exit } from '../../common/src/exit-codes.js';
 import { memBundle, randomFile, type MemBundle } from '../support/bundles.js';
+import { assertConforms, documentedKinds } from '../support/json-docs.js';
+import { jsonLines } from '../support/json-lines.js';
+import { repoRoot, run } from '../support/proc.js';
 import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 
 /** Chunks.Fetch messages the controller has sent so far (its /metrics counter). */
@@ -180,5 +184,41 @@ describe('site relays: operators turn them off, revoke them, and mistype', funct
     await waitFor(() => gw!.loop.work.relay['revoked'].has(e2!.id), 5_000, 'the relay learns of the revocation');
     await admin.call(admin.client.revokeAgent, { id: gw!.id });
     await waitFor(() => !assigned(e1!) && gw!.loop.work.relay.address === undefined, 10_000, 'revoked relay dropped and stopped');
+  });
+
+  it('the CLI: --json records as documented; unknown host, bad selector and bad size refused with exit 2', async () => {
+    const ferry = (...a: string[]) => run([process.execPath, join(repoRoot(), 'bin', 'ferry.js'), '--admin-socket', c.config.adminSocket, ...a]);
+    const docs = documentedKinds();
+    const enabled = await ferry('relay', 'enable', 'edge-1', '--serves', 'site=plant-7', '--cache-size', '1G', '--listen', '127.0.0.1:0', '--json');
+    assert.equal(enabled.code, Exit.Ok, enabled.stderr);
+    assertConforms(docs, 'relay', jsonLines(enabled.stdout));
+    assert.equal(jsonLines(enabled.stdout)[0]!['cacheBytes'], 1024 ** 3);
+    await waitFor(async () => (await admin.call(admin.client.listRelays, {})).relays.some((r) => r.status?.address), 10_000, 'relay reported');
+    const listed = await ferry('relays', 'ls', '--json');
+    assert.equal(listed.code, Exit.Ok, listed.stderr);
+    assertConforms(docs, 'relay', jsonLines(listed.stdout));
+    const table = await ferry('relays', 'ls');
+    assert.match(table.stdout, /^RELAY\s+SERVES\s+HOSTS/m);
+    assert.match(table.stdout, /edge-1\s+site=plant-7/);
+    const disabled = await ferry('relay', 'disable', 'edge-1', '--json');
+    assert.equal(disabled.code, Exit.Ok, disabled.stderr);
+    assertConforms(docs, 'relay', jsonLines(disabled.stdout));
+
+    const refusals: Array<[string[], RegExp]> = [
+      [['relay', 'enable', 'no-such-host', '--serves', 'site=plant-7'], /relay host "no-such-host" is not an enrolled agent/],
+      [['relay', 'enable', 'edge-1', '--serves', 'site in (a'], /--serves "site in \(a": invalid selector at column/],
+      [['relay', 'enable', 'edge-1'], /a relay needs --serves/],
+      [['relay', 'enable', 'edge-1', '--serves', 'site=plant-7', '--cache-size', '12X'], /--cache-size "12X" is not a size/],
+      [['relay', 'enable', 'edge-1', '--serves', 'site=plant-7', '--cache-size', '1M'], /below the minimum of 64 MiB/],
+      [['relay', 'enable', 'edge-1', '--serves', 'site=plant-7', '--listen', 'nowhere'], /--listen "nowhere" is not HOST:PORT/],
+      [['relay', 'disable', 'no-such-host'], /relay host "no-such-host" is not an enrolled agent/],
+    ];
+    for (const [argv, message] of refusals) {
+      const r = await ferry(...argv);
+      assert.equal(r.code, Exit.Usage, `${argv.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message, argv.join(' '));
+    }
+    // Nothing of the refusals reached the store.
+    assert.deepEqual((await admin.call(admin.client.listRelays, {})).relays.filter((r) => r.hostname === 'edge-1'), []);
   });
 });
