@@ -10,6 +10,9 @@ import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { Backoff } from '../../agent/src/session/backoff.js';
 import { SessionLoop } from '../../agent/src/session/session-loop.js';
+import { GrpcChunkSource } from '../../agent/src/bundles/grpc-chunk-source.js';
+import { relayCreds } from '../../agent/src/grpc-creds.js';
+import { ErrorCode, type FerryError } from '../../common/src/errors.js';
 import { Exit } from '../../common/src/exit-codes.js';
 import { memBundle, randomFile, type MemBundle } from '../support/bundles.js';
 import { assertConforms, documentedKinds } from '../support/json-docs.js';
@@ -101,6 +104,23 @@ describe('site relays: agents pull chunks through their relay and fall back by t
     assert.ok(info!.status!.cacheUsedBytes >= uniqueBytes(b));
   });
 
+  it('a server that is not the assigned relay (the controller\'s own certificate) is refused by the agent, which falls back', async () => {
+    const b = await bundle(2);
+    const a3 = site[2]!;
+    const saved = a3.loop.work.relays;
+    a3.loop.work.relays = [{ agentId: relay.id, address: c.address }];
+    const before = await controllerChunks(c);
+    try {
+      const p = await stage(a3, b);
+      assert.equal(p.bytesFetched, uniqueBytes(b));
+    } finally {
+      a3.loop.work.relays = saved;
+    }
+    assert.match(a3.loop.work.relayHealth.fallbacks.at(-1)!.reason, /expected relay .* with role relay/);
+    assert.equal(await controllerChunks(c) - before, b.chunks.size, 'everything came from the controller');
+    a3.loop.work.relayHealth['downUntil'].clear(); // the real relay is not to blame
+  });
+
   it('a chunk gone bad in the relay cache: the agent refuses it, fetches it elsewhere, and the relay drops it', async () => {
     const b = await bundle(3);
     const [, a2, a3] = site;
@@ -182,6 +202,15 @@ describe('site relays: operators turn them off, revoke them, and mistype', funct
     await waitFor(() => assigned(e1!) && gw!.loop.work.relay.address !== undefined, 10_000, 'assigned');
     await admin.call(admin.client.revokeAgent, { id: e2!.id });
     await waitFor(() => gw!.loop.work.relay['revoked'].has(e2!.id), 5_000, 'the relay learns of the revocation');
+    // e2's certificate is still within its life; the relay refuses it by id.
+    const loaded = e2!.state.load();
+    const direct = GrpcChunkSource.connect(gw!.loop.work.relay.address!, relayCreds(loaded.caPem, loaded, gw!.id));
+    try {
+      await assert.rejects(async () => { for await (const _ of direct.fetch(['0'.repeat(64)], new AbortController().signal)) { /* nothing */ } },
+        (e: FerryError) => e.code === ErrorCode.AgentRevoked && /revoked; this relay refuses it/.test(e.message));
+    } finally {
+      direct.close();
+    }
     await admin.call(admin.client.revokeAgent, { id: gw!.id });
     await waitFor(() => !assigned(e1!) && gw!.loop.work.relay.address === undefined, 10_000, 'revoked relay dropped and stopped');
   });
