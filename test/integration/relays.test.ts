@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleId, generateSigningKey } from '../../common/src/bundle/manifest.js';
-import type { BundleProgress } from '../../common/src/gen/ferry/v1/session.js';
+import { BundleState, type BundleProgress } from '../../common/src/gen/ferry/v1/session.js';
 import { silentLogger } from '../../common/src/log.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
@@ -129,8 +129,20 @@ describe('site relays: agents pull chunks through their relay and fall back by t
     const path = relayCache().store.pathOf(digest!);
     const good = readFileSync(path);
     writeFileSync(path, Buffer.alloc(good.length, 0x5a)); // same size: only hashing finds it
-    const p = await stage(a3!, b);
-    assert.equal(p.bytesFetched, uniqueBytes(b));
+    // Staged as the controller asks for it, so its final report reaches the controller as it would.
+    const reports: BundleProgress[] = [];
+    const onProgress = c.ctx.prefetch.onProgress.bind(c.ctx.prefetch);
+    c.ctx.prefetch.onProgress = async (agentId, pr) => { if (agentId === a3!.id) reports.push(pr); return onProgress(agentId, pr); };
+    try {
+      a3!.loop.work.handle({ msg: { $case: 'bundleStage', value: { bundleId: bundleId(b.signed), signed: b.signed } } });
+      await waitFor(() => reports.some((r) => r.state === BundleState.BUNDLE_STATE_READY), 10_000, 'staged');
+    } finally {
+      c.ctx.prefetch.onProgress = onProgress;
+    }
+    const done = reports.find((r) => r.state === BundleState.BUNDLE_STATE_READY)!;
+    assert.equal(done.bytesFetched, uniqueBytes(b));
+    assert.equal(done.relayFallbacks.length, 1, 'the controller hears of the fallback');
+    assert.match(done.relayFallbacks[0]!, new RegExp(`^${relay.id}: .*CHUNK_DIGEST_MISMATCH`));
     assert.deepEqual(readFileSync(join(a3!.loop.work.bundles.filesDir(bundleId(b.signed)), 'bin/edgecore')), b.files.get('bin/edgecore'));
     assert.match(a3!.loop.work.relayHealth.fallbacks.at(-1)!.reason, /CHUNK_DIGEST_MISMATCH/);
     await waitFor(() => !existsSync(path), 5_000, 'the relay drops the bad chunk');

@@ -33,7 +33,7 @@ export class BundleStager {
   }
 
   private async run(req: BundleStage, report: (p: BundleProgress) => void, signal?: AbortSignal): Promise<void> {
-    const base = { bundleId: req.bundleId, bytesFetched: 0, error: '', errorCode: '' };
+    const base = { bundleId: req.bundleId, bytesFetched: 0, error: '', errorCode: '', relayFallbacks: [] };
     const loaded = this.state.load();
     const source = this.openSource();
     try {

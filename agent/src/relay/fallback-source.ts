@@ -25,8 +25,14 @@ export interface RelayLink {
 /** Relays that failed lately, shared by every fetch of the agent so later batches skip them at once. */
 export class RelayHealth {
   private readonly downUntil = new Map<string, number>();
-  /** Fallbacks so far, by reason (for status and tests). */
-  readonly fallbacks: Array<{ relay: string; reason: string; atMs: number }> = [];
+  /** The last 100 fallbacks, numbered from 1 (`seq`) so a stage can pick those that happened during it. */
+  readonly fallbacks: Array<{ seq: number; relay: string; reason: string; atMs: number }> = [];
+  private seq = 0;
+
+  /** Number of the latest fallback (0: none yet). */
+  get lastSeq(): number {
+    return this.seq;
+  }
 
   constructor(private readonly downMs = 30_000, private readonly now: () => number = Date.now) {}
 
@@ -36,7 +42,7 @@ export class RelayHealth {
 
   markDown(agentId: string, reason: string): void {
     this.downUntil.set(agentId, this.now() + this.downMs);
-    this.fallbacks.push({ relay: agentId, reason, atMs: this.now() });
+    this.fallbacks.push({ seq: ++this.seq, relay: agentId, reason, atMs: this.now() });
     if (this.fallbacks.length > 100) this.fallbacks.shift();
   }
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { JobKind, type ControllerMessage, type HeldBundle, type JobStart, type AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
+import { BundleState, JobKind, type BundleProgress, type ControllerMessage, type HeldBundle, type JobStart, type AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
@@ -93,7 +93,7 @@ export class AgentWork {
         this.jobs.cancel(m.msg.value.jobId);
         break;
       case 'bundleStage':
-        this.stager.stage(m.msg.value, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } })).catch(() => undefined);
+        this.stager.stage(m.msg.value, this.progressReporter()).catch(() => undefined);
         break;
       case 'relays':
         this.relays = m.msg.value.relays;
@@ -148,6 +148,16 @@ export class AgentWork {
     await this.jobs.suspendAll();
   }
 
+  /** Sends a stage's progress; the final report names the relays it fell back from, so the controller hears of it. */
+  private progressReporter(): (p: BundleProgress) => void {
+    const from = this.relayHealth.lastSeq;
+    return (p) => {
+      const final = p.state === BundleState.BUNDLE_STATE_READY || p.state === BundleState.BUNDLE_STATE_FAILED;
+      const relayFallbacks = final ? this.relayHealth.fallbacks.filter((f) => f.seq > from).map((f) => `${f.relay}: ${f.reason}`) : [];
+      this.o.sendNow({ msg: { $case: 'bundleProgress', value: { ...p, relayFallbacks } } });
+    };
+  }
+
   /** The controller's Chunks.Fetch, with this agent's identity. */
   private controllerSource(): GrpcChunkSource {
     const loaded = this.o.state.load();
@@ -179,7 +189,7 @@ export class AgentWork {
     for (const b of job.bundles) {
       if (!this.bundles.isHeld(b.bundleId)) {
         if (!b.signed) throw new FerryError(ErrorCode.BundleInvalid, `job ${job.jobId} names bundle ${b.as} without its manifest`);
-        await this.stager.stage({ bundleId: b.bundleId, signed: b.signed }, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } }), signal);
+        await this.stager.stage({ bundleId: b.bundleId, signed: b.signed }, this.progressReporter(), signal);
       }
       out[b.as] = this.bundles.filesDir(b.bundleId);
     }

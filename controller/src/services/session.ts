@@ -59,6 +59,9 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
           if (m.msg.value.outcome === AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED) await ctx.agents.setPreviousVersion(conn.agentId, m.msg.value.fromVersion);
           break;
         case 'bundleProgress':
+          if (m.msg.value.relayFallbacks.length > 0) {
+            ctx.log.warn({ agent: conn.agentId, bundleId: m.msg.value.bundleId, fallbacks: m.msg.value.relayFallbacks }, 'host fell back from its relay while staging (docs/relays.md)');
+          }
           await ctx.prefetch.onProgress(conn.agentId, m.msg.value);
           break;
         case 'renew': {

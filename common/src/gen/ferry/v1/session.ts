@@ -404,6 +404,12 @@ export interface BundleProgress {
   bytesFetched: number;
   error: string;
   errorCode: string;
+  /**
+   * Site relays this stage left for the next relay or the controller
+   * (down, stalled, bad bytes), "relay-id: reason" each; sent with the final
+   * state (docs/relays.md).
+   */
+  relayFallbacks: string[];
 }
 
 export interface Welcome {
@@ -2768,7 +2774,16 @@ export const BundleStage: MessageFns<BundleStage> = {
 };
 
 function createBaseBundleProgress(): BundleProgress {
-  return { bundleId: "", state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: "", errorCode: "" };
+  return {
+    bundleId: "",
+    state: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesFetched: 0,
+    error: "",
+    errorCode: "",
+    relayFallbacks: [],
+  };
 }
 
 export const BundleProgress: MessageFns<BundleProgress> = {
@@ -2793,6 +2808,9 @@ export const BundleProgress: MessageFns<BundleProgress> = {
     }
     if (message.errorCode !== "") {
       writer.uint32(58).string(message.errorCode);
+    }
+    for (const v of message.relayFallbacks) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -2866,6 +2884,14 @@ export const BundleProgress: MessageFns<BundleProgress> = {
             message.errorCode = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.relayFallbacks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2907,6 +2933,11 @@ export const BundleProgress: MessageFns<BundleProgress> = {
         : isSet(object.error_code)
         ? globalThis.String(object.error_code)
         : "",
+      relayFallbacks: globalThis.Array.isArray(object?.relayFallbacks)
+        ? object.relayFallbacks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.relay_fallbacks)
+        ? object.relay_fallbacks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2933,6 +2964,9 @@ export const BundleProgress: MessageFns<BundleProgress> = {
     if (message.errorCode !== "") {
       obj.errorCode = message.errorCode;
     }
+    if (message.relayFallbacks?.length) {
+      obj.relayFallbacks = message.relayFallbacks;
+    }
     return obj;
   },
 
@@ -2948,6 +2982,7 @@ export const BundleProgress: MessageFns<BundleProgress> = {
     message.bytesFetched = object.bytesFetched ?? 0;
     message.error = object.error ?? "";
     message.errorCode = object.errorCode ?? "";
+    message.relayFallbacks = object.relayFallbacks?.map((e) => e) || [];
     return message;
   },
 };
