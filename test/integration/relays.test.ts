@@ -214,6 +214,15 @@ describe('site relays: operators turn them off, revoke them, and mistype', funct
     await waitFor(() => assigned(e1!) && gw!.loop.work.relay.address !== undefined, 10_000, 'assigned');
     await admin.call(admin.client.revokeAgent, { id: e2!.id });
     await waitFor(() => gw!.loop.work.relay['revoked'].has(e2!.id), 5_000, 'the relay learns of the revocation');
+    // A malformed request is refused as such, before anything is fetched upstream.
+    const e1l = e1!.state.load();
+    const asE1 = GrpcChunkSource.connect(gw!.loop.work.relay.address!, relayCreds(e1l.caPem, e1l, gw!.id));
+    try {
+      await assert.rejects(async () => { for await (const _ of asE1.fetch(['../../etc/passwd'], new AbortController().signal)) { /* nothing */ } },
+        (e: FerryError) => e.code === ErrorCode.InvalidArgument && /is not a chunk digest/.test(e.message));
+    } finally {
+      asE1.close();
+    }
     // e2's certificate is still within its life; the relay refuses it by id.
     const loaded = e2!.state.load();
     const direct = GrpcChunkSource.connect(gw!.loop.work.relay.address!, relayCreds(loaded.caPem, loaded, gw!.id));

@@ -13,6 +13,7 @@ import { X509Certificate } from 'node:crypto';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import { networkInterfaces } from 'node:os';
 import { streamChunks, MAX_DIGESTS_PER_CALL, recheckAll } from '../../../common/src/bundle/chunk-stream.js';
+import { isSha256Hex } from '../../../common/src/bundle/digest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunksServer, FetchChunksRequest, RecheckChunksRequest, RecheckChunksResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
@@ -88,6 +89,8 @@ function chunksHandlers(o: RelayServerOptions): ChunksServer {
         if (digests.length > MAX_DIGESTS_PER_CALL) {
           throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
         }
+        const bad = digests.find((d) => !isSha256Hex(d));
+        if (bad !== undefined) throw new FerryError(ErrorCode.InvalidArgument, `"${String(bad).slice(0, 80)}" is not a chunk digest (64 lowercase hex digits)`);
         const ready = o.cache.prepare(digests);
         let i = 0;
         await streamChunks(call as ServerWritableStream<unknown, unknown>, digests, { read: (d) => o.cache.read(d, ready[i++]!), pool: o.cache.pool });
