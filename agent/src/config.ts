@@ -1,3 +1,4 @@
+import { parseByteSize } from '../../common/src/byte-size.js';
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LayeredSettings, type RawValue } from '../../common/src/config-layers.js';
@@ -67,10 +68,7 @@ export function loadAgentConfig(flags: AgentRawConfig, configFile?: string, env:
 
 /** "2M", "500K", "1.5G" or plain bytes → bytes per second (binary units). */
 export function parseRate(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.trim());
-  if (!m) throw new FerryError(ErrorCode.InvalidArgument, `--bandwidth "${text}" is not a rate (write it like 512K, 2M or 1G, bytes per second)`);
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return Math.round(Number(m[1]) * unit);
+  return parseByteSize(text, '--bandwidth', { rate: true });
 }
 
 /**

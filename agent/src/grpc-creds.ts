@@ -12,3 +12,24 @@ export function controllerCreds(caPem: string, identity?: { keyPem: string; cert
     identity ? Buffer.from(identity.certPem) : null,
   );
 }
+
+/**
+ * Credentials for dialling a site relay (docs/relays.md): the same CA pin and
+ * client identity as for the controller, but the server is checked by role,
+ * not by name: its certificate must carry the relay role (OU) and name the
+ * relay's agent id (CN) the controller assigned. Relays are hosts on a site
+ * network, often dialled by IP, so the address is not what proves them.
+ */
+export function relayCreds(caPem: string, identity: { keyPem: string; certPem: string }, relayAgentId: string): ChannelCredentials {
+  return credentials.createSsl(Buffer.from(caPem), Buffer.from(identity.keyPem), Buffer.from(identity.certPem), {
+    checkServerIdentity: (_host, cert) => {
+      const subject = cert.subject as unknown as Record<string, string | string[] | undefined>;
+      const ou = subject['OU'];
+      const cn = subject['CN'];
+      if (ou !== 'relay' || cn !== relayAgentId) {
+        return new Error(`the relay's certificate names ${String(cn)} with role ${String(ou)}; expected relay ${relayAgentId} with role relay`);
+      }
+      return undefined;
+    },
+  });
+}

@@ -23,8 +23,12 @@ export type { CryptoKey, CryptoKeyPair };
 /** ECDSA P-256 with SHA-256: the only algorithm Ferry issues or accepts. */
 export const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
-/** Role carried in a certificate's OU: what the holder may do on the controller. */
-export type CertRole = 'agent' | 'operator' | 'controller';
+/**
+ * Role carried in a certificate's OU: what the holder may do on the
+ * controller. `relay`: the TLS server certificate of an agent serving chunks
+ * to its site (docs/relays.md); CN is that agent's id.
+ */
+export type CertRole = 'agent' | 'operator' | 'controller' | 'relay';
 
 /** Generates a new P-256 key pair; extractable so it can be written to disk. */
 export async function generateKeyPair(): Promise<CryptoKeyPair> {

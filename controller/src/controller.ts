@@ -50,6 +50,7 @@ import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
 import { RegistryServer } from './registry/registry-server.js';
 import { RegistryStore } from './registry/registry-store.js';
+import { RelayDirectory } from './relays/relay-directory.js';
 import { registerFleetGauges } from './metrics/fleet-gauges.js';
 import { OpsHttp } from './metrics/ops-http.js';
 import { untilDeadline } from '../../common/src/until-deadline.js';
@@ -213,9 +214,11 @@ export class Controller {
       config, log, ca, db, sessions, metrics,
       tokens: new TokenStore(db), agents: new AgentStore(db), agentUpgrades: new AgentUpgradeStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
+      relays: undefined as unknown as RelayDirectory, // set below (it needs the context's agent store)
       // Every live replica's addresses (this one's first): agents spread over them and move on when one goes.
       joinAddresses: () => replicas.joinAddresses(ownAddresses()),
     };
+    ctx.relays = new RelayDirectory(db, ctx.agents, sessions, ca, () => config.agentCertTtlMs, log.child({ part: 'relays' }));
     const ownAddresses = () => config.advertise.length > 0
       ? config.advertise
       : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`];

@@ -60,4 +60,4 @@ export function assertConforms(docs: Map<string, DocField[]>, kind: string, recs
  * checked where the misbehaviour is staged (test/integration/run-cancel.test.ts);
  * registry records need real image archives, checked in registry-pull.test.ts.
  */
-export const KINDS_CHECKED_ELSEWHERE = ['exec.link', 'run.link', 'publication', 'publication.tag'];
+export const KINDS_CHECKED_ELSEWHERE = ['exec.link', 'run.link', 'publication', 'publication.tag', 'relay'];

@@ -130,7 +130,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
   while (pending.size > 0) {
     const before = pending.size;
     try {
-      for await (const { digest, data } of opts.source.fetch([...pending.keys()], signal)) {
+      for await (const { digest, data, verified } of opts.source.fetch([...pending.keys()], signal)) {
         const size = pending.get(digest);
         if (size === undefined) {
           throw new FerryError(ErrorCode.ChunkDigestMismatch, `the chunk source sent chunk ${String(digest).slice(0, 80)}, which was not requested (or sent it twice)`,
@@ -141,7 +141,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         await opts.bucket.take(data.length, signal);
         // On this thread: a worker was measured (bench-results/bundles.md, issue 16) to cost about as much main-thread
         // time per chunk in postMessage as the hash it moves, more CPU in all, and more GC from the buffers crossing isolates.
-        verify(digest, size, data, createHash('sha256').update(data).digest('hex'));
+        verify(digest, size, data, verified === true ? digest : createHash('sha256').update(data).digest('hex'));
         await opts.deliver(digest, data);
         pending.delete(digest);
         opts.onStored(digest, size);

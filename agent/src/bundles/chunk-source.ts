@@ -8,6 +8,8 @@
 export interface FetchedChunk {
   digest: string;
   data: Buffer;
+  /** The source already hashed it against its digest (relay/fallback-source.ts); the fetcher then checks only its size. */
+  verified?: boolean;
 }
 
 /**

@@ -5,7 +5,7 @@
  * several calls in flight on it, which fills a long-fat link better than one
  * stream while sharing a single TLS session.
  */
-import type { ChannelCredentials, ChannelOptions } from '@grpc/grpc-js';
+import { Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
 import { FastChunksClient } from '../../../common/src/grpc-chunks.js';
@@ -56,13 +56,13 @@ export class GrpcChunkSource implements ChunkSource {
    * (see `controllerCreds`). `channelOptions` are merged over Ferry's client
    * defaults and the raised receive limit. `close()` closes the channel.
    */
-  static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}): GrpcChunkSource {
+  static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}, what = 'the controller'): GrpcChunkSource {
     const client = new FastChunksClient(address, creds, clientChannelOptions({
       'grpc.max_receive_message_length': CHUNK_CALL_MAX_MESSAGE_BYTES,
       'grpc-node.flow_control_window': CHUNK_CALL_WINDOW_BYTES,
       ...channelOptions,
     }));
-    return new GrpcChunkSource(client, address, true);
+    return new GrpcChunkSource(client, address, true, what);
   }
 
   /**
@@ -75,6 +75,8 @@ export class GrpcChunkSource implements ChunkSource {
     /** Shown in error messages, so a field tech knows which controller failed. */
     readonly address: string = client.getChannel().getTarget(),
     private readonly ownsClient = false,
+    /** What is at `address`, for messages ("the controller", "relay edge-gw-7"). */
+    private readonly what = 'the controller',
   ) {}
 
   /**
@@ -94,7 +96,7 @@ export class GrpcChunkSource implements ChunkSource {
     } catch (err) {
       if (signal.aborted) throw cancelled(this.address);
       const fe = fromServiceError(err);
-      throw new FerryError(fe.code, `fetching ${digests.length} chunk(s) from the controller at ${this.address}: ${fe.message}`,
+      throw new FerryError(fe.code, `fetching ${digests.length} chunk(s) from ${this.what} at ${this.address}: ${fe.message}`,
         fe.hint ?? HINTS[fe.code], { cause: err });
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -102,6 +104,13 @@ export class GrpcChunkSource implements ChunkSource {
       // a no-op once the server has sent its status.
       call.cancel();
     }
+  }
+
+  /** Chunks.Recheck: tell the server these chunks came back wrong; it drops its copies that are bad. */
+  async recheck(digests: string[]): Promise<string[]> {
+    const r = await new Promise<{ dropped: string[] }>((resolve, reject) =>
+      this.client.recheck({ digests }, new Metadata(), { deadline: Date.now() + 10_000 }, (e, res) => (e ? reject(fromServiceError(e)) : resolve(res))));
+    return r.dropped;
   }
 
   /** Close the channel if this source opened it. */

@@ -1,10 +1,9 @@
 import { BundleState, type BundleStage, type BundleProgress } from '../../../common/src/gen/ferry/v1/session.js';
 import { asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
-import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState } from '../state/agent-state.js';
 import type { BundleCache } from './bundle-cache.js';
-import { GrpcChunkSource } from './grpc-chunk-source.js';
+import type { ChunkSource } from './chunk-source.js';
 
 /**
  * Stages bundles the controller asks for (prefetch, or a job's bundles),
@@ -18,7 +17,8 @@ export class BundleStager {
   constructor(
     private readonly cache: BundleCache,
     private readonly state: AgentState,
-    private readonly address: () => string,
+    /** Where chunks come from for one stage: the controller, through the host's relays first (session/agent-work.ts). */
+    private readonly openSource: () => ChunkSource & { close(): void },
     private readonly log: Logger,
     private readonly bandwidthBytesPerSec = 0,
   ) {}
@@ -33,9 +33,9 @@ export class BundleStager {
   }
 
   private async run(req: BundleStage, report: (p: BundleProgress) => void, signal?: AbortSignal): Promise<void> {
-    const base = { bundleId: req.bundleId, bytesFetched: 0, error: '', errorCode: '' };
+    const base = { bundleId: req.bundleId, bytesFetched: 0, error: '', errorCode: '', relayFallbacks: [] };
     const loaded = this.state.load();
-    const source = GrpcChunkSource.connect(this.address(), controllerCreds(loaded.caPem, loaded));
+    const source = this.openSource();
     try {
       const r = await this.cache.stage(req.signed!, {
         trustedKeys: loaded.identity.operatorKeys, source, expectedBundleId: req.bundleId, signal,

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { JobKind, type ControllerMessage, type HeldBundle, type JobStart, type AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
+import { BundleState, JobKind, type BundleProgress, type ControllerMessage, type HeldBundle, type JobStart, type AgentMessage } from '../../../common/src/gen/ferry/v1/session.js';
 import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
@@ -12,8 +12,14 @@ import { JobRunner } from '../jobs/job-runner.js';
 import { JobStore } from '../jobs/job-store.js';
 import { STEP_EXECUTORS } from '../steps/registry.js';
 import type { StepExecutor } from '../steps/step.js';
+import type { ChunkSource } from '../bundles/chunk-source.js';
 import type { AgentState } from '../state/agent-state.js';
 import { Outbox } from './outbox.js';
+import type { RelayEndpoint } from '../../../common/src/gen/ferry/v1/session.js';
+import { GrpcChunkSource } from '../bundles/grpc-chunk-source.js';
+import { controllerCreds, relayCreds } from '../grpc-creds.js';
+import { FallbackChunkSource, RelayHealth } from '../relay/fallback-source.js';
+import { RelayRole } from '../relay/relay-role.js';
 
 export interface AgentWorkOptions {
   state: AgentState;
@@ -28,6 +34,10 @@ export interface AgentWorkOptions {
   bandwidthBytesPerSec?: number;
   executors?: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
+  /** Relays: how long one that sent nothing is waited for (default 10 s), and how long one that failed is skipped (default 30 s). */
+  relayStallMs?: number;
+  relayDownMs?: number;
+  relayStatusEveryMs?: number;
 }
 
 /**
@@ -41,12 +51,20 @@ export class AgentWork {
   readonly exec: ExecRunner;
   readonly jobs: JobRunner;
   readonly bundles: BundleCache;
-  private readonly stager: BundleStager;
+  /** Stages bundles (prefetch, jobs); public for tests that stage directly. */
+  readonly stager: BundleStager;
+  /** The relays the controller assigned this host, most preferred first (docs/relays.md). */
+  relays: RelayEndpoint[] = [];
+  readonly relayHealth: RelayHealth;
+  /** This host as a relay, when the controller made it one. */
+  readonly relay: RelayRole;
 
   constructor(private readonly o: AgentWorkOptions) {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
-    this.stager = new BundleStager(this.bundles, o.state, o.address, o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
+    this.relayHealth = new RelayHealth(o.relayDownMs);
+    this.relay = new RelayRole({ state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs });
+    this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
     this.jobs = new JobRunner({
       store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
       executors: o.executors ?? STEP_EXECUTORS, schemas: o.schemas ?? STEP_SCHEMAS,
@@ -75,7 +93,15 @@ export class AgentWork {
         this.jobs.cancel(m.msg.value.jobId);
         break;
       case 'bundleStage':
-        this.stager.stage(m.msg.value, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } })).catch(() => undefined);
+        this.stager.stage(m.msg.value, this.progressReporter()).catch(() => undefined);
+        break;
+      case 'relays':
+        this.relays = m.msg.value.relays;
+        this.o.log.info({ relays: this.relays.map((r) => r.address), relay: Boolean(m.msg.value.role) }, 'relay assignment');
+        void this.relay.apply(m.msg.value.role);
+        break;
+      case 'relayCert':
+        void this.relay.onCert(m.msg.value);
         break;
       case 'ack':
         this.outbox.ack(m.msg.value.jobId, m.msg.value.seq);
@@ -115,10 +141,46 @@ export class AgentWork {
     return this.exec.jobIds().length > 0 || this.outbox.size > 0;
   }
 
-  /** Shutdown: ad-hoc commands are cancelled (their results still go out); plan jobs are suspended to resume next start. */
+  /** Shutdown: ad-hoc commands are cancelled (their results still go out); plan jobs are suspended to resume next start; a relay stops serving. */
   async stop(): Promise<void> {
     this.exec.cancelAll();
+    await this.relay.stop();
     await this.jobs.suspendAll();
+  }
+
+  /** Sends a stage's progress; the final report names the relays it fell back from, so the controller hears of it. */
+  private progressReporter(): (p: BundleProgress) => void {
+    const from = this.relayHealth.lastSeq;
+    return (p) => {
+      const final = p.state === BundleState.BUNDLE_STATE_READY || p.state === BundleState.BUNDLE_STATE_FAILED;
+      const relayFallbacks = final ? this.relayHealth.fallbacks.filter((f) => f.seq > from).map((f) => `${f.relay}: ${f.reason}`) : [];
+      this.o.sendNow({ msg: { $case: 'bundleProgress', value: { ...p, relayFallbacks } } });
+    };
+  }
+
+  /** The controller's Chunks.Fetch, with this agent's identity. */
+  private controllerSource(): GrpcChunkSource {
+    const loaded = this.o.state.load();
+    return GrpcChunkSource.connect(this.o.address(), controllerCreds(loaded.caPem, loaded));
+  }
+
+  /** Chunks for one stage: the assigned relays in order, then the controller (relay/fallback-source.ts). */
+  private chunkSource(): ChunkSource & { close(): void } {
+    const controller = this.controllerSource();
+    if (this.relays.length === 0) return controller;
+    const loaded = this.o.state.load();
+    const links = this.relays.map((r) => {
+      const source = GrpcChunkSource.connect(r.address, relayCreds(loaded.caPem, loaded, r.agentId), {}, `relay ${r.agentId}`);
+      return { agentId: r.agentId, address: r.address, source, recheck: async (d: string[]) => { await source.recheck(d); } };
+    });
+    const fallback = new FallbackChunkSource({ relays: links, controller, health: this.relayHealth, log: this.o.log.child({ part: 'relays' }), stallMs: this.o.relayStallMs });
+    return {
+      fetch: (digests, signal) => fallback.fetch(digests, signal),
+      close: () => {
+        for (const l of links) l.source.close();
+        controller.close();
+      },
+    };
   }
 
   /** A job's bundles, staged on demand when a prefetch did not already do it. */
@@ -127,7 +189,7 @@ export class AgentWork {
     for (const b of job.bundles) {
       if (!this.bundles.isHeld(b.bundleId)) {
         if (!b.signed) throw new FerryError(ErrorCode.BundleInvalid, `job ${job.jobId} names bundle ${b.as} without its manifest`);
-        await this.stager.stage({ bundleId: b.bundleId, signed: b.signed }, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } }), signal);
+        await this.stager.stage({ bundleId: b.bundleId, signed: b.signed }, this.progressReporter(), signal);
       }
       out[b.as] = this.bundles.filesDir(b.bundleId);
     }

@@ -41,6 +41,11 @@ export interface SessionOptions {
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
   /** systemd and the binary, for committing a self-upgrade (tests pass a fake). */
   upgradeHost?: UpgradeHost;
+  /** Relays (docs/relays.md): stall timeout and how long a failed relay is skipped. */
+  relayStallMs?: number;
+  relayDownMs?: number;
+  /** How often a relay reports its counters (default 5 s). */
+  relayStatusEveryMs?: number;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -74,6 +79,7 @@ export class SessionLoop {
     this.addressIndex = spreadIndex(opts.state.load().identity.agentId);
     this.work = new AgentWork({
       state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
+      relayStallMs: opts.relayStallMs, relayDownMs: opts.relayDownMs, relayStatusEveryMs: opts.relayStatusEveryMs,
       address: () => this.currentAddress(),
       sendNow: (m) => this.current?.call.write(m),
     });
@@ -149,6 +155,8 @@ export class SessionLoop {
       if (this.isStopping()) break;
       if (err?.code === ErrorCode.AgentRevoked || err?.code === ErrorCode.NotEnrolled) {
         this.fatal = err;
+        // A revoked host serves no one: its relay certificate is still within its life, so stop the listener here.
+        await this.work.relay.stop();
         this.setState('stopping', err);
         break;
       }

@@ -6,7 +6,7 @@ import type { SignedManifest as WireSigned } from '../../../common/src/gen/ferry
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { bundleId, contentDigest, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
-import { ServedChunks } from './served-chunks.js';
+import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
 import type { Db } from '../store/db.js';
 
 interface BundleRow {

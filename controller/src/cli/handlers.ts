@@ -25,6 +25,8 @@ export const FERRY_HANDLERS: Handlers = {
   'bundle build': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('build', a),
   'bundle push': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('push', a),
   'bundle lint': async (a) => (await import('./cmd-bundle-build.js')).cmdBundleBuild('lint', a),
+  relay: async (a) => (await import('./cmd-relay.js')).cmdRelay(a),
+  relays: async (a) => (await import('./cmd-relay.js')).cmdRelays(a),
   registry: async (a) => (await import('./cmd-registry.js')).cmdRegistry(a),
   bundle: async (a) => (await import('./cmd-bundle.js')).cmdBundleAdmin(a[0] ?? '', a.slice(1)),
 };

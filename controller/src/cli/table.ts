@@ -184,6 +184,33 @@ const auditCommand: CommandSpec = {
   }],
 };
 
+const relayCommand: CommandSpec = {
+  name: 'relay', summary: 'site relays: an agent that caches bundle chunks once for its site (docs/relays.md)',
+  subcommands: [
+    { name: 'enable', summary: 'make an enrolled agent a relay for the hosts a selector names', args: 'HOST', shared: true,
+      description: 'HOST is an agent id or hostname. The hosts --serves selects fetch chunks through it first and fall back to the controller by themselves (relay down, stalled or sending bad bytes). '
+        + 'The relay gets a server certificate with the relay role from the controller\'s CA (its key stays on the host), listens on --listen and keeps at most --cache-size of verified chunks on disk. Enabling again replaces the settings. Audited.',
+      flags: {
+        serves: { type: 'string', value: 'SELECTOR', help: 'the hosts it serves, e.g. site=plant-7' },
+        'cache-size': { type: 'string', value: 'SIZE', help: 'bound on its chunk cache, e.g. 20G (default 10G, at least 64M)' },
+        listen: { type: 'string', value: 'HOST:PORT', help: 'where the relay listens (default 0.0.0.0:7444; port 0: any free port)' },
+        advertise: { type: 'string', value: 'HOST:PORT', help: 'address hosts dial when it is not the listen address' },
+        json,
+      },
+      examples: ['ferry relay enable edge-gw-7 --serves site=plant-7 --cache-size 20G', 'ferry relay enable edge-gw-7 --serves site=plant-7 --listen 10.7.0.2:7444'] },
+    { name: 'disable', summary: 'stop using an agent as a relay (its hosts go back to the controller)', args: 'HOST', shared: true, flags: { json } },
+  ],
+};
+
+const relaysCommand: CommandSpec = {
+  name: 'relays', summary: 'list site relays with what they serve and their cache',
+  subcommands: [{
+    name: 'ls', summary: 'relays, the hosts they serve, cache use, hit ratio, bytes from upstream vs served', shared: true,
+    description: 'Cache figures are the relay\'s last report (every few seconds while it serves); "-" until it made one.',
+    flags: { json },
+  }],
+};
+
 const jobsCommand: CommandSpec = {
   name: 'jobs', summary: 'job history: every exec and plan run, kept for --job-retention',
   subcommands: [
@@ -202,7 +229,7 @@ export const FERRY_CLI: CliSpec = withBuiltins({
   version: FERRY_VERSION,
   summary: 'install and upgrade software on fleets of air-gapped hosts',
   description: 'ferry runs the Ferry controller and administers it: join tokens, the fleet of agents, signing keys, offline bundles, install plans, one-off commands and staged rollouts.',
-  commands: [controllerCommand, tokenCommand, agentsCommand, execCommand, keyCommand, bundleCommand, registryCommand, planCommand, runCommand, rolloutCommand, jobsCommand, operatorCommand, auditCommand],
+  commands: [controllerCommand, tokenCommand, agentsCommand, execCommand, keyCommand, bundleCommand, registryCommand, relayCommand, relaysCommand, planCommand, runCommand, rolloutCommand, jobsCommand, operatorCommand, auditCommand],
   shared: {
     title: 'Connection flags',
     hoist: true,

@@ -91,7 +91,7 @@ export class CertificateAuthority {
     const serial = randomSerial();
     const notAfter = new Date(now + req.ttlMs);
     const usage =
-      req.role === 'controller' ? [x509.ExtendedKeyUsage.serverAuth] : [x509.ExtendedKeyUsage.clientAuth];
+      req.role === 'controller' || req.role === 'relay' ? [x509.ExtendedKeyUsage.serverAuth] : [x509.ExtendedKeyUsage.clientAuth];
     const altNames: x509.JsonGeneralName[] = [
       ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
       ...(req.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),

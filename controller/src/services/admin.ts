@@ -16,6 +16,7 @@ import { selectTargets } from './targets.js';
 import { planHandlers } from './admin-plans.js';
 import { operatorHandlers } from './admin-operators.js';
 import { registryHandlers } from './admin-registry.js';
+import { relayHandlers } from './admin-relays.js';
 
 const MAX_TOKEN_USES = 100_000;
 const RESERVED_PREFIX = 'ferry/';
@@ -65,6 +66,7 @@ export function adminService(ctx: ControllerContext, opts: OperatorCallOptions):
     ...jobHandlers(ctx, { ...kit, selectAgents }),
     ...operatorHandlers(ctx, kit),
     ...registryHandlers(ctx, kit),
+    ...relayHandlers(ctx, kit),
     resolveTargets: unary(async (req) => {
       const targets = await selectAgents(req, 'list-hosts', 'ferry exec --selector role=edge --list-hosts');
       const held = await ctx.prefetch.heldNames();
@@ -113,6 +115,8 @@ export function adminService(ctx: ControllerContext, opts: OperatorCallOptions):
         await ctx.agents.setLabels(a.id, labels);
         await ctx.audit.record(who, 'agent.label', a.id, { set: listToLabels(req.set), remove: req.remove });
       }
+      // Labels decide which relays serve a host.
+      await ctx.relays.pushAll();
       const updated = await Promise.all(targets.map((a) => ctx.agents.require(a.id)));
       return { agents: updated.map((a) => agentInfo(ctx, a)) };
     }),
@@ -120,6 +124,8 @@ export function adminService(ctx: ControllerContext, opts: OperatorCallOptions):
       const a = await ctx.agents.revoke(req.id, Date.now());
       ctx.sessions.get(req.id)?.close('agent revoked by an operator');
       await ctx.audit.record(who, 'agent.revoke', req.id);
+      // Relays refuse it from now on; if it was a relay, hosts stop using it.
+      await ctx.relays.pushAll();
       return { agent: agentInfo(ctx, a) };
     }),
     removeAgent: unary(async (req, who) => {

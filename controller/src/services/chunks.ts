@@ -4,17 +4,10 @@ import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { CallBoundary } from './call-boundary.js';
 import type { ChunkMetrics } from '../metrics/metrics.js';
 import type { ControllerContext } from './context.js';
-import { BufferPool } from '../bundles/served-chunks.js';
+import { BufferPool } from '../../../common/src/bundle/served-chunks.js';
+import { MAX_DIGESTS_PER_CALL, recheckAll, streamChunks } from '../../../common/src/bundle/chunk-stream.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
 
-/** Most chunks one call may ask for; agents batch and keep several calls in flight. */
-const MAX_DIGESTS_PER_CALL = 256;
-/**
- * Bytes one call may have queued in grpc-js/HTTP/2 before it waits. The
- * stream's own limit counts messages (16), which for 4 MiB chunks is 64 MiB
- * per call; a byte cap keeps the controller's memory flat with many agents.
- */
-const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 /** Message buffers kept for reuse across calls: 8 MiB queued per call is about 8 buffers of ~1 MiB, so this covers a few agents at once and caps what is kept at 32 chunks. */
 const POOL_BUFFERS = 32;
 /** Parsed client certificates remembered (an agent makes a call per batch, each re-presenting the same certificate). */
@@ -24,9 +17,8 @@ const MAX_CACHED_PEERS = 4096;
  * Chunks.Fetch: streams chunk bytes to enrolled agents. Chunks are read
  * straight into their wire messages and hashed once per controller process
  * (see bundles/served-chunks.ts): a chunk that no longer matches its digest
- * ends the call with DATA_LOSS and is dropped. Writes wait while a call has
- * more than MAX_QUEUED_BYTES queued, so a slow link never makes the
- * controller buffer a bundle in memory.
+ * ends the call with DATA_LOSS and is dropped. The write loop with its
+ * backpressure is common/src/bundle/chunk-stream.ts, shared with site relays.
  */
 export function chunksService(ctx: ControllerContext): ChunksServer {
   const authenticate = peerCache(ctx);
@@ -44,36 +36,17 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
       if (digests.length > MAX_DIGESTS_PER_CALL) {
         throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
       }
-      let queued = 0;
-      let wake: (() => void) | undefined;
-      const onGone = () => wake?.(); // a cancelled call may never run its write callbacks
-      call.on('cancelled', onGone);
-      call.on('close', onGone);
       try {
-        for (const digest of digests) {
-          if (call.cancelled) return;
-          const msg = await ctx.bundles.served.read(digest, pool);
-          const n = msg.wire.length;
-          queued += n;
-          metrics.chunkServed(n);
-          call.write(msg, () => {
-            pool.give(msg.framed); // written by HTTP/2 (framed in place, grpc-chunks.ts) or copied into grpc-js's frame
-            queued -= n;
-            if (queued <= MAX_QUEUED_BYTES) wake?.();
-          });
-          if (queued > MAX_QUEUED_BYTES && !call.cancelled) await new Promise<void>((r) => { wake = r; });
-          wake = undefined;
-        }
+        await streamChunks(call, digests, { read: (d) => ctx.bundles.served.read(d, pool), pool, onServed: (n) => metrics.chunkServed(n) });
       } catch (err) {
         if (err instanceof FerryError && (err.code === ErrorCode.ChunkCorrupt || err.code === ErrorCode.ChunkDigestMismatch)) {
           ctx.log.error({ agent: agentId, err: err.message }, 'corrupt chunk on the controller disk');
         }
         throw err;
-      } finally {
-        call.off('cancelled', onGone);
-        call.off('close', onGone);
       }
     }),
+    // A client got bytes that did not match (normally from a relay; here from this controller's disk): hash our copies again.
+    recheck: boundary.unary(async (req) => ({ dropped: await recheckAll(ctx.bundles.served, req.digests) })),
   };
 }
 

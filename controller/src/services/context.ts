@@ -17,6 +17,7 @@ import type { TokenStore } from '../store/tokens.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import type { PullStats } from '../registry/pull-counters.js';
+import type { RelayDirectory } from '../relays/relay-directory.js';
 
 /** Everything the gRPC services share; built once by the controller at start. */
 export interface ControllerContext {
@@ -41,6 +42,8 @@ export interface ControllerContext {
   rollouts: RolloutScheduler;
   /** What is published on the registry and files repository (docs/registry.md). */
   registry: RegistryStore;
+  /** Site relays: the store and the assignments pushed to hosts (docs/relays.md). */
+  relays: RelayDirectory;
   /** Pull counters of the registry listener; undefined while it is off (no --registry-addr). */
   registryStats?: PullStats;
   /** What the parts report for /metrics (metrics/metrics.ts); hand each part only the interface it uses. */

@@ -57,6 +57,10 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Admin/JobLogs': 'read',
   // Opens a browser session: like issuing a certificate, so an admin's act.
   '/ferry.v1.Admin/CreateConsoleLogin': 'write',
+  // Changes where hosts fetch bundle bytes from.
+  '/ferry.v1.Admin/EnableRelay': 'write',
+  '/ferry.v1.Admin/DisableRelay': 'write',
+  '/ferry.v1.Admin/ListRelays': 'read',
   '/ferry.v1.Rollouts/Create': 'write',
   '/ferry.v1.Rollouts/List': 'read',
   '/ferry.v1.Rollouts/Get': 'read',

@@ -36,6 +36,8 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
       // Every job the agent holds or should hold, exec or plan, one reconciliation.
       const acked = await ctx.jobs.onHello(conn.agentId, hello.openJobs);
       await ctx.prefetch.onHello(conn.agentId, hello.bundles);
+      // The agent handles its relay assignment whenever it arrives (before or after the welcome).
+      await ctx.relays.push(conn.agentId);
       return { acked, advice: compat.advice };
     },
     async onMessage(conn, m) {
@@ -57,6 +59,9 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
           if (m.msg.value.outcome === AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED) await ctx.agents.setPreviousVersion(conn.agentId, m.msg.value.fromVersion);
           break;
         case 'bundleProgress':
+          if (m.msg.value.relayFallbacks.length > 0) {
+            ctx.log.warn({ agent: conn.agentId, bundleId: m.msg.value.bundleId, fallbacks: m.msg.value.relayFallbacks }, 'host fell back from its relay while staging (docs/relays.md)');
+          }
           await ctx.prefetch.onProgress(conn.agentId, m.msg.value);
           break;
         case 'renew': {
@@ -67,6 +72,12 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
           ctx.log.info({ agent: conn.agentId, notAfter: issued.notAfter.toISOString() }, 'agent certificate renewed');
           break;
         }
+        case 'relayCertRequest':
+          conn.send({ msg: { $case: 'relayCert', value: await ctx.relays.issueCert(conn.agentId, m.msg.value.csrPem) } });
+          break;
+        case 'relayStatus':
+          await ctx.relays.onStatus(conn.agentId, m.msg.value);
+          break;
         default:
           break;
       }
@@ -116,6 +127,7 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
       const id = who.slice('agent:'.length);
       await ctx.agents.revoke(id, Date.now());
       ctx.sessions.get(id)?.close('agent left the fleet');
+      await ctx.relays.pushAll();
       await ctx.audit.record(who, 'agent.leave', id, { reason: req.reason.slice(0, 200) });
       ctx.log.info({ agent: id, reason: req.reason }, 'agent left the fleet');
       return {};

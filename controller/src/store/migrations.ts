@@ -380,4 +380,22 @@ ALTER TABLE agents ADD COLUMN session_replica TEXT;
 ALTER TABLE job_hosts ADD COLUMN cancel_reason TEXT;
 `,
   },
+  {
+    version: 16,
+    name: 'site relays: which agent serves chunks to which hosts, and what it last reported',
+    sql: `
+CREATE TABLE relays (
+  agent_id TEXT PRIMARY KEY,
+  serves TEXT NOT NULL,
+  cache_bytes BIGINT NOT NULL,
+  listen TEXT NOT NULL,
+  advertise TEXT NOT NULL,
+  enabled_by TEXT NOT NULL,
+  enabled_at BIGINT NOT NULL,
+  address TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  status_at BIGINT
+);
+`,
+  },
 ];

@@ -29,6 +29,7 @@ import {
   bundleStateFromJSON,
   bundleStateToJSON,
   JobResult,
+  RelayStatus,
   SignedPlan,
   StepEvent,
 } from "./session.js";
@@ -36,6 +37,47 @@ import {
 export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/admin.proto";
+
+export interface EnableRelayRequest {
+  /** Agent id or hostname. */
+  host: string;
+  /** Label selector of the hosts it serves. */
+  serves: string;
+  /** Cache bound in bytes (0: the default, 10 GiB). */
+  cacheBytes: number;
+  /** host:port the relay listens on (empty: 0.0.0.0:7444). */
+  listen: string;
+  /** host:port agents dial when not the listen address. */
+  advertise: string;
+}
+
+export interface DisableRelayRequest {
+  host: string;
+}
+
+export interface ListRelaysRequest {
+}
+
+export interface ListRelaysResponse {
+  relays: RelayInfo[];
+}
+
+export interface RelayInfo {
+  agentId: string;
+  hostname: string;
+  serves: string;
+  cacheBytes: number;
+  listen: string;
+  advertise: string;
+  enabledBy: string;
+  enabledAtMs: number;
+  connected: boolean;
+  /** Hostnames of the enrolled, unrevoked agents the selector matches now. */
+  hostsServed: string[];
+  /** The relay's last report; absent until it made one. */
+  status: RelayStatus | undefined;
+  statusAtMs: number;
+}
 
 export interface PushPlanRequest {
   signed: SignedPlan | undefined;
@@ -604,6 +646,615 @@ export interface CreateConsoleLoginResponse {
   /** the link's expiry (the session's is set when it is opened) */
   expiresAtMs: number;
 }
+
+function createBaseEnableRelayRequest(): EnableRelayRequest {
+  return { host: "", serves: "", cacheBytes: 0, listen: "", advertise: "" };
+}
+
+export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
+  encode(message: EnableRelayRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== "") {
+      writer.uint32(10).string(message.host);
+    }
+    if (message.serves !== "") {
+      writer.uint32(18).string(message.serves);
+    }
+    if (message.cacheBytes !== 0) {
+      writer.uint32(24).uint64(message.cacheBytes);
+    }
+    if (message.listen !== "") {
+      writer.uint32(34).string(message.listen);
+    }
+    if (message.advertise !== "") {
+      writer.uint32(42).string(message.advertise);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnableRelayRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnableRelayRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.serves = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cacheBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.listen = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.advertise = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EnableRelayRequest {
+    return {
+      host: isSet(object.host) ? globalThis.String(object.host) : "",
+      serves: isSet(object.serves) ? globalThis.String(object.serves) : "",
+      cacheBytes: isSet(object.cacheBytes)
+        ? globalThis.Number(object.cacheBytes)
+        : isSet(object.cache_bytes)
+        ? globalThis.Number(object.cache_bytes)
+        : 0,
+      listen: isSet(object.listen) ? globalThis.String(object.listen) : "",
+      advertise: isSet(object.advertise) ? globalThis.String(object.advertise) : "",
+    };
+  },
+
+  toJSON(message: EnableRelayRequest): unknown {
+    const obj: any = {};
+    if (message.host !== "") {
+      obj.host = message.host;
+    }
+    if (message.serves !== "") {
+      obj.serves = message.serves;
+    }
+    if (message.cacheBytes !== 0) {
+      obj.cacheBytes = Math.round(message.cacheBytes);
+    }
+    if (message.listen !== "") {
+      obj.listen = message.listen;
+    }
+    if (message.advertise !== "") {
+      obj.advertise = message.advertise;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EnableRelayRequest>, I>>(base?: I): EnableRelayRequest {
+    return EnableRelayRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnableRelayRequest>, I>>(object: I): EnableRelayRequest {
+    const message = createBaseEnableRelayRequest();
+    message.host = object.host ?? "";
+    message.serves = object.serves ?? "";
+    message.cacheBytes = object.cacheBytes ?? 0;
+    message.listen = object.listen ?? "";
+    message.advertise = object.advertise ?? "";
+    return message;
+  },
+};
+
+function createBaseDisableRelayRequest(): DisableRelayRequest {
+  return { host: "" };
+}
+
+export const DisableRelayRequest: MessageFns<DisableRelayRequest> = {
+  encode(message: DisableRelayRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== "") {
+      writer.uint32(10).string(message.host);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisableRelayRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisableRelayRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisableRelayRequest {
+    return { host: isSet(object.host) ? globalThis.String(object.host) : "" };
+  },
+
+  toJSON(message: DisableRelayRequest): unknown {
+    const obj: any = {};
+    if (message.host !== "") {
+      obj.host = message.host;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisableRelayRequest>, I>>(base?: I): DisableRelayRequest {
+    return DisableRelayRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisableRelayRequest>, I>>(object: I): DisableRelayRequest {
+    const message = createBaseDisableRelayRequest();
+    message.host = object.host ?? "";
+    return message;
+  },
+};
+
+function createBaseListRelaysRequest(): ListRelaysRequest {
+  return {};
+}
+
+export const ListRelaysRequest: MessageFns<ListRelaysRequest> = {
+  encode(_: ListRelaysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRelaysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRelaysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListRelaysRequest {
+    return {};
+  },
+
+  toJSON(_: ListRelaysRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRelaysRequest>, I>>(base?: I): ListRelaysRequest {
+    return ListRelaysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRelaysRequest>, I>>(_: I): ListRelaysRequest {
+    const message = createBaseListRelaysRequest();
+    return message;
+  },
+};
+
+function createBaseListRelaysResponse(): ListRelaysResponse {
+  return { relays: [] };
+}
+
+export const ListRelaysResponse: MessageFns<ListRelaysResponse> = {
+  encode(message: ListRelaysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.relays) {
+      RelayInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRelaysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRelaysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relays.push(RelayInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRelaysResponse {
+    return {
+      relays: globalThis.Array.isArray(object?.relays) ? object.relays.map((e: any) => RelayInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListRelaysResponse): unknown {
+    const obj: any = {};
+    if (message.relays?.length) {
+      obj.relays = message.relays.map((e) => RelayInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListRelaysResponse>, I>>(base?: I): ListRelaysResponse {
+    return ListRelaysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListRelaysResponse>, I>>(object: I): ListRelaysResponse {
+    const message = createBaseListRelaysResponse();
+    message.relays = object.relays?.map((e) => RelayInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRelayInfo(): RelayInfo {
+  return {
+    agentId: "",
+    hostname: "",
+    serves: "",
+    cacheBytes: 0,
+    listen: "",
+    advertise: "",
+    enabledBy: "",
+    enabledAtMs: 0,
+    connected: false,
+    hostsServed: [],
+    status: undefined,
+    statusAtMs: 0,
+  };
+}
+
+export const RelayInfo: MessageFns<RelayInfo> = {
+  encode(message: RelayInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.hostname !== "") {
+      writer.uint32(18).string(message.hostname);
+    }
+    if (message.serves !== "") {
+      writer.uint32(26).string(message.serves);
+    }
+    if (message.cacheBytes !== 0) {
+      writer.uint32(32).uint64(message.cacheBytes);
+    }
+    if (message.listen !== "") {
+      writer.uint32(42).string(message.listen);
+    }
+    if (message.advertise !== "") {
+      writer.uint32(50).string(message.advertise);
+    }
+    if (message.enabledBy !== "") {
+      writer.uint32(58).string(message.enabledBy);
+    }
+    if (message.enabledAtMs !== 0) {
+      writer.uint32(64).int64(message.enabledAtMs);
+    }
+    if (message.connected !== false) {
+      writer.uint32(72).bool(message.connected);
+    }
+    for (const v of message.hostsServed) {
+      writer.uint32(82).string(v!);
+    }
+    if (message.status !== undefined) {
+      RelayStatus.encode(message.status, writer.uint32(90).fork()).join();
+    }
+    if (message.statusAtMs !== 0) {
+      writer.uint32(96).int64(message.statusAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hostname = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.serves = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.cacheBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.listen = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.advertise = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.enabledBy = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.enabledAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.connected = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.hostsServed.push(reader.string());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.status = RelayStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.statusAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayInfo {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
+      serves: isSet(object.serves) ? globalThis.String(object.serves) : "",
+      cacheBytes: isSet(object.cacheBytes)
+        ? globalThis.Number(object.cacheBytes)
+        : isSet(object.cache_bytes)
+        ? globalThis.Number(object.cache_bytes)
+        : 0,
+      listen: isSet(object.listen) ? globalThis.String(object.listen) : "",
+      advertise: isSet(object.advertise) ? globalThis.String(object.advertise) : "",
+      enabledBy: isSet(object.enabledBy)
+        ? globalThis.String(object.enabledBy)
+        : isSet(object.enabled_by)
+        ? globalThis.String(object.enabled_by)
+        : "",
+      enabledAtMs: isSet(object.enabledAtMs)
+        ? globalThis.Number(object.enabledAtMs)
+        : isSet(object.enabled_at_ms)
+        ? globalThis.Number(object.enabled_at_ms)
+        : 0,
+      connected: isSet(object.connected) ? globalThis.Boolean(object.connected) : false,
+      hostsServed: globalThis.Array.isArray(object?.hostsServed)
+        ? object.hostsServed.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.hosts_served)
+        ? object.hosts_served.map((e: any) => globalThis.String(e))
+        : [],
+      status: isSet(object.status) ? RelayStatus.fromJSON(object.status) : undefined,
+      statusAtMs: isSet(object.statusAtMs)
+        ? globalThis.Number(object.statusAtMs)
+        : isSet(object.status_at_ms)
+        ? globalThis.Number(object.status_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RelayInfo): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.hostname !== "") {
+      obj.hostname = message.hostname;
+    }
+    if (message.serves !== "") {
+      obj.serves = message.serves;
+    }
+    if (message.cacheBytes !== 0) {
+      obj.cacheBytes = Math.round(message.cacheBytes);
+    }
+    if (message.listen !== "") {
+      obj.listen = message.listen;
+    }
+    if (message.advertise !== "") {
+      obj.advertise = message.advertise;
+    }
+    if (message.enabledBy !== "") {
+      obj.enabledBy = message.enabledBy;
+    }
+    if (message.enabledAtMs !== 0) {
+      obj.enabledAtMs = Math.round(message.enabledAtMs);
+    }
+    if (message.connected !== false) {
+      obj.connected = message.connected;
+    }
+    if (message.hostsServed?.length) {
+      obj.hostsServed = message.hostsServed;
+    }
+    if (message.status !== undefined) {
+      obj.status = RelayStatus.toJSON(message.status);
+    }
+    if (message.statusAtMs !== 0) {
+      obj.statusAtMs = Math.round(message.statusAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayInfo>, I>>(base?: I): RelayInfo {
+    return RelayInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayInfo>, I>>(object: I): RelayInfo {
+    const message = createBaseRelayInfo();
+    message.agentId = object.agentId ?? "";
+    message.hostname = object.hostname ?? "";
+    message.serves = object.serves ?? "";
+    message.cacheBytes = object.cacheBytes ?? 0;
+    message.listen = object.listen ?? "";
+    message.advertise = object.advertise ?? "";
+    message.enabledBy = object.enabledBy ?? "";
+    message.enabledAtMs = object.enabledAtMs ?? 0;
+    message.connected = object.connected ?? false;
+    message.hostsServed = object.hostsServed?.map((e) => e) || [];
+    message.status = (object.status !== undefined && object.status !== null)
+      ? RelayStatus.fromPartial(object.status)
+      : undefined;
+    message.statusAtMs = object.statusAtMs ?? 0;
+    return message;
+  },
+};
 
 function createBasePushPlanRequest(): PushPlanRequest {
   return { signed: undefined };
@@ -9836,6 +10487,37 @@ export const AdminService = {
       Buffer.from(CreateConsoleLoginResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CreateConsoleLoginResponse => CreateConsoleLoginResponse.decode(value),
   },
+  /**
+   * Site relays (docs/relays.md): an enrolled agent caches chunks once for
+   * the hosts a selector names and serves them Chunks.Fetch.
+   */
+  enableRelay: {
+    path: "/ferry.v1.Admin/EnableRelay" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EnableRelayRequest): Buffer => Buffer.from(EnableRelayRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnableRelayRequest => EnableRelayRequest.decode(value),
+    responseSerialize: (value: RelayInfo): Buffer => Buffer.from(RelayInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RelayInfo => RelayInfo.decode(value),
+  },
+  disableRelay: {
+    path: "/ferry.v1.Admin/DisableRelay" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DisableRelayRequest): Buffer => Buffer.from(DisableRelayRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DisableRelayRequest => DisableRelayRequest.decode(value),
+    responseSerialize: (value: RelayInfo): Buffer => Buffer.from(RelayInfo.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RelayInfo => RelayInfo.decode(value),
+  },
+  listRelays: {
+    path: "/ferry.v1.Admin/ListRelays" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRelaysRequest): Buffer => Buffer.from(ListRelaysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRelaysRequest => ListRelaysRequest.decode(value),
+    responseSerialize: (value: ListRelaysResponse): Buffer => Buffer.from(ListRelaysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRelaysResponse => ListRelaysResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServer extends UntypedServiceImplementation {
@@ -9918,6 +10600,13 @@ export interface AdminServer extends UntypedServiceImplementation {
    * starts a short browser session for the named operator with the given role.
    */
   createConsoleLogin: handleUnaryCall<CreateConsoleLoginRequest, CreateConsoleLoginResponse>;
+  /**
+   * Site relays (docs/relays.md): an enrolled agent caches chunks once for
+   * the hosts a selector names and serves them Chunks.Fetch.
+   */
+  enableRelay: handleUnaryCall<EnableRelayRequest, RelayInfo>;
+  disableRelay: handleUnaryCall<DisableRelayRequest, RelayInfo>;
+  listRelays: handleUnaryCall<ListRelaysRequest, ListRelaysResponse>;
 }
 
 export interface AdminClient extends Client {
@@ -10455,6 +11144,55 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreateConsoleLoginResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Site relays (docs/relays.md): an enrolled agent caches chunks once for
+   * the hosts a selector names and serves them Chunks.Fetch.
+   */
+  enableRelay(
+    request: EnableRelayRequest,
+    callback: (error: ServiceError | null, response: RelayInfo) => void,
+  ): ClientUnaryCall;
+  enableRelay(
+    request: EnableRelayRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RelayInfo) => void,
+  ): ClientUnaryCall;
+  enableRelay(
+    request: EnableRelayRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RelayInfo) => void,
+  ): ClientUnaryCall;
+  disableRelay(
+    request: DisableRelayRequest,
+    callback: (error: ServiceError | null, response: RelayInfo) => void,
+  ): ClientUnaryCall;
+  disableRelay(
+    request: DisableRelayRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RelayInfo) => void,
+  ): ClientUnaryCall;
+  disableRelay(
+    request: DisableRelayRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RelayInfo) => void,
+  ): ClientUnaryCall;
+  listRelays(
+    request: ListRelaysRequest,
+    callback: (error: ServiceError | null, response: ListRelaysResponse) => void,
+  ): ClientUnaryCall;
+  listRelays(
+    request: ListRelaysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRelaysResponse) => void,
+  ): ClientUnaryCall;
+  listRelays(
+    request: ListRelaysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRelaysResponse) => void,
   ): ClientUnaryCall;
 }
 

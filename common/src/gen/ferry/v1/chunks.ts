@@ -12,9 +12,12 @@ import {
   Client,
   type ClientOptions,
   type ClientReadableStream,
+  type ClientUnaryCall,
   type handleServerStreamingCall,
+  type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { ChunkData } from "./common.js";
@@ -23,9 +26,156 @@ export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/chunks.proto";
 
+export interface RecheckChunksRequest {
+  digests: string[];
+}
+
+export interface RecheckChunksResponse {
+  /** The digests whose stored copy was bad and is now gone. */
+  dropped: string[];
+}
+
 export interface FetchChunksRequest {
   digests: string[];
 }
+
+function createBaseRecheckChunksRequest(): RecheckChunksRequest {
+  return { digests: [] };
+}
+
+export const RecheckChunksRequest: MessageFns<RecheckChunksRequest> = {
+  encode(message: RecheckChunksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.digests) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecheckChunksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecheckChunksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digests.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecheckChunksRequest {
+    return {
+      digests: globalThis.Array.isArray(object?.digests) ? object.digests.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: RecheckChunksRequest): unknown {
+    const obj: any = {};
+    if (message.digests?.length) {
+      obj.digests = message.digests;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RecheckChunksRequest>, I>>(base?: I): RecheckChunksRequest {
+    return RecheckChunksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecheckChunksRequest>, I>>(object: I): RecheckChunksRequest {
+    const message = createBaseRecheckChunksRequest();
+    message.digests = object.digests?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRecheckChunksResponse(): RecheckChunksResponse {
+  return { dropped: [] };
+}
+
+export const RecheckChunksResponse: MessageFns<RecheckChunksResponse> = {
+  encode(message: RecheckChunksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.dropped) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecheckChunksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecheckChunksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.dropped.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecheckChunksResponse {
+    return {
+      dropped: globalThis.Array.isArray(object?.dropped) ? object.dropped.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: RecheckChunksResponse): unknown {
+    const obj: any = {};
+    if (message.dropped?.length) {
+      obj.dropped = message.dropped;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RecheckChunksResponse>, I>>(base?: I): RecheckChunksResponse {
+    return RecheckChunksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecheckChunksResponse>, I>>(object: I): RecheckChunksResponse {
+    const message = createBaseRecheckChunksResponse();
+    message.dropped = object.dropped?.map((e) => e) || [];
+    return message;
+  },
+};
 
 function createBaseFetchChunksRequest(): FetchChunksRequest {
   return { digests: [] };
@@ -116,6 +266,22 @@ export const ChunksService = {
     responseSerialize: (value: ChunkData): Buffer => Buffer.from(ChunkData.encode(value).finish()),
     responseDeserialize: (value: Buffer): ChunkData => ChunkData.decode(value),
   },
+  /**
+   * The caller received bytes for these chunks that did not hash to their
+   * digests (a site relay's cache went bad, docs/relays.md). The server hashes
+   * its copies again and drops the ones that no longer match; a good copy is
+   * kept, so a report can never evict a chunk that is fine.
+   */
+  recheck: {
+    path: "/ferry.v1.Chunks/Recheck" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RecheckChunksRequest): Buffer => Buffer.from(RecheckChunksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RecheckChunksRequest => RecheckChunksRequest.decode(value),
+    responseSerialize: (value: RecheckChunksResponse): Buffer =>
+      Buffer.from(RecheckChunksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RecheckChunksResponse => RecheckChunksResponse.decode(value),
+  },
 } as const;
 
 export interface ChunksServer extends UntypedServiceImplementation {
@@ -125,6 +291,13 @@ export interface ChunksServer extends UntypedServiceImplementation {
    * longer match their digest ends it with DATA_LOSS.
    */
   fetch: handleServerStreamingCall<FetchChunksRequest, ChunkData>;
+  /**
+   * The caller received bytes for these chunks that did not hash to their
+   * digests (a site relay's cache went bad, docs/relays.md). The server hashes
+   * its copies again and drops the ones that no longer match; a good copy is
+   * kept, so a report can never evict a chunk that is fine.
+   */
+  recheck: handleUnaryCall<RecheckChunksRequest, RecheckChunksResponse>;
 }
 
 export interface ChunksClient extends Client {
@@ -139,6 +312,27 @@ export interface ChunksClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ChunkData>;
+  /**
+   * The caller received bytes for these chunks that did not hash to their
+   * digests (a site relay's cache went bad, docs/relays.md). The server hashes
+   * its copies again and drops the ones that no longer match; a good copy is
+   * kept, so a report can never evict a chunk that is fine.
+   */
+  recheck(
+    request: RecheckChunksRequest,
+    callback: (error: ServiceError | null, response: RecheckChunksResponse) => void,
+  ): ClientUnaryCall;
+  recheck(
+    request: RecheckChunksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RecheckChunksResponse) => void,
+  ): ClientUnaryCall;
+  recheck(
+    request: RecheckChunksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RecheckChunksResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ChunksClient = makeGenericClientConstructor(ChunksService, "ferry.v1.Chunks") as unknown as {

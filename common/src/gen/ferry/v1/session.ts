@@ -231,6 +231,8 @@ export interface AgentMessage {
     | { $case: "stepEvent"; value: StepEvent }
     | { $case: "jobResult"; value: JobResult }
     | { $case: "upgradeReport"; value: AgentUpgradeReport }
+    | { $case: "relayCertRequest"; value: RelayCertRequest }
+    | { $case: "relayStatus"; value: RelayStatus }
     | undefined;
 }
 
@@ -244,7 +246,81 @@ export interface ControllerMessage {
     | { $case: "bundleStage"; value: BundleStage }
     | { $case: "jobStart"; value: JobStart }
     | { $case: "upgrade"; value: AgentUpgrade }
+    | { $case: "relays"; value: RelayConfig }
+    | { $case: "relayCert"; value: RelayCertResponse }
     | undefined;
+}
+
+/**
+ * Site relays (docs/relays.md). Sent after every hello and again whenever
+ * the assignment changes (a relay enabled, disabled, revoked, or moved).
+ */
+export interface RelayConfig {
+  /**
+   * The relays this host fetches chunks through, most preferred first. The
+   * controller is always the last resort and is not listed.
+   */
+  relays: RelayEndpoint[];
+  /** Set when this host is itself a relay: serve chunks to its site. */
+  role: RelayRole | undefined;
+}
+
+export interface RelayEndpoint {
+  /** The relay's agent id: its certificate must name it (CN) with the relay role. */
+  agentId: string;
+  /** host:port to dial. */
+  address: string;
+}
+
+export interface RelayRole {
+  /** Where to listen, host:port (port 0: any free port, reported back in RelayStatus). */
+  listen: string;
+  /** Bound on the on-disk chunk cache. */
+  cacheBytes: number;
+  /**
+   * Agents the relay must refuse (revoked): their certificates are still
+   * within their lifetime, so the CA signature alone does not stop them.
+   */
+  revokedAgentIds: string[];
+  /**
+   * Address agents should dial when it differs from the listen address
+   * (empty: the listen host with the bound port).
+   */
+  advertise: string;
+}
+
+/**
+ * A relay asks for its server certificate (role relay, CN its agent id) for
+ * a key generated on the host; the key never leaves it.
+ */
+export interface RelayCertRequest {
+  csrPem: string;
+}
+
+export interface RelayCertResponse {
+  certPem: string;
+  /** Why none was issued (the host is not an enabled relay). */
+  error: string;
+}
+
+/** What a relay reports about itself, on start and every few seconds while it serves. */
+export interface RelayStatus {
+  /** host:port agents dial; empty when not serving. */
+  address: string;
+  cacheBytes: number;
+  cacheUsedBytes: number;
+  cacheChunks: number;
+  /** Chunk requests answered from the cache vs fetched from upstream first. */
+  hits: number;
+  misses: number;
+  bytesFromUpstream: number;
+  bytesServed: number;
+  /** Why it is not serving, if it is not. */
+  error: string;
+  /** Upstream throughput seen on the last upstream fetch, bytes per second (0: none yet). */
+  upstreamBytesPerSec: number;
+  /** Chunks dropped because their cached bytes went bad. */
+  droppedCorrupt: number;
 }
 
 export interface Hello {
@@ -328,6 +404,12 @@ export interface BundleProgress {
   bytesFetched: number;
   error: string;
   errorCode: string;
+  /**
+   * Site relays this stage left for the next relay or the controller
+   * (down, stalled, bad bytes), "relay-id: reason" each; sent with the final
+   * state (docs/relays.md).
+   */
+  relayFallbacks: string[];
 }
 
 export interface Welcome {
@@ -636,6 +718,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "upgradeReport":
         AgentUpgradeReport.encode(message.msg.value, writer.uint32(74).fork()).join();
         break;
+      case "relayCertRequest":
+        RelayCertRequest.encode(message.msg.value, writer.uint32(82).fork()).join();
+        break;
+      case "relayStatus":
+        RelayStatus.encode(message.msg.value, writer.uint32(90).fork()).join();
+        break;
     }
     return writer;
   },
@@ -717,6 +805,22 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "upgradeReport", value: AgentUpgradeReport.decode(reader, reader.uint32()) };
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.msg = { $case: "relayCertRequest", value: RelayCertRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.msg = { $case: "relayStatus", value: RelayStatus.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -755,6 +859,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "upgradeReport", value: AgentUpgradeReport.fromJSON(object.upgradeReport) }
         : isSet(object.upgrade_report)
         ? { $case: "upgradeReport", value: AgentUpgradeReport.fromJSON(object.upgrade_report) }
+        : isSet(object.relayCertRequest)
+        ? { $case: "relayCertRequest", value: RelayCertRequest.fromJSON(object.relayCertRequest) }
+        : isSet(object.relay_cert_request)
+        ? { $case: "relayCertRequest", value: RelayCertRequest.fromJSON(object.relay_cert_request) }
+        : isSet(object.relayStatus)
+        ? { $case: "relayStatus", value: RelayStatus.fromJSON(object.relayStatus) }
+        : isSet(object.relay_status)
+        ? { $case: "relayStatus", value: RelayStatus.fromJSON(object.relay_status) }
         : undefined,
     };
   },
@@ -777,6 +889,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.jobResult = JobResult.toJSON(message.msg.value);
     } else if (message.msg?.$case === "upgradeReport") {
       obj.upgradeReport = AgentUpgradeReport.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "relayCertRequest") {
+      obj.relayCertRequest = RelayCertRequest.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "relayStatus") {
+      obj.relayStatus = RelayStatus.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -835,6 +951,18 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "relayCertRequest": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "relayCertRequest", value: RelayCertRequest.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "relayStatus": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "relayStatus", value: RelayStatus.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -870,6 +998,12 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         break;
       case "upgrade":
         AgentUpgrade.encode(message.msg.value, writer.uint32(74).fork()).join();
+        break;
+      case "relays":
+        RelayConfig.encode(message.msg.value, writer.uint32(82).fork()).join();
+        break;
+      case "relayCert":
+        RelayCertResponse.encode(message.msg.value, writer.uint32(90).fork()).join();
         break;
     }
     return writer;
@@ -952,6 +1086,22 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "upgrade", value: AgentUpgrade.decode(reader, reader.uint32()) };
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.msg = { $case: "relays", value: RelayConfig.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.msg = { $case: "relayCert", value: RelayCertResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -988,6 +1138,12 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "jobStart", value: JobStart.fromJSON(object.job_start) }
         : isSet(object.upgrade)
         ? { $case: "upgrade", value: AgentUpgrade.fromJSON(object.upgrade) }
+        : isSet(object.relays)
+        ? { $case: "relays", value: RelayConfig.fromJSON(object.relays) }
+        : isSet(object.relayCert)
+        ? { $case: "relayCert", value: RelayCertResponse.fromJSON(object.relayCert) }
+        : isSet(object.relay_cert)
+        ? { $case: "relayCert", value: RelayCertResponse.fromJSON(object.relay_cert) }
         : undefined,
     };
   },
@@ -1010,6 +1166,10 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.jobStart = JobStart.toJSON(message.msg.value);
     } else if (message.msg?.$case === "upgrade") {
       obj.upgrade = AgentUpgrade.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "relays") {
+      obj.relays = RelayConfig.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "relayCert") {
+      obj.relayCert = RelayCertResponse.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -1068,7 +1228,749 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         }
         break;
       }
+      case "relays": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "relays", value: RelayConfig.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "relayCert": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "relayCert", value: RelayCertResponse.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseRelayConfig(): RelayConfig {
+  return { relays: [], role: undefined };
+}
+
+export const RelayConfig: MessageFns<RelayConfig> = {
+  encode(message: RelayConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.relays) {
+      RelayEndpoint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.role !== undefined) {
+      RelayRole.encode(message.role, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.relays.push(RelayEndpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.role = RelayRole.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayConfig {
+    return {
+      relays: globalThis.Array.isArray(object?.relays) ? object.relays.map((e: any) => RelayEndpoint.fromJSON(e)) : [],
+      role: isSet(object.role) ? RelayRole.fromJSON(object.role) : undefined,
+    };
+  },
+
+  toJSON(message: RelayConfig): unknown {
+    const obj: any = {};
+    if (message.relays?.length) {
+      obj.relays = message.relays.map((e) => RelayEndpoint.toJSON(e));
+    }
+    if (message.role !== undefined) {
+      obj.role = RelayRole.toJSON(message.role);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayConfig>, I>>(base?: I): RelayConfig {
+    return RelayConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayConfig>, I>>(object: I): RelayConfig {
+    const message = createBaseRelayConfig();
+    message.relays = object.relays?.map((e) => RelayEndpoint.fromPartial(e)) || [];
+    message.role = (object.role !== undefined && object.role !== null) ? RelayRole.fromPartial(object.role) : undefined;
+    return message;
+  },
+};
+
+function createBaseRelayEndpoint(): RelayEndpoint {
+  return { agentId: "", address: "" };
+}
+
+export const RelayEndpoint: MessageFns<RelayEndpoint> = {
+  encode(message: RelayEndpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.agentId !== "") {
+      writer.uint32(10).string(message.agentId);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayEndpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayEndpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayEndpoint {
+    return {
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+    };
+  },
+
+  toJSON(message: RelayEndpoint): unknown {
+    const obj: any = {};
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayEndpoint>, I>>(base?: I): RelayEndpoint {
+    return RelayEndpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayEndpoint>, I>>(object: I): RelayEndpoint {
+    const message = createBaseRelayEndpoint();
+    message.agentId = object.agentId ?? "";
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayRole(): RelayRole {
+  return { listen: "", cacheBytes: 0, revokedAgentIds: [], advertise: "" };
+}
+
+export const RelayRole: MessageFns<RelayRole> = {
+  encode(message: RelayRole, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.listen !== "") {
+      writer.uint32(10).string(message.listen);
+    }
+    if (message.cacheBytes !== 0) {
+      writer.uint32(16).uint64(message.cacheBytes);
+    }
+    for (const v of message.revokedAgentIds) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.advertise !== "") {
+      writer.uint32(34).string(message.advertise);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayRole {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayRole();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.listen = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cacheBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.revokedAgentIds.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.advertise = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayRole {
+    return {
+      listen: isSet(object.listen) ? globalThis.String(object.listen) : "",
+      cacheBytes: isSet(object.cacheBytes)
+        ? globalThis.Number(object.cacheBytes)
+        : isSet(object.cache_bytes)
+        ? globalThis.Number(object.cache_bytes)
+        : 0,
+      revokedAgentIds: globalThis.Array.isArray(object?.revokedAgentIds)
+        ? object.revokedAgentIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.revoked_agent_ids)
+        ? object.revoked_agent_ids.map((e: any) => globalThis.String(e))
+        : [],
+      advertise: isSet(object.advertise) ? globalThis.String(object.advertise) : "",
+    };
+  },
+
+  toJSON(message: RelayRole): unknown {
+    const obj: any = {};
+    if (message.listen !== "") {
+      obj.listen = message.listen;
+    }
+    if (message.cacheBytes !== 0) {
+      obj.cacheBytes = Math.round(message.cacheBytes);
+    }
+    if (message.revokedAgentIds?.length) {
+      obj.revokedAgentIds = message.revokedAgentIds;
+    }
+    if (message.advertise !== "") {
+      obj.advertise = message.advertise;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayRole>, I>>(base?: I): RelayRole {
+    return RelayRole.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayRole>, I>>(object: I): RelayRole {
+    const message = createBaseRelayRole();
+    message.listen = object.listen ?? "";
+    message.cacheBytes = object.cacheBytes ?? 0;
+    message.revokedAgentIds = object.revokedAgentIds?.map((e) => e) || [];
+    message.advertise = object.advertise ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayCertRequest(): RelayCertRequest {
+  return { csrPem: "" };
+}
+
+export const RelayCertRequest: MessageFns<RelayCertRequest> = {
+  encode(message: RelayCertRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.csrPem !== "") {
+      writer.uint32(10).string(message.csrPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayCertRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayCertRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayCertRequest {
+    return {
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RelayCertRequest): unknown {
+    const obj: any = {};
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayCertRequest>, I>>(base?: I): RelayCertRequest {
+    return RelayCertRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayCertRequest>, I>>(object: I): RelayCertRequest {
+    const message = createBaseRelayCertRequest();
+    message.csrPem = object.csrPem ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayCertResponse(): RelayCertResponse {
+  return { certPem: "", error: "" };
+}
+
+export const RelayCertResponse: MessageFns<RelayCertResponse> = {
+  encode(message: RelayCertResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.certPem !== "") {
+      writer.uint32(10).string(message.certPem);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayCertResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayCertResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certPem = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayCertResponse {
+    return {
+      certPem: isSet(object.certPem)
+        ? globalThis.String(object.certPem)
+        : isSet(object.cert_pem)
+        ? globalThis.String(object.cert_pem)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: RelayCertResponse): unknown {
+    const obj: any = {};
+    if (message.certPem !== "") {
+      obj.certPem = message.certPem;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayCertResponse>, I>>(base?: I): RelayCertResponse {
+    return RelayCertResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayCertResponse>, I>>(object: I): RelayCertResponse {
+    const message = createBaseRelayCertResponse();
+    message.certPem = object.certPem ?? "";
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayStatus(): RelayStatus {
+  return {
+    address: "",
+    cacheBytes: 0,
+    cacheUsedBytes: 0,
+    cacheChunks: 0,
+    hits: 0,
+    misses: 0,
+    bytesFromUpstream: 0,
+    bytesServed: 0,
+    error: "",
+    upstreamBytesPerSec: 0,
+    droppedCorrupt: 0,
+  };
+}
+
+export const RelayStatus: MessageFns<RelayStatus> = {
+  encode(message: RelayStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.cacheBytes !== 0) {
+      writer.uint32(16).uint64(message.cacheBytes);
+    }
+    if (message.cacheUsedBytes !== 0) {
+      writer.uint32(24).uint64(message.cacheUsedBytes);
+    }
+    if (message.cacheChunks !== 0) {
+      writer.uint32(32).uint64(message.cacheChunks);
+    }
+    if (message.hits !== 0) {
+      writer.uint32(40).uint64(message.hits);
+    }
+    if (message.misses !== 0) {
+      writer.uint32(48).uint64(message.misses);
+    }
+    if (message.bytesFromUpstream !== 0) {
+      writer.uint32(56).uint64(message.bytesFromUpstream);
+    }
+    if (message.bytesServed !== 0) {
+      writer.uint32(64).uint64(message.bytesServed);
+    }
+    if (message.error !== "") {
+      writer.uint32(74).string(message.error);
+    }
+    if (message.upstreamBytesPerSec !== 0) {
+      writer.uint32(80).uint64(message.upstreamBytesPerSec);
+    }
+    if (message.droppedCorrupt !== 0) {
+      writer.uint32(88).uint64(message.droppedCorrupt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.cacheBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cacheUsedBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.cacheChunks = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.hits = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.misses = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.bytesFromUpstream = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.bytesServed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.upstreamBytesPerSec = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.droppedCorrupt = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayStatus {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      cacheBytes: isSet(object.cacheBytes)
+        ? globalThis.Number(object.cacheBytes)
+        : isSet(object.cache_bytes)
+        ? globalThis.Number(object.cache_bytes)
+        : 0,
+      cacheUsedBytes: isSet(object.cacheUsedBytes)
+        ? globalThis.Number(object.cacheUsedBytes)
+        : isSet(object.cache_used_bytes)
+        ? globalThis.Number(object.cache_used_bytes)
+        : 0,
+      cacheChunks: isSet(object.cacheChunks)
+        ? globalThis.Number(object.cacheChunks)
+        : isSet(object.cache_chunks)
+        ? globalThis.Number(object.cache_chunks)
+        : 0,
+      hits: isSet(object.hits) ? globalThis.Number(object.hits) : 0,
+      misses: isSet(object.misses) ? globalThis.Number(object.misses) : 0,
+      bytesFromUpstream: isSet(object.bytesFromUpstream)
+        ? globalThis.Number(object.bytesFromUpstream)
+        : isSet(object.bytes_from_upstream)
+        ? globalThis.Number(object.bytes_from_upstream)
+        : 0,
+      bytesServed: isSet(object.bytesServed)
+        ? globalThis.Number(object.bytesServed)
+        : isSet(object.bytes_served)
+        ? globalThis.Number(object.bytes_served)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      upstreamBytesPerSec: isSet(object.upstreamBytesPerSec)
+        ? globalThis.Number(object.upstreamBytesPerSec)
+        : isSet(object.upstream_bytes_per_sec)
+        ? globalThis.Number(object.upstream_bytes_per_sec)
+        : 0,
+      droppedCorrupt: isSet(object.droppedCorrupt)
+        ? globalThis.Number(object.droppedCorrupt)
+        : isSet(object.dropped_corrupt)
+        ? globalThis.Number(object.dropped_corrupt)
+        : 0,
+    };
+  },
+
+  toJSON(message: RelayStatus): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.cacheBytes !== 0) {
+      obj.cacheBytes = Math.round(message.cacheBytes);
+    }
+    if (message.cacheUsedBytes !== 0) {
+      obj.cacheUsedBytes = Math.round(message.cacheUsedBytes);
+    }
+    if (message.cacheChunks !== 0) {
+      obj.cacheChunks = Math.round(message.cacheChunks);
+    }
+    if (message.hits !== 0) {
+      obj.hits = Math.round(message.hits);
+    }
+    if (message.misses !== 0) {
+      obj.misses = Math.round(message.misses);
+    }
+    if (message.bytesFromUpstream !== 0) {
+      obj.bytesFromUpstream = Math.round(message.bytesFromUpstream);
+    }
+    if (message.bytesServed !== 0) {
+      obj.bytesServed = Math.round(message.bytesServed);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.upstreamBytesPerSec !== 0) {
+      obj.upstreamBytesPerSec = Math.round(message.upstreamBytesPerSec);
+    }
+    if (message.droppedCorrupt !== 0) {
+      obj.droppedCorrupt = Math.round(message.droppedCorrupt);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayStatus>, I>>(base?: I): RelayStatus {
+    return RelayStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayStatus>, I>>(object: I): RelayStatus {
+    const message = createBaseRelayStatus();
+    message.address = object.address ?? "";
+    message.cacheBytes = object.cacheBytes ?? 0;
+    message.cacheUsedBytes = object.cacheUsedBytes ?? 0;
+    message.cacheChunks = object.cacheChunks ?? 0;
+    message.hits = object.hits ?? 0;
+    message.misses = object.misses ?? 0;
+    message.bytesFromUpstream = object.bytesFromUpstream ?? 0;
+    message.bytesServed = object.bytesServed ?? 0;
+    message.error = object.error ?? "";
+    message.upstreamBytesPerSec = object.upstreamBytesPerSec ?? 0;
+    message.droppedCorrupt = object.droppedCorrupt ?? 0;
     return message;
   },
 };
@@ -1872,7 +2774,16 @@ export const BundleStage: MessageFns<BundleStage> = {
 };
 
 function createBaseBundleProgress(): BundleProgress {
-  return { bundleId: "", state: 0, bytesDone: 0, bytesTotal: 0, bytesFetched: 0, error: "", errorCode: "" };
+  return {
+    bundleId: "",
+    state: 0,
+    bytesDone: 0,
+    bytesTotal: 0,
+    bytesFetched: 0,
+    error: "",
+    errorCode: "",
+    relayFallbacks: [],
+  };
 }
 
 export const BundleProgress: MessageFns<BundleProgress> = {
@@ -1897,6 +2808,9 @@ export const BundleProgress: MessageFns<BundleProgress> = {
     }
     if (message.errorCode !== "") {
       writer.uint32(58).string(message.errorCode);
+    }
+    for (const v of message.relayFallbacks) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -1970,6 +2884,14 @@ export const BundleProgress: MessageFns<BundleProgress> = {
             message.errorCode = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.relayFallbacks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2011,6 +2933,11 @@ export const BundleProgress: MessageFns<BundleProgress> = {
         : isSet(object.error_code)
         ? globalThis.String(object.error_code)
         : "",
+      relayFallbacks: globalThis.Array.isArray(object?.relayFallbacks)
+        ? object.relayFallbacks.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.relay_fallbacks)
+        ? object.relay_fallbacks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2037,6 +2964,9 @@ export const BundleProgress: MessageFns<BundleProgress> = {
     if (message.errorCode !== "") {
       obj.errorCode = message.errorCode;
     }
+    if (message.relayFallbacks?.length) {
+      obj.relayFallbacks = message.relayFallbacks;
+    }
     return obj;
   },
 
@@ -2052,6 +2982,7 @@ export const BundleProgress: MessageFns<BundleProgress> = {
     message.bytesFetched = object.bytesFetched ?? 0;
     message.error = object.error ?? "";
     message.errorCode = object.errorCode ?? "";
+    message.relayFallbacks = object.relayFallbacks?.map((e) => e) || [];
     return message;
   },
 };

@@ -24,9 +24,9 @@
  */
 import { close, fstat, open, read } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
-import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
-import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
+import { EncodedChunkData } from './chunk-codec.js';
+import type { ChunkStore } from './chunk-store.js';
+import { ChunkCorruptError, ChunkNotFoundError } from './errors.js';
 
 /** Bytes of a chunk's message beyond its data: frame header, digest and tags (96 covers a 64-character digest with room). */
 const MESSAGE_OVERHEAD = 96;
@@ -89,6 +89,23 @@ export class ServedChunks {
   /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */
   forget(): void {
     this.verified.clear();
+  }
+
+  /**
+   * Hash `digest`'s stored copy now (Chunks.Recheck: a client got bytes
+   * that did not match). Returns true when the copy was bad and is gone; a
+   * good or missing copy is left as it is, so a report cannot evict a good chunk.
+   */
+  async recheck(digest: string): Promise<boolean> {
+    this.verified.delete(digest);
+    try {
+      await this.read(digest);
+      return false;
+    } catch (e) {
+      if (e instanceof ChunkCorruptError) return true;
+      if (e instanceof ChunkNotFoundError) return false;
+      throw e;
+    }
   }
 }
 

@@ -1,0 +1,223 @@
+/**
+ * A site relay's chunk cache (docs/relays.md): verified chunks on disk,
+ * bounded in bytes, least recently used out first; survives restarts (the
+ * index is rebuilt from the directory, oldest access time first).
+ *
+ * Each missing chunk is fetched once from upstream however many agents ask
+ * for it at the same time (single flight): the first asker starts one
+ * upstream call for every chunk it misses, later askers wait on the same
+ * promises. Upstream bytes are hashed before they are stored
+ * (ChunkStore.put), and chunks are served through ServedChunks, which hashes
+ * a chunk the first time this process serves it, so a chunk that went bad
+ * while the relay was down is dropped and fetched again, not served.
+ */
+import { stat, utimes } from 'node:fs/promises';
+import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
+import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
+import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
+import { BufferPool, ServedChunks } from '../../../common/src/bundle/served-chunks.js';
+import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { ChunkSource } from '../bundles/chunk-source.js';
+
+/** Counters a relay reports (RelayStatus). */
+export interface RelayCacheStats {
+  capacityBytes: number;
+  usedBytes: number;
+  chunks: number;
+  hits: number;
+  misses: number;
+  bytesFromUpstream: number;
+  bytesServed: number;
+  droppedCorrupt: number;
+  upstreamBytesPerSec: number;
+}
+
+/** See module comment. */
+export class RelayCache {
+  readonly store: ChunkStore;
+  private readonly served: ServedChunks;
+  /** Digest → size, in access order (oldest first): Map iteration order is insertion order, and a hit re-inserts. */
+  private readonly lru = new Map<string, number>();
+  private used = 0;
+  /** Upstream fetches in flight, by digest (single flight). */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Chunks being served right now (count of calls): never evicted under a reader. */
+  private readonly pinned = new Map<string, number>();
+  readonly pool = new BufferPool(16);
+  private readonly counters = { hits: 0, misses: 0, bytesFromUpstream: 0, bytesServed: 0, droppedCorrupt: 0, upstreamBytesPerSec: 0 };
+
+  private constructor(dir: string, private capacity: number, private readonly upstream: () => ChunkSource & { close(): void }, private readonly log: Logger) {
+    this.store = new ChunkStore(dir, { durable: false });
+    this.served = new ServedChunks(this.store);
+  }
+
+  /** Opens the cache in `dir`, indexing what an earlier run left (then trimming it to `capacity`). */
+  static async open(dir: string, capacity: number, upstream: () => ChunkSource & { close(): void }, log: Logger): Promise<RelayCache> {
+    const c = new RelayCache(dir, capacity, upstream, log);
+    await c.store.sweepTempFiles(0);
+    const found: Array<{ digest: string; size: number; at: number }> = [];
+    for await (const digest of c.store.list()) {
+      const st = await stat(c.store.pathOf(digest)).catch(() => undefined);
+      if (st) found.push({ digest, size: st.size, at: st.atimeMs > st.mtimeMs ? st.atimeMs : st.mtimeMs });
+    }
+    found.sort((a, b) => a.at - b.at);
+    for (const f of found) {
+      c.lru.set(f.digest, f.size);
+      c.used += f.size;
+    }
+    await c.evict();
+    return c;
+  }
+
+  /** A new bound (the operator changed --cache-size); trims at once. */
+  async resize(capacity: number): Promise<void> {
+    this.capacity = capacity;
+    await this.evict();
+  }
+
+  stats(): RelayCacheStats {
+    return { capacityBytes: this.capacity, usedBytes: this.used, chunks: this.lru.size, ...this.counters };
+  }
+
+  /**
+   * Makes sure every digest is in the cache or on its way: one upstream call
+   * for those nobody is fetching yet. Returns a promise per digest, in order.
+   */
+  prepare(digests: readonly string[]): Array<Promise<void>> {
+    const missing = digests.filter((d) => !this.lru.has(d) && !this.inFlight.has(d));
+    const unique = [...new Set(missing)];
+    if (unique.length > 0) this.fetchUpstream(unique);
+    for (const d of digests) {
+      if (this.lru.has(d) && !this.inFlight.has(d)) this.counters.hits++;
+      else this.counters.misses++;
+    }
+    return digests.map((d) => this.inFlight.get(d) ?? Promise.resolve());
+  }
+
+  /**
+   * The chunk as a message to send, once it is here. A copy that turns out
+   * corrupt (ServedChunks drops it) or vanished is fetched again once.
+   */
+  async read(digest: string, ready: Promise<void>): Promise<EncodedChunkData> {
+    await ready;
+    this.pinned.set(digest, (this.pinned.get(digest) ?? 0) + 1);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const msg = await this.served.read(digest, this.pool);
+          this.touch(digest, msg.data.length);
+          this.counters.bytesServed += msg.data.length;
+          return msg;
+        } catch (e) {
+          if (!(e instanceof ChunkCorruptError || e instanceof ChunkNotFoundError) || attempt > 0) throw e;
+          if (e instanceof ChunkCorruptError) {
+            this.counters.droppedCorrupt++;
+            this.log.warn({ digest }, 'a cached chunk no longer matches its digest; dropped and fetched again');
+          }
+          this.forgetEntry(digest);
+          await (this.inFlight.get(digest) ?? this.prepareOne(digest));
+        }
+      }
+    } finally {
+      const n = (this.pinned.get(digest) ?? 1) - 1;
+      if (n <= 0) this.pinned.delete(digest);
+      else this.pinned.set(digest, n);
+    }
+  }
+
+  /** Chunks.Recheck: hash the cached copy again; drop it if bad. */
+  async recheck(digest: string): Promise<boolean> {
+    if (!this.lru.has(digest)) return false;
+    const bad = await this.served.recheck(digest);
+    if (bad) {
+      this.counters.droppedCorrupt++;
+      this.forgetEntry(digest);
+      this.log.warn({ digest }, 'an agent reported bad bytes for a cached chunk; it was bad and is dropped');
+    }
+    return bad;
+  }
+
+  private prepareOne(digest: string): Promise<void> {
+    this.fetchUpstream([digest]);
+    return this.inFlight.get(digest)!;
+  }
+
+  /** One upstream call for `digests`; each digest's promise settles as its chunk is stored (or the call fails). */
+  private fetchUpstream(digests: string[]): void {
+    const waiting = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
+    for (const d of digests) {
+      const p = new Promise<void>((resolve, reject) => waiting.set(d, { resolve, reject }));
+      p.catch(() => undefined); // a waiter sees the rejection; nobody waiting is not an error
+      this.inFlight.set(d, p);
+    }
+    const source = this.upstream();
+    const started = performance.now();
+    let got = 0;
+    void (async () => {
+      const ac = new AbortController();
+      try {
+        for await (const c of source.fetch(digests, ac.signal)) {
+          const w = waiting.get(c.digest);
+          if (!w) throw new FerryError(ErrorCode.ChunkDigestMismatch, `upstream sent chunk ${c.digest.slice(0, 80)}, which was not asked for`);
+          await this.store.put(c.digest, c.data); // hashes first; a mismatch throws and stores nothing
+          this.served.written(c.digest, c.data.length);
+          this.counters.bytesFromUpstream += c.data.length;
+          got += c.data.length;
+          this.touch(c.digest, c.data.length);
+          this.inFlight.delete(c.digest);
+          waiting.delete(c.digest);
+          w.resolve();
+          await this.evict();
+        }
+        if (waiting.size > 0) throw new FerryError(ErrorCode.Unavailable, `upstream ended after ${digests.length - waiting.size} of ${digests.length} chunks`);
+      } catch (e) {
+        const fe = asFerryError(e);
+        this.log.warn({ code: fe.code, err: fe.message, chunks: waiting.size }, 'relay: upstream fetch failed');
+        for (const [d, w] of waiting) {
+          this.inFlight.delete(d);
+          w.reject(new FerryError(fe.code === ErrorCode.NotFound || fe.code === ErrorCode.ChunkNotFound ? fe.code : ErrorCode.Unavailable,
+            `the relay could not get chunk ${d.slice(0, 12)} from upstream: ${fe.message}`, 'the agent falls back to the controller by itself'));
+        }
+      } finally {
+        ac.abort();
+        source.close();
+        const secs = (performance.now() - started) / 1000;
+        if (got > 0 && secs > 0) this.counters.upstreamBytesPerSec = Math.round(got / secs);
+      }
+    })();
+  }
+
+  /** Marks a chunk used now; the access time on disk keeps the order across restarts (best effort). */
+  private touch(digest: string, size: number): void {
+    const had = this.lru.get(digest);
+    if (had !== undefined) {
+      this.lru.delete(digest);
+      this.used -= had;
+    }
+    this.lru.set(digest, size);
+    this.used += size;
+    const now = new Date();
+    void utimes(this.store.pathOf(digest), now, now).catch(() => undefined);
+  }
+
+  private forgetEntry(digest: string): void {
+    const had = this.lru.get(digest);
+    if (had !== undefined) {
+      this.lru.delete(digest);
+      this.used -= had;
+    }
+  }
+
+  /** Least recently used first, skipping chunks being served or fetched, until under the bound. */
+  private async evict(): Promise<void> {
+    if (this.used <= this.capacity) return;
+    for (const [digest, size] of this.lru) {
+      if (this.used <= this.capacity) break;
+      if (this.pinned.has(digest) || this.inFlight.has(digest)) continue;
+      this.lru.delete(digest);
+      this.used -= size;
+      await this.store.remove(digest).catch((e: Error) => this.log.warn({ digest, err: e.message }, 'relay: could not evict a chunk'));
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * This agent as a site relay (docs/relays.md): started, changed and stopped
+ * by the RelayRole the controller sends over the session. It keeps its own
+ * key in STATE/relay/server.key (made here, 0600, never sent), asks the
+ * controller for a relay certificate over the session (again when a third
+ * of its life is left), serves Chunks.Fetch from its cache, and reports its
+ * address and counters every few seconds while connected.
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentMessage, RelayCertResponse, RelayRole as RelayRoleMsg, RelayStatus } from '../../../common/src/gen/ferry/v1/session.js';
+import { asFerryError } from '../../../common/src/errors.js';
+import type { Logger } from '../../../common/src/log.js';
+import { certIdentity, createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
+import { ensurePrivateDir, writeFileAtomic } from '../../../common/src/secure-fs.js';
+import type { ChunkSource } from '../bundles/chunk-source.js';
+import { renewalDue } from '../session/session-loop.js';
+import type { AgentState } from '../state/agent-state.js';
+import { RelayCache } from './relay-cache.js';
+import { RelayServer } from './relay-server.js';
+
+/** Options of {@link RelayRole}. */
+export interface RelayRoleOptions {
+  state: AgentState;
+  log: Logger;
+  /** Sends on the session if connected (dropped otherwise; the role is sent again on every hello). */
+  sendNow: (m: AgentMessage) => void;
+  /** A fresh source for the relay's upstream (the controller, with this agent's identity). */
+  upstream: () => ChunkSource & { close(): void };
+  /** How often counters are reported while serving (default 5 s). */
+  statusEveryMs?: number;
+}
+
+/** See module comment. */
+export class RelayRole {
+  private role: RelayRoleMsg | undefined;
+  private revoked: ReadonlySet<string> = new Set();
+  private cache: RelayCache | undefined;
+  private server: { s: RelayServer; listen: string; advertise: string; certPem: string } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private certRequested = false;
+  private lastError = '';
+  private lastSent = '';
+
+  constructor(private readonly o: RelayRoleOptions) {}
+
+  private get dir(): string { return join(this.o.state.dir, 'relay'); }
+  private get keyPath(): string { return join(this.dir, 'server.key'); }
+  private get certPath(): string { return join(this.dir, 'server.crt'); }
+
+  /** The address it serves on, while it does (tests, status). */
+  get address(): string | undefined {
+    return this.server?.s.address;
+  }
+
+  /** The cache, once the role was applied (tests, status). */
+  get cacheForTests(): RelayCache | undefined {
+    return this.cache;
+  }
+
+  /** The controller's word (RelayConfig.role): serve with these settings, or (undefined) stop. */
+  apply(role: RelayRoleMsg | undefined): Promise<void> {
+    return this.serial(async () => {
+      this.role = role;
+      this.revoked = new Set(role?.revokedAgentIds ?? []);
+      if (!role) {
+        if (this.server) this.o.log.info({ address: this.server.s.address }, 'relay role withdrawn; no longer serving chunks');
+        this.stopServer();
+        return;
+      }
+      try {
+        if (!this.cache) this.cache = await RelayCache.open(join(this.dir, 'cache'), Number(role.cacheBytes), this.o.upstream, this.o.log.child({ part: 'relay-cache' }));
+        else await this.cache.resize(Number(role.cacheBytes));
+        await this.ensureServing();
+      } catch (e) {
+        this.fail(e);
+      }
+      this.report(true);
+    });
+  }
+
+  /** The controller's answer to a certificate request. */
+  onCert(resp: RelayCertResponse): Promise<void> {
+    return this.serial(async () => {
+      this.certRequested = false;
+      if (resp.error || !resp.certPem) {
+        this.fail(new Error(resp.error || 'the controller sent no relay certificate'));
+        this.report(true);
+        return;
+      }
+      writeFileAtomic(this.certPath, resp.certPem, 0o600);
+      this.o.log.info({ notAfter: new X509Certificate(resp.certPem).validTo }, 'relay certificate received');
+      try {
+        if (this.role) await this.ensureServing();
+      } catch (e) {
+        this.fail(e);
+      }
+      this.report(true);
+    });
+  }
+
+  /** Stops serving (the agent stops, or was revoked). The cache stays on disk for the next start. */
+  stop(): Promise<void> {
+    return this.serial(async () => {
+      this.role = undefined;
+      this.stopServer();
+    });
+  }
+
+  private serial(fn: () => Promise<void>): Promise<void> {
+    this.chain = this.chain.then(fn, fn);
+    return this.chain;
+  }
+
+  private fail(e: unknown): void {
+    const fe = asFerryError(e);
+    this.lastError = fe.message;
+    this.o.log.error({ code: fe.code, err: fe.message, hint: fe.hint }, 'relay cannot serve');
+  }
+
+  /** Starts (or restarts with new settings or a new certificate) the server, asking for a certificate first when needed. */
+  private async ensureServing(): Promise<void> {
+    const role = this.role!;
+    const certPem = this.usableCert();
+    if (!certPem) {
+      await this.requestCert();
+      return;
+    }
+    const s = this.server;
+    if (s && s.listen === role.listen && s.advertise === role.advertise && s.certPem === certPem) return;
+    this.stopServer();
+    const loaded = this.o.state.load();
+    const server = await RelayServer.start({
+      listen: role.listen, advertise: role.advertise, caPem: loaded.caPem, certPem, keyPem: readFileSync(this.keyPath, 'utf8'),
+      cache: this.cache!, revoked: () => this.revoked, log: this.o.log.child({ part: 'relay' }),
+    });
+    this.server = { s: server, listen: role.listen, advertise: role.advertise, certPem };
+    this.lastError = '';
+    this.o.log.info({ address: server.address, cacheBytes: Number(role.cacheBytes) }, 'relay serving chunks');
+    const every = this.o.statusEveryMs ?? 5_000;
+    this.timer ??= setInterval(() => void this.serial(async () => this.tick()), every);
+    this.timer.unref?.();
+  }
+
+  /** Periodic: report changed counters, renew the certificate when a third of its life is left. */
+  private async tick(): Promise<void> {
+    if (!this.role) return;
+    if (this.server && renewalDue(this.server.certPem, Date.now()) && !this.certRequested) await this.requestCert();
+    this.report(false);
+  }
+
+  /** The stored relay certificate if it matches the key, names this agent with the relay role and is not due for renewal. */
+  private usableCert(): string | undefined {
+    if (!existsSync(this.certPath) || !existsSync(this.keyPath)) return undefined;
+    try {
+      const pem = readFileSync(this.certPath, 'utf8');
+      const cert = new X509Certificate(pem);
+      const { cn, role } = certIdentity(cert);
+      if (role !== 'relay' || cn !== this.o.state.load().identity.agentId || renewalDue(pem, Date.now())) return undefined;
+      return pem;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async requestCert(): Promise<void> {
+    ensurePrivateDir(this.dir);
+    if (!existsSync(this.keyPath)) writeFileAtomic(this.keyPath, await exportPrivateKeyPem((await generateKeyPair()).privateKey), 0o600);
+    const csrPem = await createCsr(await keyPairFromPem(readFileSync(this.keyPath, 'utf8')), 'ferry-relay');
+    this.certRequested = true;
+    this.o.sendNow({ msg: { $case: 'relayCertRequest', value: { csrPem } } });
+  }
+
+  private stopServer(): void {
+    this.server?.s.stop();
+    this.server = undefined;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Sends the status when it changed (or always with `force`). */
+  private report(force: boolean): void {
+    if (!this.role) return;
+    const st = this.cache?.stats();
+    const status: RelayStatus = {
+      address: this.server?.s.address ?? '', cacheBytes: Number(this.role.cacheBytes), cacheUsedBytes: st?.usedBytes ?? 0, cacheChunks: st?.chunks ?? 0,
+      hits: st?.hits ?? 0, misses: st?.misses ?? 0, bytesFromUpstream: st?.bytesFromUpstream ?? 0, bytesServed: st?.bytesServed ?? 0,
+      error: this.server ? '' : this.lastError, upstreamBytesPerSec: st?.upstreamBytesPerSec ?? 0, droppedCorrupt: st?.droppedCorrupt ?? 0,
+    };
+    const text = JSON.stringify(status);
+    if (!force && text === this.lastSent) return;
+    this.lastSent = text;
+    this.o.sendNow({ msg: { $case: 'relayStatus', value: status } });
+  }
+}

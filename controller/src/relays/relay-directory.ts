@@ -1,0 +1,104 @@
+/**
+ * Which relays each host uses, and what each relay serves (docs/relays.md).
+ * The assignment is computed from the store on every change and pushed to
+ * every connected agent of this replica (and to each agent after its
+ * hello), so hosts follow an operator's change without being touched.
+ */
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+import type { RelayConfig, RelayStatus } from '../../../common/src/gen/ferry/v1/session.js';
+import { parseSelector } from '../../../common/src/labels.js';
+import type { Logger } from '../../../common/src/log.js';
+import type { CertificateAuthority } from '../pki/ca.js';
+import { checkCsr } from '../pki/csr.js';
+import type { SessionRegistry } from '../sessions/registry.js';
+import type { AgentRecord, AgentStore } from '../store/agents.js';
+import type { Db } from '../store/db.js';
+import { RelayStore, type RelayRecord } from '../store/relays.js';
+
+/** The relays `agent` should use, most preferred first, and its own relay role if it is one. Pure: the rule in one place. */
+export function relayConfigFor(agent: AgentRecord, relays: readonly RelayRecord[], agents: ReadonlyMap<string, AgentRecord>, connected: (id: string) => boolean): RelayConfig {
+  const usable = relays.filter((r) => {
+    const host = agents.get(r.agentId);
+    // A relay is never its own relay, is used only once it reported where it serves, and never once revoked.
+    return r.agentId !== agent.id && r.address !== '' && host !== undefined && host.revokedAt === null
+      && parseSelector(r.serves).matches(agent.labels);
+  });
+  // Relays with a live session first (more likely up); otherwise in the order they were enabled.
+  usable.sort((a, b) => Number(connected(b.agentId)) - Number(connected(a.agentId)));
+  const own = relays.find((r) => r.agentId === agent.id);
+  return {
+    relays: usable.map((r) => ({ agentId: r.agentId, address: r.address })),
+    role: own && agent.revokedAt === null ? {
+      listen: own.listen, cacheBytes: own.cacheBytes, advertise: own.advertise,
+      revokedAgentIds: [...agents.values()].filter((a) => a.revokedAt !== null).map((a) => a.id).sort(),
+    } : undefined,
+  };
+}
+
+/** See module comment. One per controller process. */
+export class RelayDirectory {
+  readonly store: RelayStore;
+
+  constructor(
+    db: Db,
+    private readonly agents: AgentStore,
+    private readonly sessions: SessionRegistry,
+    private readonly ca: CertificateAuthority,
+    private readonly certTtlMs: () => number,
+    private readonly log: Logger,
+  ) {
+    this.store = new RelayStore(db);
+  }
+
+  /** Sends every connected agent its assignment (after any change that may alter one). */
+  async pushAll(): Promise<void> {
+    const live = this.sessions.all();
+    if (live.length === 0) return;
+    const [relays, all] = await Promise.all([this.store.list(), this.agents.list(true)]);
+    const byId = new Map(all.map((a) => [a.id, a]));
+    for (const s of live) {
+      const a = byId.get(s.agentId);
+      if (a) s.send({ msg: { $case: 'relays', value: relayConfigFor(a, relays, byId, (id) => Boolean(this.sessions.get(id))) } });
+    }
+  }
+
+  /** Sends one agent its assignment (after its hello). */
+  async push(agentId: string): Promise<void> {
+    const s = this.sessions.get(agentId);
+    if (!s) return;
+    const [relays, all] = await Promise.all([this.store.list(), this.agents.list(true)]);
+    const byId = new Map(all.map((a) => [a.id, a]));
+    const a = byId.get(agentId);
+    if (a) s.send({ msg: { $case: 'relays', value: relayConfigFor(a, relays, byId, (id) => Boolean(this.sessions.get(id))) } });
+  }
+
+  /** A relay's report: stored for `ferry relays ls`; a new address is pushed to the hosts it serves. */
+  async onStatus(agentId: string, status: RelayStatus): Promise<void> {
+    const moved = await this.store.report(agentId, status, Date.now());
+    if (moved) {
+      this.log.info({ relay: agentId, address: status.address || null, error: status.error || undefined }, 'relay address changed; telling the hosts it serves');
+      await this.pushAll();
+    }
+  }
+
+  /**
+   * A relay asks for its server certificate: issued (role relay, CN the
+   * agent id) only while the agent is an enabled, unrevoked relay.
+   */
+  async issueCert(agentId: string, csrPem: string): Promise<{ certPem: string; error: string }> {
+    const relay = await this.store.get(agentId);
+    const agent = await this.agents.get(agentId);
+    if (!relay || !agent || agent.revokedAt !== null) {
+      return { certPem: '', error: `agent ${agentId} is not an enabled relay; enable it with \`ferry relay enable HOST --serves SELECTOR\`` };
+    }
+    try {
+      const csr = await checkCsr(csrPem);
+      const issued = await this.ca.issue({ publicKey: csr.publicKey, commonName: agentId, role: 'relay', ttlMs: this.certTtlMs() });
+      this.log.info({ relay: agentId, notAfter: issued.notAfter.toISOString() }, 'relay certificate issued');
+      return { certPem: issued.certPem, error: '' };
+    } catch (e) {
+      const fe = e instanceof FerryError ? e : new FerryError(ErrorCode.Internal, String(e));
+      return { certPem: '', error: fe.message };
+    }
+  }
+}
