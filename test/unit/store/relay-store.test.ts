@@ -6,7 +6,7 @@ import { RelayStore } from '../../../controller/src/store/relays.js';
 import { tempDir } from '../../support/fixtures.js';
 import { describeStores } from '../../support/stores.js';
 
-describeStores('relay store (migration 15)', function (store) {
+describeStores('relay store (migration 16)', function (store) {
   let dir: string;
   let db: Db;
   beforeEach(async () => {
