@@ -45,6 +45,7 @@ import { Leadership } from './ha/leadership.js';
 import { ReplicaRegistry } from './ha/replicas.js';
 import { SessionPresence } from './ha/presence.js';
 import { JobMailbox } from './jobs/job-mailbox.js';
+import { claimSharedChunkDir } from './ha/shared-chunks.js';
 import { loadSharedCa } from './ha/shared-ca.js';
 import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
@@ -200,7 +201,9 @@ export class Controller {
     registerFleetGauges(metrics.registry, { db, sessions });
     let port = 0;
     const listenHost = config.listen.replace(/:\d+$/, '');
-    const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
+    // Replicas serve one chunk directory on shared storage; one whose directory is not that one is refused here (ha/shared-chunks.ts).
+    if (shared) await claimSharedChunkDir(db, config.chunkDir);
+    const bundles = new BundleStore(db, config.chunkDir);
     const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics);
     const history = new JobHistory(db);
     const ctx: ControllerContext = {

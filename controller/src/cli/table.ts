@@ -31,6 +31,7 @@ const controllerCommand: CommandSpec = {
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
       store: { type: 'string', value: 'URL', help: 'sqlite (default: DATA/ferry.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by replicas (docs/ha.md)' },
+      chunks: { type: 'string', value: 'DIR', help: 'chunk store (default DATA/chunks); replicas on one PostgreSQL store share one directory on shared storage (docs/ha.md)' },
       ...startSettings,
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },

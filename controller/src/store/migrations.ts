@@ -373,4 +373,15 @@ ALTER TABLE jobs ADD COLUMN dispatch TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN session_replica TEXT;
 `,
   },
+  {
+    version: 15,
+    name: 'store_settings: facts every replica must agree on (the chunk store marker: which shared directory holds the chunks)',
+    sql: `
+CREATE TABLE store_settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];
