@@ -45,6 +45,7 @@ import { Leadership } from './ha/leadership.js';
 import { ReplicaRegistry } from './ha/replicas.js';
 import { SessionPresence } from './ha/presence.js';
 import { JobMailbox } from './jobs/job-mailbox.js';
+import { controllerStatus } from './ha/controller-status.js';
 import { claimSharedChunkDir } from './ha/shared-chunks.js';
 import { loadSharedCa } from './ha/shared-ca.js';
 import { TokenStore } from './store/tokens.js';
@@ -216,6 +217,7 @@ export class Controller {
       exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
       // Every live replica's addresses (this one's first): agents spread over them and move on when one goes.
       joinAddresses: () => replicas.joinAddresses(ownAddresses()),
+      status: undefined as unknown as ControllerContext['status'], // set below, with the lease
     };
     const ownAddresses = () => config.advertise.length > 0
       ? config.advertise
@@ -239,8 +241,10 @@ export class Controller {
       (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
       (err: Error) => log.error({ err }, 'job history sweep failed'));
     let sweeper: NodeJS.Timeout | undefined;
+    const lease = new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' });
+    ctx.status = () => controllerStatus({ db, replicaId, store: config.store.display, chunkDir: config.chunkDir, lease, replicas, sessions, presence });
     leadership = new Leadership({
-      lease: new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' }),
+      lease,
       name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, clock: systemClock, log: log.child({ part: 'lease' }),
       onElected: async () => {
         // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.

@@ -46,6 +46,22 @@ const controllerCommand: CommandSpec = {
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example',
       'FERRY_STORE=postgres://ferry:secret@db.plant7:5432/ferry ferry controller start --advertise ctl-a.plant7:7443'],
   }, {
+    name: 'status', summary: 'the controller replicas: which holds the scheduler lease (epoch), sessions per replica', shared: true,
+    description: 'Asks any replica; the answer comes from the store, so every replica gives the same picture. A single controller on SQLite shows itself as the one replica. See docs/ha.md.',
+    flags: { json },
+    examples: ['ferry controller status', 'ferry controller status --json | jq .leader'],
+  }, {
+    name: 'migrate-store', summary: 'copy a stopped SQLite controller\'s store into an empty PostgreSQL database, verified',
+    description: 'Brings the SQLite store to this version\'s schema (as a start would), then copies every table into the PostgreSQL database in one transaction and checks each table\'s row count and contents on both sides; any difference rolls the copy back. '
+      + 'Refuses a running controller (it holds the data directory for the whole copy) and a target database that holds any table. The SQLite store is not changed otherwise. '
+      + 'Give the password in the URL or in PGPASSWORD. Then start the first replica on the same data directory with --store and --chunks (docs/ha.md).',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the stopped controller\'s data directory (default /var/lib/ferry as root; env FERRY_DATA)' },
+      to: { type: 'string', value: 'URL', help: 'postgres://USER:PASSWORD@HOST:PORT/DB, an empty database' },
+      json,
+    },
+    examples: ['PGPASSWORD=... ferry controller migrate-store --data /var/lib/ferry --to postgres://ferry@db.plant7:5432/ferry'],
+  }, {
     name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
     description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '
       + 'The unit lets the controller write only its data directory and admin socket (ProtectSystem=strict), runs it with no capabilities (CAP_NET_BIND_SERVICE only for a port below 1024), NoNewPrivileges, private /tmp and devices, no kernel, clock or namespace access and @system-service system calls; it is not restarted on exit code 2 (a configuration error). '

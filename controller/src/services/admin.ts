@@ -65,6 +65,7 @@ export function adminService(ctx: ControllerContext, opts: OperatorCallOptions):
     ...jobHandlers(ctx, { ...kit, selectAgents }),
     ...operatorHandlers(ctx, kit),
     ...registryHandlers(ctx, kit),
+    controllerStatus: unary(async () => ctx.status()),
     resolveTargets: unary(async (req) => {
       const targets = await selectAgents(req, 'list-hosts', 'ferry exec --selector role=edge --list-hosts');
       const held = await ctx.prefetch.heldNames();

@@ -57,6 +57,7 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Admin/JobLogs': 'read',
   // Opens a browser session: like issuing a certificate, so an admin's act.
   '/ferry.v1.Admin/CreateConsoleLogin': 'write',
+  '/ferry.v1.Admin/ControllerStatus': 'read',
   '/ferry.v1.Rollouts/Create': 'write',
   '/ferry.v1.Rollouts/List': 'read',
   '/ferry.v1.Rollouts/Get': 'read',
