@@ -87,13 +87,15 @@ const controllerCommand: CommandSpec = {
     examples: ['ferry controller uninstall-service'],
   }, {
     name: 'backup', summary: 'write an encrypted backup of the controller\'s data (while it runs)',
-    description: 'A consistent snapshot of the store (SQLite\'s online backup API; the controller keeps running), the CA and server keys, the settings file given with --config and the chunk store, in one file encrypted with a passphrase (scrypt, AES-256-GCM), written 0600; an existing file is never replaced. '
+    description: 'A consistent snapshot of the store (SQLite\'s online backup API, or pg_dump for a PostgreSQL store; the controllers keep running), the CA and server keys, the settings file given with --config and the chunk store, in one file encrypted with a passphrase (scrypt, AES-256-GCM), written 0600; an existing file is never replaced. '
       + 'The passphrase comes from --passphrase-file (mode 0600, first line) or FERRY_BACKUP_PASSPHRASE, never from the command line; at least 12 characters. See docs/disaster-recovery.md.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'the controller\'s data directory (default /var/lib/ferry as root; env FERRY_DATA)' },
       out: { type: 'string', value: 'FILE', help: 'the backup file to write (must not exist)' },
       config: { type: 'string', value: 'FILE', help: 'the controller\'s settings file, kept in the backup' },
       'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
+      store: { type: 'string', value: 'URL', help: 'the controller\'s store as given to start (default sqlite; env FERRY_STORE, or store: in --config): a PostgreSQL store is dumped with pg_dump' },
+      chunks: { type: 'string', value: 'DIR', help: 'the chunk store as given to start (default DATA/chunks; env FERRY_CHUNKS, or chunks: in --config)' },
       'no-chunks': { type: 'boolean', help: 'leave the chunk store out (smaller; bundles must be pushed again after a restore)' },
       json,
     },
@@ -101,11 +103,13 @@ const controllerCommand: CommandSpec = {
   }, {
     name: 'restore', summary: 'restore a backup into an empty data directory', args: 'FILE',
     description: 'Decrypts and checks the whole backup (passphrase, every block\'s authentication tag, the store\'s integrity) into a new directory beside DIR before DIR is touched: a wrong passphrase or a truncated or altered file changes nothing. '
+      + 'A backup of a PostgreSQL store needs --store, an empty database: it is filled with pg_restore in one transaction after the rest of the backup checked out. '
       + 'DIR must be empty or missing unless --force, and is never replaced while a controller runs on it. Agents enrolled before the backup reconnect by themselves once the controller starts again on its old address. See docs/disaster-recovery.md.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'the data directory to restore into (default /var/lib/ferry as root; env FERRY_DATA)' },
       'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
       force: { type: 'boolean', help: 'replace a data directory that is not empty (stop its controller first)' },
+      store: { type: 'string', value: 'URL', help: 'for a backup of a PostgreSQL store: the empty database to restore it into (password in the URL or PGPASSWORD)' },
       json,
     },
     examples: ['ferry controller restore /srv/backups/ferry-2026-12-02.fbak --data /var/lib/ferry --passphrase-file /root/ferry-backup.pass'],
