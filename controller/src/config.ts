@@ -9,6 +9,11 @@ export interface ControllerConfig {
   dataDir: string;
   /** SQLite in the data directory (default), or a PostgreSQL database shared by replicas. */
   store: StoreLocation;
+  /**
+   * The chunk store (bundle bytes): DATA/chunks by default; replicas on one
+   * PostgreSQL store give each the same directory on shared storage (docs/ha.md).
+   */
+  chunkDir: string;
   /** TLS listen address for agents and remote operators, host:port (port 0 picks one). */
   listen: string;
   /** HTTPS listener for the registry and files repository (docs/registry.md), host:port; '' = off. */
@@ -39,10 +44,10 @@ export interface ControllerConfig {
 }
 
 /** Raw settings as strings, the common form of file, environment and flags. */
-export type RawConfig = Partial<Record<'data' | 'store' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'lease-ttl' | 'log-level' | 'console-addr' | 'console-session-ttl', RawValue>>;
+export type RawConfig = Partial<Record<'data' | 'store' | 'chunks' | 'listen' | 'registry-addr' | 'san' | 'advertise' | 'admin-socket' | 'http-addr' | 'heartbeat' | 'agent-cert-ttl' | 'agent-reauth-window' | 'job-retention' | 'lease-ttl' | 'log-level' | 'console-addr' | 'console-session-ttl', RawValue>>;
 
 const ENV: Record<keyof RawConfig, string> = {
-  data: 'FERRY_DATA', store: 'FERRY_STORE', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
+  data: 'FERRY_DATA', store: 'FERRY_STORE', chunks: 'FERRY_CHUNKS', listen: 'FERRY_LISTEN', 'registry-addr': 'FERRY_REGISTRY_ADDR', san: 'FERRY_SAN', advertise: 'FERRY_ADVERTISE',
   'admin-socket': 'FERRY_ADMIN_SOCKET', 'http-addr': 'FERRY_HTTP_ADDR', heartbeat: 'FERRY_HEARTBEAT', 'agent-cert-ttl': 'FERRY_AGENT_CERT_TTL',
   'agent-reauth-window': 'FERRY_AGENT_REAUTH_WINDOW', 'job-retention': 'FERRY_JOB_RETENTION', 'lease-ttl': 'FERRY_LEASE_TTL',
   'log-level': 'FERRY_LOG_LEVEL', 'console-addr': 'FERRY_CONSOLE_ADDR', 'console-session-ttl': 'FERRY_CONSOLE_SESSION_TTL',
@@ -108,6 +113,7 @@ export function loadControllerConfig(flags: RawConfig, configFile?: string, env:
   const cfg: ControllerConfig = {
     dataDir,
     store: parsed.store ?? { kind: 'sqlite', display: 'sqlite' },
+    chunkDir: resolve(s.str('chunks', join(dataDir, 'chunks'))),
     listen,
     registryAddr,
     sans,

@@ -45,6 +45,8 @@ import { Leadership } from './ha/leadership.js';
 import { ReplicaRegistry } from './ha/replicas.js';
 import { SessionPresence } from './ha/presence.js';
 import { JobMailbox } from './jobs/job-mailbox.js';
+import { controllerStatus } from './ha/controller-status.js';
+import { claimSharedChunkDir } from './ha/shared-chunks.js';
 import { loadSharedCa } from './ha/shared-ca.js';
 import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
@@ -203,7 +205,9 @@ export class Controller {
     registerFleetGauges(metrics.registry, { db, sessions });
     let port = 0;
     const listenHost = config.listen.replace(/:\d+$/, '');
-    const bundles = new BundleStore(db, join(config.dataDir, 'chunks'));
+    // Replicas serve one chunk directory on shared storage; one whose directory is not that one is refused here (ha/shared-chunks.ts).
+    if (shared) await claimSharedChunkDir(db, config.chunkDir);
+    const bundles = new BundleStore(db, config.chunkDir);
     const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics);
     const history = new JobHistory(db);
     const ctx: ControllerContext = {
@@ -217,6 +221,7 @@ export class Controller {
       relays: undefined as unknown as RelayDirectory, // set below (it needs the context's agent store)
       // Every live replica's addresses (this one's first): agents spread over them and move on when one goes.
       joinAddresses: () => replicas.joinAddresses(ownAddresses()),
+      status: undefined as unknown as ControllerContext['status'], // set below, with the lease
     };
     ctx.relays = new RelayDirectory(db, ctx.agents, sessions, ca, () => config.agentCertTtlMs, log.child({ part: 'relays' }));
     const ownAddresses = () => config.advertise.length > 0
@@ -242,8 +247,10 @@ export class Controller {
       (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
       (err: Error) => log.error({ err }, 'job history sweep failed'));
     let sweeper: NodeJS.Timeout | undefined;
+    const lease = new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' });
+    ctx.status = () => controllerStatus({ db, replicaId, store: config.store.display, chunkDir: config.chunkDir, lease, replicas, sessions, presence });
     leadership = new Leadership({
-      lease: new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' }),
+      lease,
       name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, clock: systemClock, log: log.child({ part: 'lease' }),
       onElected: async () => {
         // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.

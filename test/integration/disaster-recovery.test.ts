@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
-import { ErrorCode, type FerryError } from '../../common/src/errors.js';
+import { ErrorCode } from '../../common/src/errors.js';
 import { Exit } from '../../common/src/exit-codes.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
@@ -180,20 +180,6 @@ describe('disaster recovery: backup, destroy, restore, agents reconnect', functi
       const again = await ferry(['controller', 'backup', '--data', data, '--out', join(dir, 'a.fbak')]);
       assert.equal(again.code, 1, again.stderr);
       assert.match(again.stderr, /exists; a backup never replaces a file/);
-    });
-  });
-});
-
-describe('the store part of a backup', () => {
-  it('refuses a PostgreSQL store clearly instead of writing a backup without it', async () => {
-    const { storeBackupFor } = await import('../../controller/src/backup/store-backup.js');
-    const pg = storeBackupFor('/tmp/x', 'postgres://ferry:secret@db.example/ferry');
-    await assert.rejects(pg.snapshot('/tmp/x/snap'), (e: FerryError) => {
-      assert.equal(e.code, ErrorCode.InvalidArgument);
-      assert.match(e.message, /PostgreSQL store .* is not implemented yet/);
-      assert.doesNotMatch(e.message, /secret/, 'the password is not printed');
-      assert.match(e.hint ?? '', /pg_dump/);
-      return true;
     });
   });
 });

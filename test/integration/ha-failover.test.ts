@@ -14,7 +14,7 @@ import { signPlan } from '../../common/src/plan/signed-plan.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import { PgDb } from '../../controller/src/store/pg-db.js';
-import { fakeFacts, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { fakeFacts, sharedChunkDir, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { postgresMissing, sharedPostgres } from '../support/postgres.js';
 import { daemon, repoRoot, type Daemon } from '../support/proc.js';
 
@@ -57,7 +57,7 @@ describe('replica processes killed with -9 on one PostgreSQL database', function
     const dir = tempDir('ferry-replica-');
     const address = `127.0.0.1:${await freePort()}`;
     const d = daemon([process.execPath, pathJoin(repoRoot(), 'bin', 'ferry.js'), 'controller', 'start', '--data', dir, '--listen', address,
-      '--store', url, '--lease-ttl', '1s', '--heartbeat', '1s', '--log-level', 'warn',
+      '--store', url, '--chunks', sharedChunkDir(url), '--lease-ttl', '1s', '--heartbeat', '1s', '--log-level', 'warn',
       // Not the default (the --listen port + 1): that port is nobody's to promise in a busy test run.
       '--http-addr', '127.0.0.1:0']);
     await waitFor(() => d.out().includes('agents dial:') || d.proc.exitCode !== null, 30_000, 'a replica to start');

@@ -161,6 +161,13 @@ describe('the --json contract (docs/json.md) against real command output', funct
     assert.notEqual(err.code, 0);
     conforms('error', records(err.stdout));
 
+    // The controller itself: one replica on SQLite, holding the scheduler lease, with the agents' sessions.
+    const [st] = await json('controller', 'status');
+    conforms('controller-status', [st!]);
+    conforms('controller-replica', st!['replicas'] as object[]);
+    assert.equal(st!['leader'], st!['replicaId']);
+    assert.deepEqual((st!['replicas'] as Array<Record<string, unknown>>).map((r) => [r['leader'], r['self'], r['sessions']]), [[true, true, c.ctx.sessions.size]]);
+
     // The controller's own data: an online backup, and its restore into a new directory.
     const bdir = tempDir('ferry-json-backup-');
     const pass = { env: { FERRY_BACKUP_PASSPHRASE: 'json contract passphrase' }, timeoutMs: 60_000 };

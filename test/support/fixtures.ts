@@ -26,10 +26,29 @@ export function fakeFacts(hostname: string): HostFacts {
   };
 }
 
-/** A real controller on 127.0.0.1:0 with its own data directory. */
+const chunkDirs = new Map<string, string>();
+
+/**
+ * The chunk directory every replica on the PostgreSQL store `store` shares,
+ * as docs/ha.md asks of a deployment (one per store; removed when the test
+ * process exits).
+ */
+export function sharedChunkDir(store: string): string {
+  let dir = chunkDirs.get(store);
+  if (!dir) {
+    dir = tempDir('ferry-shared-chunks-');
+    if (chunkDirs.size === 0) process.on('exit', () => { for (const d of chunkDirs.values()) rmSync(d, { recursive: true, force: true }); });
+    chunkDirs.set(store, dir);
+  }
+  return dir;
+}
+
+/** A real controller on 127.0.0.1:0 with its own data directory (replicas on one PostgreSQL store: one shared chunk directory, unless flags give one). */
 export async function startController(flags: RawConfig = {}, dataDir = tempDir()): Promise<Controller> {
+  const store = typeof flags.store === 'string' && flags.store.startsWith('postgres') ? flags.store : undefined;
   // The operations listener on a port of its own, not the default --listen port + 1 (a test that fixes --listen cannot promise that one).
-  const cfg = loadControllerConfig({ data: dataDir, listen: '127.0.0.1:0', heartbeat: '5s', 'http-addr': '127.0.0.1:0', ...flags }, undefined, {});
+  const cfg = loadControllerConfig({ data: dataDir, listen: '127.0.0.1:0', heartbeat: '5s', 'http-addr': '127.0.0.1:0',
+    ...(store ? { chunks: sharedChunkDir(store) } : {}), ...flags }, undefined, {});
   return Controller.start(cfg, silentLogger());
 }
 

@@ -10,7 +10,8 @@ import { fsyncDir, writeStreamAtomic } from '../../../common/src/secure-fs.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
 import { ArchiveWriter, readArchive } from './backup-archive.js';
 import { BackupSealer, openBackup } from './backup-crypto.js';
-import { storeBackupFor, storeBackupForKind, type StoreSnapshotInfo } from './store-backup.js';
+import { MIGRATIONS } from '../store/migrations.js';
+import { storeBackupFor, storeBackupForKind, type StoreBackup, type StoreSnapshotInfo } from './store-backup.js';
 
 /** The first file of every backup: what it holds and where it came from. */
 export interface BackupManifest {
@@ -39,6 +40,8 @@ export interface BackupOptions {
   withoutChunks?: boolean;
   /** The store setting (--store); undefined for the embedded SQLite store. */
   storeUrl?: string;
+  /** The chunk store (--chunks) when it is not DATA/chunks (replicas share one elsewhere). */
+  chunkDir?: string;
 }
 
 /** Every regular file under `dir`, as [archive path, absolute path, size, mode]; sorted, so backups of one state are alike. */
@@ -76,10 +79,10 @@ export async function createBackup(o: BackupOptions): Promise<BackupManifest> {
   const tmp = await mkdtemp(join(tmpdir(), 'ferry-backup-'));
   await chmod(tmp, 0o700);
   try {
-    const snapFile = join(tmp, 'ferry.db');
+    const snapFile = join(tmp, 'store.snapshot');
     const storeInfo = await store.snapshot(snapFile);
     const files: Array<[string, string, number, number]> = [[storeInfo.path, snapFile, statSync(snapFile).size, 0o600], ...walk(join(o.dataDir, 'pki'), 'pki/')];
-    if (!o.withoutChunks) files.push(...walk(join(o.dataDir, 'chunks'), 'chunks/'));
+    if (!o.withoutChunks) files.push(...walk(o.chunkDir ?? join(o.dataDir, 'chunks'), 'chunks/'));
     const config = o.configFile ? readFileSync(o.configFile) : undefined;
     const manifest: BackupManifest = {
       format: 1, ferryVersion: FERRY_VERSION, createdAtMs: Date.now(), dataDir: o.dataDir, store: storeInfo, chunks: !o.withoutChunks,
@@ -105,6 +108,8 @@ export interface RestoreOptions {
   passphrase: string;
   /** Replace a data directory that is not empty (never one a running controller holds). */
   force?: boolean;
+  /** For a backup of a PostgreSQL store: the empty database to restore it into. */
+  storeUrl?: string;
 }
 
 export interface RestoreResult {
@@ -146,6 +151,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   try {
     const fh = await open(o.file, 'r');
     let manifest: BackupManifest | undefined;
+    let storeTarget: StoreBackup | undefined;
     try {
       for await (const e of readArchive(openBackup(fh, o.file, o.passphrase), o.file)) {
         if (!manifest) {
@@ -154,6 +160,13 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
           for await (const c of e.chunks()) parts.push(c);
           manifest = JSON.parse(Buffer.concat(parts).toString('utf8')) as BackupManifest;
           if (manifest.format !== 1) throw new FerryError(ErrorCode.BackupDamaged, `${o.file}: manifest format ${String(manifest.format)} is unknown`, 'restore it with the ferry version that made it');
+          // Where the store goes, and whether this ferry can run it, is settled before anything is unpacked.
+          storeTarget = storeBackupForKind(manifest.store.kind, staging, o.storeUrl);
+          const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+          if (manifest.store.schemaVersion > latest) {
+            throw new FerryError(ErrorCode.Config, `the backup's store is at schema version ${manifest.store.schemaVersion}, newer than this controller knows (${latest})`,
+              'restore it with the ferry version that made it (or newer)');
+          }
           continue;
         }
         const dest = join(staging, e.path);
@@ -174,7 +187,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     if (!existsSync(join(staging, 'pki', 'ca.crt')) || !existsSync(join(staging, 'pki', 'ca.key'))) {
       throw new FerryError(ErrorCode.BackupDamaged, `${o.file}: the backup holds no CA certificate and key`, 'use another copy of the backup');
     }
-    const { schemaVersion } = await storeBackupForKind(manifest.store.kind, staging).restore(join(staging, manifest.store.path), staging);
+    const { schemaVersion } = await storeTarget!.restore(join(staging, manifest.store.path), staging);
     await rm(join(staging, 'store'), { recursive: true, force: true });
     let configFile: string | undefined;
     if (manifest.config) configFile = join(o.dataDir, manifest.config);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { MIGRATIONS } from '../store/migrations.js';
+import { PostgresStoreBackup } from './pg-store-backup.js';
 
 /** What a store snapshot says about itself, recorded in the backup's manifest. */
 export interface StoreSnapshotInfo {
@@ -22,7 +23,7 @@ export interface StoreBackup {
   readonly kind: string;
   /** Writes a consistent snapshot of the live store to `destFile`, while the controller keeps running. */
   snapshot(destFile: string): Promise<StoreSnapshotInfo>;
-  /** Checks a restored snapshot at `file` and puts it where the controller opens its store under `dataDir`. */
+  /** Checks a restored snapshot at `file` and puts it where the controller opens its store (under `dataDir`, or the database given). */
   restore(file: string, dataDir: string): Promise<{ schemaVersion: number }>;
 }
 
@@ -81,31 +82,6 @@ function schemaVersion(file: string): number {
 }
 
 /**
- * A PostgreSQL store (`--store postgres://…`, shared by controller
- * replicas) is backed up with `pg_dump --format=custom` and restored with
- * `pg_restore` into an empty database; that is not built yet, and a backup
- * without its store would be worse than none, so both refuse clearly.
- */
-export class PostgresStoreBackup implements StoreBackup {
-  readonly kind = 'postgres';
-  constructor(private readonly url: string) {}
-
-  private refuse(): never {
-    const safe = this.url.replace(/\/\/[^@/]*@/, '//…@');
-    throw new FerryError(ErrorCode.InvalidArgument, `backing up a PostgreSQL store (${safe}) is not implemented yet in ferry controller backup`,
-      'back up the database with `pg_dump --format=custom` and the data directory (pki/, chunks/) with your file backup, until ferry does both');
-  }
-
-  snapshot(): Promise<StoreSnapshotInfo> {
-    return Promise.resolve().then(() => this.refuse());
-  }
-
-  restore(): Promise<{ schemaVersion: number }> {
-    return Promise.resolve().then(() => this.refuse());
-  }
-}
-
-/**
  * The store of a controller: `url` is its --store setting (undefined or
  * "sqlite" for the embedded store in `dataDir`, postgres://… for a server).
  */
@@ -115,9 +91,24 @@ export function storeBackupFor(dataDir: string, url?: string): StoreBackup {
   throw new FerryError(ErrorCode.InvalidArgument, `unknown store "${url}"`, 'the store is sqlite (the default) or a postgres:// URL');
 }
 
-/** The store kind a backup's manifest names, for restore. */
-export function storeBackupForKind(kind: string, dataDir: string): StoreBackup {
-  if (kind === 'sqlite') return new SqliteStoreBackup(join(dataDir, 'ferry.db'));
-  if (kind === 'postgres') return new PostgresStoreBackup('postgres://');
+/**
+ * The store kind a backup's manifest names, for restore: SQLite goes into
+ * the data directory; PostgreSQL into `storeUrl`, an empty database.
+ */
+export function storeBackupForKind(kind: string, dataDir: string, storeUrl?: string): StoreBackup {
+  if (kind === 'sqlite') {
+    if (storeUrl && storeUrl !== 'sqlite') {
+      throw new FerryError(ErrorCode.InvalidArgument, 'this backup holds a SQLite store, which is restored into the data directory, not into --store',
+        'restore without --store, then move it to PostgreSQL with `ferry controller migrate-store` (docs/ha.md)');
+    }
+    return new SqliteStoreBackup(join(dataDir, 'ferry.db'));
+  }
+  if (kind === 'postgres') {
+    if (!storeUrl || !/^postgres(ql)?:\/\//.test(storeUrl)) {
+      throw new FerryError(ErrorCode.InvalidArgument, 'this backup holds a PostgreSQL store; restore needs the empty database to put it in',
+        'give --store postgres://USER@HOST:5432/DB (an empty database; password in the URL or PGPASSWORD)');
+    }
+    return new PostgresStoreBackup(storeUrl);
+  }
   throw new FerryError(ErrorCode.BackupDamaged, `the backup holds a store of kind "${kind}", which this ferry does not know`, 'restore it with the ferry version that made it');
 }

@@ -1,4 +1,4 @@
-import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, type ClientReadableStream, type Metadata } from '@grpc/grpc-js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -68,7 +68,9 @@ export class Admin {
   }
 
   explain(e: FerryError): FerryError {
-    if (e.code === ErrorCode.Unavailable) {
+    // UNAVAILABLE sent by the controller itself (its store is away) is its answer, not a sign it cannot be reached.
+    const answered = ((e.cause as { metadata?: Metadata } | undefined)?.metadata?.get('ferry-code').length ?? 0) > 0;
+    if (e.code === ErrorCode.Unavailable && !answered) {
       return new FerryError(ErrorCode.Unreachable, `cannot reach the controller at ${this.where}: ${e.message}`, 'is the controller running?');
     }
     return e;

@@ -11,7 +11,7 @@ export async function cmdController(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'start') throw new FerryError(ErrorCode.InvalidArgument, `unknown controller command "${sub ?? ''}"`, 'use `ferry controller start`');
   const { values } = parseFlags(rest, {
-    data: { type: 'string' }, store: { type: 'string' }, listen: { type: 'string' }, 'registry-addr': { type: 'string' }, san: { type: 'string', multiple: true },
+    data: { type: 'string' }, store: { type: 'string' }, chunks: { type: 'string' }, listen: { type: 'string' }, 'registry-addr': { type: 'string' }, san: { type: 'string', multiple: true },
     advertise: { type: 'string', multiple: true }, 'admin-socket': { type: 'string' }, 'http-addr': { type: 'string' }, config: { type: 'string' },
     heartbeat: { type: 'string' }, 'agent-cert-ttl': { type: 'string' }, 'agent-reauth-window': { type: 'string' }, 'job-retention': { type: 'string' }, 'lease-ttl': { type: 'string' }, 'log-level': { type: 'string' },
     'console-addr': { type: 'string' }, 'console-session-ttl': { type: 'string' },

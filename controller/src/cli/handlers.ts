@@ -9,6 +9,8 @@ import type { Handlers } from '../../../common/src/cli/dispatch.js';
 export const FERRY_HANDLERS: Handlers = {
   'controller install-service': async (a) => (await import('./cmd-controller-service.js')).cmdInstallControllerService(a),
   'controller uninstall-service': async (a) => (await import('./cmd-controller-service.js')).cmdUninstallControllerService(a),
+  'controller status': async (a) => (await import('./cmd-controller-status.js')).cmdControllerStatus(a),
+  'controller migrate-store': async (a) => (await import('./cmd-controller-migrate.js')).cmdControllerMigrateStore(a),
   'controller backup': async (a) => (await import('./cmd-controller-backup.js')).cmdControllerBackup(a),
   'controller restore': async (a) => (await import('./cmd-controller-backup.js')).cmdControllerRestore(a),
   controller: async (a) => (await import('./cmd-controller.js')).cmdController(a),

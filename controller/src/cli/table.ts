@@ -33,6 +33,7 @@ const controllerCommand: CommandSpec = {
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
       store: { type: 'string', value: 'URL', help: 'sqlite (default: DATA/ferry.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by replicas (docs/ha.md)' },
+      chunks: { type: 'string', value: 'DIR', help: 'chunk store (default DATA/chunks); replicas on one PostgreSQL store share one directory on shared storage (docs/ha.md)' },
       ...startSettings,
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
@@ -44,6 +45,22 @@ const controllerCommand: CommandSpec = {
     },
     examples: ['ferry controller start --data /var/lib/ferry --listen 0.0.0.0:7443 --san ferry.plant7.example',
       'FERRY_STORE=postgres://ferry:secret@db.plant7:5432/ferry ferry controller start --advertise ctl-a.plant7:7443'],
+  }, {
+    name: 'status', summary: 'the controller replicas: which holds the scheduler lease (epoch), sessions per replica', shared: true,
+    description: 'Asks any replica; the answer comes from the store, so every replica gives the same picture. A single controller on SQLite shows itself as the one replica. See docs/ha.md.',
+    flags: { json },
+    examples: ['ferry controller status', 'ferry controller status --json | jq .leader'],
+  }, {
+    name: 'migrate-store', summary: 'copy a stopped SQLite controller\'s store into an empty PostgreSQL database, verified',
+    description: 'Brings the SQLite store to this version\'s schema (as a start would), then copies every table into the PostgreSQL database in one transaction and checks each table\'s row count and contents on both sides; any difference rolls the copy back. '
+      + 'Refuses a running controller (it holds the data directory for the whole copy) and a target database that holds any table. The SQLite store is not changed otherwise. '
+      + 'Give the password in the URL or in PGPASSWORD. Then start the first replica on the same data directory with --store and --chunks (docs/ha.md).',
+    flags: {
+      data: { type: 'string', value: 'DIR', help: 'the stopped controller\'s data directory (default /var/lib/ferry as root; env FERRY_DATA)' },
+      to: { type: 'string', value: 'URL', help: 'postgres://USER:PASSWORD@HOST:PORT/DB, an empty database' },
+      json,
+    },
+    examples: ['PGPASSWORD=... ferry controller migrate-store --data /var/lib/ferry --to postgres://ferry@db.plant7:5432/ferry'],
   }, {
     name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
     description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '
@@ -70,13 +87,15 @@ const controllerCommand: CommandSpec = {
     examples: ['ferry controller uninstall-service'],
   }, {
     name: 'backup', summary: 'write an encrypted backup of the controller\'s data (while it runs)',
-    description: 'A consistent snapshot of the store (SQLite\'s online backup API; the controller keeps running), the CA and server keys, the settings file given with --config and the chunk store, in one file encrypted with a passphrase (scrypt, AES-256-GCM), written 0600; an existing file is never replaced. '
+    description: 'A consistent snapshot of the store (SQLite\'s online backup API, or pg_dump for a PostgreSQL store; the controllers keep running), the CA and server keys, the settings file given with --config and the chunk store, in one file encrypted with a passphrase (scrypt, AES-256-GCM), written 0600; an existing file is never replaced. '
       + 'The passphrase comes from --passphrase-file (mode 0600, first line) or FERRY_BACKUP_PASSPHRASE, never from the command line; at least 12 characters. See docs/disaster-recovery.md.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'the controller\'s data directory (default /var/lib/ferry as root; env FERRY_DATA)' },
       out: { type: 'string', value: 'FILE', help: 'the backup file to write (must not exist)' },
       config: { type: 'string', value: 'FILE', help: 'the controller\'s settings file, kept in the backup' },
       'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
+      store: { type: 'string', value: 'URL', help: 'the controller\'s store as given to start (default sqlite; env FERRY_STORE, or store: in --config): a PostgreSQL store is dumped with pg_dump' },
+      chunks: { type: 'string', value: 'DIR', help: 'the chunk store as given to start (default DATA/chunks; env FERRY_CHUNKS, or chunks: in --config)' },
       'no-chunks': { type: 'boolean', help: 'leave the chunk store out (smaller; bundles must be pushed again after a restore)' },
       json,
     },
@@ -84,11 +103,13 @@ const controllerCommand: CommandSpec = {
   }, {
     name: 'restore', summary: 'restore a backup into an empty data directory', args: 'FILE',
     description: 'Decrypts and checks the whole backup (passphrase, every block\'s authentication tag, the store\'s integrity) into a new directory beside DIR before DIR is touched: a wrong passphrase or a truncated or altered file changes nothing. '
+      + 'A backup of a PostgreSQL store needs --store, an empty database: it is filled with pg_restore in one transaction after the rest of the backup checked out. '
       + 'DIR must be empty or missing unless --force, and is never replaced while a controller runs on it. Agents enrolled before the backup reconnect by themselves once the controller starts again on its old address. See docs/disaster-recovery.md.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'the data directory to restore into (default /var/lib/ferry as root; env FERRY_DATA)' },
       'passphrase-file': { type: 'string', value: 'FILE', help: 'file holding the passphrase (else FERRY_BACKUP_PASSPHRASE)' },
       force: { type: 'boolean', help: 'replace a data directory that is not empty (stop its controller first)' },
+      store: { type: 'string', value: 'URL', help: 'for a backup of a PostgreSQL store: the empty database to restore it into (password in the URL or PGPASSWORD)' },
       json,
     },
     examples: ['ferry controller restore /srv/backups/ferry-2026-12-02.fbak --data /var/lib/ferry --passphrase-file /root/ferry-backup.pass'],

@@ -34,7 +34,8 @@ export async function loadSharedCa(db: Db, pki: string): Promise<{ ca: Certifica
     row = (await stored())!;
     if (row.cert_pem === ca.certPem) return { ca, created: !hadLocal };
   }
-  if (hadLocal && readFileSync(certPath, 'utf8') !== row.cert_pem) {
+  // Compared as PEM text without surrounding whitespace: the CA code writes its file without the final newline it keeps in memory (and stores).
+  if (hadLocal && readFileSync(certPath, 'utf8').trim() !== row.cert_pem.trim()) {
     throw new FerryError(ErrorCode.Config,
       `${pki} holds a CA (${spkiPin(readFileSync(certPath, 'utf8'))}) other than the one the store's replicas share (${spkiPin(row.cert_pem)})`,
       'this data directory belonged to another controller: give this replica an empty --data directory, or move its pki/ aside');

@@ -67,6 +67,7 @@ export function adminService(ctx: ControllerContext, opts: OperatorCallOptions):
     ...operatorHandlers(ctx, kit),
     ...registryHandlers(ctx, kit),
     ...relayHandlers(ctx, kit),
+    controllerStatus: unary(async () => ctx.status()),
     resolveTargets: unary(async (req) => {
       const targets = await selectAgents(req, 'list-hosts', 'ferry exec --selector role=edge --list-hosts');
       const held = await ctx.prefetch.heldNames();

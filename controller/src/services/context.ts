@@ -1,3 +1,4 @@
+import type { ControllerStatusResponse } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
@@ -50,6 +51,8 @@ export interface ControllerContext {
   metrics: ControllerMetrics;
   /** Addresses agents should dial, written into join strings. */
   joinAddresses(): string[];
+  /** The replicas on this store, the scheduler lease and sessions per replica (`ferry controller status`). */
+  status(): Promise<ControllerStatusResponse>;
   /** The web console's base URL (https://HOST:PORT), or undefined when it is off (controller/src/console/). */
   consoleUrl?: () => string | undefined;
 }

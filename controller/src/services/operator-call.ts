@@ -61,6 +61,7 @@ export const METHOD_ACCESS: Readonly<Record<string, Access>> = {
   '/ferry.v1.Admin/EnableRelay': 'write',
   '/ferry.v1.Admin/DisableRelay': 'write',
   '/ferry.v1.Admin/ListRelays': 'read',
+  '/ferry.v1.Admin/ControllerStatus': 'read',
   '/ferry.v1.Rollouts/Create': 'write',
   '/ferry.v1.Rollouts/List': 'read',
   '/ferry.v1.Rollouts/Get': 'read',

@@ -398,4 +398,15 @@ CREATE TABLE relays (
 );
 `,
   },
+  {
+    version: 17,
+    name: 'store_settings: facts every replica must agree on (the chunk store marker: which shared directory holds the chunks)',
+    sql: `
+CREATE TABLE store_settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];

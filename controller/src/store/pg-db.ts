@@ -117,20 +117,32 @@ export class PgDb implements Db {
       this.fail(err, 'BEGIN');
     }
     const txDb = new PgTxDb(this, client);
+    // A checked-out connection has no listener of the pool's: a server that
+    // goes away between two statements of the transaction would otherwise
+    // raise an unhandled 'error' and end the process. Noted here; the next
+    // statement fails UNAVAILABLE and the connection is not reused.
+    let lost: Error | undefined;
+    const onLost = (err: Error) => { lost = err; };
+    client.on('error', onLost);
+    const release = (err?: Error) => {
+      client.off('error', onLost);
+      client.release(err ?? lost);
+    };
     try {
       await this.query(client, 'BEGIN', []);
       const out = await fn(txDb);
       await this.query(client, 'COMMIT', []);
       txDb.done = true;
-      client.release();
+      release();
       return out;
     } catch (err) {
       txDb.done = true;
       try {
+        if (lost) throw lost;
         await client.query('ROLLBACK');
-        client.release();
+        release();
       } catch (e) {
-        client.release(e as Error); // a connection that cannot roll back is not reused
+        release(e as Error); // a connection that cannot roll back is not reused
       }
       throw err;
     }
@@ -176,10 +188,22 @@ export class PgDb implements Db {
     };
   }
 
-  async close(): Promise<void> {
+  /**
+   * Ends the pool. pg's end() waits for every checked-out connection to be
+   * released, so a transaction stuck on a dead server would hold a stopping
+   * controller forever: after `waitMs` the remaining connections are left to
+   * the process's exit and close returns.
+   */
+  async close(waitMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.end();
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      this.pool.end().then(() => true),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(false), waitMs); timer.unref(); }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) this.o.log.warn({ store: this.display, waitMs }, 'store connections still in use at close; left to end with the process');
   }
 }
 

@@ -647,6 +647,46 @@ export interface CreateConsoleLoginResponse {
   expiresAtMs: number;
 }
 
+export interface ControllerStatusRequest {
+}
+
+export interface ReplicaStatus {
+  /** hostname-random, new at every start */
+  id: string;
+  /** the host it runs on */
+  name: string;
+  /** what agents dial */
+  addresses: string[];
+  startedAtMs: number;
+  /** its last heartbeat (database clock) */
+  seenAtMs: number;
+  /** agent sessions it holds */
+  sessions: number;
+  /** holds the scheduler lease */
+  leader: boolean;
+  /** the replica that answered */
+  self: boolean;
+}
+
+export interface ControllerStatusResponse {
+  /** sqlite, or the PostgreSQL URL without its password */
+  store: string;
+  /** the replica that answered */
+  replicaId: string;
+  /** replica id holding the scheduler lease; "" when none does */
+  leader: string;
+  /** the lease's fencing epoch (rises at every change of holder) */
+  epoch: number;
+  /** until the holder must renew (negative: expired) */
+  leaseExpiresInMs: number;
+  replicas: ReplicaStatus[];
+  schemaVersion: number;
+  /** ferry version of the replica that answered */
+  version: string;
+  /** where the answering replica keeps chunks */
+  chunkDir: string;
+}
+
 function createBaseEnableRelayRequest(): EnableRelayRequest {
   return { host: "", serves: "", cacheBytes: 0, listen: "", advertise: "" };
 }
@@ -10108,6 +10148,474 @@ export const CreateConsoleLoginResponse: MessageFns<CreateConsoleLoginResponse> 
   },
 };
 
+function createBaseControllerStatusRequest(): ControllerStatusRequest {
+  return {};
+}
+
+export const ControllerStatusRequest: MessageFns<ControllerStatusRequest> = {
+  encode(_: ControllerStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ControllerStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseControllerStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ControllerStatusRequest {
+    return {};
+  },
+
+  toJSON(_: ControllerStatusRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ControllerStatusRequest>, I>>(base?: I): ControllerStatusRequest {
+    return ControllerStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ControllerStatusRequest>, I>>(_: I): ControllerStatusRequest {
+    const message = createBaseControllerStatusRequest();
+    return message;
+  },
+};
+
+function createBaseReplicaStatus(): ReplicaStatus {
+  return { id: "", name: "", addresses: [], startedAtMs: 0, seenAtMs: 0, sessions: 0, leader: false, self: false };
+}
+
+export const ReplicaStatus: MessageFns<ReplicaStatus> = {
+  encode(message: ReplicaStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    for (const v of message.addresses) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.startedAtMs !== 0) {
+      writer.uint32(32).int64(message.startedAtMs);
+    }
+    if (message.seenAtMs !== 0) {
+      writer.uint32(40).int64(message.seenAtMs);
+    }
+    if (message.sessions !== 0) {
+      writer.uint32(48).uint32(message.sessions);
+    }
+    if (message.leader !== false) {
+      writer.uint32(56).bool(message.leader);
+    }
+    if (message.self !== false) {
+      writer.uint32(64).bool(message.self);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.addresses.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.startedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.seenAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sessions = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.leader = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.self = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaStatus {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      addresses: globalThis.Array.isArray(object?.addresses)
+        ? object.addresses.map((e: any) => globalThis.String(e))
+        : [],
+      startedAtMs: isSet(object.startedAtMs)
+        ? globalThis.Number(object.startedAtMs)
+        : isSet(object.started_at_ms)
+        ? globalThis.Number(object.started_at_ms)
+        : 0,
+      seenAtMs: isSet(object.seenAtMs)
+        ? globalThis.Number(object.seenAtMs)
+        : isSet(object.seen_at_ms)
+        ? globalThis.Number(object.seen_at_ms)
+        : 0,
+      sessions: isSet(object.sessions) ? globalThis.Number(object.sessions) : 0,
+      leader: isSet(object.leader) ? globalThis.Boolean(object.leader) : false,
+      self: isSet(object.self) ? globalThis.Boolean(object.self) : false,
+    };
+  },
+
+  toJSON(message: ReplicaStatus): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.addresses?.length) {
+      obj.addresses = message.addresses;
+    }
+    if (message.startedAtMs !== 0) {
+      obj.startedAtMs = Math.round(message.startedAtMs);
+    }
+    if (message.seenAtMs !== 0) {
+      obj.seenAtMs = Math.round(message.seenAtMs);
+    }
+    if (message.sessions !== 0) {
+      obj.sessions = Math.round(message.sessions);
+    }
+    if (message.leader !== false) {
+      obj.leader = message.leader;
+    }
+    if (message.self !== false) {
+      obj.self = message.self;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaStatus>, I>>(base?: I): ReplicaStatus {
+    return ReplicaStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaStatus>, I>>(object: I): ReplicaStatus {
+    const message = createBaseReplicaStatus();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.addresses = object.addresses?.map((e) => e) || [];
+    message.startedAtMs = object.startedAtMs ?? 0;
+    message.seenAtMs = object.seenAtMs ?? 0;
+    message.sessions = object.sessions ?? 0;
+    message.leader = object.leader ?? false;
+    message.self = object.self ?? false;
+    return message;
+  },
+};
+
+function createBaseControllerStatusResponse(): ControllerStatusResponse {
+  return {
+    store: "",
+    replicaId: "",
+    leader: "",
+    epoch: 0,
+    leaseExpiresInMs: 0,
+    replicas: [],
+    schemaVersion: 0,
+    version: "",
+    chunkDir: "",
+  };
+}
+
+export const ControllerStatusResponse: MessageFns<ControllerStatusResponse> = {
+  encode(message: ControllerStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.store !== "") {
+      writer.uint32(10).string(message.store);
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(18).string(message.replicaId);
+    }
+    if (message.leader !== "") {
+      writer.uint32(26).string(message.leader);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(32).uint64(message.epoch);
+    }
+    if (message.leaseExpiresInMs !== 0) {
+      writer.uint32(40).int64(message.leaseExpiresInMs);
+    }
+    for (const v of message.replicas) {
+      ReplicaStatus.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.schemaVersion !== 0) {
+      writer.uint32(56).uint32(message.schemaVersion);
+    }
+    if (message.version !== "") {
+      writer.uint32(66).string(message.version);
+    }
+    if (message.chunkDir !== "") {
+      writer.uint32(74).string(message.chunkDir);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ControllerStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseControllerStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.store = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.leaseExpiresInMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replicas.push(ReplicaStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.schemaVersion = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.chunkDir = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ControllerStatusResponse {
+    return {
+      store: isSet(object.store) ? globalThis.String(object.store) : "",
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
+      leader: isSet(object.leader) ? globalThis.String(object.leader) : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      leaseExpiresInMs: isSet(object.leaseExpiresInMs)
+        ? globalThis.Number(object.leaseExpiresInMs)
+        : isSet(object.lease_expires_in_ms)
+        ? globalThis.Number(object.lease_expires_in_ms)
+        : 0,
+      replicas: globalThis.Array.isArray(object?.replicas)
+        ? object.replicas.map((e: any) => ReplicaStatus.fromJSON(e))
+        : [],
+      schemaVersion: isSet(object.schemaVersion)
+        ? globalThis.Number(object.schemaVersion)
+        : isSet(object.schema_version)
+        ? globalThis.Number(object.schema_version)
+        : 0,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      chunkDir: isSet(object.chunkDir)
+        ? globalThis.String(object.chunkDir)
+        : isSet(object.chunk_dir)
+        ? globalThis.String(object.chunk_dir)
+        : "",
+    };
+  },
+
+  toJSON(message: ControllerStatusResponse): unknown {
+    const obj: any = {};
+    if (message.store !== "") {
+      obj.store = message.store;
+    }
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
+    }
+    if (message.leader !== "") {
+      obj.leader = message.leader;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.leaseExpiresInMs !== 0) {
+      obj.leaseExpiresInMs = Math.round(message.leaseExpiresInMs);
+    }
+    if (message.replicas?.length) {
+      obj.replicas = message.replicas.map((e) => ReplicaStatus.toJSON(e));
+    }
+    if (message.schemaVersion !== 0) {
+      obj.schemaVersion = Math.round(message.schemaVersion);
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.chunkDir !== "") {
+      obj.chunkDir = message.chunkDir;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ControllerStatusResponse>, I>>(base?: I): ControllerStatusResponse {
+    return ControllerStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ControllerStatusResponse>, I>>(object: I): ControllerStatusResponse {
+    const message = createBaseControllerStatusResponse();
+    message.store = object.store ?? "";
+    message.replicaId = object.replicaId ?? "";
+    message.leader = object.leader ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.leaseExpiresInMs = object.leaseExpiresInMs ?? 0;
+    message.replicas = object.replicas?.map((e) => ReplicaStatus.fromPartial(e)) || [];
+    message.schemaVersion = object.schemaVersion ?? 0;
+    message.version = object.version ?? "";
+    message.chunkDir = object.chunkDir ?? "";
+    return message;
+  },
+};
+
 /**
  * Operators' API. Served on the controller's local Unix socket (mode 0600) and,
  * for holders of an operator client certificate, on the TLS port.
@@ -10488,6 +10996,21 @@ export const AdminService = {
     responseDeserialize: (value: Buffer): CreateConsoleLoginResponse => CreateConsoleLoginResponse.decode(value),
   },
   /**
+   * The controller replicas on this store (one for SQLite): which one holds
+   * the scheduler lease under which epoch, and how many agent sessions each holds.
+   */
+  controllerStatus: {
+    path: "/ferry.v1.Admin/ControllerStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ControllerStatusRequest): Buffer =>
+      Buffer.from(ControllerStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ControllerStatusRequest => ControllerStatusRequest.decode(value),
+    responseSerialize: (value: ControllerStatusResponse): Buffer =>
+      Buffer.from(ControllerStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ControllerStatusResponse => ControllerStatusResponse.decode(value),
+  },
+  /**
    * Site relays (docs/relays.md): an enrolled agent caches chunks once for
    * the hosts a selector names and serves them Chunks.Fetch.
    */
@@ -10600,6 +11123,11 @@ export interface AdminServer extends UntypedServiceImplementation {
    * starts a short browser session for the named operator with the given role.
    */
   createConsoleLogin: handleUnaryCall<CreateConsoleLoginRequest, CreateConsoleLoginResponse>;
+  /**
+   * The controller replicas on this store (one for SQLite): which one holds
+   * the scheduler lease under which epoch, and how many agent sessions each holds.
+   */
+  controllerStatus: handleUnaryCall<ControllerStatusRequest, ControllerStatusResponse>;
   /**
    * Site relays (docs/relays.md): an enrolled agent caches chunks once for
    * the hosts a selector names and serves them Chunks.Fetch.
@@ -11144,6 +11672,25 @@ export interface AdminClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreateConsoleLoginResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The controller replicas on this store (one for SQLite): which one holds
+   * the scheduler lease under which epoch, and how many agent sessions each holds.
+   */
+  controllerStatus(
+    request: ControllerStatusRequest,
+    callback: (error: ServiceError | null, response: ControllerStatusResponse) => void,
+  ): ClientUnaryCall;
+  controllerStatus(
+    request: ControllerStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ControllerStatusResponse) => void,
+  ): ClientUnaryCall;
+  controllerStatus(
+    request: ControllerStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ControllerStatusResponse) => void,
   ): ClientUnaryCall;
   /**
    * Site relays (docs/relays.md): an enrolled agent caches chunks once for
