@@ -8,6 +8,13 @@
 export interface FetchedChunk {
   digest: string;
   data: Buffer;
+  /**
+   * Set when `data` lives in a buffer the source reuses: call it once
+   * nothing refers to `data` any more (the chunk is written and hashed).
+   * Until then the source does not reuse it; never calling it only costs
+   * the reuse.
+   */
+  release?: () => void;
 }
 
 /**

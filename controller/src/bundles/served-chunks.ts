@@ -25,6 +25,7 @@
 import { close, fstat, open, read } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
+import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 
@@ -103,45 +104,6 @@ export class ServedChunks {
   /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */
   forget(): void {
     this.verified.clear();
-  }
-}
-
-/**
- * Buffers Chunks.Fetch reuses for its messages: once a message's write
- * callback ran, HTTP/2 is done with its buffer (it was framed in place and
- * written, grpc-chunks.ts). Saves a chunk-sized allocation (and its
- * garbage) per chunk served. Best fit, so a large chunk's buffer is not
- * spent on a small chunk while the next large one allocates.
- */
-export class BufferPool {
-  private readonly free: Buffer[] = [];
-
-  /** `max`: buffers kept at most; more handed back are left to the GC. */
-  constructor(private readonly max = 16) {}
-
-  /** The smallest free buffer of at least `size` bytes, or undefined (the caller allocates). */
-  take(size: number): Buffer | undefined {
-    let best = -1;
-    for (let i = 0; i < this.free.length; i++) {
-      const len = this.free[i]!.length;
-      if (len >= size && (best < 0 || len < this.free[best]!.length)) best = i;
-    }
-    if (best < 0) return undefined;
-    const b = this.free[best]!;
-    this.free[best] = this.free[this.free.length - 1]!;
-    this.free.pop();
-    return b;
-  }
-
-  /**
-   * Hand back a message's allocation (EncodedChunkData.framed) once the
-   * transport is done with it. Only a buffer that owns its whole
-   * ArrayBuffer is kept: small ones come from node's shared Buffer pool,
-   * which must never be reused.
-   */
-  give(framed: Buffer): void {
-    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= this.max) return;
-    this.free.push(Buffer.from(framed.buffer, 0, framed.buffer.byteLength));
   }
 }
 
