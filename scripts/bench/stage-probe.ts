@@ -149,12 +149,19 @@ serveRpc({
     const signal = new AbortController().signal;
     const worker = async () => {
       for (let b = queue.shift(); b; b = queue.shift()) {
-        for await (const { digest, data } of src.fetch(b.map((c) => c.digest), signal)) {
+        for await (const { digest, data, release } of src.fetch(b.map((c) => c.digest), signal)) {
           bytes += data.length;
-          if (args.mode === 'discard') continue;
+          // As the product does: the received buffer goes back to the source's pool once the chunk is done with.
+          if (args.mode === 'discard') {
+            release?.();
+            continue;
+          }
           const actual = createHash('sha256').update(data).digest('hex');
           if (actual !== digest) throw new Error(`chunk ${digest} hashes to ${actual}`);
-          if (args.mode === 'verify') continue;
+          if (args.mode === 'verify') {
+            release?.();
+            continue;
+          }
           const shard = join(args.dir, digest.slice(0, 2));
           if (!known.has(shard)) {
             await mkdir(shard, { recursive: true });
@@ -168,6 +175,7 @@ serveRpc({
             await fh.close();
           }
           await rename(tmp, join(shard, digest));
+          release?.();
         }
       }
     };

@@ -260,7 +260,7 @@ export class BundleCache {
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? FETCH_CALLS, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
-        deliver: (digest: string, data: Buffer) => p.write(digest, data),
+        deliver: (digest: string, data: Buffer, transient: boolean) => p.write(digest, data, transient),
         onStored: (_digest: string, size: number) => {
           fetched += size;
           report();

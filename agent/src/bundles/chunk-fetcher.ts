@@ -45,8 +45,12 @@ export interface WantedChunk {
 /** Options of {@link fetchChunks}. */
 export interface FetchChunksOptions {
   source: ChunkSource;
-  /** Takes a chunk whose bytes matched its digest (and size); resolves once it is written. */
-  deliver: (digest: string, data: Buffer) => Promise<void>;
+  /**
+   * Takes a chunk whose bytes matched its digest (and size); resolves once it
+   * is written. With `transient`, `data` is reused once this resolves, so it
+   * must not be kept (part-files.ts `write`).
+   */
+  deliver: (digest: string, data: Buffer, transient: boolean) => Promise<void>;
   bucket: TokenBucket;
   /** Calls in flight. */
   concurrency: number;
@@ -130,7 +134,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
   while (pending.size > 0) {
     const before = pending.size;
     try {
-      for await (const { digest, data, verified } of opts.source.fetch([...pending.keys()], signal)) {
+      for await (const { digest, data, verified, release } of opts.source.fetch([...pending.keys()], signal)) {
         const size = pending.get(digest);
         if (size === undefined) {
           throw new FerryError(ErrorCode.ChunkDigestMismatch, `the chunk source sent chunk ${String(digest).slice(0, 80)}, which was not requested (or sent it twice)`,
@@ -142,7 +146,8 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         // On this thread: a worker was measured (bench-results/bundles.md, issue 16) to cost about as much main-thread
         // time per chunk in postMessage as the hash it moves, more CPU in all, and more GC from the buffers crossing isolates.
         verify(digest, size, data, verified === true ? digest : createHash('sha256').update(data).digest('hex'));
-        await opts.deliver(digest, data);
+        await opts.deliver(digest, data, release !== undefined);
+        release?.();
         pending.delete(digest);
         opts.onStored(digest, size);
       }

@@ -10,6 +10,13 @@ export interface FetchedChunk {
   data: Buffer;
   /** The source already hashed it against its digest (relay/fallback-source.ts); the fetcher then checks only its size. */
   verified?: boolean;
+  /**
+   * Set when `data` lives in a buffer the source reuses: call it once
+   * nothing refers to `data` any more (the chunk is written and hashed).
+   * Until then the source does not reuse it; never calling it only costs
+   * the reuse.
+   */
+  release?: () => void;
 }
 
 /**

@@ -8,7 +8,8 @@
 import { Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
-import { FastChunksClient } from '../../../common/src/grpc-chunks.js';
+import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
+import { decodeLargeMessagesInto, FastChunksClient } from '../../../common/src/grpc-chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { clientChannelOptions } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
@@ -42,6 +43,14 @@ export const CHUNK_CALL_WINDOW_BYTES = 4 * 1024 * 1024;
  */
 export const CALL_BUFFERED_MESSAGES = 2;
 
+/**
+ * Buffers received chunks are assembled in (grpc-chunks.ts
+ * decodeLargeMessagesInto), reused once each chunk is written: a call holds
+ * at most CALL_BUFFERED_MESSAGES decoded chunks, one being written and one
+ * being assembled, so a few cover the agent's one call in flight.
+ */
+const RECEIVE_POOL = new BufferPool(4);
+
 /** Hints for the transport failures a field tech is most likely to see. */
 const HINTS: Partial<Record<string, string>> = {
   [ErrorCode.Unavailable]: 'the link to the controller dropped; staging resumes where it stopped once it is back (verified chunks are kept)',
@@ -57,6 +66,7 @@ export class GrpcChunkSource implements ChunkSource {
    * defaults and the raised receive limit. `close()` closes the channel.
    */
   static connect(address: string, creds: ChannelCredentials, channelOptions: ChannelOptions = {}, what = 'the controller'): GrpcChunkSource {
+    decodeLargeMessagesInto(RECEIVE_POOL);
     const client = new FastChunksClient(address, creds, clientChannelOptions({
       'grpc.max_receive_message_length': CHUNK_CALL_MAX_MESSAGE_BYTES,
       'grpc-node.flow_control_window': CHUNK_CALL_WINDOW_BYTES,
@@ -92,7 +102,11 @@ export class GrpcChunkSource implements ChunkSource {
     const onAbort = () => call.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      for await (const msg of call as AsyncIterable<ChunkData>) yield { digest: msg.digest, data: msg.data };
+      for await (const msg of call as AsyncIterable<ChunkData>) {
+        // A chunk decoded into a pooled buffer goes back to it once the consumer is done (giveBack ignores any other buffer).
+        const data = msg.data;
+        yield { digest: msg.digest, data, release: () => RECEIVE_POOL.giveBack(data) };
+      }
     } catch (err) {
       if (signal.aborted) throw cancelled(this.address);
       const fe = fromServiceError(err);

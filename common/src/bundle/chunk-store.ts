@@ -76,8 +76,15 @@ export class ChunkStore {
    * ChunkDigestMismatchError and writes nothing. The write is crash-safe (temp file in the same
    * directory, fsync, rename, fsync directory), so a chunk name on disk never refers to a
    * partial file. Returns false if the chunk was already present.
+   *
+   * With `deferDirSync`, the file's data is still fsynced before the rename
+   * (its name never refers to bytes that are not on disk), but the shard
+   * directory is not: the new name survives a power cut only once
+   * {@link syncShardsOf} ran for the digest. A caller that stores many
+   * chunks in a row (a push) syncs each shard directory once instead of
+   * once per chunk, and must not report a chunk stored before that.
    */
-  async put(digest: string, bytes: Uint8Array): Promise<boolean> {
+  async put(digest: string, bytes: Uint8Array, opts: { deferDirSync?: boolean } = {}): Promise<boolean> {
     const path = this.pathOf(digest);
     const actual = sha256Hex(bytes);
     if (actual !== digest) throw new ChunkDigestMismatchError(digest, actual);
@@ -106,8 +113,16 @@ export class ChunkStore {
       await unlink(tmp).catch(() => undefined);
       throw e;
     }
-    if (this.opts.durable !== false) await fsyncDir(shard);
+    if (this.opts.durable !== false && !opts.deferDirSync) await fsyncDir(shard);
     return true;
+  }
+
+  /** fsync the shard directory of each digest, once per directory: makes puts with `deferDirSync` durable. */
+  async syncShardsOf(digests: Iterable<string>): Promise<void> {
+    if (this.opts.durable === false) return;
+    const shards = new Set<string>();
+    for (const d of digests) shards.add(join(this.base, d.slice(0, 2)));
+    for (const shard of shards) await fsyncDir(shard);
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { EncodedChunkData } from './chunk-codec.js';
-import type { BufferPool } from './served-chunks.js';
+import type { BufferPool } from './buffer-pool.js';
 
 /** Most chunks one call may ask for; agents batch and keep several calls in flight. */
 export const MAX_DIGESTS_PER_CALL = 256;

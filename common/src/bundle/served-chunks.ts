@@ -25,6 +25,7 @@
 import { close, fstat, open, read } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { EncodedChunkData } from './chunk-codec.js';
+import { BufferPool } from './buffer-pool.js';
 import type { ChunkStore } from './chunk-store.js';
 import { ChunkCorruptError, ChunkNotFoundError } from './errors.js';
 
@@ -33,8 +34,23 @@ const MESSAGE_OVERHEAD = 96;
 /** Bound on remembered sizes; past it the memory starts over (chunks are then hashed once more). */
 const MAX_REMEMBERED = 1_000_000;
 
+/**
+ * Chunk buffers the controller keeps for reuse, shared by everything that
+ * serves chunks (Chunks.Fetch, the registry and files repository): each
+ * agent call or HTTP response holds about one to eight in flight, so this
+ * covers a few clients at once and caps what is kept at 32 chunks.
+ */
+const POOL_BUFFERS = 32;
+
 /** See module comment. One per chunk store. */
 export class ServedChunks {
+  /**
+   * The one buffer pool of this store's readers (see {@link POOL_BUFFERS}):
+   * a fresh chunk-sized Buffer per chunk served is external memory that
+   * drives V8 into back-to-back major collections (a quarter of the
+   * registry's CPU before the pool).
+   */
+  readonly pool = new BufferPool(POOL_BUFFERS);
   /** Digest → size of chunks hashed and found intact by this process. */
   private readonly verified = new Map<string, number>();
 
@@ -106,45 +122,6 @@ export class ServedChunks {
       if (e instanceof ChunkNotFoundError) return false;
       throw e;
     }
-  }
-}
-
-/**
- * Buffers Chunks.Fetch reuses for its messages: once a message's write
- * callback ran, HTTP/2 is done with its buffer (it was framed in place and
- * written, grpc-chunks.ts). Saves a chunk-sized allocation (and its
- * garbage) per chunk served. Best fit, so a large chunk's buffer is not
- * spent on a small chunk while the next large one allocates.
- */
-export class BufferPool {
-  private readonly free: Buffer[] = [];
-
-  /** `max`: buffers kept at most; more handed back are left to the GC. */
-  constructor(private readonly max = 16) {}
-
-  /** The smallest free buffer of at least `size` bytes, or undefined (the caller allocates). */
-  take(size: number): Buffer | undefined {
-    let best = -1;
-    for (let i = 0; i < this.free.length; i++) {
-      const len = this.free[i]!.length;
-      if (len >= size && (best < 0 || len < this.free[best]!.length)) best = i;
-    }
-    if (best < 0) return undefined;
-    const b = this.free[best]!;
-    this.free[best] = this.free[this.free.length - 1]!;
-    this.free.pop();
-    return b;
-  }
-
-  /**
-   * Hand back a message's allocation (EncodedChunkData.framed) once the
-   * transport is done with it. Only a buffer that owns its whole
-   * ArrayBuffer is kept: small ones come from node's shared Buffer pool,
-   * which must never be reused.
-   */
-  give(framed: Buffer): void {
-    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= this.max) return;
-    this.free.push(Buffer.from(framed.buffer, 0, framed.buffer.byteLength));
   }
 }
 

@@ -3,7 +3,7 @@
  * way the registry (a blob is a range of an image tar) and the files
  * repository (a whole file) send bytes. Chunks are read through
  * ServedChunks, which hashes a chunk the first time this process serves it
- * (see served-chunks.ts for that policy). A chunk missing or corrupt before
+ * (see served-chunks.ts for that policy), into its pooled buffers. A chunk missing or corrupt before
  * the first byte is sent is a 500 JSON error; after that the connection is
  * aborted, so a client never takes a short or wrong body for a whole one.
  * Either way the log names the chunk.
@@ -11,6 +11,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleFile } from '../../../common/src/bundle/manifest.js';
+import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 import type { BundleStore, StoredBundle } from '../bundles/bundle-store.js';
 import { RegistryError } from './http-error.js';
@@ -52,28 +53,42 @@ export class BundleBytes {
   /**
    * Writes bytes [start, end] (inclusive) of `f` to `res` after `writeHead`
    * (called once the first chunk is in hand). Resolves with the bytes sent.
+   *
+   * Chunks are read into buffers of the chunk store's pool, given back once
+   * the socket has taken them (the write's callback), and the next chunk is
+   * read while the current one is written: reading and sending overlap, and
+   * a response holds at most two chunks.
    */
   async send(res: ServerResponse, bundleId: string, f: IndexedBundleFile, start: number, end: number, writeHead: () => void): Promise<number> {
     const release = this.bundles.lease(bundleId);
+    const served = this.bundles.served;
+    const pool = served.pool;
     let sent = 0;
     let closed = false;
     res.once('close', () => { closed = true; });
+    let ahead: Promise<EncodedChunkData> | undefined;
+    const readAhead = (k: number): Promise<EncodedChunkData> => {
+      const p = served.read(f.file.chunks[k]!.digest, pool);
+      p.catch(() => undefined); // awaited below, or dropped in finally; never an unhandled rejection
+      return p;
+    };
     try {
       if (end < start) {
         writeHead();
         res.end();
         return 0;
       }
+      const last = Math.min(firstChunk(f.ends, end), f.ends.length - 1);
       let i = firstChunk(f.ends, start);
+      if (i <= last) ahead = readAhead(i);
       let headSent = false;
-      while (i < f.ends.length && !closed) {
-        const chunkStart = i === 0 ? 0 : f.ends[i - 1]!;
-        if (chunkStart > end) break;
+      for (; i <= last && !closed; i++) {
         const digest = f.file.chunks[i]!.digest;
-        let data: Buffer;
+        let msg: EncodedChunkData;
         try {
-          data = (await this.bundles.served.read(digest)).data;
+          msg = await ahead!;
         } catch (err) {
+          ahead = undefined;
           if (!(err instanceof ChunkNotFoundError || err instanceof ChunkCorruptError)) throw err;
           const what = err instanceof ChunkNotFoundError ? 'missing' : 'corrupt';
           this.log.error({ chunk: digest, bundle: bundleId, file: f.file.path, err: err.message }, `registry: chunk ${digest} of ${f.file.path} is ${what} on the controller's disk`);
@@ -83,18 +98,22 @@ export class BundleBytes {
           res.destroy(err);
           return sent;
         }
-        const piece = data.subarray(Math.max(0, start - chunkStart), Math.min(data.length, end + 1 - chunkStart));
+        ahead = i < last ? readAhead(i + 1) : undefined;
+        const chunkStart = i === 0 ? 0 : f.ends[i - 1]!;
+        const piece = msg.data.subarray(Math.max(0, start - chunkStart), Math.min(msg.data.length, end + 1 - chunkStart));
         if (!headSent) {
           writeHead();
           headSent = true;
         }
         sent += piece.length;
-        if (!res.write(piece)) await drained(res);
-        i++;
+        // The callback runs once the socket is done with the bytes (TLS has encrypted them), also when it fails.
+        if (!res.write(piece, () => pool.give(msg.framed))) await drained(res);
       }
       if (!closed) res.end();
       return sent;
     } finally {
+      // A read still under way when the client left: its buffer goes back to the pool when it lands.
+      ahead?.then((m) => pool.give(m.framed), () => undefined);
       release();
     }
   }

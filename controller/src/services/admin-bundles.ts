@@ -10,6 +10,12 @@ import type { AgentRecord } from '../store/agents.js';
 import type { OperatorCalls } from './operator-call.js';
 import type { ControllerContext } from './context.js';
 
+/**
+ * Chunks of one push verified and stored at once. libuv's pool has four
+ * threads; more than that only queues, and each holds a chunk in memory.
+ */
+const UPLOAD_PUTS = 4;
+
 /** What the admin service shares with its bundle handlers. */
 export interface AdminKit extends OperatorCalls {
   /** The agents a targeted command acts on (see services/targets.ts); `command` and `example` word the refusals. */
@@ -30,16 +36,41 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
     listSigningKeys: kit.unary(async () => ({ keys: await ctx.bundles.keys() })),
     missingChunks: kit.unary(async (req) => ({ missing: await ctx.bundles.missing(req.digests) })),
     uploadChunks: kit.clientStream<ChunkData, UploadChunksResponse>(async (call, { who }) => {
-      // Verify and store in order: one put at a time, the stream paused while it is on disk.
+      // Verify and store UPLOAD_PUTS chunks at a time: one is hashed on this
+      // thread while others are written and fsynced on libuv's pool, and the
+      // stream is paused while all of them are busy. Each chunk's data is
+      // fsynced before its rename; the shard directories are fsynced once,
+      // at the end, before the call answers: nothing is reported stored
+      // (and no commit can follow) before its name is durable.
+      const chunks = ctx.bundles.chunks;
       let stored = 0;
       let bytes = 0;
+      let failed: { err: unknown } | undefined;
+      const added: string[] = [];
+      const busy = new Map<string, Promise<void>>();
       for await (const c of call as AsyncIterable<ChunkData>) {
-        if (await ctx.bundles.chunks.put(c.digest, c.data)) {
-          ctx.bundles.served.written(c.digest, c.data.length); // hashed by put: no second hash on its first serve
+        if (failed) break;
+        if (busy.has(c.digest)) continue; // the same chunk twice in one stream: one put
+        const data = c.data;
+        const p = chunks.put(c.digest, data, { deferDirSync: true }).then((isNew) => {
+          if (!isNew) return;
+          ctx.bundles.served.written(c.digest, data.length); // hashed by put: no second hash on its first serve
+          added.push(c.digest);
           stored++;
-          bytes += c.data.length;
-        }
+          bytes += data.length;
+        }, (err: unknown) => {
+          failed ??= { err };
+        }).finally(() => busy.delete(c.digest));
+        busy.set(c.digest, p);
+        if (busy.size >= UPLOAD_PUTS) await Promise.race(busy.values());
       }
+      await Promise.all(busy.values());
+      if (failed) {
+        // What was stored before the failure stays, durable like any other (a retried push skips it).
+        await chunks.syncShardsOf(added).catch(() => undefined);
+        throw failed.err;
+      }
+      await chunks.syncShardsOf(added);
       await ctx.audit.record(who, 'chunks.upload', `${stored} chunks`, { stored, bytes });
       return { stored, bytes };
     }),

@@ -4,12 +4,9 @@ import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { CallBoundary } from './call-boundary.js';
 import type { ChunkMetrics } from '../metrics/metrics.js';
 import type { ControllerContext } from './context.js';
-import { BufferPool } from '../../../common/src/bundle/served-chunks.js';
 import { MAX_DIGESTS_PER_CALL, recheckAll, streamChunks } from '../../../common/src/bundle/chunk-stream.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
 
-/** Message buffers kept for reuse across calls: 8 MiB queued per call is about 8 buffers of ~1 MiB, so this covers a few agents at once and caps what is kept at 32 chunks. */
-const POOL_BUFFERS = 32;
 /** Parsed client certificates remembered (an agent makes a call per batch, each re-presenting the same certificate). */
 const MAX_CACHED_PEERS = 4096;
 
@@ -22,8 +19,8 @@ const MAX_CACHED_PEERS = 4096;
  */
 export function chunksService(ctx: ControllerContext): ChunksServer {
   const authenticate = peerCache(ctx);
-  // One pool for every call: a call per file means many short-lived calls, each of which would otherwise start with no buffers.
-  const pool = new BufferPool(POOL_BUFFERS);
+  // One pool for every call (and the registry): a call per file means many short-lived calls, each of which would otherwise start with no buffers.
+  const pool = ctx.bundles.served.pool;
   const metrics: ChunkMetrics = ctx.metrics;
   const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, metrics: ctx.metrics, caller: (call) => `agent:${authenticate(call).id}` });
   return {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
-import { BufferPool, ServedChunks } from '../../../common/src/bundle/served-chunks.js';
+import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
+import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { seededBytes } from './prng.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
