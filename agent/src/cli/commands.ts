@@ -94,7 +94,7 @@ async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
   let since = Date.now();
   let lastState = '';
   const loop = new SessionLoop({
-    state, log, facts: async () => withHostname(await collectFacts(), identity.hostname), bandwidthBytesPerSec, root,
+    state, log, facts: async () => withHostname(await collectFacts(), identity.hostname), bandwidthBytesPerSec, root, upgradeWindowMs: cfg.upgradeWindowMs,
     onState: (s, d) => {
       if (s !== lastState) since = Date.now();
       lastState = s;

@@ -14,6 +14,8 @@ import { STEP_EXECUTORS } from '../steps/registry.js';
 import type { StepExecutor } from '../steps/step.js';
 import type { AgentState } from '../state/agent-state.js';
 import { Outbox } from './outbox.js';
+import { ReleaseUpgrader } from '../upgrade/release-upgrade.js';
+import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
 
 export interface AgentWorkOptions {
   state: AgentState;
@@ -28,6 +30,10 @@ export interface AgentWorkOptions {
   bandwidthBytesPerSec?: number;
   executors?: ReadonlyMap<string, StepExecutor<unknown>>;
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
+  /** systemd and the binary, for self-upgrades (default: this host's). */
+  upgradeHost?: UpgradeHost;
+  /** The settings' upgrade-window, used when the controller sets none. */
+  upgradeWindowMs?: number;
 }
 
 /**
@@ -42,11 +48,19 @@ export class AgentWork {
   readonly jobs: JobRunner;
   readonly bundles: BundleCache;
   private readonly stager: BundleStager;
+  private readonly upgrader: ReleaseUpgrader;
 
   constructor(private readonly o: AgentWorkOptions) {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
     this.stager = new BundleStager(this.bundles, o.state, o.address, o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
+    this.upgrader = new ReleaseUpgrader({
+      state: o.state, log: o.log.child({ part: 'upgrade' }), host: o.upgradeHost ?? systemUpgradeHost, defaultWindowMs: o.upgradeWindowMs,
+      stage: (req, progress, localFiles) => this.stager.stage(req, progress, undefined, localFiles),
+      filesDir: (id) => this.bundles.filesDir(id),
+      report: (r) => o.sendNow({ msg: { $case: 'upgradeReport', value: r } }),
+      progress: (p) => o.sendNow({ msg: { $case: 'bundleProgress', value: p } }),
+    });
     this.jobs = new JobRunner({
       store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
       executors: o.executors ?? STEP_EXECUTORS, schemas: o.schemas ?? STEP_SCHEMAS,
@@ -76,6 +90,9 @@ export class AgentWork {
         break;
       case 'bundleStage':
         this.stager.stage(m.msg.value, (p) => this.o.sendNow({ msg: { $case: 'bundleProgress', value: p } })).catch(() => undefined);
+        break;
+      case 'upgrade':
+        void this.upgrader.handle(m.msg.value);
         break;
       case 'ack':
         this.outbox.ack(m.msg.value.jobId, m.msg.value.seq);

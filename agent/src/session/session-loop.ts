@@ -40,6 +40,8 @@ export interface SessionOptions {
   schemas?: ReadonlyMap<string, StepSchema<unknown>>;
   /** systemd and the binary, for committing a self-upgrade (tests pass a fake). */
   upgradeHost?: UpgradeHost;
+  /** The settings' upgrade-window (the controller may set another per upgrade). */
+  upgradeWindowMs?: number;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -73,6 +75,7 @@ export class SessionLoop {
     this.addressIndex = spreadIndex(opts.state.load().identity.agentId);
     this.work = new AgentWork({
       state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
+      upgradeHost: opts.upgradeHost, upgradeWindowMs: opts.upgradeWindowMs,
       address: () => this.currentAddress(),
       sendNow: (m) => this.current?.call.write(m),
     });
