@@ -129,13 +129,15 @@ export async function dispatch(cli: CliSpec, handlers: Handlers, argv: string[],
   const path = [top.name];
   let cmd = top;
   let rest = afterFirst;
-  if (top.subcommands?.length) {
+  // Groups nest (`ferry agents release add`): descend until a command that runs.
+  while (cmd.subcommands?.length) {
     const sub = rest[0];
+    const at = `${cli.name} ${path.join(' ')}`;
     if (sub === undefined || sub.startsWith('-')) {
-      if (rest.includes('--help') || rest.includes('-h')) return print(commandHelp(cli, path, top));
-      throw usage(`"${cli.name} ${top.name}" needs a command: ${top.subcommands.map((s) => s.name).join(', ')}`, `\`${cli.name} ${top.name} --help\` says what each does`);
+      if (rest.includes('--help') || rest.includes('-h')) return print(commandHelp(cli, path, cmd));
+      throw usage(`"${at}" needs a command: ${cmd.subcommands.map((s) => s.name).join(', ')}`, `\`${at} --help\` says what each does`);
     }
-    cmd = find(top.subcommands, sub, `${cli.name} ${top.name}`, `${cli.name} ${top.name} --help`);
+    cmd = find(cmd.subcommands, sub, at, `${at} --help`);
     path.push(cmd.name);
     rest = rest.slice(1);
   }
