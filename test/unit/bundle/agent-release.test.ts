@@ -45,6 +45,6 @@ describe('rollout spec: upgrade:', () => {
     assert.match(text, /2:1: an agent upgrade takes no params:/);
     assert.match(text, /upgrade.version "latest" is not a version/);
     assert.match(text, /upgrade.connectWindow must be between 5s and 1h/);
-    assert.match(text, /upgrade: unknown key "retry");
+    assert.match(text, /upgrade: unknown key "retry"/);
   });
 });
