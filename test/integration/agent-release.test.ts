@@ -21,6 +21,7 @@ import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { assertConforms, documentedKinds } from '../support/json-docs.js';
 import { jsonLines } from '../support/json-lines.js';
 import { repoRoot, run } from '../support/proc.js';
 
@@ -71,10 +72,15 @@ describe('agent releases and ferry agents upgrade (real controller, CLI and agen
     const older = jsonLines<{ bytesSent: number; sizeBytes: number }>((await ferry('agents', 'release', 'add', old, '--key', join(dir, 'ops.key'), '--json')).stdout)[0]!;
     assert.ok(older.bytesSent < older.sizeBytes / 2, `sent ${older.bytesSent} of ${older.sizeBytes}`);
     const ls = jsonLines<{ version: string; arch: string }>((await ferry('agents', 'release', 'ls', '--json')).stdout);
+    const docs = documentedKinds();
+    assertConforms(docs, 'agent-release.added', [...recs, ...again, older]);
+    assertConforms(docs, 'agent-release', ls);
     assert.deepEqual(ls.map((r) => `${r.version}/${r.arch}`).sort(), ['0.0.9/amd64', '0.1.0/amd64', '0.1.0/arm64']);
-    const rm = await ferry('agents', 'release', 'rm', '0.1.0', '--arch', 'arm64');
+    const rm = await ferry('agents', 'release', 'rm', '0.1.0', '--arch', 'arm64', '--json');
     assert.equal(rm.code, 0, rm.stderr);
-    assert.match(rm.stdout, /removed agent release 0\.1\.0 for arm64/);
+    const removed = jsonLines<{ version: string; arch: string }>(rm.stdout);
+    assert.deepEqual(removed.map((r) => `${r.version}/${r.arch}`), ['0.1.0/arm64']);
+    assertConforms(docs, 'agent-release.removed', removed);
     const left = jsonLines<{ version: string; arch: string }>((await ferry('agents', 'release', 'ls', '--json')).stdout);
     assert.deepEqual(left.map((r) => `${r.version}/${r.arch}`).sort(), ['0.0.9/amd64', '0.1.0/amd64']);
   });
@@ -133,6 +139,7 @@ describe('agent releases and ferry agents upgrade (real controller, CLI and agen
     const created = await ferry('agents', 'upgrade', '--to', '0.0.9', '--selector', 'role=edge', '--waves', '1,100%', '--json');
     assert.equal(created.code, 0, created.stderr);
     const ro = jsonLines<{ id: string; kind: string; agentVersion: string; plan: string; planId: string | null; hostCount: number }>(created.stdout)[0]!;
+    assertConforms(documentedKinds(), 'rollout', [ro]);
     assert.deepEqual([ro.kind, ro.agentVersion, ro.plan, ro.planId, ro.hostCount], ['agent-upgrade', '0.0.9', 'ferry-agent 0.0.9', null, 2]);
     type Show = { rollout: { state: string; paused: boolean; pauseReason: string | null }; hosts: Array<{ hostname: string; state: string; message: string | null }> };
     let show: Show | undefined;

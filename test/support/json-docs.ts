@@ -60,4 +60,6 @@ export function assertConforms(docs: Map<string, DocField[]>, kind: string, recs
  * checked where the misbehaviour is staged (test/integration/run-cancel.test.ts);
  * registry records need real image archives, checked in registry-pull.test.ts.
  */
-export const KINDS_CHECKED_ELSEWHERE = ['exec.link', 'run.link', 'publication', 'publication.tag'];
+/** Agent release records need the real single binaries (dist/), checked in agent-release.test.ts. */
+export const AGENT_RELEASE_KINDS = ['agent-release', 'agent-release.added', 'agent-release.removed'];
+export const KINDS_CHECKED_ELSEWHERE = ['exec.link', 'run.link', 'publication', 'publication.tag', ...AGENT_RELEASE_KINDS];
