@@ -66,10 +66,14 @@ function hoist(cli: CliSpec, argv: string[]): string[] {
     i += takesNext ? 2 : 1;
   }
   const rest = argv.slice(i);
-  const cmd = cli.commands.find((c) => c.name === rest[0]);
-  const leaf = cmd?.subcommands?.length ? cmd.subcommands.find((s) => s.name === rest[1]) : cmd;
+  // The command the words name, through nested groups (`agents release add`): the lifted flags go right after it.
+  let leaf = cli.commands.find((c) => c.name === rest[0]);
+  let at = Math.min(rest.length, 1);
+  while (leaf?.subcommands?.length && at < rest.length) {
+    leaf = leaf.subcommands.find((s) => s.name === rest[at]);
+    at++;
+  }
   const keep = lifted.filter((l) => !leaf || leaf.shared || (leaf.flags && l.name in leaf.flags)).flatMap((l) => l.words);
-  const at = Math.min(rest.length, cmd?.subcommands?.length ? 2 : 1);
   return [...rest.slice(0, at), ...keep, ...rest.slice(at)];
 }
 
