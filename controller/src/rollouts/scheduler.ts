@@ -287,7 +287,14 @@ export class RolloutScheduler {
     const waiting = m.hosts.filter((h) => h.state === 'pending' || h.state === 'ready' || h.state === 'prefetching');
     await a.moveHosts(waiting, 'abort', 'cancelled', { message: 'not started: the rollout was aborted', finishedAt: this.clock.now() });
     // An agent upgrade in flight is not cancelled: the host commits or rolls back by itself, and the abort waits for it.
-    if (!a.dispatch.upgrade) for (const h of m.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
+    if (!a.dispatch.upgrade) {
+      for (const h of m.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
+    } else {
+      // ...but one the host never acknowledged (not connected here, or an agent too old to know AgentUpgrade) is not waited for.
+      const outcomes = await this.upgrades.outcomes(a.stored.jobId);
+      const silent = m.hosts.filter((h) => h.state === 'running' && h.hostJobId && !outcomes.has(h.hostJobId));
+      await a.moveHosts(silent, 'abandon', 'cancelled', { finishedAt: this.clock.now(), message: 'the rollout was aborted before the host acknowledged the upgrade' });
+    }
     await a.moveTo('abort', 'aborting', reason, 'aborting', { pauseReason: reason, gateUntil: null });
     this.kick();
   }
