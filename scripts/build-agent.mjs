@@ -11,7 +11,7 @@
 //
 // Usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE]
 //            [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache]
-//            [--agent-version V] [--check]
+//            [--agent-version V] [--test-fail-start] [--check]
 //   --arch LIST      architectures to build, comma separated (default amd64,arm64)
 //   --entry FILE     agent entry point (default agent/src/cli/main.ts)
 //   --out-dir DIR    where dist files go (default dist): DIR/ferry-agent-linux-<arch>,
@@ -22,6 +22,8 @@
 //   --no-code-cache  do not embed the V8 code cache (slower startup)
 //   --agent-version V  the version the agent reports (default: common/src/version.ts);
 //                    for release candidates and upgrade tests
+//   --test-fail-start  a deliberately broken agent: `run` exits 70 at once (everything
+//                    else works), the broken release of the upgrade rollback tests
 //   --check          only report whether this node/platform can build a SEA
 //                    (exit 0 = yes, exit 2 = no; the reason is printed)
 //
@@ -73,7 +75,7 @@ const fail = (msg) => {
 
 // ---------------------------------------------------------------- arguments
 
-const USAGE = 'usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE] [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache] [--agent-version V] [--check]';
+const USAGE = 'usage: node scripts/build-agent.mjs [--arch LIST] [--entry FILE] [--out FILE] [--out-dir DIR] [--if-stale] [--no-strip] [--no-code-cache] [--agent-version V] [--test-fail-start] [--check]';
 
 function parseCli() {
   let parsed;
@@ -88,6 +90,7 @@ function parseCli() {
         'no-strip': { type: 'boolean', default: false },
         'no-code-cache': { type: 'boolean', default: false },
         'agent-version': { type: 'string' },
+        'test-fail-start': { type: 'boolean', default: false },
         check: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -119,6 +122,7 @@ function parseCli() {
     strip: !v['no-strip'],
     codeCache: !v['no-code-cache'],
     agentVersion: v['agent-version'] ?? null,
+    testFailStart: v['test-fail-start'],
     check: v.check,
     help: v.help,
   };
@@ -216,7 +220,7 @@ const BANNER = [
   'var __ferry_import_meta_url = require("node:url").pathToFileURL(__ferry_filename).href;',
 ].join('\n');
 
-async function bundle(esbuild, entry, outfile, metafile, agentVersion) {
+async function bundle(esbuild, entry, outfile, metafile, agentVersion, testFailStart = false) {
   let result;
   try {
     result = await esbuild.build({
@@ -243,6 +247,8 @@ async function bundle(esbuild, entry, outfile, metafile, agentVersion) {
         'import.meta.dirname': '__ferry_dirname',
         // common/src/version.ts reports this instead of its constant when set.
         __FERRY_BUILD_VERSION__: agentVersion ? JSON.stringify(agentVersion) : 'undefined',
+        // --test-fail-start: a deliberately broken release for upgrade tests (agent/src/cli/commands.ts).
+        __FERRY_TEST_FAIL_START__: testFailStart ? 'true' : 'undefined',
       },
       plugins: [stubPlugin],
     });
@@ -309,7 +315,7 @@ function workDir(out) {
 
 /** What a target's manifest records; a change in any of these means a rebuild. */
 function settingsOf(opts, t) {
-  return { entry: opts.entry, out: t.out, arch: t.arch, node: process.version, strip: opts.strip, codeCache: t.codeCache, agentVersion: opts.agentVersion };
+  return { entry: opts.entry, out: t.out, arch: t.arch, node: process.version, strip: opts.strip, codeCache: t.codeCache, agentVersion: opts.agentVersion, testFailStart: opts.testFailStart };
 }
 
 function isFresh(opts, t, manifestPath) {
@@ -476,7 +482,7 @@ async function main() {
   const file = join(work, 'ferry-agent.cjs');
   let bundled;
   await step('bundle   (esbuild)', async () => {
-    bundled = await bundle(esbuild, opts.entry, file, join(work, 'metafile.json'), opts.agentVersion);
+    bundled = await bundle(esbuild, opts.entry, file, join(work, 'metafile.json'), opts.agentVersion, opts.testFailStart);
     return bundled.note;
   });
   for (const d of bundled.dynamic) console.log(`    note: ${d}`);

@@ -238,7 +238,7 @@ export class Controller {
     opened.push(() => presence?.stop());
     if (presence) ctx.jobs.connectedElsewhere = () => presence.connected();
     ctx.rollouts = new RolloutScheduler({
-      store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents,
+      store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents, agentUpgrades: ctx.agentUpgrades,
       audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence,
     });
     // Job history past the retention goes when elected and every hour after.

@@ -61,4 +61,6 @@ export function assertConforms(docs: Map<string, DocField[]>, kind: string, recs
  * registry records need real image archives, checked in registry-pull.test.ts;
  * migrate-store needs a PostgreSQL server, checked in ha-operations.test.ts.
  */
-export const KINDS_CHECKED_ELSEWHERE = ['exec.link', 'run.link', 'publication', 'publication.tag', 'relay', 'controller-migrate-store'];
+/** Agent release records need the real single binaries (dist/), checked in agent-release.test.ts. */
+export const AGENT_RELEASE_KINDS = ['agent-release', 'agent-release.added', 'agent-release.removed'];
+export const KINDS_CHECKED_ELSEWHERE = ['exec.link', 'run.link', 'publication', 'publication.tag', 'relay', 'controller-migrate-store', ...AGENT_RELEASE_KINDS];

@@ -32,6 +32,7 @@ import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
 import { fsyncDir, writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
 import { mkdirExact } from './file-assembler.js';
 import { LocalChunkIndex } from './local-chunks.js';
+import { chunkFile } from '../../../common/src/bundle/fastcdc.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { PartFiles } from './part-files.js';
 import { ProgressThrottle, type StageProgress } from './progress.js';
@@ -71,6 +72,14 @@ export interface StageOptions {
   retries?: number;
   /** First retry delay in ms (default 500, doubling up to 8 s). */
   retryDelayMs?: number;
+  /**
+   * Files on this host that may hold many of the bundle's chunks though no
+   * bundle lists them — the running agent binary, for an agent release: it
+   * is chunked (FastCDC, the same cut points as the release) and its chunks
+   * are copied instead of fetched, verified on read like every local chunk.
+   * A file that cannot be read is skipped.
+   */
+  localFiles?: readonly string[];
 }
 
 /** Outcome of a successful {@link BundleCache.stage}. */
@@ -185,6 +194,19 @@ export class BundleCache {
     return { removed, bytes };
   }
 
+  /** Adds the chunks of `files` that the bundle lists and nothing else on the host holds (StageOptions.localFiles). */
+  private async indexLocalFiles(index: LocalChunkIndex, sizes: ReadonlyMap<string, number>, files: readonly string[]): Promise<void> {
+    for (const path of files) {
+      try {
+        for (const c of (await chunkFile(path)).chunks) {
+          if (sizes.get(c.digest) === c.length && !index.has(c.digest)) index.add(c.digest, { path, offset: c.offset, size: c.length });
+        }
+      } catch (err) {
+        this.log.warn({ path, err: (err as Error).message }, 'cannot read a local file for chunk reuse; its chunks are fetched');
+      }
+    }
+  }
+
   private async stageLocked(id: string, signed: SignedManifest, m: BundleManifest, opts: StageOptions): Promise<StageResult> {
     const label = `${m.name}:${m.version} (${id.slice(0, 12)})`;
     const signal = opts.signal ?? new AbortController().signal;
@@ -228,6 +250,7 @@ export class BundleCache {
         const own = p.writtenPlace(c.digest);
         if (own) index.add(c.digest, { ...own, size: c.size });
       }
+      if (wanted.length > 0) await this.indexLocalFiles(index, sizes, opts.localFiles ?? []);
       const local = wanted.filter((c) => index.has(c.digest));
       const remote = wanted.filter((c) => !index.has(c.digest));
       reused = uniqueBytes - sum(remote.map((c) => c.size));

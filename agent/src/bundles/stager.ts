@@ -24,22 +24,22 @@ export class BundleStager {
   ) {}
 
   /** Stages `req` unless it is staged or staging; progress and the final state go to `report`. */
-  stage(req: BundleStage, report: (p: BundleProgress) => void, signal?: AbortSignal): Promise<void> {
+  stage(req: BundleStage, report: (p: BundleProgress) => void, signal?: AbortSignal, localFiles?: readonly string[]): Promise<void> {
     const running = this.inFlight.get(req.bundleId);
     if (running) return running;
-    const p = this.run(req, report, signal).finally(() => this.inFlight.delete(req.bundleId));
+    const p = this.run(req, report, signal, localFiles).finally(() => this.inFlight.delete(req.bundleId));
     this.inFlight.set(req.bundleId, p);
     return p;
   }
 
-  private async run(req: BundleStage, report: (p: BundleProgress) => void, signal?: AbortSignal): Promise<void> {
+  private async run(req: BundleStage, report: (p: BundleProgress) => void, signal?: AbortSignal, localFiles?: readonly string[]): Promise<void> {
     const base = { bundleId: req.bundleId, bytesFetched: 0, error: '', errorCode: '', relayFallbacks: [] };
     const loaded = this.state.load();
     const source = this.openSource();
     try {
       const r = await this.cache.stage(req.signed!, {
         trustedKeys: loaded.identity.operatorKeys, source, expectedBundleId: req.bundleId, signal,
-        bandwidthBytesPerSec: this.bandwidthBytesPerSec,
+        bandwidthBytesPerSec: this.bandwidthBytesPerSec, localFiles,
         onProgress: (p) => report({ ...base, state: BundleState.BUNDLE_STATE_FETCHING, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesFetched: p.bytesFetched }),
       });
       const total = JSON.parse(req.signed!.manifest).files.reduce((n: number, f: { size: number }) => n + f.size, 0) as number;

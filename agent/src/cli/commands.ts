@@ -74,7 +74,15 @@ export async function cmdJoin(args: string[]): Promise<number> {
   return Exit.Ok;
 }
 
+// Set only by `scripts/build-agent.mjs --test-fail-start` (esbuild define): a release that is broken on purpose.
+declare const __FERRY_TEST_FAIL_START__: boolean | undefined;
+
 export async function cmdRun(args: string[]): Promise<number> {
+  if (typeof __FERRY_TEST_FAIL_START__ === 'boolean' && __FERRY_TEST_FAIL_START__) {
+    // What a broken release looks like to systemd and the upgrade watcher: it answers `version`, then dies at start.
+    process.stderr.write('panic: this agent was built with --test-fail-start and exits at start\n');
+    return 70;
+  }
   const { values } = parseFlags(args, { ...common, 'log-level': { type: 'string' }, bandwidth: { type: 'string' }, root: { type: 'string' } }, false);
   const cfg = settings(values);
   const state = new AgentState(cfg.stateDir);
@@ -94,7 +102,7 @@ async function runLocked(cfg: AgentConfig, state: AgentState): Promise<number> {
   let since = Date.now();
   let lastState = '';
   const loop = new SessionLoop({
-    state, log, facts: async () => withHostname(await collectFacts(), identity.hostname), bandwidthBytesPerSec, root,
+    state, log, facts: async () => withHostname(await collectFacts(), identity.hostname), bandwidthBytesPerSec, root, upgradeWindowMs: cfg.upgradeWindowMs,
     onState: (s, d) => {
       if (s !== lastState) since = Date.now();
       lastState = s;

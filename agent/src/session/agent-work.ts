@@ -20,6 +20,8 @@ import { GrpcChunkSource } from '../bundles/grpc-chunk-source.js';
 import { controllerCreds, relayCreds } from '../grpc-creds.js';
 import { FallbackChunkSource, RelayHealth } from '../relay/fallback-source.js';
 import { RelayRole } from '../relay/relay-role.js';
+import { ReleaseUpgrader } from '../upgrade/release-upgrade.js';
+import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
 
 export interface AgentWorkOptions {
   state: AgentState;
@@ -38,6 +40,10 @@ export interface AgentWorkOptions {
   relayStallMs?: number;
   relayDownMs?: number;
   relayStatusEveryMs?: number;
+  /** systemd and the binary, for self-upgrades (default: this host's). */
+  upgradeHost?: UpgradeHost;
+  /** The settings' upgrade-window, used when the controller sets none. */
+  upgradeWindowMs?: number;
 }
 
 /**
@@ -58,6 +64,7 @@ export class AgentWork {
   readonly relayHealth: RelayHealth;
   /** This host as a relay, when the controller made it one. */
   readonly relay: RelayRole;
+  private readonly upgrader: ReleaseUpgrader;
 
   constructor(private readonly o: AgentWorkOptions) {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
@@ -65,6 +72,13 @@ export class AgentWork {
     this.relayHealth = new RelayHealth(o.relayDownMs);
     this.relay = new RelayRole({ state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs });
     this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
+    this.upgrader = new ReleaseUpgrader({
+      state: o.state, log: o.log.child({ part: 'upgrade' }), host: o.upgradeHost ?? systemUpgradeHost, defaultWindowMs: o.upgradeWindowMs,
+      stage: (req, progress, localFiles) => this.stager.stage(req, progress, undefined, localFiles),
+      filesDir: (id) => this.bundles.filesDir(id),
+      report: (r) => o.sendNow({ msg: { $case: 'upgradeReport', value: r } }),
+      progress: (p) => o.sendNow({ msg: { $case: 'bundleProgress', value: p } }),
+    });
     this.jobs = new JobRunner({
       store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
       executors: o.executors ?? STEP_EXECUTORS, schemas: o.schemas ?? STEP_SCHEMAS,
@@ -102,6 +116,9 @@ export class AgentWork {
         break;
       case 'relayCert':
         void this.relay.onCert(m.msg.value);
+        break;
+      case 'upgrade':
+        void this.upgrader.handle(m.msg.value);
         break;
       case 'ack':
         this.outbox.ack(m.msg.value.jobId, m.msg.value.seq);

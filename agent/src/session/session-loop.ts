@@ -46,6 +46,8 @@ export interface SessionOptions {
   relayDownMs?: number;
   /** How often a relay reports its counters (default 5 s). */
   relayStatusEveryMs?: number;
+  /** The settings' upgrade-window (the controller may set another per upgrade). */
+  upgradeWindowMs?: number;
 }
 
 const WELCOME_TIMEOUT_MS = 15_000;
@@ -80,6 +82,7 @@ export class SessionLoop {
     this.work = new AgentWork({
       state: opts.state, log: opts.log, facts: opts.facts, root: opts.root, bandwidthBytesPerSec: opts.bandwidthBytesPerSec, executors: opts.executors, schemas: opts.schemas,
       relayStallMs: opts.relayStallMs, relayDownMs: opts.relayDownMs, relayStatusEveryMs: opts.relayStatusEveryMs,
+      upgradeHost: opts.upgradeHost, upgradeWindowMs: opts.upgradeWindowMs,
       address: () => this.currentAddress(),
       sendNow: (m) => this.current?.call.write(m),
     });

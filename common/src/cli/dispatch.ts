@@ -66,10 +66,14 @@ function hoist(cli: CliSpec, argv: string[]): string[] {
     i += takesNext ? 2 : 1;
   }
   const rest = argv.slice(i);
-  const cmd = cli.commands.find((c) => c.name === rest[0]);
-  const leaf = cmd?.subcommands?.length ? cmd.subcommands.find((s) => s.name === rest[1]) : cmd;
+  // The command the words name, through nested groups (`agents release add`): the lifted flags go right after it.
+  let leaf = cli.commands.find((c) => c.name === rest[0]);
+  let at = Math.min(rest.length, 1);
+  while (leaf?.subcommands?.length && at < rest.length) {
+    leaf = leaf.subcommands.find((s) => s.name === rest[at]);
+    at++;
+  }
   const keep = lifted.filter((l) => !leaf || leaf.shared || (leaf.flags && l.name in leaf.flags)).flatMap((l) => l.words);
-  const at = Math.min(rest.length, cmd?.subcommands?.length ? 2 : 1);
   return [...rest.slice(0, at), ...keep, ...rest.slice(at)];
 }
 
@@ -129,13 +133,15 @@ export async function dispatch(cli: CliSpec, handlers: Handlers, argv: string[],
   const path = [top.name];
   let cmd = top;
   let rest = afterFirst;
-  if (top.subcommands?.length) {
+  // Groups nest (`ferry agents release add`): descend until a command that runs.
+  while (cmd.subcommands?.length) {
     const sub = rest[0];
+    const at = `${cli.name} ${path.join(' ')}`;
     if (sub === undefined || sub.startsWith('-')) {
-      if (rest.includes('--help') || rest.includes('-h')) return print(commandHelp(cli, path, top));
-      throw usage(`"${cli.name} ${top.name}" needs a command: ${top.subcommands.map((s) => s.name).join(', ')}`, `\`${cli.name} ${top.name} --help\` says what each does`);
+      if (rest.includes('--help') || rest.includes('-h')) return print(commandHelp(cli, path, cmd));
+      throw usage(`"${at}" needs a command: ${cmd.subcommands.map((s) => s.name).join(', ')}`, `\`${at} --help\` says what each does`);
     }
-    cmd = find(top.subcommands, sub, `${cli.name} ${top.name}`, `${cli.name} ${top.name} --help`);
+    cmd = find(cmd.subcommands, sub, at, `${at} --help`);
     path.push(cmd.name);
     rest = rest.slice(1);
   }

@@ -7,6 +7,8 @@ import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { bundleId, contentDigest, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
+import { assertRelease } from '../../../common/src/bundle/agent-release.js';
+import { FERRY_VERSION } from '../../../common/src/version.js';
 import type { Db } from '../store/db.js';
 
 interface BundleRow {
@@ -47,7 +49,8 @@ export class BundleStore {
   /** Bundles being served right now: their chunks survive garbage collection even if the bundle is removed. */
   private readonly leases = new Map<string, number>();
 
-  constructor(private readonly db: Db, chunkDir: string) {
+  /** `controllerVersion` bounds the agent releases this store accepts (tests pass another). */
+  constructor(private readonly db: Db, chunkDir: string, private readonly controllerVersion: string = FERRY_VERSION) {
     this.chunks = new ChunkStore(chunkDir);
     this.served = new ServedChunks(this.chunks);
   }
@@ -86,6 +89,8 @@ export class BundleStore {
     }
     const manifest = verifyManifest(signed, trusted);
     checkManifest(manifest, 'it was not committed');
+    // A bundle named like an agent release must be one hosts can install (agent-release.ts).
+    assertRelease(manifest, this.controllerVersion);
     const digests = [...new Set(manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))];
     const missing = await this.missing(digests);
     if (missing.length > 0) {

@@ -23,6 +23,11 @@ const FLAGS = {
   'exit-on-pause': { type: 'boolean' as const }, force: { type: 'boolean' as const },
 };
 
+/** `ferry agents upgrade`: the rollout flags plus what to install (the spec's `upgrade:`). */
+export const UPGRADE_FLAGS = {
+  ...FLAGS, to: { type: 'string' as const }, all: { type: 'boolean' as const }, 'retry-failed': { type: 'boolean' as const }, window: { type: 'string' as const },
+};
+
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
 
 /** Amounts from flags: "5" stays a number, "10%" a string; the server validates both. */
@@ -32,8 +37,8 @@ const amount = (v: string): number | string => (/^\d+$/.test(v.trim()) ? Number(
  * A spec document from flags (the server parses and validates it like a
  * file, so flags and files cannot drift apart).
  */
-export function specFromFlags(v: Values): string {
-  if (!v.plan) throw new FerryError(ErrorCode.InvalidArgument, 'rollout create needs -f rollout.yaml or --plan NAME', 'see `ferry --help` (Rollouts)');
+export function specFromFlags(v: Values, upgrade?: Record<string, unknown>): string {
+  if (!v.plan && !upgrade) throw new FerryError(ErrorCode.InvalidArgument, 'rollout create needs -f rollout.yaml or --plan NAME', 'see `ferry --help` (Rollouts)');
   const params: Record<string, string> = {};
   for (const p of v.param ?? []) {
     const i = p.indexOf('=');
@@ -56,6 +61,7 @@ export function specFromFlags(v: Values): string {
   if (v.selector !== undefined) targets['selector'] = v.selector;
   if (v.host?.length) targets['hosts'] = v.host;
   if (v.exclude?.length) targets['exclude'] = v.exclude;
+  if (upgrade) return stringify({ ...(v.name ? { name: v.name } : {}), upgrade, targets, strategy });
   return stringify({ ...(v.name ? { name: v.name } : {}), plan: v.plan, params, targets, strategy });
 }
 
@@ -126,6 +132,34 @@ export async function cmdRollout(args: string[]): Promise<number> {
       default:
         throw new FerryError(ErrorCode.InvalidArgument, `unknown rollout command "${sub ?? ''}"`, 'use create, ls, show, pause, resume, abort, approve, retry, logs or watch');
     }
+  } finally {
+    admin.close();
+  }
+}
+
+/**
+ * `ferry agents upgrade --to VERSION (--selector S | --host H | --all) [rollout flags]`:
+ * a rollout whose hosts install the agent release VERSION (docs/agent-upgrade.md).
+ * The spec is built from flags and validated by the controller like any rollout's.
+ */
+export async function cmdAgentsUpgrade(args: string[]): Promise<number> {
+  const { values: v } = parseFlags(args, UPGRADE_FLAGS);
+  if (!v.to) throw new FerryError(ErrorCode.InvalidArgument, 'agents upgrade needs --to VERSION', 'e.g. ferry agents upgrade --to 0.2.0 --selector ring=canary (ferry agents release ls lists releases)');
+  if (v.all && (v.selector !== undefined || v.host?.length)) throw new FerryError(ErrorCode.InvalidArgument, '--all cannot be combined with --selector or --host');
+  if (!v.all && v.selector === undefined && !v.host?.length) {
+    throw new FerryError(ErrorCode.InvalidArgument, 'agents upgrade needs --selector, --host or --all', `e.g. ferry agents upgrade --to ${v.to} --selector ring=canary --waves 1,10%,100%`);
+  }
+  const upgrade: Record<string, unknown> = { version: v.to };
+  if (v['retry-failed']) upgrade['retryFailed'] = true;
+  if (v.window) upgrade['connectWindow'] = v.window;
+  const spec = specFromFlags({ ...v, ...(v.all ? { selector: '' } : {}) }, upgrade);
+  const admin = Admin.connect(v);
+  const ro = new Rollouts(admin);
+  try {
+    const i = await ro.call(ro.client.create, { spec, file: '(flags)' });
+    if (v.json && !v.watch) writeRecord(rolloutRecord(i));
+    else if (!v.json) process.stdout.write(`created rollout ${i.id} (${i.name}): ${i.hosts} hosts to ferry-agent ${i.agentVersion} in ${i.waveCount} waves\n  ${i.strategy}\n${v.watch ? '' : `  watch it: ferry rollout watch ${i.id}\n`}`);
+    return v.watch ? await watchRollout(ro, i.id, { json: Boolean(v.json), exitOnPause: Boolean(v['exit-on-pause']) }) : Exit.Ok;
   } finally {
     admin.close();
   }

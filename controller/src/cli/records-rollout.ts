@@ -13,7 +13,7 @@ const time = (ms: number) => (ms > 0 ? ms : null);
 /** `rollout ls | create | pause | resume | abort | approve | retry`, and `show`'s `rollout` (docs/json.md, "rollout"). */
 export function rolloutRecord(i: RolloutInfo) {
   return {
-    id: i.id, name: i.name, plan: i.plan, planId: i.planId, state: i.state, paused: i.paused, pauseReason: i.pauseReason || null,
+    id: i.id, name: i.name, kind: i.kind || 'plan', plan: i.plan, planId: i.planId || null, agentVersion: i.agentVersion || null, state: i.state, paused: i.paused, pauseReason: i.pauseReason || null,
     currentWave: i.currentWave >= 0 ? i.currentWave : null, waveCount: i.waveCount, hostCount: i.hosts, counts: counts(i.counts),
     strategy: i.strategy, createdAtMs: i.createdAtMs, createdBy: i.createdBy, updatedAtMs: i.updatedAtMs,
     finishedAtMs: time(i.finishedAtMs), gateUntilMs: time(i.gateUntilMs),

@@ -102,8 +102,22 @@ export const runCommand: CommandSpec = {
 };
 
 const reason: FlagSpec = { type: 'string', value: 'TEXT', help: 'why (shown in the rollout\'s history)' };
-const exitOnPause: FlagSpec = { type: 'boolean', help: 'with --watch/watch: exit 8 when the rollout pauses or waits for approval' };
+export const exitOnPause: FlagSpec = { type: 'boolean', help: 'with --watch/watch: exit 8 when the rollout pauses or waits for approval' };
 const host: FlagSpec = { type: 'string', multiple: true, value: 'HOST', help: 'a host by name or agent id' };
+
+/** Which hosts are left out, and the strategy: `rollout create` and `agents upgrade` take the same ones. */
+export const strategyFlags: Record<string, FlagSpec> = {
+  exclude: { type: 'string', multiple: true, value: 'HOST', help: 'leave this host out' },
+  waves: { type: 'string', value: 'LIST', help: 'cumulative wave sizes, e.g. 1,10%,100%' },
+  'max-concurrency': { type: 'string', value: 'N|P%', help: 'hosts running at once' },
+  'error-budget': { type: 'string', value: 'N|P%', help: 'failures allowed in the whole rollout' },
+  'wave-error-budget': { type: 'string', value: 'N|P%', help: 'failures allowed per wave' },
+  'on-failure': { type: 'string', value: 'ACTION', help: 'when the budget is exceeded: pause, abort or continue' },
+  wait: { type: 'string', value: 'DURATION', help: 'pause between waves, e.g. 30s' },
+  approval: { type: 'boolean', help: 'wait for `ferry rollout approve` before each next wave' },
+  'offline-timeout': { type: 'string', value: 'DURATION', help: 'how long to wait for an offline host, e.g. 5m' },
+  offline: { type: 'string', value: 'ACTION', help: 'an offline host after the timeout: fail or skip' },
+};
 
 export const rolloutCommand: CommandSpec = {
   name: 'rollout', summary: 'staged rollouts: canary, waves, error budgets (docs/rollouts.md)',
@@ -115,17 +129,7 @@ export const rolloutCommand: CommandSpec = {
         watch: { type: 'boolean', help: 'follow it after creating it (as rollout watch)' },
         name: { type: 'string', value: 'NAME', help: 'a name for the rollout' },
         plan: { type: 'string', value: 'PLAN', help: 'the plan to roll out' },
-        param, selector, host,
-        exclude: { type: 'string', multiple: true, value: 'HOST', help: 'leave this host out' },
-        waves: { type: 'string', value: 'LIST', help: 'cumulative wave sizes, e.g. 1,10%,100%' },
-        'max-concurrency': { type: 'string', value: 'N|P%', help: 'hosts running at once' },
-        'error-budget': { type: 'string', value: 'N|P%', help: 'failures allowed in the whole rollout' },
-        'wave-error-budget': { type: 'string', value: 'N|P%', help: 'failures allowed per wave' },
-        'on-failure': { type: 'string', value: 'ACTION', help: 'when the budget is exceeded: pause, abort or continue' },
-        wait: { type: 'string', value: 'DURATION', help: 'pause between waves, e.g. 30s' },
-        approval: { type: 'boolean', help: 'wait for `ferry rollout approve` before each next wave' },
-        'offline-timeout': { type: 'string', value: 'DURATION', help: 'how long to wait for an offline host, e.g. 5m' },
-        offline: { type: 'string', value: 'ACTION', help: 'an offline host after the timeout: fail or skip' },
+        param, selector, host, ...strategyFlags,
         prefetch: { type: 'boolean', help: 'stage the plan\'s bundles on all targets first' },
         'exit-on-pause': exitOnPause, json,
       },

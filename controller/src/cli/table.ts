@@ -1,3 +1,4 @@
+import { agentsReleaseCommand, agentsUpgradeCommand } from './table-upgrade.js';
 import { withBuiltins } from '../../../common/src/cli/dispatch.js';
 import type { CliSpec, CommandSpec, FlagSpec } from '../../../common/src/cli/spec.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
@@ -154,6 +155,8 @@ const agentsCommand: CommandSpec = {
       examples: ['ferry agents label --selector site=plant-7 ring=canary', 'ferry agents label edge-7 ag-0123456789ab --remove ring', 'ferry agents label --all fleet=prod'] },
     { name: 'revoke', summary: 'revoke an agent: its session closes and it cannot reconnect', args: 'ID', shared: true, flags: { json } },
     { name: 'allow-reauth', summary: 'let an agent unseen beyond the re-authentication window back in', args: 'ID', shared: true, flags: { json } },
+    agentsUpgradeCommand,
+    agentsReleaseCommand,
   ],
 };
 

@@ -1,5 +1,6 @@
 import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Clock } from './clock.js';
+import type { UpgradeSpec } from './spec.js';
 import type { HostModel, HostState, RolloutModel, RolloutState } from './model.js';
 import type { RolloutEventRecord, RolloutStore, StoredRollout } from './rollout-store.js';
 import { hostTransition, rolloutTransition, type HostCause, type RolloutCause } from './transitions.js';
@@ -9,6 +10,8 @@ export interface DispatchInfo {
   signed: SignedPlan;
   params: Record<string, string>;
   bundles: JobBundle[];
+  /** Set for an agent upgrade: hosts are sent this release instead of a plan job (upgrade-hosts.ts). */
+  upgrade?: UpgradeSpec;
 }
 
 export type EventListener = (ev: RolloutEventRecord) => void;

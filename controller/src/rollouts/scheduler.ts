@@ -17,6 +17,8 @@ import { HOST_TERMINAL, ROLLOUT_TERMINAL, type HostModel } from './model.js';
 import { PrefetchPhase } from './prefetch-phase.js';
 import type { RolloutEventRecord, RolloutStore, StoredRollout } from './rollout-store.js';
 import { rolloutTransition, setPaused } from './transitions.js';
+import { agentArch, UpgradeHosts, upgradeResult } from './upgrade-hosts.js';
+import type { AgentUpgradeRecord, AgentUpgradeStore } from '../store/agent-upgrades.js';
 
 /** Watchers get every persisted event, and bare pings (no event) when step progress changed. */
 export type RolloutListener = (rolloutId: string, ev?: RolloutEventRecord) => void;
@@ -33,8 +35,10 @@ export interface SchedulerDeps {
   jobs: JobCoordinator;
   prefetch: Pick<PrefetchCoordinator, 'run'>;
   plans: Pick<PlanStore, 'require' | 'byId' | 'jobBundles'>;
-  bundles: Pick<BundleStore, 'lease' | 'byId'>;
-  agents: Pick<AgentStore, 'list'>;
+  bundles: Pick<BundleStore, 'lease' | 'byId' | 'list'>;
+  agents: Pick<AgentStore, 'list' | 'get'>;
+  /** Agent self-upgrade outcomes, for rollouts of `ferry agents upgrade` (upgrade-hosts.ts). */
+  agentUpgrades: Pick<AgentUpgradeStore, 'forUpgradePrefix'> & { onChange?: (r: AgentUpgradeRecord) => void };
   audit: Pick<AuditLog, 'record'>;
   log: Logger;
   clock: Clock;
@@ -68,11 +72,17 @@ export class RolloutScheduler {
   // Not running until start(): a replica never elected must refuse changes (requireRunning) like a deposed one.
   private stopped = true;
   private unsubscribe: (() => void) | undefined;
+  private readonly upgrades: UpgradeHosts;
 
   constructor(readonly deps: SchedulerDeps) {
     this.store = deps.store;
     this.clock = deps.clock;
     this.since = deps.clock.now();
+    this.upgrades = new UpgradeHosts(deps.sessions, deps.agentUpgrades, {
+      arch: async (id) => { const a = await deps.agents.get(id); return a && agentArch(a); },
+    });
+    // An outcome recorded on this replica: read it on the next pass rather than a second later.
+    deps.agentUpgrades.onChange = () => this.kick();
   }
 
   /** Runs `fn` after every change queued before it; failures are logged and do not stop the queue. */
@@ -170,9 +180,10 @@ export class RolloutScheduler {
   async create(specText: string, file: string, who: string): Promise<StoredRollout> {
     this.requireRunning();
     const { stored, dispatch } = await buildRollout(this.deps, specText, file, who);
-    await this.deps.jobs.createJob(stored.jobId, { planId: stored.planId, signed: dispatch.signed, params: dispatch.params, bundles: dispatch.bundles, check: false, createdBy: who });
+    if (!dispatch.upgrade) await this.deps.jobs.createJob(stored.jobId, { planId: stored.planId, signed: dispatch.signed, params: dispatch.params, bundles: dispatch.bundles, check: false, createdBy: who });
     await this.store.insert(stored);
-    await this.deps.audit.record(who, 'rollout.create', stored.model.id, { name: stored.name, plan: stored.planName, hosts: stored.model.hosts.length, waves: stored.model.waveSizes });
+    await this.deps.audit.record(who, dispatch.upgrade ? 'agents.upgrade' : 'rollout.create', stored.model.id,
+      { name: stored.name, plan: stored.planName, hosts: stored.model.hosts.length, waves: stored.model.waveSizes, ...(dispatch.upgrade ? { version: dispatch.upgrade.version } : {}) });
     await this.serial(async () => {
       const a = await this.activate(stored.model.id, stored, dispatch);
       await a.event('created', `${stored.model.hosts.length} hosts in ${stored.model.waveSizes.length} waves (${stored.model.waveSizes.join(', ')}) by ${who}`);
@@ -191,6 +202,11 @@ export class RolloutScheduler {
     const a = new ActiveRollout(stored, dispatch, await this.store.lastSeq(id), this.store, (ev) => this.emit(ev.rolloutId, ev), this.clock);
     for (const b of stored.bundles) a.hold(this.deps.bundles.lease(b.bundleId));
     this.active.set(id, a);
+    // An upgrade's running hosts are finished from agent_upgrades by the next pass (collectResults), or sent again when they connect.
+    if (dispatch.upgrade) {
+      for (const h of stored.model.hosts.filter((x) => x.state === 'running' && x.hostJobId)) await this.upgrades.send(dispatch, dispatch.upgrade, h);
+      return a;
+    }
     for (const h of stored.model.hosts.filter((x) => x.state === 'running' && x.hostJobId)) {
       const start = this.deps.jobs.jobStart(h.hostJobId!, { ...dispatch, check: false });
       const row = await this.deps.jobs.attach(h.hostJobId!, h, start, this.hooks(a, h));
@@ -271,7 +287,15 @@ export class RolloutScheduler {
     a.prefetch?.stop();
     const waiting = m.hosts.filter((h) => h.state === 'pending' || h.state === 'ready' || h.state === 'prefetching');
     await a.moveHosts(waiting, 'abort', 'cancelled', { message: 'not started: the rollout was aborted', finishedAt: this.clock.now() });
-    for (const h of m.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
+    // An agent upgrade in flight is not cancelled: the host commits or rolls back by itself, and the abort waits for it.
+    if (!a.dispatch.upgrade) {
+      for (const h of m.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
+    } else {
+      // ...but one the host never acknowledged (not connected here, or an agent too old to know AgentUpgrade) is not waited for.
+      const outcomes = await this.upgrades.outcomes(a.stored.jobId);
+      const silent = m.hosts.filter((h) => h.state === 'running' && h.hostJobId && !outcomes.has(h.hostJobId));
+      await a.moveHosts(silent, 'abandon', 'cancelled', { finishedAt: this.clock.now(), message: 'the rollout was aborted before the host acknowledged the upgrade' });
+    }
     await a.moveTo('abort', 'aborting', reason, 'aborting', { pauseReason: reason, gateUntil: null });
     this.kick();
   }
@@ -292,8 +316,15 @@ export class RolloutScheduler {
   }
 
   private onAgentUp(agentId: string): void {
+    for (const a of this.active.values()) {
+      // An upgrade not yet answered (the host was offline, or is back on either version): send it again; the agent dedupes by id.
+      const u = a.dispatch.upgrade;
+      const uh = u && a.host(agentId);
+      if (u && uh?.state === 'running') void this.serial(() => this.upgrades.send(a.dispatch, u, uh));
+    }
     // An abort's cancel could not reach a host that was offline; send it again now.
     for (const a of this.active.values()) {
+      if (a.dispatch.upgrade) continue;
       if (a.model.state !== 'aborting') continue;
       const h = a.host(agentId);
       if (h?.state === 'running') this.deps.jobs.cancel(h.hostJobId!, agentId);
@@ -305,6 +336,8 @@ export class RolloutScheduler {
     await this.collectResults();
     const needBusy = [...this.active.values()].some((a) => a.model.state === 'running' && !a.model.paused);
     const busy = needBusy ? await this.deps.jobs.busyAgents() : new Map<string, string>();
+    // A host mid-upgrade is busy for every other rollout (and an upgrade waits for a plan job, through the map above).
+    if (needBusy) for (const a of this.active.values()) if (a.dispatch.upgrade) for (const h of a.model.hosts) if (h.state === 'running' && h.hostJobId) busy.set(h.agentId, h.hostJobId);
     const elsewhere = this.deps.presence && this.active.size > 0 ? await this.deps.presence.connected() : undefined;
     for (const a of [...this.active.values()]) {
       for (let pass = 0; pass < 50; pass++) {
@@ -339,6 +372,14 @@ export class RolloutScheduler {
   private async collectResults(): Promise<void> {
     for (const a of [...this.active.values()]) {
       if (!a.model.hosts.some((h) => h.state === 'running')) continue;
+      if (a.dispatch.upgrade) {
+        const outcomes = await this.upgrades.outcomes(a.stored.jobId);
+        for (const h of a.model.hosts) {
+          const r = h.state === 'running' && h.hostJobId ? upgradeResult(outcomes.get(h.hostJobId)) : undefined;
+          if (r) await this.hostFinished(a, h.agentId, h.hostJobId!, r.status, r.message);
+        }
+        continue;
+      }
       const rows = await this.store.hostJobs(a.id);
       for (const h of a.model.hosts) {
         if (h.state !== 'running' || !h.hostJobId) continue;
@@ -404,6 +445,16 @@ export class RolloutScheduler {
     for (const h of hosts) h.hostJobId = `${a.stored.jobId}-${h.agentId}-${h.attempt}`;
     await a.moveHosts(hosts, 'start', 'running', { startedAt: now, finishedAt: null, message: '' });
     for (const h of hosts) busy.set(h.agentId, h.hostJobId!);
+    if (a.dispatch.upgrade) {
+      // Not connected here (another replica holds the session): sent when it connects to this one; see upgrade-hosts.ts.
+      for (const h of hosts) {
+        if (!(await this.upgrades.send(a.dispatch, a.dispatch.upgrade, h))) {
+          await a.updateHosts([h], { message: 'upgrade not sent yet: the host\'s session is not on the replica running the scheduler; sent when it connects here' }, true);
+        }
+      }
+      this.deps.log.info({ rollout: a.id, hosts: hosts.length, version: a.dispatch.upgrade.version }, 'agent upgrades sent');
+      return;
+    }
     for (const h of hosts) {
       await this.deps.jobs.startHost(a.stored.jobId, h.hostJobId!, { ...a.dispatch, check: false }, h, this.hooks(a, h));
     }

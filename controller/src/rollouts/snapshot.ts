@@ -34,6 +34,7 @@ export function rolloutInfo(r: StoredRollout): RolloutInfo {
     currentWave: m.currentWave, waveCount: m.waveSizes.length, hosts: m.hosts.length, counts: counts(m.hosts),
     createdAtMs: r.createdAt, createdBy: r.createdBy, updatedAtMs: r.updatedAt, finishedAtMs: r.finishedAt ?? 0,
     gateUntilMs: m.gateUntil ?? 0, strategy: strategyText(m.strategy),
+    kind: r.spec.upgrade ? 'agent-upgrade' : 'plan', agentVersion: r.spec.upgrade?.version ?? '',
   };
 }
 

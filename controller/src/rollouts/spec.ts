@@ -25,10 +25,21 @@
  *   prefetch: false               # stage the plan's bundles on every target before wave 1
  * ```
  * `errorBudget: 2` (a bare amount) is shorthand for `errorBudget: { total: 2 }`.
+ *
+ * An agent upgrade (`ferry agents upgrade`) is the same document with
+ * `upgrade:` instead of `plan:` (and no params): every target installs the
+ * agent release of that version for its architecture (docs/agent-upgrade.md).
+ * ```yaml
+ * upgrade:
+ *   version: 0.2.0                # an agent release on the controller (ferry agents release ls)
+ *   retryFailed: false            # also hosts where this version was rolled back before
+ *   connectWindow: 2m             # how long the new version has to reconnect (default: the agent's, 2m)
+ * ```
  */
 import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
 import { parseDuration } from '../../../common/src/duration.js';
 import { selectorProblem } from '../../../common/src/labels.js';
+import { versionProblem } from '../../../common/src/version.js';
 import { didYouMean } from '../../../common/src/plan/plan-suggest.js';
 import { PlanSource, type Entry } from '../../../common/src/plan/parse-yaml.js';
 import { sortProblems } from '../../../common/src/plan/plan-problems.js';
@@ -43,9 +54,20 @@ export interface RolloutTargets {
 }
 
 /** A validated rollout spec. */
+/** What an agent-upgrade rollout installs. */
+export interface UpgradeSpec {
+  version: string;
+  retryFailed: boolean;
+  /** 0: the agent's own default window. */
+  connectWindowMs: number;
+}
+
 export interface RolloutSpec {
   name: string;
+  /** The plan's name; '' for an agent upgrade. */
   plan: string;
+  /** Set for an agent upgrade (then there is no plan). */
+  upgrade?: UpgradeSpec;
   params: Record<string, string>;
   targets: RolloutTargets;
   strategy: Strategy;
@@ -56,7 +78,8 @@ export const DEFAULT_STRATEGY: Strategy = {
   onFailure: 'pause', waitMs: 0, approval: false, offlineTimeoutMs: 5 * 60_000, offline: 'fail', prefetch: false,
 };
 
-const TOP_KEYS = ['name', 'plan', 'params', 'targets', 'strategy'];
+const TOP_KEYS = ['name', 'plan', 'upgrade', 'params', 'targets', 'strategy'];
+const UPGRADE_KEYS = ['version', 'retryFailed', 'connectWindow'];
 const TARGET_KEYS = ['selector', 'hosts', 'exclude'];
 const STRATEGY_KEYS = ['waves', 'maxConcurrency', 'errorBudget', 'onFailure', 'wait', 'approval', 'offlineTimeout', 'offline', 'prefetch'];
 const BUDGET_KEYS = ['perWave', 'total'];
@@ -194,8 +217,17 @@ export function parseRolloutSpec(text: string, file: string): { spec?: RolloutSp
     return { problems: sortProblems(src.problems) };
   }
   const top = entriesOf(src, root, 'rollout', TOP_KEYS);
-  const plan = top.has('plan') ? src.text(top.get('plan')!.value, 'plan') : (src.problem(root, 'rollout needs plan: (a pushed plan name)'), undefined);
-  const name = top.has('name') ? src.text(top.get('name')!.value, 'name') : plan;
+  let upgrade: UpgradeSpec | undefined;
+  let plan: string | undefined;
+  if (top.has('upgrade')) {
+    upgrade = parseUpgrade(src, top.get('upgrade')!.value);
+    plan = '';
+    if (top.has('plan')) src.problem(top.get('plan')!.keyNode, 'a rollout has plan: or upgrade:, not both');
+    if (top.has('params')) src.problem(top.get('params')!.keyNode, 'an agent upgrade takes no params:');
+  } else {
+    plan = top.has('plan') ? src.text(top.get('plan')!.value, 'plan') : (src.problem(root, 'rollout needs plan: (a pushed plan name) or upgrade: (an agent release)'), undefined);
+  }
+  const name = top.has('name') ? src.text(top.get('name')!.value, 'name') : upgrade ? `agent-${upgrade.version}` : plan;
   if (top.has('name') && name !== undefined && !NAME.test(name)) src.problem(top.get('name')!.value, `name "${name}" must match [a-z0-9][a-z0-9._-]* (up to 63)`);
   const targets: RolloutTargets = { selector: null, hosts: [], exclude: [] };
   const tNode = top.get('targets')?.value ?? null;
@@ -217,5 +249,25 @@ export function parseRolloutSpec(text: string, file: string): { spec?: RolloutSp
   const params = paramsOf(src, top.get('params')?.value ?? null);
   const problems = sortProblems(src.problems);
   if (problems.length || plan === undefined || name === undefined) return { problems };
-  return { spec: { name, plan, params, targets, strategy }, problems };
+  return { spec: { name, plan, ...(upgrade ? { upgrade } : {}), params, targets, strategy }, problems };
+}
+
+/** The `upgrade:` mapping; the version must be one (whether a release of it exists is checked at create). */
+function parseUpgrade(src: PlanSource, node: Node | null): UpgradeSpec {
+  const out: UpgradeSpec = { version: '', retryFailed: false, connectWindowMs: 0 };
+  if (src.isNull(node) || !src.entries(node, 'upgrade', true)) {
+    src.problem(node, 'upgrade must be a mapping with version: (e.g. upgrade: { version: 0.2.0 })');
+    return out;
+  }
+  const e = entriesOf(src, node, 'upgrade', UPGRADE_KEYS);
+  const v = e.has('version') ? src.plain(e.get('version')!.value) : undefined;
+  if (typeof v !== 'string' || versionProblem(v)) src.problem(e.get('version')?.value ?? node, `upgrade.version ${typeof v === 'string' ? versionProblem(v) : 'is required: the agent version to install, e.g. 0.2.0'}`);
+  else out.version = v;
+  if (e.has('retryFailed')) out.retryFailed = boolAt(src, e.get('retryFailed')!.value, 'upgrade.retryFailed') ?? false;
+  if (e.has('connectWindow')) {
+    const ms = durationAt(src, e.get('connectWindow')!.value, 'upgrade.connectWindow');
+    if (ms !== undefined && (ms < 5_000 || ms > 3_600_000)) src.problem(e.get('connectWindow')!.value, 'upgrade.connectWindow must be between 5s and 1h');
+    else out.connectWindowMs = ms ?? 0;
+  }
+  return out;
 }

@@ -71,6 +71,16 @@ export class AgentUpgradeStore {
     return out;
   }
 
+  /**
+   * Every recorded upgrade whose id starts with `prefix` (a rollout's host
+   * attempts are `<job id>-<agent>-<attempt>`). Ids are generated, never
+   * operator text, so `prefix` holds no LIKE wildcards other than `-`.
+   */
+  async forUpgradePrefix(prefix: string): Promise<AgentUpgradeRecord[]> {
+    if (/[%_\\]/.test(prefix)) throw new Error(`upgrade id prefix ${prefix} holds a LIKE wildcard`);
+    return (await this.db.all<Row>('SELECT * FROM agent_upgrades WHERE upgrade_id LIKE ?', [`${prefix}%`])).map(fromRow);
+  }
+
   /** A host's upgrades, newest first. */
   async forAgent(agentId: string): Promise<AgentUpgradeRecord[]> {
     return (await this.db.all<Row>('SELECT * FROM agent_upgrades WHERE agent_id = ? ORDER BY at DESC', [agentId])).map(fromRow);

@@ -1,3 +1,4 @@
+import { AgentUpgradeStore } from '../../../controller/src/store/agent-upgrades.js';
 import { rmSync } from 'node:fs';
 import { BundleState, type ControllerMessage, type JobResult } from '../../../common/src/gen/ferry/v1/session.js';
 import type { PrefetchEvent } from '../../../common/src/gen/ferry/v1/admin.js';
@@ -118,12 +119,13 @@ export class FakeController {
       store: new RolloutStore(this.db, this.clock), log: silentLogger(), sessions: this.sessions, audit: new AuditLog(this.db),
       jobs: new JobCoordinator(this.db, this.sessions, silentLogger()),
       prefetch: this.prefetch,
-      bundles: { lease: () => () => undefined, byId: async () => BUNDLE },
+      bundles: { lease: () => () => undefined, byId: async () => BUNDLE, list: async () => [BUNDLE] },
       plans: {
         require: async () => stored, byId: async (id) => (id === stored.id ? stored : undefined),
         jobBundles: async (p) => p.plan.bundles.map((b) => ({ as: b.as, bundleId: BUNDLE.id, signed: BUNDLE.signed })),
       },
-      agents: { list: async () => this.agentIds.map(agent) },
+      agents: { list: async () => this.agentIds.map(agent), get: async (id) => agent(id) },
+      agentUpgrades: new AgentUpgradeStore(this.db),
       clock: this.clock,
     };
     this.scheduler = new RolloutScheduler(this.deps);

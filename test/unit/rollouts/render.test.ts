@@ -16,7 +16,7 @@ const SNAP: RolloutSnapshot = {
   info: {
     id: 'ro-1', name: 'edge', plan: 'kubeedge-edge', planId: 'p', state: 'running', paused: false, pauseReason: '', currentWave: 1, waveCount: 3, hosts: 12,
     counts: [{ state: 'succeeded', count: 3 }, { state: 'failed', count: 1 }, { state: 'running', count: 2 }, { state: 'pending', count: 6 }],
-    createdAtMs: 0, createdBy: 'local', updatedAtMs: 0, finishedAtMs: 0, gateUntilMs: 0, strategy: 'waves 1,50%,100%',
+    createdAtMs: 0, createdBy: 'local', updatedAtMs: 0, finishedAtMs: 0, gateUntilMs: 0, strategy: 'waves 1,50%,100%', kind: 'plan', agentVersion: '',
   },
   waves: [
     { index: 0, size: 1, planned: '1', state: 'done', counts: [{ state: 'succeeded', count: 1 }], startedAtMs: 1000, finishedAtMs: 3000 },

@@ -87,6 +87,13 @@ export interface RolloutInfo {
   gateUntilMs: number;
   /** one line, for people */
   strategy: string;
+  /**
+   * plan (a plan rollout) | agent-upgrade (`ferry agents upgrade`: plan is
+   * "ferry-agent VERSION" and plan_id is empty)
+   */
+  kind: string;
+  /** agent-upgrade: the version hosts move to */
+  agentVersion: string;
 }
 
 export interface WaveInfo {
@@ -706,6 +713,8 @@ function createBaseRolloutInfo(): RolloutInfo {
     finishedAtMs: 0,
     gateUntilMs: 0,
     strategy: "",
+    kind: "",
+    agentVersion: "",
   };
 }
 
@@ -761,6 +770,12 @@ export const RolloutInfo: MessageFns<RolloutInfo> = {
     }
     if (message.strategy !== "") {
       writer.uint32(138).string(message.strategy);
+    }
+    if (message.kind !== "") {
+      writer.uint32(146).string(message.kind);
+    }
+    if (message.agentVersion !== "") {
+      writer.uint32(154).string(message.agentVersion);
     }
     return writer;
   },
@@ -914,6 +929,22 @@ export const RolloutInfo: MessageFns<RolloutInfo> = {
             message.strategy = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.agentVersion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -983,6 +1014,12 @@ export const RolloutInfo: MessageFns<RolloutInfo> = {
         ? globalThis.Number(object.gate_until_ms)
         : 0,
       strategy: isSet(object.strategy) ? globalThis.String(object.strategy) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      agentVersion: isSet(object.agentVersion)
+        ? globalThis.String(object.agentVersion)
+        : isSet(object.agent_version)
+        ? globalThis.String(object.agent_version)
+        : "",
     };
   },
 
@@ -1039,6 +1076,12 @@ export const RolloutInfo: MessageFns<RolloutInfo> = {
     if (message.strategy !== "") {
       obj.strategy = message.strategy;
     }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.agentVersion !== "") {
+      obj.agentVersion = message.agentVersion;
+    }
     return obj;
   },
 
@@ -1064,6 +1107,8 @@ export const RolloutInfo: MessageFns<RolloutInfo> = {
     message.finishedAtMs = object.finishedAtMs ?? 0;
     message.gateUntilMs = object.gateUntilMs ?? 0;
     message.strategy = object.strategy ?? "";
+    message.kind = object.kind ?? "";
+    message.agentVersion = object.agentVersion ?? "";
     return message;
   },
 };
