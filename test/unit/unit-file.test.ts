@@ -6,6 +6,7 @@ import { ErrorCode, type FerryError } from '../../common/src/errors.js';
 import { MALLOC_ENV } from '../../common/src/malloc-env.js';
 import { installService, renderUnit, stopService, uninstallService, type ServiceHost } from '../../agent/src/service/unit-file.js';
 import { renderControllerUnit } from '../../controller/src/service/controller-unit.js';
+import { quoteExecArg } from '../../common/src/service/systemd-service.js';
 
 describe('agent systemd unit', () => {
   const base = { command: ['/usr/local/bin/ferry-agent'], stateDir: '/var/lib/ferry-agent', unitDir: '/etc/systemd/system', name: 'ferry-agent' };
@@ -122,5 +123,15 @@ describe('controller systemd unit', () => {
     assert.deepEqual(run.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry']);
     assert.match(renderControllerUnit({ ...base, command: ['/usr/bin/node', '/home/ops/ferry/bin/ferry.js'] }), /^ProtectHome=read-only$/m);
     assert.doesNotMatch(renderControllerUnit({ ...base, dataDir: '/root/ferry', adminSocket: '/root/ferry/admin.sock' }), /ProtectHome/);
+  });
+});
+
+describe('systemd command-line quoting (quoteExecArg)', () => {
+  it('leaves plain paths alone, quotes spaces and quotes, and keeps % and $ literal (systemd expands them even in quotes)', () => {
+    assert.equal(quoteExecArg('/usr/local/bin/ferry-agent'), '/usr/local/bin/ferry-agent');
+    assert.equal(quoteExecArg('/opt/ferry agent/bin'), '"/opt/ferry agent/bin"');
+    assert.equal(quoteExecArg('a"b\\c'), '"a\\"b\\\\c"');
+    assert.equal(quoteExecArg('/data/50%'), '/data/50%%');
+    assert.equal(quoteExecArg('/p/$HOME'), '"/p/$$HOME"');
   });
 });

@@ -10,6 +10,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../common/src/log.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
+import { quoteExecArg } from '../../../common/src/service/systemd-service.js';
 import type { UpgradeHost } from './upgrade-host.js';
 import { loadUpgradeState, type PendingUpgrade } from './upgrade-state.js';
 
@@ -23,7 +24,7 @@ export function guardPath(unit: string, unitDir: string): string {
 /** Installs the drop-in (runs `fromBinary upgrade-guard` before each start) and reloads systemd. */
 export async function installGuard(host: UpgradeHost, p: Pick<PendingUpgrade, 'unit' | 'fromBinary'>, stateDir: string): Promise<void> {
   // "-": a guard that fails must never keep the agent from starting.
-  writeFileAtomic(guardPath(p.unit, host.unitDir), `# Written by a ferry-agent self-upgrade; removed when it commits or rolls back.\n[Service]\nExecStartPre=-${p.fromBinary} upgrade-guard --state ${stateDir}\n`,
+  writeFileAtomic(guardPath(p.unit, host.unitDir), `# Written by a ferry-agent self-upgrade; removed when it commits or rolls back.\n[Service]\nExecStartPre=-${[p.fromBinary, 'upgrade-guard', '--state', stateDir].map(quoteExecArg).join(' ')}\n`,
     { mode: 0o644, dirMode: 0o755 });
   await host.systemctl(['daemon-reload']);
 }

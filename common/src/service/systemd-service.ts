@@ -23,7 +23,9 @@ export interface ServiceProgram {
 
 /** Quotes one argument for a systemd ExecStart line. */
 export function quoteExecArg(a: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\])/g, '\\$1')}"`;
+  // systemd expands %-specifiers and $VARIABLES in command lines even inside quotes: both are doubled to stay literal.
+  const s = a.replace(/%/g, '%%').replace(/\$/g, () => '$$');
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\])/g, '\\$1')}"`;
 }
 
 /**
