@@ -1,3 +1,4 @@
+import { untilDeadline } from '../../../common/src/until-deadline.js';
 import pg from 'pg';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
@@ -197,12 +198,7 @@ export class PgDb implements Db {
   async close(waitMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    let timer: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([
-      this.pool.end().then(() => true),
-      new Promise<boolean>((r) => { timer = setTimeout(() => r(false), waitMs); timer.unref(); }),
-    ]);
-    clearTimeout(timer);
+    const ended = await untilDeadline(this.pool.end(), Date.now() + waitMs);
     if (!ended) this.o.log.warn({ store: this.display, waitMs }, 'store connections still in use at close; left to end with the process');
   }
 }
