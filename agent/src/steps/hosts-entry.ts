@@ -72,8 +72,7 @@ async function ensureEntry(args: HostsEntryArgs, ctx: StepContext): Promise<Step
   const next = editHostsText(old ?? '', args);
   if (next === old) return { status: 'unchanged', message: `${args.file} already has ${what}` };
   try {
-    const out = await installFile(ctx, args.file, { bytes: Buffer.from(next) }, { backup: args.backup, ...(old === undefined ? { mode: 0o644 } : {}) });
-    const backup = /backup ([^;)]+)/.exec(out.message)?.[1];
+    const { backup, ...out } = await installFile(ctx, args.file, { bytes: Buffer.from(next) }, { backup: args.backup, ...(old === undefined ? { mode: 0o644 } : {}) });
     return { ...out, message: `${ctx.check ? 'check mode: would change' : 'changed'} ${args.file}: ${what}${backup ? ` (backup ${backup})` : ''}` };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EBUSY') {

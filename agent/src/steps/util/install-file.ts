@@ -37,8 +37,11 @@ async function missingDirs(dir: string): Promise<string[]> {
   return out;
 }
 
+/** What installFile did: the step outcome, plus where the backup of the replaced file went (as the host sees it). */
+export type InstallOutcome = StepOutcome & { backup?: string };
+
 /** Puts `content` at host path `dest` with `attrs`; the outcome says what changed. */
-export async function installFile(ctx: StepContext, dest: string, content: NewContent, attrs: FileAttrs): Promise<StepOutcome> {
+export async function installFile(ctx: StepContext, dest: string, content: NewContent, attrs: FileAttrs): Promise<InstallOutcome> {
   await requireUnderRoot(ctx, dest);
   let path = hostPath(ctx, dest);
   const link = await lstat(path).catch(() => undefined);
@@ -83,8 +86,12 @@ export async function installFile(ctx: StepContext, dest: string, content: NewCo
     for (const d of made.reverse()) await rmdir(d).catch(() => undefined);
     throw e;
   }
-  const notes = [made.length ? `made ${made.length} director${made.length > 1 ? 'ies' : 'y'}` : '', backup ? `backup ${await showHost(ctx, backup)}` : ''].filter(Boolean);
-  return { status: 'changed', diff, message: `${old ? 'updated' : 'installed'} ${dest}: ${changes.join(', ')}${notes.length ? ` (${notes.join('; ')})` : ''}` };
+  const shownBackup = backup ? await showHost(ctx, backup) : undefined;
+  const notes = [made.length ? `made ${made.length} director${made.length > 1 ? 'ies' : 'y'}` : '', shownBackup ? `backup ${shownBackup}` : ''].filter(Boolean);
+  return {
+    status: 'changed', diff, message: `${old ? 'updated' : 'installed'} ${dest}: ${changes.join(', ')}${notes.length ? ` (${notes.join('; ')})` : ''}`,
+    ...(shownBackup ? { backup: shownBackup } : {}),
+  };
 }
 
 async function describeChange(dest: string, path: string, old: { size: number } | undefined, content: NewContent, size: number,
