@@ -7,7 +7,7 @@ import { ErrorCode } from '../../common/src/errors.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, startController, waitFor, type TestAgent } from '../support/fixtures.js';
 import { rawSession } from '../support/raw-session.js';
-import { renewalDue } from '../../agent/src/session/session-loop.js';
+import { renewalDue } from '../../agent/src/session/cert-renewal.js';
 
 describe('agent sessions', function () {
   this.timeout(60_000);

@@ -15,7 +15,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { certIdentity, createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
 import { ensurePrivateDir, writeFileAtomic } from '../../../common/src/secure-fs.js';
 import type { ChunkSource } from '../bundles/chunk-source.js';
-import { renewalDue } from '../session/session-loop.js';
+import { renewalDue } from '../session/cert-renewal.js';
 import type { AgentState } from '../state/agent-state.js';
 import { RelayCache } from './relay-cache.js';
 import { RelayServer } from './relay-server.js';

@@ -18,6 +18,7 @@ import { probeController } from '../enroll/tls-probe.js';
 import { controllerCreds } from '../grpc-creds.js';
 import type { AgentState } from '../state/agent-state.js';
 import { Backoff } from './backoff.js';
+import { renewalDue } from './cert-renewal.js';
 import { AgentWork } from './agent-work.js';
 import { untilDeadline } from '../../../common/src/until-deadline.js';
 import type { StepExecutor } from '../steps/step.js';
@@ -314,14 +315,6 @@ export class SessionLoop {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** True when less than `fraction` of the certificate's lifetime remains at `now`: the one renewal rule. */
-export function renewalDue(certPem: string, now: number, fraction = 1 / 3): boolean {
-  const c = new X509Certificate(certPem);
-  const from = Date.parse(c.validFrom);
-  const to = Date.parse(c.validTo);
-  return to - now < (to - from) * fraction;
 }
 
 /** A stable number from the agent id (FNV-1a), to pick its first controller address. */

@@ -11,7 +11,8 @@ import { FERRY_VERSION } from '../../../common/src/version.js';
 import { ArchiveWriter, readArchive } from './backup-archive.js';
 import { BackupSealer, openBackup } from './backup-crypto.js';
 import { MIGRATIONS } from '../store/migrations.js';
-import { storeBackupFor, storeBackupForKind, type StoreBackup, type StoreSnapshotInfo } from './store-backup.js';
+import { storeBackupFor, storeBackupForKind } from './store-backup-for.js';
+import type { StoreBackup, StoreSnapshotInfo } from './store-backup.js';
 
 /** The first file of every backup: what it holds and where it came from. */
 export interface BackupManifest {
