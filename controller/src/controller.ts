@@ -19,7 +19,7 @@ import { JobCoordinator } from './jobs/job-coordinator.js';
 import { JobHistory } from './jobs/job-history.js';
 import { PlanStore } from './plans/plan-store.js';
 import { RolloutsService } from '../../common/src/gen/ferry/v1/rollouts.js';
-import { rolloutsService } from './rollouts/rollout-service.js';
+import { rolloutsService } from './services/rollouts.js';
 import { systemClock } from './rollouts/clock.js';
 import { RolloutStore } from './rollouts/rollout-store.js';
 import { RolloutScheduler } from './rollouts/scheduler.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, type FerryError } from '../../common/src/errors.js';
-import { ConsoleAuth } from '../../controller/src/console/console-auth.js';
+import { ConsoleAuth } from '../../controller/src/store/console-auth.js';
 import { migrateStore } from '../../controller/src/store/migrate.js';
 import { SqliteDb } from '../../controller/src/store/db.js';
 import { tempDir } from '../support/fixtures.js';

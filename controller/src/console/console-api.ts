@@ -1,6 +1,6 @@
 import { AdminService, type AdminServer } from '../../../common/src/gen/ferry/v1/admin.js';
 import { RolloutsService, type RolloutsServer, type RolloutUpdate } from '../../../common/src/gen/ferry/v1/rollouts.js';
-import { rolloutsService } from '../rollouts/rollout-service.js';
+import { rolloutsService } from '../services/rollouts.js';
 import { adminService } from '../services/admin.js';
 import type { ControllerContext } from '../services/context.js';
 import { callStream, callUnary, consoleIdentity, type ConsoleCaller, type InProcessStream } from './invoke.js';

@@ -6,7 +6,7 @@ import type { CertificateAuthority } from '../pki/ca.js';
 import { authenticatePeer } from '../services/peer-auth.js';
 import { OperatorStore } from '../store/operators.js';
 import type { Db } from '../store/db.js';
-import { ConsoleAuth } from './console-auth.js';
+import { ConsoleAuth } from '../store/console-auth.js';
 import type { ConsoleCaller } from './invoke.js';
 
 /** The session cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain. */

@@ -7,7 +7,7 @@ import { formatProblems } from '../../../common/src/plan/plan-problems.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PlanStore } from '../plans/plan-store.js';
 import type { AgentStore } from '../store/agents.js';
-import { resolveTargets } from '../services/targets.js';
+import { resolveTargets } from '../store/resolve-targets.js';
 import type { DispatchInfo } from './active-rollout.js';
 import type { Clock } from './clock.js';
 import type { HostModel } from './model.js';

@@ -18,7 +18,7 @@ const UPLOAD_PUTS = 4;
 
 /** What the admin service shares with its bundle handlers. */
 export interface AdminKit extends OperatorCalls {
-  /** The agents a targeted command acts on (see services/targets.ts); `command` and `example` word the refusals. */
+  /** The agents a targeted command acts on (see store/resolve-targets.ts); `command` and `example` word the refusals. */
   selectAgents(req: TargetRequest, command: string, example: string): Promise<AgentRecord[]>;
 }
 

@@ -2,7 +2,7 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AdminServer, OperatorInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import { checkCsr } from '../pki/csr.js';
 import { OperatorStore, parseOperatorRole, type OperatorRecord } from '../store/operators.js';
-import { ConsoleAuth, LOGIN_TTL_MS, MAX_LOGIN_TTL_MS } from '../console/console-auth.js';
+import { ConsoleAuth, LOGIN_TTL_MS, MAX_LOGIN_TTL_MS } from '../store/console-auth.js';
 import type { ControllerContext } from './context.js';
 import type { OperatorCalls } from './operator-call.js';
 

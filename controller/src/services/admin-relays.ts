@@ -5,7 +5,7 @@ import type { AgentRecord } from '../store/agents.js';
 import type { RelayRecord } from '../store/relays.js';
 import type { ControllerContext } from './context.js';
 import type { OperatorCalls } from './operator-call.js';
-import { resolveTargets } from './targets.js';
+import { resolveTargets } from '../store/resolve-targets.js';
 
 type RelayHandlers = Pick<AdminServer, 'enableRelay' | 'disableRelay' | 'listRelays'>;
 

@@ -12,7 +12,7 @@ import type { TokenRecord } from '../store/tokens.js';
 import type { ControllerContext } from './context.js';
 import { operatorCalls, type OperatorCallOptions } from './operator-call.js';
 import { bundleHandlers, type AdminKit } from './admin-bundles.js';
-import { selectTargets } from './targets.js';
+import { selectTargets } from '../store/resolve-targets.js';
 import { planHandlers } from './admin-plans.js';
 import { operatorHandlers } from './admin-operators.js';
 import { registryHandlers } from './admin-registry.js';

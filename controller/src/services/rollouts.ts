@@ -1,12 +1,12 @@
 import { jobEventText } from '../jobs/job-history.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { RolloutLogLine, RolloutRequest, RolloutUpdate, RolloutsServer } from '../../../common/src/gen/ferry/v1/rollouts.js';
-import type { ControllerContext } from '../services/context.js';
-import { operatorCalls, type OperatorCallOptions } from '../services/operator-call.js';
-import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from './controls.js';
-import type { RolloutEventRecord, StoredRollout } from './rollout-store.js';
-import type { RolloutScheduler } from './scheduler.js';
-import { eventMessage, rolloutInfo, snapshot } from './snapshot.js';
+import type { ControllerContext } from './context.js';
+import { operatorCalls, type OperatorCallOptions } from './operator-call.js';
+import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from '../rollouts/controls.js';
+import type { RolloutEventRecord, StoredRollout } from '../rollouts/rollout-store.js';
+import type { RolloutScheduler } from '../rollouts/scheduler.js';
+import { eventMessage, rolloutInfo, snapshot } from '../rollouts/snapshot.js';
 
 /** Snapshots during a watch are sent at most this often (events go out at once). */
 const SNAPSHOT_EVERY_MS = 250;

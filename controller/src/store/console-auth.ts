@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { Db } from '../store/db.js';
-import type { OperatorRole } from '../store/operators.js';
+import type { Db } from './db.js';
+import type { OperatorRole } from './operators.js';
 
 /** Default life of a login link: long enough to paste it into a browser, short enough that a leaked one is stale. */
 export const LOGIN_TTL_MS = 10 * 60_000;

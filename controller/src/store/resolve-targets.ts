@@ -1,7 +1,7 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { parseSelector } from '../../../common/src/labels.js';
 import { checkTargets, noTargetsMatched, type TargetRequest } from '../../../common/src/targets.js';
-import type { AgentRecord } from '../store/agents.js';
+import type { AgentRecord } from './agents.js';
 
 /** What a command targets: the union of selector matches and named hosts, minus excluded ones. */
 export interface TargetSpec {
