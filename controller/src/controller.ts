@@ -305,7 +305,6 @@ export class Controller {
         agents: ctx.agents, operators: new OperatorStore(db), bundles, store: ctx.registry, log: log.child({ part: 'registry' }), metrics,
       });
       opened.push(() => registry!.stop());
-      ctx.registryStats = registry.counters;
     }
 
     const adminServer = new Server(serverOptions());

@@ -11,7 +11,7 @@
  * --anonymous): the fleet CA in the system trust store, a file fetched without a client
  * certificate, and registry.k8s.io/pause pulled as hub.kubespray.local:5000/registry.k8s.io/…
  * (no `ns` is sent when mirror and registry host are the same: the path names the upstream).
- * The pull counters are not checked: they are not readable outside the controller process yet.
+ * The pull counters (ferry_registry_* on /metrics) are checked by the integration tests, not here.
  * Skips when simulated hosts are unavailable (not root).
  */
 import assert from 'node:assert/strict';

@@ -10,7 +10,7 @@ import type { Controller } from '../../controller/src/controller.js';
 import { buildImage, dockerArchive, ociArchive } from '../e2e/harness/oci-image.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { daemon, run, type Daemon } from '../support/proc.js';
-import { certDir, commitImageBundle } from '../support/registry.js';
+import { certDir, commitImageBundle, registryCounts } from '../support/registry.js';
 
 /**
  * A TCP forwarder that cuts every connection once `limit` bytes have gone
@@ -136,14 +136,16 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
       held = m ? Number(m[1]) * unit[m[2]!]! : 0;
       return held > 0;
     }, 20_000, 'a partial ingest of the cut layer');
-    const before = c.registry!.counters.snapshot();
+    const PARTIAL = 'ferry_registry_requests_total{kind="blob",code="206"}';
+    const before = await registryCounts(c);
     proxy.reset();
     const r = await pull('docker.io/ferry/big:1.0');
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // A response is counted once the server has handed its last byte to the socket, which can be just after ctr is done.
-    await waitFor(() => c.registry!.counters.snapshot().partial > before.partial, 10_000, 'containerd asking for the rest with Range (a 206 counted)');
-    const after = c.registry!.counters.snapshot();
-    const second = after.repositories['docker.io/ferry/big']!.bytes - (before.repositories['docker.io/ferry/big']?.bytes ?? 0);
+    await waitFor(async () => (await registryCounts(c)).get(PARTIAL) > before.get(PARTIAL), 10_000, 'containerd asking for the rest with Range (a 206 counted)');
+    const after = await registryCounts(c);
+    // Nothing else pulls meanwhile: every byte served since `before` belongs to the second pull.
+    const second = after.sum('ferry_registry_bytes_served_total') - before.sum('ferry_registry_bytes_served_total');
     // The manifest and config come again (a few KiB); of the layer only what the ingest did not hold.
     assert.ok(second <= layer - held + (64 << 10), `the second pull moved ${second} bytes of a ${layer}-byte layer whose ingest held ~${held}`);
     const ls = await ctr('images', 'ls');

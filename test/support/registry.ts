@@ -164,3 +164,25 @@ export function errorCode(r: RawResponse): string {
   const doc = JSON.parse(r.body.toString()) as { errors: Array<{ code: string; message: string }> };
   return doc.errors[0]!.code;
 }
+
+/** The controller's ferry_registry_* samples from /metrics: the one count of pulls. */
+export interface RegistryCounts {
+  /** One series, e.g. `ferry_registry_errors_total{code="UNAUTHORIZED"}`; 0 while it has no sample. */
+  get(series: string): number;
+  /** The sum of every series of metric `name`. */
+  sum(name: string): number;
+}
+
+/** Scrapes `c`'s /metrics registry for the registry's counters. */
+export async function registryCounts(c: Controller): Promise<RegistryCounts> {
+  const { body } = await c.metrics.scrape();
+  const values = new Map<string, number>();
+  for (const line of body.split('\n')) {
+    const m = /^(ferry_registry_\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) values.set(m[1]!, Number(m[2]));
+  }
+  return {
+    get: (series) => values.get(series) ?? 0,
+    sum: (name) => [...values].filter(([k]) => k === name || k.startsWith(`${name}{`)).reduce((s, [, v]) => s + v, 0),
+  };
+}

@@ -28,6 +28,7 @@ import { assertBundleConfig, archProblem, loadBundleConfig, type BundleConfig } 
 import { FastCdcChunker, chunkFile, type Chunk, type FileChunks } from './fastcdc.js';
 import { inspectImageTar, inspectImageTarFile, type ImageTarInfo } from './image-tar.js';
 import type { BundleFile, BundleImage, BundleManifest } from './manifest.js';
+import { BuildPool, defaultBuildWorkers, type BuiltFile } from './build-pool.js';
 
 /** A regular file found by {@link walkBundle}. */
 export interface BundleEntry {
@@ -59,6 +60,8 @@ export interface BuildOptions {
   exclude?: (path: string) => boolean;
   /** Timestamp for `createdAt` (tests pin it). */
   now?: Date;
+  /** Worker threads that chunk and hash files (default: {@link defaultBuildWorkers}); 0 does it on this thread. */
+  workers?: number;
 }
 
 const TAR_NAME = /\.(?:tar|tar\.gz|tgz)$/i;
@@ -139,7 +142,7 @@ async function followLink(root: string, path: string, full: string): Promise<Bun
 }
 
 /** Chunk a file and, in the same read, inspect it as an image tar. */
-async function chunkAndInspect(absPath: string): Promise<{ chunks: FileChunks; info?: ImageTarInfo; error?: unknown }> {
+export async function chunkAndInspect(absPath: string): Promise<{ chunks: FileChunks; info?: ImageTarInfo; error?: unknown }> {
   const whole = createHash('sha256');
   const c = new FastCdcChunker();
   const chunks: Chunk[] = [];
@@ -198,6 +201,13 @@ function imageError(path: string, err: unknown): FerryError {
     f?.hint ?? 'files under images/ must be image tars (`docker save` / `skopeo copy … docker-archive:`); move other files elsewhere', { cause: err });
 }
 
+/** One file chunked (and inspected) on this thread: what a worker does, for `workers: 0`. */
+async function buildInThread(absPath: string, inspect: boolean): Promise<BuiltFile> {
+  if (!inspect) return { chunks: await chunkFile(absPath) };
+  const r = await chunkAndInspect(absPath);
+  return { chunks: r.chunks, info: r.info, inspectError: r.error as Error | undefined };
+}
+
 /**
  * Walk `dir`, chunk every file and inspect every image tar. Name, version and arch come from
  * `opts`, else ferry-bundle.yaml; arch defaults to the architectures of the images found.
@@ -216,20 +226,27 @@ export async function buildManifest(dir: string, opts: BuildOptions = {}): Promi
   }
   const files: BundleFile[] = [];
   const images: BundleImage[] = [];
-  for (const e of await walkBundle(dir, { exclude: opts.exclude })) {
-    let fc: FileChunks;
-    if (TAR_NAME.test(e.path)) {
-      const r = await chunkAndInspect(e.absPath);
-      if (r.info) images.push(...toImages(e.path, r.info));
-      else if (e.path.startsWith('images/')) throw imageError(e.path, r.error);
-      fc = r.chunks;
-    } else {
-      fc = await chunkFile(e.absPath);
+  const entries = await walkBundle(dir, { exclude: opts.exclude });
+  const workers = opts.workers ?? defaultBuildWorkers();
+  const pool = workers > 0 && entries.length > 0 ? new BuildPool(Math.min(workers, entries.length)) : undefined;
+  try {
+    // Every file is queued at once (the pool runs `workers` of them at a time); results are taken in walk order.
+    const built = entries.map((e) => (pool ? pool.file(e.absPath, TAR_NAME.test(e.path)) : buildInThread(e.absPath, TAR_NAME.test(e.path))));
+    for (const b of built) b.catch(() => undefined); // awaited in order below; a later failure must not be unhandled meanwhile
+    for (const [i, e] of entries.entries()) {
+      const r = await built[i]!;
+      const fc: FileChunks = r.chunks;
+      if (TAR_NAME.test(e.path)) {
+        if (r.info) images.push(...toImages(e.path, r.info));
+        else if (e.path.startsWith('images/')) throw imageError(e.path, r.inspectError);
+      }
+      if (fc.size !== e.size) {
+        throw invalid(`${e.path} changed size while the bundle was being built (${e.size} → ${fc.size} bytes)`, 'wait for whatever is writing the package directory to finish, then build again');
+      }
+      files.push({ path: e.path, mode: e.mode, size: fc.size, sha256: fc.sha256, chunks: fc.chunks.map((c) => ({ digest: c.digest, size: c.length })) });
     }
-    if (fc.size !== e.size) {
-      throw invalid(`${e.path} changed size while the bundle was being built (${e.size} → ${fc.size} bytes)`, 'wait for whatever is writing the package directory to finish, then build again');
-    }
-    files.push({ path: e.path, mode: e.mode, size: fc.size, sha256: fc.sha256, chunks: fc.chunks.map((c) => ({ digest: c.digest, size: c.length })) });
+  } finally {
+    await pool?.close();
   }
   let arch = opts.arch ?? config.arch;
   if (!arch || arch.length === 0) {

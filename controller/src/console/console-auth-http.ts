@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { CertificateAuthority } from '../pki/ca.js';
-import { authenticatePeer } from '../services/peer-auth.js';
+import { authenticateCertificate } from '../services/peer-auth.js';
 import { OperatorStore } from '../store/operators.js';
 import type { Db } from '../store/db.js';
 import { ConsoleAuth } from '../store/console-auth.js';
@@ -72,8 +72,7 @@ export class BrowserAuth {
     const tls = req.socket as TLSSocket;
     const raw = tls.authorized ? tls.getPeerCertificate()?.raw : undefined;
     if (!raw) return undefined;
-    const call = { getAuthContext: () => ({ sslPeerCertificate: { raw } }), getPeer: () => peer } as never;
-    const check = async () => this.operators.authorize(authenticatePeer(call, this.ca, 'operator'));
+    const check = async () => this.operators.authorize(authenticateCertificate(raw, this.ca, 'operator', peer));
     const op = await check();
     const csrf = createHmac('sha256', this.certCsrfKey).update(op.serial).digest('base64url');
     return { operator: op.name, role: op.role, csrf, peer, recheck: async () => { await check(); } };

@@ -50,9 +50,8 @@ export interface JobMetrics {
 
 /**
  * The HTTPS registry and files endpoints (OCI pulls from the chunk store)
- * report here once they exist; nothing calls it yet. Add the counters in
- * prom-metrics.ts ("registry" section) and keep the names under
- * ferry_registry_*.
+ * report every answered pull and every refusal here, and nowhere else:
+ * /metrics is the one count of pulls (names under ferry_registry_*).
  */
 export interface RegistryMetrics {
   /** One blob or manifest request answered: `kind` blob|manifest|file, `code` the HTTP status, `bytes` sent. */

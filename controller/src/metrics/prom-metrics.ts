@@ -31,7 +31,7 @@ export class PromMetrics implements ControllerMetrics {
   private readonly chunks: Counter;
   private readonly hostJobs: Counter<'kind'>;
   private readonly steps: Counter<'type' | 'status'>;
-  // Registry (OCI pulls over HTTPS): counted by the registry's PullCounters.
+  // Registry (OCI pulls over HTTPS): the registry listener's only count of pulls.
   private readonly registryRequests: Counter<'kind' | 'code'>;
   private readonly registryBytes: Counter<'kind'>;
   private readonly registryErrors: Counter<'code'>;

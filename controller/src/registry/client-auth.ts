@@ -1,19 +1,20 @@
 /**
- * Who is pulling, from the TLS client certificate: the same rules as the
- * gRPC side (services/peer-auth.ts, session.ts): the certificate must be
- * issued by the fleet CA and valid now, and the agent or operator it names
- * must be on record and not revoked — looked up on every request, so a
- * revocation holds from the next request on. TLS accepts any certificate
+ * Who is pulling, from the TLS client certificate: identified by the same
+ * function as gRPC calls and the console (services/peer-auth.ts
+ * identifyCertificate); then the agent or operator it names must be on
+ * record and not revoked — looked up on every request, so a revocation
+ * holds from the next request on. TLS accepts any certificate
  * (rejectUnauthorized: false) so that a refusal is a JSON 401/403 a client
  * can show, not a handshake failure.
  */
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { FerryError } from '../../../common/src/errors.js';
 import { certIdentity } from '../../../common/src/pki.js';
 import type { CertificateAuthority } from '../pki/ca.js';
 import type { AgentStore } from '../store/agents.js';
 import type { OperatorStore } from '../store/operators.js';
-import { operatorRoleOf } from '../services/peer-auth.js';
+import { identifyCertificate } from '../services/peer-auth.js';
 import { RegistryError } from './http-error.js';
 
 /** A verified client, or none (anonymous). */
@@ -27,31 +28,34 @@ export class ClientAuth {
   async identify(socket: TLSSocket): Promise<Client> {
     const peer = socket.getPeerCertificate(false);
     if (!peer || !peer.raw) return { kind: 'anonymous' };
-    const cert = new X509Certificate(peer.raw);
-    const claimed = certIdentity(cert).cn || '(no name)';
     if (!socket.authorized) {
+      // Unverified: what it claims is only for the message.
+      const cert = new X509Certificate(peer.raw);
+      const claimed = certIdentity(cert).cn || '(no name)';
       const why = String((socket.authorizationError as { code?: string } | null)?.code ?? socket.authorizationError ?? 'not verified');
       const detail = why === 'CERT_HAS_EXPIRED' ? `expired at ${new Date(cert.validTo).toISOString()}` : `not issued by this fleet's CA (${why})`;
       throw new RegistryError(401, 'UNAUTHORIZED', `client certificate of ${claimed} refused: ${detail}; present an agent or operator certificate of this fleet`);
     }
-    if (!this.ca.verifies(cert)) {
-      throw new RegistryError(401, 'UNAUTHORIZED', `client certificate of ${claimed} is not valid for this fleet's CA now`);
+    let who;
+    try {
+      who = identifyCertificate(peer.raw, this.ca, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+    } catch (err) {
+      throw new RegistryError(401, 'UNAUTHORIZED', err instanceof FerryError ? err.message : 'client certificate could not be read');
     }
-    const { cn, role } = certIdentity(cert);
-    if (role === 'agent') {
-      const a = await this.agents.get(cn);
-      if (!a) throw new RegistryError(403, 'DENIED', `agent ${cn} is not enrolled on this controller`);
-      if (a.revokedAt !== null) throw new RegistryError(403, 'DENIED', `agent ${cn} was revoked at ${new Date(a.revokedAt).toISOString()}`);
-      return { kind: 'agent', id: cn };
+    if (who.role === 'agent') {
+      const a = await this.agents.get(who.id);
+      if (!a) throw new RegistryError(403, 'DENIED', `agent ${who.id} is not enrolled on this controller`);
+      if (a.revokedAt !== null) throw new RegistryError(403, 'DENIED', `agent ${who.id} was revoked at ${new Date(a.revokedAt).toISOString()}`);
+      return { kind: 'agent', id: who.id };
     }
-    if (role === 'operator') {
+    if (who.role === 'operator') {
       try {
-        const op = await this.operators.authorize({ id: cn, serial: cert.serialNumber.toLowerCase(), operatorRole: operatorRoleOf(cert) });
+        const op = await this.operators.authorize(who);
         return { kind: 'operator', id: op.name };
       } catch (err) {
         throw new RegistryError(403, 'DENIED', (err as Error).message);
       }
     }
-    throw new RegistryError(403, 'DENIED', `a ${role || 'unknown'} certificate cannot pull; use an agent or operator certificate`);
+    throw new RegistryError(403, 'DENIED', `a ${who.role || 'unknown'} certificate cannot pull; use an agent or operator certificate`);
   }
 }

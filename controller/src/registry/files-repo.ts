@@ -125,7 +125,7 @@ async function sendFile(r: RegistryRequest, deps: RegistryDeps, pub: Pick<Public
     return;
   }
   const sent = await deps.bytes.send(r.res, pub.bundleId, f, start, end, () => r.res.writeHead(status, headers));
-  deps.counters.file(sent, status === 206);
+  deps.metrics.registryPull('file', status, sent);
 }
 
 function json(r: RegistryRequest, v: unknown): void {

@@ -32,7 +32,7 @@ export async function handleV2(r: RegistryRequest, deps: RegistryDeps): Promise<
   if (!tags && !m) throw new RegistryError(404, 'NOT_FOUND', `no such registry endpoint ${r.path.slice(0, 200)}; Ferry serves pulls only (docs/registry.md)`);
   const name = (tags ?? m)![1]!;
   checkName(name);
-  const repository = await resolveRepository(name, r.query.get('ns') ?? undefined, r.req.headers.host, deps.store);
+  const repository = await resolveRepository(name, r.query.get('ns') ?? undefined, r.host, deps.store);
   if (r.client.kind === 'anonymous' && !(repository && (await deps.store.anonymous(repository)))) throw unauthorized();
   if (!repository || !(await deps.store.exists(repository))) {
     throw new RegistryError(404, 'NAME_UNKNOWN', `repository ${name}${r.query.get('ns') ? ` (ns ${r.query.get('ns')})` : ''} is not published here; see \`ferry registry ls\``);
@@ -55,7 +55,7 @@ async function manifest(r: RegistryRequest, deps: RegistryDeps, repository: stri
     ...API_VERSION, 'Content-Type': found.mediaType, 'Content-Length': found.body.length, 'Docker-Content-Digest': digest, ETag: `"${digest}"`,
   });
   r.res.end(r.head ? undefined : found.body);
-  if (!r.head) deps.counters.manifest(repository, found.body.length);
+  if (!r.head) deps.metrics.registryPull('manifest', 200, found.body.length);
 }
 
 async function blob(r: RegistryRequest, deps: RegistryDeps, repository: string, digest: string): Promise<void> {
@@ -88,7 +88,7 @@ async function blob(r: RegistryRequest, deps: RegistryDeps, repository: string, 
     return;
   }
   const sent = await deps.bytes.send(r.res, loc.bundleId, file, loc.offset + start, loc.offset + end, () => r.res.writeHead(status, headers));
-  deps.counters.blob(repository, sent, status === 206);
+  deps.metrics.registryPull('blob', status, sent);
 }
 
 async function tagsList(r: RegistryRequest, deps: RegistryDeps, name: string, repository: string): Promise<void> {

@@ -1,11 +1,15 @@
 import { listenOn, parseHostPort } from '../../../common/src/host-port.js';
-import type { RegistryMetrics } from '../metrics/metrics.js';
+import { NO_METRICS, type RegistryMetrics } from '../metrics/metrics.js';
 /**
  * The controller's HTTPS listener for the registry (/v2) and the files
  * repository (/files): TLS with the controller's server certificate, client
  * certificates requested and checked against the fleet CA per request
  * (client-auth.ts), one small router, and one error path that always
  * answers JSON (docs/registry.md).
+ *
+ * HTTP/1.1 only, on purpose: skopeo 1.9 and containerd 1.6 speak nothing
+ * else, and node:http2 (tried, with allowHTTP1) cost curl more CPU and
+ * throughput than HTTP/1.1 (bench-results/registry.md).
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,7 +26,6 @@ import { ClientAuth } from './client-auth.js';
 import { handleFiles } from './files-repo.js';
 import { rawError, RegistryError, sendError } from './http-error.js';
 import { handleV2 } from './pull-api.js';
-import { PullCounters } from './pull-counters.js';
 import type { RegistryDeps, RegistryRequest } from './request.js';
 import type { RegistryStore } from './registry-store.js';
 
@@ -40,20 +43,18 @@ export interface RegistryServerOptions {
   bundles: BundleStore;
   store: RegistryStore;
   log: Logger;
-  /** Where pulls are counted for /metrics. */
+  /** Where pulls and refusals are counted: the controller's /metrics (`ferry_registry_*`), the one record of them. */
   metrics?: RegistryMetrics;
 }
 
 /** See module comment. */
 export class RegistryServer {
-  readonly counters: PullCounters;
   private readonly deps: RegistryDeps;
   private readonly auth: ClientAuth;
   private readonly sockets = new Set<Socket>();
 
   private constructor(private readonly server: Server, opts: RegistryServerOptions, readonly port: number) {
-    this.counters = new PullCounters(opts.metrics);
-    this.deps = { store: opts.store, bytes: new BundleBytes(opts.bundles, opts.log), counters: this.counters, log: opts.log };
+    this.deps = { store: opts.store, bytes: new BundleBytes(opts.bundles, opts.log), metrics: opts.metrics ?? NO_METRICS, log: opts.log };
     this.auth = new ClientAuth(opts.ca, opts.agents, opts.operators);
   }
 
@@ -74,7 +75,7 @@ export class RegistryServer {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable) return socket.destroy();
       const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      rs.counters.error(tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST');
+      rs.deps.metrics.registryError(tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST');
       socket.end(tooLarge
         ? rawError(431, 'Request Header Fields Too Large', 'HEADERS_TOO_LARGE', `request headers exceed ${MAX_HEADER_BYTES} bytes`)
         : rawError(400, 'Bad Request', 'BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`));
@@ -96,12 +97,12 @@ export class RegistryServer {
       const route = path === '/v2' || path.startsWith('/v2/') ? handleV2 : path === '/files' || path.startsWith('/files/') ? handleFiles : undefined;
       if (!route) throw new RegistryError(404, 'NOT_FOUND', `nothing at ${path.slice(0, 200)}: the registry is under /v2/, files under /files/`);
       const client = await this.auth.identify(req.socket as TLSSocket);
-      const r: RegistryRequest = { req, res, path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), head, client };
+      const r: RegistryRequest = { req, res, path, query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), head, host: req.headers.host, client };
       await route(r, this.deps);
     } catch (err) {
       const e = err instanceof RegistryError ? err : new RegistryError(500, 'INTERNAL', 'internal error; the controller log has the details');
       if (!(err instanceof RegistryError)) this.deps.log.error({ err, url: req.url }, 'registry: request failed');
-      this.counters.error(e.code);
+      this.deps.metrics.registryError(e.code);
       if (res.headersSent) res.destroy();
       else sendError(res, e, head);
     }

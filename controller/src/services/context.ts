@@ -17,7 +17,6 @@ import type { ControllerMetrics } from '../metrics/metrics.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { RegistryStore } from '../registry/registry-store.js';
-import type { PullStats } from '../registry/pull-counters.js';
 import type { RelayDirectory } from '../relays/relay-directory.js';
 
 /** Everything the gRPC services share; built once by the controller at start. */
@@ -45,8 +44,6 @@ export interface ControllerContext {
   registry: RegistryStore;
   /** Site relays: the store and the assignments pushed to hosts (docs/relays.md). */
   relays: RelayDirectory;
-  /** Pull counters of the registry listener; undefined while it is off (no --registry-addr). */
-  registryStats?: PullStats;
   /** What the parts report for /metrics (metrics/metrics.ts); hand each part only the interface it uses. */
   metrics: ControllerMetrics;
   /** Addresses agents should dial, written into join strings. */

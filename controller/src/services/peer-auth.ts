@@ -31,11 +31,42 @@ export function operatorRoleOf(cert: X509Certificate): string {
   return '';
 }
 
+/** A verified certificate's holder; `role` as the certificate names it (possibly one no call accepts). */
+export type CertHolder = Omit<Peer, 'role'> & { role: string };
+
+/**
+ * Who holds a client certificate that TLS presented (DER): the one place
+ * the controller turns a certificate into an identity, for gRPC calls
+ * (authenticatePeer), the registry listener and the console. The fleet CA
+ * must verify it now (re-checked here whatever the transport settings);
+ * which roles may do what is the caller's business.
+ */
+export function identifyCertificate(raw: Buffer, ca: CertificateAuthority, address: string): CertHolder {
+  const cert = new X509Certificate(raw);
+  if (!ca.verifies(cert)) {
+    throw new FerryError(ErrorCode.Unauthenticated, `client certificate of ${certIdentity(cert).cn || '(no name)'} is not valid for this controller's CA now`,
+      'enroll again against this controller, or use an operator certificate from `ferry operator cert`');
+  }
+  const { cn, role } = certIdentity(cert);
+  return {
+    id: cn, role, serial: cert.serialNumber.toLowerCase(), notAfter: Date.parse(cert.validTo), address,
+    operatorRole: role === 'operator' ? operatorRoleOf(cert) : '',
+  };
+}
+
+/** {@link identifyCertificate}, and the certificate must be of `role`. */
+export function authenticateCertificate(raw: Buffer, ca: CertificateAuthority, role: CertRole, address: string): Peer {
+  const holder = identifyCertificate(raw, ca, address);
+  if (holder.role !== role) {
+    throw new FerryError(ErrorCode.PermissionDenied, `a ${holder.role || 'unknown'} certificate cannot be used for ${role} calls`);
+  }
+  return { ...holder, role };
+}
+
 /**
  * Authenticates a call by its TLS client certificate. grpc-js reports a peer
  * certificate only when the TLS layer verified it against the CA, so "none"
- * covers a missing certificate, one from another CA, and an expired one; the
- * explicit re-check here keeps that true whatever the transport settings.
+ * covers a missing certificate, one from another CA, and an expired one.
  */
 export function authenticatePeer(call: CallWithAuth, ca: CertificateAuthority, role: CertRole): Peer {
   const raw = call.getAuthContext().sslPeerCertificate?.raw;
@@ -43,18 +74,7 @@ export function authenticatePeer(call: CallWithAuth, ca: CertificateAuthority, r
     throw new FerryError(ErrorCode.Unauthenticated, 'no valid client certificate: it is missing, issued by another CA, or expired',
       role === 'agent' ? 'enroll this host again with `ferry-agent join <join-string>`' : 'use an operator certificate from `ferry operator cert`');
   }
-  const cert = new X509Certificate(raw);
-  if (!ca.verifies(cert)) {
-    throw new FerryError(ErrorCode.Unauthenticated, 'client certificate is not valid for this controller\'s CA', 'enroll again against this controller');
-  }
-  const { cn, role: certRole } = certIdentity(cert);
-  if (certRole !== role) {
-    throw new FerryError(ErrorCode.PermissionDenied, `a ${certRole || 'unknown'} certificate cannot be used for ${role} calls`);
-  }
-  return {
-    id: cn, role, serial: cert.serialNumber.toLowerCase(), notAfter: Date.parse(cert.validTo), address: call.getPeer(),
-    operatorRole: role === 'operator' ? operatorRoleOf(cert) : '',
-  };
+  return authenticateCertificate(raw, ca, role, call.getPeer());
 }
 
 /** What the certificate on a refused connection claims, unverified: for the log only, never for access. */

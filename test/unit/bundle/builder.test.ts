@@ -81,6 +81,25 @@ describe('bundle/builder', () => {
     assert.equal(tarFile.sha256, sha(await readFile(join(dir, tarFile.path))));
   });
 
+  it('the manifest is the same whether files are chunked on this thread or by 1 or 3 worker threads', async () => {
+    await put('images/docker.io-kubeedge-cloudcore-v1.22.0.tar', imageTar('docker.io/kubeedge/cloudcore:v1.22.0'));
+    await put('images/nested/pause.tar.gz', gzipSync(imageTar('registry.k8s.io/pause:3.10', true)));
+    for (let i = 0; i < 5; i++) await put(`bin/tool-${i}`, seededBytes((i + 1) * 700 * 1024, 40 + i));
+    await put('empty', '');
+    const inThread = await buildManifest(dir, { name: 'x', version: '1', now: NOW, workers: 0 });
+    assert.equal(inThread.files.length, 8);
+    assert.deepEqual(await buildManifest(dir, { name: 'x', version: '1', now: NOW, workers: 1 }), inThread);
+    assert.deepEqual(await buildManifest(dir, { name: 'x', version: '1', now: NOW, workers: 3 }), inThread);
+  });
+
+  it('a broken image tar is refused the same way by a worker thread and on this thread', async () => {
+    await put('bin/ok', seededBytes(2 << 20, 9));
+    await put('images/broken.tar', Buffer.alloc(2048, 1));
+    for (const workers of [0, 2]) {
+      await assert.rejects(buildManifest(dir, { name: 'x', version: '1', arch: ['amd64'], workers }), rejectsWith('TAR_MALFORMED', /^images\/broken\.tar: /));
+    }
+  });
+
   it('refuses a broken image tar under images/, naming it', async () => {
     await put('images/broken.tar', Buffer.alloc(2048, 1));
     await assert.rejects(buildManifest(dir, { name: 'x', version: '1', arch: ['amd64'] }), rejectsWith('TAR_MALFORMED', /^images\/broken\.tar: /));
