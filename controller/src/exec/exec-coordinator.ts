@@ -4,7 +4,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { fanOut } from '../jobs/fan-out.js';
 import type { JobCoordinator } from '../jobs/job-coordinator.js';
 import { EXEC_HISTORY_LINES, type JobHistory } from '../jobs/job-history.js';
-import { newJobId } from '../jobs/job-sequencer.js';
+import { newJobId } from '../jobs/held-job.js';
 
 /** A matched host, as resolved from the store before dispatch. */
 export interface ExecTarget {
