@@ -208,7 +208,7 @@ export class Controller {
     // Replicas serve one chunk directory on shared storage; one whose directory is not that one is refused here (ha/shared-chunks.ts).
     if (shared) await claimSharedChunkDir(db, config.chunkDir);
     const bundles = new BundleStore(db, config.chunkDir);
-    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics);
+    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics, systemClock);
     const history = new JobHistory(db);
     const ctx: ControllerContext = {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),

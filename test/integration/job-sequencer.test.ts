@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import type { ExecHostFinished } from '../../common/src/gen/ferry/v1/admin.js';
 import type { ControllerMessage, JobResult } from '../../common/src/gen/ferry/v1/session.js';
+import { ManualClock } from '../../common/src/clock.js';
 import { silentLogger } from '../../common/src/log.js';
 import { ExecCoordinator } from '../../controller/src/exec/exec-coordinator.js';
 import { JobCoordinator } from '../../controller/src/jobs/job-coordinator.js';
@@ -194,5 +195,28 @@ describeStores('job sequencer (exec and plan jobs, one rule)', function (store) 
     assert.equal(plan.end, undefined);
     assert.equal(ex.end?.ok, false, 'the exec job is lost: an agent that restarted could run the command twice');
     assert.match(ex.end!.message, /^the agent no longer knows this job/);
+  });
+
+  it('a plan run\'s per-host timeout runs on the injected clock: the cancel at the timeout, given up as lost after the grace', async () => {
+    const clock = new ManualClock();
+    const timed = new JobCoordinator(db, sessions, silentLogger(), undefined, clock);
+    const s = new RecordingSession('t');
+    sessions.attach(s);
+    const events: string[] = [];
+    const run = timed.run({ planId: 'p', signed: SIGNED, params: {}, bundles: [], check: false, concurrency: 0, createdBy: 't', timeoutMs: 60_000 },
+      [{ agentId: 't', hostname: 't' }], (ev) => { if (ev.event?.$case === 'result') events.push(ev.event.value.status); }, abort.signal);
+    await waitFor(() => s.starts().length === 1, 2000, 'start sent');
+    const jobId = s.starts()[0]!;
+    clock.advance(59_999);
+    assert.deepEqual(s.cancels(), [], 'no cancel before the timeout');
+    clock.advance(1);
+    assert.deepEqual(s.cancels(), [jobId], 'cancelled at the timeout');
+    clock.advance(29_999);
+    assert.deepEqual(events, [], 'still waiting for the host within the grace');
+    clock.advance(1);
+    const summary = await run;
+    assert.deepEqual(events, ['lost']);
+    assert.deepEqual({ failed: summary.failed, succeeded: summary.succeeded }, { failed: 1, succeeded: 0 });
+    assert.equal(clock.pending(), 0, 'no timer left behind');
   });
 });
