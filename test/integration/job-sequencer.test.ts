@@ -219,4 +219,26 @@ describeStores('job sequencer (exec and plan jobs, one rule)', function (store) 
     assert.deepEqual({ failed: summary.failed, succeeded: summary.succeeded }, { failed: 1, succeeded: 0 });
     assert.equal(clock.pending(), 0, 'no timer left behind');
   });
+
+  it('a plan job\'s message ahead of what this replica holds is applied when the store shows another replica held the ones between (the agent moved while its old session still wrote)', async () => {
+    const sessionsY = new SessionRegistry();
+    const y = new JobCoordinator(db, sessionsY, silentLogger());
+    const s = new RecordingSession('m');
+    sessions.attach(s);
+    const job = await startJob('plan', s);
+    for (let seq = 1; seq <= 3; seq++) await jobs.onMessage('m', job.jobId, seq, line(job.jobId, seq));
+    // The agent opens a session on replica Y and says hello there: Y reads the job from the store (next: 4).
+    const sy = new RecordingSession('m');
+    sessionsY.attach(sy);
+    assert.deepEqual(await y.onHello('m', [job.jobId]), [{ jobId: job.jobId, seq: 3 }]);
+    // The old session on X still delivers 4 and 5; then 6 arrives on Y.
+    for (let seq = 4; seq <= 5; seq++) await jobs.onMessage('m', job.jobId, seq, line(job.jobId, seq));
+    await y.onMessage('m', job.jobId, 6, line(job.jobId, 6));
+    assert.equal(sy.acks.get(job.jobId), 6, 'Y held 6 (not dropped as a gap)');
+    await y.onMessage('m', job.jobId, 7, result('plan', job.jobId, 7));
+    const row = await db.get<{ next_seq: number; state: string }>('SELECT next_seq, state FROM job_hosts WHERE host_job_id = ?', [job.jobId]);
+    assert.deepEqual({ next: Number(row!.next_seq), state: row!.state }, { next: 8, state: 'succeeded' });
+    const seqs = await db.all<{ seq: number }>('SELECT seq FROM job_events WHERE host_job_id = ? ORDER BY seq', [job.jobId]);
+    assert.deepEqual(seqs.map((r) => Number(r.seq)), [1, 2, 3, 4, 5, 6, 7], 'each message held once');
+  });
 });

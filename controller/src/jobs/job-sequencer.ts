@@ -227,6 +227,9 @@ export class JobSequencer {
       return;
     }
     const { job } = e;
+    // Ahead of what this replica holds: another replica may have held the messages in between (the agent moved
+    // while its old session there was still writing, after this one read the store at hello). Read it again first.
+    if (seq > job.nextSeq && e.log.kind === JobKind.JOB_KIND_PLAN) await this.find(jobId, true);
     if (seq < job.nextSeq) {
       session?.ack(jobId, job.nextSeq - 1);
       return;
