@@ -22,7 +22,7 @@
  * 4. What 10,000 agents would need: the measured per-agent and per-host-step
  *    costs multiplied out, stated as an extrapolation.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
@@ -70,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const OUT = resolve(opt.out!);
   const LOGS = join(OUT, `${SUITE}-logs`);
+  rmSync(LOGS, { recursive: true, force: true }); // the replicas' logs are appended to and counted: this run's only
   mkdirSync(LOGS, { recursive: true });
   const j = new Janitor(SUITE, Boolean(opt.keep));
   return runSuite(j, Number(opt['timeout-min'] ?? (quick ? 10 : 40)), () => suite(j, { n, procs, steps, quick, OUT, LOGS }));
@@ -130,6 +131,11 @@ async function rollout(admin: () => Admin, spec: string, timeoutMs: number, poll
 const SPEC = 'plan: bench-noop\ntargets: { selector: bench=rollout }\nstrategy:\n  waves: [1, "10%", "100%"]\n  errorBudget: 0\n';
 const FAILOVER_SPEC = 'plan: bench-noop\ntargets: { selector: bench=rollout }\nstrategy:\n  waves: ["10%", "100%"]\n  wait: 2s\n  errorBudget: 0\n';
 const counts = (s: RolloutSnapshot) => JSON.stringify(Object.fromEntries(s.info!.counts.map((c) => [c.state, c.count])));
+/** Log lines of the replicas' logs so far whose message is `msg`. */
+function logCount(logs: string[], msg: string): number {
+  const needle = `"msg":"${msg}"`;
+  return logs.reduce((s, f) => s + readFileSync(f, 'utf8').split('\n').filter((l) => l.includes(needle)).length, 0);
+}
 const cpuAll = (nodes: Node[]) => nodes.reduce((s, x) => s + x.ctl.cpuMs(), 0);
 const rssAll = (nodes: Node[]) => nodes.reduce((s, x) => s + (memOf(x.ctl.pid).rss || 0), 0);
 
@@ -190,6 +196,9 @@ async function suite(j: Janitor, cfg: Cfg): Promise<number> {
   const hEnroll = await enroll(j, cfg, nodes[1]!.admin, join(tmp, 'agents-ha'), root, 3);
   await sleep(3_000);
   const spread = await pgs.sessionsPerReplica();
+  const replicaLogs = nodes.map((_, i) => join(cfg.LOGS, `replica-${i}.log`));
+  // The connect storm as the replicas saw it: sessions the agents gave up on (no welcome in time) and scheduler changes.
+  const storm = { closed: logCount(replicaLogs, 'session closed'), connected: logCount(replicaLogs, 'agent connected'), leaseLost: logCount(replicaLogs, 'no longer the scheduler: singleton work stops') };
   const rssAfter = nodes.map((x) => memOf(x.ctl.pid).rss);
 
   // Idle: N sessions connected, nothing running.
@@ -253,6 +262,7 @@ async function suite(j: Janitor, cfg: Cfg): Promise<number> {
   const rssPerSession = (rssAfter.reduce((s, x) => s + x, 0) - rssBefore.reduce((s, x) => s + x, 0)) / n;
   rep.row({ metric: `Enrollment, ${n} agents joining at once: one controller on SQLite`, measured: `${sEnroll.perSec.toFixed(0)} agents/s (${fmtMs(sEnroll.wallMs)})`, value: sEnroll.perSec, unit: 'agents/s' });
   rep.row({ metric: `Enrollment, ${n} agents joining at once: 3 replicas on PostgreSQL (join string of 3 addresses)`, measured: `${hEnroll.perSec.toFixed(0)} agents/s (${fmtMs(hEnroll.wallMs)}); sessions per replica ${[...spread.values()].join(' / ')}`, value: hEnroll.perSec, unit: 'agents/s' });
+  rep.row({ metric: `… while the ${n} sessions connected at once: sessions opened / closed by the agents before the welcome (retries) / times the scheduler lost its lease`, measured: `${storm.connected} / ${storm.closed} / ${storm.leaseLost}` });
   rep.row({ metric: `Rollout of a ${steps}-step no-op plan to ${n} hosts, waves 1 / 10% / 100%, wall time: SQLite`, measured: `${fmtMs(sWall)} (${sRoll.snap.info!.state}: ${counts(sRoll.snap)})`, value: sWall, unit: 'ms' });
   rep.row({ metric: '… 3 replicas on PostgreSQL', measured: `${fmtMs(hWall)} (${hRoll.snap.info!.state}: ${counts(hRoll.snap)})`, ratio: `${(hWall / sWall).toFixed(2)}× SQLite`, value: hWall, unit: 'ms' });
   rep.row({ metric: 'Controller CPU per host-step (user + system over the rollout, the watcher\'s 1/s Get included): SQLite', measured: `${sPer.toFixed(2)} ms (${(sCpu / 1000).toFixed(1)} CPU-s)`, value: sPer, unit: 'ms' });
@@ -287,7 +297,7 @@ async function suite(j: Janitor, cfg: Cfg): Promise<number> {
     'Failover: the Get polls go to the scheduler, and after the kill to the replica that took the lease; the agents whose sessions were on the killed replica reconnect to another with their usual backoff.',
   );
   rep.raw['sqlite'] = { enroll: { wallMs: sEnroll.wallMs, perSec: sEnroll.perSec }, wallMs: sWall, cpuMs: sCpu };
-  rep.raw['ha'] = { enroll: { wallMs: hEnroll.wallMs, perSec: hEnroll.perSec }, spread: Object.fromEntries(spread), wallMs: hWall, cpuMs: hCpu, perReplicaCpuMs: perReplicaCpu, pg: hPg, idle: { ms: IDLE_MS, cpuMs: idleCpu, pg: idle, empty: idleEmpty }, rssBefore, rssAfter, rssPeak, top };
+  rep.raw['ha'] = { storm, enroll: { wallMs: hEnroll.wallMs, perSec: hEnroll.perSec }, spread: Object.fromEntries(spread), wallMs: hWall, cpuMs: hCpu, perReplicaCpuMs: perReplicaCpu, pg: hPg, idle: { ms: IDLE_MS, cpuMs: idleCpu, pg: idle, empty: idleEmpty }, rssBefore, rssAfter, rssPeak, top };
   rep.raw['failover'] = { killedAt, takeoverMs, wave1Done, wave2Start, firstWave2Step, state: fo.snap.info!.state };
   await hEnroll.fleet.stop((c) => j.stop(c));
   const md = rep.write(cfg.OUT);
