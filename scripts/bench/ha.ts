@@ -286,7 +286,7 @@ async function suite(j: Janitor, cfg: Cfg): Promise<number> {
     `- **A ${steps}-step rollout to ${N10} hosts (${steps10} host-steps):** replicas ≈ ${(hPer * steps10 / 1000).toFixed(0)} CPU-s in total (${(hPer * steps10 / 3000).toFixed(0)} CPU-s each over 3 replicas); PostgreSQL ≈ ${(pgPer * steps10 / 1000).toFixed(0)} CPU-s and ${Math.round(hPg.calls / hostSteps * steps10)} statements (${Math.round(hPg.xacts / hostSteps * steps10)} transactions).`,
     `- **Idle sessions** (the per-agent part: idle with ${n} agents minus idle with none, divided by ${n}; the fixed part of 3 replicas is ${perSec(idleEmpty.cpuMs).toFixed(0)} CPU-ms/s and ${perSec(idleEmpty.pg.xacts).toFixed(1)} transactions/s): replicas ≈ ${(perSec(idleEmpty.cpuMs) + idlePerAgentMs * N10).toFixed(0)} CPU-ms/s together; PostgreSQL ≈ ${(perSec(idleEmpty.pg.xacts) + idleXactPerAgent * N10).toFixed(1)} transactions/s and ${(perSec(idleEmpty.pg.cpuMs) + idlePgPerAgentMs * N10).toFixed(0)} CPU-ms/s.`,
     `- **Memory:** ≈ ${(rssPerSession * N10 / MiB).toFixed(0)} MiB of replica RSS for sessions (${(rssPerSession * N10 / 3 / MiB).toFixed(0)} MiB per replica over 3).`,
-    '- **Connections:** PostgreSQL connections do not grow with agents: each replica has one pool of 10.', '');
+    '- **Connections:** PostgreSQL connections do not grow with agents: each replica holds at most 12 (a pool of 10, and 2 for the lease and heartbeat).', '');
   rep.sections.push('## Most frequent statements during the rollout (pg_stat_statements)', '', '| Calls | Mean ms | Statement |', '|---|---|---|',
     ...top.map((t) => `| ${t.calls} | ${t.meanMs.toFixed(3)} | \`${t.query.replace(/\|/g, '\\|').replace(/`/g, "'")}\` |`), '');
   rep.notes.push(
