@@ -39,6 +39,8 @@ import { AgentStore } from './store/agents.js';
 import { AuditLog } from './store/audit.js';
 import { ConsoleServer } from './console/console-server.js';
 import { openStore } from './store/open-store.js';
+import type { Db } from './store/db.js';
+import { PgDb } from './store/pg-db.js';
 import { FencedDb } from './ha/fenced-db.js';
 import { Lease } from './ha/lease.js';
 import { Leadership } from './ha/leadership.js';
@@ -130,6 +132,9 @@ export class Controller {
     private readonly console_: ConsoleServer | undefined,
   ) {}
 
+  /** Closes the lease's own connections (PostgreSQL; set by start). */
+  private closeControl: () => Promise<void> = async () => undefined;
+
   /** The web console's base URL, when it is on (--console-addr). */
   get consoleUrl(): string | undefined {
     return this.console_?.url;
@@ -198,17 +203,27 @@ export class Controller {
     const wildcard = /^(0\.0\.0\.0|\[::\]):/.test(config.listen);
     const sans = [...config.sans, ...(wildcard ? localAddresses() : [])].filter((v, i, a) => a.indexOf(v) === i);
     const serverCert = await ca.ensureServerCert(pki, sans);
-    const replicas = new ReplicaRegistry(db, { id: replicaId, name: hostname() }, 3 * config.leaseTtlMs);
+    // On PostgreSQL the lease and the replica heartbeat use connections of their own: session work in a burst
+    // (a thousand agents reconnecting at once) queues on the main pool, and a renewal waiting behind it past the
+    // lease's ttl loses the lease (the ha benchmark saw the scheduler lose it four times while 1,000 agents connected).
+    const control: Db = config.store.kind === 'postgres' ? new PgDb({ url: config.store.url, log: log.child({ part: 'store-control' }), poolSize: 2 }) : db;
+    if (control !== db) opened.push(() => control.close());
+    const replicas = new ReplicaRegistry(control, { id: replicaId, name: hostname() }, 3 * config.leaseTtlMs);
 
     const sessions = new SessionRegistry();
-    const metrics = new PromMetrics();
-    registerFleetGauges(metrics.registry, { db, sessions });
+    const metrics = new PromMetrics(replicaId);
+    registerFleetGauges(metrics.registry, {
+      db, sessions,
+      // Replicas: online is every live replica's sessions, from the store (presence and leadership are set below, before anything serves).
+      online: async () => (presence ? (await presence.connected()).size : sessions.size),
+      leader: () => leadership?.isLeader() ?? false,
+    });
     let port = 0;
     const listenHost = config.listen.replace(/:\d+$/, '');
     // Replicas serve one chunk directory on shared storage; one whose directory is not that one is refused here (ha/shared-chunks.ts).
     if (shared) await claimSharedChunkDir(db, config.chunkDir);
     const bundles = new BundleStore(db, config.chunkDir);
-    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics);
+    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics, systemClock);
     const history = new JobHistory(db);
     const ctx: ControllerContext = {
       bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
@@ -247,7 +262,7 @@ export class Controller {
       (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
       (err: Error) => log.error({ err }, 'job history sweep failed'));
     let sweeper: NodeJS.Timeout | undefined;
-    const lease = new Lease({ db, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' });
+    const lease = new Lease({ db: control, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' });
     ctx.status = () => controllerStatus({ db, replicaId, store: config.store.display, chunkDir: config.chunkDir, lease, replicas, sessions, presence });
     leadership = new Leadership({
       lease,
@@ -352,6 +367,7 @@ export class Controller {
     const c = new Controller(config, ctx, tlsServer, adminServer, health, lock, leadership, replicas, beater, mailbox, presence, replicaId, port,
       registry, created, ops, metrics, consoleServer);
     running = () => c.state === 'running';
+    if (control !== db) c.closeControl = () => control.close();
     health.set(Serving.SERVING);
     c.state = 'running';
     log.info({ listen: config.listen, port, registryPort: registry?.port, adminSocket: config.adminSocket, pin: ca.pin, replica: replicaId, store: config.store.display,
@@ -401,7 +417,7 @@ export class Controller {
       await this.replicas.remove().catch(() => undefined);
     })());
     await step('operations listener', this.ops?.stop());
-    await step('store', this.ctx.db.close());
+    await step('store', Promise.all([this.ctx.db.close(), this.closeControl()]));
     if (late.length > 0) this.ctx.log.warn({ deadlineMs, steps: late }, 'shutdown steps did not finish before the deadline; left to end by themselves');
     try {
       unlinkSync(this.config.adminSocket);

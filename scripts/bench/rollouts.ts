@@ -44,17 +44,17 @@ const POLL_MS = 1000;
 const GOAL_CPU_MS_PER_HOST_STEP = 2;
 const GOAL_WALL_S_500 = 60;
 
-interface PlanTimes { arrived?: number; firstStep?: number; result?: number; status?: string; steps: number }
+export interface PlanTimes { arrived?: number; firstStep?: number; result?: number; status?: string; steps: number }
 
 /** A 10-step (or `steps`) plan whose every step is a no-op on the agent. */
-function noopPlan(steps: number): string {
+export function noopPlan(steps: number): string {
   const lines = ['name: bench-noop', 'steps:'];
   for (let i = 1; i <= steps; i++) lines.push(`  - id: noop-${i}`, '    type: wait.for', '    args: { file: /ready, timeout: 10s }');
   return `${lines.join('\n')}\n`;
 }
 
 /** Plan-job timings the fleet recorded since the last call, by host job id. */
-async function planTimes(fleet: FleetProcs): Promise<Map<string, PlanTimes>> {
+export async function planTimes(fleet: FleetProcs): Promise<Map<string, PlanTimes>> {
   const parts = await fleet.all<Record<string, PlanTimes>>('planTimes', {}, 30_000);
   return new Map(parts.flatMap((p) => Object.entries(p)));
 }

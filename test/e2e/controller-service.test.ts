@@ -62,7 +62,7 @@ describe('e2e: the controller as a systemd service on a simulated host', functio
     assert.equal((await get('http://127.0.0.1:7444/readyz')).stdout, 'ok store\nok grpc\nready\n');
     const metrics = await get('http://127.0.0.1:7444/metrics');
     assert.equal(metrics.exitCode, 0);
-    assert.match(metrics.stdout, /^ferry_agents\{state="online"\} 0$/m);
+    assert.match(metrics.stdout, /^ferry_agents\{state="online",replica="[^"]+"\} 0$/m);
     // The admin socket works for root on the host: a token is made through it.
     const tok = await ferry('token', 'create', '--data', '/var/lib/ferry', '--ttl', '10m');
     assert.equal(tok.exitCode, 0, tok.stderr);

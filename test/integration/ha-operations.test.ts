@@ -77,6 +77,22 @@ describe('operating replicas: controller status, migrate-store', function () {
     return recs[0]!;
   }
 
+  /** One /metrics scrape of `c`: every sample must name `c`'s replica; returned by `name{labels}` with that label left out. */
+  async function metricsOf(c: Controller): Promise<Map<string, number>> {
+    const res = await fetch(`http://127.0.0.1:${c.httpPort}/metrics`);
+    assert.equal(res.status, 200);
+    const out = new Map<string, number>();
+    const label = `replica="${c.replicaId}"`;
+    for (const line of (await res.text()).split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const i = line.lastIndexOf(' ');
+      const series = line.slice(0, i);
+      assert.ok(series.includes(label), `a series without ${label}: ${series}`);
+      out.set(series.replace(`,${label}`, '').replace(`${label},`, '').replace(`{${label}}`, ''), Number(line.slice(i + 1)));
+    }
+    return out;
+  }
+
   it('controller status: every replica names the same scheduler and epoch, and each replica\'s sessions; after the scheduler stops, the next one with a higher epoch', async () => {
     const store = await (await sharedPostgres()).createDatabase('s3cret-pass');
     for (let i = 0; i < 3; i++) cs.push(await startController({ store, 'lease-ttl': '1s' }, tempDir(`ferry-replica${i}-`)));
@@ -107,6 +123,11 @@ describe('operating replicas: controller status, migrate-store', function () {
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, new RegExp(`scheduler: +${a.replicaId} on .*, epoch ${String(seen['epoch'])}, lease renewed`));
     assert.match(human.stdout, new RegExp(`${b.replicaId}\\* .* 1 `));
+    // /metrics names the replica on every series: its own sessions, whether it is the scheduler, and the fleet's online agents from the store.
+    const [ma, mb, mc] = await Promise.all([a, b, c].map(metricsOf));
+    assert.deepEqual([ma, mb, mc].map((m) => m.get('ferry_sessions')), [2, 1, 0]);
+    assert.deepEqual([ma, mb, mc].map((m) => m.get('ferry_scheduler_leader')), [1, 0, 0]);
+    assert.deepEqual([ma, mb, mc].map((m) => m.get('ferry_agents{state="online"}')), [3, 3, 3]);
 
     await a.stop(1_000);
     await waitFor(async () => {

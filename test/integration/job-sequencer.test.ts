@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import type { ExecHostFinished } from '../../common/src/gen/ferry/v1/admin.js';
 import type { ControllerMessage, JobResult } from '../../common/src/gen/ferry/v1/session.js';
+import { ManualClock } from '../../common/src/clock.js';
 import { silentLogger } from '../../common/src/log.js';
 import { ExecCoordinator } from '../../controller/src/exec/exec-coordinator.js';
 import { JobCoordinator } from '../../controller/src/jobs/job-coordinator.js';
@@ -194,5 +195,50 @@ describeStores('job sequencer (exec and plan jobs, one rule)', function (store) 
     assert.equal(plan.end, undefined);
     assert.equal(ex.end?.ok, false, 'the exec job is lost: an agent that restarted could run the command twice');
     assert.match(ex.end!.message, /^the agent no longer knows this job/);
+  });
+
+  it('a plan run\'s per-host timeout runs on the injected clock: the cancel at the timeout, given up as lost after the grace', async () => {
+    const clock = new ManualClock();
+    const timed = new JobCoordinator(db, sessions, silentLogger(), undefined, clock);
+    const s = new RecordingSession('t');
+    sessions.attach(s);
+    const events: string[] = [];
+    const run = timed.run({ planId: 'p', signed: SIGNED, params: {}, bundles: [], check: false, concurrency: 0, createdBy: 't', timeoutMs: 60_000 },
+      [{ agentId: 't', hostname: 't' }], (ev) => { if (ev.event?.$case === 'result') events.push(ev.event.value.status); }, abort.signal);
+    await waitFor(() => s.starts().length === 1, 2000, 'start sent');
+    const jobId = s.starts()[0]!;
+    clock.advance(59_999);
+    assert.deepEqual(s.cancels(), [], 'no cancel before the timeout');
+    clock.advance(1);
+    assert.deepEqual(s.cancels(), [jobId], 'cancelled at the timeout');
+    clock.advance(29_999);
+    assert.deepEqual(events, [], 'still waiting for the host within the grace');
+    clock.advance(1);
+    const summary = await run;
+    assert.deepEqual(events, ['lost']);
+    assert.deepEqual({ failed: summary.failed, succeeded: summary.succeeded }, { failed: 1, succeeded: 0 });
+    assert.equal(clock.pending(), 0, 'no timer left behind');
+  });
+
+  it('a plan job\'s message ahead of what this replica holds is applied when the store shows another replica held the ones between (the agent moved while its old session still wrote)', async () => {
+    const sessionsY = new SessionRegistry();
+    const y = new JobCoordinator(db, sessionsY, silentLogger());
+    const s = new RecordingSession('m');
+    sessions.attach(s);
+    const job = await startJob('plan', s);
+    for (let seq = 1; seq <= 3; seq++) await jobs.onMessage('m', job.jobId, seq, line(job.jobId, seq));
+    // The agent opens a session on replica Y and says hello there: Y reads the job from the store (next: 4).
+    const sy = new RecordingSession('m');
+    sessionsY.attach(sy);
+    assert.deepEqual(await y.onHello('m', [job.jobId]), [{ jobId: job.jobId, seq: 3 }]);
+    // The old session on X still delivers 4 and 5; then 6 arrives on Y.
+    for (let seq = 4; seq <= 5; seq++) await jobs.onMessage('m', job.jobId, seq, line(job.jobId, seq));
+    await y.onMessage('m', job.jobId, 6, line(job.jobId, 6));
+    assert.equal(sy.acks.get(job.jobId), 6, 'Y held 6 (not dropped as a gap)');
+    await y.onMessage('m', job.jobId, 7, result('plan', job.jobId, 7));
+    const row = await db.get<{ next_seq: number; state: string }>('SELECT next_seq, state FROM job_hosts WHERE host_job_id = ?', [job.jobId]);
+    assert.deepEqual({ next: Number(row!.next_seq), state: row!.state }, { next: 8, state: 'succeeded' });
+    const seqs = await db.all<{ seq: number }>('SELECT seq FROM job_events WHERE host_job_id = ? ORDER BY seq', [job.jobId]);
+    assert.deepEqual(seqs.map((r) => Number(r.seq)), [1, 2, 3, 4, 5, 6, 7], 'each message held once');
   });
 });

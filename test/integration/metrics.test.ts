@@ -23,10 +23,14 @@ async function scrape(c: Controller): Promise<Map<string, number>> {
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   const out = new Map<string, number>();
+  // Every series names the replica (its id, also for a single controller); the keys below leave that label out.
+  const label = `replica="${c.replicaId}"`;
   for (const line of (await res.text()).split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+    const series = line.slice(0, i);
+    assert.ok(series.includes(label), `a series without ${label}: ${series}`);
+    out.set(series.replace(`,${label}`, '').replace(`${label},`, '').replace(`{${label}}`, ''), Number(line.slice(i + 1)));
   }
   return out;
 }

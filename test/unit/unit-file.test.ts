@@ -115,6 +115,14 @@ describe('controller systemd unit', () => {
     assert.match(u, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
   });
 
+  it('opens a chunk directory outside the data directory (a replica\'s shared storage), and none when the chunks are under it', () => {
+    const shared = renderControllerUnit({ ...base, chunkDir: '/srv/ferry-chunks', startArgs: [...base.startArgs, '--chunks', '/srv/ferry-chunks'] });
+    assert.deepEqual(shared.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry', 'ReadWritePaths=/srv/ferry-chunks']);
+    assert.match(shared, /^ExecStart=.* --chunks \/srv\/ferry-chunks$/m);
+    const own = renderControllerUnit({ ...base, chunkDir: '/var/lib/ferry/chunks' });
+    assert.deepEqual(own.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry']);
+  });
+
   it('opens the admin socket\'s own directory, and leaves home directories reachable when the program or data lives there', () => {
     const other = renderControllerUnit({ ...base, adminSocket: '/srv/ferry-sock/admin.sock' });
     assert.deepEqual(other.match(/^ReadWritePaths=.*$/gm), ['ReadWritePaths=/var/lib/ferry', 'ReadWritePaths=/srv/ferry-sock']);

@@ -146,6 +146,39 @@ export class BundleStore {
   }
 
   /**
+   * What in the store still needs bundle `id`: rollouts not finished and
+   * host jobs under way (dispatched or running) whose job names it. The
+   * store is what every replica sees, so this holds whichever replica is
+   * streaming the bundle's chunks to those hosts; the in-memory leases
+   * above only protect streams on this replica. Each entry reads like
+   * "rollout ro-1a2b (running)".
+   */
+  async usedBy(id: string): Promise<string[]> {
+    const like = `%${id}%`; // a prefilter; the JSON is checked below
+    const names = (json: string | null) => {
+      try {
+        const v = JSON.parse(json ?? 'null') as { bundleId?: string }[] | { bundles?: { bundleId?: string }[] } | null;
+        return (Array.isArray(v) ? v : v?.bundles ?? []).some((b) => b.bundleId === id);
+      } catch {
+        return false;
+      }
+    };
+    const rollouts = await this.db.all<{ id: string; state: string; bundles: string }>(
+      "SELECT id, state, bundles FROM rollouts WHERE state NOT IN ('succeeded', 'failed', 'aborted') AND bundles LIKE ? ORDER BY id", [like]);
+    const jobs = await this.db.all<{ id: string; dispatch: string | null; n: number }>(
+      `SELECT j.id AS id, j.dispatch AS dispatch, COUNT(*) AS n FROM job_hosts h JOIN jobs j ON j.id = h.job_id
+        WHERE h.state IN ('dispatched', 'running') AND j.dispatch LIKE ? GROUP BY j.id, j.dispatch ORDER BY j.id`, [like]);
+    const inRollouts = new Set(rollouts.filter((r) => names(r.bundles)).map((r) => r.id));
+    const rolloutJobs = inRollouts.size === 0 ? new Set<string>()
+      : new Set((await this.db.all<{ job_id: string }>(`SELECT job_id FROM rollouts WHERE id IN (${[...inRollouts].map(() => '?').join(', ')})`, [...inRollouts])).map((r) => r.job_id));
+    return [
+      ...rollouts.filter((r) => inRollouts.has(r.id)).map((r) => `rollout ${r.id} (${r.state})`),
+      // A rollout's own job is named by the rollout already.
+      ...jobs.filter((j) => names(j.dispatch) && !rolloutJobs.has(j.id)).map((j) => `job ${j.id} (${Number(j.n)} host${Number(j.n) === 1 ? '' : 's'} under way)`),
+    ];
+  }
+
+  /**
    * Removes a bundle and collects chunks nothing references any more. Chunks
    * of bundles being served (leases) and recently uploaded chunks (a push in
    * flight) are kept.

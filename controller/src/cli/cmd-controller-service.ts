@@ -1,8 +1,9 @@
 import { parseHostPort } from '../../../common/src/host-port.js';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isSea } from 'node:sea';
 import { parseFlags } from '../../../common/src/cli-support.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { Exit } from '../../../common/src/exit-codes.js';
 import { installUnit, uninstallUnit, unitPath } from '../../../common/src/service/systemd-service.js';
 import { loadControllerConfig, type RawConfig } from '../config.js';
@@ -12,12 +13,12 @@ const UNIT_DIR = '/etc/systemd/system';
 const UNIT_NAME = 'ferry-controller';
 
 /** `controller start` settings install-service passes on to the service's command line. */
-const START_FLAGS = ['listen', 'http-addr', 'registry-addr', 'console-addr', 'lease-ttl', 'admin-socket', 'san', 'advertise', 'log-level'] as const;
+const START_FLAGS = ['listen', 'http-addr', 'registry-addr', 'console-addr', 'lease-ttl', 'admin-socket', 'chunks', 'san', 'advertise', 'log-level'] as const;
 
 const flags = {
   data: { type: 'string' as const }, config: { type: 'string' as const },
   listen: { type: 'string' as const }, 'http-addr': { type: 'string' as const }, 'registry-addr': { type: 'string' as const }, 'admin-socket': { type: 'string' as const },
-  'console-addr': { type: 'string' as const }, 'lease-ttl': { type: 'string' as const },
+  'console-addr': { type: 'string' as const }, 'lease-ttl': { type: 'string' as const }, chunks: { type: 'string' as const },
   san: { type: 'string' as const, multiple: true }, advertise: { type: 'string' as const, multiple: true }, 'log-level': { type: 'string' as const },
   'unit-dir': { type: 'string' as const }, name: { type: 'string' as const },
   'no-start': { type: 'boolean' as const }, 'dry-run': { type: 'boolean' as const },
@@ -44,13 +45,13 @@ export async function cmdInstallControllerService(args: string[]): Promise<numbe
   for (const k of START_FLAGS) {
     const v = values[k];
     if (v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) startArgs.push(`--${k}`, k === 'admin-socket' ? resolve(one) : one);
+    for (const one of Array.isArray(v) ? v : [v]) startArgs.push(`--${k}`, k === 'admin-socket' || k === 'chunks' ? resolve(one) : one);
   }
   // In a single binary, execPath is ferry itself; in development, node runs bin/ferry.js.
   const command = isSea() ? [process.execPath] : [process.execPath, resolve(process.argv[1]!)];
   const ports = [portOf(cfg.listen), portOf(cfg.httpAddr), portOf(cfg.registryAddr), portOf(cfg.consoleAddr)].filter((p) => p > 0);
   const text = renderControllerUnit({
-    command, startArgs, dataDir: cfg.dataDir, adminSocket: cfg.adminSocket,
+    command, startArgs, dataDir: cfg.dataDir, adminSocket: cfg.adminSocket, chunkDir: cfg.chunkDir,
     // In development the program is the whole package (bin/, build/, node_modules/), not bin/ferry.js alone.
     readPaths: [...(configFile ? [configFile] : []), ...(isSea() ? [] : [dirname(dirname(resolve(process.argv[1]!)))])], lowestPort: ports.length ? Math.min(...ports) : 0,
   });
@@ -61,7 +62,12 @@ export async function cmdInstallControllerService(args: string[]): Promise<numbe
     process.stderr.write(`dry run: this unit would be written to ${unitPath(unitDir, name)}${values['no-start'] ? '' : `, then enabled and started`}; nothing was changed\n`);
     return Exit.Ok;
   }
-  // ReadWritePaths= must exist when the service starts (systemd refuses to start it otherwise).
+  // ReadWritePaths= must exist when the service starts (systemd refuses to start it otherwise). A chunk
+  // directory of its own is not made here: on shared storage, making it would hide an unmounted share.
+  if (!cfg.chunkDir.startsWith(`${cfg.dataDir}/`) && !existsSync(cfg.chunkDir)) {
+    throw new FerryError(ErrorCode.Config, `the chunk directory ${cfg.chunkDir} does not exist; nothing was installed`,
+      'mount the shared chunk storage there (replicas, docs/ha.md) or create the directory, then run install-service again');
+  }
   const prepare = () => {
     for (const d of [cfg.dataDir, dirname(cfg.adminSocket)]) if (!d.startsWith('/run/')) mkdirSync(d, { recursive: true, mode: 0o700 });
   };

@@ -24,6 +24,7 @@ const startSettings: Record<string, FlagSpec> = {
   'registry-addr': { type: 'string', value: 'HOST:PORT', help: 'serve published images and files over HTTPS here (docs/registry.md; default off)' },
   'console-addr': { type: 'string', value: 'HOST:PORT', help: 'serve the web console over HTTPS here (default: off); see docs/console.md' },
   'lease-ttl': { type: 'string', value: 'DURATION', help: 'scheduler lease among replicas: another replica takes over this long after the holder stops renewing (default 10s)' },
+  chunks: { type: 'string', value: 'DIR', help: 'chunk store (default DATA/chunks); replicas on one PostgreSQL store share one directory on shared storage (docs/ha.md)' },
 };
 
 const controllerCommand: CommandSpec = {
@@ -34,7 +35,6 @@ const controllerCommand: CommandSpec = {
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory (default /var/lib/ferry as root)' },
       store: { type: 'string', value: 'URL', help: 'sqlite (default: DATA/ferry.db) or postgres://USER:PASSWORD@HOST:PORT/DB shared by replicas (docs/ha.md)' },
-      chunks: { type: 'string', value: 'DIR', help: 'chunk store (default DATA/chunks); replicas on one PostgreSQL store share one directory on shared storage (docs/ha.md)' },
       ...startSettings,
       config: { type: 'string', value: 'FILE', help: 'settings file (YAML, same keys as the flags)' },
       heartbeat: { type: 'string', value: 'DURATION', help: 'agent heartbeat interval' },
@@ -66,7 +66,8 @@ const controllerCommand: CommandSpec = {
     name: 'install-service', summary: 'write a hardened systemd unit for `ferry controller start`, enable and start it',
     description: 'Checks that it runs as root and that systemd runs this host before it writes anything; the settings given here are validated as the service will see them (flags and --config; FERRY_* variables of this shell do not reach the service). '
       + 'The unit lets the controller write only its data directory and admin socket (ProtectSystem=strict), runs it with no capabilities (CAP_NET_BIND_SERVICE only for a port below 1024), NoNewPrivileges, private /tmp and devices, no kernel, clock or namespace access and @system-service system calls; it is not restarted on exit code 2 (a configuration error). '
-      + 'A PostgreSQL store goes in the --config file (keep it 0600), not on the unit\'s command line, which every user can read. --dry-run prints the unit and changes nothing.',
+      + 'A PostgreSQL store goes in the --config file (keep it 0600), not on the unit\'s command line, which every user can read. '
+      + 'A chunk directory outside the data directory (--chunks, or chunks: in the config; a replica\'s shared directory) is made writable to the service too, and must exist already (mount the shared storage first). --dry-run prints the unit and changes nothing.',
     flags: {
       data: { type: 'string', value: 'DIR', help: 'data directory of the service (default /var/lib/ferry as root)' },
       config: { type: 'string', value: 'FILE', help: 'settings file the service reads (YAML, same keys as the start flags)' },

@@ -4,7 +4,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { fanOut } from '../jobs/fan-out.js';
 import type { JobCoordinator } from '../jobs/job-coordinator.js';
 import { EXEC_HISTORY_LINES, type JobHistory } from '../jobs/job-history.js';
-import { newJobId } from '../jobs/job-sequencer.js';
+import { newJobId } from '../jobs/held-job.js';
 
 /** A matched host, as resolved from the store before dispatch. */
 export interface ExecTarget {
@@ -44,12 +44,18 @@ export class ExecCoordinator {
       }
     };
     signal.addEventListener('abort', onAbort, { once: true });
+    // Exec jobs live in this replica's memory (the agent remembers exec job ids only in memory, so a start
+    // re-sent from the store could run twice): a host whose session is on another replica is not reached; say so.
+    const elsewhere = targets.some((t) => !seq.connected(t.agentId)) ? await this.jobs.connectedElsewhere() : new Set<string>();
     try {
       await fanOut(targets, req.concurrency, (target, done) => {
         if (!seq.connected(target.agentId)) {
+          const why = elsewhere.has(target.agentId)
+            ? 'connected to another controller replica: ferry exec reaches only the hosts connected to the replica asked (docs/ha.md); use ferry run with a plan, or ask that replica'
+            : 'not connected';
           summary.offline++;
-          sink({ event: { $case: 'finished', value: { ...target, ...emptyFinish(), exitCode: -1, offline: true, error: 'not connected' } } });
-          void record(this.history.finishExecHost({ jobId: runId, hostJobId: `${runId}-${target.agentId}`, ...target, state: 'offline', message: 'not connected', at: Date.now() }, [], 0, undefined));
+          sink({ event: { $case: 'finished', value: { ...target, ...emptyFinish(), exitCode: -1, offline: true, error: why } } });
+          void record(this.history.finishExecHost({ jobId: runId, hostJobId: `${runId}-${target.agentId}`, ...target, state: 'offline', message: why, at: Date.now() }, [], 0, undefined));
           return false;
         }
         const jobId = `${runId}-${target.agentId}`;

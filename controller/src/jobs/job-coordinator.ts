@@ -1,11 +1,13 @@
 import type { JobEvent, JobSummary } from '../../../common/src/gen/ferry/v1/admin.js';
 import { JobKind, OutputStream, type JobBundle, type JobResult, type JobStart, type SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
+import { systemClock, type Clock, type Timer } from '../../../common/src/clock.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { Db } from '../store/db.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import { NO_METRICS, type JobMetrics } from '../metrics/metrics.js';
 import { fanOut } from './fan-out.js';
-import { controllerResult, JobSequencer, newJobId, type JobListener, type JobMessage } from './job-sequencer.js';
+import { controllerResult, newJobId, type JobListener, type JobMessage } from './held-job.js';
+import { JobSequencer } from './job-sequencer.js';
 import { MemoryJobLog } from './memory-job-log.js';
 import { StoreJobLog } from './store-job-log.js';
 
@@ -63,7 +65,9 @@ export class JobCoordinator {
   /** Agents with a session on another replica (the store's presence); none with one controller. */
   connectedElsewhere: () => Promise<Set<string>> = async () => new Set();
 
-  constructor(private readonly db: Db, private readonly sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS) {
+  /** `clock`: the run's per-host timeout and its grace are timers on it (tests advance a ManualClock). */
+  constructor(private readonly db: Db, private readonly sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS,
+    private readonly clock: Clock = systemClock) {
     this.planLog = new StoreJobLog(db);
     this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog], metrics, (job) => this.rebuildStart(job));
   }
@@ -96,7 +100,7 @@ export class JobCoordinator {
     const elsewhere = await this.connectedElsewhere();
     const summary: JobSummary = { jobId, matched: targets.length, succeeded: 0, failed: 0, offline: 0, changedSteps: 0 };
     /** Host jobs under way: host job id → its agent and its timeout timer. */
-    const running = new Map<string, { agentId: string; timer?: NodeJS.Timeout }>();
+    const running = new Map<string, { agentId: string; timer?: Timer }>();
     const finished = (r: JobResult | undefined) => {
       if (r?.status === 'succeeded') summary.succeeded++;
       else summary.failed++;
@@ -104,7 +108,7 @@ export class JobCoordinator {
     };
     const onAbort = () => {
       for (const [hostJobId, h] of running) {
-        clearTimeout(h.timer);
+        h.timer?.cancel();
         void this.sequencer.cancel(hostJobId, h.agentId, 'cancelled by the operator');
       }
       running.clear();
@@ -119,19 +123,19 @@ export class JobCoordinator {
           return false;
         }
         const hostJobId = `${jobId}-${t.agentId}`;
-        const h: { agentId: string; timer?: NodeJS.Timeout } = { agentId: t.agentId };
+        const h: { agentId: string; timer?: Timer } = { agentId: t.agentId };
         running.set(hostJobId, h);
         if (req.timeoutMs) {
-          h.timer = setTimeout(() => {
+          h.timer = this.clock.after(req.timeoutMs, () => {
             void this.sequencer.cancel(hostJobId, t.agentId, `still running after the run's timeout (${Math.round(req.timeoutMs! / 1000)} s)`);
             // A host that cannot hear the cancel (no session) is given up on; if it
             // comes back, hello finds the job ended here and stops it there.
-            h.timer = setTimeout(() => void this.sequencer.end(hostJobId, 'lost',
-              `no result within ${TIMEOUT_GRACE_MS / 1000} s of the run's timeout (host unreachable?); the job is stopped when the host reconnects`), TIMEOUT_GRACE_MS);
-          }, req.timeoutMs);
+            h.timer = this.clock.after(TIMEOUT_GRACE_MS, () => void this.sequencer.end(hostJobId, 'lost',
+              `no result within ${TIMEOUT_GRACE_MS / 1000} s of the run's timeout (host unreachable?); the job is stopped when the host reconnects`));
+          });
         }
         const end = (r: JobResult | undefined) => {
-          clearTimeout(h.timer);
+          h.timer?.cancel();
           if (!running.delete(hostJobId)) return;
           finished(r);
           done();

@@ -1,104 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { JobKind, type JobOutput, type JobResult, type JobStart, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
+import { JobKind, type JobStart } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
-import type { LiveSession, SessionRegistry } from '../sessions/registry.js';
+import type { SessionRegistry } from '../sessions/registry.js';
 import { NO_METRICS, type JobMetrics } from '../metrics/metrics.js';
+import { DuplicateKeyError } from '../store/db.js';
+import { controllerResult, replay, resendIsSafe, TERMINAL, type Entry, type HeldJob, type JobListener, type JobLog, type JobMessage } from './held-job.js';
 import { stepTypeOf } from './step-types.js';
-
-/** One sequenced message of a job as the agent sent it: a line, a step event (plan jobs) or the result. */
-export interface JobMessage {
-  output?: JobOutput;
-  step?: StepEvent;
-  result?: JobResult;
-}
-
-/** A host's job as the controller holds it, whatever its kind. */
-export interface HeldJob {
-  jobId: string;
-  kind: JobKind;
-  agentId: string;
-  hostname: string;
-  /** The operator-level run this host job belongs to (plan jobs keep it in job_hosts.job_id). */
-  runId: string;
-  /** Next sequence number expected from the agent; everything below is held. */
-  nextSeq: number;
-  /** dispatched (sent, nothing heard back) | running | succeeded | failed | cancelled | lost */
-  state: string;
-  /** Why it ended, when it ended without the agent's result (as stored). */
-  message?: string;
-}
-
-/**
- * Where a kind of job is kept: in memory (exec: an ad-hoc command lives as
- * long as the operator's call) or in the store (plan jobs survive controller
- * restarts). The sequencer applies the same rules on top of either.
- */
-export interface JobLog {
-  readonly kind: JobKind;
-  create(job: HeldJob): Promise<void>;
-  /** A job not in the sequencer's memory (e.g. recorded before a controller restart); undefined when unknown. */
-  load(jobId: string): Promise<HeldJob | undefined>;
-  /** The agent's jobs that have not ended. */
-  unfinished(agentId: string): Promise<HeldJob[]>;
-  /** Holds message `seq` (the next expected) and the state it leads to, atomically. */
-  append(job: HeldJob, seq: number, m: JobMessage, state: string): Promise<void>;
-  /** Ends a job without a result from the agent (lost, cancelled here). */
-  end(job: HeldJob, state: string, message: string): Promise<void>;
-  /** Messages held after `seq`, in order (kept in the store: another replica may have held them). */
-  messagesAfter?(jobId: string, seq: number): Promise<Array<{ seq: number; m: JobMessage }>>;
-  /** Where jobs now are (next sequence number, state), for the jobs followed from here. */
-  progress?(jobIds: readonly string[]): Promise<Map<string, { nextSeq: number; state: string }>>;
-  /** Records that the job is to be cancelled, so the replica holding the agent's session sends it. */
-  requestCancel?(jobId: string, reason: string): Promise<void>;
-}
-
-/** Who waits for a job: told of every held message in order, then of its end once. */
-export interface JobListener {
-  /** The start as sent, kept to send again when it may never have arrived. */
-  start?: JobStart;
-  onMessage?(seq: number, m: JobMessage): void;
-  /** The agent's result, or one made up here when the job is lost (seq 0). */
-  onEnd?(r: JobResult): void;
-  /**
-   * The agent's session went away (`false`) or came back (`true`) while the
-   * job was under way. The job goes on on the host; this only lets the
-   * operator know why nothing arrives.
-   */
-  onLink?(connected: boolean): void;
-}
-
-export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
-
-/**
- * Whether an agent refuses a job id it ran before even after it restarted,
- * so a start that may not have arrived can be sent again: plan jobs are
- * journaled on the agent's disk, exec jobs only in its memory.
- */
-function resendIsSafe(kind: JobKind): boolean {
-  return kind === JobKind.JOB_KIND_PLAN;
-}
-
-/** A new job id; kinds share one id space (the kind travels in JobStart, not in the id). */
-export function newJobId(): string {
-  return `j-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
-}
-
-/** A job's result made up by the controller (it did not come from the agent). */
-export function controllerResult(jobId: string, status: string, message: string): JobResult {
-  return { jobId, seq: 0, status, failedStep: '', message, durationMs: 0, changed: 0, unchanged: 0, skipped: 0, exit: undefined };
-}
-
-interface Entry {
-  job: HeldJob;
-  log: JobLog;
-  listener?: JobListener;
-  /** The session its start was last written to: an agent saying hello on that session will still receive it. */
-  sentTo?: LiveSession;
-  /** The listener was told the session dropped (so a new session is news; a replaced one is not). */
-  down?: boolean;
-  /** The session a cancel recorded in the store was last sent on. */
-  cancelSentTo?: LiveSession;
-}
 
 /**
  * The one sequencer for every job of every agent. Messages of one job are
@@ -321,6 +227,9 @@ export class JobSequencer {
       return;
     }
     const { job } = e;
+    // Ahead of what this replica holds: another replica may have held the messages in between (the agent moved
+    // while its old session there was still writing, after this one read the store at hello). Read it again first.
+    if (seq > job.nextSeq && e.log.kind === JobKind.JOB_KIND_PLAN) await this.find(jobId, true);
     if (seq < job.nextSeq) {
       session?.ack(jobId, job.nextSeq - 1);
       return;
@@ -337,7 +246,7 @@ export class JobSequencer {
     try {
       await e.log.append(job, seq, m, state);
     } catch (err) {
-      if (!duplicateKey(err)) throw err;
+      if (!(err instanceof DuplicateKeyError)) throw err;
       // Held already by another replica (the agent moved while this one still had its messages): take the store's count.
       await this.find(jobId, true);
       session?.ack(jobId, job.nextSeq - 1);
@@ -353,32 +262,6 @@ export class JobSequencer {
       this.live.delete(jobId);
       e.listener?.onEnd?.(m.result);
     }
-  }
-
-  /**
-   * Another replica moved the job on (`stored` is the store's view): the
-   * listener here is handed the messages it did not see, in order, and the
-   * end once — so an operator on this replica sees every line of a host
-   * whose session is elsewhere, once.
-   */
-  private async replay(e: Entry, stored: HeldJob): Promise<void> {
-    const listening = e.listener?.onMessage || e.listener?.onEnd;
-    let ended = false;
-    if (listening && stored.nextSeq > e.job.nextSeq && e.log.messagesAfter) {
-      for (const { seq, m } of await e.log.messagesAfter(e.job.jobId, e.job.nextSeq - 1)) {
-        if (seq < e.job.nextSeq || seq >= stored.nextSeq) continue;
-        e.job.nextSeq = seq + 1;
-        e.listener?.onMessage?.(seq, m);
-        if (m.result) {
-          ended = true;
-          e.listener?.onEnd?.(m.result);
-        }
-      }
-    }
-    Object.assign(e.job, { nextSeq: stored.nextSeq, state: stored.state });
-    if (!TERMINAL.has(stored.state)) return;
-    this.live.delete(e.job.jobId);
-    if (listening && !ended) e.listener?.onEnd?.(controllerResult(e.job.jobId, stored.state, stored.message ?? ''));
   }
 
   /** Writes the job's start to its agent's current session, if there is one (hello reconciles it otherwise). */
@@ -409,7 +292,7 @@ export class JobSequencer {
       const job = await log.load(jobId);
       if (!job) continue;
       if (known) {
-        await this.replay(known, job);
+        if (await replay(known, job)) this.live.delete(jobId);
         return known;
       }
       const e = { job, log };
@@ -427,10 +310,4 @@ export class JobSequencer {
     void tail.then(() => { if (this.queues.get(jobId) === tail) this.queues.delete(jobId); });
     return run;
   }
-}
-
-/** A primary-key clash (SQLite or PostgreSQL): the row was written already. */
-function duplicateKey(err: unknown): boolean {
-  const code = String((err as { code?: unknown }).code ?? '');
-  return code === '23505' || code.startsWith('SQLITE_CONSTRAINT_PRIMARYKEY') || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }

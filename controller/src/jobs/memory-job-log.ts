@@ -1,5 +1,5 @@
 import type { JobKind } from '../../../common/src/gen/ferry/v1/session.js';
-import { TERMINAL, type HeldJob, type JobLog } from './job-sequencer.js';
+import { TERMINAL, type HeldJob, type JobLog } from './held-job.js';
 
 /**
  * Jobs kept only in the controller's memory (exec: an ad-hoc command is

@@ -1,6 +1,6 @@
 import { JobKind } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Db } from '../store/db.js';
-import type { HeldJob, JobLog, JobMessage } from './job-sequencer.js';
+import type { HeldJob, JobLog, JobMessage } from './held-job.js';
 
 interface Row {
   host_job_id: string;

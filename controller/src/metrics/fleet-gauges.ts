@@ -5,6 +5,10 @@ import type { Db } from '../store/db.js';
 export interface FleetSource {
   db: Pick<Db, 'all'>;
   sessions: { readonly size: number };
+  /** Agents with a session on any live replica (the store's presence); without it, this controller's sessions. */
+  online?: () => Promise<number>;
+  /** Whether this replica holds the scheduler lease now. */
+  leader?: () => boolean;
 }
 
 /** States always exported (at 0 when empty), so dashboards and alerts see a series from the first scrape. */
@@ -19,7 +23,10 @@ const HOST_JOB_STATES = ['dispatched', 'running', 'succeeded', 'failed', 'cancel
  * `ferry agents ls`, `ferry jobs ls` and `ferry rollout ls`.
  *
  * - ferry_agents{state}: online (has a session), offline, revoked.
- * - ferry_sessions: agent sessions open on this controller.
+ * - ferry_sessions: agent sessions open on this controller (replica).
+ * - ferry_scheduler_leader: 1 on the replica holding the scheduler lease.
+ *   Every series also carries the replica's id (prom-metrics.ts), so a
+ *   sum of ferry_sessions over replicas is the fleet's sessions.
  * - ferry_host_jobs{kind,state}: host jobs in the job history (kept for
  *   --job-retention); exec jobs are recorded when each host finishes.
  * - ferry_rollouts{state}: rollouts by state (paused ones are in their
@@ -35,15 +42,22 @@ export function registerFleetGauges(registry: Registry, src: FleetSource): void 
       const total = Number(row?.total ?? 0);
       const revoked = Number(row?.revoked ?? 0);
       // A revoked agent's session is closed on revocation, so sessions are live agents.
-      const online = Math.min(src.sessions.size, total - revoked);
+      const online = Math.min(src.online ? await src.online() : src.sessions.size, total - revoked);
       const counts: Record<(typeof AGENT_STATES)[number], number> = { online, offline: total - revoked - online, revoked };
       for (const s of AGENT_STATES) this.set({ state: s }, counts[s]);
     },
   });
   new Gauge({
-    name: 'ferry_sessions', help: 'Agent sessions open on this controller.', registers,
+    name: 'ferry_sessions', help: 'Agent sessions open on this controller (replica).', registers,
     collect() { this.set(src.sessions.size); },
   });
+  if (src.leader) {
+    const leader = src.leader;
+    new Gauge({
+      name: 'ferry_scheduler_leader', help: '1 when this replica holds the scheduler lease (rollouts, prefetch, history sweep), else 0.', registers,
+      collect() { this.set(leader() ? 1 : 0); },
+    });
+  }
   new Gauge({
     name: 'ferry_host_jobs', help: 'Host jobs in the job history by kind (exec, plan) and state.', labelNames: ['kind', 'state'], registers,
     async collect() {

@@ -20,7 +20,9 @@ function splitPath(path: string): { service: string; method: string } {
  * prom-client's global one), so several controllers in one process — tests —
  * never share or collide on a metric. Counters live here; gauges of the
  * fleet's state are added by fleet-gauges.ts, read from the store at scrape
- * time.
+ * time. With `replica` (the controller's replica id) every series carries
+ * a `replica` label, so series of several replicas stay apart wherever they
+ * are collected (also behind one scrape address, or in a federated server).
  */
 export class PromMetrics implements ControllerMetrics {
   readonly registry = new Registry();
@@ -36,7 +38,8 @@ export class PromMetrics implements ControllerMetrics {
   private readonly registryBytes: Counter<'kind'>;
   private readonly registryErrors: Counter<'code'>;
 
-  constructor() {
+  constructor(replica?: string) {
+    if (replica) this.registry.setDefaultLabels({ replica });
     const registers = [this.registry];
     this.callSeconds = new Histogram({
       name: 'ferry_grpc_server_handling_seconds', help: 'Time from a gRPC call\'s arrival to its answer (unary) or its end (streams).',

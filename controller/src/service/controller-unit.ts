@@ -16,6 +16,8 @@ export interface ControllerUnitOptions {
   startArgs: string[];
   dataDir: string;
   adminSocket: string;
+  /** The chunk store (`--chunks`); writable to the service when it is outside the data directory. */
+  chunkDir?: string;
   /** Files and directories the service only reads (the settings file, the program's tree). */
   readPaths: string[];
   /** The lowest TCP port it listens on (gRPC, operations HTTP): below 1024 it keeps CAP_NET_BIND_SERVICE. */
@@ -31,7 +33,8 @@ const HOME_LIKE = /^\/(home|root|run\/user)(\/|$)/;
 /**
  * The systemd unit for `ferry controller start`, hardened to what the
  * controller needs and no more:
- * - it writes only its data directory (store, CA and keys, chunks, lock) and
+ * - it writes only its data directory (store, CA and keys, chunks, lock),
+ *   its chunk directory when that is elsewhere (shared storage), and
  *   its admin socket's directory: ProtectSystem=strict plus ReadWritePaths;
  * - it runs as root (it owns the root-made data directory, 0700) but with no
  *   capabilities at all (CapabilityBoundingSet empty; CAP_NET_BIND_SERVICE
@@ -48,7 +51,8 @@ export function renderControllerUnit(o: ControllerUnitOptions): string {
   const socketDir = o.adminSocket.startsWith(`${o.dataDir}/`) ? undefined : dirname(o.adminSocket);
   // A socket directory under /run is gone after a reboot: systemd makes it (RuntimeDirectory=) at each start.
   const runtime = socketDir?.startsWith('/run/') ? socketDir.slice('/run/'.length) : undefined;
-  const writable = [o.dataDir, ...(socketDir && !runtime ? [socketDir] : [])];
+  const chunks = o.chunkDir && !o.chunkDir.startsWith(`${o.dataDir}/`) && o.chunkDir !== o.dataDir ? [o.chunkDir] : [];
+  const writable = [o.dataDir, ...chunks, ...(socketDir && !runtime ? [socketDir] : [])];
   const protectHome = writable.some((p) => HOME_LIKE.test(p))
     ? [] // a writable path under /home or /root: ProtectHome would hide it
     : [`ProtectHome=${[...o.readPaths, ...o.command].some((p) => HOME_LIKE.test(p)) ? 'read-only' : 'yes'}`];

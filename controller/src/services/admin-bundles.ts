@@ -92,12 +92,18 @@ export function bundleHandlers(ctx: ControllerContext, kit: AdminKit): BundleHan
         throw new FerryError(ErrorCode.InvalidArgument, `${req.name}:${req.version} is published on the registry (${pub.tags.length} tags); hosts may be pulling from it`,
           `unpublish it first (\`ferry registry unpublish ${req.name}:${req.version}\`), or remove it anyway with --force`);
       }
+      // Hosts of an unfinished rollout or job may be fetching its chunks right now, through any replica.
+      const users = await ctx.bundles.usedBy(b.id);
+      if (users.length > 0 && !req.force) {
+        throw new FerryError(ErrorCode.InvalidArgument, `${req.name}:${req.version} is in use by ${users.join(', ')}; hosts may be fetching its chunks (through any replica)`,
+          'wait until they finish (ferry rollout ls, ferry jobs ls), abort them, or remove it anyway with --force (hosts still fetching it then fail)');
+      }
       if (pub) {
         await ctx.registry.unpublish(b.id);
         await ctx.audit.record(who, 'registry.unpublish', `${req.name}:${req.version}`, { id: b.id, tags: pub.tags.length, by: 'bundle rm --force' });
       }
       const r = await ctx.bundles.remove(req.name, req.version);
-      await ctx.audit.record(who, 'bundle.rm', `${req.name}:${req.version}`, { chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed, force: req.force });
+      await ctx.audit.record(who, 'bundle.rm', `${req.name}:${req.version}`, { chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed, force: req.force, ...(users.length ? { inUseBy: users } : {}) });
       return { removed: bundleInfo(r.removed), chunksDeleted: r.chunksDeleted, bytesFreed: r.bytesFreed };
     }),
     lintBundle: kit.unary(async (req) => {

@@ -32,6 +32,29 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/**
+ * A write clashed with a primary key or a unique constraint: the row is
+ * there already. Both dialects throw this one type (SQLite's
+ * SQLITE_CONSTRAINT_PRIMARYKEY / _UNIQUE, PostgreSQL's SQLSTATE 23505), so
+ * a caller that takes "already written" as an answer tests `instanceof`
+ * instead of knowing each driver's codes. `code` keeps the driver's.
+ */
+export class DuplicateKeyError extends Error {
+  override readonly name = 'DuplicateKeyError';
+  constructor(message: string, readonly code: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The SQLite driver's codes for a primary-key or unique clash. */
+const SQLITE_DUPLICATE = new Set(['SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_CONSTRAINT_UNIQUE']);
+
+/** better-sqlite3's error as the store's: a key clash becomes DuplicateKeyError; anything else unchanged. */
+function sqliteError(err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && SQLITE_DUPLICATE.has(code) ? new DuplicateKeyError((err as Error).message, code, { cause: err }) : err;
+}
+
 /** The embedded default: SQLite in WAL mode in the controller's data directory. */
 export class SqliteDb implements Db {
   readonly dialect = 'sqlite' as const;
@@ -62,15 +85,27 @@ export class SqliteDb implements Db {
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<RunResult> {
-    return { changes: this.stmt(sql).run(...params).changes };
+    try {
+      return { changes: this.stmt(sql).run(...params).changes };
+    } catch (err) {
+      throw sqliteError(err);
+    }
   }
 
   async get<T>(sql: string, params: SqlValue[] = []): Promise<T | undefined> {
-    return this.stmt(sql).get(...params) as T | undefined;
+    try {
+      return this.stmt(sql).get(...params) as T | undefined;
+    } catch (err) {
+      throw sqliteError(err);
+    }
   }
 
   async all<T>(sql: string, params: SqlValue[] = []): Promise<T[]> {
-    return this.stmt(sql).all(...params) as T[];
+    try {
+      return this.stmt(sql).all(...params) as T[];
+    } catch (err) {
+      throw sqliteError(err);
+    }
   }
 
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@ import { untilDeadline } from '../../../common/src/until-deadline.js';
 import pg from 'pg';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
-import type { Db, RunResult, SqlValue } from './db.js';
+import { DuplicateKeyError, type Db, type RunResult, type SqlValue } from './db.js';
 import { numberPlaceholders } from './placeholders.js';
 import { redactStoreUrl } from './store-url.js';
 
@@ -76,7 +76,9 @@ export class PgDb implements Db {
     if (e.code === '53100') {
       throw new FerryError(ErrorCode.DiskFull, `the PostgreSQL server's disk is full: ${e.message}`, 'free space on the database server, then retry', { cause: err });
     }
-    const wrapped = new Error(`${e.message} (SQLSTATE ${e.code ?? '?'}) in: ${sql.replace(/\s+/g, ' ').slice(0, 160)}`, { cause: err });
+    const where = `${e.message} (SQLSTATE ${e.code ?? '?'}) in: ${sql.replace(/\s+/g, ' ').slice(0, 160)}`;
+    if (e.code === '23505') throw new DuplicateKeyError(where, e.code, { cause: err });
+    const wrapped = new Error(where, { cause: err });
     (wrapped as Error & { code?: string }).code = e.code;
     throw wrapped;
   }

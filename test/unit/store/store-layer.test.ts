@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { silentLogger } from '../../../common/src/log.js';
-import type { Db } from '../../../controller/src/store/db.js';
+import { DuplicateKeyError, type Db } from '../../../controller/src/store/db.js';
 import { migrateStore, storeVersion } from '../../../controller/src/store/migrate.js';
 import { MIGRATIONS } from '../../../controller/src/store/migrations.js';
 import { PgDb } from '../../../controller/src/store/pg-db.js';
@@ -59,6 +59,18 @@ describeStores('store layer', function (store) {
     const row = await db.get<{ at: number; action: string; detail: string; n: number }>(
       'SELECT at, action, detail, (SELECT COUNT(*) FROM audit) AS n FROM audit WHERE id = ?', ['x1']);
     assert.deepEqual(row, { at: big, action: 'a?', detail: '?', n: 1 });
+  });
+
+  it('a primary-key or unique clash is one error type on either dialect, in and out of a transaction; other failures are not it', async () => {
+    const db = await fresh();
+    await db.exec('CREATE TABLE dup_t (id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER NOT NULL)');
+    await db.run('INSERT INTO dup_t (id, name, n) VALUES (?, ?, ?)', ['a', 'x', 1]);
+    await assert.rejects(db.run('INSERT INTO dup_t (id, name, n) VALUES (?, ?, ?)', ['a', 'y', 2]), (e) => e instanceof DuplicateKeyError && /dup_t|UNIQUE|duplicate/i.test(e.message));
+    await assert.rejects(db.run('INSERT INTO dup_t (id, name, n) VALUES (?, ?, ?)', ['b', 'x', 2]), (e) => e instanceof DuplicateKeyError);
+    await assert.rejects(db.tx(async (t) => { await t.run('INSERT INTO dup_t (id, name, n) VALUES (?, ?, ?)', ['c', 'z', 3]); await t.run('INSERT INTO dup_t (id, name, n) VALUES (?, ?, ?)', ['a', 'w', 4]); }),
+      (e) => e instanceof DuplicateKeyError);
+    assert.equal((await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM dup_t'))!.n, 1, 'the failed transaction left nothing');
+    await assert.rejects(db.run('INSERT INTO dup_t (id, name) VALUES (?, ?)', ['d', 'v']), (e) => e instanceof Error && !(e instanceof DuplicateKeyError), 'a NOT NULL failure is not a duplicate');
   });
 
   it('a transaction is all or nothing; statements in it see its own writes', async () => {
