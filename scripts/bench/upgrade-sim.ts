@@ -56,7 +56,7 @@ export interface UpgradeSimTimes {
   switched?: number;
   /** The new process spawned (a slot was free). */
   started?: number;
-  /** upgrade/state.json says committed. */
+  /** When the new version committed (the time it wrote into upgrade/state.json). */
   committed?: number;
   error?: string;
 }
@@ -157,15 +157,17 @@ export class UpgradeSim {
       let released = false;
       const release = () => { if (!released) { released = true; this.live.delete(name); this.slots.give(); } };
       this.live.set(name, { proc, release });
+      // The commit's time is the one the new version wrote with it (same clock: this machine).
+      const commitTime = () => {
+        const d = loadUpgradeState(stateDir);
+        if (!d.pending && d.last?.outcome === 'committed') t.committed = d.last.atMs;
+        return t.committed;
+      };
       proc.once('exit', (code) => {
-        if (t.committed === undefined) t.error ??= `the new version exited (${code}) before it committed; see new-${name}.log`;
+        if (commitTime() === undefined) t.error ??= `the new version exited (${code}) before it committed; see new-${name}.log`;
         release();
       });
-      while (t.committed === undefined && !proc.killed && proc.exitCode === null) {
-        const d = loadUpgradeState(stateDir);
-        if (!d.pending && d.last?.outcome === 'committed') t.committed = wall();
-        else await new Promise((r) => setTimeout(r, 100));
-      }
+      while (commitTime() === undefined && !proc.killed && proc.exitCode === null) await new Promise((r) => setTimeout(r, 100));
     } catch (err) {
       t.error = (err as Error).message;
     }
