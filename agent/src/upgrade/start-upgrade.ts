@@ -38,6 +38,8 @@ export interface StartUpgradeOptions {
   host: UpgradeHost;
   now?: () => number;
   statfs?: StatfsFn;
+  /** Called once the path runs the new version, before the restart (the controller hears of the switch). */
+  onSwitched?: (last: LastUpgrade) => void;
   /** Test hook: after this phase is written, stop (write upgrade/held-<phase>) and wait to be killed. */
   holdAt?: 'installed' | 'switched';
 }
@@ -174,7 +176,10 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
   await pointLink(link, pending.toBinary);
   const switchedAtMs = now();
   const switched: PendingUpgrade = { ...pending, phase: 'switched', switchedAtMs, deadlineMs: switchedAtMs + windowMs };
-  saveUpgradeState(o.stateDir, { ...loadUpgradeState(o.stateDir), pending: switched });
+  const restarting: LastUpgrade = { ...inProgress, reason: `switched to ${to}; restarting through systemd; it must reconnect within ${Math.round(windowMs / 1000)} s or ${from} is restored`, atMs: switchedAtMs };
+  saveUpgradeState(o.stateDir, { ...loadUpgradeState(o.stateDir), pending: switched, last: restarting });
+  // Told before the restart, which may end this process before anything after systemd-run runs.
+  o.onSwitched?.(restarting);
   await hold(o, 'switched');
 
   // The watcher runs the old, known-good binary from versions/, in a unit of its own: restarting the agent cannot kill it.

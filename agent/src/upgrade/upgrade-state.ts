@@ -13,7 +13,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { AgentUpgradeOutcome, type AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import { upgradeOutcomeCode, type UpgradeOutcome } from '../../../common/src/upgrade-outcome.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
 
 /** The upgrade in flight. */
@@ -51,7 +52,7 @@ export interface LastUpgrade {
   upgradeId: string;
   from: string;
   to: string;
-  outcome: 'committed' | 'rolled-back' | 'refused' | 'in-progress';
+  outcome: UpgradeOutcome;
   reason: string;
   logTail: string[];
   errorCode: string;
@@ -66,16 +67,9 @@ export interface UpgradeStateData {
   last?: LastUpgrade;
 }
 
-const OUTCOMES: Record<LastUpgrade['outcome'], AgentUpgradeOutcome> = {
-  committed: AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED,
-  'rolled-back': AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK,
-  refused: AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED,
-  'in-progress': AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS,
-};
-
 /** The report a hello or upgrade message carries. */
 export function toReport(l: LastUpgrade): AgentUpgradeReport {
-  return { upgradeId: l.upgradeId, fromVersion: l.from, toVersion: l.to, outcome: OUTCOMES[l.outcome], reason: l.reason, logTail: l.logTail, timeMs: l.atMs, errorCode: l.errorCode };
+  return { upgradeId: l.upgradeId, fromVersion: l.from, toVersion: l.to, outcome: upgradeOutcomeCode(l.outcome), reason: l.reason, logTail: l.logTail, timeMs: l.atMs, errorCode: l.errorCode };
 }
 
 /** Paths of the upgrade area in a state directory. */
