@@ -31,7 +31,7 @@ import { FERRY_VERSION } from '../../../common/src/version.js';
 import type { AgentState } from '../state/agent-state.js';
 import { startUpgrade } from './start-upgrade.js';
 import type { UpgradeHost } from './upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, toReport } from './upgrade-state.js';
+import { loadUpgradeState, toReport, updateUpgradeState, type LastUpgrade } from './upgrade-state.js';
 
 export interface ReleaseUpgradeDeps {
   state: AgentState;
@@ -131,16 +131,20 @@ export class ReleaseUpgrader {
 
   /** Records and reports a refusal unless startUpgrade already recorded this upgrade's outcome. */
   private refuse(u: AgentUpgrade, err: FerryError): void {
-    const dir = this.d.state.dir;
-    const d = loadUpgradeState(dir);
-    if (d.last?.upgradeId !== u.upgradeId || d.last.outcome === 'in-progress') {
-      if (d.pending?.id === u.upgradeId) {
-        // Failed after the install began: the pending state is the watcher's and trial.ts's to resolve; report what it says.
-        this.d.log.error({ upgrade: u.upgradeId, err: err.message }, 'upgrade failed after it began');
-        return;
+    let began = false;
+    const d = updateUpgradeState(this.d.state.dir, (cur) => {
+      if (cur.last?.upgradeId === u.upgradeId && cur.last.outcome !== 'in-progress') return cur;
+      if (cur.pending?.id === u.upgradeId) {
+        began = true;
+        return cur;
       }
-      d.last = { upgradeId: u.upgradeId, from: FERRY_VERSION, to: u.version, outcome: 'refused', reason: `${err.message}${err.hint ? `; ${err.hint}` : ''}`, logTail: [], errorCode: err.code, atMs: Date.now() };
-      saveUpgradeState(dir, d);
+      const last: LastUpgrade = { upgradeId: u.upgradeId, from: FERRY_VERSION, to: u.version, outcome: 'refused', reason: `${err.message}${err.hint ? `; ${err.hint}` : ''}`, logTail: [], errorCode: err.code, atMs: Date.now() };
+      return { ...cur, last };
+    });
+    if (began) {
+      // Failed after the install began: the pending state is the watcher's and trial.ts's to resolve; they report it.
+      this.d.log.error({ upgrade: u.upgradeId, err: err.message }, 'upgrade failed after it began');
+      return;
     }
     this.d.log.warn({ upgrade: u.upgradeId, code: err.code, err: err.message }, 'upgrade refused; this version keeps running');
     this.d.report(toReport(d.last!));
