@@ -42,8 +42,26 @@ export class AgentUpgradeStore {
 
   constructor(private readonly db: Db) {}
 
-  /** Records a report; a later report of the same upgrade replaces an earlier one, a final outcome is never replaced by in-progress. */
-  async record(agentId: string, r: AgentUpgradeReport): Promise<void> {
+  /** Records still running, per agent: one agent's reports are recorded one after the other. */
+  private readonly queues = new Map<string, Promise<void>>();
+
+  /**
+   * Records a report; a later report of the same upgrade replaces an earlier
+   * one, a final outcome is never replaced by in-progress. One agent's
+   * reports are recorded in the order they came, one at a time: a session's
+   * messages are handled concurrently, and two transactions of one upgrade
+   * at once would both read the same row and log position, so one would
+   * fail on PostgreSQL (a "staged" report and a refusal milliseconds later).
+   */
+  record(agentId: string, r: AgentUpgradeReport): Promise<void> {
+    const next = (this.queues.get(agentId) ?? Promise.resolve()).catch(() => undefined).then(() => this.recordNow(agentId, r));
+    this.queues.set(agentId, next);
+    const forget = () => { if (this.queues.get(agentId) === next) this.queues.delete(agentId); };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async recordNow(agentId: string, r: AgentUpgradeReport): Promise<void> {
     const outcome = upgradeOutcomeName(r.outcome);
     if (!outcome || !r.upgradeId) return;
     const rec: AgentUpgradeRecord = {
