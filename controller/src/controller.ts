@@ -47,6 +47,8 @@ import { Leadership } from './ha/leadership.js';
 import { ReplicaRegistry } from './ha/replicas.js';
 import { SessionPresence } from './ha/presence.js';
 import { JobMailbox } from './jobs/job-mailbox.js';
+import { UpgradeMailbox } from './rollouts/upgrade-mailbox.js';
+import { agentArch, UpgradeHosts } from './rollouts/upgrade-hosts.js';
 import { controllerStatus } from './ha/controller-status.js';
 import { claimSharedChunkDir } from './ha/shared-chunks.js';
 import { loadSharedCa } from './ha/shared-ca.js';
@@ -279,7 +281,11 @@ export class Controller {
       },
     });
     // Several replicas: starts recorded by one are delivered by the one holding the host's session (jobs/job-mailbox.ts).
-    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' })) : undefined;
+    // Agent upgrades too (rollouts/upgrade-mailbox.ts): the scheduler's replica sends only to the sessions it holds.
+    const upgradeMail = shared ? new UpgradeMailbox(db, sessions, new UpgradeHosts(sessions, ctx.agentUpgrades, {
+      arch: async (id) => { const a = await ctx.agents.get(id); return a && agentArch(a); },
+    }), new RolloutStore(db), { plans: ctx.plans, bundles }, log.child({ part: 'upgrade-mailbox' })) : undefined;
+    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' }), undefined, upgradeMail) : undefined;
     mailbox?.start();
     opened.push(() => mailbox?.stop());
 

@@ -19,6 +19,7 @@ import { collectFacts } from '../../agent/src/facts.js';
 import type { ExecRunner } from '../../agent/src/exec/exec-runner.js';
 import type { JobRunner } from '../../agent/src/jobs/job-runner.js';
 import type { Outbox } from '../../agent/src/session/outbox.js';
+import type { BundleStager } from '../../agent/src/bundles/stager.js';
 import { SessionLoop, type SessionState } from '../../agent/src/session/session-loop.js';
 import { AgentState } from '../../agent/src/state/agent-state.js';
 import { asFerryError } from '../../common/src/errors.js';
@@ -26,6 +27,9 @@ import type { HostFacts } from '../../common/src/gen/ferry/v1/common.js';
 import { silentLogger } from '../../common/src/log.js';
 import { createCsr, generateKeyPair } from '../../common/src/pki.js';
 import { serveRpc, sleep } from './lib.js';
+import { UpgradeSim, type UpgradeSimOptions } from './upgrade-sim.js';
+
+type StagerLike = Pick<BundleStager, 'stage'>;
 
 interface SimAgent {
   index: number;
@@ -38,6 +42,8 @@ interface SimAgent {
 
 let agents: SimAgent[] = [];
 let lag: IntervalHistogram | undefined;
+/** The agent-upgrade benchmark's simulated hosts (upgrades.ts), when sessionsStart was given `upgrade`. */
+let upgradeSim: UpgradeSim | undefined;
 const log = silentLogger();
 const h2Held: Array<{ session: ClientHttp2Session; stream: ClientHttp2Stream }> = [];
 const tlsHeld: TLSSocket[] = [];
@@ -109,6 +115,17 @@ function instrument(loop: SessionLoop): void {
   };
 }
 
+/** Records the progress of release stages (the agent's own stager, wrapped from outside like instrument()). */
+function watchStages(loop: SessionLoop, name: string, sim: UpgradeSim): void {
+  const stager = (loop as unknown as { work?: { stager: StagerLike } }).work?.stager;
+  if (!stager) throw new Error('cannot find the session loop\'s bundle stager to measure release stages');
+  const stage = stager.stage.bind(stager);
+  stager.stage = (req, report, signal, localFiles) => {
+    if (!localFiles) return stage(req, report, signal, localFiles);
+    return stage(req, (p) => { sim.progress(name, p); report(p); }, signal, localFiles).then(() => sim.staged(name));
+  };
+}
+
 function countBy(xs: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const x of xs) out[x] = (out[x] ?? 0) + 1;
@@ -169,13 +186,18 @@ serveRpc({
   },
 
   /** Starts a session loop per enrolled agent; resolves when all are connected or at the deadline. */
-  async sessionsStart(args: { timeoutMs: number; root?: string }) {
+  async sessionsStart(args: { timeoutMs: number; root?: string; upgrade?: UpgradeSimOptions }) {
     const t0 = performance.now();
     const connectMs: number[] = [];
+    if (args.upgrade) upgradeSim ??= new UpgradeSim(args.upgrade);
     for (const a of agents) {
       if (!a.enrolled) continue;
       a.connectedAt = undefined;
+      const name = a.facts.hostname;
+      const sim = args.upgrade ? upgradeSim : undefined;
+      const link = sim?.prepare(name, a.state.dir);
       const loop = new SessionLoop({
+        ...(sim && link ? { upgradeHost: sim.host(name, a.state.dir, link, async () => { await a.loop?.stop(2_000); a.loop = undefined; }) } : {}),
         state: a.state,
         facts: () => Promise.resolve(a.facts),
         log,
@@ -189,6 +211,7 @@ serveRpc({
       });
       a.loop = loop;
       instrument(loop);
+      if (sim) watchStages(loop, name, sim);
       loop.start();
     }
     const want = agents.filter((a) => a.enrolled).length;
@@ -231,6 +254,17 @@ serveRpc({
     const out = Object.fromEntries(planTimes);
     planTimes.clear();
     return out;
+  },
+
+  /** Per simulated host: release bytes fetched and when it staged, switched, restarted and committed (upgrades.ts). */
+  upgradeTimes() {
+    return upgradeSim ? [...upgradeSim.times.values()] : [];
+  },
+
+  /** Stops the new-version processes of these hosts (their commits are recorded by the controller). */
+  async upgradeStop(args: { names: string[] }) {
+    await upgradeSim?.stop(args.names);
+    return {};
   },
 
   async sessionsStop() {
@@ -343,6 +377,7 @@ serveRpc({
   },
 
   async exit() {
+    await upgradeSim?.stopAll();
     setTimeout(() => process.exit(0), 50);
     return {};
   },

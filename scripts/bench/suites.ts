@@ -7,6 +7,7 @@
  *   run.js --suite steps           per-step overhead, image.import vs ctr (steps.ts)
  *   run.js --suite rollouts        a 500-host rollout of a no-op plan: wall, CPU per host-step, latency (rollouts.ts)
  *   run.js --suite registry        skopeo pulls from Ferry's registry vs docker-registry, files by curl vs nginx (registry.ts)
+ *   run.js --suite upgrades        ferry agents upgrade of 100 agents: bytes moved per host, time to all committed (upgrades.ts)
  *   run.js --suite relays          a bundle to 32 agents in 4 simulated sites behind shaped uplinks, vs nginx + curl (relays.ts; needs root)
  *   run.js --suite ha              1,000 simulated agents over 3 replicas on PostgreSQL beside one SQLite controller: enrollment, rollout CPU, PostgreSQL load, failover (ha.ts)
  *   run.js [--suite S] --quick     a small run of the same
@@ -14,7 +15,8 @@
  * Options shared by all suites: --out DIR, --keep, --profile, --timeout-min M.
  * Options of one suite go to that suite (foundation: --agents --procs
  * --rounds --join-timeout-ms; bundles: --agents 1,8,32; steps: --rounds; rollouts: --agents --procs --steps; ha: --agents --procs --steps;
- * relays: --bundle-mib (or BENCH_RELAYS_MIB) --rate-mbit --loss-pct --rtt-ms).
+ * relays: --bundle-mib (or BENCH_RELAYS_MIB) --rate-mbit --loss-pct --rtt-ms;
+ * upgrades: --agents --procs --live).
  * Without --suite, only the shared options are passed on.
  *
  * This module has no side effects when imported; run.ts calls
@@ -23,7 +25,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const SUITES = ['foundation', 'bundles', 'steps', 'rollouts', 'registry', 'relays', 'ha'] as const;
+export const SUITES = ['foundation', 'bundles', 'steps', 'rollouts', 'registry', 'relays', 'upgrades', 'ha'] as const;
 type Suite = (typeof SUITES)[number];
 
 /** What `--quick` means for the foundation benchmark, unless given explicitly. */
@@ -87,9 +89,9 @@ export async function dispatchSuite(): Promise<void> {
     process.argv = [process.argv[0]!, process.argv[1]!, ...quickArgs, ...rest];
     return;
   }
-  if (suite === 'bundles' || suite === 'steps' || suite === 'rollouts' || suite === 'registry' || suite === 'relays' || suite === 'ha') {
+  if (suite === 'bundles' || suite === 'steps' || suite === 'rollouts' || suite === 'registry' || suite === 'relays' || suite === 'upgrades' || suite === 'ha') {
     const load = {
-      bundles: () => import('./bundles.js'), steps: () => import('./steps.js'), rollouts: () => import('./rollouts.js'), registry: () => import('./registry.js'), relays: () => import('./relays.js'), ha: () => import('./ha.js'),
+      bundles: () => import('./bundles.js'), steps: () => import('./steps.js'), rollouts: () => import('./rollouts.js'), registry: () => import('./registry.js'), relays: () => import('./relays.js'), upgrades: () => import('./upgrades.js'), ha: () => import('./ha.js'),
     }[suite];
     const mod = (await load()) as { main(argv: string[]): Promise<number> };
     process.exit(await mod.main([...(q.present ? ['--quick'] : []), ...rest]));

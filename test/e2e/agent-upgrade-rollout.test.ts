@@ -116,6 +116,11 @@ describe('e2e: ferry agents upgrade as a rollout on simulated hosts', function (
     assert.match(failed.message!, /panic: this agent was built with --test-fail-start/);
     assert.deepEqual(s!.hosts.filter((h) => h.state !== 'failed').map((h) => h.state), ['pending'], 'wave 2 never started');
     assert.match(s!.rollout.pauseReason ?? '', /error budget exceeded/);
+    // Its log in the rollout: staged, switched, rolled back, then the new version's last lines.
+    const logs = (await ferry('rollout', 'logs', id, '--host', failed.hostname)).stdout;
+    assert.match(logs, /^upgrade 0\.0\.9 → 0\.0\.10: staging the release\nupgrade 0\.0\.9 → 0\.0\.10: release staged and verified: [\d.]+ MiB fetched of [\d.]+ MiB/);
+    assert.match(logs, /\nupgrade 0\.0\.9 → 0\.0\.10: switched to 0\.0\.10; restarting through systemd; it must reconnect within 30 s or 0\.0\.9 is restored\n/);
+    assert.match(logs, /\nupgrade 0\.0\.9 → 0\.0\.10 rolled-back \(UPGRADE_ROLLED_BACK\): .*the new version exited.*\nlast log lines of 0\.0\.10:\n(\| .*\n)*\| .*panic: this agent was built with --test-fail-start/s);
     // The host is back on 0.0.9 and connected.
     await waitFor(async () => (await agents()).every((a) => a.connected && a.agentVersion === '0.0.9'), 60_000, 'rolled back to 0.0.9');
     assert.equal((await ferry('rollout', 'abort', id)).code, 0);
@@ -128,6 +133,8 @@ describe('e2e: ferry agents upgrade as a rollout on simulated hosts', function (
     const s = await show(id);
     assert.equal(s.rollout.state, 'succeeded', JSON.stringify(s.hosts));
     for (const h of s.hosts) assert.match(h.message!, /^0\.0\.9 → 0\.1\.0 committed: reconnected and passed its self-check/);
+    const logs = (await ferry('rollout', 'logs', id, '--host', s.hosts[0]!.hostname)).stdout;
+    assert.match(logs, /: release staged and verified: .*\n.*: switched to 0\.1\.0; restarting through systemd.*\nupgrade 0\.0\.9 → 0\.1\.0 committed: reconnected and passed its self-check\n$/);
     const list = await agents();
     assert.deepEqual(list.map((a) => [a.connected, a.agentVersion, a.previousAgentVersion]), [[true, '0.1.0', '0.0.9'], [true, '0.1.0', '0.0.9']]);
     // Chunks of the running 0.0.9 binary were reused: the host fetched a small part of the release.

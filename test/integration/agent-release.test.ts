@@ -157,6 +157,18 @@ describe('agent releases and ferry agents upgrade (real controller, CLI and agen
     assert.ok(host.loop.work.held().some((b) => b.name === 'ferry-agent-linux-amd64' && b.version === '0.0.9'), JSON.stringify(host.loop.work.held()));
     const rec = (await c.ctx.agentUpgrades.forAgent(host.id))[0]!;
     assert.deepEqual([rec.outcome, rec.fromVersion, rec.toVersion, rec.errorCode], ['refused', '0.1.0', '0.0.9', 'UPGRADE_REFUSED']);
+    // The host's log in the rollout: each step the agent reported, in order.
+    const logs = await ferry('rollout', 'logs', ro.id, '--host', host.hostname);
+    assert.equal(logs.code, 0, logs.stderr);
+    const lines = logs.stdout.trim().split('\n');
+    assert.equal(lines.length, 3, logs.stdout);
+    assert.equal(lines[0], 'upgrade 0.1.0 → 0.0.9: staging the release');
+    assert.match(lines[1]!, /^upgrade 0\.1\.0 → 0\.0\.9: release staged and verified: [\d.]+ MiB fetched of [\d.]+ MiB \(the rest from the running binary and earlier releases\)$/);
+    assert.match(lines[2]!, /^upgrade 0\.1\.0 → 0\.0\.9 refused \(UPGRADE_REFUSED\): this agent runs from node and a script/);
+    const logRecs = jsonLines<{ type: string; kind: string; hostJobId: string; text: string }>((await ferry('rollout', 'logs', ro.id, '--host', host.hostname, '--json')).stdout);
+    assertConforms(documentedKinds(), 'rollout.log', logRecs);
+    assert.deepEqual(logRecs.map((l) => l.kind), ['upgrade', 'upgrade', 'upgrade']);
+    assert.equal(logRecs[0]!.hostJobId, rec.upgradeId);
     // Abort: the pending host is cancelled, the rollout ends aborted.
     assert.equal((await ferry('rollout', 'abort', ro.id)).code, 0);
     await waitFor(async () => (JSON.parse((await ferry('rollout', 'show', ro.id, '--json')).stdout) as Show).rollout.state === 'aborted', 20_000, 'aborted');

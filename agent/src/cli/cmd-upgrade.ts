@@ -63,6 +63,14 @@ export async function cmdUpgrade(args: string[]): Promise<number> {
   const cfg = loadAgentConfig({ state: values.state, 'upgrade-window': values.window }, values.config);
   const unit = `${values.name ?? 'ferry-agent'}`.replace(/(\.service)?$/, '.service');
   const upgradeId = `local-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  // Test seam, read here and nowhere else (startUpgrade takes it as `holdAt`): the e2e test
+  // (test/e2e/agent-upgrade.test.ts) kills this very binary, under real systemd on a simulated
+  // host, at an exact point of the switch, and a process started by `h.exec` can only be told
+  // that through its argv, environment or files. An environment variable keeps it out of the
+  // command table and --help. Without it the upgrade never stops; with it, it stops after
+  // writing a phase an operator could not have set by accident. Compiling it out of release
+  // builds (a define, like --test-fail-start) would need the e2e to install test builds of
+  // both versions instead of the release binaries; not done yet (docs/agent-upgrade.md).
   const hold = process.env['FERRY_AGENT_TEST_HOLD_UPGRADE'];
   const started = await startUpgrade({
     stateDir: cfg.stateDir, upgradeId, source: resolve(values.binary), unit, windowMs: cfg.upgradeWindowMs, retryFailed: values['retry-failed'],

@@ -31,7 +31,7 @@ import { FERRY_VERSION } from '../../../common/src/version.js';
 import type { AgentState } from '../state/agent-state.js';
 import { startUpgrade } from './start-upgrade.js';
 import type { UpgradeHost } from './upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, toReport } from './upgrade-state.js';
+import { loadUpgradeState, toReport, updateUpgradeState, type LastUpgrade } from './upgrade-state.js';
 
 export interface ReleaseUpgradeDeps {
   state: AgentState;
@@ -48,6 +48,7 @@ export interface ReleaseUpgradeDeps {
   defaultWindowMs?: number;
 }
 
+const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
 const refused = (message: string, hint: string) => new FerryError(ErrorCode.UpgradeRefused, message, hint);
 
 /** See the module comment. One upgrade at a time per agent process. */
@@ -72,15 +73,16 @@ export class ReleaseUpgrader {
     this.running = u.upgradeId;
     const log = this.d.log.child({ upgrade: u.upgradeId, to: u.version });
     try {
-      this.d.report({ upgradeId: u.upgradeId, fromVersion: FERRY_VERSION, toVersion: u.version, outcome: AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS, reason: 'staging the release', logTail: [], timeMs: Date.now(), errorCode: '' });
-      const source = await this.stageRelease(u, log);
+      const underWay = (reason: string) => this.d.report({ upgradeId: u.upgradeId, fromVersion: FERRY_VERSION, toVersion: u.version, outcome: AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS, reason, logTail: [], timeMs: Date.now(), errorCode: '' });
+      underWay('staging the release');
+      const { source, fetched, total } = await this.stageRelease(u, log);
+      underWay(`release staged and verified: ${mib(fetched)} fetched of ${mib(total)} (the rest from the running binary and earlier releases)`);
       const started = await startUpgrade({
         stateDir: dir, upgradeId: u.upgradeId, source, expectVersion: u.version, unit: this.d.host.ownUnit() ?? 'ferry-agent.service',
         windowMs: u.connectWindowMs || this.d.defaultWindowMs, retryFailed: u.retryFailed, host: this.d.host,
+        onSwitched: (l) => this.d.report(toReport(l)),
       });
       log.info({ from: started.from, watcher: started.watcherUnit, deadlineMs: started.deadlineMs }, 'upgrade switched; the watcher restarts the agent');
-      const last = loadUpgradeState(dir).last;
-      if (last?.upgradeId === u.upgradeId) this.d.report(toReport(last));
     } catch (err) {
       this.refuse(u, asFerryError(err));
     } finally {
@@ -88,8 +90,8 @@ export class ReleaseUpgrader {
     }
   }
 
-  /** Verifies and stages the release; returns the path of its executable. */
-  private async stageRelease(u: AgentUpgrade, log: Logger): Promise<string> {
+  /** Verifies and stages the release; returns the path of its executable and the bytes fetched. */
+  private async stageRelease(u: AgentUpgrade, log: Logger): Promise<{ source: string; fetched: number; total: number }> {
     if (!u.signed) throw refused(`upgrade ${u.upgradeId} carries no release manifest`, 'the controller is newer or broken: send the upgrade again');
     const keys = this.d.state.load().identity.operatorKeys;
     const m = verifyManifest(u.signed, keys);
@@ -103,14 +105,18 @@ export class ReleaseUpgrader {
     }
     const local = this.runningBinary();
     let failure: string | undefined;
+    let fetched = 0;
+    let total = 0;
     await this.d.stage({ bundleId: u.bundleId, signed: u.signed }, (p) => {
       if (p.error) failure = p.error;
+      fetched = Number(p.bytesFetched);
+      total = Number(p.bytesTotal);
       this.d.progress(p);
     }, local).catch((err: unknown) => {
       throw new FerryError(asFerryError(err).code, `staging release ${m.name}:${m.version} failed: ${failure ?? asFerryError(err).message}`, asFerryError(err).hint);
     });
     log.info({ release: `${m.name}:${m.version}` }, 'release staged and verified');
-    return join(this.d.filesDir(u.bundleId), RELEASE_FILE);
+    return { source: join(this.d.filesDir(u.bundleId), RELEASE_FILE), fetched, total };
   }
 
   /** The binary this agent runs from (its chunks need not be fetched again); none outside the single binary. */
@@ -125,16 +131,20 @@ export class ReleaseUpgrader {
 
   /** Records and reports a refusal unless startUpgrade already recorded this upgrade's outcome. */
   private refuse(u: AgentUpgrade, err: FerryError): void {
-    const dir = this.d.state.dir;
-    const d = loadUpgradeState(dir);
-    if (d.last?.upgradeId !== u.upgradeId || d.last.outcome === 'in-progress') {
-      if (d.pending?.id === u.upgradeId) {
-        // Failed after the install began: the pending state is the watcher's and trial.ts's to resolve; report what it says.
-        this.d.log.error({ upgrade: u.upgradeId, err: err.message }, 'upgrade failed after it began');
-        return;
+    let began = false;
+    const d = updateUpgradeState(this.d.state.dir, (cur) => {
+      if (cur.last?.upgradeId === u.upgradeId && cur.last.outcome !== 'in-progress') return cur;
+      if (cur.pending?.id === u.upgradeId) {
+        began = true;
+        return cur;
       }
-      d.last = { upgradeId: u.upgradeId, from: FERRY_VERSION, to: u.version, outcome: 'refused', reason: `${err.message}${err.hint ? `; ${err.hint}` : ''}`, logTail: [], errorCode: err.code, atMs: Date.now() };
-      saveUpgradeState(dir, d);
+      const last: LastUpgrade = { upgradeId: u.upgradeId, from: FERRY_VERSION, to: u.version, outcome: 'refused', reason: `${err.message}${err.hint ? `; ${err.hint}` : ''}`, logTail: [], errorCode: err.code, atMs: Date.now() };
+      return { ...cur, last };
+    });
+    if (began) {
+      // Failed after the install began: the pending state is the watcher's and trial.ts's to resolve; they report it.
+      this.d.log.error({ upgrade: u.upgradeId, err: err.message }, 'upgrade failed after it began');
+      return;
     }
     this.d.log.warn({ upgrade: u.upgradeId, code: err.code, err: err.message }, 'upgrade refused; this version keeps running');
     this.d.report(toReport(d.last!));

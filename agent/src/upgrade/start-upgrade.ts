@@ -18,7 +18,7 @@ import { ensureFreeSpace, realStatfs, type StatfsFn } from '../bundles/disk-spac
 import { sha256File } from '../steps/util/file-ops.js';
 import { installGuard, removeGuard } from './guard.js';
 import type { UpgradeHost } from './upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, UpgradePaths, type LastUpgrade, type PendingUpgrade } from './upgrade-state.js';
+import { loadUpgradeState, updateUpgradeState, UpgradePaths, type LastUpgrade, type PendingUpgrade } from './upgrade-state.js';
 
 /** How long a new version has to reconnect and pass its self-check, unless told otherwise. */
 export const DEFAULT_CONNECT_WINDOW_MS = 2 * 60_000;
@@ -38,6 +38,8 @@ export interface StartUpgradeOptions {
   host: UpgradeHost;
   now?: () => number;
   statfs?: StatfsFn;
+  /** Called once the path runs the new version, before the restart (the controller hears of the switch). */
+  onSwitched?: (last: LastUpgrade) => void;
   /** Test hook: after this phase is written, stop (write upgrade/held-<phase>) and wait to be killed. */
   holdAt?: 'installed' | 'switched';
 }
@@ -94,9 +96,8 @@ async function install(paths: UpgradePaths, v: string, source: string, sha: stri
 
 /** Records a refusal as the last outcome (so the controller hears of it) and returns the error to throw. */
 function refuse(o: StartUpgradeOptions, to: string, err: FerryError): FerryError {
-  const d = loadUpgradeState(o.stateDir);
   const last: LastUpgrade = { upgradeId: o.upgradeId, from: FERRY_VERSION, to, outcome: 'refused', reason: `${err.message}${err.hint ? `; ${err.hint}` : ''}`, logTail: [], errorCode: err.code, atMs: (o.now ?? Date.now)() };
-  saveUpgradeState(o.stateDir, { ...d, last });
+  updateUpgradeState(o.stateDir, (d) => ({ ...d, last }));
   return err;
 }
 
@@ -166,7 +167,11 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
     watcherUnit: `ferry-agent-upgrade-${o.upgradeId.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40)}.service`, phase: 'installed', windowMs,
   };
   const inProgress: LastUpgrade = { upgradeId: o.upgradeId, from, to, outcome: 'in-progress', reason: 'installed; switching', logTail: [], errorCode: '', atMs: now() };
-  saveUpgradeState(o.stateDir, { ...state, pending, last: inProgress });
+  updateUpgradeState(o.stateDir, (d) => {
+    // Another upgrade (the CLI and the controller at once) began while this one installed: the first one wins.
+    if (d.pending) throw refused(`an upgrade to ${d.pending.to} (${d.pending.id}) began on this host meanwhile`, 'wait for it to commit or roll back (`ferry-agent version` shows it)');
+    return { ...d, pending, last: inProgress };
+  });
   await hold(o, 'installed');
   // From here every start of the unit makes sure a watcher runs (guard.ts), whatever happens to this process.
   await installGuard(o.host, pending, o.stateDir);
@@ -174,7 +179,10 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
   await pointLink(link, pending.toBinary);
   const switchedAtMs = now();
   const switched: PendingUpgrade = { ...pending, phase: 'switched', switchedAtMs, deadlineMs: switchedAtMs + windowMs };
-  saveUpgradeState(o.stateDir, { ...loadUpgradeState(o.stateDir), pending: switched });
+  const restarting: LastUpgrade = { ...inProgress, reason: `switched to ${to}; restarting through systemd; it must reconnect within ${Math.round(windowMs / 1000)} s or ${from} is restored`, atMs: switchedAtMs };
+  updateUpgradeState(o.stateDir, (d) => ({ ...d, pending: switched, last: restarting }));
+  // Told before the restart, which may end this process before anything after systemd-run runs.
+  o.onSwitched?.(restarting);
   await hold(o, 'switched');
 
   // The watcher runs the old, known-good binary from versions/, in a unit of its own: restarting the agent cannot kill it.
@@ -182,9 +190,10 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
   if (r.exitCode !== 0) {
     await pointLink(link, switched.fromBinary);
     await removeGuard(o.host, o.unit);
-    const d = loadUpgradeState(o.stateDir);
-    delete d.pending;
-    saveUpgradeState(o.stateDir, d);
+    updateUpgradeState(o.stateDir, (d) => {
+      if (d.pending?.id === switched.id) delete d.pending;
+      return d;
+    });
     throw refuse(o, to, refused(`could not start the upgrade watcher with systemd-run: ${r.output}`, 'the running version was kept; check that systemd runs this host'));
   }
   return { from, to, watcherUnit: switched.watcherUnit, deadlineMs: switched.deadlineMs! };

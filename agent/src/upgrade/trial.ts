@@ -21,7 +21,7 @@ import type { AgentState } from '../state/agent-state.js';
 import { ensureWatcher, removeGuard, watcherRunning } from './guard.js';
 import { linkTarget, pointLink } from './start-upgrade.js';
 import type { UpgradeHost } from './upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, toReport, UpgradePaths } from './upgrade-state.js';
+import { loadUpgradeState, toReport, updateUpgradeState, UpgradePaths } from './upgrade-state.js';
 
 /** Resolves an upgrade left in flight (see the module comment). Never throws: the agent must start whatever happens. */
 export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: Logger, now: () => number = Date.now): Promise<void> {
@@ -33,7 +33,8 @@ export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: L
       if (p.phase !== 'switched') {
         // Killed between the rename and the state write: the rename happened, since this binary runs.
         const t = now();
-        saveUpgradeState(stateDir, { ...d, pending: { ...p, phase: 'switched', switchedAtMs: t, deadlineMs: t + p.windowMs } });
+        updateUpgradeState(stateDir, (now) => (now.pending?.id === p.id && now.pending.phase !== 'switched'
+          ? { ...now, pending: { ...now.pending, phase: 'switched', switchedAtMs: t, deadlineMs: t + p.windowMs } } : now));
       }
       // Normally the guard (ExecStartPre) has started one already.
       await ensureWatcher(host, p, stateDir, log.child({ note: 'on trial' }));
@@ -41,12 +42,15 @@ export async function resolveOnStart(stateDir: string, host: UpgradeHost, log: L
     }
     if (await watcherRunning(host, p)) return; // it is mid-restart or mid-rollback
     if (existsSync(p.link) && linkTarget(p.link) !== p.fromBinary) await pointLink(p.link, p.fromBinary);
-    delete d.pending;
-    d.last = {
-      upgradeId: p.id, from: p.from, to: p.to, outcome: 'rolled-back', logTail: [], errorCode: ErrorCode.UpgradeRolledBack, atMs: now(),
-      reason: `the upgrade to ${p.to} was interrupted before the new version ran (the agent or the host stopped during the switch); ${FERRY_VERSION} runs, and ${p.to} may be tried again`,
-    };
-    saveUpgradeState(stateDir, d);
+    updateUpgradeState(stateDir, (cur) => {
+      if (cur.pending?.id !== p.id) return cur;
+      delete cur.pending;
+      cur.last = {
+        upgradeId: p.id, from: p.from, to: p.to, outcome: 'rolled-back', logTail: [], errorCode: ErrorCode.UpgradeRolledBack, atMs: now(),
+        reason: `the upgrade to ${p.to} was interrupted before the new version ran (the agent or the host stopped during the switch); ${FERRY_VERSION} runs, and ${p.to} may be tried again`,
+      };
+      return cur;
+    });
     await removeGuard(host, p.unit);
     log.warn({ upgrade: p.id, to: p.to }, 'an interrupted upgrade was rolled back');
   } catch (err) {
@@ -65,18 +69,25 @@ export function commitIfOnTrial(state: AgentState, log: Logger, host: UpgradeHos
   if (!p || p.to !== FERRY_VERSION) return undefined;
   const problem = selfCheck(state);
   if (problem) {
-    saveUpgradeState(state.dir, { ...d, pending: { ...p, selfCheckError: problem } });
+    updateUpgradeState(state.dir, (cur) => (cur.pending?.id === p.id ? { ...cur, pending: { ...cur.pending, selfCheckError: problem } } : cur));
     log.error({ upgrade: p.id, problem }, 'self-check failed; the watcher rolls back');
     return undefined;
   }
-  delete d.pending;
-  d.previous = p.from;
-  d.last = { upgradeId: p.id, from: p.from, to: p.to, outcome: 'committed', reason: 'reconnected and passed its self-check', logTail: [], errorCode: '', atMs: now() };
-  saveUpgradeState(state.dir, d);
+  let committed = false;
+  const written = updateUpgradeState(state.dir, (cur) => {
+    // The watcher rolled back meanwhile (it stops this agent first): nothing to commit.
+    if (cur.pending?.id !== p.id) return cur;
+    committed = true;
+    delete cur.pending;
+    cur.previous = p.from;
+    cur.last = { upgradeId: p.id, from: p.from, to: p.to, outcome: 'committed', reason: 'reconnected and passed its self-check', logTail: [], errorCode: '', atMs: now() };
+    return cur;
+  });
+  if (!committed) return undefined;
   log.info({ upgrade: p.id, from: p.from, to: p.to }, 'upgrade committed; the previous version is kept for rollback');
   pruneVersions(state.dir, [p.to, p.from], log);
   removeGuard(host, p.unit).catch((err: Error) => log.error({ err: err.message }, 'could not remove the upgrade guard drop-in'));
-  return toReport(d.last);
+  return toReport(written.last!);
 }
 
 /** Why this agent cannot be trusted to stay, or undefined. It got here by reconnecting, so the session works. */

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isSea } from 'node:sea';
 import { runProcess } from '../../../common/src/proc/run-process.js';
+import { systemctl } from '../../../common/src/service/systemd-service.js';
 
 /** The part of `systemctl show` the watcher reads. */
 export interface UnitState {
@@ -53,7 +54,7 @@ export function unitFromCgroup(text: string): string | undefined {
   return undefined;
 }
 
-/** The real host. */
+/** The real host (systemctl: the one runner in common/src/service/systemd-service.ts). */
 export const systemUpgradeHost: UpgradeHost = {
   unitDir: '/etc/systemd/system',
   ownUnit() {
@@ -71,11 +72,11 @@ export const systemUpgradeHost: UpgradeHost = {
     }
   },
   isSingleBinary: () => isSea(),
-  systemctl: (args) => run(['systemctl', ...args]),
+  systemctl: (args) => systemctl(args),
   systemdRun: (unit, argv, opts) => run(['systemd-run', `--unit=${unit}`, '--collect', '--quiet', '--service-type=exec', ...(opts?.noBlock ? ['--no-block'] : []),
     '--property=KillMode=process', '--description=ferry-agent self-upgrade watcher', ...argv]),
   async unitState(unit) {
-    const r = await run(['systemctl', 'show', unit, '--property=ActiveState,SubState,NRestarts,MainPID,ExecMainStatus']);
+    const r = await systemctl(['show', unit, '--property=ActiveState,SubState,NRestarts,MainPID,ExecMainStatus']);
     const kv = Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     return { activeState: kv['ActiveState'] ?? '', subState: kv['SubState'] ?? '', nRestarts: Number(kv['NRestarts'] ?? 0), mainPid: Number(kv['MainPID'] ?? 0), execMainStatus: kv['ExecMainStatus'] ?? '' };
   },

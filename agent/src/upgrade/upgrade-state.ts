@@ -13,7 +13,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { AgentUpgradeOutcome, type AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import { upgradeOutcomeCode, type UpgradeOutcome } from '../../../common/src/upgrade-outcome.js';
+import { DirLock } from '../../../common/src/dir-lock.js';
 import { writeFileAtomic } from '../../../common/src/secure-fs.js';
 
 /** The upgrade in flight. */
@@ -51,7 +53,7 @@ export interface LastUpgrade {
   upgradeId: string;
   from: string;
   to: string;
-  outcome: 'committed' | 'rolled-back' | 'refused' | 'in-progress';
+  outcome: UpgradeOutcome;
   reason: string;
   logTail: string[];
   errorCode: string;
@@ -66,16 +68,9 @@ export interface UpgradeStateData {
   last?: LastUpgrade;
 }
 
-const OUTCOMES: Record<LastUpgrade['outcome'], AgentUpgradeOutcome> = {
-  committed: AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED,
-  'rolled-back': AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK,
-  refused: AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED,
-  'in-progress': AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS,
-};
-
 /** The report a hello or upgrade message carries. */
 export function toReport(l: LastUpgrade): AgentUpgradeReport {
-  return { upgradeId: l.upgradeId, fromVersion: l.from, toVersion: l.to, outcome: OUTCOMES[l.outcome], reason: l.reason, logTail: l.logTail, timeMs: l.atMs, errorCode: l.errorCode };
+  return { upgradeId: l.upgradeId, fromVersion: l.from, toVersion: l.to, outcome: upgradeOutcomeCode(l.outcome), reason: l.reason, logTail: l.logTail, timeMs: l.atMs, errorCode: l.errorCode };
 }
 
 /** Paths of the upgrade area in a state directory. */
@@ -100,14 +95,43 @@ export function loadUpgradeState(stateDir: string): UpgradeStateData {
   }
 }
 
-/** Writes the state atomically (0600). */
-export function saveUpgradeState(stateDir: string, d: UpgradeStateData): void {
+/** Writes the state atomically (0600); only under the lock (updateUpgradeState). */
+function saveUpgradeState(stateDir: string, d: UpgradeStateData): void {
   writeFileAtomic(new UpgradePaths(stateDir).file, `${JSON.stringify(d, null, 2)}\n`, { mode: 0o600, dirMode: 0o700 });
 }
 
-/** Reads, changes and writes the state; returns what was written. */
+/** How long a writer waits for another process's read-change-write of the state (each takes milliseconds). */
+const LOCK_WAIT_MS = 10_000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Reads, changes and writes the state; returns what was written. The one
+ * way the state is written: the agent, `ferry-agent upgrade`, the watcher
+ * and the guard are separate processes, and each write is a change of what
+ * was just read, so it runs under a lock (common/src/dir-lock.ts, on
+ * upgrade/lock/): a commit written by the new agent cannot be overwritten by
+ * a watcher that read the state a moment before. `fn` gets the state as it
+ * is now and decides on that, not on an earlier read. Synchronous, so no
+ * other work of this process interleaves.
+ */
 export function updateUpgradeState(stateDir: string, fn: (d: UpgradeStateData) => UpgradeStateData): UpgradeStateData {
-  const next = fn(loadUpgradeState(stateDir));
-  saveUpgradeState(stateDir, next);
-  return next;
+  const dir = join(stateDir, 'upgrade', 'lock');
+  const until = Date.now() + LOCK_WAIT_MS;
+  let lock: DirLock;
+  for (;;) {
+    try {
+      lock = DirLock.acquire(dir, { owner: 'ferry-agent upgrade state', what: 'the upgrade state lock', hint: 'another ferry-agent process is writing the upgrade state; try again' });
+      break;
+    } catch (err) {
+      if (!(err instanceof FerryError) || err.code !== ErrorCode.Config || Date.now() >= until) throw err;
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
+  try {
+    const next = fn(loadUpgradeState(stateDir));
+    saveUpgradeState(stateDir, next);
+    return next;
+  } finally {
+    lock.release();
+  }
 }

@@ -15,7 +15,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { removeGuard } from './guard.js';
 import { pointLink } from './start-upgrade.js';
 import type { UnitState, UpgradeHost } from './upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, type PendingUpgrade } from './upgrade-state.js';
+import { loadUpgradeState, updateUpgradeState, type PendingUpgrade } from './upgrade-state.js';
 
 export interface WatchOptions {
   stateDir: string;
@@ -53,11 +53,10 @@ export async function watchUpgrade(o: WatchOptions): Promise<WatchResult> {
     if (r.exitCode !== 0) return rollback(o, p, `systemctl restart ${p.unit} failed: ${r.output}`);
   } else {
     // Adopted after a crash or reboot: the new version gets a full window from now.
-    const d = loadUpgradeState(o.stateDir);
-    if (d.pending?.id === p.id) {
-      p = { ...p, deadlineMs: Math.max(p.deadlineMs ?? 0, o.clock.now() + p.windowMs) };
-      saveUpgradeState(o.stateDir, { ...d, pending: p });
-    }
+    const until = o.clock.now() + p.windowMs;
+    const d = updateUpgradeState(o.stateDir, (cur) => (cur.pending?.id === p!.id
+      ? { ...cur, pending: { ...cur.pending, deadlineMs: Math.max(cur.pending.deadlineMs ?? 0, until) } } : cur));
+    if (d.pending?.id === p.id) p = d.pending;
   }
   const base = (await o.host.unitState(p.unit)).nRestarts;
   for (;;) {
@@ -88,10 +87,13 @@ async function rollback(o: WatchOptions, p: PendingUpgrade, reason: string): Pro
   const logTail = await o.host.journalTail(p.unit, p.switchedAtMs ?? 0, o.tailLines ?? 30).catch(() => []);
   await pointLink(p.link, p.fromBinary);
   const at = o.clock.now();
-  delete d.pending;
-  d.failed[p.to] = { upgradeId: p.id, atMs: at, reason };
-  d.last = { upgradeId: p.id, from: p.from, to: p.to, outcome: 'rolled-back', reason, logTail, errorCode: ErrorCode.UpgradeRolledBack, atMs: at };
-  saveUpgradeState(o.stateDir, d);
+  updateUpgradeState(o.stateDir, (cur) => {
+    // The agent is stopped, so nothing commits now; another writer's fields (failed versions) are kept.
+    if (cur.pending?.id === p.id) delete cur.pending;
+    cur.failed[p.to] = { upgradeId: p.id, atMs: at, reason };
+    cur.last = { upgradeId: p.id, from: p.from, to: p.to, outcome: 'rolled-back', reason, logTail, errorCode: ErrorCode.UpgradeRolledBack, atMs: at };
+    return cur;
+  });
   await removeGuard(o.host, p.unit);
   await o.host.systemctl(['reset-failed', p.unit]);
   const r = await o.host.systemctl(['start', p.unit]);

@@ -60,11 +60,22 @@ export const systemHost: ServiceHost = {
     if (!onPath('systemctl')) return 'systemctl is not on PATH';
     return undefined;
   },
-  systemctl: async (args) => {
-    const r = await runProcess({ argv: ['systemctl', ...args], plainLocale: true });
-    return { exitCode: r.exitCode ?? -1, output: ((r.startError ?? '') + r.stderr + r.stdout).trim() };
-  },
+  systemctl: (args) => systemctl(args),
 };
+
+/** How long one systemctl may take before it is given up (a wedged systemd must not hang a caller forever). */
+const SYSTEMCTL_TIMEOUT_MS = 60_000;
+
+/**
+ * Runs `systemctl ARGS` in the C locale: the exit code, everything it
+ * printed (`output`, for messages) and its standard output alone (`stdout`,
+ * for parsing `systemctl show`). The one systemctl runner of the service
+ * installers and the agent's self-upgrade (agent/src/upgrade/upgrade-host.ts).
+ */
+export async function systemctl(args: string[]): Promise<{ exitCode: number; output: string; stdout: string }> {
+  const r = await runProcess({ argv: ['systemctl', ...args], plainLocale: true, timeoutMs: SYSTEMCTL_TIMEOUT_MS });
+  return { exitCode: r.exitCode ?? -1, output: ((r.startError ?? '') + r.stderr + r.stdout).trim(), stdout: r.stdout };
+}
 
 /**
  * Refuses, before anything is written, when this host cannot take the

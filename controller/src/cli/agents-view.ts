@@ -1,6 +1,7 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AgentInfo } from '../../../common/src/gen/ferry/v1/admin.js';
-import { AgentUpgradeOutcome, type AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import { upgradeOutcomeName } from '../../../common/src/upgrade-outcome.js';
 import { listToLabels } from '../../../common/src/labels.js';
 import { ago, bytes, fit, table } from '../../../common/src/table.js';
 
@@ -24,14 +25,9 @@ export function agentJson(a: AgentInfo) {
     certNotAfterMs: a.certNotAfterMs, peerAddress: a.peerAddress, bundles: a.bundles, facts: a.facts ?? null, lastUpgrade: upgradeJson(a.lastUpgrade) };
 }
 
-const OUTCOME_NAMES: Record<number, string> = {
-  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED]: 'committed', [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK]: 'rolled-back',
-  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED]: 'refused', [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS]: 'in-progress',
-};
-
 /** A host's last self-upgrade as JSON (docs/json.md, "agent".lastUpgrade), or null. */
 function upgradeJson(u: AgentUpgradeReport | undefined) {
-  return u ? { upgradeId: u.upgradeId, from: u.fromVersion, to: u.toVersion, outcome: OUTCOME_NAMES[u.outcome] ?? 'unknown', reason: u.reason, logTail: u.logTail, atMs: u.timeMs } : null;
+  return u ? { upgradeId: u.upgradeId, from: u.fromVersion, to: u.toVersion, outcome: upgradeOutcomeName(u.outcome) ?? 'unknown', reason: u.reason, logTail: u.logTail, atMs: u.timeMs } : null;
 }
 
 function userLabels(a: AgentInfo): string {
@@ -121,7 +117,7 @@ export function renderAgent(a: AgentInfo): string {
     ['disks', (f?.disks ?? []).map((d) => `${d.mount} ${bytes(d.availableBytes)} free of ${bytes(d.sizeBytes)}`).join('; ') || '-'],
     ['labels', a.labels.map((l) => `${l.key}=${l.value}`).join(' ')],
     ['bundles', a.bundles.join(', ') || '-'],
-    ...(a.lastUpgrade ? [['last upgrade', `${a.lastUpgrade.fromVersion} -> ${a.lastUpgrade.toVersion} ${OUTCOME_NAMES[a.lastUpgrade.outcome] ?? '?'} (${new Date(a.lastUpgrade.timeMs).toISOString()}): ${a.lastUpgrade.reason}`] as [string, string]] : []),
+    ...(a.lastUpgrade ? [['last upgrade', `${a.lastUpgrade.fromVersion} -> ${a.lastUpgrade.toVersion} ${upgradeOutcomeName(a.lastUpgrade.outcome) ?? '?'} (${new Date(a.lastUpgrade.timeMs).toISOString()}): ${a.lastUpgrade.reason}`] as [string, string]] : []),
   ];
   const w = Math.max(...lines.map(([k]) => k.length));
   const tail = a.lastUpgrade?.logTail.length ? `  its last log lines:\n${a.lastUpgrade.logTail.map((l) => `    ${l}`).join('\n')}\n` : '';

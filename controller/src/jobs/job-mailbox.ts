@@ -33,7 +33,9 @@ export class JobMailbox {
   private stopped = false;
 
   constructor(private readonly db: Db, private readonly jobs: JobCoordinator, private readonly sessions: SessionRegistry,
-    private readonly log: Logger, private readonly pollMs = 1000) {}
+    private readonly log: Logger, private readonly pollMs = 1000,
+    /** Agent upgrades of rollouts, delivered on the same polls and hints (rollouts/upgrade-mailbox.ts). */
+    private readonly upgrades?: { deliver(): Promise<void> }) {}
 
   start(): void {
     this.timer = setInterval(() => this.wake(), this.pollMs);
@@ -87,7 +89,7 @@ export class JobMailbox {
       });
   }
 
-  /** Delivers every dispatched start, and every recorded cancel, of an agent connected here. Two indexed queries. */
+  /** Delivers every dispatched start, every recorded cancel and every unanswered agent upgrade of an agent connected here. */
   private async deliver(): Promise<void> {
     if (this.sessions.size === 0) return;
     const rows = await this.db.all<{ host_job_id: string; agent_id: string }>(
@@ -102,5 +104,6 @@ export class JobMailbox {
       if (!this.sessions.get(r.agent_id)) continue;
       if (await this.jobs.sequencer.deliverCancel(r.host_job_id, r.cancel_reason)) this.log.debug({ job: r.host_job_id, agent: r.agent_id }, 'cancel delivered from the mailbox');
     }
+    await this.upgrades?.deliver();
   }
 }

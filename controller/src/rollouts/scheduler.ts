@@ -375,8 +375,11 @@ export class RolloutScheduler {
       if (a.dispatch.upgrade) {
         const outcomes = await this.upgrades.outcomes(a.stored.jobId);
         for (const h of a.model.hosts) {
-          const r = h.state === 'running' && h.hostJobId ? upgradeResult(outcomes.get(h.hostJobId)) : undefined;
+          const rec = h.state === 'running' && h.hostJobId ? outcomes.get(h.hostJobId) : undefined;
+          const r = upgradeResult(rec);
           if (r) await this.hostFinished(a, h.agentId, h.hostJobId!, r.status, r.message);
+          // Under way: the host's message says where (staging, staged, switched; `rollout show` and watch).
+          else if (rec && rec.reason !== h.message) await a.updateHosts([h], { message: rec.reason }, true);
         }
         continue;
       }
@@ -446,12 +449,10 @@ export class RolloutScheduler {
     await a.moveHosts(hosts, 'start', 'running', { startedAt: now, finishedAt: null, message: '' });
     for (const h of hosts) busy.set(h.agentId, h.hostJobId!);
     if (a.dispatch.upgrade) {
-      // Not connected here (another replica holds the session): sent when it connects to this one; see upgrade-hosts.ts.
-      for (const h of hosts) {
-        if (!(await this.upgrades.send(a.dispatch, a.dispatch.upgrade, h))) {
-          await a.updateHosts([h], { message: 'upgrade not sent yet: the host\'s session is not on the replica running the scheduler; sent when it connects here' }, true);
-        }
-      }
+      // Not connected here: the replica holding its session sends it (upgrade-mailbox.ts), at once on the hint, else on its poll.
+      let remote = false;
+      for (const h of hosts) if (!(await this.upgrades.send(a.dispatch, a.dispatch.upgrade, h))) remote = true;
+      if (remote) this.deps.jobs.sequencer.onRemoteWork();
       this.deps.log.info({ rollout: a.id, hosts: hosts.length, version: a.dispatch.upgrade.version }, 'agent upgrades sent');
       return;
     }

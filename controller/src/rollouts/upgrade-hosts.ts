@@ -24,7 +24,7 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { JobBundle, SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { SessionRegistry } from '../sessions/registry.js';
-import type { AgentUpgradeRecord, AgentUpgradeStore } from '../store/agent-upgrades.js';
+import type { AgentUpgradeRecord, AgentUpgradeStore, UpgradeEventBody } from '../store/agent-upgrades.js';
 import type { AgentRecord } from '../store/agents.js';
 import type { DispatchInfo } from './active-rollout.js';
 import type { HostModel } from './model.js';
@@ -72,6 +72,20 @@ export function upgradeResult(r: AgentUpgradeRecord | undefined): { status: 'suc
   return { status: 'failed', message: `${r.outcome}${r.errorCode ? ` (${r.errorCode})` : ''}: ${r.reason}${tail}`.slice(0, 4000) };
 }
 
+/**
+ * One stored upgrade report (job_events kind `upgrade`) as lines of the
+ * host's log: what happened, then the new version's last log lines (rolled
+ * back) as output lines.
+ */
+export function upgradeLogLines(body: string): Array<{ kind: string; text: string; stderr: boolean }> {
+  const b = JSON.parse(body) as UpgradeEventBody;
+  const what = b.outcome === 'in-progress' ? `${b.fromVersion} → ${b.toVersion}` : `${b.fromVersion} → ${b.toVersion} ${b.outcome}${b.errorCode ? ` (${b.errorCode})` : ''}`;
+  const lines = [{ kind: 'upgrade', text: `upgrade ${what}: ${b.reason}`, stderr: false }];
+  if (b.logTail.length) lines.push({ kind: 'upgrade', text: `last log lines of ${b.toVersion}:`, stderr: false });
+  for (const l of b.logTail) lines.push({ kind: 'output', text: l, stderr: false });
+  return lines;
+}
+
 /** Sends and reads back the upgrades of one controller's rollouts; see the module comment. */
 export class UpgradeHosts {
   constructor(
@@ -82,11 +96,12 @@ export class UpgradeHosts {
 
   /**
    * Sends host `h` its upgrade if its session is on this replica (true).
-   * Sent again when the agent reconnects while no outcome is recorded: the
-   * agent answers an upgrade id it already has with its report, never a
-   * second upgrade.
+   * Sent again when the agent reconnects while no outcome is recorded, and
+   * by the replica holding the session when that is not the scheduler's
+   * (upgrade-mailbox.ts): the agent answers an upgrade id it already has
+   * with its report, never a second upgrade.
    */
-  async send(dispatch: DispatchInfo, spec: UpgradeSpec, h: HostModel): Promise<boolean> {
+  async send(dispatch: DispatchInfo, spec: UpgradeSpec, h: Pick<HostModel, 'agentId' | 'hostJobId'>): Promise<boolean> {
     const s = this.sessions.get(h.agentId);
     if (!s || !h.hostJobId) return false;
     const arch = await this.agents.arch(h.agentId);

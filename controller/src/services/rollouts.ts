@@ -6,6 +6,8 @@ import { operatorCalls, type OperatorCallOptions } from './operator-call.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from '../rollouts/controls.js';
 import type { RolloutEventRecord, StoredRollout } from '../rollouts/rollout-store.js';
 import type { RolloutScheduler } from '../rollouts/scheduler.js';
+import { upgradeLogLines } from '../rollouts/upgrade-hosts.js';
+import { UPGRADE_EVENT } from '../store/agent-upgrades.js';
 import { eventMessage, rolloutInfo, snapshot } from '../rollouts/snapshot.js';
 
 /** Snapshots during a watch are sent at most this often (events go out at once). */
@@ -17,10 +19,12 @@ async function find(s: RolloutScheduler, id: string): Promise<StoredRollout> {
   return r;
 }
 
-/** One line of `ferry rollout logs` from a stored job event. */
-function logLine(attempt: number, hostJobId: string, e: { kind: string; body: string; at: number }): RolloutLogLine {
+/** The lines of `ferry rollout logs` of one stored job event. */
+function logLines(attempt: number, hostJobId: string, e: { kind: string; body: string; at: number }): RolloutLogLine[] {
+  // An agent-upgrade host's log is its upgrade reports (store/agent-upgrades.ts).
+  if (e.kind === UPGRADE_EVENT) return upgradeLogLines(e.body).map((l) => ({ attempt, hostJobId, atMs: e.at, ...l }));
   const { text, stderr } = jobEventText(e.kind, e.body);
-  return { attempt, hostJobId, atMs: e.at, kind: e.kind, stderr, text };
+  return [{ attempt, hostJobId, atMs: e.at, kind: e.kind, stderr, text }];
 }
 
 /**
@@ -51,7 +55,7 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
       for (let attempt = 1; attempt <= h.attempt; attempt++) {
         if (req.attempt && req.attempt !== attempt) continue;
         const hostJobId = `${r.jobId}-${h.agentId}-${attempt}`;
-        for (const e of await s.store.jobEvents(hostJobId)) lines.push(logLine(attempt, hostJobId, e));
+        for (const e of await s.store.jobEvents(hostJobId)) lines.push(...logLines(attempt, hostJobId, e));
       }
       return { lines };
     }),

@@ -1,15 +1,14 @@
-import { AgentUpgradeOutcome, type AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentUpgradeReport } from '../../../common/src/gen/ferry/v1/session.js';
+import { upgradeOutcomeCode, upgradeOutcomeName, type UpgradeOutcome } from '../../../common/src/upgrade-outcome.js';
 import type { Db } from './db.js';
 
-/** Outcome names as stored and shown (`committed`, `rolled-back`, ...). */
-export type UpgradeOutcome = 'committed' | 'rolled-back' | 'refused' | 'in-progress';
+export type { UpgradeOutcome };
 
-const NAMES: Partial<Record<AgentUpgradeOutcome, UpgradeOutcome>> = {
-  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_COMMITTED]: 'committed',
-  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_ROLLED_BACK]: 'rolled-back',
-  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_REFUSED]: 'refused',
-  [AgentUpgradeOutcome.AGENT_UPGRADE_OUTCOME_IN_PROGRESS]: 'in-progress',
-};
+/** The job_events kind of an upgrade report (a rollout host's log: `ferry rollout logs`). */
+export const UPGRADE_EVENT = 'upgrade';
+
+/** The body of an UPGRADE_EVENT row. */
+export type UpgradeEventBody = Pick<AgentUpgradeRecord, 'outcome' | 'fromVersion' | 'toVersion' | 'reason' | 'logTail' | 'errorCode'>;
 
 /** One host's self-upgrade as the controller last heard of it. */
 export interface AgentUpgradeRecord {
@@ -30,16 +29,40 @@ interface Row {
   reason: string; log_tail: string; error_code: string; at: number;
 }
 
-/** Self-upgrade outcomes per host, as agents report them (hello and upgrade reports; idempotent per upgrade id). */
+/**
+ * Self-upgrade outcomes per host, as agents report them (hello and upgrade
+ * reports; idempotent per upgrade id). Each change is also appended to
+ * job_events under the upgrade id, which for a rollout's host is its host
+ * job id: that is the host's log (staged, switched, committed or rolled back
+ * with the new version's last lines), read like a plan job's.
+ */
 export class AgentUpgradeStore {
   /** Called after every change, so a rollout waiting on an upgrade can move on. */
   onChange?: (r: AgentUpgradeRecord) => void;
 
   constructor(private readonly db: Db) {}
 
-  /** Records a report; a later report of the same upgrade replaces an earlier one, a final outcome is never replaced by in-progress. */
-  async record(agentId: string, r: AgentUpgradeReport): Promise<void> {
-    const outcome = NAMES[r.outcome];
+  /** Records still running, per agent: one agent's reports are recorded one after the other. */
+  private readonly queues = new Map<string, Promise<void>>();
+
+  /**
+   * Records a report; a later report of the same upgrade replaces an earlier
+   * one, a final outcome is never replaced by in-progress. One agent's
+   * reports are recorded in the order they came, one at a time: a session's
+   * messages are handled concurrently, and two transactions of one upgrade
+   * at once would both read the same row and log position, so one would
+   * fail on PostgreSQL (a "staged" report and a refusal milliseconds later).
+   */
+  record(agentId: string, r: AgentUpgradeReport): Promise<void> {
+    const next = (this.queues.get(agentId) ?? Promise.resolve()).catch(() => undefined).then(() => this.recordNow(agentId, r));
+    this.queues.set(agentId, next);
+    const forget = () => { if (this.queues.get(agentId) === next) this.queues.delete(agentId); };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async recordNow(agentId: string, r: AgentUpgradeReport): Promise<void> {
+    const outcome = upgradeOutcomeName(r.outcome);
     if (!outcome || !r.upgradeId) return;
     const rec: AgentUpgradeRecord = {
       agentId, upgradeId: r.upgradeId.slice(0, 100), fromVersion: r.fromVersion.slice(0, 50), toVersion: r.toVersion.slice(0, 50), outcome,
@@ -53,6 +76,10 @@ export class AgentUpgradeStore {
       await db.run(`INSERT INTO agent_upgrades (agent_id, upgrade_id, from_version, to_version, outcome, reason, log_tail, error_code, at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [agentId, rec.upgradeId, rec.fromVersion, rec.toVersion, rec.outcome, rec.reason, JSON.stringify(rec.logTail), rec.errorCode, rec.at]);
+      const last = await db.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM job_events WHERE host_job_id = ?', [rec.upgradeId]);
+      const body: UpgradeEventBody = { outcome: rec.outcome, fromVersion: rec.fromVersion, toVersion: rec.toVersion, reason: rec.reason, logTail: rec.logTail, errorCode: rec.errorCode };
+      await db.run('INSERT INTO job_events (host_job_id, seq, kind, body, at) VALUES (?, ?, ?, ?, ?)',
+        [rec.upgradeId, Number(last?.seq ?? 0) + 1, UPGRADE_EVENT, JSON.stringify(body), rec.at]);
       return true;
     });
     if (changed) this.onChange?.(rec);
@@ -64,10 +91,13 @@ export class AgentUpgradeStore {
     return r && fromRow(r);
   }
 
-  /** Each host's latest reported upgrade, as the report it came in. */
+  /** Each host's latest reported upgrade, as the report it came in (one row per host, read by the database). */
   async latestByAgent(): Promise<Map<string, AgentUpgradeReport>> {
+    const rows = await this.db.all<Row>(`SELECT u.* FROM agent_upgrades u
+      WHERE u.at = (SELECT MAX(v.at) FROM agent_upgrades v WHERE v.agent_id = u.agent_id) ORDER BY u.agent_id, u.upgrade_id`);
     const out = new Map<string, AgentUpgradeReport>();
-    for (const r of (await this.db.all<Row>('SELECT * FROM agent_upgrades ORDER BY at')).map(fromRow)) out.set(r.agentId, toReport(r));
+    // Two reports of one host at the same millisecond: the last by upgrade id, as before.
+    for (const r of rows.map(fromRow)) out.set(r.agentId, toReport(r));
     return out;
   }
 
@@ -88,8 +118,7 @@ export class AgentUpgradeStore {
 }
 
 function toReport(r: AgentUpgradeRecord): AgentUpgradeReport {
-  const outcome = Number(Object.entries(NAMES).find(([, n]) => n === r.outcome)?.[0] ?? 0) as AgentUpgradeOutcome;
-  return { upgradeId: r.upgradeId, fromVersion: r.fromVersion, toVersion: r.toVersion, outcome, reason: r.reason, logTail: r.logTail, timeMs: r.at, errorCode: r.errorCode };
+  return { upgradeId: r.upgradeId, fromVersion: r.fromVersion, toVersion: r.toVersion, outcome: upgradeOutcomeCode(r.outcome), reason: r.reason, logTail: r.logTail, timeMs: r.at, errorCode: r.errorCode };
 }
 
 function fromRow(r: Row): AgentUpgradeRecord {

@@ -10,7 +10,7 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
 import { startUpgrade, type StartUpgradeOptions } from '../../../agent/src/upgrade/start-upgrade.js';
 import type { UpgradeHost } from '../../../agent/src/upgrade/upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, UpgradePaths } from '../../../agent/src/upgrade/upgrade-state.js';
+import { loadUpgradeState, updateUpgradeState, UpgradePaths } from '../../../agent/src/upgrade/upgrade-state.js';
 import { tempDir } from '../../support/fixtures.js';
 
 const UNIT = `ferry-agent-unittest-${process.pid}.service`;
@@ -92,10 +92,10 @@ describe('starting a self-upgrade: refusals and the installed files (agent/src/u
   });
 
   it('refuses a version that failed here before unless asked, and an upgrade while one is in flight', async () => {
-    saveUpgradeState(dir, { previous: '', failed: { '9.9.9': { upgradeId: 'up-0', atMs: 0, reason: 'the new version exited' } } });
+    updateUpgradeState(dir, () => ({ previous: '', failed: { '9.9.9': { upgradeId: 'up-0', atMs: 0, reason: 'the new version exited' } } }));
     await refused(opts(), /9\.9\.9 was rolled back on this host at 1970-01-01T00:00:00\.000Z \(the new version exited\); it is not tried again by itself/, /--retry-failed/);
     const d = loadUpgradeState(dir);
-    saveUpgradeState(dir, { ...d, pending: { id: 'up-9', from: 'a', to: 'b', link, fromBinary: 'x', toBinary: 'y', unit: UNIT, watcherUnit: 'w', phase: 'switched', windowMs: 1 } });
+    updateUpgradeState(dir, () => ({ ...d, pending: { id: 'up-9', from: 'a', to: 'b', link, fromBinary: 'x', toBinary: 'y', unit: UNIT, watcherUnit: 'w', phase: 'switched', windowMs: 1 } }));
     await refused(opts({ retryFailed: true }), /an upgrade to b \(up-9\) is already in progress/, /wait for it to commit or roll back/);
   });
 

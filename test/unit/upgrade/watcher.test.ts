@@ -11,7 +11,7 @@ import { FERRY_VERSION } from '../../../common/src/version.js';
 import { AgentState } from '../../../agent/src/state/agent-state.js';
 import { commitIfOnTrial } from '../../../agent/src/upgrade/trial.js';
 import type { UnitState, UpgradeHost } from '../../../agent/src/upgrade/upgrade-host.js';
-import { loadUpgradeState, saveUpgradeState, UpgradePaths } from '../../../agent/src/upgrade/upgrade-state.js';
+import { loadUpgradeState, updateUpgradeState, UpgradePaths } from '../../../agent/src/upgrade/upgrade-state.js';
 import { watchUpgrade, type WatchResult } from '../../../agent/src/upgrade/watcher.js';
 import { tempDir } from '../../support/fixtures.js';
 
@@ -50,11 +50,11 @@ describe('upgrade watcher (agent/src/upgrade/watcher.ts, injected clock)', () =>
     link = join(dir, 'ferry-agent');
     symlinkSync(paths().binary(FERRY_VERSION), link);
     const t = clock.now();
-    saveUpgradeState(dir, {
+    updateUpgradeState(dir, () => ({
       previous: '', failed: {},
       pending: { id: 'up-1', from: '0.0.1', to: FERRY_VERSION, link, fromBinary: paths().binary('0.0.1'), toBinary: paths().binary(FERRY_VERSION), unit: UNIT,
         watcherUnit: 'w.service', phase: 'switched', windowMs: 120_000, switchedAtMs: t, deadlineMs: t + 120_000 },
-    });
+    }));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -120,7 +120,7 @@ describe('upgrade watcher (agent/src/upgrade/watcher.ts, injected clock)', () =>
       const d = loadUpgradeState(dir);
       const p = d.pending!;
       delete d.pending;
-      saveUpgradeState(dir, { ...d, previous: p.from, last: { upgradeId: p.id, from: p.from, to: p.to, outcome: 'committed', reason: 'ok', logTail: [], errorCode: '', atMs: clock.now() } });
+      updateUpgradeState(dir, () => ({ ...d, previous: p.from, last: { upgradeId: p.id, from: p.from, to: p.to, outcome: 'committed', reason: 'ok', logTail: [], errorCode: '', atMs: clock.now() } }));
     });
     assert.equal(await drive(host), 'committed');
     assert.equal(readlinkSync(link), paths().binary(FERRY_VERSION));
