@@ -11,7 +11,7 @@
  * a chunk the first time this process serves it, so a chunk that went bad
  * while the relay was down is dropped and fetched again, not served.
  */
-import { stat, utimes } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
@@ -19,7 +19,7 @@ import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
 import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
-import type { ChunkSource } from '../bundles/chunk-source.js';
+import type { ChunkSource, FetchedChunk } from '../bundles/chunk-source.js';
 
 /** Counters a relay reports (RelayStatus). */
 export interface RelayCacheStats {
@@ -124,6 +124,39 @@ export class RelayCache {
       const n = (this.pinned.get(digest) ?? 1) - 1;
       if (n <= 0) this.pinned.delete(digest);
       else this.pinned.set(digest, n);
+    }
+  }
+
+  /**
+   * The relay host's own stages read through its cache (agent-work.ts), so
+   * the bundle crosses the site's uplink once for the relay and its site
+   * together instead of once more for the relay host itself. Same single
+   * flight as the served path; the bytes are yielded unhashed because the
+   * fallback source hashes every relay chunk it takes.
+   */
+  localSource(): ChunkSource {
+    return { fetch: (digests, signal) => this.fetchLocal(digests, signal) };
+  }
+
+  private async *fetchLocal(digests: string[], signal: AbortSignal): AsyncGenerator<FetchedChunk> {
+    const ready = this.prepare(digests);
+    for (const [i, digest] of digests.entries()) {
+      if (signal.aborted) throw new FerryError(ErrorCode.Cancelled, 'chunk fetch was cancelled');
+      await ready[i];
+      this.pinned.set(digest, (this.pinned.get(digest) ?? 0) + 1);
+      let data: Buffer;
+      try {
+        data = await readFile(this.store.pathOf(digest));
+      } catch (e) {
+        throw new FerryError(ErrorCode.ChunkNotFound, `the local relay cache lost chunk ${digest.slice(0, 12)}: ${(e as Error).message}`);
+      } finally {
+        const n = (this.pinned.get(digest) ?? 1) - 1;
+        if (n <= 0) this.pinned.delete(digest);
+        else this.pinned.set(digest, n);
+      }
+      this.touch(digest, data.length);
+      this.counters.bytesServed += data.length;
+      yield { digest, data };
     }
   }
 

@@ -60,6 +60,13 @@ export class RelayRole {
     return this.cache;
   }
 
+  /** This host's own cache as a chunk source while it serves as a relay (its own stages use it first), else undefined. */
+  localLink(): { source: ChunkSource; recheck(digests: string[]): Promise<void> } | undefined {
+    const cache = this.cache;
+    if (!this.role || !this.server || !cache) return undefined;
+    return { source: cache.localSource(), recheck: async (ds) => { for (const d of ds) await cache.recheck(d); } };
+  }
+
   /** The controller's word (RelayConfig.role): serve with these settings, or (undefined) stop. */
   apply(role: RelayRoleMsg | undefined): Promise<void> {
     return this.serial(async () => {

@@ -184,17 +184,20 @@ export class AgentWork {
   /** Chunks for one stage: the assigned relays in order, then the controller (relay/fallback-source.ts). */
   private chunkSource(): ChunkSource & { close(): void } {
     const controller = this.controllerSource();
-    if (this.relays.length === 0) return controller;
+    const local = this.relay.localLink();
+    if (this.relays.length === 0 && !local) return controller;
     const loaded = this.o.state.load();
-    const links = this.relays.map((r) => {
+    const remote = this.relays.map((r) => {
       const source = GrpcChunkSource.connect(r.address, relayCreds(loaded.caPem, loaded, r.agentId), {}, `relay ${r.agentId}`);
-      return { agentId: r.agentId, address: r.address, source, recheck: async (d: string[]) => { await source.recheck(d); } };
+      return { agentId: r.agentId, address: r.address, source, recheck: async (d: string[]) => { await source.recheck(d); }, close: () => source.close() };
     });
+    // A relay host stages through its own cache first: the site's uplink then carries one copy for it and its hosts.
+    const links = local ? [{ agentId: loaded.identity.agentId, address: 'this host', ...local, close: () => undefined }, ...remote] : remote;
     const fallback = new FallbackChunkSource({ relays: links, controller, health: this.relayHealth, log: this.o.log.child({ part: 'relays' }), stallMs: this.o.relayStallMs });
     return {
       fetch: (digests, signal) => fallback.fetch(digests, signal),
       close: () => {
-        for (const l of links) l.source.close();
+        for (const l of links) l.close();
         controller.close();
       },
     };
