@@ -9,7 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentMessage, RelayCertResponse, RelayRole as RelayRoleMsg, RelayStatus } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentMessage, RelayCertResponse, RelayPins, RelayRole as RelayRoleMsg, RelayStatus } from '../../../common/src/gen/ferry/v1/session.js';
 import { asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import { certIdentity, createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
@@ -30,6 +30,8 @@ export interface RelayRoleOptions {
   upstream: () => ChunkSource & { close(): void };
   /** How often counters are reported while serving (default 5 s). */
   statusEveryMs?: number;
+  /** The agent's bandwidth cap, applied to the relay's upstream fetches (0: none). */
+  upstreamBytesPerSec?: number;
 }
 
 /** See module comment. */
@@ -43,6 +45,10 @@ export class RelayRole {
   private certRequested = false;
   private lastError = '';
   private lastSent = '';
+  /** The controller's last pin set, applied when the cache opens if it came first. */
+  private pins = new Map<string, readonly string[]>();
+  /** Bundles being warmed now (a repeated ask joins the running warm-up). */
+  private readonly warming = new Set<string>();
 
   constructor(private readonly o: RelayRoleOptions) {}
 
@@ -78,13 +84,48 @@ export class RelayRole {
         return;
       }
       try {
-        if (!this.cache) this.cache = await RelayCache.open(join(this.dir, 'cache'), Number(role.cacheBytes), this.o.upstream, this.o.log.child({ part: 'relay-cache' }));
-        else await this.cache.resize(Number(role.cacheBytes));
+        if (!this.cache) {
+          this.cache = await RelayCache.open(join(this.dir, 'cache'), Number(role.cacheBytes), this.o.upstream, this.o.log.child({ part: 'relay-cache' }), this.o.upstreamBytesPerSec ?? 0);
+          this.cache.setPins(this.pins);
+        } else await this.cache.resize(Number(role.cacheBytes));
         await this.ensureServing();
       } catch (e) {
         this.fail(e);
       }
       this.report(true);
+    });
+  }
+
+  /**
+   * The controller's pin set (replaces the last) and the bundles to warm
+   * now: each warm-up is answered with a RelayWarmReport, also when this
+   * host cannot serve (then with the reason), so the controller never
+   * waits on a relay that will not warm.
+   */
+  onPins(m: RelayPins): Promise<void> {
+    return this.serial(async () => {
+      this.pins = new Map(m.pins.map((p) => [p.bundleId, p.digests]));
+      this.cache?.setPins(this.pins);
+      for (const id of m.warmBundleIds) {
+        if (this.warming.has(id)) continue;
+        const digests = this.pins.get(id);
+        const cache = this.cache;
+        const why = !this.role || !this.server || !cache ? `this host is not serving as a relay${this.lastError ? `: ${this.lastError}` : ''}` : !digests ? 'the bundle to warm is not pinned' : '';
+        if (why) {
+          this.o.sendNow({ msg: { $case: 'relayWarm', value: { bundleId: id, error: why, bytesFromUpstream: 0 } } });
+          continue;
+        }
+        this.warming.add(id);
+        // Not inside serial(): a long warm-up must not hold up role changes or certificates.
+        void cache!.warm(digests!).then(
+          (bytes) => ({ bundleId: id, error: '', bytesFromUpstream: bytes }),
+          (e: unknown) => ({ bundleId: id, error: asFerryError(e).message, bytesFromUpstream: 0 }),
+        ).then((value) => {
+          this.warming.delete(id);
+          this.o.log.info({ bundleId: id, error: value.error || undefined, bytesFromUpstream: value.bytesFromUpstream }, 'relay warmed a bundle for a prefetch');
+          this.o.sendNow({ msg: { $case: 'relayWarm', value } });
+        });
+      }
     });
   }
 

@@ -70,7 +70,10 @@ export class AgentWork {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
     this.relayHealth = new RelayHealth(o.relayDownMs);
-    this.relay = new RelayRole({ state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs });
+    this.relay = new RelayRole({
+      state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs,
+      upstreamBytesPerSec: o.bandwidthBytesPerSec ?? 0,
+    });
     this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
     this.upgrader = new ReleaseUpgrader({
       state: o.state, log: o.log.child({ part: 'upgrade' }), host: o.upgradeHost ?? systemUpgradeHost, defaultWindowMs: o.upgradeWindowMs,
@@ -116,6 +119,9 @@ export class AgentWork {
         break;
       case 'relayCert':
         void this.relay.onCert(m.msg.value);
+        break;
+      case 'relayPins':
+        void this.relay.onPins(m.msg.value);
         break;
       case 'upgrade':
         void this.upgrader.handle(m.msg.value);
