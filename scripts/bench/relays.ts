@@ -21,7 +21,7 @@
  * controller's own /metrics counter).
  *
  * Size: 1 GiB (full), 64 MiB with --quick; BENCH_RELAYS_MIB=N or --bundle-mib N
- * picks another. Link: --rate-mbit (200), --loss-pct (0.5), --rtt-ms (40 where
+ * picks another. --rounds floor,nginx,ferry,relay (default all) runs fewer. Link: --rate-mbit (200), --loss-pct (0.5), --rtt-ms (40 where
  * the kernel has netem, else 0 and the report says so). docs/bench-sites.md
  * says why these. Needs root (namespaces); without, it prints why and exits 0.
  */
@@ -230,6 +230,7 @@ export async function main(argv: string[]): Promise<number> {
       keep: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'timeout-min': { type: 'string' },
+      rounds: { type: 'string', default: 'floor,nginx,ferry,relay' },
     },
     strict: true,
   });
@@ -252,6 +253,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`--rtt-ms ${link.rttMs}: this kernel has no netem qdisc, so no delay can be shaped; pass --rtt-ms 0\n`);
     return 2;
   }
+  const rounds = new Set(opt.rounds!.split(',').map((r) => r.trim()).filter(Boolean));
+  const unknown = [...rounds].filter((r) => !['floor', 'nginx', 'ferry', 'relay'].includes(r));
+  if (unknown.length) {
+    process.stderr.write(`--rounds: unknown round(s) ${unknown.join(', ')}; pick from floor,nginx,ferry,relay\n`);
+    return 2;
+  }
   const OUT = resolve(opt.out!);
   const LOGS = join(OUT, 'relays-logs');
   rmSync(LOGS, { recursive: true, force: true });
@@ -259,10 +266,10 @@ export async function main(argv: string[]): Promise<number> {
   const j = new Janitor(SUITE, Boolean(opt.keep));
   // Expected: 8 copies per site at the link rate for (a) and (b) each; 3× that and 10 min of slack.
   const perRoundS = (8 * mib * MiB * 8) / (link.rateMbit * 1e6);
-  return runSuite(j, Number(opt['timeout-min'] ?? Math.ceil((perRoundS * 3 * 3) / 60 + 10)), () => suite(j, { mib, link, OUT, LOGS, quick: Boolean(opt.quick), roundTimeoutMs: (perRoundS * 3 + 120) * 1000 }));
+  return runSuite(j, Number(opt['timeout-min'] ?? Math.ceil((perRoundS * 3 * 3) / 60 + 10)), () => suite(j, { mib, link, OUT, LOGS, quick: Boolean(opt.quick), roundTimeoutMs: (perRoundS * 3 + 120) * 1000, rounds }));
 }
 
-async function suite(j: Janitor, o: { mib: number; link: LinkShape; OUT: string; LOGS: string; quick: boolean; roundTimeoutMs: number }): Promise<number> {
+async function suite(j: Janitor, o: { mib: number; link: LinkShape; OUT: string; LOGS: string; quick: boolean; roundTimeoutMs: number; rounds: ReadonlySet<string> }): Promise<number> {
   const { link, LOGS } = o;
   const SITES = 4;
   const PER_SITE = 8;
@@ -302,17 +309,22 @@ async function suite(j: Janitor, o: { mib: number; link: LinkShape; OUT: string;
 
   // ---- floor and (a): nginx → curl ----
   const rounds: RoundResult[] = [];
-  if (nginxInstalled()) {
+  if (!o.rounds.has('floor') && !o.rounds.has('nginx')) {
+    rep.notes.push(`Rows floor and (a) were not run in this run (--rounds ${[...o.rounds].join(',')}).`);
+  } else if (nginxInstalled()) {
     const ngx = await Nginx.start(j, join(tmp, 'nginx'), pkg, 2, sites.hub);
     const urls = files.map((f) => `https://${sites.hub}:${ngx.port}/${f.split('/').map(encodeURIComponent).join('/')}`);
-    log('floor: one curl of the bundle across site-1\'s uplink');
-    const floor = await curlRound(j, 'floor', sites, 1, urls, o.roundTimeoutMs, sites.site('site-1'));
-    rounds.push(floor);
-    log(`(a) nginx → curl on ${SITES * PER_SITE} hosts`);
-    const cpu0 = ngx.cpuMs();
-    const a = await curlRound(j, 'nginx', sites, PER_SITE, urls, o.roundTimeoutMs);
-    rep.raw['nginxCpuMs'] = ngx.cpuMs() - cpu0;
-    rounds.push(a);
+    if (o.rounds.has('floor')) {
+      log('floor: one curl of the bundle across site-1\'s uplink');
+      rounds.push(await curlRound(j, 'floor', sites, 1, urls, o.roundTimeoutMs, sites.site('site-1')));
+    }
+    if (o.rounds.has('nginx')) {
+      log(`(a) nginx → curl on ${SITES * PER_SITE} hosts`);
+      const cpu0 = ngx.cpuMs();
+      const a = await curlRound(j, 'nginx', sites, PER_SITE, urls, o.roundTimeoutMs);
+      rep.raw['nginxCpuMs'] = ngx.cpuMs() - cpu0;
+      rounds.push(a);
+    } else rep.notes.push(`Row (a) was not run in this run (--rounds ${[...o.rounds].join(',')}).`);
     await ngx.stop();
   } else {
     rep.notes.push('nginx is not installed (`apt-get install nginx`): rows floor and (a) were not run');
@@ -334,23 +346,27 @@ async function suite(j: Janitor, o: { mib: number; link: LinkShape; OUT: string;
   log(`${ids.length} agents connected from inside their sites`);
 
   // ---- (b) Ferry without relays ----
-  log('(b) Ferry without relays: prefetch to every agent');
-  const ctlCpu0 = ctl.cpuMs();
-  const ctlBytes0 = await controllerChunkBytes(metricsUrl);
-  const b = await ferryRound(admin, layout, 'relay-bench', '1.0', o.roundTimeoutMs);
-  b.controllerBytes = (await controllerChunkBytes(metricsUrl)) - ctlBytes0;
-  for (const s of b.sites) s.serverBytes = s.servedBytes;
-  rep.raw['controllerCpuMs'] = ctl.cpuMs() - ctlCpu0;
-  rounds.push(b);
+  if (o.rounds.has('ferry')) {
+    log('(b) Ferry without relays: prefetch to every agent');
+    const ctlCpu0 = ctl.cpuMs();
+    const ctlBytes0 = await controllerChunkBytes(metricsUrl);
+    const b = await ferryRound(admin, layout, 'relay-bench', '1.0', o.roundTimeoutMs);
+    b.controllerBytes = (await controllerChunkBytes(metricsUrl)) - ctlBytes0;
+    for (const s of b.sites) s.serverBytes = s.servedBytes;
+    rep.raw['controllerCpuMs'] = ctl.cpuMs() - ctlCpu0;
+    rounds.push(b);
+  }
 
   // ---- (c) Ferry with a relay per site ----
-  log('(c) Ferry with a relay per site: removing (b)\'s staged bundles, enabling one relay per site');
-  await freeAgentDisks(j, admin, layout);
-  const ctlCpu1 = ctl.cpuMs();
-  const c = await relayRound(j, { dataDir, admin, layout, name: 'relay-bench-2', version: '1.0', cacheBytes: Math.max(64 * MiB, 2 * bytes2), metricsUrl, timeoutMs: o.roundTimeoutMs });
-  rep.raw['controllerCpuMsRelays'] = ctl.cpuMs() - ctlCpu1;
-  c.bundleBytes = bytes2;
-  rounds.push(c);
+  if (o.rounds.has('relay')) {
+    log('(c) Ferry with a relay per site: removing (b)\'s staged bundles, enabling one relay per site');
+    await freeAgentDisks(j, admin, layout);
+    const ctlCpu1 = ctl.cpuMs();
+    const c = await relayRound(j, { dataDir, admin, layout, name: 'relay-bench-2', version: '1.0', cacheBytes: Math.max(64 * MiB, 2 * bytes2), metricsUrl, timeoutMs: o.roundTimeoutMs });
+    rep.raw['controllerCpuMsRelays'] = ctl.cpuMs() - ctlCpu1;
+    c.bundleBytes = bytes2;
+    rounds.push(c);
+  }
 
   // ---- the report ----
   rep.raw['rounds'] = rounds;
@@ -414,6 +430,7 @@ async function suite(j: Janitor, o: { mib: number; link: LinkShape; OUT: string;
     `Ferry's processes are real: the controller (\`ferry controller start\`) and ${SITES * PER_SITE} \`ferry-agent run\` processes, each enrolled with \`ferry-agent join\` from inside its site. curl writes to /dev/null: it moves the bytes and checks nothing (no digest, nothing on disk) where every agent verifies and writes each chunk, so (a) is the generous side of the comparison.`,
     'Everything shares this machine\'s 2 cores: when "machine CPU" is near 100% the round was CPU-bound rather than link-bound, and the wall times say more about this box than about the links.',
     `Controller CPU during (b): ${fmtMs((rep.raw['controllerCpuMs'] as number) ?? Number.NaN)}; during (c): ${fmtMs((rep.raw['controllerCpuMsRelays'] as number) ?? Number.NaN)}; nginx CPU during (a): ${fmtMs((rep.raw['nginxCpuMs'] as number) ?? Number.NaN)}.`,
+    'The goal counts wire bytes (Ethernet, IP and TCP headers and retransmissions included): the floor row, one curl of one copy, itself measures about 1.05 × bundle, so a site at 1.05 moved exactly one copy and anything above is retransmissions under the 0.5% loss. "Server sent" and the relay table give the payload: one copy per site (1.00 ×) when no host fell back.',
     'Between (b) and (c) every agent is stopped, the bundle it staged in (b) is deleted (disk: 32 more copies of a 1 GiB bundle would not fit this machine) and it is started again; (c) then turns on one relay per site with `ferry relay enable HOST --serves site=NAME --listen 0.0.0.0:0` and waits until each relay serves and each host logged its assignment.',
   );
   const md = rep.write(o.OUT);

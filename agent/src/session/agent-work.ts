@@ -71,10 +71,10 @@ export class AgentWork {
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
     this.relayHealth = new RelayHealth(o.relayDownMs);
     this.relay = new RelayRole({
-      state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs,
+      state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.chunkSource(false), statusEveryMs: o.relayStatusEveryMs,
       upstreamBytesPerSec: o.bandwidthBytesPerSec ?? 0,
     });
-    this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
+    this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(true), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
     this.upgrader = new ReleaseUpgrader({
       state: o.state, log: o.log.child({ part: 'upgrade' }), host: o.upgradeHost ?? systemUpgradeHost, defaultWindowMs: o.upgradeWindowMs,
       stage: (req, progress, localFiles) => this.stager.stage(req, progress, undefined, localFiles),
@@ -187,10 +187,17 @@ export class AgentWork {
     return GrpcChunkSource.connect(this.o.address(), controllerCreds(loaded.caPem, loaded));
   }
 
-  /** Chunks for one stage: the assigned relays in order, then the controller (relay/fallback-source.ts). */
-  private chunkSource(): ChunkSource & { close(): void } {
+  /**
+   * Chunks for one stage: this host's own relay cache when it is a relay,
+   * the assigned relays in order, then the controller
+   * (relay/fallback-source.ts). A relay's upstream is the same without its
+   * own cache (`withLocal` false): its assigned relays (a region relay in
+   * front of site relays; the controller never assigns a cycle), then the
+   * controller.
+   */
+  private chunkSource(withLocal = true): ChunkSource & { close(): void } {
     const controller = this.controllerSource();
-    const local = this.relay.localLink();
+    const local = withLocal ? this.relay.localLink() : undefined;
     if (this.relays.length === 0 && !local) return controller;
     const loaded = this.o.state.load();
     const remote = this.relays.map((r) => {

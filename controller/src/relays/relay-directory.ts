@@ -19,12 +19,20 @@ import { RelayPinning } from './relay-pins.js';
 
 /** The relays `agent` should use, most preferred first, and its own relay role if it is one. Pure: the rule in one place. */
 export function relayConfigFor(agent: AgentRecord, relays: readonly RelayRecord[], agents: ReadonlyMap<string, AgentRecord>, connected: (id: string) => boolean): RelayConfig {
-  const usable = relays.filter((r) => {
+  const live = relays.filter((r) => {
     const host = agents.get(r.agentId);
-    // A relay is never its own relay, is used only once it reported where it serves, and never once revoked.
-    return r.agentId !== agent.id && r.address !== '' && host !== undefined && host.revokedAt === null
-      && parseSelector(r.serves).matches(agent.labels);
+    // Used only once it reported where it serves, and never once revoked.
+    return r.address !== '' && host !== undefined && host.revokedAt === null;
   });
+  const serves = (r: RelayRecord, id: string) => parseSelector(r.serves).matches(agents.get(id)?.labels ?? {});
+  // A relay's upstream may be another relay (a region relay in front of site relays), never one
+  // that fetches through it, directly or down a chain: that would be a loop.
+  const reaches = (from: string, to: string, seen = new Set<string>()): boolean => {
+    if (from === to) return true;
+    seen.add(from);
+    return live.some((u) => !seen.has(u.agentId) && u.agentId !== from && serves(u, from) && reaches(u.agentId, to, seen));
+  };
+  const usable = live.filter((r) => r.agentId !== agent.id && parseSelector(r.serves).matches(agent.labels) && !reaches(r.agentId, agent.id));
   // Relays with a live session first (more likely up); otherwise in the order they were enabled.
   usable.sort((a, b) => Number(connected(b.agentId)) - Number(connected(a.agentId)));
   const own = relays.find((r) => r.agentId === agent.id);
