@@ -73,6 +73,19 @@ describe('site relays: prefetch warms the relays first; what a rollout or prefet
     await waitFor(() => cache().pinnedBundles().length === 0, 5_000, 'unpinned once the prefetch ended');
   });
 
+  it('one prefetch per host at once (as a rollout\'s prefetch phase runs them): each warm-up is answered, the relay fetches the bundle once', async () => {
+    const b = await pushed(admin, key, 'per-host', 4);
+    const stored = await c.ctx.bundles.require(b.manifest.name, b.manifest.version);
+    const up0 = cache().stats().bytesFromUpstream;
+    const states = await Promise.all(site.map(async (a) => {
+      let last = '';
+      await c.ctx.prefetch.run(stored, [{ agentId: a.id, hostname: a.hostname }], (ev) => { last = BundleState[ev.state]; }, AbortSignal.timeout(30_000));
+      return last;
+    }));
+    assert.deepEqual(states, ['BUNDLE_STATE_READY', 'BUNDLE_STATE_READY']);
+    assert.equal(cache().stats().bytesFromUpstream - up0, uniqueBytes(b));
+  });
+
   it('a pinned bundle survives cache pressure, unpinned ones go; released, it may go too', async () => {
     const a = await pushed(admin, key, 'pinned', 24);
     const release = c.ctx.relays.pins.pin(bundleId(a.signed)); // as an unfinished rollout holds it

@@ -9,7 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentMessage, RelayCertResponse, RelayPins, RelayRole as RelayRoleMsg, RelayStatus } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentMessage, RelayCertResponse, RelayPins, RelayRole as RelayRoleMsg, RelayStatus, RelayWarmReport } from '../../../common/src/gen/ferry/v1/session.js';
 import { asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import { certIdentity, createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
@@ -47,8 +47,8 @@ export class RelayRole {
   private lastSent = '';
   /** The controller's last pin set, applied when the cache opens if it came first. */
   private pins = new Map<string, readonly string[]>();
-  /** Bundles being warmed now (a repeated ask joins the running warm-up). */
-  private readonly warming = new Set<string>();
+  /** Warm-ups running now, by bundle id: a repeated ask (a rollout's prefetch asks per host) joins the running one and gets its own answer. */
+  private readonly warming = new Map<string, Promise<RelayWarmReport>>();
 
   constructor(private readonly o: RelayRoleOptions) {}
 
@@ -107,7 +107,11 @@ export class RelayRole {
       this.pins = new Map(m.pins.map((p) => [p.bundleId, p.digests]));
       this.cache?.setPins(this.pins);
       for (const id of m.warmBundleIds) {
-        if (this.warming.has(id)) continue;
+        const running = this.warming.get(id);
+        if (running) {
+          void running.then((value) => this.o.sendNow({ msg: { $case: 'relayWarm', value } }));
+          continue;
+        }
         const digests = this.pins.get(id);
         const cache = this.cache;
         const why = !this.role || !this.server || !cache ? `this host is not serving as a relay${this.lastError ? `: ${this.lastError}` : ''}` : !digests ? 'the bundle to warm is not pinned' : '';
@@ -115,12 +119,13 @@ export class RelayRole {
           this.o.sendNow({ msg: { $case: 'relayWarm', value: { bundleId: id, error: why, bytesFromUpstream: 0 } } });
           continue;
         }
-        this.warming.add(id);
         // Not inside serial(): a long warm-up must not hold up role changes or certificates.
-        void cache!.warm(digests!).then(
-          (bytes) => ({ bundleId: id, error: '', bytesFromUpstream: bytes }),
-          (e: unknown) => ({ bundleId: id, error: asFerryError(e).message, bytesFromUpstream: 0 }),
-        ).then((value) => {
+        const warm = cache!.warm(digests!).then(
+          (bytes): RelayWarmReport => ({ bundleId: id, error: '', bytesFromUpstream: bytes }),
+          (e: unknown): RelayWarmReport => ({ bundleId: id, error: asFerryError(e).message, bytesFromUpstream: 0 }),
+        );
+        this.warming.set(id, warm);
+        void warm.then((value) => {
           this.warming.delete(id);
           this.o.log.info({ bundleId: id, error: value.error || undefined, bytesFromUpstream: value.bytesFromUpstream }, 'relay warmed a bundle for a prefetch');
           this.o.sendNow({ msg: { $case: 'relayWarm', value } });
