@@ -391,13 +391,24 @@ async function suite(j: Janitor, o: { mib: number; link: LinkShape; OUT: string;
     const ratios = r.sites.map((s) => s.downBytes / (r.bundleBytes ?? bytes));
     const worst = Math.max(...ratios);
     const ctlText = r.controllerBytes === undefined ? '' : `; controller sent ${fmtMiB(r.controllerBytes)} (${(r.controllerBytes / (r.bundleBytes ?? bytes)).toFixed(2)} × bundle)`;
+    const floorRatio = floor ? floor.sites[0]!.downBytes / bytes : undefined;
+    const vsFloor = label === 'relay' && floorRatio ? ` (the floor, one copy by curl: ${floorRatio.toFixed(3)})` : '';
     rep.row({
       metric: what, goal: label === 'relay' ? `≤ ${GOAL_UPLINK_RATIO}` : '—',
       measured: `wall ${fmtMs(r.wallMs)}, ${ok}/${hosts} hosts done; uplink down per site ${r.sites.map((s) => fmtMiB(s.downBytes, 0)).join(' / ')}${ctlText}; machine CPU ${r.sys.busyPct.toFixed(0)}% busy`,
-      ratio: `${ratios.map((x) => x.toFixed(2)).join(' / ')} × bundle`,
+      ratio: `${ratios.map((x) => x.toFixed(label === 'relay' ? 3 : 2)).join(' / ')} × bundle${vsFloor}`,
       result: label === 'relay' ? (worst <= GOAL_UPLINK_RATIO ? 'PASS' : 'FAIL') : 'info', value: worst,
     });
     if (r.errors.length) rep.notes.push(`${r.label}: ${r.errors.length} host(s) failed: ${r.errors.slice(0, 5).join('; ')}`);
+    if (label === 'relay') {
+      // The payload: what the controller sent for each site (its relay's upstream plus any fallback), ÷ bundle.
+      const payload = r.sites.map((x) => (x.serverBytes ?? Number.NaN) / (r.bundleBytes ?? bytes));
+      rep.row({
+        metric: '(c) payload the controller sent for each site ÷ bundle (one copy = 1.00; headers and retransmissions not counted)', goal: `≤ ${GOAL_UPLINK_RATIO}`,
+        measured: r.sites.map((x) => fmtMiB(x.serverBytes ?? Number.NaN)).join(' / '), ratio: `${payload.map((x) => x.toFixed(3)).join(' / ')} × bundle`,
+        result: Math.max(...payload) <= GOAL_UPLINK_RATIO ? 'PASS' : 'FAIL', value: Math.max(...payload),
+      });
+    }
   }
   const bC = byLabel.get('ferry');
   const cC = byLabel.get('relay');
