@@ -93,6 +93,7 @@ export class PrefetchCoordinator {
       const wanted = [];
       for (const t of targets) if (this.sessions.get(t.agentId) && !(await this.isHeld(t.agentId, bundle.id))) wanted.push(t.agentId);
       if (this.relays && wanted.length > 0) await this.relays.warm(bundle.id, wanted, signal);
+      if (signal.aborted) return; // cancelled while the relays warmed: no host was asked yet
       await Promise.all(targets.map(async (t) => {
         if (!this.sessions.get(t.agentId)) {
           sink({ ...base(t), state: BundleState.BUNDLE_STATE_FAILED, offline: true, error: 'not connected' });
