@@ -55,7 +55,7 @@ describe('site relays: prefetch warms the relays first; what a rollout or prefet
   after(async () => { admin?.close(); await cleanup(c, [relay, ...site]); });
 
   it('`bundle prefetch`: the relay fetches the bundle first (capped upstream), pinned while it runs; the hosts then only hit', async () => {
-    const b = await pushed(admin, key, 'warm', 8);
+    const b = await pushed(admin, key, 'warm', 16);
     const id = bundleId(b.signed);
     const s0 = cache().stats();
     const chunks0 = await controllerChunks(c);
@@ -69,7 +69,9 @@ describe('site relays: prefetch warms the relays first; what a rollout or prefet
     assert.equal(s1.misses - s0.misses, 0, 'no host asked for a chunk the relay did not hold yet: it was warmed first');
     assert.equal(s1.hits - s0.hits, 2 * b.chunks.size);
     assert.equal(await controllerChunks(c) - chunks0, b.chunks.size, 'the controller served each chunk once, to the relay');
-    assert.ok(s1.upstreamBytesPerSec <= CAP * 1.1, `the relay's upstream kept to the agent's cap: ${s1.upstreamBytesPerSec} B/s`);
+    // The cap's token bucket lets a quarter second's worth through at once (agent/src/bundles/token-bucket.ts); the rest waits for the rate.
+    const fastest = uniqueBytes(b) / ((uniqueBytes(b) - CAP / 4) / CAP);
+    assert.ok(s1.upstreamBytesPerSec <= fastest * 1.1, `the relay's upstream kept to the agent's cap: ${s1.upstreamBytesPerSec} B/s, at most ${Math.round(fastest)} B/s allowed`);
     await waitFor(() => cache().pinnedBundles().length === 0, 5_000, 'unpinned once the prefetch ended');
   });
 
