@@ -8,6 +8,7 @@
  * fetch the bundle (`warm`) and waits for their answers, so the bundle
  * crosses each site's link once before any host asks for it.
  */
+import { uniqueChunkDigests } from '../../../common/src/bundle/manifest.js';
 import type { RelayPins, RelayWarmReport } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
@@ -48,7 +49,7 @@ export class RelayPinning {
       const entry: { count: number; digests: string[] | undefined } = { count: 1, digests: undefined };
       this.pins.set(bundleId, entry);
       void this.bundles.byId(bundleId).then((b) => {
-        entry.digests = b ? [...new Set(b.manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))] : [];
+        entry.digests = b ? uniqueChunkDigests(b.manifest) : [];
         if (this.pins.get(bundleId) === entry) return this.pushAll();
       }).catch((err: unknown) => this.log.warn({ err, bundleId }, 'could not pin a bundle on the relays'));
     }
@@ -100,7 +101,7 @@ export class RelayPinning {
     if (!entry) return [];
     if (entry.digests === undefined) {
       const b = await this.bundles.byId(bundleId);
-      entry.digests = b ? [...new Set(b.manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))] : [];
+      entry.digests = b ? uniqueChunkDigests(b.manifest) : [];
     }
     const answers = relays.map((relay) => new Promise<{ relay: string; report: RelayWarmReport | undefined }>((resolve) => {
       const key = `${relay}/${bundleId}`;
