@@ -240,7 +240,9 @@ export class Controller {
       joinAddresses: () => replicas.joinAddresses(ownAddresses()),
       status: undefined as unknown as ControllerContext['status'], // set below, with the lease
     };
-    ctx.relays = new RelayDirectory(db, ctx.agents, sessions, ca, () => config.agentCertTtlMs, log.child({ part: 'relays' }));
+    ctx.relays = new RelayDirectory(db, ctx.agents, sessions, ca, () => config.agentCertTtlMs, log.child({ part: 'relays' }), bundles);
+    // Prefetches and rollouts pin their bundles on the relays and warm them first (relays/relay-pins.ts).
+    ctx.prefetch.relays = ctx.relays.pins;
     const ownAddresses = () => config.advertise.length > 0
       ? config.advertise
       : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`];
@@ -256,7 +258,7 @@ export class Controller {
     if (presence) ctx.jobs.connectedElsewhere = () => presence.connected();
     ctx.rollouts = new RolloutScheduler({
       store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents, agentUpgrades: ctx.agentUpgrades,
-      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence,
+      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence, relayPins: ctx.relays.pins,
     });
     // Job history past the retention goes when elected and every hour after.
     const sweeping = new JobHistory(fenced);

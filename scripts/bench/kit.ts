@@ -323,6 +323,8 @@ export async function waitConnected(admin: Admin, ids: string[], timeoutMs: numb
  * (build/ is compiled from the work tree, which others may be editing).
  */
 export function sourceVersion(): string {
+  // A run from a copy of build/ (so the work tree can change meanwhile) names the commit it was built from.
+  if (process.env['FERRY_BENCH_SOURCE']) return process.env['FERRY_BENCH_SOURCE'];
   try {
     const git = (...args: string[]) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;

@@ -81,13 +81,18 @@ function writeSynced(path: string, data: Buffer | string, mode = 0o644): void {
 export const imageRef = (i: number, version: string) => `bench.local/ferry/app-${i}:${version}`;
 const layerSeeds = (i: number, changedLayer = -1) => [0, 1, 2].map((l) => (l === changedLayer ? `img${i}-layer${l}-v2` : `img${i}-layer${l}`));
 
-/** Writes package version A under `dir`; returns its total size in bytes. */
-export function writePackage(dir: string, spec: PackageSpec): number {
+/**
+ * Writes package version A under `dir`; returns its total size in bytes.
+ * `variant` (default none) gives every file other bytes of the same shape:
+ * a package that shares no chunk with the default one.
+ */
+export function writePackage(dir: string, spec: PackageSpec, variant = ''): number {
   mkdirSync(join(dir, 'images'), { recursive: true });
   mkdirSync(join(dir, 'bin'), { recursive: true });
   mkdirSync(join(dir, 'manifests'), { recursive: true });
-  for (let i = 1; i <= spec.images; i++) writeSynced(join(dir, 'images', `app-${i}.tar`), imageTar(imageRef(i, '1.0'), spec.layerBytes, layerSeeds(i)));
-  spec.binBytes.forEach((n, k) => writeSynced(join(dir, 'bin', `ferry-tool-${'abc'[k]}`), seededBytes(n, `bin-${k}`), 0o755));
+  const v = (seed: string) => (variant ? `${variant}-${seed}` : seed);
+  for (let i = 1; i <= spec.images; i++) writeSynced(join(dir, 'images', `app-${i}.tar`), imageTar(imageRef(i, '1.0'), spec.layerBytes, layerSeeds(i).map(v)));
+  spec.binBytes.forEach((n, k) => writeSynced(join(dir, 'bin', `ferry-tool-${'abc'[k]}`), seededBytes(n, v(`bin-${k}`)), 0o755));
   writeSynced(join(dir, 'manifests', 'app.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\ndata:\n  images: "${spec.images}"\n`);
   return dirBytes(dir);
 }

@@ -4,12 +4,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleId, generateSigningKey } from '../../common/src/bundle/manifest.js';
 import { BundleState, type BundleProgress } from '../../common/src/gen/ferry/v1/session.js';
-import { silentLogger } from '../../common/src/log.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
-import { Backoff } from '../../agent/src/session/backoff.js';
-import { SessionLoop } from '../../agent/src/session/session-loop.js';
 import { GrpcChunkSource } from '../../agent/src/bundles/grpc-chunk-source.js';
 import { relayCreds } from '../../agent/src/grpc-creds.js';
 import { ErrorCode, type FerryError } from '../../common/src/errors.js';
@@ -18,40 +15,8 @@ import { memBundle, randomFile, type MemBundle } from '../support/bundles.js';
 import { assertConforms, documentedKinds } from '../support/json-docs.js';
 import { jsonLines } from '../support/json-lines.js';
 import { repoRoot, run } from '../support/proc.js';
-import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
-
-/** Chunks.Fetch messages the controller has sent so far (its /metrics counter). */
-async function controllerChunks(c: Controller): Promise<number> {
-  const m = await c.metrics.registry.getSingleMetric('ferry_chunks_served_total')!.get();
-  return m.values.reduce((n, v) => n + v.value, 0);
-}
-
-/** A started session for an enrolled agent, with the relay timings a test needs. */
-function restart(a: TestAgent, opts: { bandwidthBytesPerSec?: number } = {}): TestAgent {
-  a.loop = new SessionLoop({
-    state: a.state, facts: async () => fakeFacts(a.hostname), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-'),
-    relayStallMs: 2_000, relayDownMs: 60_000, relayStatusEveryMs: 200, ...opts,
-  });
-  a.loop.start();
-  return a;
-}
-
-async function enroll(c: Controller, name: string, labels: Record<string, string>, opts: { bandwidthBytesPerSec?: number } = {}): Promise<TestAgent> {
-  return restart(await enrollAgent(c, name, { labels, start: false }), opts);
-}
-
-/** Stages `b` on `a` directly (as a prefetch would); resolves with the last progress report. */
-async function stage(a: TestAgent, b: MemBundle, onProgress: (p: BundleProgress) => void = () => undefined): Promise<BundleProgress> {
-  let last: BundleProgress | undefined;
-  await a.loop.work.stager.stage({ bundleId: bundleId(b.signed), signed: b.signed }, (p) => { last = p; onProgress(p); });
-  return last!;
-}
-
-function uniqueBytes(b: MemBundle): number {
-  let n = 0;
-  for (const d of b.chunks.values()) n += d.length;
-  return n;
-}
+import { cleanup, startController, waitFor, type TestAgent } from '../support/fixtures.js';
+import { controllerChunks, enroll, restart, stage, uniqueBytes } from '../support/relay-agents.js';
 
 describe('site relays: agents pull chunks through their relay and fall back by themselves', function () {
   this.timeout(60_000);

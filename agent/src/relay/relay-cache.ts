@@ -10,8 +10,14 @@
  * (ChunkStore.put), and chunks are served through ServedChunks, which hashes
  * a chunk the first time this process serves it, so a chunk that went bad
  * while the relay was down is dropped and fetched again, not served.
+ *
+ * Chunks of pinned bundles (an unfinished rollout or prefetch needs them;
+ * the controller sends the set) are never evicted, and `warm` fetches a
+ * pinned bundle ahead of the hosts. Upstream fetches share one token
+ * bucket: the agent's bandwidth cap applies to the relay's upstream link,
+ * not to what it serves on the site's network.
  */
-import { stat, utimes } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
@@ -19,7 +25,9 @@ import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
 import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
-import type { ChunkSource } from '../bundles/chunk-source.js';
+import type { ChunkSource, FetchedChunk } from '../bundles/chunk-source.js';
+import { TokenBucket } from '../bundles/token-bucket.js';
+import { MAX_DIGESTS_PER_CALL } from '../../../common/src/bundle/chunk-stream.js';
 
 /** Counters a relay reports (RelayStatus). */
 export interface RelayCacheStats {
@@ -47,15 +55,24 @@ export class RelayCache {
   private readonly pinned = new Map<string, number>();
   readonly pool = new BufferPool(16);
   private readonly counters = { hits: 0, misses: 0, bytesFromUpstream: 0, bytesServed: 0, droppedCorrupt: 0, upstreamBytesPerSec: 0 };
+  /** Pinned bundles (id → its digests) and the union of their digests: never evicted. */
+  private pins = new Map<string, readonly string[]>();
+  private pinnedDigests = new Set<string>();
+  private readonly bucket: TokenBucket;
 
-  private constructor(dir: string, private capacity: number, private readonly upstream: () => ChunkSource & { close(): void }, private readonly log: Logger) {
+  private constructor(dir: string, private capacity: number, private readonly upstream: () => ChunkSource & { close(): void }, private readonly log: Logger, upstreamBytesPerSec: number) {
     this.store = new ChunkStore(dir, { durable: false });
     this.served = new ServedChunks(this.store);
+    this.bucket = new TokenBucket(upstreamBytesPerSec);
   }
 
-  /** Opens the cache in `dir`, indexing what an earlier run left (then trimming it to `capacity`). */
-  static async open(dir: string, capacity: number, upstream: () => ChunkSource & { close(): void }, log: Logger): Promise<RelayCache> {
-    const c = new RelayCache(dir, capacity, upstream, log);
+  /**
+   * Opens the cache in `dir`, indexing what an earlier run left (then
+   * trimming it to `capacity`). `upstreamBytesPerSec` caps upstream fetches
+   * (0: no cap).
+   */
+  static async open(dir: string, capacity: number, upstream: () => ChunkSource & { close(): void }, log: Logger, upstreamBytesPerSec = 0): Promise<RelayCache> {
+    const c = new RelayCache(dir, capacity, upstream, log, upstreamBytesPerSec);
     await c.store.sweepTempFiles(0);
     const found: Array<{ digest: string; size: number; at: number }> = [];
     for await (const digest of c.store.list()) {
@@ -75,6 +92,37 @@ export class RelayCache {
   async resize(capacity: number): Promise<void> {
     this.capacity = capacity;
     await this.evict();
+  }
+
+  /** The controller's pin set (replaces the previous one); chunks no longer pinned may go at the next eviction. */
+  setPins(pins: ReadonlyMap<string, readonly string[]>): void {
+    this.pins = new Map(pins);
+    this.pinnedDigests = new Set([...pins.values()].flat());
+    void this.evict();
+  }
+
+  /** Ids of the pinned bundles (tests, status). */
+  pinnedBundles(): string[] {
+    return [...this.pins.keys()];
+  }
+
+  /**
+   * Fetches every chunk of `digests` the cache lacks (a pinned bundle, ahead
+   * of the hosts), a call of at most MAX_DIGESTS_PER_CALL at a time; the
+   * single flight still holds against agents asking meanwhile. Resolves with
+   * the bytes fetched upstream; rejects with the first chunk that could not
+   * be had. Not counted as hits or misses: no agent asked.
+   */
+  async warm(digests: readonly string[]): Promise<number> {
+    const before = this.counters.bytesFromUpstream;
+    const unique = [...new Set(digests)];
+    for (let i = 0; i < unique.length; i += MAX_DIGESTS_PER_CALL) {
+      const batch = unique.slice(i, i + MAX_DIGESTS_PER_CALL);
+      const missing = batch.filter((d) => !this.lru.has(d) && !this.inFlight.has(d));
+      if (missing.length > 0) this.fetchUpstream(missing);
+      await Promise.all(batch.map((d) => this.inFlight.get(d) ?? Promise.resolve()));
+    }
+    return this.counters.bytesFromUpstream - before;
   }
 
   stats(): RelayCacheStats {
@@ -127,6 +175,39 @@ export class RelayCache {
     }
   }
 
+  /**
+   * The relay host's own stages read through its cache (agent-work.ts), so
+   * the bundle crosses the site's uplink once for the relay and its site
+   * together instead of once more for the relay host itself. Same single
+   * flight as the served path; the bytes are yielded unhashed because the
+   * fallback source hashes every relay chunk it takes.
+   */
+  localSource(): ChunkSource {
+    return { fetch: (digests, signal) => this.fetchLocal(digests, signal) };
+  }
+
+  private async *fetchLocal(digests: string[], signal: AbortSignal): AsyncGenerator<FetchedChunk> {
+    const ready = this.prepare(digests);
+    for (const [i, digest] of digests.entries()) {
+      if (signal.aborted) throw new FerryError(ErrorCode.Cancelled, 'chunk fetch was cancelled');
+      await ready[i];
+      this.pinned.set(digest, (this.pinned.get(digest) ?? 0) + 1);
+      let data: Buffer;
+      try {
+        data = await readFile(this.store.pathOf(digest));
+      } catch (e) {
+        throw new FerryError(ErrorCode.ChunkNotFound, `the local relay cache lost chunk ${digest.slice(0, 12)}: ${(e as Error).message}`);
+      } finally {
+        const n = (this.pinned.get(digest) ?? 1) - 1;
+        if (n <= 0) this.pinned.delete(digest);
+        else this.pinned.set(digest, n);
+      }
+      this.touch(digest, data.length);
+      this.counters.bytesServed += data.length;
+      yield { digest, data };
+    }
+  }
+
   /** Chunks.Recheck: hash the cached copy again; drop it if bad. */
   async recheck(digest: string): Promise<boolean> {
     if (!this.lru.has(digest)) return false;
@@ -161,6 +242,7 @@ export class RelayCache {
         for await (const c of source.fetch(digests, ac.signal)) {
           const w = waiting.get(c.digest);
           if (!w) throw new FerryError(ErrorCode.ChunkDigestMismatch, `upstream sent chunk ${c.digest.slice(0, 80)}, which was not asked for`);
+          await this.bucket.take(c.data.length, ac.signal);
           await this.store.put(c.digest, c.data); // hashes first; a mismatch throws and stores nothing
           this.served.written(c.digest, c.data.length);
           this.counters.bytesFromUpstream += c.data.length;
@@ -210,12 +292,12 @@ export class RelayCache {
     }
   }
 
-  /** Least recently used first, skipping chunks being served or fetched, until under the bound. */
+  /** Least recently used first, skipping chunks being served or fetched and chunks of pinned bundles, until under the bound. */
   private async evict(): Promise<void> {
     if (this.used <= this.capacity) return;
     for (const [digest, size] of this.lru) {
       if (this.used <= this.capacity) break;
-      if (this.pinned.has(digest) || this.inFlight.has(digest)) continue;
+      if (this.pinned.has(digest) || this.inFlight.has(digest) || this.pinnedDigests.has(digest)) continue;
       this.lru.delete(digest);
       this.used -= size;
       await this.store.remove(digest).catch((e: Error) => this.log.warn({ digest, err: e.message }, 'relay: could not evict a chunk'));

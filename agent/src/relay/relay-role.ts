@@ -9,7 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentMessage, RelayCertResponse, RelayRole as RelayRoleMsg, RelayStatus } from '../../../common/src/gen/ferry/v1/session.js';
+import type { AgentMessage, RelayCertResponse, RelayPins, RelayRole as RelayRoleMsg, RelayStatus, RelayWarmReport } from '../../../common/src/gen/ferry/v1/session.js';
 import { asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import { certIdentity, createCsr, exportPrivateKeyPem, generateKeyPair, keyPairFromPem } from '../../../common/src/pki.js';
@@ -30,6 +30,8 @@ export interface RelayRoleOptions {
   upstream: () => ChunkSource & { close(): void };
   /** How often counters are reported while serving (default 5 s). */
   statusEveryMs?: number;
+  /** The agent's bandwidth cap, applied to the relay's upstream fetches (0: none). */
+  upstreamBytesPerSec?: number;
 }
 
 /** See module comment. */
@@ -43,6 +45,10 @@ export class RelayRole {
   private certRequested = false;
   private lastError = '';
   private lastSent = '';
+  /** The controller's last pin set, applied when the cache opens if it came first. */
+  private pins = new Map<string, readonly string[]>();
+  /** Warm-ups running now, by bundle id: a repeated ask (a rollout's prefetch asks per host) joins the running one and gets its own answer. */
+  private readonly warming = new Map<string, Promise<RelayWarmReport>>();
 
   constructor(private readonly o: RelayRoleOptions) {}
 
@@ -60,6 +66,13 @@ export class RelayRole {
     return this.cache;
   }
 
+  /** This host's own cache as a chunk source while it serves as a relay (its own stages use it first), else undefined. */
+  localLink(): { source: ChunkSource; recheck(digests: string[]): Promise<void> } | undefined {
+    const cache = this.cache;
+    if (!this.role || !this.server || !cache) return undefined;
+    return { source: cache.localSource(), recheck: async (ds) => { for (const d of ds) await cache.recheck(d); } };
+  }
+
   /** The controller's word (RelayConfig.role): serve with these settings, or (undefined) stop. */
   apply(role: RelayRoleMsg | undefined): Promise<void> {
     return this.serial(async () => {
@@ -71,13 +84,53 @@ export class RelayRole {
         return;
       }
       try {
-        if (!this.cache) this.cache = await RelayCache.open(join(this.dir, 'cache'), Number(role.cacheBytes), this.o.upstream, this.o.log.child({ part: 'relay-cache' }));
-        else await this.cache.resize(Number(role.cacheBytes));
+        if (!this.cache) {
+          this.cache = await RelayCache.open(join(this.dir, 'cache'), Number(role.cacheBytes), this.o.upstream, this.o.log.child({ part: 'relay-cache' }), this.o.upstreamBytesPerSec ?? 0);
+          this.cache.setPins(this.pins);
+        } else await this.cache.resize(Number(role.cacheBytes));
         await this.ensureServing();
       } catch (e) {
         this.fail(e);
       }
       this.report(true);
+    });
+  }
+
+  /**
+   * The controller's pin set (replaces the last) and the bundles to warm
+   * now: each warm-up is answered with a RelayWarmReport, also when this
+   * host cannot serve (then with the reason), so the controller never
+   * waits on a relay that will not warm.
+   */
+  onPins(m: RelayPins): Promise<void> {
+    return this.serial(async () => {
+      this.pins = new Map(m.pins.map((p) => [p.bundleId, p.digests]));
+      this.cache?.setPins(this.pins);
+      for (const id of m.warmBundleIds) {
+        const running = this.warming.get(id);
+        if (running) {
+          void running.then((value) => this.o.sendNow({ msg: { $case: 'relayWarm', value } }));
+          continue;
+        }
+        const digests = this.pins.get(id);
+        const cache = this.cache;
+        const why = !this.role || !this.server || !cache ? `this host is not serving as a relay${this.lastError ? `: ${this.lastError}` : ''}` : !digests ? 'the bundle to warm is not pinned' : '';
+        if (why) {
+          this.o.sendNow({ msg: { $case: 'relayWarm', value: { bundleId: id, error: why, bytesFromUpstream: 0 } } });
+          continue;
+        }
+        // Not inside serial(): a long warm-up must not hold up role changes or certificates.
+        const warm = cache!.warm(digests!).then(
+          (bytes): RelayWarmReport => ({ bundleId: id, error: '', bytesFromUpstream: bytes }),
+          (e: unknown): RelayWarmReport => ({ bundleId: id, error: asFerryError(e).message, bytesFromUpstream: 0 }),
+        );
+        this.warming.set(id, warm);
+        void warm.then((value) => {
+          this.warming.delete(id);
+          this.o.log.info({ bundleId: id, error: value.error || undefined, bytesFromUpstream: value.bytesFromUpstream }, 'relay warmed a bundle for a prefetch');
+          this.o.sendNow({ msg: { $case: 'relayWarm', value } });
+        });
+      }
     });
   }
 

@@ -70,8 +70,11 @@ export class AgentWork {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
     this.relayHealth = new RelayHealth(o.relayDownMs);
-    this.relay = new RelayRole({ state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.controllerSource(), statusEveryMs: o.relayStatusEveryMs });
-    this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
+    this.relay = new RelayRole({
+      state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.chunkSource(false), statusEveryMs: o.relayStatusEveryMs,
+      upstreamBytesPerSec: o.bandwidthBytesPerSec ?? 0,
+    });
+    this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(true), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
     this.upgrader = new ReleaseUpgrader({
       state: o.state, log: o.log.child({ part: 'upgrade' }), host: o.upgradeHost ?? systemUpgradeHost, defaultWindowMs: o.upgradeWindowMs,
       stage: (req, progress, localFiles) => this.stager.stage(req, progress, undefined, localFiles),
@@ -116,6 +119,9 @@ export class AgentWork {
         break;
       case 'relayCert':
         void this.relay.onCert(m.msg.value);
+        break;
+      case 'relayPins':
+        void this.relay.onPins(m.msg.value);
         break;
       case 'upgrade':
         void this.upgrader.handle(m.msg.value);
@@ -181,20 +187,30 @@ export class AgentWork {
     return GrpcChunkSource.connect(this.o.address(), controllerCreds(loaded.caPem, loaded));
   }
 
-  /** Chunks for one stage: the assigned relays in order, then the controller (relay/fallback-source.ts). */
-  private chunkSource(): ChunkSource & { close(): void } {
+  /**
+   * Chunks for one stage: this host's own relay cache when it is a relay,
+   * the assigned relays in order, then the controller
+   * (relay/fallback-source.ts). A relay's upstream is the same without its
+   * own cache (`withLocal` false): its assigned relays (a region relay in
+   * front of site relays; the controller never assigns a cycle), then the
+   * controller.
+   */
+  private chunkSource(withLocal = true): ChunkSource & { close(): void } {
     const controller = this.controllerSource();
-    if (this.relays.length === 0) return controller;
+    const local = withLocal ? this.relay.localLink() : undefined;
+    if (this.relays.length === 0 && !local) return controller;
     const loaded = this.o.state.load();
-    const links = this.relays.map((r) => {
+    const remote = this.relays.map((r) => {
       const source = GrpcChunkSource.connect(r.address, relayCreds(loaded.caPem, loaded, r.agentId), {}, `relay ${r.agentId}`);
-      return { agentId: r.agentId, address: r.address, source, recheck: async (d: string[]) => { await source.recheck(d); } };
+      return { agentId: r.agentId, address: r.address, source, recheck: async (d: string[]) => { await source.recheck(d); }, close: () => source.close() };
     });
+    // A relay host stages through its own cache first: the site's uplink then carries one copy for it and its hosts.
+    const links = local ? [{ agentId: loaded.identity.agentId, address: 'this host', ...local, close: () => undefined }, ...remote] : remote;
     const fallback = new FallbackChunkSource({ relays: links, controller, health: this.relayHealth, log: this.o.log.child({ part: 'relays' }), stallMs: this.o.relayStallMs });
     return {
       fetch: (digests, signal) => fallback.fetch(digests, signal),
       close: () => {
-        for (const l of links) l.source.close();
+        for (const l of links) l.close();
         controller.close();
       },
     };

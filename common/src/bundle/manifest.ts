@@ -60,6 +60,11 @@ export interface SignedManifest {
   keyId: string;
 }
 
+/** Every chunk digest of a bundle, each once, in manifest order. */
+export function uniqueChunkDigests(m: Pick<BundleManifest, 'files'>): string[] {
+  return [...new Set(m.files.flatMap((f) => f.chunks.map((c) => c.digest)))];
+}
+
 /** JSON with object keys sorted at every level: the canonical form that is signed. */
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) => {

@@ -4,7 +4,7 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { BundleInfo, SigningKeyInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import type { SignedManifest as WireSigned } from '../../../common/src/gen/ferry/v1/common.js';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
-import { bundleId, contentDigest, keyIdOf, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { bundleId, contentDigest, keyIdOf, uniqueChunkDigests, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
 import { assertRelease } from '../../../common/src/bundle/agent-release.js';
@@ -91,7 +91,7 @@ export class BundleStore {
     checkManifest(manifest, 'it was not committed');
     // A bundle named like an agent release must be one hosts can install (agent-release.ts).
     assertRelease(manifest, this.controllerVersion);
-    const digests = [...new Set(manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))];
+    const digests = uniqueChunkDigests(manifest);
     const missing = await this.missing(digests);
     if (missing.length > 0) {
       throw new FerryError(ErrorCode.BundleInvalid, `${missing.length} of ${digests.length} chunks of ${manifest.name}:${manifest.version} are not on the controller (first: ${missing[0]})`,

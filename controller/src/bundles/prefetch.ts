@@ -5,6 +5,7 @@ import type { Logger } from '../../../common/src/log.js';
 import type { Db } from '../store/db.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { BundleStore, StoredBundle } from './bundle-store.js';
+import type { RelayPinning } from '../relays/relay-pins.js';
 
 const STATE_NAMES: Record<number, string> = {
   [BundleState.BUNDLE_STATE_FETCHING]: 'fetching',
@@ -22,6 +23,8 @@ type Listener = (p: BundleProgress) => void;
 export class PrefetchCoordinator {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly lastWrite = new Map<string, number>();
+  /** Site relays (set once the relay directory exists): a prefetch pins its bundle on them and warms them first. */
+  relays: Pick<RelayPinning, 'pin' | 'warm'> | undefined;
 
   constructor(private readonly db: Db, private readonly sessions: SessionRegistry, private readonly bundles: BundleStore, private readonly log: Logger) {}
 
@@ -84,7 +87,13 @@ export class PrefetchCoordinator {
       bytesFetched: 0, error: '', offline: false, final: false,
     });
     const release = this.bundles.lease(bundle.id);
+    const unpin = this.relays?.pin(bundle.id);
     try {
+      // The relays first, then the hosts: each site's link carries the bundle once, at the relay's (capped) upstream rate.
+      const wanted = [];
+      for (const t of targets) if (this.sessions.get(t.agentId) && !(await this.isHeld(t.agentId, bundle.id))) wanted.push(t.agentId);
+      if (this.relays && wanted.length > 0) await this.relays.warm(bundle.id, wanted, signal);
+      if (signal.aborted) return; // cancelled while the relays warmed: no host was asked yet
       await Promise.all(targets.map(async (t) => {
         if (!this.sessions.get(t.agentId)) {
           sink({ ...base(t), state: BundleState.BUNDLE_STATE_FAILED, offline: true, error: 'not connected' });
@@ -120,6 +129,7 @@ export class PrefetchCoordinator {
         });
       }));
     } finally {
+      unpin?.();
       release();
     }
   }

@@ -1,7 +1,7 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { BundleInfo } from '../../../common/src/gen/ferry/v1/admin.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
-import { contentDigest, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
+import { contentDigest, uniqueChunkDigests, verifyManifest, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { locateChunks, readChunk } from '../../../common/src/bundle/builder.js';
 import { ProgressBar } from '../../../common/src/progress.js';
@@ -64,7 +64,7 @@ export async function pushBundle(admin: Admin, signed: SignedManifest, read: Chu
   // The same checks the controller's commit makes, so they fail here and not after the upload.
   const manifest = verifyManifest(signed, keys.map((k) => k.publicPem));
   checkManifest(manifest, 'nothing was sent');
-  const all = [...new Set(manifest.files.flatMap((f) => f.chunks.map((c) => c.digest)))];
+  const all = uniqueChunkDigests(manifest);
   const stored = await storedContent(admin, manifest);
   if (stored) {
     if (stored.digest !== contentDigest(manifest)) {

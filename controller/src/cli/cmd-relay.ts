@@ -32,6 +32,7 @@ function row(r: RelayInfo): string[] {
     s ? `${bytes(s.cacheUsedBytes)}/${bytes(r.cacheBytes)}` : `-/${bytes(r.cacheBytes)}`,
     asked > 0 ? `${Math.round((100 * s!.hits) / asked)}%` : '-',
     s ? bytes(s.bytesFromUpstream) : '-', s ? bytes(s.bytesServed) : '-',
+    s && s.upstreamBytesPerSec > 0 ? `${bytes(s.upstreamBytesPerSec)}/s` : '-',
     r.statusAtMs ? ago(r.statusAtMs) : '-',
   ];
 }
@@ -84,7 +85,7 @@ export async function cmdRelays(args: string[]): Promise<number> {
   try {
     const { relays } = await admin.call(admin.client.listRelays, {});
     if (values.json) writeRecords(relays.map(relayRecord));
-    else process.stdout.write(table([['RELAY', 'SERVES', 'HOSTS', 'ADDRESS', 'CACHE', 'HITS', 'UPSTREAM', 'SERVED', 'REPORTED'], ...relays.map(row)]));
+    else process.stdout.write(table([['RELAY', 'SERVES', 'HOSTS', 'ADDRESS', 'CACHE', 'HITS', 'UPSTREAM', 'SERVED', 'UP RATE', 'REPORTED'], ...relays.map(row)]));
     return Exit.Ok;
   } finally {
     admin.close();

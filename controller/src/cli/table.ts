@@ -230,7 +230,7 @@ const relayCommand: CommandSpec = {
 const relaysCommand: CommandSpec = {
   name: 'relays', summary: 'list site relays with what they serve and their cache',
   subcommands: [{
-    name: 'ls', summary: 'relays, the hosts they serve, cache use, hit ratio, bytes from upstream vs served', shared: true,
+    name: 'ls', summary: 'relays, the hosts they serve, cache use, hit ratio, bytes from upstream vs served, upstream rate', shared: true,
     description: 'Cache figures are the relay\'s last report (every few seconds while it serves); "-" until it made one.',
     flags: { json },
   }],

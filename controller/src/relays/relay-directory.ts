@@ -14,15 +14,25 @@ import type { SessionRegistry } from '../sessions/registry.js';
 import type { AgentRecord, AgentStore } from '../store/agents.js';
 import type { Db } from '../store/db.js';
 import { RelayStore, type RelayRecord } from '../store/relays.js';
+import type { BundleStore } from '../bundles/bundle-store.js';
+import { RelayPinning } from './relay-pins.js';
 
 /** The relays `agent` should use, most preferred first, and its own relay role if it is one. Pure: the rule in one place. */
 export function relayConfigFor(agent: AgentRecord, relays: readonly RelayRecord[], agents: ReadonlyMap<string, AgentRecord>, connected: (id: string) => boolean): RelayConfig {
-  const usable = relays.filter((r) => {
+  const live = relays.filter((r) => {
     const host = agents.get(r.agentId);
-    // A relay is never its own relay, is used only once it reported where it serves, and never once revoked.
-    return r.agentId !== agent.id && r.address !== '' && host !== undefined && host.revokedAt === null
-      && parseSelector(r.serves).matches(agent.labels);
+    // Used only once it reported where it serves, and never once revoked.
+    return r.address !== '' && host !== undefined && host.revokedAt === null;
   });
+  const serves = (r: RelayRecord, id: string) => parseSelector(r.serves).matches(agents.get(id)?.labels ?? {});
+  // A relay's upstream may be another relay (a region relay in front of site relays), never one
+  // that fetches through it, directly or down a chain: that would be a loop.
+  const reaches = (from: string, to: string, seen = new Set<string>()): boolean => {
+    if (from === to) return true;
+    seen.add(from);
+    return live.some((u) => !seen.has(u.agentId) && u.agentId !== from && serves(u, from) && reaches(u.agentId, to, seen));
+  };
+  const usable = live.filter((r) => r.agentId !== agent.id && parseSelector(r.serves).matches(agent.labels) && !reaches(r.agentId, agent.id));
   // Relays with a live session first (more likely up); otherwise in the order they were enabled.
   usable.sort((a, b) => Number(connected(b.agentId)) - Number(connected(a.agentId)));
   const own = relays.find((r) => r.agentId === agent.id);
@@ -38,6 +48,8 @@ export function relayConfigFor(agent: AgentRecord, relays: readonly RelayRecord[
 /** See module comment. One per controller process. */
 export class RelayDirectory {
   readonly store: RelayStore;
+  /** Bundles the relays must keep, and warm-ups before a prefetch (relay-pins.ts). */
+  readonly pins: RelayPinning;
 
   constructor(
     db: Db,
@@ -46,8 +58,26 @@ export class RelayDirectory {
     private readonly ca: CertificateAuthority,
     private readonly certTtlMs: () => number,
     private readonly log: Logger,
+    bundles: Pick<BundleStore, 'byId'>,
   ) {
     this.store = new RelayStore(db);
+    this.pins = new RelayPinning({
+      relayIds: async () => (await this.store.list()).map((r) => r.agentId),
+      firstRelaysOf: (ids) => this.firstRelaysOf(ids),
+    }, bundles, sessions, log);
+  }
+
+  /** The relay each of `agentIds` prefers now (its first assigned one), without repeats. */
+  async firstRelaysOf(agentIds: readonly string[]): Promise<string[]> {
+    const [relays, all] = await Promise.all([this.store.list(), this.agents.list(true)]);
+    const byId = new Map(all.map((a) => [a.id, a]));
+    const out = new Set<string>();
+    for (const id of agentIds) {
+      const a = byId.get(id);
+      const first = a && relayConfigFor(a, relays, byId, (x) => Boolean(this.sessions.get(x))).relays[0];
+      if (first) out.add(first.agentId);
+    }
+    return [...out];
   }
 
   /** Sends every connected agent its assignment (after any change that may alter one). */
@@ -70,6 +100,7 @@ export class RelayDirectory {
     const byId = new Map(all.map((a) => [a.id, a]));
     const a = byId.get(agentId);
     if (a) s.send({ msg: { $case: 'relays', value: relayConfigFor(a, relays, byId, (id) => Boolean(this.sessions.get(id))) } });
+    await this.pins.push(agentId);
   }
 
   /** A relay's report: stored for `ferry relays ls`; a new address is pushed to the hosts it serves. */

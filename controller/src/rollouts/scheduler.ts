@@ -36,6 +36,8 @@ export interface SchedulerDeps {
   prefetch: Pick<PrefetchCoordinator, 'run'>;
   plans: Pick<PlanStore, 'require' | 'byId' | 'jobBundles'>;
   bundles: Pick<BundleStore, 'lease' | 'byId' | 'list'>;
+  /** Site relays keep an unfinished rollout's bundles (relays/relay-pins.ts); absent in unit tests. */
+  relayPins?: { pin(bundleId: string): () => void };
   agents: Pick<AgentStore, 'list' | 'get'>;
   /** Agent self-upgrade outcomes, for rollouts of `ferry agents upgrade` (upgrade-hosts.ts). */
   agentUpgrades: Pick<AgentUpgradeStore, 'forUpgradePrefix'> & { onChange?: (r: AgentUpgradeRecord) => void };
@@ -200,7 +202,10 @@ export class RolloutScheduler {
     if (!stored) throw new FerryError(ErrorCode.NotFound, `rollout ${id} is not in the store`, 'list rollouts with `ferry rollout ls`');
     const dispatch = info ?? (await dispatchInfo(this.deps, stored));
     const a = new ActiveRollout(stored, dispatch, await this.store.lastSeq(id), this.store, (ev) => this.emit(ev.rolloutId, ev), this.clock);
-    for (const b of stored.bundles) a.hold(this.deps.bundles.lease(b.bundleId));
+    for (const b of stored.bundles) {
+      a.hold(this.deps.bundles.lease(b.bundleId));
+      if (this.deps.relayPins) a.hold(this.deps.relayPins.pin(b.bundleId));
+    }
     this.active.set(id, a);
     // An upgrade's running hosts are finished from agent_upgrades by the next pass (collectResults), or sent again when they connect.
     if (dispatch.upgrade) {

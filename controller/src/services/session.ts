@@ -78,6 +78,9 @@ export function sessionService(ctx: ControllerContext): AgentSessionServer {
         case 'relayStatus':
           await ctx.relays.onStatus(conn.agentId, m.msg.value);
           break;
+        case 'relayWarm':
+          ctx.relays.pins.onWarmReport(conn.agentId, m.msg.value);
+          break;
         default:
           break;
       }

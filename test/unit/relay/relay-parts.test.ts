@@ -165,3 +165,77 @@ describe('agent/relay/relay-cache: bounded, least recently used out, one upstrea
     assert.ok(!existsSync(second.store.pathOf(ds[1]!)));
   });
 });
+
+describe('agent/relay/relay-cache: pinned bundles, warm-ups, the upstream cap, the relay host\'s own stages', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'ferry-relay-pins-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const read = async (cache: RelayCache, ds: string[]) => {
+    const ready = cache.prepare(ds);
+    return Promise.all(ds.map((d, i) => cache.read(d, ready[i]!)));
+  };
+  const held = (c: RelayCache, ds: string[]) => ds.filter((d) => existsSync(c.store.pathOf(d)));
+
+  it('a small cache under pressure: the pinned bundle survives, unpinned chunks go; unpinned, it goes too', async () => {
+    const data = chunks(8, 1000);
+    const ds = [...data.keys()];
+    const pinned = ds.slice(0, 3);
+    const cache = await RelayCache.open(dir, 4000, () => new MemSource(data), silentLogger());
+    cache.setPins(new Map([['b-pinned', pinned]]));
+    await read(cache, pinned); // the oldest chunks: first in line without the pin
+    for (const d of ds.slice(3)) await read(cache, [d]); // five more chunks through a 4-chunk cache
+    assert.deepEqual(held(cache, pinned), pinned, 'every chunk of the pinned bundle is still there');
+    assert.deepEqual(held(cache, ds.slice(3)), [ds[7]], 'unpinned chunks were evicted, least recently used first');
+    assert.equal(cache.stats().usedBytes, 4000);
+    assert.deepEqual(cache.pinnedBundles(), ['b-pinned']);
+    cache.setPins(new Map());
+    await read(cache, ds.slice(3, 4));
+    assert.deepEqual(held(cache, pinned), pinned.slice(1), 'no longer pinned: its oldest chunk is the first to go under the next pressure');
+    assert.equal(cache.stats().usedBytes, 4000);
+  });
+
+  it('warm fetches each missing chunk once, in calls of at most 256, and counts no hit or miss', async () => {
+    const data = chunks(300, 100);
+    const ds = [...data.keys()];
+    const up = new MemSource(data);
+    const cache = await RelayCache.open(dir, 1 << 20, () => up, silentLogger());
+    await read(cache, ds.slice(0, 10));
+    const before = cache.stats();
+    const bytes = await cache.warm([...ds, ...ds.slice(0, 5)]);
+    assert.equal(bytes, 290 * 100, 'only what was missing came from upstream');
+    assert.deepEqual(up.asked.slice(1).map((a) => a.length), [246, 44], 'per call of 256 digests, the missing ones');
+    assert.equal(cache.stats().hits + cache.stats().misses, before.hits + before.misses);
+    await read(cache, ds);
+    assert.equal(up.asked.length, 3, 'then every request is a hit');
+    assert.equal(cache.stats().hits - before.hits, 300);
+  });
+
+  it('a warm-up whose upstream fails rejects, naming the chunk', async () => {
+    const data = chunks(3, 100);
+    const cache = await RelayCache.open(dir, 1 << 20, () => new MemSource(data, { deliver: 1, then: 'fail' }), silentLogger());
+    await assert.rejects(cache.warm([...data.keys()]), /could not get chunk .* from upstream: connection dropped/);
+    assert.equal(cache.stats().chunks, 1, 'the chunk that arrived is kept');
+  });
+
+  it('the agent\'s bandwidth cap holds the relay\'s upstream fetches', async () => {
+    const data = chunks(4, 100_000);
+    const cache = await RelayCache.open(dir, 1 << 20, () => new MemSource(data), silentLogger(), 1_000_000);
+    const t0 = performance.now();
+    await cache.warm([...data.keys()]);
+    // 400 kB at 1 MB/s from an empty bucket: at least 0.4 s less the first chunk's 0.1 s debt allowance.
+    assert.ok(performance.now() - t0 >= 300, `took ${performance.now() - t0} ms`);
+  });
+
+  it('the relay host stages through its own cache: the same single flight, counted as served', async () => {
+    const data = chunks(4, 1000);
+    const ds = [...data.keys()];
+    const up = new MemSource(data);
+    const cache = await RelayCache.open(dir, 1 << 20, () => up, silentLogger());
+    const [local] = await Promise.all([collect(cache.localSource(), ds), read(cache, ds)]);
+    assert.deepEqual(local.map((c) => c.digest), ds);
+    for (const c of local) assert.equal(sha(c.data), c.digest);
+    assert.deepEqual(up.asked, [ds], 'one upstream fetch for the host itself and an agent asking at once');
+    assert.equal(cache.stats().bytesServed, 2 * 4000);
+  });
+});

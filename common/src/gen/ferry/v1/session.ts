@@ -233,6 +233,7 @@ export interface AgentMessage {
     | { $case: "upgradeReport"; value: AgentUpgradeReport }
     | { $case: "relayCertRequest"; value: RelayCertRequest }
     | { $case: "relayStatus"; value: RelayStatus }
+    | { $case: "relayWarm"; value: RelayWarmReport }
     | undefined;
 }
 
@@ -248,6 +249,7 @@ export interface ControllerMessage {
     | { $case: "upgrade"; value: AgentUpgrade }
     | { $case: "relays"; value: RelayConfig }
     | { $case: "relayCert"; value: RelayCertResponse }
+    | { $case: "relayPins"; value: RelayPins }
     | undefined;
 }
 
@@ -301,6 +303,35 @@ export interface RelayCertResponse {
   certPem: string;
   /** Why none was issued (the host is not an enabled relay). */
   error: string;
+}
+
+/**
+ * To a relay: the bundles whose chunks it must not evict because an
+ * unfinished rollout or prefetch needs them (the whole set: it replaces the
+ * previous one), and which of them to fetch now, ahead of the hosts.
+ */
+export interface RelayPins {
+  pins: RelayPin[];
+  /**
+   * Bundle ids (each also in pins) to fetch into the cache now; the relay
+   * answers each with a RelayWarmReport.
+   */
+  warmBundleIds: string[];
+}
+
+export interface RelayPin {
+  bundleId: string;
+  /** Every chunk digest of the bundle. */
+  digests: string[];
+}
+
+/** A relay finished warming a bundle (all its chunks cached), or could not. */
+export interface RelayWarmReport {
+  bundleId: string;
+  /** Why not every chunk is cached; empty on success. */
+  error: string;
+  /** Bytes fetched from upstream for it (chunks already cached cost nothing). */
+  bytesFromUpstream: number;
 }
 
 /** What a relay reports about itself, on start and every few seconds while it serves. */
@@ -724,6 +755,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "relayStatus":
         RelayStatus.encode(message.msg.value, writer.uint32(90).fork()).join();
         break;
+      case "relayWarm":
+        RelayWarmReport.encode(message.msg.value, writer.uint32(98).fork()).join();
+        break;
     }
     return writer;
   },
@@ -821,6 +855,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "relayStatus", value: RelayStatus.decode(reader, reader.uint32()) };
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.msg = { $case: "relayWarm", value: RelayWarmReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -867,6 +909,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "relayStatus", value: RelayStatus.fromJSON(object.relayStatus) }
         : isSet(object.relay_status)
         ? { $case: "relayStatus", value: RelayStatus.fromJSON(object.relay_status) }
+        : isSet(object.relayWarm)
+        ? { $case: "relayWarm", value: RelayWarmReport.fromJSON(object.relayWarm) }
+        : isSet(object.relay_warm)
+        ? { $case: "relayWarm", value: RelayWarmReport.fromJSON(object.relay_warm) }
         : undefined,
     };
   },
@@ -893,6 +939,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.relayCertRequest = RelayCertRequest.toJSON(message.msg.value);
     } else if (message.msg?.$case === "relayStatus") {
       obj.relayStatus = RelayStatus.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "relayWarm") {
+      obj.relayWarm = RelayWarmReport.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -963,6 +1011,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         }
         break;
       }
+      case "relayWarm": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "relayWarm", value: RelayWarmReport.fromPartial(object.msg.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -1004,6 +1058,9 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         break;
       case "relayCert":
         RelayCertResponse.encode(message.msg.value, writer.uint32(90).fork()).join();
+        break;
+      case "relayPins":
+        RelayPins.encode(message.msg.value, writer.uint32(98).fork()).join();
         break;
     }
     return writer;
@@ -1102,6 +1159,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
             message.msg = { $case: "relayCert", value: RelayCertResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.msg = { $case: "relayPins", value: RelayPins.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1144,6 +1209,10 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
         ? { $case: "relayCert", value: RelayCertResponse.fromJSON(object.relayCert) }
         : isSet(object.relay_cert)
         ? { $case: "relayCert", value: RelayCertResponse.fromJSON(object.relay_cert) }
+        : isSet(object.relayPins)
+        ? { $case: "relayPins", value: RelayPins.fromJSON(object.relayPins) }
+        : isSet(object.relay_pins)
+        ? { $case: "relayPins", value: RelayPins.fromJSON(object.relay_pins) }
         : undefined,
     };
   },
@@ -1170,6 +1239,8 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       obj.relays = RelayConfig.toJSON(message.msg.value);
     } else if (message.msg?.$case === "relayCert") {
       obj.relayCert = RelayCertResponse.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "relayPins") {
+      obj.relayPins = RelayPins.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -1237,6 +1308,12 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
       case "relayCert": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "relayCert", value: RelayCertResponse.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "relayPins": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "relayPins", value: RelayPins.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1702,6 +1779,293 @@ export const RelayCertResponse: MessageFns<RelayCertResponse> = {
     const message = createBaseRelayCertResponse();
     message.certPem = object.certPem ?? "";
     message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayPins(): RelayPins {
+  return { pins: [], warmBundleIds: [] };
+}
+
+export const RelayPins: MessageFns<RelayPins> = {
+  encode(message: RelayPins, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.pins) {
+      RelayPin.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.warmBundleIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayPins {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayPins();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pins.push(RelayPin.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.warmBundleIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayPins {
+    return {
+      pins: globalThis.Array.isArray(object?.pins) ? object.pins.map((e: any) => RelayPin.fromJSON(e)) : [],
+      warmBundleIds: globalThis.Array.isArray(object?.warmBundleIds)
+        ? object.warmBundleIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.warm_bundle_ids)
+        ? object.warm_bundle_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RelayPins): unknown {
+    const obj: any = {};
+    if (message.pins?.length) {
+      obj.pins = message.pins.map((e) => RelayPin.toJSON(e));
+    }
+    if (message.warmBundleIds?.length) {
+      obj.warmBundleIds = message.warmBundleIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayPins>, I>>(base?: I): RelayPins {
+    return RelayPins.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayPins>, I>>(object: I): RelayPins {
+    const message = createBaseRelayPins();
+    message.pins = object.pins?.map((e) => RelayPin.fromPartial(e)) || [];
+    message.warmBundleIds = object.warmBundleIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRelayPin(): RelayPin {
+  return { bundleId: "", digests: [] };
+}
+
+export const RelayPin: MessageFns<RelayPin> = {
+  encode(message: RelayPin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    for (const v of message.digests) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayPin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayPin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digests.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayPin {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      digests: globalThis.Array.isArray(object?.digests) ? object.digests.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: RelayPin): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.digests?.length) {
+      obj.digests = message.digests;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayPin>, I>>(base?: I): RelayPin {
+    return RelayPin.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayPin>, I>>(object: I): RelayPin {
+    const message = createBaseRelayPin();
+    message.bundleId = object.bundleId ?? "";
+    message.digests = object.digests?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRelayWarmReport(): RelayWarmReport {
+  return { bundleId: "", error: "", bytesFromUpstream: 0 };
+}
+
+export const RelayWarmReport: MessageFns<RelayWarmReport> = {
+  encode(message: RelayWarmReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bundleId !== "") {
+      writer.uint32(10).string(message.bundleId);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.bytesFromUpstream !== 0) {
+      writer.uint32(24).uint64(message.bytesFromUpstream);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayWarmReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayWarmReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bundleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesFromUpstream = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayWarmReport {
+    return {
+      bundleId: isSet(object.bundleId)
+        ? globalThis.String(object.bundleId)
+        : isSet(object.bundle_id)
+        ? globalThis.String(object.bundle_id)
+        : "",
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      bytesFromUpstream: isSet(object.bytesFromUpstream)
+        ? globalThis.Number(object.bytesFromUpstream)
+        : isSet(object.bytes_from_upstream)
+        ? globalThis.Number(object.bytes_from_upstream)
+        : 0,
+    };
+  },
+
+  toJSON(message: RelayWarmReport): unknown {
+    const obj: any = {};
+    if (message.bundleId !== "") {
+      obj.bundleId = message.bundleId;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.bytesFromUpstream !== 0) {
+      obj.bytesFromUpstream = Math.round(message.bytesFromUpstream);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayWarmReport>, I>>(base?: I): RelayWarmReport {
+    return RelayWarmReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayWarmReport>, I>>(object: I): RelayWarmReport {
+    const message = createBaseRelayWarmReport();
+    message.bundleId = object.bundleId ?? "";
+    message.error = object.error ?? "";
+    message.bytesFromUpstream = object.bytesFromUpstream ?? 0;
     return message;
   },
 };
