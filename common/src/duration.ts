@@ -20,10 +20,13 @@ export function parseDuration(text: string, what = 'duration'): number {
   return Math.round(total);
 }
 
-/** Formats milliseconds compactly for people: 950ms, 12.3s, 4m10s, 2h5m. */
+/**
+ * Formats milliseconds compactly for people: 950ms, 12.3s, 4m10s, 2m, 2h5m, 1h.
+ * A zero last unit is left out, so a configured `2m` reads back as `2m`.
+ */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
-  return `${Math.floor(ms / 3_600_000)}h${Math.round((ms % 3_600_000) / 60_000)}m`;
+  const [big, unit, small, smallUnit] = ms < 3_600_000 ? [Math.floor(ms / 60_000), 'm', Math.round((ms % 60_000) / 1000), 's'] : [Math.floor(ms / 3_600_000), 'h', Math.round((ms % 3_600_000) / 60_000), 'm'];
+  return small === 0 ? `${big}${unit}` : `${big}${unit}${small}${smallUnit}`;
 }

@@ -119,7 +119,7 @@ describe('e2e: ferry agents upgrade as a rollout on simulated hosts', function (
     // Its log in the rollout: staged, switched, rolled back, then the new version's last lines.
     const logs = (await ferry('rollout', 'logs', id, '--host', failed.hostname)).stdout;
     assert.match(logs, /^upgrade 0\.0\.9 → 0\.0\.10: staging the release\nupgrade 0\.0\.9 → 0\.0\.10: release staged and verified: [\d.]+ MiB fetched of [\d.]+ MiB/);
-    assert.match(logs, /\nupgrade 0\.0\.9 → 0\.0\.10: switched to 0\.0\.10; restarting through systemd; it must reconnect within 30 s or 0\.0\.9 is restored\n/);
+    assert.match(logs, /\nupgrade 0\.0\.9 → 0\.0\.10: switched to 0\.0\.10; restarting through systemd; it must reconnect within 30\.0s or 0\.0\.9 is restored\n/);
     assert.match(logs, /\nupgrade 0\.0\.9 → 0\.0\.10 rolled-back \(UPGRADE_ROLLED_BACK\): .*the new version exited.*\nlast log lines of 0\.0\.10:\n(\| .*\n)*\| .*panic: this agent was built with --test-fail-start/s);
     // The host is back on 0.0.9 and connected.
     await waitFor(async () => (await agents()).every((a) => a.connected && a.agentVersion === '0.0.9'), 60_000, 'rolled back to 0.0.9');

@@ -83,7 +83,7 @@ describe('disaster recovery: backup, destroy, restore, agents reconnect', functi
     const before = agents.slice(0, 2);
     await waitFor(() => before.every((a) => c!.ctx.sessions.get(a.id) !== undefined), 30_000, 'agents reconnected to the restored controller');
     // Reconnected with the identities they had: no enrollment happened.
-    const enrolled = (await c.metrics.scrape()).body.match(/^ferry_enrollments_total\{outcome="enrolled",code=""\} (\d+)$/m);
+    const enrolled = (await c.metrics.scrape()).body.match(/^ferry_enrollments_total\{outcome="enrolled",code=""(?:,replica="[^"]*")?\} (\d+)$/m);
     assert.equal(enrolled?.[1], '0');
     assert.deepEqual((await c.ctx.agents.list()).map((a) => a.id).sort(), before.map((a) => a.id).sort());
     assert.equal((await c.ctx.agents.get(before[0]!.id))?.labels['site'], 'plant-7');

@@ -11,6 +11,7 @@
 import { existsSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { platformArch } from '../../../common/src/arch.js';
+import { formatDuration } from '../../../common/src/duration.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import { fsyncDir, writeFileAtomic, writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
 import { FERRY_VERSION, versionProblem } from '../../../common/src/version.js';
@@ -179,7 +180,7 @@ export async function startUpgrade(o: StartUpgradeOptions): Promise<StartedUpgra
   await pointLink(link, pending.toBinary);
   const switchedAtMs = now();
   const switched: PendingUpgrade = { ...pending, phase: 'switched', switchedAtMs, deadlineMs: switchedAtMs + windowMs };
-  const restarting: LastUpgrade = { ...inProgress, reason: `switched to ${to}; restarting through systemd; it must reconnect within ${Math.round(windowMs / 1000)} s or ${from} is restored`, atMs: switchedAtMs };
+  const restarting: LastUpgrade = { ...inProgress, reason: `switched to ${to}; restarting through systemd; it must reconnect within ${formatDuration(windowMs)} or ${from} is restored`, atMs: switchedAtMs };
   updateUpgradeState(o.stateDir, (d) => ({ ...d, pending: switched, last: restarting }));
   // Told before the restart, which may end this process before anything after systemd-run runs.
   o.onSwitched?.(restarting);

@@ -10,6 +10,7 @@
  * which reports the rollback in its hello.
  */
 import type { Clock } from '../../../common/src/clock.js';
+import { formatDuration } from '../../../common/src/duration.js';
 import { ErrorCode } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import { removeGuard } from './guard.js';
@@ -36,7 +37,6 @@ function exited(st: UnitState, baseRestarts: number): boolean {
   return st.nRestarts > baseRestarts || st.activeState === 'failed' || st.activeState === 'inactive' || st.subState === 'auto-restart';
 }
 
-const fmt = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`);
 
 /** Watches the upgrade in upgrade/state.json to its end (see the module comment). */
 export async function watchUpgrade(o: WatchOptions): Promise<WatchResult> {
@@ -68,7 +68,7 @@ export async function watchUpgrade(o: WatchOptions): Promise<WatchResult> {
       return rollback(o, p, `the new version exited (${st.activeState}/${st.subState}, exit status ${st.execMainStatus || '?'}, restarts ${st.nRestarts - base})`);
     }
     if (o.clock.now() >= (d.pending.deadlineMs ?? 0)) {
-      return rollback(o, p, `the new version did not reconnect to the controller and pass its self-check within ${fmt(p.windowMs)}`);
+      return rollback(o, p, `the new version did not reconnect to the controller and pass its self-check within ${formatDuration(p.windowMs)}`);
     }
     await o.clock.sleep(pollMs);
   }

@@ -87,7 +87,7 @@ describe('rollout scheduling decisions', () => {
     apply(r, decide(r, world({ now: 0 })), 0);
     const early = decide(r, world({ now: 59_999, offline: ['h1'] }));
     assert.deepEqual(kinds(early), ['start:h0', 'hold:h1']);
-    assert.match((early[1] as { message: string }).message, /offline: waiting up to 1m0s/);
+    assert.match((early[1] as { message: string }).message, /offline: waiting up to 1m/);
     apply(r, early, 59_999);
     finishHost(r, 'h0', 'succeeded');
     const late = decide(r, world({ now: 60_000, offline: ['h1'] }));

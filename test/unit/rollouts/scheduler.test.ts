@@ -187,7 +187,7 @@ describeStores('rollout scheduler (real store and job coordinator, fake agents)'
     assert.deepEqual(snap.waves.map((w) => [w.startedAtMs - t0, w.finishedAtMs - t0]), [[0, 3000], [603_000, 605_000], [-t0, -t0]]);
     assert.deepEqual(snap.waves.map((w) => w.state), ['done', 'aborted', 'cancelled']);
     const frame = renderFrame(snap, f.clock.now()).join('\n');
-    assert.match(frame, /wave 1 .* 1\/1 +done +1 succeeded ran 3\.0s, then waited 10m0s for approval/);
+    assert.match(frame, /wave 1 .* 1\/1 +done +1 succeeded ran 3\.0s, then waited 10m for approval/);
     assert.match(frame, /wave 2 .* 0\/1 +aborted +1 cancelled ran 2\.0s\n/);
     assert.match(frame, /wave 3 .* 0\/1 +cancelled 1 cancelled\n/);
     assert.deepEqual(snap.info!.counts, [{ state: 'succeeded', count: 1 }, { state: 'cancelled', count: 2 }]);

@@ -103,7 +103,7 @@ describe('wait.for', () => {
     assert.equal(file.status, 'unchanged');
     const check = await waitForExecutor.run(args({ file: '/run/other' }), withCtx(t, { check: true }));
     assert.equal(check.status, 'changed');
-    assert.match(check.message, /^check mode: file \/run\/other not ready yet \(does not exist\); would wait up to 1m0s/);
+    assert.match(check.message, /^check mode: file \/run\/other not ready yet \(does not exist\); would wait up to 1m/);
   });
 
   it('stops when ctx.signal is aborted', async () => {
