@@ -104,22 +104,6 @@ describe('a rollout across three replicas (in-process, one PostgreSQL database)'
     }
   });
 
-  it('ferry exec through one replica runs on the hosts connected to it and names the replica boundary for the others (it never runs them from the store)', async () => {
-    const asked = 0;
-    const mine = agents.filter((a) => holding(a.id) === cs[asked]);
-    const others = agents.filter((a) => holding(a.id) && holding(a.id) !== cs[asked]);
-    assert.ok(mine.length > 0 && others.length > 0, 'hosts on the replica asked and on others');
-    const finished = new Map<string, { exitCode: number; offline: boolean; error: string }>();
-    const summary = await cs[asked]!.ctx.exec.run({ selector: '', hosts: [], all: true, argv: ['sh', '-c', 'echo exec-here'], timeoutMs: 10_000, concurrency: 0, env: {}, cwd: '' }, 'test',
-      agents.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (ev.event?.$case === 'finished') finished.set(ev.event.value.hostname, ev.event.value); }, new AbortController().signal);
-    assert.deepEqual({ succeeded: summary.succeeded, offline: summary.offline }, { succeeded: mine.length, offline: others.length });
-    for (const a of mine) assert.deepEqual([finished.get(a.hostname)?.exitCode, finished.get(a.hostname)?.offline], [0, false], a.hostname);
-    for (const a of others) {
-      assert.equal(finished.get(a.hostname)?.offline, true, a.hostname);
-      assert.match(finished.get(a.hostname)!.error, /connected to another controller replica: ferry exec reaches only the hosts connected to the replica asked .*use ferry run/);
-    }
-  });
-
   /** Runs a plan through replica `i` on every host; `onEvent` sees each event; resolves with all of them when the call ends. */
   function runOn(i: number, plan: string, onEvent: (ev: JobEvent, cancel: () => void) => void = () => undefined): Promise<JobEvent[]> {
     const evs: JobEvent[] = [];
