@@ -45,10 +45,10 @@ describe('exec runner: job ids journaled across agent restarts', () => {
     assert.deepEqual(restarted.runner.jobIds(), []);
   });
 
-  it('does not run a command whose id it cannot journal (it could not refuse it after a restart)', () => {
+  it('does not run a command whose id it cannot journal (it could not refuse it after a restart)', function () {
+    if (process.getuid?.() === 0) this.skip(); // root writes through the mode bits: the failure cannot be made here
     const { runner, sent } = agentProcess(dir);
     chmodSync(join(dir, 'jobs', 'done'), 0o500);
-    if (process.getuid?.() === 0) return; // root writes anyway: nothing to show
     runner.start({ jobId: 'j-x-2', argv: ['true'], timeoutMs: 10_000, env: {}, cwd: '' });
     const [r] = results(sent);
     assert.equal(r?.status, 'failed');
