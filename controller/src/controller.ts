@@ -48,6 +48,7 @@ import { ReplicaRegistry } from './ha/replicas.js';
 import { SessionPresence } from './ha/presence.js';
 import { JobMailbox } from './jobs/job-mailbox.js';
 import { UpgradeMailbox } from './rollouts/upgrade-mailbox.js';
+import { RolloutCommands } from './rollouts/rollout-commands.js';
 import { agentArch, UpgradeHosts } from './rollouts/upgrade-hosts.js';
 import { controllerStatus } from './ha/controller-status.js';
 import { claimSharedChunkDir } from './ha/shared-chunks.js';
@@ -290,6 +291,13 @@ export class Controller {
     const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' }), undefined, upgradeMail) : undefined;
     mailbox?.start();
     opened.push(() => mailbox?.stop());
+    // Rollout changes asked through a replica that is not the scheduler are applied by the one that is (rollouts/rollout-commands.ts).
+    if (shared) {
+      const commands = new RolloutCommands({ db, fenced, scheduler: ctx.rollouts, replicaId, log: log.child({ part: 'rollout-commands' }) });
+      ctx.rolloutCommands = commands;
+      commands.start();
+      opened.push(() => commands.stop());
+    }
 
     // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
     opened.push(() => leadership!.stop());
@@ -420,6 +428,7 @@ export class Controller {
     // lease after its ttl, presence when the agents reconnect).
     await step('store hand-over', (async () => {
       await this.mailbox?.stop();
+      await this.ctx.rolloutCommands?.stop();
       await this.leadership.stop();
       await this.presence?.stop();
       await this.replicas.remove().catch(() => undefined);
