@@ -203,6 +203,24 @@ describeStores('job sequencer (exec and plan jobs, one rule)', function (store) 
     assert.equal((await jobs.hostJob(ex.jobId))?.state, 'lost');
   });
 
+  it('a controller restarted with an exec start undelivered sends it again within the command\'s timeout, never after it (the host would run it late)', async () => {
+    const first = new RecordingSession('a');
+    sessions.attach(first);
+    const ex = await startJob('exec', first); // timeout 60 s
+    const createdAt = Number((await db.get<{ created_at: number }>('SELECT created_at FROM jobs WHERE id = (SELECT job_id FROM job_hosts WHERE host_job_id = ?)', [ex.jobId]))!.created_at);
+    sessions.detach(first);
+    // Two restarted controllers (nothing in memory), one a minute on, one past the timeout and its grace.
+    for (const [after, resent] of [[60_000, true], [90_001, false]] as const) {
+      const later = new SessionRegistry();
+      const restarted = new JobCoordinator(db, later, silentLogger(), undefined, new ManualClock(createdAt + after));
+      const s = new RecordingSession('a');
+      later.attach(s);
+      await restarted.onHello('a', []);
+      assert.deepEqual(s.starts(), resent ? [ex.jobId] : [], `${after} ms after the start`);
+    }
+    assert.equal((await jobs.hostJob(ex.jobId))?.state, 'lost', 'given up on past the timeout');
+  });
+
   it('an exec job started on one replica for a host on another is delivered by that replica\'s mailbox and followed back in order, once', async () => {
     const sessionsY = new SessionRegistry();
     const y = new JobCoordinator(db, sessionsY, silentLogger());

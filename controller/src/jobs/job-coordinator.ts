@@ -67,7 +67,7 @@ export class JobCoordinator {
   private readonly jobLog: StoreJobLog;
 
   /** Dispatch of recent jobs by job id (immutable once written), so a wave of starts reads it once. */
-  private readonly dispatchCache = new Map<string, JobDispatch>();
+  private readonly dispatchCache = new Map<string, { d: JobDispatch; createdAt: number }>();
   /** Agents with a session on another replica (the store's presence); none with one controller. */
   connectedElsewhere: () => Promise<Set<string>> = async () => new Set();
 
@@ -78,17 +78,23 @@ export class JobCoordinator {
     this.sequencer = new JobSequencer(sessions, log, [this.jobLog], metrics, (job) => this.rebuildStart(job));
   }
 
-  /** A host job's start made again from its jobs row (jobs created before migration 14 have none: undefined). */
+  /**
+   * A host job's start made again from its jobs row (jobs created before
+   * migration 14 have none: undefined). An ad-hoc command past its timeout
+   * and grace is not made again either: its operator has been told it was
+   * lost (or has left), and a host back after that must not run it late.
+   */
   async rebuildStart(job: { jobId: string; runId: string }): Promise<JobStart | undefined> {
-    let d = this.dispatchCache.get(job.runId);
-    if (!d) {
-      const row = await this.db.get<{ dispatch: string }>('SELECT dispatch FROM jobs WHERE id = ?', [job.runId]);
+    let c = this.dispatchCache.get(job.runId);
+    if (!c) {
+      const row = await this.db.get<{ dispatch: string; created_at: number }>('SELECT dispatch, created_at FROM jobs WHERE id = ?', [job.runId]);
       if (!row?.dispatch) return undefined;
-      d = JSON.parse(row.dispatch) as JobDispatch;
+      c = { d: JSON.parse(row.dispatch) as JobDispatch, createdAt: Number(row.created_at) };
       if (this.dispatchCache.size >= 100) this.dispatchCache.clear();
-      this.dispatchCache.set(job.runId, d);
+      this.dispatchCache.set(job.runId, c);
     }
-    return this.jobStart(job.jobId, d);
+    if ('exec' in c.d && this.clock.now() > c.createdAt + c.d.exec.timeoutMs + TIMEOUT_GRACE_MS) return undefined;
+    return this.jobStart(job.jobId, c.d);
   }
 
   /**
