@@ -51,7 +51,7 @@ export class JobSequencer {
   }
 
   /** Records a new job in `log` and sends its start to the agent (if connected; otherwise hello reconciles it). */
-  start(log: JobLog, job: Omit<HeldJob, 'kind' | 'nextSeq' | 'state'>, start: JobStart, listener: JobListener): Promise<void> {
+  start(log: JobLog, job: Omit<HeldJob, 'nextSeq' | 'state'>, start: JobStart, listener: JobListener): Promise<void> {
     return this.serial(job.jobId, async () => {
       const held: HeldJob = { ...job, nextSeq: 1, state: 'dispatched' };
       await log.create(held);
