@@ -275,11 +275,14 @@ export class Controller {
       onElected: async () => {
         // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.
         await ctx.rollouts.start();
+        // Changes asked through other replicas are applied here from now on.
+        ctx.rolloutCommands?.startApplying();
         await sweep();
         sweeper = setInterval(() => void sweep(), 3_600_000);
       },
       onDeposed: async () => {
         clearInterval(sweeper);
+        await ctx.rolloutCommands?.stopApplying();
         await ctx.rollouts.stop();
       },
     });
@@ -295,8 +298,7 @@ export class Controller {
     if (shared) {
       const commands = new RolloutCommands({ db, fenced, scheduler: ctx.rollouts, replicaId, log: log.child({ part: 'rollout-commands' }) });
       ctx.rolloutCommands = commands;
-      commands.start();
-      opened.push(() => commands.stop());
+      opened.push(() => commands.stopApplying());
     }
 
     // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
@@ -428,7 +430,6 @@ export class Controller {
     // lease after its ttl, presence when the agents reconnect).
     await step('store hand-over', (async () => {
       await this.mailbox?.stop();
-      await this.ctx.rolloutCommands?.stop();
       await this.leadership.stop();
       await this.presence?.stop();
       await this.replicas.remove().catch(() => undefined);

@@ -68,16 +68,27 @@ export class RolloutCommands {
     this.clock = o.clock ?? systemClock;
   }
 
-  /** Starts looking for commands (they are applied only while this replica runs the scheduler). */
-  start(): void {
+  /**
+   * This replica runs the scheduler now: looks for commands on every hint
+   * and `pollMs`. Only the scheduler's replica listens, so the others hold
+   * no connection for it.
+   */
+  startApplying(): void {
+    if (this.poller) return;
+    this.stopped = false;
     this.poller = this.clock.every(this.o.pollMs ?? 1000, () => this.wake());
     if (this.o.db instanceof PgDb) this.unlisten = this.o.db.listen(CHANNEL, () => this.wake());
+    this.wake();
   }
 
-  async stop(): Promise<void> {
+  /** This replica no longer runs the scheduler (or stops): no more commands are taken here. */
+  async stopApplying(): Promise<void> {
     this.stopped = true;
     this.poller?.cancel();
-    await this.unlisten?.();
+    this.poller = undefined;
+    const unlisten = this.unlisten;
+    this.unlisten = undefined;
+    await unlisten?.();
     await this.running;
   }
 

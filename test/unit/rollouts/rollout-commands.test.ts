@@ -41,7 +41,7 @@ describeStores('rollout commands: changes asked where the scheduler is not', fun
     commands = new RolloutCommands({ db, fenced: db, scheduler: sched as unknown as RolloutScheduler, replicaId: 'r1', log: silentLogger(), clock, waitMs: 5_000, checkMs: 100 });
   });
   afterEach(async () => {
-    await commands.stop();
+    await commands.stopApplying();
     await db.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -72,15 +72,15 @@ describeStores('rollout commands: changes asked where the scheduler is not', fun
     assert.deepEqual(await db.all('SELECT id FROM rollout_commands'), [], 'the withdrawn row is removed');
     // A scheduler elected afterwards finds nothing to apply.
     sched.stopped = false;
-    commands.start();
+    commands.startApplying();
     clock.advance(1_000);
-    await commands.stop();
+    await commands.stopApplying();
     assert.deepEqual(sched.created, []);
   });
 
   it('the scheduler applies a pending command once, as who asked; its answer or refusal reaches the caller', async () => {
     sched.stopped = false;
-    commands.start();
+    commands.startApplying();
     const ok = drive(commands.submit({ action: 'create', spec: 'spec-1', file: 'r.yaml' }, 'alice'), 1);
     assert.equal((await ok).model.id, 'r-1');
     assert.deepEqual(sched.created, ['spec-1']);
