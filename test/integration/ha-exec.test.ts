@@ -16,6 +16,7 @@ import type { Controller } from '../../controller/src/controller.js';
 import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { postgresMissing, sharedPostgres } from '../support/postgres.js';
 import { daemon, repoRoot, type Daemon } from '../support/proc.js';
+import { pgrep } from '../support/pgrep.js';
 
 function req(argv: string[], extra: Partial<ExecRequest> = {}): ExecRequest {
   return { selector: '', hosts: [], all: true, argv, timeoutMs: 60_000, concurrency: 0, env: {}, cwd: '', ...extra };
@@ -93,6 +94,29 @@ describe('ferry exec across replicas (one PostgreSQL database)', function () {
       const job = await admin.call(admin.client.getJob, { id: jobId });
       assert.deepEqual(job.hosts.map((h) => h.state), Array(6).fill('succeeded'), `replica ${i} shows every host's end`);
     }
+  });
+
+  it('Ctrl-C through replica A stops the command on hosts connected to replica B; their jobs end cancelled by the hosts\' own results', async () => {
+    const others = agents.filter((a) => holding(a.id) === 1);
+    const tag = String(process.pid).padStart(6, '0');
+    const ac = new AbortController();
+    const going = new Set<string>();
+    const finished: ExecHostFinished[] = [];
+    let jobId = '';
+    await cs[0]!.ctx.exec.run(req(['sh', '-c', `echo go; exec sleep 41.${tag}`]), 'test', others.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => {
+      if (ev.event?.$case === 'started' && !jobId) jobId = ev.event.value.jobId.slice(0, -(ev.event.value.agentId.length + 1));
+      if (ev.event?.$case === 'line') going.add(ev.event.value.agentId);
+      if (ev.event?.$case === 'finished') finished.push(ev.event.value);
+      if (going.size === others.length) ac.abort();
+    }, ac.signal);
+    assert.deepEqual(finished.map((f) => f.cancelled), Array(others.length).fill(true), 'the caller is answered at once');
+    // Without the cancel reaching them through the store, the hosts sleep 41 s.
+    await waitFor(() => pgrep(`sleep 41\\.${tag}`) === 0, 15_000, 'the commands stopped on the hosts');
+    let states: string[] = [];
+    await waitFor(async () => {
+      states = (await admins[1]!.call(admins[1]!.client.getJob, { id: jobId })).hosts.map((h) => h.state);
+      return states.length === others.length && states.every((x) => x === 'cancelled');
+    }, 15_000, () => `every host job cancelled: ${JSON.stringify(states)}`);
   });
 
   it('an agent killed after it took a command on (nothing heard back yet) refuses the start sent again after its restart: the command ran once', async () => {
