@@ -63,6 +63,8 @@ export class RolloutCommands {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** When answered rows left behind were last removed (0: not yet since this replica started). */
+  private cleaned = 0;
 
   constructor(private readonly o: RolloutCommandsOptions) {
     this.clock = o.clock ?? systemClock;
@@ -166,8 +168,11 @@ export class RolloutCommands {
       await this.o.fenced.run("UPDATE rollout_commands SET state = 'done', result = ?, applied_at = ? WHERE id = ?", [JSON.stringify(outcome), this.clock.now(), r.id]);
       this.o.log.info({ command: r.id, action: r.action, rollout: outcome.rolloutId ?? r.rollout_id, by: r.created_by, error: outcome.error?.message }, 'rollout change applied for another replica');
     }
-    // Rows whose caller went away (its replica stopped) without removing them.
-    if (rows.length === 0) await this.o.db.run("DELETE FROM rollout_commands WHERE state <> 'pending' AND created_at < ?", [now - KEEP_ANSWERED_MS]);
+    // Rows whose caller went away (its replica stopped) without removing them: looked for hourly, not on every poll.
+    if (now - this.cleaned >= KEEP_ANSWERED_MS) {
+      this.cleaned = now;
+      await this.o.db.run("DELETE FROM rollout_commands WHERE state <> 'pending' AND created_at < ?", [now - KEEP_ANSWERED_MS]);
+    }
   }
 
   private async apply(r: Row): Promise<Outcome> {
