@@ -48,6 +48,7 @@ import { ReplicaRegistry } from './ha/replicas.js';
 import { SessionPresence } from './ha/presence.js';
 import { JobMailbox } from './jobs/job-mailbox.js';
 import { UpgradeMailbox } from './rollouts/upgrade-mailbox.js';
+import { RolloutCommands } from './rollouts/rollout-commands.js';
 import { agentArch, UpgradeHosts } from './rollouts/upgrade-hosts.js';
 import { controllerStatus } from './ha/controller-status.js';
 import { claimSharedChunkDir } from './ha/shared-chunks.js';
@@ -274,11 +275,14 @@ export class Controller {
       onElected: async () => {
         // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.
         await ctx.rollouts.start();
+        // Changes asked through other replicas are applied here from now on.
+        ctx.rolloutCommands?.startApplying();
         await sweep();
         sweeper = setInterval(() => void sweep(), 3_600_000);
       },
       onDeposed: async () => {
         clearInterval(sweeper);
+        await ctx.rolloutCommands?.stopApplying();
         await ctx.rollouts.stop();
       },
     });
@@ -290,6 +294,12 @@ export class Controller {
     const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' }), undefined, upgradeMail) : undefined;
     mailbox?.start();
     opened.push(() => mailbox?.stop());
+    // Rollout changes asked through a replica that is not the scheduler are applied by the one that is (rollouts/rollout-commands.ts).
+    if (shared) {
+      const commands = new RolloutCommands({ db, fenced, scheduler: ctx.rollouts, replicaId, log: log.child({ part: 'rollout-commands' }) });
+      ctx.rolloutCommands = commands;
+      opened.push(() => commands.stopApplying());
+    }
 
     // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
     opened.push(() => leadership!.stop());

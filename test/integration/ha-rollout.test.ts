@@ -104,20 +104,29 @@ describe('a rollout across three replicas (in-process, one PostgreSQL database)'
     }
   });
 
-  it('ferry exec through one replica runs on the hosts connected to it and names the replica boundary for the others (it never runs them from the store)', async () => {
-    const asked = 0;
-    const mine = agents.filter((a) => holding(a.id) === cs[asked]);
-    const others = agents.filter((a) => holding(a.id) && holding(a.id) !== cs[asked]);
-    assert.ok(mine.length > 0 && others.length > 0, 'hosts on the replica asked and on others');
-    const finished = new Map<string, { exitCode: number; offline: boolean; error: string }>();
-    const summary = await cs[asked]!.ctx.exec.run({ selector: '', hosts: [], all: true, argv: ['sh', '-c', 'echo exec-here'], timeoutMs: 10_000, concurrency: 0, env: {}, cwd: '' }, 'test',
-      agents.map((a) => ({ agentId: a.id, hostname: a.hostname })), (ev) => { if (ev.event?.$case === 'finished') finished.set(ev.event.value.hostname, ev.event.value); }, new AbortController().signal);
-    assert.deepEqual({ succeeded: summary.succeeded, offline: summary.offline }, { succeeded: mine.length, offline: others.length });
-    for (const a of mine) assert.deepEqual([finished.get(a.hostname)?.exitCode, finished.get(a.hostname)?.offline], [0, false], a.hostname);
-    for (const a of others) {
-      assert.equal(finished.get(a.hostname)?.offline, true, a.hostname);
-      assert.match(finished.get(a.hostname)!.error, /connected to another controller replica: ferry exec reaches only the hosts connected to the replica asked .*use ferry run/);
-    }
+  it('rollout changes through a replica that is not the scheduler (create, pause, resume, abort) are applied by the scheduler and audited with who asked; a refusal comes back as it is', async () => {
+    const leader = cs.findIndex((c) => c.leadership.isLeader());
+    const other = (leader + 1) % 3;
+    assert.ok(cs[other]!.ctx.rollouts.isStopped(), 'the replica asked does not run the scheduler');
+    const ro = new Rollouts(admins[other]!);
+    const info = await ro.call(ro.client.create, { spec: 'plan: slow\ntargets: { selector: role=edge }\nstrategy: { waves: [1, "100%"] }\n', file: 'r.yaml' });
+    assert.ok(cs[leader]!.ctx.rollouts.get(info.id), 'the scheduler drives the rollout created elsewhere');
+    const paused = await ro.call(ro.client.pause, { id: info.id, reason: 'checking', force: false, hosts: [] });
+    assert.deepEqual([paused.paused, paused.pauseReason], [true, 'checking'], 'the answer shows the change applied');
+    assert.equal(cs[leader]!.ctx.rollouts.get(info.id)?.model.paused, true);
+    const resumed = await ro.call(ro.client.resume, { id: info.id, reason: '', force: false, hosts: [] });
+    assert.equal(resumed.paused, false);
+    const aborted = await ro.call(ro.client.abort, { id: info.id, reason: 'enough', force: false, hosts: [] });
+    assert.ok(['aborting', 'aborted'].includes(aborted.state), aborted.state);
+    await waitFor(async () => (await ro.call(ro.client.get, { id: info.id, afterSeq: 0 })).info!.state === 'aborted', 20_000, 'the abort to finish');
+    await assert.rejects(ro.call(ro.client.approve, { id: info.id, reason: '', force: false, hosts: [] }), (err: Error & { code?: string }) => {
+      assert.match(err.message, /is aborted; there is nothing to approved/);
+      return true;
+    });
+    const audit = (await cs[leader]!.ctx.audit.list(50)).filter((e) => e.subject === info.id).map((e) => [e.actor, e.action]).reverse();
+    assert.deepEqual(audit, [['local', 'rollout.create'], ['local', 'rollout.paused'], ['local', 'rollout.resumed'], ['local', 'rollout.abort']]);
+    const left = await cs[leader]!.ctx.db.all<{ id: string }>('SELECT id FROM rollout_commands');
+    assert.deepEqual(left, [], 'each command row removed once its caller had the answer');
   });
 
   /** Runs a plan through replica `i` on every host; `onEvent` sees each event; resolves with all of them when the call ends. */

@@ -121,7 +121,7 @@ describeStores('job sequencer (exec and plan jobs, one rule)', function (store) 
       assert.deepEqual(job.lines, all, 'every line shown once, in order');
       assert.deepEqual(job.end, { ok: true, message: '' });
       assert.equal(s.acks.get(job.jobId), n + 1, 'everything acknowledged');
-      if (kind === 'plan') {
+      {
         const stored = await db.all<{ seq: number }>('SELECT seq FROM job_events WHERE host_job_id = ? ORDER BY seq', [job.jobId]);
         assert.deepEqual(stored.map((e) => Number(e.seq)), [...all, n + 1], 'every message stored once');
         assert.equal((await jobs.hostJob(job.jobId))?.next_seq, n + 2);
@@ -185,16 +185,66 @@ describeStores('job sequencer (exec and plan jobs, one rule)', function (store) 
     assert.equal(s.acks.get('j-gone-1'), 7, 'acknowledged so the agent frees it');
   });
 
-  it('a start that may not have arrived is sent again only where the agent remembers job ids across its restarts (plan, not exec)', async () => {
+  it('a start that may not have arrived is sent again, same id, whatever its kind (the agent journals job ids of both kinds and runs none twice)', async () => {
     const first = new RecordingSession('a');
     sessions.attach(first);
     const plan = await startJob('plan', first);
     const ex = await startJob('exec', first);
     const { s } = await reconnect(first, []);
-    assert.deepEqual(s.starts(), [plan.jobId], 'the plan job is sent again, same id (the agent journals ids on disk)');
+    assert.deepEqual(s.starts(), [plan.jobId, ex.jobId]);
     assert.equal(plan.end, undefined);
-    assert.equal(ex.end?.ok, false, 'the exec job is lost: an agent that restarted could run the command twice');
-    assert.match(ex.end!.message, /^the agent no longer knows this job/);
+    assert.equal(ex.end, undefined);
+    // The agent had taken the command on before it restarted: it answers the resent start with a lost result, seq 1.
+    await jobs.onMessage('a', ex.jobId, 1, { result: { jobId: ex.jobId, seq: 1, status: 'lost', failedStep: '', message: 'this agent restarted after it took the command on; it is not run again',
+      durationMs: 0, changed: 0, unchanged: 0, skipped: 0, exit: { exitCode: -1, signal: '', timedOut: false } } });
+    const end = ex.end as Started['end']; // set by the result above (the assertion before narrowed it to undefined)
+    assert.equal(end?.ok, false);
+    assert.match(end!.message, /not run again/);
+    assert.equal((await jobs.hostJob(ex.jobId))?.state, 'lost');
+  });
+
+  it('a controller restarted with an exec start undelivered sends it again within the command\'s timeout, never after it (the host would run it late)', async () => {
+    const first = new RecordingSession('a');
+    sessions.attach(first);
+    const ex = await startJob('exec', first); // timeout 60 s
+    const createdAt = Number((await db.get<{ created_at: number }>('SELECT created_at FROM jobs WHERE id = (SELECT job_id FROM job_hosts WHERE host_job_id = ?)', [ex.jobId]))!.created_at);
+    sessions.detach(first);
+    // Two restarted controllers (nothing in memory), one a minute on, one past the timeout and its grace.
+    for (const [after, resent] of [[60_000, true], [90_001, false]] as const) {
+      const later = new SessionRegistry();
+      const restarted = new JobCoordinator(db, later, silentLogger(), undefined, new ManualClock(createdAt + after));
+      const s = new RecordingSession('a');
+      later.attach(s);
+      await restarted.onHello('a', []);
+      assert.deepEqual(s.starts(), resent ? [ex.jobId] : [], `${after} ms after the start`);
+    }
+    assert.equal((await jobs.hostJob(ex.jobId))?.state, 'lost', 'given up on past the timeout');
+  });
+
+  it('an exec job started on one replica for a host on another is delivered by that replica\'s mailbox and followed back in order, once', async () => {
+    const sessionsY = new SessionRegistry();
+    const y = new JobCoordinator(db, sessionsY, silentLogger());
+    jobs.connectedElsewhere = async () => new Set(['r']);
+    const sy = new RecordingSession('r');
+    sessionsY.attach(sy);
+    const out: Started = { jobId: '', lines: [] };
+    void exec.run({ selector: '', hosts: [], all: true, argv: ['true'], timeoutMs: 60_000, concurrency: 0, env: { A: '1' }, cwd: '/tmp' }, 'test', [{ agentId: 'r', hostname: 'r' }], (ev) => {
+      if (ev.event?.$case === 'line') out.lines.push(ev.event.value.seq);
+      if (ev.event?.$case === 'started') out.jobId = ev.event.value.jobId;
+      if (ev.event?.$case === 'finished') out.end = { ok: ev.event.value.exitCode === 0 && !ev.event.value.error, message: ev.event.value.error };
+    }, abort.signal);
+    await waitFor(async () => out.jobId !== '' && (await jobs.hostJob(out.jobId)) !== undefined, 2000, 'host job recorded');
+    // Replica Y's mailbox finds the dispatched row of an agent connected to it: it rebuilds the exec start from the store.
+    assert.equal(await y.sequencer.deliver(out.jobId), true);
+    const start = sy.sent.find((m) => m.msg?.$case === 'jobStart')?.msg;
+    assert.ok(start?.$case === 'jobStart');
+    assert.deepEqual(start.value.exec, { argv: ['true'], timeoutMs: 60_000, env: { A: '1' }, cwd: '/tmp' });
+    assert.equal(await y.sequencer.deliver(out.jobId), false, 'not sent twice to the same session');
+    for (let seq = 1; seq <= 5; seq++) await y.onMessage('r', out.jobId, seq, line(out.jobId, seq));
+    await y.onMessage('r', out.jobId, 6, result('exec', out.jobId, 6));
+    await jobs.sequencer.follow();
+    assert.deepEqual(out.lines, [1, 2, 3, 4, 5]);
+    assert.deepEqual(out.end, { ok: true, message: '' });
   });
 
   it('a plan run\'s per-host timeout runs on the injected clock: the cancel at the timeout, given up as lost after the grace', async () => {

@@ -8,6 +8,16 @@ const MAX_LINES_PER_JOB = 100_000;
 /** Job ids remembered to ignore resent starts (bounded: the agent runs for months). */
 const MAX_REMEMBERED_JOBS = 10_000;
 
+/**
+ * Where exec job ids are journaled on disk (the plan jobs' done markers,
+ * jobs/job-store.ts): a job id is written before its command runs, so a
+ * start the controller sends again after this agent restarted is refused.
+ */
+export interface ExecJournal {
+  known(id: string): boolean;
+  remember(id: string): void;
+}
+
 /** An exec job as the runner takes it: the JobStart's id and its exec spec. */
 export type ExecJob = ExecSpec & { jobId: string };
 
@@ -21,7 +31,8 @@ export class ExecRunner {
   private readonly running = new Map<string, AbortController>();
   private readonly seen = new Set<string>();
 
-  constructor(private readonly outbox: Outbox, private readonly log: Logger) {}
+  /** `journal`: without one (tests), job ids are remembered only by this process. */
+  constructor(private readonly outbox: Outbox, private readonly log: Logger, private readonly journal?: ExecJournal) {}
 
   /** Jobs still executing. */
   jobIds(): string[] {
@@ -34,6 +45,7 @@ export class ExecRunner {
     this.seen.add(job.jobId);
     // A resent start arrives within one reconnect; the oldest ids can go.
     if (this.seen.size > MAX_REMEMBERED_JOBS) this.seen.delete(this.seen.values().next().value!);
+    if (this.refused(job)) return;
     let seq = 0;
     let lines = 0;
     let dropped = 0;
@@ -75,6 +87,35 @@ export class ExecRunner {
       } });
       this.log.info({ job: job.jobId, exitCode: r.exitCode, signal: r.signal }, 'exec finished');
     });
+  }
+
+  /**
+   * A start this process has not seen but the journal has: an earlier agent
+   * process took the job on (ran it, or was running it when it stopped), and
+   * its output went with that process. Answered with the job's only message,
+   * a lost result (seq 1: the controller resends a start only while it holds
+   * nothing of the job), never run again. A job id that cannot be journaled
+   * is not run either: it could not be refused after a restart.
+   */
+  private refused(job: ExecJob): boolean {
+    let why: string;
+    let status = 'lost';
+    try {
+      if (!this.journal || !this.journal.known(job.jobId)) {
+        this.journal?.remember(job.jobId);
+        return false;
+      }
+      why = 'this agent restarted after it took the command on; it is not run again (its output, if any, was lost with the process)';
+    } catch (err) {
+      status = 'failed';
+      why = `the agent could not journal the job id, so could not refuse it after a restart; not run: ${(err as Error).message}`;
+    }
+    this.log.warn({ job: job.jobId, why }, 'exec start refused');
+    this.outbox.push(job.jobId, 1, { msg: { $case: 'jobResult', value: {
+      jobId: job.jobId, seq: 1, status, message: why, durationMs: 0,
+      exit: { exitCode: -1, signal: '', timedOut: false }, failedStep: '', changed: 0, unchanged: 0, skipped: 0,
+    } } });
+    return true;
   }
 
   cancel(jobId: string): void {

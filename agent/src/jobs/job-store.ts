@@ -28,7 +28,8 @@ const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
  *    result) until acknowledged, so nothing is lost across reconnects or
  *    restarts; acked holds the highest acknowledged sequence number.
  * A finished and fully acknowledged job leaves only a marker in done/, so a
- * start resent by the controller is never run twice.
+ * start resent by the controller is never run twice; exec jobs leave the
+ * same marker before they run (`remember`).
  */
 export class JobStore {
   private readonly root: string;
@@ -49,6 +50,29 @@ export class JobStore {
   /** True when the job was seen before (running, unfinished or done). */
   known(id: string): boolean {
     return existsSync(this.dir(id)) || existsSync(join(this.root, 'done', id));
+  }
+
+  /**
+   * Journals a job id this agent takes on without a directory (exec jobs:
+   * their output lives only in memory), durably before it runs, so a start
+   * resent after this agent restarted is recognised by `known` and refused.
+   */
+  remember(id: string): void {
+    const p = join(this.root, 'done', id);
+    if (!SAFE_ID.test(id)) throw new Error(`unsafe job id ${JSON.stringify(id)}`);
+    const fd = openSync(p, 'w', 0o600);
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // The new name must survive a power loss too, not only the (empty) file.
+    const dirFd = openSync(join(this.root, 'done'), 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
   }
 
   create(job: JobStart): void {

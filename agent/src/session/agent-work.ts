@@ -67,7 +67,9 @@ export class AgentWork {
   private readonly upgrader: ReleaseUpgrader;
 
   constructor(private readonly o: AgentWorkOptions) {
-    this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
+    const jobStore = new JobStore(o.state.dir);
+    // Exec job ids are journaled beside plan job ids: a start resent after a restart runs neither kind twice.
+    this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }), jobStore);
     this.bundles = new BundleCache(join(o.state.dir, 'bundles'), o.log.child({ part: 'bundles' }));
     this.relayHealth = new RelayHealth(o.relayDownMs);
     this.relay = new RelayRole({
@@ -83,7 +85,7 @@ export class AgentWork {
       progress: (p) => o.sendNow({ msg: { $case: 'bundleProgress', value: p } }),
     });
     this.jobs = new JobRunner({
-      store: new JobStore(o.state.dir), outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
+      store: jobStore, outbox: this.outbox, log: o.log.child({ part: 'jobs' }),
       executors: o.executors ?? STEP_EXECUTORS, schemas: o.schemas ?? STEP_SCHEMAS,
       trustedKeys: () => o.state.load().identity.operatorKeys,
       bundles: (job, signal) => this.jobBundles(job, signal),

@@ -1,11 +1,11 @@
 /**
  * What the job sequencer (job-sequencer.ts) holds of a host's job, the
- * logs that keep it (memory-job-log.ts, store-job-log.ts) and the catching
+ * log that keeps it (store-job-log.ts) and the catching
  * up on a job another replica moved on: the model, apart from the rules
  * that apply messages to it.
  */
 import { randomBytes } from 'node:crypto';
-import { JobKind, type JobOutput, type JobResult, type JobStart, type StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
+import type { JobOutput, JobResult, JobStart, StepEvent } from '../../../common/src/gen/ferry/v1/session.js';
 import type { LiveSession } from '../sessions/registry.js';
 
 /** One sequenced message of a job as the agent sent it: a line, a step event (plan jobs) or the result. */
@@ -15,13 +15,12 @@ export interface JobMessage {
   result?: JobResult;
 }
 
-/** A host's job as the controller holds it, whatever its kind. */
+/** A host's job as the controller holds it, whatever its kind (the kind travels in its JobStart only). */
 export interface HeldJob {
   jobId: string;
-  kind: JobKind;
   agentId: string;
   hostname: string;
-  /** The operator-level run this host job belongs to (plan jobs keep it in job_hosts.job_id). */
+  /** The operator-level run this host job belongs to (job_hosts.job_id). */
   runId: string;
   /** Next sequence number expected from the agent; everything below is held. */
   nextSeq: number;
@@ -32,12 +31,12 @@ export interface HeldJob {
 }
 
 /**
- * Where a kind of job is kept: in memory (exec: an ad-hoc command lives as
- * long as the operator's call) or in the store (plan jobs survive controller
- * restarts). The sequencer applies the same rules on top of either.
+ * Where jobs of both kinds are kept: in the store, so they survive
+ * controller restarts and every replica sees them (the mailbox delivers a
+ * start to the replica holding the agent's session; the one that started
+ * the job follows its messages). The sequencer applies its rules on top.
  */
 export interface JobLog {
-  readonly kind: JobKind;
   create(job: HeldJob): Promise<void>;
   /** A job not in the sequencer's memory (e.g. recorded before a controller restart); undefined when unknown. */
   load(jobId: string): Promise<HeldJob | undefined>;
@@ -47,12 +46,12 @@ export interface JobLog {
   append(job: HeldJob, seq: number, m: JobMessage, state: string): Promise<void>;
   /** Ends a job without a result from the agent (lost, cancelled here). */
   end(job: HeldJob, state: string, message: string): Promise<void>;
-  /** Messages held after `seq`, in order (kept in the store: another replica may have held them). */
-  messagesAfter?(jobId: string, seq: number): Promise<Array<{ seq: number; m: JobMessage }>>;
+  /** Messages held after `seq`, in order (another replica may have held them). */
+  messagesAfter(jobId: string, seq: number): Promise<Array<{ seq: number; m: JobMessage }>>;
   /** Where jobs now are (next sequence number, state), for the jobs followed from here. */
-  progress?(jobIds: readonly string[]): Promise<Map<string, { nextSeq: number; state: string }>>;
+  progress(jobIds: readonly string[]): Promise<Map<string, { nextSeq: number; state: string }>>;
   /** Records that the job is to be cancelled, so the replica holding the agent's session sends it. */
-  requestCancel?(jobId: string, reason: string): Promise<void>;
+  requestCancel(jobId: string, reason: string): Promise<void>;
 }
 
 /** Who waits for a job: told of every held message in order, then of its end once. */
@@ -70,16 +69,8 @@ export interface JobListener {
   onLink?(connected: boolean): void;
 }
 
-export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
-
-/**
- * Whether an agent refuses a job id it ran before even after it restarted,
- * so a start that may not have arrived can be sent again: plan jobs are
- * journaled on the agent's disk, exec jobs only in its memory.
- */
-export function resendIsSafe(kind: JobKind): boolean {
-  return kind === JobKind.JOB_KIND_PLAN;
-}
+/** States a host job does not leave; `offline`: a host of a run that had no session anywhere, so it never had a job. */
+export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost', 'offline']);
 
 /** A new job id; kinds share one id space (the kind travels in JobStart, not in the id). */
 export function newJobId(): string {
@@ -113,7 +104,7 @@ export interface Entry {
 export async function replay(e: Entry, stored: HeldJob): Promise<boolean> {
   const listening = e.listener?.onMessage || e.listener?.onEnd;
   let ended = false;
-  if (listening && stored.nextSeq > e.job.nextSeq && e.log.messagesAfter) {
+  if (listening && stored.nextSeq > e.job.nextSeq) {
     for (const { seq, m } of await e.log.messagesAfter(e.job.jobId, e.job.nextSeq - 1)) {
       if (seq < e.job.nextSeq || seq >= stored.nextSeq) continue;
       e.job.nextSeq = seq + 1;

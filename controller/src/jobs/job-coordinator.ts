@@ -1,5 +1,5 @@
 import type { JobEvent, JobSummary } from '../../../common/src/gen/ferry/v1/admin.js';
-import { JobKind, OutputStream, type JobBundle, type JobResult, type JobStart, type SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
+import { JobKind, OutputStream, type ExecSpec, type JobBundle, type JobResult, type JobStart, type SignedPlan } from '../../../common/src/gen/ferry/v1/session.js';
 import { systemClock, type Clock, type Timer } from '../../../common/src/clock.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { Db } from '../store/db.js';
@@ -8,7 +8,6 @@ import { NO_METRICS, type JobMetrics } from '../metrics/metrics.js';
 import { fanOut } from './fan-out.js';
 import { controllerResult, newJobId, type JobListener, type JobMessage } from './held-job.js';
 import { JobSequencer } from './job-sequencer.js';
-import { MemoryJobLog } from './memory-job-log.js';
 import { StoreJobLog } from './store-job-log.js';
 
 /** How long a host job may stay silent past the run's timeout before it is given up on. */
@@ -46,43 +45,56 @@ export interface RunJobRequest {
 }
 
 /**
+ * What a job's hosts are sent, kept in its jobs row (`dispatch`) so any
+ * replica can make a host's start again: a plan with its parameters, or an
+ * ad-hoc command.
+ */
+export type JobDispatch = Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'> | { exec: ExecSpec };
+
+/**
  * Jobs on agents. Holds the one sequencer every job's messages go through
- * (exec jobs kept in memory, plan jobs in the store: `execLog`/`planLog`)
- * and runs plan jobs: every host's state, the next sequence number expected
- * from it and every event are in the store, so a restarted controller keeps
- * deduplicating and an agent that reconnects is sent only what it lacks. A
- * start the agent never received is sent again (the agent refuses to run a
- * job id twice); a running job the agent no longer knows is reported lost,
- * never re-run blindly.
+ * and runs plan jobs; exec jobs (exec/exec-coordinator.ts) start their hosts
+ * through `dispatch` the same way. Every host's state, the next sequence
+ * number expected from it and every event are in the store, so a restarted
+ * controller keeps deduplicating, an agent that reconnects is sent only what
+ * it lacks and a host whose session is on another replica is reached through
+ * the mailbox. A start the agent never received is sent again (the agent
+ * journals job ids of both kinds and refuses to run one twice); a running
+ * job the agent no longer knows is reported lost, never re-run blindly.
  */
 export class JobCoordinator {
   readonly sequencer: JobSequencer;
-  readonly execLog = new MemoryJobLog(JobKind.JOB_KIND_EXEC);
-  private readonly planLog: StoreJobLog;
+  private readonly jobLog: StoreJobLog;
 
   /** Dispatch of recent jobs by job id (immutable once written), so a wave of starts reads it once. */
-  private readonly dispatchCache = new Map<string, Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>>();
+  private readonly dispatchCache = new Map<string, { d: JobDispatch; createdAt: number }>();
   /** Agents with a session on another replica (the store's presence); none with one controller. */
   connectedElsewhere: () => Promise<Set<string>> = async () => new Set();
 
   /** `clock`: the run's per-host timeout and its grace are timers on it (tests advance a ManualClock). */
   constructor(private readonly db: Db, private readonly sessions: SessionRegistry, log: Logger, metrics: JobMetrics = NO_METRICS,
     private readonly clock: Clock = systemClock) {
-    this.planLog = new StoreJobLog(db);
-    this.sequencer = new JobSequencer(sessions, log, [this.execLog, this.planLog], metrics, (job) => this.rebuildStart(job));
+    this.jobLog = new StoreJobLog(db);
+    this.sequencer = new JobSequencer(sessions, log, [this.jobLog], metrics, (job) => this.rebuildStart(job));
   }
 
-  /** A plan job's start made again from the jobs row (jobs created before migration 14 have none: undefined). */
+  /**
+   * A host job's start made again from its jobs row (jobs created before
+   * migration 14 have none: undefined). An ad-hoc command past its timeout
+   * and grace is not made again either: its operator has been told it was
+   * lost (or has left), and a host back after that must not run it late.
+   */
   async rebuildStart(job: { jobId: string; runId: string }): Promise<JobStart | undefined> {
-    let d = this.dispatchCache.get(job.runId);
-    if (!d) {
-      const row = await this.db.get<{ dispatch: string }>('SELECT dispatch FROM jobs WHERE id = ?', [job.runId]);
+    let c = this.dispatchCache.get(job.runId);
+    if (!c) {
+      const row = await this.db.get<{ dispatch: string; created_at: number }>('SELECT dispatch, created_at FROM jobs WHERE id = ?', [job.runId]);
       if (!row?.dispatch) return undefined;
-      d = JSON.parse(row.dispatch) as Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>;
+      c = { d: JSON.parse(row.dispatch) as JobDispatch, createdAt: Number(row.created_at) };
       if (this.dispatchCache.size >= 100) this.dispatchCache.clear();
-      this.dispatchCache.set(job.runId, d);
+      this.dispatchCache.set(job.runId, c);
     }
-    return this.jobStart(job.jobId, d);
+    if ('exec' in c.d && this.clock.now() > c.createdAt + c.d.exec.timeoutMs + TIMEOUT_GRACE_MS) return undefined;
+    return this.jobStart(job.jobId, c.d);
   }
 
   /**
@@ -156,8 +168,9 @@ export class JobCoordinator {
     return summary;
   }
 
-  /** The JobStart an agent is sent for one host's part of a plan job. */
-  jobStart(hostJobId: string, req: Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>): JobStart {
+  /** The JobStart an agent is sent for one host's part of a job. */
+  jobStart(hostJobId: string, req: JobDispatch): JobStart {
+    if ('exec' in req) return { jobId: hostJobId, kind: JobKind.JOB_KIND_EXEC, exec: req.exec, plan: undefined, params: {}, bundles: [], check: false };
     return { jobId: hostJobId, kind: JobKind.JOB_KIND_PLAN, plan: req.signed, params: req.params, bundles: req.bundles, check: req.check, exec: undefined };
   }
 
@@ -176,10 +189,19 @@ export class JobCoordinator {
   async startHost(jobId: string, hostJobId: string, req: Pick<RunJobRequest, 'signed' | 'params' | 'bundles' | 'check'>,
     t: { agentId: string; hostname: string }, hooks: HostJobHooks): Promise<void> {
     const start = this.jobStart(hostJobId, req);
-    await this.sequencer.start(this.planLog, { jobId: hostJobId, agentId: t.agentId, hostname: t.hostname, runId: jobId }, start, this.listener(t, start, hooks));
+    await this.dispatch(jobId, t, start, this.listener(t, start, hooks));
+    hooks.sink?.({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'started', value: hostJobId } });
+  }
+
+  /**
+   * Records host job `start.jobId` of job `runId` in the store and sends its
+   * start to the agent's session here, or hints the mailboxes when the
+   * session is on another replica (or none: hello reconciles it). Any kind.
+   */
+  async dispatch(runId: string, t: { agentId: string; hostname: string }, start: JobStart, listener: JobListener): Promise<void> {
+    await this.sequencer.start(this.jobLog, { jobId: start.jobId, agentId: t.agentId, hostname: t.hostname, runId }, start, listener);
     // The host's session is on another replica (or none): its mailbox delivers the start from the store.
     if (!this.sessions.get(t.agentId)) this.sequencer.onRemoteWork();
-    hooks.sink?.({ agentId: t.agentId, hostname: t.hostname, event: { $case: 'started', value: hostJobId } });
   }
 
   /**
@@ -200,10 +222,14 @@ export class JobCoordinator {
     return this.db.get<HostJobRow>('SELECT host_job_id, job_id, agent_id, state, next_seq, step_index, step_count, step_id, message FROM job_hosts WHERE host_job_id = ?', [hostJobId]);
   }
 
-  /** Agents with a plan job not yet finished (agent id → host job id): a host runs one plan job at a time. */
+  /**
+   * Agents with a plan job not yet finished (agent id → host job id): a host
+   * runs one plan job at a time. Ad-hoc commands (exec) never hold a host.
+   */
   async busyAgents(): Promise<Map<string, string>> {
     const rows = await this.db.all<{ agent_id: string; host_job_id: string }>(
-      `SELECT agent_id, host_job_id FROM job_hosts WHERE state IN ('dispatched', 'running')`);
+      `SELECT h.agent_id AS agent_id, h.host_job_id AS host_job_id FROM job_hosts h
+        WHERE h.state IN ('dispatched', 'running') AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = h.job_id AND j.kind = 'exec')`);
     return new Map(rows.map((r) => [r.agent_id, r.host_job_id]));
   }
 

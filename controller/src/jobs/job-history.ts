@@ -4,47 +4,35 @@ import { OutputStream } from '../../../common/src/gen/ferry/v1/session.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Db, SqlValue } from '../store/db.js';
 
-/** Lines of one host's exec output kept in history; the rest is counted in a marker line. */
-export const EXEC_HISTORY_LINES = 10_000;
 /** Most log lines one `jobs logs` answer carries. */
 const MAX_LOG_LINES = 50_000;
-const TERMINAL = ['succeeded', 'failed', 'cancelled', 'lost'];
+/** A run with a host in any other state is still going (`offline`: a host never reached). */
+const TERMINAL = ['succeeded', 'failed', 'cancelled', 'lost', 'offline'];
 
 interface JobRow { id: string; kind: string; plan_id: string; argv: string; check_mode: number; created_at: number; created_by: string }
 
 /**
  * Every exec and plan run, kept for `ferry jobs ls | show | logs` until the
- * retention passes. Plan jobs are written as they run (job_hosts and
- * job_events are their crash-safe log); exec jobs run in memory and their
- * record — each host's end and its output, capped — is written when the
- * host finishes, in one transaction.
+ * retention passes. Both kinds are written as they run: job_hosts and
+ * job_events are their crash-safe log (store-job-log.ts), so any replica
+ * shows a run whatever replica started it or holds its hosts' sessions.
  */
 export class JobHistory {
   constructor(private readonly db: Db) {}
 
-  /** Records an exec run before any host starts. */
-  async createExec(jobId: string, argv: string[], createdBy: string, at: number): Promise<void> {
-    await this.db.run(`INSERT INTO jobs (id, plan_id, params, check_mode, created_at, created_by, kind, argv) VALUES (?, '', '{}', 0, ?, ?, 'exec', ?)`,
-      [jobId, at, createdBy, JSON.stringify(argv)]);
+  /**
+   * Records an exec run before any host starts; `dispatch` (the command, as
+   * in JobCoordinator's JobDispatch) lets any replica make a host's start.
+   */
+  async createExec(jobId: string, argv: string[], createdBy: string, at: number, dispatch: unknown): Promise<void> {
+    await this.db.run(`INSERT INTO jobs (id, plan_id, params, check_mode, created_at, created_by, kind, argv, dispatch) VALUES (?, '', '{}', 0, ?, ?, 'exec', ?, ?)`,
+      [jobId, at, createdBy, JSON.stringify(argv), JSON.stringify(dispatch)]);
   }
 
-  /** Records one host's finished exec job: its end state and (up to the cap) its output. */
-  async finishExecHost(h: { jobId: string; hostJobId: string; agentId: string; hostname: string; state: string; message: string; at: number },
-    lines: Array<{ seq: number; output: JobOutput }>, dropped: number, result: JobResult | undefined): Promise<void> {
-    await this.db.tx(async (db) => {
-      await db.run(`INSERT INTO job_hosts (host_job_id, job_id, agent_id, hostname, state, next_seq, step_index, step_count, step_id, message, updated_at)
-        VALUES (?, ?, ?, ?, ?, 0, 0, 0, '', ?, ?)`, [h.hostJobId, h.jobId, h.agentId, h.hostname, h.state, h.message, h.at]);
-      let seq = 0;
-      for (const l of lines) {
-        seq = l.seq;
-        await db.run('INSERT INTO job_events (host_job_id, seq, kind, body, at) VALUES (?, ?, ?, ?, ?)', [h.hostJobId, seq, 'output', JSON.stringify(l.output), l.output.timeMs]);
-      }
-      if (dropped > 0) {
-        const marker: JobOutput = { jobId: h.hostJobId, seq: ++seq, stream: OutputStream.OUTPUT_STREAM_STDERR, line: `[ferry: history keeps ${EXEC_HISTORY_LINES} lines per host; ${dropped} more were shown live but not kept]`, timeMs: h.at };
-        await db.run('INSERT INTO job_events (host_job_id, seq, kind, body, at) VALUES (?, ?, ?, ?, ?)', [h.hostJobId, seq, 'output', JSON.stringify(marker), h.at]);
-      }
-      if (result) await db.run('INSERT INTO job_events (host_job_id, seq, kind, body, at) VALUES (?, ?, ?, ?, ?)', [h.hostJobId, seq + 1, 'result', JSON.stringify(result), h.at]);
-    });
+  /** Records a host of a run that was not reached (no session on any replica): it never had a job. */
+  async recordOffline(h: { jobId: string; hostJobId: string; agentId: string; hostname: string; message: string; at: number }): Promise<void> {
+    await this.db.run(`INSERT INTO job_hosts (host_job_id, job_id, agent_id, hostname, state, next_seq, step_index, step_count, step_id, message, updated_at)
+      VALUES (?, ?, ?, ?, 'offline', 0, 0, 0, '', ?, ?)`, [h.hostJobId, h.jobId, h.agentId, h.hostname, h.message, h.at]);
   }
 
   /** Newest first; `kind` narrows to exec or plan runs, `agentId` to jobs that ran on that agent. */

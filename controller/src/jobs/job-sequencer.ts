@@ -3,7 +3,7 @@ import type { Logger } from '../../../common/src/log.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import { NO_METRICS, type JobMetrics } from '../metrics/metrics.js';
 import { DuplicateKeyError } from '../store/db.js';
-import { controllerResult, replay, resendIsSafe, TERMINAL, type Entry, type HeldJob, type JobListener, type JobLog, type JobMessage } from './held-job.js';
+import { controllerResult, replay, TERMINAL, type Entry, type HeldJob, type JobListener, type JobLog, type JobMessage } from './held-job.js';
 import { stepTypeOf } from './step-types.js';
 
 /**
@@ -19,7 +19,7 @@ export class JobSequencer {
   private readonly queues = new Map<string, Promise<unknown>>();
 
   /**
-   * `rebuild` makes a plan job's start again from the store: with several
+   * `rebuild` makes a job's start again from the store: with several
    * replicas, the one holding the agent's session is often not the one
    * that started the job, and a restarted controller has no start in memory.
    */
@@ -37,7 +37,7 @@ export class JobSequencer {
   deliver(jobId: string): Promise<boolean> {
     return this.serial(jobId, async () => {
       const e = await this.find(jobId, true);
-      if (!e || e.job.state !== 'dispatched' || !resendIsSafe(e.job.kind)) return false;
+      if (!e || e.job.state !== 'dispatched') return false;
       const session = this.sessions.get(e.job.agentId);
       if (!session || e.sentTo === session) return false;
       if (!e.listener?.start) {
@@ -51,13 +51,13 @@ export class JobSequencer {
   }
 
   /** Records a new job in `log` and sends its start to the agent (if connected; otherwise hello reconciles it). */
-  start(log: JobLog, job: Omit<HeldJob, 'kind' | 'nextSeq' | 'state'>, start: JobStart, listener: JobListener): Promise<void> {
+  start(log: JobLog, job: Omit<HeldJob, 'nextSeq' | 'state'>, start: JobStart, listener: JobListener): Promise<void> {
     return this.serial(job.jobId, async () => {
-      const held: HeldJob = { ...job, kind: log.kind, nextSeq: 1, state: 'dispatched' };
+      const held: HeldJob = { ...job, nextSeq: 1, state: 'dispatched' };
       await log.create(held);
       const e: Entry = { job: held, log, listener: { ...listener, start } };
       this.live.set(job.jobId, e);
-      this.metrics.hostJobStarted(held.kind === JobKind.JOB_KIND_EXEC ? 'exec' : 'plan');
+      this.metrics.hostJobStarted(start.kind === JobKind.JOB_KIND_EXEC ? 'exec' : 'plan');
       this.sendStart(e);
     });
   }
@@ -93,7 +93,7 @@ export class JobSequencer {
     const session = this.sessions.get(agentId);
     // Another replica may have held this agent's session since this one last did: what it stored is the truth.
     for (const [id, e] of [...this.live]) {
-      if (e.job.agentId === agentId && e.log.kind === JobKind.JOB_KIND_PLAN) await this.serial(id, () => this.find(id, true));
+      if (e.job.agentId === agentId) await this.serial(id, () => this.find(id, true));
     }
     const acked: Array<{ jobId: string; seq: number }> = [];
     const open = new Set(openJobs);
@@ -108,10 +108,10 @@ export class JobSequencer {
         }
       });
     }
-    const held = new Map<string, JobKind>();
-    for (const log of this.logs) for (const j of await log.unfinished(agentId)) held.set(j.jobId, j.kind);
-    for (const [id, e] of this.live) if (e.job.agentId === agentId && !TERMINAL.has(e.job.state)) held.set(id, e.job.kind);
-    for (const jobId of held.keys()) {
+    const held = new Set<string>();
+    for (const log of this.logs) for (const j of await log.unfinished(agentId)) held.add(j.jobId);
+    for (const [id, e] of this.live) if (e.job.agentId === agentId && !TERMINAL.has(e.job.state)) held.add(id);
+    for (const jobId of held) {
       if (open.has(jobId)) continue;
       await this.serial(jobId, async () => {
         const e = await this.find(jobId);
@@ -119,11 +119,11 @@ export class JobSequencer {
         // Started after this hello was sent, on this very session: it is on its way.
         if (session && e.sentTo === session) return;
         let start = e.listener?.start;
-        if (!start && e.job.state === 'dispatched' && resendIsSafe(e.job.kind)) {
+        if (!start && e.job.state === 'dispatched') {
           start = await this.rebuild?.(e.job);
           if (start) e.listener = { ...e.listener, start };
         }
-        if (e.job.state === 'dispatched' && start && resendIsSafe(e.job.kind)) {
+        if (e.job.state === 'dispatched' && start) {
           this.sendStart(e);
         } else if (e.job.state === 'dispatched' && !start) {
           await this.endNow(e, 'lost', 'the controller restarted before this host received the job; it did not run');
@@ -150,7 +150,7 @@ export class JobSequencer {
 
   /**
    * Asks the agent to stop a job (either kind); its result still arrives
-   * through onMessage. A plan job's cancel is also recorded in the store,
+   * through onMessage. The cancel is also recorded in the store,
    * so the replica holding the agent's session (wherever it is, now or
    * after a reconnect) sends it too: `onRemoteWork` hints the mailboxes.
    */
@@ -158,8 +158,8 @@ export class JobSequencer {
     const session = this.sessions.get(agentId);
     session?.send({ msg: { $case: 'jobCancel', value: { jobId, reason } } });
     const e = this.live.get(jobId);
-    const log = e?.log ?? this.logs.find((l) => l.requestCancel);
-    if (!log?.requestCancel || (e && TERMINAL.has(e.job.state))) return Promise.resolve();
+    const log = e?.log ?? this.logs[0];
+    if (!log || (e && TERMINAL.has(e.job.state))) return Promise.resolve();
     if (e && session) e.cancelSentTo = session;
     return log.requestCancel(jobId, reason).then(() => { if (!session) this.onRemoteWork(); },
       (err: Error) => this.log.warn({ err: err.message, jobId }, 'cancel not recorded in the store; only a session on this replica heard it'));
@@ -192,12 +192,12 @@ export class JobSequencer {
    * then the end. Called on the mailbox's follow timer.
    */
   async follow(): Promise<void> {
-    const followed = [...this.live.values()].filter((e) => e.listener && e.log.progress && !TERMINAL.has(e.job.state) && !this.sessions.get(e.job.agentId));
+    const followed = [...this.live.values()].filter((e) => e.listener && !TERMINAL.has(e.job.state) && !this.sessions.get(e.job.agentId));
     for (const log of new Set(followed.map((e) => e.log))) {
       const mine = followed.filter((e) => e.log === log);
       for (let i = 0; i < mine.length; i += 500) {
         const batch = mine.slice(i, i + 500);
-        const now = await log.progress!(batch.map((e) => e.job.jobId));
+        const now = await log.progress(batch.map((e) => e.job.jobId));
         for (const e of batch) {
           const p = now.get(e.job.jobId);
           if (p && (p.nextSeq !== e.job.nextSeq || p.state !== e.job.state)) await this.serial(e.job.jobId, () => this.find(e.job.jobId, true));
@@ -229,7 +229,7 @@ export class JobSequencer {
     const { job } = e;
     // Ahead of what this replica holds: another replica may have held the messages in between (the agent moved
     // while its old session there was still writing, after this one read the store at hello). Read it again first.
-    if (seq > job.nextSeq && e.log.kind === JobKind.JOB_KIND_PLAN) await this.find(jobId, true);
+    if (seq > job.nextSeq) await this.find(jobId, true);
     if (seq < job.nextSeq) {
       session?.ack(jobId, job.nextSeq - 1);
       return;
@@ -282,12 +282,12 @@ export class JobSequencer {
 
   /**
    * The job from memory, else from the logs (kept in memory while it has
-   * not ended). `fresh`: a plan job's state and next sequence number are
+   * not ended). `fresh`: the job's state and next sequence number are
    * read again from the store (another replica may have moved them on).
    */
   private async find(jobId: string, fresh = false): Promise<Entry | undefined> {
     const known = this.live.get(jobId);
-    if (known && !(fresh && known.log.kind === JobKind.JOB_KIND_PLAN)) return known;
+    if (known && !fresh) return known;
     for (const log of known ? [known.log] : this.logs) {
       const job = await log.load(jobId);
       if (!job) continue;

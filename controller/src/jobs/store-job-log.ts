@@ -1,4 +1,3 @@
-import { JobKind } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Db } from '../store/db.js';
 import type { HeldJob, JobLog, JobMessage } from './held-job.js';
 
@@ -15,17 +14,16 @@ interface Row {
 const COLUMNS = 'host_job_id, job_id, agent_id, hostname, state, next_seq, message';
 
 function held(r: Row): HeldJob {
-  return { jobId: r.host_job_id, kind: JobKind.JOB_KIND_PLAN, agentId: r.agent_id, hostname: r.hostname, runId: r.job_id, nextSeq: Number(r.next_seq), state: r.state, message: r.message };
+  return { jobId: r.host_job_id, agentId: r.agent_id, hostname: r.hostname, runId: r.job_id, nextSeq: Number(r.next_seq), state: r.state, message: r.message };
 }
 
 /**
- * Plan jobs in the store: each host's state and next expected sequence
- * number in job_hosts, every message in job_events, both written in one
- * transaction, so a restarted controller keeps deduplicating.
+ * Jobs (exec and plan) in the store: each host's state and next expected
+ * sequence number in job_hosts, every message in job_events, both written
+ * in one transaction, so a restarted controller keeps deduplicating and any
+ * replica can read them.
  */
 export class StoreJobLog implements JobLog {
-  readonly kind = JobKind.JOB_KIND_PLAN;
-
   constructor(private readonly db: Db) {}
 
   async create(job: HeldJob): Promise<void> {
@@ -40,7 +38,7 @@ export class StoreJobLog implements JobLog {
 
   async unfinished(agentId: string): Promise<HeldJob[]> {
     const rows = await this.db.all<Row>(
-      `SELECT ${COLUMNS} FROM job_hosts WHERE agent_id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled', 'lost')`, [agentId]);
+      `SELECT ${COLUMNS} FROM job_hosts WHERE agent_id = ? AND state NOT IN ('succeeded', 'failed', 'cancelled', 'lost', 'offline')`, [agentId]);
     return rows.map(held);
   }
 

@@ -136,12 +136,14 @@ export class RolloutScheduler {
   /**
    * Refuses an operator change while this replica does not run the
    * scheduler (another replica holds the lease, or this one is stopping):
-   * the change must be made where the rollouts are driven.
+   * the change must be made where the rollouts are driven. Reached when
+   * the lease moved during the call; otherwise a replica without the
+   * scheduler records the change for it (rollout-commands.ts).
    */
   requireRunning(): void {
     if (this.stopped) {
       throw new FerryError(ErrorCode.Unavailable, 'this controller replica is not running the rollout scheduler (another replica holds the scheduler lease)',
-        'send rollout changes to the replica `ferry controller status` names as scheduler; reading rollouts works on any replica');
+        'ask again: a replica that does not run the scheduler passes the change to the one that does (docs/ha.md); `ferry controller status` names it');
     }
   }
 

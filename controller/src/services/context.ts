@@ -3,6 +3,7 @@ import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
 import type { JobCoordinator } from '../jobs/job-coordinator.js';
+import type { RolloutCommands } from '../rollouts/rollout-commands.js';
 import type { JobHistory } from '../jobs/job-history.js';
 import type { PlanStore } from '../plans/plan-store.js';
 import type { RolloutScheduler } from '../rollouts/scheduler.js';
@@ -40,6 +41,8 @@ export interface ControllerContext {
   plans: PlanStore;
   /** Staged rollouts (controller/src/rollouts/). */
   rollouts: RolloutScheduler;
+  /** With several replicas: rollout changes asked here while another replica runs the scheduler (rollouts/rollout-commands.ts). */
+  rolloutCommands?: RolloutCommands;
   /** What is published on the registry and files repository (docs/registry.md). */
   registry: RegistryStore;
   /** Site relays: the store and the assignments pushed to hosts (docs/relays.md). */

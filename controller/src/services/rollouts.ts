@@ -5,6 +5,7 @@ import type { ControllerContext } from './context.js';
 import { operatorCalls, type OperatorCallOptions } from './operator-call.js';
 import { abortRollout, approveRollout, pauseRollout, resumeRollout, retryRollout, settled } from '../rollouts/controls.js';
 import type { RolloutEventRecord, StoredRollout } from '../rollouts/rollout-store.js';
+import type { RolloutCommand } from '../rollouts/rollout-commands.js';
 import type { RolloutScheduler } from '../rollouts/scheduler.js';
 import { upgradeLogLines } from '../rollouts/upgrade-hosts.js';
 import { UPGRADE_EVENT } from '../store/agent-upgrades.js';
@@ -34,19 +35,28 @@ function logLines(attempt: number, hostJobId: string, e: { kind: string; body: s
  */
 export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opts: OperatorCallOptions): RolloutsServer {
   const { unary, serverStream } = operatorCalls(ctx, opts, 'rollout');
+  /**
+   * A change is made by the scheduler: here when this replica runs it, else
+   * recorded for the replica that does (rollouts/rollout-commands.ts) and
+   * awaited. Without replicas (no commands) a stopped scheduler refuses.
+   */
+  const change = async (cmd: RolloutCommand, who: string, here: () => Promise<StoredRollout>) =>
+    rolloutInfo(s.isStopped() && ctx.rolloutCommands ? await ctx.rolloutCommands.submit(cmd, who) : await here());
 
   return {
-    create: unary(async (req, who) => rolloutInfo(await s.create(req.spec, req.file || 'rollout.yaml', who))),
+    create: unary(async (req, who) => change({ action: 'create', spec: req.spec, file: req.file || 'rollout.yaml' }, who,
+      () => s.create(req.spec, req.file || 'rollout.yaml', who))),
     list: unary(async (req) => {
       const ids = await s.store.ids(req.limit || 50);
       return { rollouts: await Promise.all(ids.map(async (id) => rolloutInfo(await find(s, id)))) };
     }),
     get: unary(async (req) => snapshot(await find(s, req.id), s.store, ctx.sessions, s.clock.now())),
-    pause: unary(async (req, who) => rolloutInfo(await pauseRollout(s, req.id, who, req.reason))),
-    resume: unary(async (req, who) => rolloutInfo(await resumeRollout(s, req.id, who))),
-    abort: unary(async (req, who) => rolloutInfo(await abortRollout(s, req.id, who, req.reason, req.force))),
-    approve: unary(async (req, who) => rolloutInfo(await approveRollout(s, req.id, who))),
-    retry: unary(async (req, who) => rolloutInfo(await retryRollout(s, req.id, who, req.hosts))),
+    pause: unary(async (req, who) => change({ action: 'pause', rolloutId: req.id, reason: req.reason }, who, () => pauseRollout(s, req.id, who, req.reason))),
+    resume: unary(async (req, who) => change({ action: 'resume', rolloutId: req.id }, who, () => resumeRollout(s, req.id, who))),
+    abort: unary(async (req, who) => change({ action: 'abort', rolloutId: req.id, reason: req.reason, force: req.force }, who,
+      () => abortRollout(s, req.id, who, req.reason, req.force))),
+    approve: unary(async (req, who) => change({ action: 'approve', rolloutId: req.id }, who, () => approveRollout(s, req.id, who))),
+    retry: unary(async (req, who) => change({ action: 'retry', rolloutId: req.id, hosts: req.hosts }, who, () => retryRollout(s, req.id, who, req.hosts))),
     logs: unary(async (req) => {
       const r = await find(s, req.id);
       const h = r.model.hosts.find((x) => x.agentId === req.host || x.hostname === req.host);

@@ -409,4 +409,24 @@ CREATE TABLE store_settings (
 );
 `,
   },
+  {
+    version: 18,
+    name: 'rollout_commands: a rollout change asked through any replica, applied by the scheduler (rollouts/rollout-commands.ts)',
+    sql: `
+CREATE TABLE rollout_commands (
+  id TEXT PRIMARY KEY,
+  rollout_id TEXT NOT NULL,
+  action TEXT NOT NULL,
+  args TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  state TEXT NOT NULL,
+  result TEXT,
+  applied_by TEXT,
+  applied_at BIGINT
+);
+CREATE INDEX rollout_commands_state ON rollout_commands (state);
+`,
+  },
 ];
