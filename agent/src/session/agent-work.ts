@@ -20,6 +20,7 @@ import { GrpcChunkSource } from '../bundles/grpc-chunk-source.js';
 import { controllerCreds, relayCreds } from '../grpc-creds.js';
 import { FallbackChunkSource, RelayHealth } from '../relay/fallback-source.js';
 import { RelayRole } from '../relay/relay-role.js';
+import { ResolveClient } from '../relay/resolve-client.js';
 import { ReleaseUpgrader } from '../upgrade/release-upgrade.js';
 import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
 
@@ -65,6 +66,12 @@ export class AgentWork {
   /** This host as a relay, when the controller made it one. */
   readonly relay: RelayRole;
   private readonly upgrader: ReleaseUpgrader;
+  /** Chunks.ResolveHttp on the controller, for this host's relay registry endpoints (relay/relay-registry.ts). */
+  private readonly resolver = new ResolveClient(() => {
+    const loaded = this.o.state.load();
+    const address = this.o.address();
+    return { address, creds: controllerCreds(loaded.caPem, loaded), key: `${address}\n${loaded.certPem}` };
+  });
 
   constructor(private readonly o: AgentWorkOptions) {
     this.exec = new ExecRunner(this.outbox, o.log.child({ part: 'exec' }));
@@ -72,6 +79,7 @@ export class AgentWork {
     this.relayHealth = new RelayHealth(o.relayDownMs);
     this.relay = new RelayRole({
       state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.chunkSource(false), statusEveryMs: o.relayStatusEveryMs,
+      resolveHttp: (req) => this.resolver.resolve(req),
       upstreamBytesPerSec: o.bandwidthBytesPerSec ?? 0,
     });
     this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(true), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
@@ -168,6 +176,7 @@ export class AgentWork {
   async stop(): Promise<void> {
     this.exec.cancelAll();
     await this.relay.stop();
+    this.resolver.close();
     await this.jobs.suspendAll();
   }
 

@@ -37,9 +37,9 @@ export function relayConfigFor(agent: AgentRecord, relays: readonly RelayRecord[
   usable.sort((a, b) => Number(connected(b.agentId)) - Number(connected(a.agentId)));
   const own = relays.find((r) => r.agentId === agent.id);
   return {
-    relays: usable.map((r) => ({ agentId: r.agentId, address: r.address })),
+    relays: usable.map((r) => ({ agentId: r.agentId, address: r.address, registryAddress: r.status?.registryAddress ?? '' })),
     role: own && agent.revokedAt === null ? {
-      listen: own.listen, cacheBytes: own.cacheBytes, advertise: own.advertise,
+      listen: own.listen, cacheBytes: own.cacheBytes, advertise: own.advertise, registryListen: own.registryListen,
       revokedAgentIds: [...agents.values()].filter((a) => a.revokedAt !== null).map((a) => a.id).sort(),
     } : undefined,
   };

@@ -409,4 +409,11 @@ CREATE TABLE store_settings (
 );
 `,
   },
+  {
+    version: 18,
+    name: 'relays.registry_listen: where a relay serves the registry and files endpoints to its site (empty: not served)',
+    sql: `
+ALTER TABLE relays ADD COLUMN registry_listen TEXT NOT NULL DEFAULT '';
+`,
+  },
 ];
