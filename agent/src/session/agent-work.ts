@@ -99,6 +99,7 @@ export class AgentWork {
       labels: () => o.state.load().identity.labels,
       stateDir: join(o.state.dir, 'steps'), root: o.root ?? '/',
       fleet: { ca: o.state.caPath, cert: o.state.certPath, key: o.state.keyPath },
+      relayRegistries: () => this.relays.map((r) => r.registryAddress).filter((a) => a !== ''),
     });
   }
 
