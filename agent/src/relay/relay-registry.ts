@@ -147,6 +147,11 @@ export class RelayRegistryServer {
         res.destroy(e as Error);
         return;
       }
+      if (closed) {
+        // The client left while the chunk was on its way: nothing to write it to.
+        cache.pool.give(msg.framed);
+        return;
+      }
       const piece = msg.data.subarray(skip, Math.min(msg.data.length, skip + left));
       skip = 0;
       left -= piece.length;

@@ -1,7 +1,8 @@
 /**
  * Request paths of the files repository (`/files/<bundle>/<version>/<path>`),
- * decoded and checked the same way wherever they are served: traversal,
- * NUL, encoded slashes and empty segments are refused outright, before any
+ * decoded and checked in one place (the files handler answers the
+ * controller's listener and site relays' requests alike): traversal, NUL,
+ * encoded slashes and empty segments are refused outright, before any
  * lookup, so nothing but a bundle file can ever be reached.
  */
 import { RegistryError } from './http-error.js';
