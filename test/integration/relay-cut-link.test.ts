@@ -42,7 +42,7 @@ describe('site relays: the site\'s link to the controller cut', function () {
     relay = await onSite('gw-1', { site: 'gw' });
     host = await onSite('edge-1', { site: 'plant-7' });
     await waitFor(() => [relay, host].every((a) => a.loop.state === 'connected'), 10_000, 'connected');
-    await admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '' });
+    await admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '', registryListen: '' });
     await waitFor(() => host.loop.work.relays[0]?.address === relay.loop.work.relay.address, 10_000, 'host told its relay');
   });
   after(async () => { admin?.close(); uplink?.restore(); await cleanup(c, [relay, host]); await uplink?.close(); });

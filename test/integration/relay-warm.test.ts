@@ -49,7 +49,7 @@ describe('site relays: prefetch warms the relays first; what a rollout or prefet
     relay = await enroll(c, 'gw-1', { site: 'gw' }, { bandwidthBytesPerSec: CAP });
     for (let i = 1; i <= 2; i++) site.push(await enroll(c, `edge-${i}`, { site: 'plant-7' }));
     await waitFor(() => [relay, ...site].every((a) => a.loop.state === 'connected'), 10_000, 'connected');
-    await admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 64 * MiB, listen: '127.0.0.1:0', advertise: '' });
+    await admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 64 * MiB, listen: '127.0.0.1:0', advertise: '', registryListen: '' });
     await waitFor(() => site.every((a) => a.loop.work.relays[0]?.address), 10_000, 'hosts told their relay');
   });
   after(async () => { admin?.close(); await cleanup(c, [relay, ...site]); });
@@ -123,8 +123,8 @@ describe('site relays: a chain (a region relay in front of a site relay), and th
     gw = await enroll(c, 'gw-a', { site: 'a', tier: 'site-relay' });
     host = await enroll(c, 'h-a', { site: 'a' });
     await waitFor(() => [region, gw, host].every((a) => a.loop.state === 'connected'), 10_000, 'connected');
-    await admin.call(admin.client.enableRelay, { host: 'region-1', serves: 'tier=site-relay', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '' });
-    await admin.call(admin.client.enableRelay, { host: 'gw-a', serves: 'site=a', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '' });
+    await admin.call(admin.client.enableRelay, { host: 'region-1', serves: 'tier=site-relay', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '', registryListen: '' });
+    await admin.call(admin.client.enableRelay, { host: 'gw-a', serves: 'site=a', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '', registryListen: '' });
     await waitFor(() => host.loop.work.relays[0]?.agentId === gw.id && gw.loop.work.relays[0]?.agentId === region.id, 10_000, 'chain assigned');
   });
   after(async () => { admin?.close(); await cleanup(c, [region, gw, host]); });

@@ -43,7 +43,7 @@ describe('site relays: agents pull chunks through their relay and fall back by t
     relay = await enroll(c, 'gw-1', { site: 'gw' });
     for (let i = 1; i <= 3; i++) site.push(await enroll(c, `edge-${i}`, { site: 'plant-7' }, i === 1 ? { bandwidthBytesPerSec: 4 * 1024 * 1024 } : {}));
     await waitFor(() => [relay, ...site].every((a) => a.loop.state === 'connected'), 10_000, 'connected');
-    const r = await admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 256 * 1024 * 1024, listen: '127.0.0.1:0', advertise: '' });
+    const r = await admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 256 * 1024 * 1024, listen: '127.0.0.1:0', advertise: '', registryListen: '' });
     assert.deepEqual(r.hostsServed, ['edge-1', 'edge-2', 'edge-3']);
     await waitFor(() => site.every((a) => a.loop.work.relays.length === 1 && a.loop.work.relays[0]!.address !== ''), 10_000, 'hosts told their relay');
     assert.equal(site[0]!.loop.work.relays[0]!.address, relay.loop.work.relay.address);
@@ -73,7 +73,7 @@ describe('site relays: agents pull chunks through their relay and fall back by t
     const b = await bundle(2);
     const a3 = site[2]!;
     const saved = a3.loop.work.relays;
-    a3.loop.work.relays = [{ agentId: relay.id, address: c.address }];
+    a3.loop.work.relays = [{ agentId: relay.id, address: c.address, registryAddress: '' }];
     const before = await controllerChunks(c);
     try {
       const p = await stage(a3, b);
@@ -159,7 +159,7 @@ describe('site relays: operators turn them off, revoke them, and mistype', funct
   });
   after(async () => { admin?.close(); await cleanup(c, agents); });
 
-  const enable = () => admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '' });
+  const enable = () => admin.call(admin.client.enableRelay, { host: 'gw-1', serves: 'site=plant-7', cacheBytes: 0, listen: '127.0.0.1:0', advertise: '', registryListen: '' });
   const assigned = (a: TestAgent) => a.loop.work.relays.length > 0;
 
   it('disabled: hosts stop using it and it stops serving; audited with who did it', async () => {

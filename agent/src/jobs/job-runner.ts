@@ -27,6 +27,8 @@ export interface JobRunnerDeps extends StepRunDeps {
   root: string;
   /** The agent's fleet TLS file paths, handed to steps (see StepContext.fleet). */
   fleet?: FleetTlsPaths;
+  /** Registry addresses of this host's relays now (see StepContext.relayRegistries). */
+  relayRegistries?: () => readonly string[];
 }
 
 /** Lines per step forwarded to the controller; the rest are counted and replaced by one marker. */
@@ -176,7 +178,7 @@ export class JobRunner {
       let dropped = 0;
       const t0 = Date.now();
       const ctx: Omit<StepContext, 'signal'> = {
-        check: job.check, params, facts, labels: this.d.labels(), stateDir: this.d.stateDir, root: this.d.root, fleet: this.d.fleet,
+        check: job.check, params, facts, labels: this.d.labels(), stateDir: this.d.stateDir, root: this.d.root, fleet: this.d.fleet, relayRegistries: this.d.relayRegistries?.(),
         bundleDir: (as) => {
           const dir = bundleDirs[as];
           if (!dir) throw new Error(`bundle "${as}" is not declared by plan ${plan.name}`);

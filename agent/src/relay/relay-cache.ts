@@ -17,6 +17,7 @@
  * bucket: the agent's bandwidth cap applies to the relay's upstream link,
  * not to what it serves on the site's network.
  */
+import { createHash } from 'node:crypto';
 import { readFile, stat, utimes } from 'node:fs/promises';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
@@ -172,6 +173,27 @@ export class RelayCache {
       const n = (this.pinned.get(digest) ?? 1) - 1;
       if (n <= 0) this.pinned.delete(digest);
       else this.pinned.set(digest, n);
+    }
+  }
+
+  /**
+   * {@link read}, with the bytes hashed before they are handed out: for the
+   * relay's registry and files endpoints (relay-registry.ts), whose clients
+   * may verify nothing (curl), so the relay is the last place bad bytes can
+   * be stopped. ServedChunks hashes only a chunk's first serve; rot of the
+   * same size after that would otherwise reach the client. A bad copy is
+   * dropped (counted in droppedCorrupt) and fetched again from upstream once.
+   */
+  async readVerified(digest: string, ready: Promise<void>): Promise<EncodedChunkData> {
+    for (let attempt = 0; ; attempt++) {
+      const msg = await this.read(digest, ready);
+      const actual = createHash('sha256').update(msg.data).digest('hex');
+      if (actual === digest) return msg;
+      this.pool.give(msg.framed);
+      // Hashes the stored copy again and drops it: the next read finds it missing and fetches it from upstream.
+      await this.recheck(digest);
+      if (attempt > 0) throw new ChunkCorruptError(digest, actual);
+      ready = Promise.resolve();
     }
   }
 

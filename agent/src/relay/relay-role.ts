@@ -19,6 +19,8 @@ import { renewalDue } from '../session/cert-renewal.js';
 import type { AgentState } from '../state/agent-state.js';
 import { RelayCache } from './relay-cache.js';
 import { RelayServer } from './relay-server.js';
+import { RelayRegistryServer } from './relay-registry.js';
+import type { ResolveHttpRequest, ResolveHttpResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
 
 /** Options of {@link RelayRole}. */
 export interface RelayRoleOptions {
@@ -32,6 +34,8 @@ export interface RelayRoleOptions {
   statusEveryMs?: number;
   /** The agent's bandwidth cap, applied to the relay's upstream fetches (0: none). */
   upstreamBytesPerSec?: number;
+  /** Chunks.ResolveHttp on the controller, for the registry and files endpoints (relay-registry.ts). */
+  resolveHttp?: (req: ResolveHttpRequest) => Promise<ResolveHttpResponse>;
 }
 
 /** See module comment. */
@@ -40,6 +44,8 @@ export class RelayRole {
   private revoked: ReadonlySet<string> = new Set();
   private cache: RelayCache | undefined;
   private server: { s: RelayServer; listen: string; advertise: string; certPem: string } | undefined;
+  /** The registry and files listener, when the role asks for one (RelayRole.registry_listen). */
+  private registry: { s: RelayRegistryServer; listen: string; certPem: string } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private certRequested = false;
@@ -59,6 +65,17 @@ export class RelayRole {
   /** The address it serves on, while it does (tests, status). */
   get address(): string | undefined {
     return this.server?.s.address;
+  }
+
+  /** host:port of the registry and files endpoints while they are served (tests, status). */
+  get registryAddress(): string | undefined {
+    const r = this.registry;
+    return r && `${advertisedHost(r.listen, this.server?.s.address)}:${r.s.port}`;
+  }
+
+  /** The registry listener while it serves (tests). */
+  get registryForTests(): RelayRegistryServer | undefined {
+    return this.registry?.s;
   }
 
   /** The cache, once the role was applied (tests, status). */
@@ -182,7 +199,10 @@ export class RelayRole {
       return;
     }
     const s = this.server;
-    if (s && s.listen === role.listen && s.advertise === role.advertise && s.certPem === certPem) return;
+    if (s && s.listen === role.listen && s.advertise === role.advertise && s.certPem === certPem) {
+      await this.ensureRegistry(certPem);
+      return;
+    }
     this.stopServer();
     const loaded = this.o.state.load();
     const server = await RelayServer.start({
@@ -192,9 +212,32 @@ export class RelayRole {
     this.server = { s: server, listen: role.listen, advertise: role.advertise, certPem };
     this.lastError = '';
     this.o.log.info({ address: server.address, cacheBytes: Number(role.cacheBytes) }, 'relay serving chunks');
+    await this.ensureRegistry(certPem);
     const every = this.o.statusEveryMs ?? 5_000;
     this.timer ??= setInterval(() => void this.serial(async () => this.tick()), every);
     this.timer.unref?.();
+  }
+
+  /** Starts, restarts or stops the registry and files listener to match the role (after the chunk server is up). */
+  private async ensureRegistry(certPem: string): Promise<void> {
+    const want = this.role?.registryListen ?? '';
+    const r = this.registry;
+    if (r && r.listen === want && r.certPem === certPem) return;
+    this.stopRegistry();
+    if (!want) return;
+    if (!this.o.resolveHttp) throw new Error('this agent cannot ask the controller to resolve registry requests');
+    const loaded = this.o.state.load();
+    const s = await RelayRegistryServer.start({
+      listen: want, caPem: loaded.caPem, certPem, keyPem: readFileSync(this.keyPath, 'utf8'), cache: this.cache!,
+      resolve: this.o.resolveHttp, revoked: () => this.revoked, log: this.o.log.child({ part: 'relay-registry' }),
+    });
+    this.registry = { s, listen: want, certPem };
+    this.o.log.info({ address: this.registryAddress }, 'relay serving the registry and files endpoints');
+  }
+
+  private stopRegistry(): void {
+    void this.registry?.s.stop();
+    this.registry = undefined;
   }
 
   /** Periodic: report changed counters, renew the certificate when a third of its life is left. */
@@ -227,6 +270,7 @@ export class RelayRole {
   }
 
   private stopServer(): void {
+    this.stopRegistry();
     this.server?.s.stop();
     this.server = undefined;
     clearInterval(this.timer);
@@ -241,10 +285,18 @@ export class RelayRole {
       address: this.server?.s.address ?? '', cacheBytes: Number(this.role.cacheBytes), cacheUsedBytes: st?.usedBytes ?? 0, cacheChunks: st?.chunks ?? 0,
       hits: st?.hits ?? 0, misses: st?.misses ?? 0, bytesFromUpstream: st?.bytesFromUpstream ?? 0, bytesServed: st?.bytesServed ?? 0,
       error: this.server ? '' : this.lastError, upstreamBytesPerSec: st?.upstreamBytesPerSec ?? 0, droppedCorrupt: st?.droppedCorrupt ?? 0,
+      registryAddress: this.registryAddress ?? '',
     };
     const text = JSON.stringify(status);
     if (!force && text === this.lastSent) return;
     this.lastSent = text;
     this.o.sendNow({ msg: { $case: 'relayStatus', value: status } });
   }
+}
+
+/** The host clients dial for `listen`: its own host, or for a wildcard the chunk server's advertised host. */
+function advertisedHost(listen: string, chunkAddress: string | undefined): string {
+  const host = listen.replace(/:\d+$/, '');
+  if (host !== '0.0.0.0' && host !== '[::]' && host !== '::') return host;
+  return chunkAddress ? chunkAddress.replace(/:\d+$/, '') : '127.0.0.1';
 }

@@ -15,7 +15,7 @@ import { networkInterfaces } from 'node:os';
 import { streamChunks, MAX_DIGESTS_PER_CALL, recheckAll } from '../../../common/src/bundle/chunk-stream.js';
 import { isSha256Hex } from '../../../common/src/bundle/digest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { ChunksServer, FetchChunksRequest, RecheckChunksRequest, RecheckChunksResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
+import type { ChunksServer, FetchChunksRequest, RecheckChunksRequest, RecheckChunksResponse, ResolveHttpRequest, ResolveHttpResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { FastChunksService, frameChunksInPlace } from '../../../common/src/grpc-chunks.js';
 import { serverOptions } from '../../../common/src/grpc-options.js';
@@ -108,6 +108,10 @@ function chunksHandlers(o: RelayServerOptions): ChunksServer {
         return;
       }
       recheckAll(o.cache, call.request.digests).then((dropped) => cb(null, { dropped }), (e: unknown) => cb({ code: GrpcStatus.INTERNAL, details: String(e) } as never));
+    },
+    // Registry requests are resolved by the controller alone (relay-registry.ts); a relay never answers them for another.
+    resolveHttp: (_call: ServerUnaryCall<ResolveHttpRequest, ResolveHttpResponse>, cb: sendUnaryData<ResolveHttpResponse>) => {
+      cb({ code: GrpcStatus.UNIMPLEMENTED, details: 'a relay does not resolve registry requests; ask the controller' } as never);
     },
   };
 }

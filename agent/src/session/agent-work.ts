@@ -20,6 +20,7 @@ import { GrpcChunkSource } from '../bundles/grpc-chunk-source.js';
 import { controllerCreds, relayCreds } from '../grpc-creds.js';
 import { FallbackChunkSource, RelayHealth } from '../relay/fallback-source.js';
 import { RelayRole } from '../relay/relay-role.js';
+import { ResolveClient } from '../relay/resolve-client.js';
 import { ReleaseUpgrader } from '../upgrade/release-upgrade.js';
 import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
 
@@ -65,6 +66,12 @@ export class AgentWork {
   /** This host as a relay, when the controller made it one. */
   readonly relay: RelayRole;
   private readonly upgrader: ReleaseUpgrader;
+  /** Chunks.ResolveHttp on the controller, for this host's relay registry endpoints (relay/relay-registry.ts). */
+  private readonly resolver = new ResolveClient(() => {
+    const loaded = this.o.state.load();
+    const address = this.o.address();
+    return { address, creds: controllerCreds(loaded.caPem, loaded), key: `${address}\n${loaded.certPem}` };
+  });
 
   constructor(private readonly o: AgentWorkOptions) {
     const jobStore = new JobStore(o.state.dir);
@@ -74,6 +81,7 @@ export class AgentWork {
     this.relayHealth = new RelayHealth(o.relayDownMs);
     this.relay = new RelayRole({
       state: o.state, log: o.log.child({ part: 'relay' }), sendNow: o.sendNow, upstream: () => this.chunkSource(false), statusEveryMs: o.relayStatusEveryMs,
+      resolveHttp: (req) => this.resolver.resolve(req),
       upstreamBytesPerSec: o.bandwidthBytesPerSec ?? 0,
     });
     this.stager = new BundleStager(this.bundles, o.state, () => this.chunkSource(true), o.log.child({ part: 'stage' }), o.bandwidthBytesPerSec ?? 0);
@@ -93,6 +101,7 @@ export class AgentWork {
       labels: () => o.state.load().identity.labels,
       stateDir: join(o.state.dir, 'steps'), root: o.root ?? '/',
       fleet: { ca: o.state.caPath, cert: o.state.certPath, key: o.state.keyPath },
+      relayRegistries: () => this.relays.map((r) => r.registryAddress).filter((a) => a !== ''),
     });
   }
 
@@ -170,6 +179,7 @@ export class AgentWork {
   async stop(): Promise<void> {
     this.exec.cancelAll();
     await this.relay.stop();
+    this.resolver.close();
     await this.jobs.suspendAll();
   }
 

@@ -14,7 +14,7 @@
 import { lstat } from 'node:fs/promises';
 import { posix, relative } from 'node:path';
 import { ErrorCode } from '../../../common/src/errors.js';
-import type { ContainerdMirrorArgs } from '../../../common/src/plan/steps/containerd-mirror.js';
+import { RELAY_MIRROR, type ContainerdMirrorArgs } from '../../../common/src/plan/steps/containerd-mirror.js';
 import type { StepOutcome } from '../../../common/src/plan/types.js';
 import type { StepContext, StepExecutor } from './step.js';
 import { guarded, StepError } from './step-error.js';
@@ -62,6 +62,22 @@ function tlsFiles(args: ContainerdMirrorArgs, ctx: StepContext): TlsFiles {
   const client: [string, string] | undefined = args.client.kind === 'fleet' ? [fleet(ctx.fleet!.cert), fleet(ctx.fleet!.key)]
     : args.client.kind === 'files' ? [args.client.cert, args.client.key] : undefined;
   return { ...(ca ? { ca } : {}), ...(client ? { client } : {}) };
+}
+
+/**
+ * The `relay` entry replaced by this host's relays' registry endpoints (most preferred first,
+ * as assigned when the step runs; none without relays), so containerd tries the site relay and
+ * then the next mirror, normally the controller. A reassignment takes effect when the step runs
+ * again.
+ */
+function expandRelays(mirrors: readonly string[], ctx: StepContext): string[] {
+  const out: string[] = [];
+  for (const m of mirrors) {
+    if (m !== RELAY_MIRROR) out.push(m);
+    else for (const a of ctx.relayRegistries ?? []) if (!out.includes(`https://${a}`)) out.push(`https://${a}`);
+  }
+  if (mirrors.includes(RELAY_MIRROR)) ctx.output(`note: "relay" is ${ctx.relayRegistries?.length ? ctx.relayRegistries.map((a) => `https://${a}`).join(', ') : 'none (this host has no relay serving the registry)'}`);
+  return out;
 }
 
 /** containerd's major version from `containerd --version`; undefined when it is not installed. */
@@ -129,6 +145,7 @@ async function ensureMirror(args: ContainerdMirrorArgs, ctx: StepContext): Promi
   const config = args.containerdConfig === 'skip' ? undefined : await planConfig(args, ctx);
   for (const n of config?.finding.notes ?? []) ctx.output(`note: ${n}`);
 
+  const mirrors = expandRelays(args.mirrors, ctx);
   const upstreams = [...args.upstreams, ...(args.writeDefault ? ['_default'] : [])];
   const diffs: string[] = [];
   const changed: string[] = [];
@@ -136,7 +153,7 @@ async function ensureMirror(args: ContainerdMirrorArgs, ctx: StepContext): Promi
     // On Linux containerd looks the registry up by its name with the port: certs.d/sea.hub:5000/.
     const dest = posix.join(args.certsDir, upstream, 'hosts.toml');
     const text = renderHostsToml({
-      upstream, mirrors: args.mirrors, capabilities: args.capabilities, ...tls, dialTimeoutMs: args.dialTimeoutMs, offline: args.offline,
+      upstream, mirrors, capabilities: args.capabilities, ...tls, dialTimeoutMs: args.dialTimeoutMs, offline: args.offline,
     });
     const out = await installFile(ctx, dest, { bytes: Buffer.from(text) }, { mode: 0o644, backup: args.backup });
     if (out.status === 'changed') { changed.push(upstream); if (out.diff) diffs.push(out.diff); }

@@ -31,6 +31,11 @@ export interface StepContext {
    * the agent has no identity (tests that run an executor alone).
    */
   fleet?: FleetTlsPaths;
+  /**
+   * `host:port` of the registry endpoints of this host's site relays, most preferred first, as
+   * the controller assigned them (containerd.mirror's `relay` entry); empty or unset: none.
+   */
+  relayRegistries?: readonly string[];
 }
 
 /** Where the agent keeps its fleet TLS files (renewals replace them in place, same paths). */

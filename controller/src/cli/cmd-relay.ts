@@ -15,6 +15,7 @@ export function relayRecord(r: RelayInfo): object {
   return {
     agentId: r.agentId, hostname: r.hostname, serves: r.serves, hostsServed: r.hostsServed, connected: r.connected,
     listen: r.listen, advertise: r.advertise || null, address: s?.address || null,
+    registryListen: r.registryListen || null, registryAddress: s?.registryAddress || null,
     cacheBytes: r.cacheBytes, cacheUsedBytes: s ? s.cacheUsedBytes : null, cacheChunks: s ? s.cacheChunks : null,
     hits: s ? s.hits : null, misses: s ? s.misses : null, hitRatio: s && asked > 0 ? s.hits / asked : null,
     bytesFromUpstream: s ? s.bytesFromUpstream : null, bytesServed: s ? s.bytesServed : null,
@@ -41,7 +42,7 @@ function row(r: RelayInfo): string[] {
  * Refused before anything is sent, exit 2: a size that is not one, a
  * selector that does not parse, a missing host.
  */
-function enableRequest(positionals: string[], values: Record<string, unknown>): { host: string; serves: string; cacheBytes: number; listen: string; advertise: string } {
+function enableRequest(positionals: string[], values: Record<string, unknown>): { host: string; serves: string; cacheBytes: number; listen: string; advertise: string; registryListen: string } {
   const host = positionals[0];
   if (!host) throw new FerryError(ErrorCode.InvalidArgument, 'no relay host given', 'e.g. ferry relay enable edge-gw-7 --serves site=plant-7');
   const serves = String(values['serves'] ?? '');
@@ -50,7 +51,8 @@ function enableRequest(positionals: string[], values: Record<string, unknown>): 
   if (problem) throw new FerryError(ErrorCode.InvalidArgument, `--serves "${serves}": invalid selector at column ${problem.column}: ${problem.message}`, 'e.g. --serves site=plant-7 or --serves "site in (plant-7,plant-8)"');
   const size = values['cache-size'] === undefined ? 0 : parseByteSize(String(values['cache-size']), '--cache-size');
   if (values['cache-size'] !== undefined && size === 0) throw new FerryError(ErrorCode.InvalidArgument, '--cache-size 0: a relay needs a cache', 'e.g. --cache-size 20G');
-  return { host, serves, cacheBytes: size, listen: String(values['listen'] ?? ''), advertise: String(values['advertise'] ?? '') };
+  return { host, serves, cacheBytes: size, listen: String(values['listen'] ?? ''), advertise: String(values['advertise'] ?? ''),
+    registryListen: String(values['registry-listen'] ?? '') };
 }
 
 /** `ferry relay enable HOST --serves SELECTOR | disable HOST` (docs/relays.md). */
@@ -58,6 +60,7 @@ export async function cmdRelay(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const { values, positionals } = parseFlags(rest, {
     ...adminFlags, json: { type: 'boolean' }, serves: { type: 'string' }, 'cache-size': { type: 'string' }, listen: { type: 'string' }, advertise: { type: 'string' },
+    'registry-listen': { type: 'string' },
   });
   if (sub !== 'enable' && sub !== 'disable') throw new FerryError(ErrorCode.InvalidArgument, `unknown relay command "${sub ?? ''}"`, 'use enable or disable');
   const req = sub === 'enable' ? enableRequest(positionals, values) : undefined;
@@ -68,7 +71,7 @@ export async function cmdRelay(args: string[]): Promise<number> {
       ? await admin.call(admin.client.enableRelay, req)
       : await admin.call(admin.client.disableRelay, { host: positionals[0]! });
     if (values.json) writeRecord(relayRecord(r));
-    else if (req) process.stdout.write(`${r.hostname} is a relay for ${r.serves} (${r.hostsServed.length} hosts now), cache ${bytes(r.cacheBytes)}, listening on ${r.listen}\n`);
+    else if (req) process.stdout.write(`${r.hostname} is a relay for ${r.serves} (${r.hostsServed.length} hosts now), cache ${bytes(r.cacheBytes)}, listening on ${r.listen}${r.registryListen ? `, registry and files on ${r.registryListen}` : ''}\n`);
     else process.stdout.write(`${r.hostname} is no longer a relay; the hosts it served fetch from the controller (or their other relays)\n`);
     return Exit.Ok;
   } finally {

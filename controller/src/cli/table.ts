@@ -220,9 +220,11 @@ const relayCommand: CommandSpec = {
         'cache-size': { type: 'string', value: 'SIZE', help: 'bound on its chunk cache, e.g. 20G (default 10G, at least 64M)' },
         listen: { type: 'string', value: 'HOST:PORT', help: 'where the relay listens (default 0.0.0.0:7444; port 0: any free port)' },
         advertise: { type: 'string', value: 'HOST:PORT', help: 'address hosts dial when it is not the listen address' },
+        'registry-listen': { type: 'string', value: 'HOST:PORT', help: 'also serve the registry and files endpoints to the site over HTTPS here (default: off; docs/relays.md)' },
         json,
       },
-      examples: ['ferry relay enable edge-gw-7 --serves site=plant-7 --cache-size 20G', 'ferry relay enable edge-gw-7 --serves site=plant-7 --listen 10.7.0.2:7444'] },
+      examples: ['ferry relay enable edge-gw-7 --serves site=plant-7 --cache-size 20G', 'ferry relay enable edge-gw-7 --serves site=plant-7 --listen 10.7.0.2:7444',
+        'ferry relay enable edge-gw-7 --serves site=plant-7 --registry-listen 0.0.0.0:5000'] },
     { name: 'disable', summary: 'stop using an agent as a relay (its hosts go back to the controller)', args: 'HOST', shared: true, flags: { json } },
   ],
 };

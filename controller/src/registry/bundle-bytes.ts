@@ -14,7 +14,7 @@ import type { BundleFile } from '../../../common/src/bundle/manifest.js';
 import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 import type { BundleStore, StoredBundle } from '../bundles/bundle-store.js';
-import { RegistryError } from './http-error.js';
+import { RegistryError } from '../../../common/src/registry/http-error.js';
 
 /** A bundle file with the end offset of each chunk, for finding a range's chunks. */
 export interface IndexedBundleFile {
@@ -117,6 +117,19 @@ export class BundleBytes {
       release();
     }
   }
+}
+
+/**
+ * The chunks holding bytes [start, end] (inclusive) of `f`, and where the
+ * range starts in the first: what a site relay needs to send the same bytes
+ * from its own chunk cache (resolve-http.ts).
+ */
+export function chunkSpan(f: IndexedBundleFile, start: number, end: number): { chunks: Array<{ digest: string; size: number }>; skip: number; length: number } {
+  if (end < start) return { chunks: [], skip: 0, length: 0 };
+  const first = firstChunk(f.ends, start);
+  const last = Math.min(firstChunk(f.ends, end), f.ends.length - 1);
+  const chunks = f.file.chunks.slice(first, last + 1).map((c) => ({ digest: c.digest, size: c.size }));
+  return { chunks, skip: start - (first === 0 ? 0 : f.ends[first - 1]!), length: end - start + 1 };
 }
 
 /** Index of the chunk holding byte `pos`. */

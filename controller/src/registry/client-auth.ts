@@ -3,19 +3,18 @@
  * function as gRPC calls and the console (services/peer-auth.ts
  * identifyCertificate); then the agent or operator it names must be on
  * record and not revoked — looked up on every request, so a revocation
- * holds from the next request on. TLS accepts any certificate
- * (rejectUnauthorized: false) so that a refusal is a JSON 401/403 a client
- * can show, not a handshake failure.
+ * holds from the next request on. The same decision answers requests a site
+ * relay passes on (resolve-http.ts), with the certificate the relay's TLS
+ * verified.
  */
-import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { FerryError } from '../../../common/src/errors.js';
-import { certIdentity } from '../../../common/src/pki.js';
+import { RegistryError } from '../../../common/src/registry/http-error.js';
+import { verifiedPeerCert } from '../../../common/src/registry/listener.js';
 import type { CertificateAuthority } from '../pki/ca.js';
 import type { AgentStore } from '../store/agents.js';
 import type { OperatorStore } from '../store/operators.js';
 import { identifyCertificate } from '../services/peer-auth.js';
-import { RegistryError } from './http-error.js';
 
 /** A verified client, or none (anonymous). */
 export type Client = { kind: 'agent' | 'operator'; id: string } | { kind: 'anonymous' };
@@ -26,19 +25,15 @@ export class ClientAuth {
 
   /** The client on `socket`; throws 401 for a certificate that is not valid, 403 for a revoked or unknown holder. */
   async identify(socket: TLSSocket): Promise<Client> {
-    const peer = socket.getPeerCertificate(false);
-    if (!peer || !peer.raw) return { kind: 'anonymous' };
-    if (!socket.authorized) {
-      // Unverified: what it claims is only for the message.
-      const cert = new X509Certificate(peer.raw);
-      const claimed = certIdentity(cert).cn || '(no name)';
-      const why = String((socket.authorizationError as { code?: string } | null)?.code ?? socket.authorizationError ?? 'not verified');
-      const detail = why === 'CERT_HAS_EXPIRED' ? `expired at ${new Date(cert.validTo).toISOString()}` : `not issued by this fleet's CA (${why})`;
-      throw new RegistryError(401, 'UNAUTHORIZED', `client certificate of ${claimed} refused: ${detail}; present an agent or operator certificate of this fleet`);
-    }
+    return this.identifyCert(verifiedPeerCert(socket), `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+  }
+
+  /** The client holding certificate `raw` (DER; undefined: none presented), checked against the CA again. */
+  async identifyCert(raw: Buffer | undefined, address: string): Promise<Client> {
+    if (!raw || raw.length === 0) return { kind: 'anonymous' };
     let who;
     try {
-      who = identifyCertificate(peer.raw, this.ca, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+      who = identifyCertificate(raw, this.ca, address);
     } catch (err) {
       throw new RegistryError(401, 'UNAUTHORIZED', err instanceof FerryError ? err.message : 'client certificate could not be read');
     }

@@ -7,36 +7,15 @@
  * Paths are matched exactly against the signed manifest, so nothing but a
  * bundle file can be reached; traversal attempts are refused outright.
  */
-import { decideRange } from './byte-range.js';
-import { RegistryError } from './http-error.js';
+import { decideRange } from '../../../common/src/registry/byte-range.js';
+import { RegistryError } from '../../../common/src/registry/http-error.js';
+import { fileSegments } from '../../../common/src/registry/file-paths.js';
 import type { IndexedBundleFile } from './bundle-bytes.js';
 import type { RegistryDeps, RegistryRequest } from './request.js';
 import type { Publication } from './registry-store.js';
 
 const unauthorized = () => new RegistryError(401, 'UNAUTHORIZED',
   'a client certificate of this fleet is required (curl --cert/--key, wget --certificate/--private-key), unless the bundle is published with --anonymous');
-
-/** Path segments after /files, decoded; throws PATH_INVALID for traversal, NUL, encoded slashes and empty segments. */
-export function fileSegments(path: string): { segments: string[]; dir: boolean } {
-  const rest = path.replace(/^\/files\/?/, '');
-  if (rest === '') return { segments: [], dir: true };
-  const raw = rest.split('/');
-  const dir = raw[raw.length - 1] === '';
-  if (dir) raw.pop();
-  const segments = raw.map((s) => {
-    let d: string;
-    try {
-      d = decodeURIComponent(s);
-    } catch {
-      throw new RegistryError(400, 'PATH_INVALID', `malformed percent-encoding in ${JSON.stringify(s.slice(0, 100))}`);
-    }
-    if (d === '' || d === '.' || d === '..' || /[/\\\0]/.test(d)) {
-      throw new RegistryError(400, 'PATH_INVALID', `path segment ${JSON.stringify(s.slice(0, 100))} is not allowed (empty, . or .., a slash or NUL)`);
-    }
-    return d;
-  });
-  return { segments, dir };
-}
 
 /** Handles a request under /files. */
 export async function handleFiles(r: RegistryRequest, deps: RegistryDeps): Promise<void> {
@@ -68,7 +47,7 @@ export async function handleFiles(r: RegistryRequest, deps: RegistryDeps): Promi
     return;
   }
   const base = `/files/${enc(name)}/${enc(version)}/`;
-  const wantsJson = r.query.get('format') === 'json' || (/application\/json/.test(r.req.headers.accept ?? '') && !/text\/html/.test(r.req.headers.accept ?? ''));
+  const wantsJson = r.query.get('format') === 'json' || (/application\/json/.test(r.headers.accept ?? '') && !/text\/html/.test(r.headers.accept ?? ''));
   if (wantsJson) {
     return json(r, {
       bundle: name, version, files: under.map((f) => ({
@@ -96,8 +75,8 @@ async function sendFile(r: RegistryRequest, deps: RegistryDeps, pub: Pick<Public
   const base = {
     ETag: etag, 'Last-Modified': new Date(modified).toUTCString(), 'Accept-Ranges': 'bytes', 'Cache-Control': 'no-cache',
   };
-  const inm = r.req.headers['if-none-match'];
-  const ims = r.req.headers['if-modified-since'];
+  const inm = r.headers['if-none-match'];
+  const ims = r.headers['if-modified-since'];
   const notModified = inm !== undefined
     ? inm.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === etag || t === '*')
     : ims !== undefined && Number.isFinite(Date.parse(ims)) && Date.parse(ims) >= modified;
@@ -107,8 +86,8 @@ async function sendFile(r: RegistryRequest, deps: RegistryDeps, pub: Pick<Public
     return;
   }
   const size = f.file.size;
-  const ifRange = r.req.headers['if-range'];
-  const range = ifRange !== undefined && ifRange !== etag && ifRange !== base['Last-Modified'] ? undefined : r.req.headers.range;
+  const ifRange = r.headers['if-range'];
+  const range = ifRange !== undefined && ifRange !== etag && ifRange !== base['Last-Modified'] ? undefined : r.headers.range;
   const decision = decideRange(range, size);
   if (decision.kind === 'unsatisfiable') {
     throw new RegistryError(416, 'RANGE_INVALID', `range ${range} is outside the file (${size} bytes)`, { 'Content-Range': `bytes */${size}` });
@@ -124,7 +103,7 @@ async function sendFile(r: RegistryRequest, deps: RegistryDeps, pub: Pick<Public
     r.res.end();
     return;
   }
-  const sent = await deps.bytes.send(r.res, pub.bundleId, f, start, end, () => r.res.writeHead(status, headers));
+  const sent = await r.sendRange(pub.bundleId, f, start, end, () => r.res.writeHead(status, headers));
   deps.metrics.registryPull('file', status, sent);
 }
 

@@ -4,9 +4,9 @@
  * pagination. Bytes are sent exactly as stored; every success carries
  * Docker-Content-Digest, the exact Content-Length and the stored media type.
  */
-import { checkDigest, checkName, classifyReference, resolveRepository } from './names.js';
-import { decideRange } from './byte-range.js';
-import { RegistryError } from './http-error.js';
+import { checkDigest, checkName, classifyReference, resolveRepository } from '../../../common/src/registry/names.js';
+import { decideRange } from '../../../common/src/registry/byte-range.js';
+import { RegistryError } from '../../../common/src/registry/http-error.js';
 import type { RegistryDeps, RegistryRequest } from './request.js';
 
 const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -75,9 +75,9 @@ async function blob(r: RegistryRequest, deps: RegistryDeps, repository: string, 
   const common = {
     ...API_VERSION, 'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': digest, 'Accept-Ranges': 'bytes', ETag: `"${digest}"`,
   };
-  const decision = decideRange(r.req.headers.range, loc.size);
+  const decision = decideRange(r.headers.range, loc.size);
   if (decision.kind === 'unsatisfiable') {
-    throw new RegistryError(416, 'RANGE_INVALID', `range ${r.req.headers.range} is outside the blob (${loc.size} bytes)`, { 'Content-Range': `bytes */${loc.size}` });
+    throw new RegistryError(416, 'RANGE_INVALID', `range ${r.headers.range} is outside the blob (${loc.size} bytes)`, { 'Content-Range': `bytes */${loc.size}` });
   }
   const { start, end } = decision.kind === 'partial' ? decision.range : { start: 0, end: loc.size - 1 };
   const status = decision.kind === 'partial' ? 206 : 200;
@@ -87,7 +87,7 @@ async function blob(r: RegistryRequest, deps: RegistryDeps, repository: string, 
     r.res.end();
     return;
   }
-  const sent = await deps.bytes.send(r.res, loc.bundleId, file, loc.offset + start, loc.offset + end, () => r.res.writeHead(status, headers));
+  const sent = await r.sendRange(loc.bundleId, file, loc.offset + start, loc.offset + end, () => r.res.writeHead(status, headers));
   deps.metrics.registryPull('blob', status, sent);
 }
 

@@ -7,7 +7,7 @@
  */
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Db } from '../store/db.js';
-import type { RepositoryLookup } from './names.js';
+import type { RepositoryLookup } from '../../../common/src/registry/names.js';
 
 /** One publication, as `ferry registry ls` shows it. */
 export interface Publication {

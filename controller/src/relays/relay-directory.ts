@@ -11,6 +11,7 @@ import type { Logger } from '../../../common/src/log.js';
 import type { CertificateAuthority } from '../pki/ca.js';
 import { checkCsr } from '../pki/csr.js';
 import type { SessionRegistry } from '../sessions/registry.js';
+import { isIP } from 'node:net';
 import type { AgentRecord, AgentStore } from '../store/agents.js';
 import type { Db } from '../store/db.js';
 import { RelayStore, type RelayRecord } from '../store/relays.js';
@@ -37,12 +38,31 @@ export function relayConfigFor(agent: AgentRecord, relays: readonly RelayRecord[
   usable.sort((a, b) => Number(connected(b.agentId)) - Number(connected(a.agentId)));
   const own = relays.find((r) => r.agentId === agent.id);
   return {
-    relays: usable.map((r) => ({ agentId: r.agentId, address: r.address })),
+    relays: usable.map((r) => ({ agentId: r.agentId, address: r.address, registryAddress: r.status?.registryAddress ?? '' })),
     role: own && agent.revokedAt === null ? {
-      listen: own.listen, cacheBytes: own.cacheBytes, advertise: own.advertise,
+      listen: own.listen, cacheBytes: own.cacheBytes, advertise: own.advertise, registryListen: own.registryListen,
       revokedAgentIds: [...agents.values()].filter((a) => a.revokedAt !== null).map((a) => a.id).sort(),
     } : undefined,
   };
+}
+
+/**
+ * Names a relay's certificate carries for clients that check the address
+ * they dial (containerd, skopeo and curl on its registry endpoints; agents
+ * check the CN and role instead): its hostname, the addresses its facts
+ * report, the hosts of its listen and advertise addresses, and loopback for
+ * runtimes on the relay host itself.
+ */
+export function relayNames(relay: RelayRecord, agent: AgentRecord): { dnsNames: string[]; ipAddresses: string[] } {
+  const hosts = new Set<string>(['localhost', '127.0.0.1', '::1']);
+  if (agent.hostname) hosts.add(agent.hostname);
+  for (const i of agent.facts?.interfaces ?? []) for (const a of i.addresses) hosts.add(a.replace(/\/\d+$/, ''));
+  for (const addr of [relay.listen, relay.advertise, relay.registryListen]) {
+    const host = addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    if (host && host !== '0.0.0.0' && host !== '::') hosts.add(host);
+  }
+  const all = [...hosts];
+  return { dnsNames: all.filter((h) => !isIP(h)), ipAddresses: all.filter((h) => isIP(h) !== 0) };
 }
 
 /** See module comment. One per controller process. */
@@ -124,7 +144,7 @@ export class RelayDirectory {
     }
     try {
       const csr = await checkCsr(csrPem);
-      const issued = await this.ca.issue({ publicKey: csr.publicKey, commonName: agentId, role: 'relay', ttlMs: this.certTtlMs() });
+      const issued = await this.ca.issue({ publicKey: csr.publicKey, commonName: agentId, role: 'relay', ttlMs: this.certTtlMs(), ...relayNames(relay, agent) });
       this.log.info({ relay: agentId, notAfter: issued.notAfter.toISOString() }, 'relay certificate issued');
       return { certPem: issued.certPem, error: '' };
     } catch (e) {

@@ -20,7 +20,7 @@ function info(ctx: ControllerContext, r: RelayRecord, agents: readonly AgentReco
   const host = agents.find((a) => a.id === r.agentId);
   const sel = parseSelector(r.serves);
   return {
-    agentId: r.agentId, hostname: host?.hostname ?? '', serves: r.serves, cacheBytes: r.cacheBytes, listen: r.listen, advertise: r.advertise,
+    agentId: r.agentId, hostname: host?.hostname ?? '', serves: r.serves, cacheBytes: r.cacheBytes, listen: r.listen, advertise: r.advertise, registryListen: r.registryListen,
     enabledBy: r.enabledBy, enabledAtMs: r.enabledAt, connected: Boolean(ctx.sessions.get(r.agentId)),
     hostsServed: agents.filter((a) => a.id !== r.agentId && a.revokedAt === null && sel.matches(a.labels)).map((a) => a.hostname),
     status: r.status ?? undefined, statusAtMs: r.statusAt ?? 0,
@@ -63,8 +63,9 @@ export function relayHandlers(ctx: ControllerContext, kit: OperatorCalls): Relay
       }
       const listen = checkAddress(req.listen || DEFAULT_RELAY_LISTEN, '--listen');
       const advertise = req.advertise ? checkAddress(req.advertise, '--advertise') : '';
-      const r = await ctx.relays.store.enable({ agentId: host.id, serves: req.serves.trim(), cacheBytes, listen, advertise, enabledBy: who, enabledAt: Date.now() });
-      await ctx.audit.record(who, 'relay.enable', host.id, { hostname: host.hostname, serves: r.serves, cacheBytes, listen, advertise });
+      const registryListen = req.registryListen ? checkAddress(req.registryListen, '--registry-listen') : '';
+      const r = await ctx.relays.store.enable({ agentId: host.id, serves: req.serves.trim(), cacheBytes, listen, advertise, registryListen, enabledBy: who, enabledAt: Date.now() });
+      await ctx.audit.record(who, 'relay.enable', host.id, { hostname: host.hostname, serves: r.serves, cacheBytes, listen, advertise, registryListen });
       await ctx.relays.pushAll();
       return info(ctx, r, await ctx.agents.list(true));
     }),

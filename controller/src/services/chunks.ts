@@ -6,6 +6,9 @@ import type { ChunkMetrics } from '../metrics/metrics.js';
 import type { ControllerContext } from './context.js';
 import { MAX_DIGESTS_PER_CALL, recheckAll, streamChunks } from '../../../common/src/bundle/chunk-stream.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
+import type { ResolveHttpRequest, ResolveHttpResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
+import { HttpResolver } from '../registry/resolve-http.js';
+import { OperatorStore } from '../store/operators.js';
 
 /** Parsed client certificates remembered (an agent makes a call per batch, each re-presenting the same certificate). */
 const MAX_CACHED_PEERS = 4096;
@@ -22,6 +25,7 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
   // One pool for every call (and the registry): a call per file means many short-lived calls, each of which would otherwise start with no buffers.
   const pool = ctx.bundles.served.pool;
   const metrics: ChunkMetrics = ctx.metrics;
+  let resolver: HttpResolver | undefined;
   const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, metrics: ctx.metrics, caller: (call) => `agent:${authenticate(call).id}` });
   return {
     fetch: boundary.serverStream<FetchChunksRequest, ChunkData>(async (call, { who }) => {
@@ -44,6 +48,18 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
     }),
     // A client got bytes that did not match (normally from a relay; here from this controller's disk): hash our copies again.
     recheck: boundary.unary(async (req) => ({ dropped: await recheckAll(ctx.bundles.served, req.digests) })),
+    // A site relay's registry/files request (registry/resolve-http.ts): only an enabled, unrevoked relay may ask.
+    resolveHttp: boundary.unary<ResolveHttpRequest, ResolveHttpResponse>(async (req, who) => {
+      const agentId = who.slice('agent:'.length);
+      const agent = await ctx.agents.get(agentId);
+      if (!agent || agent.revokedAt !== null) throw new FerryError(ErrorCode.AgentRevoked, `agent ${agentId} may not resolve registry requests`);
+      if (!(await ctx.relays.store.get(agentId))) {
+        throw new FerryError(ErrorCode.PermissionDenied, `agent ${agentId} is not an enabled relay; only relays pass on registry and files requests`,
+          'enable it with `ferry relay enable HOST --registry-listen HOST:PORT`');
+      }
+      resolver ??= new HttpResolver({ ca: ctx.ca, agents: ctx.agents, operators: new OperatorStore(ctx.db), bundles: ctx.bundles, store: ctx.registry, log: ctx.log.child({ part: 'registry' }) });
+      return resolver.resolve(req, agentId);
+    }),
   };
 }
 

@@ -429,4 +429,11 @@ CREATE TABLE rollout_commands (
 CREATE INDEX rollout_commands_state ON rollout_commands (state);
 `,
   },
+  {
+    version: 19,
+    name: 'relays.registry_listen: where a relay serves the registry and files endpoints to its site (empty: not served)',
+    sql: `
+ALTER TABLE relays ADD COLUMN registry_listen TEXT NOT NULL DEFAULT '';
+`,
+  },
 ];

@@ -11,6 +11,8 @@ export interface RelayRecord {
   listen: string;
   /** host:port agents dial, when not derived from the listen address; ''. */
   advertise: string;
+  /** host:port of its HTTPS registry and files listener; '' when it serves none. */
+  registryListen: string;
   enabledBy: string;
   enabledAt: number;
   /** The address the relay reported it serves on; '' until it did (agents are not sent a relay before that). */
@@ -22,12 +24,12 @@ export interface RelayRecord {
 
 interface RelayRow {
   agent_id: string; serves: string; cache_bytes: number | string; listen: string; advertise: string; enabled_by: string;
-  enabled_at: number | string; address: string; status: string; status_at: number | string | null;
+  enabled_at: number | string; address: string; registry_listen?: string | null; status: string; status_at: number | string | null;
 }
 
 function fromRow(r: RelayRow): RelayRecord {
   return {
-    agentId: r.agent_id, serves: r.serves, cacheBytes: Number(r.cache_bytes), listen: r.listen, advertise: r.advertise,
+    agentId: r.agent_id, serves: r.serves, cacheBytes: Number(r.cache_bytes), listen: r.listen, advertise: r.advertise, registryListen: r.registry_listen ?? '',
     enabledBy: r.enabled_by, enabledAt: Number(r.enabled_at), address: r.address,
     status: r.status ? (JSON.parse(r.status) as RelayStatus) : null, statusAt: r.status_at === null ? null : Number(r.status_at),
   };
@@ -46,11 +48,11 @@ export class RelayStore {
     return r && fromRow(r);
   }
 
-  async enable(r: Pick<RelayRecord, 'agentId' | 'serves' | 'cacheBytes' | 'listen' | 'advertise' | 'enabledBy' | 'enabledAt'>): Promise<RelayRecord> {
+  async enable(r: Pick<RelayRecord, 'agentId' | 'serves' | 'cacheBytes' | 'listen' | 'advertise' | 'enabledBy' | 'enabledAt'> & { registryListen?: string }): Promise<RelayRecord> {
     await this.db.tx(async (t) => {
       await t.run('DELETE FROM relays WHERE agent_id = ?', [r.agentId]);
-      await t.run(`INSERT INTO relays (agent_id, serves, cache_bytes, listen, advertise, enabled_by, enabled_at, address, status, status_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, '', '', NULL)`, [r.agentId, r.serves, r.cacheBytes, r.listen, r.advertise, r.enabledBy, r.enabledAt]);
+      await t.run(`INSERT INTO relays (agent_id, serves, cache_bytes, listen, advertise, enabled_by, enabled_at, address, status, status_at, registry_listen)
+        VALUES (?, ?, ?, ?, ?, ?, ?, '', '', NULL, ?)`, [r.agentId, r.serves, r.cacheBytes, r.listen, r.advertise, r.enabledBy, r.enabledAt, r.registryListen ?? '']);
     });
     return (await this.get(r.agentId))!;
   }

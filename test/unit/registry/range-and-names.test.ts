@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { decideRange } from '../../../controller/src/registry/byte-range.js';
-import { RegistryError } from '../../../controller/src/registry/http-error.js';
-import { checkName, resolveRepository, type RepositoryLookup } from '../../../controller/src/registry/names.js';
+import { decideRange } from '../../../common/src/registry/byte-range.js';
+import { RegistryError } from '../../../common/src/registry/http-error.js';
+import { checkName, resolveRepository, type RepositoryLookup } from '../../../common/src/registry/names.js';
 
 function lookup(repos: string[]): RepositoryLookup {
   return {

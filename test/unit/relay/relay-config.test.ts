@@ -12,7 +12,7 @@ function agent(id: string, labels: Record<string, string>, revoked = false): Age
 }
 
 function relay(agentId: string, serves: string, address = `${agentId}:7444`): RelayRecord {
-  return { agentId, serves, cacheBytes: 1 << 30, listen: '0.0.0.0:7444', advertise: '', enabledBy: 'test', enabledAt: 0, address, status: null, statusAt: null };
+  return { agentId, serves, cacheBytes: 1 << 30, listen: '0.0.0.0:7444', advertise: '', registryListen: '', enabledBy: 'test', enabledAt: 0, address, status: null, statusAt: null };
 }
 
 describe('controller/relays: which relays a host uses (relayConfigFor), chains included', () => {

@@ -155,6 +155,21 @@ describe('containerd.mirror on a host root', () => {
     assert.equal((await containerdMirrorExecutor.run(a, withCtx(t, { check: true }))).status, 'unchanged');
   });
 
+  it('"relay" stands for the host\'s site relays, most preferred first, before the controller; none without relays', async () => {
+    const a = args({ mirrors: ['relay', 'https://ctl:5000'], upstreams: ['docker.io'] });
+    assert.deepEqual(a.mirrors, ['relay', 'https://ctl:5000']);
+    assert.match(problems({ mirrors: ['relay'], upstreams: ['docker.io'] })[0]!, /^mirrors: "relay" alone/);
+    assert.match(problems({ mirrors: ['relay', 'relay', 'https://c'], upstreams: ['docker.io'] })[0]!, /^mirrors\[1\]: "relay" is listed twice/);
+    const out = await containerdMirrorExecutor.run(a, withCtx(t, { relayRegistries: ['10.7.0.2:5000', '10.7.0.3:5000'] }));
+    assert.equal(out.status, 'changed', out.message);
+    const doc = parse(t.read('/etc/containerd/certs.d/docker.io/hosts.toml')) as { host: Record<string, { client: string[][] }> };
+    assert.deepEqual(Object.keys(doc.host), ['https://10.7.0.2:5000', 'https://10.7.0.3:5000', 'https://ctl:5000']);
+    assert.deepEqual(plain(doc.host['https://10.7.0.2:5000']!.client), [[FLEET.cert, FLEET.key]]);
+    const none = await containerdMirrorExecutor.run(a, withCtx(t, { relayRegistries: [] }));
+    assert.equal(none.status, 'changed', none.message);
+    assert.deepEqual(Object.keys((parse(t.read('/etc/containerd/certs.d/docker.io/hosts.toml')) as { host: object }).host), ['https://ctl:5000']);
+  });
+
   it('backs up a hosts.toml it replaces', async () => {
     t.put('/etc/containerd/certs.d/docker.io/hosts.toml', 'server = "https://registry-1.docker.io"\n');
     const out = await containerdMirrorExecutor.run(args(base), t.ctx);

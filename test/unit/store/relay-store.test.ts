@@ -23,8 +23,8 @@ describeStores('relay store (migration 16)', function (store) {
     const relays = new RelayStore(db);
     const base = { agentId: 'ag-1', serves: 'site=plant-7', cacheBytes: 20 * 1024 ** 4, listen: '0.0.0.0:7444', advertise: '', enabledBy: 'operator:olga', enabledAt: 1_796_000_000_000 };
     const r = await relays.enable(base);
-    assert.deepEqual({ ...r }, { ...base, address: '', status: null, statusAt: null });
-    const status = { address: '10.7.0.2:7444', cacheBytes: base.cacheBytes, cacheUsedBytes: 5, cacheChunks: 1, hits: 2, misses: 1, bytesFromUpstream: 5, bytesServed: 10, error: '', upstreamBytesPerSec: 0, droppedCorrupt: 0 };
+    assert.deepEqual({ ...r }, { ...base, registryListen: '', address: '', status: null, statusAt: null });
+    const status = { address: '10.7.0.2:7444', cacheBytes: base.cacheBytes, cacheUsedBytes: 5, cacheChunks: 1, hits: 2, misses: 1, bytesFromUpstream: 5, bytesServed: 10, error: '', upstreamBytesPerSec: 0, droppedCorrupt: 0, registryAddress: '' };
     assert.equal(await relays.report('ag-1', status, 1_796_000_000_500), true, 'a new address');
     assert.equal(await relays.report('ag-1', { ...status, hits: 3 }, 1_796_000_001_000), false, 'same address');
     assert.equal(await relays.report('ag-2', status, 1), false, 'not a relay: nothing stored');

@@ -9,7 +9,7 @@
  * - id: mirror
  *   type: containerd.mirror
  *   args:
- *     mirrors: ["https://10.77.0.1:5443"]          # tried in order
+ *     mirrors: [relay, "https://10.77.0.1:5443"]   # tried in order; `relay`: this host's site relays (docs/relays.md)
  *     upstreams: [docker.io, registry.k8s.io, "sea.hub:5000"]
  *     offline: true           # default: no `server` line, so containerd never falls back upstream
  *     ca: fleet               # the agent's fleet CA (default) | system | /abs/ca.pem
@@ -83,11 +83,25 @@ export function normalizeMirrorUrl(raw: string): { url?: string; problem?: strin
   return { url: `${u.protocol}//${u.host}${path}` };
 }
 
+/**
+ * A `mirrors` entry that stands for this host's site relays serving the
+ * registry (docs/relays.md), most preferred first, as the controller
+ * assigned them when the step runs; none when the host has no such relay.
+ * List a URL after it (the controller's registry) so containerd falls back.
+ */
+export const RELAY_MIRROR = 'relay';
+
 function readMirrors(r: ArgReader): string[] {
   const list = r.stringList('mirrors', { required: true, nonEmpty: true }) ?? [];
   const out: string[] = [];
   const seen = new Map<string, number>();
   list.forEach((raw, i) => {
+    if (raw === RELAY_MIRROR) {
+      if (seen.has(raw)) { r.problem(`mirrors[${i}]`, `"relay" is listed twice (also mirrors[${seen.get(raw)}])`); return; }
+      seen.set(raw, i);
+      out.push(raw);
+      return;
+    }
     const n = normalizeMirrorUrl(raw);
     if (n.problem) { r.problem(`mirrors[${i}]`, n.problem); return; }
     if (seen.has(n.url!)) { r.problem(`mirrors[${i}]`, `"${raw}" is the same mirror as mirrors[${seen.get(n.url!)}] (containerd ignores a hosts.toml with duplicate host tables)`); return; }
@@ -159,7 +173,10 @@ export const containerdMirrorSchema = schema<ContainerdMirrorArgs>(
     if (new Set(caps).size !== caps.length) r.problem('capabilities', '"capabilities" lists a capability twice');
     const ca = readCa(r);
     const client = readClient(r);
-    const anyHttps = mirrors.some((m) => m.startsWith('https://'));
+    if (mirrors.length === 1 && mirrors[0] === RELAY_MIRROR) {
+      r.problem('mirrors', '"relay" alone leaves a host without a relay nothing to pull from: list the controller\'s registry after it, e.g. [relay, "https://ferry.plant7.example:5000"]');
+    }
+    const anyHttps = mirrors.some((m) => m.startsWith('https://') || m === RELAY_MIRROR);
     if (!anyHttps && mirrors.length > 0) {
       if (ca.kind === 'file') r.problem('ca', '"ca" applies to https:// mirrors only, and every mirror here is http://');
       if (client.kind === 'files') r.problem('client', '"client" applies to https:// mirrors only, and every mirror here is http://');

@@ -49,6 +49,8 @@ export interface EnableRelayRequest {
   listen: string;
   /** host:port agents dial when not the listen address. */
   advertise: string;
+  /** host:port to serve the registry and files endpoints on (empty: not served). */
+  registryListen: string;
 }
 
 export interface DisableRelayRequest {
@@ -77,6 +79,7 @@ export interface RelayInfo {
   /** The relay's last report; absent until it made one. */
   status: RelayStatus | undefined;
   statusAtMs: number;
+  registryListen: string;
 }
 
 export interface PushPlanRequest {
@@ -688,7 +691,7 @@ export interface ControllerStatusResponse {
 }
 
 function createBaseEnableRelayRequest(): EnableRelayRequest {
-  return { host: "", serves: "", cacheBytes: 0, listen: "", advertise: "" };
+  return { host: "", serves: "", cacheBytes: 0, listen: "", advertise: "", registryListen: "" };
 }
 
 export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
@@ -707,6 +710,9 @@ export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
     }
     if (message.advertise !== "") {
       writer.uint32(42).string(message.advertise);
+    }
+    if (message.registryListen !== "") {
+      writer.uint32(50).string(message.registryListen);
     }
     return writer;
   },
@@ -764,6 +770,14 @@ export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
             message.advertise = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.registryListen = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -787,6 +801,11 @@ export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
         : 0,
       listen: isSet(object.listen) ? globalThis.String(object.listen) : "",
       advertise: isSet(object.advertise) ? globalThis.String(object.advertise) : "",
+      registryListen: isSet(object.registryListen)
+        ? globalThis.String(object.registryListen)
+        : isSet(object.registry_listen)
+        ? globalThis.String(object.registry_listen)
+        : "",
     };
   },
 
@@ -807,6 +826,9 @@ export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
     if (message.advertise !== "") {
       obj.advertise = message.advertise;
     }
+    if (message.registryListen !== "") {
+      obj.registryListen = message.registryListen;
+    }
     return obj;
   },
 
@@ -820,6 +842,7 @@ export const EnableRelayRequest: MessageFns<EnableRelayRequest> = {
     message.cacheBytes = object.cacheBytes ?? 0;
     message.listen = object.listen ?? "";
     message.advertise = object.advertise ?? "";
+    message.registryListen = object.registryListen ?? "";
     return message;
   },
 };
@@ -1026,6 +1049,7 @@ function createBaseRelayInfo(): RelayInfo {
     hostsServed: [],
     status: undefined,
     statusAtMs: 0,
+    registryListen: "",
   };
 }
 
@@ -1066,6 +1090,9 @@ export const RelayInfo: MessageFns<RelayInfo> = {
     }
     if (message.statusAtMs !== 0) {
       writer.uint32(96).int64(message.statusAtMs);
+    }
+    if (message.registryListen !== "") {
+      writer.uint32(106).string(message.registryListen);
     }
     return writer;
   },
@@ -1179,6 +1206,14 @@ export const RelayInfo: MessageFns<RelayInfo> = {
             message.statusAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.registryListen = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1229,6 +1264,11 @@ export const RelayInfo: MessageFns<RelayInfo> = {
         : isSet(object.status_at_ms)
         ? globalThis.Number(object.status_at_ms)
         : 0,
+      registryListen: isSet(object.registryListen)
+        ? globalThis.String(object.registryListen)
+        : isSet(object.registry_listen)
+        ? globalThis.String(object.registry_listen)
+        : "",
     };
   },
 
@@ -1270,6 +1310,9 @@ export const RelayInfo: MessageFns<RelayInfo> = {
     if (message.statusAtMs !== 0) {
       obj.statusAtMs = Math.round(message.statusAtMs);
     }
+    if (message.registryListen !== "") {
+      obj.registryListen = message.registryListen;
+    }
     return obj;
   },
 
@@ -1292,6 +1335,7 @@ export const RelayInfo: MessageFns<RelayInfo> = {
       ? RelayStatus.fromPartial(object.status)
       : undefined;
     message.statusAtMs = object.statusAtMs ?? 0;
+    message.registryListen = object.registryListen ?? "";
     return message;
   },
 };

@@ -26,6 +26,60 @@ export const protobufPackage = "ferry.v1";
 
 export const protobufFileName = "ferry/v1/chunks.proto";
 
+export interface ResolveHttpRequest {
+  /** GET or HEAD. */
+  method: string;
+  /** Path and query, as the client sent them. */
+  url: string;
+  /**
+   * The request headers the answer depends on (lowercase names): host,
+   * range, accept, if-none-match, if-modified-since, if-range.
+   */
+  headers: { [key: string]: string };
+  /**
+   * The client's certificate (DER) after the relay's TLS verified it against
+   * the fleet CA; empty when the client sent none (anonymous).
+   */
+  clientCertDer: Buffer;
+}
+
+export interface ResolveHttpRequest_HeadersEntry {
+  key: string;
+  value: string;
+}
+
+export interface ResolveHttpResponse {
+  status: number;
+  headers: { [key: string]: string };
+  /**
+   * The whole body when it is small (errors, manifests, tag lists, listings,
+   * index pages); empty for HEAD and when span is set.
+   */
+  body: Buffer;
+  /** Set when the body is a byte range of a bundle file (blobs, files). */
+  span: ChunkSpan | undefined;
+}
+
+export interface ResolveHttpResponse_HeadersEntry {
+  key: string;
+  value: string;
+}
+
+/**
+ * Bytes of a bundle file: `length` bytes starting `skip` bytes into the
+ * first of `chunks` (the chunks covering the range, in order).
+ */
+export interface ChunkSpan {
+  chunks: ChunkRef[];
+  skip: number;
+  length: number;
+}
+
+export interface ChunkRef {
+  digest: string;
+  size: number;
+}
+
 export interface RecheckChunksRequest {
   digests: string[];
 }
@@ -38,6 +92,666 @@ export interface RecheckChunksResponse {
 export interface FetchChunksRequest {
   digests: string[];
 }
+
+function createBaseResolveHttpRequest(): ResolveHttpRequest {
+  return { method: "", url: "", headers: {}, clientCertDer: Buffer.alloc(0) };
+}
+
+export const ResolveHttpRequest: MessageFns<ResolveHttpRequest> = {
+  encode(message: ResolveHttpRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.method !== "") {
+      writer.uint32(10).string(message.method);
+    }
+    if (message.url !== "") {
+      writer.uint32(18).string(message.url);
+    }
+    globalThis.Object.entries(message.headers).forEach(([key, value]: [string, string]) => {
+      ResolveHttpRequest_HeadersEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    if (message.clientCertDer.length !== 0) {
+      writer.uint32(34).bytes(message.clientCertDer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveHttpRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveHttpRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = ResolveHttpRequest_HeadersEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.headers[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientCertDer = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveHttpRequest {
+    return {
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+      headers: isObject(object.headers)
+        ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      clientCertDer: isSet(object.clientCertDer)
+        ? Buffer.from(bytesFromBase64(object.clientCertDer))
+        : isSet(object.client_cert_der)
+        ? Buffer.from(bytesFromBase64(object.client_cert_der))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ResolveHttpRequest): unknown {
+    const obj: any = {};
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    if (message.headers) {
+      const entries = globalThis.Object.entries(message.headers) as [string, string][];
+      if (entries.length > 0) {
+        obj.headers = {};
+        entries.forEach(([k, v]) => {
+          obj.headers[k] = v;
+        });
+      }
+    }
+    if (message.clientCertDer.length !== 0) {
+      obj.clientCertDer = base64FromBytes(message.clientCertDer);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveHttpRequest>, I>>(base?: I): ResolveHttpRequest {
+    return ResolveHttpRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveHttpRequest>, I>>(object: I): ResolveHttpRequest {
+    const message = createBaseResolveHttpRequest();
+    message.method = object.method ?? "";
+    message.url = object.url ?? "";
+    message.headers = (globalThis.Object.entries(object.headers ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.clientCertDer = object.clientCertDer ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseResolveHttpRequest_HeadersEntry(): ResolveHttpRequest_HeadersEntry {
+  return { key: "", value: "" };
+}
+
+export const ResolveHttpRequest_HeadersEntry: MessageFns<ResolveHttpRequest_HeadersEntry> = {
+  encode(message: ResolveHttpRequest_HeadersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveHttpRequest_HeadersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveHttpRequest_HeadersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveHttpRequest_HeadersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ResolveHttpRequest_HeadersEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveHttpRequest_HeadersEntry>, I>>(base?: I): ResolveHttpRequest_HeadersEntry {
+    return ResolveHttpRequest_HeadersEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveHttpRequest_HeadersEntry>, I>>(
+    object: I,
+  ): ResolveHttpRequest_HeadersEntry {
+    const message = createBaseResolveHttpRequest_HeadersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseResolveHttpResponse(): ResolveHttpResponse {
+  return { status: 0, headers: {}, body: Buffer.alloc(0), span: undefined };
+}
+
+export const ResolveHttpResponse: MessageFns<ResolveHttpResponse> = {
+  encode(message: ResolveHttpResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== 0) {
+      writer.uint32(8).uint32(message.status);
+    }
+    globalThis.Object.entries(message.headers).forEach(([key, value]: [string, string]) => {
+      ResolveHttpResponse_HeadersEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.body.length !== 0) {
+      writer.uint32(26).bytes(message.body);
+    }
+    if (message.span !== undefined) {
+      ChunkSpan.encode(message.span, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveHttpResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveHttpResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.status = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ResolveHttpResponse_HeadersEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.headers[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.span = ChunkSpan.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveHttpResponse {
+    return {
+      status: isSet(object.status) ? globalThis.Number(object.status) : 0,
+      headers: isObject(object.headers)
+        ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      span: isSet(object.span) ? ChunkSpan.fromJSON(object.span) : undefined,
+    };
+  },
+
+  toJSON(message: ResolveHttpResponse): unknown {
+    const obj: any = {};
+    if (message.status !== 0) {
+      obj.status = Math.round(message.status);
+    }
+    if (message.headers) {
+      const entries = globalThis.Object.entries(message.headers) as [string, string][];
+      if (entries.length > 0) {
+        obj.headers = {};
+        entries.forEach(([k, v]) => {
+          obj.headers[k] = v;
+        });
+      }
+    }
+    if (message.body.length !== 0) {
+      obj.body = base64FromBytes(message.body);
+    }
+    if (message.span !== undefined) {
+      obj.span = ChunkSpan.toJSON(message.span);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveHttpResponse>, I>>(base?: I): ResolveHttpResponse {
+    return ResolveHttpResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveHttpResponse>, I>>(object: I): ResolveHttpResponse {
+    const message = createBaseResolveHttpResponse();
+    message.status = object.status ?? 0;
+    message.headers = (globalThis.Object.entries(object.headers ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.body = object.body ?? Buffer.alloc(0);
+    message.span = (object.span !== undefined && object.span !== null) ? ChunkSpan.fromPartial(object.span) : undefined;
+    return message;
+  },
+};
+
+function createBaseResolveHttpResponse_HeadersEntry(): ResolveHttpResponse_HeadersEntry {
+  return { key: "", value: "" };
+}
+
+export const ResolveHttpResponse_HeadersEntry: MessageFns<ResolveHttpResponse_HeadersEntry> = {
+  encode(message: ResolveHttpResponse_HeadersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResolveHttpResponse_HeadersEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResolveHttpResponse_HeadersEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResolveHttpResponse_HeadersEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ResolveHttpResponse_HeadersEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResolveHttpResponse_HeadersEntry>, I>>(
+    base?: I,
+  ): ResolveHttpResponse_HeadersEntry {
+    return ResolveHttpResponse_HeadersEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResolveHttpResponse_HeadersEntry>, I>>(
+    object: I,
+  ): ResolveHttpResponse_HeadersEntry {
+    const message = createBaseResolveHttpResponse_HeadersEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseChunkSpan(): ChunkSpan {
+  return { chunks: [], skip: 0, length: 0 };
+}
+
+export const ChunkSpan: MessageFns<ChunkSpan> = {
+  encode(message: ChunkSpan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.chunks) {
+      ChunkRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.skip !== 0) {
+      writer.uint32(16).uint64(message.skip);
+    }
+    if (message.length !== 0) {
+      writer.uint32(24).uint64(message.length);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkSpan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkSpan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.chunks.push(ChunkRef.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.skip = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.length = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkSpan {
+    return {
+      chunks: globalThis.Array.isArray(object?.chunks) ? object.chunks.map((e: any) => ChunkRef.fromJSON(e)) : [],
+      skip: isSet(object.skip) ? globalThis.Number(object.skip) : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
+    };
+  },
+
+  toJSON(message: ChunkSpan): unknown {
+    const obj: any = {};
+    if (message.chunks?.length) {
+      obj.chunks = message.chunks.map((e) => ChunkRef.toJSON(e));
+    }
+    if (message.skip !== 0) {
+      obj.skip = Math.round(message.skip);
+    }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChunkSpan>, I>>(base?: I): ChunkSpan {
+    return ChunkSpan.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChunkSpan>, I>>(object: I): ChunkSpan {
+    const message = createBaseChunkSpan();
+    message.chunks = object.chunks?.map((e) => ChunkRef.fromPartial(e)) || [];
+    message.skip = object.skip ?? 0;
+    message.length = object.length ?? 0;
+    return message;
+  },
+};
+
+function createBaseChunkRef(): ChunkRef {
+  return { digest: "", size: 0 };
+}
+
+export const ChunkRef: MessageFns<ChunkRef> = {
+  encode(message: ChunkRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.size !== 0) {
+      writer.uint32(16).uint64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkRef {
+    return {
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+    };
+  },
+
+  toJSON(message: ChunkRef): unknown {
+    const obj: any = {};
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChunkRef>, I>>(base?: I): ChunkRef {
+    return ChunkRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChunkRef>, I>>(object: I): ChunkRef {
+    const message = createBaseChunkRef();
+    message.digest = object.digest ?? "";
+    message.size = object.size ?? 0;
+    return message;
+  },
+};
 
 function createBaseRecheckChunksRequest(): RecheckChunksRequest {
   return { digests: [] };
@@ -282,6 +996,24 @@ export const ChunksService = {
       Buffer.from(RecheckChunksResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RecheckChunksResponse => RecheckChunksResponse.decode(value),
   },
+  /**
+   * A site relay serving the registry and files endpoints to its site
+   * (docs/relays.md) asks the controller how to answer one HTTP request.
+   * The controller decides everything: the name, who may pull, conditional
+   * requests and ranges; it answers with the status and headers and either a
+   * small body or the chunks the body is cut from, which the relay sends from
+   * its chunk cache. Only an enabled relay may call it; a relay answers
+   * UNIMPLEMENTED (relays ask the controller, never each other).
+   */
+  resolveHttp: {
+    path: "/ferry.v1.Chunks/ResolveHttp" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResolveHttpRequest): Buffer => Buffer.from(ResolveHttpRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResolveHttpRequest => ResolveHttpRequest.decode(value),
+    responseSerialize: (value: ResolveHttpResponse): Buffer => Buffer.from(ResolveHttpResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResolveHttpResponse => ResolveHttpResponse.decode(value),
+  },
 } as const;
 
 export interface ChunksServer extends UntypedServiceImplementation {
@@ -298,6 +1030,16 @@ export interface ChunksServer extends UntypedServiceImplementation {
    * kept, so a report can never evict a chunk that is fine.
    */
   recheck: handleUnaryCall<RecheckChunksRequest, RecheckChunksResponse>;
+  /**
+   * A site relay serving the registry and files endpoints to its site
+   * (docs/relays.md) asks the controller how to answer one HTTP request.
+   * The controller decides everything: the name, who may pull, conditional
+   * requests and ranges; it answers with the status and headers and either a
+   * small body or the chunks the body is cut from, which the relay sends from
+   * its chunk cache. Only an enabled relay may call it; a relay answers
+   * UNIMPLEMENTED (relays ask the controller, never each other).
+   */
+  resolveHttp: handleUnaryCall<ResolveHttpRequest, ResolveHttpResponse>;
 }
 
 export interface ChunksClient extends Client {
@@ -333,6 +1075,30 @@ export interface ChunksClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RecheckChunksResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A site relay serving the registry and files endpoints to its site
+   * (docs/relays.md) asks the controller how to answer one HTTP request.
+   * The controller decides everything: the name, who may pull, conditional
+   * requests and ranges; it answers with the status and headers and either a
+   * small body or the chunks the body is cut from, which the relay sends from
+   * its chunk cache. Only an enabled relay may call it; a relay answers
+   * UNIMPLEMENTED (relays ask the controller, never each other).
+   */
+  resolveHttp(
+    request: ResolveHttpRequest,
+    callback: (error: ServiceError | null, response: ResolveHttpResponse) => void,
+  ): ClientUnaryCall;
+  resolveHttp(
+    request: ResolveHttpRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResolveHttpResponse) => void,
+  ): ClientUnaryCall;
+  resolveHttp(
+    request: ResolveHttpRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResolveHttpResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ChunksClient = makeGenericClientConstructor(ChunksService, "ferry.v1.Chunks") as unknown as {
@@ -340,6 +1106,14 @@ export const ChunksClient = makeGenericClientConstructor(ChunksService, "ferry.v
   service: typeof ChunksService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
@@ -353,6 +1127,25 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
+
+function isSet(value: any): boolean {
+  return value !== null && value !== undefined;
+}
 
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;

@@ -272,6 +272,8 @@ export interface RelayEndpoint {
   agentId: string;
   /** host:port to dial. */
   address: string;
+  /** host:port of its registry and files endpoints (HTTPS); empty when it serves none. */
+  registryAddress: string;
 }
 
 export interface RelayRole {
@@ -289,6 +291,11 @@ export interface RelayRole {
    * (empty: the listen host with the bound port).
    */
   advertise: string;
+  /**
+   * Where to serve the registry and files endpoints to the site over HTTPS,
+   * host:port (empty: not served; docs/relays.md).
+   */
+  registryListen: string;
 }
 
 /**
@@ -352,6 +359,8 @@ export interface RelayStatus {
   upstreamBytesPerSec: number;
   /** Chunks dropped because their cached bytes went bad. */
   droppedCorrupt: number;
+  /** host:port of the registry and files endpoints; empty when not served. */
+  registryAddress: string;
 }
 
 export interface Hello {
@@ -1408,7 +1417,7 @@ export const RelayConfig: MessageFns<RelayConfig> = {
 };
 
 function createBaseRelayEndpoint(): RelayEndpoint {
-  return { agentId: "", address: "" };
+  return { agentId: "", address: "", registryAddress: "" };
 }
 
 export const RelayEndpoint: MessageFns<RelayEndpoint> = {
@@ -1418,6 +1427,9 @@ export const RelayEndpoint: MessageFns<RelayEndpoint> = {
     }
     if (message.address !== "") {
       writer.uint32(18).string(message.address);
+    }
+    if (message.registryAddress !== "") {
+      writer.uint32(26).string(message.registryAddress);
     }
     return writer;
   },
@@ -1451,6 +1463,14 @@ export const RelayEndpoint: MessageFns<RelayEndpoint> = {
             message.address = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.registryAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1471,6 +1491,11 @@ export const RelayEndpoint: MessageFns<RelayEndpoint> = {
         ? globalThis.String(object.agent_id)
         : "",
       address: isSet(object.address) ? globalThis.String(object.address) : "",
+      registryAddress: isSet(object.registryAddress)
+        ? globalThis.String(object.registryAddress)
+        : isSet(object.registry_address)
+        ? globalThis.String(object.registry_address)
+        : "",
     };
   },
 
@@ -1482,6 +1507,9 @@ export const RelayEndpoint: MessageFns<RelayEndpoint> = {
     if (message.address !== "") {
       obj.address = message.address;
     }
+    if (message.registryAddress !== "") {
+      obj.registryAddress = message.registryAddress;
+    }
     return obj;
   },
 
@@ -1492,12 +1520,13 @@ export const RelayEndpoint: MessageFns<RelayEndpoint> = {
     const message = createBaseRelayEndpoint();
     message.agentId = object.agentId ?? "";
     message.address = object.address ?? "";
+    message.registryAddress = object.registryAddress ?? "";
     return message;
   },
 };
 
 function createBaseRelayRole(): RelayRole {
-  return { listen: "", cacheBytes: 0, revokedAgentIds: [], advertise: "" };
+  return { listen: "", cacheBytes: 0, revokedAgentIds: [], advertise: "", registryListen: "" };
 }
 
 export const RelayRole: MessageFns<RelayRole> = {
@@ -1513,6 +1542,9 @@ export const RelayRole: MessageFns<RelayRole> = {
     }
     if (message.advertise !== "") {
       writer.uint32(34).string(message.advertise);
+    }
+    if (message.registryListen !== "") {
+      writer.uint32(42).string(message.registryListen);
     }
     return writer;
   },
@@ -1562,6 +1594,14 @@ export const RelayRole: MessageFns<RelayRole> = {
             message.advertise = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.registryListen = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1588,6 +1628,11 @@ export const RelayRole: MessageFns<RelayRole> = {
         ? object.revoked_agent_ids.map((e: any) => globalThis.String(e))
         : [],
       advertise: isSet(object.advertise) ? globalThis.String(object.advertise) : "",
+      registryListen: isSet(object.registryListen)
+        ? globalThis.String(object.registryListen)
+        : isSet(object.registry_listen)
+        ? globalThis.String(object.registry_listen)
+        : "",
     };
   },
 
@@ -1605,6 +1650,9 @@ export const RelayRole: MessageFns<RelayRole> = {
     if (message.advertise !== "") {
       obj.advertise = message.advertise;
     }
+    if (message.registryListen !== "") {
+      obj.registryListen = message.registryListen;
+    }
     return obj;
   },
 
@@ -1617,6 +1665,7 @@ export const RelayRole: MessageFns<RelayRole> = {
     message.cacheBytes = object.cacheBytes ?? 0;
     message.revokedAgentIds = object.revokedAgentIds?.map((e) => e) || [];
     message.advertise = object.advertise ?? "";
+    message.registryListen = object.registryListen ?? "";
     return message;
   },
 };
@@ -2083,6 +2132,7 @@ function createBaseRelayStatus(): RelayStatus {
     error: "",
     upstreamBytesPerSec: 0,
     droppedCorrupt: 0,
+    registryAddress: "",
   };
 }
 
@@ -2120,6 +2170,9 @@ export const RelayStatus: MessageFns<RelayStatus> = {
     }
     if (message.droppedCorrupt !== 0) {
       writer.uint32(88).uint64(message.droppedCorrupt);
+    }
+    if (message.registryAddress !== "") {
+      writer.uint32(98).string(message.registryAddress);
     }
     return writer;
   },
@@ -2225,6 +2278,14 @@ export const RelayStatus: MessageFns<RelayStatus> = {
             message.droppedCorrupt = longToNumber(reader.uint64());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.registryAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2278,6 +2339,11 @@ export const RelayStatus: MessageFns<RelayStatus> = {
         : isSet(object.dropped_corrupt)
         ? globalThis.Number(object.dropped_corrupt)
         : 0,
+      registryAddress: isSet(object.registryAddress)
+        ? globalThis.String(object.registryAddress)
+        : isSet(object.registry_address)
+        ? globalThis.String(object.registry_address)
+        : "",
     };
   },
 
@@ -2316,6 +2382,9 @@ export const RelayStatus: MessageFns<RelayStatus> = {
     if (message.droppedCorrupt !== 0) {
       obj.droppedCorrupt = Math.round(message.droppedCorrupt);
     }
+    if (message.registryAddress !== "") {
+      obj.registryAddress = message.registryAddress;
+    }
     return obj;
   },
 
@@ -2335,6 +2404,7 @@ export const RelayStatus: MessageFns<RelayStatus> = {
     message.error = object.error ?? "";
     message.upstreamBytesPerSec = object.upstreamBytesPerSec ?? 0;
     message.droppedCorrupt = object.droppedCorrupt ?? 0;
+    message.registryAddress = object.registryAddress ?? "";
     return message;
   },
 };

@@ -10,7 +10,7 @@ import type { ServerResponse } from 'node:http';
 export type RegistryCode =
   | 'NAME_UNKNOWN' | 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN' | 'NAME_INVALID' | 'TAG_INVALID' | 'DIGEST_INVALID'
   | 'UNAUTHORIZED' | 'DENIED' | 'UNSUPPORTED' | 'RANGE_INVALID' | 'NOT_FOUND' | 'PATH_INVALID' | 'PAGINATION_NUMBER_INVALID'
-  | 'BLOB_UNAVAILABLE' | 'INTERNAL' | 'HEADERS_TOO_LARGE' | 'BAD_REQUEST';
+  | 'BLOB_UNAVAILABLE' | 'INTERNAL' | 'HEADERS_TOO_LARGE' | 'BAD_REQUEST' | 'UNAVAILABLE';
 
 /** A refusal with its HTTP status; thrown by handlers, written by {@link sendError}. */
 export class RegistryError extends Error {
@@ -29,16 +29,26 @@ export function errorBody(code: RegistryCode, message: string): string {
   return JSON.stringify({ errors: [{ code, message, detail: {} }] });
 }
 
+/** The headers and JSON body that answer `err`. */
+export function errorResponse(err: RegistryError): { status: number; headers: Record<string, string | number>; body: string } {
+  const body = errorBody(err.code, err.message);
+  return {
+    status: err.status,
+    headers: {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Docker-Distribution-API-Version': 'registry/2.0',
+      ...err.headers,
+    },
+    body,
+  };
+}
+
 /** Writes `err` as JSON (the body is left out for HEAD, the length still announced). */
 export function sendError(res: ServerResponse, err: RegistryError, head: boolean): void {
-  const body = errorBody(err.code, err.message);
-  res.writeHead(err.status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Docker-Distribution-API-Version': 'registry/2.0',
-    ...err.headers,
-  });
-  res.end(head ? undefined : body);
+  const r = errorResponse(err);
+  res.writeHead(r.status, r.headers);
+  res.end(head ? undefined : r.body);
 }
 
 /** A raw HTTP/1.1 error for a request the parser refused (no ServerResponse exists yet). */
