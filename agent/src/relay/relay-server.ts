@@ -80,7 +80,13 @@ function callerOf(call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffe
   return cn;
 }
 
-function chunksHandlers(o: RelayServerOptions): ChunksServer {
+/**
+ * Fetch and Recheck only: Sketch and FetchRanges (sub-chunk delta fetch) are
+ * left out, so grpc-js answers them UNIMPLEMENTED and agents fetch whole
+ * chunks from the relay, which is what a site relay is for (one copy over
+ * the uplink, then LAN speed).
+ */
+function chunksHandlers(o: RelayServerOptions): Pick<ChunksServer, 'fetch' | 'recheck'> {
   return {
     fetch: (call: ServerWritableStream<FetchChunksRequest, ChunkData>) => {
       void (async () => {
