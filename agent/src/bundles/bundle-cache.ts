@@ -28,6 +28,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { BundleLayout } from './bundle-layout.js';
 import type { ChunkSource } from './chunk-source.js';
 import { fetchChunks } from './chunk-fetcher.js';
+import { deltaFetch } from './delta-fetch.js';
 import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
 import { fsyncDir, writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
 import { mkdirExact } from './file-assembler.js';
@@ -252,7 +253,8 @@ export class BundleCache {
       }
       if (wanted.length > 0) await this.indexLocalFiles(index, sizes, opts.localFiles ?? []);
       const local = wanted.filter((c) => index.has(c.digest));
-      const remote = wanted.filter((c) => !index.has(c.digest));
+      let remote = wanted.filter((c) => !index.has(c.digest));
+      const planned = new Set(remote.map((c) => c.digest));
       reused = uniqueBytes - sum(remote.map((c) => c.size));
       await ensureFreeSpace(this.layout.root, p.pendingBytes(), 'the files still to assemble', opts.statfs);
       this.log.info({ bundleId: id, bundle: `${m.name}:${m.version}`, files: m.files.length, bytesTotal, toFetch: uniqueBytes - reused, reused }, 'staging bundle');
@@ -276,10 +278,26 @@ export class BundleCache {
           // Gone or damaged since planning: fetch it instead.
           this.log.warn({ bundleId: id, digest: c.digest }, 'a planned local chunk is gone or damaged; fetching it');
           remote.push(c);
+          planned.add(c.digest);
           reused -= c.size;
         }
       }
       const bucket = new TokenBucket(opts.bandwidthBytesPerSec ?? 0);
+      // Chunks that changed but whose files have an older version here: sub-chunk delta fetch (delta-fetch.ts).
+      if (remote.length > 0 && !signal.aborted) {
+        const seeds = [...(opts.localFiles ?? []), ...others.filter((b) => b.manifest.name === m.name)
+          .flatMap((b) => b.manifest.files.map((f) => join(this.layout.filesDir(b.bundleId), f.path)))];
+        const delta = await deltaFetch(remote, {
+          source: opts.source, seeds, bucket, signal, log: this.log,
+          deliver: (digest, data) => p.write(digest, data, false),
+          onFetched: (n) => {
+            fetched += n;
+            report();
+          },
+        });
+        if (delta.assembled > 0) this.log.info({ bundleId: id, chunks: delta.assembled, copiedBytes: delta.copiedBytes, wholeChunks: delta.rest.length }, 'chunks assembled from sub-chunks on this host');
+        remote = delta.rest;
+      }
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? FETCH_CALLS, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
@@ -293,7 +311,6 @@ export class BundleCache {
       await p.settled();
       // Chunks found damaged in a part file when its file was checked are
       // fetched again; they count as fetched, and no longer as reused.
-      const planned = new Set(remote.map((c) => c.digest));
       while (!p.done()) {
         const again = p.pendingChunks();
         if (again.length === 0) throw new FerryError(ErrorCode.Internal, 'staging ended with files unfinished but nothing left to fetch');
