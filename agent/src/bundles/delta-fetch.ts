@@ -1,5 +1,5 @@
 /**
- * Sub-chunk delta fetch, zsync/casync-style (docs/bundles.md): for chunks
+ * Sub-chunk delta fetch, zsync/casync-style (docs/delta-fetch.md): for chunks
  * the host must fetch while it holds an older version of their files (the
  * running binary for an agent upgrade, files of earlier versions of the same
  * bundle), ask the source for each chunk's sketch (its ~4 KiB sub-chunks,

@@ -1,6 +1,6 @@
 /**
  * Chunk sketches for sub-chunk delta fetch (Chunks.Sketch / FetchRanges,
- * docs/bundles.md "Sub-chunk delta fetch").
+ * docs/delta-fetch.md).
  *
  * Bundle chunks are ~1 MiB (FASTCDC_DEFAULTS) so a manifest stays small; but
  * a rebuilt binary differs from the previous one in many small scattered

@@ -831,7 +831,7 @@ export const ChunksService = {
     responseDeserialize: (value: Buffer): RecheckChunksResponse => RecheckChunksResponse.decode(value),
   },
   /**
-   * Sub-chunk delta fetch (docs/bundles.md, "Sub-chunk delta fetch"): the
+   * Sub-chunk delta fetch (docs/delta-fetch.md): the
    * sketch of each chunk, the list of its sub-chunks by content-defined
    * chunking with small fixed parameters (common/src/bundle/sketch.ts). An
    * agent that holds an older version of a file copies the sub-chunks it has
@@ -877,7 +877,7 @@ export interface ChunksServer extends UntypedServiceImplementation {
    */
   recheck: handleUnaryCall<RecheckChunksRequest, RecheckChunksResponse>;
   /**
-   * Sub-chunk delta fetch (docs/bundles.md, "Sub-chunk delta fetch"): the
+   * Sub-chunk delta fetch (docs/delta-fetch.md): the
    * sketch of each chunk, the list of its sub-chunks by content-defined
    * chunking with small fixed parameters (common/src/bundle/sketch.ts). An
    * agent that holds an older version of a file copies the sub-chunks it has
@@ -925,7 +925,7 @@ export interface ChunksClient extends Client {
     callback: (error: ServiceError | null, response: RecheckChunksResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Sub-chunk delta fetch (docs/bundles.md, "Sub-chunk delta fetch"): the
+   * Sub-chunk delta fetch (docs/delta-fetch.md): the
    * sketch of each chunk, the list of its sub-chunks by content-defined
    * chunking with small fixed parameters (common/src/bundle/sketch.ts). An
    * agent that holds an older version of a file copies the sub-chunks it has
