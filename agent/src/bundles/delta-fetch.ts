@@ -14,7 +14,7 @@
  * changed under us) is handed back to be fetched whole the normal way. A
  * source without the RPCs costs one round trip, then everything is whole.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { asFerryError } from '../../../common/src/errors.js';
 import { chunkFile } from '../../../common/src/bundle/fastcdc.js';
 import { MAX_SKETCH_DIGESTS, SKETCH_CHUNKER, SKETCH_HASH_BYTES, SKETCH_VERSION, sha256Hex, subChunkKey } from '../../../common/src/bundle/sketch.js';
@@ -177,11 +177,12 @@ class SeedIndex {
     let bytes = 0;
     const t0 = performance.now();
     for (const path of new Set(paths)) {
-      if (bytes >= SEED_MAX_BYTES) {
-        log.info({ path, indexedBytes: bytes }, 'seed files beyond the index limit are not used for sub-chunk reuse');
-        break;
-      }
       try {
+        const size = (await stat(path)).size;
+        if (bytes + size > SEED_MAX_BYTES) {
+          log.info({ path, size, indexedBytes: bytes }, 'a seed file beyond the index limit is not used for sub-chunk reuse');
+          continue;
+        }
         const f = await chunkFile(path, SKETCH_CHUNKER);
         for (const c of f.chunks) {
           const key = subChunkKey(c.length, c.digest);
