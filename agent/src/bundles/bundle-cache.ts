@@ -28,7 +28,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { BundleLayout } from './bundle-layout.js';
 import type { ChunkSource } from './chunk-source.js';
 import { fetchChunks } from './chunk-fetcher.js';
-import { deltaFetch } from './delta-fetch.js';
+import { deltaFetch, unmatchedRegions, type SeedRegion } from './delta-fetch.js';
 import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
 import { fsyncDir, writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
 import { mkdirExact } from './file-assembler.js';
@@ -195,17 +195,26 @@ export class BundleCache {
     return { removed, bytes };
   }
 
-  /** Adds the chunks of `files` that the bundle lists and nothing else on the host holds (StageOptions.localFiles). */
-  private async indexLocalFiles(index: LocalChunkIndex, sizes: ReadonlyMap<string, number>, files: readonly string[]): Promise<void> {
+  /**
+   * Adds the chunks of `files` that the bundle lists and nothing else on the
+   * host holds (StageOptions.localFiles). Returns the regions of the files
+   * whose chunks the bundle does not list: where a changed chunk's older
+   * bytes are, for the sub-chunk delta fetch.
+   */
+  private async indexLocalFiles(index: LocalChunkIndex, sizes: ReadonlyMap<string, number>, files: readonly string[]): Promise<SeedRegion[]> {
+    const regions: SeedRegion[] = [];
     for (const path of files) {
       try {
-        for (const c of (await chunkFile(path)).chunks) {
+        const { chunks } = await chunkFile(path);
+        for (const c of chunks) {
           if (sizes.get(c.digest) === c.length && !index.has(c.digest)) index.add(c.digest, { path, offset: c.offset, size: c.length });
         }
+        regions.push(...unmatchedRegions(path, chunks.map((c) => ({ digest: c.digest, size: c.length })), sizes));
       } catch (err) {
         this.log.warn({ path, err: (err as Error).message }, 'cannot read a local file for chunk reuse; its chunks are fetched');
       }
     }
+    return regions;
   }
 
   private async stageLocked(id: string, signed: SignedManifest, m: BundleManifest, opts: StageOptions): Promise<StageResult> {
@@ -251,7 +260,7 @@ export class BundleCache {
         const own = p.writtenPlace(c.digest);
         if (own) index.add(c.digest, { ...own, size: c.size });
       }
-      if (wanted.length > 0) await this.indexLocalFiles(index, sizes, opts.localFiles ?? []);
+      const seeds = wanted.length > 0 ? await this.indexLocalFiles(index, sizes, opts.localFiles ?? []) : [];
       const local = wanted.filter((c) => index.has(c.digest));
       let remote = wanted.filter((c) => !index.has(c.digest));
       const planned = new Set(remote.map((c) => c.digest));
@@ -285,8 +294,9 @@ export class BundleCache {
       const bucket = new TokenBucket(opts.bandwidthBytesPerSec ?? 0);
       // Chunks that changed but whose files have an older version here: sub-chunk delta fetch (delta-fetch.ts).
       if (remote.length > 0 && !signal.aborted) {
-        const seeds = [...(opts.localFiles ?? []), ...others.filter((b) => b.manifest.name === m.name)
-          .flatMap((b) => b.manifest.files.map((f) => join(this.layout.filesDir(b.bundleId), f.path)))];
+        for (const b of others.filter((o) => o.manifest.name === m.name)) {
+          for (const f of b.manifest.files) seeds.push(...unmatchedRegions(join(this.layout.filesDir(b.bundleId), f.path), f.chunks, sizes));
+        }
         const delta = await deltaFetch(remote, {
           source: opts.source, seeds, bucket, signal, log: this.log,
           deliver: (digest, data) => p.write(digest, data, false),

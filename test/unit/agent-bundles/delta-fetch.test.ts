@@ -159,3 +159,13 @@ describe('agent/bundles: sub-chunk delta fetch', () => {
     assert.ok(second.rangeCalls.length >= 1);
   });
 });
+
+describe('agent/bundles: seed regions for the delta fetch', () => {
+  it('are the runs of a seed file\'s chunks the new bundle does not list, adjacent ones merged', async () => {
+    const { unmatchedRegions } = await import('../../../agent/src/bundles/delta-fetch.js');
+    const chunks = [{ digest: 'a', size: 10 }, { digest: 'x', size: 5 }, { digest: 'y', size: 7 }, { digest: 'b', size: 3 }, { digest: 'z', size: 4 }];
+    const bundle = new Map([['a', 10], ['b', 3]]);
+    assert.deepEqual(unmatchedRegions('/f', chunks, bundle), [{ path: '/f', offset: 10, length: 12 }, { path: '/f', offset: 25, length: 4 }]);
+    assert.deepEqual(unmatchedRegions('/f', chunks.slice(0, 1), bundle), []);
+  });
+});
