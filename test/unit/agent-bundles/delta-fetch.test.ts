@@ -12,6 +12,7 @@ import { ErrorCode } from '../../../common/src/errors.js';
 import { silentLogger } from '../../../common/src/log.js';
 import { BundleCache } from '../../../agent/src/bundles/bundle-cache.js';
 import type { SketchReply } from '../../../agent/src/bundles/chunk-source.js';
+import { unmatchedRegions } from '../../../agent/src/bundles/delta-fetch.js';
 import { buildBundle, FakeSource, ferryError, keptChunks, seededBytes, SketchingSource, tempDir, type TestBundle } from './fixtures.js';
 
 /** Bundle chunks of ~256 KiB: large next to the 4 KiB sub-chunks, small enough for a fast test. */
@@ -161,8 +162,7 @@ describe('agent/bundles: sub-chunk delta fetch', () => {
 });
 
 describe('agent/bundles: seed regions for the delta fetch', () => {
-  it('are the runs of a seed file\'s chunks the new bundle does not list, adjacent ones merged', async () => {
-    const { unmatchedRegions } = await import('../../../agent/src/bundles/delta-fetch.js');
+  it('are the runs of a seed file\'s chunks the new bundle does not list, adjacent ones merged', () => {
     const chunks = [{ digest: 'a', size: 10 }, { digest: 'x', size: 5 }, { digest: 'y', size: 7 }, { digest: 'b', size: 3 }, { digest: 'z', size: 4 }];
     const bundle = new Map([['a', 10], ['b', 3]]);
     assert.deepEqual(unmatchedRegions('/f', chunks, bundle), [{ path: '/f', offset: 10, length: 12 }, { path: '/f', offset: 25, length: 4 }]);
