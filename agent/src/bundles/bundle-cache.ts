@@ -11,7 +11,8 @@
  *    files of another complete bundle (an upgrade), or missing; only missing
  *    ones cross the link;
  * 3. check free space for the bytes still to write;
- * 4. copy local chunks and fetch the missing ones, each verified and written
+ * 4. copy local chunks and fetch the missing ones (those whose files have an
+ *    older version here by sub-chunk delta fetch first, delta-fetch.ts), each verified and written
  *    straight into the part files at its offsets (part-files.ts); each file
  *    is checked against its sha256, fsynced and renamed as soon as it is
  *    complete;
