@@ -140,6 +140,22 @@ describe('agent/bundles: sub-chunk delta fetch', () => {
     assert.equal(rb.bytesFetched, sumOf(want));
   });
 
+  it('respects the bandwidth cap: sketch and range bytes are paced like chunks', async () => {
+    await cache.stage(a.signed, { trustedKeys, source: new FakeSource(a.chunks) });
+    const many = scatteredEdits(v1, 48, 300, 60);
+    const c = buildBundle([{ path: 'bin/app', data: many, mode: 0o755 }], key.privatePem, { name: 'app', version: '4', chunker: CHUNKER });
+    const rate = 128 * 1024;
+    const src = new SketchingSource(c.chunks);
+    const t0 = performance.now();
+    const rc = await cache.stage(c.signed, { trustedKeys, source: src, bandwidthBytesPerSec: rate });
+    const ms = performance.now() - t0;
+    assert.deepEqual(src.requested, []);
+    assert.ok(rc.bytesFetched > 3 * 64 * 1024, `test needs more than the bucket's burst, fetched ${rc.bytesFetched}`);
+    // The bucket starts empty and holds at most a 64 KiB burst, so this is a floor whatever the machine.
+    const floor = ((rc.bytesFetched - 64 * 1024) / rate) * 1000;
+    assert.ok(ms >= floor - 50, `staged ${rc.bytesFetched} bytes in ${ms.toFixed(0)} ms under a ${rate} B/s cap (at least ${floor.toFixed(0)} ms)`);
+  });
+
   it('resumes after an interruption: chunks assembled before it are kept, the rest is delta-fetched again', async () => {
     await cache.stage(a.signed, { trustedKeys, source: new FakeSource(a.chunks) });
     assert.ok(want.size >= 3, `test needs several changed chunks, has ${want.size}`);
