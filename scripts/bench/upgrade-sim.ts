@@ -5,8 +5,10 @@
  * runs against a host that has no systemd of its own.
  *
  * What is real: the release message, manifest verification, staging (chunks
- * found in the running binary copied, the rest fetched over Chunks.Fetch and
- * verified), `version --json` of the staged binary, the disk check, the
+ * found in the running binary copied, changed chunks assembled from the
+ * running binary's sub-chunks plus ranges fetched with Chunks.Sketch and
+ * FetchRanges, anything else fetched over Chunks.Fetch, all verified),
+ * `version --json` of the staged binary, the disk check, the
  * versioned install with its marker, the guard drop-in file, the atomic
  * switch of the path "systemd runs" (a symlink in the state directory), and
  * then the new version: when the agent asks systemd-run for its watcher, the

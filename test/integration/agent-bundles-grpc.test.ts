@@ -4,12 +4,13 @@
 // own Chunks service is tested on its side; this pins the agent's client.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkNotFoundError } from '../../common/src/bundle/errors.js';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
-import { ChunksService, type FetchChunksRequest } from '../../common/src/gen/ferry/v1/chunks.js';
+import { ChunksService, type FetchChunksRequest, type FetchRangesRequest, type SketchChunksRequest } from '../../common/src/gen/ferry/v1/chunks.js';
+import { SketchServer, SKETCH_VERSION } from '../../common/src/bundle/sketch.js';
 import type { ChunkData } from '../../common/src/gen/ferry/v1/common.js';
 import { serverOptions } from '../../common/src/grpc-options.js';
 import { toServiceError } from '../../common/src/grpc-status.js';
@@ -31,7 +32,7 @@ interface TestServer {
   server: Server;
 }
 
-async function startChunkServer(dir: string): Promise<{ srv: TestServer; source: () => GrpcChunkSource }> {
+async function startChunkServer(dir: string, withSketch = false): Promise<{ srv: TestServer; source: () => GrpcChunkSource }> {
   const { ca } = await CertificateAuthority.loadOrCreate(join(dir, 'pki'));
   const { certChainPem, keyPem } = await ca.ensureServerCert(join(dir, 'pki'), ['127.0.0.1']);
   const agentKeys = await generateKeyPair();
@@ -39,7 +40,19 @@ async function startChunkServer(dir: string): Promise<{ srv: TestServer; source:
   const agentKeyPem = await exportPrivateKeyPem(agentKeys.privateKey);
 
   const srv: TestServer = { port: 0, chunks: new Map(), written: 0, inFlight: 0, maxInFlight: 0, cancelled: 0, server: new Server(serverOptions({ 'grpc.max_send_message_length': 16 * 1024 * 1024 })) };
+  // Sketch/FetchRanges as the controller serves them (the same SketchServer), on request.
+  const sketches = new SketchServer(async (d) => {
+    const data = srv.chunks.get(d);
+    if (!data) throw new ChunkNotFoundError(d);
+    return data;
+  });
+  const unary = <T>(fn: () => Promise<T>) => (cb: sendUnaryData<T>) => fn().then((r) => cb(null, r), (e: unknown) => cb(toServiceError(e) as never));
+  const extra: UntypedServiceImplementation = withSketch ? {
+    sketch: (call: ServerUnaryCall<SketchChunksRequest, unknown>, cb: sendUnaryData<unknown>) => unary(() => sketches.sketches(call.request.digests))(cb),
+    fetchRanges: (call: ServerUnaryCall<FetchRangesRequest, unknown>, cb: sendUnaryData<unknown>) => unary(async () => ({ data: await sketches.ranges(call.request.digest, call.request.ranges) }))(cb),
+  } : {};
   srv.server.addService(ChunksService, {
+    ...extra,
     fetch(call: ServerWritableStream<FetchChunksRequest, ChunkData>) {
       srv.inFlight++;
       srv.maxInFlight = Math.max(srv.maxInFlight, srv.inFlight);
@@ -159,5 +172,38 @@ describe('agent/bundles: GrpcChunkSource over mTLS', function () {
     assert.ok(srv.maxInFlight >= 2, `max calls in flight ${srv.maxInFlight}`);
     const { readFile } = await import('node:fs/promises');
     for (const f of files) assert.deepEqual(await readFile(join(cache.filesDir(r.bundleId), f.path)), f.data);
+  });
+
+  it('sub-chunk delta fetch over gRPC: Sketch and FetchRanges move about the changed bytes; a server without them answers UNIMPLEMENTED', async () => {
+    const key = generateSigningKey();
+    const v1 = seededBytes(3 * 1024 * 1024, 400);
+    const v2 = Buffer.from(v1);
+    for (let i = 0; i < 4; i++) seededBytes(200, 410 + i).copy(v2, 300_000 + i * 700_000);
+    const chunker = { minSize: 64 * 1024, avgSize: 256 * 1024, maxSize: 1024 * 1024 };
+    const a = buildBundle([{ path: 'bin/app', data: v1 }], key.privatePem, { name: 'app', version: '1', chunker });
+    const b = buildBundle([{ path: 'bin/app', data: v2 }], key.privatePem, { name: 'app', version: '2', chunker });
+    const whole = [...b.chunks].filter(([d]) => !a.chunks.has(d)).reduce((s, [, c]) => s + c.length, 0);
+    const sk = await startChunkServer(join(dir, 'sketching'), true);
+    const sketching = sk.source();
+    try {
+      for (const [d, c] of [...a.chunks, ...b.chunks]) sk.srv.chunks.set(d, c);
+      // The old server of this suite has no Sketch: the source says so instead of failing.
+      assert.equal(await source.sketch([sha(v1)], new AbortController().signal), undefined);
+      const got = await sketching.sketch([...b.chunks.keys()].slice(0, 2), new AbortController().signal);
+      assert.equal(got?.version, SKETCH_VERSION);
+      await assert.rejects(sketching.sketch(['e'.repeat(64)], new AbortController().signal), ferryError('CHUNK_NOT_FOUND', `127.0.0.1:${sk.srv.port}`));
+
+      const cache = new BundleCache(join(dir, 'delta-cache'), silentLogger());
+      await cache.stage(a.signed, { trustedKeys: [key.publicPem], source: sketching });
+      const before = sk.srv.written;
+      const r = await cache.stage(b.signed, { trustedKeys: [key.publicPem], source: sketching });
+      const { readFile } = await import('node:fs/promises');
+      assert.deepEqual(await readFile(join(cache.filesDir(r.bundleId), 'bin/app')), v2);
+      assert.equal(sk.srv.written, before, 'no whole chunk fetched');
+      assert.ok(r.bytesFetched > 0 && r.bytesFetched < 0.1 * whole, `fetched ${r.bytesFetched} of ${whole} in whole changed chunks`);
+    } finally {
+      sketching.close();
+      sk.srv.server.forceShutdown();
+    }
   });
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
-import { ChunksClient } from '../../common/src/gen/ferry/v1/chunks.js';
+import { ChunksClient, type FetchRangesResponse, type SketchChunksResponse } from '../../common/src/gen/ferry/v1/chunks.js';
+import { SKETCH_VERSION, sketchOf } from '../../common/src/bundle/sketch.js';
 import { clientChannelOptions } from '../../common/src/grpc-options.js';
 import { fromServiceError } from '../../common/src/grpc-status.js';
 import { controllerCreds } from '../../agent/src/grpc-creds.js';
@@ -126,5 +127,33 @@ describeStores('bundles on the controller', function (store) {
     await admin.call(admin.client.removeBundle, { name: 'edge', version: '1.0.0', force: false });
     for (const f of v1.manifest.files) for (const ch of f.chunks) assert.equal(await c.ctx.bundles.chunks.has(ch.digest), true);
     release();
+  });
+
+  it('serves sketches and byte ranges (sub-chunk delta fetch) through the same verifying read: a corrupt chunk is DATA_LOSS', async () => {
+    const b = memBundle('delta', '1.0.0', { 'bin/x': randomFile(6) }, key.privatePem);
+    await pushBundle(admin, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
+    const { keyPem, certPem, caPem } = agents[0]!.state.load();
+    const client = new ChunksClient(`127.0.0.1:${c.port}`, controllerCreds(caPem, { keyPem, certPem }), clientChannelOptions({ 'grpc.max_receive_message_length': 16 << 20 }));
+    const call = <T>(start: (cb: (e: unknown, r: T) => void) => void) => new Promise<T>((res, rej) => start((e, r) => (e ? rej(fromServiceError(e)) : res(r))));
+    try {
+      const [d0, d1] = [...b.chunks.keys()];
+      const sk = await call<SketchChunksResponse>((cb) => client.sketch({ digests: [d0!, d1!] }, cb));
+      assert.equal(sk.version, SKETCH_VERSION);
+      assert.deepEqual(sk.sketches.map((s) => s.digest), [d0, d1]);
+      const want = sketchOf(b.chunks.get(d0!)!);
+      assert.deepEqual(sk.sketches[0]!.lengths, want.lengths);
+      assert.ok(Buffer.from(sk.sketches[0]!.hashes).equals(want.hashes));
+      const r = await call<FetchRangesResponse>((cb) => client.fetchRanges({ digest: d0!, ranges: [{ offset: 10, length: 100 }, { offset: 5000, length: 7 }] }, cb));
+      const chunk = b.chunks.get(d0!)!;
+      assert.ok(Buffer.from(r.data).equals(Buffer.concat([chunk.subarray(10, 110), chunk.subarray(5000, 5007)])));
+      await assert.rejects(call((cb) => client.fetchRanges({ digest: d0!, ranges: [{ offset: chunk.length - 1, length: 2 }] }, cb)), (e: FerryError) => e.code === ErrorCode.InvalidArgument);
+      // Bit rot on the controller disk: refused with DATA_LOSS, as Fetch does, and the chunk dropped.
+      writeFileSync(c.ctx.bundles.chunks.pathOf(d1!), Buffer.from('bit rot'));
+      c.ctx.bundles.served.forget();
+      await assert.rejects(call((cb) => client.fetchRanges({ digest: d1!, ranges: [{ offset: 0, length: 3 }] }, cb)), (e: FerryError) => e.code === ErrorCode.ChunkCorrupt);
+      await assert.rejects(call((cb) => client.sketch({ digests: ['ab'.repeat(32)] }, cb)), (e: FerryError) => e.code === ErrorCode.ChunkNotFound);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -11,7 +11,8 @@
  *    files of another complete bundle (an upgrade), or missing; only missing
  *    ones cross the link;
  * 3. check free space for the bytes still to write;
- * 4. copy local chunks and fetch the missing ones, each verified and written
+ * 4. copy local chunks and fetch the missing ones (those whose files have an
+ *    older version here by sub-chunk delta fetch first, delta-fetch.ts), each verified and written
  *    straight into the part files at its offsets (part-files.ts); each file
  *    is checked against its sha256, fsynced and renamed as soon as it is
  *    complete;
@@ -28,6 +29,7 @@ import type { Logger } from '../../../common/src/log.js';
 import { BundleLayout } from './bundle-layout.js';
 import type { ChunkSource } from './chunk-source.js';
 import { fetchChunks } from './chunk-fetcher.js';
+import { deltaFetch, unmatchedRegions, type SeedRegion } from './delta-fetch.js';
 import { ensureFreeSpace, formatBytes, type StatfsFn } from './disk-space.js';
 import { fsyncDir, writeFileAtomicAsync } from '../../../common/src/secure-fs.js';
 import { mkdirExact } from './file-assembler.js';
@@ -194,17 +196,26 @@ export class BundleCache {
     return { removed, bytes };
   }
 
-  /** Adds the chunks of `files` that the bundle lists and nothing else on the host holds (StageOptions.localFiles). */
-  private async indexLocalFiles(index: LocalChunkIndex, sizes: ReadonlyMap<string, number>, files: readonly string[]): Promise<void> {
+  /**
+   * Adds the chunks of `files` that the bundle lists and nothing else on the
+   * host holds (StageOptions.localFiles). Returns the regions of the files
+   * whose chunks the bundle does not list: where a changed chunk's older
+   * bytes are, for the sub-chunk delta fetch.
+   */
+  private async indexLocalFiles(index: LocalChunkIndex, sizes: ReadonlyMap<string, number>, files: readonly string[]): Promise<SeedRegion[]> {
+    const regions: SeedRegion[] = [];
     for (const path of files) {
       try {
-        for (const c of (await chunkFile(path)).chunks) {
+        const { chunks } = await chunkFile(path);
+        for (const c of chunks) {
           if (sizes.get(c.digest) === c.length && !index.has(c.digest)) index.add(c.digest, { path, offset: c.offset, size: c.length });
         }
+        regions.push(...unmatchedRegions(path, chunks.map((c) => ({ digest: c.digest, size: c.length })), sizes));
       } catch (err) {
         this.log.warn({ path, err: (err as Error).message }, 'cannot read a local file for chunk reuse; its chunks are fetched');
       }
     }
+    return regions;
   }
 
   private async stageLocked(id: string, signed: SignedManifest, m: BundleManifest, opts: StageOptions): Promise<StageResult> {
@@ -250,9 +261,10 @@ export class BundleCache {
         const own = p.writtenPlace(c.digest);
         if (own) index.add(c.digest, { ...own, size: c.size });
       }
-      if (wanted.length > 0) await this.indexLocalFiles(index, sizes, opts.localFiles ?? []);
+      const seeds = wanted.length > 0 ? await this.indexLocalFiles(index, sizes, opts.localFiles ?? []) : [];
       const local = wanted.filter((c) => index.has(c.digest));
-      const remote = wanted.filter((c) => !index.has(c.digest));
+      let remote = wanted.filter((c) => !index.has(c.digest));
+      const planned = new Set(remote.map((c) => c.digest));
       reused = uniqueBytes - sum(remote.map((c) => c.size));
       await ensureFreeSpace(this.layout.root, p.pendingBytes(), 'the files still to assemble', opts.statfs);
       this.log.info({ bundleId: id, bundle: `${m.name}:${m.version}`, files: m.files.length, bytesTotal, toFetch: uniqueBytes - reused, reused }, 'staging bundle');
@@ -276,10 +288,27 @@ export class BundleCache {
           // Gone or damaged since planning: fetch it instead.
           this.log.warn({ bundleId: id, digest: c.digest }, 'a planned local chunk is gone or damaged; fetching it');
           remote.push(c);
+          planned.add(c.digest);
           reused -= c.size;
         }
       }
       const bucket = new TokenBucket(opts.bandwidthBytesPerSec ?? 0);
+      // Chunks that changed but whose files have an older version here: sub-chunk delta fetch (delta-fetch.ts).
+      if (remote.length > 0 && !signal.aborted) {
+        for (const b of others.filter((o) => o.manifest.name === m.name)) {
+          for (const f of b.manifest.files) seeds.push(...unmatchedRegions(join(this.layout.filesDir(b.bundleId), f.path), f.chunks, sizes));
+        }
+        const delta = await deltaFetch(remote, {
+          source: opts.source, seeds, bucket, signal, log: this.log,
+          deliver: (digest, data) => p.write(digest, data, false),
+          onFetched: (n) => {
+            fetched += n;
+            report();
+          },
+        });
+        if (delta.assembled > 0) this.log.info({ bundleId: id, chunks: delta.assembled, copiedBytes: delta.copiedBytes, wholeChunks: delta.rest.length }, 'chunks assembled from sub-chunks on this host');
+        remote = delta.rest;
+      }
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? FETCH_CALLS, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
@@ -293,7 +322,6 @@ export class BundleCache {
       await p.settled();
       // Chunks found damaged in a part file when its file was checked are
       // fetched again; they count as fetched, and no longer as reused.
-      const planned = new Set(remote.map((c) => c.digest));
       while (!p.done()) {
         const again = p.pendingChunks();
         if (again.length === 0) throw new FerryError(ErrorCode.Internal, 'staging ended with files unfinished but nothing left to fetch');

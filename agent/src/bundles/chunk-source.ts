@@ -32,4 +32,35 @@ export interface FetchedChunk {
  */
 export interface ChunkSource {
   fetch(digests: string[], signal: AbortSignal): AsyncIterable<FetchedChunk>;
+  /**
+   * Sub-chunk delta fetch (delta-fetch.ts), optional: the sketches of
+   * `digests` (Chunks.Sketch), or `undefined` when the far end does not
+   * implement it (an older controller, a site relay). Not trusted: the
+   * assembled chunk is checked against its digest.
+   */
+  sketch?(digests: string[], signal: AbortSignal): Promise<SketchReply | undefined>;
+  /** Bytes of `ranges` of one chunk, concatenated (Chunks.FetchRanges); only on sources that have {@link sketch}. */
+  fetchRanges?(digest: string, ranges: ByteRange[], signal: AbortSignal): Promise<RangesReply>;
+}
+
+/** A byte range of a chunk. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/** Sketches as a source returned them, with what they cost on the wire. */
+export interface SketchReply {
+  /** SKETCH_VERSION of the sender; another value than the agent's own means: fetch whole chunks. */
+  version: number;
+  sketches: Array<{ digest: string; lengths: number[]; hashes: Uint8Array }>;
+  /** Bytes the reply took on the link (its encoded message), counted as fetched. */
+  wireBytes: number;
+}
+
+/** Range bytes as a source returned them, with what they cost on the wire. */
+export interface RangesReply {
+  data: Buffer;
+  /** Bytes the reply took on the link (its encoded message), counted as fetched. */
+  wireBytes: number;
 }

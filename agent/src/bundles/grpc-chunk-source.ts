@@ -5,15 +5,15 @@
  * several calls in flight on it, which fills a long-fat link better than one
  * stream while sharing a single TLS session.
  */
-import { Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
+import { FetchRangesResponse, SketchChunksResponse, type ChunksClient } from '../../../common/src/gen/ferry/v1/chunks.js';
 import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { decodeLargeMessagesInto, FastChunksClient } from '../../../common/src/grpc-chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { clientChannelOptions } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
-import type { ChunkSource, FetchedChunk } from './chunk-source.js';
+import type { ByteRange, ChunkSource, FetchedChunk, RangesReply, SketchReply } from './chunk-source.js';
 
 /**
  * Largest message accepted on chunk calls. Chunks are at most 4 MiB (the
@@ -120,6 +120,46 @@ export class GrpcChunkSource implements ChunkSource {
     }
   }
 
+  /** Chunks.Sketch; `undefined` when the server answers UNIMPLEMENTED (an older controller, a relay). */
+  async sketch(digests: string[], signal: AbortSignal): Promise<SketchReply | undefined> {
+    try {
+      const res = await this.unary<SketchChunksResponse>(signal, `sketching ${digests.length} chunk(s)`,
+        (cb) => this.client.sketch({ digests }, cb));
+      return { ...res, wireBytes: SketchChunksResponse.encode(res).finish().length };
+    } catch (e) {
+      if ((e as FerryError).cause && ((e as FerryError).cause as ServiceError).code === GrpcStatus.UNIMPLEMENTED) return undefined;
+      throw e;
+    }
+  }
+
+  /** Chunks.FetchRanges. */
+  async fetchRanges(digest: string, ranges: ByteRange[], signal: AbortSignal): Promise<RangesReply> {
+    const res = await this.unary<FetchRangesResponse>(signal, `fetching ${ranges.length} range(s) of chunk ${digest}`,
+      (cb) => this.client.fetchRanges({ digest, ranges }, cb));
+    // The reply's size on the wire without encoding it again: field tag, length varint, bytes.
+    const n = res.data.length;
+    return { data: res.data, wireBytes: n === 0 ? 0 : 1 + varintBytes(n) + n };
+  }
+
+  /** A unary call that `signal` cancels, with errors worded like {@link fetch}'s. */
+  private async unary<T>(signal: AbortSignal, what: string, start: (cb: (e: ServiceError | null, r: T) => void) => ClientUnaryCall): Promise<T> {
+    if (signal.aborted) throw cancelled(this.address);
+    let call: ClientUnaryCall | undefined;
+    const onAbort = () => call?.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await new Promise<T>((resolve, reject) => {
+        call = start((e, r) => (e ? reject(e) : resolve(r)));
+      });
+    } catch (err) {
+      if (signal.aborted) throw cancelled(this.address);
+      const fe = fromServiceError(err);
+      throw new FerryError(fe.code, `${what} from ${this.what} at ${this.address}: ${fe.message}`, fe.hint ?? HINTS[fe.code], { cause: err });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   /** Chunks.Recheck: tell the server these chunks came back wrong; it drops its copies that are bad. */
   async recheck(digests: string[]): Promise<string[]> {
     const r = await new Promise<{ dropped: string[] }>((resolve, reject) =>
@@ -142,6 +182,12 @@ export class GrpcChunkSource implements ChunkSource {
 function limitBuffered(stream: object, messages: number): void {
   const state = (stream as { _readableState?: { highWaterMark?: unknown } })._readableState;
   if (state && typeof state.highWaterMark === 'number') state.highWaterMark = messages;
+}
+
+function varintBytes(n: number): number {
+  let len = 1;
+  for (; n > 0x7f; n = Math.floor(n / 128)) len++;
+  return len;
 }
 
 function cancelled(address: string): FerryError {

@@ -80,7 +80,14 @@ function callerOf(call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffe
   return cn;
 }
 
-function chunksHandlers(o: RelayServerOptions): ChunksServer {
+/**
+ * Fetch and Recheck, and ResolveHttp refused with a reason (relays ask the
+ * controller, never each other). Sketch and FetchRanges (sub-chunk delta
+ * fetch) are left out, so grpc-js answers them UNIMPLEMENTED and agents fetch whole
+ * chunks from the relay, which is what a site relay is for (one copy over
+ * the uplink, then LAN speed).
+ */
+function chunksHandlers(o: RelayServerOptions): Pick<ChunksServer, 'fetch' | 'recheck' | 'resolveHttp'> {
   return {
     fetch: (call: ServerWritableStream<FetchChunksRequest, ChunkData>) => {
       void (async () => {

@@ -1,10 +1,11 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { ChunksServer, FetchChunksRequest } from '../../../common/src/gen/ferry/v1/chunks.js';
+import type { ChunksServer, FetchChunksRequest, FetchRangesRequest, SketchChunksRequest } from '../../../common/src/gen/ferry/v1/chunks.js';
 import type { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
 import { CallBoundary } from './call-boundary.js';
 import type { ChunkMetrics } from '../metrics/metrics.js';
 import type { ControllerContext } from './context.js';
 import { MAX_DIGESTS_PER_CALL, recheckAll, streamChunks } from '../../../common/src/bundle/chunk-stream.js';
+import { SketchServer } from '../../../common/src/bundle/sketch.js';
 import { authenticatePeer, type CallWithAuth, type Peer } from './peer-auth.js';
 import type { ResolveHttpRequest, ResolveHttpResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
 import { HttpResolver } from '../registry/resolve-http.js';
@@ -27,12 +28,23 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
   const metrics: ChunkMetrics = ctx.metrics;
   let resolver: HttpResolver | undefined;
   const boundary = new CallBoundary({ api: 'chunks', log: ctx.log, metrics: ctx.metrics, caller: (call) => `agent:${authenticate(call).id}` });
+  // Looked up per call (not cached) so a revoked agent is refused at its next batch.
+  const admitted = async (who: string): Promise<string> => {
+    const agentId = who.slice('agent:'.length);
+    const agent = await ctx.agents.get(agentId);
+    if (!agent || agent.revokedAt !== null) throw new FerryError(ErrorCode.AgentRevoked, `agent ${agentId} may not fetch chunks`);
+    return agentId;
+  };
+  // Sub-chunk delta fetch reads through the same verifying reader as Fetch: a corrupt chunk is dropped and ends the call with DATA_LOSS.
+  const sketches = new SketchServer(async (d) => (await ctx.bundles.served.read(d)).data);
+  const logCorrupt = (agentId: string, err: unknown) => {
+    if (err instanceof FerryError && (err.code === ErrorCode.ChunkCorrupt || err.code === ErrorCode.ChunkDigestMismatch)) {
+      ctx.log.error({ agent: agentId, err: err.message }, 'corrupt chunk on the controller disk');
+    }
+  };
   return {
     fetch: boundary.serverStream<FetchChunksRequest, ChunkData>(async (call, { who }) => {
-      const agentId = who.slice('agent:'.length);
-      // Looked up per call (not cached) so a revoked agent is refused at its next batch.
-      const agent = await ctx.agents.get(agentId);
-      if (!agent || agent.revokedAt !== null) throw new FerryError(ErrorCode.AgentRevoked, `agent ${agentId} may not fetch chunks`);
+      const agentId = await admitted(who);
       const digests = call.request.digests;
       if (digests.length > MAX_DIGESTS_PER_CALL) {
         throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
@@ -40,11 +52,19 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
       try {
         await streamChunks(call, digests, { read: (d) => ctx.bundles.served.read(d, pool), pool, onServed: (n) => metrics.chunkServed(n) });
       } catch (err) {
-        if (err instanceof FerryError && (err.code === ErrorCode.ChunkCorrupt || err.code === ErrorCode.ChunkDigestMismatch)) {
-          ctx.log.error({ agent: agentId, err: err.message }, 'corrupt chunk on the controller disk');
-        }
+        logCorrupt(agentId, err);
         throw err;
       }
+    }),
+    sketch: boundary.unary<SketchChunksRequest, { version: number; sketches: Array<{ digest: string; lengths: number[]; hashes: Buffer }> }>(async (req, who) => {
+      const agentId = await admitted(who);
+      return sketches.sketches(req.digests).catch((err: unknown) => { logCorrupt(agentId, err); throw err; });
+    }),
+    fetchRanges: boundary.unary<FetchRangesRequest, { data: Buffer }>(async (req, who) => {
+      const agentId = await admitted(who);
+      const data = await sketches.ranges(req.digest, req.ranges).catch((err: unknown) => { logCorrupt(agentId, err); throw err; });
+      metrics.chunkServed(data.length);
+      return { data };
     }),
     // A client got bytes that did not match (normally from a relay; here from this controller's disk): hash our copies again.
     recheck: boundary.unary(async (req) => ({ dropped: await recheckAll(ctx.bundles.served, req.digests) })),

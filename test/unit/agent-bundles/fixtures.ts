@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { chunkBuffer, type FastCdcOptions } from '../../../common/src/bundle/fastcdc.js';
 import { signManifest, type BundleFile, type BundleManifest, type SignedManifest } from '../../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { ChunkSource, FetchedChunk } from '../../../agent/src/bundles/chunk-source.js';
+import type { ByteRange, ChunkSource, FetchedChunk, RangesReply, SketchReply } from '../../../agent/src/bundles/chunk-source.js';
+import { SketchServer, type Sketch } from '../../../common/src/bundle/sketch.js';
+import { FetchRangesResponse, SketchChunksResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
 import { StageJournal } from '../../../agent/src/bundles/stage-journal.js';
 
 export { seededBytes } from '../bundle/prng.js';
@@ -134,4 +136,48 @@ export function ferryError(code: string, ...needles: string[]) {
     if (!e.hint) throw new Error(`error ${e.code} has no hint: ${e.message}`);
     return true;
   };
+}
+
+/**
+ * FakeSource that also serves Chunks.Sketch / FetchRanges in memory (the
+ * controller's SketchServer over the same chunks; reply sizes are the real
+ * encoded messages). Hooks let a test make it lie.
+ */
+export class SketchingSource extends FakeSource implements Required<Pick<ChunkSource, 'sketch' | 'fetchRanges'>> {
+  readonly server: SketchServer;
+  sketchCalls = 0;
+  /** Every FetchRanges call: digest and the bytes asked for. */
+  readonly rangeCalls: Array<{ digest: string; bytes: number }> = [];
+  /** Replace a chunk's sketch (a lying source). */
+  lie: ((digest: string, real: Sketch) => Sketch) | undefined;
+  /** Digests whose ranges come back with one bit flipped. */
+  corruptRanges = new Set<string>();
+  /** Called as each FetchRanges call starts, with the count of calls started before it. */
+  onRanges: ((calls: number) => void) | undefined;
+  private rangeStarts = 0;
+
+  constructor(chunks: Map<string, Buffer>) {
+    super(chunks);
+    this.server = new SketchServer(async (d) => {
+      const data = this.chunks.get(d);
+      if (!data) throw new FerryError(ErrorCode.ChunkNotFound, `fake source has no chunk ${d}`);
+      return data;
+    });
+  }
+
+  async sketch(digests: string[]): Promise<SketchReply> {
+    this.sketchCalls++;
+    const res = await this.server.sketches(digests);
+    const sketches = res.sketches.map((s) => (this.lie ? { digest: s.digest, ...this.lie(s.digest, s) } : s));
+    return { version: res.version, sketches, wireBytes: SketchChunksResponse.encode({ version: res.version, sketches }).finish().length };
+  }
+
+  async fetchRanges(digest: string, ranges: ByteRange[], signal: AbortSignal): Promise<RangesReply> {
+    this.onRanges?.(this.rangeStarts++);
+    if (signal.aborted) throw new FerryError(ErrorCode.Cancelled, 'fake fetch cancelled');
+    const data = await this.server.ranges(digest, ranges);
+    this.rangeCalls.push({ digest, bytes: data.length });
+    if (this.corruptRanges.has(digest)) data[0]! ^= 1;
+    return { data, wireBytes: FetchRangesResponse.encode({ data }).finish().length };
+  }
 }

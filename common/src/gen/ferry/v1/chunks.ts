@@ -80,6 +80,46 @@ export interface ChunkRef {
   size: number;
 }
 
+export interface SketchChunksRequest {
+  digests: string[];
+}
+
+export interface SketchChunksResponse {
+  /**
+   * Version of the sub-chunking parameters and hash truncation
+   * (SKETCH_VERSION); a client that does not know it fetches whole chunks.
+   */
+  version: number;
+  /** One per requested digest, in request order. */
+  sketches: ChunkSketch[];
+}
+
+export interface ChunkSketch {
+  digest: string;
+  /** Sub-chunk lengths in order; they add up to the chunk's size. */
+  lengths: number[];
+  /**
+   * The first SKETCH_HASH_BYTES bytes of each sub-chunk's sha256,
+   * concatenated in the order of `lengths`.
+   */
+  hashes: Buffer;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface FetchRangesRequest {
+  digest: string;
+  ranges: ByteRange[];
+}
+
+export interface FetchRangesResponse {
+  /** The requested ranges' bytes, concatenated in request order. */
+  data: Buffer;
+}
+
 export interface RecheckChunksRequest {
   digests: string[];
 }
@@ -753,6 +793,514 @@ export const ChunkRef: MessageFns<ChunkRef> = {
   },
 };
 
+function createBaseSketchChunksRequest(): SketchChunksRequest {
+  return { digests: [] };
+}
+
+export const SketchChunksRequest: MessageFns<SketchChunksRequest> = {
+  encode(message: SketchChunksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.digests) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SketchChunksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSketchChunksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digests.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SketchChunksRequest {
+    return {
+      digests: globalThis.Array.isArray(object?.digests) ? object.digests.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: SketchChunksRequest): unknown {
+    const obj: any = {};
+    if (message.digests?.length) {
+      obj.digests = message.digests;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SketchChunksRequest>, I>>(base?: I): SketchChunksRequest {
+    return SketchChunksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SketchChunksRequest>, I>>(object: I): SketchChunksRequest {
+    const message = createBaseSketchChunksRequest();
+    message.digests = object.digests?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSketchChunksResponse(): SketchChunksResponse {
+  return { version: 0, sketches: [] };
+}
+
+export const SketchChunksResponse: MessageFns<SketchChunksResponse> = {
+  encode(message: SketchChunksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint32(message.version);
+    }
+    for (const v of message.sketches) {
+      ChunkSketch.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SketchChunksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSketchChunksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sketches.push(ChunkSketch.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SketchChunksResponse {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      sketches: globalThis.Array.isArray(object?.sketches)
+        ? object.sketches.map((e: any) => ChunkSketch.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SketchChunksResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.sketches?.length) {
+      obj.sketches = message.sketches.map((e) => ChunkSketch.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SketchChunksResponse>, I>>(base?: I): SketchChunksResponse {
+    return SketchChunksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SketchChunksResponse>, I>>(object: I): SketchChunksResponse {
+    const message = createBaseSketchChunksResponse();
+    message.version = object.version ?? 0;
+    message.sketches = object.sketches?.map((e) => ChunkSketch.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseChunkSketch(): ChunkSketch {
+  return { digest: "", lengths: [], hashes: Buffer.alloc(0) };
+}
+
+export const ChunkSketch: MessageFns<ChunkSketch> = {
+  encode(message: ChunkSketch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.lengths.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.lengths) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.hashes.length !== 0) {
+      writer.uint32(26).bytes(message.hashes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChunkSketch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChunkSketch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.lengths.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.lengths.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hashes = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChunkSketch {
+    return {
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      lengths: globalThis.Array.isArray(object?.lengths) ? object.lengths.map((e: any) => globalThis.Number(e)) : [],
+      hashes: isSet(object.hashes) ? Buffer.from(bytesFromBase64(object.hashes)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ChunkSketch): unknown {
+    const obj: any = {};
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.lengths?.length) {
+      obj.lengths = message.lengths.map((e) => Math.round(e));
+    }
+    if (message.hashes.length !== 0) {
+      obj.hashes = base64FromBytes(message.hashes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ChunkSketch>, I>>(base?: I): ChunkSketch {
+    return ChunkSketch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ChunkSketch>, I>>(object: I): ChunkSketch {
+    const message = createBaseChunkSketch();
+    message.digest = object.digest ?? "";
+    message.lengths = object.lengths?.map((e) => e) || [];
+    message.hashes = object.hashes ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseByteRange(): ByteRange {
+  return { offset: 0, length: 0 };
+}
+
+export const ByteRange: MessageFns<ByteRange> = {
+  encode(message: ByteRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.offset !== 0) {
+      writer.uint32(8).uint32(message.offset);
+    }
+    if (message.length !== 0) {
+      writer.uint32(16).uint32(message.length);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ByteRange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseByteRange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.offset = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.length = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ByteRange {
+    return {
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
+    };
+  },
+
+  toJSON(message: ByteRange): unknown {
+    const obj: any = {};
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.length !== 0) {
+      obj.length = Math.round(message.length);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ByteRange>, I>>(base?: I): ByteRange {
+    return ByteRange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ByteRange>, I>>(object: I): ByteRange {
+    const message = createBaseByteRange();
+    message.offset = object.offset ?? 0;
+    message.length = object.length ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchRangesRequest(): FetchRangesRequest {
+  return { digest: "", ranges: [] };
+}
+
+export const FetchRangesRequest: MessageFns<FetchRangesRequest> = {
+  encode(message: FetchRangesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== "") {
+      writer.uint32(10).string(message.digest);
+    }
+    for (const v of message.ranges) {
+      ByteRange.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchRangesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchRangesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ranges.push(ByteRange.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchRangesRequest {
+    return {
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      ranges: globalThis.Array.isArray(object?.ranges) ? object.ranges.map((e: any) => ByteRange.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: FetchRangesRequest): unknown {
+    const obj: any = {};
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.ranges?.length) {
+      obj.ranges = message.ranges.map((e) => ByteRange.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FetchRangesRequest>, I>>(base?: I): FetchRangesRequest {
+    return FetchRangesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FetchRangesRequest>, I>>(object: I): FetchRangesRequest {
+    const message = createBaseFetchRangesRequest();
+    message.digest = object.digest ?? "";
+    message.ranges = object.ranges?.map((e) => ByteRange.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFetchRangesResponse(): FetchRangesResponse {
+  return { data: Buffer.alloc(0) };
+}
+
+export const FetchRangesResponse: MessageFns<FetchRangesResponse> = {
+  encode(message: FetchRangesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchRangesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchRangesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchRangesResponse {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: FetchRangesResponse): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FetchRangesResponse>, I>>(base?: I): FetchRangesResponse {
+    return FetchRangesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FetchRangesResponse>, I>>(object: I): FetchRangesResponse {
+    const message = createBaseFetchRangesResponse();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 function createBaseRecheckChunksRequest(): RecheckChunksRequest {
   return { digests: [] };
 }
@@ -1014,6 +1562,36 @@ export const ChunksService = {
     responseSerialize: (value: ResolveHttpResponse): Buffer => Buffer.from(ResolveHttpResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ResolveHttpResponse => ResolveHttpResponse.decode(value),
   },
+  /**
+   * Sub-chunk delta fetch (docs/delta-fetch.md): the
+   * sketch of each chunk, the list of its sub-chunks by content-defined
+   * chunking with small fixed parameters (common/src/bundle/sketch.ts). An
+   * agent that holds an older version of a file copies the sub-chunks it has
+   * and asks for the rest with FetchRanges; it still checks the whole chunk
+   * against its digest. Errors as Fetch (NOT_FOUND, DATA_LOSS). A server
+   * without it (an older controller, a site relay) answers UNIMPLEMENTED and
+   * the agent fetches whole chunks.
+   */
+  sketch: {
+    path: "/ferry.v1.Chunks/Sketch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SketchChunksRequest): Buffer => Buffer.from(SketchChunksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SketchChunksRequest => SketchChunksRequest.decode(value),
+    responseSerialize: (value: SketchChunksResponse): Buffer =>
+      Buffer.from(SketchChunksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SketchChunksResponse => SketchChunksResponse.decode(value),
+  },
+  /** Byte ranges of one chunk, concatenated in request order. */
+  fetchRanges: {
+    path: "/ferry.v1.Chunks/FetchRanges" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FetchRangesRequest): Buffer => Buffer.from(FetchRangesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FetchRangesRequest => FetchRangesRequest.decode(value),
+    responseSerialize: (value: FetchRangesResponse): Buffer => Buffer.from(FetchRangesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FetchRangesResponse => FetchRangesResponse.decode(value),
+  },
 } as const;
 
 export interface ChunksServer extends UntypedServiceImplementation {
@@ -1040,6 +1618,19 @@ export interface ChunksServer extends UntypedServiceImplementation {
    * UNIMPLEMENTED (relays ask the controller, never each other).
    */
   resolveHttp: handleUnaryCall<ResolveHttpRequest, ResolveHttpResponse>;
+  /**
+   * Sub-chunk delta fetch (docs/delta-fetch.md): the
+   * sketch of each chunk, the list of its sub-chunks by content-defined
+   * chunking with small fixed parameters (common/src/bundle/sketch.ts). An
+   * agent that holds an older version of a file copies the sub-chunks it has
+   * and asks for the rest with FetchRanges; it still checks the whole chunk
+   * against its digest. Errors as Fetch (NOT_FOUND, DATA_LOSS). A server
+   * without it (an older controller, a site relay) answers UNIMPLEMENTED and
+   * the agent fetches whole chunks.
+   */
+  sketch: handleUnaryCall<SketchChunksRequest, SketchChunksResponse>;
+  /** Byte ranges of one chunk, concatenated in request order. */
+  fetchRanges: handleUnaryCall<FetchRangesRequest, FetchRangesResponse>;
 }
 
 export interface ChunksClient extends Client {
@@ -1098,6 +1689,47 @@ export interface ChunksClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResolveHttpResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Sub-chunk delta fetch (docs/delta-fetch.md): the
+   * sketch of each chunk, the list of its sub-chunks by content-defined
+   * chunking with small fixed parameters (common/src/bundle/sketch.ts). An
+   * agent that holds an older version of a file copies the sub-chunks it has
+   * and asks for the rest with FetchRanges; it still checks the whole chunk
+   * against its digest. Errors as Fetch (NOT_FOUND, DATA_LOSS). A server
+   * without it (an older controller, a site relay) answers UNIMPLEMENTED and
+   * the agent fetches whole chunks.
+   */
+  sketch(
+    request: SketchChunksRequest,
+    callback: (error: ServiceError | null, response: SketchChunksResponse) => void,
+  ): ClientUnaryCall;
+  sketch(
+    request: SketchChunksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SketchChunksResponse) => void,
+  ): ClientUnaryCall;
+  sketch(
+    request: SketchChunksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SketchChunksResponse) => void,
+  ): ClientUnaryCall;
+  /** Byte ranges of one chunk, concatenated in request order. */
+  fetchRanges(
+    request: FetchRangesRequest,
+    callback: (error: ServiceError | null, response: FetchRangesResponse) => void,
+  ): ClientUnaryCall;
+  fetchRanges(
+    request: FetchRangesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FetchRangesResponse) => void,
+  ): ClientUnaryCall;
+  fetchRanges(
+    request: FetchRangesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FetchRangesResponse) => void,
   ): ClientUnaryCall;
 }
 
