@@ -291,7 +291,9 @@ export class Controller {
     const upgradeMail = shared ? new UpgradeMailbox(db, sessions, new UpgradeHosts(sessions, ctx.agentUpgrades, {
       arch: async (id) => { const a = await ctx.agents.get(id); return a && agentArch(a); },
     }), new RolloutStore(db), { plans: ctx.plans, bundles }, log.child({ part: 'upgrade-mailbox' })) : undefined;
-    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' }), undefined, upgradeMail) : undefined;
+    // And bundle prefetch stages (bundles/prefetch.ts): a prefetch through any replica reaches hosts on every replica.
+    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' }), undefined, [upgradeMail!, ctx.prefetch]) : undefined;
+    if (mailbox && presence) ctx.prefetch.elsewhere = { connected: () => presence.connected(), hint: () => mailbox.hint() };
     mailbox?.start();
     opened.push(() => mailbox?.stop());
     // Rollout changes asked through a replica that is not the scheduler are applied by the one that is (rollouts/rollout-commands.ts).

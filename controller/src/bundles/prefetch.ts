@@ -15,6 +15,20 @@ const STATE_NAMES: Record<number, string> = {
 
 type Listener = (p: BundleProgress) => void;
 
+/** How often a prefetch started here reads back the progress of a host on another replica (that replica writes it every ~2 s). */
+const FOLLOW_MS = 500;
+/** How often it checks that such a host still has a session somewhere. */
+const PRESENCE_MS = 2000;
+
+/**
+ * Several replicas (docs/ha.md): which agents have a session on another
+ * live replica, and a wake-up for those replicas' mailboxes.
+ */
+export interface PrefetchElsewhere {
+  connected(): Promise<Set<string>>;
+  hint(): void;
+}
+
 /**
  * Stages bundles on agents and tracks which host holds what. A stage that a
  * dropped link interrupted is sent again when the agent says hello, and the
@@ -25,6 +39,10 @@ export class PrefetchCoordinator {
   private readonly lastWrite = new Map<string, number>();
   /** Site relays (set once the relay directory exists): a prefetch pins its bundle on them and warms them first. */
   relays: Pick<RelayPinning, 'pin' | 'warm'> | undefined;
+  /** Set with several replicas: hosts on other replicas are staged through the store (deliver() there). */
+  elsewhere: PrefetchElsewhere | undefined;
+  /** The stages each live session was sent, so the mailbox sends each once per session. */
+  private readonly sent = new WeakMap<object, Set<string>>();
 
   constructor(private readonly db: Db, private readonly sessions: SessionRegistry, private readonly bundles: BundleStore, private readonly log: Logger) {}
 
@@ -90,17 +108,22 @@ export class PrefetchCoordinator {
     const unpin = this.relays?.pin(bundle.id);
     try {
       // The relays first, then the hosts: each site's link carries the bundle once, at the relay's (capped) upstream rate.
+      const remote = this.elsewhere && targets.some((t) => !this.sessions.get(t.agentId)) ? await this.elsewhere.connected() : new Set<string>();
       const wanted = [];
-      for (const t of targets) if (this.sessions.get(t.agentId) && !(await this.isHeld(t.agentId, bundle.id))) wanted.push(t.agentId);
+      for (const t of targets) if ((this.sessions.get(t.agentId) || remote.has(t.agentId)) && !(await this.isHeld(t.agentId, bundle.id))) wanted.push(t.agentId);
       if (this.relays && wanted.length > 0) await this.relays.warm(bundle.id, wanted, signal);
       if (signal.aborted) return; // cancelled while the relays warmed: no host was asked yet
       await Promise.all(targets.map(async (t) => {
-        if (!this.sessions.get(t.agentId)) {
+        if (!this.sessions.get(t.agentId) && !remote.has(t.agentId)) {
           sink({ ...base(t), state: BundleState.BUNDLE_STATE_FAILED, offline: true, error: 'not connected' });
           return;
         }
         if (await this.isHeld(t.agentId, bundle.id)) {
           sink({ ...base(t), state: BundleState.BUNDLE_STATE_READY, bytesDone: total });
+          return;
+        }
+        if (!this.sessions.get(t.agentId)) {
+          await this.runElsewhere(t.agentId, bundle, total, (p) => sink({ ...base(t), ...p }), signal);
           return;
         }
         await new Promise<void>((resolve) => {
@@ -135,8 +158,62 @@ export class PrefetchCoordinator {
   }
 
   private sendStage(agentId: string, b: StoredBundle): void {
+    const session = this.sessions.get(agentId);
+    if (!session) return;
     this.log.info({ agent: agentId, bundle: `${b.manifest.name}:${b.manifest.version}` }, 'staging bundle');
-    this.sessions.get(agentId)?.send({ msg: { $case: 'bundleStage', value: { bundleId: b.id, signed: b.signed } } });
+    const sent = this.sent.get(session) ?? new Set<string>();
+    this.sent.set(session, sent.add(b.id));
+    session.send({ msg: { $case: 'bundleStage', value: { bundleId: b.id, signed: b.signed } } });
+  }
+
+  /**
+   * The mailbox side (jobs/job-mailbox.ts polls and hints): stages recorded
+   * in the store by a prefetch on another replica (agent_bundles rows in
+   * state fetching) for agents connected here, each sent once per session.
+   * The agent answers a stage it already runs or holds with its progress, so
+   * a resend costs nothing but a message.
+   */
+  async deliver(): Promise<void> {
+    if (this.sessions.size === 0) return;
+    const rows = await this.db.all<{ agent_id: string; bundle_id: string }>("SELECT agent_id, bundle_id FROM agent_bundles WHERE state = 'fetching'");
+    for (const r of rows) {
+      const session = this.sessions.get(r.agent_id);
+      if (!session || this.sent.get(session)?.has(r.bundle_id)) continue;
+      const b = await this.bundles.byId(r.bundle_id);
+      if (b) this.sendStage(r.agent_id, b);
+    }
+  }
+
+  /**
+   * A host whose session is on another replica: record the stage for that
+   * replica's mailbox, wake it, and follow the host's progress in the store
+   * until it is ready, failed, gone offline, or the caller stops.
+   */
+  private async runElsewhere(agentId: string, bundle: StoredBundle, total: number, sink: (p: Pick<PrefetchEvent, 'state' | 'bytesDone' | 'bytesTotal' | 'error' | 'offline'>) => void, signal: AbortSignal): Promise<void> {
+    await this.upsert(agentId, bundle.id, 'fetching', 0, total, '', Date.now());
+    this.elsewhere!.hint();
+    let lastDone = -1;
+    let lastPresence = Date.now();
+    while (!signal.aborted) {
+      await new Promise<void>((res) => { const t = setTimeout(res, FOLLOW_MS); signal.addEventListener('abort', () => { clearTimeout(t); res(); }, { once: true }); });
+      if (signal.aborted) return;
+      const row = await this.db.get<{ state: string; bytes_done: number; bytes_total: number; error: string }>(
+        'SELECT state, bytes_done, bytes_total, error FROM agent_bundles WHERE agent_id = ? AND bundle_id = ?', [agentId, bundle.id]);
+      const state = row?.state === 'ready' ? BundleState.BUNDLE_STATE_READY : row?.state === 'failed' ? BundleState.BUNDLE_STATE_FAILED : BundleState.BUNDLE_STATE_FETCHING;
+      const done = row ? Number(row.bytes_done) : 0;
+      if (state !== BundleState.BUNDLE_STATE_FETCHING || done !== lastDone) {
+        lastDone = done;
+        sink({ state, bytesDone: state === BundleState.BUNDLE_STATE_READY ? total : done, bytesTotal: Number(row?.bytes_total) || total, error: row?.error ?? '', offline: false });
+        if (state !== BundleState.BUNDLE_STATE_FETCHING) return;
+      }
+      if (Date.now() - lastPresence >= PRESENCE_MS) {
+        lastPresence = Date.now();
+        if (!this.sessions.get(agentId) && !(await this.elsewhere!.connected()).has(agentId)) {
+          sink({ state: BundleState.BUNDLE_STATE_FAILED, bytesDone: done, bytesTotal: total, error: 'disconnected while staging; it resumes from what it has when it reconnects', offline: true });
+          return;
+        }
+      }
+    }
   }
 
   private async upsert(agentId: string, bundleId: string, state: string, done: number, total: number, error: string, at: number): Promise<void> {

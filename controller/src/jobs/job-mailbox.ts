@@ -34,8 +34,23 @@ export class JobMailbox {
 
   constructor(private readonly db: Db, private readonly jobs: JobCoordinator, private readonly sessions: SessionRegistry,
     private readonly log: Logger, private readonly pollMs = 1000,
-    /** Agent upgrades of rollouts, delivered on the same polls and hints (rollouts/upgrade-mailbox.ts). */
-    private readonly upgrades?: { deliver(): Promise<void> }) {}
+    /**
+     * Other work for hosts on other replicas, delivered on the same polls and
+     * hints: agent upgrades of rollouts (rollouts/upgrade-mailbox.ts), bundle
+     * prefetch stages (bundles/prefetch.ts).
+     */
+    private readonly also: ReadonlyArray<{ deliver(): Promise<void> }> = []) {}
+
+  /** Wakes the other replicas now (coalesced: one NOTIFY per turn of the event loop); their poll delivers anyway. */
+  hint(): void {
+    if (!(this.db instanceof PgDb) || this.hintQueued || this.stopped) return;
+    const pgdb = this.db;
+    this.hintQueued = true;
+    setImmediate(() => {
+      this.hintQueued = false;
+      pgdb.notify(CHANNEL).catch((err: Error) => this.log.warn({ err: err.message }, 'wake-up hint not sent; the poll delivers'));
+    });
+  }
 
   start(): void {
     this.timer = setInterval(() => this.wake(), this.pollMs);
@@ -44,14 +59,7 @@ export class JobMailbox {
       const pgdb = this.db;
       this.unlisten = pgdb.listen(CHANNEL, () => this.wake());
       // Coalesced: all the remote starts (and cancels) of one scheduling pass share one NOTIFY.
-      this.jobs.sequencer.onRemoteWork = () => {
-        if (this.hintQueued) return;
-        this.hintQueued = true;
-        setImmediate(() => {
-          this.hintQueued = false;
-          pgdb.notify(CHANNEL).catch((err: Error) => this.log.warn({ err: err.message }, 'job wake-up hint not sent; the poll delivers'));
-        });
-      };
+      this.jobs.sequencer.onRemoteWork = () => this.hint();
     }
     this.followTimer = setInterval(() => {
       if (this.following || this.stopped) return;
@@ -89,7 +97,7 @@ export class JobMailbox {
       });
   }
 
-  /** Delivers every dispatched start, every recorded cancel and every unanswered agent upgrade of an agent connected here. */
+  /** Delivers every dispatched start, every recorded cancel and the other work (`also`) for agents connected here. */
   private async deliver(): Promise<void> {
     if (this.sessions.size === 0) return;
     const rows = await this.db.all<{ host_job_id: string; agent_id: string }>(
@@ -104,6 +112,6 @@ export class JobMailbox {
       if (!this.sessions.get(r.agent_id)) continue;
       if (await this.jobs.sequencer.deliverCancel(r.host_job_id, r.cancel_reason)) this.log.debug({ job: r.host_job_id, agent: r.agent_id }, 'cancel delivered from the mailbox');
     }
-    await this.upgrades?.deliver();
+    for (const a of this.also) await a.deliver();
   }
 }
