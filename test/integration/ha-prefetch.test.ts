@@ -12,7 +12,10 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
-import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { silentLogger } from '../../common/src/log.js';
+import { Backoff } from '../../agent/src/session/backoff.js';
+import { SessionLoop } from '../../agent/src/session/session-loop.js';
+import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { postgresMissing, sharedPostgres } from '../support/postgres.js';
 
 describe('ferry bundle prefetch across replicas (one PostgreSQL database)', function () {
@@ -38,7 +41,13 @@ describe('ferry bundle prefetch across replicas (one PostgreSQL database)', func
       const b = memBundle('edge', v, { 'bin/edgecore': randomFile(mib) }, key.privatePem);
       await pushBundle(admins[0]!, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
     }
-    for (let i = 0; i < 4; i++) agents.push(await enrollAgent(cs[i % 2]!, `p-${i}`, { labels: { role: 'edge' } }));
+    for (let i = 0; i < 4; i++) {
+      // Started by the test with the state's address list (both replicas), so the agents spread over them.
+      const a = await enrollAgent(cs[i % 2]!, `p-${i}`, { start: false, labels: { role: 'edge' } });
+      a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(`p-${i}`), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
+      a.loop.start();
+      agents.push(a);
+    }
     await waitFor(() => agents.every((a) => holding(a.id) >= 0), 10_000, 'every agent connected');
   });
   after(async () => {
