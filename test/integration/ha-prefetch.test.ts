@@ -41,14 +41,15 @@ describe('ferry bundle prefetch across replicas (one PostgreSQL database)', func
       const b = memBundle('edge', v, { 'bin/edgecore': randomFile(mib) }, key.privatePem);
       await pushBundle(admins[0]!, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
     }
-    for (let i = 0; i < 4; i++) {
-      // Started by the test with the state's address list (both replicas), so the agents spread over them.
+    // Started by the test with the state's address list (both replicas): an agent's first address
+    // follows from its (random) id, so enroll until each replica holds two.
+    for (let i = 0; i < 16 && !(agents.filter((a) => holding(a.id) === 0).length >= 2 && agents.filter((a) => holding(a.id) === 1).length >= 2); i++) {
       const a = await enrollAgent(cs[i % 2]!, `p-${i}`, { start: false, labels: { role: 'edge' } });
       a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(`p-${i}`), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
       a.loop.start();
       agents.push(a);
+      await waitFor(() => holding(a.id) >= 0, 10_000, `${a.hostname} connected`);
     }
-    await waitFor(() => agents.every((a) => holding(a.id) >= 0), 10_000, 'every agent connected');
   });
   after(async () => {
     for (const a of admins) a.close();
