@@ -8,13 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecEvent, ExecHostFinished, ExecLine, ExecRequest } from '../../common/src/gen/ferry/v1/admin.js';
-import { silentLogger } from '../../common/src/log.js';
-import { Backoff } from '../../agent/src/session/backoff.js';
-import { SessionLoop } from '../../agent/src/session/session-loop.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { Controller } from '../../controller/src/controller.js';
-import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { postgresMissing, sharedPostgres } from '../support/postgres.js';
+import { enrollOverReplicas, holdingReplica } from '../support/replicas.js';
 import { daemon, repoRoot, type Daemon } from '../support/proc.js';
 import { pgrep } from '../support/pgrep.js';
 
@@ -30,7 +28,7 @@ describe('ferry exec across replicas (one PostgreSQL database)', function () {
   const procs: Daemon[] = [];
   const out = tempDir('ferry-ha-exec-');
   const lines = (f: string): string[] => (existsSync(join(out, f)) ? readFileSync(join(out, f), 'utf8').split('\n').filter(Boolean) : []);
-  const holding = (id: string) => cs.findIndex((c) => c.state === 'running' && c.ctx.sessions.get(id));
+  const holding = (id: string) => holdingReplica(cs, id);
 
   before(async function () {
     const missing = postgresMissing();
@@ -42,14 +40,7 @@ describe('ferry exec across replicas (one PostgreSQL database)', function () {
     for (let i = 0; i < 2; i++) cs.push(await startController({ store, 'lease-ttl': '1s' }, tempDir(`ferry-replica${i}-`)));
     await waitFor(() => cs.every((c) => c.ctx.joinAddresses().length === 2), 10_000, 'replicas see each other');
     for (const c of cs) admins.push(Admin.connect({ adminSocket: c.config.adminSocket }));
-    // An agent's first address follows from its (random) id: enroll six, and more until both replicas hold one.
-    for (let i = 0; i < 16 && (i < 6 || !(agents.some((x) => holding(x.id) === 0) && agents.some((x) => holding(x.id) === 1))); i++) {
-      const a = await enrollAgent(cs[i % 2]!, `x-${i}`, { start: false, labels: { role: 'edge' } });
-      a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(`x-${i}`), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
-      a.loop.start();
-      agents.push(a);
-      if (i >= 5) await waitFor(() => agents.every((x) => holding(x.id) >= 0), 10_000, 'every agent connected');
-    }
+    await enrollOverReplicas(cs, agents, { prefix: 'x', count: 6, labels: { role: 'edge' }, eachReplica: 1 });
   });
   after(async () => {
     for (const d of procs) if (d.proc.exitCode === null && d.proc.signalCode === null) { d.proc.kill('SIGKILL'); await d.exited; }

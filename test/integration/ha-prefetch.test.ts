@@ -12,11 +12,9 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { byDigest, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { memBundle, randomFile } from '../support/bundles.js';
-import { silentLogger } from '../../common/src/log.js';
-import { Backoff } from '../../agent/src/session/backoff.js';
-import { SessionLoop } from '../../agent/src/session/session-loop.js';
-import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { cleanup, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { postgresMissing, sharedPostgres } from '../support/postgres.js';
+import { enrollOverReplicas, holdingReplica } from '../support/replicas.js';
 
 describe('ferry bundle prefetch across replicas (one PostgreSQL database)', function () {
   this.timeout(120_000);
@@ -24,7 +22,7 @@ describe('ferry bundle prefetch across replicas (one PostgreSQL database)', func
   const agents: TestAgent[] = [];
   const admins: Admin[] = [];
   const key = generateSigningKey();
-  const holding = (id: string) => cs.findIndex((c) => c.state === 'running' && c.ctx.sessions.get(id));
+  const holding = (id: string) => holdingReplica(cs, id);
 
   before(async function () {
     const missing = postgresMissing();
@@ -41,15 +39,7 @@ describe('ferry bundle prefetch across replicas (one PostgreSQL database)', func
       const b = memBundle('edge', v, { 'bin/edgecore': randomFile(mib) }, key.privatePem);
       await pushBundle(admins[0]!, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
     }
-    // Started by the test with the state's address list (both replicas): an agent's first address
-    // follows from its (random) id, so enroll until each replica holds two.
-    for (let i = 0; i < 16 && !(agents.filter((a) => holding(a.id) === 0).length >= 2 && agents.filter((a) => holding(a.id) === 1).length >= 2); i++) {
-      const a = await enrollAgent(cs[i % 2]!, `p-${i}`, { start: false, labels: { role: 'edge' } });
-      a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(`p-${i}`), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
-      a.loop.start();
-      agents.push(a);
-      await waitFor(() => holding(a.id) >= 0, 10_000, `${a.hostname} connected`);
-    }
+    await enrollOverReplicas(cs, agents, { prefix: 'p', count: 4, labels: { role: 'edge' }, eachReplica: 2 });
   });
   after(async () => {
     for (const a of admins) a.close();

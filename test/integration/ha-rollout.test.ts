@@ -5,15 +5,13 @@ import { join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import type { JobEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import type { RolloutSnapshot, RolloutUpdate } from '../../common/src/gen/ferry/v1/rollouts.js';
-import { silentLogger } from '../../common/src/log.js';
 import { signPlan } from '../../common/src/plan/signed-plan.js';
-import { Backoff } from '../../agent/src/session/backoff.js';
-import { SessionLoop } from '../../agent/src/session/session-loop.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
 import type { Controller } from '../../controller/src/controller.js';
-import { cleanup, enrollAgent, fakeFacts, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
+import { cleanup, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
 import { postgresMissing, sharedPostgres } from '../support/postgres.js';
+import { enrollOverReplicas } from '../support/replicas.js';
 
 const PLAN = (out: string) => `name: tiny
 steps:
@@ -62,13 +60,7 @@ describe('a rollout across three replicas (in-process, one PostgreSQL database)'
     await admins[2]!.call(admins[2]!.client.pushPlan, { signed: signPlan(PLAN(out), 'tiny.yaml', key.privatePem) });
     await admins[0]!.call(admins[0]!.client.pushPlan, { signed: signPlan(HELLO, 'hello.yaml', key.privatePem) });
     await admins[0]!.call(admins[0]!.client.pushPlan, { signed: signPlan(SLOW, 'slow.yaml', key.privatePem) });
-    for (let i = 0; i < 9; i++) {
-      const a = await enrollAgent(cs[i % 3]!, `h-${i}`, { start: false, labels: { role: 'edge' } });
-      a.loop = new SessionLoop({ state: a.state, facts: async () => fakeFacts(`h-${i}`), log: silentLogger(), backoff: new Backoff(50, 500), root: tempDir('ferry-root-') });
-      a.loop.start();
-      agents.push(a);
-    }
-    await waitFor(() => agents.every((a) => holding(a.id)), 10_000, 'every agent connected');
+    await enrollOverReplicas(cs, agents, { prefix: 'h', count: 9, labels: { role: 'edge' } });
   });
   after(async () => {
     for (const a of admins) a.close();

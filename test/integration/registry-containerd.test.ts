@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
@@ -9,8 +9,8 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import type { Controller } from '../../controller/src/controller.js';
 import { buildImage, dockerArchive, ociArchive } from '../e2e/harness/oci-image.js';
 import { cleanup, enrollAgent, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
-import { daemon, run, type Daemon } from '../support/proc.js';
-import { certDir, commitImageBundle, registryCounts } from '../support/registry.js';
+import { run, type Daemon } from '../support/proc.js';
+import { certDir, commitImageBundle, registryCounts, startPrivateContainerd } from '../support/registry.js';
 
 /**
  * A TCP forwarder that cuts every connection once `limit` bytes have gone
@@ -88,21 +88,9 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
       '  dial_timeout = "3s"',
       '',
     ].join('\n'));
-    writeFileSync(join(dir, 'config.toml'), [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]', `  address = "${join(dir, 'containerd.sock')}"`,
-      '[ttrpc]', `  address = "${join(dir, 'containerd.sock.ttrpc')}"`,
-      '[debug]', '  address = ""',
-      // No garbage collection during the test: ctr drops its lease when a pull fails, and a collection
-      // would then remove the partial ingest that the next pull resumes from.
-      '[plugins."io.containerd.gc.v1.scheduler"]', '  startup_delay = "1h"', '  mutation_threshold = 1000000', '  deletion_threshold = 0',
-      '',
-    ].join('\n'));
-    containerd = daemon(['containerd', '--config', join(dir, 'config.toml')]);
-    await waitFor(() => existsSync(join(dir, 'containerd.sock')), 20_000, 'containerd socket');
+    // No garbage collection during the test: ctr drops its lease when a pull fails, and a collection
+    // would then remove the partial ingest that the next pull resumes from.
+    containerd = await startPrivateContainerd(dir, ['[plugins."io.containerd.gc.v1.scheduler"]', '  startup_delay = "1h"', '  mutation_threshold = 1000000', '  deletion_threshold = 0']);
   });
   beforeEach(() => proxy.reset());
   after(async () => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
@@ -9,8 +9,8 @@ import type { Controller } from '../../controller/src/controller.js';
 import { renderHostsToml } from '../../agent/src/steps/util/hosts-toml.js';
 import { buildImage, ociArchive } from '../e2e/harness/oci-image.js';
 import { cleanup, startController, tempDir, waitFor, type TestAgent } from '../support/fixtures.js';
-import { daemon, run, type Daemon } from '../support/proc.js';
-import { certDir, commitImageBundle, registryCounts } from '../support/registry.js';
+import { run, type Daemon } from '../support/proc.js';
+import { certDir, commitImageBundle, registryCounts, startPrivateContainerd } from '../support/registry.js';
 import { enroll } from '../support/relay-agents.js';
 
 describe('relay registry: containerd pulls from its site relay and falls back to the controller', function () {
@@ -47,18 +47,7 @@ describe('relay registry: containerd pulls from its site relay and falls back to
       upstream: 'docker.io', mirrors: [`https://${site.loop.work.relays[0]!.registryAddress}`, `https://127.0.0.1:${c.registry!.port}`],
       capabilities: ['pull', 'resolve'], ca: join(certs, 'ca.crt'), client: [join(certs, 'client.cert'), join(certs, 'client.key')], dialTimeoutMs: 3000, offline: true,
     }));
-    writeFileSync(join(dir, 'config.toml'), [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]', `  address = "${join(dir, 'containerd.sock')}"`,
-      '[ttrpc]', `  address = "${join(dir, 'containerd.sock.ttrpc')}"`,
-      '[debug]', '  address = ""',
-      '',
-    ].join('\n'));
-    containerd = daemon(['containerd', '--config', join(dir, 'config.toml')]);
-    await waitFor(() => existsSync(join(dir, 'containerd.sock')), 20_000, 'containerd socket');
+    containerd = await startPrivateContainerd(dir);
   });
   after(async () => {
     containerd?.proc.kill('SIGTERM');

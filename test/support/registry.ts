@@ -6,7 +6,7 @@
  */
 import * as x509 from '@peculiar/x509';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { connect } from 'node:tls';
@@ -18,6 +18,8 @@ import type { Controller } from '../../controller/src/controller.js';
 import { buildImage, type BuiltImage, type ImageSpec } from '../e2e/harness/oci-image.js';
 import { buildTar } from '../e2e/harness/tar.js';
 import { memBundle, type MemBundle } from './bundles.js';
+import { waitFor } from './fixtures.js';
+import { daemon, type Daemon } from './proc.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -186,4 +188,25 @@ export async function registryCounts(c: Controller): Promise<RegistryCounts> {
     get: (series) => values.get(series) ?? 0,
     sum: (name) => [...values].filter(([k]) => k === name || k.startsWith(`${name}{`)).reduce((s, [, v]) => s + v, 0),
   };
+}
+
+/**
+ * A containerd of the test's own under `dir` (root, state and sockets there,
+ * no CRI plugin), with `extra` config lines; resolves once its socket exists.
+ */
+export async function startPrivateContainerd(dir: string, extra: string[] = []): Promise<Daemon> {
+  writeFileSync(join(dir, 'config.toml'), [
+    'version = 2',
+    `root = "${join(dir, 'root')}"`,
+    `state = "${join(dir, 'state')}"`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '[grpc]', `  address = "${join(dir, 'containerd.sock')}"`,
+    '[ttrpc]', `  address = "${join(dir, 'containerd.sock.ttrpc')}"`,
+    '[debug]', '  address = ""',
+    ...extra,
+    '',
+  ].join('\n'));
+  const containerd = daemon(['containerd', '--config', join(dir, 'config.toml')]);
+  await waitFor(() => existsSync(join(dir, 'containerd.sock')), 20_000, 'containerd socket');
+  return containerd;
 }

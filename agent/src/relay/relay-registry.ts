@@ -31,6 +31,7 @@ import type { ChunkSpan, ResolveHttpRequest, ResolveHttpResponse } from '../../.
 import type { Logger } from '../../../common/src/log.js';
 import { certIdentity } from '../../../common/src/pki.js';
 import { RegistryError } from '../../../common/src/registry/http-error.js';
+import { drained } from '../../../common/src/registry/drained.js';
 import { RegistryListener, RESOLVE_HEADERS, verifiedPeerCert, type FrontRequest } from '../../../common/src/registry/listener.js';
 import type { RelayCache } from './relay-cache.js';
 
@@ -170,16 +171,4 @@ export class RelayRegistryServer {
     }
     res.end();
   }
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

@@ -15,6 +15,7 @@ import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 import type { BundleStore, StoredBundle } from '../bundles/bundle-store.js';
 import { RegistryError } from '../../../common/src/registry/http-error.js';
+import { drained } from '../../../common/src/registry/drained.js';
 
 /** A bundle file with the end offset of each chunk, for finding a range's chunks. */
 export interface IndexedBundleFile {
@@ -142,16 +143,4 @@ function firstChunk(ends: number[], pos: number): number {
     else lo = mid + 1;
   }
   return lo;
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

@@ -8,32 +8,21 @@ import { NO_METRICS, type RegistryMetrics } from '../metrics/metrics.js';
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { Logger } from '../../../common/src/log.js';
 import { RegistryListener } from '../../../common/src/registry/listener.js';
-import type { BundleStore } from '../bundles/bundle-store.js';
-import type { CertificateAuthority } from '../pki/ca.js';
-import type { AgentStore } from '../store/agents.js';
-import type { OperatorStore } from '../store/operators.js';
 import { BundleBytes } from './bundle-bytes.js';
 import { ClientAuth } from './client-auth.js';
 import { handleFiles } from './files-repo.js';
 import { handleV2 } from './pull-api.js';
 import type { RegistryDeps, RegistryRequest } from './request.js';
-import type { RegistryStore } from './registry-store.js';
+import type { HttpResolverOptions } from './resolve-http.js';
 
 export { MAX_HEADER_BYTES } from '../../../common/src/registry/listener.js';
 
 /** What the listener needs from the controller. */
-export interface RegistryServerOptions {
+export interface RegistryServerOptions extends HttpResolverOptions {
   addr: string;
   certChainPem: string;
   keyPem: string;
-  ca: CertificateAuthority;
-  agents: AgentStore;
-  operators: OperatorStore;
-  bundles: BundleStore;
-  store: RegistryStore;
-  log: Logger;
   /** Where pulls and refusals are counted: the controller's /metrics (`ferry_registry_*`), the one record of them. */
   metrics?: RegistryMetrics;
 }
