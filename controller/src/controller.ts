@@ -438,6 +438,7 @@ export class Controller {
     })());
     await step('operations listener', this.ops?.stop());
     await step('store', Promise.all([this.ctx.db.close(), this.closeControl()]));
+    this.ctx.bundles.served.close(); // chunk files held open for serving
     if (late.length > 0) this.ctx.log.warn({ deadlineMs, steps: late }, 'shutdown steps did not finish before the deadline; left to end by themselves');
     try {
       unlinkSync(this.config.adminSocket);

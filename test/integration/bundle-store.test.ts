@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { utimesSync, writeFileSync } from 'node:fs';
-import { generateSigningKey } from '../../common/src/bundle/manifest.js';
+import { createHash } from 'node:crypto';
+import { generateSigningKey, signManifest, type BundleManifest } from '../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../common/src/errors.js';
 import { ChunksClient, type FetchRangesResponse, type SketchChunksResponse } from '../../common/src/gen/ferry/v1/chunks.js';
 import { SKETCH_VERSION, sketchOf } from '../../common/src/bundle/sketch.js';
@@ -64,6 +65,35 @@ describeStores('bundles on the controller', function (store) {
     await assert.rejects(admin.call(admin.client.commitBundle, { signed: fresh.signed }), (e: FerryError) => e.code === ErrorCode.BundleInvalid && /not on the controller/.test(e.message));
     const clash = memBundle('edge', '1.0.0', { 'x': Buffer.from('other') }, key.privatePem);
     await assert.rejects(pushBundle(admin, clash.signed, byDigest(async (d) => clash.chunks.get(d)!), { progress: false }), (e: FerryError) => e.code === ErrorCode.AlreadyExists);
+  });
+
+  it('refuses a signed manifest whose chunks do not produce a file\'s sha256 (the one whole-file check; agents rely on it), and keeps nothing', async () => {
+    const b = memBundle('skewed', '1.0.0', files, key.privatePem);
+    const m = JSON.parse(b.signed.manifest) as BundleManifest;
+    const victim = m.files.find((f) => f.path === 'images/a.tar')!;
+    victim.sha256 = createHash('sha256').update('something else').digest('hex');
+    const signed = signManifest(m, key.privatePem);
+    await assert.rejects(pushBundle(admin, signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false }),
+      (e: FerryError) => e.code === ErrorCode.BundleInvalid && /file "images\/a\.tar" assembled from its chunks is \d+ bytes with sha256 [0-9a-f]{64}, but the manifest says/.test(e.message)
+        && /rebuild the bundle/.test(e.hint ?? ''));
+    const { bundles } = await admin.call(admin.client.listBundles, {});
+    assert.ok(!bundles.some((x) => x.name === 'skewed'), 'not committed');
+    // The same files under a consistent manifest commit (the chunks were fine).
+    await pushBundle(admin, b.signed, byDigest(async (d) => b.chunks.get(d)!), { progress: false });
+  });
+
+  it('a chunk damaged on the controller\'s disk is named at commit, dropped, and the next push repairs it', async () => {
+    const body = { 'lib/rot.so': randomFile(2) };
+    const v1 = memBundle('rot', '1.0.0', body, key.privatePem);
+    await pushBundle(admin, v1.signed, byDigest(async (d) => v1.chunks.get(d)!), { progress: false });
+    const victim = v1.manifest.files[0]!.chunks[1]!.digest;
+    const path = c.ctx.bundles.chunks.pathOf(victim);
+    writeFileSync(path, Buffer.alloc(v1.chunks.get(victim)!.length, 7)); // same size, other bytes
+    const v2 = memBundle('rot', '2.0.0', body, key.privatePem); // same chunks: none uploaded again
+    await assert.rejects(pushBundle(admin, v2.signed, byDigest(async (d) => v2.chunks.get(d)!), { progress: false }),
+      (e: FerryError) => e.code === ErrorCode.BundleInvalid && e.message.includes(`chunk ${victim} of lib/rot.so is corrupt on the controller's disk (dropped)`));
+    const again = await pushBundle(admin, v2.signed, byDigest(async (d) => v2.chunks.get(d)!), { progress: false });
+    assert.equal(again.chunksSent, 1, 'the dropped chunk is sent again, and the bundle commits');
   });
 
   it('refuses a manifest whose paths escape the bundle', async () => {

@@ -282,7 +282,7 @@ export class BundleCache {
         if (scratch.length < c.size) scratch = Buffer.allocUnsafe(c.size);
         const bytes = await index.read(c.digest, scratch);
         if (bytes) {
-          await p.write(c.digest, bytes, true);
+          await p.write(c.digest, bytes);
           report();
         } else {
           // Gone or damaged since planning: fetch it instead.
@@ -300,7 +300,7 @@ export class BundleCache {
         }
         const delta = await deltaFetch(remote, {
           source: opts.source, seeds, bucket, signal, log: this.log,
-          deliver: (digest, data) => p.write(digest, data, false),
+          deliver: (digest, data) => p.write(digest, data),
           onFetched: (n) => {
             fetched += n;
             report();
@@ -312,7 +312,7 @@ export class BundleCache {
       const fetchOpts = {
         source: opts.source, bucket, signal, log: this.log,
         concurrency: opts.concurrency ?? FETCH_CALLS, retries: opts.retries, retryDelayMs: opts.retryDelayMs,
-        deliver: (digest: string, data: Buffer, transient: boolean) => p.write(digest, data, transient),
+        deliver: (digest: string, data: Buffer) => p.write(digest, data),
         onStored: (_digest: string, size: number) => {
           fetched += size;
           report();

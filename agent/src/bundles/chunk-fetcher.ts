@@ -36,8 +36,8 @@ export interface WantedChunk {
   size: number;
   /**
    * The file it is for. Batches never mix groups, and calls in flight prefer
-   * different groups, so each file's chunks arrive in order and its sha256
-   * is computed from memory as they are written (file-hasher.ts).
+   * different groups, so each file's chunks arrive in order and files are
+   * finished (and their part files closed) one after another.
    */
   group?: number;
 }
@@ -47,10 +47,10 @@ export interface FetchChunksOptions {
   source: ChunkSource;
   /**
    * Takes a chunk whose bytes matched its digest (and size); resolves once it
-   * is written. With `transient`, `data` is reused once this resolves, so it
-   * must not be kept (part-files.ts `write`).
+   * is written. `data` may be reused once this resolves, so it must not be
+   * kept (part-files.ts `write`).
    */
-  deliver: (digest: string, data: Buffer, transient: boolean) => Promise<void>;
+  deliver: (digest: string, data: Buffer) => Promise<void>;
   bucket: TokenBucket;
   /** Calls in flight. */
   concurrency: number;
@@ -146,7 +146,7 @@ async function fetchBatch(batch: WantedChunk[], opts: FetchChunksOptions, signal
         // On this thread: a worker was measured (bench-results/bundles.md, issue 16) to cost about as much main-thread
         // time per chunk in postMessage as the hash it moves, more CPU in all, and more GC from the buffers crossing isolates.
         verify(digest, size, data, verified === true ? digest : createHash('sha256').update(data).digest('hex'));
-        await opts.deliver(digest, data, release !== undefined);
+        await opts.deliver(digest, data);
         release?.();
         pending.delete(digest);
         opts.onStored(digest, size);

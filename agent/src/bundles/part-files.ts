@@ -4,16 +4,21 @@
  * chunk is written straight into it at its offset(s), once, from the bytes
  * that were just hashed. No per-chunk file, no second copy.
  *
- * A file is finished as soon as its last chunk is written: its whole-file
- * sha256 and size (computed as chunks are written, see file-hasher.ts) must
- * match the manifest, then it is fsynced, given its exact mode and renamed
- * to its manifest path, so a reader never sees a partial file there.
+ * A file is finished as soon as its last chunk is written: it is fsynced,
+ * given its exact mode and renamed to its manifest path, so a reader never
+ * sees a partial file there.
  *
- * A whole-file mismatch is told apart: chunks in the part file that no
- * longer hash to their digest (disk rot, a power cut after the journal got
- * ahead of the data) are marked BAD and become pending again, to be fetched
- * or copied once more; if every chunk is intact, the signed manifest itself
- * is inconsistent, and that is fatal.
+ * Every byte is hashed once on this host: each chunk is written from bytes
+ * just checked against its signed digest, so the file is the signer's file
+ * without a second, whole-file sha256 (the controller checked at commit that
+ * each file's chunks produce its manifest sha256: controller/src/bundles/
+ * file-digests.ts). What was not checked in this process is read back and
+ * checked chunk by chunk before the file is finished: chunks an earlier,
+ * interrupted stage wrote (the journal may have got ahead of the data
+ * before a power cut, or the disk rotted them since). Chunks that no longer
+ * hash to their digest are marked BAD and become pending again, to be
+ * fetched or copied once more; the next finish then reads the whole file
+ * back, and a file found damaged twice is fatal (a failing disk).
  *
  * Resume state is kept by {@link StageJournal}; see there.
  */
@@ -23,19 +28,13 @@ import { chmod, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { BundleFile } from '../../../common/src/bundle/manifest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import { AssembledFileMismatchError, mkdirExact } from './file-assembler.js';
-import { FileHasher, HoldBudget } from './file-hasher.js';
+import { mkdirExact } from './file-assembler.js';
 import type { JournalState, StageJournal } from './stage-journal.js';
 
 /** Part files start with this, so "no temp file left" is easy to check. */
 export const PART_PREFIX = '.ferry-part-';
 /** Part files kept open at once (bundles may have thousands of small files). */
 const MAX_OPEN = 32;
-/**
- * Chunks held in memory for whole-file hashing while they wait for the
- * chunks before them (file-hasher.ts); beyond this they are read back.
- */
-const HOLD_BYTES = 8 * 1024 * 1024;
 
 /** Where a chunk goes: file index, chunk index in that file, byte offset. */
 interface Place {
@@ -57,8 +56,8 @@ export class PartFiles {
   /** Times a file was found with damaged chunks. */
   private readonly damaged: number[];
   private readonly sizes = new Map<string, number>();
-  private readonly hashers: Array<FileHasher | undefined>;
-  private readonly budget = new HoldBudget(HOLD_BYTES);
+  /** Per file: indexes of chunks in its part file not checked by this process (read back and checked at finish). */
+  private readonly unchecked: Array<Set<number>>;
   private readonly finishing = new Set<Promise<void>>();
   private fatal: unknown;
 
@@ -71,7 +70,7 @@ export class PartFiles {
   ) {
     this.remaining = files.map(() => 0);
     this.damaged = files.map(() => 0);
-    this.hashers = files.map(() => undefined);
+    this.unchecked = files.map(() => new Set<number>());
     for (const f of files) for (const c of f.chunks) this.sizes.set(c.digest, c.size);
   }
 
@@ -91,14 +90,12 @@ export class PartFiles {
       const part = p.partPath(i);
       const had = existsSync(part);
       if (!had) await (await open(part, 'w', 0o600)).close();
-      const present: number[] = [];
       let offset = 0;
       f.chunks.forEach((c, index) => {
         if (!had || !state.written.has(c.digest)) p.addPending(c.digest, { file: i, index, offset });
-        else present.push(index);
+        else p.unchecked[i]!.add(index);
         offset += c.size;
       });
-      p.hashers[i] = new FileHasher(f, p.budget, present, part);
     }
     for (let i = 0; i < files.length; i++) if (p.remaining[i] === 0) p.finish(i);
     return p;
@@ -138,10 +135,10 @@ export class PartFiles {
   /**
    * Write verified bytes of `digest` at every pending place, record them,
    * and finish the files this completes. Rethrows a fatal error of an
-   * earlier finish, so a fetch stops early. With `transient`, resolves only
-   * once nothing refers to `data` any more (the caller reuses it).
+   * earlier finish, so a fetch stops early. Once it resolves nothing refers
+   * to `data` any more (the caller may reuse it).
    */
-  async write(digest: string, data: Buffer, transient = false): Promise<void> {
+  async write(digest: string, data: Buffer): Promise<void> {
     if (this.fatal !== undefined) throw this.fatal;
     const places = this.pending.get(digest);
     if (!places) return; // written meanwhile (e.g. a retried call delivered it again)
@@ -157,7 +154,6 @@ export class PartFiles {
     }
     await this.journal.written(digest);
     this.written.add(digest);
-    await Promise.all(places.map((pl) => this.hashers[pl.file]!.written(pl.index, data, transient)));
     for (const pl of places) if (--this.remaining[pl.file]! === 0) this.finish(pl.file);
   }
 
@@ -175,7 +171,6 @@ export class PartFiles {
   /** Close open part files (the stage ends or stops; part files and journal stay for a resume). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.finishing]);
-    for (const h of this.hashers) h?.release();
     for (const [, h] of this.handles) await h.fh.then((fh) => fh.close()).catch(() => undefined);
     this.handles.clear();
   }
@@ -241,7 +236,7 @@ export class PartFiles {
     this.finishing.add(p);
   }
 
-  /** Read back and hash, then fsync, chmod, rename; on a mismatch find the damaged chunks (see module comment). */
+  /** Check what this process did not, then fsync, chmod, rename; damaged chunks become pending again (see module comment). */
   private async finishFile(i: number): Promise<void> {
     const f = this.files[i]!;
     const cached = this.handles.get(i); // idle: its last write completed before finish() ran
@@ -249,21 +244,22 @@ export class PartFiles {
     const fh = await (cached?.fh ?? open(this.partPath(i), 'r+'));
     let closed = false;
     try {
-      const { sha256: actual, size: pos } = await this.hashers[i]!.digest();
-      if (pos !== f.size || actual !== f.sha256) {
-        const bad = await this.damagedChunks(fh, f);
-        if (bad.length === 0) throw new AssembledFileMismatchError(f.path, f.sha256, actual, pos);
+      const bad = await this.damagedChunks(fh, f, this.unchecked[i]!);
+      this.unchecked[i]!.clear();
+      if (bad.length > 0) {
         if (++this.damaged[i]! > 1) {
           throw new FerryError(ErrorCode.ChunkCorrupt,
-            `file ${JSON.stringify(f.path)} did not match its sha256 twice: chunks written under ${this.partsDir} keep going bad on disk (${bad[0]}…)`,
+            `file ${JSON.stringify(f.path)} was found with damaged chunks twice: chunks written under ${this.partsDir} keep going bad on disk (${bad[0]}…)`,
             'check the disk (dmesg, smartctl) and the filesystem before staging again');
         }
         this.remaining[i] = 0;
         for (const d of bad) await this.markBad(d, i);
-        const again = new Set([...this.pending.values()].flat().filter((pl) => pl.file === i).map((pl) => pl.index));
-        this.hashers[i]!.reset(f.chunks.map((_, index) => index).filter((index) => !again.has(index)));
+        // The next finish reads the whole file back: a chunk going bad again means the disk is failing.
+        f.chunks.forEach((_, index) => this.unchecked[i]!.add(index));
         return;
       }
+      // Longer than the file only if something else wrote there; the chunks are all in place.
+      if ((await fh.stat()).size > f.size) await fh.truncate(f.size);
       await fh.sync();
       await fh.close();
       closed = true;
@@ -277,14 +273,23 @@ export class PartFiles {
     }
   }
 
-  /** Chunks of `f` whose bytes in its part file do not hash to their digest. */
-  private async damagedChunks(fh: FileHandle, f: BundleFile): Promise<string[]> {
+  /** Chunks of `f` at the `indexes` given whose bytes in its part file do not hash to their digest. */
+  private async damagedChunks(fh: FileHandle, f: BundleFile, indexes: ReadonlySet<number>): Promise<string[]> {
     const bad = new Set<string>();
+    if (indexes.size === 0) return [];
+    let buf = Buffer.alloc(0);
     let offset = 0;
-    for (const c of f.chunks) {
-      const buf = Buffer.alloc(c.size);
-      const { bytesRead } = await fh.read(buf, 0, c.size, offset);
-      if (bytesRead !== c.size || createHash('sha256').update(buf).digest('hex') !== c.digest) bad.add(c.digest);
+    for (const [index, c] of f.chunks.entries()) {
+      if (indexes.has(index)) {
+        if (buf.length < c.size) buf = Buffer.allocUnsafe(c.size);
+        let got = 0;
+        for (;;) {
+          const { bytesRead } = await fh.read(buf, got, c.size - got, offset + got);
+          got += bytesRead;
+          if (bytesRead === 0 || got === c.size) break;
+        }
+        if (got !== c.size || createHash('sha256').update(buf.subarray(0, c.size)).digest('hex') !== c.digest) bad.add(c.digest);
+      }
       offset += c.size;
     }
     return [...bad];

@@ -10,14 +10,14 @@
  *   1 WRITTEN  chunk written (after its sha256 matched) at every place it
  *              occurs in the part files that existed when it was written
  *   2 BAD      chunk found damaged in a part file: no longer counts
- *   3 FINISHED file checked against its sha256, fsynced and renamed
+ *   3 FINISHED file checked, fsynced and renamed
  * A torn record at the end (kill mid-append) is cut off on open.
  *
  * Records are not fsynced: after a process kill the page cache keeps both
  * the journal and the part files; after a power cut a record may claim bytes
- * that never reached the disk, and the whole-file sha256 at the end catches
- * that (the damaged chunks are then found one by one, marked BAD and
- * fetched again). An fsync per chunk would cost more than that rare refetch.
+ * that never reached the disk: chunks recorded by an earlier run are read
+ * back and checked against their digests before their file is finished
+ * (part-files.ts), and damaged ones are marked BAD and fetched again. An fsync per chunk would cost more than that rare refetch.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 

@@ -9,7 +9,7 @@
  * reuses everything bundles already have — signature by an operator key the
  * hosts pinned at enrollment, FastCDC chunks deduplicated on upload and on
  * the host (against the previous release's files and the running binary),
- * resumable staging, per-chunk and whole-file digests — so a release needs no
+ * resumable staging, per-chunk digests (and whole-file digests checked at commit) — so a release needs no
  * second artifact format, store or transfer path. The name is reserved:
  * the controller checks every bundle with such a name with
  * {@link releaseProblem} before it commits it.

@@ -46,8 +46,8 @@ export class ChunkStore {
   /**
    * Does not touch the disk; directories are created on first `put`.
    * `durable: false` skips the fsyncs of `put`: for a cache whose every chunk
-   * is verified again before use (the agent's staging area, checked by the
-   * whole-file digest at assembly), one fsync per chunk costs more than the
+   * is verified again before use (a staging area whose chunks are read back
+   * and checked after an interruption), one fsync per chunk costs more than the
    * rare refetch after a power cut.
    */
   constructor(root: string, private readonly opts: { durable?: boolean } = {}) {
@@ -220,10 +220,19 @@ export class ChunkStore {
     }
   }
 
+  /**
+   * Called with each digest this store deletes, before the file goes: a
+   * reader holding chunk files open (served-chunks.ts) lets go of it, so a
+   * removed chunk is not served from a file still open.
+   */
+  onRemove?: (digest: string) => void;
+
   /** Delete a chunk; false if it was not there. */
   async remove(digest: string): Promise<boolean> {
+    const path = this.pathOf(digest); // validates the digest
+    this.onRemove?.(digest);
     try {
-      await unlink(this.pathOf(digest));
+      await unlink(path);
       return true;
     } catch (e) {
       if (isNotFound(e)) return false;

@@ -18,9 +18,17 @@
  * push repairs it.
  *
  * Reads use the callback fs API (no FileHandle promise per step) and read
- * the file into an {@link EncodedChunkData}: one open, one read, one close
- * for a chunk already verified (its size is known), plus an fstat the first
- * time.
+ * the file into an {@link EncodedChunkData}: one read for a chunk already
+ * verified (its size is known), plus an fstat the first time. The files of
+ * recently served chunks stay open ({@link OPEN_FILES}): during a rollout
+ * every host asks for the same chunks within seconds, and an open and a
+ * close per chunk served were two more trips through libuv's thread pool
+ * (each a thread wake-up and a main-loop wake-up) for every MiB. Chunk files
+ * are content-addressed and never rewritten in place; a chunk this
+ * process removes from the store (collected, or dropped as corrupt) is
+ * closed here first (ChunkStore.onRemove), so it is not served from a file
+ * held open. One deleted by another process (a replica sharing the chunk
+ * directory) may be, with the same bytes, until it leaves this small set.
  */
 import { close, fstat, open, read } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -33,6 +41,11 @@ import { ChunkCorruptError, ChunkNotFoundError } from './errors.js';
 const MESSAGE_OVERHEAD = 96;
 /** Bound on remembered sizes; past it the memory starts over (chunks are then hashed once more). */
 const MAX_REMEMBERED = 1_000_000;
+/** Chunk files kept open, least recently served closed first (a file being read is never closed under its reader). */
+const OPEN_FILES = 64;
+
+/** An open chunk file; `readers` reads under way; `dropped` once it left the set while read (closed by its last reader). */
+interface OpenChunk { fd: number; readers: number; dropped: boolean }
 
 /**
  * Chunk buffers the controller keeps for reuse, shared by everything that
@@ -53,8 +66,12 @@ export class ServedChunks {
   readonly pool = new BufferPool(POOL_BUFFERS);
   /** Digest → size of chunks hashed and found intact by this process. */
   private readonly verified = new Map<string, number>();
+  /** Open chunk files, least recently served first (Map order). */
+  private readonly files = new Map<string, OpenChunk>();
 
-  constructor(private readonly store: ChunkStore) {}
+  constructor(private readonly store: ChunkStore) {
+    store.onRemove = (digest) => this.drop(digest);
+  }
 
   /**
    * The chunk as a ready-to-send ChunkData message, laid out in a buffer
@@ -62,14 +79,8 @@ export class ServedChunks {
    * or ChunkCorruptError after removing a chunk that no longer matches its digest.
    */
   async read(digest: string, pool?: BufferPool): Promise<EncodedChunkData> {
-    const path = this.store.pathOf(digest); // validates the digest
-    let fd: number;
-    try {
-      fd = await new Promise<number>((res, rej) => open(path, 'r', (e, f) => (e ? rej(e) : res(f))));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ChunkNotFoundError(digest);
-      throw e;
-    }
+    const file = await this.openChunk(digest);
+    const fd = file.fd;
     try {
       const known = this.verified.get(digest);
       if (known !== undefined) {
@@ -82,15 +93,66 @@ export class ServedChunks {
       const got = await readFully(fd, msg.data);
       const actual = createHash('sha256').update(msg.data.subarray(0, got)).digest('hex');
       if (got !== size || actual !== digest) {
-        await this.store.remove(digest);
+        await this.store.remove(digest); // which closes its file here too (onRemove)
         throw new ChunkCorruptError(digest, actual);
       }
       if (this.verified.size >= MAX_REMEMBERED) this.verified.clear();
       this.verified.set(digest, size);
       return msg;
     } finally {
-      close(fd, () => undefined);
+      if (--file.readers === 0) {
+        if (file.dropped) close(fd, () => undefined);
+        else this.trim();
+      }
     }
+  }
+
+  /** Close every open chunk file not being read (the rest close after their read); later reads open them again. */
+  close(): void {
+    for (const digest of [...this.files.keys()]) this.drop(digest);
+  }
+
+  /** `digest`'s open file, counted as read by one more reader; opened (and the set trimmed) if it is not open. */
+  private async openChunk(digest: string): Promise<OpenChunk> {
+    const path = this.store.pathOf(digest); // validates the digest
+    let file = this.files.get(digest);
+    if (!file) {
+      let fd: number;
+      try {
+        fd = await new Promise<number>((res, rej) => open(path, 'r', (e, f) => (e ? rej(e) : res(f))));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ChunkNotFoundError(digest);
+        throw e;
+      }
+      file = this.files.get(digest); // another read may have opened it meanwhile
+      if (file) {
+        close(fd, () => undefined);
+      } else {
+        file = { fd, readers: 0, dropped: false };
+      }
+    }
+    this.files.delete(digest); // most recently served last
+    this.files.set(digest, file);
+    file.readers++;
+    this.trim();
+    return file;
+  }
+
+  /** Close the least recently served files not being read until at most OPEN_FILES are open. */
+  private trim(): void {
+    for (const [d, f] of this.files) {
+      if (this.files.size <= OPEN_FILES) return;
+      if (f.readers === 0) this.drop(d);
+    }
+  }
+
+  /** `digest`'s file leaves the open set; closed now, or by its last reader. */
+  private drop(digest: string): void {
+    const f = this.files.get(digest);
+    if (!f) return;
+    this.files.delete(digest);
+    f.dropped = true;
+    if (f.readers === 0) close(f.fd, () => undefined);
   }
 
   /**
@@ -102,9 +164,10 @@ export class ServedChunks {
     this.verified.set(digest, size);
   }
 
-  /** Hash every chunk again on its next serve (an agent reported a chunk that did not match its digest). */
+  /** Hash every chunk again on its next serve, from the file the store has now (an agent reported a chunk that did not match its digest). */
   forget(): void {
     this.verified.clear();
+    this.close();
   }
 
   /**
@@ -114,6 +177,7 @@ export class ServedChunks {
    */
   async recheck(digest: string): Promise<boolean> {
     this.verified.delete(digest);
+    this.drop(digest);
     try {
       await this.read(digest);
       return false;

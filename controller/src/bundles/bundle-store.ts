@@ -9,6 +9,7 @@ import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
 import { assertRelease } from '../../../common/src/bundle/agent-release.js';
 import { FERRY_VERSION } from '../../../common/src/version.js';
+import { checkFileDigests } from './file-digests.js';
 import type { Db } from '../store/db.js';
 
 interface BundleRow {
@@ -38,9 +39,10 @@ export function bundleInfo(b: StoredBundle): BundleInfo {
 /**
  * The controller's bundles: signed manifests in the store, chunk bytes in a
  * content-addressed directory shared by every bundle. A bundle is committed
- * only when its signature verifies against a trusted operator key and every
- * chunk it references is present, so agents are never sent a bundle the
- * controller cannot serve.
+ * only when its signature verifies against a trusted operator key, every
+ * chunk it references is present and every file's chunks produce its
+ * manifest sha256, so agents are never sent a bundle the controller cannot
+ * serve or one whose files do not match their own manifest.
  */
 export class BundleStore {
   readonly chunks: ChunkStore;
@@ -106,6 +108,8 @@ export class BundleStore {
         `bump the version, or remove the old one first: ferry bundle rm ${manifest.name}:${manifest.version}`);
     }
     if (!dup) {
+      // The one whole-file check of this bundle's bytes (file-digests.ts); agents rely on it.
+      await checkFileDigests(manifest, this.chunks);
       await this.db.run('INSERT INTO bundles (id, name, version, signed_manifest, key_id, size_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         [id, manifest.name, manifest.version, JSON.stringify(signed), signed.keyId, manifest.files.reduce((n, f) => n + f.size, 0), Date.now()]);
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
@@ -10,6 +10,16 @@ import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { seededBytes } from './prng.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Files under `dir` this process holds open (from /proc/self/fd). */
+async function openUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target.startsWith(dir + '/')) out.push(target);
+  }
+  return out;
+}
 
 describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', () => {
   let dir: string;
@@ -89,5 +99,44 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     assert.notEqual(sha(m.data), d, 'served as stored: the agent\'s hash is the check');
     served.forget();
     await assert.rejects(served.read(d), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
+  });
+
+  it('keeps the files of recently served chunks open (no open or close per serve), at most 64, and closes them on close()', async () => {
+    await served.read(digest);
+    await served.read(digest);
+    assert.deepEqual(await openUnder(dir), [store.pathOf(digest)], 'one file open for two serves');
+    const many: string[] = [];
+    for (let k = 0; k < 80; k++) {
+      const b = Buffer.from(`chunk ${k}`);
+      many.push(sha(b));
+      await store.put(sha(b), b);
+    }
+    // Reads at once, more than the set holds: each gets its bytes, and the set is trimmed once they are done.
+    const msgs = await Promise.all(many.map((d) => served.read(d)));
+    msgs.forEach((m, k) => assert.equal(m.data.toString(), `chunk ${k}`));
+    for (const d of many.slice(0, 10)) await served.read(d);
+    const open = await openUnder(dir);
+    assert.ok(open.length <= 64, `${open.length} files open`);
+    for (const d of many.slice(0, 10)) assert.ok(open.includes(store.pathOf(d)), 'the most recently served stay open');
+    served.close();
+    assert.deepEqual(await openUnder(dir), []);
+    assert.equal((await served.read(many[0]!)).data.toString(), 'chunk 0', 'read again after close()');
+    served.forget();
+    assert.deepEqual(await openUnder(dir), [], 'forget() closes them too (the next serve sees the file the store has now)');
+  });
+
+  it('a chunk found corrupt is closed as well as dropped: nothing of it stays open', async () => {
+    const rotted = Buffer.from(bytes);
+    rotted[9]! ^= 1;
+    await writeFile(store.pathOf(digest), rotted);
+    await assert.rejects(served.read(digest), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
+    await new Promise((r) => setImmediate(r)); // close() is asynchronous on libuv's pool
+    assert.deepEqual(await openUnder(dir), []);
+  });
+
+  it('a chunk removed from the store is not served from its file held open: CHUNK_NOT_FOUND', async () => {
+    await served.read(digest);
+    assert.equal(await store.remove(digest), true);
+    await assert.rejects(served.read(digest), (e: Error & { code?: string }) => e.code === 'CHUNK_NOT_FOUND');
   });
 });

@@ -1,0 +1,55 @@
+/**
+ * Checks, once per bundle at commit, that each file's chunks produce the
+ * size and sha256 its signed manifest gives for it.
+ *
+ * Why here: every chunk's sha256 is checked where it lands (the controller
+ * on upload, agents and relays on fetch), and the chunk digests are in the
+ * signed manifest, so a file assembled from verified chunks is exactly the
+ * signer's file. What chunk checks cannot catch is a manifest whose file
+ * sha256 does not describe its own chunk list (a hand-edited manifest signed
+ * again, a builder bug). Agents used to find that by hashing every file
+ * again as they staged it: a second sha256 per byte on every host for every
+ * bundle. Checking it here costs one pass per bundle, once, and a bundle
+ * that fails is never committed, so no host is sent it. The registry's blob
+ * digests and the files repository's ETags are these file sha256s too.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { BundleManifest } from '../../../common/src/bundle/manifest.js';
+import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
+
+/**
+ * Reads each file's chunks in order from `chunks` and hashes them; throws
+ * BUNDLE_INVALID naming the first file whose bytes do not match its manifest
+ * entry. Chunk files are read as they are (not through ServedChunks: what is
+ * served, and whether a chunk was checked, stays as it was). A mismatch is
+ * told apart: a chunk that no longer hashes to its digest is a damaged copy
+ * on this controller (dropped by the check, pushed again), not a bad manifest.
+ */
+export async function checkFileDigests(manifest: BundleManifest, chunks: ChunkStore): Promise<void> {
+  for (const f of manifest.files) {
+    const hash = createHash('sha256');
+    let size = 0;
+    for (const c of f.chunks) {
+      const bytes = await readFile(chunks.pathOf(c.digest)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        throw new FerryError(ErrorCode.BundleInvalid, `chunk ${c.digest} of ${f.path} went missing on the controller during the commit`, 'push the bundle again');
+      });
+      hash.update(bytes);
+      size += bytes.length;
+    }
+    const actual = hash.digest('hex');
+    if (size === f.size && actual === f.sha256) continue;
+    for (const c of f.chunks) {
+      const status = await chunks.verify(c.digest);
+      if (status !== 'ok') {
+        throw new FerryError(ErrorCode.BundleInvalid, `chunk ${c.digest} of ${f.path} is ${status} on the controller's disk (${status === 'corrupt' ? 'dropped' : 'gone'}); ${manifest.name}:${manifest.version} was not committed`,
+          'push the bundle again: the chunk is sent again; if it keeps happening, check the controller\'s disk');
+      }
+    }
+    throw new FerryError(ErrorCode.BundleInvalid,
+      `${manifest.name}:${manifest.version}: file ${JSON.stringify(f.path)} assembled from its chunks is ${size} bytes with sha256 ${actual}, but the manifest says ${f.size} bytes with sha256 ${f.sha256}; it was not committed`,
+      'the manifest\'s chunk list does not produce the file it describes: rebuild the bundle with `ferry bundle build` and push it again');
+  }
+}
