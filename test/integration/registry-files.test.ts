@@ -34,7 +34,7 @@ describe('registry: files repository (curl, wget), who may pull, damaged chunks,
     'k8s/dl.k8s.io/release/v1.30.4/bin/linux/amd64/kubeadm': kubeadm,
     'k8s/github.com/containerd/nerdctl/nerdctl-1.7.tgz': randomBytes(5000),
     'k8s/empty': Buffer.alloc(0),
-    'bad/middle.bin': randomBytes(4 << 20),
+    'bad/middle.bin': randomBytes(9 << 20), // chunks are at most 4 MiB: always three or more
     'bad/first.bin': randomBytes(2 << 20),
     'images/app.tar': ociArchive([buildImage({ ref: 'ferry/app:2.0', architecture: 'amd64', layers: [[{ path: 'app', content: randomBytes(3 << 20) }]] })]),
   };

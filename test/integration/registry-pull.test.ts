@@ -27,8 +27,9 @@ describe('registry: pulls by real clients (skopeo) and the pull API', function (
   let skopeoCerts: string;
   const agents: TestAgent[] = [];
   const key = generateSigningKey();
-  // One image with a layer large enough to span several chunks.
-  const hello = buildImage({ ref: 'ferry/hello:1.0', architecture: 'amd64', layers: [[{ path: 'big.bin', content: randomBytes(3 << 20) }], [{ path: 'etc/hello', content: 'hi\n' }]] });
+  // One image with a layer that always spans at least three chunks: chunks are at most 4 MiB
+  // (fastcdc.ts), so 9 MiB cannot fit in two, whatever the random bytes.
+  const hello = buildImage({ ref: 'ferry/hello:1.0', architecture: 'amd64', layers: [[{ path: 'big.bin', content: randomBytes(9 << 20) }], [{ path: 'etc/hello', content: 'hi\n' }]] });
   const other = buildImage({ ref: 'quay.io/ferry/hello:1.0', architecture: 'amd64', layers: [[{ path: 'etc/other', content: 'other\n' }]] });
   const legacy = buildImage({ ref: 'quay.io/coreos/etcd:v3.5.9', architecture: 'amd64', layers: [[{ path: 'usr/bin/etcd', content: randomBytes(4096) }]] });
   let pause: MultiImage;
