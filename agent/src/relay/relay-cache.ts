@@ -22,13 +22,16 @@ import { readFile, stat, utimes } from 'node:fs/promises';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
-import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
-import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
+import { ServedChunks, type ServingLimits } from '../../../common/src/bundle/served-chunks.js';
+import type { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { ChunkSource, FetchedChunk } from '../bundles/chunk-source.js';
 import { TokenBucket } from '../bundles/token-bucket.js';
-import { MAX_DIGESTS_PER_CALL } from '../../../common/src/bundle/chunk-stream.js';
+import { MAX_DIGESTS_PER_CALL, type SendBudget } from '../../../common/src/bundle/chunk-stream.js';
+
+/** A relay runs on an edge host beside other work: a smaller budget and pool than the controller's (a site's agents share one uplink-fed cache). */
+const RELAY_SERVING: ServingLimits = { sendBytes: 24 << 20, poolBytes: 32 << 20 };
 
 /** Counters a relay reports (RelayStatus). */
 export interface RelayCacheStats {
@@ -47,6 +50,13 @@ export interface RelayCacheStats {
 export class RelayCache {
   readonly store: ChunkStore;
   private readonly served: ServedChunks;
+  /** The chunk buffers and send budget of everything this relay serves. */
+  get pool(): BufferPool {
+    return this.served.pool;
+  }
+  get budget(): SendBudget {
+    return this.served.budget;
+  }
   /** Digest → size, in access order (oldest first): Map iteration order is insertion order, and a hit re-inserts. */
   private readonly lru = new Map<string, number>();
   private used = 0;
@@ -54,7 +64,6 @@ export class RelayCache {
   private readonly inFlight = new Map<string, Promise<void>>();
   /** Chunks being served right now (count of calls): never evicted under a reader. */
   private readonly pinned = new Map<string, number>();
-  readonly pool = new BufferPool(16);
   private readonly counters = { hits: 0, misses: 0, bytesFromUpstream: 0, bytesServed: 0, droppedCorrupt: 0, upstreamBytesPerSec: 0 };
   /** Pinned bundles (id → its digests) and the union of their digests: never evicted. */
   private pins = new Map<string, readonly string[]>();
@@ -63,7 +72,7 @@ export class RelayCache {
 
   private constructor(dir: string, private capacity: number, private readonly upstream: () => ChunkSource & { close(): void }, private readonly log: Logger, upstreamBytesPerSec: number) {
     this.store = new ChunkStore(dir, { durable: false });
-    this.served = new ServedChunks(this.store);
+    this.served = new ServedChunks(this.store, RELAY_SERVING);
     this.bucket = new TokenBucket(upstreamBytesPerSec);
   }
 

@@ -100,7 +100,7 @@ function chunksHandlers(o: RelayServerOptions): Pick<ChunksServer, 'fetch' | 're
         if (bad !== undefined) throw new FerryError(ErrorCode.InvalidArgument, `"${String(bad).slice(0, 80)}" is not a chunk digest (64 lowercase hex digits)`);
         const ready = o.cache.prepare(digests);
         let i = 0;
-        await streamChunks(call as ServerWritableStream<unknown, unknown>, digests, { read: (d) => o.cache.read(d, ready[i++]!), pool: o.cache.pool });
+        await streamChunks(call as ServerWritableStream<unknown, unknown>, digests, { read: (d) => o.cache.read(d, ready[i++]!), pool: o.cache.pool, budget: o.cache.budget });
         o.log.debug?.({ agent, chunks: digests.length }, 'relay served chunks');
       })().then(() => call.end(), (e: unknown) => {
         const fe = e instanceof FerryError ? e : new FerryError(ErrorCode.Internal, String(e));

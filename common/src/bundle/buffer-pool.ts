@@ -20,11 +20,22 @@
 /** See module comment. */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  /** Bytes of the free buffers. */
+  private kept = 0;
   /** Allocations lent by {@link lend} and not given back yet. */
   private readonly lent = new WeakSet<ArrayBufferLike>();
 
-  /** `max`: buffers kept at most; more handed back are left to the GC. */
-  constructor(private readonly max = 16) {}
+  /**
+   * `max`: buffers kept at most; `maxBytes`: bytes kept at most (chunk
+   * buffers range from 256 KiB to 4 MiB, so a count alone bounds nothing
+   * useful for a server). Buffers handed back beyond either are left to the GC.
+   */
+  constructor(private readonly max = 16, private readonly maxBytes = Number.POSITIVE_INFINITY) {}
+
+  /** Bytes held by free buffers now (for tests and metrics). */
+  get keptBytes(): number {
+    return this.kept;
+  }
 
   /** The smallest free buffer of at least `size` bytes, or undefined (the caller allocates). Best fit, so a large chunk's buffer is not spent on a small chunk while the next large one allocates. */
   take(size: number): Buffer | undefined {
@@ -37,6 +48,7 @@ export class BufferPool {
     const b = this.free[best]!;
     this.free[best] = this.free[this.free.length - 1]!;
     this.free.pop();
+    this.kept -= b.length;
     return b;
   }
 
@@ -47,8 +59,8 @@ export class BufferPool {
    * which must never be reused.
    */
   give(framed: Buffer): void {
-    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize || this.free.length >= this.max) return;
-    this.free.push(Buffer.from(framed.buffer, 0, framed.buffer.byteLength));
+    if (framed.byteOffset !== 0 || framed.buffer.byteLength <= Buffer.poolSize) return;
+    this.keep(framed.buffer);
   }
 
   /**
@@ -67,6 +79,13 @@ export class BufferPool {
     const ab = view.buffer;
     if (!this.lent.has(ab)) return;
     this.lent.delete(ab);
-    if (this.free.length < this.max) this.free.push(Buffer.from(ab, 0, ab.byteLength));
+    this.keep(ab);
+  }
+
+  /** `ab` is free: kept if both bounds allow. */
+  private keep(ab: ArrayBufferLike): void {
+    if (this.free.length >= this.max || this.kept + ab.byteLength > this.maxBytes) return;
+    this.free.push(Buffer.from(ab, 0, ab.byteLength));
+    this.kept += ab.byteLength;
   }
 }

@@ -34,6 +34,7 @@ import { close, fstat, open, read } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { EncodedChunkData } from './chunk-codec.js';
 import { BufferPool } from './buffer-pool.js';
+import { SendBudget } from './chunk-stream.js';
 import type { ChunkStore } from './chunk-store.js';
 import { ChunkCorruptError, ChunkNotFoundError } from './errors.js';
 
@@ -47,29 +48,42 @@ const OPEN_FILES = 64;
 /** An open chunk file; `readers` reads under way; `dropped` once it left the set while read (closed by its last reader). */
 interface OpenChunk { fd: number; readers: number; dropped: boolean }
 
+/** How much one chunk server keeps and queues (see {@link ServedChunks}); the defaults are the controller's. */
+export interface ServingLimits {
+  /** Bytes all calls together may have queued in the transport (SendBudget). */
+  sendBytes: number;
+  /** Bytes of free chunk buffers kept for reuse. */
+  poolBytes: number;
+}
+
 /**
- * Chunk buffers the controller keeps for reuse, shared by everything that
- * serves chunks (Chunks.Fetch, the registry and files repository): each
- * agent call or HTTP response holds about one to eight in flight, so this
- * covers a few clients at once and caps what is kept at 32 chunks.
+ * The controller's: 64 MiB in flight is 2 MiB per agent with 32 fetching at
+ * once, more than loopback or a site uplink needs to stay busy; the pool
+ * keeps what the budget can have in flight plus the chunks being read, so
+ * serving allocates no chunk buffers in steady state (32 buffers, the
+ * earlier count, was exhausted by 8 agents and the controller's GC took
+ * 16% of its CPU at 32). The pool's memory stays after a rollout.
  */
-const POOL_BUFFERS = 32;
+export const CONTROLLER_SERVING: ServingLimits = { sendBytes: 64 << 20, poolBytes: 96 << 20 };
 
 /** See module comment. One per chunk store. */
 export class ServedChunks {
   /**
-   * The one buffer pool of this store's readers (see {@link POOL_BUFFERS}):
-   * a fresh chunk-sized Buffer per chunk served is external memory that
-   * drives V8 into back-to-back major collections (a quarter of the
-   * registry's CPU before the pool).
+   * The one buffer pool of this store's readers: a fresh chunk-sized Buffer
+   * per chunk served is external memory that drives V8 into back-to-back
+   * major collections (a quarter of the registry's CPU before the pool).
    */
-  readonly pool = new BufferPool(POOL_BUFFERS);
+  readonly pool: BufferPool;
+  /** The one send budget of every Chunks.Fetch call served from this store (common/src/bundle/chunk-stream.ts). */
+  readonly budget: SendBudget;
   /** Digest → size of chunks hashed and found intact by this process. */
   private readonly verified = new Map<string, number>();
   /** Open chunk files, least recently served first (Map order). */
   private readonly files = new Map<string, OpenChunk>();
 
-  constructor(private readonly store: ChunkStore) {
+  constructor(private readonly store: ChunkStore, limits: ServingLimits = CONTROLLER_SERVING) {
+    this.pool = new BufferPool(Number.POSITIVE_INFINITY, limits.poolBytes);
+    this.budget = new SendBudget(limits.sendBytes);
     store.onRemove = (digest) => this.drop(digest);
   }
 

@@ -50,7 +50,7 @@ export function chunksService(ctx: ControllerContext): ChunksServer {
         throw new FerryError(ErrorCode.InvalidArgument, `asked for ${digests.length} chunks in one call; the limit is ${MAX_DIGESTS_PER_CALL}`);
       }
       try {
-        await streamChunks(call, digests, { read: (d) => ctx.bundles.served.read(d, pool), pool, onServed: (n) => metrics.chunkServed(n) });
+        await streamChunks(call, digests, { read: (d) => ctx.bundles.served.read(d, pool), pool, budget: ctx.bundles.served.budget, onServed: (n) => metrics.chunkServed(n) });
       } catch (err) {
         logCorrupt(agentId, err);
         throw err;
