@@ -4,14 +4,15 @@
  * generated serializers. The wire bytes are identical, so either side may
  * still use the generated definitions (tests do, as independent clients);
  * everything else about the services (paths, other methods) is the
- * generated definition unchanged.
+ * generated definition unchanged. The admin service's counterpart (chunks
+ * uploaded by `ferry bundle push`) is the controller's own
+ * (controller/src/services/fast-admin.ts): agents never load the admin API.
  */
 import { makeGenericClientConstructor } from '@grpc/grpc-js';
 import * as serverCalls from '@grpc/grpc-js/build/src/server-interceptors.js';
 import * as streamDecoder from '@grpc/grpc-js/build/src/stream-decoder.js';
 import type { BufferPool } from './bundle/buffer-pool.js';
 import { decodeChunkData, encodeChunkData, EncodedChunkData } from './bundle/chunk-codec.js';
-import { AdminClient, AdminService } from './gen/ferry/v1/admin.js';
 import { ChunksClient, ChunksService } from './gen/ferry/v1/chunks.js';
 
 /** `ferry.v1.Chunks` with the fast ChunkData codec on Fetch's responses. */
@@ -23,14 +24,6 @@ export const FastChunksService = {
 /** Client for {@link FastChunksService}; same interface as the generated ChunksClient. */
 export const FastChunksClient = makeGenericClientConstructor(FastChunksService, 'ferry.v1.Chunks') as unknown as typeof ChunksClient;
 
-/** `ferry.v1.Admin` with the fast ChunkData codec on UploadChunks' requests. */
-export const FastAdminService = {
-  ...AdminService,
-  uploadChunks: { ...AdminService.uploadChunks, requestSerialize: encodeChunkData, requestDeserialize: decodeChunkData },
-} as const satisfies typeof AdminService;
-
-/** Client for {@link FastAdminService}; same interface as the generated AdminClient. */
-export const FastAdminClient = makeGenericClientConstructor(FastAdminService, 'ferry.v1.Admin') as unknown as typeof AdminClient;
 
 /**
  * grpc-js frames every response message by allocating a fresh buffer of

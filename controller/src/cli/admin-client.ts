@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { AdminClient, ExecEvent, ExecRequest } from '../../../common/src/gen/ferry/v1/admin.js';
-import { FastAdminClient } from '../../../common/src/grpc-chunks.js';
+import { FastAdminClient } from '../services/fast-admin.js';
 import { clientChannelOptions, MAX_CHUNK_MESSAGE_BYTES } from '../../../common/src/grpc-options.js';
 import { unaryCall, type UnaryMethod } from '../../../common/src/grpc-call.js';
 import { defaultDataDir } from '../config.js';
