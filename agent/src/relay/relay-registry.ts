@@ -25,13 +25,12 @@ import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { MAX_DIGESTS_PER_CALL } from '../../../common/src/bundle/chunk-stream.js';
-import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { asFerryError } from '../../../common/src/errors.js';
 import type { ChunkSpan, ResolveHttpRequest, ResolveHttpResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
 import type { Logger } from '../../../common/src/log.js';
 import { certIdentity } from '../../../common/src/pki.js';
 import { RegistryError } from '../../../common/src/registry/http-error.js';
-import { drained } from '../../../common/src/registry/drained.js';
+import { sendChunkBody } from '../../../common/src/registry/chunk-body.js';
 import { RegistryListener, RESOLVE_HEADERS, verifiedPeerCert, type FrontRequest } from '../../../common/src/registry/listener.js';
 import type { RelayCache } from './relay-cache.js';
 
@@ -113,62 +112,35 @@ export class RelayRegistryServer {
   }
 
   /**
-   * The body from the cache: the head is written once the first chunk is
-   * in hand (so a chunk that cannot be had is still a JSON error), chunks
-   * are asked AHEAD at a time, and each goes back to the pool once the
-   * socket has taken it.
+   * The body from the cache (common/src/registry/chunk-body.ts): chunks are
+   * asked of the cache AHEAD at a time, so upstream fetching overlaps
+   * sending, and each is hashed before it is sent (RelayCache.readVerified).
    */
   private async sendSpan(res: ServerResponse, answer: ResolveHttpResponse, span: ChunkSpan): Promise<void> {
     const cache = this.o.cache;
     const digests = span.chunks.map((c) => c.digest);
-    if (digests.length === 0 || span.length === 0) {
-      res.writeHead(answer.status, answer.headers);
-      res.end();
-      return;
-    }
-    let closed = false;
-    res.once('close', () => { closed = true; });
     const ready: Array<Promise<void>> = [];
     const askUpTo = (n: number) => {
       if (ready.length >= n || ready.length >= digests.length) return;
       ready.push(...cache.prepare(digests.slice(ready.length, Math.min(n, digests.length))));
     };
-    let skip = span.skip;
-    let left = span.length;
-    let headSent = false;
-    for (let i = 0; i < digests.length && left > 0 && !closed; i++) {
-      askUpTo(i + AHEAD);
-      let msg: EncodedChunkData;
-      try {
-        msg = await cache.readVerified(digests[i]!, ready[i]!);
-      } catch (e) {
+    await sendChunkBody(res, {
+      count: digests.length,
+      skip: span.skip,
+      length: span.length,
+      read: (i) => {
+        askUpTo(i + AHEAD);
+        return cache.readVerified(digests[i]!, ready[i]!);
+      },
+      pool: cache.pool,
+      writeHead: () => res.writeHead(answer.status, answer.headers),
+      unavailable: (i, e) => {
         const fe = asFerryError(e);
         this.o.log.error({ chunk: digests[i], err: fe.message }, 'relay registry: a chunk of the body could not be had');
-        if (!headSent) throw new RegistryError(502, 'BLOB_UNAVAILABLE', `chunk ${digests[i]} could not be had from this relay's cache or its upstream: ${fe.message}`);
-        res.destroy(e as Error);
-        return;
-      }
-      if (closed) {
-        // The client left while the chunk was on its way: nothing to write it to.
-        cache.pool.give(msg.framed);
-        return;
-      }
-      const piece = msg.data.subarray(skip, Math.min(msg.data.length, skip + left));
-      skip = 0;
-      left -= piece.length;
-      if (!headSent) {
-        res.writeHead(answer.status, answer.headers);
-        headSent = true;
-      }
-      if (!res.write(piece, () => cache.pool.give(msg.framed))) await drained(res);
-    }
-    if (closed) return;
-    if (left > 0) {
+        return new RegistryError(502, 'BLOB_UNAVAILABLE', `chunk ${digests[i]} could not be had from this relay's cache or its upstream: ${fe.message}`);
+      },
       // The controller's span was shorter than its Content-Length: never end such a body as if it were whole.
-      this.o.log.error({ left }, 'relay registry: the chunk span ended before the body did');
-      res.destroy();
-      return;
-    }
-    res.end();
+      short: (left) => this.o.log.error({ left }, 'relay registry: the chunk span ended before the body did'),
+    });
   }
 }

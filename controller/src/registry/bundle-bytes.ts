@@ -11,11 +11,10 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleFile } from '../../../common/src/bundle/manifest.js';
-import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js';
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 import type { BundleStore, StoredBundle } from '../bundles/bundle-store.js';
 import { RegistryError } from '../../../common/src/registry/http-error.js';
-import { drained } from '../../../common/src/registry/drained.js';
+import { sendChunkBody } from '../../../common/src/registry/chunk-body.js';
 
 /** A bundle file with the end offset of each chunk, for finding a range's chunks. */
 export interface IndexedBundleFile {
@@ -53,68 +52,32 @@ export class BundleBytes {
 
   /**
    * Writes bytes [start, end] (inclusive) of `f` to `res` after `writeHead`
-   * (called once the first chunk is in hand). Resolves with the bytes sent.
-   *
-   * Chunks are read into buffers of the chunk store's pool, given back once
-   * the socket has taken them (the write's callback), and the next chunk is
-   * read while the current one is written: reading and sending overlap, and
-   * a response holds at most two chunks.
+   * (called once the first chunk is in hand), through the chunk store's
+   * verifying reader and its buffer pool (common/src/registry/chunk-body.ts).
+   * Resolves with the bytes sent.
    */
   async send(res: ServerResponse, bundleId: string, f: IndexedBundleFile, start: number, end: number, writeHead: () => void): Promise<number> {
     const release = this.bundles.lease(bundleId);
     const served = this.bundles.served;
-    const pool = served.pool;
-    let sent = 0;
-    let closed = false;
-    res.once('close', () => { closed = true; });
-    let ahead: Promise<EncodedChunkData> | undefined;
-    const readAhead = (k: number): Promise<EncodedChunkData> => {
-      const p = served.read(f.file.chunks[k]!.digest, pool);
-      p.catch(() => undefined); // awaited below, or dropped in finally; never an unhandled rejection
-      return p;
-    };
     try {
-      if (end < start) {
-        writeHead();
-        res.end();
-        return 0;
-      }
+      const first = firstChunk(f.ends, start);
       const last = Math.min(firstChunk(f.ends, end), f.ends.length - 1);
-      let i = firstChunk(f.ends, start);
-      if (i <= last) ahead = readAhead(i);
-      let headSent = false;
-      for (; i <= last && !closed; i++) {
-        const digest = f.file.chunks[i]!.digest;
-        let msg: EncodedChunkData;
-        try {
-          msg = await ahead!;
-        } catch (err) {
-          ahead = undefined;
+      return await sendChunkBody(res, {
+        count: end < start ? 0 : Math.max(0, last - first + 1), // an empty body (an empty file) spans no chunk
+        skip: start - (first === 0 ? 0 : f.ends[first - 1]!),
+        length: Math.max(0, end - start + 1),
+        read: (k) => served.read(f.file.chunks[first + k]!.digest, served.pool),
+        pool: served.pool,
+        writeHead,
+        unavailable: (k, err) => {
           if (!(err instanceof ChunkNotFoundError || err instanceof ChunkCorruptError)) throw err;
+          const digest = f.file.chunks[first + k]!.digest;
           const what = err instanceof ChunkNotFoundError ? 'missing' : 'corrupt';
           this.log.error({ chunk: digest, bundle: bundleId, file: f.file.path, err: err.message }, `registry: chunk ${digest} of ${f.file.path} is ${what} on the controller's disk`);
-          if (!headSent) {
-            throw new RegistryError(500, 'BLOB_UNAVAILABLE', `chunk ${digest} of bundle file ${f.file.path} is ${what} on the controller's disk; push the bundle again to repair it`);
-          }
-          res.destroy(err);
-          return sent;
-        }
-        ahead = i < last ? readAhead(i + 1) : undefined;
-        const chunkStart = i === 0 ? 0 : f.ends[i - 1]!;
-        const piece = msg.data.subarray(Math.max(0, start - chunkStart), Math.min(msg.data.length, end + 1 - chunkStart));
-        if (!headSent) {
-          writeHead();
-          headSent = true;
-        }
-        sent += piece.length;
-        // The callback runs once the socket is done with the bytes (TLS has encrypted them), also when it fails.
-        if (!res.write(piece, () => pool.give(msg.framed))) await drained(res);
-      }
-      if (!closed) res.end();
-      return sent;
+          return new RegistryError(500, 'BLOB_UNAVAILABLE', `chunk ${digest} of bundle file ${f.file.path} is ${what} on the controller's disk; push the bundle again to repair it`);
+        },
+      });
     } finally {
-      // A read still under way when the client left: its buffer goes back to the pool when it lands.
-      ahead?.then((m) => pool.give(m.framed), () => undefined);
       release();
     }
   }
