@@ -9,7 +9,7 @@ import { ErrorCode, FerryError } from '../../common/src/errors.js';
 import { EnrollmentService } from '../../common/src/gen/ferry/v1/enrollment.js';
 import { AgentSessionService } from '../../common/src/gen/ferry/v1/session.js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthService } from '../../common/src/gen/grpc/health/v1/health.js';
-import { serverOptions } from '../../common/src/grpc-options.js';
+import { serverOptions, widenServerWindows } from '../../common/src/grpc-options.js';
 import type { Logger } from '../../common/src/log.js';
 import type { ControllerConfig } from './config.js';
 import { ExecCoordinator } from './exec/exec-coordinator.js';
@@ -64,6 +64,9 @@ import { OpsHttp } from './metrics/ops-http.js';
 import { untilDeadline } from '../../common/src/until-deadline.js';
 import { missingMallocEnv } from '../../common/src/malloc-env.js';
 import { PromMetrics } from './metrics/prom-metrics.js';
+
+/** HTTP/2 receive window of the admin socket's sessions (chunks of `ferry bundle push` arrive on it). */
+export const ADMIN_WINDOW_BYTES = 8 * 1024 * 1024;
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
 
@@ -352,6 +355,8 @@ export class Controller {
     const oldUmask = process.umask(0o177); // the socket is born 0600: no window where others can connect
     try {
       await bind(adminServer, `unix://${config.adminSocket}`, ServerCredentials.createInsecure());
+      // Pushes upload chunks on this socket: an 8 MiB receive window instead of grpc-js's 64 KiB (common/src/grpc-options.ts).
+      if (!widenServerWindows(adminServer, ADMIN_WINDOW_BYTES, 1024 * 1024)) log.warn('this grpc-js keeps its HTTP/2 servers elsewhere: pushes use the 64 KiB default window (slower, same bytes)');
     } finally {
       process.umask(oldUmask);
     }

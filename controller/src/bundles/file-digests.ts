@@ -14,7 +14,7 @@
  * digests and the files repository's ETags are these file sha256s too.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { BundleManifest } from '../../../common/src/bundle/manifest.js';
 import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
@@ -28,11 +28,12 @@ import { ErrorCode, FerryError } from '../../../common/src/errors.js';
  * on this controller (dropped by the check, pushed again), not a bad manifest.
  */
 export async function checkFileDigests(manifest: BundleManifest, chunks: ChunkStore): Promise<void> {
+  const into = new ReadBuffer();
   for (const f of manifest.files) {
     const hash = createHash('sha256');
     let size = 0;
     for (const c of f.chunks) {
-      const bytes = await readFile(chunks.pathOf(c.digest)).catch((e: NodeJS.ErrnoException) => {
+      const bytes = await into.readWhole(chunks.pathOf(c.digest)).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT') throw e;
         throw new FerryError(ErrorCode.BundleInvalid, `chunk ${c.digest} of ${f.path} went missing on the controller during the commit`, 'push the bundle again');
       });
@@ -51,5 +52,36 @@ export async function checkFileDigests(manifest: BundleManifest, chunks: ChunkSt
     throw new FerryError(ErrorCode.BundleInvalid,
       `${manifest.name}:${manifest.version}: file ${JSON.stringify(f.path)} assembled from its chunks is ${size} bytes with sha256 ${actual}, but the manifest says ${f.size} bytes with sha256 ${f.sha256}; it was not committed`,
       'the manifest\'s chunk list does not produce the file it describes: rebuild the bundle with `ferry bundle build` and push it again');
+  }
+}
+
+/**
+ * One buffer every chunk of a commit is read into, in one read each.
+ * `readFile` allocated a fresh chunk-sized buffer per chunk (read 512 KiB at
+ * a time): a GiB of garbage external memory per GiB committed, which kept
+ * the GC busy during pushes (measured with perf: commit 1.4–2.0 →
+ * 1.15–1.5 CPU-s/GiB).
+ */
+class ReadBuffer {
+  private buf = Buffer.allocUnsafeSlow(4 * 1024 * 1024 + 1);
+
+  /** The whole file at `path`, as a view of this buffer valid until the next call. */
+  async readWhole(path: string): Promise<Buffer> {
+    const fh = await open(path, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      // One byte more than the size: a file longer than it said is read long, and then fails the digest.
+      if (this.buf.length < size + 1) this.buf = Buffer.allocUnsafeSlow(size + 1);
+      let n = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(this.buf, n, size + 1 - n, n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+        if (n === size + 1) break;
+      }
+      return this.buf.subarray(0, n);
+    } finally {
+      await fh.close();
+    }
   }
 }
