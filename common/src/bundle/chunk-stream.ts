@@ -100,6 +100,11 @@ export async function streamChunks(call: ServerWritableStream<unknown, unknown>,
     for (const digest of digests) {
       if (call.cancelled) return;
       const msg = await o.read(digest);
+      if (call.cancelled || !open) {
+        // Gone while the chunk was read: nothing to send it to, and nothing may be counted that no callback will return.
+        o.pool.give(msg.framed);
+        return;
+      }
       const n = msg.wire.length;
       queued += n;
       o.budget?.take(n);

@@ -35,18 +35,25 @@ describe('common/bundle/chunk-stream: one send budget for every call of a server
   let budget: SendBudget;
   let reads = 0;
   let ended = 0;
+  /** When set, each read waits for it (a slow disk); `cancelled` counts calls the server saw cancelled. */
+  let gate: Promise<void> | undefined;
+  let cancelled = 0;
 
   beforeEach(async () => {
     frameChunksInPlace();
     budget = new SendBudget(4 * CHUNK);
     reads = 0;
     ended = 0;
+    gate = undefined;
+    cancelled = 0;
     const pool = new BufferPool(Number.POSITIVE_INFINITY, 16 * CHUNK);
     server = new Server();
     server.addService(FastChunksService, {
       fetch: (call: ServerWritableStream<{ digests: string[] }, ChunkData>) => {
+        call.on('cancelled', () => { cancelled++; });
         const read = async (d: string) => {
           reads++;
+          await gate;
           const m = new EncodedChunkData(d, chunks.get(d)!.length, pool.take(CHUNK + 100));
           m.data.set(chunks.get(d)!);
           return m;
@@ -108,4 +115,18 @@ describe('common/bundle/chunk-stream: one send budget for every call of a server
     await until(() => ended === 2, 'both calls to end');
     assert.equal(budget.queued, 0, 'the cancelled call\'s queued bytes went back to the budget');
   });
+
+  it('a call cancelled while it reads a chunk counts nothing it can no longer send', async () => {
+    let open!: () => void;
+    gate = new Promise<void>((r) => { open = r; });
+    const a = pausedFetch(digests.slice(0, 2));
+    a.done.catch(() => undefined);
+    await until(() => reads === 1, 'the server to start reading the first chunk');
+    a.stream.cancel();
+    await until(() => cancelled === 1, 'the server to see the call cancelled');
+    open();
+    await until(() => ended === 1, 'the call to end');
+    assert.equal(budget.queued, 0, 'the chunk read after the cancel was not counted');
+  });
 });
+
