@@ -83,7 +83,7 @@ describeStores('bundles on the controller', function (store) {
   });
 
   it('a chunk damaged on the controller\'s disk is named at commit, dropped, and the next push repairs it', async () => {
-    const body = { 'lib/rot.so': randomFile(2) };
+    const body = { 'lib/rot.so': randomFile(5) }; // chunks are at most 4 MiB: always two or more
     const v1 = memBundle('rot', '1.0.0', body, key.privatePem);
     await pushBundle(admin, v1.signed, byDigest(async (d) => v1.chunks.get(d)!), { progress: false });
     const victim = v1.manifest.files[0]!.chunks[1]!.digest;
