@@ -32,11 +32,6 @@ export class BufferPool {
    */
   constructor(private readonly max = 16, private readonly maxBytes = Number.POSITIVE_INFINITY) {}
 
-  /** Bytes held by free buffers now (for tests and metrics). */
-  get keptBytes(): number {
-    return this.kept;
-  }
-
   /** The smallest free buffer of at least `size` bytes, or undefined (the caller allocates). Best fit, so a large chunk's buffer is not spent on a small chunk while the next large one allocates. */
   take(size: number): Buffer | undefined {
     let best = -1;

@@ -203,8 +203,8 @@ export class ServedChunks {
   }
 }
 
-/** Read from offset 0 until `buf` is full or the file ends; returns the bytes read. */
-async function readFully(fd: number, buf: Buffer): Promise<number> {
+/** Read from offset 0 until `buf` is full or the file ends; returns the bytes read. The one read loop for whole chunk files (also the commit check, controller/src/bundles/file-digests.ts). */
+export async function readFully(fd: number, buf: Buffer): Promise<number> {
   let got = 0;
   while (got < buf.length) {
     const n = await new Promise<number>((res, rej) => read(fd, buf, got, buf.length - got, got, (e, b) => (e ? rej(e) : res(b))));

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { BundleManifest } from '../../../common/src/bundle/manifest.js';
 import type { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
+import { readFully } from '../../../common/src/bundle/served-chunks.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 
 /**
@@ -72,14 +73,7 @@ class ReadBuffer {
       const size = (await fh.stat()).size;
       // One byte more than the size: a file longer than it said is read long, and then fails the digest.
       if (this.buf.length < size + 1) this.buf = Buffer.allocUnsafeSlow(size + 1);
-      let n = 0;
-      for (;;) {
-        const { bytesRead } = await fh.read(this.buf, n, size + 1 - n, n);
-        if (bytesRead === 0) break;
-        n += bytesRead;
-        if (n === size + 1) break;
-      }
-      return this.buf.subarray(0, n);
+      return this.buf.subarray(0, await readFully(fh.fd, this.buf.subarray(0, size + 1)));
     } finally {
       await fh.close();
     }
