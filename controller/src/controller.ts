@@ -10,6 +10,7 @@ import { EnrollmentService } from '../../common/src/gen/ferry/v1/enrollment.js';
 import { AgentSessionService } from '../../common/src/gen/ferry/v1/session.js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthService } from '../../common/src/gen/grpc/health/v1/health.js';
 import { serverOptions, widenServerWindows } from '../../common/src/grpc-options.js';
+import { preferFerryCiphers } from '../../common/src/tls-ciphers.js';
 import type { Logger } from '../../common/src/log.js';
 import type { ControllerConfig } from './config.js';
 import { ExecCoordinator } from './exec/exec-coordinator.js';
@@ -329,6 +330,7 @@ export class Controller {
     // Client certificates are requested but not required at the TLS layer:
     // enrollment has none yet. Each session and remote admin call checks its own.
     const provider = staticProvider(serverCert.certChainPem, serverCert.keyPem, ca.certPem);
+    preferFerryCiphers();
     const creds = experimental.createCertificateProviderServerCredentials(provider, provider, false);
     try {
       port = await bind(tlsServer, config.listen, creds);

@@ -1,7 +1,7 @@
 /**
  * Plain Node peers for the distribution profile, in a process of their own
  * so their CPU is measured alone, serving the package files over TLS with
- * the nginx peer's certificate. No Ferry code, no protobuf, no hashing, no
+ * the nginx peer's certificate and Ferry's cipher order. No Ferry code, no protobuf, no hashing, no
  * disk writes on either side; the clients live in stage-probe.ts.
  *
  * - node:http2 (`h2fetch`): respondWithFile per file, with 16 MiB HTTP/2
@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { join, normalize } from 'node:path';
 import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { serveRpc } from './lib.js';
+import { preferFerryCiphers } from '../../common/src/tls-ciphers.js';
 import { PEER_GRPC_METHOD, PEER_MESSAGE_BYTES, PEER_WINDOW_BYTES } from './peer-wire.js';
 
 
@@ -56,6 +57,7 @@ serveRpc({
   async start(args: { root: string; keyPath: string; certPath: string }) {
     const key = readFileSync(args.keyPath);
     const cert = readFileSync(args.certPath);
+    preferFerryCiphers(); // the same AES work as Ferry's servers
     const server = createSecureServer({ key, cert, settings: { initialWindowSize: PEER_WINDOW_BYTES } });
     server.on('session', (s) => s.setLocalWindowSize(PEER_WINDOW_BYTES));
     server.on('stream', (stream, headers) => {

@@ -266,6 +266,7 @@ async function suite(j: Janitor, o: Opts): Promise<number> {
   report.notes.push(
     `Image: ${layers} gzip layers of random data, ${fmtMiB(imageBytes)} of blobs; the bundle's image tar is ${fmtMiB(tarBytes)}. skopeo copies to dir: on ${shm} (deleted after each round).`,
     'Both registries serve TLS with the controller\'s P-256 server certificate and require a fleet client certificate; docker-registry stores blobs on the filesystem, Ferry serves them as byte ranges of the tar from its chunk store.',
+    'TLS suites: skopeo and ctr (Go) ask for AES-128-GCM first; docker-registry (Go) gives it to them, and so does Ferry now (common/src/tls-ciphers.ts). Before, Ferry\'s Node server honoured Node\'s own order and gave every client AES-256-GCM (14 AES rounds per block against 10; openssl speed here: 3.0 against 3.9 GB/s). nginx serves /files with TLS 1.3 and the same suite order, so curl gets AES-128-GCM from both.',
     'nginx serves the bundle directory with sendfile and no client certificate (its bench peer config); Ferry checks a client certificate on /files.',
     'Server CPU is the controller process (it also runs the gRPC side, idle here) and the docker-registry / nginx processes, from /proc.',
     'Ferry\'s serving path (controller/src/registry/bundle-bytes.ts): each chunk is read (fs read on libuv\'s pool) into a buffer of the chunk store\'s one pool (shared with Chunks.Fetch), the next chunk is read while the current one is written, and the buffer goes back to the pool once the socket has taken it.',

@@ -10,6 +10,7 @@
  * refused.
  */
 import { X509Certificate } from 'node:crypto';
+import { preferFerryCiphers } from '../../../common/src/tls-ciphers.js';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import { networkInterfaces } from 'node:os';
 import { streamChunks, MAX_DIGESTS_PER_CALL, recheckAll } from '../../../common/src/bundle/chunk-stream.js';
@@ -44,6 +45,7 @@ export class RelayServer {
 
   static async start(o: RelayServerOptions): Promise<RelayServer> {
     frameChunksInPlace();
+    preferFerryCiphers();
     const server = new Server(serverOptions());
     server.addService(FastChunksService, chunksHandlers(o));
     const creds = ServerCredentials.createSsl(Buffer.from(o.caPem), [{ cert_chain: Buffer.from(o.certPem), private_key: Buffer.from(o.keyPem) }], true);

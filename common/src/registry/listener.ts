@@ -21,6 +21,7 @@ import { ErrorCode, FerryError } from '../errors.js';
 import { listenOn, parseHostPort } from '../host-port.js';
 import type { Logger } from '../log.js';
 import { certIdentity } from '../pki.js';
+import { preferFerryCiphers } from '../tls-ciphers.js';
 import { rawError, RegistryError, sendError, type RegistryCode } from './http-error.js';
 
 /** Largest request head accepted (bytes); more is a JSON 431. */
@@ -61,6 +62,7 @@ export class RegistryListener {
 
   /** Listens on `o.addr` (port 0 picks one). */
   static async start(o: RegistryListenerOptions): Promise<RegistryListener> {
+    preferFerryCiphers();
     const server = createServer({
       cert: o.certChainPem, key: o.keyPem, ca: [o.caPem],
       requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2',
