@@ -1,23 +1,22 @@
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { JobResult } from '../../../common/src/gen/ferry/v1/session.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { BundleStore } from '../bundles/bundle-store.js';
 import type { PrefetchCoordinator } from '../bundles/prefetch.js';
-import type { HostJobHooks, JobCoordinator } from '../jobs/job-coordinator.js';
+import type { JobCoordinator } from '../jobs/job-coordinator.js';
 import type { PlanStore } from '../plans/plan-store.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { AgentStore } from '../store/agents.js';
 import type { AuditLog } from '../store/audit.js';
 import { ActiveRollout, type DispatchInfo } from './active-rollout.js';
-import { budgetExceeded } from './budget.js';
 import type { Clock, Timer } from './clock.js';
 import { buildRollout, dispatchInfo } from './create.js';
-import { decide, type Action, type World } from './decide.js';
-import { HOST_TERMINAL, ROLLOUT_TERMINAL, type HostModel } from './model.js';
+import { decide, type World } from './decide.js';
+import { HostJobs } from './host-jobs.js';
+import { ROLLOUT_TERMINAL } from './model.js';
 import { PrefetchPhase } from './prefetch-phase.js';
+import { RolloutMoves } from './rollout-moves.js';
 import type { RolloutEventRecord, RolloutStore, StoredRollout } from './rollout-store.js';
-import { rolloutTransition, setPaused } from './transitions.js';
-import { agentArch, UpgradeHosts, upgradeResult } from './upgrade-hosts.js';
+import { agentArch, UpgradeHosts } from './upgrade-hosts.js';
 import type { AgentUpgradeRecord, AgentUpgradeStore } from '../store/agent-upgrades.js';
 
 /** Watchers get every persisted event, and bare pings (no event) when step progress changed. */
@@ -56,7 +55,9 @@ export interface SchedulerDeps {
  * (of any rollout or `ferry run`) is unfinished on it, so two rollouts never
  * interleave on a host. After a controller restart every unfinished rollout
  * is reloaded and its running hosts re-attached to their stored jobs: their
- * results arrive when the agents reconnect; nothing is re-run.
+ * results arrive when the agents reconnect; nothing is re-run. The hosts'
+ * jobs are sent and finished in host-jobs.ts, the rollout's own state
+ * changes (waves, budget, abort) made in rollout-moves.ts.
  */
 export class RolloutScheduler {
   readonly store: RolloutStore;
@@ -74,15 +75,22 @@ export class RolloutScheduler {
   // Not running until start(): a replica never elected must refuse changes (requireRunning) like a deposed one.
   private stopped = true;
   private unsubscribe: (() => void) | undefined;
-  private readonly upgrades: UpgradeHosts;
+  private readonly hostJobs: HostJobs;
+  private readonly moves: RolloutMoves;
 
   constructor(readonly deps: SchedulerDeps) {
     this.store = deps.store;
     this.clock = deps.clock;
     this.since = deps.clock.now();
-    this.upgrades = new UpgradeHosts(deps.sessions, deps.agentUpgrades, {
+    const upgrades = new UpgradeHosts(deps.sessions, deps.agentUpgrades, {
       arch: async (id) => { const a = await deps.agents.get(id); return a && agentArch(a); },
     });
+    this.hostJobs = new HostJobs({
+      jobs: deps.jobs, upgrades, store: deps.store, log: deps.log, clock: deps.clock,
+      serial: (fn) => this.serial(fn), emit: (id) => this.emit(id), kick: () => this.kick(),
+      checkBudget: (a, w) => this.checkBudget(a, w), drives: (a) => this.active.get(a.id) === a,
+    });
+    this.moves = new RolloutMoves({ store: deps.store, clock: deps.clock, hostJobs: this.hostJobs, emit: (id) => this.emit(id), kick: () => this.kick() });
     // An outcome recorded on this replica: read it on the next pass rather than a second later.
     deps.agentUpgrades.onChange = () => this.kick();
   }
@@ -109,7 +117,7 @@ export class RolloutScheduler {
     this.unsubscribe = this.deps.sessions.onChange((agentId, up) => {
       if (up) {
         this.downSince.delete(agentId);
-        this.onAgentUp(agentId);
+        this.hostJobs.agentUp([...this.active.values()], agentId);
       } else {
         this.downSince.set(agentId, this.clock.now());
         for (const a of this.active.values()) a.prefetch?.offline(agentId);
@@ -209,21 +217,11 @@ export class RolloutScheduler {
       if (this.deps.relayPins) a.hold(this.deps.relayPins.pin(b.bundleId));
     }
     this.active.set(id, a);
-    // An upgrade's running hosts are finished from agent_upgrades by the next pass (collectResults), or sent again when they connect.
-    if (dispatch.upgrade) {
-      for (const h of stored.model.hosts.filter((x) => x.state === 'running' && x.hostJobId)) await this.upgrades.send(dispatch, dispatch.upgrade, h);
-      return a;
-    }
-    for (const h of stored.model.hosts.filter((x) => x.state === 'running' && x.hostJobId)) {
-      const start = this.deps.jobs.jobStart(h.hostJobId!, { ...dispatch, check: false });
-      const row = await this.deps.jobs.attach(h.hostJobId!, h, start, this.hooks(a, h));
-      // Marked running here but no job row: the controller stopped between the
-      // two writes, so the start was never sent. Sending it now is its first run.
-      if (!row) await this.deps.jobs.startHost(stored.jobId, h.hostJobId!, { ...dispatch, check: false }, h, this.hooks(a, h));
-      else if (['succeeded', 'failed', 'cancelled', 'lost'].includes(row.state)) await this.hostFinished(a, h.agentId, h.hostJobId!, row.state, row.message);
-    }
+    await this.hostJobs.reattach(a);
+    // An upgrade takes no prefetch (create.ts), and an abort waits for its hosts rather than cancelling them (host-jobs.ts).
+    if (dispatch.upgrade) return a;
     if (stored.model.state === 'prefetching') this.startPrefetch(a);
-    if (stored.model.state === 'aborting') for (const h of stored.model.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
+    if (stored.model.state === 'aborting') this.hostJobs.cancel(a);
     return a;
   }
 
@@ -243,104 +241,24 @@ export class RolloutScheduler {
     this.phases.add(running);
   }
 
-  private hooks(a: ActiveRollout, h: HostModel): HostJobHooks {
-    const hostJobId = h.hostJobId!;
-    return {
-      sink: (ev) => { if (ev.event?.$case === 'step') this.emit(a.id); },
-      done: (r: JobResult | undefined) => {
-        const status = r?.status ?? 'failed';
-        // Name the failing step unless the agent's message already does.
-        const message = status === 'failed' && r?.failedStep && !r.message.includes(r.failedStep) ? `step ${r.failedStep}: ${r.message}` : (r?.message ?? '');
-        void this.serial(() => this.hostFinished(a, h.agentId, hostJobId, status, message));
-      },
-    };
+  /** After a failure: over budget → the strategy's onFailure (rollout-moves.ts). */
+  checkBudget(a: ActiveRollout, wave: number): Promise<void> {
+    return this.moves.checkBudget(a, wave);
   }
 
-  /** A host's job ended (or was found ended after a restart); stale attempts are ignored. */
-  private async hostFinished(a: ActiveRollout, agentId: string, hostJobId: string, status: string, message: string): Promise<void> {
-    // A result for a rollout of an earlier term (this replica was deposed and elected again) is the reloaded copy's to apply.
-    if (this.active.get(a.id) !== a) return;
-    const h = a.host(agentId);
-    if (!h || h.hostJobId !== hostJobId || h.state !== 'running') return;
-    const state = status === 'succeeded' ? 'succeeded' : status === 'cancelled' ? 'cancelled' : 'failed';
-    await a.moveHosts([h], 'result', state, { finishedAt: this.clock.now(), message: status === 'lost' ? `lost: ${message}` : message });
-    if (state === 'failed') await this.checkBudget(a, h.wave);
-    this.kick();
+  /** Abort: hosts not started are cancelled, running hosts' jobs are cancelled (rollout-moves.ts). */
+  abortNow(a: ActiveRollout, reason: string): Promise<void> {
+    return this.moves.abortNow(a, reason);
   }
 
-  /** After a failure: over budget → the strategy's onFailure. */
-  async checkBudget(a: ActiveRollout, wave: number): Promise<void> {
-    const m = a.model;
-    if (ROLLOUT_TERMINAL.has(m.state) || m.state === 'aborting') return;
-    const failed = m.hosts.filter((h) => h.state === 'failed');
-    const reason = budgetExceeded(m.strategy.errorBudget, {
-      wave, failedInWave: failed.filter((h) => h.wave === wave).length, waveSize: m.waveSizes[wave] ?? 1, failedTotal: failed.length, total: m.hosts.length,
-    });
-    if (!reason) return;
-    await a.event('budget-exceeded', `${reason}; onFailure: ${m.strategy.onFailure}`);
-    if (m.strategy.onFailure === 'pause' && !m.paused) {
-      setPaused(m, true, reason);
-      await a.save(reason, 'paused');
-    } else if (m.strategy.onFailure === 'abort') {
-      await this.abortNow(a, reason);
-    }
-  }
-
-  /** Abort: hosts not started are cancelled, running hosts' jobs are cancelled (the agent kills the step). */
-  async abortNow(a: ActiveRollout, reason: string): Promise<void> {
-    const m = a.model;
-    // Checked before any host changes: an abort the diagram refuses changes nothing.
-    rolloutTransition({ ...m }, 'abort', 'aborting');
-    a.prefetch?.stop();
-    const waiting = m.hosts.filter((h) => h.state === 'pending' || h.state === 'ready' || h.state === 'prefetching');
-    await a.moveHosts(waiting, 'abort', 'cancelled', { message: 'not started: the rollout was aborted', finishedAt: this.clock.now() });
-    // An agent upgrade in flight is not cancelled: the host commits or rolls back by itself, and the abort waits for it.
-    if (!a.dispatch.upgrade) {
-      for (const h of m.hosts) if (h.state === 'running') this.deps.jobs.cancel(h.hostJobId!, h.agentId);
-    } else {
-      // ...but one the host never acknowledged (not connected here, or an agent too old to know AgentUpgrade) is not waited for.
-      const outcomes = await this.upgrades.outcomes(a.stored.jobId);
-      const silent = m.hosts.filter((h) => h.state === 'running' && h.hostJobId && !outcomes.has(h.hostJobId));
-      await a.moveHosts(silent, 'abandon', 'cancelled', { finishedAt: this.clock.now(), message: 'the rollout was aborted before the host acknowledged the upgrade' });
-    }
-    await a.moveTo('abort', 'aborting', reason, 'aborting', { pauseReason: reason, gateUntil: null });
-    this.kick();
-  }
-
-  /**
-   * Wave `w` begins (`cause`: the previous wave was done, its wait ended, or
-   * an operator approved it): its hosts become eligible now (the offline
-   * timeout counts from here).
-   */
-  async beginWave(a: ActiveRollout, w: number, cause: 'begin-wave' | 'approve'): Promise<void> {
-    const m = a.model;
-    const now = this.clock.now();
-    rolloutTransition({ ...m }, cause, 'running');
-    if (m.currentWave >= 0) await this.store.waveFinished(a.id, m.currentWave, now);
-    await a.updateHosts(m.hosts.filter((h) => h.wave === w && !HOST_TERMINAL.has(h.state)), { eligibleAt: now }, true);
-    await this.store.waveStarted(a.id, w, now);
-    await a.moveTo(cause, 'running', `wave ${w + 1} of ${m.waveSizes.length} started: ${m.waveSizes[w]} hosts`, 'wave-started', { currentWave: w, gateUntil: null });
-  }
-
-  private onAgentUp(agentId: string): void {
-    for (const a of this.active.values()) {
-      // An upgrade not yet answered (the host was offline, or is back on either version): send it again; the agent dedupes by id.
-      const u = a.dispatch.upgrade;
-      const uh = u && a.host(agentId);
-      if (u && uh?.state === 'running') void this.serial(() => this.upgrades.send(a.dispatch, u, uh));
-    }
-    // An abort's cancel could not reach a host that was offline; send it again now.
-    for (const a of this.active.values()) {
-      if (a.dispatch.upgrade) continue;
-      if (a.model.state !== 'aborting') continue;
-      const h = a.host(agentId);
-      if (h?.state === 'running') this.deps.jobs.cancel(h.hostJobId!, agentId);
-    }
+  /** Wave `w` begins: its hosts become eligible now (rollout-moves.ts). */
+  beginWave(a: ActiveRollout, w: number, cause: 'begin-wave' | 'approve'): Promise<void> {
+    return this.moves.beginWave(a, w, cause);
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
-    await this.collectResults();
+    await this.hostJobs.collect([...this.active.values()]);
     const needBusy = [...this.active.values()].some((a) => a.model.state === 'running' && !a.model.paused);
     const busy = needBusy ? await this.deps.jobs.busyAgents() : new Map<string, string>();
     // A host mid-upgrade is busy for every other rollout (and an upgrade waits for a plan job, through the map above).
@@ -360,112 +278,12 @@ export class RolloutScheduler {
           },
         };
         const actions = decide(a.model, w);
-        if (actions.length === 0 || !(await this.apply(a, actions, busy))) break;
+        if (actions.length === 0 || !(await this.moves.apply(a, actions, busy))) break;
       }
       if (ROLLOUT_TERMINAL.has(a.model.state) && !a.model.hosts.some((h) => h.state === 'running')) {
         a.release();
         this.active.delete(a.id);
       }
     }
-  }
-
-  /**
-   * Results recorded by another replica: a host's session (and so its job
-   * messages) may be on any replica, which records them in job_hosts; only
-   * the replica holding the session calls the job's hooks. The scheduler
-   * reads the job rows of its running hosts once per pass and finishes
-   * those that ended. One query per rollout with running hosts per pass.
-   */
-  private async collectResults(): Promise<void> {
-    for (const a of [...this.active.values()]) {
-      if (!a.model.hosts.some((h) => h.state === 'running')) continue;
-      if (a.dispatch.upgrade) {
-        const outcomes = await this.upgrades.outcomes(a.stored.jobId);
-        for (const h of a.model.hosts) {
-          const rec = h.state === 'running' && h.hostJobId ? outcomes.get(h.hostJobId) : undefined;
-          const r = upgradeResult(rec);
-          if (r) await this.hostFinished(a, h.agentId, h.hostJobId!, r.status, r.message);
-          // Under way: the host's message says where (staging, staged, switched; `rollout show` and watch).
-          else if (rec && rec.reason !== h.message) await a.updateHosts([h], { message: rec.reason }, true);
-        }
-        continue;
-      }
-      const rows = await this.store.hostJobs(a.id);
-      for (const h of a.model.hosts) {
-        if (h.state !== 'running' || !h.hostJobId) continue;
-        const row = rows.get(h.hostJobId);
-        if (row && ['succeeded', 'failed', 'cancelled', 'lost'].includes(row.state)) {
-          await this.hostFinished(a, h.agentId, h.hostJobId, row.state, row.message);
-        }
-      }
-    }
-  }
-
-  /** Applies one decision; true when the rollout's shape changed and it should be asked again. */
-  private async apply(a: ActiveRollout, actions: Action[], busy: Map<string, string>): Promise<boolean> {
-    const m = a.model;
-    let again = false;
-    const starts: HostModel[] = [];
-    for (const act of actions) {
-      const h = 'agentId' in act ? a.host(act.agentId) : undefined;
-      switch (act.kind) {
-        case 'start':
-          if (h && (h.state === 'pending' || h.state === 'ready')) starts.push(h);
-          break;
-        case 'hold':
-          if (h && h.message !== act.message) {
-            await a.updateHosts([h], { message: act.message }, true);
-            this.emit(a.id);
-          }
-          break;
-        case 'offline':
-          await a.moveHosts([h!], 'offline', act.to, { message: act.message, finishedAt: this.clock.now() });
-          if (act.to === 'failed') await this.checkBudget(a, h!.wave);
-          again = true;
-          break;
-        case 'begin-wave':
-          await this.beginWave(a, act.wave, 'begin-wave');
-          again = true;
-          break;
-        case 'gate':
-          await this.store.waveFinished(a.id, m.currentWave, this.clock.now());
-          await a.moveTo('gate', act.approval ? 'awaiting-approval' : 'waiting', act.approval ? `wave ${m.currentWave + 1} done; waiting for approval: ferry rollout approve ${a.id}`
-            : `wave ${m.currentWave + 1} done; next wave at ${new Date(act.until!).toISOString()}`, 'wave-done', { gateUntil: act.until });
-          again = true;
-          break;
-        case 'finish': {
-          // The current wave ends here too when an abort stopped it: its hosts ran until now.
-          if (m.currentWave >= 0) await this.store.waveFinished(a.id, m.currentWave, this.clock.now());
-          const n = (s: string) => m.hosts.filter((x) => x.state === s).length;
-          await a.moveTo(act.state === 'aborted' ? 'stopped' : 'finish', act.state,
-            `${act.state}: ${n('succeeded')} succeeded, ${n('failed')} failed, ${n('skipped')} skipped, ${n('cancelled')} cancelled`, 'finished');
-          break;
-        }
-      }
-    }
-    // The budget may have paused or aborted the rollout above: then nothing starts.
-    if (starts.length > 0 && m.state === 'running' && !m.paused) await this.startHosts(a, starts, busy);
-    return again;
-  }
-
-  private async startHosts(a: ActiveRollout, hosts: HostModel[], busy: Map<string, string>): Promise<void> {
-    const now = this.clock.now();
-    // Intent first: after a crash a running host without a job row is known never to have been sent.
-    // One write for all of them (a wave of hundreds starts at once).
-    for (const h of hosts) h.hostJobId = `${a.stored.jobId}-${h.agentId}-${h.attempt}`;
-    await a.moveHosts(hosts, 'start', 'running', { startedAt: now, finishedAt: null, message: '' });
-    for (const h of hosts) busy.set(h.agentId, h.hostJobId!);
-    if (a.dispatch.upgrade) {
-      // Not connected here: the replica holding its session sends it (upgrade-mailbox.ts), at once on the hint, else on its poll.
-      let remote = false;
-      for (const h of hosts) if (!(await this.upgrades.send(a.dispatch, a.dispatch.upgrade, h))) remote = true;
-      if (remote) this.deps.jobs.sequencer.onRemoteWork();
-      this.deps.log.info({ rollout: a.id, hosts: hosts.length, version: a.dispatch.upgrade.version }, 'agent upgrades sent');
-      return;
-    }
-    for (const h of hosts) {
-      await this.deps.jobs.startHost(a.stored.jobId, h.hostJobId!, { ...a.dispatch, check: false }, h, this.hooks(a, h));
-    }
-    this.deps.log.info({ rollout: a.id, hosts: hosts.length, dispatchMs: this.clock.now() - now }, 'rollout hosts started');
   }
 }
