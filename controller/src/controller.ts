@@ -1,115 +1,45 @@
-import { Server, ServerCredentials, experimental } from '@grpc/grpc-js';
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import type { Server } from '@grpc/grpc-js';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { hostname, networkInterfaces } from 'node:os';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DirLock } from '../../common/src/dir-lock.js';
-import { ErrorCode, FerryError } from '../../common/src/errors.js';
-import { EnrollmentService } from '../../common/src/gen/ferry/v1/enrollment.js';
-import { AgentSessionService } from '../../common/src/gen/ferry/v1/session.js';
-import { HealthCheckResponse_ServingStatus as Serving, HealthService } from '../../common/src/gen/grpc/health/v1/health.js';
-import { serverOptions, widenServerWindows } from '../../common/src/grpc-options.js';
-import { preferFerryCiphers } from '../../common/src/tls-ciphers.js';
+import { HealthCheckResponse_ServingStatus as Serving } from '../../common/src/gen/grpc/health/v1/health.js';
 import type { Logger } from '../../common/src/log.js';
-import type { ControllerConfig } from './config.js';
-import { ExecCoordinator } from './exec/exec-coordinator.js';
-import { BundleStore } from './bundles/bundle-store.js';
-import { PrefetchCoordinator } from './bundles/prefetch.js';
-import { JobCoordinator } from './jobs/job-coordinator.js';
-import { JobHistory } from './jobs/job-history.js';
-import { PlanStore } from './plans/plan-store.js';
-import { RolloutsService } from '../../common/src/gen/ferry/v1/rollouts.js';
-import { rolloutsService } from './services/rollouts.js';
-import { systemClock } from './rollouts/clock.js';
-import { RolloutStore } from './rollouts/rollout-store.js';
-import { RolloutScheduler } from './rollouts/scheduler.js';
-import { FastChunksService, frameChunksInPlace } from '../../common/src/grpc-chunks.js';
-import { FastAdminService as AdminService } from './services/fast-admin.js';
-import { chunksService } from './services/chunks.js';
-import { CertificateAuthority } from './pki/ca.js';
-import { adminService } from './services/admin.js';
 import type { ControllerContext } from './services/context.js';
-import { enrollmentService } from './services/enrollment.js';
-import { ReauthService } from './services/reauth.js';
-import { ReauthChallenges } from './store/reauth-challenges.js';
+import type { ControllerConfig } from './config.js';
+import { CertificateAuthority } from './pki/ca.js';
 import { HealthState } from './services/health.js';
-import { sessionService } from './services/session.js';
 import { SessionRegistry } from './sessions/registry.js';
-import { AgentUpgradeStore } from './store/agent-upgrades.js';
-import { AgentStore } from './store/agents.js';
-import { AuditLog } from './store/audit.js';
 import { ConsoleServer } from './console/console-server.js';
 import { openStore } from './store/open-store.js';
 import type { Db } from './store/db.js';
 import { PgDb } from './store/pg-db.js';
-import { FencedDb } from './ha/fenced-db.js';
-import { Lease } from './ha/lease.js';
-import { Leadership } from './ha/leadership.js';
+import type { Leadership } from './ha/leadership.js';
 import { ReplicaRegistry } from './ha/replicas.js';
-import { SessionPresence } from './ha/presence.js';
-import { JobMailbox } from './jobs/job-mailbox.js';
-import { UpgradeMailbox } from './rollouts/upgrade-mailbox.js';
-import { RolloutCommands } from './rollouts/rollout-commands.js';
-import { agentArch, UpgradeHosts } from './rollouts/upgrade-hosts.js';
-import { controllerStatus } from './ha/controller-status.js';
+import type { SessionPresence } from './ha/presence.js';
+import type { JobMailbox } from './jobs/job-mailbox.js';
 import { claimSharedChunkDir } from './ha/shared-chunks.js';
 import { loadSharedCa } from './ha/shared-ca.js';
-import { TokenStore } from './store/tokens.js';
 import { OperatorStore } from './store/operators.js';
 import { RegistryServer } from './registry/registry-server.js';
-import { RegistryStore } from './registry/registry-store.js';
-import { RelayDirectory } from './relays/relay-directory.js';
 import { registerFleetGauges } from './metrics/fleet-gauges.js';
 import { OpsHttp } from './metrics/ops-http.js';
 import { untilDeadline } from '../../common/src/until-deadline.js';
 import { missingMallocEnv } from '../../common/src/malloc-env.js';
 import { PromMetrics } from './metrics/prom-metrics.js';
-
-/** HTTP/2 receive window of the admin socket's sessions (chunks of `ferry bundle push` arrive on it). */
-export const ADMIN_WINDOW_BYTES = 8 * 1024 * 1024;
+import { clearStaleSocket, localAddresses, serveAdminSocket, serveTls } from './controller-listeners.js';
+import { newControllerContext } from './controller-context.js';
+import { wireReplicas } from './controller-replicas.js';
 
 export type ControllerState = 'starting' | 'running' | 'draining' | 'stopped';
 
 /**
- * A static certificate provider: the server's chain and the CA that client
- * certificates must chain to. Listeners are called on the next tick because
- * grpc-js registers its watcher only after adding them.
- */
-function staticProvider(certChainPem: string, keyPem: string, caPem: string): experimental.CertificateProvider {
-  return {
-    addCaCertificateListener: (l) => setImmediate(() => l({ caCertificate: Buffer.from(caPem) })),
-    removeCaCertificateListener: () => undefined,
-    addIdentityCertificateListener: (l) => setImmediate(() => l({ certificate: Buffer.from(certChainPem), privateKey: Buffer.from(keyPem) })),
-    removeIdentityCertificateListener: () => undefined,
-  };
-}
-
-function localAddresses(): string[] {
-  return Object.values(networkInterfaces()).flat().filter((i) => i && !i.internal && i.family === 'IPv4').map((i) => i!.address);
-}
-
-function bind(server: Server, addr: string, creds: ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port))));
-}
-
-/** Refuses to start over a live controller's socket, removes a stale one. */
-async function clearStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  const live = await new Promise<boolean>((resolve) => {
-    const s = netConnect(path, () => { s.destroy(); resolve(true); });
-    s.on('error', () => resolve(false));
-  });
-  if (live) {
-    throw new FerryError(ErrorCode.Config, `another controller is already running on ${path}`, 'stop it first, or give this one another --data directory');
-  }
-  unlinkSync(path);
-}
-
-/**
  * The controller process: CA, store, TLS server for agents and remote
  * operators, admin socket for local operators. States go
- * starting → running → draining → stopped; stop() has a deadline.
+ * starting → running → draining → stopped; stop() has a deadline. This
+ * file orders the start and the stop; the parts are made in
+ * controller-context.ts, controller-replicas.ts and controller-listeners.ts.
  */
 export class Controller {
   state: ControllerState = 'starting';
@@ -219,6 +149,9 @@ export class Controller {
     const replicas = new ReplicaRegistry(control, { id: replicaId, name: hostname() }, 3 * config.leaseTtlMs);
 
     const sessions = new SessionRegistry();
+    let leadership: Leadership | undefined;
+    let presence: SessionPresence | undefined;
+    let mailbox: JobMailbox | undefined;
     const metrics = new PromMetrics(replicaId);
     registerFleetGauges(metrics.registry, {
       db, sessions,
@@ -230,140 +163,36 @@ export class Controller {
     const listenHost = config.listen.replace(/:\d+$/, '');
     // Replicas serve one chunk directory on shared storage; one whose directory is not that one is refused here (ha/shared-chunks.ts).
     if (shared) await claimSharedChunkDir(db, config.chunkDir);
-    const bundles = new BundleStore(db, config.chunkDir);
-    const jobs = new JobCoordinator(db, sessions, log.child({ part: 'jobs' }), metrics, systemClock);
-    const history = new JobHistory(db);
-    const ctx: ControllerContext = {
-      bundles, prefetch: new PrefetchCoordinator(db, sessions, bundles, log.child({ part: 'prefetch' })),
-      jobs, history,
-      plans: new PlanStore(db, bundles),
-      rollouts: undefined as unknown as RolloutScheduler, // set below, from the parts it uses
+    const ctx = newControllerContext({
       config, log, ca, db, sessions, metrics,
-      tokens: new TokenStore(db), agents: new AgentStore(db), agentUpgrades: new AgentUpgradeStore(db), audit: new AuditLog(db), registry: new RegistryStore(db),
-      exec: new ExecCoordinator(jobs, history, log.child({ part: 'exec' })),
-      relays: undefined as unknown as RelayDirectory, // set below (it needs the context's agent store)
       // Every live replica's addresses (this one's first): agents spread over them and move on when one goes.
       joinAddresses: () => replicas.joinAddresses(ownAddresses()),
-      status: undefined as unknown as ControllerContext['status'], // set below, with the lease
-    };
-    ctx.relays = new RelayDirectory(db, ctx.agents, sessions, ca, () => config.agentCertTtlMs, log.child({ part: 'relays' }), bundles);
-    // Prefetches and rollouts pin their bundles on the relays and warm them first (relays/relay-pins.ts).
-    ctx.prefetch.relays = ctx.relays.pins;
+    });
     const ownAddresses = () => config.advertise.length > 0
       ? config.advertise
       : [`${wildcard ? (localAddresses()[0] ?? '127.0.0.1') : listenHost}:${port}`];
 
-    // Singleton work (the rollout scheduler, the job-history sweep) runs only
-    // on the replica holding the scheduler lease, and writes through the
-    // fence: a replica that lost the lease cannot write (docs/ha.md).
-    let leadership: Leadership | undefined;
-    const fenced = new FencedDb(db, () => leadership?.fence());
-    const presence = shared ? new SessionPresence(db, replicaId, sessions, replicas, log.child({ part: 'presence' })) : undefined;
-    presence?.start();
-    opened.push(() => presence?.stop());
-    if (presence) ctx.jobs.connectedElsewhere = () => presence.connected();
-    ctx.rollouts = new RolloutScheduler({
-      store: new RolloutStore(fenced), sessions, jobs: ctx.jobs, prefetch: ctx.prefetch, plans: ctx.plans, bundles, agents: ctx.agents, agentUpgrades: ctx.agentUpgrades,
-      audit: ctx.audit, log: log.child({ part: 'rollouts' }), clock: systemClock, presence, relayPins: ctx.relays.pins,
-    });
-    // Job history past the retention goes when elected and every hour after.
-    const sweeping = new JobHistory(fenced);
-    const sweep = () => sweeping.sweep(Date.now() - config.jobRetentionMs).then(
-      (n) => { if (n > 0) log.info({ jobs: n, retentionMs: config.jobRetentionMs }, 'job history: removed runs older than the retention'); },
-      (err: Error) => log.error({ err }, 'job history sweep failed'));
-    let sweeper: NodeJS.Timeout | undefined;
-    const lease = new Lease({ db: control, name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, exclusive: db.dialect === 'sqlite' });
-    ctx.status = () => controllerStatus({ db, replicaId, store: config.store.display, chunkDir: config.chunkDir, lease, replicas, sessions, presence });
-    leadership = new Leadership({
-      lease,
-      name: 'scheduler', owner: replicaId, ttlMs: config.leaseTtlMs, clock: systemClock, log: log.child({ part: 'lease' }),
-      onElected: async () => {
-        // Running hosts are re-attached to their stored jobs first, so results that arrive on reconnect reach them.
-        await ctx.rollouts.start();
-        // Changes asked through other replicas are applied here from now on.
-        ctx.rolloutCommands?.startApplying();
-        await sweep();
-        sweeper = setInterval(() => void sweep(), 3_600_000);
-      },
-      onDeposed: async () => {
-        clearInterval(sweeper);
-        await ctx.rolloutCommands?.stopApplying();
-        await ctx.rollouts.stop();
-      },
-    });
-    // Several replicas: starts recorded by one are delivered by the one holding the host's session (jobs/job-mailbox.ts).
-    // Agent upgrades too (rollouts/upgrade-mailbox.ts): the scheduler's replica sends only to the sessions it holds.
-    const upgradeMail = shared ? new UpgradeMailbox(db, sessions, new UpgradeHosts(sessions, ctx.agentUpgrades, {
-      arch: async (id) => { const a = await ctx.agents.get(id); return a && agentArch(a); },
-    }), new RolloutStore(db), { plans: ctx.plans, bundles }, log.child({ part: 'upgrade-mailbox' })) : undefined;
-    // And bundle prefetch stages (bundles/prefetch.ts): a prefetch through any replica reaches hosts on every replica.
-    const mailbox = shared ? new JobMailbox(db, jobs, sessions, log.child({ part: 'mailbox' }), undefined, [upgradeMail!, ctx.prefetch]) : undefined;
-    if (mailbox && presence) ctx.prefetch.elsewhere = { connected: () => presence.connected(), hint: () => mailbox.hint() };
-    mailbox?.start();
-    opened.push(() => mailbox?.stop());
-    // Rollout changes asked through a replica that is not the scheduler are applied by the one that is (rollouts/rollout-commands.ts).
-    if (shared) {
-      const commands = new RolloutCommands({ db, fenced, scheduler: ctx.rollouts, replicaId, log: log.child({ part: 'rollout-commands' }) });
-      ctx.rolloutCommands = commands;
-      opened.push(() => commands.stopApplying());
-    }
+    ({ leadership, presence, mailbox } = wireReplicas(ctx, { replicaId, replicas, control, shared, opened }));
 
     // Before any agent can connect: a lone controller holds the lease (and drives its rollouts) before it serves.
     opened.push(() => leadership!.stop());
     await leadership.start();
 
     const health = new HealthState(['ferry.v1.Enrollment', 'ferry.v1.AgentSession', 'ferry.v1.Chunks', 'ferry.v1.Admin', 'ferry.v1.Rollouts']);
-    // Chunks.Fetch messages framed in place, without grpc-js's copy per chunk (grpc-chunks.ts).
-    if (!frameChunksInPlace()) log.warn('this grpc-js frames messages elsewhere: chunks are served with a copy each (slower, same bytes)');
-    const tlsServer = new Server(serverOptions());
-    opened.push(() => tlsServer.forceShutdown());
-    const reauth = new ReauthService({
-      agents: ctx.agents, challenges: new ReauthChallenges(db), ca, audit: ctx.audit, log: log.child({ part: 'reauth' }),
-      agentCertTtlMs: config.agentCertTtlMs, reauthWindowMs: config.agentReauthWindowMs, now: Date.now,
-    });
-    tlsServer.addService(EnrollmentService, enrollmentService(ctx, reauth));
-    tlsServer.addService(AgentSessionService, sessionService(ctx));
-    tlsServer.addService(FastChunksService, chunksService(ctx));
-    tlsServer.addService(AdminService, adminService(ctx, { requireOperatorCert: true }));
-    tlsServer.addService(RolloutsService, rolloutsService(ctx, ctx.rollouts, { requireOperatorCert: true }));
-    tlsServer.addService(HealthService, health.service());
-    // Client certificates are requested but not required at the TLS layer:
-    // enrollment has none yet. Each session and remote admin call checks its own.
-    const provider = staticProvider(serverCert.certChainPem, serverCert.keyPem, ca.certPem);
-    preferFerryCiphers();
-    const creds = experimental.createCertificateProviderServerCredentials(provider, provider, false);
-    try {
-      port = await bind(tlsServer, config.listen, creds);
-    } catch (err) {
-      throw new FerryError(ErrorCode.Config, `cannot listen on ${config.listen}: ${(err as Error).message}`,
-        'pick a free port with --listen, or stop whatever holds this one');
-    }
+    const tls = await serveTls(ctx, health, serverCert, opened);
+    const tlsServer = tls.server;
+    port = tls.port;
 
     let registry: RegistryServer | undefined;
     if (config.registryAddr) {
       registry = await RegistryServer.start({
         addr: config.registryAddr, certChainPem: serverCert.certChainPem, keyPem: serverCert.keyPem, ca,
-        agents: ctx.agents, operators: new OperatorStore(db), bundles, store: ctx.registry, log: log.child({ part: 'registry' }), metrics,
+        agents: ctx.agents, operators: new OperatorStore(db), bundles: ctx.bundles, store: ctx.registry, log: log.child({ part: 'registry' }), metrics,
       });
       opened.push(() => registry!.stop());
     }
 
-    const adminServer = new Server(serverOptions());
-    opened.push(() => adminServer.forceShutdown());
-    adminServer.addService(AdminService, adminService(ctx, { requireOperatorCert: false }));
-    adminServer.addService(RolloutsService, rolloutsService(ctx, ctx.rollouts, { requireOperatorCert: false }));
-    adminServer.addService(HealthService, health.service());
-    mkdirSync(join(config.adminSocket, '..'), { recursive: true, mode: 0o700 });
-    const oldUmask = process.umask(0o177); // the socket is born 0600: no window where others can connect
-    try {
-      await bind(adminServer, `unix://${config.adminSocket}`, ServerCredentials.createInsecure());
-      // Pushes upload chunks on this socket: an 8 MiB receive window instead of grpc-js's 64 KiB (common/src/grpc-options.ts).
-      if (!widenServerWindows(adminServer, ADMIN_WINDOW_BYTES, 1024 * 1024)) log.warn('this grpc-js keeps its HTTP/2 servers elsewhere: pushes use the 64 KiB default window (slower, same bytes)');
-    } finally {
-      process.umask(oldUmask);
-    }
-    opened.push(() => unlinkSync(config.adminSocket));
-    chmodSync(config.adminSocket, 0o600);
+    const adminServer = await serveAdminSocket(ctx, health, opened);
 
     // The web console: its own HTTPS listener for people, off unless --console-addr is given.
     let consoleServer: ConsoleServer | undefined;

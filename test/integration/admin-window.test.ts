@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as h2connect, type ClientHttp2Session, type Settings } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Controller } from '../../controller/src/controller.js';
-import { ADMIN_WINDOW_BYTES } from '../../controller/src/controller.js';
+import { ADMIN_WINDOW_BYTES } from '../../controller/src/controller-listeners.js';
 import { cleanup, startController } from '../support/fixtures.js';
 
 describe('controller: the admin socket\'s HTTP/2 window for pushes', function () {
