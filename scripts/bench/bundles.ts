@@ -31,7 +31,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { BATCH_CHUNKS } from '../../agent/src/bundles/chunk-fetcher.js';
-import { FETCH_CALLS } from '../../agent/src/bundles/bundle-cache.js';
+import { FETCH_CALLS } from '../../agent/src/bundles/stage-bundle.js';
 import { CHUNK_CALL_WINDOW_BYTES } from '../../agent/src/bundles/grpc-chunk-source.js';
 import { buildManifest } from '../../common/src/bundle/builder.js';
 import { defaultBuildWorkers } from '../../common/src/bundle/build-pool.js';

@@ -17,8 +17,6 @@ import { checkManifest } from '../../../common/src/bundle/manifest-checks.js';
 import { stageBundle, type StageOptions, type StageResult } from './stage-bundle.js';
 
 export type { StageProgress } from './progress.js';
-// scripts/bench/bundles.ts reads the default from here.
-export { FETCH_CALLS } from './stage-bundle.js';
 
 /** See module comment. One instance per cache directory per process. */
 export class BundleCache {
