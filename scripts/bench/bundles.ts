@@ -40,10 +40,10 @@ import type { PrefetchEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import { BundleState } from '../../common/src/gen/ferry/v1/session.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { dirReader, pushBundle } from '../../controller/src/cli/bundle-push.js';
-import {
-  AgentProc, benchEnv, ControllerProc, cpuMsOf, gcMeterArgs, gcOf, enrollAgents, ferry, fmtMiB, fmtMs, fmtRate, freeDiskBytes, GiB, Janitor, MiB, progress, rate, REPO, Report,
-  runSuite, sysDelta, sysSnap, waitConnected, type Enrolled, type SysDelta,
-} from './kit.js';
+import { benchEnv, cpuMsOf, gcMeterArgs, gcOf, ferry, freeDiskBytes, GiB, Janitor, MiB, progress, REPO, runSuite } from './kit.js';
+import { AgentProc, ControllerProc, enrollAgents, waitConnected, type Enrolled } from './ferry-procs.js';
+import { fmtMiB, fmtMs, fmtRate, rate, Report } from './report.js';
+import { sysDelta, sysSnap, type SysDelta } from './sys-counters.js';
 import { Rpc, sleep, withTimeout } from './lib.js';
 import { Nginx, curlRound, nginxInstalled, type CurlRound } from './nginx.js';
 import { changedTarBytes, listFiles, packageSpec, seededBytes, writePackage, writeUpgrade } from './pkg.js';

@@ -1,9 +1,9 @@
 /**
  * Shared machinery of the bundles and steps benchmark suites (bundles.ts,
  * steps.ts): child-process bookkeeping with cleanup on exit, failure and
- * Ctrl-C; the real controller (`bin/ferry.js controller start`) and real
- * agents (`bin/ferry-agent.js join` / `run`) as child processes; the CLI;
- * and the results table (goal / measured / ratio / result) as markdown + JSON.
+ * Ctrl-C; the CLI; per-process readings; a suite's deadline and cleanup.
+ * Ferry's controller and agents as child processes are in ferry-procs.ts,
+ * the results table in report.ts, machine-wide counters in sys-counters.ts.
  *
  * Only processes started here are ever signalled, by their pid; only
  * 127.0.0.1 is used.
@@ -18,14 +18,13 @@ import { withMallocEnv } from '../../common/src/malloc-env.js';
 export function benchEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return process.env['BENCH_MALLOC'] === 'off' ? env : withMallocEnv(env);
 }
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Admin } from '../../controller/src/cli/admin-client.js';
-import { procCpuMs, procMem, sleep, withTimeout } from './lib.js';
+import { procCpuMs, procMem } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/scripts/bench
 export const REPO = resolve(here, '../../..');
@@ -41,7 +40,8 @@ export function progress(suite: string, msg: string): void {
 
 // ---- processes and temp dirs ---------------------------------------------------------
 
-function exited(c: ChildProcess): boolean {
+/** Whether the child has exited or was killed by a signal. */
+export function exited(c: ChildProcess): boolean {
   return c.exitCode !== null || c.signalCode !== null;
 }
 
@@ -211,188 +211,6 @@ export function gcOf(dir: string, pid: number): { ms: number; count: number; maj
   }
 }
 
-// ---- the controller ------------------------------------------------------------------
-
-export class ControllerProc {
-  private constructor(private readonly j: Janitor, readonly proc: ChildProcess, readonly address: string, readonly dataDir: string) {}
-
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
-  /** `node [nodeArgs] bin/ferry.js controller start --data DIR --listen LISTEN`; resolves once it prints where agents dial. */
-  static async start(j: Janitor, dataDir: string, listen: string, logPath: string, nodeArgs: string[] = [], extraArgs: string[] = []): Promise<ControllerProc> {
-    const log = openSync(logPath, 'a');
-    // With the glibc malloc settings a deployment starts it with (common/src/malloc-env.ts, README).
-    const proc = j.spawn(process.execPath, [...nodeArgs, FERRY, 'controller', 'start', '--data', dataDir, '--listen', listen, ...extraArgs], { stdio: ['ignore', log, 'pipe'], env: benchEnv() });
-    closeSync(log);
-    let stderr = '';
-    const dial = await withTimeout(new Promise<{ host: string; port: number }>((res, rej) => {
-      proc.stderr!.setEncoding('utf8');
-      proc.stderr!.on('data', (d: string) => {
-        stderr = (stderr + d).slice(-50_000);
-        const m = /agents dial:\s+(\S+):(\d+)/.exec(stderr);
-        if (m && /CA pin:/.test(stderr)) res({ host: m[1]!, port: Number(m[2]) });
-      });
-      proc.once('exit', (code) => rej(new Error(`controller exited with ${code} while starting:\n${stderr}`)));
-    }), 60_000, 'controller start');
-    proc.stderr!.on('data', () => undefined); // keep draining
-    return new ControllerProc(j, proc, `${dial.host}:${dial.port}`, dataDir);
-  }
-
-  cpuMs(): number {
-    return cpuMsOf(this.pid);
-  }
-
-  async stop(): Promise<void> {
-    await this.j.stop(this.proc, 20_000);
-  }
-}
-
-// ---- real agents ---------------------------------------------------------------------
-
-export interface Enrolled { agentId: string; stateDir: string }
-
-/**
- * `ferry-agent join` for each state dir, `parallel` at a time; `wrap(i)` is
- * put in front of the i-th command (`ip netns exec NS` to join from inside a
- * simulated site).
- */
-export async function enrollAgents(j: Janitor, joinString: string, stateDirs: string[], parallel = 4, wrap: (i: number) => string[] = () => []): Promise<Enrolled[]> {
-  const out: Enrolled[] = new Array(stateDirs.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(parallel, stateDirs.length) }, async () => {
-    for (let i = next++; i < stateDirs.length; i = next++) {
-      const [file, ...args] = [...wrap(i), process.execPath, FERRY_AGENT, 'join', joinString, '--state', stateDirs[i]!, '--json'];
-      const r = await runBounded(j, file!, args, 120_000);
-      if (r.code !== 0) throw new Error(`ferry-agent join exited ${r.code}: ${r.stderr.trim()}`);
-      out[i] = { agentId: (JSON.parse(r.stdout.trim()) as { agentId: string }).agentId, stateDir: stateDirs[i]! };
-    }
-  }));
-  return out;
-}
-
-/** One `ferry-agent run` process. */
-export class AgentProc {
-  private constructor(private readonly j: Janitor, readonly proc: ChildProcess, readonly agentId: string, readonly stateDir: string) {}
-
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
-  /** `wrap` goes in front of the command (`ip netns exec NS` to run it inside a simulated site). */
-  static start(j: Janitor, a: Enrolled, logPath: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = process.env, wrap: string[] = []): AgentProc {
-    const log = openSync(logPath, 'a');
-    // With the agent unit's glibc malloc settings (agent/src/service/unit-file.ts).
-    const [file, ...args] = [...wrap, process.execPath, ...nodeArgs, FERRY_AGENT, 'run', '--state', a.stateDir];
-    const proc = j.spawn(file!, args, { stdio: ['ignore', log, log], env: benchEnv(env) });
-    closeSync(log);
-    return new AgentProc(j, proc, a.agentId, a.stateDir);
-  }
-
-  mem(): { hwm: number; rss: number } {
-    return memOf(this.pid);
-  }
-
-  cpuMs(): number {
-    return cpuMsOf(this.pid);
-  }
-
-  async stop(): Promise<void> {
-    await this.j.stop(this.proc, 15_000);
-  }
-}
-
-/** Waits until the controller lists every id in `ids` as connected. */
-export async function waitConnected(admin: Admin, ids: string[], timeoutMs: number): Promise<void> {
-  const want = new Set(ids);
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const { agents } = await admin.call(admin.client.listAgents, { selector: '', includeRevoked: false });
-    const up = agents.filter((a) => want.has(a.id) && a.connected).length;
-    if (up === want.size) return;
-    if (Date.now() > until) throw new Error(`only ${up} of ${want.size} agents connected within ${timeoutMs / 1000} s`);
-    await sleep(200);
-  }
-}
-
-// ---- results -------------------------------------------------------------------------
-
-/**
- * Which code was measured: HEAD and how many tracked files differ from it
- * (build/ is compiled from the work tree, which others may be editing).
- */
-export function sourceVersion(): string {
-  // A run from a copy of build/ (so the work tree can change meanwhile) names the commit it was built from.
-  if (process.env['FERRY_BENCH_SOURCE']) return process.env['FERRY_BENCH_SOURCE'];
-  try {
-    const git = (...args: string[]) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;
-    return `commit ${git('rev-parse', '--short', 'HEAD')}${changed ? ` + ${changed} uncommitted file change(s)` : ''}`;
-  } catch {
-    return 'not a git checkout';
-  }
-}
-
-export interface Row {
-  metric: string;
-  goal: string;
-  measured: string;
-  ratio: string;
-  result: 'PASS' | 'FAIL' | 'info';
-  value?: number;
-  unit?: string;
-}
-
-export class Report {
-  readonly rows: Row[] = [];
-  readonly notes: string[] = [];
-  readonly sections: string[] = [];
-  readonly raw: Record<string, unknown> = {};
-  readonly meta: Record<string, unknown>;
-
-  constructor(readonly suite: string, readonly title: string, extra: Record<string, unknown>) {
-    this.meta = {
-      date: new Date().toISOString(), node: process.versions.node, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? '?',
-      memGiB: (totalmem() / GiB).toFixed(1), loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '), source: sourceVersion(), ...extra,
-    };
-  }
-
-  row(r: Omit<Row, 'goal' | 'ratio' | 'result'> & Partial<Pick<Row, 'goal' | 'ratio' | 'result'>>): void {
-    this.rows.push({ goal: '—', ratio: '—', result: 'info', ...r });
-  }
-
-  markdown(): string {
-    const esc = (s: string) => s.replace(/\|/g, '\\|');
-    const m = this.meta;
-    const src = m['source'] === m['sourceAfter'] ? `Source: ${m['source']}` : `Source: ${m['source']} at the start, ${m['sourceAfter']} at the end (the tree changed during the run)`;
-    return [
-      `# ${this.title}`, '', src, '',
-      `${m['date']} · node ${m['node']} · ${m['cpus']} CPU(s) (${m['cpuModel']}) · ${m['memGiB']} GiB RAM · load average before/after ${m['loadBefore']} / ${m['loadAfter']}` +
-        (m['mode'] ? ` · ${m['mode']}` : ''), '',
-      '| Metric | Goal | Measured | Ratio | Result |', '|---|---|---|---|---|',
-      ...this.rows.map((r) => `| ${esc(r.metric)} | ${esc(r.goal)} | ${esc(r.measured)} | ${esc(r.ratio)} | ${r.result} |`), '',
-      ...this.sections,
-      ...(this.notes.length ? ['## Notes', '', ...this.notes.map((n) => `- ${n}`), ''] : []),
-    ].join('\n');
-  }
-
-  write(outDir: string): string {
-    this.meta['loadAfter'] = loadavg().map((l) => l.toFixed(2)).join(' ');
-    this.meta['sourceAfter'] = sourceVersion();
-    mkdirSync(outDir, { recursive: true });
-    const md = this.markdown();
-    writeFileSync(join(outDir, `${this.suite}.md`), md);
-    writeFileSync(join(outDir, `${this.suite}.json`), JSON.stringify({ meta: this.meta, rows: this.rows, notes: this.notes, raw: this.raw }, null, 2) + '\n');
-    return md;
-  }
-}
-
-export const fmtMiB = (bytes: number, digits = 1) => `${(bytes / MiB).toFixed(digits)} MiB`;
-export const fmtRate = (bytes: number, ms: number) => `${(bytes / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
-export const fmtMs = (x: number) => (Number.isFinite(x) ? (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : x >= 100 ? `${Math.round(x)} ms` : `${x.toFixed(2)} ms`) : 'n/a');
-export const rate = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
-
 /** Options every suite takes. */
 export interface SuiteOptions {
   quick: boolean;
@@ -420,43 +238,4 @@ export async function runSuite(j: Janitor, timeoutMin: number, main: () => Promi
   } finally {
     clearTimeout(deadline);
   }
-}
-
-// ---- machine-wide counters -----------------------------------------------------------
-
-export interface SysSnap { t: number; cpu: number[]; readBytes: number; writtenBytes: number }
-
-/** /proc/stat's cpu line and the whole disks' byte counters from /proc/diskstats. */
-export function sysSnap(): SysSnap {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  let readBytes = 0;
-  let writtenBytes = 0;
-  for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 10 || !/^((vd|sd|xvd|hd)[a-z]+|nvme\d+n\d+)$/.test(f[2]!)) continue;
-    readBytes += Number(f[5]) * 512;
-    writtenBytes += Number(f[9]) * 512;
-  }
-  return { t: performance.now(), cpu, readBytes, writtenBytes };
-}
-
-export interface SysDelta {
-  wallMs: number;
-  busyPct: number;
-  iowaitPct: number;
-  /** CPU ms used on all cores by everything (USER_HZ = 100). */
-  busyCpuMs: number;
-  diskReadBytes: number;
-  diskWrittenBytes: number;
-}
-
-/** Machine CPU use (all cores = 100%) and disk traffic between two snapshots. */
-export function sysDelta(a: SysSnap, b: SysSnap): SysDelta {
-  const d = b.cpu.map((x, i) => x - (a.cpu[i] ?? 0));
-  const total = d.slice(0, 8).reduce((s, x) => s + x, 0) || 1;
-  const idle = (d[3] ?? 0) + (d[4] ?? 0);
-  return {
-    wallMs: b.t - a.t, busyPct: ((total - idle) / total) * 100, iowaitPct: ((d[4] ?? 0) / total) * 100, busyCpuMs: (total - idle) * 10,
-    diskReadBytes: b.readBytes - a.readBytes, diskWrittenBytes: b.writtenBytes - a.writtenBytes,
-  };
 }

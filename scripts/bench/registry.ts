@@ -26,9 +26,9 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { PrivateContainerd, containerdInstalled, hostsDir } from './containerd.js';
 import { Nginx, nginxInstalled } from './nginx.js';
-import {
-  ControllerProc, GiB, Janitor, MiB, REPO, Report, cpuMsOf, ferry, fmtMiB, freePort, progress, rate, runBounded, runSuite,
-} from './kit.js';
+import { GiB, Janitor, MiB, REPO, cpuMsOf, ferry, freePort, progress, runBounded, runSuite } from './kit.js';
+import { ControllerProc } from './ferry-procs.js';
+import { Report, fmtMiB, rate } from './report.js';
 import { sleep } from './lib.js';
 
 const SUITE = 'registry';

@@ -34,10 +34,10 @@ import { Admin } from '../../controller/src/cli/admin-client.js';
 import { dirReader, pushBundle } from '../../controller/src/cli/bundle-push.js';
 import { Sites, type LinkShape, type Site } from '../../test/support/sites.js';
 import { prefetch } from './bundles.js';
-import {
-  AgentProc, ControllerProc, enrollAgents, ferry, fmtMiB, fmtMs, freeDiskBytes, freePort, GiB, Janitor, MiB, progress, REPO, Report, runBounded, runSuite, sysDelta, sysSnap, waitConnected,
-  type Enrolled, type SysDelta,
-} from './kit.js';
+import { ferry, freeDiskBytes, freePort, GiB, Janitor, MiB, progress, REPO, runBounded, runSuite } from './kit.js';
+import { AgentProc, ControllerProc, enrollAgents, waitConnected, type Enrolled } from './ferry-procs.js';
+import { fmtMiB, fmtMs, Report } from './report.js';
+import { sysDelta, sysSnap, type SysDelta } from './sys-counters.js';
 import { sleep } from './lib.js';
 import { Nginx, nginxInstalled } from './nginx.js';
 import { listFiles, packageSpecOfSize, writePackage } from './pkg.js';

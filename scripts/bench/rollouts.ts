@@ -32,9 +32,10 @@ import type { RolloutSnapshot } from '../../common/src/gen/ferry/v1/rollouts.js'
 import { signPlan } from '../../common/src/plan/signed-plan.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
-import {
-  ControllerProc, fmtMs, Janitor, memOf, MiB, progress, REPO, Report, runSuite, sysDelta, sysSnap, waitConnected, type SysDelta,
-} from './kit.js';
+import { Janitor, memOf, MiB, progress, REPO, runSuite } from './kit.js';
+import { ControllerProc, waitConnected } from './ferry-procs.js';
+import { fmtMs, Report } from './report.js';
+import { sysDelta, sysSnap, type SysDelta } from './sys-counters.js';
 import { FleetProcs, type SpawnNode } from './fleet-procs.js';
 import { nodeCommand, sleep, stats, withTimeout, type Stats } from './lib.js';
 

@@ -28,9 +28,9 @@ import { execa } from 'execa';
 import { generateSigningKey } from '../../common/src/bundle/manifest.js';
 import type { JobEvent } from '../../common/src/gen/ferry/v1/admin.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
-import {
-  AgentProc, ControllerProc, enrollAgents, ferry, fmtMiB, fmtMs, Janitor, progress, REPO, Report, runBounded, runSuite, waitConnected,
-} from './kit.js';
+import { ferry, Janitor, progress, REPO, runBounded, runSuite } from './kit.js';
+import { AgentProc, ControllerProc, enrollAgents, waitConnected } from './ferry-procs.js';
+import { fmtMiB, fmtMs, Report } from './report.js';
 import { sleep, stats, withTimeout } from './lib.js';
 import { imageTar, packageSpec } from './pkg.js';
 

@@ -41,7 +41,10 @@ import type { RolloutSnapshot } from '../../common/src/gen/ferry/v1/rollouts.js'
 import { FERRY_VERSION } from '../../common/src/version.js';
 import { Admin } from '../../controller/src/cli/admin-client.js';
 import { Rollouts } from '../../controller/src/cli/cmd-rollout-client.js';
-import { ControllerProc, ferry, fmtMiB, fmtMs, Janitor, progress, REPO, Report, runSuite, sysDelta, sysSnap, waitConnected } from './kit.js';
+import { ferry, Janitor, progress, REPO, runSuite } from './kit.js';
+import { ControllerProc, waitConnected } from './ferry-procs.js';
+import { fmtMiB, fmtMs, Report } from './report.js';
+import { sysDelta, sysSnap } from './sys-counters.js';
 import { FleetProcs, type SpawnNode } from './fleet-procs.js';
 import { nodeCommand, sleep, stats } from './lib.js';
 import { writeShims, type UpgradeSimTimes } from './upgrade-sim.js';
