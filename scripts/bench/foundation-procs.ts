@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FoundationOptions } from './foundation-options.js';
-import { exited, FERRY, waitExit } from './kit.js';
+import { exited, FERRY, terminate } from './kit.js';
 import { nodeCommand, procCpuMs, Rpc, withTimeout, type ProcMem } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // build/scripts/bench
@@ -42,13 +42,7 @@ export class FoundationProcs {
 
   /** SIGTERM, then SIGKILL after `graceMs`; only processes this run started. */
   readonly stopChild = async (c: ChildProcess, graceMs = 10_000): Promise<void> => {
-    if (!exited(c)) {
-      c.kill('SIGTERM');
-      if (!(await waitExit(c, graceMs))) {
-        c.kill('SIGKILL');
-        await waitExit(c, 5_000);
-      }
-    }
+    if (!exited(c)) await terminate(c, graceMs);
     this.children.delete(c);
   };
 

@@ -53,6 +53,15 @@ export function waitExit(c: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+/** SIGTERM, then SIGKILL if it has not exited after `graceMs` (and 5 s more for the kill). */
+export async function terminate(c: ChildProcess, graceMs: number): Promise<void> {
+  c.kill('SIGTERM');
+  if (!(await waitExit(c, graceMs))) {
+    c.kill('SIGKILL');
+    await waitExit(c, 5_000);
+  }
+}
+
 /** Children (by ChildProcess), extra pids (nginx workers) and temp dirs of one suite run, all removed by `cleanup()`. */
 export class Janitor {
   readonly children = new Set<ChildProcess>();
@@ -91,13 +100,7 @@ export class Janitor {
 
   /** SIGTERM, then SIGKILL after `graceMs`. */
   async stop(c: ChildProcess, graceMs = 10_000): Promise<void> {
-    if (!exited(c) && c.pid !== undefined) {
-      c.kill('SIGTERM');
-      if (!(await waitExit(c, graceMs))) {
-        c.kill('SIGKILL');
-        await waitExit(c, 5_000);
-      }
-    }
+    if (!exited(c) && c.pid !== undefined) await terminate(c, graceMs);
     this.children.delete(c);
   }
 

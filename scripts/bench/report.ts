@@ -17,6 +17,11 @@ import { GiB, MiB, REPO } from './kit.js';
 export function sourceVersion(): string {
   // A run from a copy of build/ (so the work tree can change meanwhile) names the commit it was built from.
   if (process.env['FERRY_BENCH_SOURCE']) return process.env['FERRY_BENCH_SOURCE'];
+  return gitVersion();
+}
+
+/** The commit checked out at the repository and how many tracked files differ from it, without FERRY_BENCH_SOURCE. */
+export function gitVersion(): string {
   try {
     const git = (...args: string[]) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;

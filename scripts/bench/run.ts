@@ -29,7 +29,6 @@
  * 127.0.0.1 is used. Every child process and temp directory is removed at the
  * end, also on failure or Ctrl-C.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -40,8 +39,8 @@ import { peers } from './foundation-peers.js';
 import { FoundationProcs, progress } from './foundation-procs.js';
 import { markdown, notes, raw, rows } from './foundation-report.js';
 import { idleSessions, sessionHeapProfile } from './foundation-sessions.js';
-import { REPO } from './kit.js';
 import { fdLimit } from './lib.js';
+import { gitVersion } from './report.js';
 import { dispatchSuite } from './suites.js';
 
 // `--suite bundles|steps`, and no --suite at all (every suite), are run by
@@ -59,24 +58,14 @@ const { tmp } = procs;
 
 // ---- the run ------------------------------------------------------------------------
 
-/** Which code was measured: commit, and whether the work tree differed from it. */
-function sourceVersion(): string {
-  try {
-    const git = (...args: string[]) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;
-    return `commit ${git('rev-parse', '--short', 'HEAD')}${changed ? ` + ${changed} uncommitted file change(s)` : ''}`;
-  } catch {
-    return 'not a git checkout';
-  }
-}
-
 async function main(): Promise<number> {
   mkdirSync(LOGS, { recursive: true });
   const fd = fdLimit();
+  // source: which code was measured, by git alone (this run has never read FERRY_BENCH_SOURCE, as report.ts's sourceVersion does).
   const meta: Record<string, unknown> = {
     date: new Date().toISOString(), node: process.versions.node, cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? '?',
     memGiB: (totalmem() / 2 ** 30).toFixed(1), loadBefore: loadavg().map((l) => l.toFixed(2)).join(' '),
-    fdLimit: `${fd.soft}/${fd.hard}`, agents: N, procs: PROCS, rounds: ROUNDS, tmp, source: sourceVersion(),
+    fdLimit: `${fd.soft}/${fd.hard}`, agents: N, procs: PROCS, rounds: ROUNDS, tmp, source: gitVersion(),
   };
   if (N < 200) notes.push(`with only ${N} agents, the RSS deltas per session are within the noise of V8's heap sizing (a few MiB); use the default 500 for memory figures`);
   if (fd.soft < N * 2 + 512) {
