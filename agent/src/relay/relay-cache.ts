@@ -6,7 +6,7 @@
  * Each missing chunk is fetched once from upstream however many agents ask
  * for it at the same time (single flight): the first asker starts one
  * upstream call for every chunk it misses, later askers wait on the same
- * promises. Upstream bytes are hashed before they are stored
+ * promises (relay-upstream.ts). Upstream bytes are hashed before they are stored
  * (ChunkStore.put), and chunks are served through ServedChunks, which hashes
  * a chunk the first time this process serves it, so a chunk that went bad
  * while the relay was down is dropped and fetched again, not served.
@@ -24,11 +24,11 @@ import type { EncodedChunkData } from '../../../common/src/bundle/chunk-codec.js
 import { ChunkCorruptError, ChunkNotFoundError } from '../../../common/src/bundle/errors.js';
 import { ServedChunks, type ServingLimits } from '../../../common/src/bundle/served-chunks.js';
 import type { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
-import { ErrorCode, FerryError, asFerryError } from '../../../common/src/errors.js';
+import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { Logger } from '../../../common/src/log.js';
 import type { ChunkSource, FetchedChunk } from '../bundles/chunk-source.js';
-import { TokenBucket } from '../bundles/token-bucket.js';
 import { MAX_DIGESTS_PER_CALL, type SendBudget } from '../../../common/src/bundle/chunk-stream.js';
+import { UpstreamFetches } from './relay-upstream.js';
 
 /** A relay runs on an edge host beside other work: a smaller budget and pool than the controller's (a site's agents share one uplink-fed cache). */
 const RELAY_SERVING: ServingLimits = { sendBytes: 24 << 20, poolBytes: 32 << 20 };
@@ -60,20 +60,33 @@ export class RelayCache {
   /** Digest → size, in access order (oldest first): Map iteration order is insertion order, and a hit re-inserts. */
   private readonly lru = new Map<string, number>();
   private used = 0;
-  /** Upstream fetches in flight, by digest (single flight). */
-  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Upstream fetches in flight (single flight). */
+  private readonly upstream: UpstreamFetches;
   /** Chunks being served right now (count of calls): never evicted under a reader. */
   private readonly pinned = new Map<string, number>();
   private readonly counters = { hits: 0, misses: 0, bytesFromUpstream: 0, bytesServed: 0, droppedCorrupt: 0, upstreamBytesPerSec: 0 };
   /** Pinned bundles (id → its digests) and the union of their digests: never evicted. */
   private pins = new Map<string, readonly string[]>();
   private pinnedDigests = new Set<string>();
-  private readonly bucket: TokenBucket;
 
-  private constructor(dir: string, private capacity: number, private readonly upstream: () => ChunkSource & { close(): void }, private readonly log: Logger, upstreamBytesPerSec: number) {
+  private constructor(dir: string, private capacity: number, upstream: () => ChunkSource & { close(): void }, private readonly log: Logger, upstreamBytesPerSec: number) {
     this.store = new ChunkStore(dir, { durable: false });
     this.served = new ServedChunks(this.store, RELAY_SERVING);
-    this.bucket = new TokenBucket(upstreamBytesPerSec);
+    this.upstream = new UpstreamFetches(upstream, {
+      keep: async (digest, data) => {
+        await this.store.put(digest, data); // hashes first; a mismatch throws and stores nothing
+        this.served.written(digest, data.length);
+        this.counters.bytesFromUpstream += data.length;
+        this.touch(digest, data.length);
+      },
+      afterKeep: () => this.evict(),
+      rate: (bytesPerSec) => { this.counters.upstreamBytesPerSec = bytesPerSec; },
+    }, log, upstreamBytesPerSec);
+  }
+
+  /** Upstream fetches in flight, by digest: what `upstream` is fetching now. */
+  private get inFlight(): ReadonlyMap<string, Promise<void>> {
+    return this.upstream.inFlight;
   }
 
   /**
@@ -129,7 +142,7 @@ export class RelayCache {
     for (let i = 0; i < unique.length; i += MAX_DIGESTS_PER_CALL) {
       const batch = unique.slice(i, i + MAX_DIGESTS_PER_CALL);
       const missing = batch.filter((d) => !this.lru.has(d) && !this.inFlight.has(d));
-      if (missing.length > 0) this.fetchUpstream(missing);
+      if (missing.length > 0) this.upstream.fetch(missing);
       await Promise.all(batch.map((d) => this.inFlight.get(d) ?? Promise.resolve()));
     }
     return this.counters.bytesFromUpstream - before;
@@ -146,7 +159,7 @@ export class RelayCache {
   prepare(digests: readonly string[]): Array<Promise<void>> {
     const missing = digests.filter((d) => !this.lru.has(d) && !this.inFlight.has(d));
     const unique = [...new Set(missing)];
-    if (unique.length > 0) this.fetchUpstream(unique);
+    if (unique.length > 0) this.upstream.fetch(unique);
     for (const d of digests) {
       if (this.lru.has(d) && !this.inFlight.has(d)) this.counters.hits++;
       else this.counters.misses++;
@@ -175,7 +188,7 @@ export class RelayCache {
             this.log.warn({ digest }, 'a cached chunk no longer matches its digest; dropped and fetched again');
           }
           this.forgetEntry(digest);
-          await (this.inFlight.get(digest) ?? this.prepareOne(digest));
+          await (this.inFlight.get(digest) ?? this.upstream.fetchOne(digest));
         }
       }
     } finally {
@@ -249,57 +262,6 @@ export class RelayCache {
       this.log.warn({ digest }, 'an agent reported bad bytes for a cached chunk; it was bad and is dropped');
     }
     return bad;
-  }
-
-  private prepareOne(digest: string): Promise<void> {
-    this.fetchUpstream([digest]);
-    return this.inFlight.get(digest)!;
-  }
-
-  /** One upstream call for `digests`; each digest's promise settles as its chunk is stored (or the call fails). */
-  private fetchUpstream(digests: string[]): void {
-    const waiting = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
-    for (const d of digests) {
-      const p = new Promise<void>((resolve, reject) => waiting.set(d, { resolve, reject }));
-      p.catch(() => undefined); // a waiter sees the rejection; nobody waiting is not an error
-      this.inFlight.set(d, p);
-    }
-    const source = this.upstream();
-    const started = performance.now();
-    let got = 0;
-    void (async () => {
-      const ac = new AbortController();
-      try {
-        for await (const c of source.fetch(digests, ac.signal)) {
-          const w = waiting.get(c.digest);
-          if (!w) throw new FerryError(ErrorCode.ChunkDigestMismatch, `upstream sent chunk ${c.digest.slice(0, 80)}, which was not asked for`);
-          await this.bucket.take(c.data.length, ac.signal);
-          await this.store.put(c.digest, c.data); // hashes first; a mismatch throws and stores nothing
-          this.served.written(c.digest, c.data.length);
-          this.counters.bytesFromUpstream += c.data.length;
-          got += c.data.length;
-          this.touch(c.digest, c.data.length);
-          this.inFlight.delete(c.digest);
-          waiting.delete(c.digest);
-          w.resolve();
-          await this.evict();
-        }
-        if (waiting.size > 0) throw new FerryError(ErrorCode.Unavailable, `upstream ended after ${digests.length - waiting.size} of ${digests.length} chunks`);
-      } catch (e) {
-        const fe = asFerryError(e);
-        this.log.warn({ code: fe.code, err: fe.message, chunks: waiting.size }, 'relay: upstream fetch failed');
-        for (const [d, w] of waiting) {
-          this.inFlight.delete(d);
-          w.reject(new FerryError(fe.code === ErrorCode.NotFound || fe.code === ErrorCode.ChunkNotFound ? fe.code : ErrorCode.Unavailable,
-            `the relay could not get chunk ${d.slice(0, 12)} from upstream: ${fe.message}`, 'the agent falls back to the controller by itself'));
-        }
-      } finally {
-        ac.abort();
-        source.close();
-        const secs = (performance.now() - started) / 1000;
-        if (got > 0 && secs > 0) this.counters.upstreamBytesPerSec = Math.round(got / secs);
-      }
-    })();
   }
 
   /** Marks a chunk used now; the access time on disk keeps the order across restarts (best effort). */
