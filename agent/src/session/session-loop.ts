@@ -1,55 +1,23 @@
 import { X509Certificate } from 'node:crypto';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { asFerryError, ErrorCode, FerryError } from '../../../common/src/errors.js';
-import type { HostFacts } from '../../../common/src/gen/ferry/v1/common.js';
 import {
   AgentSessionClient, type AgentMessage, type ControllerMessage,
 } from '../../../common/src/gen/ferry/v1/session.js';
 import { clientChannelOptions } from '../../../common/src/grpc-options.js';
 import { fromServiceError } from '../../../common/src/grpc-status.js';
-import type { Logger } from '../../../common/src/log.js';
-import { createCsr, keyPairFromPem } from '../../../common/src/pki.js';
 import { FERRY_VERSION, PROTOCOL_VERSION } from '../../../common/src/version.js';
 import { commitIfOnTrial } from '../upgrade/trial.js';
-import { systemUpgradeHost, type UpgradeHost } from '../upgrade/upgrade-host.js';
-import { loadUpgradeState, toReport } from '../upgrade/upgrade-state.js';
+import { systemUpgradeHost } from '../upgrade/upgrade-host.js';
 import { certLease, reauthenticate } from '../enroll/reauth.js';
 import { probeController } from '../enroll/tls-probe.js';
 import { controllerCreds } from '../grpc-creds.js';
-import type { AgentState } from '../state/agent-state.js';
 import { Backoff } from './backoff.js';
 import { renewalDue } from './cert-renewal.js';
 import { AgentWork } from './agent-work.js';
 import { untilDeadline } from '../../../common/src/until-deadline.js';
-import type { StepExecutor } from '../steps/step.js';
-import type { StepSchema } from '../../../common/src/plan/step-schema.js';
-
-export type SessionState = 'idle' | 'reauthenticating' | 'connecting' | 'connected' | 'backoff' | 'stopping' | 'stopped';
-
-export interface SessionOptions {
-  state: AgentState;
-  facts: () => Promise<HostFacts>;
-  log: Logger;
-  backoff?: Backoff;
-  /** Renew when less than this fraction of the certificate's lifetime remains. */
-  renewAtFraction?: number;
-  onState?: (s: SessionState, detail: { controller: string; error?: FerryError }) => void;
-  /** Root for step executors' absolute paths (tests); "/" on a real host. */
-  root?: string;
-  /** Cap on bundle bytes per second (0 = unlimited). */
-  bandwidthBytesPerSec?: number;
-  executors?: ReadonlyMap<string, StepExecutor<unknown>>;
-  schemas?: ReadonlyMap<string, StepSchema<unknown>>;
-  /** systemd and the binary, for committing a self-upgrade (tests pass a fake). */
-  upgradeHost?: UpgradeHost;
-  /** Relays (docs/relays.md): stall timeout and how long a failed relay is skipped. */
-  relayStallMs?: number;
-  relayDownMs?: number;
-  /** How often a relay reports its counters (default 5 s). */
-  relayStatusEveryMs?: number;
-  /** The settings' upgrade-window (the controller may set another per upgrade). */
-  upgradeWindowMs?: number;
-}
+import type { SessionOptions, SessionState } from './session-options.js';
+import { requestRenewal, upgradeHello } from './session-messages.js';
 
 const WELCOME_TIMEOUT_MS = 15_000;
 
@@ -244,12 +212,12 @@ export class SessionLoop {
               send({ msg: { $case: 'heartbeat', value: { timeMs: Date.now() } } });
               if (!renewing && this.needsRenewal(loaded.certPem)) {
                 renewing = true;
-                void this.requestRenewal(loaded.keyPem, send);
+                void requestRenewal(loaded.keyPem, send);
               }
             }, every);
             if (this.needsRenewal(loaded.certPem)) {
               renewing = true;
-              void this.requestRenewal(loaded.keyPem, send);
+              void requestRenewal(loaded.keyPem, send);
             }
             break;
           }
@@ -275,30 +243,14 @@ export class SessionLoop {
       void this.opts.facts().then((facts) => send({
         msg: {
           $case: 'hello',
-          value: { agentVersion: FERRY_VERSION, protocolVersion: PROTOCOL_VERSION, facts, openJobs: this.work.openJobs(), bundles: this.work.held(), ...this.upgradeHello() },
+          value: { agentVersion: FERRY_VERSION, protocolVersion: PROTOCOL_VERSION, facts, openJobs: this.work.openJobs(), bundles: this.work.held(), ...upgradeHello(this.opts.state.dir, this.opts.log) },
         },
       }));
     });
   }
 
-  /** The hello's upgrade fields: the version kept for rollback and the last outcome (resent until the next upgrade). */
-  private upgradeHello(): { previousAgentVersion: string; lastUpgrade: ReturnType<typeof toReport> | undefined } {
-    try {
-      const d = loadUpgradeState(this.opts.state.dir);
-      return { previousAgentVersion: d.previous, lastUpgrade: d.last ? toReport(d.last) : undefined };
-    } catch (err) {
-      this.opts.log.error({ err: (err as Error).message }, 'cannot read the upgrade state');
-      return { previousAgentVersion: '', lastUpgrade: undefined };
-    }
-  }
-
   private needsRenewal(certPem: string): boolean {
     return renewalDue(certPem, Date.now(), this.opts.renewAtFraction);
-  }
-
-  private async requestRenewal(keyPem: string, send: (m: AgentMessage) => void): Promise<void> {
-    const csrPem = await createCsr(await keyPairFromPem(keyPem));
-    send({ msg: { $case: 'renew', value: { csrPem } } });
   }
 
   /** Replaces a bare "unavailable" with the specific reason, found by probing the controller. */
