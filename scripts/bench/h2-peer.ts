@@ -66,7 +66,8 @@ serveRpc({
     const key = readFileSync(args.keyPath);
     const cert = readFileSync(args.certPath);
     preferFerryCiphers(); // the same AES work as Ferry's servers
-    const server = createSecureServer({ key, cert, settings: { initialWindowSize: PEER_WINDOW_BYTES } });
+    // 4 streams × 8 MiB in flight: past Node's 10 MB default session memory the peer refuses streams (ENHANCE_YOUR_CALM).
+    const server = createSecureServer({ key, cert, maxSessionMemory: 64, settings: { initialWindowSize: PEER_WINDOW_BYTES } });
     server.on('session', (s) => s.setLocalWindowSize(PEER_WINDOW_BYTES));
     server.on('stream', (stream, headers) => {
       const p = safe(args.root, decodeURIComponent(String(headers[constants.HTTP2_HEADER_PATH] ?? '/')));
