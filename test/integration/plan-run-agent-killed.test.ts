@@ -49,12 +49,14 @@ describe('plan step after the agent is killed (kill -9)', function () {
   });
 
   it('ends the step\'s leftover process group before running the step again (it finishes once), and leaves a reused pid alone', async () => {
+    // The first run sleeps far longer than any restart takes (a 15 s sleep ended by itself once on a loaded
+    // machine, before the new agent got to it); the re-run, the one that must finish, sleeps 1 s.
     const plan = `name: slow-step
 steps:
   - id: slow
     type: exec
     args:
-      shell: "echo $$ >> ${root}/begins.txt; echo begin-$$; sleep 15; echo end-$$ >> ${root}/ends.txt"
+      shell: "echo $$ >> ${root}/begins.txt; echo begin-$$; if [ $(wc -l < ${root}/begins.txt) -eq 1 ]; then sleep 120; else sleep 1; fi; echo end-$$ >> ${root}/ends.txt"
 `;
     await admin.call(admin.client.pushPlan, { signed: signPlan(plan, 'slow-step.yaml', key.privatePem) });
     let agent = startAgent();
