@@ -10,10 +10,10 @@
  * refused.
  */
 import { X509Certificate } from 'node:crypto';
-import { preferFerryCiphers } from '../../../common/src/tls-ciphers.js';
 import { Server, ServerCredentials, status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import { networkInterfaces } from 'node:os';
 import { streamChunks, MAX_DIGESTS_PER_CALL, recheckAll } from '../../../common/src/bundle/chunk-stream.js';
+import { preferFerryCiphers } from '../../../common/src/tls-ciphers.js';
 import { isSha256Hex } from '../../../common/src/bundle/digest.js';
 import { ErrorCode, FerryError } from '../../../common/src/errors.js';
 import type { ChunksServer, FetchChunksRequest, RecheckChunksRequest, RecheckChunksResponse, ResolveHttpRequest, ResolveHttpResponse } from '../../../common/src/gen/ferry/v1/chunks.js';
