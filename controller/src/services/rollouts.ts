@@ -81,7 +81,11 @@ export function rolloutsService(ctx: ControllerContext, s: RolloutScheduler, opt
         const r = await find(s, id);
         if (signal.aborted) return;
         call.write({ update: { $case: 'snapshot', value: await snapshot(r, s.store, ctx.sessions, s.clock.now()) } });
-        if (settled(r)) finish();
+        if (!settled(r)) return;
+        // The state can be stored before its event reaches this watch (published, or polled on another
+        // replica): send the stored events the watch has not sent yet, so it never ends without `finished`.
+        for (const ev of await s.store.events(id, lastSeq)) write(ev);
+        finish();
       };
       // Live events are held back until the stored history is replayed, then deduplicated by seq.
       let replayed = false;
