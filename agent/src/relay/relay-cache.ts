@@ -31,7 +31,7 @@ import { MAX_DIGESTS_PER_CALL, type SendBudget } from '../../../common/src/bundl
 import { UpstreamFetches } from './relay-upstream.js';
 
 /** A relay runs on an edge host beside other work: a smaller budget and pool than the controller's (a site's agents share one uplink-fed cache). */
-const RELAY_SERVING: ServingLimits = { sendBytes: 24 << 20, poolBytes: 32 << 20 };
+const RELAY_SERVING: ServingLimits = { sendBytes: 24 << 20, poolBytes: 32 << 20, openFiles: 256 };
 
 /** Counters a relay reports (RelayStatus). */
 export interface RelayCacheStats {

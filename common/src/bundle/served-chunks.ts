@@ -20,10 +20,17 @@
  * Reads use the callback fs API (no FileHandle promise per step) and read
  * the file into an {@link EncodedChunkData}: one read for a chunk already
  * verified (its size is known), plus an fstat the first time. The files of
- * recently served chunks stay open ({@link OPEN_FILES}): during a rollout
- * every host asks for the same chunks within seconds, and an open and a
- * close per chunk served were two more trips through libuv's thread pool
- * (each a thread wake-up and a main-loop wake-up) for every MiB. Chunk files
+ * recently served chunks stay open ({@link ServingLimits.openFiles}): during
+ * a rollout every host asks for the same chunks within seconds, and an open
+ * and a close per chunk served were two more trips through libuv's thread
+ * pool (each a thread wake-up and a main-loop wake-up) for every MiB. Registry
+ * clients spread further: skopeo and containerd fetch several layers of an
+ * image at once, so 8 of them pulling a 1 GiB image (~1000 chunks) were at
+ * ~50 places in it, and 64 open files served almost none of their reads (a
+ * CPU profile of the controller put 12% of its main thread in submitting
+ * the opens and closes). An open file costs the kernel about a KiB; when
+ * the process runs out of descriptors (EMFILE), the idle ones are closed
+ * and the open is tried once more. Chunk files
  * are content-addressed and never rewritten in place; a chunk this
  * process removes from the store (collected, or dropped as corrupt) is
  * closed here first (ChunkStore.onRemove), so it is not served from a file
@@ -42,8 +49,6 @@ import { ChunkCorruptError, ChunkNotFoundError } from './errors.js';
 const MESSAGE_OVERHEAD = 96;
 /** Bound on remembered sizes; past it the memory starts over (chunks are then hashed once more). */
 const MAX_REMEMBERED = 1_000_000;
-/** Chunk files kept open, least recently served closed first (a file being read is never closed under its reader). */
-const OPEN_FILES = 64;
 
 /** An open chunk file; `readers` reads under way; `dropped` once it left the set while read (closed by its last reader). */
 interface OpenChunk { fd: number; readers: number; dropped: boolean }
@@ -54,6 +59,8 @@ export interface ServingLimits {
   sendBytes: number;
   /** Bytes of free chunk buffers kept for reuse. */
   poolBytes: number;
+  /** Chunk files kept open, least recently served closed first (a file being read is never closed under its reader). */
+  openFiles: number;
 }
 
 /**
@@ -64,7 +71,7 @@ export interface ServingLimits {
  * earlier count, was exhausted by 8 agents and the controller's GC took
  * 16% of its CPU at 32). The pool's memory stays after a rollout.
  */
-export const CONTROLLER_SERVING: ServingLimits = { sendBytes: 64 << 20, poolBytes: 96 << 20 };
+export const CONTROLLER_SERVING: ServingLimits = { sendBytes: 64 << 20, poolBytes: 96 << 20, openFiles: 1024 };
 
 /** See module comment. One per chunk store. */
 export class ServedChunks {
@@ -81,7 +88,10 @@ export class ServedChunks {
   /** Open chunk files, least recently served first (Map order). */
   private readonly files = new Map<string, OpenChunk>();
 
+  private readonly openFiles: number;
+
   constructor(private readonly store: ChunkStore, limits: ServingLimits = CONTROLLER_SERVING) {
+    this.openFiles = limits.openFiles;
     this.pool = new BufferPool(Number.POSITIVE_INFINITY, limits.poolBytes);
     this.budget = new SendBudget(limits.sendBytes);
     store.onRemove = (digest) => this.drop(digest);
@@ -128,12 +138,16 @@ export class ServedChunks {
 
   /** `digest`'s open file, counted as read by one more reader; opened (and the set trimmed) if it is not open. */
   private async openChunk(digest: string): Promise<OpenChunk> {
-    const path = this.store.pathOf(digest); // validates the digest
-    let file = this.files.get(digest);
+    let file = this.files.get(digest); // a key here is a digest pathOf validated when it was opened
     if (!file) {
+      const path = this.store.pathOf(digest); // validates the digest
       let fd: number;
       try {
-        fd = await new Promise<number>((res, rej) => open(path, 'r', (e, f) => (e ? rej(e) : res(f))));
+        fd = await openForRead(path).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'EMFILE' && e.code !== 'ENFILE') throw e;
+          this.closeIdle(); // out of descriptors: the idle chunk files give theirs back
+          return openForRead(path);
+        });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ChunkNotFoundError(digest);
         throw e;
@@ -152,12 +166,17 @@ export class ServedChunks {
     return file;
   }
 
-  /** Close the least recently served files not being read until at most OPEN_FILES are open. */
+  /** Close the least recently served files not being read until at most `openFiles` are open. */
   private trim(): void {
     for (const [d, f] of this.files) {
-      if (this.files.size <= OPEN_FILES) return;
+      if (this.files.size <= this.openFiles) return;
       if (f.readers === 0) this.drop(d);
     }
+  }
+
+  /** Close every open file not being read. */
+  private closeIdle(): void {
+    for (const [d, f] of this.files) if (f.readers === 0) this.drop(d);
   }
 
   /** `digest`'s file leaves the open set; closed now, or by its last reader. */
@@ -201,6 +220,11 @@ export class ServedChunks {
       throw e;
     }
   }
+}
+
+/** `path` opened read-only (callback API: one trip through the thread pool). */
+function openForRead(path: string): Promise<number> {
+  return new Promise<number>((res, rej) => open(path, 'r', (e, f) => (e ? rej(e) : res(f))));
 }
 
 /** Read from offset 0 until `buf` is full or the file ends; returns the bytes read. The one read loop for whole chunk files (also the commit check, controller/src/bundles/file-digests.ts). */

@@ -51,7 +51,20 @@ export async function sendChunkBody(res: ServerResponse, b: ChunkBody): Promise<
     return 0;
   }
   let closed = false;
-  res.once('close', () => { closed = true; });
+  // One listener pair per body, not per wait: a 1 MiB chunk fills the socket's buffer, so nearly every write waits.
+  let wake: (() => void) | undefined;
+  const onDrain = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onClose = (): void => {
+    closed = true;
+    onDrain();
+  };
+  res.on('drain', onDrain);
+  res.once('close', onClose);
+  const drained = (): Promise<void> => (closed ? Promise.resolve() : new Promise<void>((resolve) => { wake = resolve; }));
   const readAhead = (i: number): Promise<EncodedChunkData> => {
     const p = b.read(i);
     p.catch(() => undefined); // awaited below, or dropped in finally: never an unhandled rejection
@@ -87,7 +100,7 @@ export async function sendChunkBody(res: ServerResponse, b: ChunkBody): Promise<
         headSent = true;
       }
       sent += piece.length;
-      if (!res.write(piece, () => b.pool.give(msg.framed))) await drained(res);
+      if (!res.write(piece, () => b.pool.give(msg.framed))) await drained();
     }
     if (closed) return sent;
     if (left > 0) {
@@ -98,20 +111,9 @@ export async function sendChunkBody(res: ServerResponse, b: ChunkBody): Promise<
     res.end();
     return sent;
   } finally {
+    res.off('drain', onDrain);
+    res.off('close', onClose);
     // A read still under way when the body ended early: its buffer goes back to the pool when it lands.
     ahead?.then((m) => b.pool.give(m.framed), () => undefined);
   }
-}
-
-/** Resolves when `res` can take more bytes (`drain`) or is gone (`close`). */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkStore } from '../../../common/src/bundle/chunk-store.js';
 import { ChunkData } from '../../../common/src/gen/ferry/v1/common.js';
-import { ServedChunks } from '../../../common/src/bundle/served-chunks.js';
+import { CONTROLLER_SERVING, ServedChunks } from '../../../common/src/bundle/served-chunks.js';
 import { BufferPool } from '../../../common/src/bundle/buffer-pool.js';
 import { seededBytes } from './prng.js';
 
@@ -101,7 +102,8 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     await assert.rejects(served.read(d), (e: Error & { code?: string }) => e.code === 'CHUNK_CORRUPT');
   });
 
-  it('keeps the files of recently served chunks open (no open or close per serve), at most 64, and closes them on close()', async () => {
+  it('keeps the files of recently served chunks open (no open or close per serve), at most its limit, and closes them on close()', async () => {
+    served = new ServedChunks(store, { ...CONTROLLER_SERVING, openFiles: 64 });
     await served.read(digest);
     await served.read(digest);
     assert.deepEqual(await openUnder(dir), [store.pathOf(digest)], 'one file open for two serves');
@@ -123,6 +125,29 @@ describe('controller/bundles/served-chunks: reading chunks for Chunks.Fetch', ()
     assert.equal((await served.read(many[0]!)).data.toString(), 'chunk 0', 'read again after close()');
     served.forget();
     assert.deepEqual(await openUnder(dir), [], 'forget() closes them too (the next serve sees the file the store has now)');
+  });
+
+  it('out of file descriptors (EMFILE), it closes its idle chunk files and opens again: every chunk is served', async () => {
+    // A child with a hard limit of 40 descriptors serves 100 chunks sequentially with room for 1024 open files.
+    const digests: string[] = [];
+    for (let k = 0; k < 100; k++) {
+      const b = Buffer.from(`chunk ${k}`);
+      digests.push(sha(b));
+      await store.put(sha(b), b);
+    }
+    const mod = new URL('../../../common/src/bundle/', import.meta.url).pathname;
+    const script = [
+      `import { ChunkStore } from '${mod}chunk-store.js';`,
+      `import { ServedChunks } from '${mod}served-chunks.js';`,
+      `const served = new ServedChunks(new ChunkStore(${JSON.stringify(dir)}));`,
+      `const digests = ${JSON.stringify(digests)};`,
+      'let ok = 0;',
+      'for (let k = 0; k < digests.length; k++) if ((await served.read(digests[k])).data.toString() === `chunk ${k}`) ok++;',
+      'console.log(ok);',
+    ].join('\n');
+    const r = spawnSync('bash', ['-c', 'ulimit -n 40 && exec "$0" --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '100');
   });
 
   it('a chunk found corrupt is closed as well as dropped: nothing of it stays open', async () => {
