@@ -15,10 +15,14 @@
  *   callback, which also runs when the write fails).
  * - Writes wait for `drain` (or `close`): a slow client never makes the
  *   server buffer a blob.
+ * - Each chunk's write takes its bytes from the process's turn budget
+ *   (turn-budget.ts), so many fast clients cannot stretch one turn of the
+ *   event loop until new connections time out waiting to be accepted.
  */
 import type { ServerResponse } from 'node:http';
 import type { BufferPool } from '../bundle/buffer-pool.js';
 import type { EncodedChunkData } from '../bundle/chunk-codec.js';
+import { BODY_TURN_BUDGET, type TurnBudget } from './turn-budget.js';
 
 /** What {@link sendChunkBody} needs to write one body. */
 export interface ChunkBody {
@@ -41,6 +45,8 @@ export interface ChunkBody {
   writeHead(): void;
   /** The span ran out `left` bytes before the body's end (the connection is then aborted): for the caller's log. */
   short?(left: number): void;
+  /** Bytes per event-loop turn shared with every other body; the process's own by default. */
+  turns?: TurnBudget;
 }
 
 /** Writes `b` to `res` (see module comment); resolves with the body bytes written. */
@@ -93,6 +99,12 @@ export async function sendChunkBody(res: ServerResponse, b: ChunkBody): Promise<
         return sent;
       }
       const piece = msg.data.subarray(skip, Math.min(msg.data.length, skip + left));
+      const turn = (b.turns ?? BODY_TURN_BUDGET).take(piece.length);
+      if (turn) await turn;
+      if (closed) {
+        b.pool.give(msg.framed);
+        return sent;
+      }
       skip = 0;
       left -= piece.length;
       if (!headSent) {
