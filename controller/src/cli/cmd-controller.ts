@@ -5,6 +5,7 @@ import { createLogger } from '../../../common/src/log.js';
 import { MALLOC_ENV, missingMallocEnv } from '../../../common/src/malloc-env.js';
 import { loadControllerConfig } from '../config.js';
 import { Controller } from '../controller.js';
+import { tuneControllerGc } from '../gc-tuning.js';
 
 /** `ferry controller start`: runs until SIGTERM/SIGINT, then drains with a deadline. */
 export async function cmdController(args: string[]): Promise<number> {
@@ -24,6 +25,8 @@ export async function cmdController(args: string[]): Promise<number> {
     // glibc reads these before any code runs, so only whoever starts the process can set them (README: running the controller as a service).
     log.info({ missing, recommended: MALLOC_ENV }, 'glibc malloc settings for serving bundles are not set; serving chunks costs more CPU without them');
   }
+  const gc = tuneControllerGc();
+  log.debug({ gc }, 'V8 old-generation growth for serving (controller/src/gc-tuning.ts)');
   const c = await Controller.start(cfg, log);
   process.stderr.write(
     `Ferry controller ${c.caCreated ? 'initialised and ' : ''}running\n` +
