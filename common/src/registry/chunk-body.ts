@@ -22,7 +22,7 @@
 import type { ServerResponse } from 'node:http';
 import type { BufferPool } from '../bundle/buffer-pool.js';
 import type { EncodedChunkData } from '../bundle/chunk-codec.js';
-import { BODY_TURN_BUDGET, type TurnBudget } from './turn-budget.js';
+import { BODY_TURN_BUDGET } from './turn-budget.js';
 
 /** What {@link sendChunkBody} needs to write one body. */
 export interface ChunkBody {
@@ -45,8 +45,6 @@ export interface ChunkBody {
   writeHead(): void;
   /** The span ran out `left` bytes before the body's end (the connection is then aborted): for the caller's log. */
   short?(left: number): void;
-  /** Bytes per event-loop turn shared with every other body; the process's own by default. */
-  turns?: TurnBudget;
 }
 
 /** Writes `b` to `res` (see module comment); resolves with the body bytes written. */
@@ -94,15 +92,11 @@ export async function sendChunkBody(res: ServerResponse, b: ChunkBody): Promise<
         return sent;
       }
       ahead = i + 1 < b.count && left > msg.data.length - skip ? readAhead(i + 1) : undefined;
-      if (closed) {
-        b.pool.give(msg.framed); // the client left while the chunk was read: nothing to write it to
-        return sent;
-      }
       const piece = msg.data.subarray(skip, Math.min(msg.data.length, skip + left));
-      const turn = (b.turns ?? BODY_TURN_BUDGET).take(piece.length);
+      const turn = BODY_TURN_BUDGET.take(piece.length);
       if (turn) await turn;
       if (closed) {
-        b.pool.give(msg.framed);
+        b.pool.give(msg.framed); // the client left while the chunk was read or waited its turn: nothing to write it to
         return sent;
       }
       skip = 0;
