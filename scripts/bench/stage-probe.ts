@@ -53,23 +53,6 @@ function distinct(signed: SignedManifest): WantedChunk[] {
   return [...seen].map(([digest, size]) => ({ digest, size }));
 }
 
-function shortBatches(chunks: WantedChunk[]): WantedChunk[][] {
-  const out: WantedChunk[][] = [];
-  let cur: WantedChunk[] = [];
-  let bytes = 0;
-  for (const c of chunks) {
-    if (cur.length > 0 && (cur.length >= 16 || bytes + c.size > 4 * 1024 * 1024)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(c);
-    bytes += c.size;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
-}
-
 async function withProfile<T>(on: boolean, fn: () => Promise<T>): Promise<{ result: T; profile?: ProfileSummary }> {
   if (!on) return { result: await fn() };
   const s = new Session();
@@ -141,7 +124,7 @@ serveRpc({
     // A flow-control window other than the product's: a channel of its own.
     const src = args.window === undefined ? source! : dial!({ 'grpc-node.flow_control_window': args.window });
     // shortCalls: the batching before issue 16 (≤ 16 chunks / 4 MiB per call), for comparison.
-    const queue = args.shortCalls ? shortBatches(distinct(args.signed)) : batches(distinct(args.signed));
+    const queue = args.shortCalls ? batches(distinct(args.signed), 16, 4 * 1024 * 1024) : batches(distinct(args.signed));
     let bytes = 0;
     const known = new Set<string>();
     const cpu0 = cpuMs();

@@ -64,13 +64,17 @@ export interface FetchChunksOptions {
   retryDelayMs?: number;
 }
 
-/** Split into batches of one group each, at most BATCH_CHUNKS chunks and (unless a single chunk is larger) BATCH_BYTES bytes. */
-export function batches(chunks: WantedChunk[]): WantedChunk[][] {
+/**
+ * Split into batches of one group each, at most `maxChunks` chunks and
+ * (unless a single chunk is larger) `maxBytes` bytes. The limits are
+ * parameters only so the bench's stage probe can replay the old short calls.
+ */
+export function batches(chunks: WantedChunk[], maxChunks = BATCH_CHUNKS, maxBytes = BATCH_BYTES): WantedChunk[][] {
   const out: WantedChunk[][] = [];
   let cur: WantedChunk[] = [];
   let bytes = 0;
   for (const c of chunks) {
-    if (cur.length > 0 && (cur.length >= BATCH_CHUNKS || bytes + c.size > BATCH_BYTES || c.group !== cur[0]!.group)) {
+    if (cur.length > 0 && (cur.length >= maxChunks || bytes + c.size > maxBytes || c.group !== cur[0]!.group)) {
       out.push(cur);
       cur = [];
       bytes = 0;

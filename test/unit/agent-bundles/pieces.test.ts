@@ -19,6 +19,9 @@ describe('agent/bundles: pieces', () => {
     for (const b of batches(big)) assert.ok(b.reduce((s, c) => s + c.size, 0) <= BATCH_BYTES);
     assert.deepEqual(batches(big).map((b) => b.length), [per, 10]);
     assert.deepEqual(batches([]), []);
+    // Limits of its own (the bench's replay of short calls): 16 chunks or 4 MiB per call.
+    assert.deepEqual(batches(small.slice(0, 40), 16, 4 * 1024 * 1024).map((b) => b.length), [16, 16, 8]);
+    assert.deepEqual(batches(big.slice(0, 3), 16, 4 * 1024 * 1024).map((b) => b.length), [1, 1, 1]);
   });
 
   it('token bucket: unlimited returns at once; a cap is enforced across concurrent takers; abort cancels the wait', async () => {
