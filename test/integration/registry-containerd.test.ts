@@ -77,7 +77,7 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
     }, key.privatePem);
     await admin.call(admin.client.publishBundle, { name: 'imgs', version: '1.0', as: [], anonymous: false });
     proxy = await CuttingProxy.start(c.registry!.port);
-    // The hosts.toml a host gets: Ferry as the only place docker.io images come from (no server = no fallback upstream).
+    // The hosts.toml a host gets: Ferry as the only place docker.io images come from (no server line; containerd still tries registry-1.docker.io after it, which fails here: no DNS, docs/mirror.md).
     const certs = certDir(join(dir, 'client'), { certPem: readFileSync(a.state.certPath, 'utf8'), keyPem: readFileSync(a.state.keyPath, 'utf8'), caPem: c.ctx.ca.certPem });
     mkdirSync(join(dir, 'certs.d/docker.io'), { recursive: true });
     writeFileSync(join(dir, 'certs.d/docker.io/hosts.toml'), [
@@ -110,20 +110,32 @@ describe('registry: containerd pulls through hosts.toml, and resumes an interrup
 
   it('an interrupted pull resumes with Range instead of starting over', async () => {
     const layer = big.layers[0]!.length;
-    proxy.reset(3 << 20);
-    const cut = await pull('docker.io/ferry/big:1.0');
-    assert.notEqual(cut.code, 0, 'the first pull is cut off');
     // containerd keeps what arrived in an ingest of the layer; wait until the daemon has it (ctr's stream may still be closing).
     const layerRef = big.layerDigests[0]!.slice(7);
     // How much of the layer the ingest holds (ctr prints it rounded, e.g. "1.049 MB"): what the second pull need not move.
     let held = 0;
-    await waitFor(async () => {
-      const line = (await ctr('content', 'active')).stdout.split('\n').find((l) => l.includes(layerRef)) ?? '';
+    let seen = '';
+    const holding = async (): Promise<boolean> => {
+      const active = await ctr('content', 'active');
+      seen = `ctr content active: exit ${active.code}, ${JSON.stringify((active.stdout + active.stderr).trim().slice(-600))}`;
+      const line = active.stdout.split('\n').find((l) => l.includes(layerRef)) ?? '';
       const m = /\s(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|KiB|MiB|GiB)\s/.exec(line);
       const unit: Record<string, number> = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1 << 20, GiB: 1 << 30 };
       held = m ? Number(m[1]) * unit[m[2]!]! : 0;
       return held > 0;
-    }, 20_000, 'a partial ingest of the cut layer');
+    };
+    // The cut is at a byte count, but once in a full-suite run (1 in ~3) no ingest of the layer showed up
+    // within 20 s of it; a cut pull is cheap, so up to three are made before the resume is tested, and a
+    // failure says what ctr and containerd reported.
+    const cuts: string[] = [];
+    for (let attempt = 1; attempt <= 3 && held === 0; attempt++) {
+      proxy.reset(3 << 20);
+      const cut = await pull('docker.io/ferry/big:1.0');
+      assert.notEqual(cut.code, 0, 'the first pull is cut off');
+      cuts.push(`cut pull ${attempt}: exit ${cut.code}, ${JSON.stringify(cut.stderr.trim().slice(-300))}`);
+      await waitFor(holding, 10_000, 'a partial ingest of the cut layer').catch(() => undefined);
+    }
+    assert.ok(held > 0, `no partial ingest of the cut layer after ${cuts.length} cut pulls:\n${cuts.join('\n')}\n${seen}`);
     const PARTIAL = 'ferry_registry_requests_total{kind="blob",code="206"}';
     const before = await registryCounts(c);
     proxy.reset();

@@ -19,7 +19,7 @@ export interface HostsTomlSpec {
   /** Client certificate and key for https mirrors. */
   client?: readonly [string, string];
   dialTimeoutMs: number;
-  /** Strictly offline: no `server`, so containerd never goes past the mirrors. */
+  /** Strictly offline: no `server` line. containerd 1.6 still tries the registry's default host after the mirrors (docs/mirror.md), so this keeps no pull inside by itself. */
   offline: boolean;
 }
 
@@ -46,7 +46,7 @@ export function renderHostsToml(s: HostsTomlSpec): string {
   }
   doc['host'] = hosts;
   const what = s.upstream === '_default' ? 'every registry without a directory of its own' : s.upstream;
-  const mode = server ? `falls back to ${server} when no mirror answers` : 'mirror only: no server line, so containerd never falls back upstream';
+  const mode = server ? `falls back to ${server} when no mirror answers` : 'mirror only: no server line (containerd 1.6 may still try the default upstream; a closed network keeps pulls inside, docs/mirror.md)';
   return `# Managed by Ferry (step containerd.mirror): ${what}, ${mode}.\n`
     + '# Edits here are replaced on the next run of the step.\n\n'
     + `${stringify(doc)}\n`;

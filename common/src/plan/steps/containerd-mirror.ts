@@ -11,7 +11,7 @@
  *   args:
  *     mirrors: [relay, "https://10.77.0.1:5443"]   # tried in order; `relay`: this host's site relays (docs/relays.md)
  *     upstreams: [docker.io, registry.k8s.io, "sea.hub:5000"]
- *     offline: true           # default: no `server` line, so containerd never falls back upstream
+ *     offline: true           # default: no `server` line (containerd 1.6 may still try the default upstream: docs/mirror.md)
  *     ca: fleet               # the agent's fleet CA (default) | system | /abs/ca.pem
  *     client: fleet           # the agent's own certificate and key (default) | none | {cert, key}
  *     dialTimeout: 3s
