@@ -24,11 +24,19 @@ import { setFlagsFromString } from 'node:v8';
 /** V8's --heap-growing-percent for the controller (growth factor 1 + p/100). */
 export const CONTROLLER_HEAP_GROWING_PERCENT = 400;
 
-/** Applies {@link CONTROLLER_HEAP_GROWING_PERCENT} unless this process was started with a factor of its own; returns what applies. */
-export function tuneControllerGc(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env['NODE_OPTIONS'] ?? ''): string {
+/**
+ * Applies {@link CONTROLLER_HEAP_GROWING_PERCENT} unless this process was
+ * started with a factor of its own; returns what applies. `setFlag` is V8's
+ * (tests pass their own, so the test process keeps its GC as it is).
+ */
+export function tuneControllerGc(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions = process.env['NODE_OPTIONS'] ?? '',
+  setFlag: (flag: string) => void = setFlagsFromString,
+): string {
   const own = [...execArgv, ...nodeOptions.split(/\s+/)].find((a) => /^--heap[-_]growing[-_]percent(=|$)/.test(a));
   if (own) return own;
   const flag = `--heap-growing-percent=${CONTROLLER_HEAP_GROWING_PERCENT}`;
-  setFlagsFromString(flag);
+  setFlag(flag);
   return flag;
 }

@@ -42,7 +42,7 @@ export class TurnBudget {
     return new Promise<void>((go) => this.waiting.push({ bytes, go }));
   }
 
-  /** Writers waiting for a later turn (for tests and metrics). */
+  /** Writers waiting for a later turn (for tests). */
   get queued(): number {
     return this.waiting.length;
   }
